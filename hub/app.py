@@ -1,0 +1,137 @@
+"""The app factory: routes, middleware, error rendering, and the lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hub import __version__
+from hub.auth import MasterKeyAuth
+from hub.chat import chat_completions
+from hub.config import Config
+from hub.errors import HubError, NotFound, error_response, json_response
+from hub.middleware import RequestIdMiddleware
+from hub.routing import ModelRouter
+from hub.state import HubState, authenticate, hub_state
+from providers._http import HttpPool
+from providers.base import ProviderError
+
+logger = logging.getLogger("toolhub")
+
+Extension = Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]
+"""A later layer (MCP hub, store) that opens its resources inside the app lifespan and registers itself in state."""
+
+
+async def list_models(request: Request) -> Response:
+    state = hub_state(request)
+    principal = await authenticate(request)
+    created = state.extras["started_at"]
+    data = [
+        {"id": alias, "object": "model", "created": created, "owned_by": routes[0].deployment.provider}
+        for alias, routes in state.config.models.items()
+        if principal.may_use_model(alias)
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    state = hub_state(request)
+    principal = await authenticate(request)
+    alias = request.path_params["model"]
+    routes = state.config.models.get(alias)
+    if routes is None or not principal.may_use_model(alias):
+        raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found", param="model")
+    owner = routes[0].deployment.provider
+    return json_response({"id": alias, "object": "model", "created": state.extras["started_at"], "owned_by": owner})
+
+
+async def liveliness(request: Request) -> Response:
+    return json_response("I'm alive!")
+
+
+async def readiness(request: Request) -> Response:
+    state = hub_state(request)
+    checks: dict[str, Any] = {"models": len(state.config.models)}
+    healthy = True
+    for name, check in state.extras.get("readiness", {}).items():
+        ok, detail = await check()
+        checks[name] = detail
+        healthy = healthy and ok
+    body = {"status": "healthy" if healthy else "unhealthy", "version": __version__, **checks}
+    return json_response(body, 200 if healthy else 503)
+
+
+async def _hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HubError | ProviderError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else None
+    body = {"error": {"message": f"{exc.detail}: {request.method} {request.url.path}", "type": "invalid_request_error",
+                      "param": None, "code": code}}  # fmt: skip
+    return json_response(body, exc.status_code, exc.headers)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"message": "The gateway failed while handling this request.", "type": "server_error",
+                      "param": None, "code": "internal_error"}}  # fmt: skip
+    return json_response(body, 500)
+
+
+def create_app(config: Config, *, extensions: list[Extension] | None = None, routes: list[BaseRoute] | None = None) -> Starlette:
+    """Build the ASGI app; nothing is opened until the lifespan runs."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = HttpPool()
+        state = HubState(config=config, pool=pool, router=ModelRouter(config.models, pool), auth=MasterKeyAuth(config.master_key))
+        state.extras["started_at"] = int(time.time())
+        app.state.hub = state
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for extension in extensions or ():
+                    await stack.enter_async_context(extension(state))
+                yield
+        finally:
+            await pool.aclose()
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HubError: _hub_error,
+        ProviderError: _hub_error,
+        HTTPException: _http_error,
+        Exception: _crash,
+    }
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+            Route("/health/liveliness", liveliness, methods=["GET"]),
+            Route("/health/liveness", liveliness, methods=["GET"]),
+            Route("/health/readiness", readiness, methods=["GET"]),
+            *(routes or ()),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=["x-request-id"]),  # fmt: skip
+        ],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,117 @@
+"""The `toolhub` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from hub.config import Config, ConfigError, config_path, load_config
+
+logger = logging.getLogger("toolhub")
+
+
+def _load(path: str | None) -> Config:
+    config = load_config(config_path(path))
+    for key in config.ignored:
+        logger.warning("config key %s is not implemented by Toolhub and is ignored", key)
+    return config
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; in-flight requests get `shutdown_grace_seconds` to finish."""
+    import uvicorn
+
+    from hub.server import build_app
+
+    config = _load(args.config)
+    if config.master_key is None:
+        logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
+    logger.info("serving %d model aliases from %s on http://%s:%d", len(config.models), config.source, args.host, args.port)
+    uvicorn.run(
+        build_app(config),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=int(config.shutdown_grace_seconds) or None,
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        server_header=False,
+    )
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Validate a config file and print what would be served."""
+    config = _load(args.file)
+    out = sys.stdout
+    out.write(f"config {config.source}: OK\n")
+    out.write(f"master key: {'set' if config.master_key else 'NONE (open gateway)'}\n")
+    out.write(f"database: {'database_url set' if config.database_url else 'embedded SQLite'}\n")
+    out.write("models:\n")
+    for alias, routes in config.models.items():
+        for route in routes:
+            d = route.deployment
+            warn = f"  [unavailable: {', '.join(route.missing_env)} not set]" if route.missing_env else ""
+            out.write(f"  {alias} -> {d.provider}/{d.model} at {d.api_base}{warn}\n")
+    out.write("mcp servers:\n")
+    for name, server in config.mcp_servers.items():
+        spec = server.spec
+        where = spec.url or " ".join([spec.command or "", *spec.args])
+        warn = f"  [unavailable: {', '.join(server.missing_env)} not set]" if server.missing_env else ""
+        out.write(f"  {name} ({spec.transport or ('stdio' if spec.command else 'sse')}): {where}{warn}\n")
+    for key in config.ignored:
+        out.write(f"ignored: {key}\n")
+    return 0
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolhub", description="MCP tool hub and OpenAI-compatible LLM gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway and MCP hub")
+    p.add_argument("--config", "-c", help="YAML config (default: $TOOLHUB_CONFIG or configs/config.example.yaml)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4000)
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--access-log", action="store_true", help="log every request (costs CPU on the hot path)")
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-* headers")
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("check-config", help="validate a config file and print what would be served")
+    p.add_argument("file", nargs="?", help="YAML config (default: $TOOLHUB_CONFIG or configs/config.example.yaml)")
+    p.set_defaults(func=check_config)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    """Subcommands owned by other modules (MCP hub, keys), registered without importing them eagerly."""
+    from hub import commands
+
+    return commands.REGISTRARS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"toolhub: config error at {exc}\n" if exc.path else f"toolhub: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Subcommands that other layers add to `toolhub` (each a function taking argparse's subparsers)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+REGISTRARS: list[Registrar] = []

@@ -1,0 +1,317 @@
+"""The YAML config, in the format LiteLLM users already have, read once into explicit objects.
+
+This is the only module that reads files or the environment for settings. Secrets appear in the YAML as
+`os.environ/NAME`; a reference to an unset variable does not fail start: the model (or MCP server) that needs it is
+served as unavailable and its requests get an error naming the variable. A malformed file, a wrong type or an unknown
+provider fails start with the path of the offending key. Keys we read but do not implement are reported once at start
+(`Config.ignored`), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from providers.base import Deployment
+from providers.openai import KNOWN_PARAMS
+from providers.registry import PROVIDERS, split_model
+
+_T = TypeVar("_T")
+ENV_PREFIX = "os.environ/"
+DEFAULT_CONFIG = Path("configs/config.example.yaml")
+
+
+class ConfigError(Exception):
+    """The config cannot be served; `path` names the offending key, e.g. `model_list[2].litellm_params.model`."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+class _Section(BaseModel):
+    """Known keys are typed; unknown keys are kept in `model_extra` and reported as ignored."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+_REQUEST_DEFAULTS = KNOWN_PARAMS - {"model", "messages", "stream", "stream_options", "tools", "functions"}
+_REQUEST_DEFAULTS |= {"thinking", "top_k"}
+
+
+class LiteLLMParams(_Section):
+    model: str
+    api_key: str | None = None
+    api_base: str | None = None
+    base_url: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    drop_params: bool | None = None
+    extra_headers: dict[str, str] | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+
+
+class ModelListEntry(_Section):
+    model_name: str = Field(min_length=1)
+    litellm_params: LiteLLMParams
+    model_info: dict[str, Any] | None = None
+    mcp_servers: list[str] | None = None
+    """Toolhub: hub MCP servers whose tools this alias offers to the model by default (the tool loop)."""
+
+
+class GeneralSettings(_Section):
+    master_key: str | None = None
+    database_url: str | None = None
+    max_request_size_mb: float | None = Field(default=None, gt=0)
+    redis_url: str | None = None
+    shutdown_grace_seconds: float | None = Field(default=None, ge=0)
+    max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
+
+
+class LiteLLMSettings(_Section):
+    drop_params: bool | None = None
+    request_timeout: float | None = Field(default=None, gt=0)
+    num_retries: int | None = Field(default=None, ge=0, le=10)
+
+
+class RouterSettings(_Section):
+    num_retries: int | None = Field(default=None, ge=0, le=10)
+    timeout: float | None = Field(default=None, gt=0)
+    routing_strategy: str | None = None
+
+
+class McpServerSpec(_Section):
+    """One upstream MCP server (`mcp_servers.<name>`), in LiteLLM's shape plus Toolhub's options."""
+
+    transport: Literal["stdio", "sse", "http", "streamable_http", "streamable-http"] | None = None
+    url: str | None = None
+    command: str | None = None
+    args: list[str] = Field(default_factory=list[str])
+    env: dict[str, str] = Field(default_factory=dict[str, str])
+    cwd: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict[str, str])
+    extra_headers: dict[str, str] | None = None
+    description: str | None = None
+    alias: str | None = None
+    connect_timeout: float = Field(default=15.0, gt=0)
+    call_timeout: float = Field(default=60.0, gt=0)
+    allowed_tools: list[str] | None = None
+    disallowed_tools: list[str] | None = None
+
+
+class ConfigFile(_Section):
+    model_list: list[ModelListEntry] = Field(default_factory=list[ModelListEntry])
+    general_settings: GeneralSettings = GeneralSettings()
+    litellm_settings: LiteLLMSettings = LiteLLMSettings()
+    router_settings: RouterSettings = RouterSettings()
+    mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict[str, McpServerSpec])
+    environment_variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """One deployment behind a public model alias."""
+
+    alias: str
+    deployment: Deployment
+    missing_env: tuple[str, ...] = ()
+    """Environment variables the entry references but that are unset: requests get an error naming them."""
+    mcp_servers: tuple[str, ...] = ()
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class McpServerConfig:
+    """An upstream MCP server with its secrets resolved."""
+
+    name: str
+    spec: McpServerSpec
+    missing_env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server needs, resolved and validated."""
+
+    models: Mapping[str, tuple[ModelRoute, ...]]
+    master_key: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+    max_request_bytes: int = 16 * 1024 * 1024
+    shutdown_grace_seconds: float = 30.0
+    max_tool_rounds: int = 10
+    mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
+    ignored: tuple[str, ...] = ()
+    """Paths of keys that were read but are not implemented; reported once at start."""
+    source: str = "<memory>"
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML config file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a valid config; the message names the key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    return parse_config(raw if raw is not None else {}, os.environ if environ is None else environ, source=str(path))
+
+
+def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory>") -> Config:
+    """Validate an already-parsed YAML document (see `load_config`)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    missing: dict[str, str] = {}
+    extra_env = raw.get("environment_variables")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if isinstance(extra_env, dict):  # LiteLLM's section of variables; the real environment wins
+        environ = {**{str(k): str(v) for k, v in extra_env.items()}, **environ}  # pyright: ignore[reportUnknownVariableType]
+    resolved = _resolve_env(raw, environ, "", missing)
+    try:
+        file = ConfigFile.model_validate(resolved)
+    except ValidationError as exc:
+        raise _config_error(exc) from exc
+    general = file.general_settings
+    if general.master_key is None and "general_settings.master_key" in missing:
+        raise ConfigError(
+            "general_settings.master_key",
+            f"environment variable {missing['general_settings.master_key']} is not set; set it, or remove "
+            "master_key to run without authentication",
+        )
+    return Config(
+        models=_models(file, missing),
+        master_key=general.master_key,
+        database_url=general.database_url,
+        redis_url=general.redis_url,
+        max_request_bytes=int((general.max_request_size_mb or 16) * 1024 * 1024),
+        shutdown_grace_seconds=30.0 if general.shutdown_grace_seconds is None else general.shutdown_grace_seconds,
+        max_tool_rounds=general.max_tool_rounds or 10,
+        mcp_servers={name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
+                     for name, spec in file.mcp_servers.items()},  # fmt: skip
+        ignored=tuple(_ignored(file)),
+        source=source,
+    )
+
+
+def config_path(explicit: str | None) -> Path:
+    """The config file to serve: the argument, else `TOOLHUB_CONFIG`, else the example config."""
+    return Path(explicit or os.environ.get("TOOLHUB_CONFIG") or DEFAULT_CONFIG)
+
+
+def _resolve_env(node: Any, environ: Mapping[str, str], path: str, missing: dict[str, str]) -> Any:
+    if isinstance(node, str) and node.startswith(ENV_PREFIX):
+        name = node[len(ENV_PREFIX) :]
+        value = environ.get(name)
+        if value is None or value == "":
+            missing[path] = name
+            return None
+        return value
+    if isinstance(node, dict):
+        return {k: _resolve_env(v, environ, _join(path, str(k)), missing) for k, v in node.items()}  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(node, list):
+        return [_resolve_env(v, environ, f"{path}[{i}]", missing) for i, v in enumerate(node)]  # pyright: ignore[reportUnknownVariableType]
+    return node
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _missing_under(missing: Mapping[str, str], prefix: str) -> tuple[str, ...]:
+    return tuple(sorted({name for p, name in missing.items() if p == prefix or p.startswith(prefix + ".")}))
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    path = ""
+    for part in first["loc"]:
+        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
+    return ConfigError(path, f"{first['msg']} (got {first.get('input')!r})")
+
+
+def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[ModelRoute, ...]]:
+    settings, router = file.litellm_settings, file.router_settings
+    models: dict[str, list[ModelRoute]] = {}
+    for i, entry in enumerate(file.model_list):
+        where = f"model_list[{i}]"
+        params = entry.litellm_params
+        kind, upstream = split_model(params.model)
+        spec = PROVIDERS.get(kind)
+        if spec is None:
+            known = ", ".join(sorted(PROVIDERS))
+            raise ConfigError(f"{where}.litellm_params.model", f"unknown provider {kind!r} (known: {known})")
+        api_base = params.api_base or params.base_url or spec.default_api_base
+        missing_env = _missing_under(missing, where)
+        if api_base is None and not missing_env:
+            raise ConfigError(f"{where}.litellm_params.api_base", f"provider {kind!r} needs an api_base")
+        extras = params.model_extra or {}
+        deployment = Deployment(
+            provider=kind,
+            model=upstream,
+            api_base=api_base or "",
+            api_key=params.api_key,
+            timeout=params.timeout or params.stream_timeout or router.timeout or settings.request_timeout or 600.0,
+            max_retries=_first_set(params.max_retries, router.num_retries, settings.num_retries, 0),
+            drop_params=_first_set(params.drop_params, settings.drop_params, True),
+            params={k: v for k, v in extras.items() if k in _REQUEST_DEFAULTS},
+            headers=params.extra_headers or {},
+        )
+        route = ModelRoute(
+            alias=entry.model_name,
+            deployment=deployment,
+            missing_env=missing_env,
+            mcp_servers=tuple(entry.mcp_servers or ()),
+            input_cost_per_token=params.input_cost_per_token,
+            output_cost_per_token=params.output_cost_per_token,
+            rpm=params.rpm,
+            tpm=params.tpm,
+        )
+        for server in route.mcp_servers:
+            if server not in file.mcp_servers:
+                raise ConfigError(f"{where}.mcp_servers", f"no MCP server named {server!r} in mcp_servers")
+        models.setdefault(entry.model_name, []).append(route)
+    return {alias: tuple(routes) for alias, routes in models.items()}
+
+
+def _first_set(*values: _T | None) -> _T:
+    for value in values:
+        if value is not None:
+            return value
+    raise ValueError("no default")
+
+
+def _ignored(file: ConfigFile) -> list[str]:
+    found = [k for k in file.model_extra or {}]
+    for section in ("general_settings", "litellm_settings", "router_settings"):
+        found += [f"{section}.{k}" for k in getattr(file, section).model_extra or {}]
+    for i, entry in enumerate(file.model_list):
+        found += [f"model_list[{i}].{k}" for k in entry.model_extra or {}]
+        found += [f"model_list[{i}].litellm_params.{k}" for k in entry.litellm_params.model_extra or {}
+                  if k not in _REQUEST_DEFAULTS]  # fmt: skip
+        if entry.model_info:
+            found.append(f"model_list[{i}].model_info")
+    for name, spec in file.mcp_servers.items():
+        found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]
+    if file.router_settings.routing_strategy not in (None, "simple-shuffle"):
+        found.append("router_settings.routing_strategy")
+    return found

@@ -1,0 +1,104 @@
+"""Reading and checking an OpenAI chat-completions request body.
+
+Only what the gateway must understand is checked (model, messages, stream, tools); unknown top-level fields are
+accepted and left for the provider to forward or drop, as chat apps send many (notes/clients.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from hub.errors import BadRequest, PayloadTooLarge
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The parsed body; raises PayloadTooLarge past `limit` bytes and BadRequest for invalid JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than the gateway's limit of {limit} bytes.", code="request_too_large"
+    )
+
+
+def check_chat_request(body: Any) -> dict[str, Any]:
+    """Raise BadRequest naming the offending `param` when the body is not a usable chat request."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_request")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    _check_messages(body.get("messages"))
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean.", param="stream", code="invalid_type")
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise BadRequest("'stream_options' must be an object.", param="stream_options", code="invalid_type")
+        if not stream:
+            raise BadRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                             param="stream_options", code="invalid_value")  # fmt: skip
+    _check_tools(body.get("tools"))
+    return body  # pyright: ignore[reportUnknownVariableType]
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty array.", param="messages", code="invalid_value")
+    for i, message in enumerate(messages):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages[{i}] must be an object.", param=f"messages.[{i}]", code="invalid_type")
+        role = message.get("role")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if role not in ROLES:
+            raise BadRequest(
+                f"Invalid value for messages[{i}].role: {role!r}. Supported values are: "
+                "'system', 'developer', 'user', 'assistant', 'tool' and 'function'.",
+                param=f"messages.[{i}].role",
+                code="invalid_value",
+            )
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):  # pyright: ignore[reportUnknownMemberType]
+            raise BadRequest(f"messages[{i}] with role 'tool' needs a 'tool_call_id'.",
+                             param=f"messages.[{i}].tool_call_id", code="missing_required_parameter")  # fmt: skip
+
+
+def _check_tools(tools: Any) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise BadRequest("'tools' must be an array.", param="tools", code="invalid_type")
+    for i, tool in enumerate(tools):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if not isinstance(tool, dict):
+            raise BadRequest(f"tools[{i}] must be an object.", param=f"tools.[{i}]", code="invalid_type")
+        kind = tool.get("type", "function")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if kind != "function":
+            continue  # "mcp" entries are for the tool loop; others are for the upstream to judge
+        function = tool.get("function")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        name = function.get("name") if isinstance(function, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise BadRequest(
+                f"Invalid 'tools[{i}].function.name': {name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$.",
+                param=f"tools[{i}].function.name",
+                code="invalid_value",
+            )

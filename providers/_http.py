@@ -1,0 +1,216 @@
+"""Upstream HTTP for providers: one pooled aiohttp session per upstream origin, SSE reading, error mapping.
+
+aiohttp rather than httpx2 on this path because it costs about a quarter of the CPU per proxied request
+(see the benchmark in `bench/` and notes/performance.md). httpx2 stays where the `mcp` SDK uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import orjson
+
+from providers.base import Deployment, ProviderError
+
+ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
+"""Turns an upstream error body into (message, type, code, param)."""
+
+
+class HttpPool:
+    """One `aiohttp.ClientSession` per upstream origin, created on first use and closed by `aclose()`."""
+
+    def __init__(self, *, limit_per_host: int = 256) -> None:
+        self._limit_per_host = limit_per_host
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session(self, url: str) -> aiohttp.ClientSession:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        session = self._sessions.get(origin)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit_per_host, ttl_dns_cache=300)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+            self._sessions[origin] = session
+        return session
+
+    async def aclose(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+
+def gateway_status(upstream_status: int) -> int:
+    """The status the gateway answers with for an upstream error status."""
+    if upstream_status == 529:  # Anthropic "overloaded"
+        return 503
+    if 400 <= upstream_status < 500:
+        return upstream_status
+    return 502
+
+
+def error_from_response(provider: str, status: int, body: bytes, parse: ErrorParser) -> ProviderError:
+    """Build a `ProviderError` for an upstream error answer, keeping the upstream's own message."""
+    try:
+        message, type_, code, param = parse(body)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        text = body.decode("utf-8", "replace").strip()[:500]
+        message, type_, code, param = text or f"HTTP {status}", None, None, None
+    retryable = status in (408, 409, 429) or status >= 500
+    return ProviderError(
+        f"{provider} error ({status}): {message}",
+        status_code=gateway_status(status),
+        provider=provider,
+        type=type_ or ("upstream_error" if status >= 500 else "invalid_request_error"),
+        code=code,
+        param=param,
+        upstream_status=status,
+        retryable=retryable,
+    )
+
+
+def connect_error(provider: str, url: str, exc: BaseException) -> ProviderError:
+    detail = str(exc) or type(exc).__name__
+    return ProviderError(
+        f"{provider} is unreachable at {_origin(url)}: {detail}",
+        status_code=502,
+        provider=provider,
+        type="upstream_error",
+        code="upstream_unreachable",
+        retryable=True,
+    )
+
+
+def timeout_error(provider: str, seconds: float) -> ProviderError:
+    return ProviderError(
+        f"{provider} did not answer within {seconds:g} s",
+        status_code=504,
+        provider=provider,
+        type="timeout",
+        code="upstream_timeout",
+        retryable=True,
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@contextlib.asynccontextmanager
+async def post(
+    pool: HttpPool,
+    deployment: Deployment,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    stream: bool,
+    parse_error: ErrorParser,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """POST to an upstream with retries on connection failures and retryable statuses; yield a 2xx response.
+
+    For a stream, `deployment.timeout` bounds the wait between two reads; otherwise it bounds the whole call.
+    Raises:
+        ProviderError: the upstream answered an error, could not be reached, or timed out.
+    """
+    if stream:
+        timeout = aiohttp.ClientTimeout(total=None, connect=deployment.connect_timeout, sock_read=deployment.timeout)
+    else:
+        timeout = aiohttp.ClientTimeout(total=deployment.timeout, connect=deployment.connect_timeout)
+    session = pool.session(url)
+    attempt = 0
+    while True:
+        try:
+            response = await session.post(url, data=body, headers=headers, timeout=timeout)
+        except TimeoutError as exc:
+            error: ProviderError = timeout_error(deployment.provider, deployment.timeout)
+            error.__cause__ = exc
+        except aiohttp.ClientError as exc:
+            error = connect_error(deployment.provider, url, exc)
+        else:
+            if response.status < 400:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            try:
+                error = error_from_response(deployment.provider, response.status, await response.read(), parse_error)
+                error.headers = _retry_headers(response.headers)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = connect_error(deployment.provider, url, exc)
+            finally:
+                response.close()
+        if not error.retryable or attempt >= deployment.max_retries:
+            raise error
+        attempt += 1
+        await anyio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
+
+
+def _retry_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+
+
+async def read_json(provider: str, response: aiohttp.ClientResponse, timeout: float) -> Any:
+    """Read and parse a JSON body. Raises ProviderError on a timeout, a broken connection or bad JSON."""
+    try:
+        raw = await response.read()
+    except TimeoutError as exc:
+        raise timeout_error(provider, timeout) from exc
+    except aiohttp.ClientError as exc:
+        raise connect_error(provider, str(response.url), exc) from exc
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProviderError(
+            f"{provider} sent a body that is not JSON: {raw[:200].decode('utf-8', 'replace')}",
+            status_code=502,
+            provider=provider,
+            code="upstream_bad_response",
+        ) from exc
+
+
+async def iter_sse(provider: str, response: aiohttp.ClientResponse, timeout: float) -> AsyncIterator[tuple[str, bytes]]:
+    """Yield `(event, data)` for each server-sent event; `event` is "" when the upstream names none.
+
+    Raises:
+        ProviderError: the answer is not an event stream, the stream stalled past `timeout` or the connection broke.
+    """
+    if "text/event-stream" not in response.headers.get("content-type", ""):
+        body = await response.content.read(500)
+        raise ProviderError(
+            f"{provider} answered a stream request with {response.headers.get('content-type') or 'no content type'}"
+            f" instead of an event stream: {body.decode('utf-8', 'replace')}",
+            status_code=502,
+            provider=provider,
+            code="upstream_bad_response",
+        )
+    event = ""
+    data: list[bytes] = []
+    try:
+        async for raw_line in response.content:
+            line = raw_line.rstrip(b"\r\n")
+            if not line:
+                if data:
+                    yield event, b"\n".join(data)
+                event, data = "", []
+            elif line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line.startswith(b"event:"):
+                event = line[6:].strip().decode()
+        if data:
+            yield event, b"\n".join(data)
+    except TimeoutError as exc:
+        raise timeout_error(provider, timeout) from exc
+    except aiohttp.ClientError as exc:
+        raise connect_error(provider, str(response.url), exc) from exc

@@ -1,0 +1,120 @@
+"""The provider contract.
+
+The gateway speaks OpenAI Chat Completions to its clients, and every provider module speaks it to the hub as well:
+a `ChatRequest` carries the OpenAI request body (a dict, as parsed from the client), a `complete()` answers with an
+OpenAI `chat.completion` dict, and `stream()` yields OpenAI `chat.completion.chunk` dicts. We chose OpenAI shapes over
+neutral dataclasses for three reasons:
+
+* the OpenAI-compatible path (OpenAI, vLLM, Ollama) needs no translation at all, and it is the hot path;
+* every client of `/v1` and the tool loop already think in these shapes, so nothing is converted twice;
+* each translating module (`anthropic`, `gemini`) owns one mapping in each direction, OpenAI <-> its wire format,
+  and the OpenAI chunk contract below is the single place where streaming rules are written down.
+
+Stream contract (what every provider's `stream()` must yield; the hub relies on it):
+
+* chunks follow the OpenAI wire rules: one `id`/`created`/`model` per stream, `delta.role` in the first chunk,
+  tool-call deltas with a 0-based contiguous `index` and `id`/`type`/`function.name` only in a call's first fragment,
+  `finish_reason` only on the last choice chunk;
+* a provider always ends with one usage chunk (`"choices": []` and `"usage": {...}`) when the upstream reports usage,
+  whether or not the client asked for `stream_options.include_usage`; the hub records it and drops it when the client
+  did not ask;
+* failures raise `ProviderError`, before the first chunk or after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One upstream model that an alias routes to, with everything needed to call it."""
+
+    provider: str
+    """Provider key, e.g. `openai`, `anthropic`, `gemini`."""
+    model: str
+    """The upstream model name, e.g. `gpt-5-mini-2025-08-07`."""
+    api_base: str
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    timeout: float = 600.0
+    """Seconds for the whole non-streaming call, or between two stream events."""
+    connect_timeout: float = 10.0
+    max_retries: int = 0
+    drop_params: bool = True
+    """Drop request parameters the upstream model rejects (True) or refuse them with a 400 (False)."""
+    params: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    """Default request parameters from the config (`litellm_params` extras), applied under the client's own."""
+    headers: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Extra headers sent upstream (`litellm_params.extra_headers`)."""
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """An OpenAI chat-completions request on its way to one deployment."""
+
+    body: JSON
+    """The client's OpenAI request body; `model` is already the upstream model name."""
+    deployment: Deployment
+    request_id: str = ""
+
+
+class ProviderError(Exception):
+    """An upstream call failed; carries what the gateway needs to answer in OpenAI's error shape.
+
+    `status_code` is the status the *gateway* should answer with (upstream 4xx are passed through, upstream 5xx
+    and connection failures become 502, timeouts 504). `upstream_status` is what the upstream said, if anything.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        provider: str,
+        type: str = "upstream_error",
+        code: str | None = None,
+        param: str | None = None,
+        upstream_status: int | None = None,
+        retryable: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.provider = provider
+        self.type = type
+        self.code = code
+        self.param = param
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.headers = dict(headers or {})
+
+    def to_openai(self) -> JSON:
+        """The error as OpenAI's `{"error": {...}}` body."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class Provider(Protocol):
+    """One upstream wire API. Instances are shared by all requests and own no per-request state."""
+
+    name: str
+
+    async def complete(self, request: ChatRequest) -> JSON:
+        """Answer a non-streaming request with an OpenAI `chat.completion` dict.
+
+        Raises:
+            ProviderError: the upstream refused, failed or timed out.
+        """
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        """Yield OpenAI `chat.completion.chunk` dicts as the upstream produces them (see the module docstring).
+
+        Raises:
+            ProviderError: the upstream refused, failed or timed out, before or during the stream.
+        """
+        ...

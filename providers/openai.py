@@ -1,0 +1,215 @@
+"""OpenAI Chat Completions upstreams: OpenAI itself and any OpenAI-compatible server (vLLM, Ollama, ...).
+
+The request passes through nearly unchanged: the model name is rewritten, the per-model parameter policy is applied
+(the gpt-5 and o-series reasoning models reject several sampling parameters). Unknown top-level fields, which chat
+apps send freely (`num_ctx`, `top_k`), are dropped for `openai/` models, since OpenAI refuses them, and forwarded for
+`hosted_vllm/`, `ollama/` and `openai_compatible/` models, whose servers often understand them.
+Responses are normalised only where real upstreams break clients: tool-call deltas without `index` and tool calls
+without arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from providers import _http
+from providers.base import JSON, ChatRequest, Deployment, ProviderError
+
+DEFAULT_API_BASE = "https://api.openai.com/v1"
+OLLAMA_API_BASE = "http://localhost:11434/v1"
+
+KNOWN_PARAMS = frozenset(
+    """model messages stream stream_options tools tool_choice parallel_tool_calls response_format max_completion_tokens
+    max_tokens reasoning_effort verbosity temperature top_p stop n seed presence_penalty frequency_penalty logit_bias
+    logprobs top_logprobs user safety_identifier prompt_cache_key prompt_cache_options metadata store service_tier
+    prediction modalities audio web_search_options functions function_call""".split()
+)
+"""Top-level fields api.openai.com accepts; anything else is dropped before a request goes there."""
+
+REASONING_REJECTED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
+                      "logit_bias", "stop")  # fmt: skip
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)(?!.*-chat)")
+
+
+def is_reasoning_model(model: str) -> bool:
+    """gpt-5 family and o-series models, which take `max_completion_tokens` and reject sampling parameters."""
+    return _REASONING_MODEL.match(model.rsplit("/", 1)[-1]) is not None
+
+
+def build_body(body: JSON, deployment: Deployment) -> JSON:
+    """The upstream request body: config defaults under the client's fields, then the model's parameter policy.
+
+    Raises:
+        ProviderError: a parameter the model rejects while `drop_params` is off.
+    """
+    out: JSON = {**deployment.params, **body, "model": deployment.model}
+    if deployment.provider == "openai":
+        for key in [k for k in out if k not in KNOWN_PARAMS]:
+            del out[key]
+    if is_reasoning_model(deployment.model):
+        _apply_reasoning_policy(out, deployment)
+    if out.get("stream"):
+        # Always ask for usage so the gateway can account for it; the hub hides it from clients that did not ask.
+        out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
+    return out
+
+
+def _apply_reasoning_policy(out: JSON, deployment: Deployment) -> None:
+    if "max_tokens" in out:
+        max_tokens = out.pop("max_tokens")
+        out.setdefault("max_completion_tokens", max_tokens)
+    for name in REASONING_REJECTED:
+        if name not in out:
+            continue
+        if name == "temperature" and out[name] in (1, 1.0, None):
+            continue
+        if deployment.drop_params or out[name] is None:
+            del out[name]
+            continue
+        raise ProviderError(
+            f"Model {deployment.model} does not support the parameter '{name}'. Remove it, or set drop_params: true "
+            "for this model in the config to have the gateway drop it.",
+            status_code=400,
+            provider="openai",
+            type="invalid_request_error",
+            code="unsupported_parameter",
+            param=name,
+        )
+
+
+def parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    data = orjson.loads(body)
+    error = data["error"]
+    if isinstance(error, str):  # some compatible servers answer {"error": "..."}
+        return error, None, None, None
+    return str(error["message"]), error.get("type"), _str_or_none(error.get("code")), error.get("param")
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def fix_message(message: JSON) -> None:
+    """Give argument-less tool calls `"{}"` so clients can parse them."""
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        if not function.get("arguments"):
+            function["arguments"] = "{}"
+
+
+class ToolCallDeltaFixer:
+    """Repairs streamed tool-call deltas: adds missing `index`, and `"{}"` arguments to calls that sent none."""
+
+    def __init__(self) -> None:
+        self._index_by_id: dict[str, int] = {}
+        self._has_args: dict[int, bool] = {}
+        self._last_index = -1
+
+    def fix(self, deltas: list[JSON]) -> None:
+        for delta in deltas:
+            if "index" not in delta:
+                call_id = delta.get("id")
+                if call_id is not None and call_id not in self._index_by_id:
+                    self._index_by_id[call_id] = len(self._index_by_id)
+                delta["index"] = self._index_by_id[call_id] if call_id is not None else max(self._last_index, 0)
+            index = delta["index"]
+            self._last_index = index
+            function = delta.get("function")
+            if function is not None:
+                if function.get("arguments") is None:
+                    function["arguments"] = ""
+                if function["arguments"]:
+                    self._has_args[index] = True
+                else:
+                    self._has_args.setdefault(index, False)
+
+    def missing_args(self) -> list[JSON]:
+        """Deltas that close argument-less calls with `"{}"`; emit them before the finishing chunk."""
+        missing = [i for i, seen in self._has_args.items() if not seen]
+        for i in missing:
+            self._has_args[i] = True
+        return [{"index": i, "function": {"arguments": "{}"}} for i in missing]
+
+
+class OpenAIProvider:
+    """OpenAI and OpenAI-compatible chat-completions servers."""
+
+    name = "openai"
+
+    def __init__(self, pool: _http.HttpPool) -> None:
+        self._pool = pool
+
+    def _headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **deployment.headers}
+        if deployment.api_key:
+            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        return headers
+
+    def _url(self, deployment: Deployment) -> str:
+        return deployment.api_base.rstrip("/") + "/chat/completions"
+
+    async def complete(self, request: ChatRequest) -> JSON:
+        deployment = request.deployment
+        body = build_body(request.body, deployment)
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+        payload = orjson.dumps(body)
+        async with _http.post(
+            self._pool, deployment, self._url(deployment), payload, self._headers(deployment),
+            stream=False, parse_error=parse_error,
+        ) as response:  # fmt: skip
+            data = await _http.read_json(self.name, response, deployment.timeout)
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise ProviderError(
+                f"openai-compatible upstream sent an unexpected body: {str(data)[:200]}",
+                status_code=502, provider=self.name, code="upstream_bad_response",
+            )  # fmt: skip
+        for choice in data["choices"]:
+            fix_message(choice.get("message") or {})
+        return data
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        deployment = request.deployment
+        body = build_body({**request.body, "stream": True}, deployment)
+        payload = orjson.dumps(body)
+        fixer = ToolCallDeltaFixer()
+        async with _http.post(
+            self._pool, deployment, self._url(deployment), payload, self._headers(deployment),
+            stream=True, parse_error=parse_error,
+        ) as response:  # fmt: skip
+            async for _event, data in _http.iter_sse(self.name, response, deployment.timeout):
+                if data == b"[DONE]":
+                    return
+                chunk = self._parse_chunk(data)
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("tool_calls"):
+                        fixer.fix(delta["tool_calls"])
+                    if choice.get("finish_reason") and (missing := fixer.missing_args()):
+                        yield {**chunk, "choices": [{"index": choice.get("index", 0), "delta": {"tool_calls": missing},
+                                                     "finish_reason": None}]}  # fmt: skip
+                yield chunk
+
+    def _parse_chunk(self, data: bytes) -> JSON:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ProviderError(
+                f"openai-compatible upstream sent a stream event that is not JSON: {data[:200]!r}",
+                status_code=502, provider=self.name, code="upstream_bad_response",
+            ) from exc  # fmt: skip
+        if not isinstance(chunk, dict):
+            raise ProviderError("openai-compatible upstream sent a stream event that is not an object",
+                                status_code=502, provider=self.name, code="upstream_bad_response")  # fmt: skip
+        if "error" in chunk:
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+            raise ProviderError(
+                f"openai error during the stream: {error.get('message')}",
+                status_code=502, provider=self.name, type=error.get("type") or "upstream_error",
+                code=_str_or_none(error.get("code")),
+            )  # fmt: skip
+        return chunk

@@ -1,0 +1,1 @@
+"""Built-in MCP tool servers; each subpackage runs standalone with `python -m tools.<name>`."""

@@ -1,0 +1,234 @@
+"""PostgreSQL backend: an asyncpg pool, catalog queries with bound parameters, read-only transactions by default."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import asyncpg
+
+from tools.postgres_db import _pg_catalog as catalog
+from tools.postgres_db._pg_params import coerce_params
+from tools.postgres_db.databases import (
+    DatabaseError,
+    JSONValue,
+    NotFound,
+    QueryError,
+    QueryResult,
+    not_found,
+    quote_ident,
+    to_json_value,
+)
+
+EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
+"""Tables smaller than this on disk get an exact `count(*)` even when the caller did not ask for one."""
+
+_READ_ONLY_VIOLATION = "25006"
+_QUERY_CANCELED = "57014"
+
+
+class AsyncpgDatabase:
+    """A PostgreSQL database reached through a small asyncpg pool opened by `connected()`."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        allow_writes: bool = False,
+        statement_timeout: float = 30.0,
+        max_pool_size: int = 4,
+    ) -> None:
+        self.dsn = dsn
+        self.default_schema = schema
+        self.allow_writes = allow_writes
+        self.statement_timeout = statement_timeout
+        self.max_pool_size = max_pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._users = 0
+        self._open_lock = anyio.Lock()
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        """Open the pool on first entry and close it when the last user leaves."""
+        async with self._open_lock:
+            if self._users == 0:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self.max_pool_size, init=_init_connection
+                )
+            self._users += 1
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if self._users == 0 and self._pool is not None:
+                pool, self._pool = self._pool, None
+                await pool.close()
+
+    async def list_tables(self, schema: str | None) -> dict[str, JSONValue]:
+        """List tables, views and materialized views in a schema."""
+        schema = schema or self.default_schema
+        async with self._transaction() as conn:
+            if await conn.fetchval(catalog.SCHEMA_EXISTS, schema) is None:
+                raise NotFound(f"Schema {schema!r} not found.")
+            rows = await conn.fetch(catalog.LIST_TABLES, schema)
+        return {"schema": schema, "tables": [_record(row) for row in rows]}
+
+    async def describe_table(self, table: str, schema: str | None) -> dict[str, JSONValue]:
+        """Describe a table's columns (name, type, nullable, default, primary key, comment)."""
+        async with self._transaction() as conn:
+            oid, schema, table = await self._resolve(conn, table, schema)
+            kind = await conn.fetchval(catalog.RELATION_KIND, oid)
+            columns = await conn.fetch(catalog.COLUMNS, oid)
+            comment = await conn.fetchval("SELECT obj_description($1::oid, 'pg_class')", oid)
+        return {
+            "schema": schema,
+            "table": table,
+            "type": kind,
+            "comment": comment,
+            "columns": [_record(row) for row in columns],
+        }
+
+    async def table_constraints(self, table: str, schema: str | None) -> dict[str, JSONValue]:
+        """Return the primary key, foreign keys, unique and check constraints of a table."""
+        async with self._transaction() as conn:
+            oid, schema, table = await self._resolve(conn, table, schema)
+            rows = [_record(row) for row in await conn.fetch(catalog.CONSTRAINTS, oid)]
+        by_kind: dict[str, list[dict[str, JSONValue]]] = {"p": [], "f": [], "u": [], "c": [], "x": []}
+        for row in rows:
+            by_kind.setdefault(row.pop("kind"), []).append(row)
+        for fk in by_kind["f"]:
+            fk["references"] = {k: fk.pop(f"ref_{k}") for k in ("schema", "table", "columns")}
+        for row in by_kind["u"] + by_kind["c"] + by_kind["p"] + by_kind["x"]:
+            for key in ("ref_schema", "ref_table", "ref_columns", "on_update", "on_delete"):
+                row.pop(key)
+        for row in by_kind["c"]:
+            row.pop("columns")
+        return {
+            "schema": schema,
+            "table": table,
+            "primary_key": by_kind["p"][0] if by_kind["p"] else None,
+            "foreign_keys": by_kind["f"],
+            "unique": by_kind["u"],
+            "check": by_kind["c"],
+            "exclusion": by_kind["x"],
+        }
+
+    async def table_stats(self, table: str, schema: str | None, exact_count: bool) -> dict[str, JSONValue]:
+        """Return estimated and (when cheap or requested) exact row counts, sizes and pg_stats per column."""
+        async with self._transaction() as conn:
+            oid, schema, table = await self._resolve(conn, table, schema)
+            sizes = _record(await conn.fetchrow(catalog.SIZES, oid))
+            exact: int | None = None
+            small = sizes["type"] in ("table", "materialized view") and sizes["table_bytes"] < EXACT_COUNT_MAX_BYTES
+            if exact_count or small:
+                exact = await conn.fetchval(f"SELECT count(*) FROM {quote_ident(schema)}.{quote_ident(table)}")
+            columns = [_record(row) for row in await conn.fetch(catalog.COLUMN_STATS, schema, table)]
+        return {
+            "schema": schema,
+            "table": table,
+            "row_count": exact,
+            **sizes,
+            "column_stats": columns,
+            "note": None if columns else "No pg_stats rows yet; run ANALYZE on the table to collect column statistics.",
+        }
+
+    async def execute(self, sql: str, params: Sequence[JSONValue], max_rows: int) -> QueryResult:
+        """Run one statement in a transaction (READ ONLY unless writes are allowed) and fetch up to `max_rows`."""
+        async with self._transaction(readonly=not self.allow_writes) as conn:
+            stmt = await conn.prepare(sql)
+            args = coerce_params(params, [t.name for t in stmt.get_parameters()])
+            attributes = stmt.get_attributes()
+            if not attributes:
+                await stmt.fetch(*args)
+                return QueryResult([], [], truncated=False, status=stmt.get_statusmsg())
+            cursor = await stmt.cursor(*args)
+            records = await cursor.fetch(max_rows + 1)
+        rows = [[_pg_value(value) for value in record.values()] for record in records[:max_rows]]
+        return QueryResult(
+            columns=[a.name for a in attributes],
+            rows=rows,
+            truncated=len(records) > max_rows,
+        )
+
+    @asynccontextmanager
+    async def _transaction(self, *, readonly: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """Yield a pooled connection inside a transaction with statement_timeout and search_path set locally."""
+        if self._pool is None:
+            raise DatabaseError("The database pool is not open.")
+        try:
+            async with self._pool.acquire(timeout=self.statement_timeout) as conn, conn.transaction(readonly=readonly):
+                await conn.execute(catalog.SET_LOCALS, f"{int(self.statement_timeout * 1000)}ms", self._search_path())
+                yield conn
+        except asyncpg.PostgresError as exc:
+            raise QueryError(self._message(exc)) from exc
+        except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _search_path(self) -> str:
+        """Return the search_path that makes unqualified names resolve in the default schema first."""
+        if self.default_schema == "public":
+            return "public"
+        return f"{quote_ident(self.default_schema)}, public"
+
+    async def _resolve(self, conn: asyncpg.Connection, table: str, schema: str | None) -> tuple[int, str, str]:
+        """Find a relation's oid by exact (schema, name), also accepting "schema.table" when no schema is given."""
+        candidates = [(schema or self.default_schema, table)]
+        if schema is None and "." in table:
+            candidates.append(tuple(table.split(".", 1)))  # pyright: ignore[reportArgumentType]
+        for schema_name, table_name in candidates:
+            oid = await conn.fetchval(catalog.FIND_RELATION, schema_name, table_name)
+            if oid is not None:
+                return oid, schema_name, table_name
+        raise not_found(table, candidates[0][0])
+
+    def _message(self, exc: asyncpg.PostgresError) -> str:
+        """Render a server error as the database's own message plus detail, hint and a note on our limits."""
+        parts = [f"{type(exc).__name__}: {exc}"]
+        parts += [f"{label}: {text}" for label, text in (("DETAIL", exc.detail), ("HINT", exc.hint)) if text]
+        if exc.sqlstate == _QUERY_CANCELED:
+            parts.append(f"(this server's statement timeout is {self.statement_timeout:g} s)")
+        elif exc.sqlstate == _READ_ONLY_VIOLATION:
+            parts.append("(this server is read-only; it must be started with --allow-writes to change data)")
+        elif "multiple commands" in str(exc):
+            parts.append("(execute_query runs exactly one statement per call)")
+        return "\n".join(parts)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Decode json/jsonb into Python values; text parameters are passed through unchanged."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, schema="pg_catalog", encoder=_encode_json, decoder=json.loads)
+
+
+def _encode_json(value: Any) -> str:
+    """Pass JSON text through and serialise any other value."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _record(record: asyncpg.Record | None) -> dict[str, JSONValue]:
+    """Convert a catalog record into a JSON-safe dict."""
+    return {} if record is None else {key: _pg_value(value) for key, value in record.items()}
+
+
+def _pg_value(value: object) -> JSONValue:
+    """Convert asyncpg-specific values (ranges, bit strings, composite records) before the shared conversion."""
+    if isinstance(value, asyncpg.Range):
+        if value.isempty:
+            return "empty"
+        low, high = to_json_value(value.lower), to_json_value(value.upper)
+        return f"{'[' if value.lower_inc else '('}{'' if low is None else low},{'' if high is None else high}" + (
+            "]" if value.upper_inc else ")"
+        )
+    if isinstance(value, asyncpg.BitString):
+        return value.as_string()
+    if isinstance(value, asyncpg.Record):
+        return [_pg_value(v) for v in value.values()]
+    if isinstance(value, list | tuple):
+        return [_pg_value(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return to_json_value(value)
