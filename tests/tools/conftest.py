@@ -89,7 +89,8 @@ async def pg_schema(postgres_url: str) -> AsyncIterator[str]:
     schema = f"toolhub_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(postgres_url)
     try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"; {PG_DDL}; ANALYZE;')
+        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}";')
+        await conn.execute(f"{PG_DDL} ANALYZE customers, orders, y;")
         yield schema
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

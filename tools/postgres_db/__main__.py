@@ -100,7 +100,7 @@ async def serve_http(server: Server[Any], host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, build the server and run it on the chosen transport."""
-    args = parse_args(argv, os.environ)  # noqa: TID251 - the standalone tool's only environment read
+    args = parse_args(argv, os.environ)  # the standalone tool's only environment read
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         db = database_from_args(args)

@@ -25,7 +25,9 @@ def coerce_params(params: Sequence[JSONValue], type_names: Sequence[str]) -> lis
         raise InvalidArgument(
             f"The statement has {len(type_names)} placeholder(s) ($1, $2, ...) but {len(params)} param(s) were given."
         )
-    return [_coerce(index, value, name) for index, (value, name) in enumerate(zip(params, type_names), start=1)]
+    return [
+        _coerce(index, value, name) for index, (value, name) in enumerate(zip(params, type_names, strict=True), start=1)
+    ]
 
 
 def _coerce(index: int, value: JSONValue, type_name: str) -> Any:

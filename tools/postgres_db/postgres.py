@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,8 +24,13 @@ from tools.postgres_db.databases import (
     to_json_value,
 )
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds allowed to open a connection."""
+
 EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
 """Tables smaller than this on disk get an exact `count(*)` even when the caller did not ask for one."""
+
+logger = logging.getLogger(__name__)
 
 _READ_ONLY_VIOLATION = "25006"
 _QUERY_CANCELED = "57014"
@@ -55,13 +61,14 @@ class AsyncpgDatabase:
 
     @asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
-        """Open the pool on first entry and close it when the last user leaves."""
+        """Open the pool on first entry (retried on the next call if the database is down) and close it at the end."""
         async with self._open_lock:
-            if self._users == 0:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.max_pool_size, init=_init_connection
-                )
             self._users += 1
+            if self._users == 1:
+                try:
+                    self._pool = await self._create_pool()
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    logger.warning("PostgreSQL is not reachable yet (%s); retrying on the next tool call", exc)
         try:
             yield
         finally:
@@ -159,16 +166,30 @@ class AsyncpgDatabase:
     @asynccontextmanager
     async def _transaction(self, *, readonly: bool = True) -> AsyncIterator[asyncpg.Connection]:
         """Yield a pooled connection inside a transaction with statement_timeout and search_path set locally."""
-        if self._pool is None:
-            raise DatabaseError("The database pool is not open.")
         try:
-            async with self._pool.acquire(timeout=self.statement_timeout) as conn, conn.transaction(readonly=readonly):
+            pool = await self._open_pool()
+            async with pool.acquire(timeout=self.statement_timeout) as conn, conn.transaction(readonly=readonly):
                 await conn.execute(catalog.SET_LOCALS, f"{int(self.statement_timeout * 1000)}ms", self._search_path())
                 yield conn
         except asyncpg.PostgresError as exc:
             raise QueryError(self._message(exc)) from exc
         except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        """Return the pool, opening it now when the lifespan could not."""
+        async with self._open_lock:
+            if self._users == 0:
+                raise DatabaseError("The database is not open (use the server inside its lifespan).")
+            if self._pool is None:
+                self._pool = await self._create_pool()
+            return self._pool
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        """Create the connection pool; json/jsonb values are decoded into Python objects."""
+        return await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.max_pool_size, init=_init_connection, timeout=CONNECT_TIMEOUT
+        )
 
     def _search_path(self) -> str:
         """Return the search_path that makes unqualified names resolve in the default schema first."""
@@ -180,7 +201,8 @@ class AsyncpgDatabase:
         """Find a relation's oid by exact (schema, name), also accepting "schema.table" when no schema is given."""
         candidates = [(schema or self.default_schema, table)]
         if schema is None and "." in table:
-            candidates.append(tuple(table.split(".", 1)))  # pyright: ignore[reportArgumentType]
+            schema_part, _, table_part = table.partition(".")
+            candidates.append((schema_part, table_part))
         for schema_name, table_name in candidates:
             oid = await conn.fetchval(catalog.FIND_RELATION, schema_name, table_name)
             if oid is not None:

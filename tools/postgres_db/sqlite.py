@@ -255,7 +255,7 @@ def _closing_paren(text: str, start: int) -> int | None:
 
 def _unquote(name: str) -> str:
     """Strip SQLite identifier quotes ("x", `x`, [x])."""
-    if name[:1] in "\"`[":
+    if name[:1] in '"`[':
         return name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
     return name
 
