@@ -53,11 +53,14 @@ def build_provider(kind: str, pool: HttpPool) -> Provider:
 
     Raises:
         KeyError: unknown kind.
-        ImportError: the provider module is not available.
+        ImportError: the provider module or class is not available.
     """
     spec = PROVIDERS[kind]
     module = importlib.import_module(spec.module)
-    return getattr(module, spec.cls)(pool)
+    cls = getattr(module, spec.cls, None)
+    if cls is None:
+        raise ImportError(f"{spec.module} has no {spec.cls}")
+    return cls(pool)
 
 
 def provider_family(kind: str) -> str:

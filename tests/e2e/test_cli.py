@@ -1,0 +1,104 @@
+"""`toolhub` as a real process: config checks, serving the example config without keys, graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import yaml
+
+from tests.e2e.conftest import MASTER_KEY
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.support.servers import ROOT, serve_app, toolhub_process
+
+EXAMPLE = ROOT / "configs" / "config.example.yaml"
+EXIT_ON_SIGTERM = -signal.SIGTERM  # uvicorn shuts down gracefully, then re-raises the signal it caught
+NO_KEYS = {"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "", "TOOLHUB_MASTER_KEY": MASTER_KEY}
+
+
+def run_toolhub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hub", *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def write_config(tmp_path: Path, config: object) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config) if not isinstance(config, str) else config)
+    return path
+
+
+def test_check_config_prints_what_the_example_would_serve() -> None:
+    result = run_toolhub("check-config", str(EXAMPLE), env=NO_KEYS)
+    assert result.returncode == 0, result.stderr
+    assert "claude-sonnet-4-5 -> anthropic/claude-sonnet-4-5-20250929" in result.stdout
+    assert "gpt-5-mini -> openai/gpt-5-mini-2025-08-07 at https://api.openai.com/v1  [unavailable: OPENAI_API_KEY not set]" in result.stdout
+    assert "postgres_db (stdio)" in result.stdout
+
+
+def test_malformed_yaml_fails_with_the_file_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "model_list: [\n  - model_name: x\n   bad indent")
+    result = run_toolhub("check-config", str(path))
+    assert result.returncode == 2
+    assert f"{path} is not valid YAML" in result.stderr
+
+
+def test_unknown_provider_fails_with_the_key_path(tmp_path: Path) -> None:
+    config = {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x"}},
+                             {"model_name": "b", "litellm_params": {"model": "bedrock/claude"}}]}  # fmt: skip
+    result = run_toolhub("check-config", str(write_config(tmp_path, config)))
+    assert result.returncode == 2
+    assert "config error at model_list[1].litellm_params.model: unknown provider 'bedrock'" in result.stderr
+
+
+def test_wrong_type_fails_with_the_key_path(tmp_path: Path) -> None:
+    config = {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x", "timeout": "soon"}}]}
+    result = run_toolhub("check-config", str(write_config(tmp_path, config)))
+    assert result.returncode == 2
+    assert "config error at model_list[0].litellm_params.timeout:" in result.stderr
+
+
+def test_serve_refuses_to_start_without_the_referenced_master_key() -> None:
+    result = run_toolhub("serve", "--config", str(EXAMPLE), "--port", "1", env={**NO_KEYS, "TOOLHUB_MASTER_KEY": ""})
+    assert result.returncode == 2
+    assert "general_settings.master_key: environment variable TOOLHUB_MASTER_KEY is not set" in result.stderr
+
+
+def test_example_config_serves_without_provider_keys_and_names_the_missing_one(tmp_path: Path) -> None:
+    config = yaml.safe_load(EXAMPLE.read_text())
+    config["router_settings"] = {"routing_strategy": "least-busy"}
+    path = write_config(tmp_path, config)
+    with toolhub_process(path, env=NO_KEYS) as (url, proc):
+        auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+        models = httpx2.get(f"{url}/v1/models", headers=auth).json()
+        assert [m["id"] for m in models["data"]] == ["claude-sonnet-4-5", "gemini-3-flash", "gpt-5-mini"]
+        response = httpx2.post(f"{url}/v1/chat/completions", headers=auth,
+                               json={"model": "gpt-5-mini", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert response.status_code == 503
+        assert "OPENAI_API_KEY" in response.json()["error"]["message"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == EXIT_ON_SIGTERM
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert "config key router_settings.routing_strategy is not implemented by Toolhub and is ignored" in stderr
+
+
+def test_sigterm_lets_a_running_stream_finish(tmp_path: Path) -> None:
+    fake = FakeOpenAI()
+    with serve_app(fake.app) as upstream:
+        config = {"model_list": [{"model_name": "slow", "litellm_params": {
+            "model": "openai/slow-0.2", "api_base": f"{upstream}/v1", "api_key": API_KEY}}]}  # fmt: skip
+        with toolhub_process(write_config(tmp_path, config)) as (url, proc):
+            body = {"model": "slow", "messages": [{"role": "user", "content": "hello there"}], "stream": True}
+            with httpx2.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as response:
+                lines = response.iter_lines()
+                first = next(lines)
+                proc.send_signal(signal.SIGTERM)
+                rest = [line for line in lines if line]
+            assert proc.wait(20) == EXIT_ON_SIGTERM
+    assert json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+    assert rest[-1] == "data: [DONE]"
+    assert len(rest) == 7  # after the role chunk: five content chunks, the finish chunk and [DONE]

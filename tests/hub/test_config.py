@@ -1,0 +1,114 @@
+"""Loading LiteLLM-format configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.config import ConfigError, load_config, parse_config
+
+LITELLM_CONFIG = """
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/OPENAI_API_KEY
+      rpm: 60
+      temperature: 0.2
+      custom_llm_provider: openai
+    model_info:
+      id: my-id
+  - model_name: gpt-4o
+    litellm_params:
+      model: gpt-4o
+      api_base: https://eu.example/v1
+      api_key: sk-inline
+  - model_name: local-llama
+    litellm_params:
+      model: ollama_chat/llama3.1
+router_settings:
+  routing_strategy: simple-shuffle
+  num_retries: 2
+litellm_settings:
+  drop_params: false
+  success_callback: ["langfuse"]
+general_settings:
+  master_key: os.environ/MASTER
+  database_url: os.environ/DATABASE_URL
+  alerting: ["slack"]
+"""
+
+
+def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(LITELLM_CONFIG)
+    config = load_config(path, {"OPENAI_API_KEY": "sk-real", "MASTER": "sk-master"})
+    first, second = config.models["gpt-4o"]
+    assert (first.deployment.provider, first.deployment.model, first.deployment.api_key) == ("openai", "gpt-4o", "sk-real")
+    assert first.deployment.params == {"temperature": 0.2}
+    assert first.deployment.max_retries == 2
+    assert first.deployment.drop_params is False
+    assert first.rpm == 60
+    assert second.deployment.api_base == "https://eu.example/v1"
+    llama = config.models["local-llama"][0].deployment
+    assert (llama.provider, llama.model, llama.api_base) == ("ollama_chat", "llama3.1", "http://localhost:11434/v1")
+    assert config.master_key == "sk-master"
+    assert config.database_url is None
+    assert config.ignored == (
+        "general_settings.alerting",
+        "litellm_settings.success_callback",
+        "model_list[0].litellm_params.custom_llm_provider",
+        "model_list[0].model_info",
+    )
+
+
+def test_a_model_whose_key_variable_is_unset_is_kept_and_marked() -> None:
+    raw = {"model_list": [{"model_name": "m", "litellm_params": {"model": "anthropic/claude", "api_key": "os.environ/K"}}]}
+    route = parse_config(raw, {}).models["m"][0]
+    assert route.missing_env == ("K",)
+    assert route.deployment.api_key is None
+
+
+def test_environment_variables_section_fills_references_but_the_real_environment_wins() -> None:
+    raw = {"environment_variables": {"A": "from-file", "B": "from-file"},
+           "model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x", "api_key": "os.environ/A"}},
+                          {"model_name": "b", "litellm_params": {"model": "openai/x", "api_key": "os.environ/B"}}]}  # fmt: skip
+    config = parse_config(raw, {"B": "from-env"})
+    assert config.models["a"][0].deployment.api_key == "from-file"
+    assert config.models["b"][0].deployment.api_key == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ([1, 2], ""),
+        ({"model_list": [{"litellm_params": {"model": "openai/x"}}]}, "model_list[0].model_name"),
+        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "nope/x"}}]}, "model_list[0].litellm_params.model"),
+        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "hosted_vllm/x"}}]}, "model_list[0].litellm_params.api_base"),
+        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x", "max_retries": -1}}]},
+         "model_list[0].litellm_params.max_retries"),
+        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x"}, "mcp_servers": ["db"]}]},
+         "model_list[0].mcp_servers"),
+        ({"general_settings": {"max_request_size_mb": "big"}}, "general_settings.max_request_size_mb"),
+        ({"general_settings": {"master_key": "os.environ/UNSET_MASTER"}}, "general_settings.master_key"),
+    ],
+)  # fmt: skip
+def test_invalid_configs_fail_with_the_path_of_the_offending_key(raw: object, path: str) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        parse_config(raw, {})
+    assert exc_info.value.path == path
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        load_config(tmp_path / "absent.yaml")
+    assert "cannot read config file" in exc_info.value.message
+
+
+def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    config = load_config(path, {})
+    assert dict(config.models) == {}
+    assert config.master_key is None
