@@ -10,13 +10,14 @@ provider fails start with the path of the offending key. Keys we read but do not
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from providers.base import Deployment
 from providers.openai import KNOWN_PARAMS
@@ -25,6 +26,7 @@ from providers.registry import PROVIDERS, split_model
 _T = TypeVar("_T")
 ENV_PREFIX = "os.environ/"
 DEFAULT_CONFIG = Path("configs/config.example.yaml")
+_MCP_SERVER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class ConfigError(Exception):
@@ -92,7 +94,11 @@ class RouterSettings(_Section):
 
 
 class McpServerSpec(_Section):
-    """One upstream MCP server (`mcp_servers.<name>`), in LiteLLM's shape plus Toolhub's options."""
+    """One upstream MCP server (`mcp_servers.<name>`), in LiteLLM's shape plus Toolhub's options.
+
+    `transport` is inferred when absent: `command` means stdio; a `url` ending in `/mcp` means streamable HTTP
+    (`http`); any other `url` means `sse` (LiteLLM's default). `streamable_http` / `streamable-http` are read as `http`.
+    """
 
     transport: Literal["stdio", "sse", "http", "streamable_http", "streamable-http"] | None = None
     url: str | None = None
@@ -103,11 +109,41 @@ class McpServerSpec(_Section):
     headers: dict[str, str] = Field(default_factory=dict[str, str])
     extra_headers: dict[str, str] | None = None
     description: str | None = None
-    alias: str | None = None
+    alias: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_-]{1,32}$")
+    """The prefix of this server's tools in the aggregated catalog (default: the server's name)."""
     connect_timeout: float = Field(default=15.0, gt=0)
     call_timeout: float = Field(default=60.0, gt=0)
     allowed_tools: list[str] | None = None
     disallowed_tools: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _infer_transport(self) -> McpServerSpec:
+        kind = self.transport
+        if kind in ("streamable_http", "streamable-http"):
+            kind = "http"
+        if kind is None:
+            if self.command:
+                kind = "stdio"
+            elif self.url:
+                kind = "http" if self.url.rstrip("/").endswith("/mcp") else "sse"
+        if kind is None:
+            raise ValueError("needs either `command` (stdio) or `url` (sse / http)")
+        if kind == "stdio" and not self.command:
+            raise ValueError("transport stdio needs `command`")
+        if kind in ("sse", "http") and not self.url:
+            raise ValueError(f"transport {kind} needs `url`")
+        object.__setattr__(self, "transport", kind)  # frozen model: normalised once, here
+        return self
+
+    @property
+    def kind(self) -> Literal["stdio", "sse", "http"]:
+        """The normalised transport."""
+        return "stdio" if self.transport == "stdio" else "sse" if self.transport == "sse" else "http"
+
+    @property
+    def all_headers(self) -> dict[str, str]:
+        """`headers` plus LiteLLM's `extra_headers`."""
+        return {**self.headers, **(self.extra_headers or {})}
 
 
 class ConfigFile(_Section):
@@ -141,6 +177,13 @@ class McpServerConfig:
     name: str
     spec: McpServerSpec
     missing_env: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _MCP_SERVER_NAME.match(self.name) or self.name == "tools":
+            raise ConfigError(
+                f"mcp_servers.{self.name}",
+                "server names are tool-name prefixes: use letters, digits, '_' or '-' (and not 'tools')",
+            )
 
 
 @dataclass(frozen=True)
