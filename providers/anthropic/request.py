@@ -1,0 +1,244 @@
+"""An OpenAI chat-completions body -> an Anthropic Messages body (pure; see `build_request`).
+
+Choices made where the two APIs differ (each is also a test):
+
+* `max_tokens` is required by Anthropic: the client's `max_completion_tokens`/`max_tokens`, else the deployment's
+  `max_tokens` param, else a per-model default (`default_max_tokens`).
+* `reasoning_effort` -> `thinking: {type: enabled, budget_tokens}` (`THINKING_BUDGETS`); a native `thinking` object
+  in the body or the config wins. The budget stays below `max_tokens`: it is cut to fit a client's explicit limit
+  (OpenAI counts reasoning inside `max_completion_tokens`), or `max_tokens` is raised when it was only a default.
+  With thinking on, Anthropic refuses forced tool use, `temperature` other than 1, `top_k` and `top_p` below 0.95:
+  with `drop_params` (the default) those are downgraded (forced `tool_choice` -> auto) or dropped and a log line says
+  so; with `drop_params: false` the request is refused with a 400 naming the parameter.
+* Thinking blocks lost from an open tool cycle (the gateway restarted, the entry expired, another model answered):
+  Anthropic refuses the turn, so thinking is disabled for that one request (its documented fallback) with a log line.
+* `response_format: json_schema` -> Anthropic structured outputs (`output_config.format`), which constrains the
+  answer to the schema and returns it as plain text, compatible with thinking and streaming (a forced tool, LiteLLM's
+  way, is refused with thinking). `json_object` -> a system instruction; code fences are stripped from the answer.
+* `temperature` is clamped to 0..1; `stop` -> `stop_sequences` without whitespace-only entries; `user` (or
+  `safety_identifier`) -> `metadata.user_id`; OpenAI-only fields (`n`, penalties, `seed`, `num_ctx`...) are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.anthropic.messages import Restore, bad_request, convert_messages, open_tool_turn_unsigned
+from providers.anthropic.names import ToolNames
+from providers.base import JSON, Deployment
+
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
+MIN_THINKING_BUDGET = 1024
+JSON_OBJECT_INSTRUCTION = (
+    "Answer with one valid JSON object and nothing else: no explanation and no Markdown code fences."
+)
+_DEFAULT_MAX_TOKENS = ((re.compile(r"claude-3-[57]|claude-(opus|sonnet|haiku)-\d"), 8192),)
+"""(model pattern, default max_tokens): Claude 3.5 and later; older or unknown models get the fallback."""
+FALLBACK_MAX_TOKENS = 4096
+_NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"})
+
+
+@dataclass(slots=True)
+class Translated:
+    """The Anthropic body and what the answer's translation needs."""
+
+    body: JSON
+    names: ToolNames
+    json_object: bool = False
+    """The client asked for `json_object`: strip code fences around the answer."""
+    notes: list[str] = field(default_factory=list[str])
+    """What was downgraded or dropped, for the log."""
+
+
+def default_max_tokens(model: str) -> int:
+    """The output limit used when neither the client nor the config gives one."""
+    for pattern, tokens in _DEFAULT_MAX_TOKENS:
+        if pattern.search(model):
+            return tokens
+    return FALLBACK_MAX_TOKENS
+
+
+def build_request(body: JSON, deployment: Deployment, restore: Restore, *, stream: bool = False) -> Translated:
+    """Translate one request; `restore` gives back the thinking blocks kept for earlier tool-calling turns.
+
+    Raises:
+        ProviderError: a 400 for what Anthropic cannot express (or, with `drop_params: false`, refuses).
+    """
+    src: JSON = {**deployment.params, **body}
+    names = ToolNames()
+    tr = Translated({"model": deployment.model}, names)
+    out = tr.body
+    tools = _tools(src.get("tools"), names)
+    system, out["messages"] = convert_messages(src.get("messages") or [], names, restore)
+    max_tokens, explicit = _max_tokens(src, deployment)
+    out["max_tokens"] = max_tokens
+    if tools:
+        out["tools"] = tools
+        if (choice := _tool_choice(src.get("tool_choice"), src.get("parallel_tool_calls"), names)) is not None:
+            out["tool_choice"] = choice
+    _sampling(src, out)
+    _response_format(src.get("response_format"), out, system, tr)
+    if system:
+        out["system"] = system
+    if (user := src.get("user") or src.get("safety_identifier")) and isinstance(user, str):
+        out["metadata"] = {"user_id": user[:256]}
+    if stream:
+        out["stream"] = True
+    _thinking(src, out, explicit, deployment, tr)
+    for name in sorted(_NOT_ENCODED & src.keys()):
+        if src[name] not in (None, False, 0) and not (name == "n" and src[name] == 1):
+            _drop_or_refuse(name, "Anthropic has no equivalent", deployment, tr)
+    return tr
+
+
+def _tools(tools: Any, names: ToolNames) -> list[JSON]:
+    out: list[JSON] = []
+    for tool in tools or ():
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            continue  # other kinds (MCP entries) are the hub's business
+        function = tool.get("function") or {}
+        spec: JSON = {"name": names.add(str(function.get("name"))),
+                      "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}  # fmt: skip
+        if function.get("description"):
+            spec["description"] = function["description"]
+        if isinstance(cache := tool.get("cache_control") or function.get("cache_control"), dict):
+            spec["cache_control"] = cache
+        out.append(spec)
+    return out
+
+
+def _tool_choice(choice: Any, parallel: Any, names: ToolNames) -> JSON | None:
+    if choice in (None, "auto"):
+        out: JSON = {"type": "auto"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not isinstance(name, str):
+            raise bad_request("tool_choice.function.name is required.", "tool_choice.function.name")
+        out = {"type": "tool", "name": names.add(name)}
+    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        mode = (choice.get("allowed_tools") or {}).get("mode")
+        out = {"type": "any" if mode == "required" else "auto"}
+    else:
+        raise bad_request(f"Invalid value for tool_choice: {choice!r}.", "tool_choice")
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    elif out == {"type": "auto"}:
+        return None  # Anthropic's default
+    return out
+
+
+def _max_tokens(src: JSON, deployment: Deployment) -> tuple[int, bool]:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = src.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad_request(f"'{name}' must be a positive integer, got {value!r}.", name)
+        return value, True
+    return default_max_tokens(deployment.model), False
+
+
+def _sampling(src: JSON, out: JSON) -> None:
+    temperature = src.get("temperature")
+    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        out["temperature"] = min(max(float(temperature), 0.0), 1.0)
+    for name in ("top_p", "top_k"):
+        if src.get(name) is not None:
+            out[name] = src[name]
+    stop = src.get("stop")
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    if sequences := [s for s in stops if isinstance(s, str) and s.strip()]:
+        out["stop_sequences"] = sequences
+
+
+def _response_format(fmt: Any, out: JSON, system: list[JSON], tr: Translated) -> None:
+    if fmt is None:
+        return
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return
+    if kind == "json_object":
+        system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
+        tr.json_object = True
+        return
+    if kind == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise bad_request("response_format.json_schema.schema must be a JSON Schema object.",
+                              "response_format.json_schema.schema")  # fmt: skip
+        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        return
+    raise bad_request(f"Invalid value for response_format.type: {kind!r}.", "response_format.type")
+
+
+def _thinking(src: JSON, out: JSON, explicit_max: bool, deployment: Deployment, tr: Translated) -> None:
+    thinking = _thinking_config(src)
+    if thinking is None or thinking.get("type") == "disabled":
+        if thinking is not None:
+            out["thinking"] = thinking
+        return
+    if open_tool_turn_unsigned(out["messages"]):
+        tr.notes.append("thinking disabled for this request: the thinking blocks of the open tool-calling turn are "
+                        "no longer known to the gateway (expired, restarted, or made by another model)")  # fmt: skip
+        return
+    if thinking.get("type") == "enabled":
+        budget = int(thinking.get("budget_tokens") or MIN_THINKING_BUDGET)
+        if budget >= out["max_tokens"]:
+            if not explicit_max:
+                out["max_tokens"] = budget + default_max_tokens(deployment.model)
+            elif out["max_tokens"] - 1 >= MIN_THINKING_BUDGET:
+                budget = out["max_tokens"] - 1
+            else:
+                tr.notes.append(f"thinking disabled for this request: max_tokens {out['max_tokens']} leaves no room "
+                                f"for the minimum thinking budget of {MIN_THINKING_BUDGET}")  # fmt: skip
+                return
+        thinking = {**thinking, "budget_tokens": budget}
+    out["thinking"] = thinking
+    _thinking_constraints(out, deployment, tr)
+
+
+def _thinking_config(src: JSON) -> JSON | None:
+    native = src.get("thinking")
+    effort = src.get("reasoning_effort")
+    if effort == "none":
+        return None
+    if isinstance(native, dict):
+        return dict(native)  # pyright: ignore[reportUnknownArgumentType]
+    if effort is None:
+        return None
+    if effort not in THINKING_BUDGETS:
+        raise bad_request(f"Invalid value for reasoning_effort: {effort!r}. Supported values are: 'none', "
+                          f"{', '.join(repr(k) for k in THINKING_BUDGETS)}.", "reasoning_effort")  # fmt: skip
+    return {"type": "enabled", "budget_tokens": THINKING_BUDGETS[effort]}
+
+
+def _thinking_constraints(out: JSON, deployment: Deployment, tr: Translated) -> None:
+    choice = out.get("tool_choice")
+    if choice and choice.get("type") in ("any", "tool"):
+        _drop_or_refuse("tool_choice", "Anthropic does not allow forced tool use with thinking; auto is used",
+                        deployment, tr)  # fmt: skip
+        out["tool_choice"] = {**choice, "type": "auto"}
+        out["tool_choice"].pop("name", None)
+    if out.get("temperature") not in (None, 1.0):
+        _drop_or_refuse("temperature", "Anthropic allows only temperature 1 with thinking", deployment, tr)
+        del out["temperature"]
+    if "top_k" in out:
+        _drop_or_refuse("top_k", "Anthropic does not allow top_k with thinking", deployment, tr)
+        del out["top_k"]
+    if "top_p" in out and not 0.95 <= out["top_p"] <= 1:
+        _drop_or_refuse("top_p", "Anthropic allows top_p only between 0.95 and 1 with thinking", deployment, tr)
+        del out["top_p"]
+
+
+def _drop_or_refuse(name: str, reason: str, deployment: Deployment, tr: Translated) -> None:
+    if not deployment.drop_params:
+        raise bad_request(f"Model {deployment.model} does not support the parameter '{name}' here: {reason}. Remove "
+                          "it, or set drop_params: true for this model to have the gateway adapt the request.", name,
+                          "unsupported_parameter")  # fmt: skip
+    tr.notes.append(f"'{name}' dropped: {reason}")

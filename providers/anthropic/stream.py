@@ -1,0 +1,125 @@
+"""Anthropic stream events -> OpenAI `chat.completion.chunk` dicts (pure; one `StreamTranslator` per stream).
+
+Tool calls get their own 0-based counter (Anthropic's block `index` counts text and thinking blocks too); `id` and
+`name` go only in a call's first fragment; a call whose arguments never arrived is closed with `"{}"`. Thinking text
+becomes `delta.reasoning_content`; the thinking blocks themselves (with their signatures) are collected for replay.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from providers.anthropic.names import ToolNames
+from providers.anthropic.response import finish_reason, stream_error, usage
+from providers.base import JSON
+
+
+class StreamTranslator:
+    """Feed it events in order; it returns the chunks to send for each."""
+
+    def __init__(self, names: ToolNames, *, model: str, created: int) -> None:
+        self._names = names
+        self._id = "chatcmpl-anthropic"
+        self._model = model
+        self._created = created
+        self._tools: dict[int, int] = {}
+        """Anthropic block index -> OpenAI tool-call index."""
+        self._args_sent: dict[int, bool] = {}
+        self._inputs: dict[int, JSON] = {}
+        """Tool-call index -> the input given whole in `content_block_start` (normally `{}`)."""
+        self._blocks: dict[int, JSON] = {}
+        self._usage: JSON = {}
+        self.tool_call_ids: list[str] = []
+        self.done = False
+        """`message_stop` was seen: the answer is complete."""
+
+    @property
+    def thinking_blocks(self) -> list[JSON]:
+        """The thinking and redacted-thinking blocks so far, in answer order."""
+        return [self._blocks[i] for i in sorted(self._blocks)]
+
+    def feed(self, event: str, data: JSON) -> list[JSON]:
+        """The chunks for one event; an `error` event raises `ProviderError`."""
+        kind = data.get("type") or event
+        if kind == "content_block_delta":
+            return self._delta(data["index"], data.get("delta") or {})
+        if kind == "content_block_start":
+            return self._start(data["index"], data.get("content_block") or {})
+        if kind == "content_block_stop":
+            return self._stop(data["index"])
+        if kind == "message_start":
+            return self._message_start(data.get("message") or {})
+        if kind == "message_delta":
+            self._usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+            stop = (data.get("delta") or {}).get("stop_reason")
+            return [self._chunk({}, finish_reason(stop))] if stop else []
+        if kind == "message_stop":
+            self.done = True
+            return [self.usage_chunk()]
+        if kind == "error":
+            raise stream_error(data)
+        return []  # ping, and event types added after this was written
+
+    def usage_chunk(self) -> JSON:
+        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
+                "choices": [], "usage": usage(self._usage)}  # fmt: skip
+
+    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
+
+    def _message_start(self, message: JSON) -> list[JSON]:
+        if message.get("id"):
+            self._id = f"chatcmpl-{message['id']}"
+        self._model = message.get("model") or self._model
+        self._usage = dict(message.get("usage") or {})
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _start(self, index: int, block: JSON) -> list[JSON]:
+        kind = block.get("type")
+        if kind == "text":
+            return [self._chunk({"content": block["text"]})] if block.get("text") else []
+        if kind == "tool_use":
+            call = len(self._tools)
+            self._tools[index] = call
+            self._args_sent[call] = False
+            self.tool_call_ids.append(block["id"])
+            self._inputs[call] = block.get("input") or {}
+            first = {"index": call, "id": block["id"], "type": "function",
+                     "function": {"name": self._names.original(block["name"]), "arguments": ""}}  # fmt: skip
+            return [self._chunk({"tool_calls": [first]})]
+        if kind == "thinking":
+            self._blocks[index] = {"type": "thinking", "thinking": block.get("thinking") or "",
+                                   "signature": block.get("signature") or ""}  # fmt: skip
+            return [self._chunk({"reasoning_content": block["thinking"]})] if block.get("thinking") else []
+        if kind == "redacted_thinking":
+            self._blocks[index] = dict(block)
+        return []
+
+    def _delta(self, index: int, delta: JSON) -> list[JSON]:
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return [self._chunk({"content": delta["text"]})] if delta.get("text") else []
+        if kind == "input_json_delta":
+            partial = delta.get("partial_json")
+            call = self._tools.get(index)
+            if not partial or call is None:
+                return []
+            self._args_sent[call] = True
+            return [self._chunk({"tool_calls": [{"index": call, "function": {"arguments": partial}}]})]
+        if kind == "thinking_delta":
+            block = self._blocks.get(index)
+            if block is not None:
+                block["thinking"] += delta.get("thinking") or ""
+            return [self._chunk({"reasoning_content": delta["thinking"]})] if delta.get("thinking") else []
+        if kind == "signature_delta" and (block := self._blocks.get(index)) is not None:
+            block["signature"] = delta.get("signature") or ""
+        return []
+
+    def _stop(self, index: int) -> list[JSON]:
+        call = self._tools.get(index)
+        if call is None or self._args_sent[call]:
+            return []
+        self._args_sent[call] = True
+        arguments = orjson.dumps(self._inputs[call]).decode() if self._inputs[call] else "{}"
+        return [self._chunk({"tool_calls": [{"index": call, "function": {"arguments": arguments}}]})]
