@@ -25,6 +25,8 @@ class Principal:
     models: frozenset[str] | None = None
     mcp_servers: frozenset[str] | None = None
     mcp_tools: frozenset[str] | None = None
+    """Tools this key may call, as "server/tool"; "server/*" allows a whole server. None: every tool of an allowed
+    server."""
     metadata: Mapping[str, Any] = field(default_factory=dict[str, Any])
 
     def may_use_model(self, alias: str) -> bool:
@@ -32,6 +34,13 @@ class Principal:
 
     def may_use_server(self, server: str) -> bool:
         return self.mcp_servers is None or server in self.mcp_servers
+
+    def may_use_tool(self, server: str, tool: str) -> bool:
+        """Whether this caller may list and call `tool` of the hub's MCP server `server`."""
+        if not self.may_use_server(server):
+            return False
+        tools = self.mcp_tools
+        return tools is None or f"{server}/{tool}" in tools or f"{server}/*" in tools
 
 
 MASTER = Principal(key_id=None, is_master=True, alias="master")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hub.auth import Principal
+    from hub.config import ModelRoute
 
 
 @dataclass(slots=True)
@@ -24,6 +28,13 @@ class UsageRecord:
     reasoning_tokens: int = 0
     error: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    """Tools the gateway ran for this request: dicts with server, tool, duration_ms, error."""
+    cost: float = 0.0
+    """USD, from `hub.pricing`; set when the request finishes."""
+    upstream_ms: float = 0.0
+    """Time spent waiting on the provider (to the first chunk for streams); latency minus this is overhead."""
+    created_at: float = 0.0
+    """Unix time the request finished."""
 
     def add_usage(self, usage: dict[str, Any] | None) -> None:
         """Take counts from an OpenAI `usage` object (prompt includes cached, completion includes reasoning)."""
@@ -35,9 +46,26 @@ class UsageRecord:
         self.reasoning_tokens += int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
 
 
+@dataclass(slots=True)
+class ToolCallRecord:
+    """One MCP tool call made through the hub (from `/mcp`, the REST tool endpoints or the tool loop)."""
+
+    server: str
+    tool: str
+    duration_ms: float
+    error: str | None = None
+    key_id: str | None = None
+    request_id: str = ""
+    created_at: float = 0.0
+
+
 class UsageSink(Protocol):
     def record(self, record: UsageRecord) -> None:
         """Take a record without blocking; storing it happens off the request path."""
+        ...
+
+    def record_tool_call(self, call: ToolCallRecord) -> None:
+        """Take a tool call record without blocking (the MCP hub calls this after each `tools/call`)."""
         ...
 
 
@@ -46,3 +74,20 @@ class NullSink:
 
     def record(self, record: UsageRecord) -> None:
         return None
+
+    def record_tool_call(self, call: ToolCallRecord) -> None:
+        return None
+
+
+class Ticket(Protocol):
+    def settle(self, record: UsageRecord) -> None:
+        """Price the finished request and charge its key (synchronously: budgets must see it at once)."""
+        ...
+
+
+class Guard(Protocol):
+    """Budgets and rate limits around one chat request (see `hub.accounting`)."""
+
+    async def admit(self, principal: Principal, route: ModelRoute) -> Ticket:
+        """Raise RateLimited (429) when a key's budget or a key/deployment rate limit refuses the request."""
+        ...
