@@ -1,0 +1,95 @@
+"""A minimal, fast OpenAI-compatible upstream for benchmarks: a raw asyncio protocol with keep-alive.
+
+It answers every POST with a fixed chat completion, or, when the body asks for `"stream": true`, a 20-chunk stream
+with a usage chunk and `[DONE]`. It is deliberately dumb so that it costs far less CPU than what it measures.
+Run: python bench/fake_upstream.py --port 4100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1727346178, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+}).encode()  # fmt: skip
+
+
+def _stream_body(chunks: int = 20) -> bytes:
+    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+        data = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1727346178, "model": "bench",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": f"tok{i} "}) for i in range(chunks - 2)]
+    events.append(chunk({}, "stop"))
+    usage = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1727346178, "model": "bench",
+             "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 18, "total_tokens": 30}}  # fmt: skip
+    events.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return b"".join(events)
+
+
+STREAM = _stream_body()
+JSON_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(COMPLETION), COMPLETION)
+SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(STREAM), STREAM)
+MODELS = b'{"object":"list","data":[{"id":"bench","object":"model","created":0,"owned_by":"bench"}]}'
+MODELS_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
+
+
+class Upstream(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end].lower()
+            length = 0
+            marker = head.find(b"content-length:")
+            if marker >= 0:
+                length = int(head[marker + 15 : head.find(b"\r\n", marker) if head.find(b"\r\n", marker) > 0 else None])
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            body = self.buffer[head_end + 4 : end]
+            self.buffer = self.buffer[end:]
+            if head.startswith(b"get"):
+                self.transport.write(MODELS_RESPONSE)
+            elif b'"stream":true' in body.replace(b" ", b""):
+                self.transport.write(SSE_RESPONSE)
+            else:
+                self.transport.write(JSON_RESPONSE)
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=4100)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(args.port))
+
+
+if __name__ == "__main__":
+    main()
