@@ -1,0 +1,303 @@
+"""OpenAI `messages` -> Gemini `systemInstruction` + `contents` (pure; images arrive already fetched)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import orjson
+
+from providers.gemini.schema import ToolNames
+from providers.gemini.signatures import DUMMY_SIGNATURE, Step
+
+JSON = dict[str, Any]
+InlineData = tuple[str, str]
+"""(mimeType, base64 data)."""
+StepLookup = Callable[[str], "Step | None"]
+
+_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
+_AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3"}
+
+
+class MessageError(ValueError):
+    """A message Gemini cannot be given; `param` names it the OpenAI way (`messages.[3].content.[1]`)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def http_image_urls(messages: list[JSON]) -> list[str]:
+    """The http(s) image URLs in user messages, in order, without duplicates (the gateway fetches them)."""
+    urls: dict[str, None] = {}
+    for message in messages:
+        if message.get("role") != "user" or not isinstance(message.get("content"), list):
+            continue
+        for part in message["content"]:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = _image_url(part)
+                if url.startswith(("http://", "https://")):
+                    urls[url] = None
+    return list(urls)
+
+
+def _image_url(part: JSON) -> str:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    return url if isinstance(url, str) else ""
+
+
+def build_contents(
+    messages: list[JSON],
+    *,
+    model: str,
+    names: ToolNames,
+    lookup: StepLookup,
+    images: Mapping[str, InlineData],
+    dummy_signatures: bool,
+) -> tuple[list[str], list[JSON]]:
+    """(system texts, contents) for `messages`.
+
+    Raises:
+        MessageError: a message Gemini cannot take, or a tool-call sequence OpenAI itself would refuse.
+    """
+    builder = _Builder(model, names, lookup, images, dummy_signatures)
+    i = 0
+    while i < len(messages):
+        i = builder.add(messages, i)
+    contents = builder.contents
+    if not contents and builder.system:  # Gemini needs contents; a system-only request becomes a user turn
+        contents, builder.system = [{"role": "user", "parts": [{"text": t} for t in builder.system]}], []
+    if contents and contents[0]["role"] == "model" and any("functionCall" in p for p in contents[0]["parts"]):
+        # a function-call turn must follow a user turn
+        contents.insert(0, {"role": "user", "parts": [{"text": " "}]})
+    return builder.system, contents
+
+
+class _Builder:
+    def __init__(self, model: str, names: ToolNames, lookup: StepLookup, images: Mapping[str, InlineData],
+                 dummy_signatures: bool) -> None:  # fmt: skip
+        self.model = model
+        self.names = names
+        self.lookup = lookup
+        self.images = images
+        self.dummy_signatures = dummy_signatures
+        self.system: list[str] = []
+        self.contents: list[JSON] = []
+
+    def add(self, messages: list[JSON], i: int) -> int:
+        """Translate messages[i] (and the tool results answering it); return the next index."""
+        message = messages[i]
+        role = message.get("role")
+        if role in ("system", "developer"):
+            self.system += [t for t in _texts(message.get("content"), f"messages.[{i}].content") if t]
+        elif role == "user":
+            parts = self._user_parts(message.get("content"), i)
+            if parts:
+                self.contents.append({"role": "user", "parts": parts})
+        elif role == "assistant":
+            return self._assistant(messages, i)
+        elif role == "tool":
+            raise MessageError("Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                               "message with 'tool_calls'.", f"messages.[{i}].role")  # fmt: skip
+        else:
+            raise MessageError(f"messages[{i}] has role {role!r}, which Gemini models do not support; "
+                               "use 'tools' and 'tool' messages instead.", f"messages.[{i}].role")  # fmt: skip
+        return i + 1
+
+    def _user_parts(self, content: Any, i: int) -> list[JSON]:
+        if isinstance(content, str):
+            return [{"text": content}] if content else []
+        if content is None:
+            return []
+        if not isinstance(content, list):
+            raise MessageError(f"messages[{i}].content must be a string or an array.", f"messages.[{i}].content")
+        parts: list[JSON] = []
+        for j, part in enumerate(content):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            converted = self._user_part(part, f"messages.[{i}].content.[{j}]")
+            if converted is not None:
+                parts.append(converted)
+        return parts
+
+    def _user_part(self, part: Any, param: str) -> JSON | None:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text = part.get("text")  # pyright: ignore[reportOptionalMemberAccess]
+            return {"text": text} if isinstance(text, str) and text else None
+        if kind == "image_url":
+            url = _image_url(part)  # pyright: ignore[reportArgumentType]
+            if url.startswith(("http://", "https://")):
+                mime, data = self.images[url]
+                return {"inlineData": {"mimeType": mime, "data": data}}
+            mime, data = parse_data_url(url, param)
+            return {"inlineData": {"mimeType": mime, "data": data}}
+        if kind == "input_audio":
+            audio = part.get("input_audio") or {}  # pyright: ignore[reportOptionalMemberAccess]
+            fmt = str(audio.get("format"))
+            if fmt not in _AUDIO or not isinstance(audio.get("data"), str):
+                raise MessageError(f"{param}: input_audio needs base64 'data' and a 'format' of wav or mp3.", param)
+            return {"inlineData": {"mimeType": _AUDIO[fmt], "data": audio["data"]}}
+        if kind == "file":
+            return _file_part(part.get("file") or {}, param)  # pyright: ignore[reportOptionalMemberAccess]
+        raise MessageError(f"{param}: content parts of type {kind!r} are not supported for Gemini models.", param)
+
+    def _assistant(self, messages: list[JSON], i: int) -> int:
+        message = messages[i]
+        calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
+        text = "".join(_texts(message.get("content"), f"messages.[{i}].content", refusals=True))
+        step = self._step(calls)
+        parts: list[JSON] = []
+        if text:
+            parts.append({"text": text, **_signed(step.text if step else None)})
+        for j, call in enumerate(calls):
+            parts.append(self._function_call(call, step, f"messages.[{i}].tool_calls.[{j}]"))
+        if calls and self.dummy_signatures and "thoughtSignature" not in parts[-len(calls)]:
+            parts[-len(calls)]["thoughtSignature"] = DUMMY_SIGNATURE
+        if parts:
+            self.contents.append({"role": "model", "parts": parts})
+        if not calls:
+            return i + 1
+        return self._tool_results(messages, i, calls, step)
+
+    def _step(self, calls: list[JSON]) -> Step | None:
+        for call in calls:
+            step = self.lookup(str(call.get("id")))
+            if step is not None and step.model == self.model:
+                return step
+        return None
+
+    def _function_call(self, call: JSON, step: Step | None, param: str) -> JSON:
+        function = call.get("function") or {}
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise MessageError(f"{param}.function.name is missing.", f"{param}.function.name")
+        call_id = str(call.get("id") or "")
+        part: JSON = {"functionCall": {"name": self.names.add(name), "args": _arguments(function.get("arguments"),
+                                                                                         param)}}  # fmt: skip
+        upstream_id = _upstream_id(step, call_id)
+        if upstream_id:
+            part["functionCall"]["id"] = upstream_id
+        return {**part, **_signed(step.calls.get(call_id) if step else None)}
+
+    def _tool_results(self, messages: list[JSON], i: int, calls: list[JSON], step: Step | None) -> int:
+        results: dict[str, JSON] = {}
+        j = i + 1
+        while j < len(messages) and messages[j].get("role") == "tool":
+            call_id = str(messages[j].get("tool_call_id"))
+            if call_id not in {str(c.get("id")) for c in calls}:
+                raise MessageError(f"messages[{j}] answers tool_call_id {call_id!r}, which the preceding assistant "
+                                   "message did not call.", f"messages.[{j}].tool_call_id")  # fmt: skip
+            results.setdefault(call_id, messages[j])
+            j += 1
+        missing = [str(c.get("id")) for c in calls if str(c.get("id")) not in results]
+        if missing:
+            raise MessageError("An assistant message with 'tool_calls' must be followed by tool messages responding "
+                               "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                               + ", ".join(missing), f"messages.[{i}].role")  # fmt: skip
+        parts = [self._function_response(call, results[str(call.get("id"))], step) for call in calls]
+        self.contents.append({"role": "user", "parts": parts})
+        return j
+
+    def _function_response(self, call: JSON, result: JSON, step: Step | None) -> JSON:
+        call_id = str(call.get("id") or "")
+        text = "".join(_texts(result.get("content"), "tool content"))
+        response: JSON = {"name": self.names.add(str((call.get("function") or {}).get("name"))),
+                          "response": {"output": _tool_output(text)}}  # fmt: skip
+        upstream_id = _upstream_id(step, call_id)
+        if upstream_id:
+            response["id"] = upstream_id
+        return {"functionResponse": response}
+
+
+def _upstream_id(step: Step | None, call_id: str) -> str:
+    if step is not None and call_id in step.upstream_ids:
+        return step.upstream_ids[call_id]
+    return call_id
+
+
+def _signed(signature: str | None) -> JSON:
+    return {"thoughtSignature": signature} if signature else {}
+
+
+def _texts(content: Any, param: str, *, refusals: bool = False) -> list[str]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content]
+    if not isinstance(content, list):
+        raise MessageError(f"{param} must be a string or an array of text parts.", param)
+    texts: list[str] = []
+    for part in content:  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(part, dict) and isinstance(part.get("text"), str):  # pyright: ignore[reportUnknownMemberType]
+            texts.append(part["text"])  # pyright: ignore[reportUnknownArgumentType]
+        elif refusals and isinstance(part, dict) and isinstance(part.get("refusal"), str):  # pyright: ignore[reportUnknownMemberType]
+            texts.append(part["refusal"])  # pyright: ignore[reportUnknownArgumentType]
+    return texts
+
+
+def _arguments(arguments: Any, param: str) -> JSON:
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, dict):
+        return arguments  # pyright: ignore[reportUnknownVariableType]
+    try:
+        value = orjson.loads(arguments)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        where = f"{param}.function.arguments"
+        raise MessageError(f"{where} is not valid JSON: {exc}", where) from exc
+    if not isinstance(value, dict):
+        raise MessageError(f"{param}.function.arguments must be a JSON object.", f"{param}.function.arguments")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _tool_output(text: str) -> Any:
+    if text[:1] in ("{", "["):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return text
+
+
+def parse_data_url(url: str, param: str) -> InlineData:
+    """(mimeType, base64 data) of a `data:` URL.
+
+    Raises:
+        MessageError: not a data URL with a media type, or undecodable base64.
+    """
+    match = _DATA_URL.match(url)
+    if match is None or not match["mime"]:
+        shown = url if len(url) <= 60 else url[:57] + "..."
+        raise MessageError(f"{param}: {shown!r} is neither an http(s) URL nor a data URL with a media type "
+                           "(data:image/png;base64,...).", param)  # fmt: skip
+    data = match["data"]
+    if ";base64" in match["params"]:
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MessageError(f"{param}: the data URL's base64 payload is invalid: {exc}", param) from exc
+    else:
+        data = base64.b64encode(unquote_to_bytes(data)).decode()
+    return match["mime"], data
+
+
+def _file_part(file: JSON, param: str) -> JSON:
+    data = file.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise MessageError(f"{param}: only files sent inline as 'file_data' are supported for Gemini models.", param)
+    if data.startswith("data:"):
+        mime, payload = parse_data_url(data, param)
+    else:
+        filename = str(file.get("filename") or "")
+        mime = "application/pdf" if filename.lower().endswith(".pdf") or not filename else _guess(filename)
+        payload = data
+    return {"inlineData": {"mimeType": mime, "data": payload}}
+
+
+def _guess(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

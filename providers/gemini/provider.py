@@ -1,0 +1,100 @@
+"""The Gemini provider: HTTP to `generateContent` / `streamGenerateContent?alt=sse`, translation both ways."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from urllib.parse import quote
+
+import orjson
+
+from providers import _http
+from providers.base import JSON, ChatRequest, Deployment
+from providers.gemini.contents import http_image_urls
+from providers.gemini.images import MAX_IMAGE_BYTES, fetch_images
+from providers.gemini.request import Prepared, build_request
+from providers.gemini.response import ResponseReader, StreamTranslator, completion, parse_error
+from providers.gemini.signatures import SignatureStore
+
+
+class GeminiProvider:
+    """Gemini (Developer API) models behind the OpenAI chat-completions contract."""
+
+    name = "gemini"
+
+    def __init__(
+        self,
+        pool: _http.HttpPool,
+        *,
+        signatures: SignatureStore | None = None,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
+        image_timeout: float = 30.0,
+    ) -> None:
+        self._pool = pool
+        self.signatures = signatures if signatures is not None else SignatureStore()
+        self._max_image_bytes = max_image_bytes
+        self._image_timeout = image_timeout
+
+    async def complete(self, request: ChatRequest) -> JSON:
+        deployment = request.deployment
+        prepared = await self._prepare(request)
+        url = self._url(deployment, "generateContent")
+        async with _http.post(
+            self._pool, deployment, url, orjson.dumps(prepared.body), self._headers(deployment),
+            stream=False, parse_error=parse_error,
+        ) as response:  # fmt: skip
+            data = await _http.read_json(self.name, response, deployment.timeout)
+        reader = ResponseReader(deployment.model, prepared.names)
+        try:
+            return completion(data, reader, deployment.model)
+        finally:
+            self._remember(reader)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        deployment = request.deployment
+        prepared = await self._prepare(request)
+        url = self._url(deployment, "streamGenerateContent") + "?alt=sse"
+        reader = ResponseReader(deployment.model, prepared.names)
+        translator = StreamTranslator(reader, deployment.model)
+        try:
+            async with _http.post(
+                self._pool, deployment, url, orjson.dumps(prepared.body), self._headers(deployment),
+                stream=True, parse_error=parse_error,
+            ) as response:  # fmt: skip
+                async for _event, data in _http.iter_sse(self.name, response, deployment.timeout):
+                    for chunk in translator.feed(data):
+                        yield chunk
+            for chunk in translator.finish():
+                yield chunk
+        finally:
+            self._remember(reader)
+
+    async def _prepare(self, request: ChatRequest) -> Prepared:
+        deployment = request.deployment
+        params = dict(deployment.params)
+        max_bytes = int(params.pop("max_image_bytes", self._max_image_bytes))
+        urls = http_image_urls(request.body.get("messages") or [])
+        images = await fetch_images(self._pool, urls, max_bytes=max_bytes, seconds=self._image_timeout) if urls else {}
+        if "max_image_bytes" in deployment.params:
+            deployment = _with_params(deployment, params)
+        return build_request(request.body, deployment, lookup=self.signatures.lookup, images=images)
+
+    def _remember(self, reader: ResponseReader) -> None:
+        if reader.call_ids:
+            self.signatures.remember(reader.step(), reader.call_ids)
+
+    def _headers(self, deployment: Deployment) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **deployment.headers}
+        if deployment.api_key:
+            headers["x-goog-api-key"] = deployment.api_key
+        return headers
+
+    def _url(self, deployment: Deployment, method: str) -> str:
+        base = deployment.api_base.rstrip("/")
+        if not base.endswith(("/v1beta", "/v1", "/v1alpha")):
+            base += "/v1beta"
+        return f"{base}/models/{quote(deployment.model, safe='-._')}:{method}"
+
+
+def _with_params(deployment: Deployment, params: JSON) -> Deployment:
+    return replace(deployment, params=params)

@@ -1,0 +1,203 @@
+"""OpenAI chat request -> Gemini `GenerateContentRequest` (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from providers.base import Deployment, ProviderError
+from providers.gemini.contents import InlineData, MessageError, StepLookup, build_contents
+from providers.gemini.schema import SchemaError, ToolNames, sanitize_schema
+from providers.gemini.signatures import needs_signatures
+
+JSON = dict[str, Any]
+
+UNSUPPORTED = ("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "prediction",
+               "audio", "web_search_options", "functions", "function_call")  # fmt: skip
+"""OpenAI parameters that change the answer and have no Gemini equivalent: dropped, or refused with drop_params off."""
+
+_LEVELS_FLASH = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
+                 "xhigh": "high", "max": "high"}  # fmt: skip
+_LEVELS_PRO = {"none": "low", "minimal": "low", "low": "low", "medium": "high", "high": "high", "xhigh": "high",
+               "max": "high"}  # fmt: skip
+_BUDGETS = {"none": 0, "minimal": 128, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 24576}
+_VERSION = re.compile(r"gemini-(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A Gemini request body and the tool-name mapping needed to read its answer."""
+
+    body: JSON
+    names: ToolNames
+
+
+def bad_request(message: str, param: str | None, code: str = "invalid_value") -> ProviderError:
+    return ProviderError(message, status_code=400, provider="gemini", type="invalid_request_error", code=code,
+                         param=param)  # fmt: skip
+
+
+def build_request(
+    body: JSON, deployment: Deployment, *, lookup: StepLookup, images: Mapping[str, InlineData]
+) -> Prepared:
+    """The Gemini request for an OpenAI body (config defaults under the client's fields).
+
+    Raises:
+        ProviderError: 400 for input Gemini cannot take (naming the OpenAI `param`).
+    """
+    merged: JSON = {**deployment.params, **body}
+    model = deployment.model
+    names = ToolNames()
+    try:
+        declarations = _declarations(merged.get("tools"), names)
+        system, contents = build_contents(
+            merged.get("messages") or [], model=model, names=names, lookup=lookup, images=images,
+            dummy_signatures=needs_signatures(model),
+        )  # fmt: skip
+    except MessageError as exc:
+        raise bad_request(str(exc), exc.param) from exc
+    except ValueError as exc:
+        raise bad_request(str(exc), "tools") from exc
+    if not contents:
+        raise bad_request("Gemini needs at least one message with content; every message was empty.", "messages")
+    out: JSON = {"contents": contents}
+    if system:
+        out["systemInstruction"] = {"parts": [{"text": text} for text in system]}
+    _check_unsupported(merged, deployment)
+    if declarations:
+        declarations = _apply_tool_choice(merged.get("tool_choice"), declarations, names, out)
+        out["tools"] = [{"functionDeclarations": declarations}]
+    config = generation_config(merged, model)
+    if config:
+        out["generationConfig"] = config
+    return Prepared(out, names)
+
+
+def _declarations(tools: Any, names: ToolNames) -> list[JSON]:
+    declarations: list[JSON] = []
+    for i, tool in enumerate(tools or ()):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        kind = tool.get("type", "function")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if kind == "mcp":  # hub tool-loop entries, not for the model
+            continue
+        if kind != "function":
+            raise MessageError(f"tools[{i}] has type {kind!r}; Gemini models take only function tools.",
+                               f"tools[{i}].type")  # fmt: skip
+        function = tool.get("function") or {}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        declaration: JSON = {"name": names.add(str(function.get("name")))}  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        if function.get("description"):  # pyright: ignore[reportUnknownMemberType]
+            declaration["description"] = function["description"]
+        try:
+            parameters = sanitize_schema(function.get("parameters"))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        except SchemaError as exc:
+            raise MessageError(f"tools[{i}].function.parameters: {exc}", f"tools[{i}].function.parameters") from exc
+        if parameters.get("properties"):  # Gemini refuses an OBJECT with no properties: a no-argument tool sends none
+            declaration["parameters"] = parameters
+        declarations.append(declaration)
+    return declarations
+
+
+def _apply_tool_choice(choice: Any, declarations: list[JSON], names: ToolNames, out: JSON) -> list[JSON]:
+    mode, allowed = "AUTO", None
+    if choice == "none":
+        mode = "NONE"
+    elif choice == "required":
+        mode = "ANY"
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        mode, allowed = "ANY", [names.to_gemini.get(str(name), str(name))]  # pyright: ignore[reportUnknownArgumentType]
+    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        spec = choice.get("allowed_tools") or {}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        keep = {names.to_gemini.get(str((t.get("function") or {}).get("name")), "") for t in spec.get("tools") or ()}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        declarations = [d for d in declarations if d["name"] in keep]  # the model sees only the allowed tools
+        mode = "ANY" if spec.get("mode") == "required" else "AUTO"  # pyright: ignore[reportUnknownMemberType]
+    elif choice not in (None, "auto"):
+        raise bad_request(f"Invalid value for 'tool_choice': {choice!r}.", "tool_choice")
+    if allowed and allowed[0] not in {d["name"] for d in declarations}:
+        raise bad_request(f"tool_choice names the function {choice['function']['name']!r}, which is not in 'tools'.",  # pyright: ignore[reportIndexIssue]
+                          "tool_choice")  # fmt: skip
+    if mode != "AUTO" or allowed:
+        config: JSON = {"mode": mode}
+        if allowed:
+            config["allowedFunctionNames"] = allowed
+        out["toolConfig"] = {"functionCallingConfig": config}
+    return declarations
+
+
+def _check_unsupported(body: JSON, deployment: Deployment) -> None:
+    rejected = [name for name in UNSUPPORTED if body.get(name) not in (None, False)]
+    if (body.get("n") or 1) != 1:
+        rejected.append("n")
+    if body.get("parallel_tool_calls") is False:
+        rejected.append("parallel_tool_calls")
+    if rejected and not deployment.drop_params:
+        raise bad_request(
+            f"Model {deployment.model} does not support the parameter '{rejected[0]}'. Remove it, or set "
+            "drop_params: true for this model in the config to have the gateway drop it.",
+            rejected[0], code="unsupported_parameter",
+        )  # fmt: skip
+
+
+def generation_config(body: JSON, model: str) -> JSON:
+    """`generationConfig` from the OpenAI sampling, length, format and reasoning fields."""
+    config: JSON = {}
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
+    for source, target in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("seed", "seed")):
+        if body.get(source) is not None:
+            config[target] = body[source]
+    stop = body.get("stop")
+    if stop:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)  # pyright: ignore[reportUnknownArgumentType]
+    config.update(_response_format(body.get("response_format")))
+    thinking = thinking_config(body, model)
+    if thinking:
+        config["thinkingConfig"] = thinking
+    return config
+
+
+def _response_format(fmt: Any) -> JSON:
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+        return {}
+    if fmt.get("type") == "json_object":
+        return {"responseMimeType": "application/json"}
+    if fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema") or {}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        try:
+            schema = sanitize_schema(spec.get("schema"), ordering=True)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        except SchemaError as exc:
+            raise bad_request(f"response_format.json_schema.schema: {exc}", "response_format") from exc
+        out: JSON = {"responseMimeType": "application/json"}
+        if schema:
+            out["responseSchema"] = schema
+        return out
+    raise bad_request(f"Invalid value for 'response_format.type': {fmt.get('type')!r}.", "response_format")
+
+
+def thinking_config(body: JSON, model: str) -> JSON | None:
+    """`thinkingConfig` for `reasoning_effort` (or an Anthropic-style `thinking` default): levels on Gemini 3,
+    token budgets on 2.x, never both (Gemini refuses that)."""
+    effort = body.get("reasoning_effort")
+    budget: int | None = None
+    thinking = body.get("thinking")
+    if effort is None and isinstance(thinking, dict):
+        if thinking.get("type") == "disabled":  # pyright: ignore[reportUnknownMemberType]
+            effort = "none"
+        elif isinstance(thinking.get("budget_tokens"), int):  # pyright: ignore[reportUnknownMemberType]
+            budget = thinking["budget_tokens"]
+            effort = "low" if budget <= 1024 else "medium" if budget <= 4096 else "high"  # pyright: ignore[reportOperatorIssue]
+    if effort is None:
+        return None
+    if effort not in _BUDGETS:
+        raise bad_request(f"Invalid value for 'reasoning_effort': {effort!r}. Supported values are: "
+                          + ", ".join(repr(k) for k in _BUDGETS) + ".", "reasoning_effort")  # fmt: skip
+    version = _VERSION.search(model)
+    if version is None or int(version.group(1)) >= 3:
+        levels = _LEVELS_PRO if "-pro" in model else _LEVELS_FLASH
+        return {"thinkingLevel": levels[effort], "includeThoughts": effort != "none"}
+    budget = budget if budget is not None else _BUDGETS[effort]
+    if budget == 0 and "-pro" in model:  # 2.5 Pro cannot turn thinking off
+        budget = 128
+    return {"thinkingBudget": budget, "includeThoughts": budget != 0}
