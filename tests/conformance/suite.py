@@ -27,7 +27,7 @@ _RANK = {"SUCCESS": 0, "INFO": 0, "WARNING": 1, "FAILURE": 2}
 
 def require_node() -> None:
     """Skip (or fail, when TOOLHUB_REQUIRE_NODE=1) unless the conformance suite and Node 22 are installed."""
-    missing = [str(p.relative_to(ROOT)) for p in (CONFORMANCE, NODE22_BIN / "node") if not p.exists()]
+    missing = [os.path.relpath(p, ROOT) for p in (CONFORMANCE, NODE22_BIN / "node") if not p.exists()]
     if not missing:
         return
     message = f"conformance suite not installed ({', '.join(missing)} missing): run `npm ci --prefix tests/node`"

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conformance import suite
 from tests.conformance.suite import Check, SuiteRun, read_results, regressions
 
 
@@ -82,3 +85,17 @@ def test_a_new_failing_check_through_the_hub_is_a_regression() -> None:
         "elicitation: passes directly, FAILS through hub",
         "    general: FAILURE (no such check directly): no",
     ]
+
+
+def test_missing_node_modules_skip_locally_and_fail_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(suite, "CONFORMANCE", tmp_path / "node_modules" / ".bin" / "conformance")
+    monkeypatch.setattr(suite, "ROOT", tmp_path)
+    monkeypatch.delenv("TOOLHUB_REQUIRE_NODE", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        suite.require_node()
+    monkeypatch.setenv("TOOLHUB_REQUIRE_NODE", "1")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        suite.require_node()
+
+    assert "run `npm ci --prefix tests/node`" in str(skipped.value)
+    assert "node_modules/.bin/conformance missing" in str(failed.value)
