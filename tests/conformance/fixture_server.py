@@ -1,6 +1,7 @@
 """MCP conformance fixture server: every fixture `@modelcontextprotocol/conformance` 0.1.16 server scenarios call.
 
-A low-level mcp 2.x `Server`; the static content is in `fixture_data.py`. Run it as
+A low-level mcp 2.x `Server`; the static content is in `fixture_data.py`. One extra tool, `trigger_resource_update`,
+sends `notifications/resources/updated` to a connection subscribed to the URI (pass-through tests). Run it as
     python tests/conformance/fixture_server.py --port P     # streamable HTTP at /mcp (stateful, SSE responses)
     python tests/conformance/fixture_server.py --stdio      # stdio, e.g. as a hub upstream
 It logs to stderr only.
@@ -31,7 +32,6 @@ from starlette.requests import Request
 
 from tests.conformance import fixture_data as data
 
-log = logging.getLogger("conformance_fixture")
 LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
 # --- per-connection state -----------------------------------------------------------------------------------------
@@ -129,6 +129,14 @@ async def _reconnection(ctx: ServerRequestContext, args: dict[str, Any]) -> type
     return _result("Reconnection test completed successfully")
 
 
+async def _update_resource(ctx: ServerRequestContext, args: dict[str, Any]) -> types.CallToolResult:
+    uri = str(args.get("uri", "test://watched-resource"))
+    if uri not in state_of(ctx).subscriptions:
+        return _result(f"Not subscribed to {uri}: no notification sent")
+    await ctx.session.send_resource_updated(uri)
+    return _result(f"Sent notifications/resources/updated for {uri}")
+
+
 def _tool(name: str, description: str, schema: dict[str, Any] | None = None) -> types.Tool:
     return types.Tool(name=name, description=description, input_schema=schema or data.NO_ARGS)
 
@@ -163,6 +171,8 @@ TOOLS: dict[str, tuple[types.Tool, ToolFn]] = {
          _elicitation_tool("Please select options from the enum fields", data.SEP1330_SCHEMA,
                            "Elicitation completed: ")),
         (_tool("test_reconnection", "Closes the SSE stream mid-call to test client reconnection"), _reconnection),
+        (_tool("trigger_resource_update", "Not a conformance fixture: notifies this connection that a resource it "
+               "subscribed to changed", _string_args("uri")), _update_resource),
         (_tool("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features", data.JSON_SCHEMA_2020_12),
          _static(data.text("JSON Schema 2020-12 tool called"))),
     ]

@@ -28,11 +28,18 @@ pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.MCPDepr
 
 
 class Recorder:
-    """Collects the log and progress notifications the client receives."""
+    """Collects the log, progress and resource-updated notifications the client receives."""
 
     def __init__(self) -> None:
         self.logs: list[str] = []
         self.progress: list[tuple[float, float | None]] = []
+        self.updated: list[str] = []
+        self.update_seen = anyio.Event()
+
+    async def on_message(self, message: object) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.updated.append(str(message.params.uri))
+            self.update_seen.set()
 
     async def on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         self.logs.append(str(params.data))
@@ -52,7 +59,13 @@ async def session(recorder: Recorder) -> AsyncIterator[ClientSession]:
     with anyio.fail_after(30):
         async with (
             stdio_client(params) as (read, write),
-            ClientSession(read, write, read_timeout_seconds=10, logging_callback=recorder.on_log) as client,
+            ClientSession(
+                read,
+                write,
+                read_timeout_seconds=10,
+                logging_callback=recorder.on_log,
+                message_handler=recorder.on_message,
+            ) as client,
         ):
             await client.initialize()
             yield client
@@ -64,7 +77,7 @@ async def test_every_required_fixture_is_listed(session: ClientSession) -> None:
     templates = await session.list_resource_templates()
     prompts = await session.list_prompts()
 
-    assert {t.name for t in tools.tools} == REQUIRED_TOOLS
+    assert {t.name for t in tools.tools} == REQUIRED_TOOLS | {"trigger_resource_update"}
     assert all(t.description for t in tools.tools)
     assert {str(r.uri) for r in resources.resources} == {"test://static-text", "test://static-binary",
                                                          "test://watched-resource"}  # fmt: skip
@@ -110,3 +123,19 @@ async def test_unknown_names_are_protocol_errors(session: ClientSession) -> None
     assert resource.value.code == RESOURCE_NOT_FOUND
     assert tool.value.code == types.INVALID_PARAMS
     assert prompt.value.code == types.INVALID_PARAMS
+
+
+async def test_resource_updates_reach_subscribers_only(session: ClientSession, recorder: Recorder) -> None:
+    watched = {"uri": "test://watched-resource"}
+    before = await session.call_tool("trigger_resource_update", watched)
+    await session.subscribe_resource("test://watched-resource")
+    during = await session.call_tool("trigger_resource_update", watched)
+    with anyio.fail_after(5):
+        await recorder.update_seen.wait()
+    await session.unsubscribe_resource("test://watched-resource")
+    after = await session.call_tool("trigger_resource_update", watched)
+
+    assert recorder.updated == ["test://watched-resource"]
+    assert before.content[0].text.startswith("Not subscribed")  # type: ignore[union-attr]
+    assert during.content[0].text == "Sent notifications/resources/updated for test://watched-resource"  # type: ignore[union-attr]
+    assert after.content[0].text.startswith("Not subscribed")  # type: ignore[union-attr]
