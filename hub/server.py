@@ -7,10 +7,13 @@ from starlette.routing import BaseRoute
 
 from hub.app import Extension, create_app
 from hub.config import Config
+from hub.mcp.http import mcp_extension, mcp_routes
 
 
 def build_app(config: Config) -> Starlette:
     """The app `toolhub serve` runs."""
     extensions: list[Extension] = []
     routes: list[BaseRoute] = []
+    extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
+    routes += mcp_routes()
     return create_app(config, extensions=extensions, routes=routes)

@@ -1,0 +1,159 @@
+"""The aggregated catalog: exposed names, aliases for names a model provider would reject, and filtering.
+
+Every exposed tool and prompt name is `<prefix><separator><original>` when that fits `^[a-zA-Z0-9_-]{1,64}$`;
+otherwise it becomes a stable alias (invalid characters replaced, cut, plus 8 hex digits of a SHA-256 of the full
+name), so the same upstream tool always gets the same name. The hub resolves names through its maps, never by
+parsing them; the original name and server are kept in the exposed tool's `_meta`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+import mcp_types as types
+
+from hub.auth import Principal
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_NAME = 64
+DEFAULT_SEPARATOR = "__"
+META_ORIGINAL_NAME = "io.toolhub/original_name"
+META_SERVER = "io.toolhub/server"
+_INVALID = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def exposed_name(prefix: str, original: str, separator: str = DEFAULT_SEPARATOR) -> str:
+    """The client-visible name of an upstream tool or prompt; valid for every LLM provider and stable."""
+    full = f"{prefix}{separator}{original}" if prefix else original
+    if TOOL_NAME.match(full):
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    cleaned = _INVALID.sub("_", full)[: MAX_NAME - len(digest) - 1]
+    return f"{cleaned}_{digest}"
+
+
+def name_allowed(name: str, allowed: Sequence[str] | None, disallowed: Sequence[str] | None) -> bool:
+    """`allowed_tools` / `disallowed_tools` of a server: exact names or shell-style patterns (`get_*`)."""
+    if allowed is not None and not any(fnmatchcase(name, pattern) for pattern in allowed):
+        return False
+    return not (disallowed and any(fnmatchcase(name, pattern) for pattern in disallowed))
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one healthy upstream offers, as last listed."""
+
+    server: str
+    prefix: str
+    tools: Sequence[types.Tool] = ()
+    resources: Sequence[types.Resource] = ()
+    templates: Sequence[types.ResourceTemplate] = ()
+    prompts: Sequence[types.Prompt] = ()
+    allowed_tools: Sequence[str] | None = None
+    disallowed_tools: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """One tool as the hub exposes it."""
+
+    name: str
+    """The name clients call (prefixed in the aggregated catalog, original on `/mcp/<server>`)."""
+    server: str
+    original_name: str
+    qualified_name: str
+    """The aggregated-catalog name, whatever the view; what a key's `mcp_tools` lists."""
+    description: str | None
+    input_schema: dict[str, Any]
+    tool: types.Tool = field(repr=False)
+    """The exposed MCP `Tool` (renamed, with the original kept in `_meta`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptInfo:
+    name: str
+    server: str
+    original_name: str
+    prompt: types.Prompt = field(repr=False)
+
+
+def visible(principal: Principal, server: str, qualified_name: str | None = None) -> bool:
+    """May this caller see (and call) the server, and this tool of it?"""
+    if not principal.may_use_server(server):
+        return False
+    return qualified_name is None or principal.mcp_tools is None or qualified_name in principal.mcp_tools
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An immutable snapshot of what the hub serves; rebuilt whenever an upstream's lists change."""
+
+    tools: tuple[ToolInfo, ...] = ()
+    prompts: tuple[PromptInfo, ...] = ()
+    resources: tuple[tuple[str, types.Resource], ...] = ()
+    templates: tuple[tuple[str, types.ResourceTemplate], ...] = ()
+    tools_by_name: Mapping[str, ToolInfo] = field(default_factory=dict[str, ToolInfo])
+    prompts_by_name: Mapping[str, PromptInfo] = field(default_factory=dict[str, PromptInfo])
+    resource_owner: Mapping[str, str] = field(default_factory=dict[str, str])
+
+    @classmethod
+    def build(
+        cls, listings: Iterable[Listing], separator: str = DEFAULT_SEPARATOR, *, prefixed: bool = True
+    ) -> Catalog:
+        """Merge listings in a deterministic order (by exposed name); `prefixed=False` keeps original names."""
+        tools: dict[str, ToolInfo] = {}
+        prompts: dict[str, PromptInfo] = {}
+        resources: list[tuple[str, types.Resource]] = []
+        templates: list[tuple[str, types.ResourceTemplate]] = []
+        owner: dict[str, str] = {}
+        for listing in sorted(listings, key=lambda item: item.server):
+            for tool in listing.tools:
+                if not name_allowed(tool.name, listing.allowed_tools, listing.disallowed_tools):
+                    continue
+                info = _tool_info(listing, tool, separator, prefixed)
+                tools.setdefault(info.name, info)
+            for prompt in listing.prompts:
+                name = exposed_name(listing.prefix, prompt.name, separator) if prefixed else prompt.name
+                renamed = prompt.model_copy(update={"name": name})
+                prompts.setdefault(name, PromptInfo(name, listing.server, prompt.name, renamed))
+            for resource in listing.resources:
+                if resource.uri not in owner:  # the first server (by name) owns a URI offered twice
+                    owner[resource.uri] = listing.server
+                    resources.append((listing.server, resource))
+            templates += [(listing.server, template) for template in listing.templates]
+        ordered = dict(sorted(tools.items()))
+        ordered_prompts = dict(sorted(prompts.items()))
+        return cls(
+            tools=tuple(ordered.values()),
+            prompts=tuple(ordered_prompts.values()),
+            resources=tuple(sorted(resources, key=lambda item: item[1].uri)),
+            templates=tuple(sorted(templates, key=lambda item: (item[0], item[1].uri_template))),
+            tools_by_name=ordered,
+            prompts_by_name=ordered_prompts,
+            resource_owner=owner,
+        )
+
+    def owner_of_uri(self, uri: str) -> str | None:
+        """The server serving a resource URI: a listed resource, else the template with the longest literal prefix."""
+        server = self.resource_owner.get(uri)
+        if server is not None:
+            return server
+        best: tuple[int, str] | None = None
+        for name, template in self.templates:
+            literal = template.uri_template.split("{", 1)[0]
+            if uri.startswith(literal) and (best is None or len(literal) > best[0]):
+                best = (len(literal), name)
+        return best[1] if best else None
+
+
+def _tool_info(listing: Listing, tool: types.Tool, separator: str, prefixed: bool) -> ToolInfo:
+    qualified = exposed_name(listing.prefix, tool.name, separator)
+    name = qualified if prefixed else tool.name
+    meta = {**(tool.meta or {}), META_ORIGINAL_NAME: tool.name, META_SERVER: listing.server}
+    exposed = tool.model_copy(update={"name": name, "meta": meta})
+    return ToolInfo(name, listing.server, tool.name, qualified, tool.description, tool.input_schema, exposed)

@@ -1,0 +1,174 @@
+"""The hub over HTTP: streamable HTTP at `/mcp`, one upstream at `/mcp/<server>`, legacy SSE at `/sse`, and the
+lifespan extension that opens it all. Every MCP endpoint takes the same keys as `/v1` (401 in OpenAI's JSON shape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import HTTPConnection
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from hub.app import Extension
+from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
+from hub.mcp import rest
+from hub.mcp.catalog import DEFAULT_SEPARATOR
+from hub.mcp.hub import McpHub
+from hub.mcp.notify import Downstreams
+from hub.mcp.server import PRINCIPAL_KEY, HubServer, build_server
+from hub.state import HubState, authenticate, hub_state
+
+logger = logging.getLogger("toolhub.mcp")
+
+SSE_MESSAGES = "/sse/messages/"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True)
+class McpSettings:
+    """Hub-wide MCP options."""
+
+    separator: str = DEFAULT_SEPARATOR
+    allowed_hosts: Sequence[str] = ()
+    """Extra `Host` values accepted by DNS-rebinding protection (e.g. `hub.example.com`, `hub.example.com:*`),
+    for deployments behind a reverse proxy; loopback names on any port are always accepted."""
+
+
+def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
+    """DNS-rebinding protection: loopback on any port, plus the configured hosts (with or without a port)."""
+    hosts = [*(f"{h}:*" for h in LOCAL_HOSTS), *LOCAL_HOSTS, *extra_hosts]
+    origins = [f"{scheme}://{host}" for scheme in ("http", "https") for host in hosts]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class _Served:
+    """One served MCP server with its streamable HTTP manager and its downstream connections."""
+
+    def __init__(self, hub: McpHub, security: TransportSecuritySettings, view: str | None) -> None:
+        self.downstreams = Downstreams()
+        self.server: HubServer = build_server(hub, self.downstreams, view=view)
+        self.manager = StreamableHTTPSessionManager(app=self.server, security_settings=security)
+
+
+class McpHttp:
+    """The HTTP transports of the hub; `state.extras["mcp_http"]`."""
+
+    def __init__(self, hub: McpHub, settings: McpSettings | None = None) -> None:
+        settings = settings or McpSettings()
+        security = transport_security(settings.allowed_hosts)
+        self.hub = hub
+        self.aggregated = _Served(hub, security, None)
+        self.per_server = {name: _Served(hub, security, name) for name in hub.upstreams}
+        self.sse = SseServerTransport(SSE_MESSAGES, security_settings=security)
+        hub.on_change(self._changed)
+        hub.on_resource_updated(self._updated)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for served in (self.aggregated, *self.per_server.values()):
+                await stack.enter_async_context(served.manager.run())
+                stack.callback(served.downstreams.close)
+            yield
+
+    async def _changed(self, server: str, kinds: frozenset[str]) -> None:
+        await self.aggregated.downstreams.changed(kinds)
+        await self.per_server[server].downstreams.changed(kinds)
+
+    async def _updated(self, server: str, uri: str) -> None:
+        await self.aggregated.downstreams.resource_updated(uri)
+        await self.per_server[server].downstreams.resource_updated(uri)
+
+    async def serve_sse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = self.aggregated.server
+        try:
+            async with self.sse.connect_sse(scope, receive, send) as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        except ValueError:  # connect_sse already answered a request that failed its Host/Origin checks
+            logger.debug("rejected an SSE connection", exc_info=True)
+
+
+class McpEndpoint:
+    """An ASGI endpoint: authenticate like `/v1`, check the key may use the server, then hand over to MCP."""
+
+    def __init__(self, kind: Literal["mcp", "server", "sse", "messages"]) -> None:
+        self.kind = kind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        conn = HTTPConnection(scope)
+        try:
+            http: McpHttp | None = hub_state(conn).extras.get("mcp_http")
+            if http is None:
+                raise ServiceUnavailable("The MCP hub is not running.", code="mcp_unavailable")
+            app = self._target(http, scope)
+            principal = await authenticate(conn)
+            server = scope.get("path_params", {}).get("server")
+            if server is not None and not principal.may_use_server(server):
+                raise PermissionDenied(f"This key may not use the MCP server {server!r}.", code="server_not_allowed")
+        except HubError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        await app(scope, receive, send)
+
+    def _target(self, http: McpHttp, scope: Scope) -> Callable[[Scope, Receive, Send], Any]:
+        if self.kind == "mcp":
+            return http.aggregated.manager.handle_request
+        if self.kind == "sse":
+            return http.serve_sse
+        if self.kind == "messages":
+            return http.sse.handle_post_message
+        name = scope["path_params"]["server"]
+        served = http.per_server.get(name)
+        if served is None:
+            raise NotFound(f"No MCP server named {name!r}.", code="server_not_found")
+        return served.manager.handle_request
+
+
+def mcp_routes() -> list[BaseRoute]:
+    """The hub's routes; the REST inspection paths come before `/mcp/{server}`."""
+    return [
+        Route("/mcp/tools/list", rest.list_tools, methods=["GET"]),
+        Route("/mcp/tools/call", rest.call_tool, methods=["POST"]),
+        Route("/mcp", McpEndpoint("mcp")),
+        Route("/mcp/", McpEndpoint("mcp")),
+        Route("/mcp/{server}", McpEndpoint("server")),
+        Route("/sse", McpEndpoint("sse"), methods=["GET"]),
+        Route(SSE_MESSAGES, McpEndpoint("messages"), methods=["POST"]),
+    ]
+
+
+def mcp_extension(settings: McpSettings | None = None) -> Extension:
+    """The lifespan extension: connect upstreams in the background, serve the transports, close all on exit."""
+
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> AsyncIterator[None]:
+        hub = McpHub(state.config.mcp_servers, separator=(settings or McpSettings()).separator)
+        http = McpHttp(hub, settings)
+        async with hub.running(), http.running():
+            state.extras["mcp"] = hub
+            state.extras["mcp_http"] = http
+            state.extras.setdefault("readiness", {})["mcp"] = _readiness(hub)
+            yield
+
+    return extension
+
+
+def _readiness(hub: McpHub) -> Callable[[], Any]:
+    async def check() -> tuple[bool, dict[str, Any]]:
+        # Ready once every upstream has had its first try: a down upstream is reported but never fails the hub.
+        settled = all(u.first_attempt.is_set() for u in hub.upstreams.values())
+        return settled, {name: status["state"] for name, status in hub.status().items()}
+
+    return check
+
+
+__all__ = ["McpHttp", "McpSettings", "mcp_extension", "mcp_routes", "transport_security"]

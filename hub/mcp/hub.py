@@ -1,0 +1,170 @@
+"""`McpHub`: the supervised upstreams, the catalogs built from them, and the Python API the tool loop calls."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from typing import Any, TextIO
+
+import anyio
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared.exceptions import MCPError
+
+from hub.auth import Principal
+from hub.config import McpServerConfig
+from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
+from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.upstream import Caller, Kind, Upstream, error_result
+
+logger = logging.getLogger("toolhub.mcp")
+
+Listener = Callable[[str, frozenset[Kind]], Awaitable[None]]
+"""Called after an upstream's lists changed: (server, kinds)."""
+UpdateListener = Callable[[str, str], Awaitable[None]]
+"""Called when an upstream reports `notifications/resources/updated`: (server, uri)."""
+
+
+class McpHub:
+    """Every configured upstream, supervised; `state.extras["mcp"]`."""
+
+    def __init__(self, servers: Mapping[str, McpServerConfig], *, separator: str = DEFAULT_SEPARATOR,
+                 errlog: TextIO | None = None) -> None:  # fmt: skip
+        self.separator = separator
+        self.upstreams = {
+            name: Upstream(config, self._changed, self._resource_updated, errlog=errlog)
+            for name, config in sorted(servers.items())
+        }
+        self.catalog = Catalog()
+        self._server_catalogs: dict[str, Catalog] = {name: Catalog() for name in self.upstreams}
+        self._last_server: dict[str, str] = {}
+        self._listeners: list[Listener] = []
+        self._update_listeners: list[UpdateListener] = []
+        self._events: tuple[MemoryObjectSendStream[tuple[str, Any]], MemoryObjectReceiveStream[tuple[str, Any]]] = (
+            anyio.create_memory_object_stream[tuple[str, Any]](1024)
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[McpHub]:
+        """Connect every upstream in the background; on exit, close them all (stdio children included)."""
+        send, receive = self._events
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._pump, receive)
+            for upstream in self.upstreams.values():
+                tg.start_soon(upstream.run, name=f"mcp-upstream-{upstream.name}")
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+        send.close()
+        receive.close()
+
+    async def wait_ready(self, limit: float | None = None) -> bool:
+        """Wait until every upstream's first connection attempt has ended; False if `limit` seconds ran out first."""
+        if limit is None:
+            limit = max((u.spec.connect_timeout for u in self.upstreams.values()), default=0.0) + 1.0
+        with anyio.move_on_after(limit):
+            for upstream in self.upstreams.values():
+                await upstream.first_attempt.wait()
+            return True
+        return False
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def on_resource_updated(self, listener: UpdateListener) -> None:
+        self._update_listeners.append(listener)
+
+    def _changed(self, server: str, kinds: frozenset[Kind]) -> None:
+        upstream = self.upstreams[server]
+        healthy = [u.listing for u in self.upstreams.values() if u.healthy]
+        self.catalog = Catalog.build(healthy, self.separator)
+        self._server_catalogs[server] = Catalog.build([upstream.listing], self.separator, prefixed=False)
+        for info in self.catalog.tools:
+            self._last_server[info.name] = info.server
+        self._send(("changed", (server, kinds)))
+
+    def _resource_updated(self, server: str, uri: str) -> None:
+        self._send(("updated", (server, uri)))
+
+    def _send(self, event: tuple[str, Any]) -> None:
+        try:
+            self._events[0].send_nowait(event)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            logger.warning("MCP hub: dropped a %s notification (%s)", event[0], event[1])
+
+    async def _pump(self, receive: MemoryObjectReceiveStream[tuple[str, Any]]) -> None:
+        async for kind, payload in receive:
+            for listener in self._listeners if kind == "changed" else self._update_listeners:
+                try:
+                    await listener(*payload)
+                except Exception:  # a listener's failure must not stop notifications for everyone else
+                    logger.exception("MCP hub: notification listener failed")
+
+    # -- views -------------------------------------------------------------------------------------------------
+
+    def catalog_of(self, server: str | None) -> Catalog:
+        """The aggregated catalog (None) or one server's catalog with its original names."""
+        if server is None:
+            return self.catalog
+        return self._server_catalogs[server] if self.upstreams[server].healthy else Catalog()
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {name: {"transport": u.spec.kind, **u.status.as_dict()} for name, u in self.upstreams.items()}
+
+    # -- the Python API of the tool loop -----------------------------------------------------------------------
+
+    def tools(self, principal: Principal, servers: Collection[str] | None = None) -> list[ToolInfo]:
+        """Tools of healthy upstreams this caller may use, in catalog order."""
+        return [
+            info
+            for info in self.catalog.tools
+            if (servers is None or info.server in servers) and visible(principal, info.server, info.qualified_name)
+        ]
+
+    def server_call_timeout(self, name: str) -> float:
+        """`call_timeout` of a server, by server name or by one of its exposed tool names."""
+        upstream = self.upstreams.get(name) or self.upstreams.get(self._last_server.get(name, ""))
+        if upstream is None:
+            raise UnknownTool(f"No MCP server or tool named {name!r}.", tool=name)
+        return upstream.spec.call_timeout
+
+    def resolve(self, name: str, principal: Principal, server: str | None = None) -> ToolInfo:
+        """The tool behind an exposed name.
+
+        Raises:
+            UnknownTool, ToolNotPermitted, UpstreamUnavailable
+        """
+        info = self.catalog_of(server).tools_by_name.get(name)
+        if info is None:
+            owner = server or self._last_server.get(name)
+            if owner is not None and owner in self.upstreams and not self.upstreams[owner].healthy:
+                self.upstreams[owner].session()  # raises UpstreamUnavailable with the reason
+            raise UnknownTool(f"Unknown tool: {name!r}.", tool=name)
+        if not visible(principal, info.server, info.qualified_name):
+            raise ToolNotPermitted(f"This key may not use the tool {name!r}.", tool=name, server=info.server)
+        return info
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], principal: Principal, *,
+                        timeout: float | None = None, caller: Caller | None = None,  # noqa: ASYNC109
+                        server: str | None = None) -> types.CallToolResult:  # fmt: skip
+        """Call a tool by its exposed name; tool failures, JSON-RPC errors and timeouts are `is_error` results.
+
+        Raises:
+            UnknownTool: no such tool (or not in this server's view).
+            ToolNotPermitted: the principal may not use it.
+            UpstreamUnavailable: its server is down, or the connection closed during the call.
+        """
+        info = self.resolve(name, principal, server)
+        upstream = self.upstreams[info.server]
+        read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
+        try:
+            return await upstream.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
+        except MCPError as exc:
+            return error_result(f"MCP error {exc.error.code}: {exc.error.message}")
+
+
+__all__ = ["McpHub", "ToolInfo", "ToolNotPermitted", "UnknownTool", "UpstreamUnavailable"]

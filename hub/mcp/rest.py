@@ -1,0 +1,70 @@
+"""REST inspection of the hub: `GET /mcp/tools/list` and `POST /mcp/tools/call`, keyed like `/v1`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.errors import BadRequest, NotFound, PermissionDenied, ServiceUnavailable, json_response
+from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.hub import McpHub
+from hub.state import authenticate, hub_state
+
+
+def _hub(request: Request) -> McpHub:
+    hub: McpHub | None = hub_state(request).extras.get("mcp")
+    if hub is None:
+        raise ServiceUnavailable("The MCP hub is not running.", code="mcp_unavailable")
+    return hub
+
+
+async def list_tools(request: Request) -> Response:
+    """Every tool the key may use, with its server, names, schema, and each upstream's health."""
+    principal = await authenticate(request)
+    hub = _hub(request)
+    tools = [
+        {"name": t.name, "server": t.server, "original_name": t.original_name, "description": t.description,
+         "input_schema": t.input_schema}
+        for t in hub.tools(principal)
+    ]  # fmt: skip
+    servers = {name: status for name, status in hub.status().items() if principal.may_use_server(name)}
+    return json_response({"tools": tools, "servers": servers})
+
+
+async def call_tool(request: Request) -> Response:
+    """Call a tool by its prefixed name; answers the MCP `CallToolResult` (a tool failure is 200 `isError`)."""
+    principal = await authenticate(request)
+    hub = _hub(request)
+    name, arguments = _parse(await request.body())
+    try:
+        result = await hub.call_tool(name, arguments, principal)
+    except UnknownTool as exc:
+        raise NotFound(exc.message, code="tool_not_found", param="name") from None
+    except ToolNotPermitted as exc:
+        raise PermissionDenied(exc.message, code="tool_not_allowed", param="name") from None
+    except UpstreamUnavailable as exc:
+        raise ServiceUnavailable(
+            exc.message, code="mcp_server_unavailable", headers={"retry-after": "5", "x-should-retry": "true"}
+        ) from None
+    return json_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+def _parse(body: bytes) -> tuple[str, dict[str, Any]]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise BadRequest('The body must be a JSON object: {"name": ..., "arguments": {...}}.', code="invalid_body")
+    name = payload.get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if not isinstance(name, str) or not name:
+        raise BadRequest("'name' must be the tool's prefixed name, a non-empty string.", param="name")
+    arguments = payload.get("arguments")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise BadRequest("'arguments' must be a JSON object.", param="arguments")
+    return name, arguments  # pyright: ignore[reportUnknownVariableType]

@@ -1,0 +1,249 @@
+"""The MCP server the hub serves: the aggregated catalog (`view=None`) or one upstream with its original names.
+
+Every request is forwarded on the upstream's shared session inside the downstream handler, so a downstream cancel
+or timeout cancels the upstream request too (mcp.md §6.4). Progress, logs and the upstream's sampling and
+elicitation requests travel back to the downstream request that caused them (`DownstreamCaller`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from starlette.requests import HTTPConnection
+
+from hub import __version__
+from hub.auth import Principal
+from hub.mcp.catalog import Catalog, visible
+from hub.mcp.errors import McpHubError, UnknownTool
+from hub.mcp.hub import McpHub
+from hub.mcp.notify import Downstreams
+from hub.mcp.upstream import Upstream, error_result
+
+logger = logging.getLogger("toolhub.mcp")
+
+PRINCIPAL_KEY = "toolhub.mcp.principal"
+"""Where the HTTP auth guard leaves the caller's `Principal` in the ASGI scope's `state`."""
+RESOURCE_NOT_FOUND = -32002
+Ctx = ServerRequestContext[Any, Any]
+
+
+class HubServer(Server[Any]):
+    """A low-level server that advertises `listChanged` (the HTTP manager passes no notification options)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        everything = NotificationOptions(tools_changed=True, resources_changed=True, prompts_changed=True)
+        return super().create_initialization_options(notification_options or everything, experimental_capabilities,
+                                                     extensions)  # fmt: skip
+
+
+class DownstreamCaller:
+    """The downstream request behind an upstream call: receives its progress, logs and server requests."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self._session: ServerSession = ctx.session
+        self._request_id = ctx.request_id
+        self.wants_progress = bool(ctx.meta and ctx.meta.get("progress_token") is not None)
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        await self._session.report_progress(progress, total, message)
+
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        # The public method is deprecated (SEP-2577) and would warn on every forwarded line; call what it wraps.
+        send = ServerSession.send_log_message.__wrapped__  # pyright: ignore[reportFunctionMemberAccess]
+        await send(self._session, params.level, params.data, params.logger, related_request_id=self._request_id)
+
+    async def sample(self, params: types.CreateMessageRequestParams) -> Any:
+        result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
+        return await self._ask(types.CreateMessageRequest(params=params), result_type, types.SamplingCapability())
+
+    async def elicit(self, params: types.ElicitRequestParams) -> Any:
+        return await self._ask(types.ElicitRequest(params=params), types.ElicitResult, types.ElicitationCapability())
+
+    async def _ask(self, request: Any, result_type: Any, capability: Any) -> Any:
+        field = "sampling" if isinstance(capability, types.SamplingCapability) else "elicitation"
+        if not self._session.check_client_capability(types.ClientCapabilities(**{field: capability})):
+            return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client does not support {field}.")
+        metadata = ServerMessageMetadata(related_request_id=self._request_id)
+        try:
+            return await self._session.send_request(request, result_type, metadata=metadata)
+        except MCPError as exc:
+            return exc.error
+
+
+def principal_of(ctx: Ctx, default: Principal | None) -> Principal:
+    """The caller, as authenticated by the HTTP guard; `default` where there is no HTTP request (stdio)."""
+    request = ctx.request
+    if isinstance(request, HTTPConnection):
+        found = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+        if isinstance(found, Principal):
+            return found
+    if default is None:
+        raise MCPError(code=types.INVALID_REQUEST, message="Unauthenticated request.")
+    return default
+
+
+def build_server(hub: McpHub, downstreams: Downstreams, *, view: str | None = None,
+                 default_principal: Principal | None = None) -> HubServer:  # fmt: skip
+    """The aggregated hub server (`view=None`) or the pass-through server of upstream `view`."""
+    handlers = _Handlers(hub, downstreams, view, default_principal)
+    name = "toolhub" if view is None else view
+    server = HubServer(
+        name,
+        version=__version__,
+        instructions=None if view is None else f"Toolhub pass-through to the MCP server {view!r}.",
+        get_tool_input_schema=handlers.input_schema,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_templates,
+        on_read_resource=handlers.read_resource,
+        on_subscribe_resource=handlers.subscribe,
+        on_unsubscribe_resource=handlers.unsubscribe,
+        on_subscriptions_listen=downstreams.listen,
+        on_list_prompts=handlers.list_prompts,
+        on_get_prompt=handlers.get_prompt,
+        on_completion=handlers.complete,
+    )
+    # Registered here rather than as `on_set_logging_level=`, which emits a deprecation warning (SEP-2577).
+    server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, handlers.set_level)
+    server.middleware.append(downstreams.middleware)
+    return server
+
+
+class _Handlers:
+    def __init__(self, hub: McpHub, downstreams: Downstreams, view: str | None, default: Principal | None) -> None:
+        self.hub = hub
+        self.downstreams = downstreams
+        self.view = view
+        self.default = default
+
+    def _catalog(self) -> Catalog:
+        return self.hub.catalog_of(self.view)
+
+    def _upstreams(self, principal: Principal) -> list[Upstream]:
+        names = [self.view] if self.view is not None else list(self.hub.upstreams)
+        return [self.hub.upstreams[n] for n in names if self.hub.upstreams[n].healthy and principal.may_use_server(n)]
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        info = self._catalog().tools_by_name.get(name)
+        return info.input_schema if info is not None else None
+
+    async def list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        principal = principal_of(ctx, self.default)
+        tools = [t.tool for t in self._catalog().tools if visible(principal, t.server, t.qualified_name)]
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+        principal = principal_of(ctx, self.default)
+        try:
+            info = self.hub.resolve(params.name, principal, self.view)
+            upstream = self.hub.upstreams[info.server]
+            timeout = upstream.spec.call_timeout
+            caller = DownstreamCaller(ctx)
+            return await upstream.call_tool(info.original_name, params.arguments, read_timeout=timeout, caller=caller)
+        except UnknownTool as exc:
+            raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
+        except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why
+            return error_result(exc.message)
+
+    async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        principal = principal_of(ctx, self.default)
+        return types.ListResourcesResult(
+            resources=[r for server, r in self._catalog().resources if principal.may_use_server(server)]
+        )
+
+    async def list_templates(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        principal = principal_of(ctx, self.default)
+        templates = [t for server, t in self._catalog().templates if principal.may_use_server(server)]
+        return types.ListResourceTemplatesResult(resource_templates=templates)
+
+    def _owner(self, ctx: Ctx, uri: str) -> Upstream:
+        principal = principal_of(ctx, self.default)
+        server = self._catalog().owner_of_uri(uri)
+        if server is None or not principal.may_use_server(server):
+            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
+        return self.hub.upstreams[server]
+
+    async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=params.uri))
+        return await _forward(self._owner(ctx, params.uri), request, types.ReadResourceResult, ctx)
+
+    async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        upstream = self._owner(ctx, params.uri)
+        if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
+            request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=params.uri))
+            await _forward(upstream, request, types.EmptyResult, ctx)
+        self.downstreams.subscribe(ctx, params.uri)
+        return types.EmptyResult()
+
+    async def unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        self.downstreams.unsubscribe(ctx, params.uri)
+        upstream = self._owner(ctx, params.uri)
+        if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
+            request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=params.uri))
+            await _forward(upstream, request, types.EmptyResult, ctx)
+        return types.EmptyResult()
+
+    async def list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        principal = principal_of(ctx, self.default)
+        return types.ListPromptsResult(
+            prompts=[p.prompt for p in self._catalog().prompts if principal.may_use_server(p.server)]
+        )
+
+    async def get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        principal = principal_of(ctx, self.default)
+        info = self._catalog().prompts_by_name.get(params.name)
+        if info is None or not principal.may_use_server(info.server):
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
+        request = types.GetPromptRequest(
+            params=types.GetPromptRequestParams(name=info.original_name, arguments=params.arguments)
+        )
+        return await _forward(self.hub.upstreams[info.server], request, types.GetPromptResult, ctx)
+
+    async def complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        principal = principal_of(ctx, self.default)
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            info = self._catalog().prompts_by_name.get(ref.name)
+            server = info.server if info is not None and principal.may_use_server(info.server) else None
+            ref = ref.model_copy(update={"name": info.original_name}) if info is not None else ref
+        else:
+            server = self._catalog().owner_of_uri(ref.uri)
+            server = server if server is not None and principal.may_use_server(server) else None
+        upstream = self.hub.upstreams.get(server) if server is not None else None
+        if upstream is None or not upstream.healthy or upstream.capabilities.completions is None:
+            return types.CompleteResult(completion=types.Completion(values=[], total=0, has_more=False))
+        request = types.CompleteRequest(
+            params=types.CompleteRequestParams(ref=ref, argument=params.argument, context=params.context)
+        )
+        return await _forward(upstream, request, types.CompleteResult, ctx)
+
+    async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        for upstream in self._upstreams(principal_of(ctx, self.default)):
+            if upstream.capabilities.logging is not None:
+                request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=params.level))
+                await _forward(upstream, request, types.EmptyResult, ctx)
+        return types.EmptyResult()
+
+
+async def _forward(upstream: Upstream, request: Any, result_type: Any, ctx: Ctx) -> Any:
+    """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
+    try:
+        return await upstream.request(request, result_type, read_timeout=upstream.spec.call_timeout,
+                                      caller=DownstreamCaller(ctx))  # fmt: skip
+    except McpHubError as exc:
+        raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None

@@ -1,0 +1,433 @@
+"""One supervised, long-lived session to an upstream MCP server (stdio, SSE or streamable HTTP).
+
+`Upstream.run()` connects within `connect_timeout`, lists every page of tools, resources, templates and prompts,
+then serves calls until the connection ends; a failed or crashed upstream is retried with exponential backoff. While
+it is down its listing is empty and `status` says why. Server-to-client requests (sampling, elicitation) and log
+messages from the upstream go to the downstream caller whose call is in flight (see `Caller`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TextIO, TypeVar
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import ClientSession, StdioServerParameters
+from mcp.client._transport import TransportStreams
+from mcp.client.session import ClientRequestContext
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ValidationError
+
+from hub import __version__
+from hub.config import McpServerConfig
+from hub.mcp.catalog import Listing
+from hub.mcp.errors import UpstreamUnavailable
+from hub.mcp.sanitize import SanitizingReadStream
+
+logger = logging.getLogger("toolhub.mcp")
+
+_R = TypeVar("_R", bound=BaseModel)
+Kind = Literal["tools", "resources", "prompts"]
+ALL_KINDS: frozenset[Kind] = frozenset(("tools", "resources", "prompts"))
+DEBOUNCE_SECONDS = 0.1
+HEALTH_INTERVAL = 15.0
+BACKOFF = (0.5, 30.0)
+MAX_PAGES = 1000
+_CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
+
+
+class Caller(Protocol):
+    """The downstream request a tool call is made for: where progress, logs and server requests go."""
+
+    @property
+    def wants_progress(self) -> bool: ...
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None: ...
+    async def sample(
+        self, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData: ...
+    async def elicit(self, params: types.ElicitRequestParams) -> types.ElicitResult | types.ErrorData: ...
+
+
+@dataclass
+class Status:
+    """An upstream's health as operators see it."""
+
+    state: Literal["starting", "connecting", "ready", "down", "disabled"] = "starting"
+    detail: str = ""
+    attempts: int = 0
+    protocol_version: str | None = None
+    server_info: str | None = None
+    since: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "detail": self.detail,
+            "attempts": self.attempts,
+            "protocol_version": self.protocol_version,
+            "server_info": self.server_info,
+        }
+
+
+OnChange = Callable[[str, frozenset[Kind]], None]
+OnResourceUpdated = Callable[[str, str], None]
+
+
+def error_result(text: str) -> types.CallToolResult:
+    """A tool result reporting a failure the model can read."""
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost causes of a (nested) exception group, for status lines."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(dict.fromkeys(describe(e) for e in exc.exceptions))  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(exc, MCPError):
+        return f"MCP error {exc.error.code}: {exc.error.message}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Upstream:
+    """A supervised upstream session; `run()` forever in a task group, use the call methods while `healthy`."""
+
+    def __init__(
+        self,
+        config: McpServerConfig,
+        on_change: OnChange,
+        on_resource_updated: OnResourceUpdated,
+        *,
+        errlog: TextIO | None = None,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.spec = config.spec
+        self.prefix = config.spec.alias or config.name
+        self.status = Status()
+        self.listing = self._empty()
+        self.capabilities = types.ServerCapabilities()
+        self.first_attempt = anyio.Event()
+        """Set once the first connection attempt has ended, in success or failure."""
+        self._on_change = on_change
+        self._on_resource_updated = on_resource_updated
+        self._errlog = errlog or sys.stderr
+        self._session: ClientSession | None = None
+        self._callers: list[Caller] = []
+        self._dirty: set[Kind] = set()
+        self._dirty_event = anyio.Event()
+        self._broken = anyio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        return self._session is not None and self.status.state == "ready"
+
+    # -- supervision -------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, serve, and reconnect with exponential backoff, until cancelled."""
+        if self.config.missing_env:
+            self._set("disabled", f"environment variable(s) not set: {', '.join(self.config.missing_env)}")
+            self.first_attempt.set()
+            return
+        delay = BACKOFF[0]
+        while True:
+            self.status.attempts += 1
+            try:
+                await self._connect_and_serve()
+                detail = "connection closed by the server"
+            except Exception as exc:  # the supervisor's top-level handler: every failure means "retry later"
+                detail = describe(exc)
+            was_ready = self.status.state == "ready"
+            self._session = None
+            self.listing = self._empty()
+            self._set("down", f"{detail} (retrying in {delay:g} s)")
+            logger.warning("MCP server %s is down: %s", self.name, self.status.detail)
+            self.first_attempt.set()
+            if was_ready:
+                self._on_change(self.name, ALL_KINDS)
+            await anyio.sleep(delay)
+            delay = BACKOFF[0] if was_ready else min(delay * 2, BACKOFF[1])
+
+    async def _connect_and_serve(self) -> None:
+        self._set("connecting")
+        self._broken = anyio.Event()
+        with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
+            async with self._transport() as (read, write):
+                stream = SanitizingReadStream(read, self.name)
+                async with ClientSession(
+                    stream,
+                    write,
+                    sampling_callback=self._on_sampling,
+                    elicitation_callback=self._on_elicitation,
+                    logging_callback=self._on_log,
+                    message_handler=self._on_message,
+                    client_info=_CLIENT_INFO,
+                ) as session:
+                    init = await session.initialize()
+                    stream.version = session.protocol_version or init.protocol_version
+                    self.capabilities = init.capabilities
+                    self.status.protocol_version = stream.version
+                    self.status.server_info = f"{init.server_info.name} {init.server_info.version}".strip()
+                    await self._relist(session, ALL_KINDS)
+                    scope.deadline = math.inf
+                    await self._serve(session, stream)
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no answer within connect_timeout ({self.spec.connect_timeout:g} s)")
+
+    async def _serve(self, session: ClientSession, stream: SanitizingReadStream) -> None:
+        self._session = session
+        self._set("ready", f"{len(self.listing.tools)} tools")
+        logger.info("MCP server %s is ready: %s", self.name, self.status.detail)
+        self.first_attempt.set()
+        self._on_change(self.name, ALL_KINDS)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refresher, session)
+            if self.spec.kind != "stdio":
+                tg.start_soon(self._health, session)
+            tg.start_soon(_set_when, stream.closed, self._broken)
+            await self._broken.wait()
+            tg.cancel_scope.cancel()
+
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[TransportStreams]:
+        spec = self.spec
+        if spec.kind == "stdio":
+            assert spec.command is not None
+            params = StdioServerParameters(command=spec.command, args=spec.args, env=spec.env or None, cwd=spec.cwd)
+            async with stdio_client(params, errlog=self._errlog) as streams:
+                yield streams
+        elif spec.kind == "sse":
+            assert spec.url is not None
+            async with sse_client(
+                spec.url,
+                headers=spec.all_headers or None,
+                timeout=spec.connect_timeout,
+                sse_read_timeout=max(300.0, spec.call_timeout),
+            ) as streams:
+                yield streams
+        else:
+            assert spec.url is not None
+            timeout = httpx2.Timeout(spec.connect_timeout, read=max(300.0, spec.call_timeout))
+            async with (
+                httpx2.AsyncClient(headers=spec.all_headers, timeout=timeout, follow_redirects=True) as http,
+                streamable_http_client(spec.url, http_client=http, max_sse_event_size=64 * 1024 * 1024) as streams,
+            ):
+                yield streams
+
+    async def _health(self, session: ClientSession) -> None:
+        """Network upstreams can vanish without closing a stream: ping them, reconnect after two failures."""
+        failures = 0
+        while True:
+            await anyio.sleep(HEALTH_INTERVAL)
+            try:
+                await session.send_request(
+                    types.PingRequest(),
+                    types.EmptyResult,
+                    request_read_timeout_seconds=min(10.0, self.spec.connect_timeout),
+                )
+                failures = 0
+            except MCPError as exc:
+                failures = 0 if exc.error.code == types.METHOD_NOT_FOUND else failures + 1
+                if failures >= 2:
+                    self._broken.set()
+
+    # -- listing -----------------------------------------------------------------------------------------------
+
+    def _empty(self) -> Listing:
+        spec = self.spec
+        return Listing(self.name, self.prefix, allowed_tools=spec.allowed_tools, disallowed_tools=spec.disallowed_tools)
+
+    async def _relist(self, session: ClientSession, kinds: Collection[Kind]) -> None:
+        caps, listing = self.capabilities, self.listing
+        tools, resources, templates, prompts = listing.tools, listing.resources, listing.templates, listing.prompts
+        if "tools" in kinds and caps.tools is not None:
+            tools = await self._pages(lambda p: session.list_tools(params=p), "tools")
+        if "resources" in kinds and caps.resources is not None:
+            resources = await self._optional(lambda p: session.list_resources(params=p), "resources")
+            templates = await self._optional(lambda p: session.list_resource_templates(params=p), "resource_templates")
+        if "prompts" in kinds and caps.prompts is not None:
+            prompts = await self._optional(lambda p: session.list_prompts(params=p), "prompts")
+        self.listing = Listing(
+            self.name,
+            self.prefix,
+            tools,
+            resources,
+            templates,
+            prompts,
+            self.spec.allowed_tools,
+            self.spec.disallowed_tools,
+        )
+
+    async def _optional(self, fetch: Callable[[types.PaginatedRequestParams], Any], attr: str) -> list[Any]:
+        """Resources and prompts are extras: an upstream that fails to list them still serves its tools."""
+        try:
+            return await self._pages(fetch, attr)
+        except MCPError as exc:
+            logger.warning("MCP server %s: listing %s failed: %s", self.name, attr, describe(exc))
+            return []
+
+    async def _pages(self, fetch: Callable[[types.PaginatedRequestParams], Any], attr: str) -> list[Any]:
+        items: list[Any] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            with anyio.fail_after(self.spec.call_timeout):
+                page = await fetch(types.PaginatedRequestParams(cursor=cursor))
+            items += getattr(page, attr)
+            cursor = page.next_cursor
+            if cursor is None or cursor in seen:
+                break
+            seen.add(cursor)
+        return items
+
+    async def _refresher(self, session: ClientSession) -> None:
+        """Re-list after `list_changed` notifications, debounced; a failed re-list keeps the previous lists."""
+        while True:
+            await self._dirty_event.wait()
+            await anyio.sleep(DEBOUNCE_SECONDS)
+            kinds, self._dirty, self._dirty_event = frozenset(self._dirty), set(), anyio.Event()
+            try:
+                await self._relist(session, kinds)
+            except (MCPError, TimeoutError, ValidationError) as exc:
+                logger.warning("MCP server %s: re-listing %s failed: %s", self.name, sorted(kinds), describe(exc))
+                continue
+            self.status.detail = f"{len(self.listing.tools)} tools"
+            self._on_change(self.name, kinds)
+
+    def _mark(self, kind: Kind) -> None:
+        self._dirty.add(kind)
+        self._dirty_event.set()
+
+    async def _on_message(self, message: Exception | types.ServerNotification) -> None:
+        match message:
+            case types.ToolListChangedNotification():
+                self._mark("tools")
+            case types.ResourceListChangedNotification():
+                self._mark("resources")
+            case types.PromptListChangedNotification():
+                self._mark("prompts")
+            case types.ResourceUpdatedNotification():
+                self._on_resource_updated(self.name, message.params.uri)
+            case Exception():
+                logger.warning("MCP server %s: transport error: %s", self.name, describe(message))
+            case _:
+                pass
+
+    # -- calls -------------------------------------------------------------------------------------------------
+
+    def session(self) -> ClientSession:
+        """The live session.
+
+        Raises:
+            UpstreamUnavailable: the server is not connected.
+        """
+        if self._session is None or self.status.state != "ready":
+            reason = self.status.detail or self.status.state
+            raise UpstreamUnavailable(f"MCP server {self.name!r} is unavailable: {reason}", server=self.name)
+        return self._session
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None, *, read_timeout: float, caller: Caller | None = None
+    ) -> types.CallToolResult:
+        """Call a tool by its original name; a timeout or an invalid result comes back as an `is_error` result.
+
+        Raises:
+            UpstreamUnavailable: the server is down or its connection closed during the call.
+            MCPError: the upstream answered with a JSON-RPC error (e.g. unknown tool, invalid arguments).
+        """
+        request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
+        progress = caller.progress if caller is not None and caller.wants_progress else None
+        try:
+            return await self.request(
+                request, types.CallToolResult, read_timeout=read_timeout, caller=caller, progress=progress
+            )
+        except MCPError as exc:
+            if exc.error.code == types.REQUEST_TIMEOUT:
+                return error_result(f"Tool {name!r} of MCP server {self.name!r} timed out after {read_timeout:g} s.")
+            raise
+        except ValidationError as exc:
+            logger.warning("MCP server %s: tool %s returned an invalid result: %s", self.name, name, exc)
+            return error_result(f"Tool {name!r} of MCP server {self.name!r} returned an invalid result.")
+
+    async def request(
+        self,
+        request: Any,
+        result_type: type[_R],
+        *,
+        read_timeout: float | None = None,
+        caller: Caller | None = None,
+        progress: Any = None,
+    ) -> _R:
+        """Forward one request on the shared session, routing server requests back to `caller` meanwhile.
+
+        Raises:
+            UpstreamUnavailable: the server is down or its connection closed during the request.
+            MCPError: the upstream answered with an error (or the request timed out: `REQUEST_TIMEOUT`).
+        """
+        session = self.session()
+        with self._calling(caller):
+            try:
+                return await session.send_request(
+                    request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
+                )
+            except MCPError as exc:
+                if exc.error.code == types.CONNECTION_CLOSED:
+                    message = f"MCP server {self.name!r} closed the connection"
+                    raise UpstreamUnavailable(message, server=self.name) from exc
+                raise
+
+    @contextlib.contextmanager
+    def _calling(self, caller: Caller | None) -> Iterator[None]:
+        if caller is None:
+            yield
+            return
+        self._callers.append(caller)
+        try:
+            yield
+        finally:
+            self._callers.remove(caller)
+
+    def _caller(self) -> Caller | None:
+        # A shared session carries no link between a server request and the call that caused it: the most recent
+        # call in flight is the best guess, and the only one when calls on this server do not overlap.
+        return self._callers[-1] if self._callers else None
+
+    async def _on_sampling(self, context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+        caller = self._caller()
+        if caller is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message="No client call is waiting on this server.")
+        return await caller.sample(params)
+
+    async def _on_elicitation(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+        caller = self._caller()
+        if caller is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message="No client call is waiting on this server.")
+        return await caller.elicit(params)
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        caller = self._caller()
+        if caller is not None:
+            await caller.log(params)
+        else:
+            logger.info("MCP server %s [%s]: %s", self.name, params.level, params.data)
+
+    def _set(self, state: Literal["starting", "connecting", "ready", "down", "disabled"], detail: str = "") -> None:
+        self.status.state = state
+        self.status.detail = detail
+        self.status.since = time.time()
+
+
+async def _set_when(source: anyio.Event, target: anyio.Event) -> None:
+    await source.wait()
+    target.set()
