@@ -11,7 +11,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from hub.auth import Principal
 from hub.errors import HubError, json_response, stream_error_event
+from hub.loop.plan import LoopPlan, plan_tool_loop
+from hub.loop.run import LoopSettings, complete_with_tools
+from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.requests import check_chat_request, read_json_body
 from hub.routing import Target
 from hub.state import HubState, authenticate, hub_state, request_id
@@ -28,8 +32,11 @@ async def chat_completions(request: Request) -> Response:
     principal = await authenticate(request)
     body = check_chat_request(await read_json_body(request, state.config.max_request_bytes))
     target = state.router.resolve(body["model"], principal)
+    plan = plan_tool_loop(body, target.route.mcp_servers, state.extras.get("mcp"), principal)
     record = _new_record(request, target, body, principal.key_id)
     chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
+    if plan is not None:
+        return await _tool_loop(state, target, chat, plan, principal, record, started)
     if body.get("stream"):
         return await _stream(state, target, chat, record, started)
     try:
@@ -38,6 +45,42 @@ async def chat_completions(request: Request) -> Response:
         _finish(state, record, started, exc.status_code, exc.message)
         raise
     record.add_usage(completion.get("usage"))
+    _finish(state, record, started, 200)
+    return json_response(completion)
+
+
+async def _tool_loop(
+    state: HubState,
+    target: Target,
+    chat: ChatRequest,
+    plan: LoopPlan,
+    principal: Principal,
+    record: UsageRecord,
+    started: float,
+) -> Response:
+    """The request asks for hub tools: the gateway runs them between model rounds (hub/loop)."""
+    hub = state.extras["mcp"]
+    settings = LoopSettings(max_rounds=state.config.max_tool_rounds)
+    if chat.body.get("stream"):
+        include_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
+
+        def encode(chunk: JSON) -> bytes:
+            if "toolhub" in chunk:
+                record.tool_calls = chunk["toolhub"]["tool_calls"]
+            return _event(chunk, include_usage, record)
+
+        def done(status: int, error: str | None) -> None:
+            _finish(state, record, started, status, error)
+
+        items = stream_with_tools(target.provider, chat, plan, hub, principal, settings)
+        return KeepAliveStreamingResponse(items, encode, done, settings.keepalive_seconds)
+    try:
+        completion = await complete_with_tools(target.provider, chat, plan, hub, principal, settings)
+    except ProviderError as exc:
+        _finish(state, record, started, exc.status_code, exc.message)
+        raise
+    record.add_usage(completion.get("usage"))
+    record.tool_calls = completion["toolhub"]["tool_calls"]
     _finish(state, record, started, 200)
     return json_response(completion)
 

@@ -1,0 +1,123 @@
+"""The tool loop without streaming: call the model, run its hub tool calls, feed results back, repeat.
+
+Rounds end when the model answers without tool calls, or at `max_rounds` with a clear final message. When a round
+asks for a client tool, or for a hub tool that needs approval, the loop ends and those calls go back to the client in
+OpenAI's shape (`finish_reason: "tool_calls"`). Hub calls that the gateway would run, made in that same turn, are not
+run and are removed from the returned message: the client can only answer the calls it sees, and the model asks
+again on the next turn if it still needs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.auth import Principal
+from hub.loop.plan import JSON, LoopPlan, ToolHub
+from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
+from providers.base import ChatRequest, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    max_rounds: int = 10
+    max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
+    keepalive_seconds: float = 10.0
+
+
+@dataclass
+class LoopState:
+    """What the loop has done so far: the conversation it built, summed usage and the tools it ran."""
+
+    messages: list[JSON]
+    usage: dict[str, Any] = field(default_factory=dict[str, Any])
+    runs: list[ToolRun] = field(default_factory=list[ToolRun])
+    rounds: int = 0
+
+    def add_usage(self, usage: JSON | None) -> None:
+        if usage:
+            _add_counts(self.usage, usage)
+
+    def record(self, stopped: str | None = None) -> JSON:
+        """The extra top-level `toolhub` field of the answer."""
+        out: JSON = {"rounds": self.rounds, "tool_calls": [run.public() for run in self.runs]}
+        if stopped:
+            out["stopped"] = stopped
+        return out
+
+
+def _add_counts(total: dict[str, Any], usage: dict[str, Any]) -> None:
+    for key, value in usage.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, dict):
+            _add_counts(total.setdefault(key, {}), value)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def round_body(body: JSON, plan: LoopPlan, state: LoopState) -> JSON:
+    """The request for the next round: all tools offered; a forced tool_choice only applies to the first round."""
+    out = {**body, "messages": state.messages, "tools": plan.offered()}
+    if state.rounds > 0 and out.get("tool_choice") not in (None, "auto", "none"):
+        out["tool_choice"] = "auto"
+    return out
+
+
+def split_calls(calls: list[JSON], plan: LoopPlan) -> tuple[list[JSON], list[JSON]]:
+    """(calls the gateway runs, calls for the client)."""
+    mine = [c for c in calls if plan.runs((c.get("function") or {}).get("name", ""))]
+    theirs = [c for c in calls if not plan.runs((c.get("function") or {}).get("name", ""))]
+    return mine, theirs
+
+
+def assistant_turn(message: JSON, calls: list[JSON]) -> JSON:
+    """The assistant message to append to the conversation, with the calls the gateway ran."""
+    turn: JSON = {"role": "assistant", "content": message.get("content"), "tool_calls": calls}
+    for extra in ("reasoning_content", "thinking_blocks"):
+        if message.get(extra):
+            turn[extra] = message[extra]
+    return turn
+
+
+STOPPED_TEXT = "Toolhub stopped the tool loop after {n} rounds without a final answer from the model."
+
+
+async def complete_with_tools(
+    provider: Provider,
+    chat: ChatRequest,
+    plan: LoopPlan,
+    hub: ToolHub,
+    principal: Principal,
+    settings: LoopSettings,
+) -> JSON:
+    """Run the loop to the end; returns one OpenAI `chat.completion` with summed usage and a `toolhub` record."""
+    state = LoopState(messages=list(chat.body["messages"]))
+    completion: JSON = {}
+    while state.rounds < settings.max_rounds:
+        request = ChatRequest(body=round_body(chat.body, plan, state), deployment=chat.deployment,
+                              request_id=chat.request_id)  # fmt: skip
+        completion = await provider.complete(request)
+        state.rounds += 1
+        state.add_usage(completion.get("usage"))
+        message: JSON = completion["choices"][0]["message"]
+        mine, theirs = split_calls(message.get("tool_calls") or [], plan)
+        if theirs or not mine:
+            if mine:
+                message["tool_calls"] = theirs
+            return _finish(completion, state)
+        state.messages.append(assistant_turn(message, mine))
+        runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars)
+        state.runs += runs
+        state.messages += tool_messages(runs)
+    choice = completion["choices"][0]
+    choice["message"] = {"role": "assistant", "content": STOPPED_TEXT.format(n=settings.max_rounds)}
+    choice["finish_reason"] = "stop"
+    return _finish(completion, state, stopped="max_tool_rounds")
+
+
+def _finish(completion: JSON, state: LoopState, stopped: str | None = None) -> JSON:
+    if state.usage:
+        completion["usage"] = state.usage
+    completion["toolhub"] = state.record(stopped)
+    return completion

@@ -1,0 +1,225 @@
+"""The tool loop, streaming: the model's text streams through as it comes, hub tool calls are run between rounds.
+
+The client sees one ordinary OpenAI stream: one id, one role chunk, content (and reasoning) from every round, the
+calls meant for the client (re-indexed from 0), one finish chunk carrying the `toolhub` record, then usage. Hub tool
+calls never reach the client; while they run, `KeepAliveStreamingResponse` sends SSE comment lines so that proxies
+do not time the stream out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from hub.auth import Principal
+from hub.errors import HubError, error_response, stream_error_event
+from hub.loop.plan import JSON, LoopPlan, ToolHub
+from hub.loop.run import STOPPED_TEXT, LoopSettings, LoopState, assistant_turn, round_body
+from hub.loop.tools import run_calls, tool_messages
+from providers.base import ChatRequest, Provider, ProviderError
+
+
+class RoundStream:
+    """One round's stream: forwards client-visible deltas and keeps the hub calls for the gateway to run."""
+
+    def __init__(self, plan: LoopPlan) -> None:
+        self.plan = plan
+        self.calls: dict[int, JSON] = {}
+        self.client_index: dict[int, int | None] = {}
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.finish: str | None = None
+
+    def take_calls(self, deltas: list[JSON]) -> list[JSON]:
+        out: list[JSON] = []
+        for delta in deltas:
+            upstream = delta.get("index", 0)
+            function = delta.get("function") or {}
+            call = self.calls.get(upstream)
+            if call is None:
+                call = {"id": delta.get("id") or "", "type": "function",
+                        "function": {"name": function.get("name") or "", "arguments": ""}}  # fmt: skip
+                self.calls[upstream] = call
+                visible = sum(1 for i in self.client_index.values() if i is not None)
+                self.client_index[upstream] = None if self.plan.runs(call["function"]["name"]) else visible
+            call["function"]["arguments"] += function.get("arguments") or ""
+            target = self.client_index[upstream]
+            if target is not None:
+                out.append({**delta, "index": target})
+        return out
+
+    @property
+    def hub_calls(self) -> list[JSON]:
+        return [self.calls[i] for i, target in self.client_index.items() if target is None]
+
+    @property
+    def has_client_calls(self) -> bool:
+        return any(target is not None for target in self.client_index.values())
+
+
+class _Ident:
+    """Keeps one id/created/model and one role chunk across every round of the stream."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] | None = None
+        self.role_sent = False
+
+    def apply(self, chunk: JSON) -> None:
+        if self.fields is None:
+            self.fields = {k: chunk.get(k) for k in ("id", "object", "created", "model")}
+        chunk.update(self.fields)
+
+    def chunk(self, delta: JSON, finish: str | None = None, **extra: Any) -> JSON:
+        base = dict(self.fields or {"object": "chat.completion.chunk"})
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+async def stream_with_tools(
+    provider: Provider,
+    chat: ChatRequest,
+    plan: LoopPlan,
+    hub: ToolHub,
+    principal: Principal,
+    settings: LoopSettings,
+) -> AsyncIterator[JSON]:
+    """Yield the client's OpenAI chunks for the whole loop; ends with a usage chunk (summed over rounds)."""
+    state = LoopState(messages=list(chat.body["messages"]))
+    ident = _Ident()
+    while state.rounds < settings.max_rounds:
+        request = ChatRequest(body={**round_body(chat.body, plan, state), "stream": True},
+                              deployment=chat.deployment, request_id=chat.request_id)  # fmt: skip
+        current = RoundStream(plan)
+        async for chunk in provider.stream(request):
+            if (visible := _visible(chunk, current, ident, state)) is not None:
+                yield visible
+        state.rounds += 1
+        hub_calls = current.hub_calls
+        if current.has_client_calls or not hub_calls:
+            finish = "tool_calls" if current.has_client_calls else (current.finish or "stop")
+            yield ident.chunk({}, finish, toolhub=state.record())
+            yield _usage_chunk(ident, state)
+            return
+        message = {"content": "".join(current.content) or None, "reasoning_content": "".join(current.reasoning)}
+        state.messages.append(assistant_turn(message, hub_calls))
+        runs = await run_calls(hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars)
+        state.runs += runs
+        state.messages += tool_messages(runs)
+    yield ident.chunk({"content": STOPPED_TEXT.format(n=settings.max_rounds)})
+    yield ident.chunk({}, "stop", toolhub=state.record("max_tool_rounds"))
+    yield _usage_chunk(ident, state)
+
+
+def _visible(chunk: JSON, current: RoundStream, ident: _Ident, state: LoopState) -> JSON | None:
+    """The part of an upstream chunk the client should see, or None."""
+    state.add_usage(chunk.pop("usage", None))
+    choices = chunk.get("choices") or []
+    if not choices:
+        return None
+    ident.apply(chunk)
+    choice = choices[0]
+    delta: JSON = choice.get("delta") or {}
+    if "role" in delta:
+        if ident.role_sent:
+            del delta["role"]
+        ident.role_sent = True
+    if delta.get("tool_calls"):
+        forwarded = current.take_calls(delta["tool_calls"])
+        if forwarded:
+            delta["tool_calls"] = forwarded
+        else:
+            del delta["tool_calls"]
+    current.content.append(delta.get("content") or "")
+    current.reasoning.append(delta.get("reasoning_content") or "")
+    if choice.get("finish_reason"):
+        current.finish = choice["finish_reason"]
+        choice["finish_reason"] = None  # the loop decides when the stream finishes
+    if not delta or delta == {"content": ""}:
+        return None
+    choice["delta"] = delta
+    chunk["choices"] = [choice]
+    return chunk
+
+
+def _usage_chunk(ident: _Ident, state: LoopState) -> JSON:
+    base = dict(ident.fields or {"object": "chat.completion.chunk"})
+    return {**base, "choices": [], "usage": state.usage or None}
+
+
+Encoder = Callable[[JSON], bytes]
+Done = Callable[[int, str | None], None]
+
+
+class KeepAliveStreamingResponse(Response):
+    """An SSE response fed by a producer task; sends `: keep-alive` comments when nothing was sent for a while.
+
+    A failure before the first event becomes an ordinary HTTP error response; after it, a final error event.
+    A client disconnect cancels the producer (the model call and any running tools).
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, items: AsyncIterator[JSON], encode: Encoder, done: Done, keepalive: float) -> None:
+        self.items = items
+        self.encode = encode
+        self.done = done
+        self.keepalive = keepalive
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, error = 499, "client disconnected"
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch_disconnect)
+                status, error = await self._respond(scope, receive, send)
+                tg.cancel_scope.cancel()
+        finally:
+            self.done(status, error)
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
+        sender, receiver = anyio.create_memory_object_stream[bytes | HubError | ProviderError](8)
+        async with anyio.create_task_group() as tg, receiver:
+            tg.start_soon(self._produce, sender)
+            first = await receiver.receive()
+            if isinstance(first, HubError | ProviderError):
+                await error_response(first)(scope, receive, send)
+                return first.status_code, first.message
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            outcome: tuple[int, str | None] = (200, None)
+            while True:
+                with anyio.move_on_after(self.keepalive) as waited:
+                    try:
+                        item = await receiver.receive()
+                    except anyio.EndOfStream:
+                        break
+                if waited.cancelled_caught:
+                    item = b": keep-alive\n\n"
+                if isinstance(item, HubError | ProviderError):
+                    outcome = (item.status_code, item.message)
+                    item = stream_error_event(item)
+                await send({"type": "http.response.body", "body": item, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return outcome
+
+    async def _produce(self, sender: MemoryObjectSendStream[bytes | HubError | ProviderError]) -> None:
+        async with sender:
+            try:
+                async for chunk in self.items:
+                    if data := self.encode(chunk):
+                        await sender.send(data)
+                await sender.send(b"data: [DONE]\n\n")
+            except (HubError, ProviderError) as exc:
+                await sender.send(exc)

@@ -1,0 +1,113 @@
+"""Running one round's hub tool calls, concurrently, and turning their results into `tool` messages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types
+import orjson
+
+from hub.auth import Principal
+from hub.loop.plan import JSON, LoopPlan, ToolHub
+
+logger = logging.getLogger("toolhub.loop")
+
+DEFAULT_MAX_RESULT_CHARS = 20_000
+
+
+@dataclass(slots=True)
+class ToolRun:
+    """One hub tool call the loop made, reported back to the client in the `toolhub` field."""
+
+    round: int
+    id: str
+    name: str
+    server: str
+    arguments: str
+    is_error: bool = False
+    duration_ms: float = 0.0
+    truncated_chars: int = 0
+    content: str = ""
+
+    def public(self) -> JSON:
+        return {"round": self.round, "id": self.id, "name": self.name, "server": self.server,
+                "arguments": self.arguments, "is_error": self.is_error, "duration_ms": round(self.duration_ms, 2),
+                "truncated_chars": self.truncated_chars}  # fmt: skip
+
+
+async def run_calls(
+    calls: list[JSON], plan: LoopPlan, hub: ToolHub, principal: Principal, round_: int, max_chars: int
+) -> list[ToolRun]:
+    """Run every call at once; a failure or timeout becomes an error result, never an exception."""
+    runs = [_new_run(call, plan, round_) for call in calls]
+    async with anyio.create_task_group() as tg:
+        for run in runs:
+            tg.start_soon(_run_one, run, hub, principal, max_chars)
+    return runs
+
+
+def _new_run(call: JSON, plan: LoopPlan, round_: int) -> ToolRun:
+    function = call.get("function") or {}
+    name = function.get("name") or ""
+    tool = plan.hub_tools[name]
+    return ToolRun(round=round_, id=call.get("id") or "", name=name, server=tool.server,
+                   arguments=function.get("arguments") or "{}")  # fmt: skip
+
+
+async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: int) -> None:
+    started = time.perf_counter()
+    try:
+        arguments = orjson.loads(run.arguments or "{}")
+        if not isinstance(arguments, dict):
+            raise ValueError("tool arguments must be a JSON object")
+    except ValueError as exc:
+        text, is_error = f"The arguments are not a valid JSON object: {exc}", True
+    else:
+        timeout = hub.server_call_timeout(run.server)
+        try:
+            # The hub enforces the timeout too; this bound also covers a hub that does not answer at all.
+            with anyio.fail_after(timeout + 1):
+                result = await hub.call_tool(run.name, arguments, principal, timeout=timeout)
+            text, is_error = result_text(result), bool(result.is_error)
+        except TimeoutError:
+            text, is_error = f"The tool did not answer within {timeout:g} s.", True
+        except Exception as exc:  # the boundary of one tool call: any hub failure goes back to the model as data
+            logger.warning("hub tool %s failed: %s", run.name, exc)
+            text, is_error = f"The tool could not be called: {exc}", True
+    run.duration_ms = (time.perf_counter() - started) * 1000
+    run.is_error = is_error
+    run.content, run.truncated_chars = cut(f"Error: {text}" if is_error else text, max_chars)
+
+
+def result_text(result: mcp_types.CallToolResult) -> str:
+    """A model-readable rendering of a `CallToolResult`."""
+    parts: list[str] = []
+    for item in result.content:
+        if isinstance(item, mcp_types.TextContent):
+            parts.append(item.text)
+        elif isinstance(item, mcp_types.EmbeddedResource):
+            resource: Any = item.resource
+            parts.append(getattr(resource, "text", None) or f"[resource {resource.uri}]")
+        elif isinstance(item, mcp_types.ImageContent | mcp_types.AudioContent):
+            parts.append(f"[{item.type}: {item.mime_type}, not shown to the model]")
+        else:
+            parts.append(f"[{getattr(item, 'type', 'content')}]")
+    if not parts and result.structured_content is not None:
+        parts.append(orjson.dumps(result.structured_content).decode())
+    return "\n".join(parts)
+
+
+def cut(text: str, max_chars: int) -> tuple[str, int]:
+    """Cut `text` to `max_chars`, with a visible marker saying how much was cut."""
+    if len(text) <= max_chars:
+        return text, 0
+    removed = len(text) - max_chars
+    return f"{text[:max_chars]}\n[Toolhub cut this tool result: {removed} of {len(text)} characters removed]", removed
+
+
+def tool_messages(runs: list[ToolRun]) -> list[JSON]:
+    return [{"role": "tool", "tool_call_id": run.id, "content": run.content} for run in runs]

@@ -1,0 +1,122 @@
+"""In-memory fakes for the tool loop: a scripted model (a `Provider`) and a hub of Python tools (a `ToolHub`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types
+
+from hub.auth import Principal
+from providers.base import JSON, ChatRequest, ProviderError
+
+Turn = str | list[tuple[str, dict[str, Any]]]
+"""A text answer, or the tool calls (name, arguments) of one assistant turn."""
+
+
+class ScriptedProvider:
+    """Replays `turns` in order and records every request it got."""
+
+    name = "scripted"
+
+    def __init__(self, turns: list[Turn]) -> None:
+        self.turns = list(turns)
+        self.requests: list[JSON] = []
+        self.calls = 0
+
+    def _next(self, request: ChatRequest) -> Turn:
+        self.requests.append(request.body)
+        if not self.turns:
+            raise ProviderError("script exhausted", status_code=502, provider=self.name)
+        self.calls += 1
+        return self.turns.pop(0)
+
+    async def complete(self, request: ChatRequest) -> JSON:
+        turn = self._next(request)
+        message: JSON = {"role": "assistant", "content": turn if isinstance(turn, str) else None}
+        if not isinstance(turn, str):
+            message["tool_calls"] = [_call(self.calls, i, name, args) for i, (name, args) in enumerate(turn)]
+        return {"id": f"chatcmpl-{self.calls}", "object": "chat.completion", "created": 1, "model": "scripted",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop" if isinstance(turn, str) else "tool_calls"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        turn = self._next(request)
+
+        def chunk(delta: JSON, finish: str | None = None) -> JSON:
+            return {"id": f"chatcmpl-{self.calls}", "object": "chat.completion.chunk", "created": self.calls,
+                    "model": "scripted", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+        yield chunk({"role": "assistant", "content": ""})
+        if isinstance(turn, str):
+            for word in turn.split(" "):
+                yield chunk({"content": word + " "})
+            yield chunk({}, "stop")
+        else:
+            yield chunk({"content": f"Round {self.calls}. "})
+            for i, (name, args) in enumerate(turn):
+                call = _call(self.calls, i, name, args)
+                text = call["function"]["arguments"]
+                yield chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]})  # fmt: skip
+                for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+                    yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+            yield chunk({}, "tool_calls")
+        yield {"id": f"chatcmpl-{self.calls}", "object": "chat.completion.chunk", "created": self.calls, "model": "scripted",
+               "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
+
+
+def _call(turn: int, i: int, name: str, args: dict[str, Any]) -> JSON:
+    return {"id": f"call_{turn}_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+@dataclass(frozen=True)
+class FakeTool:
+    name: str
+    server: str
+    original_name: str
+    description: str | None = "a tool"
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+ToolFn = Callable[[dict[str, Any]], Awaitable[mcp_types.CallToolResult]]
+
+
+class FakeHub:
+    """A `ToolHub` over Python functions; records calls and whether any was cancelled."""
+
+    def __init__(self, tools: dict[str, ToolFn], timeout: float = 5.0) -> None:
+        self.fns = tools
+        self.timeout = timeout
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.cancelled = 0
+
+    def server_names(self) -> list[str]:
+        return sorted({name.split("__")[0] for name in self.fns})
+
+    def tools(self, principal: Principal, servers: Collection[str] | None = None) -> list[FakeTool]:
+        out = []
+        for name in sorted(self.fns):
+            server, _, original = name.partition("__")
+            if (servers is None or server in servers) and principal.may_use_server(server):
+                out.append(FakeTool(name, server, original))
+        return out
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], principal: Principal, *,
+                        timeout: float | None = None) -> mcp_types.CallToolResult:  # fmt: skip
+        self.calls.append((name, arguments))
+        try:
+            return await self.fns[name](arguments)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+
+    def server_call_timeout(self, name: str) -> float:
+        return self.timeout
+
+
+def text_result(text: str, *, is_error: bool = False) -> mcp_types.CallToolResult:
+    return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)], is_error=is_error)
