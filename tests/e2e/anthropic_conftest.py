@@ -19,7 +19,8 @@ from tests.support.servers import serve_app
 MASTER_KEY = "sk-toolhub-anthropic-test"
 BETA = "interleaved-thinking-2025-05-14"
 FAKE_MODELS = ["claude-sonnet-4-5", "claude-tools", "claude-noargs", "claude-think", "claude-json", "claude-slow",
-               "claude-midstream-error", "claude-stop-max_tokens", "claude-stop-refusal", "claude-stop-stop_sequence",
+               "claude-midstream-error", "claude-broken", "claude-stop-max_tokens", "claude-stop-refusal",
+               "claude-stop-stop_sequence",
                *(f"error-{status}" for status in ERRORS)]  # fmt: skip
 
 

@@ -351,17 +351,22 @@ def test_anthropic_errors_map_to_openai_errors(
         assert exc_info.value.response.headers["retry-after"] == "7"
 
 
-def test_mid_stream_error_becomes_a_final_error_event(anthropic_gateway: str, claude: openai.OpenAI) -> None:
-    body = {"model": "claude-midstream-error", "messages": USER, "stream": True}
+@pytest.mark.parametrize(("model", "detail"), [("claude-midstream-error", "overloaded_error"),
+                                               ("claude-broken", "anthropic")])  # fmt: skip
+def test_mid_stream_failure_becomes_a_final_error_event(
+    anthropic_gateway: str, claude: openai.OpenAI, model: str, detail: str
+) -> None:
+    body = {"model": model, "messages": USER, "stream": True}
     with httpx2.stream("POST", f"{anthropic_gateway}/v1/chat/completions", json=body,
                        headers={"Authorization": f"Bearer {MASTER_KEY}"}) as response:  # fmt: skip
         assert response.status_code == 200
         events = [line for line in response.iter_lines() if line]
     last = json.loads(events[-1].removeprefix("data: "))
-    assert "overloaded_error" in last["error"]["message"]
+    assert detail in last["error"]["message"]
+    assert json.loads(events[1].removeprefix("data: "))["choices"][0]["delta"]["content"]
     assert not any("[DONE]" in e for e in events)
     with pytest.raises(openai.APIError):
-        list(claude.chat.completions.create(model="claude-midstream-error", messages=USER, stream=True))
+        list(claude.chat.completions.create(model=model, messages=USER, stream=True))
 
 
 def test_client_disconnect_cancels_the_upstream_stream(anthropic_gateway: str, fake: FakeAnthropic) -> None:

@@ -14,6 +14,7 @@ answers refusals with Anthropic's error texts and shapes. The model name picks t
     claude-stop-REASON  text with stop_reason REASON (max_tokens, refusal, stop_sequence)
     claude-slow         20 text pieces, 0.5 s apart
     claude-midstream-error  a text delta, then `event: error` (overloaded_error)
+    claude-broken       a text delta, then the connection drops (no message_stop)
     error-NNN           status NNN with Anthropic's error body (400 401 403 404 413 429 500 529)
 
 Usage is always `USAGE`: 10 input, 5 cache-read, 3 cache-creation and 7 output tokens.
@@ -336,6 +337,8 @@ class FakeAnthropic:
         delay = 0.5 if model == "claude-slow" else 0.0
         try:
             for n, (event, data) in enumerate(_events(message, 20 if delay else 5)):
+                if model == "claude-broken" and n == 4:
+                    raise ConnectionAbortedError("fake upstream drops the connection")
                 if model == "claude-midstream-error" and n == 4:
                     yield _sse(
                         "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
