@@ -217,7 +217,8 @@ class _Sanitizer:
 def _describe(out: JSON, description: Any, notes: list[str]) -> None:
     text = description if isinstance(description, str) else ""
     if notes:
-        text = f"{text} ({'; '.join(notes)})" if text else "; ".join(notes).capitalize()
+        joined = "; ".join(notes)
+        text = f"{text} ({joined})" if text else joined[0].upper() + joined[1:]
     if text:
         out["description"] = text
 
