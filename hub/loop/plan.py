@@ -53,6 +53,8 @@ class ToolHub(Protocol):
 
     def server_call_timeout(self, name: str) -> float: ...
 
+    def server_names(self) -> Collection[str]: ...
+
 
 @dataclass
 class LoopPlan:
@@ -139,8 +141,8 @@ def _add_entry(plan: LoopPlan, hub: ToolHub, principal: Principal, i: int, entry
 
 
 def _all_servers(hub: ToolHub) -> set[str]:
-    servers = getattr(hub, "server_names", None)
-    return set(servers()) if callable(servers) else set()  # pyright: ignore[reportUnknownArgumentType]
+    """Every configured server, healthy or not (a label naming a server that is down is not a client error)."""
+    return set(hub.server_names())
 
 
 def _server_label(entry: JSON, i: int) -> str | None:

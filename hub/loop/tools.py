@@ -13,6 +13,7 @@ import orjson
 
 from hub.auth import Principal
 from hub.loop.plan import JSON, LoopPlan, ToolHub
+from hub.mcp.errors import McpHubError
 
 logger = logging.getLogger("toolhub.loop")
 
@@ -75,7 +76,7 @@ async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: 
             text, is_error = result_text(result), bool(result.is_error)
         except TimeoutError:
             text, is_error = f"The tool did not answer within {timeout:g} s.", True
-        except Exception as exc:  # the boundary of one tool call: any hub failure goes back to the model as data
+        except McpHubError as exc:  # unknown tool, not permitted, upstream down: data for the model
             logger.warning("hub tool %s failed: %s", run.name, exc)
             text, is_error = f"The tool could not be called: {exc}", True
     run.duration_ms = (time.perf_counter() - started) * 1000

@@ -125,6 +125,10 @@ class McpHub:
             if (servers is None or info.server in servers) and visible(principal, info.server, info.qualified_name)
         ]
 
+    def server_names(self) -> list[str]:
+        """Every configured upstream, healthy or not."""
+        return list(self.upstreams)
+
     def server_call_timeout(self, name: str) -> float:
         """`call_timeout` of a server, by server name or by one of its exposed tool names."""
         upstream = self.upstreams.get(name) or self.upstreams.get(self._last_server.get(name, ""))

@@ -13,6 +13,7 @@ The upstream model name picks the behaviour (the gateway's config routes aliases
     midstream-error two chunks, then an `error` event
     broken          two chunks, then the connection drops
     garbage         a 200 that is not JSON
+    agent...        a model that uses hub tools, by the number of tool results it has seen (see `agent_turn`)
 
 Every request must carry `Authorization: Bearer <api_key>`; unknown top-level fields are refused as OpenAI does.
 """
@@ -99,11 +100,62 @@ def _answer_text(body: dict[str, Any]) -> str:
     return f"You said: {last}" if isinstance(last, str) else "Hello from the fake upstream."
 
 
+def _tool(body: dict[str, Any], short: str) -> str:
+    """The offered tool whose name ends with `short` (hub tools are prefixed with their server)."""
+    for tool in body.get("tools") or []:
+        name = tool.get("function", {}).get("name", "")
+        if name == short or name.endswith("__" + short):
+            return name
+    raise LookupError(f"fake agent: no tool {short!r} offered in {body.get('tools')}")
+
+
+def agent_turn(body: dict[str, Any]) -> str | list[tuple[str, str]]:
+    """What the scripted agent does next: an answer, or tool calls (name, JSON arguments).
+
+    agent           list_tables, then describe_table of the first table, then an answer quoting both results
+    agent-parallel  describe_table of `users` and `orders` in one turn, then an answer
+    agent-bad       describe_table of a table that does not exist, then an answer quoting the error
+    agent-forever   list_tables in every turn
+    agent-slow      the `slow` tool (which never ends), then an answer
+    agent-mixed     list_tables and the client's `show_chart` in one turn
+    agent-approve   describe_table of `users`, then an answer quoting the result
+    """
+    model = body["model"]
+    results = [m for m in body["messages"] if m.get("role") == "tool"]
+    if model == "agent-forever":
+        return [(_tool(body, "list_tables"), "{}")]
+    if results:
+        if model == "agent" and len(results) == 1:
+            first = json.loads(results[0]["content"])["tables"][0]["name"]
+            return [(_tool(body, "describe_table"), json.dumps({"table": first}))]
+        return "Answer: " + " | ".join(str(m["content"]) for m in results)
+    match model:
+        case "agent" | "agent-mixed":
+            calls = [(_tool(body, "list_tables"), "{}")]
+            return calls + [("show_chart", '{"kind": "bar"}')] if model == "agent-mixed" else calls
+        case "agent-parallel":
+            return [(_tool(body, "describe_table"), json.dumps({"table": t})) for t in ("users", "orders")]
+        case "agent-bad":
+            return [(_tool(body, "describe_table"), '{"table": "no_such_table"}')]
+        case "agent-slow":
+            return [(_tool(body, "slow"), "{}")]
+        case _:
+            return [(_tool(body, "describe_table"), '{"table": "users"}')]
+
+
 def _completion(body: dict[str, Any]) -> dict[str, Any]:
     model = body["model"]
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
     finish = "stop"
-    if model in ("tools", "noindex"):
+    if model.startswith("agent"):
+        turn = agent_turn(body)
+        if isinstance(turn, str):
+            message["content"] = turn
+        else:
+            message["tool_calls"] = [{"id": f"call_{len(body['messages'])}_{i}", "type": "function",
+                                      "function": {"name": n, "arguments": a}} for i, (n, a) in enumerate(turn)]  # fmt: skip
+            finish = "tool_calls"
+    elif model in ("tools", "noindex"):
         message["tool_calls"] = [{"id": i, "type": "function", "function": {"name": n, "arguments": a}}
                                  for i, n, a in TOOL_CALLS]  # fmt: skip
         finish = "tool_calls"
@@ -128,8 +180,14 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra
 def _deltas(body: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
     model: str = body["model"]
     out: list[tuple[dict[str, Any], str | None]] = [({"role": "assistant", "content": ""}, None)]
-    if model in ("tools", "noindex"):
-        for index, (call_id, name, args) in enumerate(TOOL_CALLS):
+    turn = agent_turn(body) if model.startswith("agent") else None
+    if isinstance(turn, list):
+        calls = [(f"call_{len(body['messages'])}_{i}", n, a) for i, (n, a) in enumerate(turn)]
+        out.append(({"content": "Let me look. "}, None))
+    else:
+        calls = TOOL_CALLS
+    if model in ("tools", "noindex") or isinstance(turn, list):
+        for index, (call_id, name, args) in enumerate(calls):
             first = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
             out.append(({"tool_calls": [first]}, None))
             for piece in (args[:5], args[5:]):
@@ -145,7 +203,7 @@ def _deltas(body: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
                                      "function": {"name": "ping", "arguments": None}}]}, None))  # fmt: skip
         out.append(({}, "tool_calls"))
         return out
-    text = _answer_text(body)
+    text = turn if isinstance(turn, str) else _answer_text(body)
     pieces = int(model.split("-")[1]) if model.startswith("text-") else 5
     step = max(1, -(-len(text) // pieces))
     out += [({"content": text[i : i + step]}, None) for i in range(0, len(text), step)]

@@ -1,0 +1,174 @@
+"""The tool loop end to end: the openai SDK -> gateway -> fake OpenAI model, with real MCP upstreams over stdio
+(the built-in postgres_db server on a SQLite file, and a test server with a tool that never ends)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from hub.config import parse_config
+from hub.server import build_app
+from tests.e2e.conftest import MASTER_KEY
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.support.servers import ROOT, serve_app
+
+AGENTS = ["agent", "agent-parallel", "agent-bad", "agent-forever", "agent-slow", "agent-mixed", "agent-approve"]
+ASK = [{"role": "user", "content": "What is in the database?"}]
+DB_TOOLS = {"type": "mcp", "server_label": "postgres_db", "require_approval": "never"}
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+
+
+def make_db(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), total REAL)")
+
+
+def wait_for_tools(url: str, servers: set[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listing = httpx2.get(f"{url}/mcp/tools/list", headers=AUTH).json()
+        if servers <= {tool["server"] for tool in listing["tools"]}:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"MCP upstreams {servers} did not come up: {listing}")
+
+
+@pytest.fixture(scope="module")
+def loop_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FakeOpenAI]]:
+    db = tmp_path_factory.mktemp("loop") / "shop.db"
+    make_db(db)
+    fake = FakeOpenAI()
+    with serve_app(fake.app) as upstream:
+        models: list[dict[str, Any]] = [
+            {"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream}/v1", "api_key": API_KEY}}
+            for name in AGENTS
+        ]  # fmt: skip
+        models.append({"model_name": "db-agent", "mcp_servers": ["postgres_db"],
+                       "litellm_params": {"model": "openai/agent", "api_base": f"{upstream}/v1", "api_key": API_KEY}})  # fmt: skip
+        config = {
+            "model_list": models,
+            "general_settings": {"master_key": MASTER_KEY, "max_tool_rounds": 3},
+            "mcp_servers": {
+                "postgres_db": {"transport": "stdio", "command": sys.executable,
+                                "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"], "cwd": str(ROOT)},
+                "aux": {"transport": "stdio", "command": sys.executable,
+                        "args": [str(ROOT / "tests" / "mcp" / "servers" / "tool_server.py")], "call_timeout": 60},
+            },
+        }  # fmt: skip
+        with serve_app(build_app(parse_config(config, {}))) as url:
+            wait_for_tools(url, {"postgres_db", "aux"})
+            yield url, fake
+
+
+@pytest.fixture
+def client(loop_gateway: tuple[str, FakeOpenAI]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{loop_gateway[0]}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
+        yield c
+
+
+def test_a_model_with_default_servers_answers_after_using_hub_tools(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="db-agent", messages=ASK)  # pyright: ignore[reportArgumentType]
+    answer = completion.choices[0].message.content or ""
+    assert answer.startswith("Answer: ")
+    assert '"name":"orders"' in answer.replace(" ", "") and '"name":"users"' in answer.replace(" ", "")
+    assert '"primary_key":true' in answer.replace(" ", "")  # describe_table of the first table, "orders"
+    record = (completion.model_extra or {})["toolhub"]
+    assert [c["name"] for c in record["tool_calls"]] == ["postgres_db__list_tables", "postgres_db__describe_table"]
+    assert record["rounds"] == 3
+    assert completion.usage is not None and completion.usage.total_tokens == 3 * 19
+
+
+def test_streamed_loop_shows_text_of_every_round_and_no_hub_calls(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="agent", messages=ASK, tools=[DB_TOOLS], stream=True,  # pyright: ignore[reportArgumentType]
+                                            stream_options={"include_usage": True})  # fmt: skip
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("Let me look. Let me look. Answer: ")
+    assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+    assert len({c.id for c in chunks}) == 1
+    finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [f.choices[0].finish_reason for f in finish] == ["stop"]
+    assert len((finish[0].model_extra or {})["toolhub"]["tool_calls"]) == 2
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 3 * 19
+
+
+def test_parallel_calls_of_one_round_are_all_answered(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="agent-parallel", messages=ASK, tools=[DB_TOOLS])  # pyright: ignore[reportArgumentType]
+    answer = completion.choices[0].message.content or ""
+    assert '"table": "users"' in answer and '"table": "orders"' in answer
+
+
+def test_a_failing_tool_goes_back_to_the_model_as_an_error(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="agent-bad", messages=ASK, tools=[DB_TOOLS])  # pyright: ignore[reportArgumentType]
+    assert "Answer: Error: " in (completion.choices[0].message.content or "")
+    assert "no_such_table" in (completion.choices[0].message.content or "")
+    assert (completion.model_extra or {})["toolhub"]["tool_calls"][0]["is_error"] is True
+
+
+def test_the_loop_stops_at_max_tool_rounds(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="agent-forever", messages=ASK, tools=[DB_TOOLS])  # pyright: ignore[reportArgumentType]
+    assert completion.choices[0].message.content == "Toolhub stopped the tool loop after 3 rounds without a final answer from the model."
+    assert (completion.model_extra or {})["toolhub"]["stopped"] == "max_tool_rounds"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_tool_call_returns_to_the_client_and_hub_calls_of_that_turn_are_not_run(
+    client: openai.OpenAI, stream: bool
+) -> None:
+    chart = {"type": "function", "function": {"name": "show_chart", "parameters": {"type": "object"}}}
+    if stream:
+        with client.chat.completions.stream(model="agent-mixed", messages=ASK, tools=[DB_TOOLS, chart]) as s:  # pyright: ignore[reportArgumentType]
+            completion = s.get_final_completion()
+    else:
+        completion = client.chat.completions.create(model="agent-mixed", messages=ASK, tools=[DB_TOOLS, chart])  # pyright: ignore[reportArgumentType]
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert [(c.function.name, c.function.arguments) for c in choice.message.tool_calls or []] == [  # pyright: ignore[reportAttributeAccessIssue]
+        ("show_chart", '{"kind": "bar"}')]
+    assert (completion.model_extra or {}).get("toolhub", {"tool_calls": []})["tool_calls"] == []
+
+
+def test_approval_required_returns_the_call_and_the_client_can_run_it_through_rest(
+    client: openai.OpenAI, loop_gateway: tuple[str, FakeOpenAI]
+) -> None:
+    entry = {"type": "mcp", "server_label": "postgres_db", "require_approval": "always"}
+    first = client.chat.completions.create(model="agent-approve", messages=ASK, tools=[entry])  # pyright: ignore[reportArgumentType]
+    call = (first.choices[0].message.tool_calls or [])[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "postgres_db__describe_table"  # pyright: ignore[reportAttributeAccessIssue]
+    result = httpx2.post(f"{loop_gateway[0]}/mcp/tools/call", headers=AUTH,
+                         json={"name": call.function.name, "arguments": json.loads(call.function.arguments)})  # pyright: ignore[reportAttributeAccessIssue]  # fmt: skip
+    assert result.status_code == 200 and result.json()["isError"] is False
+    history = [*ASK, first.choices[0].message.model_dump(exclude_none=True),
+               {"role": "tool", "tool_call_id": call.id, "content": result.json()["content"][0]["text"]}]  # fmt: skip
+    second = client.chat.completions.create(model="agent-approve", messages=history, tools=[entry])  # pyright: ignore[reportArgumentType]
+    assert "users" in (second.choices[0].message.content or "")
+
+
+def test_disconnect_mid_loop_cancels_the_running_tool(loop_gateway: tuple[str, FakeOpenAI]) -> None:
+    url = loop_gateway[0]
+    body = {"model": "agent-slow", "messages": ASK, "stream": True,
+            "tools": [{"type": "mcp", "server_label": "aux", "require_approval": "never"}]}  # fmt: skip
+    with httpx2.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=30) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+    answer = httpx2.post(f"{url}/mcp/tools/call", headers=AUTH, json={"name": "aux__was_cancelled", "arguments": {}},
+                         timeout=30)  # fmt: skip
+    assert answer.json()["content"][0]["text"] == "True"
+
+
+def test_asking_for_an_unknown_server_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as exc_info:
+        client.chat.completions.create(model="agent", messages=ASK, tools=[{"type": "mcp", "server_label": "nope"}])  # pyright: ignore[reportArgumentType]
+    assert exc_info.value.param == "tools[0].server_label"
