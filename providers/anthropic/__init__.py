@@ -4,7 +4,9 @@ The translation is pure and lives in `request` (OpenAI -> Anthropic), `messages`
 (Anthropic -> OpenAI); this module does the I/O and keeps the one piece of state Anthropic forces on a gateway:
 thinking blocks. With thinking on, Anthropic wants an assistant turn that called tools sent back starting with its
 thinking blocks, signatures intact; OpenAI clients drop them. So the provider keeps them in a `TTLCache` keyed by the
-turn's tool-call ids (bounded in entries and time) and restores them on the next request of that conversation.
+turn's tool-call ids and restores them on the next request of that conversation. Bounds: `max_turns` assistant turns
+(parallel calls of one turn share one entry's blocks) for `ttl` seconds; entries are per process, so a restart or
+another replica degrades to a request without thinking (see `request`), never to an error.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Choices made where the two APIs differ (each is also a test):
   so; with `drop_params: false` the request is refused with a 400 naming the parameter.
 * Thinking blocks lost from an open tool cycle (the gateway restarted, the entry expired, another model answered):
   Anthropic refuses the turn, so thinking is disabled for that one request (its documented fallback) with a log line.
+  Whenever thinking ends up off, replayed thinking blocks are left out of the history.
 * `response_format: json_schema` -> Anthropic structured outputs (`output_config.format`), which constrains the
   answer to the schema and returns it as plain text, compatible with thinking and streaming (a forced tool, LiteLLM's
   way, is refused with thinking). `json_object` -> a system instruction; code fences are stripped from the answer.
@@ -25,7 +26,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.anthropic.messages import Restore, bad_request, convert_messages, open_tool_turn_unsigned
+from providers.anthropic.messages import (
+    THINKING_TYPES,
+    Restore,
+    bad_request,
+    convert_messages,
+    open_tool_turn_unsigned,
+)
 from providers.anthropic.names import ToolNames
 from providers.base import JSON, Deployment
 
@@ -178,15 +185,22 @@ def _response_format(fmt: Any, out: JSON, system: list[JSON], tr: Translated) ->
 
 
 def _thinking(src: JSON, out: JSON, explicit_max: bool, deployment: Deployment, tr: Translated) -> None:
+    if not _enable_thinking(src, out, explicit_max, deployment, tr):
+        for message in out["messages"]:  # replayed thinking is only wanted, and only safe, with thinking on
+            if message["role"] == "assistant":
+                message["content"] = [b for b in message["content"] if b["type"] not in THINKING_TYPES]
+
+
+def _enable_thinking(src: JSON, out: JSON, explicit_max: bool, deployment: Deployment, tr: Translated) -> bool:
     thinking = _thinking_config(src)
     if thinking is None or thinking.get("type") == "disabled":
         if thinking is not None:
             out["thinking"] = thinking
-        return
+        return False
     if open_tool_turn_unsigned(out["messages"]):
         tr.notes.append("thinking disabled for this request: the thinking blocks of the open tool-calling turn are "
                         "no longer known to the gateway (expired, restarted, or made by another model)")  # fmt: skip
-        return
+        return False
     if thinking.get("type") == "enabled":
         budget = int(thinking.get("budget_tokens") or MIN_THINKING_BUDGET)
         if budget >= out["max_tokens"]:
@@ -197,10 +211,11 @@ def _thinking(src: JSON, out: JSON, explicit_max: bool, deployment: Deployment, 
             else:
                 tr.notes.append(f"thinking disabled for this request: max_tokens {out['max_tokens']} leaves no room "
                                 f"for the minimum thinking budget of {MIN_THINKING_BUDGET}")  # fmt: skip
-                return
+                return False
         thinking = {**thinking, "budget_tokens": budget}
     out["thinking"] = thinking
     _thinking_constraints(out, deployment, tr)
+    return True
 
 
 def _thinking_config(src: JSON) -> JSON | None:

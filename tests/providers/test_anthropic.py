@@ -324,7 +324,17 @@ def test_thinking_blocks_sent_back_by_the_client_are_used_when_the_gateway_has_n
     assert content[:2] == [SIGNED, REDACTED]
     empty_but_signed = {"type": "thinking", "thinking": "", "signature": "sig-2"}
     messages[1]["thinking_blocks"] = [empty_but_signed]
-    assert translate({"messages": messages}).body["messages"][1]["content"][0] == empty_but_signed
+    assert translate({"messages": messages, "reasoning_effort": "low"}).body["messages"][1]["content"][0] == (
+        empty_but_signed
+    )
+
+
+def test_thinking_blocks_are_not_replayed_when_thinking_is_off() -> None:
+    messages = tool_turn("toolu_a")
+    messages[1] = {**messages[1], "thinking_blocks": [SIGNED]}
+    assert [b["type"] for b in translate({"messages": messages}).body["messages"][1]["content"]] == ["tool_use"]
+    tr = translate({"messages": messages, "reasoning_effort": "low"}, lambda ids: [REDACTED])
+    assert tr.body["messages"][1]["content"][0] == REDACTED
 
 
 def test_lost_thinking_blocks_in_an_open_tool_turn_disable_thinking_for_that_request() -> None:
