@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from providers.base import Deployment
 from providers.openai import KNOWN_PARAMS
@@ -126,12 +126,6 @@ class McpServerSpec(_Section):
                 kind = "stdio"
             elif self.url:
                 kind = "http" if self.url.rstrip("/").endswith("/mcp") else "sse"
-        if kind is None:
-            raise ValueError("needs either `command` (stdio) or `url` (sse / http)")
-        if kind == "stdio" and not self.command:
-            raise ValueError("transport stdio needs `command`")
-        if kind in ("sse", "http") and not self.url:
-            raise ValueError(f"transport {kind} needs `url`")
         object.__setattr__(self, "transport", kind)  # frozen model: normalised once, here
         return self
 
@@ -139,6 +133,24 @@ class McpServerSpec(_Section):
     def kind(self) -> Literal["stdio", "sse", "http"]:
         """The normalised transport."""
         return "stdio" if self.transport == "stdio" else "sse" if self.transport == "sse" else "http"
+
+    @field_validator("env", "headers", "extra_headers", mode="before")
+    @classmethod
+    def _drop_unset(cls, value: Any) -> Any:
+        # An `os.environ/NAME` that is unset resolves to None; the server is then served as unavailable (missing_env).
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if v is not None}  # pyright: ignore[reportUnknownVariableType]
+        return value
+
+    def problem(self) -> str | None:
+        """Why this entry cannot be served, when its settings are complete; None if it can."""
+        if self.transport is None:
+            return "needs either `command` (stdio) or `url` (sse / http)"
+        if self.transport == "stdio" and not self.command:
+            return "transport stdio needs `command`"
+        if self.transport != "stdio" and not self.url:
+            return f"transport {self.transport} needs `url`"
+        return None
 
     @property
     def all_headers(self) -> dict[str, str]:
@@ -184,6 +196,9 @@ class McpServerConfig:
                 f"mcp_servers.{self.name}",
                 "server names are tool-name prefixes: use letters, digits, '_' or '-' (and not 'tools')",
             )
+        problem = self.spec.problem()
+        if problem is not None and not self.missing_env:  # with a missing variable, the server is just unavailable
+            raise ConfigError(f"mcp_servers.{self.name}", problem)
 
 
 @dataclass(frozen=True)
