@@ -4,7 +4,7 @@ The translation is pure and lives in `request` (OpenAI -> Anthropic), `messages`
 (Anthropic -> OpenAI); this module does the I/O and keeps the one piece of state Anthropic forces on a gateway:
 thinking blocks. With thinking on, Anthropic wants an assistant turn that called tools sent back starting with its
 thinking blocks, signatures intact; OpenAI clients drop them. So the provider keeps them in a `TTLCache` keyed by the
-turn's tool-call ids and restores them on the next request of that conversation. Bounds: `max_turns` assistant turns
+turn's tool-call ids and restores them on the next request of that conversation. Bounds: `max_turns` tool-call ids
 (parallel calls of one turn share one entry's blocks) for `ttl` seconds; entries are per process, so a restart or
 another replica degrades to a request without thinking (see `request`), never to an error.
 """
