@@ -34,19 +34,24 @@ async def chat_completions(request: Request) -> Response:
     target = state.router.resolve(body["model"], principal)
     plan = plan_tool_loop(body, target.route.mcp_servers, state.extras.get("mcp"), principal)
     record = _new_record(request, target, body, principal.key_id)
+    if state.guard is not None:  # budget and rate limits; no database on this path
+        record.ticket = await state.guard.admit(principal, target.route)
     chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
     if plan is not None:
         return await _tool_loop(state, target, chat, plan, principal, record, started)
     if body.get("stream"):
         return await _stream(state, target, chat, record, started)
+    upstream_started = time.perf_counter()
     try:
         completion = await target.provider.complete(chat)
     except ProviderError as exc:
+        record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
         _finish(state, record, started, exc.status_code, exc.message)
         raise
+    record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     record.add_usage(completion.get("usage"))
     _finish(state, record, started, 200)
-    return json_response(completion)
+    return json_response(completion, headers=_cost_headers(record))
 
 
 async def _tool_loop(
@@ -88,13 +93,18 @@ async def _tool_loop(
 async def _stream(state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float) -> Response:
     include_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
     chunks = aiter(target.provider.stream(chat))
+    upstream_started = time.perf_counter()
     try:
         first = await anext(chunks, None)
     except ProviderError as exc:
+        record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
         _finish(state, record, started, exc.status_code, exc.message)
         raise
+    now = time.perf_counter()
+    record.upstream_ms = (now - upstream_started) * 1000  # to the first chunk; the cost is known only at the end
+    overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
     relay = _relay(state, first, chunks, include_usage, record, started)
-    return StreamingResponse(relay, media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(relay, media_type="text/event-stream", headers={**SSE_HEADERS, **overhead})
 
 
 async def _relay(
@@ -153,4 +163,16 @@ def _finish(state: HubState, record: UsageRecord, started: float, status: int, e
     record.status_code = status
     record.error = error
     record.latency_ms = (time.perf_counter() - started) * 1000
+    record.created_at = time.time()
+    ticket = record.ticket
+    if ticket is not None:
+        record.ticket = None
+        ticket.settle(record)
     state.usage.record(record)
+
+
+def _cost_headers(record: UsageRecord) -> dict[str, str]:
+    """`x-toolhub-cost` (USD) and the gateway's own time, as LiteLLM's x-litellm-response-cost / overhead headers."""
+    overhead = record.latency_ms - record.upstream_ms
+    return {"x-toolhub-cost": f"{record.cost:.10f}".rstrip("0").rstrip(".") or "0",
+            "x-toolhub-overhead-duration-ms": f"{overhead:.3f}"}  # fmt: skip

@@ -62,6 +62,7 @@ class LiteLLMParams(_Section):
     tpm: int | None = Field(default=None, ge=0)
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
+    cache_read_input_token_cost: float | None = Field(default=None, ge=0)
 
 
 class ModelListEntry(_Section):
@@ -77,6 +78,8 @@ class GeneralSettings(_Section):
     database_url: str | None = None
     max_request_size_mb: float | None = Field(default=None, gt=0)
     redis_url: str | None = None
+    usage_spill_path: str | None = None
+    """Toolhub: where usage records go while the database is down (replayed when it is back)."""
     shutdown_grace_seconds: float | None = Field(default=None, ge=0)
     max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
 
@@ -178,6 +181,7 @@ class ModelRoute:
     mcp_servers: tuple[str, ...] = ()
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    cache_read_input_token_cost: float | None = None
     rpm: int | None = None
     tpm: int | None = None
 
@@ -209,6 +213,7 @@ class Config:
     master_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
+    usage_spill_path: str | None = None
     max_request_bytes: int = 16 * 1024 * 1024
     shutdown_grace_seconds: float = 30.0
     max_tool_rounds: int = 10
@@ -259,8 +264,9 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
     return Config(
         models=_models(file, missing),
         master_key=general.master_key,
-        database_url=general.database_url,
+        database_url=general.database_url or environ.get("DATABASE_URL") or None,
         redis_url=general.redis_url,
+        usage_spill_path=general.usage_spill_path,
         max_request_bytes=int((general.max_request_size_mb or 16) * 1024 * 1024),
         shutdown_grace_seconds=30.0 if general.shutdown_grace_seconds is None else general.shutdown_grace_seconds,
         max_tool_rounds=general.max_tool_rounds or 10,
@@ -341,6 +347,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             mcp_servers=tuple(entry.mcp_servers or ()),
             input_cost_per_token=params.input_cost_per_token,
             output_cost_per_token=params.output_cost_per_token,
+            cache_read_input_token_cost=params.cache_read_input_token_cost,
             rpm=params.rpm,
             tpm=params.tpm,
         )

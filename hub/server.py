@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
+from hub import keys_api, spend_api
+from hub.accounting import accounting_extension
 from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
+from hub.metrics import metrics_endpoint
 
 
 def build_app(config: Config) -> Starlette:
     """The app `toolhub serve` runs."""
     extensions: list[Extension] = []
     routes: list[BaseRoute] = []
+    # Keys, budgets, rate limits, usage storage, metrics; first, so later layers see its auth and usage sink.
+    extensions.append(accounting_extension())
+    routes += [*keys_api.ROUTES, *spend_api.ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])]
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
     routes += mcp_routes()
     return create_app(config, extensions=extensions, routes=routes)

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 from hub.auth import MasterKeyAuth, Principal, bearer_token
 from hub.config import Config
 from hub.routing import ModelRouter
-from hub.usage import NullSink, UsageSink
+from hub.usage import Guard, NullSink, UsageSink
 from providers._http import HttpPool
 
 
@@ -21,6 +21,8 @@ class HubState:
     router: ModelRouter
     auth: MasterKeyAuth
     usage: UsageSink = field(default_factory=NullSink)
+    guard: Guard | None = None
+    """Budgets and rate limits (`hub.accounting`); None when no store is configured."""
     extras: dict[str, Any] = field(default_factory=dict[str, Any])
     """Services added by later layers (MCP hub, store), by name."""
 

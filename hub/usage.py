@@ -35,6 +35,8 @@ class UsageRecord:
     """Time spent waiting on the provider (to the first chunk for streams); latency minus this is overhead."""
     created_at: float = 0.0
     """Unix time the request finished."""
+    ticket: Ticket | None = field(default=None, repr=False, compare=False)
+    """Set by the guard's `admit`; `hub.chat` settles it when the request finishes (not stored)."""
 
     def add_usage(self, usage: dict[str, Any] | None) -> None:
         """Take counts from an OpenAI `usage` object (prompt includes cached, completion includes reasoning)."""

@@ -1,0 +1,193 @@
+"""Keys, budgets, rate limits, pricing, usage storage and metrics, wired into the app as one lifespan extension.
+
+On the request path: `admit` (before the provider call) checks the key's budget and the key's and deployment's rate
+limits; the returned ticket's `settle` (when the request finishes) prices it, charges the key and counts its tokens;
+`record` hands the finished record to the store's queue and the metrics. None of these touch the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from hub.auth import MasterKeyAuth, Principal
+from hub.config import Config, ModelRoute
+from hub.errors import RateLimited
+from hub.keys import KeyAuthenticator, KeyEntry
+from hub.metrics import Metrics
+from hub.pricing import Pricer
+from hub.ratelimit import Limit, MemoryLimiter, RedisLimiter
+from hub.spend import BudgetLedger
+from hub.state import HubState
+from hub.storage import Store, StoreError, is_postgres_url, open_store, sqlite_path
+from hub.storage.writer import UsageWriter
+from hub.usage import ToolCallRecord, UsageRecord
+
+logger = logging.getLogger("toolhub.accounting")
+
+
+class _Ticket:
+    __slots__ = ("_accounting", "_entry", "_route", "_limits")
+
+    def __init__(
+        self, accounting: Accounting, entry: KeyEntry | None, route: ModelRoute, limits: Sequence[Limit]
+    ) -> None:
+        self._accounting = accounting
+        self._entry = entry
+        self._route = route
+        self._limits = limits
+
+    def settle(self, record: UsageRecord) -> None:
+        accounting = self._accounting
+        cost = record.cost = accounting.pricer.cost(self._route, record)
+        if self._entry is not None:
+            self._entry.account.charge(cost)
+        if self._limits:
+            accounting.limiter.add_tokens(self._limits, record.prompt_tokens + record.completion_tokens)
+
+
+class Accounting:
+    """The `Guard` and `UsageSink` of an app with a store."""
+
+    def __init__(self, keys: KeyAuthenticator, writer: UsageWriter, metrics: Metrics,
+                 limiter: MemoryLimiter | RedisLimiter) -> None:  # fmt: skip
+        self.keys = keys
+        self.writer = writer
+        self.metrics = metrics
+        self.limiter = limiter
+        self.pricer = Pricer()
+        self._route_limits: dict[int, Limit | None] = {}
+
+    async def admit(self, principal: Principal, route: ModelRoute) -> _Ticket:
+        entry = self.keys.entry(principal.key_id) if principal.key_id is not None else None
+        limits = self._limits(entry, route)
+        try:
+            if entry is not None:
+                entry.account.check()
+            if limits:
+                checked = self.limiter.check(limits)
+                if checked is not None:  # RedisLimiter: a coroutine
+                    await checked
+        except RateLimited as exc:
+            self.metrics.rejected.labels(exc.code or "rate_limited").inc()
+            raise
+        return _Ticket(self, entry, route, limits)
+
+    def record(self, record: UsageRecord) -> None:
+        self.writer.record(record)
+        self.metrics.record(record)
+
+    def record_tool_call(self, call: ToolCallRecord) -> None:
+        self.writer.record_tool_call(call)
+        self.metrics.record_tool_call(call)
+
+    def _limits(self, entry: KeyEntry | None, route: ModelRoute) -> list[Limit]:
+        route_limit = self._route_limits.get(id(route), False)
+        if route_limit is False:
+            route_limit = self._route_limits[id(route)] = deployment_limit(route)
+        limits: list[Limit] = []
+        if entry is not None and entry.limit is not None:
+            limits.append(entry.limit)
+        if route_limit is not None:
+            limits.append(route_limit)
+        return limits
+
+
+def deployment_limit(route: ModelRoute) -> Limit | None:
+    if route.rpm is None and route.tpm is None:
+        return None
+    d = route.deployment
+    name = f"deployment:{route.alias}:{d.provider}/{d.model}@{d.api_base}"
+    label = f"model '{route.alias}' (deployment {d.provider}/{d.model})"
+    return Limit(name=name, label=label, rpm=route.rpm, tpm=route.tpm)
+
+
+def spill_path(config: Config) -> Path:
+    """Where usage records go while the database is down."""
+    if config.usage_spill_path:
+        return Path(config.usage_spill_path)
+    if is_postgres_url(config.database_url):
+        return Path("toolhub-usage-spill.jsonl")
+    return Path(sqlite_path(config.database_url) + ".spill.jsonl")
+
+
+def accounting_extension(
+    *, store_factory: Callable[[Config], Store] | None = None, key_ttl: float = 5.0
+) -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
+    """The extension for `create_app`; `store_factory` lets tests wrap the store (e.g. one whose writes fail)."""
+
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> AsyncIterator[None]:
+        config = state.config
+        store = store_factory(config) if store_factory else open_store(config.database_url)
+        await store.connect()
+        try:
+            applied = await store.migrate()
+            if applied:
+                logger.info("database %s: applied migrations %s", _redact(store.url), applied)
+            async with _running(state, store, key_ttl):
+                yield
+        finally:
+            await store.aclose()
+
+    return extension
+
+
+@contextlib.asynccontextmanager
+async def _running(state: HubState, store: Store, key_ttl: float) -> AsyncIterator[None]:
+    config = state.config
+    writer = UsageWriter(store, spill_path(config))
+    await writer.flush()  # replay what a previous run spilled before reading spend
+    redis_client: Any = None
+    limiter: MemoryLimiter | RedisLimiter = MemoryLimiter()
+    if config.redis_url:
+        import redis.asyncio as redis
+
+        redis_client = redis.Redis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        limiter = RedisLimiter(redis_client)
+    keys = KeyAuthenticator(store, BudgetLedger(store), ttl=key_ttl)
+    metrics = Metrics()
+    accounting = Accounting(keys, writer, metrics, limiter)
+    state.auth = MasterKeyAuth(config.master_key, keys)
+    state.usage = accounting
+    state.guard = accounting
+    state.extras.update(store=store, keys=keys, metrics=metrics, accounting=accounting, usage_writer=writer)
+    state.extras.setdefault("readiness", {})["database"] = _readiness(store)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            if isinstance(limiter, RedisLimiter):
+                tg.start_soon(limiter.run)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await writer.aclose()
+            if isinstance(limiter, RedisLimiter):
+                await limiter.flush()
+            if redis_client is not None:
+                await redis_client.aclose()
+
+
+def _readiness(store: Store) -> Callable[[], Any]:
+    async def check() -> tuple[bool, str]:
+        try:
+            with anyio.fail_after(2):
+                await store.ping()
+        except (StoreError, TimeoutError) as exc:
+            return False, f"unreachable: {exc}"
+        return True, "connected"
+
+    return check
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url

@@ -1,0 +1,144 @@
+"""Virtual keys: made and hashed here, checked on every request against a short in-memory cache of the store.
+
+Only `sha256(key)` is stored. A request's key is hashed, looked up in the cache (then the store on a miss, one
+query per key however many requests wait for it), and compared with `hmac.compare_digest`. Cached entries are
+re-read after `ttl` seconds so a key blocked or deleted by another process stops working within that time; keys
+changed through this process's API are dropped from its cache at once. While the store is down, known keys keep
+working from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import anyio
+
+from hub.auth import Principal
+from hub.errors import AuthenticationError, PermissionDenied, ServiceUnavailable
+from hub.ratelimit import Limit
+from hub.spend import Account, BudgetLedger
+from hub.storage import KeyRow, Store, StoreError
+
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def new_key() -> str:
+    return "sk-" + secrets.token_urlsafe(24)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def token_hash(key_or_hash: str) -> str:
+    """The hash for a key given either as the key itself or as its hash (as /key/info accepts both)."""
+    return key_or_hash if _HASH.match(key_or_hash) else hash_key(key_or_hash)
+
+
+def display_name(key: str) -> str:
+    return f"sk-...{key[-4:]}"
+
+
+@dataclass(slots=True)
+class KeyEntry:
+    """A cached key: its row, the Principal handed to the app, its rate limit and its budget account."""
+
+    row: KeyRow
+    principal: Principal
+    limit: Limit | None
+    account: Account
+    fetched_at: float
+
+
+def principal_for(row: KeyRow) -> Principal:
+    def scope(values: list[str] | None) -> frozenset[str] | None:
+        return frozenset(values) if values else None  # LiteLLM: an empty list allows everything
+
+    return Principal(key_id=row.token_hash, alias=row.key_alias, models=scope(row.models),
+                     mcp_servers=scope(row.mcp_servers), mcp_tools=scope(row.mcp_tools),
+                     metadata=row.metadata)  # fmt: skip
+
+
+def limit_for(row: KeyRow) -> Limit | None:
+    if row.rpm_limit is None and row.tpm_limit is None:
+        return None
+    label = f"key '{row.key_alias}'" if row.key_alias else f"key {row.key_name}"
+    return Limit(name=f"key:{row.token_hash}", label=label, rpm=row.rpm_limit, tpm=row.tpm_limit)
+
+
+class KeyAuthenticator:
+    """The `Authenticator` for virtual keys (plugged into `MasterKeyAuth` after the master key)."""
+
+    def __init__(self, store: Store, ledger: BudgetLedger, *, ttl: float = 5.0, negative_ttl: float = 1.0) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self._cache: dict[str, KeyEntry] = {}
+        self._misses: dict[str, float] = {}
+        self._loading: dict[str, anyio.Event] = {}
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthenticationError(
+                "Missing API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+            )
+        digest = hash_key(token)
+        entry = self._cache.get(digest)
+        if entry is None or time.monotonic() - entry.fetched_at > self.ttl:
+            entry = await self._fresh(digest, entry)
+        if entry is None or not hmac.compare_digest(entry.row.token_hash, digest):
+            raise AuthenticationError("Invalid API key.", code="invalid_api_key")
+        row = entry.row
+        if row.blocked:
+            raise PermissionDenied("This key is blocked. Ask the gateway admin to unblock it.", code="key_blocked")
+        if row.expires is not None and time.time() >= row.expires:
+            expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.expires))
+            raise AuthenticationError(f"This key expired at {expired}.", code="key_expired")
+        return entry.principal
+
+    def entry(self, key_id: str) -> KeyEntry | None:
+        """The cached entry of an authenticated key (budget account, rate limit)."""
+        return self._cache.get(key_id)
+
+    def invalidate(self, digest: str) -> None:
+        self._cache.pop(digest, None)
+        self._misses.pop(digest, None)
+
+    async def _fresh(self, digest: str, stale: KeyEntry | None) -> KeyEntry | None:
+        missed = self._misses.get(digest)
+        if stale is None and missed is not None and time.monotonic() - missed < self.negative_ttl:
+            return None
+        loading = self._loading.get(digest)
+        if loading is not None:  # another request is already reading this key: wait for its answer
+            await loading.wait()
+            return self._cache.get(digest)
+        self._loading[digest] = anyio.Event()
+        try:
+            return await self._load(digest, stale)
+        finally:
+            self._loading.pop(digest).set()
+
+    async def _load(self, digest: str, stale: KeyEntry | None) -> KeyEntry | None:
+        try:
+            row = await self.store.get_key(digest)
+            account = await self.ledger.account(row) if row is not None else None
+        except StoreError as exc:
+            if stale is not None:
+                stale.fetched_at = time.monotonic()  # keep serving known keys while the store is down
+                return stale
+            raise ServiceUnavailable(f"The key store is unavailable: {exc}", code="key_store_unavailable") from exc
+        if row is None or account is None:
+            self._cache.pop(digest, None)
+            if len(self._misses) > 10_000:
+                self._misses.clear()
+            self._misses[digest] = time.monotonic()
+            return None
+        entry = KeyEntry(row, principal_for(row), limit_for(row), account, time.monotonic())
+        self._cache[digest] = entry
+        return entry

@@ -1,0 +1,114 @@
+"""Prometheus metrics at `GET /metrics` (text format), guarded by the master key when one is set.
+
+Records are observed lazily: the request path only appends the finished `UsageRecord` to a list (as it does for the
+store), and the list is turned into counter and histogram updates when `/metrics` is scraped or the list grows past
+a bound. Each app has its own registry, so several gateways can live in one test process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.errors import PermissionDenied
+from hub.state import authenticate, hub_state
+from hub.usage import ToolCallRecord, UsageRecord
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+_BATCH = 2048
+
+
+class Metrics:
+    """The gateway's Prometheus series; `record`/`record_tool_call` are cheap enough for the request path."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("toolhub_requests", "Chat requests by model alias, provider and status.",
+                                ["model", "provider", "status"], registry=r)  # fmt: skip
+        self.tokens = Counter("toolhub_tokens", "Tokens by model alias and kind (prompt, completion, cached, "
+                              "reasoning).", ["model", "kind"], registry=r)  # fmt: skip
+        self.cost = Counter("toolhub_spend_usd", "Cost in USD by model alias.", ["model"], registry=r)
+        self.latency = Histogram("toolhub_request_duration_seconds", "Whole request time (to the end of a stream).",
+                                 ["model"], buckets=_LATENCY, registry=r)  # fmt: skip
+        self.upstream = Histogram("toolhub_upstream_duration_seconds", "Time waiting on the provider (to the first "
+                                  "chunk for streams).", ["model", "provider"], buckets=_LATENCY,
+                                  registry=r)  # fmt: skip
+        self.overhead = Histogram("toolhub_gateway_overhead_seconds", "Gateway time outside the provider call "
+                                  "(non-streaming requests).", buckets=_OVERHEAD, registry=r)  # fmt: skip
+        self.upstream_up = Gauge("toolhub_upstream_up", "1 if the deployment's last request got an upstream answer, "
+                                 "0 after a 5xx/timeout/connection failure.", ["model", "provider"],
+                                 registry=r)  # fmt: skip
+        self.upstream_failures = Counter("toolhub_upstream_failures", "Upstream failures (status >= 500).",
+                                         ["model", "provider", "status"], registry=r)  # fmt: skip
+        self.tool_calls = Counter("toolhub_tool_calls", "MCP tool calls by server, tool and outcome.",
+                                  ["server", "tool", "outcome"], registry=r)  # fmt: skip
+        self.tool_duration = Histogram("toolhub_tool_call_duration_seconds", "MCP tool call time.", ["server"],
+                                       buckets=_LATENCY, registry=r)  # fmt: skip
+        self.rejected = Counter("toolhub_rejected_requests", "Requests refused before the provider by budget or "
+                                "rate limit.", ["reason"], registry=r)  # fmt: skip
+        self.queue = Gauge("toolhub_usage_queue_records", "Usage records waiting to be written.", registry=r)
+        self.spilled = Gauge("toolhub_usage_spilled_records", "Usage records spilled to the local file since start.",
+                             registry=r)  # fmt: skip
+        self._pending: list[UsageRecord | ToolCallRecord] = []
+
+    def record(self, record: UsageRecord) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= _BATCH:
+            self.observe()
+
+    def record_tool_call(self, call: ToolCallRecord) -> None:
+        self._pending.append(call)
+        if len(self._pending) >= _BATCH:
+            self.observe()
+
+    def observe(self) -> None:
+        """Apply the records taken since the last call."""
+        pending, self._pending = self._pending, []
+        for item in pending:
+            if isinstance(item, UsageRecord):
+                self._usage(item)
+            else:
+                outcome = "error" if item.error else "ok"
+                self.tool_calls.labels(item.server, item.tool, outcome).inc()
+                self.tool_duration.labels(item.server).observe(item.duration_ms / 1000)
+
+    def _usage(self, r: UsageRecord) -> None:
+        model, provider = r.model_alias, r.provider
+        self.requests.labels(model, provider, str(r.status_code)).inc()
+        for kind, n in (("prompt", r.prompt_tokens), ("completion", r.completion_tokens),
+                        ("cached", r.cached_tokens), ("reasoning", r.reasoning_tokens)):  # fmt: skip
+            if n:
+                self.tokens.labels(model, kind).inc(n)
+        if r.cost:
+            self.cost.labels(model).inc(r.cost)
+        self.latency.labels(model).observe(r.latency_ms / 1000)
+        if r.upstream_ms:
+            self.upstream.labels(model, provider).observe(r.upstream_ms / 1000)
+        if not r.stream and r.status_code == 200 and r.upstream_ms and not r.tool_calls:
+            self.overhead.observe(max(0.0, r.latency_ms - r.upstream_ms) / 1000)
+        if r.status_code >= 500:
+            self.upstream_failures.labels(model, provider, str(r.status_code)).inc()
+            self.upstream_up.labels(model, provider).set(0)
+        elif r.status_code and r.status_code != 499:
+            self.upstream_up.labels(model, provider).set(1)
+
+    def render(self) -> bytes:
+        self.observe()
+        return generate_latest(self.registry)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """`GET /metrics`: master key required when the gateway has one (scrape with `authorization: Bearer`)."""
+    principal = await authenticate(request)
+    if not principal.is_master:
+        raise PermissionDenied("Only the master key may read /metrics.", code="master_key_required")
+    state = hub_state(request)
+    metrics: Metrics = state.extras["metrics"]
+    writer = state.extras.get("usage_writer")
+    if writer is not None:
+        metrics.queue.set(writer.pending)
+        metrics.spilled.set(writer.spilled)
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,212 @@
+"""Requests and tokens per minute, per key and per model deployment, over a sliding 60-second window.
+
+`MemoryLimiter` serves one process. `RedisLimiter` shares the windows between Toolhub processes through one Lua
+script per request (check every limit, then count the request, atomically); token counts are added after the
+response by a background flush, so the hot path makes one Redis round trip. If Redis fails, the process falls back
+to its own memory windows and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from redis.exceptions import RedisError
+
+from hub.errors import RateLimited
+
+logger = logging.getLogger("toolhub.ratelimit")
+WINDOW = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limited subject: `name` is stable across processes (the Redis key), `label` is for error messages."""
+
+    name: str
+    label: str
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+def refuse(limit: Limit, what: str, retry_after: float) -> RateLimited:
+    seconds = max(1, math.ceil(retry_after))
+    value = limit.rpm if what == "rpm" else limit.tpm
+    unit = "requests" if what == "rpm" else "tokens"
+    return RateLimited(
+        f"Rate limit exceeded for {limit.label}: {value} {unit} per minute ({what}_limit). Retry in {seconds} s.",
+        code=f"{what}_limit_exceeded",
+        headers={"retry-after": str(seconds)},
+    )
+
+
+class _Window:
+    __slots__ = ("requests", "tokens", "token_sum")
+
+    def __init__(self) -> None:
+        self.requests: deque[float] = deque()
+        self.tokens: deque[tuple[float, int]] = deque()
+        self.token_sum = 0
+
+    def expire(self, now: float) -> None:
+        edge = now - WINDOW
+        requests, tokens = self.requests, self.tokens
+        while requests and requests[0] <= edge:
+            requests.popleft()
+        while tokens and tokens[0][0] <= edge:
+            self.token_sum -= tokens.popleft()[1]
+
+
+class MemoryLimiter:
+    """Sliding-window counters in this process; check-and-count is atomic because it never awaits."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+
+    def check(self, limits: Sequence[Limit]) -> None:
+        """Count one request against every limit, or raise RateLimited (naming the limit) and count nothing."""
+        now = self._clock()
+        windows = [self._window(limit.name) for limit in limits]
+        for limit, window in zip(limits, windows, strict=True):
+            window.expire(now)
+            if limit.rpm is not None and len(window.requests) >= limit.rpm:
+                raise refuse(limit, "rpm", (window.requests[0] + WINDOW - now) if window.requests else WINDOW)
+            if limit.tpm is not None and window.token_sum >= limit.tpm:
+                raise refuse(limit, "tpm", (window.tokens[0][0] + WINDOW - now) if window.tokens else WINDOW)
+        for limit, window in zip(limits, windows, strict=True):
+            if limit.rpm is not None:
+                window.requests.append(now)
+
+    def add_tokens(self, limits: Sequence[Limit], tokens: int) -> None:
+        now = self._clock()
+        for limit in limits:
+            if limit.tpm is not None and tokens:
+                window = self._window(limit.name)
+                window.tokens.append((now, tokens))
+                window.token_sum += tokens
+
+    def _window(self, name: str) -> _Window:
+        window = self._windows.get(name)
+        if window is None:
+            window = self._windows[name] = _Window()
+        return window
+
+
+# KEYS: per limit, its request zset then its token zset. ARGV: now (ms), a unique member, then per limit rpm, tpm
+# (-1 = none). Token zset members are "<unique>:<tokens>". Returns {0} or {limit index, 1 (rpm) | 2 (tpm), retry ms}.
+_CHECK = """
+local now = tonumber(ARGV[1])
+local window = 60000
+local n = #KEYS / 2
+for i = 1, n do
+  local rk, tk = KEYS[2 * i - 1], KEYS[2 * i]
+  local rpm, tpm = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  if rpm >= 0 then
+    redis.call('ZREMRANGEBYSCORE', rk, '-inf', now - window)
+    if redis.call('ZCARD', rk) >= rpm then
+      local oldest = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+      local retry = window
+      if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+      return {i, 1, retry}
+    end
+  end
+  if tpm >= 0 then
+    redis.call('ZREMRANGEBYSCORE', tk, '-inf', now - window)
+    local used = 0
+    for _, m in ipairs(redis.call('ZRANGE', tk, 0, -1)) do
+      used = used + tonumber(string.match(m, ':(%d+)$'))
+    end
+    if used >= tpm then
+      local oldest = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+      local retry = window
+      if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+      return {i, 2, retry}
+    end
+  end
+end
+for i = 1, n do
+  if tonumber(ARGV[1 + 2 * i]) >= 0 then
+    redis.call('ZADD', KEYS[2 * i - 1], now, ARGV[2])
+    redis.call('PEXPIRE', KEYS[2 * i - 1], window)
+  end
+end
+return {0, 0, 0}
+"""
+
+
+class RedisLimiter:
+    """The same windows in Redis, shared by every process pointing at it."""
+
+    def __init__(self, client: Any, *, prefix: str = "toolhub:rl:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._script = client.register_script(_CHECK)
+        self._fallback = MemoryLimiter()
+        self._tokens: list[tuple[Sequence[Limit], int, float]] = []
+        self._wake = anyio.Event()
+        self._warned_at = 0.0
+        self._boot = uuid.uuid4().hex[:12]
+        self._seq = 0
+
+    async def check(self, limits: Sequence[Limit]) -> None:
+        keys: list[str] = []
+        argv: list[Any] = [int(time.time() * 1000), self._member()]
+        for limit in limits:
+            keys += [f"{self._prefix}{limit.name}:r", f"{self._prefix}{limit.name}:t"]
+            argv += [-1 if limit.rpm is None else limit.rpm, -1 if limit.tpm is None else limit.tpm]
+        try:
+            index, kind, retry_ms = await self._script(keys=keys, args=argv)
+        except (RedisError, OSError) as exc:  # Redis down: keep serving with this process's own windows
+            self._warn(exc)
+            self._fallback.check(limits)
+            return
+        if index:
+            raise refuse(limits[int(index) - 1], "rpm" if int(kind) == 1 else "tpm", int(retry_ms) / 1000)
+
+    def add_tokens(self, limits: Sequence[Limit], tokens: int) -> None:
+        if tokens and any(limit.tpm is not None for limit in limits):
+            self._tokens.append((limits, tokens, time.time()))
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Write token counts to Redis in pipelined batches, off the request path."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._tokens = self._tokens, []
+        if not batch:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for limits, tokens, at in batch:
+                    for limit in limits:
+                        if limit.tpm is not None:
+                            key = f"{self._prefix}{limit.name}:t"
+                            pipe.zadd(key, {f"{self._member()}:{tokens}": int(at * 1000)})
+                            pipe.pexpire(key, int(WINDOW * 1000))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:  # Redis down: count the tokens locally instead
+            self._warn(exc)
+            for limits, tokens, _ in batch:
+                self._fallback.add_tokens(limits, tokens)
+
+    def _member(self) -> str:
+        self._seq += 1
+        return f"{self._boot}{self._seq:x}"
+
+    def _warn(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 30:
+            self._warned_at = now
+            logger.warning("Redis rate limiting failed (%s); using this process's own counters", exc)

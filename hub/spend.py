@@ -1,0 +1,126 @@
+"""Key budgets: what each key has spent in its current budget period, counted in memory on the request path.
+
+A key's spend is read from the store once (the first time this process sees the key), then kept here: every
+finished request adds its cost synchronously, so concurrent requests cannot overspend by more than the requests
+already in flight when the budget ran out. Periods (`budget_duration`) are aligned on the key's creation time, so
+resetting needs no write: a new period simply starts at zero. The stored spend logs remain the source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from hub.errors import RateLimited
+from hub.storage import KeyRow, Store
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo|y)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
+_DURATION_CACHE: dict[str, float] = {}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "30s", "15m", "24h", "30d", "2w", "1mo", "1y" (LiteLLM's duration strings).
+
+    Raises:
+        ValueError: not such a string.
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 30s, 15m, 24h, 30d, 1mo")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass(slots=True)
+class Account:
+    """One key's budget state in this process."""
+
+    key_label: str
+    max_budget: float | None
+    period: float | None
+    """Seconds per budget period; None: the budget is for the key's whole life."""
+    created_at: float
+    period_start: float
+    spent: float
+
+    def roll(self, now: float) -> None:
+        if self.period is not None and now >= self.period_start + self.period:
+            self.period_start = period_start(self.created_at, self.period, now)
+            self.spent = 0.0
+
+    @property
+    def reset_at(self) -> float | None:
+        return None if self.period is None else self.period_start + self.period
+
+    def check(self) -> None:
+        """Raise RateLimited when the budget is used up."""
+        if self.max_budget is None:
+            return
+        now = time.time()
+        self.roll(now)
+        if self.spent >= self.max_budget:
+            reset = self.reset_at
+            when = "" if reset is None else f" It resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(reset))}."
+            headers = {} if reset is None else {"retry-after": str(max(1, math.ceil(reset - now)))}
+            raise RateLimited(
+                f"Budget exceeded for {self.key_label}: spent ${self.spent:.6f} of max_budget ${self.max_budget:.6f}."
+                + when,
+                code="budget_exceeded",
+                headers=headers,
+            )
+
+    def charge(self, cost: float) -> None:
+        if cost:
+            self.roll(time.time())
+            self.spent += cost
+
+
+def period_start(created_at: float, period: float | None, now: float) -> float:
+    if period is None:
+        return 0.0
+    return created_at + math.floor(max(0.0, now - created_at) / period) * period
+
+
+def _period(duration: str | None) -> float | None:
+    if not duration:
+        return None
+    seconds = _DURATION_CACHE.get(duration)
+    if seconds is None:
+        seconds = _DURATION_CACHE[duration] = parse_duration(duration)
+    return seconds
+
+
+def _label(row: KeyRow) -> str:
+    return f"key '{row.key_alias}'" if row.key_alias else f"key {row.key_name}"
+
+
+class BudgetLedger:
+    """Accounts by key hash; an account outlives cache refreshes of its key so in-memory spend is never lost."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._accounts: dict[str, Account] = {}
+
+    async def account(self, row: KeyRow) -> Account:
+        """The key's account, loading its period's spend from the store the first time."""
+        account = self._accounts.get(row.token_hash)
+        period = _period(row.budget_duration)
+        if account is None:
+            start = period_start(row.created_at, period, time.time())
+            spent = await self.store.spend_since(row.token_hash, start)
+            account = self._accounts.setdefault(
+                row.token_hash, Account(_label(row), row.max_budget, period, row.created_at, start, spent)
+            )
+        account.key_label, account.max_budget = _label(row), row.max_budget
+        if account.period != period:
+            account.period = period
+            account.period_start = period_start(row.created_at, period, time.time())
+        return account
+
+    def get(self, token_hash: str) -> Account | None:
+        return self._accounts.get(token_hash)
+
+    def forget(self, token_hash: str) -> None:
+        self._accounts.pop(token_hash, None)

@@ -1,0 +1,150 @@
+"""Where keys, spend logs and tool calls live: one `Store` protocol, SQLite (embedded default) and PostgreSQL.
+
+`open_store(url)` picks the backend from the URL: `postgresql://...` / `postgres://...` -> asyncpg, `sqlite:///path`
+or a plain path -> aiosqlite, None -> `toolhub.db` in the working directory. `migrate()` applies the numbered files
+in `migrations/` once each and records them in `toolhub_migrations`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from hub.usage import ToolCallRecord, UsageRecord
+
+DEFAULT_SQLITE_PATH = "toolhub.db"
+
+
+class StoreError(Exception):
+    """The database refused or could not be reached; the message says what failed."""
+
+
+class StoreConflict(StoreError):
+    """A unique value (a key alias, a key) already exists."""
+
+
+@dataclass(slots=True)
+class KeyRow:
+    """A virtual key as stored: never the key itself, only its SHA-256 (`token_hash`)."""
+
+    token_hash: str
+    key_name: str
+    """The key abbreviated for display, e.g. `sk-...a1b2`."""
+    created_at: float
+    updated_at: float
+    key_alias: str | None = None
+    models: list[str] | None = None
+    mcp_servers: list[str] | None = None
+    mcp_tools: list[str] | None = None
+    max_budget: float | None = None
+    budget_duration: str | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    expires: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict[str, Any])
+    blocked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpendQuery:
+    """Filters for `/spend/logs`; times are Unix seconds, `end` exclusive."""
+
+    key_hash: str | None = None
+    model: str | None = None
+    start: float | None = None
+    end: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUsage:
+    """A usage record with the id that makes writing it twice harmless (retries, spill-file replays)."""
+
+    id: str
+    record: UsageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToolCall:
+    id: str
+    call: ToolCallRecord
+
+
+class Store(Protocol):
+    """The storage interface every backend implements."""
+
+    url: str
+
+    async def connect(self) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied now."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def insert_key(self, row: KeyRow) -> None:
+        """Raises StoreConflict when the alias (or key) exists."""
+        ...
+
+    async def get_key(self, token_hash: str) -> KeyRow | None: ...
+
+    async def find_key_by_alias(self, alias: str) -> KeyRow | None: ...
+
+    async def list_keys(self, *, alias: str | None, limit: int, offset: int) -> tuple[list[KeyRow], int]: ...
+
+    async def update_key(self, token_hash: str, changes: Mapping[str, Any]) -> KeyRow | None:
+        """Set the given KeyRow fields; None when there is no such key. Raises StoreConflict on a taken alias."""
+        ...
+
+    async def delete_keys(self, token_hashes: Sequence[str]) -> list[str]:
+        """Delete keys; return the hashes that existed."""
+        ...
+
+    async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
+        """Insert in one transaction; rows whose id exists are skipped."""
+        ...
+
+    async def write_tool_calls(self, rows: Sequence[StoredToolCall]) -> None: ...
+
+    async def spend_since(self, token_hash: str, since: float) -> float:
+        """Total cost logged for a key since `since`."""
+        ...
+
+    async def spend_logs(self, query: SpendQuery) -> tuple[list[dict[str, Any]], int]:
+        """Matching rows, newest first, and the number of matches."""
+        ...
+
+    async def daily_spend(
+        self, group_by: Literal["key", "model"], *, start: float | None, end: float | None, key_hash: str | None
+    ) -> list[dict[str, Any]]: ...
+
+    async def tool_calls(self, *, limit: int) -> list[dict[str, Any]]: ...
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and url.split("://", 1)[0] in ("postgresql", "postgres")  # pyright: ignore[reportOptionalMemberAccess]
+
+
+def sqlite_path(url: str | None) -> str:
+    """The file behind `sqlite:///relative.db`, `sqlite:////absolute.db` or a plain path; `toolhub.db` when unset."""
+    if not url:
+        return DEFAULT_SQLITE_PATH
+    if url.startswith("sqlite:"):
+        return url.removeprefix("sqlite:").removeprefix("//").removeprefix("/") or DEFAULT_SQLITE_PATH
+    return url
+
+
+def open_store(url: str | None, *, schema: str | None = None) -> Store:
+    """A store for `url`, not connected yet: `await store.connect()`, then `await store.migrate()`."""
+    if is_postgres_url(url):
+        from hub.storage.postgres import PostgresStore
+
+        return PostgresStore(url or "", schema=schema)
+    from hub.storage.sqlite import SqliteStore
+
+    return SqliteStore(sqlite_path(url))
