@@ -2,6 +2,8 @@
 
 It answers every POST with a fixed chat completion, or, when the body asks for `"stream": true`, a 20-chunk stream
 with a usage chunk and `[DONE]`. It is deliberately dumb so that it costs far less CPU than what it measures.
+For the tool-loop benchmark, a request offering tools gets a call of the `bench__echo` tool until it carries
+`ROUNDS - 1` tool results, then the fixed answer.
 Run: python bench/fake_upstream.py --port 4100
 """
 
@@ -36,8 +38,28 @@ def _stream_body(chunks: int = 20) -> bytes:
 
 
 STREAM = _stream_body()
+ROUNDS = 5
+TOOL_CALL = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1727346178, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_bench", "type": "function", "function": {"name": "bench__echo", "arguments": "{\"text\": \"hi\"}"}}]},
+        "logprobs": None, "finish_reason": "tool_calls"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+}).encode()  # fmt: skip
 JSON_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(COMPLETION), COMPLETION)
 SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(STREAM), STREAM)
+def _tool_stream() -> bytes:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1727346178, "model": "bench"}
+    call = {"index": 0, "id": "call_bench", "type": "function", "function": {"name": "bench__echo", "arguments": '{"text": "hi"}'}}
+    deltas = [({"role": "assistant", "content": "Checking. "}, None), ({"tool_calls": [call]}, None), ({}, "tool_calls")]
+    events = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": f}]} for d, f in deltas]
+    events.append({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}})
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+TOOL_STREAM = _tool_stream()
+TOOL_SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(TOOL_STREAM), TOOL_STREAM)
+TOOL_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(TOOL_CALL), TOOL_CALL)
 MODELS = b'{"object":"list","data":[{"id":"bench","object":"model","created":0,"owned_by":"bench"}]}'
 MODELS_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
 
@@ -65,6 +87,9 @@ class Upstream(asyncio.Protocol):
             self.buffer = self.buffer[end:]
             if head.startswith(b"get"):
                 self.transport.write(MODELS_RESPONSE)
+            elif b'"tools"' in body and body.count(b'"role":"tool"') < ROUNDS - 1:
+                stream = b'"stream":true' in body.replace(b" ", b"")
+                self.transport.write(TOOL_SSE_RESPONSE if stream else TOOL_RESPONSE)
             elif b'"stream":true' in body.replace(b" ", b""):
                 self.transport.write(SSE_RESPONSE)
             else:

@@ -38,9 +38,10 @@ async def worker(session: aiohttp.ClientSession, url: str, body: bytes, headers:
             out["errors"] += 1  # type: ignore[operator]
 
 
-async def run(url: str, conns: int, duration: float, max_requests: int, stream: bool, key: str) -> dict[str, object]:
+async def run(url: str, conns: int, duration: float, max_requests: int, stream: bool, key: str,
+              extra: dict[str, object]) -> dict[str, object]:  # fmt: skip
     body = json.dumps({"model": "bench", "stream": stream,
-                       "messages": [{"role": "user", "content": "Say hello."}]}).encode()  # fmt: skip
+                       "messages": [{"role": "user", "content": "Say hello."}], **extra}).encode()  # fmt: skip
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     out: dict[str, list[float] | int] = {"latency": [], "ttfb": [], "errors": 0}
     connector = aiohttp.TCPConnector(limit=conns, force_close=False)
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--key", default="sk-bench")
+    parser.add_argument("--extra", default="{}", help="JSON object merged into the request body")
     args = parser.parse_args()
     try:
         import uvloop
@@ -71,7 +73,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(run(args.url, args.conns, args.duration, args.max_requests, args.stream, args.key))
+    result = asyncio.run(run(args.url, args.conns, args.duration, args.max_requests, args.stream, args.key, json.loads(args.extra)))
     json.dump(result, sys.stdout)
 
 
