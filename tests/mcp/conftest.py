@@ -22,14 +22,15 @@ from starlette.applications import Starlette
 
 from hub.app import Extension, create_app
 from hub.config import parse_config
-from hub.mcp.hub import McpHub
 from hub.mcp.http import mcp_extension, mcp_routes
+from hub.mcp.hub import McpHub
 from hub.server import build_app
 from tests.support.servers import ROOT, serve_app
 
 MASTER_KEY = "sk-mcp-test-master"
 SERVERS = ROOT / "tests" / "mcp" / "servers"
-EVERYTHING = ROOT / "tests" / "node" / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+EVERYTHING = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 BIN = Path(sys.executable).parent
 
 
@@ -97,9 +98,9 @@ class Notifications:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def next(self, kind: type[Any] = types.ToolListChangedNotification, timeout: float = 20) -> None:
+    async def next(self, kind: type[Any] = types.ToolListChangedNotification, limit: float = 20) -> None:
         start = len(self.seen)
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(limit):
             while not any(isinstance(m, kind) for m in self.seen[start:]):
                 await self._changed.wait()
 

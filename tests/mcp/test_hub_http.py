@@ -57,8 +57,11 @@ async def test_tools_of_every_upstream_are_called_through_one_session(hub_url: s
         total = await client.call_tool("ev__get-sum", {"a": 2, "b": 3})
         now = await client.call_tool("time__get_current_time", {"timezone": "Europe/Berlin"})
         failed = await client.call_tool("tool__fail", {})
-    assert tools["ev__get-sum"].meta == {**(tools["ev__get-sum"].meta or {}),
-                                         "io.toolhub/original_name": "get-sum", "io.toolhub/server": "ev"}  # fmt: skip
+    assert tools["ev__get-sum"].meta == {
+        **(tools["ev__get-sum"].meta or {}),
+        "io.toolhub/original_name": "get-sum",
+        "io.toolhub/server": "ev",
+    }
     assert text_of(total) == "The sum of 2 and 3 is 5."
     assert '"timezone": "Europe/Berlin"' in text_of(now)
     assert failed.is_error and text_of(failed) == "it failed"
@@ -90,8 +93,9 @@ async def test_upstream_sampling_and_elicitation_requests_go_to_the_calling_clie
     async def sample(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         content = params.messages[0].content
         prompts.append(content.text if isinstance(content, types.TextContent) else "")
-        return types.CreateMessageResult(role="assistant", model="test-model",
-                                         content=types.TextContent(type="text", text="sampled by the client"))  # fmt: skip
+        return types.CreateMessageResult(
+            role="assistant", model="test-model", content=types.TextContent(type="text", text="sampled by the client")
+        )
 
     async def elicit(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="decline")
@@ -186,34 +190,46 @@ def test_an_unknown_server_endpoint_is_404(hub_url: str) -> None:
     assert response.json()["error"]["code"] == "server_not_found"
 
 
-@pytest.mark.parametrize(("headers", "status"), [({"Host": "evil.example"}, 421), ({"Origin": "http://evil.example"}, 403)])
+@pytest.mark.parametrize(
+    ("headers", "status"), [({"Host": "evil.example"}, 421), ({"Origin": "http://evil.example"}, 403)]
+)
 def test_dns_rebinding_is_refused(hub_url: str, headers: dict[str, str], status: int) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-    response = httpx2.post(f"{hub_url}/mcp", headers={**AUTH, **headers, "Accept": "application/json, text/event-stream"},
-                           json=body)  # fmt: skip
+    response = httpx2.post(
+        f"{hub_url}/mcp", headers={**AUTH, **headers, "Accept": "application/json, text/event-stream"}, json=body
+    )
     assert response.status_code == status
 
 
 def test_rest_lists_tools_with_servers_and_health(hub_url: str) -> None:
     body = httpx2.get(f"{hub_url}/mcp/tools/list", headers=AUTH).json()
     echo = next(t for t in body["tools"] if t["name"] == "tool__echo")
-    assert echo == {"name": "tool__echo", "server": "tool", "original_name": "echo", "description": "the echo tool",
-                    "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}}  # fmt: skip
-    assert {name: s["state"] for name, s in body["servers"].items()} == {"ev": "ready", "time": "ready", "tool": "ready"}
+    assert echo == {
+        "name": "tool__echo",
+        "server": "tool",
+        "original_name": "echo",
+        "description": "the echo tool",
+        "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+    }
+    states = {name: s["state"] for name, s in body["servers"].items()}
+    assert states == {"ev": "ready", "time": "ready", "tool": "ready"}
     assert body["servers"]["tool"]["transport"] == "stdio"
 
 
 @pytest.mark.parametrize(
     ("payload", "status", "expected"),
     [
-        ({"name": "tool__echo", "arguments": {"text": "rest"}}, 200,
-         {"content": [{"type": "text", "text": "echo: rest"}], "isError": False}),
+        (
+            {"name": "tool__echo", "arguments": {"text": "rest"}},
+            200,
+            {"content": [{"type": "text", "text": "echo: rest"}], "isError": False},
+        ),
         ({"name": "tool__fail"}, 200, {"content": [{"type": "text", "text": "it failed"}], "isError": True}),
         ({"name": "tool__nothing", "arguments": {}}, 404, "tool_not_found"),
         ({"name": 5}, 400, None),
         ({"name": "tool__echo", "arguments": [1]}, 400, None),
     ],
-)  # fmt: skip
+)
 def test_rest_calls_a_tool(hub_url: str, payload: dict[str, Any], status: int, expected: Any) -> None:
     response = httpx2.post(f"{hub_url}/mcp/tools/call", headers=AUTH, json=payload)
     assert response.status_code == status
@@ -226,8 +242,9 @@ def test_rest_calls_a_tool(hub_url: str, payload: dict[str, Any], status: int, e
 
 
 def test_rest_rejects_invalid_json(hub_url: str) -> None:
-    response = httpx2.post(f"{hub_url}/mcp/tools/call", headers={**AUTH, "Content-Type": "application/json"},
-                           content=b"{not json")  # fmt: skip
+    response = httpx2.post(
+        f"{hub_url}/mcp/tools/call", headers={**AUTH, "Content-Type": "application/json"}, content=b"{not json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
 
@@ -235,8 +252,10 @@ def test_rest_rejects_invalid_json(hub_url: str) -> None:
 async def test_tools_list_changed_reaches_connected_clients_in_both_eras(hub_url: str) -> None:
     notes = Notifications()
     async with httpx2.AsyncClient(headers=AUTH) as http:
-        async with mcp_client(f"{hub_url}/mcp", message_handler=notes) as legacy, \
-                Client(streamable_http_client(f"{hub_url}/mcp", http_client=http)) as modern:  # fmt: skip
+        async with (
+            mcp_client(f"{hub_url}/mcp", message_handler=notes) as legacy,
+            Client(streamable_http_client(f"{hub_url}/mcp", http_client=http)) as modern,
+        ):
             async with modern.listen(tools_list_changed=True) as subscription:
                 await legacy.call_tool("tool__add_tool", {"text": "fresh"})
                 await notes.next(types.ToolListChangedNotification)

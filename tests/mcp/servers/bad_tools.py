@@ -30,11 +30,14 @@ def answer(message: dict, all_tools: list[dict]) -> dict | None:
     if rid is None:
         return None
     if method == "initialize":
-        result = {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "bad-tools", "version": "1"}}
+        result = {
+            "protocolVersion": message["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "bad-tools", "version": "1"},
+        }
     elif method == "tools/list":
         start = int((message.get("params") or {}).get("cursor") or 0)
-        result = {"tools": all_tools[start:start + PAGE]}
+        result = {"tools": all_tools[start : start + PAGE]}
         if start + PAGE < len(all_tools):
             result["nextCursor"] = str(start + PAGE)
     elif method == "tools/call":

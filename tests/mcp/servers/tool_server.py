@@ -1,8 +1,9 @@
 """A stdio MCP server for the hub's fault and pass-through tests; logs to stderr only.
 
-Tools: `echo`, `pid` (this process id), `crash` (exits at once), `fail` (an `isError` result), `slow` (reports progress, then waits until cancelled),
-`was_cancelled` (waits up to 10 s for `slow` to be cancelled), `log` (sends a log message during the call),
-`add_tool` (registers a tool and sends `notifications/tools/list_changed`). Run: python tool_server.py
+Tools: `echo`, `pid` (this process id), `crash` (exits at once), `fail` (an `isError` result), `slow` (reports
+progress, then waits until cancelled), `was_cancelled` (waits up to 10 s for `slow` to be cancelled), `log` (sends a
+log message during the call), `add_tool` (registers a tool, sends `notifications/tools/list_changed`).
+Run: python tool_server.py [any marker words]
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestPara
             return text(CANCELLED.is_set())
         case "log":
             send = ServerSession.send_log_message.__wrapped__  # the public one warns (SEP-2577)
-            await send(ctx.session, "warning", {"said": args.get("text")}, "tool_server", related_request_id=ctx.request_id)
+            data = {"said": args.get("text")}
+            await send(ctx.session, "warning", data, "tool_server", related_request_id=ctx.request_id)
             return text("logged")
         case "add_tool":
             name = str(args.get("text") or "extra")
