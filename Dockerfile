@@ -1,0 +1,21 @@
+# Toolhub: gateway + MCP hub, and the built-in tool servers (python -m tools.postgres_db).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY hub ./hub
+COPY providers ./providers
+COPY tools ./tools
+COPY configs ./configs
+RUN pip install . && useradd --create-home --uid 10001 toolhub && mkdir -p /data && chown toolhub /data
+USER toolhub
+WORKDIR /data
+
+ENV TOOLHUB_CONFIG=/app/configs/config.docker.yaml
+EXPOSE 4000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4000/health/liveliness', timeout=2)"
+STOPSIGNAL SIGTERM
+CMD ["toolhub", "serve", "--host", "0.0.0.0", "--port", "4000", "--forwarded-allow-ips", "*"]
