@@ -414,8 +414,8 @@ class FakeGemini:
                            thoughts=17)  # fmt: skip
         text = _answer(behaviour, contents, results)
         pieces = 50 if behaviour == "slow" else int(behaviour.split("-")[1]) if behaviour.startswith("text-") else 3
-        step = max(1, -(-len(text) // pieces))
-        return _chunks([[{"text": text[i : i + step]}] for i in range(0, len(text), step)], "STOP", version)
+        cuts = [round(n * len(text) / pieces) for n in range(pieces + 1)]
+        return _chunks([[{"text": text[a:b]}] for a, b in zip(cuts, cuts[1:], strict=False) if a < b], "STOP", version)
 
     def _agent(self, contents: list[JSON], version: float, thoughts: bool) -> list[JSON]:
         start = max(i for i, c in enumerate(contents) if c["role"] == "user" and any("text" in p for p in c["parts"]))
