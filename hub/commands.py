@@ -8,3 +8,12 @@ from collections.abc import Callable
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 REGISTRARS: list[Registrar] = []
+
+
+def _mcp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from hub.mcp.commands import register
+
+    register(sub)
+
+
+REGISTRARS.append(_mcp)  # toolhub tools, toolhub stdio
