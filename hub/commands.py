@@ -10,6 +10,15 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 REGISTRARS: list[Registrar] = []
 
 
+def _keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from hub.keys_cli import register
+
+    register(sub)
+
+
+REGISTRARS.append(_keys)
+
+
 def _mcp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from hub.mcp.commands import register
 

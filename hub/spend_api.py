@@ -59,6 +59,9 @@ async def _scope(request: Request) -> tuple[Store, str | None]:
     store = hub_state(request).extras.get("store")
     if store is None:
         raise NotFound("Spend tracking needs a database (general_settings.database_url).", code="no_database")
+    writer = hub_state(request).extras.get("usage_writer")
+    if writer is not None:
+        await writer.flush()  # read your writes: what is still queued is stored first
     q = request.query_params
     wanted = q.get("api_key") or q.get("key")
     if principal.is_master:
