@@ -97,9 +97,7 @@ class _Builder:
         if role in ("system", "developer"):
             self.system += [t for t in _texts(message.get("content"), f"messages.[{i}].content") if t]
         elif role == "user":
-            parts = self._user_parts(message.get("content"), i)
-            if parts:
-                self.contents.append({"role": "user", "parts": parts})
+            self._append("user", self._user_parts(message.get("content"), i))
         elif role == "assistant":
             return self._assistant(messages, i)
         elif role == "tool":
@@ -109,6 +107,18 @@ class _Builder:
             raise MessageError(f"messages[{i}] has role {role!r}, which Gemini models do not support; "
                                "use 'tools' and 'tool' messages instead.", f"messages.[{i}].role")  # fmt: skip
         return i + 1
+
+    def _append(self, role: str, parts: list[JSON]) -> None:
+        """Add a content; consecutive plain user turns, or a text-only model turn and the next model turn, merge
+        (a function-call turn must follow a user turn; function responses always stay in their own content)."""
+        if not parts:
+            return
+        last = self.contents[-1] if self.contents else None
+        marker = "functionResponse" if role == "user" else "functionCall"
+        if last is not None and last["role"] == role and not any(marker in p for p in last["parts"]):
+            last["parts"] = [*last["parts"], *parts]
+        else:
+            self.contents.append({"role": role, "parts": parts})
 
     def _user_parts(self, content: Any, i: int) -> list[JSON]:
         if isinstance(content, str):
@@ -158,8 +168,7 @@ class _Builder:
             parts.append(self._function_call(call, step, f"messages.[{i}].tool_calls.[{j}]"))
         if calls and self.dummy_signatures and "thoughtSignature" not in parts[-len(calls)]:
             parts[-len(calls)]["thoughtSignature"] = DUMMY_SIGNATURE
-        if parts:
-            self.contents.append({"role": "model", "parts": parts})
+        self._append("model", parts)
         if not calls:
             return i + 1
         return self._tool_results(messages, i, calls, step)

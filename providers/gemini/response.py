@@ -128,7 +128,7 @@ class ResponseReader:
         call = part.get("functionCall")
         if call is not None:
             return self._call(call, signature)
-        if signature:
+        if signature and not part.get("thought"):  # thought parts are not replayed, so neither is their signature
             self.text_signature = signature
         text = part.get("text")
         if not text:

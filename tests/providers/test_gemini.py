@@ -656,3 +656,29 @@ def test_the_fake_gemini_refuses_raw_json_schema_and_accepts_the_sanitized_one()
         "$defs": {"C": {"type": "object", "properties": {"x": {"type": "boolean"}},
                         "additionalProperties": True}}}  # fmt: skip
     validate_schema(sanitize_schema(hostile), where)
+
+
+def test_split_turns_merge_so_a_function_call_turn_follows_a_user_turn() -> None:
+    body = build({"messages": [
+        {"role": "user", "content": "look at"},
+        {"role": "user", "content": [{"type": "text", "text": "this"}]},
+        {"role": "assistant", "content": "Sure."},
+        {"role": "assistant", "content": None, "tool_calls": [call("call_1", "get_weather")]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+        {"role": "user", "content": "and?"},
+    ]}, model=G25)  # fmt: skip
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": "look at"}, {"text": "this"}]},
+        {"role": "model", "parts": [{"text": "Sure."}, {"functionCall": {"name": "get_weather",
+                                                                          "args": {"city": "Paris"}, "id": "call_1"}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "ok"},
+                                                         "id": "call_1"}}]},
+        {"role": "user", "parts": [{"text": "and?"}]},
+    ]  # fmt: skip
+
+
+def test_a_signature_on_a_thought_part_is_not_moved_onto_visible_text() -> None:
+    r = reader()
+    r.read({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": True, "thoughtSignature": "dGg="},
+                                                  {"functionCall": {"name": "a", "args": {}}}]}}]})  # fmt: skip
+    assert r.step().text is None
