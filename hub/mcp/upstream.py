@@ -382,8 +382,9 @@ class Upstream:
                     request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
                 )
             except MCPError as exc:
-                if exc.error.code == types.CONNECTION_CLOSED:
-                    message = f"MCP server {self.name!r} closed the connection"
+                if _session_lost(exc):
+                    self._broken.set()  # reconnect now rather than at the next health check
+                    message = f"MCP server {self.name!r} closed the connection: {exc.error.message}"
                     raise UpstreamUnavailable(message, server=self.name) from exc
                 raise
 
@@ -426,6 +427,15 @@ class Upstream:
         self.status.state = state
         self.status.detail = detail
         self.status.since = time.time()
+
+
+def _session_lost(exc: MCPError) -> bool:
+    # CONNECTION_CLOSED: the stream ended or an HTTP request could not be sent; "Session terminated": a streamable
+    # HTTP server that restarted no longer knows our session id.
+    error = exc.error
+    return error.code == types.CONNECTION_CLOSED or (
+        error.code == types.INVALID_REQUEST and error.message == "Session terminated"
+    )
 
 
 async def _set_when(source: anyio.Event, target: anyio.Event) -> None:

@@ -1,0 +1,122 @@
+"""Upstreams over SSE and streamable HTTP (server-everything), and a stdio server behind mcp-proxy's SSE bridge."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.mcp.conftest import (
+    BIN,
+    EVERYTHING,
+    MASTER_KEY,
+    eventually,
+    hub_app,
+    hub_of,
+    mcp_client,
+    requires_everything,
+    running,
+    text_of,
+)
+from tests.support.servers import free_port, wait_for_port
+
+pytestmark = pytest.mark.anyio
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+MCP_PROXY_ENV = "TOOLHUB_MCP_PROXY"
+
+
+@contextlib.contextmanager
+def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def everything(mode: str, port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    return process(["node", str(EVERYTHING), mode], port, {"PORT": str(port)})
+
+
+def working_mcp_proxy() -> str:
+    """An mcp-proxy that runs: `$TOOLHUB_MCP_PROXY`, else the one on PATH / in the venv (skips with the reason)."""
+    candidates = [os.environ.get(MCP_PROXY_ENV), shutil.which("mcp-proxy"), str(BIN / "mcp-proxy")]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "--help"], capture_output=True, text=True, timeout=30)
+        if probe.returncode == 0:
+            return candidate
+    pytest.skip(f"no working mcp-proxy: mcp-proxy <= 0.13 needs mcp<2, so it cannot run in the project venv; "
+                f"install it in its own venv and set {MCP_PROXY_ENV}=<venv>/bin/mcp-proxy")  # fmt: skip
+
+
+async def test_sse_and_streamable_http_upstreams_serve_like_stdio_ones() -> None:
+    requires_everything()
+    sse_port, http_port = free_port(), free_port()
+    with everything("sse", sse_port), everything("streamableHttp", http_port):
+        servers = {"evsse": {"url": f"http://127.0.0.1:{sse_port}/sse"},  # transport inferred: sse
+                   "evhttp": {"url": f"http://127.0.0.1:{http_port}/mcp"}}  # transport inferred: http  # fmt: skip
+        app = hub_app(servers)
+        with running(app) as url:
+            progress: list[float] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append(value)
+
+            async with mcp_client(f"{url}/mcp") as client:
+                over_sse = await client.call_tool("evsse__echo", {"message": "sse"})
+                over_http = await client.call_tool("evhttp__echo", {"message": "http"})
+                args = {"duration": 0.2, "steps": 2}
+                await client.call_tool("evhttp__trigger-long-running-operation", args, progress_callback=on_progress)
+            status = hub_of(app).status()
+    assert text_of(over_sse) == "Echo: sse"
+    assert text_of(over_http) == "Echo: http"
+    assert progress == [1.0, 2.0]
+    assert (status["evsse"]["transport"], status["evhttp"]["transport"]) == ("sse", "http")
+
+
+async def test_a_restarted_http_upstream_is_reconnected() -> None:
+    requires_everything()
+    port = free_port()
+    app = hub_app({"evhttp": {"url": f"http://127.0.0.1:{port}/mcp"}})
+
+    def echo(url: str, message: str) -> httpx2.Response:
+        body = {"name": "evhttp__echo", "arguments": {"message": message}}
+        return httpx2.post(f"{url}/mcp/tools/call", headers=AUTH, json=body)
+
+    with everything("streamableHttp", port) as upstream, running(app) as url:
+        first = echo(url, "1")
+        upstream.kill()
+        upstream.wait()
+        down = echo(url, "2")  # fails fast, and the hub starts reconnecting
+        eventually(lambda: hub_of(app).status()["evhttp"]["state"] == "down", what="the upstream to be down")
+        with everything("streamableHttp", port):
+            eventually(lambda: hub_of(app).upstreams["evhttp"].healthy, what="the upstream to be back")
+            back = echo(url, "3")
+    assert first.status_code == 200
+    assert down.status_code == 503
+    assert back.json()["content"] == [{"type": "text", "text": "Echo: 3"}]
+
+
+async def test_a_stdio_server_behind_mcp_proxy_is_reached_over_sse(tmp_path: Path) -> None:
+    proxy = working_mcp_proxy()
+    port = free_port()
+    time_server = [str(BIN / "mcp-server-time"), "--local-timezone", "UTC"]
+    with process([proxy, "--port", str(port), "--host", "127.0.0.1", "--", *time_server], port):
+        app = hub_app({"time": {"url": f"http://127.0.0.1:{port}/sse"}})
+        with running(app) as url:
+            async with mcp_client(f"{url}/mcp") as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                now = await client.call_tool("time__get_current_time", {"timezone": "Asia/Tokyo"})
+    assert names == {"time__convert_time", "time__get_current_time"}
+    assert '"timezone": "Asia/Tokyo"' in text_of(now)
