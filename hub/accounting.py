@@ -21,7 +21,7 @@ from hub.errors import RateLimited
 from hub.keys import KeyAuthenticator, KeyEntry
 from hub.metrics import Metrics
 from hub.pricing import Pricer
-from hub.ratelimit import Limit, MemoryLimiter, RedisLimiter
+from hub.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client as make_redis_client
 from hub.spend import BudgetLedger
 from hub.state import HubState
 from hub.storage import Store, StoreError, is_postgres_url, open_store, sqlite_path
@@ -146,9 +146,7 @@ async def _running(state: HubState, store: Store, key_ttl: float) -> AsyncIterat
     redis_client: Any = None
     limiter: MemoryLimiter | RedisLimiter = MemoryLimiter()
     if config.redis_url:
-        import redis.asyncio as redis
-
-        redis_client = redis.Redis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        redis_client = make_redis_client(config.redis_url)
         limiter = RedisLimiter(redis_client)
     keys = KeyAuthenticator(store, BudgetLedger(store), ttl=key_ttl)
     metrics = Metrics()

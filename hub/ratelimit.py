@@ -24,6 +24,16 @@ from hub.errors import RateLimited
 
 logger = logging.getLogger("toolhub.ratelimit")
 WINDOW = 60.0
+REDIS_RETRY_SECONDS = 5.0
+
+
+def redis_client(url: str) -> Any:
+    """A client that fails fast (no retries, short timeouts): a dead Redis must not stall requests."""
+    import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +163,7 @@ class RedisLimiter:
         self._tokens: list[tuple[Sequence[Limit], int, float]] = []
         self._wake = anyio.Event()
         self._warned_at = 0.0
+        self._down_until = 0.0
         self._boot = uuid.uuid4().hex[:12]
         self._seq = 0
 
@@ -162,12 +173,16 @@ class RedisLimiter:
         for limit in limits:
             keys += [f"{self._prefix}{limit.name}:r", f"{self._prefix}{limit.name}:t"]
             argv += [-1 if limit.rpm is None else limit.rpm, -1 if limit.tpm is None else limit.tpm]
+        if self._down_until and time.monotonic() < self._down_until:
+            self._fallback.check(limits)
+            return
         try:
             index, kind, retry_ms = await self._script(keys=keys, args=argv)
         except (RedisError, OSError) as exc:  # Redis down: keep serving with this process's own windows
             self._warn(exc)
             self._fallback.check(limits)
             return
+        self._down_until = 0.0
         if index:
             raise refuse(limits[int(index) - 1], "rpm" if int(kind) == 1 else "tpm", int(retry_ms) / 1000)
 
@@ -207,6 +222,7 @@ class RedisLimiter:
 
     def _warn(self, exc: BaseException) -> None:
         now = time.monotonic()
+        self._down_until = now + REDIS_RETRY_SECONDS  # don't make every request wait on a dead Redis
         if now - self._warned_at > 30:
             self._warned_at = now
             logger.warning("Redis rate limiting failed (%s); using this process's own counters", exc)

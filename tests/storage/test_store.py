@@ -84,8 +84,8 @@ async def test_usage_rows_written_twice_are_stored_once(store: Store) -> None:
 
 
 async def test_spend_since_sums_one_keys_cost_from_a_time(store: Store) -> None:
-    await store.write_usage([StoredUsage("a", usage("k1", "m", 1.0, T0)), StoredUsage("b", usage("k1", "m", 2.0, T0 + 10)),
-                             StoredUsage("c", usage("k2", "m", 4.0, T0 + 10))])  # fmt: skip
+    rows = [("a", "k1", 1.0, T0), ("b", "k1", 2.0, T0 + 10), ("c", "k2", 4.0, T0 + 10)]
+    await store.write_usage([StoredUsage(i, usage(k, "m", cost, at)) for i, k, cost, at in rows])
     assert await store.spend_since("k1", 0) == 3.0
     assert await store.spend_since("k1", T0 + 5) == 2.0
     assert await store.spend_since("nobody", 0) == 0.0

@@ -67,7 +67,9 @@ async def test_records_are_written_in_batches_with_tool_calls(store: Store, tmp_
     assert (writer.written, writer.pending, writer.spilled) == (21, 0, 0)
 
 
-async def test_a_database_down_then_back_during_traffic_loses_and_duplicates_nothing(store: Store, tmp_path: Path) -> None:
+async def test_a_database_down_then_back_during_traffic_loses_and_duplicates_nothing(
+    store: Store, tmp_path: Path
+) -> None:
     flaky = FlakyStore(store)
     spill = tmp_path / "spill.jsonl"
     writer = UsageWriter(flaky, spill, batch_size=10, spill_after_failures=2)  # pyright: ignore[reportArgumentType]

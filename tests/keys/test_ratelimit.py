@@ -1,0 +1,129 @@
+"""Sliding-window rate limits in memory and through Redis, with many concurrent requests counted exactly."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from hub.errors import RateLimited
+from hub.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client
+
+REDIS_URL_ENV = "TOOLHUB_TEST_REDIS_URL"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rpm_admits_exactly_the_limit_then_names_it_with_retry_after() -> None:
+    clock = Clock()
+    limiter = MemoryLimiter(clock)
+    limit = Limit(name="key:a", label="key 'a'", rpm=3)
+    for _ in range(3):
+        limiter.check([limit])
+        clock.now += 10
+    with pytest.raises(RateLimited) as info:
+        limiter.check([limit])
+    assert (info.value.status_code, info.value.code, info.value.headers) == (
+        429,
+        "rpm_limit_exceeded",
+        {"retry-after": "30"},
+    )
+    assert "key 'a'" in info.value.message and "3 requests per minute" in info.value.message
+    clock.now += 30  # the first request leaves the window
+    limiter.check([limit])
+
+
+def test_tpm_refuses_once_the_window_holds_the_limit() -> None:
+    clock = Clock()
+    limiter = MemoryLimiter(clock)
+    limit = Limit(name="d", label="model 'm'", tpm=100)
+    limiter.check([limit])
+    limiter.add_tokens([limit], 60)
+    limiter.check([limit])
+    limiter.add_tokens([limit], 40)
+    with pytest.raises(RateLimited) as info:
+        limiter.check([limit])
+    assert info.value.code == "tpm_limit_exceeded"
+    clock.now += 61
+    limiter.check([limit])
+
+
+def test_a_refused_request_counts_against_no_limit() -> None:
+    limiter = MemoryLimiter(Clock())
+    roomy, tight = Limit(name="key", label="key", rpm=10), Limit(name="dep", label="dep", rpm=1)
+    limiter.check([roomy, tight])
+    for _ in range(5):
+        with pytest.raises(RateLimited):
+            limiter.check([roomy, tight])
+    for _ in range(9):
+        limiter.check([roomy])
+    with pytest.raises(RateLimited):
+        limiter.check([roomy])
+
+
+@pytest.fixture
+async def redis_conn() -> AsyncIterator[Any]:
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        pytest.skip(f"set {REDIS_URL_ENV}=redis://127.0.0.1:6379/0 to run the Redis tests")
+    client = redis_client(url)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_two_processes_sharing_redis_admit_exactly_the_limit_under_concurrency(redis_conn: Any) -> None:
+    prefix = f"toolhub:test:{uuid.uuid4().hex}:"
+    limiters = [RedisLimiter(redis_conn, prefix=prefix), RedisLimiter(redis_conn, prefix=prefix)]
+    limit = Limit(name="key:shared", label="key 'shared'", rpm=7)
+    outcomes: list[str] = []
+
+    async def one(i: int) -> None:
+        try:
+            await limiters[i % 2].check([limit])
+            outcomes.append("ok")
+        except RateLimited as exc:
+            outcomes.append(exc.code or "")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(one, i)
+    assert outcomes.count("ok") == 7
+    assert outcomes.count("rpm_limit_exceeded") == 33
+
+
+@pytest.mark.anyio
+async def test_redis_token_counts_are_flushed_and_enforced(redis_conn: Any) -> None:
+    limiter = RedisLimiter(redis_conn, prefix=f"toolhub:test:{uuid.uuid4().hex}:")
+    limit = Limit(name="dep", label="model 'm'", tpm=50)
+    await limiter.check([limit])
+    limiter.add_tokens([limit], 30)
+    limiter.add_tokens([limit], 20)
+    await limiter.flush()
+    with pytest.raises(RateLimited) as info:
+        await limiter.check([limit])
+    assert info.value.code == "tpm_limit_exceeded" and int(info.value.headers["retry-after"]) >= 1
+
+
+@pytest.mark.anyio
+async def test_redis_down_falls_back_to_this_process_counters() -> None:
+    from tests.support.servers import free_port
+
+    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    limiter = RedisLimiter(client)
+    limit = Limit(name="k", label="key 'k'", rpm=2)
+    await limiter.check([limit])
+    await limiter.check([limit])
+    with pytest.raises(RateLimited):
+        await limiter.check([limit])
+    await client.aclose()
