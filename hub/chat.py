@@ -65,7 +65,8 @@ async def _tool_loop(
 ) -> Response:
     """The request asks for hub tools: the gateway runs them between model rounds (hub/loop)."""
     hub = state.extras["mcp"]
-    settings = LoopSettings(max_rounds=state.config.max_tool_rounds)
+    config = state.config
+    settings = LoopSettings(config.max_tool_rounds, config.max_tool_result_chars, config.tool_loop_keepalive_seconds)
     if chat.body.get("stream"):
         include_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
 

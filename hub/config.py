@@ -82,6 +82,8 @@ class GeneralSettings(_Section):
     """Toolhub: where usage records go while the database is down (replayed when it is back)."""
     shutdown_grace_seconds: float | None = Field(default=None, ge=0)
     max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
+    max_tool_result_chars: int | None = Field(default=None, ge=100)
+    tool_loop_keepalive_seconds: float | None = Field(default=None, gt=0)
 
 
 class LiteLLMSettings(_Section):
@@ -132,11 +134,6 @@ class McpServerSpec(_Section):
         object.__setattr__(self, "transport", kind)  # frozen model: normalised once, here
         return self
 
-    @property
-    def kind(self) -> Literal["stdio", "sse", "http"]:
-        """The normalised transport."""
-        return "stdio" if self.transport == "stdio" else "sse" if self.transport == "sse" else "http"
-
     @field_validator("env", "headers", "extra_headers", mode="before")
     @classmethod
     def _drop_unset(cls, value: Any) -> Any:
@@ -154,6 +151,11 @@ class McpServerSpec(_Section):
         if self.transport != "stdio" and not self.url:
             return f"transport {self.transport} needs `url`"
         return None
+
+    @property
+    def kind(self) -> Literal["stdio", "sse", "http"]:
+        """The normalised transport."""
+        return "stdio" if self.transport == "stdio" else "sse" if self.transport == "sse" else "http"
 
     @property
     def all_headers(self) -> dict[str, str]:
@@ -217,6 +219,10 @@ class Config:
     max_request_bytes: int = 16 * 1024 * 1024
     shutdown_grace_seconds: float = 30.0
     max_tool_rounds: int = 10
+    max_tool_result_chars: int = 20_000
+    """Tool results longer than this are cut, with a marker, before they go back to the model."""
+    tool_loop_keepalive_seconds: float = 10.0
+    """A streamed tool loop sends an SSE comment when nothing was sent for this long (while tools run)."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
@@ -270,6 +276,8 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         max_request_bytes=int((general.max_request_size_mb or 16) * 1024 * 1024),
         shutdown_grace_seconds=30.0 if general.shutdown_grace_seconds is None else general.shutdown_grace_seconds,
         max_tool_rounds=general.max_tool_rounds or 10,
+        max_tool_result_chars=general.max_tool_result_chars or 20_000,
+        tool_loop_keepalive_seconds=general.tool_loop_keepalive_seconds or 10.0,
         mcp_servers={name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
                      for name, spec in file.mcp_servers.items()},  # fmt: skip
         ignored=tuple(_ignored(file)),

@@ -2,8 +2,9 @@
 
 The client sees one ordinary OpenAI stream: one id, one role chunk, content (and reasoning) from every round, the
 calls meant for the client (re-indexed from 0), one finish chunk carrying the `toolhub` record, then usage. Hub tool
-calls never reach the client; while they run, `KeepAliveStreamingResponse` sends SSE comment lines so that proxies
-do not time the stream out.
+calls never reach the client: an SSE comment says which tools run (`: toolhub running <names>`), and while they run
+`KeepAliveStreamingResponse` sends `: keep-alive` comments so that proxies do not time the stream out. OpenAI clients
+ignore comment lines.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ async def stream_with_tools(
     hub: ToolHub,
     principal: Principal,
     settings: LoopSettings,
-) -> AsyncIterator[JSON]:
-    """Yield the client's OpenAI chunks for the whole loop; ends with a usage chunk (summed over rounds)."""
+) -> AsyncIterator[JSON | bytes]:
+    """Yield the client's OpenAI chunks (and SSE comment lines) for the whole loop; ends with a usage chunk."""
     state = LoopState(messages=list(chat.body["messages"]))
     ident = _Ident()
     while state.rounds < settings.max_rounds:
@@ -106,6 +107,7 @@ async def stream_with_tools(
             return
         message = {"content": "".join(current.content) or None, "reasoning_content": "".join(current.reasoning)}
         state.messages.append(assistant_turn(message, hub_calls))
+        yield f": toolhub running {' '.join(call['function']['name'] for call in hub_calls)}\n\n".encode()
         runs = await run_calls(hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars)
         state.runs += runs
         state.messages += tool_messages(runs)
@@ -163,7 +165,7 @@ class KeepAliveStreamingResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, items: AsyncIterator[JSON], encode: Encoder, done: Done, keepalive: float) -> None:
+    def __init__(self, items: AsyncIterator[JSON | bytes], encode: Encoder, done: Done, keepalive: float) -> None:
         self.items = items
         self.encode = encode
         self.done = done
@@ -218,7 +220,7 @@ class KeepAliveStreamingResponse(Response):
         async with sender:
             try:
                 async for chunk in self.items:
-                    if data := self.encode(chunk):
+                    if data := chunk if isinstance(chunk, bytes) else self.encode(chunk):
                         await sender.send(data)
                 await sender.send(b"data: [DONE]\n\n")
             except (HubError, ProviderError) as exc:

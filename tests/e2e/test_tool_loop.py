@@ -57,7 +57,7 @@ def loop_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
                        "litellm_params": {"model": "openai/agent", "api_base": f"{upstream}/v1", "api_key": API_KEY}})  # fmt: skip
         config = {
             "model_list": models,
-            "general_settings": {"master_key": MASTER_KEY, "max_tool_rounds": 3},
+            "general_settings": {"master_key": MASTER_KEY, "max_tool_rounds": 3, "tool_loop_keepalive_seconds": 0.2},
             "mcp_servers": {
                 "postgres_db": {"transport": "stdio", "command": sys.executable,
                                 "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"], "cwd": str(ROOT)},
@@ -155,14 +155,20 @@ def test_approval_required_returns_the_call_and_the_client_can_run_it_through_re
     assert "users" in (second.choices[0].message.content or "")
 
 
-def test_disconnect_mid_loop_cancels_the_running_tool(loop_gateway: tuple[str, FakeOpenAI]) -> None:
+def test_stream_stays_alive_while_a_tool_runs_and_disconnect_cancels_the_tool(
+    loop_gateway: tuple[str, FakeOpenAI],
+) -> None:
     url = loop_gateway[0]
     body = {"model": "agent-slow", "messages": ASK, "stream": True,
             "tools": [{"type": "mcp", "server_label": "aux", "require_approval": "never"}]}  # fmt: skip
     with httpx2.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=30) as response:
         assert response.status_code == 200
-        lines = response.iter_lines()
-        assert next(lines).startswith("data: ")
+        seen: list[str] = []
+        for line in response.iter_lines():
+            seen.append(line)
+            if line == ": keep-alive" and ": toolhub running aux__slow" in seen:
+                break  # the slow tool runs, and the stream stays alive meanwhile: disconnect now
+    assert any(line.startswith("data: ") and "Let me look." in line for line in seen)
     answer = httpx2.post(f"{url}/mcp/tools/call", headers=AUTH, json={"name": "aux__was_cancelled", "arguments": {}},
                          timeout=30)  # fmt: skip
     assert answer.json()["content"][0]["text"] == "True"

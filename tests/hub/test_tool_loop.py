@@ -153,7 +153,7 @@ async def test_large_results_are_cut_with_a_visible_marker() -> None:
 
 async def collect(body: dict[str, Any], hub: FakeHub, model: ScriptedProvider, **settings: Any) -> list[dict[str, Any]]:
     items = stream_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(**settings))
-    return [chunk async for chunk in items]
+    return [chunk async for chunk in items if not isinstance(chunk, bytes)]
 
 
 async def test_stream_shows_one_continuous_answer_without_hub_calls() -> None:
@@ -181,6 +181,14 @@ async def test_stream_forwards_client_calls_reindexed_from_zero() -> None:
     assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"x": 1}
     assert [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]][0]["choices"][0]["finish_reason"] == "tool_calls"
     assert hub.calls == []
+
+
+async def test_stream_says_which_tools_run_in_comment_lines() -> None:
+    hub, model = db_hub(), ScriptedProvider(list(SCRIPT))
+    body = {"model": "m", "messages": ASK, "tools": [MCP_ALL]}
+    items = stream_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings())
+    comments = [item async for item in items if isinstance(item, bytes)]
+    assert comments == [b": toolhub running db__list_tables\n\n", b": toolhub running db__describe_table\n\n"]
 
 
 async def test_stream_at_max_rounds_ends_with_the_stop_message() -> None:
