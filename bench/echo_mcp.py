@@ -9,11 +9,16 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
-ECHO = types.Tool(name="echo", description="Echo the text back.",
-                  input_schema={"type": "object", "properties": {"text": {"type": "string"}}})  # fmt: skip
+ECHO = types.Tool(
+    name="echo",
+    description="Echo the text back.",
+    input_schema={"type": "object", "properties": {"text": {"type": "string"}}},
+)
 
 
-async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+async def list_tools(
+    ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+) -> types.ListToolsResult:
     return types.ListToolsResult(tools=[ECHO])
 
 
@@ -23,7 +28,9 @@ async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolReques
 
 
 async def main() -> None:
-    server = Server("echo", on_list_tools=list_tools, on_call_tool=call_tool, get_tool_input_schema=lambda n: ECHO.input_schema)
+    server = Server(
+        "echo", on_list_tools=list_tools, on_call_tool=call_tool, get_tool_input_schema=lambda n: ECHO.input_schema
+    )
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 

@@ -13,25 +13,47 @@ import argparse
 import asyncio
 import json
 
-COMPLETION = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1727346178, "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
-}).encode()  # fmt: skip
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1727346178,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+    }
+).encode()
 
 
 def _stream_body(chunks: int = 20) -> bytes:
     def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
-        data = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1727346178, "model": "bench",
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
+        data = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1727346178,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
     events = [chunk({"role": "assistant", "content": ""})]
     events += [chunk({"content": f"tok{i} "}) for i in range(chunks - 2)]
     events.append(chunk({}, "stop"))
-    usage = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1727346178, "model": "bench",
-             "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 18, "total_tokens": 30}}  # fmt: skip
+    usage = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1727346178,
+        "model": "bench",
+        "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 18, "total_tokens": 30},
+    }
     events.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return b"".join(events)
@@ -39,29 +61,75 @@ def _stream_body(chunks: int = 20) -> bytes:
 
 STREAM = _stream_body()
 ROUNDS = 5
-TOOL_CALL = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1727346178, "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_bench", "type": "function", "function": {"name": "bench__echo", "arguments": "{\"text\": \"hi\"}"}}]},
-        "logprobs": None, "finish_reason": "tool_calls"}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
-}).encode()  # fmt: skip
-JSON_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(COMPLETION), COMPLETION)
-SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(STREAM), STREAM)
+TOOL_CALL = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1727346178,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_bench",
+                            "type": "function",
+                            "function": {"name": "bench__echo", "arguments": '{"text": "hi"}'},
+                        }
+                    ],
+                },
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+    }
+).encode()
+JSON_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(COMPLETION),
+    COMPLETION,
+)
+SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(STREAM),
+    STREAM,
+)
+
+
 def _tool_stream() -> bytes:
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1727346178, "model": "bench"}
-    call = {"index": 0, "id": "call_bench", "type": "function", "function": {"name": "bench__echo", "arguments": '{"text": "hi"}'}}
-    deltas = [({"role": "assistant", "content": "Checking. "}, None), ({"tool_calls": [call]}, None), ({}, "tool_calls")]
+    call = {
+        "index": 0,
+        "id": "call_bench",
+        "type": "function",
+        "function": {"name": "bench__echo", "arguments": '{"text": "hi"}'},
+    }
+    deltas = [
+        ({"role": "assistant", "content": "Checking. "}, None),
+        ({"tool_calls": [call]}, None),
+        ({}, "tool_calls"),
+    ]
     events = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": f}]} for d, f in deltas]
     events.append({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}})
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
 
 
 TOOL_STREAM = _tool_stream()
-TOOL_SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(TOOL_STREAM), TOOL_STREAM)
-TOOL_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(TOOL_CALL), TOOL_CALL)
+TOOL_SSE_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(TOOL_STREAM),
+    TOOL_STREAM,
+)
+TOOL_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(TOOL_CALL),
+    TOOL_CALL,
+)
 MODELS = b'{"object":"list","data":[{"id":"bench","object":"model","created":0,"owned_by":"bench"}]}'
-MODELS_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
+MODELS_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(MODELS),
+    MODELS,
+)
 
 
 class Upstream(asyncio.Protocol):

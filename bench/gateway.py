@@ -52,8 +52,9 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 @contextlib.contextmanager
 def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_port(port, proc)
         yield proc
@@ -95,8 +96,20 @@ def tree(pid: int) -> list[int]:
 
 
 def load(url: str, conns: int, duration: float, stream: bool, key: str) -> dict[str, object]:
-    args = [sys.executable, str(BENCH / "loadgen.py"), url, "--conns", str(conns), "--duration", str(duration), "--key", key]
-    out = subprocess.run([*args, "--stream"] if stream else args, capture_output=True, check=True, timeout=duration + 120)
+    args = [
+        sys.executable,
+        str(BENCH / "loadgen.py"),
+        url,
+        "--conns",
+        str(conns),
+        "--duration",
+        str(duration),
+        "--key",
+        key,
+    ]
+    out = subprocess.run(
+        [*args, "--stream"] if stream else args, capture_output=True, check=True, timeout=duration + 120
+    )
     return json.loads(out.stdout)
 
 
@@ -128,15 +141,19 @@ def measure(target: str, url: str, pids: list[int], duration: float, key: str) -
         cpu = (cpu_seconds(pids) - before) if pids else None
         light = load(url, 8, duration / 2, stream, key)
         count = int(heavy["requests"])  # type: ignore[arg-type]
-        rows.append(Row(
-            target=target, mode="stream (20 chunks)" if stream else "non-stream",
-            rps=count / float(heavy["seconds"]),  # type: ignore[arg-type]
-            p50=pct(light["latency"], 0.5), p99=pct(light["latency"], 0.99),  # type: ignore[arg-type]
-            ttfb50=pct(light["ttfb"], 0.5),  # type: ignore[arg-type]
-            cpu_ms=(cpu * 1000 / count) if cpu is not None and count else None,
-            errors=int(heavy["errors"]) + int(light["errors"]),  # type: ignore[arg-type]
-            rss=peak_rss_mb(pids) if pids else None,
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                target=target,
+                mode="stream (20 chunks)" if stream else "non-stream",
+                rps=count / float(heavy["seconds"]),  # type: ignore[arg-type]
+                p50=pct(light["latency"], 0.5),
+                p99=pct(light["latency"], 0.99),  # type: ignore[arg-type]
+                ttfb50=pct(light["ttfb"], 0.5),  # type: ignore[arg-type]
+                cpu_ms=(cpu * 1000 / count) if cpu is not None and count else None,
+                errors=int(heavy["errors"]) + int(light["errors"]),  # type: ignore[arg-type]
+                rss=peak_rss_mb(pids) if pids else None,
+            )
+        )
     return rows
 
 
@@ -154,12 +171,18 @@ def toolhub_config(upstream: str, path: Path) -> None:
 
 
 def print_table(rows: list[Row]) -> None:
-    print("| target | mode | req/s @64 | p50 ms @8 | p99 ms @8 | TTFB p50 ms @8 | server CPU ms/req | peak RSS MB | errors |")
+    print(
+        "| target | mode | req/s @64 | p50 ms @8 | p99 ms @8 | TTFB p50 ms @8 | server CPU ms/req "
+        "| peak RSS MB | errors |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms is not None else "—"
         rss = f"{r.rss:.0f}" if r.rss is not None else "—"
-        print(f"| {r.target} | {r.mode} | {r.rps:,.0f} | {r.p50:.2f} | {r.p99:.2f} | {r.ttfb50:.2f} | {cpu} | {rss} | {r.errors} |")
+        print(
+            f"| {r.target} | {r.mode} | {r.rps:,.0f} | {r.p50:.2f} | {r.p99:.2f} | {r.ttfb50:.2f} | {cpu} "
+            f"| {rss} | {r.errors} |"
+        )
 
 
 def main() -> None:
@@ -170,16 +193,32 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[Row] = []
     up_port = free_port()
-    with tempfile.TemporaryDirectory() as tmp, process([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(up_port)], up_port):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        process([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(up_port)], up_port),
+    ):
         upstream = f"http://127.0.0.1:{up_port}"
         if not args.skip_direct:
             rows += measure("upstream direct", f"{upstream}/v1/chat/completions", [], args.duration, KEY)
         config = Path(tmp) / "toolhub.yaml"
         toolhub_config(upstream, config)
         port = free_port()
-        cmd = [sys.executable, "-m", "hub", "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
         with process(cmd, port) as proc:
-            rows += measure("Toolhub", f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid), args.duration, KEY)
+            rows += measure(
+                "Toolhub", f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid), args.duration, KEY
+            )
         if args.litellm:
             rows += measure_litellm(Path(args.litellm), upstream, Path(tmp), args.duration)
     print_table(rows)

@@ -15,8 +15,15 @@ import time
 import aiohttp
 
 
-async def worker(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], deadline: float,
-                 limit: list[int], out: dict[str, list[float] | int]) -> None:  # fmt: skip
+async def worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    deadline: float,
+    limit: list[int],
+    out: dict[str, list[float] | int],
+) -> None:
     while time.perf_counter() < deadline and limit[0] > 0:
         limit[0] -= 1
         started = time.perf_counter()
@@ -38,23 +45,32 @@ async def worker(session: aiohttp.ClientSession, url: str, body: bytes, headers:
             out["errors"] += 1  # type: ignore[operator]
 
 
-async def run(url: str, conns: int, duration: float, max_requests: int, stream: bool, key: str,
-              extra: dict[str, object]) -> dict[str, object]:  # fmt: skip
-    body = json.dumps({"model": "bench", "stream": stream,
-                       "messages": [{"role": "user", "content": "Say hello."}], **extra}).encode()  # fmt: skip
+async def run(
+    url: str, conns: int, duration: float, max_requests: int, stream: bool, key: str, extra: dict[str, object]
+) -> dict[str, object]:
+    body = json.dumps(
+        {"model": "bench", "stream": stream, "messages": [{"role": "user", "content": "Say hello."}], **extra}
+    ).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     out: dict[str, list[float] | int] = {"latency": [], "ttfb": [], "errors": 0}
     connector = aiohttp.TCPConnector(limit=conns, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         # warm-up: open the connections
-        await asyncio.gather(*(session.post(url, data=body, headers=headers) for _ in range(conns)), return_exceptions=True)
+        await asyncio.gather(
+            *(session.post(url, data=body, headers=headers) for _ in range(conns)), return_exceptions=True
+        )
         started = time.perf_counter()
         limit = [max_requests]
         deadline = started + duration
         await asyncio.gather(*(worker(session, url, body, headers, deadline, limit, out) for _ in range(conns)))
         elapsed = time.perf_counter() - started
-    return {"requests": len(out["latency"]), "errors": out["errors"], "seconds": elapsed,  # type: ignore[arg-type]
-            "latency": out["latency"], "ttfb": out["ttfb"]}  # fmt: skip
+    return {
+        "requests": len(out["latency"]),
+        "errors": out["errors"],
+        "seconds": elapsed,  # type: ignore[arg-type]
+        "latency": out["latency"],
+        "ttfb": out["ttfb"],
+    }
 
 
 def main() -> None:
@@ -73,7 +89,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(run(args.url, args.conns, args.duration, args.max_requests, args.stream, args.key, json.loads(args.extra)))
+    result = asyncio.run(
+        run(args.url, args.conns, args.duration, args.max_requests, args.stream, args.key, json.loads(args.extra))
+    )
     json.dump(result, sys.stdout)
 
 

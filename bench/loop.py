@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.gateway import BENCH, KEY, ROOT, cpu_seconds, free_port, load, process, tree
+from bench.gateway import BENCH, KEY, ROOT, cpu_seconds, free_port, process, tree
 
 ROUNDS = 5  # bench/fake_upstream.py ROUNDS
 
@@ -51,17 +51,33 @@ def main() -> None:
     up_port, port = free_port(), free_port()
     tools = json.dumps({"tools": [{"type": "mcp", "server_label": "bench", "require_approval": "never"}]})
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, process([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(up_port)], up_port):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        process([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(up_port)], up_port),
+    ):
         path = Path(tmp) / "loop.yaml"
         config(f"http://127.0.0.1:{up_port}", path)
-        cmd = [sys.executable, "-m", "hub", "serve", "--config", str(path), "--port", str(port), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--config",
+            str(path),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
         with process(cmd, port) as proc:
             url = f"http://127.0.0.1:{port}"
             wait_for_tool(url)
             pid = [proc.pid]  # the gateway alone, not its MCP child
-            for label, extra, stream in (("plain request (1 model call)", "{}", False),
-                                         ("tool loop (5 model calls, 4 tool calls)", tools, False),
-                                         ("tool loop, streamed", tools, True)):  # fmt: skip
+            for label, extra, stream in (
+                ("plain request (1 model call)", "{}", False),
+                ("tool loop (5 model calls, 4 tool calls)", tools, False),
+                ("tool loop, streamed", tools, True),
+            ):
                 before = cpu_seconds(pid)
                 result = load_with(url, args, extra, stream)
                 cpu_ms = (cpu_seconds(pid) - before) * 1000 / max(1, int(result["requests"]))
@@ -79,10 +95,22 @@ def main() -> None:
 def load_with(url: str, args: argparse.Namespace, extra: str, stream: bool) -> dict[str, object]:
     import subprocess
 
-    cmd = [sys.executable, str(BENCH / "loadgen.py"), f"{url}/v1/chat/completions", "--conns", str(args.conns),
-           "--duration", str(args.duration), "--key", KEY, "--extra", extra]  # fmt: skip
-    out = subprocess.run([*cmd, "--stream"] if stream else cmd, capture_output=True, check=True, timeout=args.duration + 120,
-                         cwd=ROOT)  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(BENCH / "loadgen.py"),
+        f"{url}/v1/chat/completions",
+        "--conns",
+        str(args.conns),
+        "--duration",
+        str(args.duration),
+        "--key",
+        KEY,
+        "--extra",
+        extra,
+    ]
+    out = subprocess.run(
+        [*cmd, "--stream"] if stream else cmd, capture_output=True, check=True, timeout=args.duration + 120, cwd=ROOT
+    )
     return json.loads(out.stdout)
 
 

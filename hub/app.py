@@ -80,25 +80,41 @@ async def _hub_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "not_found" if exc.status_code == 404 else None
-    body = {"error": {"message": f"{exc.detail}: {request.method} {request.url.path}", "type": "invalid_request_error",
-                      "param": None, "code": code}}  # fmt: skip
+    body = {
+        "error": {
+            "message": f"{exc.detail}: {request.method} {request.url.path}",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": code,
+        }
+    }
     return json_response(body, exc.status_code, exc.headers)
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = {"error": {"message": "The gateway failed while handling this request.", "type": "server_error",
-                      "param": None, "code": "internal_error"}}  # fmt: skip
+    body = {
+        "error": {
+            "message": "The gateway failed while handling this request.",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
     return json_response(body, 500)
 
 
-def create_app(config: Config, *, extensions: list[Extension] | None = None, routes: list[BaseRoute] | None = None) -> Starlette:
+def create_app(
+    config: Config, *, extensions: list[Extension] | None = None, routes: list[BaseRoute] | None = None
+) -> Starlette:
     """Build the ASGI app; nothing is opened until the lifespan runs."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = HttpPool()
-        state = HubState(config=config, pool=pool, router=ModelRouter(config.models, pool), auth=MasterKeyAuth(config.master_key))
+        state = HubState(
+            config=config, pool=pool, router=ModelRouter(config.models, pool), auth=MasterKeyAuth(config.master_key)
+        )
         state.extras["started_at"] = int(time.time())
         app.state.hub = state
         try:
@@ -129,8 +145,13 @@ def create_app(config: Config, *, extensions: list[Extension] | None = None, rou
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
-                       expose_headers=["x-request-id"]),  # fmt: skip
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["x-request-id"],
+            ),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

@@ -28,7 +28,9 @@ def serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config.master_key is None:
         logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
-    logger.info("serving %d model aliases from %s on http://%s:%d", len(config.models), config.source, args.host, args.port)
+    logger.info(
+        "serving %d model aliases from %s on http://%s:%d", len(config.models), config.source, args.host, args.port
+    )
     uvicorn.run(
         build_app(config),
         host=args.host,

@@ -1,15 +1,15 @@
 """Errors the gateway answers with, always in the API's own shape.
 
-    HubError                      an error the gateway itself raises, rendered as OpenAI {"error": {...}}
-     ├── BadRequest               400 invalid_request_error (invalid JSON, schema, parameters)
-     ├── AuthenticationError      401 (missing or wrong key)
-     ├── PermissionDenied         403 (key not allowed this model or tool)
-     ├── NotFound                 404 (unknown model: code model_not_found)
-     ├── PayloadTooLarge          413 (body over general_settings.max_request_size_mb)
-     ├── RateLimited              429 (budget or rate limit; carries retry-after)
-     └── ServiceUnavailable       503 (a model or server that is configured but cannot be used now)
-    providers.base.ProviderError  an upstream failure; its status is decided by the provider layer
-                                  (4xx passed through, 5xx and connection failures 502, timeouts 504)
+HubError                      an error the gateway itself raises, rendered as OpenAI {"error": {...}}
+ ├── BadRequest               400 invalid_request_error (invalid JSON, schema, parameters)
+ ├── AuthenticationError      401 (missing or wrong key)
+ ├── PermissionDenied         403 (key not allowed this model or tool)
+ ├── NotFound                 404 (unknown model: code model_not_found)
+ ├── PayloadTooLarge          413 (body over general_settings.max_request_size_mb)
+ ├── RateLimited              429 (budget or rate limit; carries retry-after)
+ └── ServiceUnavailable       503 (a model or server that is configured but cannot be used now)
+providers.base.ProviderError  an upstream failure; its status is decided by the provider layer
+                              (4xx passed through, 5xx and connection failures 502, timeouts 504)
 """
 
 from __future__ import annotations

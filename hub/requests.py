@@ -58,8 +58,11 @@ def check_chat_request(body: Any) -> dict[str, Any]:
         if not isinstance(options, dict):
             raise BadRequest("'stream_options' must be an object.", param="stream_options", code="invalid_type")
         if not stream:
-            raise BadRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                             param="stream_options", code="invalid_value")  # fmt: skip
+            raise BadRequest(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+                code="invalid_value",
+            )
     _check_tools(body.get("tools"))
     return body  # pyright: ignore[reportUnknownVariableType]
 
@@ -79,8 +82,11 @@ def _check_messages(messages: Any) -> None:
                 code="invalid_value",
             )
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):  # pyright: ignore[reportUnknownMemberType]
-            raise BadRequest(f"messages[{i}] with role 'tool' needs a 'tool_call_id'.",
-                             param=f"messages.[{i}].tool_call_id", code="missing_required_parameter")  # fmt: skip
+            raise BadRequest(
+                f"messages[{i}] with role 'tool' needs a 'tool_call_id'.",
+                param=f"messages.[{i}].tool_call_id",
+                code="missing_required_parameter",
+            )
 
 
 def _check_tools(tools: Any) -> None:

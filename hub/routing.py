@@ -54,7 +54,9 @@ class ModelRouter:
                 param="model",
             )
         if not principal.may_use_model(alias):
-            raise PermissionDenied(f"This key may not use the model '{alias}'.", code="model_not_allowed", param="model")
+            raise PermissionDenied(
+                f"This key may not use the model '{alias}'.", code="model_not_allowed", param="model"
+            )
         route = next(cycle)
         if route.missing_env:
             names = ", ".join(route.missing_env)

@@ -16,7 +16,9 @@ class TTLCache(Generic[V]):
     Signatures are keyed by tool-call id: an OpenAI client sends the id back on the next turn, without the signature.
     """
 
-    def __init__(self, max_items: int = 10_000, ttl: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_items: int = 10_000, ttl: float = 3600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._max_items = max_items
         self._ttl = ttl

@@ -30,8 +30,16 @@ KNOWN_PARAMS = frozenset(
 )
 """Top-level fields api.openai.com accepts; anything else is dropped before a request goes there."""
 
-REASONING_REJECTED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
-                      "logit_bias", "stop")  # fmt: skip
+REASONING_REJECTED = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "stop",
+)
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)(?!.*-chat)")
 
 
@@ -159,15 +167,22 @@ class OpenAIProvider:
         body.pop("stream_options", None)
         payload = orjson.dumps(body)
         async with _http.post(
-            self._pool, deployment, self._url(deployment), payload, self._headers(deployment),
-            stream=False, parse_error=parse_error,
-        ) as response:  # fmt: skip
+            self._pool,
+            deployment,
+            self._url(deployment),
+            payload,
+            self._headers(deployment),
+            stream=False,
+            parse_error=parse_error,
+        ) as response:
             data = await _http.read_json(self.name, response, deployment.timeout)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise ProviderError(
                 f"openai-compatible upstream sent an unexpected body: {str(data)[:200]}",
-                status_code=502, provider=self.name, code="upstream_bad_response",
-            )  # fmt: skip
+                status_code=502,
+                provider=self.name,
+                code="upstream_bad_response",
+            )
         for choice in data["choices"]:
             fix_message(choice.get("message") or {})
         return data
@@ -178,9 +193,14 @@ class OpenAIProvider:
         payload = orjson.dumps(body)
         fixer = ToolCallDeltaFixer()
         async with _http.post(
-            self._pool, deployment, self._url(deployment), payload, self._headers(deployment),
-            stream=True, parse_error=parse_error,
-        ) as response:  # fmt: skip
+            self._pool,
+            deployment,
+            self._url(deployment),
+            payload,
+            self._headers(deployment),
+            stream=True,
+            parse_error=parse_error,
+        ) as response:
             async for _event, data in _http.iter_sse(self.name, response, deployment.timeout):
                 if data == b"[DONE]":
                     return
@@ -190,8 +210,16 @@ class OpenAIProvider:
                     if delta.get("tool_calls"):
                         fixer.fix(delta["tool_calls"])
                     if choice.get("finish_reason") and (missing := fixer.missing_args()):
-                        yield {**chunk, "choices": [{"index": choice.get("index", 0), "delta": {"tool_calls": missing},
-                                                     "finish_reason": None}]}  # fmt: skip
+                        yield {
+                            **chunk,
+                            "choices": [
+                                {
+                                    "index": choice.get("index", 0),
+                                    "delta": {"tool_calls": missing},
+                                    "finish_reason": None,
+                                }
+                            ],
+                        }
                 yield chunk
 
     def _parse_chunk(self, data: bytes) -> JSON:
@@ -200,16 +228,24 @@ class OpenAIProvider:
         except orjson.JSONDecodeError as exc:
             raise ProviderError(
                 f"openai-compatible upstream sent a stream event that is not JSON: {data[:200]!r}",
-                status_code=502, provider=self.name, code="upstream_bad_response",
-            ) from exc  # fmt: skip
+                status_code=502,
+                provider=self.name,
+                code="upstream_bad_response",
+            ) from exc
         if not isinstance(chunk, dict):
-            raise ProviderError("openai-compatible upstream sent a stream event that is not an object",
-                                status_code=502, provider=self.name, code="upstream_bad_response")  # fmt: skip
+            raise ProviderError(
+                "openai-compatible upstream sent a stream event that is not an object",
+                status_code=502,
+                provider=self.name,
+                code="upstream_bad_response",
+            )
         if "error" in chunk:
             error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise ProviderError(
                 f"openai error during the stream: {error.get('message')}",
-                status_code=502, provider=self.name, type=error.get("type") or "upstream_error",
+                status_code=502,
+                provider=self.name,
+                type=error.get("type") or "upstream_error",
                 code=_str_or_none(error.get("code")),
-            )  # fmt: skip
+            )
         return chunk

@@ -33,7 +33,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "ollama": ProviderSpec(*_OPENAI, "http://localhost:11434/v1"),
     "ollama_chat": ProviderSpec(*_OPENAI, "http://localhost:11434/v1"),
     "openai_compatible": ProviderSpec(*_OPENAI, None),
-    "anthropic": ProviderSpec("providers.anthropic", "AnthropicProvider", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    "anthropic": ProviderSpec(
+        "providers.anthropic", "AnthropicProvider", "https://api.anthropic.com", "ANTHROPIC_API_KEY"
+    ),
     "gemini": ProviderSpec(
         "providers.gemini", "GeminiProvider", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"
     ),

@@ -75,8 +75,10 @@ class LoopPlan:
 
 def function_tool(tool: HubTool) -> JSON:
     schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
-    return {"type": "function",
-            "function": {"name": tool.name, "description": tool.description or "", "parameters": schema}}  # fmt: skip
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description or "", "parameters": schema},
+    }
 
 
 def plan_tool_loop(
@@ -93,8 +95,11 @@ def plan_tool_loop(
     if not entries and not default_servers:
         return None
     if hub is None:
-        raise BadRequest("This request asks for MCP tools, but the gateway has no MCP servers configured.",
-                         param="tools", code="mcp_not_configured")  # fmt: skip
+        raise BadRequest(
+            "This request asks for MCP tools, but the gateway has no MCP servers configured.",
+            param="tools",
+            code="mcp_not_configured",
+        )
     client_tools = [t for t in tools if not (isinstance(t, dict) and t.get("type") == "mcp")]
     plan = LoopPlan(client_tools=client_tools, hub_tools={})
     if entries:
@@ -106,8 +111,11 @@ def plan_tool_loop(
             plan.hub_tools[tool.name] = tool
     clash = {_function_name(t) for t in client_tools} & set(plan.hub_tools)
     if clash:
-        raise BadRequest(f"Client tool names clash with hub tools: {', '.join(sorted(clash))}.", param="tools",
-                         code="tool_name_conflict")  # fmt: skip
+        raise BadRequest(
+            f"Client tool names clash with hub tools: {', '.join(sorted(clash))}.",
+            param="tools",
+            code="tool_name_conflict",
+        )
     return plan
 
 
@@ -122,11 +130,17 @@ def _add_entry(plan: LoopPlan, hub: ToolHub, principal: Principal, i: int, entry
     if servers is not None:
         known = {t.server for t in hub.tools(principal)} | _all_servers(hub)
         if label not in known:
-            raise BadRequest(f"No MCP server named '{label}' on this gateway.", param=f"tools[{i}].server_label",
-                             code="unknown_mcp_server")  # fmt: skip
+            raise BadRequest(
+                f"No MCP server named '{label}' on this gateway.",
+                param=f"tools[{i}].server_label",
+                code="unknown_mcp_server",
+            )
         if not principal.may_use_server(label):  # pyright: ignore[reportArgumentType]
-            raise PermissionDenied(f"This key may not use the MCP server '{label}'.", param=f"tools[{i}].server_label",
-                                   code="mcp_server_not_allowed")  # fmt: skip
+            raise PermissionDenied(
+                f"This key may not use the MCP server '{label}'.",
+                param=f"tools[{i}].server_label",
+                code="mcp_server_not_allowed",
+            )
     allowed = _names(entry.get("allowed_tools"), f"tools[{i}].allowed_tools")
     always, never = _approval(entry.get("require_approval"), i)
     for tool in hub.tools(principal, servers):
@@ -152,8 +166,11 @@ def _server_label(entry: JSON, i: int) -> str | None:
         head, _, server = url.rstrip("/").partition("/mcp/")
         if head.endswith("litellm_proxy") or head.startswith("/") or head == "":
             return server or None
-        raise BadRequest("Only this gateway's own MCP servers can be used (server_url 'litellm_proxy/mcp/<server>').",
-                         param=f"tools[{i}].server_url", code="unsupported_mcp_server")  # fmt: skip
+        raise BadRequest(
+            "Only this gateway's own MCP servers can be used (server_url 'litellm_proxy/mcp/<server>').",
+            param=f"tools[{i}].server_url",
+            code="unsupported_mcp_server",
+        )
     if label is not None and not isinstance(label, str):
         raise BadRequest("'server_label' must be a string.", param=f"tools[{i}].server_label", code="invalid_type")
     return label
@@ -180,5 +197,8 @@ def _approval(value: Any, i: int) -> tuple[bool | set[str], set[str] | None]:
         always = _names(value.get("always"), f"{param}.always") or set()
         never = _names(value.get("never"), f"{param}.never")
         return (always if always else (never is None)), never
-    raise BadRequest("'require_approval' must be 'never', 'always' or an object with 'always'/'never' tool names.",
-                     param=param, code="invalid_value")  # fmt: skip
+    raise BadRequest(
+        "'require_approval' must be 'never', 'always' or an object with 'always'/'never' tool names.",
+        param=param,
+        code="invalid_value",
+    )

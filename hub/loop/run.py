@@ -95,8 +95,9 @@ async def complete_with_tools(
     state = LoopState(messages=list(chat.body["messages"]))
     completion: JSON = {}
     while state.rounds < settings.max_rounds:
-        request = ChatRequest(body=round_body(chat.body, plan, state), deployment=chat.deployment,
-                              request_id=chat.request_id)  # fmt: skip
+        request = ChatRequest(
+            body=round_body(chat.body, plan, state), deployment=chat.deployment, request_id=chat.request_id
+        )
         completion = await provider.complete(request)
         state.rounds += 1
         state.add_usage(completion.get("usage"))

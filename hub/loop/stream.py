@@ -43,8 +43,11 @@ class RoundStream:
             function = delta.get("function") or {}
             call = self.calls.get(upstream)
             if call is None:
-                call = {"id": delta.get("id") or "", "type": "function",
-                        "function": {"name": function.get("name") or "", "arguments": ""}}  # fmt: skip
+                call = {
+                    "id": delta.get("id") or "",
+                    "type": "function",
+                    "function": {"name": function.get("name") or "", "arguments": ""},
+                }
                 self.calls[upstream] = call
                 visible = sum(1 for i in self.client_index.values() if i is not None)
                 self.client_index[upstream] = None if self.plan.runs(call["function"]["name"]) else visible
@@ -92,8 +95,11 @@ async def stream_with_tools(
     state = LoopState(messages=list(chat.body["messages"]))
     ident = _Ident()
     while state.rounds < settings.max_rounds:
-        request = ChatRequest(body={**round_body(chat.body, plan, state), "stream": True},
-                              deployment=chat.deployment, request_id=chat.request_id)  # fmt: skip
+        request = ChatRequest(
+            body={**round_body(chat.body, plan, state), "stream": True},
+            deployment=chat.deployment,
+            request_id=chat.request_id,
+        )
         current = RoundStream(plan)
         async for chunk in provider.stream(request):
             if (visible := _visible(chunk, current, ident, state)) is not None:

@@ -35,9 +35,16 @@ class ToolRun:
     content: str = ""
 
     def public(self) -> JSON:
-        return {"round": self.round, "id": self.id, "name": self.name, "server": self.server,
-                "arguments": self.arguments, "is_error": self.is_error, "duration_ms": round(self.duration_ms, 2),
-                "truncated_chars": self.truncated_chars}  # fmt: skip
+        return {
+            "round": self.round,
+            "id": self.id,
+            "name": self.name,
+            "server": self.server,
+            "arguments": self.arguments,
+            "is_error": self.is_error,
+            "duration_ms": round(self.duration_ms, 2),
+            "truncated_chars": self.truncated_chars,
+        }
 
 
 async def run_calls(
@@ -55,8 +62,13 @@ def _new_run(call: JSON, plan: LoopPlan, round_: int) -> ToolRun:
     function = call.get("function") or {}
     name = function.get("name") or ""
     tool = plan.hub_tools[name]
-    return ToolRun(round=round_, id=call.get("id") or "", name=name, server=tool.server,
-                   arguments=function.get("arguments") or "{}")  # fmt: skip
+    return ToolRun(
+        round=round_,
+        id=call.get("id") or "",
+        name=name,
+        server=tool.server,
+        arguments=function.get("arguments") or "{}",
+    )
 
 
 async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: int) -> None:

@@ -22,8 +22,14 @@ NO_KEYS = {"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "", 
 
 
 def run_toolhub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub", *args], cwd=ROOT, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def write_config(tmp_path: Path, config: object) -> Path:
@@ -36,7 +42,10 @@ def test_check_config_prints_what_the_example_would_serve() -> None:
     result = run_toolhub("check-config", str(EXAMPLE), env=NO_KEYS)
     assert result.returncode == 0, result.stderr
     assert "claude-sonnet-4-5 -> anthropic/claude-sonnet-4-5-20250929" in result.stdout
-    assert "gpt-5-mini -> openai/gpt-5-mini-2025-08-07 at https://api.openai.com/v1  [unavailable: OPENAI_API_KEY not set]" in result.stdout
+    assert (
+        "gpt-5-mini -> openai/gpt-5-mini-2025-08-07 at https://api.openai.com/v1  [unavailable: OPENAI_API_KEY not set]"
+        in result.stdout
+    )
     assert "postgres_db (stdio)" in result.stdout
 
 
@@ -48,8 +57,12 @@ def test_malformed_yaml_fails_with_the_file_named(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_fails_with_the_key_path(tmp_path: Path) -> None:
-    config = {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x"}},
-                             {"model_name": "b", "litellm_params": {"model": "bedrock/claude"}}]}  # fmt: skip
+    config = {
+        "model_list": [
+            {"model_name": "a", "litellm_params": {"model": "openai/x"}},
+            {"model_name": "b", "litellm_params": {"model": "bedrock/claude"}},
+        ]
+    }
     result = run_toolhub("check-config", str(write_config(tmp_path, config)))
     assert result.returncode == 2
     assert "config error at model_list[1].litellm_params.model: unknown provider 'bedrock'" in result.stderr
@@ -76,8 +89,11 @@ def test_example_config_serves_without_provider_keys_and_names_the_missing_one(t
         auth = {"Authorization": f"Bearer {MASTER_KEY}"}
         models = httpx2.get(f"{url}/v1/models", headers=auth).json()
         assert [m["id"] for m in models["data"]] == ["claude-sonnet-4-5", "gemini-3-flash", "gpt-5-mini"]
-        response = httpx2.post(f"{url}/v1/chat/completions", headers=auth,
-                               json={"model": "gpt-5-mini", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        response = httpx2.post(
+            f"{url}/v1/chat/completions",
+            headers=auth,
+            json={"model": "gpt-5-mini", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert response.status_code == 503
         assert "OPENAI_API_KEY" in response.json()["error"]["message"]
         proc.send_signal(signal.SIGTERM)
@@ -89,8 +105,14 @@ def test_example_config_serves_without_provider_keys_and_names_the_missing_one(t
 def test_sigterm_lets_a_running_stream_finish(tmp_path: Path) -> None:
     fake = FakeOpenAI()
     with serve_app(fake.app) as upstream:
-        config = {"model_list": [{"model_name": "slow", "litellm_params": {
-            "model": "openai/slow-0.2", "api_base": f"{upstream}/v1", "api_key": API_KEY}}]}  # fmt: skip
+        config = {
+            "model_list": [
+                {
+                    "model_name": "slow",
+                    "litellm_params": {"model": "openai/slow-0.2", "api_base": f"{upstream}/v1", "api_key": API_KEY},
+                }
+            ]
+        }
         with toolhub_process(write_config(tmp_path, config)) as (url, proc):
             body = {"model": "slow", "messages": [{"role": "user", "content": "hello there"}], "stream": True}
             with httpx2.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as response:

@@ -15,9 +15,21 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 USER = [{"role": "user", "content": "hi"}]
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
-    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}},
-]  # fmt: skip
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}},
+        },
+    },
+]
 
 
 def test_models_lists_every_configured_alias(client: openai.OpenAI) -> None:
@@ -37,8 +49,9 @@ def test_non_streaming_completion_has_the_shape_and_usage_the_sdk_expects(client
 
 def test_stream_relays_every_chunk_then_done_without_usage_unless_asked(gateway_url: str) -> None:
     body = {"model": "text-20", "messages": [{"role": "user", "content": "count to twenty please"}], "stream": True}
-    with httpx2.stream("POST", f"{gateway_url}/v1/chat/completions", json=body,
-                       headers={"Authorization": f"Bearer {MASTER_KEY}"}) as response:  # fmt: skip
+    with httpx2.stream(
+        "POST", f"{gateway_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line for line in response.iter_lines() if line]
     assert events[-1] == "data: [DONE]"
@@ -52,7 +65,9 @@ def test_stream_relays_every_chunk_then_done_without_usage_unless_asked(gateway_
 
 
 def test_stream_with_include_usage_ends_with_a_usage_chunk(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="text", messages=USER, stream=True, stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="text", messages=USER, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
@@ -95,9 +110,14 @@ def test_gpt5_policy_renames_max_tokens_and_drops_rejected_parameters(
     client: openai.OpenAI, fake_openai: tuple[FakeOpenAI, str]
 ) -> None:
     completion = client.chat.completions.create(
-        model="gpt-5-mini", messages=USER, max_tokens=50, temperature=0.2, top_p=0.5, stop=["x"],
+        model="gpt-5-mini",
+        messages=USER,
+        max_tokens=50,
+        temperature=0.2,
+        top_p=0.5,
+        stop=["x"],
         extra_body={"num_ctx": 4096, "top_k": 3},
-    )  # fmt: skip
+    )
     assert completion.choices[0].message.content == "You said: hi"
     sent = fake_openai[0].requests[-1]
     assert sent["model"] == "gpt-5-mini"
@@ -149,8 +169,9 @@ def test_upstream_4xx_message_is_passed_through(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("model", ["midstream-error", "broken"])
 def test_failure_after_the_stream_started_ends_with_an_error_event(gateway_url: str, model: str) -> None:
     body = {"model": model, "messages": USER, "stream": True}
-    with httpx2.stream("POST", f"{gateway_url}/v1/chat/completions", json=body,
-                       headers={"Authorization": f"Bearer {MASTER_KEY}"}) as response:  # fmt: skip
+    with httpx2.stream(
+        "POST", f"{gateway_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    ) as response:
         assert response.status_code == 200
         events = [line for line in response.iter_lines() if line]
     assert len(events) == 3
@@ -170,8 +191,9 @@ def test_client_disconnect_cancels_the_upstream_stream(gateway_url: str, fake_op
     before = fake.disconnects
     body = {"model": "slow-1", "messages": USER, "stream": True}
     started = time.monotonic()
-    with httpx2.stream("POST", f"{gateway_url}/v1/chat/completions", json=body,
-                       headers={"Authorization": f"Bearer {MASTER_KEY}"}) as response:  # fmt: skip
+    with httpx2.stream(
+        "POST", f"{gateway_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    ) as response:
         next(response.iter_lines())
     assert fake.stream_closed.wait(10)
     assert fake.disconnects == before + 1
@@ -201,16 +223,31 @@ def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model", "missing_required_parameter"),
         (b'{"model": "text", "messages": []}', "messages", "invalid_value"),
         (b'{"model": "text", "messages": [{"role": "robot", "content": "x"}]}', "messages.[0].role", "invalid_value"),
-        (b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream", "invalid_type"),
-        (b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": true}}',
-         "stream_options", "invalid_value"),
-        (b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", '
-         b'"function": {"name": "bad name!"}}]}', "tools[0].function.name", "invalid_value"),
+        (
+            b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            "stream",
+            "invalid_type",
+        ),
+        (
+            b'{"model": "text", "messages": [{"role": "user", "content": "x"}], '
+            b'"stream_options": {"include_usage": true}}',
+            "stream_options",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", '
+            b'"function": {"name": "bad name!"}}]}',
+            "tools[0].function.name",
+            "invalid_value",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_get_400_naming_the_param(gateway_url: str, content: bytes, param: str | None, code: str) -> None:
-    response = httpx2.post(f"{gateway_url}/v1/chat/completions", content=content,
-                           headers={"Authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"})  # fmt: skip
+    response = httpx2.post(
+        f"{gateway_url}/v1/chat/completions",
+        content=content,
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
@@ -218,8 +255,9 @@ def test_bad_requests_get_400_naming_the_param(gateway_url: str, content: bytes,
 
 def test_body_over_the_limit_is_413(gateway_url: str) -> None:
     huge = b'{"model": "text", "messages": [{"role": "user", "content": "' + b"x" * (1024 * 1024 + 10) + b'"}]}'
-    response = httpx2.post(f"{gateway_url}/v1/chat/completions", content=huge,
-                           headers={"Authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
+    response = httpx2.post(
+        f"{gateway_url}/v1/chat/completions", content=huge, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
 
@@ -227,7 +265,9 @@ def test_body_over_the_limit_is_413(gateway_url: str) -> None:
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}])
 def test_requests_without_the_master_key_are_401(gateway_url: str, headers: dict[str, str]) -> None:
     for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models")):
-        response = httpx2.request(method, f"{gateway_url}{path}", json={"model": "text", "messages": USER}, headers=headers)
+        response = httpx2.request(
+            method, f"{gateway_url}{path}", json={"model": "text", "messages": USER}, headers=headers
+        )
         assert response.status_code == 401
         assert response.json()["error"]["type"] == "authentication_error"
 

@@ -50,21 +50,37 @@ def loop_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     fake = FakeOpenAI()
     with serve_app(fake.app) as upstream:
         models: list[dict[str, Any]] = [
-            {"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream}/v1", "api_key": API_KEY}}
+            {
+                "model_name": name,
+                "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream}/v1", "api_key": API_KEY},
+            }
             for name in AGENTS
-        ]  # fmt: skip
-        models.append({"model_name": "db-agent", "mcp_servers": ["postgres_db"],
-                       "litellm_params": {"model": "openai/agent", "api_base": f"{upstream}/v1", "api_key": API_KEY}})  # fmt: skip
+        ]
+        models.append(
+            {
+                "model_name": "db-agent",
+                "mcp_servers": ["postgres_db"],
+                "litellm_params": {"model": "openai/agent", "api_base": f"{upstream}/v1", "api_key": API_KEY},
+            }
+        )
         config = {
             "model_list": models,
             "general_settings": {"master_key": MASTER_KEY, "max_tool_rounds": 3, "tool_loop_keepalive_seconds": 0.2},
             "mcp_servers": {
-                "postgres_db": {"transport": "stdio", "command": sys.executable,
-                                "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"], "cwd": str(ROOT)},
-                "aux": {"transport": "stdio", "command": sys.executable,
-                        "args": [str(ROOT / "tests" / "mcp" / "servers" / "tool_server.py")], "call_timeout": 60},
+                "postgres_db": {
+                    "transport": "stdio",
+                    "command": sys.executable,
+                    "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"],
+                    "cwd": str(ROOT),
+                },
+                "aux": {
+                    "transport": "stdio",
+                    "command": sys.executable,
+                    "args": [str(ROOT / "tests" / "mcp" / "servers" / "tool_server.py")],
+                    "call_timeout": 60,
+                },
             },
-        }  # fmt: skip
+        }
         with serve_app(build_app(parse_config(config, {}))) as url:
             wait_for_tools(url, {"postgres_db", "aux"})
             yield url, fake
@@ -89,8 +105,13 @@ def test_a_model_with_default_servers_answers_after_using_hub_tools(client: open
 
 
 def test_streamed_loop_shows_text_of_every_round_and_no_hub_calls(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="agent", messages=ASK, tools=[DB_TOOLS], stream=True,  # pyright: ignore[reportArgumentType]
-                                            stream_options={"include_usage": True})  # fmt: skip
+    stream = client.chat.completions.create(
+        model="agent",
+        messages=ASK,
+        tools=[DB_TOOLS],
+        stream=True,  # pyright: ignore[reportArgumentType]
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("Let me look. Let me look. Answer: ")
@@ -117,7 +138,10 @@ def test_a_failing_tool_goes_back_to_the_model_as_an_error(client: openai.OpenAI
 
 def test_the_loop_stops_at_max_tool_rounds(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(model="agent-forever", messages=ASK, tools=[DB_TOOLS])  # pyright: ignore[reportArgumentType]
-    assert completion.choices[0].message.content == "Toolhub stopped the tool loop after 3 rounds without a final answer from the model."
+    assert (
+        completion.choices[0].message.content
+        == "Toolhub stopped the tool loop after 3 rounds without a final answer from the model."
+    )
     assert (completion.model_extra or {})["toolhub"]["stopped"] == "max_tool_rounds"
 
 
@@ -134,7 +158,8 @@ def test_a_client_tool_call_returns_to_the_client_and_hub_calls_of_that_turn_are
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert [(c.function.name, c.function.arguments) for c in choice.message.tool_calls or []] == [  # pyright: ignore[reportAttributeAccessIssue]
-        ("show_chart", '{"kind": "bar"}')]
+        ("show_chart", '{"kind": "bar"}')
+    ]
     assert (completion.model_extra or {}).get("toolhub", {"tool_calls": []})["tool_calls"] == []
 
 
@@ -146,11 +171,17 @@ def test_approval_required_returns_the_call_and_the_client_can_run_it_through_re
     call = (first.choices[0].message.tool_calls or [])[0]
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "postgres_db__describe_table"  # pyright: ignore[reportAttributeAccessIssue]
-    result = httpx2.post(f"{loop_gateway[0]}/mcp/tools/call", headers=AUTH,
-                         json={"name": call.function.name, "arguments": json.loads(call.function.arguments)})  # pyright: ignore[reportAttributeAccessIssue]  # fmt: skip
+    result = httpx2.post(
+        f"{loop_gateway[0]}/mcp/tools/call",
+        headers=AUTH,
+        json={"name": call.function.name, "arguments": json.loads(call.function.arguments)},
+    )  # pyright: ignore[reportAttributeAccessIssue]
     assert result.status_code == 200 and result.json()["isError"] is False
-    history = [*ASK, first.choices[0].message.model_dump(exclude_none=True),
-               {"role": "tool", "tool_call_id": call.id, "content": result.json()["content"][0]["text"]}]  # fmt: skip
+    history = [
+        *ASK,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": result.json()["content"][0]["text"]},
+    ]
     second = client.chat.completions.create(model="agent-approve", messages=history, tools=[entry])  # pyright: ignore[reportArgumentType]
     assert "users" in (second.choices[0].message.content or "")
 
@@ -159,8 +190,12 @@ def test_stream_stays_alive_while_a_tool_runs_and_disconnect_cancels_the_tool(
     loop_gateway: tuple[str, FakeOpenAI],
 ) -> None:
     url = loop_gateway[0]
-    body = {"model": "agent-slow", "messages": ASK, "stream": True,
-            "tools": [{"type": "mcp", "server_label": "aux", "require_approval": "never"}]}  # fmt: skip
+    body = {
+        "model": "agent-slow",
+        "messages": ASK,
+        "stream": True,
+        "tools": [{"type": "mcp", "server_label": "aux", "require_approval": "never"}],
+    }
     with httpx2.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=30) as response:
         assert response.status_code == 200
         seen: list[str] = []
@@ -169,8 +204,9 @@ def test_stream_stays_alive_while_a_tool_runs_and_disconnect_cancels_the_tool(
             if line == ": keep-alive" and ": toolhub running aux__slow" in seen:
                 break  # the slow tool runs, and the stream stays alive meanwhile: disconnect now
     assert any(line.startswith("data: ") and "Let me look." in line for line in seen)
-    answer = httpx2.post(f"{url}/mcp/tools/call", headers=AUTH, json={"name": "aux__was_cancelled", "arguments": {}},
-                         timeout=30)  # fmt: skip
+    answer = httpx2.post(
+        f"{url}/mcp/tools/call", headers=AUTH, json={"name": "aux__was_cancelled", "arguments": {}}, timeout=30
+    )
     assert answer.json()["content"][0]["text"] == "True"
 
 

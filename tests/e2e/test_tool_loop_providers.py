@@ -19,8 +19,12 @@ from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY, FakeAnthrop
 from tests.support.servers import ROOT, serve_app
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
-TWO_TOOLS = {"type": "mcp", "server_label": "postgres_db", "allowed_tools": ["list_tables", "get_table_stats"],
-             "require_approval": "never"}  # fmt: skip
+TWO_TOOLS = {
+    "type": "mcp",
+    "server_label": "postgres_db",
+    "allowed_tools": ["list_tables", "get_table_stats"],
+    "require_approval": "never",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +34,24 @@ def provider_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     anthropic = FakeAnthropic()
     with serve_app(anthropic.app) as anthropic_url:
         models: list[dict[str, Any]] = [
-            {"model_name": name, "litellm_params": {"model": f"anthropic/{name}", "api_base": anthropic_url,
-                                                    "api_key": ANTHROPIC_KEY}}
+            {
+                "model_name": name,
+                "litellm_params": {"model": f"anthropic/{name}", "api_base": anthropic_url, "api_key": ANTHROPIC_KEY},
+            }
             for name in ("claude-think", "claude-tools")
-        ]  # fmt: skip
+        ]
         config = {
             "model_list": models,
             "general_settings": {"master_key": MASTER_KEY},
-            "mcp_servers": {"postgres_db": {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
-                                            "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"]}},
-        }  # fmt: skip
+            "mcp_servers": {
+                "postgres_db": {
+                    "transport": "stdio",
+                    "command": sys.executable,
+                    "cwd": str(ROOT),
+                    "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"],
+                }
+            },
+        }
         with serve_app(build_app(parse_config(config, {}))) as url:
             wait_for_tools(url, {"postgres_db"})
             yield url, anthropic
@@ -56,8 +68,12 @@ def tool_names(record: dict[str, Any]) -> list[str]:
 
 
 def test_anthropic_thinking_loop_keeps_signatures_across_rounds(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="claude-think", messages=ASK, tools=[TWO_TOOLS],  # pyright: ignore[reportArgumentType]
-                                                reasoning_effort="low")  # fmt: skip
+    completion = client.chat.completions.create(
+        model="claude-think",
+        messages=ASK,
+        tools=[TWO_TOOLS],  # pyright: ignore[reportArgumentType]
+        reasoning_effort="low",
+    )
     assert completion.choices[0].message.content == "Paris is sunny at noon UTC."
     record = (completion.model_extra or {})["toolhub"]
     assert tool_names(record) == ["postgres_db__get_table_stats", "postgres_db__list_tables"]  # catalog order
@@ -65,8 +81,16 @@ def test_anthropic_thinking_loop_keeps_signatures_across_rounds(client: openai.O
 
 
 def test_anthropic_thinking_loop_streams_the_same_answer(client: openai.OpenAI) -> None:
-    chunks = list(client.chat.completions.create(model="claude-think", messages=ASK, tools=[TWO_TOOLS], stream=True,  # pyright: ignore[reportArgumentType]
-                                                 reasoning_effort="low", stream_options={"include_usage": True}))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model="claude-think",
+            messages=ASK,
+            tools=[TWO_TOOLS],
+            stream=True,  # pyright: ignore[reportArgumentType]
+            reasoning_effort="low",
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
     assert text == "Paris is sunny at noon UTC."

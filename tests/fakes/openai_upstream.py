@@ -46,13 +46,30 @@ TOOL_CALLS = [
 ]
 ERRORS = {
     400: ("invalid_request_error", "invalid_value", "Invalid value for 'messages': something is wrong."),
-    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-fake***. You can find your API key at https://platform.openai.com/account/api-keys."),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported"),
-    404: ("invalid_request_error", "model_not_found", "The model `nope` does not exist or you do not have access to it."),
-    429: ("requests", "rate_limit_exceeded", "Rate limit reached for gpt-5-mini in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1."),
+    401: (
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided: sk-fake***. You can find your API key at https://platform.openai.com/account/api-keys.",
+    ),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported",
+    ),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model `nope` does not exist or you do not have access to it.",
+    ),
+    429: (
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for gpt-5-mini in organization org-x on requests per min (RPM): "
+        "Limit 3, Used 3, Requested 1.",
+    ),
     500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
     503: ("server_error", None, "The engine is currently overloaded, please try again later."),
-}  # fmt: skip
+}
 
 
 def error(status: int, message: str, type_: str, code: str | None = None, param: str | None = None) -> Response:
@@ -67,30 +84,54 @@ def _validate(body: dict[str, Any], request: Request) -> Response | None:
             return error(400, f"Unrecognized request argument supplied: {key}", "invalid_request_error")
     model = body.get("model", "")
     if body.get("stream_options") and not body.get("stream"):
-        return error(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                     "invalid_request_error", "invalid_value", "stream_options")  # fmt: skip
+        return error(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "invalid_request_error",
+            "invalid_value",
+            "stream_options",
+        )
     if model.startswith("gpt-5"):
         if "max_tokens" in body:
-            return error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
-                         "'max_completion_tokens' instead.", "invalid_request_error", "unsupported_parameter",
-                         "max_tokens")  # fmt: skip
+            return error(
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                "invalid_request_error",
+                "unsupported_parameter",
+                "max_tokens",
+            )
         if body.get("temperature", 1) != 1:
-            return error(400, f"Unsupported value: 'temperature' does not support {body['temperature']} with this "
-                         "model. Only the default (1) value is supported.", "invalid_request_error",
-                         "unsupported_value", "temperature")  # fmt: skip
+            return error(
+                400,
+                f"Unsupported value: 'temperature' does not support {body['temperature']} with this "
+                "model. Only the default (1) value is supported.",
+                "invalid_request_error",
+                "unsupported_value",
+                "temperature",
+            )
         for name in GPT5_REJECTS:
             if name in body:
-                return error(400, f"Unsupported parameter: '{name}' is not supported with this model.",
-                             "invalid_request_error", "unsupported_parameter", name)  # fmt: skip
+                return error(
+                    400,
+                    f"Unsupported parameter: '{name}' is not supported with this model.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    name,
+                )
     if model == "json" and not body.get("response_format"):
         return error(400, "fake: response_format missing", "invalid_request_error")
     return None
 
 
 def _usage() -> dict[str, Any]:
-    return {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19,
-            "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 3, "audio_tokens": 0}}  # fmt: skip
+    return {
+        "prompt_tokens": 12,
+        "completion_tokens": 7,
+        "total_tokens": 19,
+        "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 3, "audio_tokens": 0},
+    }
 
 
 def _answer_text(body: dict[str, Any]) -> str:
@@ -152,28 +193,43 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(turn, str):
             message["content"] = turn
         else:
-            message["tool_calls"] = [{"id": f"call_{len(body['messages'])}_{i}", "type": "function",
-                                      "function": {"name": n, "arguments": a}} for i, (n, a) in enumerate(turn)]  # fmt: skip
+            message["tool_calls"] = [
+                {"id": f"call_{len(body['messages'])}_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+                for i, (n, a) in enumerate(turn)
+            ]
             finish = "tool_calls"
     elif model in ("tools", "noindex"):
-        message["tool_calls"] = [{"id": i, "type": "function", "function": {"name": n, "arguments": a}}
-                                 for i, n, a in TOOL_CALLS]  # fmt: skip
+        message["tool_calls"] = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in TOOL_CALLS
+        ]
         finish = "tool_calls"
     elif model == "noargs":
         message["tool_calls"] = [{"id": "call_x", "type": "function", "function": {"name": "ping", "arguments": ""}}]
         finish = "tool_calls"
     else:
         message["content"] = _answer_text(body)
-    return {"id": "chatcmpl-fake123", "object": "chat.completion", "created": 1727346178, "model": model,
-            "system_fingerprint": "fp_fake", "service_tier": "default",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": _usage()}  # fmt: skip
+    return {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion",
+        "created": 1727346178,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "service_tier": "default",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": _usage(),
+    }
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-    chunk = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1727346178, "model": model,
-             "system_fingerprint": "fp_fake", "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                            "finish_reason": finish}], **extra}  # fmt: skip
+    chunk = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": 1727346178,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **extra,
+    }
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
@@ -199,8 +255,21 @@ def _deltas(body: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
         out.append(({}, "tool_calls"))
         return out
     if model == "noargs":
-        out.append(({"tool_calls": [{"index": 0, "id": "call_x", "type": "function",
-                                     "function": {"name": "ping", "arguments": None}}]}, None))  # fmt: skip
+        out.append(
+            (
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_x",
+                            "type": "function",
+                            "function": {"name": "ping", "arguments": None},
+                        }
+                    ]
+                },
+                None,
+            )
+        )
         out.append(({}, "tool_calls"))
         return out
     text = turn if isinstance(turn, str) else _answer_text(body)
@@ -254,14 +323,27 @@ class FakeOpenAI:
                 if model in ("midstream-error", "broken") and n == 2:
                     if model == "broken":
                         raise ConnectionAbortedError("fake upstream drops the connection")
-                    yield b'data: {"error": {"message": "The server had an error processing your request.", "type": "server_error", "param": null, "code": null}}\n\n'
+                    error = {
+                        "message": "The server had an error processing your request.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                    yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
                     return
                 if delay:
                     await anyio.sleep(delay)
                 yield _chunk(model, delta, finish, **extra)
             if include_usage:
-                usage_chunk = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1727346178,
-                               "model": model, "system_fingerprint": "fp_fake", "choices": [], "usage": _usage()}  # fmt: skip
+                usage_chunk = {
+                    "id": "chatcmpl-fake123",
+                    "object": "chat.completion.chunk",
+                    "created": 1727346178,
+                    "model": model,
+                    "system_fingerprint": "fp_fake",
+                    "choices": [],
+                    "usage": _usage(),
+                }
                 yield b"data: " + json.dumps(usage_chunk).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
         except anyio.get_cancelled_exc_class():

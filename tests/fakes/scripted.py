@@ -39,16 +39,28 @@ class ScriptedProvider:
         message: JSON = {"role": "assistant", "content": turn if isinstance(turn, str) else None}
         if not isinstance(turn, str):
             message["tool_calls"] = [_call(self.calls, i, name, args) for i, (name, args) in enumerate(turn)]
-        return {"id": f"chatcmpl-{self.calls}", "object": "chat.completion", "created": 1, "model": "scripted",
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop" if isinstance(turn, str) else "tool_calls"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
+        return {
+            "id": f"chatcmpl-{self.calls}",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "scripted",
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "stop" if isinstance(turn, str) else "tool_calls"}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         turn = self._next(request)
 
         def chunk(delta: JSON, finish: str | None = None) -> JSON:
-            return {"id": f"chatcmpl-{self.calls}", "object": "chat.completion.chunk", "created": self.calls,
-                    "model": "scripted", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+            return {
+                "id": f"chatcmpl-{self.calls}",
+                "object": "chat.completion.chunk",
+                "created": self.calls,
+                "model": "scripted",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
 
         yield chunk({"role": "assistant", "content": ""})
         if isinstance(turn, str):
@@ -60,13 +72,29 @@ class ScriptedProvider:
             for i, (name, args) in enumerate(turn):
                 call = _call(self.calls, i, name, args)
                 text = call["function"]["arguments"]
-                yield chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                             "function": {"name": name, "arguments": ""}}]})  # fmt: skip
+                yield chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
                 for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
                     yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
             yield chunk({}, "tool_calls")
-        yield {"id": f"chatcmpl-{self.calls}", "object": "chat.completion.chunk", "created": self.calls, "model": "scripted",
-               "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
+        yield {
+            "id": f"chatcmpl-{self.calls}",
+            "object": "chat.completion.chunk",
+            "created": self.calls,
+            "model": "scripted",
+            "choices": [],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
 
 
 def _call(turn: int, i: int, name: str, args: dict[str, Any]) -> JSON:
@@ -105,8 +133,9 @@ class FakeHub:
                 out.append(FakeTool(name, server, original))
         return out
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], principal: Principal, *,
-                        timeout: float | None = None) -> mcp_types.CallToolResult:  # fmt: skip
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], principal: Principal, *, timeout: float | None = None
+    ) -> mcp_types.CallToolResult:
         self.calls.append((name, arguments))
         try:
             return await self.fns[name](arguments)

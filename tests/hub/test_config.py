@@ -45,7 +45,11 @@ def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(
     path.write_text(LITELLM_CONFIG)
     config = load_config(path, {"OPENAI_API_KEY": "sk-real", "MASTER": "sk-master"})
     first, second = config.models["gpt-4o"]
-    assert (first.deployment.provider, first.deployment.model, first.deployment.api_key) == ("openai", "gpt-4o", "sk-real")
+    assert (first.deployment.provider, first.deployment.model, first.deployment.api_key) == (
+        "openai",
+        "gpt-4o",
+        "sk-real",
+    )
     assert first.deployment.params == {"temperature": 0.2}
     assert first.deployment.max_retries == 2
     assert first.deployment.drop_params is False
@@ -64,16 +68,22 @@ def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(
 
 
 def test_a_model_whose_key_variable_is_unset_is_kept_and_marked() -> None:
-    raw = {"model_list": [{"model_name": "m", "litellm_params": {"model": "anthropic/claude", "api_key": "os.environ/K"}}]}
+    raw = {
+        "model_list": [{"model_name": "m", "litellm_params": {"model": "anthropic/claude", "api_key": "os.environ/K"}}]
+    }
     route = parse_config(raw, {}).models["m"][0]
     assert route.missing_env == ("K",)
     assert route.deployment.api_key is None
 
 
 def test_environment_variables_section_fills_references_but_the_real_environment_wins() -> None:
-    raw = {"environment_variables": {"A": "from-file", "B": "from-file"},
-           "model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x", "api_key": "os.environ/A"}},
-                          {"model_name": "b", "litellm_params": {"model": "openai/x", "api_key": "os.environ/B"}}]}  # fmt: skip
+    raw = {
+        "environment_variables": {"A": "from-file", "B": "from-file"},
+        "model_list": [
+            {"model_name": "a", "litellm_params": {"model": "openai/x", "api_key": "os.environ/A"}},
+            {"model_name": "b", "litellm_params": {"model": "openai/x", "api_key": "os.environ/B"}},
+        ],
+    }
     config = parse_config(raw, {"B": "from-env"})
     assert config.models["a"][0].deployment.api_key == "from-file"
     assert config.models["b"][0].deployment.api_key == "from-env"
@@ -84,16 +94,26 @@ def test_environment_variables_section_fills_references_but_the_real_environment
     [
         ([1, 2], ""),
         ({"model_list": [{"litellm_params": {"model": "openai/x"}}]}, "model_list[0].model_name"),
-        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "nope/x"}}]}, "model_list[0].litellm_params.model"),
-        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "hosted_vllm/x"}}]}, "model_list[0].litellm_params.api_base"),
-        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x", "max_retries": -1}}]},
-         "model_list[0].litellm_params.max_retries"),
-        ({"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x"}, "mcp_servers": ["db"]}]},
-         "model_list[0].mcp_servers"),
+        (
+            {"model_list": [{"model_name": "a", "litellm_params": {"model": "nope/x"}}]},
+            "model_list[0].litellm_params.model",
+        ),
+        (
+            {"model_list": [{"model_name": "a", "litellm_params": {"model": "hosted_vllm/x"}}]},
+            "model_list[0].litellm_params.api_base",
+        ),
+        (
+            {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x", "max_retries": -1}}]},
+            "model_list[0].litellm_params.max_retries",
+        ),
+        (
+            {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/x"}, "mcp_servers": ["db"]}]},
+            "model_list[0].mcp_servers",
+        ),
         ({"general_settings": {"max_request_size_mb": "big"}}, "general_settings.max_request_size_mb"),
         ({"general_settings": {"master_key": "os.environ/UNSET_MASTER"}}, "general_settings.master_key"),
     ],
-)  # fmt: skip
+)
 def test_invalid_configs_fail_with_the_path_of_the_offending_key(raw: object, path: str) -> None:
     with pytest.raises(ConfigError) as exc_info:
         parse_config(raw, {})

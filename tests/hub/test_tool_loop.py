@@ -61,7 +61,9 @@ async def test_loop_runs_tools_until_the_model_answers() -> None:
     assert completion["choices"][0]["message"]["content"] == "There are users and orders."
     assert completion["usage"] == {"prompt_tokens": 30, "completion_tokens": 15, "total_tokens": 45}
     assert [(c["name"], c["round"], c["is_error"]) for c in completion["toolhub"]["tool_calls"]] == [
-        ("db__list_tables", 1, False), ("db__describe_table", 2, False)]  # fmt: skip
+        ("db__list_tables", 1, False),
+        ("db__describe_table", 2, False),
+    ]
     assert hub.calls == [("db__list_tables", {}), ("db__describe_table", {"table": "users"})]
     last = model.requests[-1]["messages"]
     assert [m["role"] for m in last] == ["user", "assistant", "tool", "assistant", "tool"]
@@ -108,7 +110,9 @@ async def test_loop_stops_at_max_rounds_with_a_clear_message() -> None:
     hub = db_hub()
     model = ScriptedProvider([[("db__list_tables", {})]] * 5)
     body = {"model": "m", "messages": ASK, "tools": [MCP_ALL]}
-    completion = await complete_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(max_rounds=3))
+    completion = await complete_with_tools(
+        model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(max_rounds=3)
+    )
     assert completion["choices"][0]["message"]["content"] == STOPPED_TEXT.format(n=3)
     assert completion["toolhub"]["stopped"] == "max_tool_rounds"
     assert model.calls == 3 and len(hub.calls) == 3
@@ -144,8 +148,9 @@ async def test_large_results_are_cut_with_a_visible_marker() -> None:
     hub = FakeHub({"db__big": big})
     model = ScriptedProvider([[("db__big", {})], "ok"])
     body = {"model": "m", "messages": ASK, "tools": [MCP_ALL]}
-    completion = await complete_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER,
-                                           LoopSettings(max_result_chars=100))  # fmt: skip
+    completion = await complete_with_tools(
+        model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(max_result_chars=100)
+    )
     content = model.requests[-1]["messages"][-1]["content"]
     assert content == "x" * 100 + "\n[Toolhub cut this tool result: 4900 of 5000 characters removed]"
     assert completion["toolhub"]["tool_calls"][0]["truncated_chars"] == 4900
@@ -179,7 +184,9 @@ async def test_stream_forwards_client_calls_reindexed_from_zero() -> None:
     assert {call["index"] for call in calls} == {0}
     assert calls[0]["function"]["name"] == "show_chart"
     assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"x": 1}
-    assert [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]][0]["choices"][0]["finish_reason"] == "tool_calls"
+    assert [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]][0]["choices"][0][
+        "finish_reason"
+    ] == "tool_calls"
     assert hub.calls == []
 
 

@@ -14,15 +14,23 @@ def deployment(model: str, *, provider: str = "openai", drop_params: bool = True
 
 @pytest.mark.parametrize(
     ("model", "reasoning"),
-    [("gpt-5-mini-2025-08-07", True), ("gpt-5", True), ("o3-mini", True), ("gpt-5-chat-latest", False),
-     ("gpt-4o", False), ("org/gpt-5-nano", True)],
-)  # fmt: skip
+    [
+        ("gpt-5-mini-2025-08-07", True),
+        ("gpt-5", True),
+        ("o3-mini", True),
+        ("gpt-5-chat-latest", False),
+        ("gpt-4o", False),
+        ("org/gpt-5-nano", True),
+    ],
+)
 def test_reasoning_models_are_recognised(model: str, reasoning: bool) -> None:
     assert is_reasoning_model(model) is reasoning
 
 
 def test_config_defaults_apply_under_the_clients_fields() -> None:
-    body = build_body({"model": "alias", "messages": [], "temperature": 0.7}, deployment("gpt-4o", temperature=0.1, seed=3))
+    body = build_body(
+        {"model": "alias", "messages": [], "temperature": 0.7}, deployment("gpt-4o", temperature=0.1, seed=3)
+    )
     assert body == {"model": "gpt-4o", "messages": [], "temperature": 0.7, "seed": 3}
 
 
@@ -33,7 +41,9 @@ def test_unknown_fields_are_dropped_for_openai_and_forwarded_for_compatible_serv
 
 
 def test_temperature_one_is_allowed_for_reasoning_models() -> None:
-    body = build_body({"model": "a", "messages": [], "temperature": 1, "max_tokens": 9}, deployment("gpt-5-mini", drop_params=False))
+    body = build_body(
+        {"model": "a", "messages": [], "temperature": 1, "max_tokens": 9}, deployment("gpt-5-mini", drop_params=False)
+    )
     assert body == {"model": "gpt-5-mini", "messages": [], "temperature": 1, "max_completion_tokens": 9}
 
 

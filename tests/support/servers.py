@@ -35,8 +35,9 @@ def serve_app(app: ASGIApp, *, graceful_timeout: int | None = 5) -> Iterator[str
     """Serve `app` on 127.0.0.1 at an ephemeral port in a thread; yield its base URL ("http://127.0.0.1:PORT")."""
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_timeout,
-                            loop="asyncio", ws="none")  # fmt: skip
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_timeout, loop="asyncio", ws="none"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -54,14 +55,31 @@ def serve_app(app: ASGIApp, *, graceful_timeout: int | None = 5) -> Iterator[str
 
 
 @contextlib.contextmanager
-def toolhub_process(config_path: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def toolhub_process(
+    config_path: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run `python -m hub serve` as a real process on an ephemeral port; yield (base URL, process)."""
     port = free_port()
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub", "serve", "--config", str(config_path), "--port", str(port), "--log-level", "warning", *args],
-        cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--config",
+            str(config_path),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port, proc)

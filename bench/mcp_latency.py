@@ -1,0 +1,208 @@
+"""`tools/call` latency: direct to an upstream vs through the hub, for a stdio and a streamable-HTTP upstream.
+
+    python bench/mcp_latency.py [--calls 400] [--warmup 40]
+
+Paths measured, each at concurrency 1 and 16 (p50 / p99 in ms, bounded loops, 127.0.0.1 only):
+  direct      the official ClientSession straight to the upstream (the baseline);
+  hub-api     `McpHub.call_tool` in-process (what the tool loop calls): the hub's own cost on top of `direct`;
+  hub-http    a client on the hub's `/mcp` (streamable HTTP) with the hub as a separate `toolhub serve` process:
+              adds a whole HTTP hop, so compare it with `direct` over HTTP rather than expect <= 1 ms.
+The upstream is this file's own echo server (`--serve-stdio` / `--serve-http PORT`), a low-level mcp 2.x server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+import yaml
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hub.auth import MASTER  # noqa: E402
+from hub.config import parse_config  # noqa: E402
+from hub.mcp.hub import McpHub  # noqa: E402
+from tests.support.servers import free_port, wait_for_port  # noqa: E402
+
+KEY = "sk-bench"
+Call = Callable[[], Awaitable[Any]]
+
+
+# -- the upstream ---------------------------------------------------------------------------------------------------
+
+
+def echo_server() -> Any:
+    from mcp.server import Server
+
+    tool = types.Tool(name="echo", input_schema={"type": "object", "properties": {"text": {"type": "string"}}})
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[tool])
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        text = (params.arguments or {}).get("text", "")
+        return types.CallToolResult(content=[types.TextContent(type="text", text=str(text))])
+
+    return Server("bench-echo", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def serve_stdio() -> None:
+    from mcp.server.stdio import stdio_server
+
+    server = echo_server()
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+def serve_http(port: int) -> None:
+    import uvicorn
+
+    app = echo_server().streamable_http_app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+# -- measuring ------------------------------------------------------------------------------------------------------
+
+
+async def measure(call: Call, calls: int, warmup: int, concurrency: int) -> list[float]:
+    for _ in range(warmup):
+        await call()
+    samples: list[float] = []
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            await call()
+            samples.append((time.perf_counter() - start) * 1000)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker, calls // concurrency)
+    return samples
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@contextlib.asynccontextmanager
+async def direct_session(kind: str, http_url: str) -> AsyncIterator[ClientSession]:
+    if kind == "stdio":
+        params = StdioServerParameters(command=sys.executable, args=[__file__, "--serve-stdio"])
+        transport: Any = stdio_client(params)
+    else:
+        transport = streamable_http_client(http_url)
+    async with transport as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def hub_session(url: str) -> AsyncIterator[ClientSession]:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
+        async with streamable_http_client(f"{url}/mcp", http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                await session.list_tools()
+                yield session
+
+
+def upstream_config(kind: str, http_url: str) -> dict[str, Any]:
+    if kind == "stdio":
+        return {"command": sys.executable, "args": [__file__, "--serve-stdio"]}
+    return {"url": http_url, "transport": "http"}
+
+
+@contextlib.contextmanager
+def hub_process(kind: str, http_url: str) -> Any:
+    port = free_port()
+    config = {"general_settings": {"master_key": KEY}, "mcp_servers": {"up": upstream_config(kind, http_url)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--config", str(path), "--port", str(port),
+                                 "--log-level", "warning"], cwd=ROOT, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            wait_for_port(port, proc)
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            while httpx2.get(f"{url}/health/readiness").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> list[tuple[str, int, list[float]]]:
+    rows: list[tuple[str, int, list[float]]] = []
+    args = {"text": "hi"}
+    async with direct_session(kind, http_url) as session:
+        await session.list_tools()
+        for c in (1, 16):
+            rows.append(("direct", c, await measure(lambda: session.call_tool("echo", args), calls, warmup, c)))
+    config = parse_config({"mcp_servers": {"up": upstream_config(kind, http_url)}}, {})
+    hub = McpHub(config.mcp_servers)
+    async with hub.running():
+        await hub.wait_ready()
+        for c in (1, 16):
+            rows.append(
+                ("hub-api", c, await measure(lambda: hub.call_tool("up__echo", args, MASTER), calls, warmup, c))
+            )
+    with hub_process(kind, http_url) as url:
+        async with hub_session(url) as session:
+            for c in (1, 16):
+                call = lambda: session.call_tool("up__echo", args)  # noqa: E731
+                rows.append(("hub-http", c, await measure(call, calls, warmup, c)))
+    return rows
+
+
+async def main(calls: int, warmup: int) -> None:
+    port = free_port()
+    http_url = f"http://127.0.0.1:{port}/mcp"
+    upstream = subprocess.Popen([sys.executable, __file__, "--serve-http", str(port)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, upstream)
+        print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs")
+        print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15}")
+        for kind in ("stdio", "http"):
+            rows = await bench_upstream(kind, http_url, calls, warmup)
+            base = {c: percentiles(s)[0] for path, c, s in rows if path == "direct"}
+            for path, c, samples in rows:
+                p50, p99 = percentiles(samples)
+                print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f}")
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--serve-stdio", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.serve_stdio:
+        anyio.run(serve_stdio)
+    elif ns.serve_http:
+        serve_http(ns.serve_http)
+    else:
+        anyio.run(main, ns.calls, ns.warmup)
