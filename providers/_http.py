@@ -22,30 +22,37 @@ ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
 
 
 class HttpPool:
-    """One `aiohttp.ClientSession` per upstream origin, created on first use and closed by `aclose()`."""
+    """The gateway's one `aiohttp.ClientSession`, created on first use and closed by `aclose()`.
 
-    def __init__(self, *, limit_per_host: int = 256) -> None:
+    One session serves every upstream: its connector keeps a pool per host (bounded by `limit_per_host`) and drops
+    idle connections after `keepalive_timeout`, so one-off hosts (images a provider fetches) cost nothing lasting.
+    """
+
+    def __init__(self, *, limit_per_host: int = 256, keepalive_timeout: float = 30.0) -> None:
         self._limit_per_host = limit_per_host
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._keepalive_timeout = keepalive_timeout
+        self._session: aiohttp.ClientSession | None = None
 
-    def session(self, url: str) -> aiohttp.ClientSession:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        session = self._sessions.get(origin)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit_per_host, ttl_dns_cache=300)
-            session = aiohttp.ClientSession(
+    def session(self, url: str = "") -> aiohttp.ClientSession:
+        """The shared session (`url` is accepted for callers that name where they go)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                limit_per_host=self._limit_per_host,
+                ttl_dns_cache=300,
+                keepalive_timeout=self._keepalive_timeout,
+            )
+            self._session = aiohttp.ClientSession(
                 connector=connector,
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )
-            self._sessions[origin] = session
-        return session
+        return self._session
 
     async def aclose(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
+        session, self._session = self._session, None
+        if session is not None:
             await session.close()
 
 
