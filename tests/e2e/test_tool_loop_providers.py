@@ -16,6 +16,7 @@ from hub.server import build_app
 from tests.e2e.conftest import MASTER_KEY
 from tests.e2e.test_tool_loop import make_db, wait_for_tools
 from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY, FakeAnthropic
+from tests.fakes.gemini_upstream import API_KEY as GEMINI_KEY, FakeGemini
 from tests.support.servers import ROOT, serve_app
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -28,17 +29,24 @@ TWO_TOOLS = {
 
 
 @pytest.fixture(scope="module")
-def provider_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FakeAnthropic]]:
+def provider_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FakeAnthropic, FakeGemini]]:
     db: Path = tmp_path_factory.mktemp("providers") / "shop.db"
     make_db(db)
-    anthropic = FakeAnthropic()
-    with serve_app(anthropic.app) as anthropic_url:
+    anthropic, gemini = FakeAnthropic(), FakeGemini()
+    with serve_app(anthropic.app) as anthropic_url, serve_app(gemini.app) as gemini_url:
         models: list[dict[str, Any]] = [
             {
                 "model_name": name,
                 "litellm_params": {"model": f"anthropic/{name}", "api_base": anthropic_url, "api_key": ANTHROPIC_KEY},
             }
             for name in ("claude-think", "claude-tools")
+        ]
+        models += [
+            {
+                "model_name": name,
+                "litellm_params": {"model": f"gemini/{name}", "api_base": gemini_url, "api_key": GEMINI_KEY},
+            }
+            for name in ("gemini-3-loop",)
         ]
         config = {
             "model_list": models,
@@ -54,11 +62,11 @@ def provider_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         }
         with serve_app(build_app(parse_config(config, {}))) as url:
             wait_for_tools(url, {"postgres_db"})
-            yield url, anthropic
+            yield url, anthropic, gemini
 
 
 @pytest.fixture
-def client(provider_loop: tuple[str, FakeAnthropic]) -> Iterator[openai.OpenAI]:
+def client(provider_loop: tuple[str, FakeAnthropic, FakeGemini]) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{provider_loop[0]}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
         yield c
 
@@ -104,3 +112,37 @@ def test_anthropic_parallel_tool_uses_run_in_one_round(client: openai.OpenAI) ->
     assert {call["round"] for call in record["tool_calls"]} == {1}
     assert len(record["tool_calls"]) == 2
     assert (completion.choices[0].message.content or "").startswith("Results: ")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_3_loop_restores_thought_signatures_on_every_round(
+    client: openai.OpenAI, provider_loop: tuple[str, FakeAnthropic, FakeGemini], stream: bool
+) -> None:
+    gemini = provider_loop[2]
+    before = len(gemini.signatures_seen)
+    if stream:
+        chunks = list(
+            client.chat.completions.create(
+                model="gemini-3-loop",
+                messages=ASK,
+                tools=[TWO_TOOLS],
+                stream=True,  # pyright: ignore[reportArgumentType]
+                reasoning_effort="high",
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        record = (finish[-1].model_extra or {})["toolhub"]
+    else:
+        completion = client.chat.completions.create(
+            model="gemini-3-loop",
+            messages=ASK,
+            tools=[TWO_TOOLS],  # pyright: ignore[reportArgumentType]
+            reasoning_effort="high",
+        )
+        text = completion.choices[0].message.content or ""
+        record = (completion.model_extra or {})["toolhub"]
+    assert text == "Order A1 ships tomorrow."
+    assert tool_names(record) == ["postgres_db__get_table_stats", "postgres_db__list_tables"]
+    # round 2 resends step 1's call, round 3 both steps: three signatures, all the ones the fake issued
+    assert [kind for _, kind in gemini.signatures_seen[before:]] == ["issued"] * 3

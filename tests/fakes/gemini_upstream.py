@@ -8,6 +8,7 @@ thought signatures), the behaviour the answer:
                   function responses, a text that quotes them
     agent         thinking + a call to lookup_order, then (after its result) get_shipping, then a text answer;
                   every step signed
+    loop          like agent, but calls the first and then the second declared function (for the hub tool loop)
     ids           like tools, but the calls carry Gemini's own ids (`gm_weather_1`, `gm/time#2`)
     first         calls the first declared function with no arguments
     noargs        one call to `ping` with no `args`
@@ -382,8 +383,12 @@ class FakeGemini:
             parts = [self._call(n, a, version, signed=i == 0, call_id=c if with_ids else None)
                      for i, (n, a, c) in enumerate(PARALLEL)]  # fmt: skip
             return _chunks([parts], "STOP", version)
-        if behaviour == "agent":
-            return self._agent(contents, version, thoughts)
+        if behaviour in ("agent", "loop"):
+            names = ("lookup_order", "get_shipping")
+            if behaviour == "loop":
+                declared = [d["name"] for t in body.get("tools", []) for d in t.get("functionDeclarations", [])]
+                names = (declared[0], declared[1])
+            return self._agent(contents, version, thoughts, names)
         if behaviour == "first":
             name = body["tools"][0]["functionDeclarations"][0]["name"]
             return _chunks([[self._call(name, {}, version, signed=True)]], "STOP", version)
@@ -417,15 +422,15 @@ class FakeGemini:
         cuts = [round(n * len(text) / pieces) for n in range(pieces + 1)]
         return _chunks([[{"text": text[a:b]}] for a, b in zip(cuts, cuts[1:], strict=False) if a < b], "STOP", version)
 
-    def _agent(self, contents: list[JSON], version: float, thoughts: bool) -> list[JSON]:
+    def _agent(self, contents: list[JSON], version: float, thoughts: bool, names: tuple[str, str]) -> list[JSON]:
         start = max(i for i, c in enumerate(contents) if c["role"] == "user" and any("text" in p for p in c["parts"]))
         steps = sum(1 for c in contents[start + 1 :] if c["role"] == "model")
         thought = [{"text": f"Step {steps + 1}: I need more data.", "thought": True}] if thoughts else []
         if steps == 0:
-            return _chunks([thought, [self._call("lookup_order", {"order_id": "A1"}, version, signed=True)]],
+            return _chunks([thought, [self._call(names[0], {"order_id": "A1"}, version, signed=True)]],
                            "STOP", version, thoughts=40)  # fmt: skip
         if steps == 1:
-            return _chunks([thought, [self._call("get_shipping", {"order_id": "A1"}, version, signed=True)]],
+            return _chunks([thought, [self._call(names[1], {"order_id": "A1"}, version, signed=True)]],
                            "STOP", version, thoughts=30)  # fmt: skip
         return _chunks([[{"text": "Order A1 ships tomorrow."}]], "STOP", version, thoughts=10)
 
