@@ -92,6 +92,7 @@ async def serve_http(server: Server[Any], host: str, port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
+    sock.listen(1024)  # accept connections before the URL is announced, so a reader can connect at once
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     sys.stderr.write(f"postgres_db MCP server listening on http://{host}:{bound_port}/mcp\n")
     sys.stderr.flush()
