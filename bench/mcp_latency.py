@@ -154,10 +154,12 @@ def hub_process(kind: str, http_url: str) -> Any:
 async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> list[tuple[str, int, list[float]]]:
     rows: list[tuple[str, int, list[float]]] = []
     args = {"text": "hi"}
+    request = types.CallToolRequest(params=types.CallToolRequestParams(name="echo", arguments=args))
     async with direct_session(kind, http_url) as session:
         await session.list_tools()
-        for c in (1, 16):
-            rows.append(("direct", c, await measure(lambda: session.call_tool("echo", args), calls, warmup, c)))
+        for c in (1, 16):  # the raw round trip, as the hub makes it (no client-side result validation)
+            call = lambda: session.send_request(request, types.CallToolResult)  # noqa: E731
+            rows.append(("direct", c, await measure(call, calls, warmup, c)))
     config = parse_config({"mcp_servers": {"up": upstream_config(kind, http_url)}}, {})
     hub = McpHub(config.mcp_servers)
     async with hub.running():
@@ -169,25 +171,28 @@ async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> l
     with hub_process(kind, http_url) as url:
         async with hub_session(url) as session:
             for c in (1, 16):
-                call = lambda: session.call_tool("up__echo", args)  # noqa: E731
+                call = lambda: session.call_tool("up__echo", args)  # noqa: E731  (a client as it would call)
                 rows.append(("hub-http", c, await measure(call, calls, warmup, c)))
     return rows
 
 
-async def main(calls: int, warmup: int) -> None:
+async def report(http_url: str, calls: int, warmup: int) -> None:
+    print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs")
+    print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15}")
+    for kind in ("stdio", "http"):
+        rows = await bench_upstream(kind, http_url, calls, warmup)
+        base = {c: percentiles(s)[0] for path, c, s in rows if path == "direct"}
+        for path, c, samples in rows:
+            p50, p99 = percentiles(samples)
+            print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f}")
+
+
+def main(calls: int, warmup: int) -> None:
     port = free_port()
-    http_url = f"http://127.0.0.1:{port}/mcp"
     upstream = subprocess.Popen([sys.executable, __file__, "--serve-http", str(port)], stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, upstream)
-        print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs")
-        print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15}")
-        for kind in ("stdio", "http"):
-            rows = await bench_upstream(kind, http_url, calls, warmup)
-            base = {c: percentiles(s)[0] for path, c, s in rows if path == "direct"}
-            for path, c, samples in rows:
-                p50, p99 = percentiles(samples)
-                print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f}")
+        anyio.run(report, f"http://127.0.0.1:{port}/mcp", calls, warmup)
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -205,4 +210,4 @@ if __name__ == "__main__":
     elif ns.serve_http:
         serve_http(ns.serve_http)
     else:
-        anyio.run(main, ns.calls, ns.warmup)
+        main(ns.calls, ns.warmup)
