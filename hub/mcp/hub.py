@@ -153,7 +153,7 @@ class McpHub:
         return info
 
     async def call_tool(self, name: str, arguments: dict[str, Any], principal: Principal, *,
-                        timeout: float | None = None, caller: Caller | None = None,  # noqa: ASYNC109
+                        timeout: float | None = None, caller: Caller | None = None,
                         server: str | None = None) -> types.CallToolResult:  # fmt: skip
         """Call a tool by its exposed name; tool failures, JSON-RPC errors and timeouts are `is_error` results.
 

@@ -13,19 +13,14 @@ import logging
 import math
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TextIO, TypeVar
 
 import anyio
-import httpx2
 import mcp_types as types
-from mcp import ClientSession, StdioServerParameters
-from mcp.client._transport import TransportStreams
+from mcp import ClientSession
 from mcp.client.session import ClientRequestContext
-from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
@@ -34,6 +29,7 @@ from hub.config import McpServerConfig
 from hub.mcp.catalog import Listing
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.sanitize import SanitizingReadStream
+from hub.mcp.transports import open_transport
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -163,7 +159,7 @@ class Upstream:
         self._set("connecting")
         self._broken = anyio.Event()
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
-            async with self._transport() as (read, write):
+            async with open_transport(self.spec, self._errlog) as (read, write):
                 stream = SanitizingReadStream(read, self.name)
                 async with ClientSession(
                     stream,
@@ -198,32 +194,6 @@ class Upstream:
             tg.start_soon(_set_when, stream.closed, self._broken)
             await self._broken.wait()
             tg.cancel_scope.cancel()
-
-    @contextlib.asynccontextmanager
-    async def _transport(self) -> AsyncIterator[TransportStreams]:
-        spec = self.spec
-        if spec.kind == "stdio":
-            assert spec.command is not None
-            params = StdioServerParameters(command=spec.command, args=spec.args, env=spec.env or None, cwd=spec.cwd)
-            async with stdio_client(params, errlog=self._errlog) as streams:
-                yield streams
-        elif spec.kind == "sse":
-            assert spec.url is not None
-            async with sse_client(
-                spec.url,
-                headers=spec.all_headers or None,
-                timeout=spec.connect_timeout,
-                sse_read_timeout=max(300.0, spec.call_timeout),
-            ) as streams:
-                yield streams
-        else:
-            assert spec.url is not None
-            timeout = httpx2.Timeout(spec.connect_timeout, read=max(300.0, spec.call_timeout))
-            async with (
-                httpx2.AsyncClient(headers=spec.all_headers, timeout=timeout, follow_redirects=True) as http,
-                streamable_http_client(spec.url, http_client=http, max_sse_event_size=64 * 1024 * 1024) as streams,
-            ):
-                yield streams
 
     async def _health(self, session: ClientSession) -> None:
         """Network upstreams can vanish without closing a stream: ping them, reconnect after two failures."""
