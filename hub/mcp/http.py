@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from hub.app import Extension
+from hub.config import Config
 from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
 from hub.mcp import rest
 from hub.mcp.catalog import DEFAULT_SEPARATOR
@@ -40,6 +41,12 @@ class McpSettings:
     allowed_hosts: Sequence[str] = ()
     """Extra `Host` values accepted by DNS-rebinding protection (e.g. `hub.example.com`, `hub.example.com:*`),
     for deployments behind a reverse proxy; loopback names on any port are always accepted."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> McpSettings:
+        """`Config.mcp_tool_separator` / `Config.mcp_allowed_hosts` once the config offers them, else defaults."""
+        separator = getattr(config, "mcp_tool_separator", None) or DEFAULT_SEPARATOR
+        return cls(separator=separator, allowed_hosts=tuple(getattr(config, "mcp_allowed_hosts", None) or ()))
 
 
 def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
@@ -151,8 +158,9 @@ def mcp_extension(settings: McpSettings | None = None) -> Extension:
 
     @contextlib.asynccontextmanager
     async def extension(state: HubState) -> AsyncIterator[None]:
-        hub = McpHub(state.config.mcp_servers, separator=(settings or McpSettings()).separator)
-        http = McpHttp(hub, settings)
+        chosen = settings or McpSettings.from_config(state.config)
+        hub = McpHub(state.config.mcp_servers, separator=chosen.separator)
+        http = McpHttp(hub, chosen)
         async with hub.running(), http.running():
             state.extras["mcp"] = hub
             state.extras["mcp_http"] = http

@@ -73,6 +73,8 @@ class DownstreamCaller:
 
     async def _ask(self, request: Any, result_type: Any, capability: Any) -> Any:
         field = "sampling" if isinstance(capability, types.SamplingCapability) else "elicitation"
+        if not self._session.can_send_request:  # stateless or 2026-era request: no way to ask the client
+            return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client cannot be asked for {field} now.")
         if not self._session.check_client_capability(types.ClientCapabilities(**{field: capability})):
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client does not support {field}.")
         metadata = ServerMessageMetadata(related_request_id=self._request_id)

@@ -1,8 +1,8 @@
 """`toolhub stdio` and `toolhub tools`: the hub for desktop clients that launch a command, and a catalog printout.
 
-Stdio mode is local: the client that launched the process is trusted as the master key. Upstreams get their
-connect timeout to come up before the first request is read, so a desktop client's first `tools/list` is complete;
-slower ones join later with a `list_changed` notification. Logs go to stderr; stdout is the MCP wire.
+Stdio mode is local: the client that launched the process is trusted as the master key. Upstreams get up to
+`STDIO_START_WAIT` seconds to come up before the first request is read, so a desktop client's first `tools/list` is
+complete; slower ones join later with a `list_changed` notification. Logs go to stderr; stdout is the MCP wire.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from hub.mcp.hub import McpHub
 from hub.mcp.notify import Downstreams
 from hub.mcp.server import build_server
 
+STDIO_START_WAIT = 5.0
+"""Seconds `toolhub stdio` gives upstreams before reading the client's first request."""
+
 
 async def serve_stdio(config: Config, *, separator: str | None = None) -> None:
     """Serve the aggregated catalog on stdin/stdout until the client closes stdin."""
@@ -36,7 +39,7 @@ async def serve_stdio(config: Config, *, separator: str | None = None) -> None:
     hub.on_change(changed)
     hub.on_resource_updated(updated)
     async with hub.running():
-        await hub.wait_ready()
+        await hub.wait_ready(STDIO_START_WAIT)
         try:
             async with stdio_server() as (read, write):
                 await server.run(read, write, server.create_initialization_options())

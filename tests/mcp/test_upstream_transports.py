@@ -24,7 +24,7 @@ from tests.mcp.conftest import (
     running,
     text_of,
 )
-from tests.support.servers import free_port, wait_for_port
+from tests.support.servers import ROOT, free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -50,14 +50,15 @@ def everything(mode: str, port: int) -> contextlib.AbstractContextManager[subpro
 
 
 def working_mcp_proxy() -> str:
-    """An mcp-proxy that runs: `$TOOLHUB_MCP_PROXY`, else the one on PATH / in the venv (skips with the reason)."""
-    candidates = [os.environ.get(MCP_PROXY_ENV), shutil.which("mcp-proxy"), str(BIN / "mcp-proxy")]
+    """A working mcp-proxy: `$TOOLHUB_MCP_PROXY`, `.venv-mcp-proxy/` (scripts/setup) or PATH; else skip, saying why."""
+    candidates = [os.environ.get(MCP_PROXY_ENV), str(ROOT / ".venv-mcp-proxy" / "bin" / "mcp-proxy"),
+                  shutil.which("mcp-proxy")]  # fmt: skip
     for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "--help"], capture_output=True, text=True, timeout=30)
-        if probe.returncode == 0:
-            return candidate
-    pytest.skip(f"no working mcp-proxy: mcp-proxy <= 0.13 needs mcp<2, so it cannot run in the project venv; "
-                f"install it in its own venv and set {MCP_PROXY_ENV}=<venv>/bin/mcp-proxy")  # fmt: skip
+        with contextlib.suppress(OSError):
+            if subprocess.run([candidate, "--help"], capture_output=True, timeout=30).returncode == 0:
+                return candidate
+    pytest.skip(f"no working mcp-proxy: it pins mcp<2, so it needs a venv of its own (scripts/setup makes "
+                f".venv-mcp-proxy/), or set {MCP_PROXY_ENV}=<venv>/bin/mcp-proxy")  # fmt: skip
 
 
 async def test_sse_and_streamable_http_upstreams_serve_like_stdio_ones() -> None:
