@@ -111,7 +111,8 @@ class MemoryLimiter:
 
 
 # KEYS: per limit, its request zset then its token zset. ARGV: now (ms), a unique member, then per limit rpm, tpm
-# (-1 = none). Token zset members are "<unique>:<tokens>". Returns {0} or {limit index, 1 (rpm) | 2 (tpm), retry ms}.
+# (-1 = none). Token zset members are "<unique>:<tokens>" and "<token zset>:sum" holds their total, so a check costs
+# O(expired entries), not O(window). Returns {0} or {limit index, 1 (rpm) | 2 (tpm), retry ms}.
 _CHECK = """
 local now = tonumber(ARGV[1])
 local window = 60000
@@ -129,10 +130,16 @@ for i = 1, n do
     end
   end
   if tpm >= 0 then
-    redis.call('ZREMRANGEBYSCORE', tk, '-inf', now - window)
-    local used = 0
-    for _, m in ipairs(redis.call('ZRANGE', tk, 0, -1)) do
-      used = used + tonumber(string.match(m, ':(%d+)$'))
+    local sk = tk .. ':sum'
+    local used = tonumber(redis.call('GET', sk) or '0')
+    local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', now - window)
+    if #expired > 0 then
+      for _, m in ipairs(expired) do
+        used = used - tonumber(string.match(m, ':(%d+)$'))
+      end
+      redis.call('ZREMRANGEBYSCORE', tk, '-inf', now - window)
+      if used <= 0 or redis.call('ZCARD', tk) == 0 then used = 0 end
+      redis.call('SET', sk, used, 'PX', window)
     end
     if used >= tpm then
       local oldest = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
@@ -210,6 +217,8 @@ class RedisLimiter:
                             key = f"{self._prefix}{limit.name}:t"
                             pipe.zadd(key, {f"{self._member()}:{tokens}": int(at * 1000)})
                             pipe.pexpire(key, int(WINDOW * 1000))
+                            pipe.incrby(f"{key}:sum", tokens)
+                            pipe.pexpire(f"{key}:sum", int(WINDOW * 1000))
                 await pipe.execute()
         except (RedisError, OSError) as exc:  # Redis down: count the tokens locally instead
             self._warn(exc)
