@@ -145,6 +145,8 @@ class Upstream:
             except Exception as exc:  # the supervisor's top-level handler: every failure means "retry later"
                 detail = describe(exc)
             was_ready = self.status.state == "ready"
+            if was_ready:  # it worked for a while: retry soon, then back off again
+                delay = BACKOFF[0]
             self._session = None
             self.listing = self._empty()
             self._set("down", f"{detail} (retrying in {delay:g} s)")
@@ -153,7 +155,7 @@ class Upstream:
             if was_ready:
                 self._on_change(self.name, ALL_KINDS)
             await anyio.sleep(delay)
-            delay = BACKOFF[0] if was_ready else min(delay * 2, BACKOFF[1])
+            delay = min(delay * 2, BACKOFF[1])
 
     async def _connect_and_serve(self) -> None:
         self._set("connecting")
