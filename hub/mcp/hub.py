@@ -13,7 +13,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.exceptions import MCPError
 
 from hub.auth import Principal
-from hub.config import McpServerConfig
+from hub.config import ConfigError, McpServerConfig
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.upstream import Caller, Kind, Upstream, error_result
@@ -36,6 +36,7 @@ class McpHub:
             name: Upstream(config, self._changed, self._resource_updated, errlog=errlog)
             for name, config in sorted(servers.items())
         }
+        _check_prefixes(self.upstreams.values())
         self.catalog = Catalog()
         self._server_catalogs: dict[str, Catalog] = {name: Catalog() for name in self.upstreams}
         self._last_server: dict[str, str] = {}
@@ -169,6 +170,21 @@ class McpHub:
             return await upstream.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
         except MCPError as exc:
             return error_result(f"MCP error {exc.error.code}: {exc.error.message}")
+
+
+def _check_prefixes(upstreams: Collection[Upstream]) -> None:
+    """Two servers with one prefix would shadow each other's tools.
+
+    Raises:
+        ConfigError: naming the second server's `alias`.
+    """
+    seen: dict[str, str] = {}
+    for upstream in upstreams:
+        other = seen.setdefault(upstream.prefix, upstream.name)
+        if other != upstream.name:
+            raise ConfigError(
+                f"mcp_servers.{upstream.name}.alias", f"prefix {upstream.prefix!r} is already used by {other!r}"
+            )
 
 
 __all__ = ["McpHub", "ToolInfo", "ToolNotPermitted", "UnknownTool", "UpstreamUnavailable"]

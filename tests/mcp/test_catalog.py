@@ -11,6 +11,7 @@ import pytest
 from hub.auth import Principal
 from hub.config import ConfigError, parse_config
 from hub.mcp.catalog import Catalog, Listing, exposed_name, name_allowed, visible
+from hub.mcp.hub import McpHub
 from hub.mcp.sanitize import sanitize_listing
 
 VALID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -159,3 +160,10 @@ def test_headers_from_the_environment_are_resolved_and_a_missing_one_disables_th
     config = parse_config({"mcp_servers": servers}, {"TOKEN_A": "Bearer secret"})
     assert config.mcp_servers["a"].spec.all_headers == {"Authorization": "Bearer secret"}
     assert config.mcp_servers["b"].missing_env == ("TOKEN_B",)
+
+
+def test_two_servers_cannot_share_a_prefix() -> None:
+    config = parse_config({"mcp_servers": {"a": {"command": "x"}, "b": {"command": "y", "alias": "a"}}}, {})
+    with pytest.raises(ConfigError) as raised:
+        McpHub(config.mcp_servers)
+    assert raised.value.path == "mcp_servers.b.alias"
