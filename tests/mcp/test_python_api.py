@@ -85,6 +85,7 @@ async def test_call_tool_returns_results_and_failures_and_raises_only_for_routin
             await hub.call_tool("tool__crash", {}, MASTER)  # disallowed: not in the catalog
         with pytest.raises(ToolNotPermitted):
             await hub.call_tool("tool__pid", {}, ECHO_ONLY)
+        assert hub.server_names() == ["slow", "tool"]
         assert hub.server_call_timeout("slow") == 0.5
         assert hub.server_call_timeout("slow__echo") == 0.5
     assert (ok.is_error, text_of(ok)) == (False, "echo: api")
