@@ -70,7 +70,8 @@ def _with_catalog_names(tools: list[str] | None) -> list[str] | None:
         return tools
     from hub.mcp.catalog import exposed_name
 
-    extra = [exposed_name(server, tool) for server, _, tool in (t.partition("/") for t in tools) if tool and tool != "*"]
+    pairs = [t.partition("/") for t in tools]
+    extra = [exposed_name(server, tool) for server, _, tool in pairs if tool and tool != "*"]
     return [*tools, *extra]
 
 
