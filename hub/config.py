@@ -84,6 +84,9 @@ class GeneralSettings(_Section):
     max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
     max_tool_result_chars: int | None = Field(default=None, ge=100)
     tool_loop_keepalive_seconds: float | None = Field(default=None, gt=0)
+    mcp_allowed_hosts: list[str] | None = None
+    """Host values (e.g. `hub.example.com`, `hub.example.com:*`) /mcp and /sse accept behind a reverse proxy."""
+    mcp_tool_separator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,3}$")
 
 
 class LiteLLMSettings(_Section):
@@ -223,6 +226,10 @@ class Config:
     """Tool results longer than this are cut, with a marker, before they go back to the model."""
     tool_loop_keepalive_seconds: float = 10.0
     """A streamed tool loop sends an SSE comment when nothing was sent for this long (while tools run)."""
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    """Extra hosts accepted by the MCP endpoints' DNS-rebinding protection (loopback is always accepted)."""
+    mcp_tool_separator: str = "__"
+    """Between server and tool in hub tool names: `<server>__<tool>`."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
@@ -278,6 +285,8 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         max_tool_rounds=general.max_tool_rounds or 10,
         max_tool_result_chars=general.max_tool_result_chars or 20_000,
         tool_loop_keepalive_seconds=general.tool_loop_keepalive_seconds or 10.0,
+        mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
+        mcp_tool_separator=general.mcp_tool_separator or "__",
         mcp_servers={name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
                      for name, spec in file.mcp_servers.items()},  # fmt: skip
         ignored=tuple(_ignored(file)),
@@ -374,7 +383,7 @@ def _first_set(*values: _T | None) -> _T:
 
 
 def _ignored(file: ConfigFile) -> list[str]:
-    found = [k for k in file.model_extra or {}]
+    found = list(file.model_extra or {})
     for section in ("general_settings", "litellm_settings", "router_settings"):
         found += [f"{section}.{k}" for k in getattr(file, section).model_extra or {}]
     for i, entry in enumerate(file.model_list):

@@ -60,19 +60,8 @@ def principal_for(row: KeyRow) -> Principal:
         return frozenset(values) if values else None  # LiteLLM: an empty list allows everything
 
     return Principal(key_id=row.token_hash, alias=row.key_alias, models=scope(row.models),
-                     mcp_servers=scope(row.mcp_servers), mcp_tools=scope(_with_catalog_names(row.mcp_tools)),
+                     mcp_servers=scope(row.mcp_servers), mcp_tools=scope(row.mcp_tools),
                      metadata=row.metadata)  # fmt: skip
-
-
-def _with_catalog_names(tools: list[str] | None) -> list[str] | None:
-    """Add the aggregated-catalog name (`server__tool`) of each "server/tool", which the MCP hub's filter looks up."""
-    if not tools:
-        return tools
-    from hub.mcp.catalog import exposed_name
-
-    pairs = [t.partition("/") for t in tools]
-    extra = [exposed_name(server, tool) for server, _, tool in pairs if tool and tool != "*"]
-    return [*tools, *extra]
 
 
 def limit_for(row: KeyRow) -> Limit | None:

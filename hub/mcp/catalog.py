@@ -67,7 +67,7 @@ class ToolInfo:
     server: str
     original_name: str
     qualified_name: str
-    """The aggregated-catalog name, whatever the view; what a key's `mcp_tools` lists."""
+    """The aggregated-catalog name, whatever the view."""
     description: str | None
     input_schema: dict[str, Any]
     tool: types.Tool = field(repr=False)
@@ -82,11 +82,11 @@ class PromptInfo:
     prompt: types.Prompt = field(repr=False)
 
 
-def visible(principal: Principal, server: str, qualified_name: str | None = None) -> bool:
-    """May this caller see (and call) the server, and this tool of it?"""
-    if not principal.may_use_server(server):
-        return False
-    return qualified_name is None or principal.mcp_tools is None or qualified_name in principal.mcp_tools
+def visible(principal: Principal, server: str, tool: str | None = None) -> bool:
+    """May this caller see (and call) the server, and this tool of it (by its upstream name)?"""
+    if tool is None:
+        return principal.may_use_server(server)
+    return principal.may_use_tool(server, tool)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,8 @@ class McpSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> McpSettings:
-        """`Config.mcp_tool_separator` / `Config.mcp_allowed_hosts` once the config offers them, else defaults."""
-        separator = getattr(config, "mcp_tool_separator", None) or DEFAULT_SEPARATOR
-        return cls(separator=separator, allowed_hosts=tuple(getattr(config, "mcp_allowed_hosts", None) or ()))
+        """`general_settings.mcp_tool_separator` and `general_settings.mcp_allowed_hosts`."""
+        return cls(separator=config.mcp_tool_separator, allowed_hosts=config.mcp_allowed_hosts)
 
 
 def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySettings:

@@ -123,7 +123,7 @@ class McpHub:
         return [
             info
             for info in self.catalog.tools
-            if (servers is None or info.server in servers) and visible(principal, info.server, info.qualified_name)
+            if (servers is None or info.server in servers) and visible(principal, info.server, info.original_name)
         ]
 
     def server_names(self) -> list[str]:
@@ -149,7 +149,7 @@ class McpHub:
             if owner is not None and owner in self.upstreams and not self.upstreams[owner].healthy:
                 self.upstreams[owner].session()  # raises UpstreamUnavailable with the reason
             raise UnknownTool(f"Unknown tool: {name!r}.", tool=name)
-        if not visible(principal, info.server, info.qualified_name):
+        if not visible(principal, info.server, info.original_name):
             raise ToolNotPermitted(f"This key may not use the tool {name!r}.", tool=name, server=info.server)
         return info
 

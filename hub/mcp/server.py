@@ -144,7 +144,7 @@ class _Handlers:
 
     async def list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         principal = principal_of(ctx, self.default)
-        tools = [t.tool for t in self._catalog().tools if visible(principal, t.server, t.qualified_name)]
+        tools = [t.tool for t in self._catalog().tools if visible(principal, t.server, t.original_name)]
         return types.ListToolsResult(tools=tools)
 
     async def call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:

@@ -93,10 +93,12 @@ def test_prompts_are_prefixed_like_tools() -> None:
 
 
 def test_visibility_follows_the_keys_servers_and_tools() -> None:
-    assert visible(Principal(key_id=None), "a", "a__x")
-    assert not visible(Principal(key_id="k", mcp_servers=frozenset({"b"})), "a", "a__x")
-    assert visible(Principal(key_id="k", mcp_tools=frozenset({"a__x"})), "a", "a__x")
-    assert not visible(Principal(key_id="k", mcp_tools=frozenset({"a__x"})), "a", "a__y")
+    assert visible(Principal(key_id=None), "a", "x")
+    assert not visible(Principal(key_id="k", mcp_servers=frozenset({"b"})), "a", "x")
+    assert visible(Principal(key_id="k", mcp_tools=frozenset({"a/x"})), "a", "x")
+    assert not visible(Principal(key_id="k", mcp_tools=frozenset({"a/x"})), "a", "y")
+    assert visible(Principal(key_id="k", mcp_tools=frozenset({"a/*"})), "a", "y")
+    assert not visible(Principal(key_id="k", mcp_tools=frozenset({"a/*"})), "b", "y")
 
 
 def test_a_valid_listing_is_left_untouched() -> None:

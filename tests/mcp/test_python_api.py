@@ -27,7 +27,7 @@ from tests.mcp.conftest import (
 
 pytestmark = pytest.mark.anyio
 TIME_ONLY = Principal(key_id="k-time", mcp_servers=frozenset({"time"}))
-ECHO_ONLY = Principal(key_id="k-echo", mcp_tools=frozenset({"tool__echo"}))
+ECHO_ONLY = Principal(key_id="k-echo", mcp_tools=frozenset({"tool/echo"}))
 
 
 class FakeKeys:

@@ -58,7 +58,9 @@ def serve_app(app: ASGIApp, *, graceful_timeout: int | None = 5) -> Iterator[str
 def toolhub_process(
     config_path: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run `python -m hub serve` as a real process on an ephemeral port; yield (base URL, process)."""
+    """Run `python -m hub serve` as a real process on an ephemeral port; yield (base URL, process).
+
+    Relative paths in its config resolve against the current directory."""
     port = free_port()
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
@@ -75,7 +77,7 @@ def toolhub_process(
             "warning",
             *args,
         ],
-        cwd=ROOT,
+        cwd=os.getcwd(),  # the test run's scratch directory (tests/conftest.py): the hub's toolhub.db goes there
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
