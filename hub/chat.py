@@ -88,7 +88,7 @@ async def _tool_loop(
     record.add_usage(completion.get("usage"))
     record.tool_calls = completion["toolhub"]["tool_calls"]
     _finish(state, record, started, 200)
-    return json_response(completion)
+    return json_response(completion, headers=_cost_headers(record))
 
 
 async def _stream(state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float) -> Response:

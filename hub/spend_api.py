@@ -1,6 +1,6 @@
-"""`GET /spend/logs` and `GET /spend/daily`: what was spent, by request, and per day per key or model.
+"""`GET /spend/logs`, `GET /spend/daily` and `GET /spend/tool_calls`: what was spent and which MCP tools ran.
 
-The master key sees everything; a virtual key sees only its own requests.
+The master key sees everything; a virtual key sees only its own requests (tool calls: master key only).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.errors import BadRequest, NotFound, json_response
+from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
 from hub.keys import token_hash
 from hub.state import authenticate, hub_state
 from hub.storage import SpendQuery, Store
@@ -116,7 +116,18 @@ async def spend_daily(request: Request) -> Response:
     return json_response({"group_by": group_by, "data": data})
 
 
+async def tool_calls(request: Request) -> Response:
+    """The latest MCP tool calls made through the hub (REST, /mcp, /sse and the tool loop), newest first."""
+    if not (await authenticate(request)).is_master:
+        raise PermissionDenied("Only the master key may read tool calls.", code="master_key_required")
+    store, _ = await _scope(request)
+    rows = await store.tool_calls(limit=_int(request, "limit", 100, 1, 1000))
+    data = [{**row, "created_at": _iso(row["created_at"])} for row in rows]
+    return json_response({"data": data})
+
+
 ROUTES = [
     Route("/spend/logs", spend_logs, methods=["GET"]),
     Route("/spend/daily", spend_daily, methods=["GET"]),
+    Route("/spend/tool_calls", tool_calls, methods=["GET"]),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any, TextIO
 
@@ -17,6 +18,7 @@ from hub.config import ConfigError, McpServerConfig
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.upstream import Caller, Kind, Upstream, error_result
+from hub.usage import ToolCallRecord
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -30,8 +32,10 @@ class McpHub:
     """Every configured upstream, supervised; `state.extras["mcp"]`."""
 
     def __init__(self, servers: Mapping[str, McpServerConfig], *, separator: str = DEFAULT_SEPARATOR,
-                 errlog: TextIO | None = None) -> None:  # fmt: skip
+                 errlog: TextIO | None = None,
+                 on_tool_call: Callable[[ToolCallRecord], None] | None = None) -> None:  # fmt: skip
         self.separator = separator
+        self._on_tool_call = on_tool_call
         self.upstreams = {
             name: Upstream(config, self._changed, self._resource_updated, errlog=errlog)
             for name, config in sorted(servers.items())
@@ -166,10 +170,29 @@ class McpHub:
         info = self.resolve(name, principal, server)
         upstream = self.upstreams[info.server]
         read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
+        started = time.perf_counter()
+        error: str | None = "cancelled"
         try:
-            return await upstream.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
-        except MCPError as exc:
-            return error_result(f"MCP error {exc.error.code}: {exc.error.message}")
+            try:
+                result = await upstream.call_tool(
+                    info.original_name, arguments, read_timeout=read_timeout, caller=caller
+                )
+            except MCPError as exc:
+                result = error_result(f"MCP error {exc.error.code}: {exc.error.message}")
+            error = _error_text(result) if result.is_error else None
+            return result
+        except UpstreamUnavailable as exc:
+            error = exc.message
+            raise
+        finally:
+            self._record(info, principal, started, error)
+
+    def _record(self, info: ToolInfo, principal: Principal, started: float, error: str | None) -> None:
+        if self._on_tool_call is not None:
+            duration_ms = (time.perf_counter() - started) * 1000
+            record = ToolCallRecord(server=info.server, tool=info.original_name, duration_ms=duration_ms,
+                                    error=error, key_id=principal.key_id, created_at=time.time())  # fmt: skip
+            self._on_tool_call(record)
 
 
 def _check_prefixes(upstreams: Collection[Upstream]) -> None:
@@ -185,6 +208,11 @@ def _check_prefixes(upstreams: Collection[Upstream]) -> None:
             raise ConfigError(
                 f"mcp_servers.{upstream.name}.alias", f"prefix {upstream.prefix!r} is already used by {other!r}"
             )
+
+
+def _error_text(result: types.CallToolResult) -> str:
+    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    return (" ".join(texts) or "tool error")[:500]
 
 
 __all__ = ["McpHub", "ToolInfo", "ToolNotPermitted", "UnknownTool", "UpstreamUnavailable"]
