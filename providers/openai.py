@@ -10,10 +10,12 @@ without arguments.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import orjson
 
 from providers import _http
@@ -151,30 +153,22 @@ class OpenAIProvider:
     def __init__(self, pool: _http.HttpPool) -> None:
         self._pool = pool
 
-    def _headers(self, deployment: Deployment) -> dict[str, str]:
+    def _post(
+        self, deployment: Deployment, body: JSON, *, stream: bool
+    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        url = deployment.api_base.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json", **deployment.headers}
         if deployment.api_key:
             headers["Authorization"] = f"Bearer {deployment.api_key}"
-        return headers
-
-    def _url(self, deployment: Deployment) -> str:
-        return deployment.api_base.rstrip("/") + "/chat/completions"
+        payload = orjson.dumps(body)
+        return _http.post(self._pool, deployment, url, payload, headers, stream=stream, parse_error=parse_error)
 
     async def complete(self, request: ChatRequest) -> JSON:
         deployment = request.deployment
         body = build_body(request.body, deployment)
         body.pop("stream", None)
         body.pop("stream_options", None)
-        payload = orjson.dumps(body)
-        async with _http.post(
-            self._pool,
-            deployment,
-            self._url(deployment),
-            payload,
-            self._headers(deployment),
-            stream=False,
-            parse_error=parse_error,
-        ) as response:
+        async with self._post(deployment, body, stream=False) as response:
             data = await _http.read_json(self.name, response, deployment.timeout)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise ProviderError(
@@ -190,17 +184,8 @@ class OpenAIProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         deployment = request.deployment
         body = build_body({**request.body, "stream": True}, deployment)
-        payload = orjson.dumps(body)
         fixer = ToolCallDeltaFixer()
-        async with _http.post(
-            self._pool,
-            deployment,
-            self._url(deployment),
-            payload,
-            self._headers(deployment),
-            stream=True,
-            parse_error=parse_error,
-        ) as response:
+        async with self._post(deployment, body, stream=True) as response:
             async for _event, data in _http.iter_sse(self.name, response, deployment.timeout):
                 if data == b"[DONE]":
                     return
