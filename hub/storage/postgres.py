@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 
-from hub.storage import KeyRow, SpendQuery, StoreConflict, StoredToolCall, StoredUsage, StoreError, _sql as sql
+from hub.storage import StoreConflict, StoreError, _sql as sql
+from hub.storage._base import SqlStore
 
 _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """`Store` on PostgreSQL; `schema` sets the search_path of every connection (tests use a fresh one each)."""
 
     def __init__(self, url: str, *, schema: str | None = None, max_size: int = 5) -> None:
@@ -43,9 +44,6 @@ class PostgresStore:
                 await self._pool.close()
             self._pool = None
 
-    async def ping(self) -> None:
-        await self._fetch("SELECT 1 AS one", [])
-
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
         try:
@@ -61,6 +59,14 @@ class PostgresStore:
             return await self.pool.fetch(text, *args)
         except _FAILURES as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    async def _execute(self, text: str, args: Sequence[Any]) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(text, *args)
+
+    async def _execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._transaction() as conn:
+            await conn.executemany(text, rows)
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []
@@ -78,30 +84,6 @@ class PostgresStore:
                 applied.append(version)
         return applied
 
-    async def insert_key(self, row: KeyRow) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(sql.INSERT_KEY, *sql.key_params(row))
-
-    async def get_key(self, token_hash: str) -> KeyRow | None:
-        rows = await self._fetch(sql.SELECT_KEY, [token_hash])
-        return sql.key_from_db(rows[0]) if rows else None
-
-    async def find_key_by_alias(self, alias: str) -> KeyRow | None:
-        rows = await self._fetch(sql.SELECT_KEY_BY_ALIAS, [alias])
-        return sql.key_from_db(rows[0]) if rows else None
-
-    async def list_keys(self, *, alias: str | None, limit: int, offset: int) -> tuple[list[KeyRow], int]:
-        rows_sql, count_sql, args, count_args = sql.list_keys_sql(alias, limit, offset)
-        rows = await self._fetch(rows_sql, args)
-        total = await self._fetch(count_sql, count_args)
-        return [sql.key_from_db(r) for r in rows], int(total[0]["n"])
-
-    async def update_key(self, token_hash: str, changes: Mapping[str, Any]) -> KeyRow | None:
-        text, params = sql.update_key_sql(changes)
-        async with self._transaction() as conn:
-            await conn.execute(text, token_hash, *params)
-        return await self.get_key(token_hash)
-
     async def delete_keys(self, token_hashes: Sequence[str]) -> list[str]:
         if not token_hashes:
             return []
@@ -110,30 +92,3 @@ class PostgresStore:
                                     list(token_hashes))  # fmt: skip
         found = {r["token_hash"] for r in rows}
         return [h for h in token_hashes if h in found]
-
-    async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
-        async with self._transaction() as conn:
-            await conn.executemany(sql.INSERT_USAGE, [sql.usage_params(r) for r in rows])
-
-    async def write_tool_calls(self, rows: Sequence[StoredToolCall]) -> None:
-        async with self._transaction() as conn:
-            await conn.executemany(sql.INSERT_TOOL_CALL, [sql.tool_call_params(r) for r in rows])
-
-    async def spend_since(self, token_hash: str, since: float) -> float:
-        rows = await self._fetch(sql.SPEND_SINCE, [token_hash, since])
-        return float(rows[0]["total"])
-
-    async def spend_logs(self, query: SpendQuery) -> tuple[list[dict[str, Any]], int]:
-        rows_sql, count_sql, args, count_args = sql.spend_logs_sql(query)
-        rows = await self._fetch(rows_sql, args)
-        total = await self._fetch(count_sql, count_args)
-        return [dict(r) for r in rows], int(total[0]["n"])
-
-    async def daily_spend(
-        self, group_by: Literal["key", "model"], *, start: float | None, end: float | None, key_hash: str | None
-    ) -> list[dict[str, Any]]:
-        text, args = sql.daily_spend_sql(group_by, start, end, key_hash)
-        return [dict(r) for r in await self._fetch(text, args)]
-
-    async def tool_calls(self, *, limit: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._fetch(sql.TOOL_CALLS, [limit])]
