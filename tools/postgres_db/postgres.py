@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import asyncpg
 
 from tools.postgres_db import _pg_catalog as catalog
 from tools.postgres_db._pg_params import coerce_params
+from tools.postgres_db._shared_open import SharedOpen
 from tools.postgres_db.databases import (
     DatabaseError,
     JSONValue,
@@ -36,7 +36,7 @@ _READ_ONLY_VIOLATION = "25006"
 _QUERY_CANCELED = "57014"
 
 
-class AsyncpgDatabase:
+class AsyncpgDatabase(SharedOpen):
     """A PostgreSQL database reached through a small asyncpg pool opened by `connected()`."""
 
     dialect = "postgresql"
@@ -56,26 +56,19 @@ class AsyncpgDatabase:
         self.statement_timeout = statement_timeout
         self.max_pool_size = max_pool_size
         self._pool: asyncpg.Pool | None = None
-        self._users = 0
-        self._open_lock = anyio.Lock()
+        super().__init__()
 
-    @asynccontextmanager
-    async def connected(self) -> AsyncIterator[None]:
-        """Open the pool on first entry (retried on the next call if the database is down) and close it at the end."""
-        async with self._open_lock:
-            self._users += 1
-            if self._users == 1:
-                try:
-                    self._pool = await self._create_pool()
-                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    logger.warning("PostgreSQL is not reachable yet (%s); retrying on the next tool call", exc)
+    async def _open_first(self) -> None:
+        """Open the pool; if the database is down, log it and let `_open_pool` retry on the next call."""
         try:
-            yield
-        finally:
-            self._users -= 1
-            if self._users == 0 and self._pool is not None:
-                pool, self._pool = self._pool, None
-                await pool.close()
+            self._pool = await self._create_pool()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("PostgreSQL is not reachable yet (%s); retrying on the next tool call", exc)
+
+    async def _close_last(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     async def list_tables(self, schema: str | None) -> dict[str, JSONValue]:
         """List tables, views and materialized views in a schema."""

@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from tools.postgres_db._shared_open import SharedOpen
 from tools.postgres_db.databases import (
     DatabaseError,
     JSONValue,
@@ -32,7 +33,7 @@ _GUARDED_PRAGMAS = {"query_only", "writable_schema"}
 _CHECK = re.compile(r'(?:\bCONSTRAINT\s+("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|\w+)\s+)?\bCHECK\s*\(', re.IGNORECASE)
 
 
-class SqliteDatabase:
+class SqliteDatabase(SharedOpen):
     """A SQLite file reached through one aiosqlite connection; calls are serialised with a lock."""
 
     dialect = "sqlite"
@@ -44,25 +45,9 @@ class SqliteDatabase:
         self.statement_timeout = statement_timeout
         self._uri = _uri(self.path, allow_writes)
         self._conn: aiosqlite.Connection | None = None
-        self._users = 0
-        self._open_lock = anyio.Lock()
         self._lock = anyio.Lock()
         self._deadline = math.inf
-
-    @asynccontextmanager
-    async def connected(self) -> AsyncIterator[None]:
-        """Open the connection on first entry and close it when the last user leaves."""
-        async with self._open_lock:
-            if self._users == 0:
-                self._conn = await self._open()
-            self._users += 1
-        try:
-            yield
-        finally:
-            self._users -= 1
-            if self._users == 0 and self._conn is not None:
-                conn, self._conn = self._conn, None
-                await conn.close()
+        super().__init__()
 
     async def list_tables(self, schema: str | None) -> dict[str, JSONValue]:
         """List tables and views in an attached database (default "main")."""
@@ -151,6 +136,14 @@ class SqliteDatabase:
             columns = [str(column[0]) for column in cursor.description]
         rows = [[to_json_value(value) for value in record] for record in records[:max_rows]]
         return QueryResult(columns, rows, truncated=len(records) > max_rows)
+
+    async def _open_first(self) -> None:
+        self._conn = await self._open()
+
+    async def _close_last(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
 
     async def _open(self) -> aiosqlite.Connection:
         """Connect, install the timeout progress handler and, when read-only, the query_only guard."""
