@@ -7,36 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
 from mcp import Client
 
+from tests.tools._postgres_db_client import INJECTION, call, error_text
 from tools.postgres_db.server import build_server
 from tools.postgres_db.sqlite import SqliteDatabase, check_clauses
 
 pytestmark = pytest.mark.anyio
 
-INJECTION = 'x"; DROP TABLE y; --'
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
 
 def make_server(path: Path, *, allow_writes: bool = False, timeout: float = 5.0, max_rows: int = 500) -> Any:
     """Build a server over the sample SQLite file."""
     return build_server(SqliteDatabase(path, allow_writes=allow_writes, statement_timeout=timeout), max_rows=max_rows)
-
-
-async def call(server: Any, tool: str, **arguments: Any) -> types.CallToolResult:
-    """Call one tool through a fresh in-process client."""
-    with anyio.fail_after(10):
-        async with Client(server) as client:
-            return await client.call_tool(tool, arguments)
-
-
-def error_text(result: types.CallToolResult) -> str:
-    """Return the text of an is_error result, failing if the call succeeded."""
-    assert result.is_error, result.structured_content
-    assert isinstance(result.content[0], types.TextContent)
-    return result.content[0].text
 
 
 def table_names(path: Path) -> list[str]:
