@@ -7,22 +7,17 @@ notes/providers.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
-from openai.types.chat import ChatCompletionChunk
 
 from providers.base import Deployment, ProviderError
 from providers.gemini.contents import http_image_urls, parse_data_url
 from providers.gemini.request import build_request, thinking_config
-from providers.gemini.response import ResponseReader, StreamTranslator
 from providers.gemini.schema import ToolNames, gemini_name, sanitize_schema
 from providers.gemini.signatures import DUMMY_SIGNATURE, SignatureStore, Step, needs_signatures
+from tests.providers._gemini_helpers import G3, JSON, gemini_chunk, reader, run_stream
 
-JSON = dict[str, Any]
-G3 = "gemini-3-flash-preview"
 G25 = "gemini-2.5-flash"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -42,37 +37,6 @@ def build(body: JSON, model: str = G3, store: SignatureStore | None = None, **kw
 
 def call(call_id: str, name: str, args: str | None = '{"city": "Paris"}') -> JSON:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
-
-
-def ids() -> Iterator[str]:
-    n = 0
-    while True:
-        n += 1
-        yield f"call_{n}"
-
-
-def reader(model: str = G3, names: ToolNames | None = None) -> ResponseReader:
-    counter = ids()
-    return ResponseReader(model, names or ToolNames(), new_id=lambda: next(counter))
-
-
-def gemini_chunk(parts: list[JSON], finish: str | None = None, usage_metadata: JSON | None = None) -> bytes:
-    candidate: JSON = {"content": {"role": "model", "parts": parts}, "index": 0}
-    if finish:
-        candidate["finishReason"] = finish
-    return orjson.dumps({"candidates": [candidate], "usageMetadata": usage_metadata or {"promptTokenCount": 5}})
-
-
-def run_stream(
-    chunks: list[bytes], model: str = G3, names: ToolNames | None = None
-) -> tuple[list[JSON], ResponseReader]:
-    r = reader(model, names)
-    translator = StreamTranslator(r, model, chunk_id="chatcmpl-x")
-    out = [c for data in chunks for c in translator.feed(data)]
-    out += translator.finish()
-    for chunk in out:
-        ChatCompletionChunk.model_validate(chunk)
-    return out, r
 
 
 # ---- requests: messages, roles, empty parts ---------------------------------------------------------------------

@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import orjson
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 
 from providers.base import ProviderError
-from providers.gemini.response import ResponseReader, StreamTranslator, completion, parse_error, stream_error, usage
-from providers.gemini.schema import ToolNames
+from providers.gemini.response import StreamTranslator, completion, parse_error, stream_error, usage
 from providers.gemini.signatures import Step
-
-JSON = dict[str, Any]
-G3 = "gemini-3-flash-preview"
-
-
-def ids() -> Iterator[str]:
-    n = 0
-    while True:
-        n += 1
-        yield f"call_{n}"
-
-
-def reader(model: str = G3, names: ToolNames | None = None) -> ResponseReader:
-    counter = ids()
-    return ResponseReader(model, names or ToolNames(), new_id=lambda: next(counter))
-
-
-def gemini_chunk(parts: list[JSON], finish: str | None = None, usage_metadata: JSON | None = None) -> bytes:
-    candidate: JSON = {"content": {"role": "model", "parts": parts}, "index": 0}
-    if finish:
-        candidate["finishReason"] = finish
-    return orjson.dumps({"candidates": [candidate], "usageMetadata": usage_metadata or {"promptTokenCount": 5}})
-
-
-def run_stream(chunks: list[bytes], model: str = G3) -> tuple[list[JSON], ResponseReader]:
-    r = reader(model)
-    translator = StreamTranslator(r, model, chunk_id="chatcmpl-x")
-    out = [c for data in chunks for c in translator.feed(data)]
-    out += translator.finish()
-    for chunk in out:
-        ChatCompletionChunk.model_validate(chunk)
-    return out, r
-
+from tests.providers._gemini_helpers import G3, gemini_chunk, reader, run_stream
 
 # ---- responses --------------------------------------------------------------------------------------------------
 
