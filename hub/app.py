@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,13 +20,11 @@ from hub.auth import MasterKeyAuth
 from hub.chat import chat_completions
 from hub.config import Config
 from hub.errors import HubError, NotFound, error_response, json_response
-from hub.middleware import RequestIdMiddleware
+from hub.middleware import CrashMiddleware, RequestIdMiddleware
 from hub.routing import ModelRouter
 from hub.state import HubState, authenticate, hub_state
 from providers._http import HttpPool
 from providers.base import ProviderError
-
-logger = logging.getLogger("toolhub")
 
 Extension = Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]
 """A later layer (MCP hub, store) that opens its resources inside the app lifespan and registers itself in state."""
@@ -91,19 +88,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(body, exc.status_code, exc.headers)
 
 
-async def _crash(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = {
-        "error": {
-            "message": "The gateway failed while handling this request.",
-            "type": "server_error",
-            "param": None,
-            "code": "internal_error",
-        }
-    }
-    return json_response(body, 500)
-
-
 def create_app(
     config: Config, *, extensions: list[Extension] | None = None, routes: list[BaseRoute] | None = None
 ) -> Starlette:
@@ -129,7 +113,6 @@ def create_app(
         HubError: _hub_error,
         ProviderError: _hub_error,
         HTTPException: _http_error,
-        Exception: _crash,
     }
     return Starlette(
         routes=[
@@ -152,6 +135,7 @@ def create_app(
                 allow_headers=["*"],
                 expose_headers=["x-request-id"],
             ),
+            Middleware(CrashMiddleware),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

@@ -1,10 +1,17 @@
-"""`POST /v1/chat/completions`: authenticate, check, route, call the provider, relay, account."""
+"""`POST /v1/chat/completions`: authenticate, check, route, call the provider, relay, account.
+
+Every request is accounted exactly once (`_finish`), whatever happens: an answer, an upstream error, a crash, or a
+client that goes away. A client that disconnects cancels what the gateway is doing for it: the upstream call, and in
+the tool loop the running tools and the rounds still to come.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -14,8 +21,9 @@ from starlette.responses import Response, StreamingResponse
 from hub.auth import Principal
 from hub.errors import HubError, json_response, stream_error_event
 from hub.loop.plan import LoopPlan, plan_tool_loop
-from hub.loop.run import LoopSettings, complete_with_tools
+from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
+from hub.loop.tools import ToolRun
 from hub.requests import check_chat_request, read_json_body
 from hub.routing import Target
 from hub.state import HubState, authenticate, hub_state, request_id
@@ -24,6 +32,12 @@ from providers.base import JSON, ChatRequest, ProviderError
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
+CLIENT_GONE = 499
+T = TypeVar("T")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its answer was ready."""
 
 
 async def chat_completions(request: Request) -> Response:
@@ -37,24 +51,32 @@ async def chat_completions(request: Request) -> Response:
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route)
     chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
-    if plan is not None:
-        return await _tool_loop(state, target, chat, plan, principal, record, started)
-    if body.get("stream"):
-        return await _stream(state, target, chat, record, started)
-    upstream_started = time.perf_counter()
     try:
-        completion = await target.provider.complete(chat)
-    except ProviderError as exc:
-        record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-        _finish(state, record, started, exc.status_code, exc.message)
-        raise
-    record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        if plan is not None:
+            return await _tool_loop(request, state, target, chat, plan, principal, record, started)
+        if body.get("stream"):
+            return await _stream(request, state, target, chat, record, started)
+        return await _complete(request, state, target, chat, record, started)
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_GONE)  # nobody reads it; uvicorn only logs it
+
+
+async def _complete(
+    request: Request, state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float
+) -> Response:
+    with _settled(state, record, started):
+        upstream_started = time.perf_counter()
+        try:
+            completion = await until_disconnect(request, lambda: target.provider.complete(chat))
+        finally:
+            record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     record.add_usage(completion.get("usage"))
     _finish(state, record, started, 200)
     return json_response(completion, headers=_cost_headers(record))
 
 
 async def _tool_loop(
+    request: Request,
     state: HubState,
     target: Target,
     chat: ChatRequest,
@@ -67,83 +89,156 @@ async def _tool_loop(
     hub = state.extras["mcp"]
     config = state.config
     settings = LoopSettings(config.max_tool_rounds, config.max_tool_result_chars, config.tool_loop_keepalive_seconds)
-    if chat.body.get("stream"):
-        include_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
 
-        def encode(chunk: JSON) -> bytes:
-            if "toolhub" in chunk:
-                record.tool_calls = chunk["toolhub"]["tool_calls"]
-            return _event(chunk, include_usage, record)
+    def runs(new: list[ToolRun]) -> None:
+        record.tool_calls += [run.public() for run in new]
+
+    observer = LoopObserver(usage=record.add_usage, runs=runs)  # each round is accounted as it happens
+    if chat.body.get("stream"):
+        relay = _Relay(chat.body, record, count_usage=False)
 
         def done(status: int, error: str | None) -> None:
             _finish(state, record, started, status, error)
 
-        items = stream_with_tools(target.provider, chat, plan, hub, principal, settings)
-        return KeepAliveStreamingResponse(items, encode, done, settings.keepalive_seconds)
-    try:
-        completion = await complete_with_tools(target.provider, chat, plan, hub, principal, settings)
-    except ProviderError as exc:
-        _finish(state, record, started, exc.status_code, exc.message)
-        raise
-    record.add_usage(completion.get("usage"))
-    record.tool_calls = completion["toolhub"]["tool_calls"]
+        items = stream_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
+        return KeepAliveStreamingResponse(items, relay.event, done, settings.keepalive_seconds)
+    with _settled(state, record, started):
+        completion = await until_disconnect(
+            request, lambda: complete_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
+        )
     _finish(state, record, started, 200)
     return json_response(completion, headers=_cost_headers(record))
 
 
-async def _stream(state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float) -> Response:
-    include_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
+async def _stream(
+    request: Request, state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float
+) -> Response:
     chunks = aiter(target.provider.stream(chat))
     upstream_started = time.perf_counter()
     try:
-        first = await anext(chunks, None)
-    except ProviderError as exc:
-        record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-        _finish(state, record, started, exc.status_code, exc.message)
+        with _settled(state, record, started):
+            first = await until_disconnect(request, lambda: anext(chunks, None))
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
         raise
     now = time.perf_counter()
     record.upstream_ms = (now - upstream_started) * 1000  # to the first chunk; the cost is known only at the end
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
-    relay = _relay(state, first, chunks, include_usage, record, started)
-    return StreamingResponse(relay, media_type="text/event-stream", headers={**SSE_HEADERS, **overhead})
+    relay = _Relay(chat.body, record, count_usage=True)
+    body = relay.relay(first, chunks, lambda status, error: _finish(state, record, started, status, error))
+    return StreamingResponse(body, media_type="text/event-stream", headers={**SSE_HEADERS, **overhead})
 
 
-async def _relay(
-    state: HubState,
-    first: JSON | None,
-    chunks: AsyncIterator[JSON],
-    include_usage: bool,
-    record: UsageRecord,
-    started: float,
-) -> AsyncIterator[bytes]:
-    """Relay chunks as SSE the moment they arrive; an error after the start becomes a final error event."""
-    status, error = 200, None
+class _Relay:
+    """Turns chunks into SSE events for one stream, and keeps what accounting needs from them."""
+
+    def __init__(self, body: JSON, record: UsageRecord, *, count_usage: bool) -> None:
+        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.record = record
+        self.count_usage = count_usage
+        self.usage: JSON | None = None
+        """The last usage the upstream reported: some servers repeat a growing total on every chunk."""
+        self.text_chars = 0
+        self.body = body
+
+    def event(self, chunk: JSON) -> bytes:
+        usage = chunk.get("usage") if self.include_usage else chunk.pop("usage", None)
+        choices = chunk.get("choices")
+        if usage:
+            self.usage = usage
+            if not self.include_usage and not choices:
+                return b""
+        elif choices:
+            content = (choices[0].get("delta") or {}).get("content")
+            if content:
+                self.text_chars += len(content)
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    async def relay(
+        self, first: JSON | None, chunks: AsyncIterator[JSON], done: Callable[[int, str | None], None]
+    ) -> AsyncIterator[bytes]:
+        """Relay chunks as SSE the moment they arrive; an error after the start becomes a final error event."""
+        status, error = 200, None
+        try:
+            if first is not None:
+                yield self.event(first)
+                async for chunk in chunks:
+                    if event := self.event(chunk):
+                        yield event
+            yield DONE
+        except (ProviderError, HubError) as exc:
+            status, error = exc.status_code, exc.message
+            yield stream_error_event(exc)
+        except anyio.get_cancelled_exc_class():
+            status, error = CLIENT_GONE, "client disconnected"
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
+            self.account(status)
+            if status == CLIENT_GONE and self.usage is None:
+                error = "client disconnected; usage estimated"
+            done(status, error)
+
+    def account(self, status: int) -> None:
+        if not self.count_usage:
+            return
+        if self.usage is not None:
+            self.record.add_usage(self.usage)
+        elif status == CLIENT_GONE:
+            # The upstream bills what it generated before the client left: estimate it (~4 characters a token).
+            prompt = len(orjson.dumps(self.body.get("messages") or []))
+            self.record.add_usage(
+                {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(self.text_chars / 4)}
+            )
+
+
+async def until_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:
+    """Await `work()`, cancelling it if the client disconnects first.
+
+    Raises:
+        ClientDisconnected: the client went away; `work` was cancelled.
+    """
+    gone = False
+    failure: Exception | None = None
+    result: T
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            result = await work()
+        except Exception as exc:  # re-raised below, outside the task group (which would wrap it in a group)
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if gone:
+        raise ClientDisconnected
+    return result
+
+
+@contextlib.contextmanager
+def _settled(state: HubState, record: UsageRecord, started: float) -> Iterator[None]:
+    """Account the request if the block fails (the success path calls `_finish` itself, after the usage is in)."""
     try:
-        if first is not None:
-            yield _event(first, include_usage, record)
-            async for chunk in chunks:
-                if event := _event(chunk, include_usage, record):
-                    yield event
-        yield DONE
+        yield
     except (ProviderError, HubError) as exc:
-        status, error = exc.status_code, exc.message
-        yield stream_error_event(exc)
-    except anyio.get_cancelled_exc_class():
-        status, error = 499, "client disconnected"
+        _finish(state, record, started, exc.status_code, exc.message)
         raise
-    finally:
-        with anyio.CancelScope(shield=True):
-            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
-        _finish(state, record, started, status, error)
-
-
-def _event(chunk: JSON, include_usage: bool, record: UsageRecord) -> bytes:
-    usage = chunk.get("usage") if include_usage else chunk.pop("usage", None)
-    if usage:
-        record.add_usage(usage)
-        if not include_usage and not chunk.get("choices"):
-            return b""
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+    except ClientDisconnected:
+        _finish(state, record, started, CLIENT_GONE, "client disconnected")
+        raise
+    except BaseException as exc:
+        _finish(state, record, started, 500, f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _new_record(request: Request, target: Target, body: dict[str, Any], key_id: str | None) -> UsageRecord:
@@ -175,5 +270,7 @@ def _finish(state: HubState, record: UsageRecord, started: float, status: int, e
 def _cost_headers(record: UsageRecord) -> dict[str, str]:
     """`x-toolhub-cost` (USD) and the gateway's own time, as LiteLLM's x-litellm-response-cost / overhead headers."""
     overhead = record.latency_ms - record.upstream_ms
-    return {"x-toolhub-cost": f"{record.cost:.10f}".rstrip("0").rstrip(".") or "0",
-            "x-toolhub-overhead-duration-ms": f"{overhead:.3f}"}  # fmt: skip
+    return {
+        "x-toolhub-cost": f"{record.cost:.10f}".rstrip("0").rstrip(".") or "0",
+        "x-toolhub-overhead-duration-ms": f"{overhead:.3f}",
+    }

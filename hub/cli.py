@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -39,7 +40,7 @@ def serve(args: argparse.Namespace) -> int:
         http="httptools",
         log_level=args.log_level,
         access_log=args.access_log,
-        timeout_graceful_shutdown=int(config.shutdown_grace_seconds) or None,
+        timeout_graceful_shutdown=math.ceil(config.shutdown_grace_seconds),  # 0: close at once, never unbounded
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
         server_header=False,

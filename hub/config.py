@@ -268,12 +268,9 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
     except ValidationError as exc:
         raise _config_error(exc) from exc
     general = file.general_settings
-    if general.master_key is None and "general_settings.master_key" in missing:
-        raise ConfigError(
-            "general_settings.master_key",
-            f"environment variable {missing['general_settings.master_key']} is not set; set it, or remove "
-            "master_key to run without authentication",
-        )
+    _require_set(missing, "master_key", "run without authentication")
+    _require_set(missing, "database_url", "use the embedded SQLite database")
+    _require_set(missing, "redis_url", "keep rate limits in this process only")
     return Config(
         models=_models(file, missing),
         master_key=general.master_key,
@@ -287,11 +284,22 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         tool_loop_keepalive_seconds=general.tool_loop_keepalive_seconds or 10.0,
         mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
         mcp_tool_separator=general.mcp_tool_separator or "__",
-        mcp_servers={name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
-                     for name, spec in file.mcp_servers.items()},  # fmt: skip
+        mcp_servers={
+            name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
+            for name, spec in file.mcp_servers.items()
+        },  # fmt: skip
         ignored=tuple(_ignored(file)),
         source=source,
     )
+
+
+def _require_set(missing: Mapping[str, str], key: str, otherwise: str) -> None:
+    """A general setting that names an unset variable fails start: silently running without it would surprise."""
+    path = f"general_settings.{key}"
+    if path in missing:
+        raise ConfigError(
+            path, f"environment variable {missing[path]} is not set; set it, or remove {key} to {otherwise}"
+        )
 
 
 def config_path(explicit: str | None) -> Path:
@@ -351,7 +359,8 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             model=upstream,
             api_base=api_base or "",
             api_key=params.api_key,
-            timeout=params.timeout or params.stream_timeout or router.timeout or settings.request_timeout or 600.0,
+            timeout=params.timeout or router.timeout or settings.request_timeout or 600.0,
+            stream_timeout=params.stream_timeout,
             max_retries=_first_set(params.max_retries, router.num_retries, settings.num_retries, 0),
             drop_params=_first_set(params.drop_params, settings.drop_params, True),
             params={k: v for k, v in extras.items() if k in _REQUEST_DEFAULTS},

@@ -117,6 +117,8 @@ class KeyAuthenticator:
         loading = self._loading.get(digest)
         if loading is not None:  # another request is already reading this key: wait for its answer
             await loading.wait()
+            if digest not in self._cache and digest not in self._misses:
+                return await self._fresh(digest, stale)  # that read failed: try again, and fail the same way
             return self._cache.get(digest)
         self._loading[digest] = anyio.Event()
         try:

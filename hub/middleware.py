@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -38,3 +40,39 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+logger = logging.getLogger("toolhub")
+_CRASH = orjson.dumps(
+    {"error": {"message": "The gateway failed while handling this request.", "type": "server_error", "param": None,
+               "code": "internal_error"}}
+)  # fmt: skip
+
+
+class CrashMiddleware:
+    """The last resort: an unexpected exception becomes a logged 500 in OpenAI's shape, inside the request-id and
+    CORS middleware (so the answer carries their headers) and without closing the client's connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # part of the answer is out: all that is left is to drop the connection
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_CRASH)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": _CRASH})

@@ -64,6 +64,8 @@ def check_chat_request(body: Any) -> dict[str, Any]:
                 code="invalid_value",
             )
     _check_tools(body.get("tools"))
+    _check_tool_choice(body.get("tool_choice"))
+    _check_stop(body.get("stop"))
     return body  # pyright: ignore[reportUnknownVariableType]
 
 
@@ -108,3 +110,29 @@ def _check_tools(tools: Any) -> None:
                 param=f"tools[{i}].function.name",
                 code="invalid_value",
             )
+
+
+def _check_tool_choice(choice: Any) -> None:
+    if choice is None or choice in ("none", "auto", "required"):
+        return
+    if isinstance(choice, dict):
+        kind = choice.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        function = choice.get("function")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if kind == "function" and isinstance(function, dict) and isinstance(function.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
+            return
+        if kind in ("allowed_tools", "custom"):
+            return
+    raise BadRequest(
+        "Invalid 'tool_choice': use 'none', 'auto', 'required' or "
+        '{"type": "function", "function": {"name": ...}}.',
+        param="tool_choice",
+        code="invalid_value",
+    )
+
+
+def _check_stop(stop: Any) -> None:
+    if stop is None or isinstance(stop, str):
+        return
+    if isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop):  # pyright: ignore[reportUnknownVariableType]
+        return
+    raise BadRequest("Invalid 'stop': a string or an array of at most 4 strings.", param="stop", code="invalid_value")

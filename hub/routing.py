@@ -36,7 +36,11 @@ class ModelRouter:
                     self._providers[family] = build_provider(route.deployment.provider, pool)
                 except ImportError as exc:
                     self._unavailable[family] = str(exc)
-        self._cycles: dict[str, Iterator[ModelRoute]] = {a: itertools.cycle(r) for a, r in models.items()}
+        # Deployments whose key variable is unset are skipped while another deployment of the alias can serve.
+        self._cycles: dict[str, Iterator[ModelRoute]] = {
+            alias: itertools.cycle([r for r in routes if not r.missing_env] or routes)
+            for alias, routes in models.items()
+        }
 
     def resolve(self, alias: str, principal: Principal) -> Target:
         """Pick the deployment for `alias`.

@@ -126,12 +126,15 @@ async def post(
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST to an upstream with retries on connection failures and retryable statuses; yield a 2xx response.
 
-    For a stream, `deployment.timeout` bounds the wait between two reads; otherwise it bounds the whole call.
+    For a stream, `deployment.read_timeout(True)` bounds the wait between two reads; otherwise
+    `deployment.timeout` bounds the whole call.
     Raises:
         ProviderError: the upstream answered an error, could not be reached, or timed out.
     """
     if stream:
-        timeout = aiohttp.ClientTimeout(total=None, connect=deployment.connect_timeout, sock_read=deployment.timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=deployment.connect_timeout, sock_read=deployment.read_timeout(True)
+        )
     else:
         timeout = aiohttp.ClientTimeout(total=deployment.timeout, connect=deployment.connect_timeout)
     session = pool.session(url)
@@ -140,7 +143,7 @@ async def post(
         try:
             response = await session.post(url, data=body, headers=headers, timeout=timeout)
         except TimeoutError as exc:
-            error: ProviderError = timeout_error(deployment.provider, deployment.timeout)
+            error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
             error.__cause__ = exc
         except aiohttp.ClientError as exc:
             error = connect_error(deployment.provider, url, exc)

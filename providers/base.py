@@ -41,7 +41,9 @@ class Deployment:
     api_base: str
     api_key: str | None = field(default=None, repr=False, compare=False)
     timeout: float = 600.0
-    """Seconds for the whole non-streaming call, or between two stream events."""
+    """Seconds for the whole non-streaming call (and between two stream events unless `stream_timeout` is set)."""
+    stream_timeout: float | None = None
+    """Seconds to wait between two stream events (LiteLLM's `stream_timeout`)."""
     connect_timeout: float = 10.0
     max_retries: int = 0
     drop_params: bool = True
@@ -50,6 +52,10 @@ class Deployment:
     """Default request parameters from the config (`litellm_params` extras), applied under the client's own."""
     headers: Mapping[str, str] = field(default_factory=dict[str, str])
     """Extra headers sent upstream (`litellm_params.extra_headers`)."""
+
+    def read_timeout(self, stream: bool) -> float:
+        """The timeout that applies: the whole call, or (streams) the wait between two events."""
+        return (self.stream_timeout or self.timeout) if stream else self.timeout
 
 
 @dataclass(slots=True)

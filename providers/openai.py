@@ -186,7 +186,7 @@ class OpenAIProvider:
         body = build_body({**request.body, "stream": True}, deployment)
         fixer = ToolCallDeltaFixer()
         async with self._post(deployment, body, stream=True) as response:
-            async for _event, data in _http.iter_sse(self.name, response, deployment.timeout):
+            async for _event, data in _http.iter_sse(self.name, response, deployment.read_timeout(True)):
                 if data == b"[DONE]":
                     return
                 chunk = self._parse_chunk(data)

@@ -9,6 +9,7 @@ again on the next turn if it still needs them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,18 +26,38 @@ class LoopSettings:
     keepalive_seconds: float = 10.0
 
 
+def _ignore(value: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LoopObserver:
+    """Told of each round's usage and tool runs as they happen, so that accounting survives a loop that fails or
+    is abandoned part-way (the gateway's usage record, budgets and rate limits)."""
+
+    usage: Callable[[JSON], None] = _ignore
+    runs: Callable[[list[ToolRun]], None] = _ignore
+
+
 @dataclass
 class LoopState:
     """What the loop has done so far: the conversation it built, summed usage and the tools it ran."""
 
     messages: list[JSON]
+    observer: LoopObserver = field(default_factory=LoopObserver)
     usage: dict[str, Any] = field(default_factory=dict[str, Any])
     runs: list[ToolRun] = field(default_factory=list[ToolRun])
     rounds: int = 0
 
     def add_usage(self, usage: JSON | None) -> None:
+        """Add one model call's usage (once per round: the last usage an upstream reported for it)."""
         if usage:
             _add_counts(self.usage, usage)
+            self.observer.usage(usage)
+
+    def add_runs(self, runs: list[ToolRun]) -> None:
+        self.runs += runs
+        self.observer.runs(runs)
 
     def record(self, stopped: str | None = None) -> JSON:
         """The extra top-level `toolhub` field of the answer."""
@@ -90,9 +111,10 @@ async def complete_with_tools(
     hub: ToolHub,
     principal: Principal,
     settings: LoopSettings,
+    observer: LoopObserver | None = None,
 ) -> JSON:
     """Run the loop to the end; returns one OpenAI `chat.completion` with summed usage and a `toolhub` record."""
-    state = LoopState(messages=list(chat.body["messages"]))
+    state = LoopState(messages=list(chat.body["messages"]), observer=observer or LoopObserver())
     completion: JSON = {}
     while state.rounds < settings.max_rounds:
         request = ChatRequest(
@@ -109,7 +131,7 @@ async def complete_with_tools(
             return _finish(completion, state)
         state.messages.append(assistant_turn(message, mine))
         runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars)
-        state.runs += runs
+        state.add_runs(runs)
         state.messages += tool_messages(runs)
     choice = completion["choices"][0]
     choice["message"] = {"role": "assistant", "content": STOPPED_TEXT.format(n=settings.max_rounds)}

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from hub.auth import Principal
 from hub.errors import HubError, error_response, stream_error_event
 from hub.loop.plan import JSON, LoopPlan, ToolHub
-from hub.loop.run import STOPPED_TEXT, LoopSettings, LoopState, assistant_turn, round_body
+from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, LoopState, assistant_turn, round_body
 from hub.loop.tools import run_calls, tool_messages
 from providers.base import ChatRequest, Provider, ProviderError
 
@@ -35,6 +35,8 @@ class RoundStream:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.finish: str | None = None
+        self.usage: JSON | None = None
+        """The last usage the upstream reported (some servers repeat a growing total on every chunk)."""
 
     def take_calls(self, deltas: list[JSON]) -> list[JSON]:
         out: list[JSON] = []
@@ -90,9 +92,10 @@ async def stream_with_tools(
     hub: ToolHub,
     principal: Principal,
     settings: LoopSettings,
+    observer: LoopObserver | None = None,
 ) -> AsyncIterator[JSON | bytes]:
     """Yield the client's OpenAI chunks (and SSE comment lines) for the whole loop; ends with a usage chunk."""
-    state = LoopState(messages=list(chat.body["messages"]))
+    state = LoopState(messages=list(chat.body["messages"]), observer=observer or LoopObserver())
     ident = _Ident()
     while state.rounds < settings.max_rounds:
         request = ChatRequest(
@@ -101,9 +104,12 @@ async def stream_with_tools(
             request_id=chat.request_id,
         )
         current = RoundStream(plan)
-        async for chunk in provider.stream(request):
-            if (visible := _visible(chunk, current, ident, state)) is not None:
-                yield visible
+        try:
+            async for chunk in provider.stream(request):
+                if (visible := _visible(chunk, current, ident)) is not None:
+                    yield visible
+        finally:
+            state.add_usage(current.usage)  # a round that failed or was abandoned still counts what it reported
         state.rounds += 1
         hub_calls = current.hub_calls
         if current.has_client_calls or not hub_calls:
@@ -115,16 +121,17 @@ async def stream_with_tools(
         state.messages.append(assistant_turn(message, hub_calls))
         yield f": toolhub running {' '.join(call['function']['name'] for call in hub_calls)}\n\n".encode()
         runs = await run_calls(hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars)
-        state.runs += runs
+        state.add_runs(runs)
         state.messages += tool_messages(runs)
     yield ident.chunk({"content": STOPPED_TEXT.format(n=settings.max_rounds)})
     yield ident.chunk({}, "stop", toolhub=state.record("max_tool_rounds"))
     yield _usage_chunk(ident, state)
 
 
-def _visible(chunk: JSON, current: RoundStream, ident: _Ident, state: LoopState) -> JSON | None:
+def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
     """The part of an upstream chunk the client should see, or None."""
-    state.add_usage(chunk.pop("usage", None))
+    if usage := chunk.pop("usage", None):
+        current.usage = usage
     choices = chunk.get("choices") or []
     if not choices:
         return None

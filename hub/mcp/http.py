@@ -158,8 +158,11 @@ def mcp_extension(settings: McpSettings | None = None) -> Extension:
     @contextlib.asynccontextmanager
     async def extension(state: HubState) -> AsyncIterator[None]:
         chosen = settings or McpSettings.from_config(state.config)
-        hub = McpHub(state.config.mcp_servers, separator=chosen.separator,
-                     on_tool_call=lambda call: state.usage.record_tool_call(call))  # the sink may be replaced later
+        hub = McpHub(
+            state.config.mcp_servers,
+            separator=chosen.separator,
+            on_tool_call=lambda call: state.usage.record_tool_call(call),
+        )  # the sink may be replaced later
         http = McpHttp(hub, chosen)
         async with hub.running(), http.running():
             state.extras["mcp"] = hub

@@ -92,6 +92,11 @@ class UsageWriter:
                 except StoreError as exc:
                     await self._failed(items[start:], exc)
                     return False
+                except BaseException:
+                    # cancelled mid-write (shutdown): keep the batch, `aclose` writes or spills it; ids make a
+                    # batch that did land count once
+                    self._retry = items[start:]
+                    raise
             self._failures = 0
             return await self._replay()
 

@@ -67,7 +67,7 @@ class AnthropicProvider:
             self._pool, deployment, _url(deployment), orjson.dumps(tr.body), _headers(deployment),
             stream=True, parse_error=parse_error,
         ) as response:  # fmt: skip
-            async for event, data in _http.iter_sse(PROVIDER, response, deployment.timeout):
+            async for event, data in _http.iter_sse(PROVIDER, response, deployment.read_timeout(True)):
                 chunks = translator.feed(event, _event_json(data))
                 if translator.done:
                     self._keep(deployment, translator.tool_call_ids, translator.thinking_blocks)

@@ -61,7 +61,7 @@ class GeminiProvider:
                 self._pool, deployment, url, orjson.dumps(prepared.body), self._headers(deployment),
                 stream=True, parse_error=parse_error,
             ) as response:  # fmt: skip
-                async for _event, data in _http.iter_sse(self.name, response, deployment.timeout):
+                async for _event, data in _http.iter_sse(self.name, response, deployment.read_timeout(True)):
                     for chunk in translator.feed(data):
                         yield chunk
             for chunk in translator.finish():

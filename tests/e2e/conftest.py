@@ -31,6 +31,7 @@ OPENAI_MODELS = [
     "midstream-error",
     "broken",
     "garbage",
+    "cumulative",
 ]
 
 

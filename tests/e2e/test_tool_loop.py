@@ -210,6 +210,18 @@ def test_stream_stays_alive_while_a_tool_runs_and_disconnect_cancels_the_tool(
     assert answer.json()["content"][0]["text"] == "True"
 
 
+def test_a_non_streaming_client_that_gives_up_cancels_the_running_tool(loop_gateway: tuple[str, FakeOpenAI]) -> None:
+    url = loop_gateway[0]
+    body = {"model": "agent-slow", "messages": ASK,
+            "tools": [{"type": "mcp", "server_label": "aux", "require_approval": "never"}]}  # fmt: skip
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=2)
+    answer = httpx2.post(
+        f"{url}/mcp/tools/call", headers=AUTH, json={"name": "aux__was_cancelled", "arguments": {}}, timeout=30
+    )
+    assert answer.json()["content"][0]["text"] == "True"
+
+
 def test_asking_for_an_unknown_server_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc_info:
         client.chat.completions.create(model="agent", messages=ASK, tools=[{"type": "mcp", "server_label": "nope"}])  # pyright: ignore[reportArgumentType]

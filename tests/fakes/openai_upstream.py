@@ -13,6 +13,7 @@ The upstream model name picks the behaviour (the gateway's config routes aliases
     midstream-error two chunks, then an `error` event
     broken          two chunks, then the connection drops
     garbage         a 200 that is not JSON
+    cumulative      like `text`, but every chunk carries the usage so far (as vLLM's continuous_usage_stats does)
     agent...        a model that uses hub tools, by the number of tool results it has seen (see `agent_turn`)
 
 Every request must carry `Authorization: Bearer <api_key>`; unknown top-level fields are refused as OpenAI does.
@@ -333,6 +334,8 @@ class FakeOpenAI:
                     return
                 if delay:
                     await anyio.sleep(delay)
+                if model == "cumulative":
+                    extra = {"usage": {**_usage(), "completion_tokens": n, "total_tokens": 12 + n}}
                 yield _chunk(model, delta, finish, **extra)
             if include_usage:
                 usage_chunk = {

@@ -43,7 +43,9 @@ general_settings:
 def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(LITELLM_CONFIG)
-    config = load_config(path, {"OPENAI_API_KEY": "sk-real", "MASTER": "sk-master"})
+    config = load_config(
+        path, {"OPENAI_API_KEY": "sk-real", "MASTER": "sk-master", "DATABASE_URL": "postgresql://db/x"}
+    )
     first, second = config.models["gpt-4o"]
     assert (first.deployment.provider, first.deployment.model, first.deployment.api_key) == (
         "openai",
@@ -58,7 +60,7 @@ def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(
     llama = config.models["local-llama"][0].deployment
     assert (llama.provider, llama.model, llama.api_base) == ("ollama_chat", "llama3.1", "http://localhost:11434/v1")
     assert config.master_key == "sk-master"
-    assert config.database_url is None
+    assert config.database_url == "postgresql://db/x"
     assert config.ignored == (
         "general_settings.alerting",
         "litellm_settings.success_callback",
@@ -112,6 +114,8 @@ def test_environment_variables_section_fills_references_but_the_real_environment
         ),
         ({"general_settings": {"max_request_size_mb": "big"}}, "general_settings.max_request_size_mb"),
         ({"general_settings": {"master_key": "os.environ/UNSET_MASTER"}}, "general_settings.master_key"),
+        ({"general_settings": {"database_url": "os.environ/UNSET_DB"}}, "general_settings.database_url"),
+        ({"general_settings": {"redis_url": "os.environ/UNSET_REDIS"}}, "general_settings.redis_url"),
     ],
 )
 def test_invalid_configs_fail_with_the_path_of_the_offending_key(raw: object, path: str) -> None:
@@ -132,3 +136,18 @@ def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
     config = load_config(path, {})
     assert dict(config.models) == {}
     assert config.master_key is None
+
+
+def test_stream_timeout_applies_to_streams_and_timeout_to_whole_calls() -> None:
+    raw = {
+        "model_list": [
+            {"model_name": "a", "litellm_params": {"model": "openai/x", "timeout": 600, "stream_timeout": 5}}
+        ]
+    }
+    deployment = parse_config(raw, {}).models["a"][0].deployment
+    assert (deployment.read_timeout(False), deployment.read_timeout(True)) == (600, 5)
+
+
+def test_database_url_falls_back_to_the_environment() -> None:
+    assert parse_config({}, {"DATABASE_URL": "postgresql://db/y"}).database_url == "postgresql://db/y"
+    assert parse_config({}, {}).database_url is None

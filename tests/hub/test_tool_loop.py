@@ -12,9 +12,10 @@ import pytest
 from hub.auth import MASTER, Principal
 from hub.errors import BadRequest, PermissionDenied
 from hub.loop.plan import LoopPlan, plan_tool_loop
-from hub.loop.run import STOPPED_TEXT, LoopSettings, complete_with_tools
+from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import stream_with_tools
-from providers.base import ChatRequest, Deployment
+from hub.loop.tools import ToolRun
+from providers.base import ChatRequest, Deployment, ProviderError
 from tests.fakes.scripted import FakeHub, ScriptedProvider, text_result
 
 pytestmark = pytest.mark.anyio
@@ -266,3 +267,22 @@ def test_a_key_without_the_server_gets_403() -> None:
     key = Principal(key_id="k", mcp_servers=frozenset({"other"}))
     with pytest.raises(PermissionDenied):
         plan_tool_loop({"tools": [{"type": "mcp", "server_label": "db"}]}, (), db_hub(), key)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_rounds_are_accounted_as_they_happen_even_when_a_later_round_fails(stream: bool) -> None:
+    hub = db_hub()
+    model = ScriptedProvider([[("db__list_tables", {})]])  # round 2 fails: the script is exhausted
+    body = {"model": "m", "messages": ASK, "tools": [MCP_ALL]}
+    usage: list[dict[str, Any]] = []
+    runs: list[ToolRun] = []
+    observer = LoopObserver(usage=usage.append, runs=runs.extend)
+    with pytest.raises(ProviderError):
+        if stream:
+            items = stream_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(), observer)
+            async for _ in items:
+                pass
+        else:
+            await complete_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(), observer)
+    assert usage == [{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}]
+    assert [run.name for run in runs] == ["db__list_tables"]

@@ -145,3 +145,30 @@ def _spilled(path: Path) -> list[tuple[str, UsageRecord]]:
         item_id = data.pop("id")
         out.append((item_id, UsageRecord(**data)))
     return out
+
+
+class SlowStore(FlakyStore):
+    """Writes take a while: long enough to be cancelled in the middle of one."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.writing = anyio.Event()
+
+    async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
+        self.writing.set()
+        await anyio.sleep(0.2)
+        await self.inner.write_usage(rows)
+
+
+async def test_a_batch_cancelled_mid_write_at_shutdown_is_written_by_aclose(store: Store, tmp_path: Path) -> None:
+    slow = SlowStore(store)
+    writer = UsageWriter(slow, tmp_path / "spill.jsonl")  # pyright: ignore[reportArgumentType]
+    for n in range(10):
+        writer.record(record(n))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.flush)
+            await slow.writing.wait()
+            tg.cancel_scope.cancel()  # the app's lifespan ends while the batch is being written
+        await writer.aclose()
+    assert await stored_request_ids(store) == expected(10)

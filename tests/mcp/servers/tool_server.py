@@ -1,8 +1,9 @@
 """A stdio MCP server for the hub's fault and pass-through tests; logs to stderr only.
 
 Tools: `echo`, `pid` (this process id), `crash` (exits at once), `fail` (an `isError` result), `slow` (reports
-progress, then waits until cancelled), `was_cancelled` (waits up to 10 s for `slow` to be cancelled), `log` (sends a
-log message during the call), `add_tool` (registers a tool, sends `notifications/tools/list_changed`).
+progress, then waits until cancelled), `was_cancelled` (waits up to 10 s for `slow` to be cancelled; each answer
+resets it), `log` (sends a log message during the call), `add_tool` (registers a tool, sends
+`notifications/tools/list_changed`).
 Run: python tool_server.py [any marker words]
 """
 
@@ -24,6 +25,15 @@ TOOLS: dict[str, types.Tool] = {
     for name in ("echo", "pid", "crash", "fail", "slow", "was_cancelled", "log", "add_tool")
 }
 CANCELLED = anyio.Event()
+
+
+def _take_cancelled() -> bool:
+    """Whether `slow` was cancelled since the last question (each answer resets it)."""
+    global CANCELLED
+    seen = CANCELLED.is_set()
+    if seen:
+        CANCELLED = anyio.Event()
+    return seen
 
 
 def text(value: Any) -> types.CallToolResult:
@@ -55,7 +65,7 @@ async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestPara
         case "was_cancelled":
             with anyio.move_on_after(10):
                 await CANCELLED.wait()
-            return text(CANCELLED.is_set())
+            return text(_take_cancelled())
         case "log":
             send = ServerSession.send_log_message.__wrapped__  # the public one warns (SEP-2577)
             data = {"said": args.get("text")}
