@@ -7,6 +7,7 @@ the tool loop the running tools and the rounds still to come.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -197,32 +198,35 @@ class _Relay:
 async def until_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:
     """Await `work()`, cancelling it if the client disconnects first.
 
+    Plain asyncio tasks rather than an anyio task group: measured on the gateway's hot path, the task group cost
+    about 0.19 ms of CPU per request and two bare tasks a small fraction of that (bench/gateway.py).
+
     Raises:
         ClientDisconnected: the client went away; `work` was cancelled.
     """
-    gone = False
-    failure: Exception | None = None
-    result: T
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        try:
-            result = await work()
-        except Exception as exc:  # re-raised below, outside the task group (which would wrap it in a group)
-            failure = exc
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    if gone:
+    loop = asyncio.get_running_loop()
+    worker: asyncio.Task[T] = loop.create_task(_call(work))
+    watcher = loop.create_task(_disconnected(request))
+    try:
+        await asyncio.wait((worker, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not worker.done():  # the client left, or this request itself is being cancelled (shutdown)
+            worker.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((worker,))
+    if worker.cancelled():
         raise ClientDisconnected
-    return result
+    return worker.result()
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @contextlib.contextmanager
