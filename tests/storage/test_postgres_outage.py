@@ -83,7 +83,7 @@ async def test_records_survive_a_postgres_outage_during_traffic(tmp_path: Path) 
             await store.migrate()
             writer = UsageWriter(store, tmp_path / "spill.jsonl", spill_after_failures=2, retry_max=0.05)
             with anyio.fail_after(60):
-                for n in range(0, 100):
+                for n in range(100):
                     writer.record(record(n))
                 assert await writer.flush()
                 await proxy.cut()
