@@ -117,7 +117,7 @@ def spill_path(config: Config) -> Path:
 
 
 def accounting_extension(
-    *, store_factory: Callable[[Config], Store] | None = None, key_ttl: float = 5.0
+    *, store_factory: Callable[[Config], Store] | None = None, key_ttl: float | None = None
 ) -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
     """The extension for `create_app`; `store_factory` lets tests wrap the store (e.g. one whose writes fail)."""
 
@@ -130,7 +130,7 @@ def accounting_extension(
             applied = await store.migrate()
             if applied:
                 logger.info("database %s: applied migrations %s", _redact(store.url), applied)
-            async with _running(state, store, key_ttl):
+            async with _running(state, store, config.key_cache_seconds if key_ttl is None else key_ttl):
                 yield
         finally:
             await store.aclose()

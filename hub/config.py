@@ -84,6 +84,7 @@ class GeneralSettings(_Section):
     max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
     max_tool_result_chars: int | None = Field(default=None, ge=100)
     tool_loop_keepalive_seconds: float | None = Field(default=None, gt=0)
+    key_cache_seconds: float | None = Field(default=None, ge=0)
     mcp_allowed_hosts: list[str] | None = None
     """Host values (e.g. `hub.example.com`, `hub.example.com:*`) /mcp and /sse accept behind a reverse proxy."""
     mcp_tool_separator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,3}$")
@@ -226,6 +227,8 @@ class Config:
     """Tool results longer than this are cut, with a marker, before they go back to the model."""
     tool_loop_keepalive_seconds: float = 10.0
     """A streamed tool loop sends an SSE comment when nothing was sent for this long (while tools run)."""
+    key_cache_seconds: float = 5.0
+    """How long a process trusts what it read of a virtual key (blocks, scopes, and other processes' spend)."""
     mcp_allowed_hosts: tuple[str, ...] = ()
     """Extra hosts accepted by the MCP endpoints' DNS-rebinding protection (loopback is always accepted)."""
     mcp_tool_separator: str = "__"
@@ -282,6 +285,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         max_tool_rounds=general.max_tool_rounds or 10,
         max_tool_result_chars=general.max_tool_result_chars or 20_000,
         tool_loop_keepalive_seconds=general.tool_loop_keepalive_seconds or 10.0,
+        key_cache_seconds=5.0 if general.key_cache_seconds is None else general.key_cache_seconds,
         mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
         mcp_tool_separator=general.mcp_tool_separator or "__",
         mcp_servers={

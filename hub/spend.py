@@ -104,7 +104,8 @@ class BudgetLedger:
         self._accounts: dict[str, Account] = {}
 
     async def account(self, row: KeyRow) -> Account:
-        """The key's account, loading its period's spend from the store the first time."""
+        """The key's account, loading its period's spend from the store the first time, and for a key with a budget,
+        catching up with the stored spend (other processes') on every later refresh."""
         account = self._accounts.get(row.token_hash)
         period = _period(row.budget_duration)
         if account is None:
@@ -113,6 +114,11 @@ class BudgetLedger:
             account = self._accounts.setdefault(
                 row.token_hash, Account(_label(row), row.max_budget, period, row.created_at, start, spent)
             )
+        elif row.max_budget is not None:
+            # Other processes spend from the same key: on each refresh of the key, catch up with what is stored.
+            account.roll(time.time())
+            stored = await self.store.spend_since(row.token_hash, account.period_start)
+            account.spent = max(account.spent, stored)
         account.key_label, account.max_budget = _label(row), row.max_budget
         if account.period != period:
             account.period = period

@@ -160,3 +160,21 @@ def test_usage_survives_a_database_outage_during_traffic(upstream: str, database
             assert run_parallel(send, 5) == Counter({"ok": 10})
         assert spend_total(admin, key) == (50, 50 * COST)
         assert stores[0].failed_writes >= 3 and not spill.exists()
+
+
+def test_two_processes_on_one_database_share_a_budget(upstream: str, database_url: str) -> None:
+    with (
+        gateway(upstream, database_url, key_cache_seconds=0) as one,
+        gateway(upstream, database_url, key_cache_seconds=0) as two,
+        httpx2.Client(base_url=one, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20) as admin_one,
+        httpx2.Client(base_url=two, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20) as admin_two,
+    ):
+        key = generate(admin_one, max_budget=3 * COST)
+        with sdk(two, key) as second, sdk(one, key) as first:
+            assert outcome(lambda: second.chat.completions.create(model="text", messages=USER)) == "ok"
+            admin_two.get("/spend/logs")  # the second process writes what it has queued
+            assert [outcome(lambda: first.chat.completions.create(model="text", messages=USER)) for _ in range(3)] == [
+                "ok", "ok", "budget_exceeded"]  # fmt: skip
+            admin_one.get("/spend/logs")
+            # the second process had seen one request's spend; it catches up with the other process's two
+            assert outcome(lambda: second.chat.completions.create(model="text", messages=USER)) == "budget_exceeded"
