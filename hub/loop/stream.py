@@ -39,21 +39,26 @@ class RoundStream:
         """The last usage the upstream reported (some servers repeat a growing total on every chunk)."""
 
     def take_calls(self, deltas: list[JSON]) -> list[JSON]:
+        """The deltas the client should see; a call is classified by its name, held back until the name arrives."""
         out: list[JSON] = []
         for delta in deltas:
             upstream = delta.get("index", 0)
             function = delta.get("function") or {}
-            call = self.calls.get(upstream)
-            if call is None:
-                call = {
-                    "id": delta.get("id") or "",
-                    "type": "function",
-                    "function": {"name": function.get("name") or "", "arguments": ""},
-                }
-                self.calls[upstream] = call
+            call = self.calls.setdefault(
+                upstream, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            call["id"] = call["id"] or delta.get("id") or ""
+            call["function"]["name"] += function.get("name") or ""
+            call["function"]["arguments"] += function.get("arguments") or ""
+            if upstream not in self.client_index:
+                if not call["function"]["name"]:
+                    continue  # some servers send the id first: wait for the name
                 visible = sum(1 for i in self.client_index.values() if i is not None)
                 self.client_index[upstream] = None if self.plan.runs(call["function"]["name"]) else visible
-            call["function"]["arguments"] += function.get("arguments") or ""
+                if self.client_index[upstream] is not None:  # the client's: everything so far, in one first fragment
+                    out.append({"index": self.client_index[upstream], "id": call["id"], "type": "function",
+                                "function": dict(call["function"])})  # fmt: skip
+                continue
             target = self.client_index[upstream]
             if target is not None:
                 out.append({**delta, "index": target})

@@ -13,7 +13,7 @@ from hub.auth import MASTER, Principal
 from hub.errors import BadRequest, PermissionDenied
 from hub.loop.plan import LoopPlan, plan_tool_loop
 from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, complete_with_tools
-from hub.loop.stream import stream_with_tools
+from hub.loop.stream import RoundStream, stream_with_tools
 from hub.loop.tools import ToolRun
 from providers.base import ChatRequest, Deployment, ProviderError
 from tests.fakes.scripted import FakeHub, ScriptedProvider, text_result
@@ -286,3 +286,19 @@ async def test_rounds_are_accounted_as_they_happen_even_when_a_later_round_fails
             await complete_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings(), observer)
     assert usage == [{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}]
     assert [run.name for run in runs] == ["db__list_tables"]
+
+
+def test_a_streamed_call_whose_name_comes_after_its_id_is_classified_by_the_name() -> None:
+    hub = db_hub()
+    body = {"model": "m", "messages": ASK, "tools": [MCP_ALL, CLIENT_FN]}
+    round_ = RoundStream(plan_for(body, hub))
+    assert round_.take_calls([{"index": 0, "id": "call_1", "function": {"arguments": ""}}]) == []
+    assert round_.take_calls([{"index": 0, "function": {"name": "db__list_tables", "arguments": "{}"}}]) == []
+    assert round_.take_calls([{"index": 1, "id": "call_2", "type": "function"}]) == []
+    shown = round_.take_calls([{"index": 1, "function": {"name": "show_chart", "arguments": '{"a"'}}])
+    more = round_.take_calls([{"index": 1, "function": {"arguments": ": 1}"}}])
+    assert shown == [
+        {"index": 0, "id": "call_2", "type": "function", "function": {"name": "show_chart", "arguments": '{"a"'}}
+    ]
+    assert more == [{"index": 0, "function": {"arguments": ": 1}"}}]
+    assert [c["function"] for c in round_.hub_calls] == [{"name": "db__list_tables", "arguments": "{}"}]
