@@ -62,6 +62,7 @@ class LiteLLMParams(_Section):
     tpm: int | None = Field(default=None, ge=0)
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
+    allow_private_image_urls: bool | None = None
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
 
 
@@ -369,6 +370,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             drop_params=_first_set(params.drop_params, settings.drop_params, True),
             params={k: v for k, v in extras.items() if k in _REQUEST_DEFAULTS},
             headers=params.extra_headers or {},
+            fetch_private_urls=bool(params.allow_private_image_urls),
         )
         route = ModelRoute(
             alias=entry.model_name,

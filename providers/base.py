@@ -52,6 +52,9 @@ class Deployment:
     """Default request parameters from the config (`litellm_params` extras), applied under the client's own."""
     headers: Mapping[str, str] = field(default_factory=dict[str, str])
     """Extra headers sent upstream (`litellm_params.extra_headers`)."""
+    fetch_private_urls: bool = False
+    """Let the gateway fetch image URLs (for providers that need images inline) that resolve to loopback or private
+    addresses; off by default, so that a client cannot make the gateway read its own network."""
 
     def read_timeout(self, stream: bool) -> float:
         """The timeout that applies: the whole call, or (streams) the wait between two events."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import mimetypes
-from urllib.parse import urlsplit
+import socket
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import anyio
@@ -28,7 +30,12 @@ class ImageFetchError(ProviderError):
                          type="invalid_request_error", code="invalid_image_url", param="messages")  # fmt: skip
 
 
-async def fetch_images(pool: HttpPool, urls: list[str], *, max_bytes: int, seconds: float) -> dict[str, InlineData]:
+MAX_REDIRECTS = 3
+
+
+async def fetch_images(
+    pool: HttpPool, urls: list[str], *, max_bytes: int, seconds: float, allow_private: bool = False
+) -> dict[str, InlineData]:
     """`{url: (mimeType, base64 data)}` for every URL, fetched concurrently.
 
     Raises:
@@ -39,7 +46,9 @@ async def fetch_images(pool: HttpPool, urls: list[str], *, max_bytes: int, secon
 
     async def one(url: str) -> None:
         try:
-            results[url] = await fetch_image(pool, url, max_bytes=max_bytes, seconds=seconds)
+            results[url] = await fetch_image(
+                pool, url, max_bytes=max_bytes, seconds=seconds, allow_private=allow_private
+            )
         except ImageFetchError as exc:
             errors.append(exc)
 
@@ -51,12 +60,14 @@ async def fetch_images(pool: HttpPool, urls: list[str], *, max_bytes: int, secon
     return results
 
 
-async def fetch_image(pool: HttpPool, url: str, *, max_bytes: int, seconds: float) -> InlineData:
+async def fetch_image(
+    pool: HttpPool, url: str, *, max_bytes: int, seconds: float, allow_private: bool = False
+) -> InlineData:
     """(mimeType, base64 data) of one image URL. Raises ImageFetchError."""
     limit = f"the gateway's limit of {max_bytes} bytes"
     try:
         with anyio.fail_after(seconds):
-            async with pool.session(url).get(url, allow_redirects=True) as response:
+            async with await _follow(pool, url, allow_private) as response:
                 if response.status >= 400:
                     raise ImageFetchError(url, f"HTTP {response.status}")
                 if (response.content_length or 0) > max_bytes:
@@ -77,6 +88,40 @@ async def fetch_image(pool: HttpPool, url: str, *, max_bytes: int, seconds: floa
     if not data:
         raise ImageFetchError(url, "the body is empty")
     return mime, base64.b64encode(data).decode()
+
+
+async def _follow(pool: HttpPool, url: str, allow_private: bool) -> aiohttp.ClientResponse:
+    """GET `url`, following up to MAX_REDIRECTS redirects, each hop checked for a private address."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        if not allow_private:
+            await _refuse_private(url, current)
+        response = await pool.session(current).get(current, allow_redirects=False)
+        location = response.headers.get("location")
+        if response.status not in (301, 302, 303, 307, 308) or not location:
+            return response
+        response.release()
+        current = urljoin(current, location)
+    raise ImageFetchError(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _refuse_private(url: str, hop: str) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise non-public address."""
+    parts = urlsplit(hop)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImageFetchError(url, "only http and https URLs can be fetched")
+    try:
+        infos = await anyio.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ImageFetchError(url, f"cannot resolve {parts.hostname}: {exc}") from exc
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if not address.is_global:
+            raise ImageFetchError(
+                url,
+                f"{parts.hostname} resolves to the non-public address {address}; the gateway does not fetch those "
+                "unless the model's litellm_params.allow_private_image_urls is true",
+            )
 
 
 def _mime(content_type: str, url: str, data: bytes) -> str:

@@ -74,7 +74,14 @@ class GeminiProvider:
         params = dict(deployment.params)
         max_bytes = int(params.pop("max_image_bytes", self._max_image_bytes))
         urls = http_image_urls(request.body.get("messages") or [])
-        images = await fetch_images(self._pool, urls, max_bytes=max_bytes, seconds=self._image_timeout) if urls else {}
+        images = (
+            await fetch_images(
+                self._pool, urls, max_bytes=max_bytes, seconds=self._image_timeout,
+                allow_private=deployment.fetch_private_urls,
+            )
+            if urls
+            else {}
+        )  # fmt: skip
         if "max_image_bytes" in deployment.params:
             deployment = _with_params(deployment, params)
         return build_request(request.body, deployment, lookup=self.signatures.lookup, images=images)

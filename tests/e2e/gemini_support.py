@@ -36,12 +36,20 @@ TOO_LARGE = 21 * 1024 * 1024
 
 
 def gateway_config(upstream: str, *, key: str = API_KEY) -> dict[str, Any]:
+    # the image server of these tests is on 127.0.0.1, which the gateway refuses to fetch unless allowed
     models = [{"model_name": alias, "litellm_params": {"model": f"gemini/{model}", "api_base": upstream,
-                                                       "api_key": "os.environ/FAKE_GEMINI_KEY"}}
+                                                       "api_key": "os.environ/FAKE_GEMINI_KEY",
+                                                       "allow_private_image_urls": True}}
               for alias, model in BEHAVIOURS.items()]  # fmt: skip
+    models.append({"model_name": "g-public-images-only", "litellm_params": {
+        "model": "gemini/gemini-2.5-echo", "api_base": upstream, "api_key": "os.environ/FAKE_GEMINI_KEY"}})  # fmt: skip
     models.append({"model_name": "g-badkey", "litellm_params": {"model": "gemini/gemini-2.5-text",
                                                                 "api_base": upstream, "api_key": "wrong"}})  # fmt: skip
     return {"model_list": models, "general_settings": {"master_key": MASTER_KEY}}
+
+
+async def _redirect(request: Request) -> Response:
+    return Response(status_code=302, headers={"location": "/cat.png"})
 
 
 async def _png(request: Request) -> Response:
@@ -68,4 +76,4 @@ async def _html(request: Request) -> Response:
 def image_app() -> Starlette:
     """Serves /cat.png, /untyped, /huge.png (over the 20 MB cap), /page.html; anything else is a 404."""
     return Starlette(routes=[Route("/cat.png", _png), Route("/untyped", _untyped), Route("/huge.png", _huge),
-                             Route("/page.html", _html)])  # fmt: skip
+                             Route("/page.html", _html), Route("/redirect-to-cat", _redirect)])  # fmt: skip

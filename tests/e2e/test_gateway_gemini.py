@@ -150,10 +150,11 @@ def test_data_url_and_http_images_reach_gemini_inline(client: openai.OpenAI, ima
     content = [{"type": "text", "text": "What are these?"},
                {"type": "image_url", "image_url": {"url": data_url}},
                {"type": "image_url", "image_url": {"url": f"{images_url}/cat.png"}},
-               {"type": "image_url", "image_url": {"url": f"{images_url}/untyped"}}]  # fmt: skip
+               {"type": "image_url", "image_url": {"url": f"{images_url}/untyped"}},
+               {"type": "image_url", "image_url": {"url": f"{images_url}/redirect-to-cat"}}]  # fmt: skip
     completion = client.chat.completions.create(model="g-echo", messages=[{"role": "user", "content": content}])  # pyright: ignore[reportArgumentType]
     described = f"image/png {len(PNG)} bytes sha256:{PNG_SHA}"
-    assert completion.choices[0].message.content == ", ".join(["text", described, described, described])
+    assert completion.choices[0].message.content == ", ".join(["text", described, described, described, described])
 
 
 @pytest.mark.parametrize(
@@ -177,6 +178,15 @@ def test_an_unreachable_image_url_is_a_400_naming_it(client: openai.OpenAI) -> N
         client.chat.completions.create(model="g-echo", stream=True, messages=[
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])  # fmt: skip
     assert url in exc_info.value.message
+
+
+def test_image_urls_on_private_addresses_are_refused_by_default(client: openai.OpenAI, images_url: str) -> None:
+    url = f"{images_url}/cat.png"
+    with pytest.raises(openai.BadRequestError) as exc_info:
+        client.chat.completions.create(model="g-public-images-only", messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])  # fmt: skip
+    assert "resolves to the non-public address 127.0.0.1" in exc_info.value.message
+    assert "allow_private_image_urls" in exc_info.value.message
 
 
 # ---- tools --------------------------------------------------------------------------------------------------------
