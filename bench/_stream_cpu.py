@@ -73,6 +73,56 @@ def bench_provider(target: Target, url: str, streams: int) -> tuple[float, int]:
     return asyncio.run(main())
 
 
+async def _first_chunk_seconds(provider: Any, deployment: Deployment) -> float:
+    body = {"model": deployment.model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    started = time.perf_counter()
+    stream = provider.stream(ChatRequest(dict(body), deployment))
+    await anext(stream)
+    elapsed = time.perf_counter() - started
+    async for _ in stream:
+        pass
+    return elapsed
+
+
+def bench_ttfb(target: Target, url: str, count: int = 300) -> float:
+    """p50 seconds from asking the provider for a stream to its first translated chunk, one stream at a time."""
+
+    async def main() -> float:
+        pool = HttpPool()
+        provider, deployment = target(pool, url)
+        try:
+            for _ in range(20):
+                await _first_chunk_seconds(provider, deployment)
+            times = sorted([await _first_chunk_seconds(provider, deployment) for _ in range(count)])
+            return times[len(times) // 2]
+        finally:
+            await pool.aclose()
+
+    return asyncio.run(main())
+
+
+def bench_direct_ttfb(url: str, count: int = 300) -> float:
+    """p50 seconds to the first body bytes of the same canned stream, read with a bare aiohttp client."""
+    import aiohttp
+
+    async def one(session: aiohttp.ClientSession) -> float:
+        started = time.perf_counter()
+        async with session.post(url, data=b"{}") as response:
+            await response.content.readany()
+            elapsed = time.perf_counter() - started
+            await response.read()
+        return elapsed
+
+    async def main() -> float:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(20):
+                await one(session)
+            times = sorted([await one(session) for _ in range(count)])
+            return times[len(times) // 2]
+
+    return asyncio.run(main())
+
+
 def serve(port: int, body_for: Callable[[str], bytes]) -> None:
     """Run the canned upstream: every HTTP request gets `body_for(path)` as an event stream."""
     import uvicorn
@@ -111,7 +161,13 @@ def _print_table(rows: list[Row]) -> None:
         print(f"| {name} | {streams} | {chunks} | {cpu / chunks * 1e6:.1f} us | {cpu / max(streams, 1) * 1e3:.3f} ms |")
 
 
-def main(doc: str, script: str, serve_child: Callable[[int], None], measure: Callable[[str, int], list[Row]]) -> None:
+def main(
+    doc: str,
+    script: str,
+    serve_child: Callable[[int], None],
+    measure: Callable[[str, int], list[Row]],
+    ttfb: Callable[[str], list[tuple[str, float]]] | None = None,
+) -> None:
     """Parse args; as `--serve PORT` run `serve_child`, else start it as a child and print `measure(url, streams)`."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=2000)
@@ -127,7 +183,12 @@ def main(doc: str, script: str, serve_child: Callable[[int], None], measure: Cal
     try:
         _wait_for(port)
         rows = measure(f"http://127.0.0.1:{port}", args.streams)
+        latencies = ttfb(f"http://127.0.0.1:{port}") if ttfb else []
     finally:
         child.terminate()
         child.wait(10)
     _print_table(rows)
+    if latencies:
+        print("\n| time to first chunk, one stream at a time | p50 |\n|---|---|")
+        for name, seconds in latencies:
+            print(f"| {name} | {seconds * 1e3:.3f} ms |")

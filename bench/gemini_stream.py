@@ -25,7 +25,18 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stream_cpu import PIECES, WORD, Row, bench_provider, main, openai_stream, openai_target, serve
+from bench._stream_cpu import (
+    PIECES,
+    WORD,
+    Row,
+    bench_direct_ttfb,
+    bench_provider,
+    bench_ttfb,
+    main,
+    openai_stream,
+    openai_target,
+    serve,
+)
 from providers._http import HttpPool
 from providers.base import Deployment
 from providers.gemini import GeminiProvider
@@ -86,5 +97,17 @@ def measure(url: str, streams: int) -> list[Row]:
     ]
 
 
+def ttfb(url: str) -> list[tuple[str, float]]:
+    """Time to the first chunk: the canned stream read directly, through the gemini provider, through OpenAI's."""
+    return [
+        (
+            "upstream bytes, read directly (aiohttp)",
+            bench_direct_ttfb(url + "/v1beta/models/x:streamGenerateContent?alt=sse"),
+        ),
+        ("provider.stream (gemini, translated)", bench_ttfb(gemini_target, url)),
+        ("provider.stream (openai, reference)", bench_ttfb(openai_target, url)),
+    ]
+
+
 if __name__ == "__main__":
-    main(__doc__ or "", __file__, serve_upstream, measure)
+    main(__doc__ or "", __file__, serve_upstream, measure, ttfb)
