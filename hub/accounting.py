@@ -42,6 +42,11 @@ class _Ticket:
         self._route = route
         self._limits = limits
 
+    def check(self, record: UsageRecord) -> None:
+        entry = self._entry
+        if entry is not None and entry.account.max_budget is not None:
+            entry.account.check(self._accounting.pricer.cost(self._route, record))
+
     def settle(self, record: UsageRecord) -> None:
         accounting = self._accounting
         cost = record.cost = accounting.pricer.cost(self._route, record)

@@ -94,7 +94,11 @@ async def _tool_loop(
     def runs(new: list[ToolRun]) -> None:
         record.tool_calls += [run.public() for run in new]
 
-    observer = LoopObserver(usage=record.add_usage, runs=runs)  # each round is accounted as it happens
+    def next_round() -> None:
+        if record.ticket is not None:
+            record.ticket.check(record)  # a key whose budget ran out mid-loop gets no further model calls
+
+    observer = LoopObserver(usage=record.add_usage, runs=runs, next_round=next_round)  # accounted as it happens
     if chat.body.get("stream"):
         relay = _Relay(chat.body, record, count_usage=False)
 

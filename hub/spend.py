@@ -54,19 +54,19 @@ class Account:
     def reset_at(self) -> float | None:
         return None if self.period is None else self.period_start + self.period
 
-    def check(self) -> None:
-        """Raise RateLimited when the budget is used up."""
+    def check(self, pending: float = 0.0) -> None:
+        """Raise RateLimited when the budget is used up (counting `pending`: spend of a request still running)."""
         if self.max_budget is None:
             return
         now = time.time()
         self.roll(now)
-        if self.spent >= self.max_budget:
+        if self.spent + pending >= self.max_budget:
             reset = self.reset_at
             when = "" if reset is None else f" It resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(reset))}."
             headers = {} if reset is None else {"retry-after": str(max(1, math.ceil(reset - now)))}
             raise RateLimited(
-                f"Budget exceeded for {self.key_label}: spent ${self.spent:.6f} of max_budget ${self.max_budget:.6f}."
-                + when,
+                f"Budget exceeded for {self.key_label}: spent ${self.spent + pending:.6f} of max_budget "
+                f"${self.max_budget:.6f}." + when,
                 code="budget_exceeded",
                 headers=headers,
             )

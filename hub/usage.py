@@ -82,6 +82,11 @@ class NullSink:
 
 
 class Ticket(Protocol):
+    def check(self, record: UsageRecord) -> None:
+        """Raise RateLimited when the key's budget is used up, counting this request's usage so far (the tool loop
+        asks before each round)."""
+        ...
+
     def settle(self, record: UsageRecord) -> None:
         """Price the finished request and charge its key (synchronously: budgets must see it at once)."""
         ...

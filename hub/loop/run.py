@@ -30,6 +30,10 @@ def _ignore(value: Any) -> None:
     return None
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LoopObserver:
     """Told of each round's usage and tool runs as they happen, so that accounting survives a loop that fails or
@@ -37,6 +41,8 @@ class LoopObserver:
 
     usage: Callable[[JSON], None] = _ignore
     runs: Callable[[list[ToolRun]], None] = _ignore
+    next_round: Callable[[], None] = _nothing
+    """Called before every round after the first; may raise (e.g. RateLimited when the key's budget ran out)."""
 
 
 @dataclass
@@ -117,6 +123,8 @@ async def complete_with_tools(
     state = LoopState(messages=list(chat.body["messages"]), observer=observer or LoopObserver())
     completion: JSON = {}
     while state.rounds < settings.max_rounds:
+        if state.rounds:
+            state.observer.next_round()
         request = ChatRequest(
             body=round_body(chat.body, plan, state), deployment=chat.deployment, request_id=chat.request_id
         )

@@ -103,6 +103,8 @@ async def stream_with_tools(
     state = LoopState(messages=list(chat.body["messages"]), observer=observer or LoopObserver())
     ident = _Ident()
     while state.rounds < settings.max_rounds:
+        if state.rounds:
+            state.observer.next_round()
         request = ChatRequest(
             body={**round_body(chat.body, plan, state), "stream": True},
             deployment=chat.deployment,

@@ -3,6 +3,7 @@ in the tool loop; and every tool call the hub makes is recorded."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,12 @@ def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fake
     with serve_app(fake.app) as upstream:
         entry = {"model": "openai/agent-forever", "api_base": f"{upstream}/v1", "api_key": API_KEY}
         config: dict[str, Any] = {
-            "model_list": [{"model_name": "agent", "litellm_params": entry}],
+            "model_list": [
+                {"model_name": "agent", "litellm_params": entry},
+                # 12 prompt and 7 completion tokens a round at $1 each: $19 a round
+                {"model_name": "agent-priced", "litellm_params": {**entry, "input_cost_per_token": 1.0,
+                                                                  "output_cost_per_token": 1.0}},
+            ],
             "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'hub.db'}",
                                  "max_tool_rounds": 2},
             "mcp_servers": {"postgres_db": {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
@@ -111,3 +117,23 @@ def test_tool_calls_are_recorded_with_the_key(scoped: tuple[str, FakeOpenAI, str
     assert any(c["tool"] == "list_tables" and c["key_hash"] and c["error"] is None for c in calls)
     refused = httpx2.get(f"{url}/spend/tool_calls", headers={"Authorization": f"Bearer {key}"})
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_budget_that_runs_out_mid_loop_stops_the_loop(scoped: tuple[str, FakeOpenAI, str], stream: bool) -> None:
+    url, fake, _ = scoped
+    key = httpx2.post(f"{url}/key/generate", headers=MASTER, json={"max_budget": 15}).json()["key"]
+    before = len(fake.requests)
+    body = {"model": "agent-priced", "messages": ASK, "stream": stream,
+            "tools": [{"type": "mcp", "server_label": "postgres_db", "require_approval": "never"}]}  # fmt: skip
+    response = httpx2.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=body)
+    if stream:  # the stream had started: it ends with an error event
+        assert response.status_code == 200
+        error = json.loads(response.text.strip().splitlines()[-1].removeprefix("data: "))["error"]
+    else:
+        assert response.status_code == 429
+        error = response.json()["error"]
+    assert error["code"] == "budget_exceeded" and "$19.000000 of max_budget $15.000000" in error["message"]
+    assert len(fake.requests) - before == 1  # round 1 ran; round 2 was refused before calling the model
+    logs = httpx2.get(f"{url}/spend/logs", headers=MASTER, params={"api_key": key}).json()["data"]
+    assert [log["spend"] for log in logs] == [19.0]
