@@ -10,7 +10,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -20,7 +19,7 @@ from hub.auth import MasterKeyAuth
 from hub.chat import chat_completions
 from hub.config import Config
 from hub.errors import HubError, NotFound, error_response, json_response
-from hub.middleware import CrashMiddleware, RequestIdMiddleware
+from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
 from hub.routing import ModelRouter
 from hub.state import HubState, authenticate, hub_state
 from providers._http import HttpPool
@@ -128,13 +127,7 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=["*"],
-                allow_methods=["*"],
-                allow_headers=["*"],
-                expose_headers=["x-request-id"],
-            ),
+            Middleware(ApiCORSMiddleware),
             Middleware(CrashMiddleware),
         ],
         exception_handlers=handlers,

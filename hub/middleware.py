@@ -76,3 +76,24 @@ class CrashMiddleware:
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_CRASH)).encode())]
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": _CRASH})
+
+
+class ApiCORSMiddleware:
+    """CORS for the OpenAI-compatible API only (browser chat apps call `/v1` directly), never for the MCP endpoints
+    or the admin endpoints (`/mcp`, `/sse`, `/key`, `/spend`, `/metrics`): a web page must not drive those."""
+
+    PREFIXES = ("/v1/", "/chat/", "/models", "/health/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.cors = CORSMiddleware(
+            app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=["x-request-id"]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.PREFIXES):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
