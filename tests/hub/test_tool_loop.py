@@ -14,7 +14,8 @@ from hub.errors import BadRequest, PermissionDenied
 from hub.loop.plan import LoopPlan, plan_tool_loop
 from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import RoundStream, stream_with_tools
-from hub.loop.tools import ToolRun
+from hub.loop.tools import ToolRun, result_text, run_calls
+from hub.mcp.errors import UnknownTool
 from providers.base import ChatRequest, Deployment, ProviderError
 from tests.fakes.scripted import FakeHub, ScriptedProvider, text_result
 
@@ -302,3 +303,42 @@ def test_a_streamed_call_whose_name_comes_after_its_id_is_classified_by_the_name
     ]
     assert more == [{"index": 0, "function": {"arguments": ": 1}"}}]
     assert [c["function"] for c in round_.hub_calls] == [{"name": "db__list_tables", "arguments": "{}"}]
+
+
+def test_tool_results_render_every_content_kind_for_the_model() -> None:
+    result = mcp_types.CallToolResult(
+        content=[
+            mcp_types.TextContent(type="text", text="rows: 2"),
+            mcp_types.ImageContent(type="image", data="aGk=", mime_type="image/png"),
+            mcp_types.EmbeddedResource(
+                type="resource", resource=mcp_types.TextResourceContents(uri="file:///a.txt", text="inside")
+            ),
+            mcp_types.EmbeddedResource(
+                type="resource", resource=mcp_types.BlobResourceContents(uri="file:///b.bin", blob="AA==")
+            ),
+        ]
+    )
+    assert (
+        result_text(result) == "rows: 2\n[image: image/png, not shown to the model]\ninside\n[resource file:///b.bin]"
+    )
+    structured = mcp_types.CallToolResult(content=[], structured_content={"n": 1})
+    assert result_text(structured) == '{"n":1}'
+
+
+async def test_bad_arguments_and_unknown_tools_go_back_to_the_model_as_errors() -> None:
+    async def gone(args: dict[str, Any]) -> mcp_types.CallToolResult:
+        raise UnknownTool("Unknown tool: 'db__gone'.", tool="db__gone")
+
+    hub = FakeHub({"db__list_tables": list_tables, "db__gone": gone})
+    model = ScriptedProvider([[("db__gone", {})], "ok"])
+    body = {"model": "m", "messages": ASK, "tools": [MCP_ALL]}
+    await complete_with_tools(model, chat(body), plan_for(body, hub), hub, MASTER, LoopSettings())
+    assert (
+        model.requests[-1]["messages"][-1]["content"]
+        == "Error: The tool could not be called: Unknown tool: 'db__gone'."
+    )
+    plan = plan_for(body, hub)
+    [run] = await run_calls(
+        [{"id": "c1", "function": {"name": "db__list_tables", "arguments": "[1, 2]"}}], plan, hub, MASTER, 1, 1000
+    )
+    assert run.is_error and run.content.startswith("Error: The arguments are not a valid JSON object")
