@@ -114,8 +114,8 @@ class McpEndpoint:
             http: McpHttp | None = hub_state(conn).extras.get("mcp_http")
             if http is None:
                 raise ServiceUnavailable("The MCP hub is not running.", code="mcp_unavailable")
+            principal = await authenticate(conn)  # first: unauthenticated callers learn nothing, not even names
             app = self._target(http, scope)
-            principal = await authenticate(conn)
             server = scope.get("path_params", {}).get("server")
             if server is not None and not principal.may_use_server(server):
                 raise PermissionDenied(f"This key may not use the MCP server {server!r}.", code="server_not_allowed")

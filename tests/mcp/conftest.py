@@ -21,10 +21,13 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
 from hub.app import Extension, create_app
+from hub.auth import MasterKeyAuth, Principal
 from hub.config import parse_config
+from hub.errors import AuthenticationError
 from hub.mcp.http import mcp_extension, mcp_routes
 from hub.mcp.hub import McpHub
 from hub.server import build_app
+from hub.state import HubState
 from tests.support.servers import ROOT, serve_app
 
 MASTER_KEY = "sk-mcp-test-master"
@@ -128,3 +131,26 @@ def children_matching(marker: str) -> list[int]:
 
 def text_of(result: types.CallToolResult) -> str:
     return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+class FakeKeys:
+    """An authenticator for tests: bearer token -> `Principal`, as virtual keys would answer."""
+
+    def __init__(self, keys: dict[str, Principal]) -> None:
+        self.keys = keys
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if token not in self.keys:
+            raise AuthenticationError("Invalid API key.", code="invalid_api_key")
+        return self.keys[token]
+
+
+def keyed_hub_app(servers: dict[str, Any], keys: dict[str, Principal], **general: Any) -> Starlette:
+    """The hub with the master key plus the given test keys."""
+
+    @contextlib.asynccontextmanager
+    async def with_keys(state: HubState) -> AsyncIterator[None]:
+        state.auth = MasterKeyAuth(MASTER_KEY, FakeKeys(keys))
+        yield
+
+    return hub_app(servers, extra=[with_keys], **general)
