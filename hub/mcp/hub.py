@@ -151,6 +151,8 @@ class McpHub:
         if info is None:
             owner = server or self._last_server.get(name)
             if owner is not None and owner in self.upstreams and not self.upstreams[owner].healthy:
+                if not principal.may_use_server(owner):  # checked first: a down server's status is not for everyone
+                    raise ToolNotPermitted(f"This key may not use the tool {name!r}.", tool=name, server=owner)
                 self.upstreams[owner].session()  # raises UpstreamUnavailable with the reason
             raise UnknownTool(f"Unknown tool: {name!r}.", tool=name)
         if not visible(principal, info.server, info.original_name):
