@@ -62,7 +62,9 @@ class AnthropicProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         deployment = request.deployment
         tr = self._translate(request, stream=True)
-        translator = StreamTranslator(tr.names, model=deployment.model, created=int(time.time()))
+        translator = StreamTranslator(
+            tr.names, model=deployment.model, created=int(time.time()), json_object=tr.json_object
+        )
         async with _http.post(
             self._pool, deployment, _url(deployment), orjson.dumps(tr.body), _headers(deployment),
             stream=True, parse_error=parse_error,

@@ -42,8 +42,12 @@ def convert_messages(messages: list[Any], names: ToolNames, restore: Restore) ->
     """
     system: list[JSON] = []
     turns: list[tuple[str, list[JSON]]] = []
+    if not isinstance(messages, list):
+        raise bad_request("'messages' must be an array of messages.", "messages")
     for i, message in enumerate(messages):
         where = f"messages.[{i}]"
+        if not isinstance(message, dict):
+            raise bad_request(f"{where} must be an object with a 'role'.", where)
         role = message.get("role")
         if role in ("system", "developer"):
             system += text_blocks(message.get("content"), where)
@@ -61,7 +65,15 @@ def convert_messages(messages: list[Any], names: ToolNames, restore: Restore) ->
         raise bad_request("Anthropic models need at least one user or assistant message with content.", "messages")
     if merged[0]["role"] != "user":
         merged.insert(0, {"role": "user", "content": [{"type": "text", "text": FIRST_USER_TEXT}]})
+    _strip_prefill(merged[-1])
     return system, merged
+
+
+def _strip_prefill(last: JSON) -> None:
+    """Anthropic refuses a final assistant message (a prefill) whose text ends in whitespace."""
+    block = last["content"][-1]
+    if last["role"] == "assistant" and block["type"] == "text":
+        block["text"] = block["text"].rstrip()
 
 
 def merge_turns(turns: list[tuple[str, list[JSON]]]) -> list[JSON]:
@@ -213,7 +225,11 @@ def tool_use(call: Any, where: str, names: ToolNames) -> JSON:
 
 def tool_result(message: JSON, where: str) -> JSON:
     """A `role: tool` message as a `tool_result` block (empty content is left out, never sent as empty text)."""
-    result: JSON = {"type": "tool_result", "tool_use_id": wire_id(message["tool_call_id"])}
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request(f"{where}: a tool message needs a tool_call_id.", f"{where}.tool_call_id",
+                          "missing_required_parameter")  # fmt: skip
+    result: JSON = {"type": "tool_result", "tool_use_id": wire_id(call_id)}
     content = message.get("content")
     if isinstance(content, list):
         blocks = [image_block(p.get("image_url"), f"{where}.content.[{j}]")

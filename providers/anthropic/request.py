@@ -17,11 +17,18 @@ Choices made where the two APIs differ (each is also a test):
   answer to the schema and returns it as plain text, compatible with thinking and streaming (a forced tool, LiteLLM's
   way, is refused with thinking). `json_object` -> a system instruction; code fences are stripped from the answer.
 * `temperature` is clamped to 0..1; `stop` -> `stop_sequences` without whitespace-only entries; `user` (or
-  `safety_identifier`) -> `metadata.user_id`; OpenAI-only fields (`n`, penalties, `seed`, `num_ctx`...) are dropped.
+  `safety_identifier`) -> `metadata.user_id` as a hash (Anthropic refuses e-mail addresses there); OpenAI-only fields
+  (`n`, penalties, `seed`, `num_ctx`...) are dropped.
+* Claude Sonnet 4.5+, Opus 4.1+ and Haiku 4.5 refuse `temperature` and `top_p` together: `temperature` is kept and
+  `top_p` dropped (or, with `drop_params: false`, refused).
+* Tools without `"type": "object"` in their parameters get it; `allowed_tools` sends only the allowed tools.
+* Client input of the wrong shape is a 400 naming the parameter; whatever slips past those checks and breaks the
+  translation (TypeError, ValueError, ...) is still a 400, never a 500.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +51,10 @@ JSON_OBJECT_INSTRUCTION = (
 _DEFAULT_MAX_TOKENS = ((re.compile(r"claude-3-[57]|claude-(opus|sonnet|haiku)-\d"), 8192),)
 """(model pattern, default max_tokens): Claude 3.5 and later; older or unknown models get the fallback."""
 FALLBACK_MAX_TOKENS = 4096
+_ONE_OF_TEMPERATURE_TOP_P = re.compile(
+    r"claude-(sonnet-4[-.]([5-9]|\d\d)|opus-4[-.][1-9]\d?|haiku-4[-.]([5-9]|\d\d))(?!\d)"
+)
+"""Models that refuse `temperature` and `top_p` in one request (a date suffix like `-20250514` is not a version)."""
 _NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"})
 
 
@@ -73,6 +84,13 @@ def build_request(body: JSON, deployment: Deployment, restore: Restore, *, strea
     Raises:
         ProviderError: a 400 for what Anthropic cannot express (or, with `drop_params: false`, refuses).
     """
+    try:
+        return _build(body, deployment, restore, stream)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # client input of a shape nobody checked
+        raise bad_request(f"The request could not be translated for Anthropic: {type(exc).__name__}: {exc}") from exc
+
+
+def _build(body: JSON, deployment: Deployment, restore: Restore, stream: bool) -> Translated:
     src: JSON = {**deployment.params, **body}
     names = ToolNames()
     tr = Translated({"model": deployment.model}, names)
@@ -82,18 +100,24 @@ def build_request(body: JSON, deployment: Deployment, restore: Restore, *, strea
     max_tokens, explicit = _max_tokens(src, deployment)
     out["max_tokens"] = max_tokens
     if tools:
+        choice = src.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+            tools, choice = _allowed_tools(choice, tools, names)
         out["tools"] = tools
-        if (choice := _tool_choice(src.get("tool_choice"), src.get("parallel_tool_calls"), names)) is not None:
+        if (choice := _tool_choice(choice, src.get("parallel_tool_calls"), names)) is not None:
             out["tool_choice"] = choice
     _sampling(src, out)
     _response_format(src.get("response_format"), out, system, tr)
     if system:
         out["system"] = system
     if (user := src.get("user") or src.get("safety_identifier")) and isinstance(user, str):
-        out["metadata"] = {"user_id": user[:256]}
+        out["metadata"] = {"user_id": hashlib.sha256(user.encode()).hexdigest()[:32]}
     if stream:
         out["stream"] = True
     _thinking(src, out, explicit, deployment, tr)
+    if "temperature" in out and "top_p" in out and _ONE_OF_TEMPERATURE_TOP_P.search(deployment.model):
+        _drop_or_refuse("top_p", "this model takes temperature or top_p, not both; temperature is kept", deployment, tr)
+        del out["top_p"]
     for name in sorted(_NOT_ENCODED & src.keys()):
         if src[name] not in (None, False, 0) and not (name == "n" and src[name] == 1):
             _drop_or_refuse(name, "Anthropic has no equivalent", deployment, tr)
@@ -101,19 +125,51 @@ def build_request(body: JSON, deployment: Deployment, restore: Restore, *, strea
 
 
 def _tools(tools: Any, names: ToolNames) -> list[JSON]:
+    if tools is not None and not isinstance(tools, list):
+        raise bad_request("'tools' must be an array of tools.", "tools")
     out: list[JSON] = []
-    for tool in tools or ():
+    for i, tool in enumerate(tools or ()):
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             continue  # other kinds (MCP entries) are the hub's business
-        function = tool.get("function") or {}
-        spec: JSON = {"name": names.add(str(function.get("name"))),
-                      "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}  # fmt: skip
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise bad_request(f"tools[{i}].function.name is required.", f"tools[{i}].function.name")
+        spec: JSON = {"name": names.add(function["name"]), "input_schema": _input_schema(function.get("parameters"), i)}
         if function.get("description"):
             spec["description"] = function["description"]
         if isinstance(cache := tool.get("cache_control") or function.get("cache_control"), dict):
             spec["cache_control"] = cache
         out.append(spec)
     return out
+
+
+def _input_schema(parameters: Any, i: int) -> JSON:
+    if parameters is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise bad_request(
+            f"tools[{i}].function.parameters must be a JSON Schema object.", f"tools[{i}].function.parameters"
+        )
+    return parameters if "type" in parameters else {"type": "object", **parameters}
+
+
+def _allowed_tools(choice: JSON, tools: list[JSON], names: ToolNames) -> tuple[list[JSON], Any]:
+    """The tools an `allowed_tools` choice lets the model see, and the plain OpenAI tool_choice that remains."""
+    spec = choice.get("allowed_tools")
+    listed = spec.get("tools") if isinstance(spec, dict) else None
+    if not isinstance(listed, list) or spec.get("mode", "auto") not in ("auto", "required"):
+        raise bad_request("tool_choice.allowed_tools needs a 'mode' of auto or required and a 'tools' array.",
+                          "tool_choice.allowed_tools")  # fmt: skip
+    allowed = {names.add(str(t["function"].get("name"))) for t in listed
+               if isinstance(t, dict) and isinstance(t.get("function"), dict)}  # fmt: skip
+    kept = [t for t in tools if t["name"] in allowed]
+    if not kept:
+        raise bad_request("tool_choice.allowed_tools names none of the functions in 'tools'.", "tool_choice")
+    if spec.get("mode") != "required":
+        return kept, "auto"
+    if len(kept) > 1:
+        return kept, "required"
+    return kept, {"type": "function", "function": {"name": names.original(kept[0]["name"])}}
 
 
 def _tool_choice(choice: Any, parallel: Any, names: ToolNames) -> JSON | None:
@@ -124,13 +180,11 @@ def _tool_choice(choice: Any, parallel: Any, names: ToolNames) -> JSON | None:
     elif choice == "required":
         out = {"type": "any"}
     elif isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str):
             raise bad_request("tool_choice.function.name is required.", "tool_choice.function.name")
         out = {"type": "tool", "name": names.add(name)}
-    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        mode = (choice.get("allowed_tools") or {}).get("mode")
-        out = {"type": "any" if mode == "required" else "auto"}
     else:
         raise bad_request(f"Invalid value for tool_choice: {choice!r}.", "tool_choice")
     if parallel is False:
@@ -151,13 +205,21 @@ def _max_tokens(src: JSON, deployment: Deployment) -> tuple[int, bool]:
     return default_max_tokens(deployment.model), False
 
 
+def _number(src: JSON, name: str, kind: type | tuple[type, ...] = (int, float)) -> Any:
+    """`src[name]` if it is a number of `kind` (or absent: None); anything else is a 400 naming it."""
+    value = src.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise bad_request(f"Invalid type for '{name}': expected a number, got {value!r}.", name, "invalid_type")
+    return value
+
+
 def _sampling(src: JSON, out: JSON) -> None:
-    temperature = src.get("temperature")
-    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+    temperature = _number(src, "temperature")
+    if temperature is not None:
         out["temperature"] = min(max(float(temperature), 0.0), 1.0)
-    for name in ("top_p", "top_k"):
-        if src.get(name) is not None:
-            out[name] = src[name]
+    for name, kind in (("top_p", (int, float)), ("top_k", int)):
+        if (value := _number(src, name, kind)) is not None:
+            out[name] = value
     stop = src.get("stop")
     stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
     if sequences := [s for s in stops if isinstance(s, str) and s.strip()]:
@@ -175,7 +237,8 @@ def _response_format(fmt: Any, out: JSON, system: list[JSON], tr: Translated) ->
         tr.json_object = True
         return
     if kind == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
             raise bad_request("response_format.json_schema.schema must be a JSON Schema object.",
                               "response_format.json_schema.schema")  # fmt: skip
@@ -202,7 +265,10 @@ def _enable_thinking(src: JSON, out: JSON, explicit_max: bool, deployment: Deplo
                         "no longer known to the gateway (expired, restarted, or made by another model)")  # fmt: skip
         return False
     if thinking.get("type") == "enabled":
-        budget = int(thinking.get("budget_tokens") or MIN_THINKING_BUDGET)
+        budget = thinking.get("budget_tokens") or MIN_THINKING_BUDGET
+        if isinstance(budget, bool) or not isinstance(budget, int):
+            raise bad_request(f"thinking.budget_tokens must be an integer, got {budget!r}.",
+                              "thinking.budget_tokens", "invalid_type")  # fmt: skip
         if budget >= out["max_tokens"]:
             if not explicit_max:
                 out["max_tokens"] = budget + default_max_tokens(deployment.model)
@@ -221,13 +287,16 @@ def _enable_thinking(src: JSON, out: JSON, explicit_max: bool, deployment: Deplo
 def _thinking_config(src: JSON) -> JSON | None:
     native = src.get("thinking")
     effort = src.get("reasoning_effort")
+    if native is not None and not isinstance(native, dict):
+        raise bad_request("'thinking' must be an object like {\"type\": \"enabled\", \"budget_tokens\": 2048}.",
+                          "thinking")  # fmt: skip
     if effort == "none":
         return None
     if isinstance(native, dict):
         return dict(native)  # pyright: ignore[reportUnknownArgumentType]
     if effort is None:
         return None
-    if effort not in THINKING_BUDGETS:
+    if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
         raise bad_request(f"Invalid value for reasoning_effort: {effort!r}. Supported values are: 'none', "
                           f"{', '.join(repr(k) for k in THINKING_BUDGETS)}.", "reasoning_effort")  # fmt: skip
     return {"type": "enabled", "budget_tokens": THINKING_BUDGETS[effort]}

@@ -7,18 +7,63 @@ becomes `delta.reasoning_content`; the thinking blocks themselves (with their si
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import orjson
 
 from providers.anthropic.names import ToolNames
 from providers.anthropic.response import finish_reason, stream_error, usage
 from providers.base import JSON
 
+_OPENER = re.compile(r"\s*```[a-zA-Z]*[ \t]*\n")
+_MAYBE_OPENER = re.compile(r"\s*(`{0,3}|```[a-zA-Z]*[ \t]*)")
+_MAYBE_CLOSER = re.compile(r"\n?`{0,3}\s*\Z")
+_CLOSER = re.compile(r"\n?```\s*\Z")
+
+
+class FenceFilter:
+    """Strips a Markdown code fence around a streamed `json_object` answer, holding back only what is undecided:
+    the start until it is known to open a fence or not, and a tail that may be the closing fence."""
+
+    def __init__(self) -> None:
+        self._head: str | None = ""
+        """Text before the opener is decided; None once it is."""
+        self._fenced = False
+        self._tail = ""
+
+    def feed(self, text: str) -> str:
+        """The text that can be sent now."""
+        if self._head is not None:
+            head = self._head + text
+            if match := _OPENER.match(head):
+                self._head, self._fenced, text = None, True, head[match.end() :]
+            elif _MAYBE_OPENER.fullmatch(head):
+                self._head = head
+                return ""
+            else:
+                self._head, text = None, head
+        if not self._fenced:
+            return text
+        pending = self._tail + text
+        cut = _MAYBE_CLOSER.search(pending)
+        cut_at = cut.start() if cut else len(pending)
+        self._tail = pending[cut_at:]
+        return pending[:cut_at]
+
+    def flush(self) -> str:
+        """What is left at the end of the answer, without a closing fence."""
+        rest = (self._head or "") + ("" if _CLOSER.fullmatch(self._tail) else self._tail)
+        self._head, self._tail = None, ""
+        return rest
+
 
 class StreamTranslator:
     """Feed it events in order; it returns the chunks to send for each."""
 
-    def __init__(self, names: ToolNames, *, model: str, created: int) -> None:
+    def __init__(self, names: ToolNames, *, model: str, created: int, json_object: bool = False) -> None:
         self._names = names
+        self._fences = FenceFilter() if json_object else None
         self._id = "chatcmpl-anthropic"
         self._model = model
         self._created = created
@@ -52,10 +97,10 @@ class StreamTranslator:
         if kind == "message_delta":
             self._usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
             stop = (data.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, finish_reason(stop))] if stop else []
+            return [*self._flush(), self._chunk({}, finish_reason(stop))] if stop else []
         if kind == "message_stop":
             self.done = True
-            return [self.usage_chunk()]
+            return [*self._flush(), self.usage_chunk()]
         if kind == "error":
             raise stream_error(data)
         return []  # ping, and event types added after this was written
@@ -68,6 +113,15 @@ class StreamTranslator:
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
 
+    def _text(self, text: Any) -> list[JSON]:
+        if self._fences is not None and isinstance(text, str):
+            text = self._fences.feed(text)
+        return [self._chunk({"content": text})] if text else []
+
+    def _flush(self) -> list[JSON]:
+        rest = self._fences.flush() if self._fences is not None else ""
+        return [self._chunk({"content": rest})] if rest else []
+
     def _message_start(self, message: JSON) -> list[JSON]:
         if message.get("id"):
             self._id = f"chatcmpl-{message['id']}"
@@ -78,7 +132,7 @@ class StreamTranslator:
     def _start(self, index: int, block: JSON) -> list[JSON]:
         kind = block.get("type")
         if kind == "text":
-            return [self._chunk({"content": block["text"]})] if block.get("text") else []
+            return self._text(block.get("text"))
         if kind == "tool_use":
             call = len(self._tools)
             self._tools[index] = call
@@ -99,7 +153,7 @@ class StreamTranslator:
     def _delta(self, index: int, delta: JSON) -> list[JSON]:
         kind = delta.get("type")
         if kind == "text_delta":
-            return [self._chunk({"content": delta["text"]})] if delta.get("text") else []
+            return self._text(delta.get("text"))
         if kind == "input_json_delta":
             partial = delta.get("partial_json")
             call = self._tools.get(index)

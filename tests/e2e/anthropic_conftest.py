@@ -33,6 +33,7 @@ def anthropic_config(url: str) -> dict[str, Any]:
     models = [_entry(name, name, url) for name in FAKE_MODELS]
     models += [
         _entry("claude-think-strict", "claude-think", url, drop_params=False),
+        _entry("claude-sonnet-4-5-strict", "claude-sonnet-4-5", url, drop_params=False),
         _entry("claude-beta", "claude-sonnet-4-5", url, extra_headers={"anthropic-beta": BETA}),
         _entry("claude-small", "claude-sonnet-4-5", url, max_tokens=333),
         _entry("claude-v1-base", "claude-sonnet-4-5", f"{url}/v1"),

@@ -61,6 +61,11 @@ ERRORS = {
 DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 OVERLOADED = "Overloaded"
 FORCED_TOOL_WITH_THINKING = "Thinking may not be enabled when tool_choice forces tool use."
+TEMPERATURE_AND_TOP_P = "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+ONE_SAMPLER = re.compile(r"claude-(sonnet-4-5|sonnet-4-6|opus-4-1|haiku-4-5)")
+EMAIL_USER_ID = ("metadata.user_id: user_id appears to contain an email address. Please send a uuid or hash value "
+                 "instead.")  # fmt: skip
+TRAILING_WHITESPACE = "messages: final assistant content cannot end with trailing whitespace"
 
 
 class Refusal(Exception):
@@ -122,11 +127,18 @@ class FakeAnthropic:
                 raise Refusal(f"{key}: Extra inputs are not permitted")
         if not isinstance(body.get("max_tokens"), int):
             raise Refusal("max_tokens: Field required")
+        for key in ("temperature", "top_p"):
+            if not isinstance(body.get(key, 1), (int, float)) or isinstance(body.get(key), bool):
+                raise Refusal(f"{key}: Input should be a valid number")
         if not 0 <= body.get("temperature", 1) <= 1:
             raise Refusal("temperature: Input should be less than or equal to 1")
+        if "temperature" in body and "top_p" in body and ONE_SAMPLER.search(body["model"]):
+            raise Refusal(TEMPERATURE_AND_TOP_P)
         for key in body.get("metadata") or {}:
             if key != "user_id":
                 raise Refusal(f"metadata.{key}: Extra inputs are not permitted")
+        if "@" in str((body.get("metadata") or {}).get("user_id", "")):
+            raise Refusal(EMAIL_USER_ID)
         if any(not s.strip() for s in body.get("stop_sequences") or []):
             raise Refusal("stop_sequences: each stop sequence must contain non-whitespace")
         system = body.get("system")
@@ -211,6 +223,14 @@ class FakeAnthropic:
                     self._check_block(block, f"messages.{i}.content.{j}", role, seen_ids)
             if role == "assistant":
                 self._check_pairing(messages, i)
+        last = messages[-1]
+        blocks = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
+        if (
+            last["role"] == "assistant"
+            and blocks
+            and blocks[-1].get("text", "x") != blocks[-1].get("text", "x").rstrip()
+        ):
+            raise Refusal(TRAILING_WHITESPACE)
         self._check_open_turn(messages, body)
 
     def _check_block(self, block: dict[str, Any], where: str, role: str, seen_ids: set[str]) -> None:
@@ -241,8 +261,10 @@ class FakeAnthropic:
             if not TOOL_ID.match(block.get("tool_use_id", "")):
                 raise Refusal(f"{where}.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'")
             for k, inner in enumerate(block.get("content") if isinstance(block.get("content"), list) else []):
-                if inner.get("type") == "text":
-                    self._check_text(inner, f"{where}.content.{k}")
+                if inner.get("type") not in ("text", "image", "document"):
+                    raise Refusal(f"{where}.content.{k}.type: Input tag '{inner.get('type')}' does not match any "
+                                  "of the expected tags: 'text', 'image', 'search_result', 'document'")  # fmt: skip
+                self._check_block(inner, f"{where}.content.{k}", "user", seen_ids)
         elif kind == "thinking" and self.issued.get(block.get("signature", "")) != block.get("thinking"):
             raise Refusal(f"{where}: Invalid `signature` in `thinking` block")
         elif kind == "redacted_thinking" and block.get("data") not in self.issued:
