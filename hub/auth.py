@@ -33,7 +33,10 @@ class Principal:
         return self.models is None or alias in self.models
 
     def may_use_server(self, server: str) -> bool:
-        return self.mcp_servers is None or server in self.mcp_servers
+        """Whether this caller may use the hub's MCP server `server` at all; `mcp_tools` also limits the servers."""
+        if self.mcp_servers is not None and server not in self.mcp_servers:
+            return False
+        return self.mcp_tools is None or any(entry.partition("/")[0] == server for entry in self.mcp_tools)
 
     def may_use_tool(self, server: str, tool: str) -> bool:
         """Whether this caller may list and call `tool` of the hub's MCP server `server`."""

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from hub.auth import Principal
-from tests.mcp.conftest import MASTER_KEY, keyed_hub_app, running, time_server, tool_server
+from tests.mcp.conftest import (
+    MASTER_KEY,
+    keyed_hub_app,
+    mcp_client,
+    running,
+    script_server,
+    time_server,
+    tool_server,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -34,3 +44,28 @@ def test_a_down_servers_status_is_hidden_from_keys_that_may_not_use_it() -> None
     assert up.status_code == down.status_code == 403
     assert down.json()["error"]["message"] == up.json()["error"]["message"]
     assert "unavailable" not in down.text and "retrying" not in down.text
+
+
+def test_a_key_limited_to_some_tools_sees_nothing_else_of_other_servers() -> None:
+    keys = {"sk-echo": Principal(key_id="e", mcp_tools=frozenset({"tool/echo"}))}
+    app = keyed_hub_app({"tool": tool_server(), "shared": script_server("shared_server.py")}, keys)
+    with running(app) as url:
+        other = httpx2.post(f"{url}/mcp/shared", headers=bearer("sk-echo"), json={})
+        own = httpx2.post(f"{url}/mcp/tool", headers=bearer("sk-echo"), json={})
+        listed = httpx2.get(f"{url}/mcp/tools/list", headers=bearer("sk-echo")).json()
+
+        async def inspect() -> tuple[list[str], list[str], int, list[str]]:
+            async with mcp_client(f"{url}/mcp", key="sk-echo") as client:
+                tools = [t.name for t in (await client.list_tools()).tools]
+                prompts = [p.name for p in (await client.list_prompts()).prompts]
+                resources = (await client.list_resources()).resources
+                with pytest.raises(MCPError):
+                    await client.read_resource("shared://note")
+                with pytest.raises(MCPError):
+                    await client.get_prompt("shared__greet", {})
+                return tools, prompts, len(resources), [*listed["servers"]]
+
+        tools, prompts, resources, servers = anyio.run(inspect)
+    assert other.status_code == 403 and other.json()["error"]["code"] == "server_not_allowed"
+    assert own.status_code != 403
+    assert (tools, prompts, resources, servers) == (["tool__echo"], [], 0, ["tool"])
