@@ -37,14 +37,35 @@ def sanitize_schema(schema: Any, *, ordering: bool = False) -> JSON:
     """
     if not isinstance(schema, dict):
         return {}
-    defs: dict[str, Any] = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    return _Sanitizer(defs, ordering).convert(schema, ())
+    return _Sanitizer(schema, ordering).convert(schema, ("#",))
 
 
 class _Sanitizer:
-    def __init__(self, defs: Mapping[str, Any], ordering: bool) -> None:
-        self._defs = defs
+    def __init__(self, root: JSON, ordering: bool) -> None:
+        self._root = root
+        self._defs: Mapping[str, Any] = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
         self._ordering = ordering
+
+    def _resolve(self, ref: str) -> tuple[str, JSON]:
+        """(stack key, target) of a local `$ref`: `#`, `#/$defs/Name`, or any JSON pointer into the root."""
+        if ref.startswith(("#/$defs/", "#/definitions/")) and ref.rsplit("/", 1)[-1] in self._defs:
+            name = ref.rsplit("/", 1)[-1]  # the merged defs, as before: both spellings find either section
+            return f"#/$defs/{name}", self._defs[name]
+        if ref == "#":
+            return "#", self._root
+        target: Any = self._root if ref.startswith("#/") else None
+        for token in ref[2:].split("/") if target is not None else ():
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and token in target:
+                target = target[token]
+            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+                target = target[int(token)]
+            else:
+                target = None
+                break
+        if not isinstance(target, dict):
+            raise SchemaError(f"cannot resolve $ref {ref!r}: only local references into this schema are supported")
+        return ref, target
 
     def convert(self, node: Any, stack: tuple[str, ...]) -> JSON:
         if not isinstance(node, dict):
@@ -55,7 +76,7 @@ class _Sanitizer:
             node = self._flatten_all_of(node, stack)
         out: JSON = {}
         notes: list[str] = []
-        nullable = self._type(node, out, notes)
+        nullable = self._type(node, out, notes) or node.get("nullable") is True
         nullable |= self._any_of(node, out, stack)
         self._enum(node, out, notes)
         self._object(node, out, notes, stack)
@@ -67,26 +88,24 @@ class _Sanitizer:
         return out
 
     def _ref(self, node: JSON, stack: tuple[str, ...]) -> JSON:
-        ref = str(node["$ref"])
-        name = ref.rsplit("/", 1)[-1]
-        if not ref.startswith(("#/$defs/", "#/definitions/")) or name not in self._defs:
-            raise SchemaError(f"cannot resolve $ref {ref!r}: only local '#/$defs/...' references are supported")
+        key, target = self._resolve(str(node["$ref"]))
         siblings = {k: v for k, v in node.items() if k != "$ref"}
-        if name in stack:  # a recursive type cannot be written out in the OpenAPI subset
+        if key in stack:  # a recursive type cannot be written out in the OpenAPI subset
             out: JSON = {"type": "object"}
-            _describe(out, siblings.get("description") or self._defs[name].get("description"),
+            name = "the root" if key == "#" else key.rsplit("/", 1)[-1]
+            _describe(out, siblings.get("description") or target.get("description"),
                       [f"recursive: the same structure as {name}"])  # fmt: skip
             return out
-        return self.convert({**self._defs[name], **siblings}, (*stack, name))
+        return self.convert({**target, **siblings}, (*stack, key))
 
     def _flatten_all_of(self, node: JSON, stack: tuple[str, ...]) -> JSON:
         merged: JSON = {k: v for k, v in node.items() if k != "allOf"}
         for member in node["allOf"] or ():
             while isinstance(member, dict) and "$ref" in member:
-                name = str(member["$ref"]).rsplit("/", 1)[-1]
-                if name not in self._defs or name in stack:
+                key, target = self._resolve(str(member["$ref"]))
+                if key in stack:
                     break
-                member = {**self._defs[name], **{k: v for k, v in member.items() if k != "$ref"}}
+                member = {**target, **{k: v for k, v in member.items() if k != "$ref"}}
             if not isinstance(member, dict):
                 continue
             for key, value in member.items():
@@ -155,7 +174,7 @@ class _Sanitizer:
             notes.append("allowed values: " + ", ".join(_dump(v) for v in values))
 
     def _object(self, node: JSON, out: JSON, notes: list[str], stack: tuple[str, ...]) -> None:
-        properties = node.get("properties")
+        properties = node.get("properties") if out.get("type") == "object" else None  # Gemini: OBJECT only
         if isinstance(properties, dict) and properties:
             out["properties"] = {str(k): self.convert(v, stack) for k, v in properties.items()}  # pyright: ignore[reportUnknownVariableType]
             required = [r for r in node.get("required") or () if r in properties]
@@ -173,6 +192,8 @@ class _Sanitizer:
             return
         prefix = node.get("prefixItems")
         items = node.get("items")
+        if isinstance(items, list):  # draft 4 tuple form
+            prefix, items = items, node.get("additionalItems")
         if isinstance(prefix, list) and prefix:
             members = [self.convert(p, stack) for p in prefix]  # pyright: ignore[reportUnknownVariableType]
             out["items"] = members[0] if len(members) == 1 else {"anyOf": members}

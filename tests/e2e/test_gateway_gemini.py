@@ -303,6 +303,26 @@ def test_hostile_schemas_and_names_are_accepted_and_the_name_maps_back(
                                                             "description": "Must be greater than 0"}  # fmt: skip
 
 
+def test_zod_style_pointer_and_root_refs_and_non_object_properties_reach_gemini(
+    client: openai.OpenAI, fake_gemini: Fake
+) -> None:
+    home = {"type": "object", "properties": {"city": {"type": "string"}}}
+    params = {
+        "type": "object",
+        "properties": {
+            "home": home,
+            "work": {"$ref": "#/properties/home"},
+            "children": {"type": "array", "items": {"$ref": "#"}},
+            "note": {"type": "string", "properties": {"a": {"type": "string"}}},
+        },
+    }
+    tool: Any = {"type": "function", "function": {"name": "save", "parameters": params}}  # fmt: skip
+    completion = client.chat.completions.create(model="g-first", messages=USER, tools=[tool])
+    assert completion.choices[0].finish_reason == "tool_calls"
+    sent = fake_gemini[0].requests[-1]["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]
+    assert (sent["work"], sent["note"], sent["children"]["items"]["type"]) == (home, {"type": "string"}, "object")
+
+
 def test_calls_without_arguments_get_an_empty_json_object(client: openai.OpenAI) -> None:
     with client.chat.completions.stream(model="g-noargs", messages=USER, tools=[WEATHER]) as stream:  # pyright: ignore[reportArgumentType]
         streamed = stream.get_final_completion()

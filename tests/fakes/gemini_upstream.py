@@ -126,6 +126,8 @@ def validate_schema(schema: Any, where: str) -> None:
                       f'.Type), "{kind}"')  # fmt: skip
     kind = str(kind).lower() if kind else None
     if "properties" in schema:
+        if kind is not None and kind != "object":
+            raise Invalid(f"* GenerateContentRequest.{where}.properties: only allowed for OBJECT type\n")
         if not schema["properties"]:
             raise Invalid(f"* GenerateContentRequest.{where}.properties: should be non-empty for OBJECT type\n")
         for n, (_, sub) in enumerate(schema["properties"].items()):
