@@ -51,8 +51,9 @@ class HubServer(Server[Any]):
 class DownstreamCaller:
     """The downstream request behind an upstream call: receives its progress, logs and server requests."""
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, principal: Principal) -> None:
         self._session: ServerSession = ctx.session
+        self.owner = (principal.key_id, principal.is_master)
         self._request_id = ctx.request_id
         self.wants_progress = bool(ctx.meta and ctx.meta.get("progress_token") is not None)
 
@@ -153,7 +154,7 @@ class _Handlers:
             info = self.hub.resolve(params.name, principal, self.view)
             upstream = self.hub.upstreams[info.server]
             timeout = upstream.spec.call_timeout
-            caller = DownstreamCaller(ctx)
+            caller = DownstreamCaller(ctx, principal)
             return await upstream.call_tool(info.original_name, params.arguments, read_timeout=timeout, caller=caller)
         except UnknownTool as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
@@ -182,13 +183,13 @@ class _Handlers:
 
     async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=params.uri))
-        return await _forward(self._owner(ctx, params.uri), request, types.ReadResourceResult, ctx)
+        return await self._forward(self._owner(ctx, params.uri), request, types.ReadResourceResult, ctx)
 
     async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
         upstream = self._owner(ctx, params.uri)
         if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
             request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=params.uri))
-            await _forward(upstream, request, types.EmptyResult, ctx)
+            await self._forward(upstream, request, types.EmptyResult, ctx)
         self.downstreams.subscribe(ctx, params.uri)
         return types.EmptyResult()
 
@@ -197,7 +198,7 @@ class _Handlers:
         upstream = self._owner(ctx, params.uri)
         if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
             request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=params.uri))
-            await _forward(upstream, request, types.EmptyResult, ctx)
+            await self._forward(upstream, request, types.EmptyResult, ctx)
         return types.EmptyResult()
 
     async def list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
@@ -214,7 +215,7 @@ class _Handlers:
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=info.original_name, arguments=params.arguments)
         )
-        return await _forward(self.hub.upstreams[info.server], request, types.GetPromptResult, ctx)
+        return await self._forward(self.hub.upstreams[info.server], request, types.GetPromptResult, ctx)
 
     async def complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
         principal = principal_of(ctx, self.default)
@@ -232,20 +233,20 @@ class _Handlers:
         request = types.CompleteRequest(
             params=types.CompleteRequestParams(ref=ref, argument=params.argument, context=params.context)
         )
-        return await _forward(upstream, request, types.CompleteResult, ctx)
+        return await self._forward(upstream, request, types.CompleteResult, ctx)
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
         for upstream in self._upstreams(principal_of(ctx, self.default)):
             if upstream.capabilities.logging is not None:
                 request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=params.level))
-                await _forward(upstream, request, types.EmptyResult, ctx)
+                await self._forward(upstream, request, types.EmptyResult, ctx)
         return types.EmptyResult()
 
-
-async def _forward(upstream: Upstream, request: Any, result_type: Any, ctx: Ctx) -> Any:
-    """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
-    try:
-        return await upstream.request(request, result_type, read_timeout=upstream.spec.call_timeout,
-                                      caller=DownstreamCaller(ctx))  # fmt: skip
-    except McpHubError as exc:
-        raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
+    async def _forward(self, upstream: Upstream, request: Any, result_type: Any, ctx: Ctx) -> Any:
+        """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
+        caller = DownstreamCaller(ctx, principal_of(ctx, self.default))
+        try:
+            return await upstream.request(request, result_type, read_timeout=upstream.spec.call_timeout,
+                                          caller=caller)  # fmt: skip
+        except McpHubError as exc:
+            raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None

@@ -2,8 +2,14 @@
 
 `Upstream.run()` connects within `connect_timeout`, lists every page of tools, resources, templates and prompts,
 then serves calls until the connection ends; a failed or crashed upstream is retried with exponential backoff. While
-it is down its listing is empty and `status` says why. Server-to-client requests (sampling, elicitation) and log
-messages from the upstream go to the downstream caller whose call is in flight (see `Caller`).
+it is down its listing is empty and `status` says why.
+
+Routing server-to-client messages: a shared session carries no link between the upstream's sampling or elicitation
+request (or log message) and the call that caused it, so the hub never guesses. It routes such a message to a
+downstream `Caller` only when every request in flight on this upstream belongs to one owner (one key): exactly one
+call, or several calls of the same key (then the most recent). A request without a caller (tool loop, REST, the
+hub's own re-listing) has no one to ask, so while one is in flight nothing is routed. Otherwise sampling and
+elicitation are refused with an MCP error and log messages stay in the hub's own log (debug level).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TextIO, TypeVar
 
@@ -45,6 +51,11 @@ _CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
 
 class Caller(Protocol):
     """The downstream request a tool call is made for: where progress, logs and server requests go."""
+
+    @property
+    def owner(self) -> Hashable:
+        """Who is calling (the key): server requests are routed only when every call in flight has one owner."""
+        ...
 
     @property
     def wants_progress(self) -> bool: ...
@@ -119,7 +130,8 @@ class Upstream:
         self._on_resource_updated = on_resource_updated
         self._errlog = errlog or sys.stderr
         self._session: ClientSession | None = None
-        self._callers: list[Caller] = []
+        self._calls: list[Caller | None] = []
+        """Requests in flight on the session; None for those without a downstream caller."""
         self._dirty: set[Kind] = set()
         self._dirty_event = anyio.Event()
         self._broken = anyio.Event()
@@ -254,7 +266,7 @@ class Upstream:
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            with anyio.fail_after(self.spec.call_timeout):
+            with self._calling(None), anyio.fail_after(self.spec.call_timeout):
                 page = await fetch(types.PaginatedRequestParams(cursor=cursor))
             items += getattr(page, attr)
             cursor = page.next_cursor
@@ -362,30 +374,38 @@ class Upstream:
 
     @contextlib.contextmanager
     def _calling(self, caller: Caller | None) -> Iterator[None]:
-        if caller is None:
-            yield
-            return
-        self._callers.append(caller)
+        self._calls.append(caller)
         try:
             yield
         finally:
-            self._callers.remove(caller)
+            self._calls.remove(caller)
 
     def _caller(self) -> Caller | None:
-        # A shared session carries no link between a server request and the call that caused it: the most recent
-        # call in flight is the best guess, and the only one when calls on this server do not overlap.
-        return self._callers[-1] if self._callers else None
+        """The downstream a server-to-client message can only belong to, or None (see the module docstring)."""
+        calls = self._calls
+        if not calls or any(call is None for call in calls):
+            return None
+        owners = {call.owner for call in calls if call is not None}
+        return calls[-1] if len(owners) == 1 else None
+
+    def _refusal(self, what: str) -> types.ErrorData:
+        if self._calls:
+            message = f"The hub cannot tell which client call this {what} request belongs to; it is refused."
+        else:
+            message = "No client call is waiting on this server."
+        logger.info("MCP server %s: refused a %s request: %s", self.name, what, message)
+        return types.ErrorData(code=types.INVALID_REQUEST, message=message)
 
     async def _on_sampling(self, context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
         caller = self._caller()
         if caller is None:
-            return types.ErrorData(code=types.INVALID_REQUEST, message="No client call is waiting on this server.")
+            return self._refusal("sampling")
         return await caller.sample(params)
 
     async def _on_elicitation(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
         caller = self._caller()
         if caller is None:
-            return types.ErrorData(code=types.INVALID_REQUEST, message="No client call is waiting on this server.")
+            return self._refusal("elicitation")
         return await caller.elicit(params)
 
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
@@ -393,7 +413,7 @@ class Upstream:
         if caller is not None:
             await caller.log(params)
         else:
-            logger.info("MCP server %s [%s]: %s", self.name, params.level, params.data)
+            logger.debug("MCP server %s [%s]: %s", self.name, params.level, params.data)
 
     def _set(self, state: Literal["starting", "connecting", "ready", "down", "disabled"], detail: str = "") -> None:
         self.status.state = state
