@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from providers.gemini.schema import ToolNames
-from providers.gemini.signatures import DUMMY_SIGNATURE, Step
+from providers.gemini.signatures import DUMMY_SIGNATURE, Step, needs_signatures
 
 JSON = dict[str, Any]
 InlineData = tuple[str, str]
@@ -22,6 +22,8 @@ StepLookup = Callable[[str], "Step | None"]
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
 _AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3"}
+RESPONSE_MEDIA = frozenset({"image/png", "image/jpeg", "image/webp", "application/pdf", "text/plain"})
+"""What Gemini 3 takes inside `functionResponse.parts`; other media follow the responses in a user content."""
 
 
 class MessageError(ValueError):
@@ -33,10 +35,12 @@ class MessageError(ValueError):
 
 
 def http_image_urls(messages: list[JSON]) -> list[str]:
-    """The http(s) image URLs in user messages, in order, without duplicates (the gateway fetches them)."""
+    """The http(s) image URLs in user and tool messages, in order, without duplicates (the gateway fetches them)."""
     urls: dict[str, None] = {}
-    for message in messages:
-        if message.get("role") != "user" or not isinstance(message.get("content"), list):
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict) or message.get("role") not in ("user", "tool"):
+            continue
+        if not isinstance(message.get("content"), list):
             continue
         for part in message["content"]:
             if isinstance(part, dict) and part.get("type") == "image_url":
@@ -87,12 +91,15 @@ class _Builder:
         self.lookup = lookup
         self.images = images
         self.dummy_signatures = dummy_signatures
+        self.media_in_responses = needs_signatures(model)  # Gemini 3 and later
         self.system: list[str] = []
         self.contents: list[JSON] = []
 
     def add(self, messages: list[JSON], i: int) -> int:
         """Translate messages[i] (and the tool results answering it); return the next index."""
         message = messages[i]
+        if not isinstance(message, dict):
+            raise MessageError(f"messages[{i}] must be an object with a 'role'.", f"messages.[{i}]")
         role = message.get("role")
         if role in ("system", "developer"):
             self.system += [t for t in _texts(message.get("content"), f"messages.[{i}].content") if t]
@@ -140,12 +147,7 @@ class _Builder:
             text = part.get("text")  # pyright: ignore[reportOptionalMemberAccess]
             return {"text": text} if isinstance(text, str) and text else None
         if kind == "image_url":
-            url = _image_url(part)  # pyright: ignore[reportArgumentType]
-            if url.startswith(("http://", "https://")):
-                mime, data = self.images[url]
-                return {"inlineData": {"mimeType": mime, "data": data}}
-            mime, data = parse_data_url(url, param)
-            return {"inlineData": {"mimeType": mime, "data": data}}
+            return self._image(part, param)  # pyright: ignore[reportArgumentType]
         if kind == "input_audio":
             audio = part.get("input_audio") or {}  # pyright: ignore[reportOptionalMemberAccess]
             fmt = str(audio.get("format"))
@@ -155,6 +157,14 @@ class _Builder:
         if kind == "file":
             return _file_part(part.get("file") or {}, param)  # pyright: ignore[reportOptionalMemberAccess]
         raise MessageError(f"{param}: content parts of type {kind!r} are not supported for Gemini models.", param)
+
+    def _image(self, part: JSON, param: str) -> JSON:
+        url = _image_url(part)
+        if url.startswith(("http://", "https://")):
+            mime, data = self.images[url]
+        else:
+            mime, data = parse_data_url(url, param)
+        return {"inlineData": {"mimeType": mime, "data": data}}
 
     def _assistant(self, messages: list[JSON], i: int) -> int:
         message = messages[i]
@@ -181,8 +191,8 @@ class _Builder:
         return None
 
     def _function_call(self, call: JSON, step: Step | None, param: str) -> JSON:
-        function = call.get("function") or {}
-        name = function.get("name")
+        function = call.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str) or not name:
             raise MessageError(f"{param}.function.name is missing.", f"{param}.function.name")
         call_id = str(call.get("id") or "")
@@ -194,33 +204,63 @@ class _Builder:
         return {**part, **_signed(step.calls.get(call_id) if step else None)}
 
     def _tool_results(self, messages: list[JSON], i: int, calls: list[JSON], step: Step | None) -> int:
-        results: dict[str, JSON] = {}
+        results: dict[str, int] = {}
         j = i + 1
-        while j < len(messages) and messages[j].get("role") == "tool":
+        while j < len(messages) and isinstance(messages[j], dict) and messages[j].get("role") == "tool":
             call_id = str(messages[j].get("tool_call_id"))
             if call_id not in {str(c.get("id")) for c in calls}:
                 raise MessageError(f"messages[{j}] answers tool_call_id {call_id!r}, which the preceding assistant "
                                    "message did not call.", f"messages.[{j}].tool_call_id")  # fmt: skip
-            results.setdefault(call_id, messages[j])
+            results.setdefault(call_id, j)
             j += 1
         missing = [str(c.get("id")) for c in calls if str(c.get("id")) not in results]
         if missing:
             raise MessageError("An assistant message with 'tool_calls' must be followed by tool messages responding "
                                "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
                                + ", ".join(missing), f"messages.[{i}].role")  # fmt: skip
-        parts = [self._function_response(call, results[str(call.get("id"))], step) for call in calls]
+        following: list[JSON] = []
+        parts = [self._function_response(call, messages, results[str(call.get("id"))], step, following)
+                 for call in calls]  # fmt: skip
         self.contents.append({"role": "user", "parts": parts})
+        if following:  # media the function responses cannot carry: right after them, never dropped
+            self.contents.append({"role": "user", "parts": following})
         return j
 
-    def _function_response(self, call: JSON, result: JSON, step: Step | None) -> JSON:
+    def _function_response(
+        self, call: JSON, messages: list[JSON], j: int, step: Step | None, following: list[JSON]
+    ) -> JSON:
         call_id = str(call.get("id") or "")
-        text = "".join(_texts(result.get("content"), "tool content"))
-        response: JSON = {"name": self.names.add(str((call.get("function") or {}).get("name"))),
-                          "response": {"output": _tool_output(text)}}  # fmt: skip
+        name = self.names.add(str(call["function"]["name"]))
+        text, media = self._tool_content(messages[j].get("content"), f"messages.[{j}].content")
+        response: JSON = {"name": name, "response": {"output": _tool_output(text)}}
         upstream_id = _upstream_id(step, call_id)
         if upstream_id:
             response["id"] = upstream_id
+        inline = [m for m in media if self.media_in_responses and m["inlineData"]["mimeType"] in RESPONSE_MEDIA]
+        if inline:
+            response["parts"] = inline
+        if rest := [m for m in media if m not in inline]:
+            following += [{"text": f"The result of {name} (call {call_id}) also contains:"}, *rest]
         return {"functionResponse": response}
+
+    def _tool_content(self, content: Any, param: str) -> tuple[str, list[JSON]]:
+        """(text, inlineData parts) of a tool message's content."""
+        if content is None or isinstance(content, str):
+            return content or "", []
+        if not isinstance(content, list):
+            raise MessageError(f"{param} must be a string or an array of content parts.", param)
+        texts: list[str] = []
+        media: list[JSON] = []
+        for k, part in enumerate(content):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            kind = part.get("type") if isinstance(part, dict) else None  # pyright: ignore[reportUnknownMemberType]
+            if kind == "text" and isinstance(part.get("text"), str):  # pyright: ignore[reportUnknownMemberType, reportOptionalMemberAccess]
+                texts.append(part["text"])  # pyright: ignore[reportUnknownArgumentType, reportOptionalSubscript]
+            elif kind == "image_url":
+                media.append(self._image(part, f"{param}.[{k}]"))  # pyright: ignore[reportUnknownArgumentType]
+            else:
+                raise MessageError(f"{param}.[{k}]: tool results for Gemini models take text and image_url parts, "
+                                   f"got {kind!r}.", f"{param}.[{k}]")  # fmt: skip
+        return "".join(texts), media
 
 
 def _upstream_id(step: Step | None, call_id: str) -> str:

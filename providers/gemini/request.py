@@ -45,8 +45,16 @@ def build_request(
     """The Gemini request for an OpenAI body (config defaults under the client's fields).
 
     Raises:
-        ProviderError: 400 for input Gemini cannot take (naming the OpenAI `param`).
+        ProviderError: 400 for input Gemini cannot take (naming the OpenAI `param`); input of a shape no check
+        foresaw that breaks the translation is a 400 too, never a 500.
     """
+    try:
+        return _build(body, deployment, lookup, images)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # MessageError and SchemaError are handled inside
+        raise bad_request(f"The request could not be translated for Gemini: {type(exc).__name__}: {exc}", None) from exc
+
+
+def _build(body: JSON, deployment: Deployment, lookup: StepLookup, images: Mapping[str, InlineData]) -> Prepared:
     merged: JSON = {**deployment.params, **body}
     model = deployment.model
     names = ToolNames()
@@ -108,8 +116,12 @@ def _apply_tool_choice(choice: Any, declarations: list[JSON], names: ToolNames, 
         name = (choice.get("function") or {}).get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         mode, allowed = "ANY", [names.to_gemini.get(str(name), str(name))]  # pyright: ignore[reportUnknownArgumentType]
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        spec = choice.get("allowed_tools") or {}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        keep = {names.to_gemini.get(str((t.get("function") or {}).get("name")), "") for t in spec.get("tools") or ()}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        spec = choice.get("allowed_tools")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(spec, dict) or not isinstance(spec.get("tools"), list):  # pyright: ignore[reportUnknownMemberType]
+            raise bad_request("tool_choice.allowed_tools needs a 'mode' and a 'tools' array.",
+                              "tool_choice.allowed_tools")  # fmt: skip
+        keep = {names.to_gemini.get(str(t["function"].get("name")), "") for t in spec["tools"]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportUnknownArgumentType]
+                if isinstance(t, dict) and isinstance(t.get("function"), dict)}  # pyright: ignore[reportUnknownMemberType]  # fmt: skip
         declarations = [d for d in declarations if d["name"] in keep]  # the model sees only the allowed tools
         mode = "ANY" if spec.get("mode") == "required" else "AUTO"  # pyright: ignore[reportUnknownMemberType]
     elif choice not in (None, "auto"):
@@ -142,12 +154,16 @@ def _check_unsupported(body: JSON, deployment: Deployment) -> None:
 def generation_config(body: JSON, model: str) -> JSON:
     """`generationConfig` from the OpenAI sampling, length, format and reasoning fields."""
     config: JSON = {}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    if max_tokens is not None:
-        config["maxOutputTokens"] = max_tokens
-    for source, target in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("seed", "seed")):
-        if body.get(source) is not None:
-            config[target] = body[source]
+    for name in ("max_completion_tokens", "max_tokens"):
+        if (value := _number(body, name, int)) is not None:
+            if value < 1:
+                raise bad_request(f"'{name}' must be a positive integer, got {value!r}.", name)
+            config["maxOutputTokens"] = value
+            break
+    for source, target, kind in (("temperature", "temperature", (int, float)), ("top_p", "topP", (int, float)),
+                                 ("top_k", "topK", int), ("seed", "seed", int)):  # fmt: skip
+        if (value := _number(body, source, kind)) is not None:
+            config[target] = value
     stop = body.get("stop")
     if stop:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)  # pyright: ignore[reportUnknownArgumentType]
@@ -158,13 +174,28 @@ def generation_config(body: JSON, model: str) -> JSON:
     return config
 
 
+def _number(body: JSON, name: str, kind: type | tuple[type, ...]) -> Any:
+    """`body[name]` if it is a number of `kind` (or absent: None); anything else is a 400 naming it."""
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise bad_request(f"Invalid type for '{name}': expected a number, got {value!r}.", name, "invalid_type")
+    return value
+
+
 def _response_format(fmt: Any) -> JSON:
-    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+    if fmt is None:
+        return {}
+    if not isinstance(fmt, dict):
+        raise bad_request('\'response_format\' must be an object like {"type": "json_object"}.', "response_format")
+    if fmt.get("type") in (None, "text"):
         return {}
     if fmt.get("type") == "json_object":
         return {"responseMimeType": "application/json"}
     if fmt.get("type") == "json_schema":
-        spec = fmt.get("json_schema") or {}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        spec = fmt.get("json_schema")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(spec, dict):
+            raise bad_request("response_format.json_schema must be an object with a 'schema'.",
+                              "response_format.json_schema")  # fmt: skip
         try:
             schema = sanitize_schema(spec.get("schema"), ordering=True)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
         except SchemaError as exc:
@@ -190,7 +221,7 @@ def thinking_config(body: JSON, model: str) -> JSON | None:
             effort = "low" if budget <= 1024 else "medium" if budget <= 4096 else "high"  # pyright: ignore[reportOperatorIssue]
     if effort is None:
         return None
-    if effort not in _BUDGETS:
+    if not isinstance(effort, str) or effort not in _BUDGETS:
         raise bad_request(f"Invalid value for 'reasoning_effort': {effort!r}. Supported values are: "
                           + ", ".join(repr(k) for k in _BUDGETS) + ".", "reasoning_effort")  # fmt: skip
     version = _VERSION.search(model)

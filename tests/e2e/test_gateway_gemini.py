@@ -323,6 +323,51 @@ def test_zod_style_pointer_and_root_refs_and_non_object_properties_reach_gemini(
     assert (sent["work"], sent["note"], sent["children"]["items"]["type"]) == (home, {"type": "string"}, "object")
 
 
+@pytest.mark.parametrize(("model", "inside"), [("g3-tools", True), ("g-tools", False)])
+def test_images_in_tool_results_reach_gemini(
+    client: openai.OpenAI, fake_gemini: Fake, model: str, inside: bool
+) -> None:
+    first = client.chat.completions.create(model=model, messages=USER, tools=[WEATHER, TIME])  # pyright: ignore[reportArgumentType]
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}}
+    results = [{"role": "tool", "tool_call_id": c.id, "content": [{"type": "text", "text": "sunny"}, image]}
+               for c in first.choices[0].message.tool_calls or ()]  # fmt: skip
+    messages: Any = [*USER, assistant_turn(first.choices[0].message), *results]
+    answer = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER, TIME])  # pyright: ignore[reportArgumentType]
+    assert answer.choices[0].message.content
+    contents = fake_gemini[0].requests[-1]["contents"]
+    responses = [p["functionResponse"] for p in contents[2]["parts"]]
+    assert [r["response"] for r in responses] == [{"output": "sunny"}] * 2
+    inline = {"inlineData": {"mimeType": "image/png", "data": image["image_url"]["url"].split(",")[1]}}
+    if inside:
+        assert [r["parts"] for r in responses] == [[inline]] * 2 and len(contents) == 3
+    else:
+        assert [p for p in contents[3]["parts"] if "inlineData" in p] == [inline] * 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"reasoning_effort": ["high"]}, "reasoning_effort"),
+        ({"response_format": {"type": "json_schema", "json_schema": "x"}}, "response_format.json_schema"),
+        ({"tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": "x"}},
+         "tool_choice.allowed_tools"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"messages": [*USER, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": "x"}]},
+                       {"role": "tool", "tool_call_id": "c1", "content": "r"}]},
+         "messages.[1].tool_calls.[0].function.name"),
+        ({"messages": [*USER, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "get_weather", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c1", "content": {"a": 1}}]},
+         "messages.[2].content"),
+    ],
+)  # fmt: skip
+def test_malformed_parameters_are_a_400_naming_them(gateway_url: str, extra: dict[str, Any], param: str) -> None:
+    answer = httpx2.post(f"{gateway_url}/v1/chat/completions", json={"model": "g3-text", "messages": USER, **extra},
+                         headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=20)  # fmt: skip
+    assert answer.status_code == 400, answer.text
+    assert (answer.json()["error"]["param"], answer.json()["error"]["type"]) == (param, "invalid_request_error")
+
+
 def test_calls_without_arguments_get_an_empty_json_object(client: openai.OpenAI) -> None:
     with client.chat.completions.stream(model="g-noargs", messages=USER, tools=[WEATHER]) as stream:  # pyright: ignore[reportArgumentType]
         streamed = stream.get_final_completion()

@@ -54,6 +54,8 @@ JSON = dict[str, Any]
 API_KEY = "fake-gemini-key"
 DUMMY_SIGNATURES = {base64.b64encode(s).decode() for s in (b"skip_thought_signature_validator",
                                                            b"context_engineering_is_the_way_to_go")}  # fmt: skip
+EMPTY_TEXT = ("Unable to submit request because it has an empty text parameter. Add a value to the parameter and "
+              "try again.")  # fmt: skip
 MISSING_SIGNATURE = (
     "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, "
     "and missing thought_signature may lead to degraded model performance. Additional data, function call "
@@ -258,8 +260,16 @@ class FakeGemini:
                 raise Invalid(
                     f"Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{data[1]}'"
                 )
+            if part.get("text") == "" and "thoughtSignature" not in part:
+                raise Invalid(EMPTY_TEXT)
             if "thoughtSignature" in part:
                 _b64(part["thoughtSignature"], f"{where}.thought_signature")
+            for k, media in enumerate((part.get("functionResponse") or {}).get("parts") or ()):
+                inline = media.get("inlineData") or {}
+                if not inline.get("mimeType") or not inline.get("data"):
+                    raise Invalid(f"* GenerateContentRequest.{where}.function_response.parts[{k}].inline_data: "
+                                  "mime_type and data are required\n")  # fmt: skip
+                _b64(inline["data"], f"{where}.function_response.parts[{k}].inline_data.data")
             if "inlineData" in part:
                 inline = part["inlineData"]
                 if not inline.get("mimeType") or not inline.get("data"):
@@ -323,7 +333,13 @@ class FakeGemini:
         for key in config:
             if key not in GEN_KEYS:
                 raise _unknown(key, "generation_config")
-        if not 0 <= config.get("temperature", 1) <= 2:
+        numbers: JSON = {}
+        for key, proto in (("temperature", "TYPE_FLOAT"), ("topP", "TYPE_FLOAT"), ("maxOutputTokens", "TYPE_INT32")):
+            try:  # proto JSON takes numbers and numeric strings
+                numbers[key] = (float if proto == "TYPE_FLOAT" else int)(config.get(key, 1))
+            except (TypeError, ValueError):
+                raise Invalid(f"Invalid value at 'generation_config.{key}' ({proto}), \"{config[key]}\"") from None
+        if not 0 <= numbers["temperature"] <= 2:
             raise Invalid("* GenerateContentRequest.generation_config.temperature: must be in [0.0, 2.0]\n")
         if len(config.get("stopSequences") or ()) > 5:
             raise Invalid("* GenerateContentRequest.generation_config.stop_sequences: at most 5 stop sequences\n")
@@ -377,8 +393,8 @@ class FakeGemini:
 
     def _script(self, behaviour: str, version: float, body: JSON) -> list[JSON]:
         contents = body["contents"]
-        last = contents[-1]["parts"]
-        results = [p["functionResponse"] for p in last if "functionResponse" in p]
+        trailing = contents[-2:] if contents[-1]["role"] == contents[-2:][0]["role"] == "user" else contents[-1:]
+        results = [p["functionResponse"] for c in trailing for p in c["parts"] if "functionResponse" in p]
         thoughts = bool(((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts"))
         if behaviour in ("tools", "ids") and not results:
             with_ids = behaviour == "ids"
