@@ -46,6 +46,9 @@ DEBOUNCE_SECONDS = 0.1
 HEALTH_INTERVAL = 15.0
 BACKOFF = (0.5, 30.0)
 MAX_PAGES = 1000
+SEND_GRACE = 2.0
+"""Seconds on top of a request's read timeout for writing it: an upstream that takes longer is wedged (it stopped
+reading its input), so the request fails and the upstream is restarted."""
 _CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
 
 
@@ -360,11 +363,18 @@ class Upstream:
             MCPError: the upstream answered with an error (or the request timed out: `REQUEST_TIMEOUT`).
         """
         session = self.session()
+        # The SDK's read timeout starts once the request is written; the outer one also bounds the write.
+        limit = None if read_timeout is None else read_timeout + SEND_GRACE
         with self._calling(caller):
             try:
-                return await session.send_request(
-                    request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
-                )
+                with anyio.fail_after(limit):
+                    return await session.send_request(
+                        request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
+                    )
+            except TimeoutError:
+                self._broken.set()
+                logger.warning("MCP server %s took no request within %g s: restarting it", self.name, limit)
+                raise MCPError(code=types.REQUEST_TIMEOUT, message=f"No answer within {read_timeout:g} s.") from None
             except MCPError as exc:
                 if _session_lost(exc):
                     self._broken.set()  # reconnect now rather than at the next health check
