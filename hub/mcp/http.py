@@ -71,6 +71,8 @@ class McpHttp:
         settings = settings or McpSettings()
         security = transport_security(settings.allowed_hosts)
         self.hub = hub
+        self.security = security
+        """Host/Origin checks of every MCP endpoint, the REST ones included."""
         self.aggregated = _Served(hub, security, None)
         self.per_server = {name: _Served(hub, security, name) for name in hub.upstreams}
         self.sse = SseServerTransport(SSE_MESSAGES, security_settings=security)

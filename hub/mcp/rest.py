@@ -1,30 +1,57 @@
-"""REST inspection of the hub: `GET /mcp/tools/list` and `POST /mcp/tools/call`, keyed like `/v1`."""
+"""REST inspection of the hub: `GET /mcp/tools/list` and `POST /mcp/tools/call`, keyed like `/v1`.
+
+Both take the Host/Origin checks of the MCP transports (DNS-rebinding protection), and a call must be sent as
+`application/json`, so a foreign web page cannot reach them with a "simple" cross-origin request.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.errors import BadRequest, NotFound, PermissionDenied, ServiceUnavailable, json_response
+from hub.errors import BadRequest, HubError, NotFound, PermissionDenied, ServiceUnavailable, json_response
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.hub import McpHub
 from hub.state import authenticate, hub_state
 
 
-def _hub(request: Request) -> McpHub:
-    hub: McpHub | None = hub_state(request).extras.get("mcp")
-    if hub is None:
+class MisdirectedRequest(HubError):
+    status_code = 421
+    type = "invalid_request_error"
+
+
+class UnsupportedMediaType(HubError):
+    status_code = 415
+    type = "invalid_request_error"
+
+
+async def _hub(request: Request) -> McpHub:
+    """The running hub, once the request passed the transports' Host/Origin checks.
+
+    Raises:
+        ServiceUnavailable, MisdirectedRequest (foreign Host), PermissionDenied (foreign Origin)
+    """
+    extras = hub_state(request).extras
+    hub: McpHub | None = extras.get("mcp")
+    http = extras.get("mcp_http")
+    if hub is None or http is None:
         raise ServiceUnavailable("The MCP hub is not running.", code="mcp_unavailable")
+    rejected = await TransportSecurityMiddleware(http.security).validate_request(request)
+    if rejected is not None and rejected.status_code == 421:
+        raise MisdirectedRequest(f"Host {request.headers.get('host')!r} is not allowed.", code="invalid_host")
+    if rejected is not None:
+        raise PermissionDenied(f"Origin {request.headers.get('origin')!r} is not allowed.", code="invalid_origin")
     return hub
 
 
 async def list_tools(request: Request) -> Response:
     """Every tool the key may use, with its server, names, schema, and each upstream's health."""
+    hub = await _hub(request)
     principal = await authenticate(request)
-    hub = _hub(request)
     tools = [
         {"name": t.name, "server": t.server, "original_name": t.original_name, "description": t.description,
          "input_schema": t.input_schema}
@@ -36,8 +63,13 @@ async def list_tools(request: Request) -> Response:
 
 async def call_tool(request: Request) -> Response:
     """Call a tool by its prefixed name; answers the MCP `CallToolResult` (a tool failure is 200 `isError`)."""
+    hub = await _hub(request)
     principal = await authenticate(request)
-    hub = _hub(request)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            "Send the call as JSON ('Content-Type: application/json').", code="invalid_content_type"
+        )
     name, arguments = _parse(await request.body())
     try:
         result = await hub.call_tool(name, arguments, principal)

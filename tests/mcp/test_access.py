@@ -69,3 +69,22 @@ def test_a_key_limited_to_some_tools_sees_nothing_else_of_other_servers() -> Non
     assert other.status_code == 403 and other.json()["error"]["code"] == "server_not_allowed"
     assert own.status_code != 403
     assert (tools, prompts, resources, servers) == (["tool__echo"], [], 0, ["tool"])
+
+
+def test_the_rest_endpoints_check_host_origin_and_content_type_like_mcp() -> None:
+    app = keyed_hub_app({"tool": tool_server()}, {}, mcp_allowed_hosts=["hub.example.com"])
+    call = {"name": "tool__echo", "arguments": {"text": "hi"}}
+    auth = bearer(MASTER_KEY)
+    with running(app) as url:
+        rebound = httpx2.get(f"{url}/mcp/tools/list", headers={**auth, "Host": "evil.example"})
+        foreign = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Origin": "https://evil.example"}, json=call)
+        proxied = httpx2.get(f"{url}/mcp/tools/list", headers={**auth, "Host": "hub.example.com"})
+        local = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Origin": url}, json=call)
+        plain = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Content-Type": "text/plain"},
+                            content=b'{"name": "tool__echo"}')  # fmt: skip
+        form = httpx2.post(f"{url}/mcp/tools/call", headers=auth, data={"name": "tool__echo"})
+    assert rebound.status_code == 421 and rebound.json()["error"]["code"] == "invalid_host"
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "invalid_origin"
+    assert proxied.status_code == 200 and local.status_code == 200
+    assert plain.status_code == form.status_code == 415
+    assert plain.json()["error"]["code"] == "invalid_content_type"
