@@ -46,6 +46,8 @@ DEBOUNCE_SECONDS = 0.1
 HEALTH_INTERVAL = 15.0
 BACKOFF = (0.5, 30.0)
 MAX_PAGES = 1000
+OPTIONAL_LIST_TIMEOUT = 5.0
+"""Seconds (at most a quarter of `connect_timeout`) for listing resources, templates or prompts: they are extras."""
 SEND_GRACE = 2.0
 """Seconds on top of a request's read timeout for writing it: an upstream that takes longer is wedged (it stopped
 reading its input), so the request fails and the upstream is restarted."""
@@ -257,10 +259,11 @@ class Upstream:
         )
 
     async def _optional(self, fetch: Callable[[types.PaginatedRequestParams], Any], attr: str) -> list[Any]:
-        """Resources and prompts are extras: an upstream that fails to list them still serves its tools."""
+        """Resources and prompts are extras: an upstream that fails or hangs listing them still serves its tools."""
         try:
-            return await self._pages(fetch, attr)
-        except MCPError as exc:
+            with anyio.fail_after(min(OPTIONAL_LIST_TIMEOUT, self.spec.connect_timeout / 4)):
+                return await self._pages(fetch, attr)
+        except (MCPError, TimeoutError) as exc:
             logger.warning("MCP server %s: listing %s failed: %s", self.name, attr, describe(exc))
             return []
 

@@ -37,3 +37,12 @@ def test_calls_to_an_upstream_that_stopped_reading_time_out_and_it_is_restarted(
     # Depending on when the restart began, the last call timed out or found the upstream restarting.
     assert after.status_code in (200, 503)
     assert after.json().get("isError") is True or after.json()["error"]["code"] == "mcp_server_unavailable"
+
+
+def test_an_upstream_that_hangs_listing_resources_still_serves_its_tools() -> None:
+    app = hub_app({"hr": raw_server("hang_resources", connect_timeout=2)})
+    with running(app) as url:
+        called = rest_call(url, "hr__echo", "x")
+        status = hub_of(app).status()["hr"]
+    assert status["state"] == "ready"
+    assert called.status_code == 200 and called.json()["content"] == [{"type": "text", "text": "ok"}]
