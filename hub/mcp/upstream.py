@@ -45,6 +45,8 @@ ALL_KINDS: frozenset[Kind] = frozenset(("tools", "resources", "prompts"))
 DEBOUNCE_SECONDS = 0.1
 HEALTH_INTERVAL = 15.0
 BACKOFF = (0.5, 30.0)
+STABLE_SECONDS = 30.0
+"""An upstream must stay ready this long before a failure restarts the backoff from its first delay."""
 MAX_PAGES = 1000
 OPTIONAL_LIST_TIMEOUT = 5.0
 """Seconds (at most a quarter of `connect_timeout`) for listing resources, templates or prompts: they are extras."""
@@ -140,6 +142,7 @@ class Upstream:
         self._dirty: set[Kind] = set()
         self._dirty_event = anyio.Event()
         self._broken = anyio.Event()
+        self._ready_at = -math.inf
 
     @property
     def healthy(self) -> bool:
@@ -162,7 +165,7 @@ class Upstream:
             except Exception as exc:  # the supervisor's top-level handler: every failure means "retry later"
                 detail = describe(exc)
             was_ready = self.status.state == "ready"
-            if was_ready:  # it worked for a while: retry soon, then back off again
+            if was_ready and time.monotonic() - self._ready_at >= STABLE_SECONDS:  # it worked: retry soon
                 delay = BACKOFF[0]
             self._session = None
             self.listing = self._empty()
@@ -202,6 +205,7 @@ class Upstream:
 
     async def _serve(self, session: ClientSession, stream: SanitizingReadStream) -> None:
         self._session = session
+        self._ready_at = time.monotonic()
         self._set("ready", f"{len(self.listing.tools)} tools")
         logger.info("MCP server %s is ready: %s", self.name, self.status.detail)
         self.first_attempt.set()

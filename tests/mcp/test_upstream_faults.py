@@ -46,3 +46,12 @@ def test_an_upstream_that_hangs_listing_resources_still_serves_its_tools() -> No
         status = hub_of(app).status()["hr"]
     assert status["state"] == "ready"
     assert called.status_code == 200 and called.json()["content"] == [{"type": "text", "text": "ok"}]
+
+
+def test_an_upstream_that_crashes_right_after_connecting_backs_off() -> None:
+    app = hub_app({"flap": raw_server("flap")})
+    with running(app):
+        hub = hub_of(app)
+        # Each crash doubles the delay (0.5, 1, 2 s) since the upstream was never ready for STABLE_SECONDS.
+        eventually(lambda: "retrying in 2 s" in hub.status()["flap"]["detail"], what="a growing backoff")
+        assert hub.status()["flap"]["attempts"] >= 3
