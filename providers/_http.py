@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 import orjson
+from aiohttp.http_exceptions import LineTooLong
 
 from providers.base import Deployment, ProviderError
 
@@ -208,19 +209,50 @@ async def iter_sse(provider: str, response: aiohttp.ClientResponse, timeout: flo
     event = ""
     data: list[bytes] = []
     try:
-        async for raw_line in response.content:
-            line = raw_line.rstrip(b"\r\n")
-            if not line:
-                if data:
-                    yield event, b"\n".join(data)
-                event, data = "", []
-            elif line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-            elif line.startswith(b"event:"):
-                event = line[6:].strip().decode()
+        async with contextlib.aclosing(_lines(provider, response.content)) as lines:
+            async for raw_line in lines:
+                line = raw_line.rstrip(b"\r\n")
+                if not line:
+                    if data:
+                        yield event, b"\n".join(data)
+                    event, data = "", []
+                elif line.startswith(b"data:"):
+                    data.append(line[6:] if line[5:6] == b" " else line[5:])
+                elif line.startswith(b"event:"):
+                    event = line[6:].strip().decode()
         if data:
             yield event, b"\n".join(data)
     except TimeoutError as exc:
         raise timeout_error(provider, timeout) from exc
     except aiohttp.ClientError as exc:
         raise connect_error(provider, str(response.url), exc) from exc
+    except (LineTooLong, ValueError) as exc:  # aiohttp's own line limit, or a broken transfer it reports so
+        raise _bad_stream(provider, str(exc)) from exc
+
+
+MAX_SSE_LINE = 32 * 1024 * 1024
+"""The longest SSE line read: Gemini sends a whole answer chunk (a tool call with all its arguments) as one line."""
+
+
+async def _lines(provider: str, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of a body, each with its newline, up to `MAX_SSE_LINE` bytes (aiohttp's readline stops at about
+    512 KiB and copies the line once per network read)."""
+    buffer = bytearray()
+    scanned = 0
+    async for block in content.iter_any():
+        buffer += block
+        start = 0
+        while (end := buffer.find(b"\n", max(scanned, start))) != -1:
+            yield bytes(buffer[start : end + 1])
+            start = scanned = end + 1
+        del buffer[:start]
+        scanned = len(buffer)
+        if scanned > MAX_SSE_LINE:
+            raise _bad_stream(provider, f"an event line is longer than {MAX_SSE_LINE} bytes")
+    if buffer:
+        yield bytes(buffer)
+
+
+def _bad_stream(provider: str, detail: str) -> ProviderError:
+    return ProviderError(f"{provider} sent an event stream the gateway cannot read: {detail}", status_code=502,
+                         provider=provider, code="upstream_bad_response")  # fmt: skip

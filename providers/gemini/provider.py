@@ -9,11 +9,11 @@ from urllib.parse import quote
 import orjson
 
 from providers import _http
-from providers.base import JSON, ChatRequest, Deployment
+from providers.base import JSON, ChatRequest, Deployment, ProviderError
 from providers.gemini.contents import http_image_urls
 from providers.gemini.images import MAX_IMAGE_BYTES, fetch_images
 from providers.gemini.request import Prepared, build_request
-from providers.gemini.response import ResponseReader, StreamTranslator, completion, parse_error
+from providers.gemini.response import ResponseReader, StreamTranslator, completion, overloaded, parse_error
 from providers.gemini.signatures import SignatureStore
 
 
@@ -39,11 +39,14 @@ class GeminiProvider:
         deployment = request.deployment
         prepared = await self._prepare(request)
         url = self._url(deployment, "generateContent")
-        async with _http.post(
-            self._pool, deployment, url, orjson.dumps(prepared.body), self._headers(deployment),
-            stream=False, parse_error=parse_error,
-        ) as response:  # fmt: skip
-            data = await _http.read_json(self.name, response, deployment.timeout)
+        try:
+            async with _http.post(
+                self._pool, deployment, url, orjson.dumps(prepared.body), self._headers(deployment),
+                stream=False, parse_error=parse_error,
+            ) as response:  # fmt: skip
+                data = await _http.read_json(self.name, response, deployment.timeout)
+        except ProviderError as exc:
+            raise overloaded(exc) from exc.__cause__
         reader = ResponseReader(deployment.model, prepared.names)
         try:
             return completion(data, reader, deployment.model)
@@ -66,6 +69,8 @@ class GeminiProvider:
                         yield chunk
             for chunk in translator.finish():
                 yield chunk
+        except ProviderError as exc:
+            raise overloaded(exc) from exc.__cause__
         finally:
             self._remember(reader)
 

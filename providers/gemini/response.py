@@ -53,13 +53,26 @@ def parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     return str(error["message"]), _ERROR_TYPES.get(code), status.lower() if status else None, param
 
 
+def gemini_status(upstream_status: int) -> int:
+    """The gateway's status for a Gemini error: an overloaded model (503 UNAVAILABLE) stays 503, like Anthropic's
+    529, so that clients retry; otherwise the gateway policy (4xx passed through, 5xx -> 502)."""
+    return 503 if upstream_status == 503 else gateway_status(upstream_status)
+
+
+def overloaded(error: ProviderError) -> ProviderError:
+    """`error` with the status `gemini_status` gives it."""
+    if error.upstream_status is not None:
+        error.status_code = gemini_status(error.upstream_status)
+    return error
+
+
 def stream_error(error: Any) -> ProviderError:
     """The ProviderError for an `{"error": ...}` object that arrived inside a stream."""
     error = error if isinstance(error, dict) else {"message": str(error)}
     status = int(error.get("code") or 500)
     message, type_, code, _ = parse_error(orjson.dumps({"error": {**error, "message": error.get("message") or ""}}))
     return ProviderError(
-        f"gemini error during the stream ({status}): {message}", status_code=gateway_status(status),
+        f"gemini error during the stream ({status}): {message}", status_code=gemini_status(status),
         provider="gemini", type=type_ or "upstream_error", code=code, upstream_status=status, retryable=status >= 500,
     )  # fmt: skip
 

@@ -23,7 +23,7 @@ BEHAVIOURS = {
     "g3-thinking": "gemini-3-thinking", "g-echo": "gemini-2.5-echo", "g-json": "gemini-2.5-json",
     "g-blocked": "gemini-2.5-blocked", "g-safety": "gemini-2.5-safety", "g-maxtokens": "gemini-2.5-maxtokens",
     "g-malformed": "gemini-3-malformed", "g-empty": "gemini-2.5-empty", "g-midstream": "gemini-2.5-midstream",
-    "g-cut": "gemini-2.5-cut", "g-slow": "gemini-2.5-slow",
+    "g-cut": "gemini-2.5-cut", "g-slow": "gemini-2.5-slow", "g-huge": "gemini-3-huge",
     **{f"g-error-{code}": f"gemini-2.5-error-{code}" for code in ("400", "400p", "403", "404", "429", "500", "503",
                                                                   "504")},
 }  # fmt: skip

@@ -14,8 +14,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from hub.config import parse_config
 from hub.server import build_app
+from providers import _http
 from tests.e2e.gemini_support import MASTER_KEY, PNG, PNG_SHA, gateway_config, image_app
-from tests.fakes.gemini_upstream import API_KEY, MISSING_SIGNATURE, FakeGemini
+from tests.fakes.gemini_upstream import API_KEY, HUGE, MISSING_SIGNATURE, FakeGemini
 from tests.support.servers import serve_app
 
 USER = [{"role": "user", "content": "hello"}]
@@ -426,7 +427,7 @@ def test_finish_reasons_map_to_openai(
         ("g-error-404", openai.NotFoundError, 404),
         ("g-error-429", openai.RateLimitError, 429),
         ("g-error-500", openai.InternalServerError, 502),
-        ("g-error-503", openai.InternalServerError, 502),
+        ("g-error-503", openai.InternalServerError, 503),  # overloaded: 503 like Anthropic's 529
         ("g-error-504", openai.InternalServerError, 502),
         ("g-badkey", openai.BadRequestError, 400),
         ("g-blocked", openai.BadRequestError, 400),
@@ -451,6 +452,23 @@ def test_gemini_error_details_pass_through(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="g-error-429", messages=USER)
     assert "You exceeded your current quota" in exc_info.value.message
     assert exc_info.value.code == "resource_exhausted"
+
+
+def test_a_tool_call_streamed_as_one_3_mb_event_arrives_whole(
+    client: openai.OpenAI, gateway_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool: Any = {"type": "function", "function": {"name": "write_file", "parameters": {
+        "type": "object", "properties": {"content": {"type": "string"}}}}}  # fmt: skip
+    with client.chat.completions.stream(model="g-huge", messages=USER, tools=[tool]) as stream:
+        completion = stream.get_final_completion()
+    call = (completion.choices[0].message.tool_calls or [])[0]
+    assert json.loads(call.function.arguments) == {"content": "x" * HUGE}
+    monkeypatch.setattr(_http, "MAX_SSE_LINE", HUGE // 2)  # past the limit: a clear 502, not a 500
+    body = {"model": "g-huge", "messages": USER, "tools": [tool], "stream": True}
+    answer = httpx2.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=20,
+                         headers={"Authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
+    assert answer.status_code == 502, answer.text
+    assert "longer than" in answer.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("model", ["g-midstream", "g-cut"])

@@ -12,6 +12,7 @@ thought signatures), the behaviour the answer:
     ids           like tools, but the calls carry Gemini's own ids (`gm_weather_1`, `gm/time#2`)
     first         calls the first declared function with no arguments
     noargs        one call to `ping` with no `args`
+    huge          calls the first declared function with a 3 MB `content` argument (one 3 MB SSE line)
     thinking      a thought part then a text answer
     echo          a text describing each inlineData part of the last user content (mime, size, sha256)
     json          '{"city": "Paris", "temp_c": 21}'; 400 unless responseMimeType is application/json
@@ -89,6 +90,7 @@ SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "it
                "minimum", "maximum", "anyOf", "propertyOrdering", "example", "default"}  # fmt: skip
 TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$")
+HUGE = 3_000_000
 PARALLEL = [("get_weather", {"city": "Paris"}, "gm_weather_1"), ("get_time", {"timezone": "UTC"}, "gm/time#2")]
 
 
@@ -410,6 +412,9 @@ class FakeGemini:
         if behaviour == "first":
             name = body["tools"][0]["functionDeclarations"][0]["name"]
             return _chunks([[self._call(name, {}, version, signed=True)]], "STOP", version)
+        if behaviour == "huge":
+            name = body["tools"][0]["functionDeclarations"][0]["name"]
+            return _chunks([[self._call(name, {"content": "x" * HUGE}, version, signed=True)]], "STOP", version)
         if behaviour == "noargs":
             return _chunks([[self._call("ping", None, version, signed=True)]], "STOP", version)
         if behaviour == "json":

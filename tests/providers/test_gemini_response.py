@@ -139,7 +139,7 @@ def test_an_error_object_in_the_stream_raises(payload: bytes) -> None:
     with pytest.raises(ProviderError) as exc_info:
         StreamTranslator(reader(), G3).feed(payload)
     assert exc_info.value.message.startswith("gemini error during the stream")
-    assert exc_info.value.status_code in (502, 429)
+    assert exc_info.value.status_code in (503, 429)
 
 
 # ---- errors -----------------------------------------------------------------------------------------------------
@@ -160,9 +160,10 @@ def test_gemini_error_bodies_parse_into_openai_fields(status: int, code: str, ty
     assert parse_error(orjson.dumps([body]))[0] == "msg"
 
 
-def test_stream_error_status_follows_the_gateway_policy() -> None:
+def test_stream_error_status_follows_the_gateway_policy_with_overloaded_as_503() -> None:
     assert stream_error({"code": 429, "message": "q", "status": "RESOURCE_EXHAUSTED"}).status_code == 429
-    assert stream_error({"code": 503, "message": "o", "status": "UNAVAILABLE"}).status_code == 502
+    assert stream_error({"code": 503, "message": "o", "status": "UNAVAILABLE"}).status_code == 503
+    assert stream_error({"code": 500, "message": "i", "status": "INTERNAL"}).status_code == 502
     assert usage({})["total_tokens"] == 0
 
 
