@@ -2,14 +2,19 @@
 
 Every exposed tool and prompt name is `<prefix><separator><original>` when that fits `^[a-zA-Z0-9_-]{1,64}$`;
 otherwise it becomes a stable alias (invalid characters replaced, cut, plus 8 hex digits of a SHA-256 of the full
-name), so the same upstream tool always gets the same name. The hub resolves names through its maps, never by
-parsing them; the original name and server are kept in the exposed tool's `_meta`.
+name), so the same upstream tool always gets the same name; on `/mcp/<server>` names stay original. Names that
+collide (`a` + `b__c` vs `a__b` + `c`, or an alias equal to a real name) are never first-come-first-served: every
+colliding entry gets an alias whose digest is taken from `server\0original`, so the result does not depend on
+listing order, and a warning is logged. The hub resolves names through its maps, never by parsing them; the
+original name and server are kept in the exposed tool's `_meta`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -26,6 +31,8 @@ META_ORIGINAL_NAME = "io.toolhub/original_name"
 META_SERVER = "io.toolhub/server"
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]")
 
+logger = logging.getLogger("toolhub.mcp")
+
 
 def exposed_name(prefix: str, original: str, separator: str = DEFAULT_SEPARATOR) -> str:
     """The client-visible name of an upstream tool or prompt; valid for every LLM provider and stable."""
@@ -35,6 +42,28 @@ def exposed_name(prefix: str, original: str, separator: str = DEFAULT_SEPARATOR)
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
     cleaned = _INVALID.sub("_", full)[: MAX_NAME - len(digest) - 1]
     return f"{cleaned}_{digest}"
+
+
+def alias(display: str, server: str, original: str, digits: int = 8) -> str:
+    """A valid name for a tool whose natural name is invalid or taken: `display` cleaned and cut, plus a digest of
+    `server\0original` (stable, and different for every server/tool pair)."""
+    digest = hashlib.sha256(f"{server}\0{original}".encode()).hexdigest()[:digits]
+    cleaned = _INVALID.sub("_", display)[: MAX_NAME - digits - 1]
+    return f"{cleaned}_{digest}"
+
+
+def unique_names(entries: Sequence[tuple[str, str, str, str]]) -> list[str]:
+    """Final names for (natural name, display, server, original) entries: every colliding one gets an `alias`."""
+    names = [natural for natural, _, _, _ in entries]
+    for digits in (8, 16):  # a second, longer round only if an alias itself meets a real name
+        counts = Counter(names)
+        clashing = [i for i, name in enumerate(names) if counts[name] > 1]
+        for i in clashing:
+            _, display, server, original = entries[i]
+            names[i] = alias(display, server, original, digits)
+            logger.warning("MCP name collision on %r: tool %r of server %r is exposed as %r",
+                           entries[i][0], original, server, names[i])  # fmt: skip
+    return names
 
 
 def name_allowed(name: str, allowed: Sequence[str] | None, disallowed: Sequence[str] | None) -> bool:
@@ -106,21 +135,26 @@ class Catalog:
         cls, listings: Iterable[Listing], separator: str = DEFAULT_SEPARATOR, *, prefixed: bool = True
     ) -> Catalog:
         """Merge listings in a deterministic order (by exposed name); `prefixed=False` keeps original names."""
+        listings = sorted(listings, key=lambda item: item.server)
         tools: dict[str, ToolInfo] = {}
         prompts: dict[str, PromptInfo] = {}
         resources: list[tuple[str, types.Resource]] = []
         templates: list[tuple[str, types.ResourceTemplate]] = []
         owner: dict[str, str] = {}
-        for listing in sorted(listings, key=lambda item: item.server):
-            for tool in listing.tools:
-                if not name_allowed(tool.name, listing.allowed_tools, listing.disallowed_tools):
-                    continue
-                info = _tool_info(listing, tool, separator, prefixed)
-                tools.setdefault(info.name, info)
-            for prompt in listing.prompts:
-                name = exposed_name(listing.prefix, prompt.name, separator) if prefixed else prompt.name
-                renamed = prompt.model_copy(update={"name": name})
-                prompts.setdefault(name, PromptInfo(name, listing.server, prompt.name, renamed))
+        offered = [(listing, tool) for listing in listings for tool in listing.tools
+                   if name_allowed(tool.name, listing.allowed_tools, listing.disallowed_tools)]  # fmt: skip
+        names = unique_names([_natural(listing, tool.name, separator, prefixed) for listing, tool in offered])
+        for (listing, tool), name in zip(offered, names, strict=True):
+            tools.setdefault(name, _tool_info(listing, tool, name, separator))  # a clash is left only past 2 rounds
+        offered_prompts = [(listing, prompt) for listing in listings for prompt in listing.prompts]
+        if prefixed:
+            names = unique_names([_natural(listing, p.name, separator, True) for listing, p in offered_prompts])
+        else:
+            names = [prompt.name for _, prompt in offered_prompts]
+        for (listing, prompt), name in zip(offered_prompts, names, strict=True):
+            renamed = prompt.model_copy(update={"name": name})
+            prompts.setdefault(name, PromptInfo(name, listing.server, prompt.name, renamed))
+        for listing in listings:
             for resource in listing.resources:
                 if resource.uri not in owner:  # the first server (by name) owns a URI offered twice
                     owner[resource.uri] = listing.server
@@ -151,9 +185,16 @@ class Catalog:
         return best[1] if best else None
 
 
-def _tool_info(listing: Listing, tool: types.Tool, separator: str, prefixed: bool) -> ToolInfo:
+def _natural(listing: Listing, original: str, separator: str, prefixed: bool) -> tuple[str, str, str, str]:
+    """(natural name, display, server, original) of a tool: prefixed, or original."""
+    if prefixed:
+        display = f"{listing.prefix}{separator}{original}" if listing.prefix else original
+        return exposed_name(listing.prefix, original, separator), display, listing.server, original
+    return original, original, listing.server, original
+
+
+def _tool_info(listing: Listing, tool: types.Tool, name: str, separator: str) -> ToolInfo:
     qualified = exposed_name(listing.prefix, tool.name, separator)
-    name = qualified if prefixed else tool.name
     meta = {**(tool.meta or {}), META_ORIGINAL_NAME: tool.name, META_SERVER: listing.server}
     exposed = tool.model_copy(update={"name": name, "meta": meta})
     return ToolInfo(name, listing.server, tool.name, qualified, tool.description, tool.input_schema, exposed)
