@@ -2,11 +2,12 @@
 
 Every exposed tool and prompt name is `<prefix><separator><original>` when that fits `^[a-zA-Z0-9_-]{1,64}$`;
 otherwise it becomes a stable alias (invalid characters replaced, cut, plus 8 hex digits of a SHA-256 of the full
-name), so the same upstream tool always gets the same name; on `/mcp/<server>` names stay original. Names that
-collide (`a` + `b__c` vs `a__b` + `c`, or an alias equal to a real name) are never first-come-first-served: every
-colliding entry gets an alias whose digest is taken from `server\0original`, so the result does not depend on
-listing order, and a warning is logged. The hub resolves names through its maps, never by parsing them; the
-original name and server are kept in the exposed tool's `_meta`.
+name), so the same upstream tool always gets the same name. On `/mcp/<server>` valid tool names stay original and
+invalid ones get the same kind of alias (digest of `server\0original`). Names that collide (`a` + `b__c` vs
+`a__b` + `c`, or an alias equal to a real name) are never first-come-first-served: every colliding entry gets an
+alias whose digest is taken from `server\0original`, so the result does not depend on listing order, and a warning
+is logged. The hub resolves names through its maps, never by parsing them; the original name and server are kept
+in the exposed tool's `_meta`.
 """
 
 from __future__ import annotations
@@ -186,11 +187,12 @@ class Catalog:
 
 
 def _natural(listing: Listing, original: str, separator: str, prefixed: bool) -> tuple[str, str, str, str]:
-    """(natural name, display, server, original) of a tool: prefixed, or original."""
+    """(natural name, display, server, original) of a tool: prefixed, or original unless that is invalid."""
     if prefixed:
         display = f"{listing.prefix}{separator}{original}" if listing.prefix else original
         return exposed_name(listing.prefix, original, separator), display, listing.server, original
-    return original, original, listing.server, original
+    natural = original if TOOL_NAME.match(original) else alias(original, listing.server, original)
+    return natural, original, listing.server, original
 
 
 def _tool_info(listing: Listing, tool: types.Tool, name: str, separator: str) -> ToolInfo:
