@@ -1,15 +1,18 @@
 """Downstream connections of one served MCP server, for change notifications in both protocol eras (mcp.md §6).
 
 Handshake-era connections are registered when their `notifications/initialized` arrives and dropped when they
-close; 2026-era clients get the same events through `subscriptions/listen` on the subscription bus.
+close; 2026-era clients get the same events through `subscriptions/listen` on the subscription bus. Every client is
+sent its notifications concurrently and for at most `SEND_TIMEOUT` seconds: a client that stopped reading (its
+transport's buffers full) loses that notification instead of stalling them for everyone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
+import anyio
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.subscriptions import (
@@ -22,6 +25,10 @@ from mcp.server.subscriptions import (
 )
 
 logger = logging.getLogger("toolhub.mcp")
+
+SEND_TIMEOUT = 5.0
+"""Seconds one client may take to accept one notification."""
+Send = Callable[[], Awaitable[None]]
 
 
 class Downstreams:
@@ -65,26 +72,43 @@ class Downstreams:
 
     async def changed(self, kinds: Collection[str]) -> None:
         """Tell every connected client which lists changed."""
+        sends: list[Send] = []
         for connection in list(self._connections.values()):
             if "tools" in kinds:
-                await connection.send_tool_list_changed()
+                sends.append(connection.send_tool_list_changed)
             if "resources" in kinds:
-                await connection.send_resource_list_changed()
+                sends.append(connection.send_resource_list_changed)
             if "prompts" in kinds:
-                await connection.send_prompt_list_changed()
+                sends.append(connection.send_prompt_list_changed)
         for kind, event in (("tools", ToolsListChanged()), ("resources", ResourcesListChanged()),
                             ("prompts", PromptsListChanged())):  # fmt: skip
             if kind in kinds:
-                await self.bus.publish(event)
+                sends.append(lambda event=event: self.bus.publish(event))
+        await _send_all(sends)
 
     async def resource_updated(self, uri: str) -> None:
-        for connection in list(self._subscribers.get(uri, {}).values()):
-            await connection.send_resource_updated(uri)
-        await self.bus.publish(ResourceUpdated(uri))
+        sends: list[Send] = [lambda c=c: c.send_resource_updated(uri) for c in self._subscribers.get(uri, {}).values()]
+        await _send_all([*sends, lambda: self.bus.publish(ResourceUpdated(uri))])
 
     def close(self) -> None:
         """End open `subscriptions/listen` streams so shutdown does not wait on them."""
         self.listen.close()
+
+
+async def _send_all(sends: list[Send]) -> None:
+    async with anyio.create_task_group() as tg:
+        for send in sends:
+            tg.start_soon(_bounded, send)
+
+
+async def _bounded(send: Send) -> None:
+    with anyio.move_on_after(SEND_TIMEOUT) as scope:
+        try:
+            await send()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # the client is gone; its connection is forgotten when it closes
+    if scope.cancelled_caught:
+        logger.warning("MCP: a client took no notification within %g s; dropped it", SEND_TIMEOUT)
 
 
 def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
