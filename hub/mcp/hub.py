@@ -17,7 +17,8 @@ from hub.auth import Principal
 from hub.config import ConfigError, McpServerConfig
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
-from hub.mcp.upstream import Caller, Kind, Upstream, error_result
+from hub.mcp.routing import Caller
+from hub.mcp.upstream import Kind, Upstream, error_result
 from hub.usage import ToolCallRecord
 
 logger = logging.getLogger("toolhub.mcp")

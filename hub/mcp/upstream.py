@@ -4,29 +4,22 @@
 then serves calls until the connection ends; a failed or crashed upstream is retried with exponential backoff. While
 it is down its listing is empty and `status` says why.
 
-Routing server-to-client messages: a shared session carries no link between the upstream's sampling or elicitation
-request (or log message) and the call that caused it, so the hub never guesses. It routes such a message to a
-downstream `Caller` only when every request in flight on this upstream belongs to one owner (one key): exactly one
-call, or several calls of the same key (then the most recent). A request without a caller (tool loop, REST, the
-hub's own re-listing) has no one to ask, so while one is in flight nothing is routed. Otherwise sampling and
-elicitation are refused with an MCP error and log messages stay in the hub's own log (debug level).
+Logs, sampling and elicitation from the upstream reach a downstream only as `hub.mcp.routing` decides.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Collection, Hashable, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TextIO, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 import anyio
 import mcp_types as types
 from mcp import ClientSession
-from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
@@ -34,6 +27,7 @@ from hub import __version__
 from hub.config import McpServerConfig
 from hub.mcp.catalog import Listing
 from hub.mcp.errors import UpstreamUnavailable
+from hub.mcp.routing import Caller, Router
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.transports import open_transport
 
@@ -54,24 +48,6 @@ SEND_GRACE = 2.0
 """Seconds on top of a request's read timeout for writing it: an upstream that takes longer is wedged (it stopped
 reading its input), so the request fails and the upstream is restarted."""
 _CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
-
-
-class Caller(Protocol):
-    """The downstream request a tool call is made for: where progress, logs and server requests go."""
-
-    @property
-    def owner(self) -> Hashable:
-        """Who is calling (the key): server requests are routed only when every call in flight has one owner."""
-        ...
-
-    @property
-    def wants_progress(self) -> bool: ...
-    async def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
-    async def log(self, params: types.LoggingMessageNotificationParams) -> None: ...
-    async def sample(
-        self, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData: ...
-    async def elicit(self, params: types.ElicitRequestParams) -> types.ElicitResult | types.ErrorData: ...
 
 
 @dataclass
@@ -137,8 +113,7 @@ class Upstream:
         self._on_resource_updated = on_resource_updated
         self._errlog = errlog or sys.stderr
         self._session: ClientSession | None = None
-        self._calls: list[Caller | None] = []
-        """Requests in flight on the session; None for those without a downstream caller."""
+        self._router = Router(self.name)
         self._dirty: set[Kind] = set()
         self._dirty_event = anyio.Event()
         self._broken = anyio.Event()
@@ -186,9 +161,9 @@ class Upstream:
                 async with ClientSession(
                     stream,
                     write,
-                    sampling_callback=self._on_sampling,
-                    elicitation_callback=self._on_elicitation,
-                    logging_callback=self._on_log,
+                    sampling_callback=self._router.on_sampling,
+                    elicitation_callback=self._router.on_elicitation,
+                    logging_callback=self._router.on_log,
                     message_handler=self._on_message,
                     client_info=_CLIENT_INFO,
                 ) as session:
@@ -276,7 +251,7 @@ class Upstream:
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            with self._calling(None), anyio.fail_after(self.spec.call_timeout):
+            with self._router.calling(None), anyio.fail_after(self.spec.call_timeout):
                 page = await fetch(types.PaginatedRequestParams(cursor=cursor))
             items += getattr(page, attr)
             cursor = page.next_cursor
@@ -372,7 +347,7 @@ class Upstream:
         session = self.session()
         # The SDK's read timeout starts once the request is written; the outer one also bounds the write.
         limit = None if read_timeout is None else read_timeout + SEND_GRACE
-        with self._calling(caller):
+        with self._router.calling(caller):
             try:
                 with anyio.fail_after(limit):
                     return await session.send_request(
@@ -388,49 +363,6 @@ class Upstream:
                     message = f"MCP server {self.name!r} closed the connection: {exc.error.message}"
                     raise UpstreamUnavailable(message, server=self.name) from exc
                 raise
-
-    @contextlib.contextmanager
-    def _calling(self, caller: Caller | None) -> Iterator[None]:
-        self._calls.append(caller)
-        try:
-            yield
-        finally:
-            self._calls.remove(caller)
-
-    def _caller(self) -> Caller | None:
-        """The downstream a server-to-client message can only belong to, or None (see the module docstring)."""
-        calls = self._calls
-        if not calls or any(call is None for call in calls):
-            return None
-        owners = {call.owner for call in calls if call is not None}
-        return calls[-1] if len(owners) == 1 else None
-
-    def _refusal(self, what: str) -> types.ErrorData:
-        if self._calls:
-            message = f"The hub cannot tell which client call this {what} request belongs to; it is refused."
-        else:
-            message = "No client call is waiting on this server."
-        logger.info("MCP server %s: refused a %s request: %s", self.name, what, message)
-        return types.ErrorData(code=types.INVALID_REQUEST, message=message)
-
-    async def _on_sampling(self, context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
-        caller = self._caller()
-        if caller is None:
-            return self._refusal("sampling")
-        return await caller.sample(params)
-
-    async def _on_elicitation(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
-        caller = self._caller()
-        if caller is None:
-            return self._refusal("elicitation")
-        return await caller.elicit(params)
-
-    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        caller = self._caller()
-        if caller is not None:
-            await caller.log(params)
-        else:
-            logger.debug("MCP server %s [%s]: %s", self.name, params.level, params.data)
 
     def _set(self, state: Literal["starting", "connecting", "ready", "down", "disabled"], detail: str = "") -> None:
         self.status.state = state

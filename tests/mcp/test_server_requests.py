@@ -11,6 +11,7 @@ import pytest
 from mcp.client.session import ClientRequestContext
 
 from hub.auth import Principal
+from hub.mcp.routing import Router
 from tests.mcp.conftest import MASTER_KEY, keyed_hub_app, mcp_client, running, script_server, text_of
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +94,23 @@ async def test_a_lone_call_gets_its_logs_and_questions() -> None:
     assert text_of(logged) == "logged"
     assert text_of(asked) == "accept: {'answer': 'a'}"
     assert a.seen == [("log", {"secret": "for the caller only"}), ("elicit", "The caller's question?")]
+
+
+class Owned:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+
+def test_the_router_picks_a_caller_only_when_all_calls_in_flight_share_an_owner() -> None:
+    router = Router("s")
+    a1, a2, b = Owned("a"), Owned("a"), Owned("b")
+    assert router.caller() is None
+    with router.calling(a1):  # pyright: ignore[reportArgumentType]
+        assert router.caller() is a1
+        with router.calling(a2):  # pyright: ignore[reportArgumentType]
+            assert router.caller() is a2
+            with router.calling(b):  # pyright: ignore[reportArgumentType]
+                assert router.caller() is None
+        with router.calling(None):
+            assert router.caller() is None
+        assert router.caller() is a1
