@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("stdio", help="serve the MCP hub on stdin/stdout (for desktop clients that launch a command)")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
-    p.add_argument("--separator", default=None, help="between server prefix and tool name (default: __)")
+    p.add_argument(
+        "--separator",
+        default=None,
+        help="between server prefix and tool name (default: general_settings.mcp_tool_separator, else __)",
+    )
     p.set_defaults(func=_stdio)
 
 

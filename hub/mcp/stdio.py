@@ -26,7 +26,7 @@ STDIO_START_WAIT = 5.0
 
 async def serve_stdio(config: Config, *, separator: str | None = None) -> None:
     """Serve the aggregated catalog on stdin/stdout until the client closes stdin."""
-    hub = McpHub(config.mcp_servers, **({"separator": separator} if separator else {}))
+    hub = McpHub(config.mcp_servers, separator=separator or config.mcp_tool_separator)
     downstreams = Downstreams()
     server = build_server(hub, downstreams, default_principal=MASTER)
 
@@ -49,7 +49,7 @@ async def serve_stdio(config: Config, *, separator: str | None = None) -> None:
 
 async def print_catalog(config: Config, out: TextIO = sys.stdout, *, limit: float | None = None) -> int:
     """Connect every upstream, print the catalog and each server's health; 1 if a server is not ready."""
-    hub = McpHub(config.mcp_servers)
+    hub = McpHub(config.mcp_servers, separator=config.mcp_tool_separator)
     async with hub.running():
         await hub.wait_ready(limit)
         tools = hub.tools(MASTER)

@@ -151,3 +151,13 @@ def test_stream_timeout_applies_to_streams_and_timeout_to_whole_calls() -> None:
 def test_database_url_falls_back_to_the_environment() -> None:
     assert parse_config({}, {"DATABASE_URL": "postgresql://db/y"}).database_url == "postgresql://db/y"
     assert parse_config({}, {}).database_url is None
+
+
+def test_mcp_settings_come_from_general_settings() -> None:
+    config = parse_config(
+        {"general_settings": {"mcp_tool_separator": "-", "mcp_allowed_hosts": ["hub.example.com"]}}, {}
+    )
+    assert (config.mcp_tool_separator, config.mcp_allowed_hosts) == ("-", ("hub.example.com",))
+    with pytest.raises(ConfigError) as exc_info:
+        parse_config({"general_settings": {"mcp_tool_separator": "::"}}, {})
+    assert exc_info.value.path == "general_settings.mcp_tool_separator"
