@@ -79,10 +79,16 @@ def loop_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
                     "args": [str(ROOT / "tests" / "mcp" / "servers" / "tool_server.py")],
                     "call_timeout": 60,
                 },
+                "quick": {  # the same test server, with a short call timeout
+                    "transport": "stdio",
+                    "command": sys.executable,
+                    "args": [str(ROOT / "tests" / "mcp" / "servers" / "tool_server.py")],
+                    "call_timeout": 0.5,
+                },
             },
         }
         with serve_app(build_app(parse_config(config, {}))) as url:
-            wait_for_tools(url, {"postgres_db", "aux"})
+            wait_for_tools(url, {"postgres_db", "aux", "quick"})
             yield url, fake
 
 
@@ -220,6 +226,22 @@ def test_a_non_streaming_client_that_gives_up_cancels_the_running_tool(loop_gate
         f"{url}/mcp/tools/call", headers=AUTH, json={"name": "aux__was_cancelled", "arguments": {}}, timeout=30
     )
     assert answer.json()["content"][0]["text"] == "True"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hanging_tool_times_out_into_an_error_the_model_reads(client: openai.OpenAI, stream: bool) -> None:
+    quick = [{"type": "mcp", "server_label": "quick", "require_approval": "never"}]
+    if stream:
+        chunks = list(client.chat.completions.create(model="agent-slow", messages=ASK, tools=quick, stream=True))  # pyright: ignore[reportArgumentType]
+        answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        record = (finish[-1].model_extra or {})["toolhub"]
+    else:
+        completion = client.chat.completions.create(model="agent-slow", messages=ASK, tools=quick)  # pyright: ignore[reportArgumentType]
+        answer = completion.choices[0].message.content or ""
+        record = (completion.model_extra or {})["toolhub"]
+    assert "Answer: Error: " in answer and "timed out" in answer
+    assert [(c["name"], c["is_error"]) for c in record["tool_calls"]] == [("quick__slow", True)]
 
 
 def test_asking_for_an_unknown_server_is_a_400(client: openai.OpenAI) -> None:
