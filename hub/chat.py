@@ -19,6 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from hub import sse
 from hub.auth import Principal
 from hub.errors import HubError, json_response, stream_error_event
 from hub.loop.plan import LoopPlan, plan_tool_loop
@@ -31,8 +32,6 @@ from hub.state import HubState, authenticate, hub_state, request_id
 from hub.usage import UsageRecord
 from providers.base import JSON, ChatRequest, ProviderError
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-DONE = b"data: [DONE]\n\n"
 CLIENT_GONE = 499
 T = TypeVar("T")
 
@@ -132,7 +131,7 @@ async def _stream(
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
     relay = _Relay(chat.body, record, count_usage=True)
     body = relay.relay(first, chunks, lambda status, error: _finish(state, record, started, status, error))
-    return StreamingResponse(body, media_type="text/event-stream", headers={**SSE_HEADERS, **overhead})
+    return StreamingResponse(body, media_type="text/event-stream", headers={**sse.HEADERS, **overhead})
 
 
 class _Relay:
@@ -158,7 +157,7 @@ class _Relay:
             content = (choices[0].get("delta") or {}).get("content")
             if content:
                 self.text_chars += len(content)
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return sse.event(chunk)
 
     async def relay(
         self, first: JSON | None, chunks: AsyncIterator[JSON], done: Callable[[int, str | None], None]
@@ -171,7 +170,7 @@ class _Relay:
                 async for chunk in chunks:
                     if event := self.event(chunk):
                         yield event
-            yield DONE
+            yield sse.DONE
         except (ProviderError, HubError) as exc:
             status, error = exc.status_code, exc.message
             yield stream_error_event(exc)

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from hub import sse
 from providers.base import ProviderError
 
 
@@ -96,4 +97,4 @@ def error_response(error: HubError | ProviderError) -> Response:
 
 def stream_error_event(error: HubError | ProviderError) -> bytes:
     """The last event of a stream that failed after it started."""
-    return b"data: " + orjson.dumps(error.to_openai()) + b"\n\n"
+    return sse.event(error.to_openai())

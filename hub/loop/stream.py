@@ -17,6 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from hub import sse
 from hub.auth import Principal
 from hub.errors import HubError, error_response, stream_error_event
 from hub.loop.plan import JSON, LoopPlan, ToolHub
@@ -86,8 +87,13 @@ class _Ident:
         chunk.update(self.fields)
 
     def chunk(self, delta: JSON, finish: str | None = None, **extra: Any) -> JSON:
-        base = dict(self.fields or {"object": "chat.completion.chunk"})
-        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return {**self._base(), "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+    def usage_chunk(self, usage: JSON) -> JSON:
+        return {**self._base(), "choices": [], "usage": usage or None}
+
+    def _base(self) -> dict[str, Any]:
+        return dict(self.fields or {"object": "chat.completion.chunk"})
 
 
 async def stream_with_tools(
@@ -122,7 +128,7 @@ async def stream_with_tools(
         if current.has_client_calls or not hub_calls:
             finish = "tool_calls" if current.has_client_calls else (current.finish or "stop")
             yield ident.chunk({}, finish, toolhub=state.record())
-            yield _usage_chunk(ident, state)
+            yield ident.usage_chunk(state.usage)
             return
         message = {"content": "".join(current.content) or None, "reasoning_content": "".join(current.reasoning)}
         state.messages.append(assistant_turn(message, hub_calls))
@@ -132,7 +138,7 @@ async def stream_with_tools(
         state.messages += tool_messages(runs)
     yield ident.chunk({"content": STOPPED_TEXT.format(n=settings.max_rounds)})
     yield ident.chunk({}, "stop", toolhub=state.record("max_tool_rounds"))
-    yield _usage_chunk(ident, state)
+    yield ident.usage_chunk(state.usage)
 
 
 def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
@@ -167,11 +173,6 @@ def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
     return chunk
 
 
-def _usage_chunk(ident: _Ident, state: LoopState) -> JSON:
-    base = dict(ident.fields or {"object": "chat.completion.chunk"})
-    return {**base, "choices": [], "usage": state.usage or None}
-
-
 Encoder = Callable[[JSON], bytes]
 Done = Callable[[int, str | None], None]
 
@@ -192,7 +193,7 @@ class KeepAliveStreamingResponse(Response):
         self.keepalive = keepalive
         self.status_code = 200
         self.background = None
-        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        self.init_headers(sse.HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, error = 499, "client disconnected"
@@ -242,6 +243,6 @@ class KeepAliveStreamingResponse(Response):
                 async for chunk in self.items:
                     if data := chunk if isinstance(chunk, bytes) else self.encode(chunk):
                         await sender.send(data)
-                await sender.send(b"data: [DONE]\n\n")
+                await sender.send(sse.DONE)
             except (HubError, ProviderError) as exc:
                 await sender.send(exc)
