@@ -6,6 +6,8 @@ HubError                      an error the gateway itself raises, rendered as Op
  ├── PermissionDenied         403 (key not allowed this model or tool)
  ├── NotFound                 404 (unknown model: code model_not_found)
  ├── PayloadTooLarge          413 (body over general_settings.max_request_size_mb)
+ ├── UnsupportedMediaType     415 (a body that is not the content type an endpoint takes)
+ ├── MisdirectedRequest       421 (a Host the MCP endpoints do not serve: DNS-rebinding protection)
  ├── RateLimited              429 (budget or rate limit; carries retry-after)
  └── ServiceUnavailable       503 (a model or server that is configured but cannot be used now)
 providers.base.ProviderError  an upstream failure; its status is decided by the provider layer
@@ -70,6 +72,16 @@ class NotFound(HubError):
 
 class PayloadTooLarge(HubError):
     status_code = 413
+    type = "invalid_request_error"
+
+
+class UnsupportedMediaType(HubError):
+    status_code = 415
+    type = "invalid_request_error"
+
+
+class MisdirectedRequest(HubError):
+    status_code = 421
     type = "invalid_request_error"
 
 

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.errors import BadRequest, HubError, NotFound, PermissionDenied, ServiceUnavailable, json_response
+from hub.errors import (
+    BadRequest,
+    MisdirectedRequest,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    json_response,
+)
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.hub import McpHub
+from hub.requests import read_json_body
 from hub.state import authenticate, hub_state
-
-
-class MisdirectedRequest(HubError):
-    status_code = 421
-    type = "invalid_request_error"
-
-
-class UnsupportedMediaType(HubError):
-    status_code = 415
-    type = "invalid_request_error"
 
 
 async def _hub(request: Request) -> McpHub:
@@ -70,7 +68,7 @@ async def call_tool(request: Request) -> Response:
         raise UnsupportedMediaType(
             "Send the call as JSON ('Content-Type: application/json').", code="invalid_content_type"
         )
-    name, arguments = _parse(await request.body())
+    name, arguments = _parse(await read_json_body(request, hub_state(request).config.max_request_bytes))
     try:
         result = await hub.call_tool(name, arguments, principal)
     except UnknownTool as exc:
@@ -84,11 +82,7 @@ async def call_tool(request: Request) -> Response:
     return json_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
 
 
-def _parse(body: bytes) -> tuple[str, dict[str, Any]]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+def _parse(payload: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(payload, dict):
         raise BadRequest('The body must be a JSON object: {"name": ..., "arguments": {...}}.', code="invalid_body")
     name = payload.get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]

@@ -43,7 +43,7 @@ def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fake
                                                                   "output_cost_per_token": 1.0}},
             ],
             "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp / 'hub.db'}",
-                                 "max_tool_rounds": 2},
+                                 "max_tool_rounds": 2, "max_request_size_mb": 1},
             "mcp_servers": {"postgres_db": {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
                                             "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{shop}"]}},
         }  # fmt: skip
@@ -137,3 +137,11 @@ def test_a_budget_that_runs_out_mid_loop_stops_the_loop(scoped: tuple[str, FakeO
     assert len(fake.requests) - before == 1  # round 1 ran; round 2 was refused before calling the model
     logs = httpx2.get(f"{url}/spend/logs", headers=MASTER, params={"api_key": key}).json()["data"]
     assert [log["spend"] for log in logs] == [19.0]
+
+
+def test_a_rest_tool_call_over_the_body_limit_is_413(scoped: tuple[str, FakeOpenAI, str]) -> None:
+    url = scoped[0]
+    body = {"name": "postgres_db__execute_query", "arguments": {"sql": "SELECT '" + "x" * (1024 * 1024) + "'"}}
+    response = httpx2.post(f"{url}/mcp/tools/call", headers=MASTER, json=body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
