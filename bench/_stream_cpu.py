@@ -123,6 +123,15 @@ def bench_direct_ttfb(url: str, count: int = 300) -> float:
     return asyncio.run(main())
 
 
+def ttfb_rows(name: str, target: Target, url: str, upstream_path: str) -> list[tuple[str, float]]:
+    """Time to the first chunk: the canned stream read directly, through `name`'s provider, through OpenAI's."""
+    return [
+        ("upstream bytes, read directly (aiohttp)", bench_direct_ttfb(url + upstream_path)),
+        (f"provider.stream ({name}, translated)", bench_ttfb(target, url)),
+        ("provider.stream (openai, reference)", bench_ttfb(openai_target, url)),
+    ]
+
+
 def serve(port: int, body_for: Callable[[str], bytes]) -> None:
     """Run the canned upstream: every HTTP request gets `body_for(path)` as an event stream."""
     import uvicorn

@@ -29,13 +29,12 @@ from bench._stream_cpu import (
     PIECES,
     WORD,
     Row,
-    bench_direct_ttfb,
     bench_provider,
-    bench_ttfb,
     main,
     openai_stream,
     openai_target,
     serve,
+    ttfb_rows,
 )
 from providers._http import HttpPool
 from providers.anthropic import AnthropicProvider
@@ -99,12 +98,7 @@ def measure(url: str, streams: int) -> list[Row]:
 
 
 def ttfb(url: str) -> list[tuple[str, float]]:
-    """Time to the first chunk: the canned stream read directly, through the anthropic provider, through OpenAI's."""
-    return [
-        ("upstream bytes, read directly (aiohttp)", bench_direct_ttfb(url + "/v1/messages")),
-        ("provider.stream (anthropic, translated)", bench_ttfb(anthropic_target, url)),
-        ("provider.stream (openai, reference)", bench_ttfb(openai_target, url)),
-    ]
+    return ttfb_rows("anthropic", anthropic_target, url, "/v1/messages")
 
 
 if __name__ == "__main__":

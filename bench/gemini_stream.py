@@ -29,13 +29,12 @@ from bench._stream_cpu import (
     PIECES,
     WORD,
     Row,
-    bench_direct_ttfb,
     bench_provider,
-    bench_ttfb,
     main,
     openai_stream,
     openai_target,
     serve,
+    ttfb_rows,
 )
 from providers._http import HttpPool
 from providers.base import Deployment
@@ -98,15 +97,7 @@ def measure(url: str, streams: int) -> list[Row]:
 
 
 def ttfb(url: str) -> list[tuple[str, float]]:
-    """Time to the first chunk: the canned stream read directly, through the gemini provider, through OpenAI's."""
-    return [
-        (
-            "upstream bytes, read directly (aiohttp)",
-            bench_direct_ttfb(url + "/v1beta/models/x:streamGenerateContent?alt=sse"),
-        ),
-        ("provider.stream (gemini, translated)", bench_ttfb(gemini_target, url)),
-        ("provider.stream (openai, reference)", bench_ttfb(openai_target, url)),
-    ]
+    return ttfb_rows("gemini", gemini_target, url, "/v1beta/models/x:streamGenerateContent?alt=sse")
 
 
 if __name__ == "__main__":
