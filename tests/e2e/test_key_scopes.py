@@ -19,8 +19,8 @@ from mcp.client.streamable_http import streamable_http_client
 from hub.config import parse_config
 from hub.server import build_app
 from tests.e2e.conftest import MASTER_KEY
-from tests.e2e.test_tool_loop import make_db, wait_for_tools
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.support.hub import make_db, wait_for_tools
 from tests.support.servers import ROOT, serve_app
 
 MASTER = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -48,7 +48,7 @@ def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fake
                                             "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{shop}"]}},
         }  # fmt: skip
         with serve_app(build_app(parse_config(config, {}))) as url:
-            wait_for_tools(url, {"postgres_db"})
+            wait_for_tools(url, {"postgres_db"}, MASTER_KEY)
             permission = {"mcp_servers": ["postgres_db"], "mcp_tool_permissions": {"postgres_db": ["list_tables"]}}
             body = {"key_alias": "analyst", "models": ["agent"], "object_permission": permission}
             created = httpx2.post(f"{url}/key/generate", headers=MASTER, json=body)

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -19,28 +16,13 @@ from hub.config import parse_config
 from hub.server import build_app
 from tests.e2e.conftest import MASTER_KEY
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.support.hub import make_db, wait_for_tools
 from tests.support.servers import ROOT, serve_app
 
 AGENTS = ["agent", "agent-parallel", "agent-bad", "agent-forever", "agent-slow", "agent-mixed", "agent-approve"]
 ASK = [{"role": "user", "content": "What is in the database?"}]
 DB_TOOLS = {"type": "mcp", "server_label": "postgres_db", "require_approval": "never"}
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
-
-
-def make_db(path: Path) -> None:
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), total REAL)")
-
-
-def wait_for_tools(url: str, servers: set[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        listing = httpx2.get(f"{url}/mcp/tools/list", headers=AUTH).json()
-        if servers <= {tool["server"] for tool in listing["tools"]}:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"MCP upstreams {servers} did not come up: {listing}")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +70,7 @@ def loop_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
             },
         }
         with serve_app(build_app(parse_config(config, {}))) as url:
-            wait_for_tools(url, {"postgres_db", "aux", "quick"})
+            wait_for_tools(url, {"postgres_db", "aux", "quick"}, MASTER_KEY)
             yield url, fake
 
 

@@ -14,9 +14,9 @@ import pytest
 from hub.config import parse_config
 from hub.server import build_app
 from tests.e2e.conftest import MASTER_KEY
-from tests.e2e.test_tool_loop import make_db, wait_for_tools
 from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY, FakeAnthropic
 from tests.fakes.gemini_upstream import API_KEY as GEMINI_KEY, FakeGemini
+from tests.support.hub import make_db, wait_for_tools
 from tests.support.servers import ROOT, serve_app
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -61,7 +61,7 @@ def provider_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             },
         }
         with serve_app(build_app(parse_config(config, {}))) as url:
-            wait_for_tools(url, {"postgres_db"})
+            wait_for_tools(url, {"postgres_db"}, MASTER_KEY)
             yield url, anthropic, gemini
 
 

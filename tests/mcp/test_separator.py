@@ -8,8 +8,8 @@ import httpx2
 
 from hub.config import parse_config
 from hub.server import build_app
-from tests.e2e.conftest import MASTER_KEY  # what wait_for_tools sends
-from tests.e2e.test_tool_loop import wait_for_tools
+from tests.e2e.conftest import MASTER_KEY
+from tests.support.hub import wait_for_tools
 from tests.support.servers import ROOT, serve_app
 
 
@@ -20,7 +20,7 @@ def test_the_configured_separator_names_the_tools() -> None:
         "mcp_servers": {"aux": {"transport": "stdio", "command": sys.executable, "args": [server]}},
     }
     with serve_app(build_app(parse_config(config, {}))) as url:
-        wait_for_tools(url, {"aux"})
+        wait_for_tools(url, {"aux"}, MASTER_KEY)
         listing = httpx2.get(f"{url}/mcp/tools/list", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
         called = httpx2.post(f"{url}/mcp/tools/call", headers={"Authorization": f"Bearer {MASTER_KEY}"},
                              json={"name": "aux-echo", "arguments": {"text": "hi"}})  # fmt: skip
