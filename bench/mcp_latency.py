@@ -35,7 +35,7 @@ from mcp.client.streamable_http import streamable_http_client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub.auth import MASTER  # noqa: E402
+from hub.accounts.auth import MASTER  # noqa: E402
 from hub.config import parse_config  # noqa: E402
 from hub.mcp.hub import McpHub  # noqa: E402
 from tests.support.servers import free_port, wait_for_port  # noqa: E402

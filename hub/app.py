@@ -15,12 +15,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub import __version__
-from hub.auth import MasterKeyAuth
-from hub.chat import chat_completions
+from hub.accounts.auth import MasterKeyAuth
 from hub.config import Config
 from hub.errors import HubError, NotFound, error_response, json_response
+from hub.gateway.chat import chat_completions
+from hub.gateway.routing import ModelRouter
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
-from hub.routing import ModelRouter
 from hub.state import HubState, authenticate, hub_state
 from providers._http import HttpPool
 from providers.base import ProviderError

@@ -11,7 +11,7 @@ REGISTRARS: list[Registrar] = []
 
 
 def _keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from hub.keys_cli import register
+    from hub.accounts.keys_cli import register
 
     register(sub)
 

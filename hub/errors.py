@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from hub import sse
+from hub.gateway import sse
 from providers.base import ProviderError
 
 

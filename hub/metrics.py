@@ -12,9 +12,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.errors import PermissionDenied
 from hub.state import authenticate, hub_state
-from hub.usage import ToolCallRecord, UsageRecord
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
-from hub import keys_api, spend_api
-from hub.accounting import accounting_extension
+from hub.accounts import keys_api, spend_api
+from hub.accounts.accounting import accounting_extension
 from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes

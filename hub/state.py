@@ -7,10 +7,10 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from hub.auth import MasterKeyAuth, Principal, bearer_token
+from hub.accounts.auth import MasterKeyAuth, Principal, bearer_token
+from hub.accounts.usage import Guard, NullSink, UsageSink
 from hub.config import Config
-from hub.routing import ModelRouter
-from hub.usage import Guard, NullSink, UsageSink
+from hub.gateway.routing import ModelRouter
 from providers._http import HttpPool
 
 
@@ -22,7 +22,7 @@ class HubState:
     auth: MasterKeyAuth
     usage: UsageSink = field(default_factory=NullSink)
     guard: Guard | None = None
-    """Budgets and rate limits (`hub.accounting`); None when no store is configured."""
+    """Budgets and rate limits (`hub.accounts.accounting`); None when no store is configured."""
     extras: dict[str, Any] = field(default_factory=dict[str, Any])
     """Services added by later layers (MCP hub, store), by name."""
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import mcp_types
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.errors import BadRequest, PermissionDenied
 
 JSON = dict[str, Any]

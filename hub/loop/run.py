@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
 from providers.base import ChatRequest, Provider

@@ -17,9 +17,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from hub import sse
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.errors import HubError, error_response, stream_error_event
+from hub.gateway import sse
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, LoopState, assistant_turn, round_body
 from hub.loop.tools import run_calls, tool_messages

@@ -11,7 +11,7 @@ import anyio
 import mcp_types
 import orjson
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.mcp.errors import McpHubError
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_NAME = 64

@@ -13,13 +13,13 @@ import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.exceptions import MCPError
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
+from hub.accounts.usage import ToolCallRecord
 from hub.config import ConfigError, McpServerConfig
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.routing import Caller
 from hub.mcp.upstream import Kind, Upstream, error_result
-from hub.usage import ToolCallRecord
 
 logger = logging.getLogger("toolhub.mcp")
 

@@ -21,9 +21,9 @@ from hub.errors import (
     UnsupportedMediaType,
     json_response,
 )
+from hub.gateway.requests import read_json_body
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.hub import McpHub
-from hub.requests import read_json_body
 from hub.state import authenticate, hub_state
 
 

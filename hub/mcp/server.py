@@ -19,7 +19,7 @@ from mcp.shared.message import ServerMessageMetadata
 from starlette.requests import HTTPConnection
 
 from hub import __version__
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.mcp.catalog import Catalog, visible
 from hub.mcp.errors import McpHubError, UnknownTool
 from hub.mcp.hub import McpHub

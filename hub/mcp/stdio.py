@@ -13,7 +13,7 @@ from typing import TextIO
 
 from mcp.server.stdio import stdio_server
 
-from hub.auth import MASTER
+from hub.accounts.auth import MASTER
 from hub.config import Config
 from hub.mcp.catalog import ToolInfo
 from hub.mcp.hub import McpHub

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from hub.usage import ToolCallRecord, UsageRecord
+from hub.accounts.usage import ToolCallRecord, UsageRecord
 
 DEFAULT_SQLITE_PATH = "toolhub.db"
 

@@ -20,8 +20,8 @@ from typing import Any
 import anyio
 import orjson
 
+from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.storage import Store, StoredToolCall, StoredUsage, StoreError
-from hub.usage import ToolCallRecord, UsageRecord
 
 logger = logging.getLogger("toolhub.storage")
 

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import mcp_types
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from providers.base import JSON, ChatRequest, ProviderError
 
 Turn = str | list[tuple[str, dict[str, Any]]]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hub.auth import MASTER, Principal
+from hub.accounts.auth import MASTER, Principal
 from hub.config import parse_config
 from hub.errors import NotFound, PermissionDenied, ServiceUnavailable
-from hub.routing import ModelRouter
+from hub.gateway.routing import ModelRouter
 from providers._http import HttpPool
 
 

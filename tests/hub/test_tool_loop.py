@@ -9,7 +9,7 @@ import anyio
 import mcp_types
 import pytest
 
-from hub.auth import MASTER, Principal
+from hub.accounts.auth import MASTER, Principal
 from hub.errors import BadRequest, PermissionDenied
 from hub.loop.plan import LoopPlan, plan_tool_loop
 from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, complete_with_tools

@@ -13,8 +13,8 @@ import openai
 import pytest
 from starlette.routing import Route
 
-from hub import keys_api, spend_api
-from hub.accounting import accounting_extension
+from hub.accounts import keys_api, spend_api
+from hub.accounts.accounting import accounting_extension
 from hub.app import create_app
 from hub.config import parse_config
 from hub.metrics import metrics_endpoint

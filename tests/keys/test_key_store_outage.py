@@ -7,9 +7,9 @@ from typing import Any
 import anyio
 import pytest
 
+from hub.accounts.keys import KeyAuthenticator
+from hub.accounts.spend import BudgetLedger
 from hub.errors import HubError, ServiceUnavailable
-from hub.keys import KeyAuthenticator
-from hub.spend import BudgetLedger
 from hub.storage import StoreError
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 
-from hub import keys_api, spend_api
-from hub.accounting import accounting_extension
+from hub.accounts import keys_api, spend_api
+from hub.accounts.accounting import accounting_extension
 from hub.app import create_app
 from hub.config import Config, parse_config
 from hub.metrics import metrics_endpoint

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hub.accounts.pricing import FREE, Price, route_price, table_price
 from hub.config import ModelRoute, parse_config
-from hub.pricing import FREE, Price, route_price, table_price
 
 
 def route(**params: object) -> ModelRoute:

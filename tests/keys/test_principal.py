@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.keys import principal_for, token_hash
-from hub.spend import parse_duration, period_start
+from hub.accounts.keys import principal_for, token_hash
+from hub.accounts.spend import parse_duration, period_start
 from hub.storage import KeyRow
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
+from hub.accounts.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client
 from hub.errors import RateLimited
-from hub.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client
 
 REDIS_URL_ENV = "TOOLHUB_TEST_REDIS_URL"
 

@@ -20,8 +20,8 @@ from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
+from hub.accounts.auth import MasterKeyAuth, Principal
 from hub.app import Extension, create_app
-from hub.auth import MasterKeyAuth, Principal
 from hub.config import parse_config
 from hub.errors import AuthenticationError
 from hub.mcp.http import mcp_extension, mcp_routes

@@ -7,7 +7,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from tests.mcp.conftest import (
     MASTER_KEY,
     keyed_hub_app,

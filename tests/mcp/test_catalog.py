@@ -8,7 +8,7 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.config import ConfigError, parse_config
 from hub.mcp.catalog import Catalog, Listing, exposed_name, name_allowed, visible
 from hub.mcp.hub import McpHub

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx2
 import pytest
 
-from hub.auth import MASTER, MasterKeyAuth, Principal
+from hub.accounts.auth import MASTER, MasterKeyAuth, Principal
 from hub.config import parse_config
 from hub.errors import AuthenticationError
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable

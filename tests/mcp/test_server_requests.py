@@ -10,7 +10,7 @@ import mcp_types as types
 import pytest
 from mcp.client.session import ClientRequestContext
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.mcp.routing import Router
 from tests.mcp.conftest import MASTER_KEY, keyed_hub_app, mcp_client, running, script_server, text_of
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.storage import KeyRow, SpendQuery, Store, StoreConflict, StoredToolCall, StoredUsage, sqlite_path
-from hub.usage import ToolCallRecord, UsageRecord
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0

@@ -9,9 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
+from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.storage import SpendQuery, Store, StoredToolCall, StoredUsage, StoreError
 from hub.storage.writer import UsageWriter
-from hub.usage import ToolCallRecord, UsageRecord
 
 pytestmark = pytest.mark.anyio
 

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
+from hub.accounts.keys import KeyAuthenticator, display_name, hash_key, new_key, token_hash
+from hub.accounts.spend import parse_duration, period_start
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
-from hub.keys import KeyAuthenticator, display_name, hash_key, new_key, token_hash
-from hub.requests import read_json_body
-from hub.spend import parse_duration, period_start
+from hub.gateway.requests import read_json_body
 from hub.state import authenticate, hub_state
 from hub.storage import KeyRow, Store, StoreConflict
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hub.accounts.usage import UsageRecord
 from hub.config import ModelRoute
-from hub.usage import UsageRecord
 
 _M = 1_000_000
 

@@ -15,18 +15,18 @@ from typing import Any
 
 import anyio
 
-from hub.auth import MasterKeyAuth, Principal
+from hub.accounts.auth import MasterKeyAuth, Principal
+from hub.accounts.keys import KeyAuthenticator, KeyEntry
+from hub.accounts.pricing import Pricer
+from hub.accounts.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client as make_redis_client
+from hub.accounts.spend import BudgetLedger
+from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.config import Config, ModelRoute
 from hub.errors import RateLimited
-from hub.keys import KeyAuthenticator, KeyEntry
 from hub.metrics import Metrics
-from hub.pricing import Pricer
-from hub.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client as make_redis_client
-from hub.spend import BudgetLedger
 from hub.state import HubState
 from hub.storage import Store, StoreError, is_postgres_url, open_store, sqlite_path
 from hub.storage.writer import UsageWriter
-from hub.usage import ToolCallRecord, UsageRecord
 
 logger = logging.getLogger("toolhub.accounting")
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import anyio
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
+from hub.accounts.ratelimit import Limit
+from hub.accounts.spend import Account, BudgetLedger
 from hub.errors import AuthenticationError, PermissionDenied, ServiceUnavailable
-from hub.ratelimit import Limit
-from hub.spend import Account, BudgetLedger
 from hub.storage import KeyRow, Store, StoreError
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")

@@ -19,17 +19,17 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hub import sse
-from hub.auth import Principal
+from hub.accounts.auth import Principal
+from hub.accounts.usage import UsageRecord
 from hub.errors import HubError, json_response, stream_error_event
+from hub.gateway import sse
+from hub.gateway.requests import check_chat_request, read_json_body
+from hub.gateway.routing import Target
 from hub.loop.plan import LoopPlan, plan_tool_loop
 from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
-from hub.requests import check_chat_request, read_json_body
-from hub.routing import Target
 from hub.state import HubState, authenticate, hub_state, request_id
-from hub.usage import UsageRecord
 from providers.base import JSON, ChatRequest, ProviderError
 
 CLIENT_GONE = 499

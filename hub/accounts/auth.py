@@ -1,7 +1,7 @@
 """Who is calling: bearer keys checked in constant time, behind a small seam for virtual keys.
 
 `Authenticator.authenticate(token)` answers a `Principal` or raises. The master key is checked here; virtual keys
-plug in as another `Authenticator` (see `hub.keys`) that the app tries after the master key.
+plug in as another `Authenticator` (see `hub.accounts.keys`) that the app tries after the master key.
 """
 
 from __future__ import annotations

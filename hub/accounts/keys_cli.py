@@ -14,9 +14,9 @@ from typing import Any
 import anyio
 import orjson
 
+from hub.accounts.keys import display_name, hash_key, new_key, token_hash
+from hub.accounts.spend import parse_duration, period_start
 from hub.config import config_path, load_config
-from hub.keys import display_name, hash_key, new_key, token_hash
-from hub.spend import parse_duration, period_start
 from hub.storage import KeyRow, Store, StoreConflict, StoreError, open_store
 
 

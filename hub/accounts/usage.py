@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from hub.auth import Principal
+    from hub.accounts.auth import Principal
     from hub.config import ModelRoute
 
 
@@ -30,13 +30,13 @@ class UsageRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     """Tools the gateway ran for this request: dicts with server, tool, duration_ms, error."""
     cost: float = 0.0
-    """USD, from `hub.pricing`; set when the request finishes."""
+    """USD, from `hub.accounts.pricing`; set when the request finishes."""
     upstream_ms: float = 0.0
     """Time spent waiting on the provider (to the first chunk for streams); latency minus this is overhead."""
     created_at: float = 0.0
     """Unix time the request finished."""
     ticket: Ticket | None = field(default=None, repr=False, compare=False)
-    """Set by the guard's `admit`; `hub.chat` settles it when the request finishes (not stored)."""
+    """Set by the guard's `admit`; `hub.gateway.chat` settles it when the request finishes (not stored)."""
 
     def add_usage(self, usage: dict[str, Any] | None) -> None:
         """Take counts from an OpenAI `usage` object (prompt includes cached, completion includes reasoning)."""
@@ -93,7 +93,7 @@ class Ticket(Protocol):
 
 
 class Guard(Protocol):
-    """Budgets and rate limits around one chat request (see `hub.accounting`)."""
+    """Budgets and rate limits around one chat request (see `hub.accounts.accounting`)."""
 
     async def admit(self, principal: Principal, route: ModelRoute) -> Ticket:
         """Raise RateLimited (429) when a key's budget or a key/deployment rate limit refuses the request."""

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from hub.auth import Principal
+from hub.accounts.auth import Principal
 from hub.config import ModelRoute
 from hub.errors import NotFound, PermissionDenied, ServiceUnavailable
 from providers._http import HttpPool

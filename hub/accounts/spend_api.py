@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.accounts.keys import token_hash
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
-from hub.keys import token_hash
 from hub.state import authenticate, hub_state
 from hub.storage import SpendQuery, Store
 
