@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -95,6 +96,47 @@ async def pg_schema(postgres_url: str) -> AsyncIterator[str]:
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+MakeRole = Callable[[str], Awaitable[str]]
+"""Create a login role with the given grants ({role} is replaced by its name) and return a DSN for it."""
+
+
+def url_for_role(url: str, role: str) -> str:
+    """The same database URL, logging in as `role` (the test server trusts local connections)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+@pytest.fixture
+async def make_role(postgres_url: str) -> AsyncIterator[MakeRole]:
+    """Create uniquely named login roles for a test and drop them (and whatever they were granted) afterwards."""
+    conn = await asyncpg.connect(postgres_url)
+    roles: list[str] = []
+
+    async def make(grants: str) -> str:
+        role = f"pgdb_role_{uuid.uuid4().hex[:12]}"
+        roles.append(role)
+        quoted = f'"{role}"'
+        await conn.execute(f"CREATE ROLE {quoted} LOGIN; {grants.format(role=quoted)}")
+        return url_for_role(postgres_url, role)
+
+    try:
+        yield make
+    finally:
+        for role in roles:
+            await conn.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+        await conn.close()
+
+
+@pytest.fixture
+async def reader_url(make_role: MakeRole, pg_schema: str) -> str:
+    """A DSN for a role that may only read the test schema: what the tool is meant to run as."""
+    return await make_role(
+        f'GRANT USAGE ON SCHEMA "{pg_schema}" TO {{role}}; '
+        f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO {{role}};'
+    )
 
 
 @pytest.fixture

@@ -79,13 +79,31 @@ async def test_stdio_subprocess_serves_sqlite(sqlite_file: Path) -> None:
     await exercise_stdio(["--dsn", f"sqlite:///{sqlite_file}"])
 
 
-async def test_stdio_subprocess_reads_the_dsn_from_the_environment(postgres_url: str, pg_schema: str) -> None:
-    await exercise_stdio(["--schema", pg_schema], env={"POSTGRES_DB_DSN": postgres_url})
+async def test_stdio_subprocess_reads_the_dsn_from_the_environment(reader_url: str, pg_schema: str) -> None:
+    await exercise_stdio(["--schema", pg_schema], env={"POSTGRES_DB_DSN": reader_url})
+
+
+async def test_the_server_refuses_to_start_as_a_superuser_and_prints_the_fix(postgres_url: str, pg_schema: str) -> None:
+    command = [sys.executable, "-m", "tools.postgres_db", "--dsn", postgres_url, "--schema", pg_schema]
+    with anyio.fail_after(30):
+        process = await anyio.run_process(command, cwd=REPO_ROOT, check=False)
+    stderr = process.stderr.decode()
+    assert process.returncode == 1
+    assert stderr.startswith("error: Refusing to run as PostgreSQL role 'postgres': it is a superuser.\n")
+    assert f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO postgres_db_reader;' in stderr
+    assert "--allow-unsafe-role (POSTGRES_DB_ALLOW_UNSAFE_ROLE=1)" in stderr
+    assert process.stdout == b""
+
+
+async def test_allow_unsafe_role_from_the_environment_lets_it_start(postgres_url: str, pg_schema: str) -> None:
+    await exercise_stdio(
+        ["--schema", pg_schema], env={"POSTGRES_DB_DSN": postgres_url, "POSTGRES_DB_ALLOW_UNSAFE_ROLE": "1"}
+    )
 
 
 async def test_http_subprocess_serves_sqlite(sqlite_file: Path) -> None:
     await exercise_http(["--dsn", str(sqlite_file)])
 
 
-async def test_http_subprocess_serves_postgres(postgres_url: str, pg_schema: str) -> None:
-    await exercise_http(["--dsn", postgres_url, "--schema", pg_schema, "--statement-timeout", "5"])
+async def test_http_subprocess_serves_postgres(reader_url: str, pg_schema: str) -> None:
+    await exercise_http(["--dsn", reader_url, "--schema", pg_schema, "--statement-timeout", "5"])

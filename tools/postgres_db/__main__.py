@@ -16,7 +16,8 @@ import uvicorn
 from mcp.server import Server
 from mcp.server.stdio import stdio_server
 
-from tools.postgres_db.databases import Database
+from tools.postgres_db._limits import Limits
+from tools.postgres_db.databases import Database, DatabaseError
 from tools.postgres_db.postgres import AsyncpgDatabase
 from tools.postgres_db.server import DEFAULT_MAX_ROWS, build_server
 from tools.postgres_db.sqlite import SqliteDatabase
@@ -24,6 +25,11 @@ from tools.postgres_db.sqlite import SqliteDatabase
 logger = logging.getLogger("tools.postgres_db")
 
 DSN_ENV_VARS = ("POSTGRES_DB_DSN", "DATABASE_URL")
+FLAG_ENV_VARS = {
+    "allow_unsafe_role": "POSTGRES_DB_ALLOW_UNSAFE_ROLE",
+    "allow_toolhub_tables": "POSTGRES_DB_ALLOW_TOOLHUB_TABLES",
+}
+"""Flags that can also be switched on by setting the variable to 1, true or yes."""
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
@@ -39,13 +45,50 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="row limit per query (default 500)")
     parser.add_argument("--schema", default="public", help="default PostgreSQL schema (default public)")
     parser.add_argument("--log-level", default="WARNING", help="stderr log level (default WARNING)")
+    _add_safety_arguments(parser)
     args = parser.parse_args(argv)
     args.dsn = args.dsn or next((environ[name] for name in DSN_ENV_VARS if environ.get(name)), None)
     if not args.dsn:
         parser.error(f"no database: pass --dsn or set {' or '.join(DSN_ENV_VARS)}")
-    if args.statement_timeout <= 0 or args.max_rows < 1:
-        parser.error("--statement-timeout and --max-rows must be positive")
+    for flag, name in FLAG_ENV_VARS.items():
+        setattr(args, flag, getattr(args, flag) or environ.get(name, "").lower() in ("1", "true", "yes"))
+    numbers = (args.statement_timeout, args.max_rows, args.max_value_bytes, args.max_result_bytes)
+    if min(numbers) <= 0 or args.max_concurrent_queries < 1 or args.queue_timeout <= 0:
+        parser.error("timeouts, row, byte and concurrency limits must be positive")
     return args
+
+
+def _add_safety_arguments(parser: argparse.ArgumentParser) -> None:
+    """The limits and the switches that loosen the read-only guarantees."""
+    limits = Limits()
+    parser.add_argument(
+        "--allow-unsafe-role",
+        action="store_true",
+        help="PostgreSQL: start even as a superuser or a role that can write ($POSTGRES_DB_ALLOW_UNSAFE_ROLE=1)",
+    )
+    parser.add_argument(
+        "--allow-toolhub-tables",
+        action="store_true",
+        help="let queries read Toolhub's own toolhub_* tables ($POSTGRES_DB_ALLOW_TOOLHUB_TABLES=1)",
+    )
+    parser.add_argument(
+        "--max-value-bytes", type=int, default=limits.max_value_bytes, help="longer values are cut (default 64 KiB)"
+    )
+    parser.add_argument(
+        "--max-result-bytes", type=int, default=limits.max_result_bytes, help="rows stop at this size (default 1 MiB)"
+    )
+    parser.add_argument(
+        "--max-concurrent-queries",
+        type=int,
+        default=limits.max_concurrent_queries,
+        help=f"execute_query calls running at once; others queue (default {limits.max_concurrent_queries})",
+    )
+    parser.add_argument(
+        "--queue-timeout",
+        type=float,
+        default=limits.queue_timeout,
+        help=f"seconds a call queues before a 'busy' error (default {limits.queue_timeout:g})",
+    )
 
 
 def database_from_args(args: argparse.Namespace) -> Database:
@@ -55,14 +98,34 @@ def database_from_args(args: argparse.Namespace) -> Database:
         ValueError: the DSN is neither PostgreSQL nor SQLite, or a read-only SQLite file does not exist.
     """
     dsn: str = args.dsn
+    limits = Limits(
+        max_value_bytes=args.max_value_bytes,
+        max_result_bytes=args.max_result_bytes,
+        max_concurrent_queries=args.max_concurrent_queries,
+        queue_timeout=args.queue_timeout,
+    )
+    common: dict[str, Any] = {
+        "allow_writes": args.allow_writes,
+        "statement_timeout": args.statement_timeout,
+        "limits": limits,
+        "allow_toolhub_tables": args.allow_toolhub_tables,
+    }
     if dsn.startswith(("postgresql://", "postgres://")):
-        return AsyncpgDatabase(
-            dsn, schema=args.schema, allow_writes=args.allow_writes, statement_timeout=args.statement_timeout
-        )
+        return AsyncpgDatabase(dsn, schema=args.schema, allow_unsafe_role=args.allow_unsafe_role, **common)
     path = sqlite_path(dsn)
     if path != ":memory:" and not args.allow_writes and not Path(path).is_file():
         raise ValueError(f"SQLite database {path!r} does not exist (it is only created with --allow-writes)")
-    return SqliteDatabase(path, allow_writes=args.allow_writes, statement_timeout=args.statement_timeout)
+    return SqliteDatabase(path, **common)
+
+
+async def check_start(db: Database) -> None:
+    """Open and close the database once, so an unsafe PostgreSQL role stops the server before it serves.
+
+    Raises:
+        DatabaseError: the role is unsafe (UnsafeRole) or the database cannot be opened.
+    """
+    async with db.connected():
+        pass
 
 
 def sqlite_path(dsn: str) -> str:
@@ -105,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         db = database_from_args(args)
-    except ValueError as exc:
+        anyio.run(check_start, db)
+    except (ValueError, DatabaseError) as exc:
         sys.exit(f"error: {exc}")
     server = build_server(db, max_rows=args.max_rows)
     if args.transport == "http":

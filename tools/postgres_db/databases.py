@@ -6,6 +6,9 @@ Errors:
      +-- InvalidArgument       a tool argument the database layer cannot use (bad parameter value, bad name)
      +-- NotFound              the schema or table does not exist
      +-- QueryError            the database refused or cancelled the statement; carries its own message
+     +-- Refused               (_pg_policy) the statement is not allowed here; nothing reached the database
+     +-- UnsafeRole            (_pg_role) the PostgreSQL role can do more than read; the server does not start
+     +-- Busy                  (_limits) every query slot stayed taken for the whole queue timeout
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tools.postgres_db._limits import Limits
 
 JSONValue = Any
 """A value `json.dumps` accepts without a `default=` hook."""
@@ -43,12 +49,17 @@ class QueryError(DatabaseError):
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Rows (already JSON-safe) returned by `Database.execute`, cut at the row limit."""
+    """Rows (already JSON-safe) returned by `Database.execute`, cut at the row or byte limit.
+
+    `cut_values` counts values shortened to the per-value limit; `byte_limit` is set when the result limit cut rows.
+    """
 
     columns: list[str]
     rows: list[list[JSONValue]]
     truncated: bool
     status: str | None = None
+    cut_values: int = 0
+    byte_limit: int | None = None
 
 
 class Database(Protocol):
@@ -57,6 +68,8 @@ class Database(Protocol):
     dialect: str
     default_schema: str
     allow_writes: bool
+    allow_toolhub_tables: bool
+    limits: Limits
 
     def connected(self) -> AbstractAsyncContextManager[None]:
         """Open the connection or pool for the duration of the block (re-entrant)."""

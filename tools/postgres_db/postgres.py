@@ -11,7 +11,11 @@ from typing import Any
 import asyncpg
 
 from tools.postgres_db import _pg_catalog as catalog
+from tools.postgres_db._limits import Busy, Limits, RowCollector, busy_message
+from tools.postgres_db._pg_bounded import bounded_select, unwrap_row
 from tools.postgres_db._pg_params import coerce_params
+from tools.postgres_db._pg_policy import Statement, check_statement
+from tools.postgres_db._pg_role import check_role
 from tools.postgres_db._shared_open import SharedOpen
 from tools.postgres_db.databases import (
     DatabaseError,
@@ -30,14 +34,21 @@ CONNECT_TIMEOUT = 10.0
 EXACT_COUNT_MAX_BYTES = 64 * 1024 * 1024
 """Tables smaller than this on disk get an exact `count(*)` even when the caller did not ask for one."""
 
+DEFAULT_LIMITS = Limits()
+
 logger = logging.getLogger(__name__)
+
+_FETCH_BATCH = 50
 
 _READ_ONLY_VIOLATION = "25006"
 _QUERY_CANCELED = "57014"
 
 
 class AsyncpgDatabase(SharedOpen):
-    """A PostgreSQL database reached through a small asyncpg pool opened by `connected()`."""
+    """A PostgreSQL database reached through a small asyncpg pool opened by `connected()`.
+
+    The pool opens only for a role that can just read (see `_pg_role`), and every statement passes `_pg_policy`.
+    """
 
     dialect = "postgresql"
 
@@ -48,13 +59,18 @@ class AsyncpgDatabase(SharedOpen):
         schema: str = "public",
         allow_writes: bool = False,
         statement_timeout: float = 30.0,
-        max_pool_size: int = 4,
+        limits: Limits = DEFAULT_LIMITS,
+        allow_unsafe_role: bool = False,
+        allow_toolhub_tables: bool = False,
     ) -> None:
         self.dsn = dsn
         self.default_schema = schema
         self.allow_writes = allow_writes
         self.statement_timeout = statement_timeout
-        self.max_pool_size = max_pool_size
+        self.limits = limits
+        self.allow_unsafe_role = allow_unsafe_role
+        self.allow_toolhub_tables = allow_toolhub_tables
+        self.max_pool_size = limits.max_concurrent_queries + 1  # one connection stays free for the catalog tools
         self._pool: asyncpg.Pool | None = None
         super().__init__()
 
@@ -139,31 +155,64 @@ class AsyncpgDatabase(SharedOpen):
         }
 
     async def execute(self, sql: str, params: Sequence[JSONValue], max_rows: int) -> QueryResult:
-        """Run one statement in a transaction (READ ONLY unless writes are allowed) and fetch up to `max_rows`."""
+        """Check the statement, run it in a transaction (READ ONLY unless writes are allowed) and collect rows.
+
+        Rows stop at `max_rows` or the result byte limit; long values are cut inside PostgreSQL when possible.
+        """
+        statement = check_statement(sql, allow_writes=self.allow_writes, allow_toolhub_tables=self.allow_toolhub_tables)
         async with self._transaction(readonly=not self.allow_writes) as conn:
-            stmt = await conn.prepare(sql)
+            stmt = await conn.prepare(statement.sql)
             args = coerce_params(params, [t.name for t in stmt.get_parameters()])
             attributes = stmt.get_attributes()
             if not attributes:
                 await stmt.fetch(*args)
                 return QueryResult([], [], truncated=False, status=stmt.get_statusmsg())
-            cursor = await stmt.cursor(*args)
-            records = await cursor.fetch(max_rows + 1)
-        rows = [[_pg_value(value) for value in record.values()] for record in records[:max_rows]]
-        return QueryResult(
-            columns=[a.name for a in attributes],
-            rows=rows,
-            truncated=len(records) > max_rows,
-        )
+            wrapped = await self._prepare_bounded(conn, statement, len(attributes))
+            collector = RowCollector(self.limits, max_rows)
+            cursor = await (wrapped or stmt).cursor(*args)
+            while not collector.full and (records := await cursor.fetch(_FETCH_BATCH)):
+                for record in records:
+                    values, cut = self._row(record, wrapped is not None)
+                    if not collector.add(values, already_cut=cut):
+                        break
+        return collector.result([a.name for a in attributes])
+
+    async def _prepare_bounded(
+        self, conn: asyncpg.Connection, statement: Statement, columns: int
+    ) -> asyncpg.prepared_stmt.PreparedStatement | None:
+        """Prepare the value-cutting wrapper of a query, or return None when it does not apply or fails."""
+        sql = bounded_select(statement.sql, columns, self.limits.max_value_bytes) if statement.is_query else None
+        if sql is None:
+            return None
+        try:
+            async with conn.transaction():  # a savepoint: a failed prepare must not abort the transaction
+                return await conn.prepare(sql)
+        except asyncpg.PostgresError as exc:
+            logger.info("Not cutting values server-side (%s); cutting them after transfer", exc)
+            return None
+
+    def _row(self, record: asyncpg.Record, wrapped: bool) -> tuple[list[JSONValue], int]:
+        """Convert one record; a wrapped record carries values already cut by PostgreSQL."""
+        if wrapped:
+            return unwrap_row(list(record.values()), self.limits.max_value_bytes, _pg_value)
+        return [_pg_value(value) for value in record.values()], 0
 
     @asynccontextmanager
     async def _transaction(self, *, readonly: bool = True) -> AsyncIterator[asyncpg.Connection]:
         """Yield a pooled connection inside a transaction with statement_timeout and search_path set locally."""
         try:
             pool = await self._open_pool()
-            async with pool.acquire(timeout=self.statement_timeout) as conn, conn.transaction(readonly=readonly):
-                await conn.execute(catalog.SET_LOCALS, f"{int(self.statement_timeout * 1000)}ms", self._search_path())
-                yield conn
+            try:
+                conn = await pool.acquire(timeout=self.limits.queue_timeout)
+            except TimeoutError as exc:
+                raise Busy(busy_message(self.limits)) from exc
+            try:
+                async with conn.transaction(readonly=readonly):
+                    timeout = f"{int(self.statement_timeout * 1000)}ms"
+                    await conn.execute(catalog.SET_LOCALS, timeout, self._search_path())
+                    yield conn
+            finally:
+                await pool.release(conn)
         except asyncpg.PostgresError as exc:
             raise QueryError(self._message(exc)) from exc
         except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
@@ -179,10 +228,23 @@ class AsyncpgDatabase(SharedOpen):
             return self._pool
 
     async def _create_pool(self) -> asyncpg.Pool:
-        """Create the connection pool; json/jsonb values are decoded into Python objects."""
-        return await asyncpg.create_pool(
+        """Create the connection pool (json/jsonb decoded into Python objects) and check the role it logs in as.
+
+        Raises:
+            UnsafeRole: the role can do more than read, and --allow-unsafe-role was not given.
+        """
+        pool = await asyncpg.create_pool(
             self.dsn, min_size=1, max_size=self.max_pool_size, init=_init_connection, timeout=CONNECT_TIMEOUT
         )
+        if self.allow_unsafe_role:
+            return pool
+        try:
+            async with pool.acquire() as conn:
+                await check_role(conn, allow_writes=self.allow_writes, schema=self.default_schema)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
 
     def _search_path(self) -> str:
         """Return the search_path that makes unqualified names resolve in the default schema first."""

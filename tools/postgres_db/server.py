@@ -10,7 +10,8 @@ from typing import Any
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
-from tools.postgres_db.databases import Database, DatabaseError, JSONValue, dumps
+from tools.postgres_db._limits import Limits, QuerySlots
+from tools.postgres_db.databases import Database, DatabaseError, JSONValue, QueryResult, dumps
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def build_server(db: Database, *, max_rows: int = DEFAULT_MAX_ROWS, name: str = 
 
 def _handlers(db: Database, max_rows: int) -> dict[str, ToolHandler]:
     """Map tool names to coroutines that validate arguments and call the database."""
+    slots = QuerySlots(db.limits)
 
     async def list_tables(args: Mapping[str, Any]) -> dict[str, JSONValue]:
         return await db.list_tables(_optional_str(args, "schema"))
@@ -78,12 +80,17 @@ def _handlers(db: Database, max_rows: int) -> dict[str, ToolHandler]:
         return await db.table_constraints(_required_str(args, "table"), _optional_str(args, "schema"))
 
     async def get_table_stats(args: Mapping[str, Any]) -> dict[str, JSONValue]:
+        table = _required_str(args, "table")
+        if _is_toolhub_table(table) and not db.allow_toolhub_tables:
+            raise ArgumentError("Toolhub's own tables (toolhub_*) have no statistics through this tool.")
         exact = _optional_bool(args, "exact_count")
-        return await db.table_stats(_required_str(args, "table"), _optional_str(args, "schema"), bool(exact))
+        return await db.table_stats(table, _optional_str(args, "schema"), bool(exact))
 
     async def execute_query(args: Mapping[str, Any]) -> dict[str, JSONValue]:
         limit = min(_optional_int(args, "max_rows") or max_rows, max_rows)
-        result = await db.execute(_required_str(args, "sql"), _optional_list(args, "params"), limit)
+        sql, params = _required_str(args, "sql"), _optional_list(args, "params")
+        async with slots.slot():
+            result = await db.execute(sql, params, limit)
         payload: dict[str, JSONValue] = {
             "columns": result.columns,
             "rows": result.rows,
@@ -92,11 +99,8 @@ def _handlers(db: Database, max_rows: int) -> dict[str, ToolHandler]:
         }
         if result.status is not None:
             payload["status"] = result.status
-        if result.truncated:
-            payload["note"] = (
-                f"Returned the first {len(result.rows)} rows; more rows exist. "
-                "Add a WHERE clause, aggregate, or use LIMIT/OFFSET to page."
-            )
+        if note := _result_note(result, db.limits):
+            payload["note"] = note
         return payload
 
     return {
@@ -106,6 +110,32 @@ def _handlers(db: Database, max_rows: int) -> dict[str, ToolHandler]:
         "get_table_constraints": get_table_constraints,
         "get_table_stats": get_table_stats,
     }
+
+
+def _result_note(result: QueryResult, limits: Limits) -> str | None:
+    """Explain every limit that shortened the result, or None."""
+    notes: list[str] = []
+    if result.byte_limit is not None:
+        notes.append(
+            f"Returned the first {len(result.rows)} rows: the result reached this server's limit of "
+            f"{result.byte_limit} bytes. Select fewer or shorter columns, aggregate, or page with LIMIT/OFFSET."
+        )
+    elif result.truncated:
+        notes.append(
+            f"Returned the first {len(result.rows)} rows; more rows exist. "
+            "Add a WHERE clause, aggregate, or use LIMIT/OFFSET to page."
+        )
+    if result.cut_values:
+        notes.append(
+            f"{result.cut_values} value(s) longer than {limits.max_value_bytes} bytes were cut "
+            "(marked '…[cut by postgres_db: …]'); use left(), substr() or length() to read them in parts."
+        )
+    return " ".join(notes) or None
+
+
+def _is_toolhub_table(table: str) -> bool:
+    """Whether a table argument ("name" or "schema.name") names one of Toolhub's own tables."""
+    return table.rpartition(".")[2].strip('"').lower().startswith("toolhub_")
 
 
 def _tool_specs(db: Database, max_rows: int) -> list[types.Tool]:
@@ -127,7 +157,8 @@ def _tool_specs(db: Database, max_rows: int) -> list[types.Tool]:
         _tool(
             "execute_query",
             f"Run one SQL statement against the {db.dialect} database and return its rows "
-            f"({'writes are allowed' if writes else 'read-only'}; at most {max_rows} rows are returned). "
+            f"({'writes are allowed' if writes else 'read-only'}; at most {max_rows} rows and "
+            f"{db.limits.max_result_bytes} bytes are returned, values over {db.limits.max_value_bytes} bytes are cut). "
             f"Use {placeholder} placeholders with params instead of inlining values.",
             {
                 "sql": _string("A single SQL statement."),

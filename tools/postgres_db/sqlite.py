@@ -10,13 +10,16 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import anyio
 
+from tools.postgres_db._limits import Busy, Limits, RowCollector, busy_message
 from tools.postgres_db._shared_open import SharedOpen
+from tools.postgres_db._sqlite_policy import SQLITE_MAX_LENGTH, configure, denial_reason
 from tools.postgres_db.databases import (
     DatabaseError,
     JSONValue,
@@ -29,7 +32,8 @@ from tools.postgres_db.databases import (
 )
 
 _PROGRESS_STEPS = 1000
-_GUARDED_PRAGMAS = {"query_only", "writable_schema"}
+_FETCH_BATCH = 16
+DEFAULT_LIMITS = Limits()
 _CHECK = re.compile(r'(?:\bCONSTRAINT\s+("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|\w+)\s+)?\bCHECK\s*\(', re.IGNORECASE)
 
 
@@ -39,10 +43,20 @@ class SqliteDatabase(SharedOpen):
     dialect = "sqlite"
     default_schema = "main"
 
-    def __init__(self, path: str | Path, *, allow_writes: bool = False, statement_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        allow_writes: bool = False,
+        statement_timeout: float = 30.0,
+        limits: Limits = DEFAULT_LIMITS,
+        allow_toolhub_tables: bool = False,
+    ) -> None:
         self.path = str(path)
         self.allow_writes = allow_writes
         self.statement_timeout = statement_timeout
+        self.limits = limits
+        self.allow_toolhub_tables = allow_toolhub_tables
         self._uri = _uri(self.path, allow_writes)
         self._conn: aiosqlite.Connection | None = None
         self._lock = anyio.Lock()
@@ -126,16 +140,19 @@ class SqliteDatabase(SharedOpen):
         }
 
     async def execute(self, sql: str, params: Sequence[JSONValue], max_rows: int) -> QueryResult:
-        """Run one statement (read-only unless writes are allowed) and fetch up to `max_rows`."""
-        async with self._session() as conn, conn.execute(sql, [_param(value) for value in params]) as cursor:
+        """Run one statement (read-only unless writes are allowed); collect rows up to `max_rows` and the byte limit."""
+        async with self._session(sql) as conn, conn.execute(sql, [_param(value) for value in params]) as cursor:
             if cursor.description is None:
                 affected = cursor.rowcount
                 status = f"{affected} row(s) affected" if affected >= 0 else "OK"
                 return QueryResult([], [], truncated=False, status=status)
-            records = await cursor.fetchmany(max_rows + 1)
             columns = [str(column[0]) for column in cursor.description]
-        rows = [[to_json_value(value) for value in record] for record in records[:max_rows]]
-        return QueryResult(columns, rows, truncated=len(records) > max_rows)
+            collector = RowCollector(self.limits, max_rows)
+            while not collector.full and (records := await cursor.fetchmany(_FETCH_BATCH)):
+                for record in records:
+                    if not collector.add([to_json_value(value) for value in record]):
+                        break
+        return collector.result(columns)
 
     async def _open_first(self) -> None:
         self._conn = await self._open()
@@ -146,15 +163,27 @@ class SqliteDatabase(SharedOpen):
             await conn.close()
 
     async def _open(self) -> aiosqlite.Connection:
-        """Connect, install the timeout progress handler and, when read-only, the query_only guard."""
+        """Connect (in aiosqlite's thread) with the length limit, query_only and authorizer set, then the timeout."""
         try:
-            conn = await aiosqlite.connect(self._uri, uri=True, isolation_level=None)
+            conn = await aiosqlite.Connection(self._connect, iter_chunk_size=64)
         except sqlite3.Error as exc:
             raise DatabaseError(f"Cannot open SQLite database {self.path!r}: {exc}") from exc
         await conn.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
-        if not self.allow_writes:
-            await conn.execute("PRAGMA query_only = ON")
-            await conn.set_authorizer(_read_only_authorizer)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open and configure the sqlite3 connection; runs in aiosqlite's worker thread."""
+        conn = sqlite3.connect(self._uri, uri=True, isolation_level=None)
+        try:
+            configure(
+                conn,
+                allow_writes=self.allow_writes,
+                allow_toolhub_tables=self.allow_toolhub_tables,
+                max_length=max(SQLITE_MAX_LENGTH, self.limits.max_value_bytes),
+            )
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _past_deadline(self) -> int:
@@ -162,24 +191,37 @@ class SqliteDatabase(SharedOpen):
         return 1 if time.monotonic() > self._deadline else 0
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Yield the connection under the lock with the statement deadline armed; map sqlite3 errors."""
+    async def _session(self, sql: str = "") -> AsyncIterator[aiosqlite.Connection]:
+        """Yield the connection under the lock (queueing at most the queue timeout) with the deadline armed.
+
+        Raises:
+            Busy: another statement held the connection for the whole queue timeout.
+            QueryError: SQLite refused or failed the statement.
+        """
         if self._conn is None:
             raise DatabaseError("The database connection is not open.")
-        async with self._lock:
-            self._deadline = time.monotonic() + self.statement_timeout
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise QueryError(self._message(exc)) from exc
-            finally:
-                self._deadline = math.inf
+        with anyio.move_on_after(self.limits.queue_timeout) as scope:
+            await self._lock.acquire()
+        if scope.cancelled_caught:
+            raise Busy(busy_message(replace(self.limits, max_concurrent_queries=1)))
+        self._deadline = time.monotonic() + self.statement_timeout
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise QueryError(self._message(exc, sql)) from exc
+        finally:
+            self._deadline = math.inf
+            self._lock.release()
 
-    def _message(self, exc: sqlite3.Error) -> str:
+    def _message(self, exc: sqlite3.Error, sql: str) -> str:
         """Render a SQLite error with a note when it comes from this server's limits."""
         message = f"{type(exc).__name__}: {exc}"
         if str(exc) == "interrupted":
             return f"{message} (statement timeout of {self.statement_timeout:g} s exceeded)"
+        if "too big" in str(exc):
+            return f"{message} (this server limits strings and blobs to {SQLITE_MAX_LENGTH} bytes)"
+        if "not authorized" in str(exc) and (reason := denial_reason(sql)) is not None:
+            return f"{message} ({reason})"
         if not self.allow_writes and ("readonly" in str(exc) or "not authorized" in str(exc)):
             return f"{message} (this server is read-only; it must be started with --allow-writes to change data)"
         return message
@@ -270,15 +312,6 @@ def _group_foreign_keys(rows: list[dict[str, JSONValue]], schema: str) -> list[J
         fk["columns"].append(row["from"])
         fk["references"]["columns"].append(row["to"])
     return list(grouped.values())
-
-
-def _read_only_authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
-    """Deny ATTACH/DETACH and turning off query_only, which could otherwise reopen the file writable."""
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _GUARDED_PRAGMAS and arg2 is not None:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
 
 
 def _uri(path: str, allow_writes: bool) -> str:
