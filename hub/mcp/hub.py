@@ -78,6 +78,14 @@ class McpHub:
             return True
         return False
 
+    async def wait_started(self, servers: Collection[str]) -> None:
+        """Wait until each named upstream's first connection attempt has ended, each at most its `connect_timeout`."""
+        for name in servers:
+            upstream = self.upstreams.get(name)
+            if upstream is not None and not upstream.first_attempt.is_set():
+                with anyio.move_on_after(upstream.spec.connect_timeout + 1.0):
+                    await upstream.first_attempt.wait()
+
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
@@ -162,7 +170,7 @@ class McpHub:
 
     async def call_tool(self, name: str, arguments: dict[str, Any], principal: Principal, *,
                         timeout: float | None = None, caller: Caller | None = None,
-                        server: str | None = None) -> types.CallToolResult:  # fmt: skip
+                        server: str | None = None, request_id: str = "") -> types.CallToolResult:  # fmt: skip
         """Call a tool by its exposed name; tool failures, JSON-RPC errors and timeouts are `is_error` results.
 
         Raises:
@@ -188,13 +196,14 @@ class McpHub:
             error = exc.message
             raise
         finally:
-            self._record(info, principal, started, error)
+            self._record(info, principal, started, error, request_id)
 
-    def _record(self, info: ToolInfo, principal: Principal, started: float, error: str | None) -> None:
+    def _record(self, info: ToolInfo, principal: Principal, started: float, error: str | None, request_id: str) -> None:
         if self._on_tool_call is not None:
             duration_ms = (time.perf_counter() - started) * 1000
-            record = ToolCallRecord(server=info.server, tool=info.original_name, duration_ms=duration_ms,
-                                    error=error, key_id=principal.key_id, created_at=time.time())  # fmt: skip
+            key = principal.key_id or principal.alias  # the master key (an open gateway) has no id: "master" ("open")
+            record = ToolCallRecord(server=info.server, tool=info.original_name, duration_ms=duration_ms, error=error,
+                                    key_id=key, request_id=request_id, created_at=time.time())  # fmt: skip
             self._on_tool_call(record)
 
 
