@@ -25,7 +25,7 @@ from hub.errors import HubError, json_response, stream_error_event
 from hub.gateway import sse
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.gateway.routing import Target
-from hub.loop.plan import LoopPlan, plan_tool_loop
+from hub.loop.plan import LoopPlan, prepare_tool_loop
 from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
@@ -46,7 +46,7 @@ async def chat_completions(request: Request) -> Response:
     principal = await authenticate(request)
     body = check_chat_request(await read_json_body(request, state.config.max_request_bytes))
     target = state.router.resolve(body["model"], principal)
-    plan = plan_tool_loop(body, target.route.mcp_servers, state.extras.get("mcp"), principal)
+    plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
     record = _new_record(request, target, body, principal.key_id)
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route)

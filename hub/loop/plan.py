@@ -1,4 +1,4 @@
-"""Which hub tools a chat request gets, and how each is treated.
+"""Which hub tools a chat request gets, and how each call the model makes is treated.
 
 A request asks for hub tools in two ways:
 
@@ -8,23 +8,28 @@ A request asks for hub tools in two ways:
 * a per-model default in the config (`model_list[].mcp_servers`), so chat apps that cannot send custom tool types
   (Open WebUI) still get tools just by picking that model.
 
-`require_approval` defaults to `"never"` (a chat app has no way to answer an approval request). A hub tool that needs
-approval is not run by the gateway: it is returned to the client as an ordinary tool call, and the client may run it
-itself (e.g. through `POST /mcp/tools/call`) and send the result back as a `tool` message.
+`require_approval` must be `"never"` (the default): chat completions have no way to ask the client for an approval,
+so an entry that needs one is refused with a 400 that says so (approval items come with the Responses API).
+
+A model call is the gateway's to run when it names an offered hub tool, the client's when it names a client tool,
+and otherwise, when its name is in a hub server's namespace (`<server>__<tool>`), an error result for the model
+(server down or still starting, not allowed for the key, not offered): such a call never reaches the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import mcp_types
 
 from hub.accounts.auth import Principal
 from hub.errors import BadRequest, PermissionDenied
+from hub.loop.memory import RoundMemory
 
 JSON = dict[str, Any]
+CallKind = Literal["hub", "client", "unavailable"]
 
 
 class HubTool(Protocol):
@@ -45,32 +50,62 @@ class HubTool(Protocol):
 class ToolHub(Protocol):
     """What the loop needs from the MCP hub (`state.extras["mcp"]`)."""
 
+    separator: str
+
     def tools(self, principal: Principal, servers: Collection[str] | None = None) -> Sequence[HubTool]: ...
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], principal: Principal, *, timeout: float | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        principal: Principal,
+        *,
+        timeout: float | None = None,
+        request_id: str = "",
     ) -> mcp_types.CallToolResult: ...
 
     def server_call_timeout(self, name: str) -> float: ...
 
     def server_names(self) -> Collection[str]: ...
 
+    async def wait_started(self, servers: Collection[str]) -> None: ...
+
 
 @dataclass
 class LoopPlan:
-    """The tools offered to the model, and which of them the gateway runs itself."""
+    """The tools offered to the model, and whose each call of the model is."""
 
     client_tools: list[JSON]
     hub_tools: dict[str, HubTool]
-    approval: set[str] = field(default_factory=set[str])
-    """Hub tools that need the client's approval: returned to the client instead of run."""
+    unavailable: dict[str, str] = field(default_factory=dict[str, str])
+    """Namespace prefix (`<server>__`) -> why that server's tools are not offered, for the model."""
+    memory: RoundMemory | None = None
+    """Hub rounds kept between turns when a loop ends with client tool calls (`hub.loop.memory`)."""
+    owner: str = ""
+    """Whose conversation this is (key id or alias): kept hub rounds are restored only for the same key."""
+    client_names: set[str] = field(default_factory=set[str])
+
+    def __post_init__(self) -> None:
+        self.client_names = {name for t in self.client_tools if (name := _function_name(t))}
 
     def offered(self) -> list[JSON]:
         """Client function tools first, then hub tools as OpenAI function tools."""
         return self.client_tools + [function_tool(t) for t in self.hub_tools.values()]
 
-    def runs(self, name: str) -> bool:
-        return name in self.hub_tools and name not in self.approval
+    def kind(self, name: str) -> CallKind:
+        """Who answers a call of `name`: the gateway, the client, or the gateway with an error result."""
+        if name in self.hub_tools:
+            return "hub"
+        if name in self.client_names or self.why_unavailable(name) is None:
+            return "client"
+        return "unavailable"
+
+    def why_unavailable(self, name: str) -> str | None:
+        """The error result for a call in a hub namespace whose tool is not offered; None outside the namespaces."""
+        for prefix, reason in self.unavailable.items():
+            if name.startswith(prefix):
+                return f"The tool {name!r} is not available: {reason}."
+        return None
 
 
 def function_tool(tool: HubTool) -> JSON:
@@ -81,13 +116,47 @@ def function_tool(tool: HubTool) -> JSON:
     }
 
 
+MEMORY_KEY = "tool_loop_memory"
+
+
+async def prepare_tool_loop(
+    body: JSON, default_servers: Sequence[str], extras: MutableMapping[str, Any], principal: Principal
+) -> LoopPlan | None:
+    """`plan_tool_loop` once the servers the request names made their first connection attempt.
+
+    A server still starting (the gateway just started, or it was added) is waited for, at most its `connect_timeout`,
+    so that an early request gets its tools. `extras` is the app's `state.extras` (the hub, and the round memory).
+    """
+    tools: list[Any] = body.get("tools") or []
+    entries = [t for t in tools if isinstance(t, dict) and t.get("type") == "mcp"]
+    if not entries and not default_servers:
+        return None  # the common case: no hub tools, nothing to wait for
+    hub: ToolHub | None = extras.get("mcp")
+    if hub is not None:
+        await hub.wait_started(_named_servers(entries, default_servers, hub, principal))
+    plan = plan_tool_loop(body, default_servers, hub, principal)
+    if plan is not None:
+        plan.memory = extras.get(MEMORY_KEY) or extras.setdefault(MEMORY_KEY, RoundMemory())
+    return plan
+
+
+def _named_servers(entries: list[JSON], defaults: Sequence[str], hub: ToolHub, principal: Principal) -> list[str]:
+    labels = {e.get("server_label") for e in entries}
+    if not entries:
+        labels = set(defaults)
+    elif None in labels or "*" in labels or any("server_url" in e for e in entries):
+        labels = set(hub.server_names())
+    return [s for s in hub.server_names() if s in labels and principal.may_use_server(s)]
+
+
 def plan_tool_loop(
     body: JSON, default_servers: Sequence[str], hub: ToolHub | None, principal: Principal
 ) -> LoopPlan | None:
     """The loop plan for a request, or None when it asks for no hub tools.
 
     Raises:
-        BadRequest: a malformed MCP entry, an unknown server, or a client tool named like a hub tool.
+        BadRequest: a malformed MCP entry, an unknown server, an entry that needs approval, or a client tool named
+            like a hub tool.
         PermissionDenied: the key may not use a requested server.
     """
     tools: list[Any] = body.get("tools") or []
@@ -101,7 +170,7 @@ def plan_tool_loop(
             code="mcp_not_configured",
         )
     client_tools = [t for t in tools if not (isinstance(t, dict) and t.get("type") == "mcp")]
-    plan = LoopPlan(client_tools=client_tools, hub_tools={})
+    plan = LoopPlan(client_tools=client_tools, hub_tools={}, owner=principal.key_id or principal.alias or "")
     if entries:
         for i, entry in entries:
             _add_entry(plan, hub, principal, i, entry)
@@ -109,19 +178,42 @@ def plan_tool_loop(
         servers = [s for s in default_servers if principal.may_use_server(s)]
         for tool in hub.tools(principal, servers):
             plan.hub_tools[tool.name] = tool
-    clash = {_function_name(t) for t in client_tools} & set(plan.hub_tools)
+    clash = plan.client_names & set(plan.hub_tools)
     if clash:
         raise BadRequest(
             f"Client tool names clash with hub tools: {', '.join(sorted(clash))}.",
             param="tools",
             code="tool_name_conflict",
         )
+    plan.unavailable = _unavailable(plan, hub, principal)
     return plan
 
 
+def _unavailable(plan: LoopPlan, hub: ToolHub, principal: Principal) -> dict[str, str]:
+    """Every hub namespace, with the reason a tool in it that the plan does not offer cannot be called."""
+    listed = hub.tools(principal)
+    prefixes = {s: s + hub.separator for s in hub.server_names()}
+    for tool in listed:  # a server alias is a different prefix: learn it from the names the catalog exposes
+        if tool.name.endswith(tool.original_name) and tool.name != tool.original_name:
+            prefixes.setdefault(tool.server, tool.name[: -len(tool.original_name)])
+    up = {tool.server for tool in listed}
+    reasons: dict[str, str] = {}
+    for server, prefix in sorted(prefixes.items(), key=lambda item: -len(item[1])):  # longest prefix first
+        if not principal.may_use_server(server):
+            reasons[prefix] = "no such tool is available to this request"  # says nothing of servers the key lacks
+        elif server not in up:
+            reasons[prefix] = f"the MCP server {server!r} is not connected (down or still starting)"
+        else:
+            reasons[prefix] = "it is not among the tools offered in this request"
+    return reasons
+
+
 def _function_name(tool: Any) -> str | None:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    return function.get("name") if isinstance(function, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if not isinstance(tool, dict):
+        return None
+    function = tool.get("function") or tool.get("custom")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    name = function.get("name") if isinstance(function, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return name if isinstance(name, str) else None
 
 
 def _add_entry(plan: LoopPlan, hub: ToolHub, principal: Principal, i: int, entry: JSON) -> None:
@@ -142,16 +234,15 @@ def _add_entry(plan: LoopPlan, hub: ToolHub, principal: Principal, i: int, entry
                 code="mcp_server_not_allowed",
             )
     allowed = _names(entry.get("allowed_tools"), f"tools[{i}].allowed_tools")
-    always, never = _approval(entry.get("require_approval"), i)
+    unapproved = _check_approval(entry.get("require_approval"), i)
     for tool in hub.tools(principal, servers):
-        if allowed is not None and tool.name not in allowed and tool.original_name not in allowed:
+        if not (_listed(tool, allowed) and _listed(tool, unapproved)):
             continue
         plan.hub_tools[tool.name] = tool
-        needs = always if not isinstance(always, set) else (tool.name in always or tool.original_name in always)
-        if never is not None and (tool.name in never or tool.original_name in never):
-            needs = False
-        if needs:
-            plan.approval.add(tool.name)
+
+
+def _listed(tool: HubTool, names: set[str] | None) -> bool:
+    return names is None or tool.name in names or tool.original_name in names
 
 
 def _all_servers(hub: ToolHub) -> set[str]:
@@ -186,17 +277,32 @@ def _names(value: Any, param: str) -> set[str] | None:
     return set(value)  # pyright: ignore[reportUnknownArgumentType]
 
 
-def _approval(value: Any, i: int) -> tuple[bool | set[str], set[str] | None]:
-    """(always: everything or these names need approval, never: these names need none)."""
+APPROVAL_REFUSED = (
+    "require_approval needs an approval step, which chat completions do not have: the gateway cannot ask the client "
+    'before it runs a hub tool. Send "require_approval": "never" (limit the tools with allowed_tools), or leave '
+    "the tools that need approval out; approval requests will come with the Responses API (/v1/responses)."
+)
+
+
+def _check_approval(value: Any, i: int) -> set[str] | None:
+    """The tools that may run without approval (None: all); anything else needs an approval, which is refused.
+
+    `{"never": [names]}` alone offers only those tools (the others would need approval, so they are left out).
+
+    Raises:
+        BadRequest: `approval_not_supported` for an approval requirement, `invalid_value` for a malformed one.
+    """
     param = f"tools[{i}].require_approval"
     if value is None or value == "never":
-        return False, None
+        return None
     if value == "always":
-        return True, None
+        raise BadRequest(APPROVAL_REFUSED, param=param, code="approval_not_supported")
     if isinstance(value, dict):
-        always = _names(value.get("always"), f"{param}.always") or set()
+        always = _names(value.get("always"), f"{param}.always")
         never = _names(value.get("never"), f"{param}.never")
-        return (always if always else (never is None)), never
+        if always or never is None:
+            raise BadRequest(APPROVAL_REFUSED, param=param, code="approval_not_supported")
+        return never
     raise BadRequest(
         "'require_approval' must be 'never', 'always' or an object with 'always'/'never' tool names.",
         param=param,

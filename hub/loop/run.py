@@ -1,10 +1,13 @@
 """The tool loop without streaming: call the model, run its hub tool calls, feed results back, repeat.
 
 Rounds end when the model answers without tool calls, or at `max_rounds` with a clear final message. When a round
-asks for a client tool, or for a hub tool that needs approval, the loop ends and those calls go back to the client in
-OpenAI's shape (`finish_reason: "tool_calls"`). Hub calls that the gateway would run, made in that same turn, are not
-run and are removed from the returned message: the client can only answer the calls it sees, and the model asks
-again on the next turn if it still needs them.
+asks for a client tool, the loop ends and those calls go back to the client in OpenAI's shape
+(`finish_reason: "tool_calls"`). Hub calls made in that same turn are not run and are removed from the returned
+message: the client can only answer the calls it sees, and the model asks again on the next turn if it still needs
+them. The hub rounds before that turn are kept (`hub.loop.memory`) and restored when the client sends its results.
+
+The answer's `content` is the text of every round, rounds separated by a blank line (`ROUND_BREAK`), exactly what the
+streamed loop sends.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.accounts.auth import Principal
+from hub.loop.memory import hub_rounds
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
 from providers.base import ChatRequest, Provider
@@ -54,6 +58,32 @@ class LoopState:
     usage: dict[str, Any] = field(default_factory=dict[str, Any])
     runs: list[ToolRun] = field(default_factory=list[ToolRun])
     rounds: int = 0
+    texts: list[str] = field(default_factory=list[str])
+    """The non-empty text of each round so far."""
+    start: int = 0
+    """How many messages came with the request (hub rounds restored included): the loop's own come after."""
+
+    @classmethod
+    def begin(cls, chat: ChatRequest, plan: LoopPlan, observer: LoopObserver | None) -> LoopState:
+        """The state before the first round, with hub rounds of earlier turns put back (`hub.loop.memory`)."""
+        messages = list(chat.body["messages"])
+        if plan.memory is not None and len(plan.memory):
+            messages = plan.memory.restore(messages, plan.owner)
+        return cls(messages=messages, observer=observer or LoopObserver(), start=len(messages))
+
+    def add_text(self, text: str | None) -> None:
+        if text:
+            self.texts.append(text)
+
+    def text(self) -> str | None:
+        """Every round's text, as the client gets it."""
+        return ROUND_BREAK.join(self.texts) or None
+
+    def keep_hub_rounds(self, plan: LoopPlan, client_calls: list[JSON], own: str | None) -> None:
+        """The loop ends with client calls: keep this turn's hub rounds for when the conversation comes back."""
+        if plan.memory is not None and len(self.messages) > self.start:
+            rounds = hub_rounds(plan.owner, self.messages[self.start :], self.text(), own)
+            plan.memory.remember([call.get("id") or "" for call in client_calls], rounds)
 
     def add_usage(self, usage: JSON | None) -> None:
         """Add one model call's usage (once per round: the last usage an upstream reported for it)."""
@@ -92,9 +122,10 @@ def round_body(body: JSON, plan: LoopPlan, state: LoopState) -> JSON:
 
 
 def split_calls(calls: list[JSON], plan: LoopPlan) -> tuple[list[JSON], list[JSON]]:
-    """(calls the gateway runs, calls for the client)."""
-    mine = [c for c in calls if plan.runs((c.get("function") or {}).get("name", ""))]
-    theirs = [c for c in calls if not plan.runs((c.get("function") or {}).get("name", ""))]
+    """(calls the gateway answers: hub tools, and hub-namespaced tools it cannot run; calls for the client)."""
+    kinds = [plan.kind((c.get("function") or {}).get("name") or "") for c in calls]
+    mine = [c for c, kind in zip(calls, kinds, strict=True) if kind != "client"]
+    theirs = [c for c, kind in zip(calls, kinds, strict=True) if kind == "client"]
     return mine, theirs
 
 
@@ -108,6 +139,8 @@ def assistant_turn(message: JSON, calls: list[JSON]) -> JSON:
 
 
 STOPPED_TEXT = "Toolhub stopped the tool loop after {n} rounds without a final answer from the model."
+ROUND_BREAK = "\n\n"
+"""Between the texts of two rounds, in both modes: each round's text reads as its own paragraph."""
 
 
 async def complete_with_tools(
@@ -120,7 +153,7 @@ async def complete_with_tools(
     observer: LoopObserver | None = None,
 ) -> JSON:
     """Run the loop to the end; returns one OpenAI `chat.completion` with summed usage and a `toolhub` record."""
-    state = LoopState(messages=list(chat.body["messages"]), observer=observer or LoopObserver())
+    state = LoopState.begin(chat, plan, observer)
     completion: JSON = {}
     while state.rounds < settings.max_rounds:
         if state.rounds:
@@ -133,16 +166,22 @@ async def complete_with_tools(
         state.add_usage(completion.get("usage"))
         message: JSON = completion["choices"][0]["message"]
         mine, theirs = split_calls(message.get("tool_calls") or [], plan)
+        own = message.get("content")
+        state.add_text(own)
         if theirs or not mine:
+            message["content"] = state.text()
             if mine:
                 message["tool_calls"] = theirs
+            if theirs:
+                state.keep_hub_rounds(plan, theirs, own)
             return _finish(completion, state)
         state.messages.append(assistant_turn(message, mine))
-        runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars)
+        runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id)
         state.add_runs(runs)
         state.messages += tool_messages(runs)
+    state.add_text(STOPPED_TEXT.format(n=settings.max_rounds))
     choice = completion["choices"][0]
-    choice["message"] = {"role": "assistant", "content": STOPPED_TEXT.format(n=settings.max_rounds)}
+    choice["message"] = {"role": "assistant", "content": state.text()}
     choice["finish_reason"] = "stop"
     return _finish(completion, state, stopped="max_tool_rounds")
 

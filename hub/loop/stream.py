@@ -1,7 +1,9 @@
 """The tool loop, streaming: the model's text streams through as it comes, hub tool calls are run between rounds.
 
-The client sees one ordinary OpenAI stream: one id, one role chunk, content (and reasoning) from every round, the
-calls meant for the client (re-indexed from 0), one finish chunk carrying the `toolhub` record, then usage. Hub tool
+The client sees one ordinary OpenAI stream: one id, one role chunk, content (and reasoning) from every round (a
+round's text after an earlier round's text starts with `ROUND_BREAK`, so the streamed text equals the non-streamed
+`content`), the calls meant for the client (re-indexed from 0), one finish chunk carrying the `toolhub` record, then
+usage. Hub tool
 calls never reach the client: an SSE comment says which tools run (`: toolhub running <names>`), and while they run
 `KeepAliveStreamingResponse` sends `: keep-alive` comments so that proxies do not time the stream out. OpenAI clients
 ignore comment lines.
@@ -21,7 +23,15 @@ from hub.accounts.auth import Principal
 from hub.errors import HubError, error_response, stream_error_event
 from hub.gateway import sse
 from hub.loop.plan import JSON, LoopPlan, ToolHub
-from hub.loop.run import STOPPED_TEXT, LoopObserver, LoopSettings, LoopState, assistant_turn, round_body
+from hub.loop.run import (
+    ROUND_BREAK,
+    STOPPED_TEXT,
+    LoopObserver,
+    LoopSettings,
+    LoopState,
+    assistant_turn,
+    round_body,
+)
 from hub.loop.tools import run_calls, tool_messages
 from providers.base import ChatRequest, Provider, ProviderError
 
@@ -29,8 +39,10 @@ from providers.base import ChatRequest, Provider, ProviderError
 class RoundStream:
     """One round's stream: forwards client-visible deltas and keeps the hub calls for the gateway to run."""
 
-    def __init__(self, plan: LoopPlan) -> None:
+    def __init__(self, plan: LoopPlan, after_text: bool = False) -> None:
         self.plan = plan
+        self.break_due = after_text
+        """An earlier round had text: this round's first text starts with `ROUND_BREAK`."""
         self.calls: dict[int, JSON] = {}
         self.client_index: dict[int, int | None] = {}
         self.content: list[str] = []
@@ -55,7 +67,8 @@ class RoundStream:
                 if not call["function"]["name"]:
                     continue  # some servers send the id first: wait for the name
                 visible = sum(1 for i in self.client_index.values() if i is not None)
-                self.client_index[upstream] = None if self.plan.runs(call["function"]["name"]) else visible
+                mine = self.plan.kind(call["function"]["name"]) != "client"
+                self.client_index[upstream] = None if mine else visible
                 if self.client_index[upstream] is not None:  # the client's: everything so far, in one first fragment
                     out.append({"index": self.client_index[upstream], "id": call["id"], "type": "function",
                                 "function": dict(call["function"])})  # fmt: skip
@@ -70,8 +83,22 @@ class RoundStream:
         return [self.calls[i] for i, target in self.client_index.items() if target is None]
 
     @property
+    def client_calls(self) -> list[JSON]:
+        return [self.calls[i] for i, target in self.client_index.items() if target is not None]
+
+    @property
     def has_client_calls(self) -> bool:
         return any(target is not None for target in self.client_index.values())
+
+    def text(self, piece: str | None) -> str | None:
+        """Keep a piece of this round's text; what the client gets of it."""
+        if not piece:
+            return piece
+        self.content.append(piece)
+        if self.break_due:
+            self.break_due = False
+            return ROUND_BREAK + piece
+        return piece
 
 
 class _Ident:
@@ -106,7 +133,7 @@ async def stream_with_tools(
     observer: LoopObserver | None = None,
 ) -> AsyncIterator[JSON | bytes]:
     """Yield the client's OpenAI chunks (and SSE comment lines) for the whole loop; ends with a usage chunk."""
-    state = LoopState(messages=list(chat.body["messages"]), observer=observer or LoopObserver())
+    state = LoopState.begin(chat, plan, observer)
     ident = _Ident()
     while state.rounds < settings.max_rounds:
         if state.rounds:
@@ -116,7 +143,7 @@ async def stream_with_tools(
             deployment=chat.deployment,
             request_id=chat.request_id,
         )
-        current = RoundStream(plan)
+        current = RoundStream(plan, after_text=bool(state.texts))
         try:
             async for chunk in provider.stream(request):
                 if (visible := _visible(chunk, current, ident)) is not None:
@@ -124,19 +151,26 @@ async def stream_with_tools(
         finally:
             state.add_usage(current.usage)  # a round that failed or was abandoned still counts what it reported
         state.rounds += 1
+        own = "".join(current.content) or None
+        state.add_text(own)
         hub_calls = current.hub_calls
         if current.has_client_calls or not hub_calls:
+            if current.has_client_calls:
+                state.keep_hub_rounds(plan, current.client_calls, own)
             finish = "tool_calls" if current.has_client_calls else (current.finish or "stop")
             yield ident.chunk({}, finish, toolhub=state.record())
             yield ident.usage_chunk(state.usage)
             return
-        message = {"content": "".join(current.content) or None, "reasoning_content": "".join(current.reasoning)}
+        message = {"content": own, "reasoning_content": "".join(current.reasoning)}
         state.messages.append(assistant_turn(message, hub_calls))
         yield f": toolhub running {' '.join(call['function']['name'] for call in hub_calls)}\n\n".encode()
-        runs = await run_calls(hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars)
+        runs = await run_calls(
+            hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id
+        )
         state.add_runs(runs)
         state.messages += tool_messages(runs)
-    yield ident.chunk({"content": STOPPED_TEXT.format(n=settings.max_rounds)})
+    stopped = STOPPED_TEXT.format(n=settings.max_rounds)
+    yield ident.chunk({"content": ROUND_BREAK + stopped if state.texts else stopped})
     yield ident.chunk({}, "stop", toolhub=state.record("max_tool_rounds"))
     yield ident.usage_chunk(state.usage)
 
@@ -161,7 +195,8 @@ def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
             delta["tool_calls"] = forwarded
         else:
             del delta["tool_calls"]
-    current.content.append(delta.get("content") or "")
+    if delta.get("content"):
+        delta["content"] = current.text(delta["content"])
     current.reasoning.append(delta.get("reasoning_content") or "")
     if choice.get("finish_reason"):
         current.finish = choice["finish_reason"]

@@ -48,30 +48,44 @@ class ToolRun:
 
 
 async def run_calls(
-    calls: list[JSON], plan: LoopPlan, hub: ToolHub, principal: Principal, round_: int, max_chars: int
+    calls: list[JSON],
+    plan: LoopPlan,
+    hub: ToolHub,
+    principal: Principal,
+    round_: int,
+    max_chars: int,
+    request_id: str = "",
 ) -> list[ToolRun]:
-    """Run every call at once; a failure or timeout becomes an error result, never an exception."""
+    """Run every call at once; a failure or timeout becomes an error result, never an exception.
+
+    A call in a hub namespace whose tool the plan does not offer is not run: its result is the reason, as an error.
+    """
     runs = [_new_run(call, plan, round_) for call in calls]
     async with anyio.create_task_group() as tg:
         for run in runs:
-            tg.start_soon(_run_one, run, hub, principal, max_chars)
+            if run.is_error:
+                run.content, run.truncated_chars = cut(run.content, max_chars)
+            else:
+                tg.start_soon(_run_one, run, hub, principal, max_chars, request_id)
     return runs
 
 
 def _new_run(call: JSON, plan: LoopPlan, round_: int) -> ToolRun:
     function = call.get("function") or {}
     name = function.get("name") or ""
-    tool = plan.hub_tools[name]
-    return ToolRun(
-        round=round_,
-        id=call.get("id") or "",
-        name=name,
-        server=tool.server,
-        arguments=function.get("arguments") or "{}",
+    run = ToolRun(
+        round=round_, id=call.get("id") or "", name=name, server="", arguments=function.get("arguments") or "{}"
     )
+    tool = plan.hub_tools.get(name)
+    if tool is not None:
+        run.server = tool.server
+    else:
+        run.is_error = True
+        run.content = f"Error: {plan.why_unavailable(name) or f'No tool named {name!r} is available.'}"
+    return run
 
 
-async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: int) -> None:
+async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: int, request_id: str) -> None:
     started = time.perf_counter()
     try:
         arguments = orjson.loads(run.arguments or "{}")
@@ -84,7 +98,7 @@ async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: 
         try:
             # The hub enforces the timeout too; this bound also covers a hub that does not answer at all.
             with anyio.fail_after(timeout + 1):
-                result = await hub.call_tool(run.name, arguments, principal, timeout=timeout)
+                result = await hub.call_tool(run.name, arguments, principal, timeout=timeout, request_id=request_id)
             text, is_error = result_text(result), bool(result.is_error)
         except TimeoutError:
             text, is_error = f"The tool did not answer within {timeout:g} s.", True

@@ -13,8 +13,19 @@ import mcp_types
 from hub.accounts.auth import Principal
 from providers.base import JSON, ChatRequest, ProviderError
 
-Turn = str | list[tuple[str, dict[str, Any]]]
-"""A text answer, or the tool calls (name, arguments) of one assistant turn."""
+Calls = list[tuple[str, dict[str, Any]]]
+Turn = str | Calls | tuple[str, Calls]
+"""A text answer, the tool calls (name, arguments) of one assistant turn, or (text, calls): both, in both modes.
+
+A turn of calls alone has no text when not streamed and "Round <n>. " when streamed (as some servers do)."""
+
+
+def _parts(turn: Turn, calls: int, stream: bool) -> tuple[str | None, Calls]:
+    if isinstance(turn, str):
+        return turn, []
+    if isinstance(turn, tuple):
+        return turn
+    return (f"Round {calls}. " if stream else None), turn
 
 
 class ScriptedProvider:
@@ -35,23 +46,21 @@ class ScriptedProvider:
         return self.turns.pop(0)
 
     async def complete(self, request: ChatRequest) -> JSON:
-        turn = self._next(request)
-        message: JSON = {"role": "assistant", "content": turn if isinstance(turn, str) else None}
-        if not isinstance(turn, str):
-            message["tool_calls"] = [_call(self.calls, i, name, args) for i, (name, args) in enumerate(turn)]
+        text, calls = _parts(self._next(request), self.calls, stream=False)
+        message: JSON = {"role": "assistant", "content": text}
+        if calls:
+            message["tool_calls"] = [_call(self.calls, i, name, args) for i, (name, args) in enumerate(calls)]
         return {
             "id": f"chatcmpl-{self.calls}",
             "object": "chat.completion",
             "created": 1,
             "model": "scripted",
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": "stop" if isinstance(turn, str) else "tool_calls"}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
-        turn = self._next(request)
+        text, calls = _parts(self._next(request), self.calls, stream=True)
 
         def chunk(delta: JSON, finish: str | None = None) -> JSON:
             return {
@@ -63,15 +72,15 @@ class ScriptedProvider:
             }
 
         yield chunk({"role": "assistant", "content": ""})
-        if isinstance(turn, str):
-            for word in turn.split(" "):
-                yield chunk({"content": word + " "})
+        words = (text or "").split(" ")
+        for n, word in enumerate(words if text else []):
+            yield chunk({"content": word if n == len(words) - 1 else word + " "})
+        if not calls:
             yield chunk({}, "stop")
         else:
-            yield chunk({"content": f"Round {self.calls}. "})
-            for i, (name, args) in enumerate(turn):
+            for i, (name, args) in enumerate(calls):
                 call = _call(self.calls, i, name, args)
-                text = call["function"]["arguments"]
+                arguments = call["function"]["arguments"]
                 yield chunk(
                     {
                         "tool_calls": [
@@ -84,7 +93,7 @@ class ScriptedProvider:
                         ]
                     }
                 )
-                for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+                for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
                     yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
             yield chunk({}, "tool_calls")
         yield {
@@ -114,29 +123,56 @@ ToolFn = Callable[[dict[str, Any]], Awaitable[mcp_types.CallToolResult]]
 
 
 class FakeHub:
-    """A `ToolHub` over Python functions; records calls and whether any was cancelled."""
+    """A `ToolHub` over Python functions; records calls (and their request ids) and whether any was cancelled.
 
-    def __init__(self, tools: dict[str, ToolFn], timeout: float = 5.0) -> None:
+    `down` servers are configured but list no tools; `starting` servers list theirs only once `wait_started` ran.
+    """
+
+    separator = "__"
+
+    def __init__(
+        self,
+        tools: dict[str, ToolFn],
+        timeout: float = 5.0,
+        *,
+        down: Collection[str] = (),
+        starting: Collection[str] = (),
+    ) -> None:
         self.fns = tools
         self.timeout = timeout
+        self.down = set(down)
+        self.starting = set(starting)
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.request_ids: list[str] = []
         self.cancelled = 0
 
     def server_names(self) -> list[str]:
-        return sorted({name.split("__")[0] for name in self.fns})
+        return sorted({name.split("__")[0] for name in self.fns} | self.down | self.starting)
+
+    async def wait_started(self, servers: Collection[str]) -> None:
+        self.starting -= set(servers)
 
     def tools(self, principal: Principal, servers: Collection[str] | None = None) -> list[FakeTool]:
         out = []
         for name in sorted(self.fns):
             server, _, original = name.partition("__")
+            if server in self.down or server in self.starting:
+                continue
             if (servers is None or server in servers) and principal.may_use_server(server):
                 out.append(FakeTool(name, server, original))
         return out
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], principal: Principal, *, timeout: float | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        principal: Principal,
+        *,
+        timeout: float | None = None,
+        request_id: str = "",
     ) -> mcp_types.CallToolResult:
         self.calls.append((name, arguments))
+        self.request_ids.append(request_id)
         try:
             return await self.fns[name](arguments)
         except anyio.get_cancelled_exc_class():

@@ -131,16 +131,21 @@ async def test_client_tool_call_ends_the_loop_and_hub_calls_of_that_turn_are_not
     assert hub.calls == []
 
 
-async def test_tools_needing_approval_are_returned_to_the_client_not_run() -> None:
-    hub = db_hub()
-    model = ScriptedProvider([[("db__describe_table", {"table": "users"})]])
-    entry = {"type": "mcp", "server_label": "db", "require_approval": {"always": {"tool_names": ["describe_table"]}}}
-    body = {"model": "m", "messages": ASK, "tools": [entry]}
-    plan = plan_for(body, hub)
-    assert plan.approval == {"db__describe_table"}
-    completion = await complete_with_tools(model, chat(body), plan, hub, MASTER, LoopSettings())
-    assert completion["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "db__describe_table"
-    assert hub.calls == []
+@pytest.mark.parametrize(
+    "require_approval",
+    ["always", {"always": {"tool_names": ["describe_table"]}}, {}, {"always": ["list_tables"], "never": ["x"]}],
+)
+def test_an_entry_that_needs_approval_is_refused_with_a_400_naming_the_responses_api(require_approval: Any) -> None:
+    entry = {"type": "mcp", "server_label": "db", "require_approval": require_approval}
+    with pytest.raises(BadRequest) as exc_info:
+        plan_tool_loop({"tools": [entry]}, (), db_hub(), MASTER)
+    assert (exc_info.value.code, exc_info.value.param) == ("approval_not_supported", "tools[0].require_approval")
+    assert "Responses API" in exc_info.value.message
+
+
+def test_require_approval_never_for_some_tools_offers_only_those() -> None:
+    entry = {"type": "mcp", "server_label": "db", "require_approval": {"never": {"tool_names": ["list_tables"]}}}
+    assert set(plan_for({"tools": [entry]}, db_hub()).hub_tools) == {"db__list_tables"}
 
 
 async def test_large_results_are_cut_with_a_visible_marker() -> None:
@@ -171,7 +176,7 @@ async def test_stream_shows_one_continuous_answer_without_hub_calls() -> None:
     assert sum("role" in d for d in deltas) == 1
     assert not any("tool_calls" in d for d in deltas)
     text = "".join(d.get("content") or "" for d in deltas)
-    assert text == "Round 1. Round 2. There are users and orders. "
+    assert text == "Round 1. \n\nRound 2. \n\nThere are users and orders."
     finish = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert len(finish) == 1 and finish[0]["choices"][0]["finish_reason"] == "stop"
     assert [c["name"] for c in finish[0]["toolhub"]["tool_calls"]] == ["db__list_tables", "db__describe_table"]

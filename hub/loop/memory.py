@@ -1,0 +1,107 @@
+"""Hub rounds kept on the gateway while the client answers its own tool calls.
+
+When a loop ran hub tools and then ends with a call to a client tool, the client sees only its own call: its next
+request carries that call and its result, not the hub rounds before it, so the model would lose what the hub tools
+said. The loop keeps those rounds here, keyed by the client tool-call ids it returned, and puts them back in front of
+that assistant message when the conversation comes back. Bounded like the providers' thinking signatures
+(`providers/_cache.py`): at most `max_items` entries, `max_bytes` in all, each kept `ttl` seconds, oldest first out.
+The memory is per process: behind several gateway processes a conversation that comes back to another process goes on
+without the hub rounds, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HubRounds:
+    """The hub rounds of one turn, before the assistant message that called client tools."""
+
+    owner: str
+    """The key (id or alias) whose conversation it is: restored only for that key."""
+    messages: tuple[JSON, ...]
+    """Assistant turns with hub tool calls, each followed by its tool results."""
+    shown: str | None
+    """The content the client got on the final message (every round's text)."""
+    own: str | None
+    """That message's own content (its round's text), which replaces `shown` when the rounds are restored."""
+    size: int
+
+
+class RoundMemory:
+    """A bounded, expiring map from client tool-call id to the hub rounds before that call."""
+
+    def __init__(
+        self,
+        max_items: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        ttl: float = 6 * 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._items: OrderedDict[str, tuple[float, HubRounds]] = OrderedDict()
+        self._bytes = 0
+        self.max_items, self.max_bytes, self.ttl = max_items, max_bytes, ttl
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def remember(self, call_ids: Sequence[str], rounds: HubRounds) -> None:
+        """Keep `rounds` under the first of `call_ids` (the ids of the client calls returned, in order)."""
+        if not call_ids or not rounds.messages or rounds.size > self.max_bytes // 4:
+            return  # one huge turn must not push out everyone else's
+        self._drop(call_ids[0])
+        self._items[call_ids[0]] = (self._clock() + self.ttl, rounds)
+        self._bytes += rounds.size
+        while len(self._items) > self.max_items or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._items)))
+
+    def restore(self, messages: Sequence[JSON], owner: str) -> list[JSON]:
+        """`messages` with every kept hub round put back before the assistant message whose calls it preceded."""
+        out: list[JSON] = []
+        for message in messages:
+            rounds = self._lookup(message, owner)
+            if rounds is not None:
+                out += rounds.messages
+                if message.get("content") == rounds.shown:
+                    message = {**message, "content": rounds.own}
+            out.append(message)
+        return out
+
+    def _lookup(self, message: Any, owner: str) -> HubRounds | None:
+        if not isinstance(message, dict) or message.get("role") != "assistant":  # pyright: ignore[reportUnknownMemberType]
+            return None
+        calls: Any = message.get("tool_calls")  # pyright: ignore[reportUnknownMemberType]
+        first = calls[0] if isinstance(calls, list) and calls else None
+        call_id = first.get("id") if isinstance(first, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        item = self._items.get(call_id) if isinstance(call_id, str) else None
+        if item is None or item[1].owner != owner:
+            return None
+        if item[0] < self._clock():
+            self._drop(call_id)  # pyright: ignore[reportArgumentType]
+            return None
+        return item[1]
+
+    def _drop(self, key: str) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._bytes -= item[1].size
+
+
+def hub_rounds(owner: str, messages: Sequence[JSON], shown: str | None, own: str | None) -> HubRounds:
+    """A `HubRounds`, its size measured as JSON."""
+    kept = tuple(messages)
+    return HubRounds(owner, kept, shown, own, len(orjson.dumps(kept)) + len(shown or "") + len(own or ""))
