@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -98,14 +98,20 @@ class RowCollector:
         """Whether no more rows will be taken."""
         return self.more_rows or self.byte_limited
 
-    def add(self, values: list[JSONValue], *, already_cut: int = 0) -> bool:
-        """Add one row; return False (and take nothing) once the row or byte limit is reached."""
+    def add(self, values: list[JSONValue], *, already_cut: Collection[int] = ()) -> bool:
+        """Add one row; return False (and take nothing) once the row or byte limit is reached.
+
+        `already_cut` lists the positions of values the database already cut (they carry their marker).
+        """
         if len(self.rows) >= self.max_rows:
             self.more_rows = True
             return False
         row: list[JSONValue] = []
-        cut = already_cut
-        for value in values:
+        cut = len(already_cut)
+        for index, value in enumerate(values):
+            if index in already_cut:
+                row.append(value)
+                continue
             shown, was_cut = cut_value(value, self.limits.max_value_bytes)
             row.append(shown)
             cut += was_cut

@@ -34,15 +34,15 @@ def bounded_select(sql: str, columns: int, max_bytes: int) -> str | None:
 
 def unwrap_row(
     record: Sequence[Any], max_bytes: int, convert: Callable[[object], JSONValue]
-) -> tuple[list[JSONValue], int]:
-    """Turn one wrapped record back into the row's values; return them and how many were cut by the server."""
+) -> tuple[list[JSONValue], list[int]]:
+    """Turn one wrapped record back into the row's values; return them and the positions PostgreSQL cut."""
     values: list[JSONValue] = []
-    cut = 0
+    cut: list[int] = []
     for index in range(0, len(record), 3):
         value, prefix, size = record[index], record[index + 1], record[index + 2]
         if prefix is None:
             values.append(convert(value))
         else:
+            cut.append(len(values))
             values.append(cut_text(prefix, size, max_bytes))
-            cut += 1
     return values, cut

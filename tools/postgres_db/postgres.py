@@ -191,11 +191,11 @@ class AsyncpgDatabase(SharedOpen):
             logger.info("Not cutting values server-side (%s); cutting them after transfer", exc)
             return None
 
-    def _row(self, record: asyncpg.Record, wrapped: bool) -> tuple[list[JSONValue], int]:
+    def _row(self, record: asyncpg.Record, wrapped: bool) -> tuple[list[JSONValue], list[int]]:
         """Convert one record; a wrapped record carries values already cut by PostgreSQL."""
         if wrapped:
             return unwrap_row(list(record.values()), self.limits.max_value_bytes, _pg_value)
-        return [_pg_value(value) for value in record.values()], 0
+        return [_pg_value(value) for value in record.values()], []
 
     @asynccontextmanager
     async def _transaction(self, *, readonly: bool = True) -> AsyncIterator[asyncpg.Connection]:
