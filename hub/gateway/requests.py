@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 
 from hub.errors import BadRequest, PayloadTooLarge
+from hub.limits import MAX_JSON_DEPTH, json_too_deep, too_deep_path
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -30,10 +31,25 @@ async def read_json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        return orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise _too_deep(None) from exc
         raise BadRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+    if json_too_deep(body, raw=raw):
+        raise _too_deep(too_deep_path(body))
+    return body
+
+
+def _too_deep(path: str | None) -> BadRequest:
+    where = f" (at '{path}')" if path else ""
+    return BadRequest(
+        f"The request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep{where}.",
+        param=path,
+        code="json_too_deep",
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -53,16 +69,10 @@ def check_chat_request(body: Any) -> dict[str, Any]:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean.", param="stream", code="invalid_type")
-    options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise BadRequest("'stream_options' must be an object.", param="stream_options", code="invalid_type")
-        if not stream:
-            raise BadRequest(
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options",
-                code="invalid_value",
-            )
+    if not stream:
+        body.pop("stream_options", None)  # some clients always send it: accepted and ignored, as LiteLLM does
+    elif (options := body.get("stream_options")) is not None and not isinstance(options, dict):
+        raise BadRequest("'stream_options' must be an object.", param="stream_options", code="invalid_type")
     _check_tools(body.get("tools"))
     _check_tool_choice(body.get("tool_choice"))
     _check_stop(body.get("stop"))

@@ -266,10 +266,9 @@ def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
             "invalid_type",
         ),
         (
-            b'{"model": "text", "messages": [{"role": "user", "content": "x"}], '
-            b'"stream_options": {"include_usage": true}}',
+            b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": 5}',
             "stream_options",
-            "invalid_value",
+            "invalid_type",
         ),
         (
             b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", '
@@ -304,6 +303,59 @@ def test_bad_requests_get_400_naming_the_param(gateway_url: str, content: bytes,
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
+
+
+def nested(depth: int) -> object:
+    """`depth` levels of objects and arrays, alternating."""
+    value: object = 1
+    for level in range(depth):
+        value = {"a": value} if level % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": nested(254)}}]},
+         "tools.[0].function.parameters"),
+        ({"metadata": {"a": nested(260)}}, "metadata.a.a.[0]"),
+        ({"metadata": {"a": nested(127)}}, "metadata.a.[0].a"),
+    ],
+)  # fmt: skip
+def test_json_nested_too_deep_is_400_naming_the_param(gateway_url: str, extra: dict[str, object], param: str) -> None:
+    body = {"model": "text", "messages": USER, **extra}
+    response = httpx2.post(
+        f"{gateway_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": f"The request body nests objects and arrays more than 128 levels deep (at '{param}').",
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "json_too_deep",
+    }
+
+
+def test_json_nested_past_what_the_parser_reads_is_400(gateway_url: str) -> None:
+    content = b'{"model": "text", "messages": [], "metadata": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    response = httpx2.post(
+        f"{gateway_url}/v1/chat/completions", content=content, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    )
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("json_too_deep", None)
+
+
+def test_json_nested_up_to_the_limit_is_answered(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="text", messages=USER, metadata={"a": nested(126)})  # pyright: ignore[reportArgumentType]
+    assert completion.choices[0].message.content == "You said: hi"
+
+
+def test_stream_options_without_stream_is_accepted_and_ignored(client: openai.OpenAI) -> None:
+    for stream in (False, None):
+        completion = client.chat.completions.create(
+            model="text", messages=USER, stream=stream, stream_options={"include_usage": True}
+        )
+        assert completion.choices[0].message.content == "You said: hi"
 
 
 def test_body_over_the_limit_is_413(gateway_url: str) -> None:
