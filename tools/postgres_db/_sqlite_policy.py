@@ -9,7 +9,6 @@ unless allowed, and in read-only mode every write, ATTACH/DETACH, transaction co
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
 from tools.postgres_db._limits import MIB
 
@@ -66,45 +65,47 @@ _WRITES = frozenset(
     }
 )
 _SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master"}
+_READ_ONLY = "this server is read-only; it must be started with --allow-writes to change data"
 
-Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
+_TOOLHUB_TABLES = "Toolhub's own tables (toolhub_*) are not readable through this tool (see --allow-toolhub-tables)"
 
 
-def make_authorizer(*, allow_writes: bool, allow_toolhub_tables: bool) -> Authorizer:
-    """Build the authorizer for one connection."""
+class Authorizer:
+    """The authorizer of one connection; `denial` says why it last refused, since SQLite only says "not authorized"."""
 
-    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _source: str | None) -> int:
-        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_SQLITE_FUNCTIONS:
-            return sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_READ and not allow_toolhub_tables and (arg1 or "").lower().startswith("toolhub_"):
-            return sqlite3.SQLITE_DENY
-        if allow_writes:
+    def __init__(self, *, allow_writes: bool, allow_toolhub_tables: bool) -> None:
+        self.allow_writes = allow_writes
+        self.allow_toolhub_tables = allow_toolhub_tables
+        self.denial: str | None = None
+
+    def __call__(self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
+        why = self._why_not(action, arg1, arg2)
+        if why is None:
             return sqlite3.SQLITE_OK
-        if action in _WRITES:
-            # SQLite itself asks for UPDATE on sqlite_master while it declares a pragma's virtual table
-            internal = action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES
-            return sqlite3.SQLITE_OK if internal else sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in READ_PRAGMAS:
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
+        self.denial = why
+        return sqlite3.SQLITE_DENY
 
-    return authorize
+    def _why_not(self, action: int, arg1: str | None, arg2: str | None) -> str | None:
+        """Return why the action is denied, or None when it is allowed."""
+        name = (arg2 or "").lower()
+        if action == sqlite3.SQLITE_FUNCTION and name in DENIED_SQLITE_FUNCTIONS:
+            return f"function {name}() is not allowed: {DENIED_SQLITE_FUNCTIONS[name]}"
+        table = (arg1 or "").lower()
+        if action == sqlite3.SQLITE_READ and table.startswith("toolhub_") and not self.allow_toolhub_tables:
+            return _TOOLHUB_TABLES
+        if self.allow_writes:
+            return None
+        # SQLite itself asks for UPDATE on sqlite_master while it declares a pragma's virtual table
+        if action in _WRITES and not (action == sqlite3.SQLITE_UPDATE and table in _SCHEMA_TABLES):
+            return _READ_ONLY
+        if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and table not in READ_PRAGMAS:
+            return _READ_ONLY
+        return None
 
 
-def denial_reason(sql: str) -> str | None:
-    """Guess which rule denied `sql` (the authorizer only says "not authorized"), for a clearer message."""
-    lowered = sql.lower()
-    for name, why in DENIED_SQLITE_FUNCTIONS.items():
-        if name in lowered:
-            return f"function {name}() is not allowed: {why}"
-    if "toolhub_" in lowered:
-        return "Toolhub's own tables (toolhub_*) are not readable through this tool (see --allow-toolhub-tables)"
-    return None
-
-
-def configure(conn: sqlite3.Connection, *, allow_writes: bool, allow_toolhub_tables: bool, max_length: int) -> None:
+def configure(conn: sqlite3.Connection, authorizer: Authorizer, *, max_length: int) -> None:
     """Apply the length limit, then (read-only) query_only, then the authorizer, on a fresh connection."""
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_length)
-    if not allow_writes:
+    if not authorizer.allow_writes:
         conn.execute("PRAGMA query_only = ON")
-    conn.set_authorizer(make_authorizer(allow_writes=allow_writes, allow_toolhub_tables=allow_toolhub_tables))
+    conn.set_authorizer(authorizer)

@@ -19,7 +19,7 @@ import anyio
 
 from tools.postgres_db._limits import Busy, Limits, RowCollector, busy_message
 from tools.postgres_db._shared_open import SharedOpen
-from tools.postgres_db._sqlite_policy import SQLITE_MAX_LENGTH, configure, denial_reason
+from tools.postgres_db._sqlite_policy import SQLITE_MAX_LENGTH, Authorizer, configure
 from tools.postgres_db.databases import (
     DatabaseError,
     JSONValue,
@@ -60,6 +60,7 @@ class SqliteDatabase(SharedOpen):
         self._uri = _uri(self.path, allow_writes)
         self._conn: aiosqlite.Connection | None = None
         self._lock = anyio.Lock()
+        self._authorizer = Authorizer(allow_writes=allow_writes, allow_toolhub_tables=allow_toolhub_tables)
         self._deadline = math.inf
         super().__init__()
 
@@ -141,7 +142,7 @@ class SqliteDatabase(SharedOpen):
 
     async def execute(self, sql: str, params: Sequence[JSONValue], max_rows: int) -> QueryResult:
         """Run one statement (read-only unless writes are allowed); collect rows up to `max_rows` and the byte limit."""
-        async with self._session(sql) as conn, conn.execute(sql, [_param(value) for value in params]) as cursor:
+        async with self._session() as conn, conn.execute(sql, [_param(value) for value in params]) as cursor:
             if cursor.description is None:
                 affected = cursor.rowcount
                 status = f"{affected} row(s) affected" if affected >= 0 else "OK"
@@ -175,12 +176,7 @@ class SqliteDatabase(SharedOpen):
         """Open and configure the sqlite3 connection; runs in aiosqlite's worker thread."""
         conn = sqlite3.connect(self._uri, uri=True, isolation_level=None)
         try:
-            configure(
-                conn,
-                allow_writes=self.allow_writes,
-                allow_toolhub_tables=self.allow_toolhub_tables,
-                max_length=max(SQLITE_MAX_LENGTH, self.limits.max_value_bytes),
-            )
+            configure(conn, self._authorizer, max_length=max(SQLITE_MAX_LENGTH, self.limits.max_value_bytes))
         except BaseException:
             conn.close()
             raise
@@ -191,7 +187,7 @@ class SqliteDatabase(SharedOpen):
         return 1 if time.monotonic() > self._deadline else 0
 
     @asynccontextmanager
-    async def _session(self, sql: str = "") -> AsyncIterator[aiosqlite.Connection]:
+    async def _session(self) -> AsyncIterator[aiosqlite.Connection]:
         """Yield the connection under the lock (queueing at most the queue timeout) with the deadline armed.
 
         Raises:
@@ -205,23 +201,24 @@ class SqliteDatabase(SharedOpen):
         if scope.cancelled_caught:
             raise Busy(busy_message(replace(self.limits, max_concurrent_queries=1)))
         self._deadline = time.monotonic() + self.statement_timeout
+        self._authorizer.denial = None
         try:
             yield self._conn
         except sqlite3.Error as exc:
-            raise QueryError(self._message(exc, sql)) from exc
+            raise QueryError(self._message(exc)) from exc
         finally:
             self._deadline = math.inf
             self._lock.release()
 
-    def _message(self, exc: sqlite3.Error, sql: str) -> str:
+    def _message(self, exc: sqlite3.Error) -> str:
         """Render a SQLite error with a note when it comes from this server's limits."""
         message = f"{type(exc).__name__}: {exc}"
         if str(exc) == "interrupted":
             return f"{message} (statement timeout of {self.statement_timeout:g} s exceeded)"
         if "too big" in str(exc):
             return f"{message} (this server limits strings and blobs to {SQLITE_MAX_LENGTH} bytes)"
-        if "not authorized" in str(exc) and (reason := denial_reason(sql)) is not None:
-            return f"{message} ({reason})"
+        if self._authorizer.denial is not None:
+            return f"{message} ({self._authorizer.denial})"
         if not self.allow_writes and ("readonly" in str(exc) or "not authorized" in str(exc)):
             return f"{message} (this server is read-only; it must be started with --allow-writes to change data)"
         return message
