@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tools.postgres_db.__main__ import database_from_args, parse_args, sqlite_path
+from tools.postgres_db._limits import Limits
 from tools.postgres_db.postgres import AsyncpgDatabase
 from tools.postgres_db.sqlite import SqliteDatabase
 
@@ -61,3 +62,44 @@ def test_sqlite_backend_needs_an_existing_file_unless_writes_are_allowed(tmp_pat
     db = database_from_args(parse_args(["--dsn", str(missing), "--allow-writes"], {}))
     assert isinstance(db, SqliteDatabase)
     assert db.allow_writes
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        ([], {}, (False, False)),
+        (["--allow-unsafe-role", "--allow-toolhub-tables"], {}, (True, True)),
+        ([], {"POSTGRES_DB_ALLOW_UNSAFE_ROLE": "1", "POSTGRES_DB_ALLOW_TOOLHUB_TABLES": "true"}, (True, True)),
+        ([], {"POSTGRES_DB_ALLOW_UNSAFE_ROLE": "0", "POSTGRES_DB_ALLOW_TOOLHUB_TABLES": ""}, (False, False)),
+    ],
+)
+def test_safety_switches_come_from_flags_or_the_environment(
+    argv: list[str], environ: dict[str, str], expected: tuple[bool, bool]
+) -> None:
+    args = parse_args(["--dsn", "postgresql://u@h/db", *argv], environ)
+    db = database_from_args(args)
+    assert isinstance(db, AsyncpgDatabase)
+    assert (db.allow_unsafe_role, db.allow_toolhub_tables) == expected
+
+
+def test_limits_reach_both_backends(sqlite_file: Path) -> None:
+    limits = ["--max-value-bytes", "1000", "--max-result-bytes", "5000", "--max-concurrent-queries", "2"]
+    limits += ["--queue-timeout", "1.5"]
+    expected = Limits(max_value_bytes=1000, max_result_bytes=5000, max_concurrent_queries=2, queue_timeout=1.5)
+    postgres = database_from_args(parse_args(["--dsn", "postgresql://u@h/db", *limits], {}))
+    assert isinstance(postgres, AsyncpgDatabase)
+    assert (postgres.limits, postgres.max_pool_size) == (expected, 3)
+    sqlite = database_from_args(parse_args(["--dsn", str(sqlite_file), *limits], {}))
+    assert isinstance(sqlite, SqliteDatabase)
+    assert sqlite.limits == expected
+    assert parse_args(["--dsn", "x.db"], {}).max_value_bytes == 65536
+
+
+@pytest.mark.parametrize(
+    "flag", ["--max-value-bytes", "--max-result-bytes", "--max-concurrent-queries", "--queue-timeout"]
+)
+def test_limits_must_be_positive(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        parse_args(["--dsn", "x.db", flag, "0"], {})
+    assert exc_info.value.code == 2
+    assert "timeouts, row, byte and concurrency limits must be positive" in capsys.readouterr().err
