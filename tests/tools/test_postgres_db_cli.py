@@ -103,3 +103,18 @@ def test_limits_must_be_positive(flag: str, capsys: pytest.CaptureFixture[str]) 
         parse_args(["--dsn", "x.db", flag, "0"], {})
     assert exc_info.value.code == 2
     assert "timeouts, row, byte and concurrency limits must be positive" in capsys.readouterr().err
+
+
+def test_demo_serves_the_shipped_shop_and_ignores_the_environment() -> None:
+    db = database_from_args(parse_args(["--demo"], {"DATABASE_URL": "postgresql://hub@h/toolhub"}))
+    assert isinstance(db, SqliteDatabase)
+    assert (db.path, db.allow_writes) == (":memory:", False)
+    assert db.seed is not None
+    assert db.seed.startswith("-- A small shop")
+
+
+def test_demo_and_a_dsn_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        parse_args(["--demo", "--dsn", "x.db"], {})
+    assert exc_info.value.code == 2
+    assert "--demo serves its own database: leave out --dsn" in capsys.readouterr().err

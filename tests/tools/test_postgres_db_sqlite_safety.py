@@ -184,3 +184,24 @@ async def test_a_slow_query_makes_other_callers_busy_not_wait(sqlite_file: Path)
     assert error_text(busy).startswith("Busy: 1 queries are already running and none finished within 0.3 s.")
     assert waited < 2
     assert error_text(slow[0]) == "OperationalError: interrupted (statement timeout of 1.5 s exceeded)"
+
+
+async def test_the_demo_database_is_read_only_and_holds_the_shop() -> None:
+    seed = (REPO_ROOT / "tools" / "postgres_db" / "demo.sql").read_text()
+    server = build_server(SqliteDatabase(":memory:", seed=seed))
+    listed = await call(server, "list_tables")
+    assert listed.structured_content is not None
+    assert [table["name"] for table in listed.structured_content["tables"]] == [
+        "customers",
+        "order_items",
+        "orders",
+        "products",
+    ]
+    total = await call(
+        server,
+        "execute_query",
+        sql="SELECT sum(i.quantity * p.price) FROM order_items i JOIN products p ON p.id = i.product_id",
+    )
+    assert total.structured_content is not None
+    assert total.structured_content["rows"] == [[8907.45]]
+    assert error_text(await call(server, "execute_query", sql="DELETE FROM orders")).endswith(READ_ONLY)

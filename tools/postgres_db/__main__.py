@@ -31,12 +31,15 @@ FLAG_ENV_VARS = {
 }
 """Flags that can also be switched on by setting the variable to 1, true or yes."""
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+DEMO_SQL = Path(__file__).with_name("demo.sql")
+"""The demo shop --demo serves; the compose file loads the same file into PostgreSQL."""
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
     """Parse the command line; the DSN falls back to $POSTGRES_DB_DSN, then $DATABASE_URL."""
     parser = argparse.ArgumentParser(prog="python -m tools.postgres_db", description=__doc__)
     parser.add_argument("--dsn", help="postgresql://..., sqlite:///relative.db, sqlite:////abs.db or a *.db path")
+    parser.add_argument("--demo", action="store_true", help="serve a small demo shop (in-memory SQLite, read-only)")
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port; 0 picks a free one (default 8000)")
@@ -47,9 +50,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     parser.add_argument("--log-level", default="WARNING", help="stderr log level (default WARNING)")
     _add_safety_arguments(parser)
     args = parser.parse_args(argv)
-    args.dsn = args.dsn or next((environ[name] for name in DSN_ENV_VARS if environ.get(name)), None)
-    if not args.dsn:
-        parser.error(f"no database: pass --dsn or set {' or '.join(DSN_ENV_VARS)}")
+    if args.demo and args.dsn:
+        parser.error("--demo serves its own database: leave out --dsn")
+    if not args.demo:  # --demo ignores $DATABASE_URL, which may well be the hub's own database
+        args.dsn = args.dsn or next((environ[name] for name in DSN_ENV_VARS if environ.get(name)), None)
+    if not args.dsn and not args.demo:
+        parser.error(f"no database: pass --dsn or set {' or '.join(DSN_ENV_VARS)} (or --demo)")
     for flag, name in FLAG_ENV_VARS.items():
         setattr(args, flag, getattr(args, flag) or environ.get(name, "").lower() in ("1", "true", "yes"))
     numbers = (args.statement_timeout, args.max_rows, args.max_value_bytes, args.max_result_bytes)
@@ -97,7 +103,6 @@ def database_from_args(args: argparse.Namespace) -> Database:
     Raises:
         ValueError: the DSN is neither PostgreSQL nor SQLite, or a read-only SQLite file does not exist.
     """
-    dsn: str = args.dsn
     limits = Limits(
         max_value_bytes=args.max_value_bytes,
         max_result_bytes=args.max_result_bytes,
@@ -110,6 +115,9 @@ def database_from_args(args: argparse.Namespace) -> Database:
         "limits": limits,
         "allow_toolhub_tables": args.allow_toolhub_tables,
     }
+    if args.demo:
+        return SqliteDatabase(":memory:", seed=DEMO_SQL.read_text(encoding="utf-8"), **common)
+    dsn: str = args.dsn
     if dsn.startswith(("postgresql://", "postgres://")):
         return AsyncpgDatabase(dsn, schema=args.schema, allow_unsafe_role=args.allow_unsafe_role, **common)
     path = sqlite_path(dsn)

@@ -51,8 +51,11 @@ class SqliteDatabase(SharedOpen):
         statement_timeout: float = 30.0,
         limits: Limits = DEFAULT_LIMITS,
         allow_toolhub_tables: bool = False,
+        seed: str | None = None,
     ) -> None:
         self.path = str(path)
+        self.seed = seed
+        """SQL run on every new connection before it is made read-only (fills an in-memory demo database)."""
         self.allow_writes = allow_writes
         self.statement_timeout = statement_timeout
         self.limits = limits
@@ -176,6 +179,8 @@ class SqliteDatabase(SharedOpen):
         """Open and configure the sqlite3 connection; runs in aiosqlite's worker thread."""
         conn = sqlite3.connect(self._uri, uri=True, isolation_level=None)
         try:
+            if self.seed is not None:
+                conn.executescript(self.seed)
             configure(conn, self._authorizer, max_length=max(SQLITE_MAX_LENGTH, self.limits.max_value_bytes))
         except BaseException:
             conn.close()
