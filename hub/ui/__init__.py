@@ -1,0 +1,34 @@
+"""`/ui`: the admin console, served by the hub itself, working offline (every asset ships in `static/`).
+
+Pages are rendered on the server with Jinja2 from the hub's own API (`hub.ui.api.call_api`); htmx (2.0.11, BSD-2)
+turns links and forms into partial page loads and uPlot (1.6.32, MIT) draws the Overview charts.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hub.ui import keys, login, logs, mcp, models, overview, playground
+from hub.ui.web import STATIC
+
+ROUTES: list[BaseRoute] = [
+    Route("/ui", overview.overview_page, methods=["GET"]),
+    Route("/ui/", overview.overview_page, methods=["GET"]),
+    Route("/ui/overview/series", overview.series, methods=["GET"]),
+    Route("/ui/login", login.login_form, methods=["GET"]),
+    Route("/ui/login", login.login, methods=["POST"]),
+    Route("/ui/logout", login.logout, methods=["POST"]),
+    Route("/ui/keys", keys.keys_page, methods=["GET"]),
+    Route("/ui/keys/create", keys.create_key, methods=["POST"]),
+    Route("/ui/keys/update", keys.update_key, methods=["POST"]),
+    Route("/ui/keys/{action}", keys.key_action, methods=["POST"]),
+    Route("/ui/logs", logs.logs_page, methods=["GET"]),
+    Route("/ui/models", models.models_page, methods=["GET"]),
+    Route("/ui/models/test", models.test_model, methods=["POST"]),
+    Route("/ui/mcp", mcp.mcp_page, methods=["GET"]),
+    Route("/ui/mcp/call", mcp.call_tool, methods=["POST"]),
+    Route("/ui/playground", playground.playground_page, methods=["GET"]),
+    Route("/ui/api/v1/chat/completions", playground.chat, methods=["POST"]),
+    Mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static"),
+]

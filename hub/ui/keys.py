@@ -1,0 +1,91 @@
+"""Keys: list, create (the secret shown once), edit, block/unblock and delete, all through `/key/*`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from hub.ui.api import ApiResult, call_api
+from hub.ui.session import Session
+from hub.ui.web import page, read_form, render, split_list
+
+PAGE_SIZE = 50
+_LISTS = ("models", "mcp_servers", "mcp_tools")
+_VALUES = ("key_alias", "max_budget", "budget_duration", "rpm_limit", "tpm_limit", "duration")
+
+
+@page
+async def keys_page(request: Request, session: Session) -> Response:
+    return await _render(request, session)
+
+
+async def _render(request: Request, session: Session, status: int = 200, **context: Any) -> Response:
+    if not session.principal.is_master:
+        own = await call_api(request, session, "GET", "/key/info")
+        return render(request, "keys_own.html", session, status, info=own.body.get("info") if own.ok else None,
+                      error=None if own.ok else own.error)  # fmt: skip
+    page_no = _page(request.query_params.get("page"))
+    alias = request.query_params.get("alias") or None
+    listing = await call_api(request, session, "GET", "/key/list",
+                             query={"return_full_object": "true", "page": page_no, "size": PAGE_SIZE,
+                                    "key_alias": alias})  # fmt: skip
+    if not listing.ok:
+        context.setdefault("error", listing.error)
+    body = listing.body if listing.ok else {"keys": [], "total_count": 0, "total_pages": 0}
+    return render(request, "keys.html", session, status, listing=body, page_no=page_no, alias=alias or "",
+                  **context)  # fmt: skip
+
+
+def _page(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 1_000_000 else 1
+
+
+def key_fields(form: dict[str, str], *, clearing: bool = False) -> dict[str, Any]:
+    """The `/key/generate` or `/key/update` body a form describes; on update an emptied field clears the value."""
+    body: dict[str, Any] = {}
+    for name in _VALUES:
+        if form.get(name):
+            body[name] = form[name]
+        elif clearing and f"has_{name}" in form and name != "key_alias":
+            body[name] = None
+    for name in _LISTS:
+        if form.get(name) or (clearing and f"has_{name}" in form):
+            body[name] = split_list(form.get(name))
+    return body
+
+
+@page
+async def create_key(request: Request, session: Session) -> Response:
+    result = await call_api(request, session, "POST", "/key/generate", body=key_fields(await read_form(request)))
+    if not result.ok:
+        return await _render(request, session, result.status, error=result.error)
+    return await _render(request, session, created=result.body)
+
+
+@page
+async def update_key(request: Request, session: Session) -> Response:
+    form = await read_form(request)
+    body = {"key": form.get("key", ""), **key_fields(form, clearing=True)}
+    return await _after(request, session, await call_api(request, session, "POST", "/key/update", body=body))
+
+
+@page
+async def key_action(request: Request, session: Session) -> Response:
+    """Block, unblock or delete one key, named by its hash."""
+    action = request.path_params["action"]
+    if action not in ("block", "unblock", "delete"):
+        return await _render(request, session, 404, error=f"No such action: {action}.")
+    key = (await read_form(request)).get("key", "")
+    if action == "delete":
+        result = await call_api(request, session, "POST", "/key/delete", body={"keys": [key]})
+    else:
+        result = await call_api(request, session, "POST", f"/key/{action}", body={"key": key})
+    return await _after(request, session, result)
+
+
+async def _after(request: Request, session: Session, result: ApiResult) -> Response:
+    if not result.ok:
+        return await _render(request, session, result.status, error=result.error)
+    return RedirectResponse("/ui/keys", status_code=303)

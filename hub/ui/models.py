@@ -1,0 +1,59 @@
+"""Models: every alias this session may use, its deployments, and a button that sends a test request through `/v1`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.config import ModelRoute
+from hub.state import hub_state
+from hub.ui.api import call_api
+from hub.ui.session import Session
+from hub.ui.web import fragment, page, read_form, render
+
+PING = [{"role": "user", "content": "Reply with the single word OK."}]
+
+
+@page
+async def models_page(request: Request, session: Session) -> Response:
+    listing = await call_api(request, session, "GET", "/v1/models")
+    aliases = [m["id"] for m in listing.body["data"]] if listing.ok else []
+    config = hub_state(request).config
+    models = {alias: [_deployment(r) for r in config.models.get(alias, ())] for alias in aliases}
+    return render(request, "models.html", session, models=models, error=None if listing.ok else listing.error)
+
+
+def _deployment(route: ModelRoute) -> dict[str, Any]:
+    return {"provider": route.deployment.provider, "model": route.deployment.model,
+            "api_base": route.deployment.api_base, "input": _per_million(route.input_cost_per_token),
+            "output": _per_million(route.output_cost_per_token), "rpm": route.rpm, "tpm": route.tpm,
+            "missing_env": route.missing_env, "mcp_servers": route.mcp_servers}  # fmt: skip
+
+
+def _per_million(cost: float | None) -> float | None:
+    return None if cost is None else cost * 1_000_000
+
+
+@page
+async def test_model(request: Request, session: Session) -> Response:
+    """One small chat completion as this session's key; shows the answer or the API's error, and the latency."""
+    alias = (await read_form(request)).get("model", "")
+    started = time.perf_counter()
+    result = await call_api(request, session, "POST", "/v1/chat/completions",
+                            body={"model": alias, "messages": PING, "max_tokens": 16})  # fmt: skip
+    tested = {"model": alias, "ok": result.ok, "status": result.status,
+              "ms": round((time.perf_counter() - started) * 1000),
+              "text": _answer(result.body) if result.ok else result.error}  # fmt: skip
+    if fragment(request):
+        return render(request, "_model_test.html", session, tested=tested)
+    return render(request, "models.html", session, models={}, tested=tested)
+
+
+def _answer(body: Any) -> str:
+    try:
+        return str(body["choices"][0]["message"]["content"] or "")
+    except (KeyError, IndexError, TypeError):
+        return str(body)

@@ -1,0 +1,64 @@
+"""Overview: requests, errors, spend and latency over time, top models and keys, and upstream and MCP health."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.errors import json_response
+from hub.state import hub_state
+from hub.ui import queries
+from hub.ui.api import call_api
+from hub.ui.logs import key_aliases
+from hub.ui.session import Session
+from hub.ui.web import SECURITY_HEADERS, page, render
+
+RANGES = {"hour": (3600, 60), "day": (86400, 1800), "month": (30 * 86400, 86400)}
+"""Range name -> (seconds shown, seconds per bucket)."""
+LABELS = {"hour": "Last hour", "day": "Last day", "month": "Last 30 days"}
+
+
+def _range(request: Request) -> str:
+    wanted = request.query_params.get("range", "day")
+    return wanted if wanted in RANGES else "day"
+
+
+@page
+async def overview_page(request: Request, session: Session) -> Response:
+    span = _range(request)
+    health = await call_api(request, session, "GET", "/health/readiness")
+    tools = await call_api(request, session, "GET", "/mcp/tools/list")
+    context: dict[str, Any] = {"span": span, "labels": LABELS, "health": health.body, "healthy": health.ok,
+                               "servers": tools.body["servers"] if tools.ok else {}, "top_models": [],
+                               "top_keys": []}  # fmt: skip
+    store = hub_state(request).extras.get("store")
+    if store is not None:
+        start = time.time() - RANGES[span][0]
+        key_hash = None if session.principal.is_master else session.principal.key_id
+        context["top_models"] = await queries.top(store, "model_alias", key_hash, start)
+        names = await key_aliases(request, session)
+        context["top_keys"] = [{**row, "name": names.get(row["name"] or "", "master" if row["name"] is None else "")}
+                               for row in await queries.top(store, "key_hash", key_hash, start)]  # fmt: skip
+    return render(request, "overview.html", session, **context)
+
+
+@page
+async def series(request: Request, session: Session) -> Response:
+    """The chart data: one point per bucket (empty buckets are zero), as parallel arrays for uPlot."""
+    store = hub_state(request).extras.get("store")
+    span, step = RANGES[_range(request)]
+    now = time.time()
+    start = int(now - span) // step * step + step
+    key_hash = None if session.principal.is_master else session.principal.key_id
+    rows = [] if store is None else await queries.series(store, key_hash, start, step)
+    by_bucket = {int(r["bucket"]): r for r in rows}
+    buckets = range((int(now) - start) // step + 1)
+    body = {"t": [start + b * step for b in buckets],
+            "requests": [int(by_bucket[b]["requests"]) if b in by_bucket else 0 for b in buckets],
+            "errors": [int(by_bucket[b]["errors"] or 0) if b in by_bucket else 0 for b in buckets],
+            "spend": [float(by_bucket[b]["spend"] or 0) if b in by_bucket else 0 for b in buckets],
+            "latency_ms": [float(by_bucket[b]["latency_ms"]) if b in by_bucket else None for b in buckets]}  # fmt: skip
+    return json_response(body, headers=SECURITY_HEADERS)

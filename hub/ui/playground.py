@@ -1,0 +1,36 @@
+"""Playground: pick a model, write, press "Send"; the browser streams `/v1/chat/completions` through the session."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from hub.ui.api import call_api, proxy
+from hub.ui.session import Session
+from hub.ui.web import page, render
+
+
+@page
+async def playground_page(request: Request, session: Session) -> Response:
+    models = await call_api(request, session, "GET", "/v1/models")
+    tools = await call_api(request, session, "GET", "/mcp/tools/list")
+    servers = sorted(tools.body["servers"]) if tools.ok else []
+    return render(request, "playground.html", session, servers=servers,
+                  models=[m["id"] for m in models.body["data"]] if models.ok else [])  # fmt: skip
+
+
+class _Relayed(Response):
+    """The API's own answer to the browser's request, streamed through unchanged."""
+
+    def __init__(self, request: Request, session: Session, path: str) -> None:
+        super().__init__()
+        self.request, self.session, self.path = request, session, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await proxy(self.request, self.session, self.path, receive, send)
+
+
+@page
+async def chat(request: Request, session: Session) -> Response:
+    return _Relayed(request, session, "/v1/chat/completions")

@@ -1,0 +1,84 @@
+"""Read-only queries the admin API lacks: spend logs filtered by status, and time buckets for the Overview charts.
+
+They run on the store's own query primitive (`SqlStore._fetch`, shared by SQLite and PostgreSQL), over the columns
+and indexes of `hub/storage/migrations`, and never write. Every query is limited to one key when the session is a
+virtual key's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hub.storage import Store
+from hub.storage._sql import SPEND_COLUMNS
+
+Status = Literal["success", "failure"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    key_hash: str | None = None
+    model: str | None = None
+    status: Status | None = None
+    start: float | None = None
+    end: float | None = None
+
+
+def _where(f: LogFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, value in (("key_hash = ", f.key_hash), ("model_alias = ", f.model), ("created_at >= ", f.start),
+                          ("created_at < ", f.end)):  # fmt: skip
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{clause}${len(args)}")
+    if f.status is not None:
+        clauses.append("status_code = 200" if f.status == "success" else "status_code <> 200")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+async def _fetch(store: Store, text: str, args: list[Any]) -> list[dict[str, Any]]:
+    fetch = store._fetch  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it (hub/storage/_base.py)
+    return [dict(row) for row in await fetch(text, args)]
+
+
+async def spend_logs(store: Store, f: LogFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Matching rows newest first, and how many match."""
+    where, args = _where(f)
+    n = len(args)
+    text = (f"SELECT {', '.join(SPEND_COLUMNS)} FROM toolhub_spend_logs {where} "
+            f"ORDER BY created_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}")  # fmt: skip
+    rows = await _fetch(store, text, [*args, limit, offset])
+    total = await _fetch(store, f"SELECT COUNT(*) AS n FROM toolhub_spend_logs {where}", args)
+    return rows, int(total[0]["n"])
+
+
+async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, Any]]:
+    """The tool calls made while serving these requests."""
+    if not request_ids:
+        return []
+    marks = ", ".join(f"${i}" for i in range(1, len(request_ids) + 1))
+    text = ("SELECT request_id, server, tool, duration_ms, error, created_at FROM toolhub_tool_calls "
+            f"WHERE request_id IN ({marks}) ORDER BY created_at")  # fmt: skip
+    return await _fetch(store, text, request_ids)
+
+
+async def series(store: Store, key_hash: str | None, start: float, step: int) -> list[dict[str, Any]]:
+    """Requests, errors, spend and mean latency per `step` seconds since `start`."""
+    where, args = _where(LogFilter(key_hash=key_hash, start=start))
+    n = len(args)
+    text = (f"SELECT (CAST(created_at AS BIGINT) - ${n + 1}) / ${n + 2} AS bucket, COUNT(*) AS requests, "
+            "SUM(CASE WHEN status_code <> 200 THEN 1 ELSE 0 END) AS errors, SUM(cost) AS spend, "
+            f"AVG(latency_ms) AS latency_ms FROM toolhub_spend_logs {where} "
+            "GROUP BY bucket ORDER BY bucket")  # fmt: skip
+    return await _fetch(store, text, [*args, int(start), step])
+
+
+async def top(store: Store, column: Literal["model_alias", "key_hash"], key_hash: str | None, start: float,
+              limit: int = 5) -> list[dict[str, Any]]:  # fmt: skip
+    """The `limit` models or keys with the most requests since `start`."""
+    where, args = _where(LogFilter(key_hash=key_hash, start=start))
+    text = (f"SELECT {column} AS name, COUNT(*) AS requests, SUM(cost) AS spend FROM toolhub_spend_logs {where} "
+            f"GROUP BY {column} ORDER BY requests DESC LIMIT {int(limit)}")  # fmt: skip
+    return await _fetch(store, text, args)

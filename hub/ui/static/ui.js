@@ -1,0 +1,121 @@
+// Toolhub console: the playground's streamed chat and the Overview charts. No framework; htmx does the rest.
+"use strict";
+
+function setupPlayground(root) {
+  const form = root.querySelector("#playground");
+  if (!form || form.dataset.ready) return;
+  form.dataset.ready = "1";
+  const prompt = form.querySelector("#pg-prompt");
+  prompt.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    sendChat(form).catch((err) => showStatus(`Failed: ${err.message}`, true));
+  });
+}
+
+function showStatus(text, bad) {
+  const status = document.getElementById("pg-status");
+  status.textContent = text;
+  status.className = bad ? "bad" : "muted";
+}
+
+function addEvent(text, cls) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  if (cls) li.className = cls;
+  document.getElementById("pg-events").appendChild(li);
+}
+
+async function sendChat(form) {
+  const data = new FormData(form);
+  const servers = data.getAll("server");
+  const body = {model: data.get("model"), stream: true, messages: [{role: "user", content: data.get("prompt")}]};
+  if (servers.length) body.tools = servers.map((s) => ({type: "mcp", server_label: s, require_approval: "never"}));
+  const answer = document.getElementById("pg-answer");
+  answer.textContent = "";
+  document.getElementById("pg-events").replaceChildren();
+  const button = form.querySelector("#pg-send");
+  button.disabled = true;
+  showStatus("Waiting for the model…");
+  const started = performance.now();
+  try {
+    const response = await fetch("/ui/api/v1/chat/completions", {
+      method: "POST", body: JSON.stringify(body), credentials: "same-origin",
+      headers: {"content-type": "application/json", "x-csrf-token": form.dataset.csrf},
+    });
+    if (!response.ok) {
+      const err = await response.json().catch(() => ({}));
+      showStatus(`Error ${response.status}: ${(err.error && err.error.message) || response.statusText}`, true);
+      return;
+    }
+    await readStream(response, answer);
+    showStatus(`Done in ${Math.round(performance.now() - started)} ms`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function readStream(response, answer) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, {stream: true});
+    let cut;
+    while ((cut = buffer.indexOf("\n")) >= 0) {
+      handleLine(buffer.slice(0, cut).replace(/\r$/, ""), answer);
+      buffer = buffer.slice(cut + 1);
+    }
+  }
+}
+
+function handleLine(line, answer) {
+  if (line.startsWith(": toolhub running ")) {
+    addEvent(`Running ${line.slice(18)}`, "tool-running");
+  } else if (line.startsWith("data: ") && line !== "data: [DONE]") {
+    const chunk = JSON.parse(line.slice(6));
+    if (chunk.error) addEvent(`Error: ${chunk.error.message}`, "bad");
+    for (const choice of chunk.choices || []) {
+      if (choice.delta && choice.delta.content) answer.textContent += choice.delta.content;
+    }
+    for (const call of (chunk.toolhub && chunk.toolhub.tool_calls) || []) {
+      const args = typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
+      addEvent(`${call.name}(${args}) ${call.is_error ? "failed" : "done"} in ${Math.round(call.duration_ms)} ms`,
+        call.is_error ? "bad" : "tool-done");
+    }
+  }
+}
+
+function setupCharts(root) {
+  const box = root.querySelector("#charts");
+  if (!box || box.dataset.ready || typeof uPlot === "undefined") return;
+  box.dataset.ready = "1";
+  fetch(box.dataset.src, {credentials: "same-origin"}).then((r) => r.json()).then((data) => {
+    for (const el of box.querySelectorAll(".chart")) drawChart(el, data);
+  });
+}
+
+const COLORS = {requests: "#2563eb", errors: "#dc2626", spend: "#059669", latency_ms: "#7c3aed"};
+
+function drawChart(el, data) {
+  const names = el.dataset.series.split(",");
+  const width = Math.max(260, el.clientWidth || 300);
+  const opts = {
+    width, height: 180, legend: {show: true}, cursor: {drag: {x: false, y: false}},
+    series: [{}, ...names.map((n) => ({label: n, stroke: COLORS[n], width: 2, spanGaps: false}))],
+    axes: [{}, {size: 60}],
+  };
+  new uPlot(opts, [data.t, ...names.map((n) => data[n])], el);
+}
+
+function setup(root) {
+  setupPlayground(root);
+  setupCharts(root);
+}
+
+if (window.htmx) htmx.onLoad(setup);
+else document.addEventListener("DOMContentLoaded", () => setup(document));

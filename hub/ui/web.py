@@ -1,0 +1,91 @@
+"""What every console page shares: templates, the session guard with its CSRF checks, forms, static files."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from hub.state import hub_state
+from hub.ui.session import COOKIE, Session, Sessions, csrf_ok, same_origin
+
+STATIC = Path(__file__).parent / "static"
+NAV = [("Overview", "/ui"), ("Models", "/ui/models"), ("Keys", "/ui/keys"), ("Logs", "/ui/logs"),
+       ("MCP", "/ui/mcp"), ("Playground", "/ui/playground")]  # fmt: skip
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+_MAX_FORM = 256 * 1024
+
+templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("hub.ui", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+)
+templates.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+Page = Callable[[Request, Session], Awaitable[Response]]
+
+
+def sessions(request: Request) -> Sessions:
+    """This process's console sessions (made on first use)."""
+    return hub_state(request).extras.setdefault("ui_sessions", Sessions())
+
+
+def render(request: Request, name: str, session: Session | None = None, status: int = 200, **context: Any) -> Response:
+    html = templates.get_template(name).render(request=request, session=session, nav=NAV, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def fragment(request: Request) -> bool:
+    """Whether htmx asked for a part of the page (not a boosted whole-page navigation)."""
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form as {name: last value}; empty fields are left out."""
+    body = await request.body()
+    if len(body) > _MAX_FORM:
+        return {}
+    parsed = parse_qs(body.decode(errors="replace"), keep_blank_values=False)
+    return {name: values[-1] for name, values in parsed.items()}
+
+
+def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """Run `handler` for a logged-in session; a state-changing request must also pass the Origin and CSRF checks."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        session = sessions(request).get(request.cookies.get(COOKIE))
+        if session is None:
+            if request.method == "GET":
+                return RedirectResponse("/ui/login", status_code=303)
+            return render(request, "error.html", status=401, message="Your session ended: log in again.")
+        if request.method != "GET":
+            form = await read_form(request) if _is_form(request) else {}
+            token = request.headers.get("x-csrf-token") or form.get("csrf")
+            if not same_origin(request) or not csrf_ok(session, token):
+                return render(request, "error.html", session, status=403, message="Cross-site request refused.")
+        return await handler(request, session)
+
+    return guarded
+
+
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """Split "a, b" into ["a", "b"]; nothing in it -> None."""
+    items = [part.strip() for part in (value or "").replace("\n", ",").split(",") if part.strip()]
+    return items or None
