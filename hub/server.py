@@ -11,6 +11,7 @@ from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
 from hub.metrics import metrics_endpoint
+from hub.ui import ROUTES as UI_ROUTES
 
 
 def build_app(config: Config) -> Starlette:
@@ -22,4 +23,5 @@ def build_app(config: Config) -> Starlette:
     routes += [*keys_api.ROUTES, *spend_api.ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])]
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
     routes += mcp_routes()
+    routes += UI_ROUTES  # the admin console, /ui: pages over the same API
     return create_app(config, extensions=extensions, routes=routes)
