@@ -8,12 +8,12 @@ COPY pyproject.toml README.md ./
 COPY hub ./hub
 COPY providers ./providers
 COPY tools ./tools
-COPY configs ./configs
 RUN pip install . && useradd --create-home --uid 10001 toolhub && mkdir -p /data && chown toolhub /data
 USER toolhub
 WORKDIR /data
 
-ENV TOOLHUB_CONFIG=/app/configs/config.docker.yaml
+# The config is not part of the image: mount one here (docker-compose.yml mounts configs/config.docker.yaml).
+ENV TOOLHUB_CONFIG=/etc/toolhub/config.yaml
 EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4000/health/liveliness', timeout=2)"
