@@ -23,11 +23,13 @@ Stream contract (what every provider's `stream()` must yield; the hub relies on 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 JSON = dict[str, Any]
+logger = logging.getLogger("toolhub.providers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,9 @@ class ChatRequest:
     """The client's OpenAI request body; `model` is already the upstream model name."""
     deployment: Deployment
     request_id: str = ""
+    dropped: list[str] = field(default_factory=list[str])
+    """Parameters of `body` the provider left out for this deployment (see `drop_param`), in the order dropped; the
+    gateway reports them in the `x-toolhub-dropped-params` response header."""
 
 
 class ProviderError(Exception):
@@ -105,6 +110,28 @@ class ProviderError(Exception):
     def to_openai(self) -> JSON:
         """The error as OpenAI's `{"error": {...}}` body."""
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def drop_param(deployment: Deployment, name: str, reason: str, dropped: list[str]) -> None:
+    """The one way a provider leaves a client parameter out: note `name` in `dropped` (and a DEBUG log line), or,
+    with `drop_params: false`, refuse the request.
+
+    Raises:
+        ProviderError: 400 `unsupported_parameter` naming `name`, when the deployment does not drop parameters.
+    """
+    if not deployment.drop_params:
+        raise ProviderError(
+            f"Model {deployment.model} does not support the parameter '{name}': {reason}. Remove it, or set "
+            "drop_params: true for this model in the config to have the gateway drop it.",
+            status_code=400,
+            provider=deployment.provider,
+            type="invalid_request_error",
+            code="unsupported_parameter",
+            param=name,
+        )
+    logger.debug("parameter %r dropped for %s/%s: %s", name, deployment.provider, deployment.model, reason)
+    if name not in dropped:
+        dropped.append(name)
 
 
 class Provider(Protocol):

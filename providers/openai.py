@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 
 from providers import _http
-from providers.base import JSON, ChatRequest, Deployment, ProviderError
+from providers.base import JSON, ChatRequest, Deployment, ProviderError, drop_param
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 OLLAMA_API_BASE = "http://localhost:11434/v1"
@@ -50,25 +50,31 @@ def is_reasoning_model(model: str) -> bool:
     return _REASONING_MODEL.match(model.rsplit("/", 1)[-1]) is not None
 
 
-def build_body(body: JSON, deployment: Deployment) -> JSON:
-    """The upstream request body: config defaults under the client's fields, then the model's parameter policy.
+def build_body(body: JSON, deployment: Deployment, dropped: list[str] | None = None) -> JSON:
+    """The upstream request body: config defaults under the client's fields, then the model's parameter policy;
+    parameters left out are noted in `dropped` (`drop_param`).
 
     Raises:
         ProviderError: a parameter the model rejects while `drop_params` is off.
     """
+    dropped = [] if dropped is None else dropped
     out: JSON = {**deployment.params, **body, "model": deployment.model}
     if deployment.provider == "openai":
         for key in [k for k in out if k not in KNOWN_PARAMS]:
+            drop_param(deployment, key, "api.openai.com does not take it", dropped)
             del out[key]
+        if "parallel_tool_calls" in out and not out.get("tools"):
+            drop_param(deployment, "parallel_tool_calls", "OpenAI takes it only together with tools", dropped)
+            del out["parallel_tool_calls"]
     if is_reasoning_model(deployment.model):
-        _apply_reasoning_policy(out, deployment)
+        _apply_reasoning_policy(out, deployment, dropped)
     if out.get("stream"):
         # Always ask for usage so the gateway can account for it; the hub hides it from clients that did not ask.
         out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
     return out
 
 
-def _apply_reasoning_policy(out: JSON, deployment: Deployment) -> None:
+def _apply_reasoning_policy(out: JSON, deployment: Deployment, dropped: list[str]) -> None:
     if "max_tokens" in out:
         max_tokens = out.pop("max_tokens")
         out.setdefault("max_completion_tokens", max_tokens)
@@ -77,18 +83,9 @@ def _apply_reasoning_policy(out: JSON, deployment: Deployment) -> None:
             continue
         if name == "temperature" and out[name] in (1, 1.0, None):
             continue
-        if deployment.drop_params or out[name] is None:
-            del out[name]
-            continue
-        raise ProviderError(
-            f"Model {deployment.model} does not support the parameter '{name}'. Remove it, or set drop_params: true "
-            "for this model in the config to have the gateway drop it.",
-            status_code=400,
-            provider="openai",
-            type="invalid_request_error",
-            code="unsupported_parameter",
-            param=name,
-        )
+        if out[name] is not None:  # an explicit null asks for nothing: left out without a word
+            drop_param(deployment, name, "reasoning models reject it", dropped)
+        del out[name]
 
 
 def parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
@@ -165,7 +162,7 @@ class OpenAIProvider:
 
     async def complete(self, request: ChatRequest) -> JSON:
         deployment = request.deployment
-        body = build_body(request.body, deployment)
+        body = build_body(request.body, deployment, request.dropped)
         body.pop("stream", None)
         body.pop("stream_options", None)
         async with self._post(deployment, body, stream=False) as response:
@@ -183,7 +180,7 @@ class OpenAIProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         deployment = request.deployment
-        body = build_body({**request.body, "stream": True}, deployment)
+        body = build_body({**request.body, "stream": True}, deployment, request.dropped)
         fixer = ToolCallDeltaFixer()
         async with self._post(deployment, body, stream=True) as response:
             async for _event, data in _http.iter_sse(self.name, response, deployment.read_timeout(True)):

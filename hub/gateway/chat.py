@@ -72,7 +72,7 @@ async def _complete(
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     record.add_usage(completion.get("usage"))
     _finish(state, record, started, 200)
-    return json_response(completion, headers=_cost_headers(record))
+    return json_response(completion, headers={**_cost_headers(record), **_dropped_header(chat)})
 
 
 async def _tool_loop(
@@ -131,7 +131,8 @@ async def _stream(
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
     relay = _Relay(chat.body, record, count_usage=True)
     body = relay.relay(first, chunks, lambda status, error: _finish(state, record, started, status, error))
-    return StreamingResponse(body, media_type="text/event-stream", headers={**sse.HEADERS, **overhead})
+    headers = {**sse.HEADERS, **overhead, **_dropped_header(chat)}
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
 class _Relay:
@@ -272,6 +273,11 @@ def _finish(state: HubState, record: UsageRecord, started: float, status: int, e
         record.ticket = None
         ticket.settle(record)
     state.usage.record(record)
+
+
+def _dropped_header(chat: ChatRequest) -> dict[str, str]:
+    """`x-toolhub-dropped-params: a,b`: the client's parameters the provider left out for this deployment."""
+    return {"x-toolhub-dropped-params": ",".join(chat.dropped)} if chat.dropped else {}
 
 
 def _cost_headers(record: UsageRecord) -> dict[str, str]:

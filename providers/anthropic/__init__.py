@@ -91,6 +91,7 @@ class AnthropicProvider:
             return None
 
         tr = build_request(request.body, request.deployment, restore, stream=stream)
+        request.dropped += [name for name in tr.dropped if name not in request.dropped]
         for note in tr.notes:
             logger.warning("anthropic request %s (%s): %s", request.request_id or "-", model, note)
         return tr

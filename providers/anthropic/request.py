@@ -8,8 +8,9 @@ Choices made where the two APIs differ (each is also a test):
   in the body or the config wins. The budget stays below `max_tokens`: it is cut to fit a client's explicit limit
   (OpenAI counts reasoning inside `max_completion_tokens`), or `max_tokens` is raised when it was only a default.
   With thinking on, Anthropic refuses forced tool use, `temperature` other than 1, `top_k` and `top_p` below 0.95:
-  with `drop_params` (the default) those are downgraded (forced `tool_choice` -> auto) or dropped and a log line says
-  so; with `drop_params: false` the request is refused with a 400 naming the parameter.
+  with `drop_params` (the default) those are downgraded (forced `tool_choice` -> auto) or dropped and reported like
+  every dropped parameter (`providers.base.drop_param`); with `drop_params: false` the request is refused with a 400
+  naming the parameter.
 * Thinking blocks lost from an open tool cycle (the gateway restarted, the entry expired, another model answered):
   Anthropic refuses the turn, so thinking is disabled for that one request (its documented fallback) with a log line.
   Whenever thinking ends up off, replayed thinking blocks are left out of the history.
@@ -41,7 +42,7 @@ from providers.anthropic.messages import (
     open_tool_turn_unsigned,
 )
 from providers.anthropic.names import ToolNames
-from providers.base import JSON, Deployment
+from providers.base import JSON, Deployment, drop_param
 
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
 MIN_THINKING_BUDGET = 1024
@@ -55,7 +56,8 @@ _ONE_OF_TEMPERATURE_TOP_P = re.compile(
     r"claude-(sonnet-4[-.]([5-9]|\d\d)|opus-4[-.][1-9]\d?|haiku-4[-.]([5-9]|\d\d))(?!\d)"
 )
 """Models that refuse `temperature` and `top_p` in one request (a date suffix like `-20250514` is not a version)."""
-_NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"})
+_NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+                          "seed"})  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -67,7 +69,9 @@ class Translated:
     json_object: bool = False
     """The client asked for `json_object`: strip code fences around the answer."""
     notes: list[str] = field(default_factory=list[str])
-    """What was downgraded or dropped, for the log."""
+    """Why thinking was turned off, for the log."""
+    dropped: list[str] = field(default_factory=list[str])
+    """OpenAI parameters left out or downgraded (`drop_param`)."""
 
 
 def default_max_tokens(model: str) -> int:
@@ -321,8 +325,4 @@ def _thinking_constraints(out: JSON, deployment: Deployment, tr: Translated) -> 
 
 
 def _drop_or_refuse(name: str, reason: str, deployment: Deployment, tr: Translated) -> None:
-    if not deployment.drop_params:
-        raise bad_request(f"Model {deployment.model} does not support the parameter '{name}' here: {reason}. Remove "
-                          "it, or set drop_params: true for this model to have the gateway adapt the request.", name,
-                          "unsupported_parameter")  # fmt: skip
-    tr.notes.append(f"'{name}' dropped: {reason}")
+    drop_param(deployment, name, reason, tr.dropped)

@@ -89,7 +89,9 @@ class GeminiProvider:
         )  # fmt: skip
         if "max_image_bytes" in deployment.params:
             deployment = _with_params(deployment, params)
-        return build_request(request.body, deployment, lookup=self.signatures.lookup, images=images)
+        prepared = build_request(request.body, deployment, lookup=self.signatures.lookup, images=images)
+        request.dropped += [name for name in prepared.dropped if name not in request.dropped]
+        return prepared
 
     def _remember(self, reader: ResponseReader) -> None:
         if reader.call_ids:

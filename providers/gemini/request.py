@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from providers.base import Deployment, ProviderError
+from providers.base import Deployment, ProviderError, drop_param
 from providers.gemini.contents import InlineData, MessageError, StepLookup, build_contents
 from providers.gemini.schema import SchemaError, ToolNames, sanitize_schema
 from providers.gemini.signatures import needs_signatures
@@ -32,6 +32,8 @@ class Prepared:
 
     body: JSON
     names: ToolNames
+    dropped: list[str] = field(default_factory=list[str])
+    """OpenAI parameters left out (`drop_param`)."""
 
 
 def bad_request(message: str, param: str | None, code: str = "invalid_value") -> ProviderError:
@@ -73,14 +75,15 @@ def _build(body: JSON, deployment: Deployment, lookup: StepLookup, images: Mappi
     out: JSON = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": [{"text": text} for text in system]}
-    _check_unsupported(merged, deployment)
+    dropped: list[str] = []
+    _drop_unsupported(merged, deployment, dropped)
     if declarations:
         declarations = _apply_tool_choice(merged.get("tool_choice"), declarations, names, out)
         out["tools"] = [{"functionDeclarations": declarations}]
     config = generation_config(merged, model)
     if config:
         out["generationConfig"] = config
-    return Prepared(out, names)
+    return Prepared(out, names, dropped)
 
 
 def _declarations(tools: Any, names: ToolNames) -> list[JSON]:
@@ -137,18 +140,14 @@ def _apply_tool_choice(choice: Any, declarations: list[JSON], names: ToolNames, 
     return declarations
 
 
-def _check_unsupported(body: JSON, deployment: Deployment) -> None:
+def _drop_unsupported(body: JSON, deployment: Deployment, dropped: list[str]) -> None:
     rejected = [name for name in UNSUPPORTED if body.get(name) not in (None, False)]
     if (body.get("n") or 1) != 1:
         rejected.append("n")
     if body.get("parallel_tool_calls") is False:
         rejected.append("parallel_tool_calls")
-    if rejected and not deployment.drop_params:
-        raise bad_request(
-            f"Model {deployment.model} does not support the parameter '{rejected[0]}'. Remove it, or set "
-            "drop_params: true for this model in the config to have the gateway drop it.",
-            rejected[0], code="unsupported_parameter",
-        )  # fmt: skip
+    for name in rejected:
+        drop_param(deployment, name, "Gemini has no equivalent", dropped)
 
 
 def generation_config(body: JSON, model: str) -> JSON:

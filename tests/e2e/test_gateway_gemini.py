@@ -120,6 +120,15 @@ def test_stream_with_include_usage_ends_with_the_last_gemini_usage(client: opena
     assert all(c.usage is None for c in chunks[:-1])
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_n_and_logprobs_are_dropped_and_named_in_a_header(client: openai.OpenAI, stream: bool) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="g-text", messages=USER, n=1, logprobs=True, presence_penalty=0.2, stream=stream
+    )
+    assert raw.headers["x-toolhub-dropped-params"] == "presence_penalty,logprobs"
+    raw.parse()
+
+
 def test_multi_turn_with_system_prompt_reaches_gemini_as_system_instruction_and_user_model_roles(
     client: openai.OpenAI, fake_gemini: Fake
 ) -> None:

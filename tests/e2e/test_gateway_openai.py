@@ -125,6 +125,29 @@ def test_gpt5_policy_renames_max_tokens_and_drops_rejected_parameters(
     assert not {"max_tokens", "temperature", "top_p", "stop", "num_ctx", "top_k"} & set(sent)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_dropped_parameters_are_named_in_a_header_streamed_or_not(client: openai.OpenAI, stream: bool) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-5-mini", messages=USER, temperature=0.2, top_p=0.5, stream=stream, extra_body={"num_ctx": 4096}
+    )
+    assert raw.headers["x-toolhub-dropped-params"] == "num_ctx,temperature,top_p"
+    raw.parse()
+
+
+def test_nothing_dropped_means_no_header(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="gpt-5-mini", messages=USER, temperature=1)
+    assert "x-toolhub-dropped-params" not in raw.headers
+
+
+def test_parallel_tool_calls_without_tools_is_dropped(
+    client: openai.OpenAI, fake_openai: tuple[FakeOpenAI, str]
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="text", messages=USER, parallel_tool_calls=False)
+    assert raw.parse().choices[0].message.content == "You said: hi"
+    assert raw.headers["x-toolhub-dropped-params"] == "parallel_tool_calls"
+    assert "parallel_tool_calls" not in fake_openai[0].requests[-1]
+
+
 def test_gpt5_strict_policy_refuses_rejected_parameters_naming_them(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc_info:
         client.chat.completions.create(model="gpt-5-mini-strict", messages=USER, temperature=0.2)

@@ -92,6 +92,15 @@ def _validate(body: dict[str, Any], request: Request) -> Response | None:
             "invalid_value",
             "stream_options",
         )
+    if "parallel_tool_calls" in body and not body.get("tools"):
+        return error(
+            400,
+            "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools' are "
+            "specified.",
+            "invalid_request_error",
+            "invalid_value",
+            "parallel_tool_calls",
+        )
     if model.startswith("gpt-5"):
         if "max_tokens" in body:
             return error(

@@ -40,6 +40,32 @@ def test_unknown_fields_are_dropped_for_openai_and_forwarded_for_compatible_serv
     assert build_body(request, deployment("llama", provider="hosted_vllm"))["top_k"] == 5
 
 
+def test_every_dropped_parameter_is_reported_in_order() -> None:
+    dropped: list[str] = []
+    request = {"model": "a", "messages": [], "num_ctx": 4096, "temperature": 0.2, "top_p": 0.5, "logprobs": None}
+    body = build_body(request, deployment("gpt-5-mini"), dropped)
+    assert body == {"model": "gpt-5-mini", "messages": []}
+    assert dropped == ["num_ctx", "temperature", "top_p"]  # an explicit null is no parameter to report
+
+
+def test_parallel_tool_calls_without_tools_is_dropped_for_openai_only() -> None:
+    dropped: list[str] = []
+    request = {"model": "a", "messages": [], "parallel_tool_calls": False}
+    assert "parallel_tool_calls" not in build_body(request, deployment("gpt-4o"), dropped)
+    assert dropped == ["parallel_tool_calls"]
+    with_tools = {**request, "tools": [{"type": "function", "function": {"name": "f"}}]}
+    assert build_body(with_tools, deployment("gpt-4o"))["parallel_tool_calls"] is False
+    assert build_body(request, deployment("llama", provider="hosted_vllm"))["parallel_tool_calls"] is False
+
+
+@pytest.mark.parametrize("extra", [{"num_ctx": 4096}, {"parallel_tool_calls": True}])
+def test_parameters_openai_refuses_are_a_400_when_drop_params_is_off(extra: dict[str, object]) -> None:
+    with pytest.raises(ProviderError) as exc_info:
+        build_body({"model": "a", "messages": [], **extra}, deployment("gpt-4o", drop_params=False))
+    assert (exc_info.value.status_code, exc_info.value.param, exc_info.value.code) == (
+        400, next(iter(extra)), "unsupported_parameter")  # fmt: skip
+
+
 def test_temperature_one_is_allowed_for_reasoning_models() -> None:
     body = build_body(
         {"model": "a", "messages": [], "temperature": 1, "max_tokens": 9}, deployment("gpt-5-mini", drop_params=False)
