@@ -139,6 +139,7 @@ ALLOWED_READS = [
     "SELECT jsonb_build_object('a', 1), now() > '2020-01-01', lower(email) FROM customers LIMIT 1",
     "SELECT 1;",
     "SELECT 1 -- a trailing comment",
+    "SELECT o.lo_total, o.nextval FROM (SELECT 1 AS lo_total, 2 AS nextval) AS o",
 ]
 
 
@@ -199,6 +200,35 @@ async def test_plain_reads_keep_working(target: tuple[str, dict[str, Any]], pg_s
     url, options = target
     result = await call(make_server(url, pg_schema, **options), "execute_query", sql=sql)
     assert not result.is_error, result.content
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("COPY (SELECT 1) TO PROGRAM 'touch {tmp}/pwned'", "COPY is refused even with --allow-writes."),
+        ("COPY y FROM '/etc/hostname'", "COPY is refused even with --allow-writes."),
+        ("ALTER SYSTEM SET work_mem = '1GB'", "ALTER SYSTEM is refused even with --allow-writes."),
+        ("LOAD 'auto_explain'", "LOAD is refused even with --allow-writes."),
+        ("DO $$ BEGIN PERFORM 1; END $$", "DO is refused even with --allow-writes."),
+        ("CREATE EXTENSION dblink", "CREATE EXTENSION is refused even with --allow-writes."),
+        ("CREATE ROLE intruder SUPERUSER", "CREATE ROLE is refused even with --allow-writes."),
+        ("ALTER ROLE CURRENT_USER NOSUPERUSER", "ALTER ROLE is refused even with --allow-writes."),
+        ("GRANT pg_execute_server_program TO CURRENT_USER", "GRANT (a role) is refused even with --allow-writes."),
+        ("SET ROLE postgres", "SET is refused even with --allow-writes."),
+        ("INSERT INTO y SELECT lo_import('/etc/hostname')", "Function lo_import() is not allowed"),
+        ("INSERT INTO y SELECT length(passwd) FROM pg_shadow", "Reading pg_shadow is not allowed"),
+        ("DELETE FROM toolhub_keys", "Toolhub's own tables (toolhub_*) are not readable"),
+        ("SELECT 1; DROP TABLE y", "execute_query runs exactly one statement per call; got 2."),
+    ],
+)
+async def test_allow_writes_still_refuses_the_server_and_the_deny_list(
+    postgres_url: str, pg_schema: str, tmp_path: Path, sql: str, message: str
+) -> None:
+    await create_toolhub_keys(postgres_url, pg_schema)
+    server = make_server(postgres_url, pg_schema, allow_unsafe_role=True, allow_writes=True)
+    result = await call(server, "execute_query", sql=sql.format(tmp=tmp_path))
+    assert error_text(result).startswith(message)
+    assert not (tmp_path / "pwned").exists()
 
 
 async def test_toolhub_tables_are_readable_with_the_flag(postgres_url: str, pg_schema: str) -> None:

@@ -181,7 +181,7 @@ async def test_a_slow_query_makes_other_callers_busy_not_wait(sqlite_file: Path)
             started = time.monotonic()
             busy = await client.call_tool("list_tables", {})
             waited = time.monotonic() - started
-    assert error_text(busy).startswith("Busy: 1 queries are already running and none finished within 0.3 s.")
+    assert error_text(busy).startswith("Busy: 1 query is already running and none finished within 0.3 s.")
     assert waited < 2
     assert error_text(slow[0]) == "OperationalError: interrupted (statement timeout of 1.5 s exceeded)"
 

@@ -55,8 +55,9 @@ class QuerySlots:
 
 def busy_message(limits: Limits) -> str:
     """The error a caller gets when the database is busy with other queries."""
+    running = "1 query is" if limits.max_concurrent_queries == 1 else f"{limits.max_concurrent_queries} queries are"
     return (
-        f"Busy: {limits.max_concurrent_queries} queries are already running and none finished within "
+        f"Busy: {running} already running and none finished within "
         f"{limits.queue_timeout:g} s. Try again shortly, or make the query cheaper."
     )
 

@@ -137,6 +137,8 @@ def check_statement(sql: str, *, allow_writes: bool = False, allow_toolhub_table
         raw_statements = parse_sql(sql)
     except ParseError as exc:
         raise Refused(f"Syntax error: {exc}") from exc
+    except RecursionError as exc:
+        raise Refused("The statement is nested too deeply.") from exc
     if len(raw_statements) != 1:
         raise Refused(f"execute_query runs exactly one statement per call; got {len(raw_statements)}.")
     raw = raw_statements[0]
@@ -200,13 +202,15 @@ def _check_node(node: ast.Node, *, allow_writes: bool, allow_toolhub_tables: boo
 
 
 def _called_names(node: ast.Node) -> Iterator[str]:
-    """Yield the names this node may call as functions: calls, and attribute notation `(x).f` / `t.f`."""
+    """Yield the names this node may call as functions: calls, and attribute notation `(expr).f`.
+
+    A qualified column `t.f` calls f only with t's row type as its one argument, which no denied function takes,
+    so column names such as `o.lo_total` are left alone.
+    """
     if isinstance(node, ast.FuncCall):
         yield node.funcname[-1].sval
     elif isinstance(node, ast.A_Indirection):
         yield from (item.sval for item in node.indirection if isinstance(item, ast.String))
-    elif isinstance(node, ast.ColumnRef):
-        yield from (item.sval for item in node.fields[1:] if isinstance(item, ast.String))
 
 
 def _walk(root: ast.Node) -> Iterator[ast.Node]:
@@ -250,6 +254,10 @@ _KIND_NAMES = {
     "DeclareCursor": "DECLARE",
     "Transaction": "A transaction command",
     "AlterSystem": "ALTER SYSTEM",
+    "CreateExtension": "CREATE EXTENSION",
+    "CreateRole": "CREATE ROLE",
+    "AlterRole": "ALTER ROLE",
+    "GrantRole": "GRANT (a role)",
     "Drop": "DROP",
     "Create": "CREATE TABLE",
 }
