@@ -21,6 +21,7 @@ from hub.errors import HubError, NotFound, error_response, json_response
 from hub.gateway.chat import chat_completions
 from hub.gateway.routing import ModelRouter
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
+from hub.router.health import health_endpoint
 from hub.state import HubState, authenticate, hub_state
 from providers._http import HttpPool
 from providers.base import ProviderError
@@ -95,15 +96,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = HttpPool()
-        state = HubState(
-            config=config, pool=pool, router=ModelRouter(config.models, pool), auth=MasterKeyAuth(config.master_key)
-        )
+        router = ModelRouter.from_config(config, pool)  # hub/router: retries, cooldowns, fallbacks
+        state = HubState(config=config, pool=pool, router=router, auth=MasterKeyAuth(config.master_key))
         state.extras["started_at"] = int(time.time())
         app.state.hub = state
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for extension in extensions or ():
                     await stack.enter_async_context(extension(state))
+                await stack.enter_async_context(router.running(state.extras))  # shared cooldowns, health checks
                 yield
         finally:
             await pool.aclose()
@@ -123,6 +124,7 @@ def create_app(
             Route("/health/liveliness", liveliness, methods=["GET"]),
             Route("/health/liveness", liveliness, methods=["GET"]),
             Route("/health/readiness", readiness, methods=["GET"]),
+            Route("/health", health_endpoint, methods=["GET"]),  # hub/router/health.py: calls every deployment
             *(routes or ()),
         ],
         middleware=[

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hub.router.config import STRATEGIES, RouterKeys, RouterPolicy, fallback_problems, router_policy
 from providers.base import Deployment
 from providers.openai import KNOWN_PARAMS
 from providers.registry import PROVIDERS, split_model
@@ -60,6 +61,8 @@ class LiteLLMParams(_Section):
     extra_headers: dict[str, str] | None = None
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
+    order: int | None = None
+    weight: float | None = Field(default=None, ge=0)
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     allow_private_image_urls: bool | None = None
@@ -89,18 +92,17 @@ class GeneralSettings(_Section):
     mcp_allowed_hosts: list[str] | None = None
     """Host values (e.g. `hub.example.com`, `hub.example.com:*`) /mcp and /sse accept behind a reverse proxy."""
     mcp_tool_separator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,3}$")
+    background_health_checks: bool | None = None
+    health_check_interval: float | None = Field(default=None, gt=0)
 
 
-class LiteLLMSettings(_Section):
+class LiteLLMSettings(RouterKeys):  # LiteLLM reads the router keys (hub/router/config.py) here too
     drop_params: bool | None = None
     request_timeout: float | None = Field(default=None, gt=0)
-    num_retries: int | None = Field(default=None, ge=0, le=10)
 
 
-class RouterSettings(_Section):
-    num_retries: int | None = Field(default=None, ge=0, le=10)
-    timeout: float | None = Field(default=None, gt=0)
-    routing_strategy: str | None = None
+class RouterSettings(RouterKeys):
+    """Retries, cooldowns, balancing and fallbacks (`hub.router.config.RouterKeys`)."""
 
 
 class McpServerSpec(_Section):
@@ -191,6 +193,9 @@ class ModelRoute:
     cache_read_input_token_cost: float | None = None
     rpm: int | None = None
     tpm: int | None = None
+    order: int | None = None
+    """Lower first; a higher order serves only while every lower one is down (LiteLLM's `order`)."""
+    weight: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +240,7 @@ class Config:
     mcp_tool_separator: str = "__"
     """Between server and tool in hub tool names: `<server>__<tool>`."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
+    router: RouterPolicy = field(default_factory=RouterPolicy)
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
     source: str = "<memory>"
@@ -293,6 +299,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
             name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
             for name, spec in file.mcp_servers.items()
         },  # fmt: skip
+        router=_router(file),
         ignored=tuple(_ignored(file)),
         source=source,
     )
@@ -365,8 +372,8 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             api_base=api_base or "",
             api_key=params.api_key,
             timeout=params.timeout or router.timeout or settings.request_timeout or 600.0,
-            stream_timeout=params.stream_timeout,
-            max_retries=_first_set(params.max_retries, router.num_retries, settings.num_retries, 0),
+            stream_timeout=params.stream_timeout or router.stream_timeout or settings.stream_timeout,
+            max_retries=params.max_retries or 0,  # router num_retries are the router's (hub/router)
             drop_params=_first_set(params.drop_params, settings.drop_params, True),
             params={k: v for k, v in extras.items() if k in _REQUEST_DEFAULTS},
             headers=params.extra_headers or {},
@@ -382,12 +389,24 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             cache_read_input_token_cost=params.cache_read_input_token_cost,
             rpm=params.rpm,
             tpm=params.tpm,
+            order=params.order,
+            weight=params.weight,
         )
         for server in route.mcp_servers:
             if server not in file.mcp_servers:
                 raise ConfigError(f"{where}.mcp_servers", f"no MCP server named {server!r} in mcp_servers")
         models.setdefault(entry.model_name, []).append(route)
     return {alias: tuple(routes) for alias, routes in models.items()}
+
+
+def _router(file: ConfigFile) -> RouterPolicy:
+    general = file.general_settings
+    policy = router_policy(file.router_settings, file.litellm_settings,
+                           health_checks=bool(general.background_health_checks),
+                           interval=general.health_check_interval)  # fmt: skip
+    for path, problem in fallback_problems(policy, [e.model_name for e in file.model_list]):
+        raise ConfigError(path, problem)
+    return policy
 
 
 def _first_set(*values: _T | None) -> _T:
@@ -409,6 +428,7 @@ def _ignored(file: ConfigFile) -> list[str]:
             found.append(f"model_list[{i}].model_info")
     for name, spec in file.mcp_servers.items():
         found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]
-    if file.router_settings.routing_strategy not in (None, "simple-shuffle"):
-        found.append("router_settings.routing_strategy")
+    for section in ("router_settings", "litellm_settings"):
+        if getattr(file, section).routing_strategy not in (None, *STRATEGIES):
+            found.append(f"{section}.routing_strategy")
     return found

@@ -45,9 +45,10 @@ async def chat_completions(request: Request) -> Response:
     started = time.perf_counter()
     principal = await authenticate(request)
     body = check_chat_request(await read_json_body(request, state.config.max_request_bytes))
-    target = state.router.resolve(body["model"], principal)
+    target = state.router.resolve(body["model"], principal, body)  # hub/router: takes out `fallbacks` & co
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
     record = _new_record(request, target, body, principal.key_id)
+    target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route)
     chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
@@ -72,7 +73,8 @@ async def _complete(
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     record.add_usage(completion.get("usage"))
     _finish(state, record, started, 200)
-    return json_response(completion, headers={**_cost_headers(record), **_dropped_header(chat)})
+    headers = {**_cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
+    return json_response(completion, headers=headers)
 
 
 async def _tool_loop(
@@ -111,7 +113,7 @@ async def _tool_loop(
             request, lambda: complete_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
         )
     _finish(state, record, started, 200)
-    return json_response(completion, headers=_cost_headers(record))
+    return json_response(completion, headers={**_cost_headers(record), **target.provider.headers()})
 
 
 async def _stream(
@@ -131,7 +133,7 @@ async def _stream(
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
     relay = _Relay(chat.body, record, count_usage=True)
     body = relay.relay(first, chunks, lambda status, error: _finish(state, record, started, status, error))
-    headers = {**sse.HEADERS, **overhead, **_dropped_header(chat)}
+    headers = {**sse.HEADERS, **overhead, **target.provider.headers(), **_dropped_header(chat)}
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 

@@ -1,57 +1,30 @@
-"""From a public model alias to a deployment and the provider that serves it."""
+"""From a public model alias to the router call that serves it (the router itself is `hub.router`)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import Any
 
 from hub.accounts.auth import Principal
-from hub.config import ModelRoute
-from hub.errors import NotFound, PermissionDenied, ServiceUnavailable
-from providers._http import HttpPool
-from providers.base import Provider
-from providers.registry import build_provider, provider_family
+from hub.errors import NotFound, PermissionDenied
+from hub.router.router import Router, Target
+
+__all__ = ["ModelRouter", "Target"]
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    route: ModelRoute
-    provider: Provider
+class ModelRouter(Router):
+    """Resolves aliases; deployments, retries, cooldowns and fallbacks are `hub.router`'s."""
 
-
-class ModelRouter:
-    """Resolves aliases; several deployments under one alias are used in turn (LiteLLM's simple-shuffle)."""
-
-    def __init__(self, models: Mapping[str, tuple[ModelRoute, ...]], pool: HttpPool) -> None:
-        self.models = models
-        self._providers: dict[str, Provider] = {}
-        self._unavailable: dict[str, str] = {}
-        for routes in models.values():
-            for route in routes:
-                family = provider_family(route.deployment.provider)
-                if family in self._providers or family in self._unavailable:
-                    continue
-                try:
-                    self._providers[family] = build_provider(route.deployment.provider, pool)
-                except ImportError as exc:
-                    self._unavailable[family] = str(exc)
-        # Deployments whose key variable is unset are skipped while another deployment of the alias can serve.
-        self._cycles: dict[str, Iterator[ModelRoute]] = {
-            alias: itertools.cycle([r for r in routes if not r.missing_env] or routes)
-            for alias, routes in models.items()
-        }
-
-    def resolve(self, alias: str, principal: Principal) -> Target:
-        """Pick the deployment for `alias`.
+    def resolve(self, alias: str, principal: Principal, body: dict[str, Any] | None = None) -> Target:
+        """Start a request for `alias` (`body`: its router options, e.g. `fallbacks`, are taken out of it).
 
         Raises:
             NotFound: no such alias.
             PermissionDenied: the caller's key may not use it.
             ServiceUnavailable: its key variable is unset or its provider cannot be loaded.
+            BadRequest: malformed router options in `body`.
         """
-        cycle = self._cycles.get(alias)
-        if cycle is None:
+        group = self.groups.get(alias)
+        if group is None:
             raise NotFound(
                 f"The model '{alias}' does not exist. Models served here: {', '.join(sorted(self.models)) or 'none'}.",
                 code="model_not_found",
@@ -61,19 +34,4 @@ class ModelRouter:
             raise PermissionDenied(
                 f"This key may not use the model '{alias}'.", code="model_not_allowed", param="model"
             )
-        route = next(cycle)
-        if route.missing_env:
-            names = ", ".join(route.missing_env)
-            raise ServiceUnavailable(
-                f"The model '{alias}' is configured but its environment variable {names} is not set on the gateway.",
-                code="missing_provider_key",
-            )
-        family = provider_family(route.deployment.provider)
-        provider = self._providers.get(family)
-        if provider is None:
-            raise ServiceUnavailable(
-                f"The provider '{route.deployment.provider}' for model '{alias}' cannot be loaded: "
-                f"{self._unavailable.get(family)}",
-                code="provider_unavailable",
-            )
-        return Target(route, provider)
+        return self.target(group, principal, body)

@@ -53,7 +53,7 @@ def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(
         "sk-real",
     )
     assert first.deployment.params == {"temperature": 0.2}
-    assert first.deployment.max_retries == 2
+    assert (first.deployment.max_retries, config.router.num_retries) == (0, 2)  # retries are the router's
     assert first.deployment.drop_params is False
     assert first.rpm == 60
     assert second.deployment.api_base == "https://eu.example/v1"

@@ -1,0 +1,1 @@
+"""The router: deployment selection, retries, cooldowns, fallbacks and deployment health (LiteLLM semantics)."""

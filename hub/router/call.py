@@ -1,0 +1,258 @@
+"""One request's way through the router: a Provider-shaped object that retries, cools down and falls back.
+
+`RoutedCall.complete` / `.stream` pick a deployment of the group for each attempt and set `ChatRequest.deployment`
+to it, so the tool loop's every round goes through the router too. A retry or a fallback happens only before the
+first byte: a stream is retried or falls back only until its first chunk arrived; a failure after that ends it.
+Client errors (a 4xx that is not a context-window or content-policy refusal) are never retried nor fallen back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from hub.router.classify import classify, retry_after
+from hub.router.config import ErrorKind
+from hub.router.groups import Group, Slot
+from providers.base import JSON, ChatRequest, Deployment, ProviderError
+
+if TYPE_CHECKING:
+    from hub.router.router import Router
+
+T = TypeVar("T")
+Op = Callable[[Slot, ChatRequest], Awaitable[T]]
+_COUNTED: frozenset[ErrorKind] = frozenset({"rate_limit", "timeout", "server"})
+_FAST = frozenset({"upstream_unreachable", "upstream_timeout"})
+MAX_BACKOFF = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What a request body may ask of the router (LiteLLM's per-request keys)."""
+
+    fallbacks: tuple[str, ...] | None = None
+    num_retries: int | None = None
+    timeout: float | None = None
+    mock_testing_fallbacks: bool = False
+
+
+NO_OPTIONS = Options()
+
+
+class _Cooling(Exception):
+    def __init__(self, group: Group, seconds: float) -> None:
+        super().__init__(group.alias)
+        self.group = group
+        self.seconds = seconds
+
+
+class RoutedCall:
+    """Implements `providers.base.Provider` for one request; `headers()` and `settle()` tell what happened."""
+
+    __slots__ = ("router", "group", "first", "options", "answered", "answered_group", "retries", "fallbacks", "record")
+    name = "router"
+
+    def __init__(self, router: Router, group: Group, first: Slot | None, options: Options = NO_OPTIONS) -> None:
+        self.router = router
+        self.group = group
+        self.first = first
+        self.options = options
+        self.answered: Slot | None = None
+        self.answered_group: Group | None = None
+        self.retries = 0
+        self.fallbacks = 0
+        self.record: Any = None
+        """The request's `UsageRecord`, if any: it gets the model and provider of the deployment that answered."""
+
+    async def complete(self, request: ChatRequest) -> JSON:
+        return await self._run(request, _complete)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        first, chunks = await self._run(request, _open_stream)
+        slot = self.answered
+        try:
+            if first is None:
+                return
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        except ProviderError as exc:
+            if slot is not None:  # after the first chunk: counted against the deployment, not retried
+                self._failed(self.answered_group or self.group, slot, exc)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
+
+    def headers(self) -> dict[str, str]:
+        """LiteLLM's `x-litellm-*` response headers for what the router did."""
+        group = self.answered_group or self.group
+        out = {
+            "x-litellm-model-group": group.alias,
+            "x-litellm-attempted-retries": str(self.retries),
+            "x-litellm-attempted-fallbacks": str(self.fallbacks),
+        }
+        if (slot := self.answered) is not None:
+            out["x-litellm-model-api-base"] = slot.route.deployment.api_base
+            out["x-litellm-model-id"] = slot.id
+        return out
+
+    async def _run(self, request: ChatRequest, op: Op[T]) -> T:
+        deadline = self._deadline()
+        try:
+            return await self._in_group(self.group, request, op, deadline, self._take_first())
+        except (ProviderError, _Cooling) as exc:
+            error = exc
+        kind = classify(error) if isinstance(error, ProviderError) else "server"
+        if kind == "client":
+            raise self._final(error)
+        cooling: list[_Cooling] = [error] if isinstance(error, _Cooling) else []
+        for alias in self._chain(kind):
+            group = self.router.groups.get(alias)
+            if group is None:
+                continue
+            self.fallbacks += 1
+            try:
+                return await self._in_group(group, request, op, deadline, None)
+            except _Cooling as exc:
+                cooling.append(exc)
+            except ProviderError as exc:
+                error = exc
+                if classify(exc) == "client":
+                    break
+        if isinstance(error, ProviderError):
+            raise self._final(error)
+        raise self._final(self._all_cooling(cooling))
+
+    def _take_first(self) -> Slot | None:
+        first, self.first = self.first, None
+        return first
+
+    def _chain(self, kind: ErrorKind) -> tuple[str, ...]:
+        if self.options.fallbacks is not None:
+            return self.options.fallbacks
+        return self.router.policy.chain(self.group.alias, kind)
+
+    async def _in_group(self, group: Group, request: ChatRequest, op: Op[T], deadline: float | None,
+                        slot: Slot | None) -> T:  # fmt: skip
+        """Attempts on the deployments of one group, with its retries and backoff."""
+        cooldowns = self.router.cooldowns
+        if self.options.mock_testing_fallbacks and group is self.group:
+            raise _mock_error(group)
+        tried: list[Slot] = []
+        attempt = 0
+        while True:
+            current = slot or group.pick(cooldowns, tried) or group.pick(cooldowns)
+            slot = None
+            if current is None:
+                raise _Cooling(group, cooldowns.remaining(s.id for s in group.usable) or 0.0)
+            request.deployment = self._deployment(current)
+            current.inflight += 1
+            started = time.perf_counter()
+            try:
+                result = await op(current, request)
+            except ProviderError as exc:
+                kind = self._failed(group, current, exc)
+                if attempt >= self.router.policy.retries(kind, self.options.num_retries):
+                    raise
+                tried.append(current)
+                wait = self._wait(exc, attempt, group, tried)
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    raise
+                attempt += 1
+                self.retries += 1
+                current.stats["retry"] += 1
+                if wait > 0:
+                    await anyio.sleep(wait)
+                continue
+            finally:
+                current.inflight -= 1
+            current.observe(time.perf_counter() - started)
+            current.stats["success"] += 1
+            self.answered, self.answered_group = current, group
+            if self.record is not None:
+                self.record.upstream_model = current.route.deployment.model
+                self.record.provider = current.route.deployment.provider
+            if group is not self.group:
+                current.stats["fallback"] += 1
+            return result
+
+    def _failed(self, group: Group, slot: Slot, exc: ProviderError) -> ErrorKind:
+        """Count a failure of `slot` (cooling it when due) and return its kind."""
+        kind = classify(exc)
+        if kind not in _COUNTED:
+            return kind
+        slot.stats["failure"] += 1
+        if len(group.usable) > 1 or self._chain(kind):  # with nothing to fail over to, cooling only refuses
+            immediate = exc.code in _FAST
+            self.router.cooldowns.failed(slot.id, kind, retry_after=retry_after(exc), immediate=immediate)
+        return kind
+
+    def _wait(self, exc: ProviderError, attempt: int, group: Group, tried: list[Slot]) -> float:
+        """No wait when another deployment can take the retry; else retry-after or jittered exponential backoff."""
+        if group.pick(self.router.cooldowns, tried) is not None:
+            return 0.0
+        policy = self.router.policy
+        asked = retry_after(exc)
+        if asked is not None:
+            return max(asked * (1 + 0.25 * random.random()), policy.retry_after)
+        backoff = min(MAX_BACKOFF, 0.5 * 2**attempt)
+        return max(random.uniform(backoff / 2, backoff), policy.retry_after)
+
+    def _deadline(self) -> float | None:
+        """Retries (and their backoff) start only before this; each fallback group still gets its attempt."""
+        seconds = self.options.timeout or self.router.policy.timeout
+        return None if seconds is None else time.monotonic() + seconds
+
+    def _deployment(self, slot: Slot) -> Deployment:
+        """The deployment for an attempt, with the request's own `timeout` when it is shorter."""
+        deployment = slot.route.deployment
+        seconds = self.options.timeout
+        if seconds is None or (seconds >= deployment.timeout and seconds >= deployment.read_timeout(True)):
+            return deployment
+        stream_timeout = min(deployment.read_timeout(True), seconds)
+        return dataclasses.replace(deployment, timeout=min(deployment.timeout, seconds), stream_timeout=stream_timeout)
+
+    def _final(self, error: ProviderError) -> ProviderError:
+        error.headers = {**error.headers, **self.headers()}
+        return error
+
+    def _all_cooling(self, cooling: list[_Cooling]) -> ProviderError:
+        seconds = max(1, math.ceil(min(c.seconds for c in cooling)))
+        names = ", ".join(f"'{c.group.alias}'" for c in cooling)
+        return ProviderError(
+            f"No deployment of model group {names} can take the request: all are cooling down after failures. "
+            f"The first is back in {seconds} s.",
+            status_code=503, provider="router", type="service_unavailable", code="model_group_cooling",
+            headers={"retry-after": str(seconds), "x-should-retry": "true"},
+        )  # fmt: skip
+
+
+async def _complete(slot: Slot, request: ChatRequest) -> JSON:
+    return await slot.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
+
+
+async def _open_stream(slot: Slot, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
+    """Start a stream and wait for its first chunk (a failure up to here can still be retried or fall back)."""
+    chunks = aiter(slot.provider.stream(request))  # pyright: ignore[reportOptionalMemberAccess]
+    try:
+        return await anext(chunks, None), chunks
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
+        raise
+
+
+def _mock_error(group: Group) -> ProviderError:
+    return ProviderError(
+        f"This is a mock exception for model group '{group.alias}', to trigger a fallback (mock_testing_fallbacks).",
+        status_code=500, provider="router", type="upstream_error", code="mock_testing_fallbacks",
+        upstream_status=500, retryable=True,
+    )  # fmt: skip

@@ -1,0 +1,81 @@
+"""Which kind of failure an upstream error is, for retries, cooldowns and fallbacks.
+
+    context_window   the prompt is too long for the model (a 400): no retry, context_window_fallbacks
+    content_policy   the provider refused the content (a 400 or a blocked prompt): content_policy_fallbacks
+    rate_limit       429: cools the deployment at least for its retry-after; retried and fallen back
+    timeout          the upstream did not answer in time (408, 504 or our own timeout)
+    server           5xx, 529, connection refused or broken, unreadable answers
+    client           any other 4xx: the caller's request is wrong; never retried, never fallen back
+
+Each provider's own texts are recognised (notes/providers.md): OpenAI's `context_length_exceeded` and
+`invalid_prompt`, Azure's `content_filter`, Anthropic's "prompt is too long" and "content filtering policy",
+Gemini's "input token count ... exceeds the maximum" and its blocked prompt (`content_policy_violation`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+from hub.router.config import ErrorKind
+from providers.base import ProviderError
+
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "model_context_window_exceeded", "string_above_max_length"})
+_CONTEXT_TEXTS = (
+    "maximum context length",
+    "context_length_exceeded",
+    "prompt is too long",
+    "exceed context limit",
+    "input token count",
+    "exceeds the maximum number of tokens",
+    "context window",
+    "too many tokens",
+)
+_POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "invalid_prompt", "prohibited_content"})
+_POLICY_TEXTS = ("content filtering policy", "usage policy", "content management policy", "content policy")
+
+
+def classify(error: ProviderError) -> ErrorKind:
+    """The kind of `error` (see the module docstring)."""
+    status = error.upstream_status or error.status_code
+    if status == 429:
+        return "rate_limit"
+    if status in (400, 413, 422):
+        return _bad_request(error)
+    if status in (408, 504) or error.code == "upstream_timeout":
+        return "timeout"
+    if status >= 500 or error.retryable:
+        return "server"
+    return "client"
+
+
+def _bad_request(error: ProviderError) -> ErrorKind:
+    code = (error.code or "").lower()
+    text = error.message.lower()
+    if code in _CONTEXT_CODES or any(t in text for t in _CONTEXT_TEXTS):
+        return "context_window"
+    if code in _POLICY_CODES or any(t in text for t in _POLICY_TEXTS):
+        return "content_policy"
+    return "client"
+
+
+def retry_after(error: ProviderError, now: float | None = None) -> float | None:
+    """Seconds the upstream asked us to wait (`retry-after-ms`, `retry-after` in seconds or as an HTTP date)."""
+    headers = {k.lower(): v for k, v in error.headers.items()}
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))

@@ -1,0 +1,130 @@
+"""Fixtures for the router e2e tests: fake upstreams of each provider behind fault injectors, on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import pytest
+
+from hub.accounts.usage import NullSink, UsageRecord
+from hub.app import Extension, create_app
+from hub.config import parse_config
+from hub.state import HubState
+from tests.e2e.conftest import MASTER_KEY
+from tests.fakes import anthropic_upstream, gemini_upstream, openai_upstream
+from tests.fakes.faults import Faults
+from tests.support.servers import free_port, serve_app
+
+
+@dataclass
+class Upstream:
+    faults: Faults
+    url: str
+    provider: str
+    fake: Any
+    """The fake server behind the faults (`requests` holds the bodies it answered)."""
+
+    def deployment(self, name: str, model: str | None = None, **params: Any) -> dict[str, Any]:
+        """A model_list entry for this upstream."""
+        if self.provider == "openai":
+            model, base, key = f"openai/{model or 'text'}", f"{self.url}/v1", openai_upstream.API_KEY
+        elif self.provider == "anthropic":
+            model, base, key = f"anthropic/{model or 'claude-sonnet-4-5'}", self.url, anthropic_upstream.API_KEY
+        else:
+            model, base, key = f"gemini/{model or 'gemini-3-text'}", self.url, gemini_upstream.API_KEY
+        return {"model_name": name, "litellm_params": {"model": model, "api_base": base, "api_key": key, **params}}
+
+
+@dataclass
+class Upstreams:
+    a: Upstream
+    b: Upstream
+    c: Upstream
+    anthropic: Upstream
+    gemini: Upstream
+
+    def all(self) -> list[Upstream]:
+        return [self.a, self.b, self.c, self.anthropic, self.gemini]
+
+
+@pytest.fixture(scope="session")
+def upstream_servers() -> Iterator[Upstreams]:
+    fakes: list[tuple[Any, str]] = [(openai_upstream.FakeOpenAI(), "openai") for _ in range(3)]
+    fakes += [(anthropic_upstream.FakeAnthropic(), "anthropic"), (gemini_upstream.FakeGemini(), "gemini")]
+    with contextlib.ExitStack() as stack:
+        ups: list[Upstream] = []
+        for fake, provider in fakes:
+            faults = Faults(fake.app)
+            ups.append(Upstream(faults, stack.enter_context(serve_app(faults)), provider, fake))
+        yield Upstreams(*ups)
+
+
+@pytest.fixture
+def up(upstream_servers: Upstreams) -> Upstreams:
+    """The upstreams, with no faults and their call counts at zero."""
+    for upstream in upstream_servers.all():
+        upstream.faults.calls, upstream.faults.always, upstream.faults.queue = 0, None, []
+    return upstream_servers
+
+
+def refused(name: str) -> dict[str, Any]:
+    """A deployment whose port refuses connections."""
+    base = f"http://127.0.0.1:{free_port()}/v1"
+    return {"model_name": name, "litellm_params": {"model": "openai/text", "api_base": base, "api_key": "k"}}
+
+
+class Records(NullSink):
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def record(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class Gateway:
+    url: str
+    client: openai.OpenAI
+    usage: Records
+
+    def chat(self, model: str = "g", **extra: Any) -> Any:
+        """A raw response (`.headers`, `.parse()`), with router options in `extra_body`."""
+        return self.client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hello"}], extra_body=extra or None
+        )
+
+
+def _capture(usage: Records) -> Extension:
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> Any:
+        state.usage = usage
+        yield
+
+    return extension
+
+
+@contextlib.contextmanager
+def gateway(models: list[dict[str, Any]], general: dict[str, Any] | None = None, **router: Any) -> Iterator[Gateway]:
+    """The gateway app (no store) serving `models` with these router settings, and an SDK client for it."""
+    raw = {"model_list": models, "router_settings": router,
+           "general_settings": {"master_key": MASTER_KEY, **(general or {})}}  # fmt: skip
+    usage = Records()
+    with (
+        serve_app(create_app(parse_config(raw, {}), extensions=[_capture(usage)])) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as client,
+    ):
+        yield Gateway(url, client, usage)
+
+
+def answered_by(response: Any) -> tuple[str, str, str, str]:
+    """(model group, api base, attempted retries, attempted fallbacks) from the x-litellm headers."""
+    h = response.headers
+    return (h["x-litellm-model-group"], h.get("x-litellm-model-api-base", ""), h["x-litellm-attempted-retries"],
+            h["x-litellm-attempted-fallbacks"])  # fmt: skip
+
+
+Check = Callable[[Any], None]
