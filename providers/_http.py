@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 import orjson
+from aiohttp.abc import AbstractResolver
 from aiohttp.http_exceptions import LineTooLong
 
+from providers._addresses import PublicOnlyResolver
 from providers.base import Deployment, ProviderError
 
 ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
@@ -23,38 +25,67 @@ ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
 
 
 class HttpPool:
-    """The gateway's one `aiohttp.ClientSession`, created on first use and closed by `aclose()`.
+    """The gateway's `aiohttp.ClientSession`s, created on first use and closed by `aclose()`.
 
     One session serves every upstream: its connector keeps a pool per host (bounded by `limit_per_host`) and drops
-    idle connections after `keepalive_timeout`, so one-off hosts (images a provider fetches) cost nothing lasting.
+    idle connections after `keepalive_timeout`. URLs a client names (images a provider fetches) go through a second
+    session, `public_session()`, that connects only to public addresses.
     """
 
-    def __init__(self, *, limit_per_host: int = 256, keepalive_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        limit_per_host: int = 256,
+        keepalive_timeout: float = 30.0,
+        public_resolver: AbstractResolver | None = None,
+    ) -> None:
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
+        self._public_resolver = public_resolver
         self._session: aiohttp.ClientSession | None = None
+        self._public: aiohttp.ClientSession | None = None
 
     def session(self, url: str = "") -> aiohttp.ClientSession:
         """The shared session (`url` is accepted for callers that name where they go)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=self._limit_per_host,
-                ttl_dns_cache=300,
-                keepalive_timeout=self._keepalive_timeout,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
+            self._session = self._new_session(None)
         return self._session
 
+    def public_session(self) -> aiohttp.ClientSession:
+        """A session whose every connection goes to an address `is_public_address` accepted (`PublicOnlyResolver`).
+
+        Names are resolved once, checked, and connected to as checked, so a DNS answer that changes between a check
+        and the connection (rebinding) cannot reach the gateway's own network. IP literals skip resolvers in aiohttp:
+        callers check those themselves.
+        """
+        if self._public is None or self._public.closed:
+            self._public_resolver = self._public_resolver or PublicOnlyResolver()
+            self._public = self._new_session(self._public_resolver)
+        return self._public
+
+    def _new_session(self, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=0,
+            limit_per_host=self._limit_per_host,
+            ttl_dns_cache=300,
+            keepalive_timeout=self._keepalive_timeout,
+            resolver=resolver,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        sessions = (self._session, self._public)
+        self._session = self._public = None
+        for session in sessions:
+            if session is not None:
+                await session.close()
+        if self._public_resolver is not None:
+            await self._public_resolver.close()
 
 
 def gateway_status(upstream_status: int) -> int:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import mimetypes
-import socket
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import anyio
 
+from providers._addresses import NonPublicAddress, is_public_address
 from providers._http import HttpPool
 from providers.base import ProviderError
 from providers.gemini.contents import InlineData
@@ -91,12 +90,21 @@ async def fetch_image(
 
 
 async def _follow(pool: HttpPool, url: str, allow_private: bool) -> aiohttp.ClientResponse:
-    """GET `url`, following up to MAX_REDIRECTS redirects, each hop checked for a private address."""
+    """GET `url`, following up to MAX_REDIRECTS redirects, each hop to a public address only (unless allowed).
+
+    Names are checked by the public session's resolver as it connects, on the very addresses it connects to (no
+    second lookup for a rebinding DNS server to answer differently); IP literals are checked here.
+    """
+    session = pool.session() if allow_private else pool.public_session()
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        if not allow_private:
-            await _refuse_private(url, current)
-        response = await pool.session(current).get(current, allow_redirects=False)
+        _check_hop(url, current, allow_private)
+        try:
+            response = await session.get(current, allow_redirects=False)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, NonPublicAddress):
+                raise _non_public(url, exc.os_error.host, exc.os_error.address) from exc
+            raise
         location = response.headers.get("location")
         if response.status not in (301, 302, 303, 307, 308) or not location:
             return response
@@ -105,23 +113,28 @@ async def _follow(pool: HttpPool, url: str, allow_private: bool) -> aiohttp.Clie
     raise ImageFetchError(url, f"more than {MAX_REDIRECTS} redirects")
 
 
-async def _refuse_private(url: str, hop: str) -> None:
-    """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise non-public address."""
+def _check_hop(url: str, hop: str, allow_private: bool) -> None:
+    """Refuse a hop that is not http(s), or whose host is an IP literal that is not public."""
     parts = urlsplit(hop)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ImageFetchError(url, "only http and https URLs can be fetched")
+    if allow_private:
+        return
     try:
-        infos = await anyio.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ImageFetchError(url, f"cannot resolve {parts.hostname}: {exc}") from exc
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not address.is_global:
-            raise ImageFetchError(
-                url,
-                f"{parts.hostname} resolves to the non-public address {address}; the gateway does not fetch those "
-                "unless the model's litellm_params.allow_private_image_urls is true",
-            )
+        public = is_public_address(parts.hostname)
+    except ValueError:
+        return  # a name: the public session's resolver checks what it resolves to
+    if not public:
+        raise _non_public(url, parts.hostname, parts.hostname)
+
+
+def _non_public(url: str, host: str, address: str) -> ImageFetchError:
+    what = f"{host} is" if host == address else f"{host} resolves to"
+    return ImageFetchError(
+        url,
+        f"{what} the non-public address {address}; the gateway does not fetch those unless the model's "
+        "litellm_params.allow_private_image_urls is true",
+    )
 
 
 def _mime(content_type: str, url: str, data: bytes) -> str:

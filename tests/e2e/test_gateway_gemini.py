@@ -195,7 +195,7 @@ def test_image_urls_on_private_addresses_are_refused_by_default(client: openai.O
     with pytest.raises(openai.BadRequestError) as exc_info:
         client.chat.completions.create(model="g-public-images-only", messages=[
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])  # fmt: skip
-    assert "resolves to the non-public address 127.0.0.1" in exc_info.value.message
+    assert "is the non-public address 127.0.0.1" in exc_info.value.message
     assert "allow_private_image_urls" in exc_info.value.message
 
 
