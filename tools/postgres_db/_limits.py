@@ -64,7 +64,7 @@ def busy_message(limits: Limits) -> str:
 
 def cut_text(prefix: str, total_bytes: int, max_bytes: int) -> str:
     """Cut text to at most `max_bytes` UTF-8 bytes and say how much was cut."""
-    shown = prefix.encode()[:max_bytes].decode(errors="ignore")
+    shown = prefix[:max_bytes].encode()[:max_bytes].decode(errors="ignore")  # a character is at least one byte
     return f"{shown}…[cut by postgres_db: {total_bytes} bytes in all, first {len(shown.encode())} shown]"
 
 

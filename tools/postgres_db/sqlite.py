@@ -32,7 +32,7 @@ from tools.postgres_db.databases import (
 )
 
 _PROGRESS_STEPS = 1000
-_FETCH_BATCH = 16
+_FETCH_BATCH = 4  # rows held at once before cutting: each value may be up to SQLITE_MAX_LENGTH
 DEFAULT_LIMITS = Limits()
 _CHECK = re.compile(r'(?:\bCONSTRAINT\s+("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|\w+)\s+)?\bCHECK\s*\(', re.IGNORECASE)
 
