@@ -25,7 +25,7 @@ async def _render(request: Request, session: Session, status: int = 200, **conte
     if not session.principal.is_master:
         own = await call_api(request, session, "GET", "/key/info")
         return render(request, "keys_own.html", session, status, info=own.body.get("info") if own.ok else None,
-                      error=None if own.ok else own.error)  # fmt: skip
+                      error=context.get("error") or (None if own.ok else own.error))  # fmt: skip
     page_no = _page(request.query_params.get("page"))
     alias = request.query_params.get("alias") or None
     listing = await call_api(request, session, "GET", "/key/list",
@@ -34,8 +34,11 @@ async def _render(request: Request, session: Session, status: int = 200, **conte
     if not listing.ok:
         context.setdefault("error", listing.error)
     body = listing.body if listing.ok else {"keys": [], "total_count": 0, "total_pages": 0}
-    return render(request, "keys.html", session, status, listing=body, page_no=page_no, alias=alias or "",
-                  **context)  # fmt: skip
+    response = render(request, "keys.html", session, status, listing=body, page_no=page_no, alias=alias or "",
+                      **context)  # fmt: skip
+    if request.method == "POST":
+        response.headers["hx-replace-url"] = "/ui/keys"  # reloading shows the list, never the secret again
+    return response
 
 
 def _page(raw: str | None) -> int:

@@ -14,6 +14,7 @@ from hub.ui.session import Session
 from hub.ui.web import fragment, page, read_form, render
 
 ARG = "arg:"
+_KINDS = {"integer": "an integer", "number": "a number"}
 
 
 @page
@@ -75,4 +76,5 @@ def _typed(name: str, kind: Any, raw: str) -> Any:
             return raw
         return orjson.loads(raw)
     except (ValueError, orjson.JSONDecodeError) as exc:
-        raise ValueError(f"'{name}' must be {'JSON' if kind in ('object', 'array') else f'a {kind}'}.") from exc
+        expected = _KINDS.get(kind, "JSON") if isinstance(kind, str) else "JSON"
+        raise ValueError(f"'{name}' must be {expected}.") from exc

@@ -1,0 +1,103 @@
+"""Logs, MCP, Playground, Models and Overview in the browser, with data made through the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx2
+
+from tests.ui.conftest import MASTER_KEY, Console, login, shot
+
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+DB_TOOLS = [{"type": "mcp", "server_label": "postgres_db", "require_approval": "never"}]
+
+
+def _chat(hub: str, model: str, request_id: str, **extra: Any) -> httpx2.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "What is in the database?"}], **extra}
+    response = httpx2.post(f"{hub}/v1/chat/completions", headers={**AUTH, "x-request-id": request_id}, json=body,
+                           timeout=30)  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_logs_show_a_request_made_through_the_api_with_its_tool_calls(hub: str, page: Any, console: Console) -> None:
+    plain, agent = f"ui-plain-{uuid.uuid4().hex[:8]}", f"ui-agent-{uuid.uuid4().hex[:8]}"
+    _chat(hub, "chat", plain)
+    _chat(hub, "agent", agent, tools=DB_TOOLS)
+    login(page, hub)
+    page.get_by_role("link", name="Logs", exact=True).click()
+    page.wait_for_selector("h1:text-is('Logs')")
+    row = page.locator("tr", has_text=plain)
+    assert "chat" in row.inner_text() and "200" in row.inner_text()
+    agent_row = page.locator("tr", has_text=agent)
+    agent_row.get_by_text("2 calls").click()
+    assert "postgres_db/list_tables" in agent_row.inner_text()
+    shot(page, "logs")
+
+    page.select_option("select[name=model]", "agent")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/ui/logs?*model=agent*")
+    assert page.locator("tr", has_text=agent).count() == 1
+    assert page.locator("tr", has_text=plain).count() == 0
+    page.select_option("select[name=status]", "failure")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**status=failure*")
+    assert page.locator("tr", has_text=agent).count() == 0
+    assert console.errors == [] and console.blocked == []
+
+
+def test_a_tool_called_from_the_mcp_page_shows_its_result(hub: str, page: Any, console: Console) -> None:
+    login(page, hub)
+    page.get_by_role("link", name="MCP", exact=True).click()
+    tool = page.locator("details.tool", has_text="postgres_db__execute_query")
+    tool.locator("summary").first.click()
+    tool.locator("[name='arg:sql']").fill("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    tool.get_by_role("button", name="Call postgres_db__execute_query").click()
+    result = tool.locator(".tool-result")
+    result.wait_for()
+    assert "orders" in result.inner_text() and "users" in result.inner_text()
+    shot(page, "mcp-call")
+    assert console.errors == [] and console.blocked == []
+
+
+def test_the_playground_streams_an_answer_and_shows_the_hub_tool_calls(hub: str, page: Any, console: Console) -> None:
+    login(page, hub)
+    page.get_by_role("link", name="Playground", exact=True).click()
+    page.select_option("#pg-model", "agent")
+    page.get_by_label("postgres_db").check()
+    page.fill("#pg-prompt", "What is in the database?")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_selector("#pg-status:has-text('Done')")
+    assert page.inner_text("#pg-answer").startswith("Let me look.")
+    assert "Answer:" in page.inner_text("#pg-answer")
+    events = page.locator("#pg-events li").all_inner_texts()
+    assert events[0] == "Running postgres_db__list_tables"
+    assert any(e.startswith("postgres_db__list_tables({}) done") for e in events)
+    shot(page, "playground")
+    assert console.errors == [] and console.blocked == []
+
+
+def test_the_models_page_lists_deployments_and_tests_one(hub: str, page: Any, console: Console) -> None:
+    login(page, hub)
+    page.get_by_role("link", name="Models", exact=True).click()
+    row = page.locator("tr", has_text="$1.00 / $2.00")
+    assert row.locator("th").inner_text() == "chat" and "openai" in row.inner_text()
+    row.get_by_role("button", name="Test").click()
+    page.locator(".test-result").wait_for()
+    assert page.locator(".test-result").inner_text().startswith("chat: OK")
+    assert console.errors == [] and console.blocked == []
+
+
+def test_the_overview_draws_charts_and_lists_top_models(hub: str, page: Any, console: Console) -> None:
+    _chat(hub, "chat", f"ui-overview-{uuid.uuid4().hex[:8]}")
+    login(page, hub)
+    page.wait_for_selector("#charts canvas")
+    assert page.locator("#charts canvas").count() == 3
+    assert "chat" in page.locator("section", has_text="Top models").inner_text()
+    assert "ready" in page.locator("section", has_text="MCP servers").inner_text()
+    page.get_by_role("link", name="Last hour").click()
+    page.wait_for_url("**/ui?range=hour")
+    page.wait_for_selector("#charts canvas")
+    shot(page, "overview")
+    assert console.errors == [] and console.blocked == []
