@@ -10,15 +10,15 @@ provider fails start with the path of the offending key. Keys we read but do not
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.mcp.config import McpServerConfig, McpServerSpec, server_problem
 from hub.router.config import STRATEGIES, RouterKeys, RouterPolicy, fallback_problems, router_policy
 from providers.base import Deployment
 from providers.openai import KNOWN_PARAMS
@@ -27,7 +27,6 @@ from providers.registry import PROVIDERS, split_model
 _T = TypeVar("_T")
 ENV_PREFIX = "os.environ/"
 DEFAULT_CONFIG = Path("configs/config.example.yaml")
-_MCP_SERVER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class ConfigError(Exception):
@@ -105,71 +104,6 @@ class RouterSettings(RouterKeys):
     """Retries, cooldowns, balancing and fallbacks (`hub.router.config.RouterKeys`)."""
 
 
-class McpServerSpec(_Section):
-    """One upstream MCP server (`mcp_servers.<name>`), in LiteLLM's shape plus Toolhub's options.
-
-    `transport` is inferred when absent: `command` means stdio; a `url` ending in `/mcp` means streamable HTTP
-    (`http`); any other `url` means `sse` (LiteLLM's default). `streamable_http` / `streamable-http` are read as `http`.
-    """
-
-    transport: Literal["stdio", "sse", "http", "streamable_http", "streamable-http"] | None = None
-    url: str | None = None
-    command: str | None = None
-    args: list[str] = Field(default_factory=list[str])
-    env: dict[str, str] = Field(default_factory=dict[str, str])
-    cwd: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict[str, str])
-    extra_headers: dict[str, str] | None = None
-    description: str | None = None
-    alias: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_-]{1,32}$")
-    """The prefix of this server's tools in the aggregated catalog (default: the server's name)."""
-    connect_timeout: float = Field(default=15.0, gt=0)
-    call_timeout: float = Field(default=60.0, gt=0)
-    allowed_tools: list[str] | None = None
-    disallowed_tools: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _infer_transport(self) -> McpServerSpec:
-        kind = self.transport
-        if kind in ("streamable_http", "streamable-http"):
-            kind = "http"
-        if kind is None:
-            if self.command:
-                kind = "stdio"
-            elif self.url:
-                kind = "http" if self.url.rstrip("/").endswith("/mcp") else "sse"
-        object.__setattr__(self, "transport", kind)  # frozen model: normalised once, here
-        return self
-
-    @field_validator("env", "headers", "extra_headers", mode="before")
-    @classmethod
-    def _drop_unset(cls, value: Any) -> Any:
-        # An `os.environ/NAME` that is unset resolves to None; the server is then served as unavailable (missing_env).
-        if isinstance(value, dict):
-            return {k: v for k, v in value.items() if v is not None}  # pyright: ignore[reportUnknownVariableType]
-        return value
-
-    def problem(self) -> str | None:
-        """Why this entry cannot be served, when its settings are complete; None if it can."""
-        if self.transport is None:
-            return "needs either `command` (stdio) or `url` (sse / http)"
-        if self.transport == "stdio" and not self.command:
-            return "transport stdio needs `command`"
-        if self.transport != "stdio" and not self.url:
-            return f"transport {self.transport} needs `url`"
-        return None
-
-    @property
-    def kind(self) -> Literal["stdio", "sse", "http"]:
-        """The normalised transport."""
-        return "stdio" if self.transport == "stdio" else "sse" if self.transport == "sse" else "http"
-
-    @property
-    def all_headers(self) -> dict[str, str]:
-        """`headers` plus LiteLLM's `extra_headers`."""
-        return {**self.headers, **(self.extra_headers or {})}
-
-
 class ConfigFile(_Section):
     model_list: list[ModelListEntry] = Field(default_factory=list[ModelListEntry])
     general_settings: GeneralSettings = GeneralSettings()
@@ -196,25 +130,6 @@ class ModelRoute:
     order: int | None = None
     """Lower first; a higher order serves only while every lower one is down (LiteLLM's `order`)."""
     weight: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class McpServerConfig:
-    """An upstream MCP server with its secrets resolved."""
-
-    name: str
-    spec: McpServerSpec
-    missing_env: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not _MCP_SERVER_NAME.match(self.name) or self.name == "tools":
-            raise ConfigError(
-                f"mcp_servers.{self.name}",
-                "server names are tool-name prefixes: use letters, digits, '_' or '-' (and not 'tools')",
-            )
-        problem = self.spec.problem()
-        if problem is not None and not self.missing_env:  # with a missing variable, the server is just unavailable
-            raise ConfigError(f"mcp_servers.{self.name}", problem)
 
 
 @dataclass(frozen=True)
@@ -295,10 +210,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         key_cache_seconds=5.0 if general.key_cache_seconds is None else general.key_cache_seconds,
         mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
         mcp_tool_separator=general.mcp_tool_separator or "__",
-        mcp_servers={
-            name: McpServerConfig(name, spec, _missing_under(missing, f"mcp_servers.{name}"))
-            for name, spec in file.mcp_servers.items()
-        },  # fmt: skip
+        mcp_servers=_mcp_servers(file, missing, None if source == "<memory>" else Path(source).parent),
         router=_router(file),
         ignored=tuple(_ignored(file)),
         source=source,
@@ -407,6 +319,18 @@ def _router(file: ConfigFile) -> RouterPolicy:
     for path, problem in fallback_problems(policy, [e.model_name for e in file.model_list]):
         raise ConfigError(path, problem)
     return policy
+
+
+def _mcp_servers(file: ConfigFile, missing: Mapping[str, str], base_dir: Path | None) -> dict[str, McpServerConfig]:
+    """Every `mcp_servers` entry, stdio ones resolved against the config file's folder (see `hub.mcp.config`)."""
+    servers: dict[str, McpServerConfig] = {}
+    for name, spec in file.mcp_servers.items():
+        missing_env = _missing_under(missing, f"mcp_servers.{name}")
+        problem = server_problem(name, spec, missing_env)
+        if problem is not None:
+            raise ConfigError(f"mcp_servers.{name}", problem)
+        servers[name] = McpServerConfig(name, spec.resolve_stdio(base_dir), missing_env)
+    return servers
 
 
 def _first_set(*values: _T | None) -> _T:

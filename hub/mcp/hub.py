@@ -15,8 +15,9 @@ from mcp.shared.exceptions import MCPError
 
 from hub.accounts.auth import Principal
 from hub.accounts.usage import ToolCallRecord
-from hub.config import ConfigError, McpServerConfig
+from hub.config import ConfigError
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
+from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.routing import Caller
 from hub.mcp.upstream import Kind, Upstream, error_result

@@ -13,7 +13,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from hub.config import McpServerSpec
+from hub.mcp.config import McpServerSpec
 
 MAX_SSE_EVENT = 64 * 1024 * 1024
 """Huge tool lists arrive as one SSE event; the SDK's 1 MiB default would cut them."""

@@ -24,8 +24,8 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 from hub import __version__
-from hub.config import McpServerConfig
 from hub.mcp.catalog import Listing
+from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.routing import Caller, Router
 from hub.mcp.sanitize import SanitizingReadStream
