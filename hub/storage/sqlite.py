@@ -1,4 +1,9 @@
-"""The embedded store: one SQLite file through aiosqlite (a worker thread), in WAL mode."""
+"""The embedded store: one SQLite file through aiosqlite, in WAL mode.
+
+Two connections (each a worker thread): one writer, whose transactions are serialised by a lock (SQLite has one
+transaction per connection: two requests writing at once used to fail with "cannot start a transaction within a
+transaction"), and one reader, which in WAL mode sees only committed data and never waits for the writer.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import anyio
 
 from hub.storage import StoreConflict, StoreError, _sql as sql
 from hub.storage._base import SqlStore
@@ -30,49 +36,72 @@ class SqliteStore(SqlStore):
         self.path = path
         self.url = f"sqlite:///{path}"
         self._conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = anyio.Lock()
 
     async def connect(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await self._open()
+        async with self._conn.execute("PRAGMA journal_mode=WAL"):  # a statement left open would lock out the reader
+            pass
+        # ":memory:" is a new database per connection: there, reads share the writer's connection
+        self._reader = self._conn if self.path == ":memory:" else await self._open()
+
+    async def _open(self) -> aiosqlite.Connection:
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=10)
+            conn.row_factory = aiosqlite.Row
+            await conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn = conn
+        return conn
 
     @property
     def conn(self) -> aiosqlite.Connection:
+        """The writer connection."""
         if self._conn is None:
             raise StoreError("the SQLite store is not connected")
         return self._conn
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        reader, writer, self._reader, self._conn = self._reader, self._conn, None, None
+        if reader is not None and reader is not writer:
+            await reader.close()
+        if writer is not None:
+            await writer.close()
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        conn = self.conn
+        """One write transaction at a time on the writer connection; rolled back (even when cancelled) on failure."""
         try:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+            async with self._write_lock:
+                conn = self.conn
+                await self._begin(conn)
+                try:
+                    yield conn
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await conn.execute("ROLLBACK")
+                    raise
+                with anyio.CancelScope(shield=True):
+                    await conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             raise StoreConflict(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
 
+    @staticmethod
+    async def _begin(conn: aiosqlite.Connection) -> None:
+        # Shielded: a cancellation while BEGIN is queued would otherwise leave the transaction open on the connection.
+        with anyio.CancelScope(shield=True):
+            await conn.execute("BEGIN IMMEDIATE")
+
     async def _fetch(self, text: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+        if self._reader is None:
+            raise StoreError("the SQLite store is not connected")
         try:
-            async with self.conn.execute(_q(text), list(args)) as cursor:
+            async with self._reader.execute(_q(text), list(args)) as cursor:
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
