@@ -29,6 +29,7 @@ from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.routing import Caller, Router
 from hub.mcp.sanitize import SanitizingReadStream
+from hub.mcp.stdio_client import MESSAGE_TOO_LARGE
 from hub.mcp.transports import open_transport
 
 logger = logging.getLogger("toolhub.mcp")
@@ -156,7 +157,7 @@ class Upstream:
         self._set("connecting")
         self._broken = anyio.Event()
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
-            async with open_transport(self.spec, self._errlog) as (read, write):
+            async with open_transport(self.spec, self._errlog, self.name) as (read, write):
                 stream = SanitizingReadStream(read, self.name)
                 async with ClientSession(
                     stream,
@@ -324,6 +325,8 @@ class Upstream:
         except MCPError as exc:
             if exc.error.code == types.REQUEST_TIMEOUT:
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} timed out after {read_timeout:g} s.")
+            if exc.error.code == MESSAGE_TOO_LARGE:
+                return error_result(f"Tool {name!r} of MCP server {self.name!r} failed: {exc.error.message}")
             raise
         except ValidationError as exc:
             logger.warning("MCP server %s: tool %s returned an invalid result: %s", self.name, name, exc)

@@ -40,6 +40,7 @@ PREFIX_EXAMPLES = {
     "table_to_xml*": "table_to_xml",
     "schema_to_xml*": "schema_to_xml",
     "database_to_xml*": "database_to_xml",
+    "pg_background_*": "pg_background_launch",
 }
 """A real function for every prefix entry of the deny-list."""
 
@@ -104,6 +105,12 @@ REFUSED_STATEMENTS = [
     ("BEGIN", "A transaction command is not a read statement."),
     ("ALTER SYSTEM SET work_mem = '1GB'", "ALTER SYSTEM is not a read statement."),
     ("GRANT SELECT ON y TO PUBLIC", "GRANT is not a read statement."),
+    ("CREATE TABLE z AS SELECT 1", "CREATE TABLE AS is not a read statement."),
+    ("CREATE VIEW v AS SELECT 1", "CREATE VIEW is not a read statement."),
+    ("CREATE INDEX ON y (id)", "CREATE INDEX is not a read statement."),
+    ("ALTER TABLE y ADD COLUMN b int", "ALTER TABLE is not a read statement."),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "CREATE FUNCTION is not a read statement."),
+    ("REFRESH MATERIALIZED VIEW v", "REFRESH MATERIALIZED VIEW is not a read statement."),
     ("EXPLAIN DELETE FROM y", "DELETE is not a read statement."),
     ("EXPLAIN ANALYZE SELECT 1", "EXPLAIN ANALYZE executes the statement"),
     ("EXPLAIN (ANALYZE false) SELECT 1", "EXPLAIN ANALYZE executes the statement"),

@@ -1,0 +1,76 @@
+"""Large upstream messages: read in linear time, bounded by `max_message_bytes`, failing only the request at fault."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from hub.mcp.stdio_client import LineSplitter, Oversized
+from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, text_of
+
+pytestmark = pytest.mark.anyio
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+LIMIT = 64 * 1024
+
+
+def test_lines_split_across_chunks_come_out_whole() -> None:
+    splitter = LineSplitter(100)
+    assert splitter.feed(b'{"a":') == []
+    assert splitter.feed(b'1}\n{"b"') == [b'{"a":1}']
+    assert splitter.feed(b":2}\n\n") == [b'{"b":2}', b""]
+
+
+def test_a_line_over_the_limit_is_discarded_as_it_streams_and_the_next_line_is_intact() -> None:
+    splitter = LineSplitter(100)
+    head = b'{"jsonrpc":"2.0","id":7,"result":{"text":"'
+    assert splitter.feed(head + b"x" * 80) == []
+    assert splitter.feed(b"x" * 1000) == []
+    [skipped, after] = splitter.feed(b'x"}}\n{"jsonrpc":"2.0","id":8,"result":{}}\n')
+    assert isinstance(skipped, Oversized)
+    assert (skipped.size, skipped.response_id()) == (len(head) + 1080 + 4, 7)
+    assert after == b'{"jsonrpc":"2.0","id":8,"result":{}}'
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [(b'{"jsonrpc":"2.0","id":7,"result":{"t":"', 7), (b'{"jsonrpc": "2.0", "id": "a-1", "error": {"m":"', "a-1"),
+     (b'{"result":{"t":"', 9), (b'{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"', None),
+     (b'{"jsonrpc":"2.0","method":"notifications/message","params":{"', None)],
+)  # fmt: skip
+def test_the_answered_request_is_found_at_the_start_or_the_end_of_an_oversized_message(
+    message: bytes, expected: object
+) -> None:
+    splitter = LineSplitter(20)
+    [skipped] = splitter.feed(message + b"x" * 50 + b'"}},"jsonrpc":"2.0","id":9}\n')
+    assert isinstance(skipped, Oversized)
+    assert skipped.response_id() == expected
+
+
+async def test_an_oversized_result_fails_that_call_with_a_clear_error_and_the_session_stays_usable() -> None:
+    app = hub_app({"big": script_server("big_server.py", max_message_bytes=LIMIT)}, extra=[])
+    with running(app) as url:
+        async with mcp_client(f"{url}/mcp") as client:
+            small = await client.call_tool("big__big", {"size": LIMIT // 2})
+            huge = await client.call_tool("big__big", {"size": 4 * LIMIT})
+            huge_id_last = await client.call_tool("big__big", {"size": 4 * LIMIT, "id_last": True})
+            after = await client.call_tool("big__echo", {"text": "still here"})
+        rest = httpx2.post(
+            f"{url}/mcp/tools/call", headers=AUTH, json={"name": "big__big", "arguments": {"size": 10**6}}
+        )
+    assert len(text_of(small)) == LIMIT // 2 and not small.is_error
+    for result in (huge, huge_id_last):
+        assert result.is_error
+        assert f"exceeded max_message_bytes ({LIMIT} bytes)" in text_of(result)
+    assert text_of(after) == "echo: still here"
+    assert rest.status_code == 200 and rest.json()["isError"] is True
+    assert f"exceeded max_message_bytes ({LIMIT} bytes)" in rest.json()["content"][0]["text"]
+
+
+async def test_a_line_without_newline_fails_the_waiting_call_instead_of_swallowing_it() -> None:
+    app = hub_app({"big": script_server("big_server.py", max_message_bytes=LIMIT, call_timeout=30)}, extra=[])
+    with running(app) as url:
+        async with mcp_client(f"{url}/mcp") as client:
+            junk = await client.call_tool("big__junk", {"size": 2 * LIMIT})
+            after = await client.call_tool("big__echo", {"text": "next"})
+    assert junk.is_error and "exceeded max_message_bytes" in text_of(junk)
+    assert text_of(after) == "echo: next"
