@@ -128,7 +128,7 @@ async def prepare_tool_loop(
     so that an early request gets its tools. `extras` is the app's `state.extras` (the hub, and the round memory).
     """
     tools: list[Any] = body.get("tools") or []
-    entries = [t for t in tools if isinstance(t, dict) and t.get("type") == "mcp"]
+    entries = [(i, t) for i, t in enumerate(tools) if isinstance(t, dict) and t.get("type") == "mcp"]
     if not entries and not default_servers:
         return None  # the common case: no hub tools, nothing to wait for
     hub: ToolHub | None = extras.get("mcp")
@@ -140,11 +140,11 @@ async def prepare_tool_loop(
     return plan
 
 
-def _named_servers(entries: list[JSON], defaults: Sequence[str], hub: ToolHub, principal: Principal) -> list[str]:
-    labels = {e.get("server_label") for e in entries}
-    if not entries:
-        labels = set(defaults)
-    elif None in labels or "*" in labels or any("server_url" in e for e in entries):
+def _named_servers(
+    entries: list[tuple[int, JSON]], defaults: Sequence[str], hub: ToolHub, principal: Principal
+) -> list[str]:
+    labels = {_server_label(e, i) for i, e in entries} if entries else set(defaults)
+    if None in labels or "*" in labels:
         labels = set(hub.server_names())
     return [s for s in hub.server_names() if s in labels and principal.may_use_server(s)]
 

@@ -90,6 +90,10 @@ async def test_model_defaults_and_star_entries_wait_only_for_servers_the_key_may
     hub = time_hub(starting={"time", "db"})
     plan = await prepare_tool_loop({}, ("db",), {"mcp": hub}, MASTER)
     assert plan is not None and set(plan.hub_tools) == {"db__list_tables"} and hub.starting == {"time"}
+    hub = time_hub(starting={"time", "db"})
+    litellm = {"type": "mcp", "server_url": "litellm_proxy/mcp/time", "require_approval": "never"}
+    plan = await prepare_tool_loop({"tools": [CHART, litellm]}, (), {"mcp": hub}, MASTER)
+    assert plan is not None and set(plan.hub_tools) == {"time__get_current_time"} and hub.starting == {"db"}
 
 
 async def test_a_request_without_hub_tools_has_no_plan_and_waits_for_nothing() -> None:
