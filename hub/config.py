@@ -161,8 +161,8 @@ class Config:
     source: str = "<memory>"
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a YAML config file.
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Config:
+    """Read and validate a YAML config file (`serving=False`: for commands that serve no HTTP, see `parse_config`).
 
     Raises:
         ConfigError: the file is missing, not YAML, or not a valid config; the message names the key.
@@ -176,11 +176,15 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
-    return parse_config(raw if raw is not None else {}, os.environ if environ is None else environ, source=str(path))
+    environ = os.environ if environ is None else environ
+    return parse_config(raw if raw is not None else {}, environ, source=str(path), serving=serving)
 
 
-def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory>") -> Config:
-    """Validate an already-parsed YAML document (see `load_config`)."""
+def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory>", serving: bool = True) -> Config:
+    """Validate an already-parsed YAML document (see `load_config`).
+
+    With `serving=False` (`check-config`, `tools`, `stdio`: no HTTP, no keys, no store) an unset master_key,
+    database_url or redis_url reference is not an error: those commands never use them."""
     if not isinstance(raw, dict):
         raise ConfigError("", f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
     missing: dict[str, str] = {}
@@ -193,9 +197,10 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
     except ValidationError as exc:
         raise _config_error(exc) from exc
     general = file.general_settings
-    _require_set(missing, "master_key", "run without authentication")
-    _require_set(missing, "database_url", "use the embedded SQLite database")
-    _require_set(missing, "redis_url", "keep rate limits in this process only")
+    if serving:
+        _require_set(missing, "master_key", "run without authentication")
+        _require_set(missing, "database_url", "use the embedded SQLite database")
+        _require_set(missing, "redis_url", "keep rate limits in this process only")
     return Config(
         models=_models(file, missing),
         master_key=general.master_key,
@@ -311,16 +316,6 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
     return {alias: tuple(routes) for alias, routes in models.items()}
 
 
-def _router(file: ConfigFile) -> RouterPolicy:
-    general = file.general_settings
-    policy = router_policy(file.router_settings, file.litellm_settings,
-                           health_checks=bool(general.background_health_checks),
-                           interval=general.health_check_interval)  # fmt: skip
-    for path, problem in fallback_problems(policy, [e.model_name for e in file.model_list]):
-        raise ConfigError(path, problem)
-    return policy
-
-
 def _mcp_servers(file: ConfigFile, missing: Mapping[str, str], base_dir: Path | None) -> dict[str, McpServerConfig]:
     """Every `mcp_servers` entry, stdio ones resolved against the config file's folder (see `hub.mcp.config`)."""
     servers: dict[str, McpServerConfig] = {}
@@ -331,6 +326,16 @@ def _mcp_servers(file: ConfigFile, missing: Mapping[str, str], base_dir: Path | 
             raise ConfigError(f"mcp_servers.{name}", problem)
         servers[name] = McpServerConfig(name, spec.resolve_stdio(base_dir), missing_env)
     return servers
+
+
+def _router(file: ConfigFile) -> RouterPolicy:
+    general = file.general_settings
+    policy = router_policy(file.router_settings, file.litellm_settings,
+                           health_checks=bool(general.background_health_checks),
+                           interval=general.health_check_interval)  # fmt: skip
+    for path, problem in fallback_problems(policy, [e.model_name for e in file.model_list]):
+        raise ConfigError(path, problem)
+    return policy
 
 
 def _first_set(*values: _T | None) -> _T:

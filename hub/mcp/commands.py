@@ -31,13 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _tools(args: argparse.Namespace) -> int:
     from hub.mcp.stdio import print_catalog
 
-    config = load_config(config_path(args.config))
+    config = load_config(config_path(args.config), serving=False)
     return anyio.run(lambda: print_catalog(config, limit=args.timeout))
 
 
 def _stdio(args: argparse.Namespace) -> int:
     from hub.mcp.stdio import serve_stdio
 
-    config = load_config(config_path(args.config))
+    config = load_config(config_path(args.config), serving=False)
     anyio.run(lambda: serve_stdio(config, separator=args.separator))
     return 0
