@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,8 +14,8 @@ from hub.config import Config, ConfigError, config_path, load_config
 logger = logging.getLogger("toolhub")
 
 
-def _load(path: str | None) -> Config:
-    config = load_config(config_path(path))
+def _load(path: str | None, *, serving: bool = True) -> Config:
+    config = load_config(config_path(path), serving=serving)
     for key in config.ignored:
         logger.warning("config key %s is not implemented by Toolhub and is ignored", key)
     return config
@@ -29,31 +30,37 @@ def serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config.master_key is None:
         logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
-    logger.info(
-        "serving %d model aliases from %s on http://%s:%d", len(config.models), config.source, args.host, args.port
+    where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
+    logger.info("serving %d model aliases from %s on %s", len(config.models), config.source, where)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(config),
+            host=args.host,
+            port=args.port,
+            loop="uvloop",
+            http="httptools",
+            log_level=args.log_level,
+            access_log=args.access_log,
+            timeout_graceful_shutdown=math.ceil(config.shutdown_grace_seconds),  # 0: close at once, never unbounded
+            proxy_headers=True,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            server_header=False,
+        )
     )
-    uvicorn.run(
-        build_app(config),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        access_log=args.access_log,
-        timeout_graceful_shutdown=math.ceil(config.shutdown_grace_seconds),  # 0: close at once, never unbounded
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-        server_header=False,
-    )
-    return 0
+    # An inherited socket (`--fd`, bound by whoever started us) leaves no window for another process to take the port.
+    server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
+    return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Validate a config file and print what would be served."""
-    config = _load(args.file)
+    """Validate a config file and print what would be served; needs no secrets, but says what `serve` would refuse."""
+    config = _load(args.file, serving=False)
+    refusal = _serve_refusal(args.file)
     out = sys.stdout
     out.write(f"config {config.source}: OK\n")
-    out.write(f"master key: {'set' if config.master_key else 'NONE (open gateway)'}\n")
+    out.write(f"master key: {_master_key_line(config, refusal)}\n")
+    if refusal is not None:
+        out.write(f"serve: would refuse to start: {refusal}\n")
     out.write(f"database: {'database_url set' if config.database_url else 'embedded SQLite'}\n")
     out.write("models:\n")
     for alias, routes in config.models.items():
@@ -72,6 +79,23 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_refusal(path: str | None) -> ConfigError | None:
+    """Why `toolhub serve` would refuse this config (an unset master key, database or Redis variable), if it would."""
+    try:
+        load_config(config_path(path))
+    except ConfigError as exc:
+        return exc
+    return None
+
+
+def _master_key_line(config: Config, refusal: ConfigError | None) -> str:
+    if config.master_key:
+        return "set"
+    if refusal is not None and refusal.path == "general_settings.master_key":
+        return "its environment variable is not set"
+    return "NONE (open gateway)"
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -83,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="YAML config (default: $TOOLHUB_CONFIG or configs/config.example.yaml)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4000)
+    p.add_argument("--fd", type=int, default=None, help="serve on this inherited, bound socket instead of host:port")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="log every request (costs CPU on the hot path)")
     p.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-* headers")
@@ -114,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the top-level handler: a client that launched us (stdio) only sees "connection closed"
+        logger.exception("toolhub %s failed", args.command)
+        sys.stderr.write(f"toolhub: {args.command} failed: {type(exc).__name__}: {exc}\n")
+        return 1
 
 
 if __name__ == "__main__":

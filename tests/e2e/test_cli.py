@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 
 import httpx2
+import pytest
 import yaml
+from mcp import Client, StdioServerParameters
 
+import hub.mcp.stdio
+from hub import cli
 from tests.e2e.conftest import MASTER_KEY
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.support.servers import ROOT, serve_app, toolhub_process
 
 EXAMPLE = ROOT / "configs" / "config.example.yaml"
+BIN = Path(sys.executable).parent
 EXIT_ON_SIGTERM = -signal.SIGTERM  # uvicorn shuts down gracefully, then re-raises the signal it caught
 NO_KEYS = {"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "", "TOOLHUB_MASTER_KEY": MASTER_KEY}
 
@@ -125,3 +130,61 @@ def test_sigterm_lets_a_running_stream_finish(tmp_path: Path) -> None:
     assert json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
     assert rest[-1] == "data: [DONE]"
     assert len(rest) == 7  # after the role chunk: five content chunks, the finish chunk and [DONE]
+
+
+def test_check_config_needs_no_master_key_and_says_serve_would_refuse() -> None:
+    result = run_toolhub("check-config", str(EXAMPLE), env={**NO_KEYS, "TOOLHUB_MASTER_KEY": ""})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "master key: its environment variable is not set" in lines
+    assert (
+        "serve: would refuse to start: general_settings.master_key: environment variable TOOLHUB_MASTER_KEY is not "
+        "set; set it, or remove master_key to run without authentication" in lines
+    )
+
+
+def test_check_config_with_the_master_key_set_reports_nothing_to_refuse() -> None:
+    result = run_toolhub("check-config", str(EXAMPLE), env=NO_KEYS)
+    assert result.returncode == 0, result.stderr
+    assert "master key: set" in result.stdout.splitlines()
+    assert "serve: would refuse" not in result.stdout
+
+
+def example_with_time_server(tmp_path: Path) -> Path:
+    """The example config (its unset master-key reference included) with mcp-server-time as the only upstream."""
+    config = yaml.safe_load(EXAMPLE.read_text())
+    config["mcp_servers"] = {"time": {"command": str(BIN / "mcp-server-time"), "args": ["--local-timezone", "UTC"]}}
+    return write_config(tmp_path, config)
+
+
+def test_tools_runs_without_the_master_key(tmp_path: Path) -> None:
+    result = run_toolhub("tools", "--config", str(example_with_time_server(tmp_path)), env={"TOOLHUB_MASTER_KEY": ""})
+    assert result.returncode == 0, result.stderr
+    assert "  time (stdio): ready - 2 tools" in result.stdout.splitlines()
+
+
+@pytest.mark.anyio
+async def test_stdio_serves_the_readme_desktop_snippet_without_the_master_key(tmp_path: Path) -> None:
+    # A desktop client launches `toolhub stdio --config ...` with a bare environment: no TOOLHUB_MASTER_KEY.
+    bare = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    for config in (EXAMPLE, example_with_time_server(tmp_path)):
+        params = StdioServerParameters(command=sys.executable, args=["-m", "hub", "stdio", "--config", str(config)],
+                                       cwd=str(ROOT), env=bare)  # fmt: skip
+        async with Client(params, mode="legacy") as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            info = client.server_info
+        assert info is not None and info.name == "toolhub"
+    assert names == ["time__convert_time", "time__get_current_time"]
+
+
+def test_a_start_failure_of_stdio_is_explained_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(config: object, *, separator: str | None = None) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(hub.mcp.stdio, "serve_stdio", broken)
+    code = cli.main(["stdio", "--config", str(example_with_time_server(tmp_path))])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.endswith("toolhub: stdio failed: OSError: [Errno 24] Too many open files\n")
