@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hub.config import Config, ConfigError, config_path, load_config
+from hub.router.config import describe
 
 logger = logging.getLogger("toolhub")
 
@@ -68,6 +69,8 @@ def check_config(args: argparse.Namespace) -> int:
             d = route.deployment
             warn = f"  [unavailable: {', '.join(route.missing_env)} not set]" if route.missing_env else ""
             out.write(f"  {alias} -> {d.provider}/{d.model} at {d.api_base}{warn}\n")
+    for line in describe(config.router, config.models):  # hub/router: strategy, retries, fallback chains
+        out.write(line + "\n")
     out.write("mcp servers:\n")
     for name, server in config.mcp_servers.items():
         spec = server.spec

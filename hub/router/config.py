@@ -6,7 +6,7 @@ LiteLLM users put these keys under `router_settings` or `litellm_settings` (both
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -221,3 +221,21 @@ def _chains(raw: FallbackList | None) -> dict[str, tuple[str, ...]]:
         for group, targets in item.items():
             out[group] = tuple(targets)
     return out
+
+
+def describe(policy: RouterPolicy, groups: Mapping[str, Sequence[Any]]) -> list[str]:
+    """`toolhub check-config` lines: the policy, then each group's deployments, strategy and fallback chains."""
+    timeout = f"{policy.timeout:g} s" if policy.timeout else "each deployment's own"
+    lines = [f"router: {policy.strategy}; num_retries {policy.num_retries}; allowed_fails {policy.allowed_fails} a "
+             f"minute, cooldown {policy.cooldown_time:g} s; timeout {timeout}"]  # fmt: skip
+    for alias, routes in groups.items():
+        orders = sorted({r.order for r in routes if r.order is not None})
+        order = f", orders {'/'.join(map(str, orders))}" if len(orders) > 1 else ""
+        parts = [f"  {alias}: {len(routes)} deployment{'s' if len(routes) != 1 else ''}{order}"]
+        for name, kind in (("fallbacks", "server"), ("context_window_fallbacks", "context_window"),
+                           ("content_policy_fallbacks", "content_policy")):  # fmt: skip
+            chain = policy.chain(alias, kind)
+            if chain and (name == "fallbacks" or chain != policy.chain(alias, "server")):
+                parts.append(f"{name} -> {' -> '.join(chain)}")
+        lines.append("; ".join(parts))
+    return lines
