@@ -95,6 +95,8 @@ DENIED_RELATIONS = frozenset(
         "pg_statistic",
         "pg_statistic_ext_data",
         "pg_subscription",
+        "user_mapping_options",  # information_schema: user mapping options, passwords included
+        "user_mappings",
     }
 )
 """Catalogs refused by name in any schema: they hold passwords, server files or raw data of other tables."""
