@@ -47,3 +47,30 @@ def test_unknown_and_forbidden_models() -> None:
         r.resolve("nope", MASTER)
     with pytest.raises(PermissionDenied):
         r.resolve("gpt", Principal(key_id="k", models=frozenset({"other"})))
+
+
+def test_a_key_limited_to_some_models_cannot_tell_unknown_models_from_forbidden_ones() -> None:
+    models = [entry("gpt", "A", "http://a/v1"), entry("secret", "A", "http://s/v1"), entry("mini", "A", "http://m/v1")]
+    r = router({"model_list": models}, {"A": "1"})
+    limited = Principal(key_id="k", models=frozenset({"mini", "gone"}))
+    errors: list[PermissionDenied] = []
+    for alias in ("secret", "nope"):
+        with pytest.raises(PermissionDenied) as exc_info:
+            r.resolve(alias, limited)
+        errors.append(exc_info.value)
+    assert [e.to_openai()["error"] for e in errors] == [
+        {
+            "message": f"This key may not use the model '{alias}'. Models it may use: mini.",
+            "type": "permission_error",
+            "param": "model",
+            "code": "model_not_allowed",
+        }
+        for alias in ("secret", "nope")
+    ]
+
+
+def test_an_unknown_model_lists_every_alias_to_a_key_that_may_use_them_all() -> None:
+    r = router({"model_list": [entry("gpt", "A", "http://a/v1"), entry("mini", "A", "http://m/v1")]}, {"A": "1"})
+    with pytest.raises(NotFound) as exc_info:
+        r.resolve("nope", MASTER)
+    assert exc_info.value.message == "The model 'nope' does not exist. Models served here: gpt, mini."
