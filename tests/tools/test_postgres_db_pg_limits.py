@@ -129,7 +129,7 @@ async def test_slow_queries_do_not_hold_up_other_callers(postgres_url: str, read
             busy = await client.call_tool("execute_query", {"sql": "SELECT 1"})
             busy_after = time.monotonic() - started
     assert not listed.is_error
-    assert listed_after < 0.5
+    assert listed_after < 2  # the sleeps take 3 s: the catalog tool did not wait for them
     assert error_text(busy) == (
         "Busy: 2 queries are already running and none finished within 0.5 s. "
         "Try again shortly, or make the query cheaper."
