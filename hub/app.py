@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hub import __version__
 from hub.accounts.auth import MasterKeyAuth
 from hub.config import Config
 from hub.errors import HubError, NotFound, error_response, json_response
 from hub.gateway.chat import chat_completions
 from hub.gateway.routing import ModelRouter
+from hub.health import liveliness, readiness
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
 from hub.router.health import health_endpoint
 from hub.state import HubState, authenticate, hub_state
@@ -51,22 +51,6 @@ async def get_model(request: Request) -> Response:
         raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found", param="model")
     owner = routes[0].deployment.provider
     return json_response({"id": alias, "object": "model", "created": state.extras["started_at"], "owned_by": owner})
-
-
-async def liveliness(request: Request) -> Response:
-    return json_response("I'm alive!")
-
-
-async def readiness(request: Request) -> Response:
-    state = hub_state(request)
-    checks: dict[str, Any] = {"models": len(state.config.models)}
-    healthy = True
-    for name, check in state.extras.get("readiness", {}).items():
-        ok, detail = await check()
-        checks[name] = detail
-        healthy = healthy and ok
-    body = {"status": "healthy" if healthy else "unhealthy", "version": __version__, **checks}
-    return json_response(body, 200 if healthy else 503)
 
 
 async def _hub_error(request: Request, exc: Exception) -> Response:

@@ -57,13 +57,13 @@ def direct_run(fixture_url: str, tmp_path_factory: pytest.TempPathFactory) -> Su
 
 
 def wait_until_ready(base_url: str, timeout: float = 30) -> None:
-    """Wait until the hub's readiness check reports healthy (its upstreams connected)."""
+    """Wait until the hub reports healthy in strict mode: every upstream connected, none down (degraded)."""
     deadline = time.monotonic() + timeout
     body = ""
     with httpx2.Client(timeout=5) as client:
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx2.HTTPError):
-                response = client.get(f"{base_url}/health/readiness")
+                response = client.get(f"{base_url}/health/readiness?strict=true")
                 body = response.text
                 if response.status_code == 200:
                     return
