@@ -3,6 +3,7 @@
 McpHubError
  ├── UnknownTool           no tool by that name in the catalog (REST 404)
  ├── ToolNotPermitted      the caller's key may not use this server or tool (REST 403)
+ ├── InvalidArguments      the arguments are nested too deep or too large to send (REST 400, MCP invalid params)
  └── UpstreamUnavailable   the tool's server is down, or its connection closed mid-call (REST 503)
 """
 
@@ -28,4 +29,8 @@ class ToolNotPermitted(McpHubError):
 
 
 class UpstreamUnavailable(McpHubError):
+    pass
+
+
+class InvalidArguments(McpHubError):
     pass

@@ -18,7 +18,7 @@ from hub.accounts.usage import ToolCallRecord
 from hub.config import ConfigError
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.config import McpServerConfig
-from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.routing import Caller
 from hub.mcp.upstream import Kind, Upstream, error_result
 
@@ -177,6 +177,7 @@ class McpHub:
         Raises:
             UnknownTool: no such tool (or not in this server's view).
             ToolNotPermitted: the principal may not use it.
+            InvalidArguments: the arguments are nested too deep or too large (see `hub.limits`).
             UpstreamUnavailable: its server is down, or the connection closed during the call.
         """
         info = self.resolve(name, principal, server)
@@ -193,7 +194,7 @@ class McpHub:
                 result = error_result(f"MCP error {exc.error.code}: {exc.error.message}")
             error = _error_text(result) if result.is_error else None
             return result
-        except UpstreamUnavailable as exc:
+        except (UpstreamUnavailable, InvalidArguments) as exc:
             error = exc.message
             raise
         finally:

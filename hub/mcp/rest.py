@@ -1,7 +1,11 @@
 """REST inspection of the hub: `GET /mcp/tools/list` and `POST /mcp/tools/call`, keyed like `/v1`.
 
-Both take the Host/Origin checks of the MCP transports (DNS-rebinding protection), and a call must be sent as
-`application/json`, so a foreign web page cannot reach them with a "simple" cross-origin request.
+Both take the Host/Origin checks of the MCP transports (DNS-rebinding protection). A call's body is read as JSON
+whatever its `Content-Type`, as `/v1` reads it (`curl -d` sends `application/x-www-form-urlencoded`). That is safe
+against cross-site requests even though a web form can POST a JSON-looking `text/plain` body: a browser sends the
+page's `Origin` with every cross-origin POST and a foreign one is refused (403); a form cannot set the `Authorization`
+header, and Toolhub uses no cookies, so a forged request carries no key (401); and a rebinding DNS name fails the
+`Host` check (421).
 """
 
 from __future__ import annotations
@@ -18,11 +22,10 @@ from hub.errors import (
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
-    UnsupportedMediaType,
     json_response,
 )
 from hub.gateway.requests import read_json_body
-from hub.mcp.errors import ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.hub import McpHub
 from hub.state import authenticate, hub_state
 
@@ -63,16 +66,13 @@ async def call_tool(request: Request) -> Response:
     """Call a tool by its prefixed name; answers the MCP `CallToolResult` (a tool failure is 200 `isError`)."""
     hub = await _hub(request)
     principal = await authenticate(request)
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType(
-            "Send the call as JSON ('Content-Type: application/json').", code="invalid_content_type"
-        )
     name, arguments = _parse(await read_json_body(request, hub_state(request).config.max_request_bytes))
     try:
         result = await hub.call_tool(name, arguments, principal)
     except UnknownTool as exc:
         raise NotFound(exc.message, code="tool_not_found", param="name") from None
+    except InvalidArguments as exc:
+        raise BadRequest(exc.message, code="invalid_arguments", param="arguments") from None
     except ToolNotPermitted as exc:
         raise PermissionDenied(exc.message, code="tool_not_allowed", param="name") from None
     except UpstreamUnavailable as exc:

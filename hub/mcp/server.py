@@ -21,7 +21,7 @@ from starlette.requests import HTTPConnection
 from hub import __version__
 from hub.accounts.auth import Principal
 from hub.mcp.catalog import Catalog, visible
-from hub.mcp.errors import McpHubError, UnknownTool
+from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.hub import McpHub
 from hub.mcp.notify import Downstreams
 from hub.mcp.upstream import Upstream, error_result
@@ -156,7 +156,7 @@ class _Handlers:
             timeout = upstream.spec.call_timeout
             caller = DownstreamCaller(ctx, principal)
             return await upstream.call_tool(info.original_name, params.arguments, read_timeout=timeout, caller=caller)
-        except UnknownTool as exc:
+        except (UnknownTool, InvalidArguments) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
         except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why
             return error_result(exc.message)

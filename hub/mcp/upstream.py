@@ -24,9 +24,10 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 from hub import __version__
+from hub.limits import JsonTooComplex, check_json
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
-from hub.mcp.errors import UpstreamUnavailable
+from hub.mcp.errors import InvalidArguments, UpstreamUnavailable
 from hub.mcp.routing import Caller, Router
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE
@@ -313,9 +314,11 @@ class Upstream:
         """Call a tool by its original name; a timeout or an invalid result comes back as an `is_error` result.
 
         Raises:
+            InvalidArguments: the arguments are nested deeper than `MAX_JSON_DEPTH` or longer than `max_message_bytes`.
             UpstreamUnavailable: the server is down or its connection closed during the call.
             MCPError: the upstream answered with a JSON-RPC error (e.g. unknown tool, invalid arguments).
         """
+        check_arguments(arguments, self.spec.max_message_bytes, name)
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         progress = caller.progress if caller is not None and caller.wants_progress else None
         try:
@@ -371,6 +374,18 @@ class Upstream:
         self.status.state = state
         self.status.detail = detail
         self.status.since = time.time()
+
+
+def check_arguments(arguments: dict[str, Any] | None, max_bytes: int, tool: str) -> None:
+    """Refuse arguments no upstream should get: too deep to encode safely, or longer than the server's message limit.
+
+    Raises:
+        InvalidArguments
+    """
+    try:
+        check_json(arguments, what=f"The arguments of {tool!r}", max_bytes=max_bytes)
+    except JsonTooComplex as exc:
+        raise InvalidArguments(exc.message, tool=tool) from None
 
 
 def _session_lost(exc: MCPError) -> bool:

@@ -71,20 +71,27 @@ def test_a_key_limited_to_some_tools_sees_nothing_else_of_other_servers() -> Non
     assert (tools, prompts, resources, servers) == (["tool__echo"], [], 0, ["tool"])
 
 
-def test_the_rest_endpoints_check_host_origin_and_content_type_like_mcp() -> None:
+def test_the_rest_endpoints_check_host_and_origin_like_mcp_and_read_json_whatever_its_content_type() -> None:
     app = keyed_hub_app({"tool": tool_server()}, {}, mcp_allowed_hosts=["hub.example.com"])
     call = {"name": "tool__echo", "arguments": {"text": "hi"}}
+    body = b'{"name": "tool__echo", "arguments": {"text": "hi"}}'
     auth = bearer(MASTER_KEY)
     with running(app) as url:
         rebound = httpx2.get(f"{url}/mcp/tools/list", headers={**auth, "Host": "evil.example"})
         foreign = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Origin": "https://evil.example"}, json=call)
         proxied = httpx2.get(f"{url}/mcp/tools/list", headers={**auth, "Host": "hub.example.com"})
         local = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Origin": url}, json=call)
-        plain = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Content-Type": "text/plain"},
-                            content=b'{"name": "tool__echo"}')  # fmt: skip
+        plain = httpx2.post(f"{url}/mcp/tools/call", headers={**auth, "Content-Type": "text/plain"}, content=body)
+        untyped = httpx2.post(f"{url}/mcp/tools/call", headers=auth, content=body)
         form = httpx2.post(f"{url}/mcp/tools/call", headers=auth, data={"name": "tool__echo"})
+        # What a cross-site HTML form can send: a text/plain body, the page's Origin, no Authorization header.
+        forged = httpx2.post(f"{url}/mcp/tools/call", headers={"Content-Type": "text/plain",
+                             "Origin": "https://evil.example"}, content=body)  # fmt: skip
+        keyless = httpx2.post(f"{url}/mcp/tools/call", headers={"Content-Type": "text/plain"}, content=body)
     assert rebound.status_code == 421 and rebound.json()["error"]["code"] == "invalid_host"
     assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "invalid_origin"
     assert proxied.status_code == 200 and local.status_code == 200
-    assert plain.status_code == form.status_code == 415
-    assert plain.json()["error"]["code"] == "invalid_content_type"
+    assert plain.json() == untyped.json() == local.json()
+    assert local.json()["content"] == [{"type": "text", "text": "echo: hi"}]
+    assert form.status_code == 400 and form.json()["error"]["code"] == "invalid_json"
+    assert forged.status_code == 403 and keyless.status_code == 401
