@@ -43,7 +43,7 @@ def checkout(tmp_path: Path) -> Path:
 
 def setup(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     fake_npm = str(root.parent / "bin" / "npm")
-    return subprocess.run([str(root / "scripts" / "setup"), *args], env={**os.environ, "NPM": fake_npm, **env},
+    return subprocess.run([str(root / "scripts" / "setup"), *args], env={**os.environ, "NPM": fake_npm, "TOOLHUB_SETUP_NO_APT": "1", **env},
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
