@@ -42,9 +42,9 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def setup(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    fake_npm = str(root.parent / "bin" / "npm")
-    return subprocess.run([str(root / "scripts" / "setup"), *args], env={**os.environ, "NPM": fake_npm, "TOOLHUB_SETUP_NO_APT": "1", **env},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    full_env = {**os.environ, "NPM": str(root.parent / "bin" / "npm"), "TOOLHUB_SETUP_NO_APT": "1", **env}
+    return subprocess.run([str(root / "scripts" / "setup"), *args], env=full_env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
 
 
 def calls(root: Path) -> list[str]:
