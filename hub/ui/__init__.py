@@ -16,6 +16,7 @@ ROUTES: list[BaseRoute] = [
     Route("/ui", overview.overview_page, methods=["GET"]),
     Route("/ui/", overview.overview_page, methods=["GET"]),
     Route("/ui/overview/series", overview.series, methods=["GET"]),
+    Route("/ui/overview/top", overview.top_panel, methods=["GET"]),
     Route("/ui/login", login.login_form, methods=["GET"]),
     Route("/ui/login", login.login, methods=["POST"]),
     Route("/ui/logout", login.logout, methods=["POST"]),

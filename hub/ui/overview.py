@@ -31,18 +31,24 @@ async def overview_page(request: Request, session: Session) -> Response:
     span = _range(request)
     health = await call_api(request, session, "GET", "/health/readiness")
     tools = await call_api(request, session, "GET", "/mcp/tools/list")
-    context: dict[str, Any] = {"span": span, "labels": LABELS, "health": health.body, "healthy": health.ok,
-                               "servers": tools.body["servers"] if tools.ok else {}, "top_models": [],
-                               "top_keys": []}  # fmt: skip
+    return render(request, "overview.html", session, span=span, labels=LABELS, health=health.body, healthy=health.ok,
+                  servers=tools.body["servers"] if tools.ok else {})  # fmt: skip
+
+
+@page
+async def top_panel(request: Request, session: Session) -> Response:
+    """Top models and keys of the range: loaded after the page, as over 30 days it reads every row."""
     store = hub_state(request).extras.get("store")
+    top_models: list[dict[str, Any]] = []
+    top_keys: list[dict[str, Any]] = []
     if store is not None:
-        start = time.time() - RANGES[span][0]
+        start = time.time() - RANGES[_range(request)][0]
         key_hash = None if session.principal.is_master else session.principal.key_id
-        context["top_models"] = await queries.top(store, "model_alias", key_hash, start)
-        names = await key_aliases(request, session)
-        context["top_keys"] = [{**row, "name": names.get(row["name"] or "", "master" if row["name"] is None else "")}
-                               for row in await queries.top(store, "key_hash", key_hash, start)]  # fmt: skip
-    return render(request, "overview.html", session, **context)
+        top_models = await queries.top(store, "model_alias", key_hash, start)
+        names = await key_aliases(store, session)
+        top_keys = [{**row, "name": names.get(row["name"] or "", "master" if row["name"] is None else "")}
+                    for row in await queries.top(store, "key_hash", key_hash, start)]  # fmt: skip
+    return render(request, "_top.html", session, top_models=top_models, top_keys=top_keys)
 
 
 @page

@@ -7,6 +7,7 @@ virtual key's.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,10 +26,13 @@ class LogFilter:
     end: float | None = None
 
 
-def _where(f: LogFilter) -> tuple[str, list[Any]]:
+def _where(f: LogFilter, *, scan: bool = False) -> tuple[str, list[Any]]:
+    """The WHERE clause; `scan` keeps SQLite off the time index (unary `+`), as reading most of the table through
+    it costs a lookup per row (a no-op on PostgreSQL, whose planner weighs this itself)."""
     clauses: list[str] = []
     args: list[Any] = []
-    for clause, value in (("key_hash = ", f.key_hash), ("model_alias = ", f.model), ("created_at >= ", f.start),
+    since = "+created_at >= " if scan else "created_at >= "
+    for clause, value in (("key_hash = ", f.key_hash), ("model_alias = ", f.model), (since, f.start),
                           ("created_at < ", f.end)):  # fmt: skip
         if value is not None:
             args.append(value)
@@ -43,15 +47,56 @@ async def _fetch(store: Store, text: str, args: list[Any]) -> list[dict[str, Any
     return [dict(row) for row in await fetch(text, args)]
 
 
-async def spend_logs(store: Store, f: LogFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """Matching rows newest first, and how many match."""
+COUNT_CAP = 1000
+"""Matches are counted up to here: an exact count of a million rows would cost a full scan on every page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in the newest-first order (`created_at` DESC, `id`): the first or last row of a page."""
+
+    created_at: float
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.created_at!r}~{self.id}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor | None:
+        created, _, ident = (text or "").partition("~")
+        try:
+            return cls(float(created), ident) if ident else None
+        except ValueError:
+            return None
+
+
+async def spend_logs(
+    store: Store, f: LogFilter, limit: int, *, before: Cursor | None = None, after: Cursor | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of matching rows, newest first, older than `before` or newer than `after` (keyset pagination:
+    the same cost on every page); and whether there are more rows beyond the page in that direction."""
     where, args = _where(f)
-    n = len(args)
+    cursor = before or after
+    if cursor is not None:
+        args += [cursor.created_at, cursor.id]
+        a, b = len(args) - 1, len(args)
+        keyset = (f"(created_at < ${a} OR (created_at = ${a} AND id > ${b}))" if before
+                  else f"(created_at > ${a} OR (created_at = ${a} AND id < ${b}))")  # fmt: skip
+        where = f"{where} AND {keyset}" if where else f"WHERE {keyset}"
+    order = "created_at ASC, id DESC" if after else "created_at DESC, id"
     text = (f"SELECT {', '.join(SPEND_COLUMNS)} FROM toolhub_spend_logs {where} "
-            f"ORDER BY created_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}")  # fmt: skip
-    rows = await _fetch(store, text, [*args, limit, offset])
-    total = await _fetch(store, f"SELECT COUNT(*) AS n FROM toolhub_spend_logs {where}", args)
-    return rows, int(total[0]["n"])
+            f"ORDER BY {order} LIMIT ${len(args) + 1}")  # fmt: skip
+    rows = await _fetch(store, text, [*args, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return (rows[::-1] if after else rows), more
+
+
+async def count_logs(store: Store, f: LogFilter) -> int:
+    """How many rows match, counted up to COUNT_CAP + 1."""
+    where, args = _where(f)
+    text = f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM toolhub_spend_logs {where} LIMIT {COUNT_CAP + 1}) AS capped"
+    return int((await _fetch(store, text, args))[0]["n"])
 
 
 async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, Any]]:
@@ -66,7 +111,7 @@ async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, 
 
 async def series(store: Store, key_hash: str | None, start: float, step: int) -> list[dict[str, Any]]:
     """Requests, errors, spend and mean latency per `step` seconds since `start`."""
-    where, args = _where(LogFilter(key_hash=key_hash, start=start))
+    where, args = _where(LogFilter(key_hash=key_hash, start=start), scan=_wide(start))
     n = len(args)
     text = (f"SELECT (CAST(created_at AS BIGINT) - ${n + 1}) / ${n + 2} AS bucket, COUNT(*) AS requests, "
             "SUM(CASE WHEN status_code <> 200 THEN 1 ELSE 0 END) AS errors, SUM(cost) AS spend, "
@@ -78,7 +123,12 @@ async def series(store: Store, key_hash: str | None, start: float, step: int) ->
 async def top(store: Store, column: Literal["model_alias", "key_hash"], key_hash: str | None, start: float,
               limit: int = 5) -> list[dict[str, Any]]:  # fmt: skip
     """The `limit` models or keys with the most requests since `start`."""
-    where, args = _where(LogFilter(key_hash=key_hash, start=start))
+    where, args = _where(LogFilter(key_hash=key_hash, start=start), scan=_wide(start))
     text = (f"SELECT {column} AS name, COUNT(*) AS requests, SUM(cost) AS spend FROM toolhub_spend_logs {where} "
             f"GROUP BY {column} ORDER BY requests DESC LIMIT {int(limit)}")  # fmt: skip
     return await _fetch(store, text, args)
+
+
+def _wide(start: float) -> bool:
+    """Whether a range reaches back far enough that a table scan beats the time index (more than two days)."""
+    return time.time() - start > 2 * 86400
