@@ -2,7 +2,8 @@
 
 `RoutedCall.complete` / `.stream` pick a deployment of the group for each attempt and set `ChatRequest.deployment`
 to it, so the tool loop's every round goes through the router too. A retry or a fallback happens only before the
-first byte: a stream is retried or falls back only until its first chunk arrived; a failure after that ends it.
+first byte: a stream is retried or falls back only until its first chunk arrived; a failure after that ends it
+(and is not counted against the deployment: after the first chunk the router is out of the way, see `_Stream`).
 Client errors (a 4xx that is not a context-window or content-policy refusal) are never retried nor fallen back.
 """
 
@@ -12,9 +13,9 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,8 +27,6 @@ from providers.base import JSON, ChatRequest, Deployment, ProviderError
 if TYPE_CHECKING:
     from hub.router.router import Router
 
-T = TypeVar("T")
-Op = Callable[[Slot, ChatRequest], Awaitable[T]]
 _COUNTED: frozenset[ErrorKind] = frozenset({"rate_limit", "timeout", "server"})
 _FAST = frozenset({"upstream_unreachable", "upstream_timeout"})
 MAX_BACKOFF = 8.0
@@ -54,9 +53,10 @@ class _Cooling(Exception):
 
 
 class RoutedCall:
-    """Implements `providers.base.Provider` for one request; `headers()` and `settle()` tell what happened."""
+    """Implements `providers.base.Provider` for one request; `headers()` tells what the router did."""
 
-    __slots__ = ("router", "group", "first", "options", "answered", "answered_group", "retries", "fallbacks", "record")
+    __slots__ = ("router", "group", "first", "options", "started", "answered", "answered_group", "retries",
+                 "fallbacks", "record")  # fmt: skip
     name = "router"
 
     def __init__(self, router: Router, group: Group, first: Slot | None, options: Options = NO_OPTIONS) -> None:
@@ -64,6 +64,7 @@ class RoutedCall:
         self.group = group
         self.first = first
         self.options = options
+        self.started = time.monotonic()
         self.answered: Slot | None = None
         self.answered_group: Group | None = None
         self.retries = 0
@@ -72,47 +73,41 @@ class RoutedCall:
         """The request's `UsageRecord`, if any: it gets the model and provider of the deployment that answered."""
 
     async def complete(self, request: ChatRequest) -> JSON:
-        return await self._run(request, _complete)
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
-        first, chunks = await self._run(request, _open_stream)
-        slot = self.answered
         try:
-            if first is None:
-                return
-            yield first
-            async for chunk in chunks:
-                yield chunk
-        except ProviderError as exc:
-            if slot is not None:  # after the first chunk: counted against the deployment, not retried
-                self._failed(self.answered_group or self.group, slot, exc)
-            raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
+            return await self._in_group(self.group, request, False, self._take_first())
+        except (ProviderError, _Cooling) as exc:
+            return await self._fall_back(request, False, exc)
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
+        return _Stream(self, request)
+
+    async def open_stream(self, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
+        """The first chunk and the rest of a stream, retried and fallen back until the first chunk arrived."""
+        try:
+            return await self._in_group(self.group, request, True, self._take_first())
+        except (ProviderError, _Cooling) as exc:
+            return await self._fall_back(request, True, exc)
 
     def headers(self) -> dict[str, str]:
         """LiteLLM's `x-litellm-*` response headers for what the router did."""
-        group = self.answered_group or self.group
+        slot = self.answered
+        if slot is not None and not self.retries and not self.fallbacks:
+            return slot.headers
         out = {
-            "x-litellm-model-group": group.alias,
+            "x-litellm-model-group": (self.answered_group or self.group).alias,
             "x-litellm-attempted-retries": str(self.retries),
             "x-litellm-attempted-fallbacks": str(self.fallbacks),
         }
-        if (slot := self.answered) is not None:
+        if slot is not None:
             out["x-litellm-model-api-base"] = slot.route.deployment.api_base
             out["x-litellm-model-id"] = slot.id
         return out
 
-    async def _run(self, request: ChatRequest, op: Op[T]) -> T:
-        deadline = self._deadline()
-        try:
-            return await self._in_group(self.group, request, op, deadline, self._take_first())
-        except (ProviderError, _Cooling) as exc:
-            error = exc
+    async def _fall_back(self, request: ChatRequest, stream: bool, error: ProviderError | _Cooling) -> Any:
+        """The primary group failed with `error`: try its fallback groups in turn, or raise the final error."""
         kind = classify(error) if isinstance(error, ProviderError) else "server"
         if kind == "client":
-            raise self._final(error)
+            raise self._final(error)  # pyright: ignore[reportArgumentType]
         cooling: list[_Cooling] = [error] if isinstance(error, _Cooling) else []
         for alias in self._chain(kind):
             group = self.router.groups.get(alias)
@@ -120,7 +115,7 @@ class RoutedCall:
                 continue
             self.fallbacks += 1
             try:
-                return await self._in_group(group, request, op, deadline, None)
+                return await self._in_group(group, request, stream, None)
             except _Cooling as exc:
                 cooling.append(exc)
             except ProviderError as exc:
@@ -140,8 +135,7 @@ class RoutedCall:
             return self.options.fallbacks
         return self.router.policy.chain(self.group.alias, kind)
 
-    async def _in_group(self, group: Group, request: ChatRequest, op: Op[T], deadline: float | None,
-                        slot: Slot | None) -> T:  # fmt: skip
+    async def _in_group(self, group: Group, request: ChatRequest, stream: bool, slot: Slot | None) -> Any:
         """Attempts on the deployments of one group, with its retries and backoff."""
         cooldowns = self.router.cooldowns
         if self.options.mock_testing_fallbacks and group is self.group:
@@ -155,33 +149,37 @@ class RoutedCall:
                 raise _Cooling(group, cooldowns.remaining(s.id for s in group.usable) or 0.0)
             request.deployment = self._deployment(current)
             current.inflight += 1
-            started = time.perf_counter()
+            started = time.perf_counter() if group.timed else 0.0
             try:
-                result = await op(current, request)
+                if stream:
+                    result = await _open_stream(current, request)
+                else:
+                    result = await current.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
             except ProviderError as exc:
                 kind = self._failed(group, current, exc)
                 if attempt >= self.router.policy.retries(kind, self.options.num_retries):
                     raise
                 tried.append(current)
                 wait = self._wait(exc, attempt, group, tried)
-                if deadline is not None and time.monotonic() + wait >= deadline:
+                if (deadline := self._deadline()) is not None and time.monotonic() + wait >= deadline:
                     raise
                 attempt += 1
                 self.retries += 1
-                current.stats["retry"] += 1
+                current.retries += 1
                 if wait > 0:
                     await anyio.sleep(wait)
                 continue
             finally:
                 current.inflight -= 1
-            current.observe(time.perf_counter() - started)
-            current.stats["success"] += 1
+            if started:
+                current.observe(time.perf_counter() - started)
+            current.successes += 1
             self.answered, self.answered_group = current, group
-            if self.record is not None:
-                self.record.upstream_model = current.route.deployment.model
-                self.record.provider = current.route.deployment.provider
             if group is not self.group:
-                current.stats["fallback"] += 1
+                current.fallbacks += 1
+            if (record := self.record) is not None:
+                record.upstream_model = current.route.deployment.model
+                record.provider = current.route.deployment.provider
             return result
 
     def _failed(self, group: Group, slot: Slot, exc: ProviderError) -> ErrorKind:
@@ -189,7 +187,7 @@ class RoutedCall:
         kind = classify(exc)
         if kind not in _COUNTED:
             return kind
-        slot.stats["failure"] += 1
+        slot.failures += 1
         if len(group.usable) > 1 or self._chain(kind):  # with nothing to fail over to, cooling only refuses
             immediate = exc.code in _FAST
             self.router.cooldowns.failed(slot.id, kind, retry_after=retry_after(exc), immediate=immediate)
@@ -209,7 +207,7 @@ class RoutedCall:
     def _deadline(self) -> float | None:
         """Retries (and their backoff) start only before this; each fallback group still gets its attempt."""
         seconds = self.options.timeout or self.router.policy.timeout
-        return None if seconds is None else time.monotonic() + seconds
+        return None if seconds is None else self.started + seconds
 
     def _deployment(self, slot: Slot) -> Deployment:
         """The deployment for an attempt, with the request's own `timeout` when it is shorter."""
@@ -235,10 +233,6 @@ class RoutedCall:
         )  # fmt: skip
 
 
-async def _complete(slot: Slot, request: ChatRequest) -> JSON:
-    return await slot.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
-
-
 async def _open_stream(slot: Slot, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
     """Start a stream and wait for its first chunk (a failure up to here can still be retried or fall back)."""
     chunks = aiter(slot.provider.stream(request))  # pyright: ignore[reportOptionalMemberAccess]
@@ -256,3 +250,30 @@ def _mock_error(group: Group) -> ProviderError:
         status_code=500, provider="router", type="upstream_error", code="mock_testing_fallbacks",
         upstream_status=500, retryable=True,
     )  # fmt: skip
+
+
+class _Stream:
+    """`RoutedCall.stream()`: routes on the first `__anext__`; `async for` afterwards iterates the upstream's own
+    stream (no wrapper per chunk: the gateway's `aiter()` after the first chunk returns it)."""
+
+    __slots__ = ("call", "request", "chunks")
+
+    def __init__(self, call: RoutedCall, request: ChatRequest) -> None:
+        self.call = call
+        self.request = request
+        self.chunks: AsyncIterator[JSON] | None = None
+
+    def __aiter__(self) -> AsyncIterator[JSON]:
+        return self if self.chunks is None else self.chunks
+
+    async def __anext__(self) -> JSON:
+        if self.chunks is not None:
+            return await anext(self.chunks)
+        first, self.chunks = await self.call.open_stream(self.request)
+        if first is None:
+            raise StopAsyncIteration
+        return first
+
+    async def aclose(self) -> None:
+        if self.chunks is not None:
+            await self.chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]

@@ -39,7 +39,19 @@ class Slot:
     minute: int = 0
     requests: int = 0
     tokens: int = 0
-    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("success", "failure", "retry", "fallback"), 0))
+    successes: int = 0
+    failures: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    """Attempts that answered, failed, were retried, and answered as a fallback, since start (for `/metrics`)."""
+    headers: dict[str, str] = field(default_factory=dict[str, str])
+    """The `x-litellm-*` headers of a request this deployment answered at the first attempt (built once)."""
+
+    def __post_init__(self) -> None:
+        base = self.route.deployment.api_base
+        self.headers = {"x-litellm-model-group": self.route.alias, "x-litellm-attempted-retries": "0",
+                        "x-litellm-attempted-fallbacks": "0", "x-litellm-model-api-base": base,
+                        "x-litellm-model-id": self.id}  # fmt: skip
 
     @property
     def usable(self) -> bool:
@@ -71,6 +83,8 @@ class Group:
         self.slots = tuple(slots)
         self.usable = tuple(s for s in self.slots if s.usable)
         self.strategy = strategy
+        self.timed = strategy == "latency-based-routing"
+        """Attempts are timed only for the strategy that uses the times."""
         self._rng = rng or random.Random()
         self._turn = 0
         self._ordered = len({_rank(s) for s in self.usable}) > 1

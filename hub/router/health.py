@@ -116,14 +116,14 @@ class RouterCollector:
             "toolhub_deployment_cooling", "1 while the deployment is cooling down.", labels=labels
         )
         counters = {
-            k: GaugeMetricFamily(f"toolhub_deployment_{k}s", f"Attempts ending in a {k} since start.", labels=labels)
-            for k in ("success", "failure", "retry", "fallback")
+            k: GaugeMetricFamily(f"toolhub_deployment_{k}", f"Attempts counted as {k} since start.", labels=labels)
+            for k in ("successes", "failures", "retries", "fallbacks")
         }
         now = self.router.cooldowns.clock()
         for group, slot in self.router.slots():
             values = [group.alias, slot.id, slot.route.deployment.api_base]
             cooling.add_metric(values, 1.0 if self.router.cooldowns.cooling(slot.id, now) else 0.0)
             for kind, family in counters.items():
-                family.add_metric(values, float(slot.stats[kind]))
+                family.add_metric(values, float(getattr(slot, kind)))
         yield cooling
         yield from counters.values()
