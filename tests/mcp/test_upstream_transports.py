@@ -24,6 +24,7 @@ from tests.mcp.conftest import (
     running,
     text_of,
 )
+from tests.support.peers import missing_peer
 from tests.support.servers import ROOT, free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
@@ -57,8 +58,8 @@ def working_mcp_proxy() -> str:
         with contextlib.suppress(OSError):
             if subprocess.run([candidate, "--help"], capture_output=True, timeout=30).returncode == 0:
                 return candidate
-    pytest.skip(f"no working mcp-proxy: it pins mcp<2, so it needs a venv of its own (scripts/setup makes "
-                f".venv-mcp-proxy/), or set {MCP_PROXY_ENV}=<venv>/bin/mcp-proxy")  # fmt: skip
+    missing_peer(f"no working mcp-proxy: it pins mcp<2, so it needs a venv of its own (scripts/setup makes "
+                 f".venv-mcp-proxy/), or set {MCP_PROXY_ENV}=<venv>/bin/mcp-proxy")  # fmt: skip
 
 
 async def test_sse_and_streamable_http_upstreams_serve_like_stdio_ones() -> None:
