@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from hub.errors import AuthenticationError, PermissionDenied
 from hub.state import hub_state
 from hub.ui.session import COOKIE, Session, Sessions, csrf_ok, same_origin
 
@@ -66,7 +67,7 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        session = sessions(request).get(request.cookies.get(COOKIE))
+        session = await _live_session(request)
         if session is None:
             if request.method == "GET":
                 return RedirectResponse("/ui/login", status_code=303)
@@ -79,6 +80,21 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
         return await handler(request, session)
 
     return guarded
+
+
+async def _live_session(request: Request) -> Session | None:
+    """The request's session while its key still authenticates: a key blocked, deleted or expired since the login
+    ends the session at its next request (the key check is the API's own, cached like on /v1)."""
+    store = sessions(request)
+    session = store.get(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    try:
+        await hub_state(request).auth.authenticate(session.key or None)
+    except (AuthenticationError, PermissionDenied):
+        store.end(session)
+        return None
+    return session
 
 
 def _is_form(request: Request) -> bool:

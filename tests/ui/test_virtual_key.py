@@ -61,3 +61,13 @@ def test_a_virtual_key_session_cannot_manage_keys_even_by_posting(hub: str) -> N
     assert "Only the master key may manage keys." in refused.text
     listing = httpx2.get(f"{hub}/key/list", params={"key_alias": "sneaky"}, headers=AUTH).json()
     assert listing["total_count"] == 0
+
+
+def test_blocking_a_key_ends_its_console_session(hub: str) -> None:
+    created = httpx2.post(f"{hub}/key/generate", headers=AUTH, json={"key_alias": f"ended-{uuid.uuid4().hex[:6]}"})
+    with httpx2.Client(base_url=hub) as client:
+        client.post("/ui/login", data={"key": created.json()["key"]}, headers={"origin": hub})
+        assert client.get("/ui/logs").status_code == 200
+        httpx2.post(f"{hub}/key/block", headers=AUTH, json={"key": created.json()["token"]})
+        after = client.get("/ui/logs")
+    assert after.status_code == 303 and after.headers["location"] == "/ui/login"
