@@ -127,6 +127,29 @@ def test_a_call_to_the_tool_of_a_down_server_is_an_error_the_model_reads_not_a_c
     assert [(c["name"], c["is_error"]) for c in record["tool_calls"]] == [("time__get_current_time", True)]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_to_a_tool_the_key_may_not_use_is_an_error_the_model_reads(
+    ready: tuple[str, LoopModel], stream: bool
+) -> None:
+    url = ready[0]
+    permission = {"mcp_servers": ["time"], "mcp_tool_permissions": {"time": ["convert_time"]}}
+    body = {"models": ["timer"], "object_permission": permission}
+    key = httpx2.post(f"{url}/key/generate", headers={"Authorization": f"Bearer {MASTER_KEY}"}, json=body).json()["key"]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=30) as client:
+        if stream:
+            content, finish, calls, _ = _collect(
+                client.chat.completions.create(model="timer", messages=ASK, tools=[TIME], stream=True)  # pyright: ignore[reportArgumentType]
+            )
+        else:
+            choice = client.chat.completions.create(model="timer", messages=ASK, tools=[TIME]).choices[0]  # pyright: ignore[reportArgumentType]
+            content, finish, calls = choice.message.content, choice.finish_reason, choice.message.tool_calls or []
+    assert (finish, list(calls)) == ("stop", [])
+    assert content == (
+        "Let me check the time.\n\nThe time tool failed: Error: The tool 'time__get_current_time' is not available: "
+        "it is not among the tools offered in this request."
+    )
+
+
 # -- 2. one text in both modes ------------------------------------------------------------------------------------
 
 
