@@ -24,6 +24,7 @@ from hub.metrics import metrics_endpoint
 from hub.storage import Store, open_store
 from tests.keys.conftest import COST, MASTER_KEY, config_dict, gateway, sdk
 from tests.storage.test_writer import FlakyStore
+from tests.support.peers import missing_peer
 from tests.support.servers import serve_app
 
 USER = [{"role": "user", "content": "hi"}]
@@ -101,7 +102,7 @@ def test_a_deployment_rpm_limit_applies_to_every_caller(admin: httpx2.Client, ga
 def test_two_gateways_sharing_redis_share_a_key_rate_limit(upstream: str, database_url: str) -> None:
     redis_url = os.environ.get("TOOLHUB_TEST_REDIS_URL")
     if not redis_url:
-        pytest.skip("set TOOLHUB_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run the Redis tests")
+        missing_peer("set TOOLHUB_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run the Redis tests")
     with gateway(upstream, database_url, redis_url=redis_url) as one, gateway(upstream, database_url,
                                                                              redis_url=redis_url) as two:  # fmt: skip
         with httpx2.Client(base_url=one, headers={"authorization": f"Bearer {MASTER_KEY}"}) as admin:

@@ -12,6 +12,7 @@ import pytest
 
 from hub.accounts.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client
 from hub.errors import RateLimited
+from tests.support.peers import missing_peer
 
 REDIS_URL_ENV = "TOOLHUB_TEST_REDIS_URL"
 
@@ -75,7 +76,7 @@ def test_a_refused_request_counts_against_no_limit() -> None:
 async def redis_conn() -> AsyncIterator[Any]:
     url = os.environ.get(REDIS_URL_ENV)
     if not url:
-        pytest.skip(f"set {REDIS_URL_ENV}=redis://127.0.0.1:6379/0 to run the Redis tests")
+        missing_peer(f"set {REDIS_URL_ENV}=redis://127.0.0.1:6379/0 to run the Redis tests")
     client = redis_client(url)
     yield client
     await client.aclose()

@@ -13,6 +13,7 @@ import pytest
 from hub.storage import Store
 from hub.storage.postgres import PostgresStore
 from hub.storage.sqlite import SqliteStore
+from tests.support.peers import missing_peer
 
 POSTGRES_URL_ENV = "TOOLHUB_TEST_POSTGRES_URL"
 
@@ -20,7 +21,7 @@ POSTGRES_URL_ENV = "TOOLHUB_TEST_POSTGRES_URL"
 def postgres_url_or_skip() -> str:
     url = os.environ.get(POSTGRES_URL_ENV)
     if not url:
-        pytest.skip(f"set {POSTGRES_URL_ENV}=postgresql://postgres@127.0.0.1:5432/test to run the PostgreSQL tests")
+        missing_peer(f"set {POSTGRES_URL_ENV}=postgresql://postgres@127.0.0.1:5432/test to run the PostgreSQL tests")
     return url
 
 

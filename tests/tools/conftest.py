@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support.peers import missing_peer
+
 POSTGRES_URL_ENV = "TOOLHUB_TEST_POSTGRES_URL"
 
 PG_DDL = """
@@ -80,7 +82,7 @@ def postgres_url() -> str:
     """The test database URL, or skip when it is not configured."""
     url = os.environ.get(POSTGRES_URL_ENV)
     if not url:
-        pytest.skip(f"set {POSTGRES_URL_ENV}=postgresql://postgres@127.0.0.1:5432/test to run")
+        missing_peer(f"set {POSTGRES_URL_ENV}=postgresql://postgres@127.0.0.1:5432/test to run")
     return url
 
 

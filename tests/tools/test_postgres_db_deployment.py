@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 import yaml
 
+from tests.support.peers import missing_peer
 from tests.tools._postgres_db_client import call
 from tests.tools.conftest import url_for_role
 from tools.postgres_db.postgres import AsyncpgDatabase
@@ -57,7 +58,7 @@ def test_compose_mounts_the_config_and_gives_the_tool_the_reader_on_the_demo_dat
 async def initialised(postgres_url: str) -> AsyncIterator[dict[str, str]]:
     """Run the compose init script against the test server with unique names; drop what it made afterwards."""
     if shutil.which("psql") is None:
-        pytest.skip("psql is not installed")
+        missing_peer("psql is not installed")
     suffix = uuid.uuid4().hex[:10]
     names = {"hub": f"pgdb_hub_{suffix}", "demo": f"pgdb_demo_{suffix}", "reader": f"pgdb_reader_{suffix}"}
     admin = await asyncpg.connect(postgres_url)

@@ -20,6 +20,7 @@ from hub.server import build_app
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.storage.conftest import create_schema, drop_schema
 from tests.support.hub import make_db, wait_for_tools
+from tests.support.peers import missing_peer
 from tests.support.servers import ROOT, serve_app
 
 MASTER_KEY = "sk-toolhub-ui-master"
@@ -41,9 +42,7 @@ def _missing_browser() -> str | None:
 def browser() -> Iterator[Any]:
     missing = _missing_browser()
     if missing:
-        if os.environ.get("TOOLHUB_REQUIRE_NODE") == "1":
-            pytest.fail(f"browser tests are required here (TOOLHUB_REQUIRE_NODE=1) but {missing}")
-        pytest.skip(missing)
+        missing_peer(missing)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -60,7 +59,7 @@ def database_url(tmp: Path, backend: str) -> Iterator[str]:
         return
     url = os.environ.get("TOOLHUB_TEST_POSTGRES_URL")
     if not url:
-        pytest.skip("set TOOLHUB_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test for PostgreSQL")
+        missing_peer("set TOOLHUB_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test for PostgreSQL")
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API keeps an event loop running in this thread
         schema = thread.submit(anyio.run, create_schema, url).result()
         try:
