@@ -193,9 +193,9 @@ def _unavailable(plan: LoopPlan, hub: ToolHub, principal: Principal) -> dict[str
     """Every hub namespace, with the reason a tool in it that the plan does not offer cannot be called."""
     listed = hub.tools(principal)
     prefixes = {s: s + hub.separator for s in hub.server_names()}
-    for tool in listed:  # a server alias is a different prefix: learn it from the names the catalog exposes
+    for tool in listed:  # a server with an alias has another prefix: learn it from the names the catalog exposes
         if tool.name.endswith(tool.original_name) and tool.name != tool.original_name:
-            prefixes.setdefault(tool.server, tool.name[: -len(tool.original_name)])
+            prefixes[tool.server] = tool.name[: -len(tool.original_name)]
     up = {tool.server for tool in listed}
     reasons: dict[str, str] = {}
     for server, prefix in sorted(prefixes.items(), key=lambda item: -len(item[1])):  # longest prefix first

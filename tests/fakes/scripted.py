@@ -137,8 +137,11 @@ class FakeHub:
         *,
         down: Collection[str] = (),
         starting: Collection[str] = (),
+        aliases: dict[str, str] | None = None,
     ) -> None:
         self.fns = tools
+        self.aliases = aliases or {}
+        """Tool-name prefix -> server, for servers configured with an `alias`."""
         self.timeout = timeout
         self.down = set(down)
         self.starting = set(starting)
@@ -147,7 +150,11 @@ class FakeHub:
         self.cancelled = 0
 
     def server_names(self) -> list[str]:
-        return sorted({name.split("__")[0] for name in self.fns} | self.down | self.starting)
+        return sorted({self._server(name) for name in self.fns} | self.down | self.starting)
+
+    def _server(self, name: str) -> str:
+        prefix = name.split("__")[0]
+        return self.aliases.get(prefix, prefix)
 
     async def wait_started(self, servers: Collection[str]) -> None:
         self.starting -= set(servers)
@@ -155,7 +162,7 @@ class FakeHub:
     def tools(self, principal: Principal, servers: Collection[str] | None = None) -> list[FakeTool]:
         out = []
         for name in sorted(self.fns):
-            server, _, original = name.partition("__")
+            server, original = self._server(name), name.partition("__")[2]
             if server in self.down or server in self.starting:
                 continue
             if (servers is None or server in servers) and principal.may_use_server(server):

@@ -138,6 +138,14 @@ async def test_a_call_to_an_unavailable_hub_tool_is_an_error_result_for_the_mode
     assert hub.calls == []
 
 
+async def test_the_namespace_of_a_server_with_an_alias_is_its_alias() -> None:
+    hub = FakeHub({"pg__list_tables": get_current_time, "pg__drop_table": get_current_time}, aliases={"pg": "shop"})
+    body = {"model": "m", "messages": ASK, "tools": [mcp("shop", allowed_tools=["list_tables"])]}
+    message, model = await answer([[("pg__drop_table", {})], "ok"], body, hub, False)
+    assert message["finish_reason"] == "stop" and hub.calls == []
+    assert "it is not among the tools offered" in model.requests[-1]["messages"][-1]["content"]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_call_outside_every_hub_namespace_still_goes_to_the_client(stream: bool) -> None:
     body = {"model": "m", "messages": ASK, "tools": [mcp("time")]}
