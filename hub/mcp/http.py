@@ -1,5 +1,6 @@
 """The hub over HTTP: streamable HTTP at `/mcp`, one upstream at `/mcp/<server>`, legacy SSE at `/sse`, and the
-lifespan extension that opens it all. Every MCP endpoint takes the same keys as `/v1` (401 in OpenAI's JSON shape).
+lifespan extension that opens it all. Every MCP endpoint takes the same keys as `/v1` (401 in OpenAI's JSON shape);
+a session belongs to the key that opened it, and the transports' own errors are JSON-RPC (`hub.mcp.guards`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hub.config import Config
 from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
 from hub.mcp import rest
 from hub.mcp.catalog import DEFAULT_SEPARATOR
+from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
 from hub.mcp.notify import Downstreams
 from hub.mcp.server import PRINCIPAL_KEY, HubServer, build_server
@@ -76,6 +78,7 @@ class McpHttp:
         self.aggregated = _Served(hub, security, None)
         self.per_server = {name: _Served(hub, security, name) for name in hub.upstreams}
         self.sse = SseServerTransport(SSE_MESSAGES, security_settings=security)
+        redact_session_ids()
         hub.on_change(self._changed)
         hub.on_resource_updated(self._updated)
 
@@ -125,7 +128,8 @@ class McpEndpoint:
             await error_response(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
-        await app(scope, receive, send)
+        scope["user"] = session_owner(principal)  # the SDK binds each session to it: other keys get 404
+        await JsonRpcErrors(app)(scope, receive, send)
 
     def _target(self, http: McpHttp, scope: Scope) -> Callable[[Scope, Receive, Send], Any]:
         if self.kind == "mcp":

@@ -1,0 +1,96 @@
+"""MCP sessions belong to the key that opened them; the transports' own errors are JSON-RPC; ids stay out of logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import httpx2
+import pytest
+
+from hub.accounts.auth import Principal
+from tests.mcp.conftest import keyed_hub_app, running, tool_server
+
+KEYS = {"sk-a": Principal(key_id="a"), "sk-b": Principal(key_id="b")}
+VERSION = "2025-06-18"
+CLIENT = {"name": "t", "version": "1"}
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": CLIENT}}  # fmt: skip
+LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+
+def headers(key: str, session: str | None = None, **extra: str) -> dict[str, str]:
+    found = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream",
+             "Content-Type": "application/json", "MCP-Protocol-Version": VERSION, **extra}  # fmt: skip
+    return {**found, "Mcp-Session-Id": session} if session else found
+
+
+def open_session(url: str, key: str) -> str:
+    opened = httpx2.post(url, headers=headers(key), json=INITIALIZE)
+    assert opened.status_code == 200, opened.text
+    session = opened.headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx2.post(url, headers=headers(key, session), json=initialized).status_code == 202
+    return session
+
+
+def jsonrpc_error(response: httpx2.Response) -> dict[str, Any]:
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert (body["jsonrpc"], body["id"]) == ("2.0", None)
+    return body["error"]
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/tool"])
+def test_another_key_cannot_use_or_end_a_session_it_did_not_open(path: str) -> None:
+    with running(keyed_hub_app({"tool": tool_server()}, KEYS)) as base:
+        url = f"{base}{path}"
+        session = open_session(url, "sk-a")
+        used = httpx2.post(url, headers=headers("sk-b", session), json=LIST)
+        listened = httpx2.get(url, headers=headers("sk-b", session, Accept="text/event-stream"))
+        ended = httpx2.delete(url, headers=headers("sk-b", session))
+        unknown = httpx2.post(url, headers=headers("sk-b", "0" * 32), json=LIST)
+        still = httpx2.post(url, headers=headers("sk-a", session), json=LIST)
+        own_end = httpx2.delete(url, headers=headers("sk-a", session))
+        after = httpx2.post(url, headers=headers("sk-a", session), json=LIST)
+    assert used.status_code == listened.status_code == ended.status_code == unknown.status_code == 404
+    assert jsonrpc_error(used) == jsonrpc_error(ended) == jsonrpc_error(unknown)  # as if it did not exist
+    assert still.status_code == 200 and '"name":"' in still.text
+    assert own_end.status_code == 200 and after.status_code == 404
+
+
+def test_an_sse_session_takes_messages_only_from_its_own_key() -> None:
+    with running(keyed_hub_app({"tool": tool_server()}, KEYS)) as base:
+        with httpx2.stream("GET", f"{base}/sse", headers={"Authorization": "Bearer sk-a"}) as stream:
+            lines = stream.iter_lines()  # kept referenced: a collected generator would close the stream
+            path = next(line for line in lines if line.startswith("data:")).removeprefix("data:").strip()
+            foreign = httpx2.post(f"{base}{path}", headers=headers("sk-b"), json=INITIALIZE)
+            own = httpx2.post(f"{base}{path}", headers=headers("sk-a"), json=INITIALIZE)
+    assert foreign.status_code == 404
+    assert jsonrpc_error(foreign) == {"code": -32600, "message": "Could not find session"}
+    assert own.status_code == 202
+
+
+def test_the_transports_plain_text_errors_are_json_rpc_errors() -> None:
+    with running(keyed_hub_app({"tool": tool_server()}, KEYS)) as base:
+        wrong_type = httpx2.post(f"{base}/mcp", headers=headers("sk-a", **{"Content-Type": "text/plain"}),
+                                 content=b"{}")  # fmt: skip
+        no_session = httpx2.post(f"{base}/sse/messages/", headers=headers("sk-a"), json=INITIALIZE)
+        bad_session = httpx2.post(f"{base}/sse/messages/?session_id=nope", headers=headers("sk-a"), json=INITIALIZE)
+    assert wrong_type.status_code == 400
+    assert jsonrpc_error(wrong_type) == {"code": -32600, "message": "Invalid Content-Type header"}
+    assert (no_session.status_code, jsonrpc_error(no_session)["message"]) == (400, "session_id is required")
+    assert (bad_session.status_code, jsonrpc_error(bad_session)["message"]) == (400, "Invalid session ID")
+
+
+def test_session_ids_are_not_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="mcp")
+    with running(keyed_hub_app({"tool": tool_server()}, KEYS)) as base:
+        session = open_session(f"{base}/mcp", "sk-a")
+        httpx2.post(f"{base}/mcp", headers=headers("sk-b", session), json=LIST)
+        httpx2.delete(f"{base}/mcp", headers=headers("sk-a", session))
+        httpx2.post(f"{base}/mcp", headers=headers("sk-a", "f" * 32), json=LIST)
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("mcp")]
+    assert any("<session id>" in line for line in loud)  # the lines are kept, without the id
+    assert not any(re.search(session, line) or "f" * 32 in line for line in loud)
