@@ -118,13 +118,14 @@ async def test_redis_token_counts_are_flushed_and_enforced(redis_conn: Any) -> N
 
 @pytest.mark.anyio
 async def test_redis_down_falls_back_to_this_process_counters() -> None:
-    from tests.support.servers import free_port
+    from tests.support.servers import refused_port
 
-    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
-    limiter = RedisLimiter(client)
-    limit = Limit(name="k", label="key 'k'", rpm=2)
-    await limiter.check([limit])
-    await limiter.check([limit])
-    with pytest.raises(RateLimited):
+    with refused_port() as port:  # bound and not listening: no process can take it and answer
+        client = redis_client(f"redis://127.0.0.1:{port}/0")
+        limiter = RedisLimiter(client)
+        limit = Limit(name="k", label="key 'k'", rpm=2)
         await limiter.check([limit])
-    await client.aclose()
+        await limiter.check([limit])
+        with pytest.raises(RateLimited):
+            await limiter.check([limit])
+        await client.aclose()
