@@ -26,7 +26,7 @@ from hub.mcp.catalog import DEFAULT_SEPARATOR
 from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
 from hub.mcp.notify import Downstreams
-from hub.mcp.server import PRINCIPAL_KEY, HubServer, build_server
+from hub.mcp.server import CALLER, PRINCIPAL_KEY, HubServer, build_server
 from hub.state import HubState, authenticate, hub_state
 
 logger = logging.getLogger("toolhub.mcp")
@@ -129,7 +129,11 @@ class McpEndpoint:
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         scope["user"] = session_owner(principal)  # the SDK binds each session to it: other keys get 404
-        await JsonRpcErrors(app)(scope, receive, send)
+        token = CALLER.set(principal)
+        try:
+            await JsonRpcErrors(app)(scope, receive, send)
+        finally:
+            CALLER.reset(token)
 
     def _target(self, http: McpHttp, scope: Scope) -> Callable[[Scope, Receive, Send], Any]:
         if self.kind == "mcp":

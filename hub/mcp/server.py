@@ -7,6 +7,7 @@ elicitation requests travel back to the downstream request that caused them (`Do
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -28,6 +29,8 @@ from hub.mcp.upstream import Upstream, error_result
 
 logger = logging.getLogger("toolhub.mcp")
 
+CALLER: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("toolhub_mcp_caller", default=None)
+"""The caller of the HTTP request being served; the SDK handles `initialize` in the sending request's context."""
 PRINCIPAL_KEY = "toolhub.mcp.principal"
 """Where the HTTP auth guard leaves the caller's `Principal` in the ASGI scope's `state`."""
 RESOURCE_NOT_FOUND = -32002
@@ -35,7 +38,28 @@ Ctx = ServerRequestContext[Any, Any]
 
 
 class HubServer(Server[Any]):
-    """A low-level server that advertises `listChanged` (the HTTP manager passes no notification options)."""
+    """A low-level server that advertises `listChanged` (the HTTP manager passes no notification options) and whose
+    instructions name the upstreams that are unavailable now, for the caller (`CALLER`) that initializes."""
+
+    _hub: McpHub | None = None
+    _view: str | None = None
+    _default: Principal | None = None
+    _base_instructions: str | None = None
+
+    @property
+    def instructions(self) -> str | None:  # pyright: ignore[reportIncompatibleVariableOverride]
+        principal = CALLER.get() or self._default
+        if self._hub is None or principal is None:
+            return self._base_instructions
+        return with_unavailable(self._base_instructions, self._hub, principal, self._view)
+
+    @instructions.setter
+    def instructions(self, value: str | None) -> None:
+        self._base_instructions = value
+
+    def watch(self, hub: McpHub, view: str | None, default: Principal | None) -> None:
+        """Name `hub`'s unavailable upstreams (of `view`) in the instructions."""
+        self._hub, self._view, self._default = hub, view, default
 
     def create_initialization_options(
         self,
@@ -85,6 +109,20 @@ class DownstreamCaller:
             return exc.error
 
 
+def with_unavailable(base: str | None, hub: McpHub, principal: Principal, view: str | None) -> str | None:
+    """`base`, followed by the upstreams this caller may use that are not ready now, each with its state and reason."""
+    names = [view] if view is not None else list(hub.upstreams)
+    lines = [
+        f"- {name}: {u.status.state}" + (f" ({u.status.detail})" if u.status.detail else "")
+        for name in names
+        if not (u := hub.upstreams[name]).healthy and principal.may_use_server(name)
+    ]
+    if not lines:
+        return base
+    note = "These MCP servers are unavailable now; their tools are missing until they recover:\n" + "\n".join(lines)
+    return f"{base}\n\n{note}" if base else note
+
+
 def principal_of(ctx: Ctx, default: Principal | None) -> Principal:
     """The caller, as authenticated by the HTTP guard; `default` where there is no HTTP request (stdio)."""
     request = ctx.request
@@ -119,6 +157,7 @@ def build_server(hub: McpHub, downstreams: Downstreams, *, view: str | None = No
         on_get_prompt=handlers.get_prompt,
         on_completion=handlers.complete,
     )
+    server.watch(hub, view, default_principal)
     # Registered here rather than as `on_set_logging_level=`, which emits a deprecation warning (SEP-2577).
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, handlers.set_level)
     server.middleware.append(downstreams.middleware)

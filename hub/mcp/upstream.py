@@ -131,6 +131,7 @@ class Upstream:
         """Connect, serve, and reconnect with exponential backoff, until cancelled."""
         if self.config.missing_env:
             self._set("disabled", f"environment variable(s) not set: {', '.join(self.config.missing_env)}")
+            logger.warning("MCP server %s is disabled: %s", self.name, self.status.detail)
             self.first_attempt.set()
             return
         delay = BACKOFF[0]

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
-from hub.accounts.auth import MASTER
+from hub.accounts.auth import MASTER, Principal
 from hub.config import load_config, parse_config
 from hub.mcp.hub import McpHub
-from tests.mcp.conftest import SERVERS
+from tests.mcp.conftest import SERVERS, keyed_hub_app, mcp_client, running, tool_server
 
 pytestmark = pytest.mark.anyio
 
@@ -61,4 +63,31 @@ async def test_a_python_upstream_in_the_config_folder_starts_from_any_working_di
         status = hub.status()["tool"]
         names = [t.name for t in hub.tools(MASTER)]
     assert status["state"] == "ready", status
+    assert "tool__echo" in names
+
+
+BROKEN = {"command": "python", "args": ["-c", "import sys; sys.exit('cannot start')"], "connect_timeout": 5}
+
+
+async def test_mcp_clients_are_told_which_upstreams_are_down_and_why() -> None:
+    keys = {"sk-tool": Principal(key_id="t", mcp_servers=frozenset({"tool"}))}
+    with running(keyed_hub_app({"tool": tool_server(), "broken": BROKEN}, keys)) as url:
+        async with mcp_client(f"{url}/mcp") as master, mcp_client(f"{url}/mcp", key="sk-tool") as limited:
+            told, untold = master.instructions, limited.instructions
+        async with mcp_client(f"{url}/mcp/broken") as one:
+            told_one = one.instructions
+    assert told is not None and told.startswith("These MCP servers are unavailable now")
+    assert "- broken: down (" in told and "retrying" in told and "tool:" not in told
+    assert untold is None  # a key that may not use the server learns nothing about it
+    assert told_one is not None and told_one.startswith("Toolhub pass-through to the MCP server 'broken'.")
+    assert "- broken: down (" in told_one
+
+
+async def test_toolhub_stdio_names_a_down_upstream_in_its_instructions(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"tool": tool_server(), "broken": BROKEN})
+    params = StdioServerParameters(command=sys.executable, args=["-m", "hub", "stdio", "--config", str(path)])
+    async with Client(stdio_client(params)) as client:
+        instructions = client.instructions
+        names = [t.name for t in (await client.list_tools()).tools]
+    assert instructions is not None and "- broken: down (" in instructions
     assert "tool__echo" in names
