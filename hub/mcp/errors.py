@@ -9,6 +9,13 @@ McpHubError
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
+import orjson
+
+from hub.limits import JsonTooComplex, check_json, json_too_deep
+
 
 class McpHubError(Exception):
     """A tool call the hub cannot route."""
@@ -34,3 +41,19 @@ class UpstreamUnavailable(McpHubError):
 
 class InvalidArguments(McpHubError):
     pass
+
+
+def check_arguments(arguments: dict[str, Any] | None, max_bytes: int, tool: str) -> None:
+    """Refuse arguments no upstream should get: too deep to encode safely, or longer than the server's message limit.
+
+    Raises:
+        InvalidArguments
+    """
+    with contextlib.suppress(orjson.JSONEncodeError):  # deeper than orjson writes: check_json says so below
+        raw = orjson.dumps(arguments)
+        if len(raw) <= max_bytes and not json_too_deep(arguments, raw=raw):  # ~1 us for the usual small arguments
+            return
+    try:
+        check_json(arguments, what=f"The arguments of {tool!r}", max_bytes=max_bytes)
+    except JsonTooComplex as exc:
+        raise InvalidArguments(exc.message, tool=tool) from None

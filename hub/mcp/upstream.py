@@ -24,10 +24,9 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 from hub import __version__
-from hub.limits import JsonTooComplex, check_json
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
-from hub.mcp.errors import InvalidArguments, UpstreamUnavailable
+from hub.mcp.errors import UpstreamUnavailable, check_arguments
 from hub.mcp.routing import Caller, Router
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE
@@ -375,18 +374,6 @@ class Upstream:
         self.status.state = state
         self.status.detail = detail
         self.status.since = time.time()
-
-
-def check_arguments(arguments: dict[str, Any] | None, max_bytes: int, tool: str) -> None:
-    """Refuse arguments no upstream should get: too deep to encode safely, or longer than the server's message limit.
-
-    Raises:
-        InvalidArguments
-    """
-    try:
-        check_json(arguments, what=f"The arguments of {tool!r}", max_bytes=max_bytes)
-    except JsonTooComplex as exc:
-        raise InvalidArguments(exc.message, tool=tool) from None
 
 
 def _session_lost(exc: MCPError) -> bool:
