@@ -3,6 +3,7 @@
 A low-level mcp 2.x `Server`; the static content is in `fixture_data.py`. One extra tool, `trigger_resource_update`,
 sends `notifications/resources/updated` to a connection subscribed to the URI (pass-through tests). Run it as
     python tests/conformance/fixture_server.py --port P     # streamable HTTP at /mcp (stateful, SSE responses)
+    python tests/conformance/fixture_server.py --fd N       # the same on an inherited, bound socket
     python tests/conformance/fixture_server.py --stdio      # stdio, e.g. as a hub upstream
 It logs to stderr only.
 """
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="MCP conformance fixture server")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--port", type=int, help="serve streamable HTTP at http://HOST:PORT/mcp")
+    mode.add_argument("--fd", type=int, help="serve streamable HTTP on this inherited, bound socket")
     mode.add_argument("--stdio", action="store_true", help="serve on stdin/stdout")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
@@ -320,9 +322,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.stdio:
         anyio.run(serve_stdio, server)
         return
+    import socket
+
     import uvicorn
 
-    uvicorn.run(build_http_app(server), host=args.host, port=args.port, log_level="warning")
+    http = uvicorn.Server(
+        uvicorn.Config(build_http_app(server), host=args.host, port=args.port or 0, log_level="warning")
+    )
+    http.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
 
 
 if __name__ == "__main__":

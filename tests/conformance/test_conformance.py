@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conformance.suite import SuiteRun, list_server_scenarios, regressions, require_node, run_suite
-from tests.support.servers import ROOT, free_port, toolhub_process, wait_for_port
+from tests.support.servers import ROOT, inherited_socket, stop, toolhub_process, wait_until_serving
 
 FIXTURE = ROOT / "tests" / "conformance" / "fixture_server.py"
 HUB_UPSTREAMS = ["conf", "conf_stdio"]
@@ -27,21 +27,15 @@ HUB_UPSTREAMS = ["conf", "conf_stdio"]
 
 @contextlib.contextmanager
 def fixture_process(log_path: Path) -> Iterator[str]:
-    """`fixture_server.py --port P` as a real process; yields its MCP URL."""
-    port = free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, str(FIXTURE), "--port", str(port)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
-        try:
-            wait_for_port(port, proc)
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """`fixture_server.py --fd N` as a real process on a socket bound here; yields its MCP URL."""
+    with log_path.open("wb") as log, inherited_socket() as (sock, port):
+        proc = subprocess.Popen([sys.executable, str(FIXTURE), "--fd", str(sock.fileno())], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=log, pass_fds=(sock.fileno(),))  # fmt: skip
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/mcp", proc)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop(proc, timeout=10)
 
 
 @pytest.fixture(scope="module")

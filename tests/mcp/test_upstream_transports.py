@@ -25,7 +25,13 @@ from tests.mcp.conftest import (
     text_of,
 )
 from tests.support.peers import missing_peer
-from tests.support.servers import ROOT, free_port, wait_for_port
+from tests.support.servers import (
+    ROOT,
+    announced_port,
+    inherited_socket,
+    node_listen_fd,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -33,11 +39,11 @@ MCP_PROXY_ENV = "TOOLHUB_MCP_PROXY"
 
 
 @contextlib.contextmanager
-def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(args: list[str], env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+            ) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                            stderr=subprocess.PIPE, start_new_session=True, pass_fds=pass_fds)  # fmt: skip
     try:
-        wait_for_port(port, proc)
         yield proc
     finally:
         proc.kill()
@@ -46,8 +52,14 @@ def process(args: list[str], port: int, env: dict[str, str] | None = None) -> It
             proc.stderr.close()
 
 
-def everything(mode: str, port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    return process(["node", str(EVERYTHING), mode], port, {"PORT": str(port)})
+@contextlib.contextmanager
+def everything(mode: str, port: int = 0) -> Iterator[int]:
+    """server-everything on a socket bound here (the given port, for a restart); yields the port."""
+    with inherited_socket(port) as (sock, bound):
+        node_args, env = node_listen_fd(sock)
+        with process(["node", *node_args, str(EVERYTHING), mode], env, pass_fds=(sock.fileno(),)) as proc:
+            wait_until_serving(f"http://127.0.0.1:{bound}/", proc)  # any answer (404) means it serves
+            yield bound
 
 
 def working_mcp_proxy() -> str:
@@ -64,8 +76,7 @@ def working_mcp_proxy() -> str:
 
 async def test_sse_and_streamable_http_upstreams_serve_like_stdio_ones() -> None:
     requires_everything()
-    sse_port, http_port = free_port(), free_port()
-    with everything("sse", sse_port), everything("streamableHttp", http_port):
+    with everything("sse") as sse_port, everything("streamableHttp") as http_port:
         servers = {"evsse": {"url": f"http://127.0.0.1:{sse_port}/sse"},  # transport inferred: sse
                    "evhttp": {"url": f"http://127.0.0.1:{http_port}/mcp"}}  # transport inferred: http  # fmt: skip
         app = hub_app(servers)
@@ -89,22 +100,22 @@ async def test_sse_and_streamable_http_upstreams_serve_like_stdio_ones() -> None
 
 async def test_a_restarted_http_upstream_is_reconnected() -> None:
     requires_everything()
-    port = free_port()
-    app = hub_app({"evhttp": {"url": f"http://127.0.0.1:{port}/mcp"}})
 
     def echo(url: str, message: str) -> httpx2.Response:
         body = {"name": "evhttp__echo", "arguments": {"message": message}}
         return httpx2.post(f"{url}/mcp/tools/call", headers=AUTH, json=body)
 
-    with everything("streamableHttp", port) as upstream, running(app) as url:
-        first = echo(url, "1")
-        upstream.kill()
-        upstream.wait()
-        down = echo(url, "2")  # fails fast, and the hub starts reconnecting
-        eventually(lambda: hub_of(app).status()["evhttp"]["state"] == "down", what="the upstream to be down")
-        with everything("streamableHttp", port):
-            eventually(lambda: hub_of(app).upstreams["evhttp"].healthy, what="the upstream to be back")
-            back = echo(url, "3")
+    with contextlib.ExitStack() as upstream:
+        port = upstream.enter_context(everything("streamableHttp"))
+        app = hub_app({"evhttp": {"url": f"http://127.0.0.1:{port}/mcp"}})
+        with running(app) as url:
+            first = echo(url, "1")
+            upstream.close()  # kills it
+            down = echo(url, "2")  # fails fast, and the hub starts reconnecting
+            eventually(lambda: hub_of(app).status()["evhttp"]["state"] == "down", what="the upstream to be down")
+            with everything("streamableHttp", port):
+                eventually(lambda: hub_of(app).upstreams["evhttp"].healthy, what="the upstream to be back")
+                back = echo(url, "3")
     assert first.status_code == 200
     assert down.status_code == 503
     assert back.json()["content"] == [{"type": "text", "text": "Echo: 3"}]
@@ -112,9 +123,9 @@ async def test_a_restarted_http_upstream_is_reconnected() -> None:
 
 async def test_a_stdio_server_behind_mcp_proxy_is_reached_over_sse(tmp_path: Path) -> None:
     proxy = working_mcp_proxy()
-    port = free_port()
     time_server = [str(BIN / "mcp-server-time"), "--local-timezone", "UTC"]
-    with process([proxy, "--port", str(port), "--host", "127.0.0.1", "--", *time_server], port):
+    with process([proxy, "--port", "0", "--host", "127.0.0.1", "--", *time_server]) as proc:
+        port = announced_port(proc)  # mcp-proxy takes no socket: it binds port 0 itself and logs the port
         app = hub_app({"time": {"url": f"http://127.0.0.1:{port}/sse"}})
         with running(app) as url:
             async with mcp_client(f"{url}/mcp") as client:

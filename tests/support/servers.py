@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
@@ -11,12 +13,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx2
 import uvicorn
 from starlette.types import ASGIApp
 
 ROOT = Path(__file__).resolve().parents[2]
+LISTEN_FD = Path(__file__).with_name("listen_fd.cjs")
+_ANNOUNCED = re.compile(rb"running on https?://[^\s:]+:(\d+)")
 
 
 def free_socket() -> socket.socket:
@@ -43,12 +48,17 @@ def refused_port() -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def inherited_socket() -> Iterator[tuple[socket.socket, int]]:
+def inherited_socket(port: int = 0) -> Iterator[tuple[socket.socket, int]]:
     """A bound, listening loopback socket to hand to a child process (`pass_fds`); yields (socket, port).
 
-    The child serves on it (`toolhub serve --fd N`), so no other process can take the port between choosing and
-    binding it, and connections made before the child accepts wait in the backlog instead of being refused."""
-    with contextlib.closing(free_socket()) as sock:
+    The child serves on it (`toolhub serve --fd N`, a Node server with `node_listen_fd`), so no other process can take
+    the port between choosing and binding it; connections made before the child accepts wait in the backlog. `port`
+    rebinds a known port (a restarted upstream): if another process took it meanwhile, this raises instead of letting
+    the test talk to a stranger."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with contextlib.closing(sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
         sock.listen(128)
         sock.set_inheritable(True)
         yield sock, sock.getsockname()[1]
@@ -98,10 +108,41 @@ def toolhub_process(
             pass_fds=(sock.fileno(),),
         )  # fmt: skip
     try:
-        wait_until_serving(f"http://127.0.0.1:{port}", proc)
+        wait_until_serving(f"http://127.0.0.1:{port}/health/liveness", proc)
         yield f"http://127.0.0.1:{port}", proc
     finally:
         stop(proc)
+
+
+def node_listen_fd(sock: socket.socket) -> tuple[list[str], dict[str, str]]:
+    """`node` arguments and environment that make a Node server listen on the inherited `sock` (`listen_fd.cjs`)."""
+    return ["--require", str(LISTEN_FD)], {"TOOLHUB_LISTEN_FD": str(sock.fileno())}
+
+
+def announced_port(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    """The port a child that bound port 0 itself announces on stderr (uvicorn's "Uvicorn running on http://h:PORT").
+
+    For third-party servers that take neither a socket nor a preload; the OS picked the port for the child, so there
+    is no window for another process. The rest of stderr is drained in the background so the child never blocks."""
+    assert proc.stderr is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    seen: list[bytes] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            seen.append(lines.get(timeout=0.1))
+            if match := _ANNOUNCED.search(seen[-1]):
+                return int(match[1])
+        if proc.poll() is not None and lines.empty():
+            break
+    raise RuntimeError(f"no port announced on stderr (exit {proc.poll()}):\n{b''.join(seen).decode(errors='replace')}")
+
+
+def _drain(stream: IO[bytes], lines: queue.Queue[bytes]) -> None:
+    with contextlib.suppress(ValueError, OSError):  # the pipe closed under us when the test stopped the process
+        for line in stream:
+            lines.put(line)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -119,15 +160,17 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Wait until the hub at `url` answers `/health/liveness` (the socket accepts from the start: poll HTTP)."""
+    """Wait until `url` gets an HTTP answer (any status) from `proc`, which serves on a socket bound by the caller.
+
+    Such a socket accepts connections before `proc` is ready, so a TCP connect proves nothing: poll over HTTP."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""
             raise RuntimeError(f"process exited with {proc.returncode} before serving:\n{err}")
         with contextlib.suppress(httpx2.HTTPError):
-            if httpx2.get(f"{url}/health/liveness", timeout=0.5).status_code == 200:
-                return
+            httpx2.get(url, timeout=0.5)
+            return
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not serve within {timeout} s")
 
