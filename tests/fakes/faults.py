@@ -2,7 +2,7 @@
 
     faulty = Faults(FakeOpenAI().app)
     faulty.always = OPENAI_500                 # every request fails like this until `always = None`
-    faulty.queue = [OPENAI_429_RETRY_1]        # the next requests fail, then requests pass through
+    faulty.queue = [OPENAI_429]                # the next requests fail (None: that one passes), then `always`
     faulty.calls                               # requests that reached this instance (failed or not)
 
 Several instances behind several loopback servers are several deployments the tests can tell apart.
@@ -68,7 +68,7 @@ class Faults:
         self.app = app
         self.calls = 0
         self.always: Fault | None = None
-        self.queue: list[Fault] = []
+        self.queue: list[Fault | None] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
