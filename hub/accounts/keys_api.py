@@ -4,16 +4,18 @@ read its own `/key/info`)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.accounts.admin import no_nul, query_int, query_text, store_errors
 from hub.accounts.auth import Principal
 from hub.accounts.keys import KeyAuthenticator, display_name, hash_key, new_key, token_hash
-from hub.accounts.spend import parse_duration, period_start
+from hub.accounts.spend import budget_period, parse_duration, period_start
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
 from hub.gateway.requests import read_json_body
 from hub.state import authenticate, hub_state
@@ -24,30 +26,33 @@ LITELLM_IGNORED = frozenset({"user_id", "team_id", "tags", "soft_budget", "max_p
                              "allowed_routes", "guardrails", "model_max_budget", "model_rpm_limit", "model_tpm_limit",
                              "enforced_params", "allowed_cache_controls", "key_name"})  # fmt: skip
 _MAX_BODY = 1024 * 1024
+_MAX_INT = 2**63 - 1
+"""Limits are BIGINT columns."""
+Text = Annotated[str, AfterValidator(no_nul)]
 
 
 class _ObjectPermission(BaseModel):
     """LiteLLM's `object_permission`: servers, and per-server tool lists."""
 
     model_config = ConfigDict(extra="ignore")
-    mcp_servers: list[str] | None = None
-    mcp_tool_permissions: dict[str, list[str]] | None = None
+    mcp_servers: list[Text] | None = None
+    mcp_tool_permissions: dict[Text, list[Text]] | None = None
 
 
 class KeyFields(BaseModel):
     """What a key may do; LiteLLM's field names."""
 
     model_config = ConfigDict(extra="forbid")
-    key_alias: str | None = Field(default=None, min_length=1, max_length=200)
-    models: list[str] | None = None
-    mcp_servers: list[str] | None = None
-    mcp_tools: list[str] | None = None
+    key_alias: Text | None = Field(default=None, min_length=1, max_length=200)
+    models: list[Text] | None = None
+    mcp_servers: list[Text] | None = None
+    mcp_tools: list[Text] | None = None
     """Toolhub: tools as "server/tool" ("server/*" for a whole server)."""
     object_permission: _ObjectPermission | None = None
-    max_budget: float | None = Field(default=None, ge=0)
+    max_budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     budget_duration: str | None = None
-    rpm_limit: int | None = Field(default=None, ge=0)
-    tpm_limit: int | None = Field(default=None, ge=0)
+    rpm_limit: int | None = Field(default=None, ge=0, le=_MAX_INT)
+    tpm_limit: int | None = Field(default=None, ge=0, le=_MAX_INT)
     duration: str | None = None
     """Expiry from now, e.g. "30d"; null or "permanent": never."""
     metadata: dict[str, Any] | None = None
@@ -56,8 +61,8 @@ class KeyFields(BaseModel):
     @field_validator("budget_duration")
     @classmethod
     def _budget_duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
+        if value is not None and not parse_duration(value):
+            raise ValueError("a budget period must be longer than 0s")
         return value
 
     @field_validator("duration")
@@ -67,9 +72,18 @@ class KeyFields(BaseModel):
             parse_duration(value)
         return value
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as exc:  # nested deeper than the store's JSON encoder goes
+            raise ValueError(f"cannot be stored: {exc}") from exc
+        return value
+
 
 class GenerateRequest(KeyFields):
-    key: str | None = Field(default=None, min_length=8)
+    key: str | None = Field(default=None, min_length=8, max_length=256, pattern=r"^[\x21-\x7e]+$")
     """A key chosen by the caller (must start with sk-); generated when absent."""
 
 
@@ -84,8 +98,8 @@ class KeyRef(BaseModel):
 
 class DeleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    keys: list[str] | None = None
-    key_aliases: list[str] | None = None
+    keys: list[str] | None = Field(default=None, max_length=1000)
+    key_aliases: list[Text] | None = Field(default=None, max_length=1000)
 
 
 def _parse(model: type[Any], body: Any) -> Any:
@@ -128,15 +142,21 @@ def _changes(fields: KeyFields, now: float) -> dict[str, Any]:
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    if t is None:
+        return None
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    except (OverflowError, OSError, ValueError):  # a date too far out, stored before durations were bounded
+        return "9999-12-31T23:59:59Z"
 
 
-async def key_info(keys: KeyAuthenticator, row: KeyRow) -> dict[str, Any]:
-    """A key as the API shows it (LiteLLM's names), with its spend in the current budget period."""
+async def key_info(keys: KeyAuthenticator, row: KeyRow, *, spend: float | None = None) -> dict[str, Any]:
+    """A key as the API shows it (LiteLLM's names), with its spend in the current budget period (`spend`, or read)."""
     account = keys.ledger.get(row.token_hash)
-    period = parse_duration(row.budget_duration) if row.budget_duration else None
+    period = budget_period(row.budget_duration)
     start = period_start(row.created_at, period, time.time())
-    spend = account.spent if account is not None else await keys.store.spend_since(row.token_hash, start)
+    if spend is None:
+        spend = account.spent if account is not None else await keys.store.spend_since(row.token_hash, start)
     return {
         "token": row.token_hash, "key_name": row.key_name, "key_alias": row.key_alias, "models": row.models or [],
         "mcp_servers": row.mcp_servers or [], "mcp_tools": row.mcp_tools or [], "spend": spend,
@@ -179,18 +199,19 @@ async def generate(request: Request) -> Response:
     for name, value in _changes(req, now).items():
         setattr(row, name, value)
     row.blocked = bool(row.blocked)
+    body = {"key": key, **await key_info(keys, row, spend=0.0)}  # built first: a failure here stores nothing
     try:
         await keys.store.insert_key(row)
     except StoreConflict as exc:
         raise BadRequest("A key with this key_alias (or this key) already exists.", param="key_alias",
                          code="key_exists") from exc  # fmt: skip
-    return json_response({"key": key, **await key_info(keys, row)})
+    return json_response(body)
 
 
 async def info(request: Request) -> Response:
     principal: Principal = await authenticate(request)
     keys = _keys(request)
-    key = request.query_params.get("key")
+    key = query_text(request, "key")
     if key is None:
         if principal.key_id is None:
             raise BadRequest("Pass ?key=<key or its hash>.", param="key", code="missing_required_parameter")
@@ -204,13 +225,10 @@ async def info(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     keys = await _master(request)
     q = request.query_params
-    try:
-        page, size = int(q.get("page", "1")), int(q.get("size", q.get("page_size", "10")))
-    except ValueError as exc:
-        raise BadRequest("'page' and 'size' must be integers.", param="page", code="invalid_value") from exc
-    if page < 1 or not 1 <= size <= 1000:
-        raise BadRequest("'page' must be >= 1 and 'size' within 1..1000.", param="size", code="invalid_value")
-    rows, total = await keys.store.list_keys(alias=q.get("key_alias"), limit=size, offset=(page - 1) * size)
+    page = query_int(request, "page", 1, 1, 1_000_000)
+    size = query_int(request, "size" if "size" in q else "page_size", 10, 1, 1000)
+    alias = query_text(request, "key_alias")
+    rows, total = await keys.store.list_keys(alias=alias, limit=size, offset=(page - 1) * size)
     full = q.get("return_full_object", "false").lower() == "true"
     listed = [await key_info(keys, r) for r in rows] if full else [r.token_hash for r in rows]
     body = {"keys": listed, "total_count": total, "current_page": page, "total_pages": -(-total // size)}
@@ -268,11 +286,11 @@ async def unblock(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/key/generate", generate, methods=["POST"]),
-    Route("/key/info", info, methods=["GET"]),
-    Route("/key/list", list_keys, methods=["GET"]),
-    Route("/key/update", update, methods=["POST"]),
-    Route("/key/delete", delete, methods=["POST"]),
-    Route("/key/block", block, methods=["POST"]),
-    Route("/key/unblock", unblock, methods=["POST"]),
+    Route("/key/generate", store_errors(generate), methods=["POST"]),
+    Route("/key/info", store_errors(info), methods=["GET"]),
+    Route("/key/list", store_errors(list_keys), methods=["GET"]),
+    Route("/key/update", store_errors(update), methods=["POST"]),
+    Route("/key/delete", store_errors(delete), methods=["POST"]),
+    Route("/key/block", store_errors(block), methods=["POST"]),
+    Route("/key/unblock", store_errors(unblock), methods=["POST"]),
 ]

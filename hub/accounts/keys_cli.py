@@ -15,7 +15,7 @@ import anyio
 import orjson
 
 from hub.accounts.keys import display_name, hash_key, new_key, token_hash
-from hub.accounts.spend import parse_duration, period_start
+from hub.accounts.spend import budget_period, parse_duration, period_start
 from hub.config import config_path, load_config
 from hub.storage import KeyRow, Store, StoreConflict, StoreError, open_store
 
@@ -139,7 +139,7 @@ async def _info(store: Store, args: argparse.Namespace) -> int:
     row = await _find(store, args.key)
     if row is None:
         return 1
-    period = parse_duration(row.budget_duration) if row.budget_duration else None
+    period = budget_period(row.budget_duration)
     _print(_show(row, await store.spend_since(row.token_hash, period_start(row.created_at, period, time.time()))))
     return 0
 

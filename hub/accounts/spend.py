@@ -16,21 +16,28 @@ from dataclasses import dataclass
 from hub.errors import RateLimited
 from hub.storage import KeyRow, Store
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo|y)\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo|y)\s*$", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
 _DURATION_CACHE: dict[str, float] = {}
+MAX_DURATION = 100 * _UNITS["y"]
+"""The longest `duration` / `budget_duration` accepted: later dates overflow the platform's time functions."""
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, bounded: bool = True) -> float:
     """Seconds in "30s", "15m", "24h", "30d", "2w", "1mo", "1y" (LiteLLM's duration strings).
 
+    `bounded`: refuse anything over 100 years (for values from a request; stored ones are read as they are).
+
     Raises:
-        ValueError: not such a string.
+        ValueError: not such a string, or out of bounds.
     """
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 30s, 15m, 24h, 30d, 1mo")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if bounded and seconds > MAX_DURATION:
+        raise ValueError(f"invalid duration {text!r}: at most 100y")
+    return seconds
 
 
 @dataclass(slots=True)
@@ -83,13 +90,18 @@ def period_start(created_at: float, period: float | None, now: float) -> float:
     return created_at + math.floor(max(0.0, now - created_at) / period) * period
 
 
-def _period(duration: str | None) -> float | None:
+def budget_period(duration: str | None) -> float | None:
+    """Seconds per budget period of a stored key; None for none (or a value no longer accepted: never a crash)."""
     if not duration:
         return None
     seconds = _DURATION_CACHE.get(duration)
     if seconds is None:
-        seconds = _DURATION_CACHE[duration] = parse_duration(duration)
-    return seconds
+        try:
+            seconds = parse_duration(duration, bounded=False)
+        except ValueError:  # int() refuses over 4,300 digits
+            seconds = 0
+        _DURATION_CACHE[duration] = seconds
+    return seconds or None
 
 
 def _label(row: KeyRow) -> str:
@@ -107,7 +119,7 @@ class BudgetLedger:
         """The key's account, loading its period's spend from the store the first time, and for a key with a budget,
         catching up with the stored spend (other processes') on every later refresh."""
         account = self._accounts.get(row.token_hash)
-        period = _period(row.budget_duration)
+        period = budget_period(row.budget_duration)
         if account is None:
             start = period_start(row.created_at, period, time.time())
             spent = await self.store.spend_since(row.token_hash, start)

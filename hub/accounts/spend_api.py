@@ -6,6 +6,7 @@ The master key sees everything; a virtual key sees only its own requests (tool c
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.accounts.admin import query_int, query_text, store_errors
 from hub.accounts.keys import token_hash
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
 from hub.state import authenticate, hub_state
@@ -20,37 +22,38 @@ from hub.storage import SpendQuery, Store
 
 
 def parse_time(value: str | None, param: str, *, end: bool = False) -> float | None:
-    """Unix seconds from a Unix time, an ISO date ("2026-01-31": a whole day, UTC) or an ISO datetime."""
+    """Unix seconds from a Unix time, an ISO date ("2026-01-31": a whole day, UTC) or an ISO datetime.
+
+    Raises:
+        BadRequest: anything else, naming `param` (also dates out of range and non-finite numbers).
+    """
     if value is None or value == "":
         return None
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        if len(value) == 10:
-            day = dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=dt.UTC)
-            return (day + dt.timedelta(days=1) if end else day).timestamp()
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        return _seconds(value, end)
+    except (ValueError, OverflowError) as exc:
         raise BadRequest(f"Invalid '{param}': use a date (2026-01-31), an ISO datetime or Unix seconds.",
                          param=param, code="invalid_value") from exc  # fmt: skip
+
+
+def _seconds(value: str, end: bool) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValueError(f"not a finite number: {value}")
+        return seconds
+    if len(value) == 10:
+        day = dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp()
+        return day + 86400 if end else day  # seconds, not a datetime: 9999-12-31 has no next day
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"'{name}' must be an integer.", param=name, code="invalid_value") from exc
-    if not low <= value <= high:
-        raise BadRequest(f"'{name}' must be within {low}..{high}.", param=name, code="invalid_value")
-    return value
 
 
 async def _scope(request: Request) -> tuple[Store, str | None]:
@@ -62,8 +65,7 @@ async def _scope(request: Request) -> tuple[Store, str | None]:
     writer = hub_state(request).extras.get("usage_writer")
     if writer is not None:
         await writer.flush()  # read your writes: what is still queued is stored first
-    q = request.query_params
-    wanted = q.get("api_key") or q.get("key")
+    wanted = request.query_params.get("api_key") or request.query_params.get("key")
     if principal.is_master:
         return store, token_hash(wanted) if wanted else None
     return store, principal.key_id
@@ -87,9 +89,10 @@ def _log(row: dict[str, Any]) -> dict[str, Any]:
 async def spend_logs(request: Request) -> Response:
     store, key_hash = await _scope(request)
     q = request.query_params
-    page = _int(request, "page", 1, 1, 1_000_000)
-    size = _int(request, "page_size", 50, 1, 1000)
-    query = SpendQuery(key_hash=key_hash, model=q.get("model"), start=parse_time(q.get("start_date"), "start_date"),
+    page = query_int(request, "page", 1, 1, 1_000_000)
+    size = query_int(request, "page_size", 50, 1, 1000)
+    query = SpendQuery(key_hash=key_hash, model=query_text(request, "model"),
+                       start=parse_time(q.get("start_date"), "start_date"),
                        end=parse_time(q.get("end_date"), "end_date", end=True), limit=size,
                        offset=(page - 1) * size)  # fmt: skip
     rows, total = await store.spend_logs(query)
@@ -121,13 +124,13 @@ async def tool_calls(request: Request) -> Response:
     if not (await authenticate(request)).is_master:
         raise PermissionDenied("Only the master key may read tool calls.", code="master_key_required")
     store, _ = await _scope(request)
-    rows = await store.tool_calls(limit=_int(request, "limit", 100, 1, 1000))
+    rows = await store.tool_calls(limit=query_int(request, "limit", 100, 1, 1000))
     data = [{**row, "created_at": _iso(row["created_at"])} for row in rows]
     return json_response({"data": data})
 
 
 ROUTES = [
-    Route("/spend/logs", spend_logs, methods=["GET"]),
-    Route("/spend/daily", spend_daily, methods=["GET"]),
-    Route("/spend/tool_calls", tool_calls, methods=["GET"]),
+    Route("/spend/logs", store_errors(spend_logs), methods=["GET"]),
+    Route("/spend/daily", store_errors(spend_daily), methods=["GET"]),
+    Route("/spend/tool_calls", store_errors(tool_calls), methods=["GET"]),
 ]
