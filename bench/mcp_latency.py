@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from hub.accounts.auth import MASTER  # noqa: E402
 from hub.config import parse_config  # noqa: E402
 from hub.mcp.hub import McpHub  # noqa: E402
-from tests.support.servers import free_port, wait_for_port  # noqa: E402
+from tests.support.servers import free_port, inherited_socket, wait_for_port  # noqa: E402
 
 KEY = "sk-bench"
 Call = Callable[[], Awaitable[Any]]
@@ -132,13 +132,14 @@ def upstream_config(kind: str, http_url: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def hub_process(kind: str, http_url: str) -> Any:
-    port = free_port()
     config = {"general_settings": {"master_key": KEY}, "mcp_servers": {"up": upstream_config(kind, http_url)}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(config))
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--config", str(path), "--port", str(port),
-                                 "--log-level", "warning"], cwd=ROOT, stderr=subprocess.DEVNULL)  # fmt: skip
+        with inherited_socket() as (sock, port):  # bound here and handed over: no other process can take the port
+            proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--config", str(path), "--fd",
+                                     str(sock.fileno()), "--log-level", "warning"], cwd=ROOT, stderr=subprocess.DEVNULL,
+                                    pass_fds=(sock.fileno(),))  # fmt: skip
         try:
             wait_for_port(port, proc)
             url = f"http://127.0.0.1:{port}"
