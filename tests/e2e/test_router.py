@@ -245,3 +245,11 @@ def test_health_calls_every_deployment_and_reports_litellms_shape(up: Upstreams)
     ]
     assert "unreachable" in report["unhealthy_endpoints"][0]["error"]
     assert (report["healthy_count"], report["unhealthy_count"]) == (2, 1)
+
+
+def test_background_health_checks_cool_a_dead_deployment_before_any_request_hits_it(up: Upstreams) -> None:
+    general = {"background_health_checks": True, "health_check_interval": 0.2}
+    with gateway([refused("g"), up.b.deployment("g")], general, num_retries=1) as gw:
+        time.sleep(0.5)
+        responses = [gw.chat() for _ in range(4)]
+    assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
