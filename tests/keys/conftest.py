@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import anyio
 import httpx2
 import openai
 import pytest
+import yaml
 from starlette.routing import Route
 
 from hub.accounts import keys_api, spend_api
@@ -21,7 +23,7 @@ from hub.metrics import metrics_endpoint
 from hub.server import build_app
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.storage.conftest import create_schema, drop_schema, postgres_url_or_skip
-from tests.support.servers import serve_app
+from tests.support.servers import serve_app, toolhub_process
 
 MASTER_KEY = "sk-toolhub-test-master"
 COST = 13.0
@@ -76,6 +78,15 @@ def gateway(upstream: str, database_url: str, *, key_ttl: float | None = None, *
         app = create_app(config, extensions=[accounting_extension(key_ttl=key_ttl)], routes=routes)
     with serve_app(app) as url:
         yield url
+
+
+@contextlib.contextmanager
+def gateway_processes(upstream: str, database_url: str, count: int, **general: Any) -> Iterator[list[str]]:
+    """`count` real `toolhub serve` processes on one database (and whatever else `general` shares); their URLs."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(yaml.safe_dump(config_dict(upstream, database_url, **general)))
+        yield [stack.enter_context(toolhub_process(config))[0] for _ in range(count)]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from hub.app import create_app
 from hub.config import Config, parse_config
 from hub.metrics import metrics_endpoint
 from hub.storage import Store, open_store
-from tests.keys.conftest import COST, MASTER_KEY, config_dict, gateway, sdk
+from tests.keys.conftest import COST, MASTER_KEY, config_dict, gateway, gateway_processes, sdk
 from tests.storage.test_writer import FlakyStore
 from tests.support.peers import missing_peer
 from tests.support.servers import serve_app
@@ -167,8 +167,7 @@ def test_usage_survives_a_database_outage_during_traffic(upstream: str, database
 
 def test_two_processes_on_one_database_share_a_budget(upstream: str, database_url: str) -> None:
     with (
-        gateway(upstream, database_url, key_cache_seconds=0) as one,
-        gateway(upstream, database_url, key_cache_seconds=0) as two,
+        gateway_processes(upstream, database_url, 2, key_cache_seconds=0) as (one, two),
         httpx2.Client(base_url=one, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20) as admin_one,
         httpx2.Client(base_url=two, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20) as admin_two,
     ):

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio
+import httpx2
+import openai
 import pytest
 
 from hub.accounts.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client
 from hub.errors import RateLimited
+from tests.keys.conftest import MASTER_KEY, gateway_processes, sdk
 from tests.support.peers import missing_peer
 
 REDIS_URL_ENV = "TOOLHUB_TEST_REDIS_URL"
@@ -82,25 +86,28 @@ async def redis_conn() -> AsyncIterator[Any]:
     await client.aclose()
 
 
-@pytest.mark.anyio
-async def test_two_processes_sharing_redis_admit_exactly_the_limit_under_concurrency(redis_conn: Any) -> None:
-    prefix = f"toolhub:test:{uuid.uuid4().hex}:"
-    limiters = [RedisLimiter(redis_conn, prefix=prefix), RedisLimiter(redis_conn, prefix=prefix)]
-    limit = Limit(name="key:shared", label="key 'shared'", rpm=7)
-    outcomes: list[str] = []
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_processes_sharing_redis_admit_exactly_the_limit_under_concurrency(
+    upstream: str, database_url: str
+) -> None:
+    redis_url = os.environ.get(REDIS_URL_ENV) or missing_peer(f"set {REDIS_URL_ENV} to run the Redis tests")
+    with gateway_processes(upstream, database_url, 2, redis_url=redis_url) as urls:
+        admin = {"authorization": f"Bearer {MASTER_KEY}"}
+        key = httpx2.post(f"{urls[0]}/key/generate", json={"rpm_limit": 7}, headers=admin, timeout=20).json()["key"]
+        clients = [sdk(url, key) for url in urls]
 
-    async def one(i: int) -> None:
-        try:
-            await limiters[i % 2].check([limit])
-            outcomes.append("ok")
-        except RateLimited as exc:
-            outcomes.append(exc.code or "")
+        def one(i: int) -> str:
+            try:
+                clients[i % 2].chat.completions.create(model="text", messages=[{"role": "user", "content": "hi"}])
+            except openai.RateLimitError as exc:
+                return str(exc.code)
+            return "ok"
 
-    async with anyio.create_task_group() as tg:
-        for i in range(40):
-            tg.start_soon(one, i)
-    assert outcomes.count("ok") == 7
-    assert outcomes.count("rpm_limit_exceeded") == 33
+        with ThreadPoolExecutor(40) as pool:
+            outcomes = Counter(pool.map(one, range(40)))
+        for client in clients:
+            client.close()
+    assert outcomes == Counter({"ok": 7, "rpm_limit_exceeded": 33})
 
 
 @pytest.mark.anyio
