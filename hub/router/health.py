@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from hub.errors import PermissionDenied, json_response
 from hub.router.classify import classify
+from hub.router.config import ErrorKind
 from hub.router.groups import Group, Slot
 from hub.state import authenticate, hub_state
 from providers.base import ChatRequest, ProviderError
@@ -67,15 +68,20 @@ async def check(router: Router, group: Group, slot: Slot) -> str | None:
         with anyio.fail_after(min(CHECK_TIMEOUT, deployment.timeout)):
             await slot.provider.complete(request)
     except TimeoutError:
-        router.cooldowns.failed(slot.id, "timeout", immediate=True)
+        _cool(router, group, slot, "timeout")
         return f"no answer within {min(CHECK_TIMEOUT, deployment.timeout):g} s"
     except ProviderError as exc:
-        kind = classify(exc)
-        if kind in ("rate_limit", "timeout", "server"):
-            router.cooldowns.failed(slot.id, kind, immediate=True)
+        if (kind := classify(exc)) in ("rate_limit", "timeout", "server"):
+            _cool(router, group, slot, kind)
         return exc.message
     router.cooldowns.until.pop(slot.id, None)  # answered: back in rotation at once
     return None
+
+
+def _cool(router: Router, group: Group, slot: Slot, kind: ErrorKind) -> None:
+    """A failed check cools the deployment when a request could go elsewhere (as a failed request would)."""
+    if len(group.usable) > 1 or router.policy.chain(group.alias, kind):
+        router.cooldowns.failed(slot.id, kind, immediate=True)
 
 
 def _entry(group: Group, slot: Slot) -> dict[str, Any]:

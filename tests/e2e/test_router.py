@@ -253,3 +253,12 @@ def test_background_health_checks_cool_a_dead_deployment_before_any_request_hits
         time.sleep(0.5)
         responses = [gw.chat() for _ in range(4)]
     assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
+
+
+def test_a_failed_health_check_does_not_cool_a_deployment_with_nothing_to_fail_over_to() -> None:
+    with gateway([refused("solo")]) as gw:
+        report = httpx2.get(f"{gw.url}/health", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
+        assert report["unhealthy_count"] == 1
+        with pytest.raises(openai.APIStatusError) as exc_info:
+            gw.chat("solo")
+    assert exc_info.value.status_code == 502  # tried (and refused), not a 503 for a cooling group
