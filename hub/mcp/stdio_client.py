@@ -43,6 +43,14 @@ logger = logging.getLogger("toolhub.mcp")
 
 MESSAGE_TOO_LARGE = -32013
 """JSON-RPC error code (implementation-defined range, unused by the SDK) of an answer over `max_message_bytes`."""
+TOO_LARGE_MARK = "exceeded max_message_bytes"
+
+
+def too_large(limit: int) -> str:
+    """The error text of an answer over the limit (also how an HTTP transport's report of it is recognised)."""
+    return f"The MCP server's answer {TOO_LARGE_MARK} ({limit} bytes) and was discarded."
+
+
 _EDGE = 1024
 _ID = rb'(-?\d+|"(?:[^"\\]|\\.){0,200}")'
 _JSONRPC = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
@@ -175,8 +183,7 @@ class _Pipes:
                        self.server, line.size, self.limit, request_id)  # fmt: skip
         if request_id is None or request_id not in self.waiting:
             return
-        message = f"The MCP server's answer exceeded max_message_bytes ({self.limit} bytes) and was discarded."
-        await self._fail(request_id, MESSAGE_TOO_LARGE, message)
+        await self._fail(request_id, MESSAGE_TOO_LARGE, too_large(self.limit))
 
     async def _fail(self, request_id: types.RequestId, code: int, message: str) -> None:
         self.waiting.discard(request_id)

@@ -1,7 +1,8 @@
 """Client transports to upstream MCP servers: stdio (own process group, bounded reader), SSE, and streamable HTTP.
 
-Messages from an upstream are bounded by its `max_message_bytes` on stdio and on streamable HTTP event streams; the
-legacy SSE client and plain JSON answers over HTTP are read by the SDK without a bound.
+Messages from an upstream are bounded by its `max_message_bytes` on stdio, and on streamable HTTP both in event streams
+(the SDK's `max_sse_event_size`) and in JSON answers (`BoundedTransport`: the SDK turns the stream error into a JSON-RPC
+error for that request only). The legacy SSE client reads its events without a bound.
 """
 
 from __future__ import annotations
@@ -17,7 +18,47 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from hub.mcp.config import McpServerSpec
-from hub.mcp.stdio_client import bounded_stdio_client
+from hub.mcp.stdio_client import bounded_stdio_client, too_large
+
+
+class MessageTooLarge(httpx2.StreamError, httpx2.SSEError):
+    """An answer longer than the upstream's `max_message_bytes`; the SDK reports either kind with its message."""
+
+
+class _BoundedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: httpx2.AsyncByteStream, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._inner:
+            seen += len(chunk)
+            if seen > self._limit:
+                raise MessageTooLarge(too_large(self._limit))
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class BoundedTransport(httpx2.AsyncBaseTransport):
+    """An HTTP transport whose answers to POSTs (one request's JSON or event stream) stop at `limit` bytes with
+    `MessageTooLarge`; the long-lived GET stream of notifications is bounded per event by the SDK instead."""
+
+    def __init__(self, limit: int) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self._limit = limit
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.method == "POST":
+            assert isinstance(response.stream, httpx2.AsyncByteStream)
+            response.stream = _BoundedStream(response.stream, self._limit)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -41,7 +82,12 @@ async def open_transport(spec: McpServerSpec, errlog: TextIO, server: str) -> As
         assert spec.url is not None
         timeout = httpx2.Timeout(spec.connect_timeout, read=read_timeout)
         async with (
-            httpx2.AsyncClient(headers=spec.all_headers, timeout=timeout, follow_redirects=True) as http,
+            httpx2.AsyncClient(
+                headers=spec.all_headers,
+                timeout=timeout,
+                follow_redirects=True,
+                transport=BoundedTransport(spec.max_message_bytes),
+            ) as http,  # fmt: skip
             streamable_http_client(spec.url, http_client=http, max_sse_event_size=spec.max_message_bytes) as streams,
         ):
             yield streams

@@ -29,7 +29,7 @@ from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable, check_arguments
 from hub.mcp.routing import Caller, Router
 from hub.mcp.sanitize import SanitizingReadStream
-from hub.mcp.stdio_client import MESSAGE_TOO_LARGE
+from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
 from hub.mcp.transports import open_transport
 
 logger = logging.getLogger("toolhub.mcp")
@@ -328,7 +328,7 @@ class Upstream:
         except MCPError as exc:
             if exc.error.code == types.REQUEST_TIMEOUT:
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} timed out after {read_timeout:g} s.")
-            if exc.error.code == MESSAGE_TOO_LARGE:
+            if exc.error.code in (MESSAGE_TOO_LARGE, types.PARSE_ERROR):  # its answer could not be read
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} failed: {exc.error.message}")
             raise
         except ValidationError as exc:
@@ -364,6 +364,8 @@ class Upstream:
                 logger.warning("MCP server %s took no request within %g s: restarting it", self.name, limit)
                 raise MCPError(code=types.REQUEST_TIMEOUT, message=f"No answer within {read_timeout:g} s.") from None
             except MCPError as exc:
+                if TOO_LARGE_MARK in exc.error.message:  # an HTTP transport reports it as a lost stream or parse error
+                    raise MCPError(code=MESSAGE_TOO_LARGE, message=exc.error.message) from None
                 if _session_lost(exc):
                     self._broken.set()  # reconnect now rather than at the next health check
                     message = f"MCP server {self.name!r} closed the connection: {exc.error.message}"

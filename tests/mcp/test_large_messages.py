@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx2
+import mcp_types as types
 import pytest
+from mcp.server import Server, ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from hub.mcp.stdio_client import LineSplitter, Oversized
 from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, text_of
+from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -74,3 +85,42 @@ async def test_a_line_without_newline_fails_the_waiting_call_instead_of_swallowi
             after = await client.call_tool("big__echo", {"text": "next"})
     assert junk.is_error and "exceeded max_message_bytes" in text_of(junk)
     assert text_of(after) == "echo: next"
+
+
+def big_http_upstream(json_response: bool) -> Starlette:
+    """A streamable HTTP MCP server (JSON answers or event streams) whose `big` tool answers `size` bytes."""
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="big", input_schema={"type": "object"})])
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        size = int((params.arguments or {})["size"])
+        return types.CallToolResult(content=[types.TextContent(type="text", text="x" * size)])
+
+    server = Server("big-http", on_list_tools=list_tools, on_call_tool=call_tool)
+    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
+
+    class Endpoint:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await manager.handle_request(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    return Starlette(routes=[Route("/mcp", Endpoint())], lifespan=lifespan)
+
+
+@pytest.mark.parametrize("json_response", [True, False], ids=["json", "event-stream"])
+async def test_an_oversized_answer_over_streamable_http_fails_that_call_only(json_response: bool) -> None:
+    with serve_app(big_http_upstream(json_response)) as upstream:
+        app = hub_app({"web": {"url": f"{upstream}/mcp", "max_message_bytes": LIMIT}}, extra=[])
+        with running(app) as url:
+            async with mcp_client(f"{url}/mcp/web") as client:
+                small = await client.call_tool("big", {"size": LIMIT // 2})
+                huge = await client.call_tool("big", {"size": 4 * LIMIT})
+                after = await client.call_tool("big", {"size": 10})
+    assert len(text_of(small)) == LIMIT // 2
+    assert huge.is_error and str(LIMIT) in text_of(huge)
+    assert text_of(after) == "x" * 10
