@@ -17,7 +17,7 @@ from hub.state import HubState
 from tests.e2e.conftest import MASTER_KEY
 from tests.fakes import anthropic_upstream, gemini_upstream, openai_upstream
 from tests.fakes.faults import Faults
-from tests.support.servers import free_port, serve_app
+from tests.support.servers import refusing_port, serve_app
 
 
 @dataclass
@@ -73,7 +73,7 @@ def up(upstream_servers: Upstreams) -> Upstreams:
 
 def refused(name: str) -> dict[str, Any]:
     """A deployment whose port refuses connections."""
-    base = f"http://127.0.0.1:{free_port()}/v1"
+    base = f"http://127.0.0.1:{refusing_port()}/v1"
     return {"model_name": name, "litellm_params": {"model": "openai/text", "api_base": base, "api_key": "k"}}
 
 

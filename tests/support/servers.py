@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import queue
 import re
@@ -38,6 +40,18 @@ def free_port() -> int:
     this remains only for third-party peers that cannot take a socket (`spawn_listener` checks who listens)."""
     with contextlib.closing(free_socket()) as sock:
         return sock.getsockname()[1]
+
+
+@functools.cache
+def _refusing_socket() -> socket.socket:
+    sock = free_socket()
+    atexit.register(sock.close)
+    return sock
+
+
+def refusing_port() -> int:
+    """A loopback port that refuses connections for the whole test run: one socket, bound and never listening."""
+    return _refusing_socket().getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -9,7 +9,14 @@ import sys
 import httpx2
 import pytest
 
-from tests.support.servers import announced_port, inherited_socket, refused_port, stop, wait_until_serving
+from tests.support.servers import (
+    announced_port,
+    inherited_socket,
+    refused_port,
+    refusing_port,
+    stop,
+    wait_until_serving,
+)
 
 CHILD_HTTP = """
 import http.server, socket, sys
@@ -27,6 +34,12 @@ server.serve_forever()
 def test_a_refused_port_refuses_connections_while_held() -> None:
     with refused_port() as port, pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_the_refusing_port_refuses_connections_for_the_whole_run() -> None:
+    assert refusing_port() == refusing_port()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", refusing_port()), timeout=2)
 
 
 def test_a_child_serves_on_the_inherited_socket_it_was_handed() -> None:
