@@ -7,15 +7,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import mcp_types as types
 import pytest
 import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
 
 from hub.accounts.auth import MASTER, Principal
 from hub.config import load_config, parse_config
+from hub.limits import MAX_JSON_DEPTH
 from hub.mcp.hub import McpHub
 from tests.mcp.conftest import SERVERS, keyed_hub_app, mcp_client, running, tool_server
+from tests.mcp.test_arguments import nested
 
 pytestmark = pytest.mark.anyio
 
@@ -89,5 +93,8 @@ async def test_toolhub_stdio_names_a_down_upstream_in_its_instructions(tmp_path:
     async with Client(stdio_client(params)) as client:
         instructions = client.instructions
         names = [t.name for t in (await client.list_tools()).tools]
+        with pytest.raises(MCPError) as deep:  # the arguments check holds on this entry too
+            await client.call_tool("tool__echo", nested(MAX_JSON_DEPTH + 20))
     assert instructions is not None and "- broken: down (" in instructions
     assert "tool__echo" in names
+    assert deep.value.error.code == types.INVALID_PARAMS
