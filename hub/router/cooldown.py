@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 import anyio
@@ -28,6 +29,7 @@ logger = logging.getLogger("hub.router")
 WINDOW = 60.0
 POLL_SECONDS = 0.5
 _PREFIX = "toolhub:cooldown:"
+_FAILS = "toolhub:fails:"
 
 
 class Cooldowns:
@@ -92,7 +94,11 @@ class Cooldowns:
 
 
 class RedisCooldowns(Cooldowns):
-    """Cooldowns shared by every process on one Redis: written when they start, read back every `POLL_SECONDS`."""
+    """Cooldowns shared by every process on one Redis: written when they start, read back every `POLL_SECONDS`.
+
+    Failures are counted in Redis too (a sorted set per deployment, the last minute), so that failures seen by
+    several processes add up to `allowed_fails` as they would in one.
+    """
 
     def __init__(self, policy: RouterPolicy, redis: Any, deployments: Iterable[str]) -> None:
         super().__init__(policy)
@@ -104,10 +110,38 @@ class RedisCooldowns(Cooldowns):
         before = self.until.get(deployment, 0.0)
         super().cool(deployment, until)
         if until > before:
-            with contextlib.suppress(RuntimeError):  # no running loop (a unit test): nothing to share with
-                task = asyncio.get_running_loop().create_task(self._write(deployment, until))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._spawn(self._write(deployment, until))
+
+    def failed(self, deployment: str, kind: ErrorKind, *, retry_after: float | None = None,
+               immediate: bool = False) -> float:  # fmt: skip
+        seconds = super().failed(deployment, kind, retry_after=retry_after, immediate=immediate)
+        if not seconds:
+            self._spawn(self._count(deployment, kind))
+        return seconds
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no running loop (a unit test): nothing to share with
+            work.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _count(self, deployment: str, kind: ErrorKind) -> None:
+        """Add a failure to the shared last-minute window; cool the deployment once it exceeds `allowed_fails`."""
+        scope = kind if kind in self.policy.allowed_fails_by_kind else "all"
+        key = f"{_FAILS}{deployment}:{scope}"
+        now = time.time()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {uuid.uuid4().hex: now}).zremrangebyscore(key, "-inf", now - WINDOW)
+                _, _, count, _ = await pipe.zcard(key).expire(key, int(2 * WINDOW)).execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("could not count a failure in Redis (%s); counted in this process", exc)
+            return
+        if count > self.policy.allowed(kind):
+            self.cool(deployment, self.clock() + self.policy.cooldown_time)
 
     async def _write(self, deployment: str, until: float) -> None:
         seconds = until - self.clock()
