@@ -86,7 +86,7 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(message, dict):
             raise BadRequest(f"messages[{i}] must be an object.", param=f"messages.[{i}]", code="invalid_type")
         role = message.get("role")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise BadRequest(
                 f"Invalid value for messages[{i}].role: {role!r}. Supported values are: "
                 "'system', 'developer', 'user', 'assistant', 'tool' and 'function'.",

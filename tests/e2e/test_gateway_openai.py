@@ -283,6 +283,7 @@ def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model", "missing_required_parameter"),
         (b'{"model": "text", "messages": []}', "messages", "invalid_value"),
         (b'{"model": "text", "messages": [{"role": "robot", "content": "x"}]}', "messages.[0].role", "invalid_value"),
+        (b'{"model": "text", "messages": [{"role": ["user"], "content": "x"}]}', "messages.[0].role", "invalid_value"),
         (
             b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
             "stream",
