@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,12 +19,32 @@ from hub.ui.web import SECURITY_HEADERS, page, render
 
 RANGES = {"hour": (3600, 60), "day": (86400, 1800), "month": (30 * 86400, 86400)}
 """Range name -> (seconds shown, seconds per bucket)."""
+MONTH_CACHE_SECONDS = 60
 LABELS = {"hour": "Last hour", "day": "Last day", "month": "Last 30 days"}
+
+
+T = TypeVar("T")
 
 
 def _range(request: Request) -> str:
     wanted = request.query_params.get("range", "day")
     return wanted if wanted in RANGES else "day"
+
+
+async def _recent(request: Request, what: tuple[Any, ...], compute: Callable[[], Awaitable[T]]) -> T:
+    """A 30-day aggregate reads every row (seconds with a million rows): its answer is kept for a minute."""
+    if _range(request) != "month":
+        return await compute()
+    cache: dict[tuple[Any, ...], tuple[float, Any]] = hub_state(request).extras.setdefault("ui_recent", {})
+    now = time.monotonic()
+    hit = cache.get(what)
+    if hit is not None and now - hit[0] < MONTH_CACHE_SECONDS:
+        return hit[1]
+    value = await compute()
+    if len(cache) > 1000:
+        cache.clear()
+    cache[what] = (now, value)
+    return value
 
 
 @page
@@ -44,10 +65,13 @@ async def top_panel(request: Request, session: Session) -> Response:
     if store is not None:
         start = time.time() - RANGES[_range(request)][0]
         key_hash = None if session.principal.is_master else session.principal.key_id
-        top_models = await queries.top(store, "model_alias", key_hash, start)
+        top_models = await _recent(
+            request, ("models", key_hash), lambda: queries.top(store, "model_alias", key_hash, start)
+        )
         names = await key_aliases(store, session)
+        by_key = await _recent(request, ("keys", key_hash), lambda: queries.top(store, "key_hash", key_hash, start))
         top_keys = [{**row, "name": names.get(row["name"] or "", "master" if row["name"] is None else "")}
-                    for row in await queries.top(store, "key_hash", key_hash, start)]  # fmt: skip
+                    for row in by_key]  # fmt: skip
     return render(request, "_top.html", session, top_models=top_models, top_keys=top_keys)
 
 
@@ -59,7 +83,8 @@ async def series(request: Request, session: Session) -> Response:
     now = time.time()
     start = int(now - span) // step * step + step
     key_hash = None if session.principal.is_master else session.principal.key_id
-    rows = [] if store is None else await queries.series(store, key_hash, start, step)
+    rows = [] if store is None else await _recent(request, ("series", key_hash, start),
+                                                  lambda: queries.series(store, key_hash, start, step))  # fmt: skip
     by_bucket = {int(r["bucket"]): r for r in rows}
     buckets = range((int(now) - start) // step + 1)
     body = {"t": [start + b * step for b in buckets],

@@ -53,7 +53,7 @@ COUNT_CAP = 1000
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """A position in the newest-first order (`created_at` DESC, `id`): the first or last row of a page."""
+    """A position in the newest-first order (`created_at` DESC, `id` DESC): the first or last row of a page."""
 
     created_at: float
     id: str
@@ -80,10 +80,11 @@ async def spend_logs(
     if cursor is not None:
         args += [cursor.created_at, cursor.id]
         a, b = len(args) - 1, len(args)
-        keyset = (f"(created_at < ${a} OR (created_at = ${a} AND id > ${b}))" if before
-                  else f"(created_at > ${a} OR (created_at = ${a} AND id < ${b}))")  # fmt: skip
+        # a plain range on created_at first, so both planners walk the time index from the cursor
+        keyset = (f"created_at <= ${a} AND (created_at < ${a} OR id < ${b})" if before
+                  else f"created_at >= ${a} AND (created_at > ${a} OR id > ${b})")  # fmt: skip
         where = f"{where} AND {keyset}" if where else f"WHERE {keyset}"
-    order = "created_at ASC, id DESC" if after else "created_at DESC, id"
+    order = "created_at ASC, id ASC" if after else "created_at DESC, id DESC"
     text = (f"SELECT {', '.join(SPEND_COLUMNS)} FROM toolhub_spend_logs {where} "
             f"ORDER BY {order} LIMIT ${len(args) + 1}")  # fmt: skip
     rows = await _fetch(store, text, [*args, limit + 1])

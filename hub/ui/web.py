@@ -74,8 +74,8 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
             return render(request, "error.html", status=401, message="Your session ended: log in again.")
         if request.method != "GET":
             form = await read_form(request) if _is_form(request) else {}
-            token = request.headers.get("x-csrf-token") or form.get("csrf")
-            if not same_origin(request) or not csrf_ok(session, token):
+            tokens = (request.headers.get("x-csrf-token"), form.get("csrf"))
+            if not same_origin(request) or not any(csrf_ok(session, token) for token in tokens):
                 return render(request, "error.html", session, status=403, message="Cross-site request refused.")
         return await handler(request, session)
 

@@ -38,8 +38,10 @@ def _missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module: Playwright's sync API keeps an event loop running in this thread until it
+    stops, which anyio tests of later modules could not share."""
     missing = _missing_browser()
     if missing:
         missing_peer(missing)

@@ -83,3 +83,18 @@ def test_state_changes_need_our_origin_and_the_csrf_token(hub: str) -> None:
 def test_a_cross_site_login_is_refused(hub: str) -> None:
     response = httpx2.post(f"{hub}/ui/login", data={"key": MASTER_KEY}, headers={"origin": "http://evil.example"})
     assert response.status_code == 403 and "toolhub_ui" not in response.cookies
+
+
+def test_logging_in_again_in_the_same_tab_gives_working_forms(hub: str, page: Any, console: Console) -> None:
+    login(page, hub)
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{hub}/ui/login")
+    page.fill("input[name=key]", MASTER_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{hub}/ui")
+    page.get_by_role("link", name="Keys", exact=True).click()
+    page.get_by_text("Create a key").click()
+    page.locator("form[action='/ui/keys/create'] input[name=key_alias]").fill("after-relogin")
+    page.get_by_role("button", name="Create key").click()
+    assert page.locator("#new-secret").inner_text().startswith("sk-")
+    assert console.errors == [] and console.blocked == []
