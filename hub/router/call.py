@@ -173,6 +173,8 @@ class RoutedCall:
                 current.inflight -= 1
             if started:
                 current.observe(time.perf_counter() - started)
+            if group.counted:  # usage-based routing: requests, and tokens when the answer says (not for streams)
+                current.count(0 if stream else _tokens(result), requests=1)
             current.successes += 1
             self.answered, self.answered_group = current, group
             if group is not self.group:
@@ -242,6 +244,11 @@ async def _open_stream(slot: Slot, request: ChatRequest) -> tuple[JSON | None, A
         with anyio.CancelScope(shield=True):
             await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
         raise
+
+
+def _tokens(completion: JSON) -> int:
+    usage = completion.get("usage") or {}
+    return int(usage.get("total_tokens") or 0)
 
 
 def _mock_error(group: Group) -> ProviderError:

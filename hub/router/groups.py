@@ -1,9 +1,10 @@
 """Model groups (the deployments of one `model_name`) and how one deployment is picked for an attempt.
 
     simple-shuffle          weighted random by `weight`, else `rpm`, else `tpm`; plain round robin without weights
-    least-busy              fewest requests in flight in this process
+    least-busy              fewest requests in flight in this process (a stream counts until its first chunk)
     latency-based-routing   lowest moving average latency (to the first chunk for streams); untried ones first
-    usage-based-routing-v2  fewest tokens this minute among deployments under their `rpm`/`tpm`
+    usage-based-routing-v2  fewest tokens this minute among deployments under their `rpm`/`tpm` (this process;
+                            streamed answers count as requests, without tokens)
 
 `order` (lower first) is applied before the strategy: a higher order is used only while every deployment of a
 lower order is cooling, failed in this request, or unusable (its key variable unset).
@@ -85,6 +86,7 @@ class Group:
         self.strategy = strategy
         self.timed = strategy == "latency-based-routing"
         """Attempts are timed only for the strategy that uses the times."""
+        self.counted = strategy == "usage-based-routing-v2"
         self._rng = rng or random.Random()
         self._turn = 0
         self._ordered = len({_rank(s) for s in self.usable}) > 1

@@ -31,7 +31,7 @@ class Scripted:
         step = self.script[base].pop(0) if len(self.script[base]) > 1 else self.script[base][0]
         if isinstance(step, Exception):
             raise step
-        return {"answer": base}
+        return {"answer": base, "usage": {"total_tokens": 100}}
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         yield await self.complete(request)
@@ -59,9 +59,9 @@ def router(script: dict[str, list[Any]], **settings: Any) -> tuple[ModelRouter, 
 async def test_a_retry_goes_to_another_deployment_at_once_and_is_counted() -> None:
     r, provider = router({"http://a1/v1": [server_error()], "http://a2/v1": [None]}, num_retries=1)
     target = r.resolve("a", MASTER, {"model": "a"})
-    assert await target.provider.complete(ChatRequest(body={}, deployment=target.route.deployment)) == {
-        "answer": "http://a2/v1"
-    }
+    assert (await target.provider.complete(ChatRequest(body={}, deployment=target.route.deployment)))["answer"] == (
+        "http://a2/v1"
+    )
     assert provider.calls == ["http://a1/v1", "http://a2/v1"]
     assert target.provider.headers()["x-litellm-attempted-retries"] == "1"
 
@@ -93,6 +93,20 @@ async def test_a_body_without_router_options_is_left_as_it_is_and_options_are_ta
     body = {"model": "a", "fallbacks": ["b"], "num_retries": 1, "timeout": 5, "mock_testing_fallbacks": True}
     target = r.resolve("a", MASTER, body)
     assert body == {"model": "a"}
-    assert await target.provider.complete(ChatRequest(body=body, deployment=target.route.deployment)) == {
-        "answer": "http://b1/v1"
-    }
+    assert (await target.provider.complete(ChatRequest(body=body, deployment=target.route.deployment)))["answer"] == (
+        "http://b1/v1"
+    )
+
+
+@pytest.mark.anyio
+async def test_usage_based_routing_sends_requests_to_the_deployment_with_fewer_tokens_this_minute() -> None:
+    r, provider = router({"http://a1/v1": [None], "http://a2/v1": [None]}, routing_strategy="usage-based-routing-v2")
+    r.groups["a"].slots[0].count(250, requests=1)  # a1 already used 250 tokens this minute
+    for _ in range(3):
+        target = r.resolve("a", MASTER)
+        await target.provider.complete(ChatRequest(body={}, deployment=target.route.deployment))
+    assert provider.calls == ["http://a2/v1", "http://a2/v1", "http://a2/v1"]
+    assert [s.tokens for s in r.groups["a"].slots] == [250, 300]
+    target = r.resolve("a", MASTER)
+    await target.provider.complete(ChatRequest(body={}, deployment=target.route.deployment))
+    assert provider.calls[-1] == "http://a1/v1"
