@@ -1,9 +1,10 @@
 """Errors the gateway answers with, always in the API's own shape.
 
 HubError                      an error the gateway itself raises, rendered as OpenAI {"error": {...}}
- ├── BadRequest               400 invalid_request_error (invalid JSON, schema, parameters)
+ ├── BadRequest               400 invalid_request_error (invalid JSON, schema, parameters, json_too_deep)
  ├── AuthenticationError      401 (missing or wrong key)
- ├── PermissionDenied         403 (key not allowed this model or tool)
+ ├── PermissionDenied         403 (key not allowed this model or tool; a key limited to some models also
+ │                                 gets it for unknown models, so 403-vs-404 reveals nothing)
  ├── NotFound                 404 (unknown model: code model_not_found)
  ├── PayloadTooLarge          413 (body over general_settings.max_request_size_mb)
  ├── UnsupportedMediaType     415 (a body that is not the content type an endpoint takes)
@@ -11,7 +12,9 @@ HubError                      an error the gateway itself raises, rendered as Op
  ├── RateLimited              429 (budget or rate limit; carries retry-after)
  └── ServiceUnavailable       503 (a model or server that is configured but cannot be used now)
 providers.base.ProviderError  an upstream failure; its status is decided by the provider layer
-                              (4xx passed through, 5xx and connection failures 502, timeouts 504)
+                              (4xx passed through, 5xx and connection failures 502, timeouts 504,
+                              Anthropic 529 and Gemini 503 UNAVAILABLE 503); 400 unsupported_parameter for a
+                              parameter dropped under drop_params: false (providers.base.drop_param)
 """
 
 from __future__ import annotations
