@@ -8,6 +8,8 @@ import httpx2
 import openai
 import pytest
 
+from hub.config import parse_config
+from hub.server import build_app
 from tests.e2e import router_support as support
 from tests.e2e.conftest import MASTER_KEY
 from tests.e2e.router_support import Upstreams, answered_by, gateway, refused
@@ -23,6 +25,7 @@ from tests.fakes.faults import (
     OPENAI_POLICY,
     Fault,
 )
+from tests.support.servers import serve_app
 
 upstream_servers, up = support.upstream_servers, support.up
 
@@ -262,3 +265,20 @@ def test_a_failed_health_check_does_not_cool_a_deployment_with_nothing_to_fail_o
         with pytest.raises(openai.APIStatusError) as exc_info:
             gw.chat("solo")
     assert exc_info.value.status_code == 502  # tried (and refused), not a 503 for a cooling group
+
+
+def test_metrics_carry_each_deployments_router_state(up: Upstreams) -> None:
+    up.a.faults.always = OPENAI_500
+    raw = {"model_list": [up.a.deployment("g"), up.b.deployment("g")], "general_settings": {"master_key": MASTER_KEY},
+           "router_settings": {"num_retries": 1, "allowed_fails": 0}}  # fmt: skip
+    with serve_app(build_app(parse_config(raw, {}))) as url:
+        auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+        body = {"model": "g", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx2.post(f"{url}/v1/chat/completions", json=body, headers=auth).status_code == 200
+        text = httpx2.get(f"{url}/metrics", headers=auth).text
+    cooling = [line for line in text.splitlines() if line.startswith("toolhub_deployment_cooling{")]
+    assert sorted((f"{up.a.url}/v1" in line, line.endswith(" 1.0")) for line in cooling) == [
+        (False, False),
+        (True, True),
+    ]
+    assert any(line.startswith("toolhub_deployment_retries{") and line.endswith(" 1.0") for line in text.splitlines())
