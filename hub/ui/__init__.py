@@ -27,6 +27,7 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/logs", logs.logs_page, methods=["GET"]),
     Route("/ui/models", models.models_page, methods=["GET"]),
     Route("/ui/models/test", models.test_model, methods=["POST"]),
+    Route("/ui/models/health", models.check_all, methods=["POST"]),
     Route("/ui/mcp", mcp.mcp_page, methods=["GET"]),
     Route("/ui/mcp/call", mcp.call_tool, methods=["POST"]),
     Route("/ui/playground", playground.playground_page, methods=["GET"]),

@@ -1,4 +1,5 @@
-"""Models: every alias this session may use, its deployments, and a button that sends a test request through `/v1`."""
+"""Models: every alias this session may use, its deployments with the router's cooldown state, a button that sends a
+test request to an alias through `/v1`, and one that checks every deployment through `GET /health`."""
 
 from __future__ import annotations
 
@@ -19,11 +20,29 @@ PING = [{"role": "user", "content": "Reply with the single word OK."}]
 
 @page
 async def models_page(request: Request, session: Session) -> Response:
+    return await _render(request, session)
+
+
+async def _render(request: Request, session: Session, **context: Any) -> Response:
     listing = await call_api(request, session, "GET", "/v1/models")
     aliases = [m["id"] for m in listing.body["data"]] if listing.ok else []
-    config = hub_state(request).config
-    models = {alias: [_deployment(r) for r in config.models.get(alias, ())] for alias in aliases}
-    return render(request, "models.html", session, models=models, error=None if listing.ok else listing.error)
+    context.setdefault("error", None if listing.ok else listing.error)
+    return render(request, "models.html", session, models=_deployments(request, aliases), **context)
+
+
+def _deployments(request: Request, aliases: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each alias's deployments, with the router's view of them: cooling (seconds left) and recent failures."""
+    router = hub_state(request).router
+    cooldowns = router.cooldowns
+    now = cooldowns.clock()
+    models: dict[str, list[dict[str, Any]]] = {alias: [] for alias in aliases}
+    for group, slot in router.slots():
+        if group.alias in models:
+            until = cooldowns.until.get(slot.id)
+            models[group.alias].append({**_deployment(slot.route), "id": slot.id, "unavailable": slot.unavailable,
+                                        "cooling": round(until - now) if until and until > now else None,
+                                        "failures": cooldowns.failures(slot.id)})  # fmt: skip
+    return models
 
 
 def _deployment(route: ModelRoute) -> dict[str, Any]:
@@ -49,7 +68,20 @@ async def test_model(request: Request, session: Session) -> Response:
               "text": _answer(result.body) if result.ok else result.error}  # fmt: skip
     if fragment(request):
         return render(request, "_model_test.html", session, tested=tested)
-    return render(request, "models.html", session, models={}, tested=tested)
+    return await _render(request, session, tested=tested)
+
+
+@page
+async def check_all(request: Request, session: Session) -> Response:
+    """`GET /health` (master key): every deployment gets a one-token request; the page shows each one's answer."""
+    result = await call_api(request, session, "GET", "/health")
+    if not result.ok:
+        return await _render(request, session, error=result.error)
+    checked = {e["id"]: None for e in result.body["healthy_endpoints"]}
+    checked |= {e["id"]: e.get("error") or "unhealthy" for e in result.body["unhealthy_endpoints"]}
+    response = await _render(request, session, checked=checked)
+    response.headers["hx-replace-url"] = "/ui/models"
+    return response
 
 
 def _answer(body: Any) -> str:

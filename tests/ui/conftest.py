@@ -21,7 +21,7 @@ from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.storage.conftest import create_schema, drop_schema
 from tests.support.hub import make_db, wait_for_tools
 from tests.support.peers import missing_peer
-from tests.support.servers import ROOT, serve_app
+from tests.support.servers import ROOT, refused_port, serve_app
 
 MASTER_KEY = "sk-toolhub-ui-master"
 CHROMIUM = os.environ.get("TOOLHUB_CHROMIUM", "/usr/bin/chromium")
@@ -88,13 +88,15 @@ def hub_at(tmp: Path, db_url: str) -> Iterator[str]:
     shop = tmp / "shop.db"
     make_db(shop)
     fake = FakeOpenAI()
-    with serve_app(fake.app) as upstream:
+    with serve_app(fake.app) as upstream, refused_port() as refused:
         params = {"api_base": f"{upstream}/v1", "api_key": API_KEY}
         config: dict[str, Any] = {
             "model_list": [
                 {"model_name": "chat", "litellm_params": {"model": "openai/text", **params,
                                                           "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}},
                 {"model_name": "agent", "litellm_params": {"model": "openai/agent", **params}},
+                {"model_name": "down", "litellm_params": {"model": "openai/text", "api_key": API_KEY,
+                                                          "api_base": f"http://127.0.0.1:{refused}/v1"}},
             ],
             "general_settings": {"master_key": MASTER_KEY, "database_url": db_url,
                                  "max_tool_rounds": 3},

@@ -86,6 +86,12 @@ def test_the_models_page_lists_deployments_and_tests_one(hub: str, page: Any, co
     row.get_by_role("button", name="Test").click()
     page.locator(".test-result").wait_for()
     assert page.locator(".test-result").inner_text().startswith("chat: OK")
+    page.get_by_role("button", name="Check every deployment").click()
+    page.locator(".check").first.wait_for()
+    assert page.locator("tr", has_text="$1.00 / $2.00").locator(".check").inner_text() == "check: OK"
+    down = page.locator("tr", has=page.locator("th", has_text="down")).locator(".check")
+    assert down.inner_text().startswith("check: ") and down.inner_text() != "check: OK"
+    shot(page, "models-checked")
     assert console.errors == [] and console.blocked == []
 
 
