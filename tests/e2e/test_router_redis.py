@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 
+import httpx2
 import pytest
+import yaml
 
 from tests.e2e import router_support as support
+from tests.e2e.conftest import MASTER_KEY
 from tests.e2e.router_support import Upstreams, answered_by, gateway
 from tests.fakes.faults import OPENAI_500
+from tests.support.servers import toolhub_process
 
 upstream_servers, up = support.upstream_servers, support.up
 REDIS_URL = os.environ.get("TOOLHUB_TEST_REDIS_URL")
@@ -62,3 +67,30 @@ def test_failures_seen_by_two_gateways_add_up_to_allowed_fails(up: Upstreams) ->
         responses = [first.chat(g) for _ in range(4)]
     assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
     assert up.a.faults.calls == 2
+
+
+def test_a_cooldown_is_shared_by_two_toolhub_processes(up: Upstreams, tmp_path: Path) -> None:
+    up.a.faults.always = OPENAI_500
+    g = group_name()
+    paths = []
+    for n in (1, 2):
+        config = {"model_list": [up.a.deployment(g), up.b.deployment(g)],
+                  "router_settings": {"num_retries": 1, "allowed_fails": 0, "cooldown_time": 30},
+                  "general_settings": {"master_key": MASTER_KEY, "redis_url": REDIS_URL,
+                                       "database_url": f"sqlite:///{tmp_path / f'hub{n}.db'}"}}  # fmt: skip
+        paths.append(tmp_path / f"config{n}.yaml")
+        paths[-1].write_text(yaml.safe_dump(config))
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    body = {"model": g, "messages": [{"role": "user", "content": "hi"}]}
+    with toolhub_process(paths[0]) as (first, _), toolhub_process(paths[1]) as (second, _):
+        response = httpx2.post(f"{first}/v1/chat/completions", json=body, headers=auth, timeout=30)
+        assert response.headers["x-litellm-attempted-retries"] == "1"
+        time.sleep(0.8)
+        retries = [
+            httpx2.post(f"{second}/v1/chat/completions", json=body, headers=auth, timeout=30).headers[
+                "x-litellm-attempted-retries"
+            ]
+            for _ in range(4)
+        ]
+    assert retries == ["0"] * 4
+    assert up.a.faults.calls == 1
