@@ -282,3 +282,13 @@ def test_metrics_carry_each_deployments_router_state(up: Upstreams) -> None:
         (True, True),
     ]
     assert any(line.startswith("toolhub_deployment_retries{") and line.endswith(" 1.0") for line in text.splitlines())
+
+
+def test_no_retry_waits_past_the_requests_timeout(up: Upstreams) -> None:
+    up.a.faults.always = Fault(OPENAI_429.status, OPENAI_429.body, {"retry-after": "5"})
+    with gateway([up.a.deployment("g")], num_retries=2) as gw, pytest.raises(openai.RateLimitError) as exc_info:
+        started = time.monotonic()
+        gw.chat(timeout=2)
+    assert time.monotonic() - started < 1.0  # the upstream's retry-after (5 s) would end after the 2 s timeout
+    assert exc_info.value.response.headers["retry-after"] == "5"
+    assert up.a.faults.calls == 1
