@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.errors import PermissionDenied, json_response
+from hub.errors import HubError, PermissionDenied, json_response
 from hub.router.classify import classify
 from hub.router.config import ErrorKind
 from hub.router.groups import Group, Slot
@@ -74,6 +74,8 @@ async def check(router: Router, group: Group, slot: Slot) -> str | None:
         if (kind := classify(exc)) in ("rate_limit", "timeout", "server"):
             _cool(router, group, slot, kind)
         return exc.message
+    except HubError as exc:  # a request the provider refuses to translate: the deployment itself may be fine
+        return exc.message
     router.cooldowns.until.pop(slot.id, None)  # answered: back in rotation at once
     return None
 
@@ -103,7 +105,11 @@ async def health_loop(router: Router) -> AsyncIterator[None]:
 
 async def _loop(router: Router) -> None:
     while True:
-        report = await check_all(router)
+        try:
+            report = await check_all(router)
+        except Exception:  # the top of a background task: log, and keep checking
+            logger.exception("health check failed")
+            report = {"unhealthy_count": 0}
         if report["unhealthy_count"]:
             names = ", ".join(f"{e['model_name']} ({e['api_base']})" for e in report["unhealthy_endpoints"])
             logger.warning("health check: %d unhealthy deployment(s): %s", report["unhealthy_count"], names)
