@@ -1,9 +1,10 @@
 """Requests and tokens per minute, per key and per model deployment, over a sliding 60-second window.
 
-`MemoryLimiter` serves one process. `RedisLimiter` shares the windows between Toolhub processes through one Lua
-script per request (check every limit, then count the request, atomically); token counts are added after the
-response by a background flush, so the hot path makes one Redis round trip. If Redis fails, the process falls back
-to its own memory windows and says so in the log.
+`MemoryLimiter` serves one process. `RedisLimiter` shares the windows between Toolhub processes through a Lua script
+that checks every limit of a request and counts it, atomically. Requests that arrive while a script call is in flight
+are sent together in the next call (one round trip for the batch, each request still checked and counted in order);
+token counts are added after the response by a background flush, summed per limit. If Redis fails, the process
+falls back to its own memory windows and says so in the log.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from hub.errors import RateLimited
 logger = logging.getLogger("toolhub.ratelimit")
 WINDOW = 60.0
 REDIS_RETRY_SECONDS = 5.0
+MAX_BATCH = 256
+"""Most requests checked in one script call (Redis runs a script alone: keep each call short)."""
 
 
 def redis_client(url: str) -> Any:
@@ -110,53 +113,85 @@ class MemoryLimiter:
         return window
 
 
-# KEYS: per limit, its request zset then its token zset. ARGV: now (ms), a unique member, then per limit rpm, tpm
-# (-1 = none). Token zset members are "<unique>:<tokens>" and "<token zset>:sum" holds their total, so a check costs
-# O(expired entries), not O(window). Returns {0} or {limit index, 1 (rpm) | 2 (tpm), retry ms}.
+# One call checks a batch of requests in order. ARGV: now (ms), then per request: a unique member, its number of limits
+# n, then per limit rpm, tpm (-1 = none). KEYS: per request, per limit its request zset then its token zset. Token
+# zset members are "<unique>:<tokens>" and "<token zset>:sum" holds their total, so a check costs O(expired
+# entries), not O(window). Returns per request {0, 0, 0} (admitted and counted) or {limit index, 1 (rpm) | 2 (tpm),
+# retry ms}.
 _CHECK = """
 local now = tonumber(ARGV[1])
 local window = 60000
-local n = #KEYS / 2
-for i = 1, n do
-  local rk, tk = KEYS[2 * i - 1], KEYS[2 * i]
-  local rpm, tpm = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  if rpm >= 0 then
-    redis.call('ZREMRANGEBYSCORE', rk, '-inf', now - window)
-    if redis.call('ZCARD', rk) >= rpm then
-      local oldest = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
-      local retry = window
-      if oldest[2] then retry = tonumber(oldest[2]) + window - now end
-      return {i, 1, retry}
-    end
-  end
-  if tpm >= 0 then
-    local sk = tk .. ':sum'
-    local used = tonumber(redis.call('GET', sk) or '0')
-    local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', now - window)
-    if #expired > 0 then
-      for _, m in ipairs(expired) do
-        used = used - tonumber(string.match(m, ':(%d+)$'))
+local out = {}
+local a, k = 2, 0
+while a <= #ARGV do
+  local member, n = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  local index, kind, retry = 0, 0, 0
+  for i = 1, n do
+    local rk, tk = KEYS[k + 2 * i - 1], KEYS[k + 2 * i]
+    local rpm, tpm = tonumber(ARGV[a + 2 * i - 2]), tonumber(ARGV[a + 2 * i - 1])
+    if rpm >= 0 then
+      redis.call('ZREMRANGEBYSCORE', rk, '-inf', now - window)
+      if redis.call('ZCARD', rk) >= rpm then
+        local oldest = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+        retry = window
+        if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+        index, kind = i, 1
+        break
       end
-      redis.call('ZREMRANGEBYSCORE', tk, '-inf', now - window)
-      if used <= 0 or redis.call('ZCARD', tk) == 0 then used = 0 end
-      redis.call('SET', sk, used, 'PX', window)
     end
-    if used >= tpm then
-      local oldest = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
-      local retry = window
-      if oldest[2] then retry = tonumber(oldest[2]) + window - now end
-      return {i, 2, retry}
+    if tpm >= 0 then
+      local sk = tk .. ':sum'
+      local used = tonumber(redis.call('GET', sk) or '0')
+      local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', now - window)
+      if #expired > 0 then
+        for _, m in ipairs(expired) do
+          used = used - tonumber(string.match(m, ':(%d+)$'))
+        end
+        redis.call('ZREMRANGEBYSCORE', tk, '-inf', now - window)
+        if used <= 0 or redis.call('ZCARD', tk) == 0 then used = 0 end
+        redis.call('SET', sk, used, 'PX', window)
+      end
+      if used >= tpm then
+        local oldest = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+        retry = window
+        if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+        index, kind = i, 2
+        break
+      end
     end
   end
-end
-for i = 1, n do
-  if tonumber(ARGV[1 + 2 * i]) >= 0 then
-    redis.call('ZADD', KEYS[2 * i - 1], now, ARGV[2])
-    redis.call('PEXPIRE', KEYS[2 * i - 1], window)
+  if index == 0 then
+    for i = 1, n do
+      if tonumber(ARGV[a + 2 * i - 2]) >= 0 then
+        redis.call('ZADD', KEYS[k + 2 * i - 1], now, member)
+        redis.call('PEXPIRE', KEYS[k + 2 * i - 1], window)
+      end
+    end
   end
+  out[#out + 1] = index
+  out[#out + 1] = kind
+  out[#out + 1] = retry
+  a = a + 2 * n
+  k = k + 2 * n
 end
-return {0, 0, 0}
+return out
 """
+
+
+class _Pending:
+    """One request's check waiting for (or leading) a batch."""
+
+    __slots__ = ("keys", "argv", "done", "lead", "verdict", "error")
+
+    def __init__(self, keys: list[str], argv: list[Any]) -> None:
+        self.keys = keys
+        self.argv = argv
+        self.done = anyio.Event()
+        self.lead = False
+        """Set when the previous batch's sender hands the next batch to this request."""
+        self.verdict: tuple[int, int, int] | None = None
+        self.error: BaseException | None = None
 
 
 class RedisLimiter:
@@ -173,25 +208,86 @@ class RedisLimiter:
         self._down_until = 0.0
         self._boot = uuid.uuid4().hex[:12]
         self._seq = 0
+        self._queue: list[_Pending] = []
+        self._busy = False
 
     async def check(self, limits: Sequence[Limit]) -> None:
-        keys: list[str] = []
-        argv: list[Any] = [int(time.time() * 1000), self._member()]
-        for limit in limits:
-            keys += [f"{self._prefix}{limit.name}:r", f"{self._prefix}{limit.name}:t"]
-            argv += [-1 if limit.rpm is None else limit.rpm, -1 if limit.tpm is None else limit.tpm]
+        """Count one request against every limit, or raise RateLimited naming the limit; Redis down: this process's
+        own windows."""
         if self._down_until and time.monotonic() < self._down_until:
             self._fallback.check(limits)
             return
+        pending = _Pending(*self._request(limits))
+        self._queue.append(pending)
+        if self._busy:  # a batch is in flight: this request goes in the next one
+            try:
+                await pending.done.wait()
+            except BaseException:
+                self._abandon(pending)
+                raise
+            if not pending.lead:
+                self._verdict(pending, limits)
+                return
+        await self._send()
+        self._verdict(pending, limits)
+
+    def _request(self, limits: Sequence[Limit]) -> tuple[list[str], list[Any]]:
+        keys: list[str] = []
+        argv: list[Any] = [self._member(), len(limits)]
+        prefix = self._prefix
+        for limit in limits:
+            keys += [f"{prefix}{limit.name}:r", f"{prefix}{limit.name}:t"]
+            argv += [-1 if limit.rpm is None else limit.rpm, -1 if limit.tpm is None else limit.tpm]
+        return keys, argv
+
+    async def _send(self) -> None:
+        """Check everything queued in one script call, then hand the next batch to the first request waiting."""
+        self._busy = True
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        keys: list[str] = []
+        argv: list[Any] = [int(time.time() * 1000)]
+        for pending in batch:
+            keys += pending.keys
+            argv += pending.argv
         try:
-            index, kind, retry_ms = await self._script(keys=keys, args=argv)
-        except (RedisError, OSError) as exc:  # Redis down: keep serving with this process's own windows
-            self._warn(exc)
+            with anyio.CancelScope(shield=True):  # the batch answers other requests: a cancelled sender still ends it
+                flat = await self._script(keys=keys, args=argv)
+        except (RedisError, OSError) as exc:
+            for pending in batch:
+                pending.error = exc
+        else:
+            for i, pending in enumerate(batch):
+                pending.verdict = (int(flat[3 * i]), int(flat[3 * i + 1]), int(flat[3 * i + 2]))
+        finally:
+            for pending in batch:
+                pending.done.set()
+            self._pass_lead()
+
+    def _pass_lead(self) -> None:
+        if self._queue:
+            first = self._queue[0]
+            first.lead = True
+            first.done.set()
+        else:
+            self._busy = False
+
+    def _abandon(self, pending: _Pending) -> None:
+        """A waiting request was cancelled: leave the queue, and hand on the next batch if it had been given it."""
+        if pending in self._queue:
+            self._queue.remove(pending)
+        if pending.lead:
+            pending.lead = False
+            self._pass_lead()
+
+    def _verdict(self, pending: _Pending, limits: Sequence[Limit]) -> None:
+        if pending.verdict is None:  # Redis down (or the batch failed): keep serving with this process's windows
+            self._warn(pending.error or RuntimeError("the rate-limit batch failed"))
             self._fallback.check(limits)
             return
         self._down_until = 0.0
+        index, kind, retry_ms = pending.verdict
         if index:
-            raise refuse(limits[int(index) - 1], "rpm" if int(kind) == 1 else "tpm", int(retry_ms) / 1000)
+            raise refuse(limits[index - 1], "rpm" if kind == 1 else "tpm", retry_ms / 1000)
 
     def add_tokens(self, limits: Sequence[Limit], tokens: int) -> None:
         if tokens and any(limit.tpm is not None for limit in limits):
@@ -209,16 +305,20 @@ class RedisLimiter:
         batch, self._tokens = self._tokens, []
         if not batch:
             return
+        totals: dict[str, list[int]] = {}  # per token zset: [tokens, latest ms]; one entry per limit per flush
+        for limits, tokens, at in batch:
+            for limit in limits:
+                if limit.tpm is not None:
+                    total = totals.setdefault(f"{self._prefix}{limit.name}:t", [0, 0])
+                    total[0] += tokens
+                    total[1] = max(total[1], int(at * 1000))
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for limits, tokens, at in batch:
-                    for limit in limits:
-                        if limit.tpm is not None:
-                            key = f"{self._prefix}{limit.name}:t"
-                            pipe.zadd(key, {f"{self._member()}:{tokens}": int(at * 1000)})
-                            pipe.pexpire(key, int(WINDOW * 1000))
-                            pipe.incrby(f"{key}:sum", tokens)
-                            pipe.pexpire(f"{key}:sum", int(WINDOW * 1000))
+                for key, (tokens, at_ms) in totals.items():
+                    pipe.zadd(key, {f"{self._member()}:{tokens}": at_ms})
+                    pipe.pexpire(key, int(WINDOW * 1000))
+                    pipe.incrby(f"{key}:sum", tokens)
+                    pipe.pexpire(f"{key}:sum", int(WINDOW * 1000))
                 await pipe.execute()
         except (RedisError, OSError) as exc:  # Redis down: count the tokens locally instead
             self._warn(exc)

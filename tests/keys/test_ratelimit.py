@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 import pytest
@@ -136,3 +137,120 @@ async def test_redis_down_falls_back_to_this_process_counters() -> None:
         with pytest.raises(RateLimited):
             await limiter.check([limit])
         await client.aclose()
+
+
+class CountingClient:
+    """A real Redis client that counts the calls of the scripts registered through it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.script_calls = 0
+
+    def register_script(self, text: str) -> Any:
+        script = self.inner.register_script(text)
+
+        async def call(**kwargs: Any) -> Any:
+            self.script_calls += 1
+            return await script(**kwargs)
+
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def _outcomes(limiter: RedisLimiter, limits: list[Limit], count: int) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
+
+    async def one() -> None:
+        try:
+            await limiter.check(limits)
+            outcomes["ok"] += 1
+        except RateLimited as exc:
+            outcomes[exc.code or ""] += 1
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(one)
+    return outcomes
+
+
+@pytest.mark.anyio
+async def test_concurrent_redis_checks_share_round_trips_and_admit_exactly_the_limit(redis_conn: Any) -> None:
+    client = CountingClient(redis_conn)
+    limiter = RedisLimiter(client, prefix=f"toolhub:test:{uuid.uuid4().hex}:")
+    key, deployment = Limit(name="key:k", label="key 'k'", rpm=7), Limit(name="dep", label="model 'm'", rpm=100)
+    outcomes = await _outcomes(limiter, [key, deployment], 40)
+    assert outcomes == Counter({"ok": 7, "rpm_limit_exceeded": 33})
+    assert client.script_calls < 40  # requests that arrived while a call was in flight went in one batch
+    assert (await _outcomes(limiter, [deployment], 100)) == Counter({"ok": 93, "rpm_limit_exceeded": 7})
+
+
+class GatedScript:
+    """In place of Redis: admits every request of a batch, each batch once `gate` is set; records batch sizes."""
+
+    def __init__(self) -> None:
+        self.gate = anyio.Event()
+        self.batches: list[int] = []
+        self.before_answer = lambda: None
+
+    def register_script(self, text: str) -> Any:
+        async def call(*, keys: list[str], args: list[Any]) -> list[int]:
+            await self.gate.wait()
+            count, i = 0, 1
+            while i < len(args):
+                count, i = count + 1, i + 2 + 2 * int(args[i + 1])
+            self.batches.append(count)
+            self.before_answer()
+            return [0, 0, 0] * count
+
+        return call
+
+
+@pytest.mark.anyio
+async def test_a_check_cancelled_just_as_it_is_handed_the_next_batch_passes_it_on() -> None:
+    script = GatedScript()
+    limiter = RedisLimiter(script)
+    limit = Limit(name="key:c", label="key 'c'", rpm=1000)
+    done: list[str] = []
+    scopes = {name: anyio.CancelScope() for name in "abcd"}
+
+    async def one(name: str) -> None:
+        with scopes[name]:
+            await limiter.check([limit])
+            done.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for name in "abcd":
+                tg.start_soon(one, name)
+            await anyio.wait_all_tasks_blocked()  # a sends alone; b, c, d wait for the next batch
+            # b is cancelled in the same step in which a's batch ends and hands the next batch to b
+            script.before_answer = scopes["b"].cancel
+            script.gate.set()
+    assert done == ["a", "c", "d"]
+    assert script.batches == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_cancelled_redis_checks_do_not_stall_the_others(redis_conn: Any) -> None:
+    limiter = RedisLimiter(redis_conn, prefix=f"toolhub:test:{uuid.uuid4().hex}:")
+    limit = Limit(name="key:c", label="key 'c'", rpm=1000)
+    admitted = 0
+
+    async def one(scope: anyio.CancelScope) -> None:
+        nonlocal admitted
+        with scope:
+            await limiter.check([limit])
+            admitted += 1
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            scopes = [anyio.CancelScope() for _ in range(30)]
+            for scope in scopes:
+                tg.start_soon(one, scope)
+            for scope in scopes[1::2]:  # cancelled while queued behind the first batch
+                scope.cancel()
+        assert admitted == 15
+        assert (await _outcomes(limiter, [limit], 10)) == Counter({"ok": 10})
