@@ -53,7 +53,8 @@ _CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
 
 @dataclass
 class Status:
-    """An upstream's health as operators see it."""
+    """An upstream's health as operators see it: "connecting" only on the first attempt; after a failure it stays
+    "down", with the last error, through every retry until it is ready again."""
 
     state: Literal["starting", "connecting", "ready", "down", "disabled"] = "starting"
     detail: str = ""
@@ -119,6 +120,7 @@ class Upstream:
         self._dirty_event = anyio.Event()
         self._broken = anyio.Event()
         self._ready_at = -math.inf
+        self._failure = ""
 
     @property
     def healthy(self) -> bool:
@@ -146,6 +148,7 @@ class Upstream:
                 delay = BACKOFF[0]
             self._session = None
             self.listing = self._empty()
+            self._failure = detail
             self._set("down", f"{detail} (retrying in {delay:g} s)")
             logger.warning("MCP server %s is down: %s", self.name, self.status.detail)
             self.first_attempt.set()
@@ -155,7 +158,10 @@ class Upstream:
             delay = min(delay * 2, BACKOFF[1])
 
     async def _connect_and_serve(self) -> None:
-        self._set("connecting")
+        if self.status.state == "down":  # a retry: it stays down, with its last error, until it is ready again
+            self.status.detail = f"{self._failure} (retrying now)"
+        else:
+            self._set("connecting")
         self._broken = anyio.Event()
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
             async with open_transport(self.spec, self._errlog, self.name) as (read, write):

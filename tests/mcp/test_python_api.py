@@ -16,7 +16,9 @@ from hub.mcp.hub import McpHub
 from hub.state import HubState
 from tests.mcp.conftest import (
     MASTER_KEY,
+    eventually,
     hub_app,
+    hub_of,
     mcp_client,
     running,
     script_server,
@@ -150,3 +152,13 @@ def test_rest_applies_the_same_permissions(keyed_hub_url: str) -> None:
     assert [t["name"] for t in listed["tools"]] == ["tool__echo"]
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "tool_not_allowed"
+
+
+def test_a_failed_upstream_stays_down_with_its_error_while_it_retries() -> None:
+    app = hub_app({"hang": script_server("hang.py", connect_timeout=1)}, extra=[])
+    with running(app, ready=False):
+        upstream = hub_of(app).upstreams["hang"]
+        eventually(lambda: upstream.status.attempts >= 2, what="the first retry")  # it lasts 1 s
+        status = hub_of(app).status()["hang"]
+    assert status["state"] == "down"
+    assert status["detail"] == "TimeoutError: no answer within connect_timeout (1 s) (retrying now)"
