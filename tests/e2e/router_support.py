@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -13,11 +15,13 @@ import pytest
 from hub.accounts.usage import NullSink, UsageRecord
 from hub.app import Extension, create_app
 from hub.config import parse_config
+from hub.mcp.http import mcp_extension, mcp_routes
 from hub.state import HubState
 from tests.e2e.conftest import MASTER_KEY
 from tests.fakes import anthropic_upstream, gemini_upstream, openai_upstream
 from tests.fakes.faults import Faults
-from tests.support.servers import refusing_port, serve_app
+from tests.support.hub import wait_for_tools
+from tests.support.servers import ROOT, refusing_port, serve_app
 
 
 @dataclass
@@ -127,4 +131,22 @@ def answered_by(response: Any) -> tuple[str, str, str, str]:
             h["x-litellm-attempted-fallbacks"])  # fmt: skip
 
 
-Check = Callable[[Any], None]
+ASK = [{"role": "user", "content": "What is in the database?"}]
+"""The question of the tool-loop tests (the fake agents answer it with hub tools)."""
+
+
+@contextlib.contextmanager
+def loop_gateway(db: Path, models: list[dict[str, Any]], **router: Any) -> Iterator[openai.OpenAI]:
+    """The gateway with the MCP hub (postgres_db on the SQLite file `db`) serving `models`, and an SDK client."""
+    config = {
+        "model_list": models,
+        "router_settings": router,
+        "general_settings": {"master_key": MASTER_KEY, "max_tool_rounds": 3},
+        "mcp_servers": {"postgres_db": {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
+                                        "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"]}},
+    }  # fmt: skip
+    app = create_app(parse_config(config, {}), extensions=[mcp_extension()], routes=mcp_routes())
+    with serve_app(app) as url:
+        wait_for_tools(url, {"postgres_db"}, MASTER_KEY)
+        with openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as client:
+            yield client

@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 
-from hub.app import create_app
-from hub.config import parse_config
-from hub.mcp.http import mcp_extension, mcp_routes
 from tests.e2e import router_support as support
-from tests.e2e.conftest import MASTER_KEY
-from tests.e2e.router_support import Upstreams
+from tests.e2e.router_support import ASK, Upstreams, loop_gateway
 from tests.fakes.faults import OPENAI_500
-from tests.support.hub import make_db, wait_for_tools
-from tests.support.servers import ROOT, serve_app
+from tests.support.hub import make_db
 
 upstream_servers, up = support.upstream_servers, support.up
-ASK = [{"role": "user", "content": "What is in the database?"}]
-
-
-@contextlib.contextmanager
-def loop_gateway(db: Path, models: list[dict[str, Any]], **router: Any) -> Iterator[openai.OpenAI]:
-    config = {
-        "model_list": models,
-        "router_settings": router,
-        "general_settings": {"master_key": MASTER_KEY, "max_tool_rounds": 3},
-        "mcp_servers": {"postgres_db": {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
-                                        "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{db}"]}},
-    }  # fmt: skip
-    app = create_app(parse_config(config, {}), extensions=[mcp_extension()], routes=mcp_routes())
-    with serve_app(app) as url:
-        wait_for_tools(url, {"postgres_db"}, MASTER_KEY)
-        with openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as client:
-            yield client
 
 
 def test_a_tool_loop_falls_back_when_its_deployment_fails_mid_loop(up: Upstreams, tmp_path: Path) -> None:

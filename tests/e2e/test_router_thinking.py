@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import router_support as support
-from tests.e2e.router_support import Upstreams
-from tests.e2e.test_router_loop import ASK, loop_gateway
+from tests.e2e.router_support import ASK, Upstreams, loop_gateway
 from tests.fakes.faults import ANTHROPIC_OVERLOADED, Fault
 from tests.support.hub import make_db
 
