@@ -15,6 +15,7 @@ from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
@@ -138,8 +139,8 @@ class McpEndpoint:
     def _target(self, http: McpHttp, scope: Scope) -> Callable[[Scope, Receive, Send], Any]:
         if self.kind == "mcp":
             return http.aggregated.manager.handle_request
-        if self.kind == "sse":
-            return http.serve_sse
+        if self.kind == "sse":  # a wrong method gets its 405 here, after auth and as JSON-RPC, like the others
+            return http.serve_sse if scope["method"] == "GET" else Response(status_code=405, headers={"Allow": "GET"})
         if self.kind == "messages":
             return http.sse.handle_post_message
         name = scope["path_params"]["server"]
@@ -157,8 +158,8 @@ def mcp_routes() -> list[BaseRoute]:
         Route("/mcp", McpEndpoint("mcp")),
         Route("/mcp/", McpEndpoint("mcp")),
         Route("/mcp/{server}", McpEndpoint("server")),
-        Route("/sse", McpEndpoint("sse"), methods=["GET"]),
-        Route(SSE_MESSAGES, McpEndpoint("messages"), methods=["POST"]),
+        Route("/sse", McpEndpoint("sse")),
+        Route(SSE_MESSAGES, McpEndpoint("messages")),
     ]
 
 

@@ -78,10 +78,17 @@ def test_the_transports_plain_text_errors_are_json_rpc_errors() -> None:
                                  content=b"{}")  # fmt: skip
         no_session = httpx2.post(f"{base}/sse/messages/", headers=headers("sk-a"), json=INITIALIZE)
         bad_session = httpx2.post(f"{base}/sse/messages/?session_id=nope", headers=headers("sk-a"), json=INITIALIZE)
+        posted_sse = httpx2.post(f"{base}/sse", headers=headers("sk-a"), json=INITIALIZE)
+        got_messages = httpx2.get(f"{base}/sse/messages/", headers=headers("sk-a"))
+        no_accept = httpx2.get(f"{base}/mcp", headers={**headers("sk-a"), "Accept": "application/json"})
     assert wrong_type.status_code == 400
     assert jsonrpc_error(wrong_type) == {"code": -32600, "message": "Invalid Content-Type header"}
     assert (no_session.status_code, jsonrpc_error(no_session)["message"]) == (400, "session_id is required")
     assert (bad_session.status_code, jsonrpc_error(bad_session)["message"]) == (400, "Invalid session ID")
+    assert (posted_sse.status_code, jsonrpc_error(posted_sse)["message"]) == (405, "Method Not Allowed")
+    assert (got_messages.status_code, got_messages.headers["allow"]) == (405, "POST")
+    assert jsonrpc_error(got_messages)["message"] == "Method Not Allowed"
+    assert no_accept.status_code >= 400 and jsonrpc_error(no_accept)["code"] == -32600
 
 
 def test_session_ids_are_not_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
