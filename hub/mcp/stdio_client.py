@@ -211,6 +211,8 @@ class _Pipes:
             return
         if is_request:
             self.waiting.add(message.id)
+        elif isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
+            self.waiting.discard((message.params or {}).get("requestId"))  # no answer is awaited any more
         await self.process.stdin.send(data)
 
     async def shutdown(self) -> None:

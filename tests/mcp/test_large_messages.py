@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hub.mcp.stdio_client import LineSplitter, Oversized
+from hub.mcp.stdio_client import LineSplitter, Oversized, _Pipes  # pyright: ignore[reportPrivateUsage]
 from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, text_of
 from tests.support.servers import serve_app
 
@@ -124,3 +124,25 @@ async def test_an_oversized_answer_over_streamable_http_fails_that_call_only(jso
     assert len(text_of(small)) == LIMIT // 2
     assert huge.is_error and str(LIMIT) in text_of(huge)
     assert text_of(after) == "x" * 10
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+async def test_a_cancelled_request_is_no_longer_waited_for() -> None:
+    process = type("Process", (), {"stdin": _Pipe()})()
+    pipes = _Pipes(process, "s", LIMIT)
+    for rid in (1, 2):
+        await pipes._send(types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call", params={"name": "x"}))
+    cancel = {"requestId": 1, "reason": "timed out"}
+    await pipes._send(types.JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled", params=cancel))
+    waiting = set(pipes.waiting)
+    for stream in (pipes.read_stream, pipes.read_writer, pipes.write_stream, pipes.write_reader):
+        stream.close()
+    assert waiting == {2}  # so an oversized answer without an id is still pinned on the one request left
+    assert len(process.stdin.sent) == 3
