@@ -65,3 +65,14 @@ def test_the_master_key_is_told_every_model_served(gateway: tuple[str, str]) -> 
     error = refusal(url, MASTER_KEY, "no-such-model")
     assert (error.status_code, error.code) == (404, "model_not_found")
     assert error.message.endswith("Models served here: secret-model, text.")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v1/chat/completions", 405), ("PUT", "/v1/models", 405), ("GET", "/v1/no-such-path", 404)],
+)
+def test_routing_errors_on_v1_are_openai_shaped(gateway: tuple[str, str], method: str, path: str, status: int) -> None:
+    url, _ = gateway
+    response = httpx2.request(method, f"{url}{path}", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    assert (response.status_code, response.headers["content-type"]) == (status, "application/json")
+    assert response.json()["error"]["type"] == "invalid_request_error"
