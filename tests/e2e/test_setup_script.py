@@ -42,7 +42,8 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def setup(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "NPM": str(root.parent / "bin" / "npm"), "TOOLHUB_SETUP_NO_APT": "1", **env}
+    inherited = {k: v for k, v in os.environ.items() if k != "TOOLHUB_REQUIRE_NODE"}  # CI sets it for the whole run
+    full_env = {**inherited, "NPM": str(root.parent / "bin" / "npm"), "TOOLHUB_SETUP_NO_APT": "1", **env}
     return subprocess.run([str(root / "scripts" / "setup"), *args], env=full_env, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
 
