@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 
 COMPLETION = json.dumps(
     {
@@ -164,9 +165,12 @@ class Upstream(asyncio.Protocol):
                 self.transport.write(JSON_RESPONSE)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, fd: int | None = None) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=1024)
+    if fd is None:
+        server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=1024)
+    else:  # a socket the bench bound and handed over: no other process can take the port in between
+        server = await loop.create_server(Upstream, sock=socket.socket(fileno=fd), backlog=1024)
     async with server:
         await server.serve_forever()
 
@@ -174,6 +178,7 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=4100)
+    parser.add_argument("--fd", type=int, default=None, help="serve on this inherited, bound socket instead")
     args = parser.parse_args()
     try:
         import uvloop
@@ -181,7 +186,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.port))
+    asyncio.run(serve(args.port, args.fd))
 
 
 if __name__ == "__main__":

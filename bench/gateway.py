@@ -34,9 +34,34 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
+    """A port that was free a moment ago (racy: prefer `bound_socket`, for servers that can take one)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def bound_socket() -> Iterator[tuple[socket.socket, int]]:
+    """A listening loopback socket for a child to serve on (`--fd N`, with `process(..., sock=)`); yields (it, port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        sock.set_inheritable(True)
+        yield sock, sock.getsockname()[1]
+
+
+def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait for any HTTP answer: a handed-over socket accepts connections before the child serves them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"GET /health/liveness HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            if conn.recv(1):
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on {port}")
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -51,12 +76,20 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 
 @contextlib.contextmanager
-def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], port: int, env: dict[str, str] | None = None, sock: socket.socket | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `args` until the block ends; with `sock` (from `bound_socket`), the child inherits it."""
+    fds = () if sock is None else (sock.fileno(),)
     proc = subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=fds,
+    )  # fmt: skip
     try:
-        wait_port(port, proc)
+        if sock is None:
+            wait_port(port, proc)
+        else:
+            wait_http(port, proc)
         yield proc
     finally:
         proc.terminate()
@@ -192,33 +225,24 @@ def main() -> None:
     parser.add_argument("--skip-direct", action="store_true")
     args = parser.parse_args()
     rows: list[Row] = []
-    up_port = free_port()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        process([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(up_port)], up_port),
+        bound_socket() as (up_sock, up_port),
+        process(
+            [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
+        ),
     ):
         upstream = f"http://127.0.0.1:{up_port}"
         if not args.skip_direct:
             rows += measure("upstream direct", f"{upstream}/v1/chat/completions", [], args.duration, KEY)
         config = Path(tmp) / "toolhub.yaml"
         toolhub_config(upstream, config)
-        port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "hub",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        with process(cmd, port) as proc:
-            rows += measure(
-                "Toolhub", f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid), args.duration, KEY
-            )
+        with bound_socket() as (sock, port):
+            cmd = [sys.executable, "-m", "hub", "serve", "--config", str(config), "--fd", str(sock.fileno()),
+                   "--log-level", "warning"]  # fmt: skip
+            with process(cmd, port, sock=sock) as proc:
+                url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                rows += measure("Toolhub", url, tree(proc.pid), args.duration, KEY)
         if args.litellm:
             rows += measure_litellm(Path(args.litellm), upstream, Path(tmp), args.duration)
     print_table(rows)

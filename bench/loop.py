@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.gateway import BENCH, KEY, ROOT, cpu_seconds, free_port, process, tree
+from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, process, tree
 
 ROUNDS = 5  # bench/fake_upstream.py ROUNDS
 
@@ -48,12 +48,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--conns", type=int, default=8)
     args = parser.parse_args()
-    up_port, port = free_port(), free_port()
     tools = json.dumps({"tools": [{"type": "mcp", "server_label": "bench", "require_approval": "never"}]})
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        process([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(up_port)], up_port),
+        bound_socket() as (up_sock, up_port),
+        bound_socket() as (sock, port),
+        process(
+            [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
+        ),
     ):
         path = Path(tmp) / "loop.yaml"
         config(f"http://127.0.0.1:{up_port}", path)
@@ -64,12 +67,12 @@ def main() -> None:
             "serve",
             "--config",
             str(path),
-            "--port",
-            str(port),
+            "--fd",
+            str(sock.fileno()),
             "--log-level",
             "warning",
         ]
-        with process(cmd, port) as proc:
+        with process(cmd, port, sock=sock) as proc:
             url = f"http://127.0.0.1:{port}"
             wait_for_tool(url)
             pid = [proc.pid]  # the gateway alone, not its MCP child
