@@ -107,3 +107,24 @@ def test_the_overview_draws_charts_and_lists_top_models(hub: str, page: Any, con
     page.wait_for_selector("#charts canvas")
     shot(page, "overview")
     assert console.errors == [] and console.blocked == []
+
+
+def test_logs_page_older_and_newer_through_more_than_one_page(hub: str, page: Any, console: Console) -> None:
+    run = uuid.uuid4().hex[:6]
+    with httpx2.Client(base_url=hub, headers=AUTH, timeout=30) as client:
+        for i in range(55):
+            body = {"model": "down", "messages": [{"role": "user", "content": "hi"}]}
+            client.post("/v1/chat/completions", json=body, headers={"x-request-id": f"pg-{run}-{i:02d}"})
+    login(page, hub)
+    page.goto(f"{hub}/ui/logs?model=down")
+    first = page.locator("tbody code").all_inner_texts()
+    assert first[:2] == [f"pg-{run}-54", f"pg-{run}-53"] and len(first) == 50
+    assert page.get_by_role("link", name="Newer").count() == 0
+    page.get_by_role("link", name="Older").click()
+    page.wait_for_url("**before=*")
+    assert page.locator("tbody code").all_inner_texts() == [f"pg-{run}-{i:02d}" for i in (4, 3, 2, 1, 0)]
+    assert page.get_by_role("link", name="Older").count() == 0
+    page.get_by_role("link", name="Newer").click()
+    page.wait_for_url("**after=*")
+    assert page.locator("tbody code").all_inner_texts() == first
+    assert console.errors == [] and console.blocked == []
