@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from hub.accounts.auth import MASTER  # noqa: E402
 from hub.config import parse_config  # noqa: E402
 from hub.mcp.hub import McpHub  # noqa: E402
-from tests.support.servers import free_port, inherited_socket, wait_for_port  # noqa: E402
+from tests.support.servers import inherited_socket, wait_for_port, wait_until_serving  # noqa: E402
 
 KEY = "sk-bench"
 Call = Callable[[], Awaitable[Any]]
@@ -70,11 +70,14 @@ async def serve_stdio() -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-def serve_http(port: int) -> None:
+def serve_http(fd: int) -> None:
+    """Serve streamable HTTP on the inherited, bound socket `fd` (bound by `main`, so no other process takes it)."""
+    import socket
+
     import uvicorn
 
     app = echo_server().streamable_http_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[socket.socket(fileno=fd)])
 
 
 # -- measuring ------------------------------------------------------------------------------------------------------
@@ -189,10 +192,11 @@ async def report(http_url: str, calls: int, warmup: int) -> None:
 
 
 def main(calls: int, warmup: int) -> None:
-    port = free_port()
-    upstream = subprocess.Popen([sys.executable, __file__, "--serve-http", str(port)], stderr=subprocess.DEVNULL)
+    with inherited_socket() as (sock, port):
+        upstream = subprocess.Popen([sys.executable, __file__, "--serve-http", str(sock.fileno())],
+                                    stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(),))  # fmt: skip
     try:
-        wait_for_port(port, upstream)
+        wait_until_serving(f"http://127.0.0.1:{port}/mcp", upstream)
         anyio.run(report, f"http://127.0.0.1:{port}/mcp", calls, warmup)
     finally:
         upstream.terminate()
@@ -204,7 +208,7 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--serve-stdio", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-http", type=int, metavar="FD", help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.serve_stdio:
         anyio.run(serve_stdio)
