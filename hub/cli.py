@@ -144,8 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the top-level handler: a client that launched us (stdio) only sees "connection closed"
         logger.exception("toolhub %s failed", args.command)
-        sys.stderr.write(f"toolhub: {args.command} failed: {type(exc).__name__}: {exc}\n")
+        cause = _root_cause(exc)
+        sys.stderr.write(f"toolhub: {args.command} failed: {type(cause).__name__}: {cause}\n")
         return 1
+
+
+def _root_cause(exc: Exception) -> Exception:
+    """The one error inside task-group wrappers (anyio wraps a failing task in an ExceptionGroup)."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

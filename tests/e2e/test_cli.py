@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 import yaml
@@ -177,10 +178,21 @@ async def test_stdio_serves_the_readme_desktop_snippet_without_the_master_key(tm
     assert names == ["time__convert_time", "time__get_current_time"]
 
 
+async def fails_in_a_task_group() -> None:
+    async def task() -> None:
+        raise OSError(24, "Too many open files")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task)
+
+
+@pytest.mark.parametrize("nested", [False, True])
 def test_a_start_failure_of_stdio_is_explained_on_stderr(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], nested: bool
 ) -> None:
     async def broken(config: object, *, separator: str | None = None) -> None:
+        if nested:
+            await fails_in_a_task_group()
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(hub.mcp.stdio, "serve_stdio", broken)
