@@ -36,15 +36,23 @@ def free_socket() -> socket.socket:
 def free_port() -> int:
     """A port that was free a moment ago. Racy: another process may take it before the caller binds it.
 
-    Prefer `free_socket()` handed over bound (`serve_app`, `toolhub_process`, `inherited_socket`) or `refused_port()`;
-    this remains only for third-party peers that cannot take a socket (`spawn_listener` checks who listens)."""
+    Use instead: a socket handed over bound (`serve_app`, `toolhub_process`, `inherited_socket`, `node_listen_fd`),
+    `refused_port()` / `refusing_port()` for a port nobody answers on, or `announced_port()` for a child that binds
+    port 0 itself."""
     with contextlib.closing(free_socket()) as sock:
         return sock.getsockname()[1]
 
 
+def _refusing() -> socket.socket:
+    # No SO_REUSEADDR: no other socket can then bind this port, even one that sets it, until this one closes.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @functools.cache
 def _refusing_socket() -> socket.socket:
-    sock = free_socket()
+    sock = _refusing()
     atexit.register(sock.close)
     return sock
 
@@ -57,7 +65,7 @@ def refusing_port() -> int:
 @contextlib.contextmanager
 def refused_port() -> Iterator[int]:
     """A loopback port where connections are refused for as long as the block runs: bound, never listening."""
-    with contextlib.closing(free_socket()) as sock:
+    with contextlib.closing(_refusing()) as sock:
         yield sock.getsockname()[1]
 
 
@@ -82,6 +90,7 @@ def inherited_socket(port: int = 0) -> Iterator[tuple[socket.socket, int]]:
 def serve_app(app: ASGIApp, *, graceful_timeout: int | None = 5) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 at an ephemeral port in a thread; yield its base URL ("http://127.0.0.1:PORT")."""
     sock = free_socket()
+    sock.listen(128)  # at once: while only bound, another socket with SO_REUSEADDR could bind the port too
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_timeout, loop="asyncio", ws="none"

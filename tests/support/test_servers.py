@@ -36,6 +36,13 @@ def test_a_refused_port_refuses_connections_while_held() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2)
 
 
+def test_no_other_socket_can_bind_a_refused_port_while_held() -> None:
+    with refused_port() as port, socket.socket() as intruder:
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with pytest.raises(OSError):
+            intruder.bind(("127.0.0.1", port))
+
+
 def test_the_refusing_port_refuses_connections_for_the_whole_run() -> None:
     assert refusing_port() == refusing_port()
     with pytest.raises(ConnectionRefusedError):
