@@ -7,6 +7,8 @@ from typing import Any
 import httpx2
 import mcp_types as types
 import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 
 from hub.accounts.auth import MASTER
@@ -53,7 +55,7 @@ def test_rest_answers_400_for_deep_or_large_arguments_and_the_upstream_keeps_ser
     assert after.json()["content"] == [{"type": "text", "text": "echo: after"}]
 
 
-async def test_mcp_clients_get_invalid_params_for_deep_arguments_and_the_session_survives() -> None:
+async def test_mcp_and_sse_clients_get_invalid_params_for_deep_arguments_and_the_session_survives() -> None:
     app = hub_app({"tool": tool_server()}, extra=[])
     with running(app) as url:
         for path in ("/mcp", "/mcp/tool"):
@@ -65,6 +67,12 @@ async def test_mcp_clients_get_invalid_params_for_deep_arguments_and_the_session
             assert refused.value.error.code == types.INVALID_PARAMS
             assert f"more than {MAX_JSON_DEPTH} levels deep" in refused.value.error.message
             assert text_of(after) == "echo: after"
+        async with Client(sse_client(f"{url}/sse", headers=AUTH), mode="legacy") as client:
+            with pytest.raises(MCPError) as over_sse:
+                await client.call_tool("tool__echo", nested(MAX_JSON_DEPTH + 20))
+            after_sse = await client.call_tool("tool__echo", {"text": "after"})
+        assert over_sse.value.error.code == types.INVALID_PARAMS
+        assert text_of(after_sse) == "echo: after"
 
 
 async def test_the_python_api_raises_invalid_arguments() -> None:
