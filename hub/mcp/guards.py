@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
 
-SDK_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http", "mcp.server.sse")
+SDK_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http", "mcp.server.sse", "uvicorn.access")
+"""The SDK's transports, and uvicorn's access log (`toolhub serve --access-log`: `/sse/messages/?session_id=...`)."""
 _SESSION_ID = re.compile(r"\b[0-9a-fA-F]{32}\b|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
 
 
@@ -85,15 +86,20 @@ async def _send_error(send: Send, start: Message, text: bytes) -> None:
 
 
 class RedactSessionIds(logging.Filter):
-    """Blanks session ids out of the SDK transports' records at INFO and above."""
+    """Blanks session ids out of records at INFO and above, in the message and in its arguments (uvicorn's access
+    formatter reads the arguments, so they keep their number and order)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.INFO:
-            text = record.getMessage()
-            redacted = _SESSION_ID.sub("<session id>", text)
-            if redacted != text:
-                record.msg, record.args = redacted, ()
+            if isinstance(record.msg, str):
+                record.msg = _redact(record.msg)
+            if isinstance(record.args, tuple):
+                record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+def _redact(text: str) -> str:
+    return _SESSION_ID.sub("<session id>", text)
 
 
 def redact_session_ids() -> None:

@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from uvicorn.logging import AccessFormatter
 
 from hub.accounts.auth import Principal
+from hub.mcp.guards import RedactSessionIds
 from tests.mcp.conftest import keyed_hub_app, running, tool_server
 
 KEYS = {"sk-a": Principal(key_id="a"), "sk-b": Principal(key_id="b")}
@@ -101,3 +103,13 @@ def test_session_ids_are_not_logged_at_info(caplog: pytest.LogCaptureFixture) ->
     loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("mcp")]
     assert any("<session id>" in line for line in loud)  # the lines are kept, without the id
     assert not any(re.search(session, line) or "f" * 32 in line for line in loud)
+
+
+def test_the_access_log_shows_sse_paths_without_their_session_id() -> None:
+    session = "9f2c" * 8
+    path = f"/sse/messages/?session_id={session}"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "POST", path, "1.1", 202), None)  # fmt: skip
+    assert RedactSessionIds().filter(record)
+    line = AccessFormatter("%(message)s", use_colors=False).format(record)
+    assert line == '127.0.0.1:5000 - "POST /sse/messages/?session_id=<session id> HTTP/1.1" 202'
