@@ -149,7 +149,8 @@ def announced_port(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
     is no window for another process. The rest of stderr is drained in the background so the child never blocks."""
     assert proc.stderr is not None
     lines: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True).start()
+    reader = threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True)
+    reader.start()
     deadline = time.monotonic() + timeout
     seen: list[bytes] = []
     while time.monotonic() < deadline:
@@ -157,7 +158,7 @@ def announced_port(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
             seen.append(lines.get(timeout=0.1))
             if match := _ANNOUNCED.search(seen[-1]):
                 return int(match[1])
-        if proc.poll() is not None and lines.empty():
+        if not reader.is_alive() and lines.empty():  # stderr closed (the child exited) and every line was read
             break
     raise RuntimeError(f"no port announced on stderr (exit {proc.poll()}):\n{b''.join(seen).decode(errors='replace')}")
 
