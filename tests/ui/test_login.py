@@ -98,3 +98,22 @@ def test_logging_in_again_in_the_same_tab_gives_working_forms(hub: str, page: An
     page.get_by_role("button", name="Create key").click()
     assert page.locator("#new-secret").inner_text().startswith("sk-")
     assert console.errors == [] and console.blocked == []
+
+
+def test_bad_page_inputs_get_a_clear_error_or_a_sane_default(hub: str) -> None:
+    with httpx2.Client(base_url=hub) as client:
+        client.post("/ui/login", data={"key": MASTER_KEY}, headers={"origin": hub})
+        bad_date = client.get("/ui/logs", params={"start": "yesterday-ish"})
+        bad_status = client.get("/ui/logs", params={"status": "maybe"})
+        bad_cursor = client.get("/ui/logs", params={"before": "not-a-cursor"})
+        bad_range = client.get("/ui/overview/series", params={"range": "decade"})
+        bad_action = client.post("/ui/keys/explode", data={"csrf": _csrf(client)}, headers={"origin": hub})
+    assert bad_date.status_code == 400 and "Invalid &#39;start&#39;" in bad_date.text
+    assert bad_status.status_code == 400 and "must be success or failure" in bad_status.text
+    assert bad_cursor.status_code == 200 and bad_range.status_code == 200
+    assert len(bad_range.json()["t"]) in (48, 49)  # the default range: a day of half-hour buckets, the current one last
+    assert bad_action.status_code == 404 and "No such action: explode." in bad_action.text
+
+
+def _csrf(client: httpx2.Client) -> str:
+    return client.get("/ui/keys").text.split('name="csrf" value="')[1].split('"')[0]
