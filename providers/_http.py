@@ -44,6 +44,7 @@ class HttpPool:
         self._public_resolver = public_resolver
         self._session: aiohttp.ClientSession | None = None
         self._public: aiohttp.ClientSession | None = None
+        self._own_resolver: PublicOnlyResolver | None = None
 
     def session(self, url: str = "") -> aiohttp.ClientSession:
         """The shared session (`url` is accepted for callers that name where they go)."""
@@ -59,8 +60,8 @@ class HttpPool:
         callers check those themselves.
         """
         if self._public is None or self._public.closed:
-            self._public_resolver = self._public_resolver or PublicOnlyResolver()
-            self._public = self._new_session(self._public_resolver)
+            self._own_resolver = None if self._public_resolver else PublicOnlyResolver()
+            self._public = self._new_session(self._public_resolver or self._own_resolver)
         return self._public
 
     def _new_session(self, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
@@ -84,8 +85,9 @@ class HttpPool:
         for session in sessions:
             if session is not None:
                 await session.close()
-        if self._public_resolver is not None:
-            await self._public_resolver.close()
+        resolver, self._own_resolver = self._own_resolver, None
+        if resolver is not None:  # an injected `public_resolver` is its owner's to close
+            await resolver.close()
 
 
 def gateway_status(upstream_status: int) -> int:
