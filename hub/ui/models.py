@@ -27,10 +27,10 @@ async def _render(request: Request, session: Session, **context: Any) -> Respons
     listing = await call_api(request, session, "GET", "/v1/models")
     aliases = [m["id"] for m in listing.body["data"]] if listing.ok else []
     context.setdefault("error", None if listing.ok else listing.error)
-    return render(request, "models.html", session, models=_deployments(request, aliases), **context)
+    return render(request, "models.html", session, models=deployments(request, aliases), **context)
 
 
-def _deployments(request: Request, aliases: list[str]) -> dict[str, list[dict[str, Any]]]:
+def deployments(request: Request, aliases: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Each alias's deployments, with the router's view of them: cooling (seconds left) and recent failures."""
     router = hub_state(request).router
     cooldowns = router.cooldowns

@@ -14,6 +14,7 @@ from hub.state import hub_state
 from hub.ui import queries
 from hub.ui.api import call_api
 from hub.ui.logs import key_aliases
+from hub.ui.models import deployments
 from hub.ui.session import Session
 from hub.ui.web import SECURITY_HEADERS, page, render
 
@@ -52,8 +53,10 @@ async def overview_page(request: Request, session: Session) -> Response:
     span = _range(request)
     health = await call_api(request, session, "GET", "/health/readiness")
     tools = await call_api(request, session, "GET", "/mcp/tools/list")
+    aliases = [a for a in hub_state(request).config.models if session.principal.may_use_model(a)]
+    upstreams = [(alias, d) for alias, ds in deployments(request, aliases).items() for d in ds]
     return render(request, "overview.html", session, span=span, labels=LABELS, health=health.body, healthy=health.ok,
-                  servers=tools.body["servers"] if tools.ok else {})  # fmt: skip
+                  servers=tools.body["servers"] if tools.ok else {}, upstreams=upstreams)  # fmt: skip
 
 
 @page

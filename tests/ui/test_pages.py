@@ -102,6 +102,7 @@ def test_the_overview_draws_charts_and_lists_top_models(hub: str, page: Any, con
     assert page.locator("#charts canvas").count() == 3
     assert "chat" in page.locator("section", has_text="Top models").inner_text()
     assert "ready" in page.locator("section", has_text="MCP servers").inner_text()
+    assert "chat → openai/text: in rotation" in page.locator("section", has_text="Upstreams").inner_text()
     page.get_by_role("link", name="Last hour").click()
     page.wait_for_url("**/ui?range=hour")
     page.wait_for_selector("#charts canvas")

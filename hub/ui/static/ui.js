@@ -101,13 +101,16 @@ function setupCharts(root) {
 
 const COLORS = {requests: "#2563eb", errors: "#dc2626", spend: "#059669", latency_ms: "#7c3aed"};
 
+// Small values (a request costs fractions of a cent) keep three significant digits instead of rounding to 0.
+const tick = (u, values) => values.map((v) => (v == null ? "" : String(+v.toPrecision(3))));
+
 function drawChart(el, data) {
   const names = el.dataset.series.split(",");
   const width = Math.max(260, el.clientWidth || 300);
   const opts = {
     width, height: 180, legend: {show: true}, cursor: {drag: {x: false, y: false}},
-    series: [{}, ...names.map((n) => ({label: n, stroke: COLORS[n], width: 2, spanGaps: false}))],
-    axes: [{}, {size: 60}],
+    series: [{}, ...names.map((n) => ({label: n, stroke: COLORS[n], width: 2, points: {show: true, size: 4}}))],
+    axes: [{}, {size: 76, values: tick}],
   };
   new uPlot(opts, [data.t, ...names.map((n) => data[n])], el);
 }
