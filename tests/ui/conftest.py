@@ -101,10 +101,12 @@ def hub_at(tmp: Path, db_url: str) -> Iterator[str]:
             "general_settings": {"master_key": MASTER_KEY, "database_url": db_url,
                                  "max_tool_rounds": 3},
             "mcp_servers": {"postgres_db": {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
-                                            "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{shop}"]}},
+                                            "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{shop}"]},
+                            "pictures": {"transport": "stdio", "command": sys.executable,
+                                         "args": [str(Path(__file__).parent / "servers" / "pictures.py")]}},
         }  # fmt: skip
         with serve_app(build_app(parse_config(config, {}))) as url:
-            wait_for_tools(url, {"postgres_db"}, MASTER_KEY)
+            wait_for_tools(url, {"postgres_db", "pictures"}, MASTER_KEY)
             yield url
 
 

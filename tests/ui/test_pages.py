@@ -61,6 +61,23 @@ def test_a_tool_called_from_the_mcp_page_shows_its_result(hub: str, page: Any, c
     assert console.errors == [] and console.blocked == []
 
 
+def test_a_form_made_from_a_schema_calls_a_tool_that_answers_an_image(hub: str, page: Any, console: Console) -> None:
+    login(page, hub)
+    page.goto(f"{hub}/ui/mcp")
+    tool = page.locator("details.tool", has_text="pictures__square")
+    tool.locator("summary").first.click()
+    assert tool.locator("input[name='arg:size'][type=number][required]").count() == 1
+    assert tool.locator("select[name='arg:label'] option").all_inner_texts() == ["none", "small"]
+    tool.locator("input[name='arg:size']").fill("3")
+    tool.locator("input[name='arg:red']").check()
+    tool.get_by_role("button", name="Call pictures__square").click()
+    image = tool.locator(".tool-result img")
+    image.wait_for()
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 3
+    assert console.errors == [] and console.blocked == []
+
+
 def test_the_playground_streams_an_answer_and_shows_the_hub_tool_calls(hub: str, page: Any, console: Console) -> None:
     login(page, hub)
     page.get_by_role("link", name="Playground", exact=True).click()
