@@ -39,4 +39,10 @@ def test_login_and_navigation_work_from_the_keyboard(hub: str, page: Any, consol
             break
     page.keyboard.press("Enter")
     page.wait_for_selector("h1:text-is('Keys')")
+    page.goto(f"{hub}/ui/playground")
+    page.focus("#pg-prompt")
+    page.keyboard.type("hello")
+    page.keyboard.press("Control+Enter")  # sends without the mouse
+    page.wait_for_selector("#pg-status:has-text('Done')")
+    assert page.inner_text("#pg-answer")
     assert console.errors == [] and console.blocked == []
