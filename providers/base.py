@@ -112,6 +112,23 @@ class ProviderError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+OPENAI_PARAMS = frozenset(
+    """model messages stream stream_options tools tool_choice parallel_tool_calls response_format max_completion_tokens
+    max_tokens reasoning_effort verbosity temperature top_p stop n seed presence_penalty frequency_penalty logit_bias
+    logprobs top_logprobs user safety_identifier prompt_cache_key prompt_cache_options metadata store service_tier
+    prediction modalities audio web_search_options functions function_call""".split()
+)
+"""Top-level fields api.openai.com accepts. Others (`num_ctx`, `top_k`...) are for other servers: a provider that
+cannot use one drops it with `drop_param`."""
+
+
+def drop_unknown_params(body: JSON, native: frozenset[str], deployment: Deployment, dropped: list[str]) -> None:
+    """`drop_param` every field of the client's `body` that is neither an OpenAI parameter nor in `native` (the
+    provider's own extras it understands)."""
+    for name in sorted(body.keys() - OPENAI_PARAMS - native):
+        drop_param(deployment, name, f"not an OpenAI parameter, and {deployment.provider} does not take it", dropped)
+
+
 def drop_param(deployment: Deployment, name: str, reason: str, dropped: list[str]) -> None:
     """The one way a provider leaves a client parameter out: note `name` in `dropped` (and a DEBUG log line), or,
     with `drop_params: false`, refuse the request.

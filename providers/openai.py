@@ -19,17 +19,12 @@ import aiohttp
 import orjson
 
 from providers import _http
-from providers.base import JSON, ChatRequest, Deployment, ProviderError, drop_param
+from providers.base import JSON, OPENAI_PARAMS, ChatRequest, Deployment, ProviderError, drop_param
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 OLLAMA_API_BASE = "http://localhost:11434/v1"
 
-KNOWN_PARAMS = frozenset(
-    """model messages stream stream_options tools tool_choice parallel_tool_calls response_format max_completion_tokens
-    max_tokens reasoning_effort verbosity temperature top_p stop n seed presence_penalty frequency_penalty logit_bias
-    logprobs top_logprobs user safety_identifier prompt_cache_key prompt_cache_options metadata store service_tier
-    prediction modalities audio web_search_options functions function_call""".split()
-)
+KNOWN_PARAMS = OPENAI_PARAMS
 """Top-level fields api.openai.com accepts; anything else is dropped before a request goes there."""
 
 REASONING_REJECTED = (

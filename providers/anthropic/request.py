@@ -19,7 +19,7 @@ Choices made where the two APIs differ (each is also a test):
   way, is refused with thinking). `json_object` -> a system instruction; code fences are stripped from the answer.
 * `temperature` is clamped to 0..1; `stop` -> `stop_sequences` without whitespace-only entries; `user` (or
   `safety_identifier`) -> `metadata.user_id` as a hash (Anthropic refuses e-mail addresses there); OpenAI-only fields
-  (`n`, penalties, `seed`, `num_ctx`...) are dropped.
+  (`n`, penalties, `seed`...) and fields foreign to OpenAI (`num_ctx`...) are dropped (`drop_param`).
 * Claude Sonnet 4.5+, Opus 4.1+ and Haiku 4.5 refuse `temperature` and `top_p` together: `temperature` is kept and
   `top_p` dropped (or, with `drop_params: false`, refused).
 * Tools without `"type": "object"` in their parameters get it; `allowed_tools` sends only the allowed tools.
@@ -42,7 +42,7 @@ from providers.anthropic.messages import (
     open_tool_turn_unsigned,
 )
 from providers.anthropic.names import ToolNames
-from providers.base import JSON, Deployment, drop_param
+from providers.base import JSON, Deployment, drop_param, drop_unknown_params
 
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
 MIN_THINKING_BUDGET = 1024
@@ -56,6 +56,8 @@ _ONE_OF_TEMPERATURE_TOP_P = re.compile(
     r"claude-(sonnet-4[-.]([5-9]|\d\d)|opus-4[-.][1-9]\d?|haiku-4[-.]([5-9]|\d\d))(?!\d)"
 )
 """Models that refuse `temperature` and `top_p` in one request (a date suffix like `-20250514` is not a version)."""
+_NATIVE = frozenset({"thinking", "top_k"})
+"""Anthropic request fields a client may send beside the OpenAI ones."""
 _NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
                           "seed"})  # fmt: skip
 
@@ -125,6 +127,7 @@ def _build(body: JSON, deployment: Deployment, restore: Restore, stream: bool) -
     for name in sorted(_NOT_ENCODED & src.keys()):
         if src[name] not in (None, False, 0) and not (name == "n" and src[name] == 1):
             _drop_or_refuse(name, "Anthropic has no equivalent", deployment, tr)
+    drop_unknown_params(body, _NATIVE, deployment, tr.dropped)
     return tr
 
 

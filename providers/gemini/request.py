@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.base import Deployment, ProviderError, drop_param
+from providers.base import Deployment, ProviderError, drop_param, drop_unknown_params
 from providers.gemini.contents import InlineData, MessageError, StepLookup, build_contents
 from providers.gemini.schema import SchemaError, ToolNames, sanitize_schema
 from providers.gemini.signatures import needs_signatures
@@ -17,6 +17,9 @@ JSON = dict[str, Any]
 UNSUPPORTED = ("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "prediction",
                "audio", "web_search_options", "functions", "function_call")  # fmt: skip
 """OpenAI parameters that change the answer and have no Gemini equivalent: dropped, or refused with drop_params off."""
+
+NATIVE = frozenset({"thinking", "top_k"})
+"""Gemini-minded fields a client may send beside the OpenAI ones."""
 
 _LEVELS_FLASH = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
                  "xhigh": "high", "max": "high"}  # fmt: skip
@@ -77,6 +80,7 @@ def _build(body: JSON, deployment: Deployment, lookup: StepLookup, images: Mappi
         out["systemInstruction"] = {"parts": [{"text": text} for text in system]}
     dropped: list[str] = []
     _drop_unsupported(merged, deployment, dropped)
+    drop_unknown_params(body, NATIVE, deployment, dropped)
     if declarations:
         declarations = _apply_tool_choice(merged.get("tool_choice"), declarations, names, out)
         out["tools"] = [{"functionDeclarations": declarations}]

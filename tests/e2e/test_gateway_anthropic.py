@@ -286,7 +286,7 @@ def test_openai_parameters_are_translated_clamped_or_dropped(claude: openai.Open
         model="claude-sonnet-4-5", messages=USER, temperature=1.7, top_p=0.9, stop=["END", "  "], max_tokens=100,
         user="user-42", seed=3, presence_penalty=0.5, extra_body={"num_ctx": 4096, "top_k": 5},
     )  # fmt: skip
-    assert raw.headers["x-toolhub-dropped-params"] == "top_p,presence_penalty,seed"
+    assert raw.headers["x-toolhub-dropped-params"] == "top_p,presence_penalty,seed,num_ctx"
     sent = fake.requests[-1]
     assert (sent["temperature"], sent["top_k"], sent["max_tokens"]) == (1.0, 5, 100)
     assert sent["stop_sequences"] == ["END"]

@@ -47,6 +47,12 @@ def test_older_models_get_both_temperature_and_top_p(model: str) -> None:
     assert (body["temperature"], body["top_p"]) == (0.7, 0.9)
 
 
+def test_fields_foreign_to_openai_are_dropped_and_anthropic_extras_kept() -> None:
+    tr = translate({"num_ctx": 4096, "top_k": 3, "user": "u", "mirostat": 1})
+    assert (tr.dropped, tr.body["top_k"]) == (["mirostat", "num_ctx"], 3)
+    assert refused({"num_ctx": 4096}, drop_params=False).param == "num_ctx"
+
+
 def test_temperature_with_top_p_is_a_400_naming_top_p_when_drop_params_is_off() -> None:
     assert refused({"temperature": 0.7, "top_p": 0.9}, drop_params=False).param == "top_p"
 

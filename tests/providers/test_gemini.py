@@ -105,10 +105,10 @@ def test_unknown_and_no_op_openai_fields_are_dropped() -> None:
 
 def test_dropped_parameters_are_reported() -> None:
     body = {"messages": [{"role": "user", "content": "hi"}], "n": 2, "logprobs": True, "presence_penalty": 0.5,
-            "temperature": 0.3}  # fmt: skip
+            "temperature": 0.3, "num_ctx": 4096, "top_k": 3, "user": "u"}  # fmt: skip
     prepared = build_request(body, deployment(), lookup=SignatureStore().lookup, images={})
-    assert prepared.dropped == ["presence_penalty", "logprobs", "n"]
-    assert prepared.body["generationConfig"] == {"temperature": 0.3}
+    assert prepared.dropped == ["presence_penalty", "logprobs", "n", "num_ctx"]
+    assert prepared.body["generationConfig"] == {"temperature": 0.3, "topK": 3}
 
 
 def test_unsupported_parameters_are_refused_when_drop_params_is_off() -> None:
