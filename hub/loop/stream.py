@@ -248,6 +248,7 @@ class KeepAliveStreamingResponse(Response):
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
         sender, receiver = anyio.create_memory_object_stream[bytes | HubError | ProviderError](8)
+        outcome: tuple[int, str | None] = (200, None)
         async with anyio.create_task_group() as tg, receiver:
             tg.start_soon(self._produce, sender)
             first = await receiver.receive()
@@ -256,21 +257,19 @@ class KeepAliveStreamingResponse(Response):
                 return first.status_code, first.message
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": first, "more_body": True})
-            outcome: tuple[int, str | None] = (200, None)
             while True:
-                with anyio.move_on_after(self.keepalive) as waited:
+                item: bytes | HubError | ProviderError = b": keep-alive\n\n"  # what is sent when nothing came
+                with anyio.move_on_after(self.keepalive):
                     try:
                         item = await receiver.receive()
                     except anyio.EndOfStream:
                         break
-                if waited.cancelled_caught:
-                    item = b": keep-alive\n\n"
                 if isinstance(item, HubError | ProviderError):
                     outcome = (item.status_code, item.message)
                     item = stream_error_event(item)
                 await send({"type": "http.response.body", "body": item, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return outcome
+        return outcome
 
     async def _produce(self, sender: MemoryObjectSendStream[bytes | HubError | ProviderError]) -> None:
         async with sender:

@@ -91,16 +91,17 @@ class DownstreamCaller:
 
     async def sample(self, params: types.CreateMessageRequestParams) -> Any:
         result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
-        return await self._ask(types.CreateMessageRequest(params=params), result_type, types.SamplingCapability())
+        wanted = types.ClientCapabilities(sampling=types.SamplingCapability())
+        return await self._ask(types.CreateMessageRequest(params=params), result_type, "sampling", wanted)
 
     async def elicit(self, params: types.ElicitRequestParams) -> Any:
-        return await self._ask(types.ElicitRequest(params=params), types.ElicitResult, types.ElicitationCapability())
+        wanted = types.ClientCapabilities(elicitation=types.ElicitationCapability())
+        return await self._ask(types.ElicitRequest(params=params), types.ElicitResult, "elicitation", wanted)
 
-    async def _ask(self, request: Any, result_type: Any, capability: Any) -> Any:
-        field = "sampling" if isinstance(capability, types.SamplingCapability) else "elicitation"
+    async def _ask(self, request: Any, result_type: Any, field: str, wanted: types.ClientCapabilities) -> Any:
         if not self._session.can_send_request:  # stateless or 2026-era request: no way to ask the client
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client cannot be asked for {field} now.")
-        if not self._session.check_client_capability(types.ClientCapabilities(**{field: capability})):
+        if not self._session.check_client_capability(wanted):
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client does not support {field}.")
         metadata = ServerMessageMetadata(related_request_id=self._request_id)
         try:

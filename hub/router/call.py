@@ -174,7 +174,7 @@ class RoutedCall:
             if started:
                 current.observe(time.perf_counter() - started)
             if group.counted:  # usage-based routing: requests, and tokens when the answer says (not for streams)
-                current.count(0 if stream else _tokens(result), requests=1)
+                current.count(0 if isinstance(result, tuple) else _tokens(result), requests=1)
             current.successes += 1
             self.answered, self.answered_group = current, group
             if group is not self.group:

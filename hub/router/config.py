@@ -203,7 +203,10 @@ def _or(value: Any, default: Any) -> Any:
 
 
 def _strategy(name: str | None) -> Strategy:
-    return next((s for s in STRATEGIES if s == name), "simple-shuffle")
+    for strategy in STRATEGIES:
+        if strategy == name:
+            return strategy
+    return "simple-shuffle"
 
 
 def _by_kind(policy: BaseModel | None, suffix: str) -> dict[ErrorKind, int]:
@@ -232,8 +235,10 @@ def describe(policy: RouterPolicy, groups: Mapping[str, Sequence[Any]]) -> list[
         orders = sorted({r.order for r in routes if r.order is not None})
         order = f", orders {'/'.join(map(str, orders))}" if len(orders) > 1 else ""
         parts = [f"  {alias}: {len(routes)} deployment{'s' if len(routes) != 1 else ''}{order}"]
-        for name, kind in (("fallbacks", "server"), ("context_window_fallbacks", "context_window"),
-                           ("content_policy_fallbacks", "content_policy")):  # fmt: skip
+        kinds: tuple[tuple[str, ErrorKind], ...] = (
+            ("fallbacks", "server"), ("context_window_fallbacks", "context_window"),
+            ("content_policy_fallbacks", "content_policy"))  # fmt: skip
+        for name, kind in kinds:
             chain = policy.chain(alias, kind)
             if chain and (name == "fallbacks" or chain != policy.chain(alias, "server")):
                 parts.append(f"{name} -> {' -> '.join(chain)}")

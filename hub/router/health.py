@@ -109,7 +109,7 @@ async def _loop(router: Router) -> None:
             report = await check_all(router)
         except Exception:  # the top of a background task: log, and keep checking
             logger.exception("health check failed")
-            report = {"unhealthy_count": 0}
+            report = {"unhealthy_count": 0, "unhealthy_endpoints": []}
         if report["unhealthy_count"]:
             names = ", ".join(f"{e['model_name']} ({e['api_base']})" for e in report["unhealthy_endpoints"])
             logger.warning("health check: %d unhealthy deployment(s): %s", report["unhealthy_count"], names)

@@ -147,6 +147,8 @@ def check_statement(sql: str, *, allow_writes: bool = False, allow_toolhub_table
         raise Refused(f"execute_query runs exactly one statement per call; got {len(raw_statements)}.")
     raw = raw_statements[0]
     stmt = raw.stmt
+    if stmt is None:
+        raise Refused("execute_query needs a statement; got none.")
     if allow_writes:
         if isinstance(stmt, _WRITE_MODE_DENIED):
             raise Refused(f"{_kind(stmt)} is refused even with --allow-writes.")
@@ -154,8 +156,9 @@ def check_statement(sql: str, *, allow_writes: bool = False, allow_toolhub_table
         _check_read_statement(stmt)
     for node in _walk(stmt):
         _check_node(node, allow_writes=allow_writes, allow_toolhub_tables=allow_toolhub_tables)
-    end = None if not raw.stmt_len else raw.stmt_location + raw.stmt_len
-    text = sql[raw.stmt_location : end]
+    start = raw.stmt_location or 0
+    end = None if not raw.stmt_len else start + raw.stmt_len
+    text = sql[start:end]
     return Statement(sql=text, is_query=isinstance(stmt, ast.SelectStmt))
 
 
@@ -170,7 +173,7 @@ def denied_function(name: str) -> str | None:
     )
 
 
-def _check_read_statement(stmt: ast.Node) -> None:
+def _check_read_statement(stmt: ast.Node | None) -> None:
     """Refuse any top-level statement that is not a plain read."""
     if isinstance(stmt, ast.ExplainStmt):
         if any(option.defname == "analyze" for option in stmt.options or ()):
@@ -187,7 +190,7 @@ def _check_node(node: ast.Node, *, allow_writes: bool, allow_toolhub_tables: boo
         if (why := denied_function(name)) is not None:
             raise Refused(f"Function {name}() is not allowed: {why}.")
     if isinstance(node, ast.RangeVar):
-        relname = node.relname.lower()
+        relname = (node.relname or "").lower()
         if relname in DENIED_RELATIONS:
             raise Refused(f"Reading {relname} is not allowed: it holds passwords, server files or other tables' data.")
         if relname.startswith(TOOLHUB_TABLE_PREFIX) and not allow_toolhub_tables:
@@ -211,10 +214,10 @@ def _called_names(node: ast.Node) -> Iterator[str]:
     A qualified column `t.f` calls f only with t's row type as its one argument, which no denied function takes,
     so column names such as `o.lo_total` are left alone.
     """
-    if isinstance(node, ast.FuncCall):
-        yield node.funcname[-1].sval
+    if isinstance(node, ast.FuncCall) and node.funcname:
+        yield node.funcname[-1].sval or ""
     elif isinstance(node, ast.A_Indirection):
-        yield from (item.sval for item in node.indirection if isinstance(item, ast.String))
+        yield from (item.sval or "" for item in node.indirection or () if isinstance(item, ast.String))
 
 
 def _walk(root: ast.Node) -> Iterator[ast.Node]:
@@ -224,7 +227,8 @@ def _walk(root: ast.Node) -> Iterator[ast.Node]:
         item = stack.pop()
         if isinstance(item, ast.Node):
             yield item
-            stack.extend(getattr(item, slot) for slot in item.__slots__)
+            slots: tuple[str, ...] = getattr(item, "__slots__")  # noqa: B009  (pglast's stubs do not declare it)
+            stack.extend(getattr(item, slot) for slot in slots)
         elif isinstance(item, list | tuple):
             stack.extend(item)  # pyright: ignore[reportUnknownArgumentType]
 

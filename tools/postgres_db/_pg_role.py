@@ -72,7 +72,7 @@ async def check_role(conn: asyncpg.Connection, *, allow_writes: bool, schema: st
         if not allow_writes:
             reasons += _write_reasons(row)
     if reasons:
-        database = await conn.fetchval("SELECT current_database()")
+        database = str(await conn.fetchval("SELECT current_database()"))
         raise UnsafeRole(_advice(row["role"], reasons, database, schema))
 
 

@@ -6,9 +6,10 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement
 
 from tools.postgres_db import _pg_catalog as catalog
 from tools.postgres_db._limits import Busy, Limits, RowCollector, busy_message
@@ -179,7 +180,7 @@ class AsyncpgDatabase(SharedOpen):
 
     async def _prepare_bounded(
         self, conn: asyncpg.Connection, statement: Statement, columns: int
-    ) -> asyncpg.prepared_stmt.PreparedStatement | None:
+    ) -> PreparedStatement | None:
         """Prepare the value-cutting wrapper of a query, or return None when it does not apply or fails."""
         sql = bounded_select(statement.sql, columns, self.limits.max_value_bytes) if statement.is_query else None
         if sql is None:
@@ -203,7 +204,8 @@ class AsyncpgDatabase(SharedOpen):
         try:
             pool = await self._open_pool()
             try:
-                conn = await pool.acquire(timeout=self.limits.queue_timeout)
+                # The pool hands out a proxy with Connection's interface.
+                conn = cast(asyncpg.Connection, await pool.acquire(timeout=self.limits.queue_timeout))
             except TimeoutError as exc:
                 raise Busy(busy_message(self.limits)) from exc
             try:
@@ -239,7 +241,8 @@ class AsyncpgDatabase(SharedOpen):
         if self.allow_unsafe_role:
             return pool
         try:
-            async with pool.acquire() as conn:
+            async with pool.acquire() as proxy:
+                conn = cast(asyncpg.Connection, proxy)
                 await check_role(conn, allow_writes=self.allow_writes, schema=self.default_schema)
         except BaseException:
             await pool.close()
@@ -267,10 +270,12 @@ class AsyncpgDatabase(SharedOpen):
     def _message(self, exc: asyncpg.PostgresError) -> str:
         """Render a server error as the database's own message plus detail, hint and a note on our limits."""
         parts = [f"{type(exc).__name__}: {exc}"]
-        parts += [f"{label}: {text}" for label, text in (("DETAIL", exc.detail), ("HINT", exc.hint)) if text]
-        if exc.sqlstate == _QUERY_CANCELED:
+        # asyncpg sets the server's fields on the exception at run time; its stubs do not declare them.
+        detail, hint, sqlstate = (getattr(exc, name, None) for name in ("detail", "hint", "sqlstate"))
+        parts += [f"{label}: {text}" for label, text in (("DETAIL", detail), ("HINT", hint)) if text]
+        if sqlstate == _QUERY_CANCELED:
             parts.append(f"(this server's statement timeout is {self.statement_timeout:g} s)")
-        elif exc.sqlstate == _READ_ONLY_VIOLATION:
+        elif sqlstate == _READ_ONLY_VIOLATION:
             parts.append("(this server is read-only; it must be started with --allow-writes to change data)")
         elif "multiple commands" in str(exc):
             parts.append("(execute_query runs exactly one statement per call)")
