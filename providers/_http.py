@@ -7,7 +7,7 @@ aiohttp rather than httpx2 on this path because it costs about a quarter of the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -267,7 +267,7 @@ MAX_SSE_LINE = 32 * 1024 * 1024
 """The longest SSE line read: Gemini sends a whole answer chunk (a tool call with all its arguments) as one line."""
 
 
-async def _lines(provider: str, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def _lines(provider: str, content: aiohttp.StreamReader) -> AsyncGenerator[bytes]:
     """The lines of a body, each with its newline, up to `MAX_SSE_LINE` bytes (aiohttp's readline stops at about
     512 KiB and copies the line once per network read)."""
     buffer = bytearray()

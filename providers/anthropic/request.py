@@ -163,7 +163,9 @@ def _input_schema(parameters: Any, i: int) -> JSON:
 def _allowed_tools(choice: JSON, tools: list[JSON], names: ToolNames) -> tuple[list[JSON], Any]:
     """The tools an `allowed_tools` choice lets the model see, and the plain OpenAI tool_choice that remains."""
     spec = choice.get("allowed_tools")
-    listed = spec.get("tools") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        spec = {}
+    listed = spec.get("tools")
     if not isinstance(listed, list) or spec.get("mode", "auto") not in ("auto", "required"):
         raise bad_request("tool_choice.allowed_tools needs a 'mode' of auto or required and a 'tools' array.",
                           "tool_choice.allowed_tools")  # fmt: skip

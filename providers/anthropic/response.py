@@ -47,7 +47,9 @@ def parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
 
 def stream_error(data: JSON) -> ProviderError:
     """The `ProviderError` for an `event: error` that arrives after the stream started."""
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    error = data.get("error")
+    if not isinstance(error, dict):
+        error = {}
     kind = str(error.get("type") or "api_error")
     return ProviderError(
         f"{PROVIDER} error during the stream ({kind}): {error.get('message') or 'no message'}",

@@ -193,7 +193,7 @@ class _Builder:
     def _function_call(self, call: JSON, step: Step | None, param: str) -> JSON:
         function = call.get("function")
         name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(name, str) or not name:
+        if not isinstance(function, dict) or not isinstance(name, str) or not name:
             raise MessageError(f"{param}.function.name is missing.", f"{param}.function.name")
         call_id = str(call.get("id") or "")
         part: JSON = {"functionCall": {"name": self.names.add(name), "args": _arguments(function.get("arguments"),

@@ -134,7 +134,7 @@ def _apply_tool_choice(choice: Any, declarations: list[JSON], names: ToolNames, 
     elif choice not in (None, "auto"):
         raise bad_request(f"Invalid value for 'tool_choice': {choice!r}.", "tool_choice")
     if allowed and allowed[0] not in {d["name"] for d in declarations}:
-        raise bad_request(f"tool_choice names the function {choice['function']['name']!r}, which is not in 'tools'.",  # pyright: ignore[reportIndexIssue]
+        raise bad_request(f"tool_choice names the function {allowed[0]!r}, which is not in 'tools'.",
                           "tool_choice")  # fmt: skip
     if mode != "AUTO" or allowed:
         config: JSON = {"mode": mode}
@@ -220,7 +220,7 @@ def thinking_config(body: JSON, model: str) -> JSON | None:
         if thinking.get("type") == "disabled":  # pyright: ignore[reportUnknownMemberType]
             effort = "none"
         elif isinstance(thinking.get("budget_tokens"), int):  # pyright: ignore[reportUnknownMemberType]
-            budget = thinking["budget_tokens"]
+            budget = int(thinking["budget_tokens"])  # pyright: ignore[reportUnknownArgumentType]
             effort = "low" if budget <= 1024 else "medium" if budget <= 4096 else "high"  # pyright: ignore[reportOperatorIssue]
     if effort is None:
         return None

@@ -43,6 +43,8 @@ def parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     data = orjson.loads(body)
     if isinstance(data, list) and data:  # errors may come wrapped in a one-element array
         data = data[0]
+    if not isinstance(data, dict):  # error_from_response falls back to the raw body
+        raise ValueError("not a Gemini error object")
     error = data["error"]
     status = error.get("status")
     param = None
