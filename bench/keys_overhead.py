@@ -9,9 +9,12 @@ bench/loadgen.py, and reads the gateway's CPU time from /proc. Rows:
     postgres/key    the same on PostgreSQL (needs TOOLHUB_TEST_POSTGRES_URL; a fresh schema is used)
     postgres+redis  the same with rate limits in Redis (needs TOOLHUB_TEST_REDIS_URL too)
 
-    python bench/keys_overhead.py [--duration 8]
+    python bench/keys_overhead.py [--duration 8] [--runs 3]
 
-Prints a Markdown table. All traffic is on 127.0.0.1; every load loop is bounded by time.
+Every run measures every row once, starting at a different row each run (so a noisy neighbour on the machine, or
+a slow drift, hits all rows alike); the table gives the median and min-max over the runs, and "vs bare" is each
+run's difference to that run's bare row. All traffic is on
+127.0.0.1; every load loop is bounded by time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import urllib.request
@@ -83,9 +87,13 @@ def row(name: str, mode: str, config: Path, duration: float, use_key: bool) -> t
     return name, count / float(result["seconds"]), cpu / max(count, 1) * 1000, int(result.get("errors", 0))  # type: ignore[arg-type]
 
 
+Row = tuple[str, float, float, int]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", choices=["bare", "full"])
     parser.add_argument("--config")
     parser.add_argument("--port", type=int)
@@ -95,36 +103,61 @@ def main() -> None:
         return
     pg, redis = os.environ.get("TOOLHUB_TEST_POSTGRES_URL"), os.environ.get("TOOLHUB_TEST_REDIS_URL")
     upstream = free_port()
-    rows: list[tuple[str, float, float, int]] = []
+    runs: list[list[Row]] = []
     with tempfile.TemporaryDirectory() as tmp, process([sys.executable, str(BENCH / "fake_upstream.py"), "--port",
                                                         str(upstream)], upstream):  # fmt: skip
-        sqlite = f"sqlite:///{tmp}/bench.db"
-        plans: list[tuple[str, str, str | None, str | None, bool]] = [
-            ("bare (no accounting)", "bare", sqlite, None, False),
-            ("sqlite, master key", "full", sqlite, None, False),
-            ("sqlite, virtual key + limits", "full", sqlite, None, True),
-        ]
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        for run in range(args.runs):
+            runs.append(_run(Path(tmp) / str(run), upstream, pg, redis, args.duration, run))
+            print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{r[0]} {r[2]:.3f} ms" for r in runs[-1]),
+                  file=sys.stderr, flush=True)  # fmt: skip
+    print(table(runs))
+
+
+def _run(tmp: Path, upstream: int, pg: str | None, redis: str | None, duration: float, turn: int) -> list[Row]:
+    """One measurement of every row, each on a fresh database, starting at row `turn` (rows come back in order)."""
+    tmp.mkdir(parents=True)
+    sqlite = f"sqlite:///{tmp}/bench.db"
+    plans: list[tuple[str, str, str | None, str | None, bool]] = [
+        ("bare (no accounting)", "bare", sqlite, None, False),
+        ("sqlite, master key", "full", sqlite, None, False),
+        ("sqlite, virtual key + limits", "full", sqlite, None, True),
+    ]
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    if pg:
+        plans.append(("postgres, virtual key + limits", "full", f"{pg}?search_path={schema}", None, True))
+        if redis:
+            plans.append(("postgres + redis limits, virtual key", "full", f"{pg}?search_path={schema}", redis, True))
+        _schema(pg, schema, create=True)
+    measured: dict[str, Row] = {}
+    order = [*plans[turn % len(plans) :], *plans[: turn % len(plans)]]
+    try:
+        for name, mode, db, rds, use_key in order:
+            config = tmp / f"{len(measured)}.yaml"
+            write_config(config, upstream, db, rds)
+            measured[name] = row(name, mode, config, duration, use_key)
+    finally:
         if pg:
-            plans.append(("postgres, virtual key + limits", "full", f"{pg}?search_path={schema}", None, True))
-            if redis:
-                plans.append(
-                    ("postgres + redis limits, virtual key", "full", f"{pg}?search_path={schema}", redis, True)
-                )
-            _schema(pg, schema, create=True)
-        try:
-            for name, mode, db, rds, use_key in plans:
-                config = Path(tmp) / f"{len(rows)}.yaml"
-                write_config(config, upstream, db, rds)
-                rows.append(row(name, mode, config, args.duration, use_key))
-        finally:
-            if pg:
-                _schema(pg, schema, create=False)
-    base = rows[0][2]
-    print("| gateway | req/s (64 conns) | CPU per request | vs bare | errors |")
-    print("|---|---|---|---|---|")
-    for name, rps, cpu_ms, errors in rows:
-        print(f"| {name} | {rps:,.0f} | {cpu_ms:.3f} ms | {cpu_ms - base:+.3f} ms | {errors} |")
+            _schema(pg, schema, create=False)
+    return [measured[plan[0]] for plan in plans]
+
+
+def table(runs: list[list[Row]]) -> str:
+    """Markdown: per row, min-max over the runs of req/s, CPU per request and the difference to bare."""
+
+    def span(values: list[float], fmt: str) -> str:
+        low, mid, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+        return low if low == high else f"{mid} ({low} – {high})"
+
+    head = f"| gateway ({len(runs)} runs: median (min – max)) | req/s (64 conns) | CPU per request | vs bare | errors |"
+    lines = [head, "|---|---|---|---|---|"]
+    for i, (name, *_) in enumerate(runs[0]):
+        rps = [run[i][1] for run in runs]
+        cpu = [run[i][2] for run in runs]
+        delta = [run[i][2] - run[0][2] for run in runs]
+        errors = sum(run[i][3] for run in runs)
+        lines.append(f"| {name} | {span(rps, '{:,.0f}')} | {span(cpu, '{:.3f}')} ms | {span(delta, '{:+.3f}')} ms "
+                     f"| {errors} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _schema(url: str, schema: str, *, create: bool) -> None:
