@@ -93,7 +93,7 @@ class Accounting:
 
     def _limits(self, entry: KeyEntry | None, route: ModelRoute) -> list[Limit]:
         route_limit = self._route_limits.get(id(route), False)
-        if route_limit is False:
+        if isinstance(route_limit, bool):  # not seen yet (False is the marker; a route without limits is None)
             route_limit = self._route_limits[id(route)] = deployment_limit(route)
         limits: list[Limit] = []
         if entry is not None and entry.limit is not None:

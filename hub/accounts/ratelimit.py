@@ -249,6 +249,7 @@ class RedisLimiter:
         for pending in batch:
             keys += pending.keys
             argv += pending.argv
+        flat: list[Any] = []
         try:
             with anyio.CancelScope(shield=True):  # the batch answers other requests: a cancelled sender still ends it
                 flat = await self._script(keys=keys, args=argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -48,7 +48,7 @@ class PostgresStore(SqlStore):
     async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                yield conn
+                yield cast(asyncpg.Connection, conn)  # the pool hands out a proxy with Connection's interface
         except asyncpg.UniqueViolationError as exc:
             raise StoreConflict(str(exc)) from exc
         except _FAILURES as exc:
