@@ -1,7 +1,7 @@
 """Upstream HTTP for providers: one pooled aiohttp session per upstream origin, SSE reading, error mapping.
 
 aiohttp rather than httpx2 on this path because it costs about a quarter of the CPU per proxied request
-(see the benchmark in `bench/` and notes/performance.md). httpx2 stays where the `mcp` SDK uses it.
+(see the benchmark in `bench/` and docs/internals.md). httpx2 stays where the `mcp` SDK uses it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reading and checking an OpenAI chat-completions request body.
 
 Only what the gateway must understand is checked (model, messages, stream, tools); unknown top-level fields are
-accepted and left for the provider to forward or drop, as chat apps send many (notes/clients.md).
+accepted and left for the provider to forward or drop, as chat apps send many (docs/internals.md).
 """
 
 from __future__ import annotations

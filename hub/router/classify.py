@@ -7,9 +7,10 @@
     server           5xx, 529, connection refused or broken, unreadable answers
     client           any other 4xx: the caller's request is wrong; never retried, never fallen back
 
-Each provider's own texts are recognised (notes/providers.md): OpenAI's `context_length_exceeded` and
-`invalid_prompt`, Azure's `content_filter`, Anthropic's "prompt is too long" and "content filtering policy",
-Gemini's "input token count ... exceeds the maximum" and its blocked prompt (`content_policy_violation`).
+Each provider's own texts are recognised, as its API reference gives them and the fakes in tests/fakes/ answer:
+OpenAI's `context_length_exceeded` and `invalid_prompt`, Azure's `content_filter`, Anthropic's "prompt is too long"
+and "content filtering policy", Gemini's "input token count ... exceeds the maximum" and its blocked prompt
+(`content_policy_violation`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fast tests of the pure OpenAI <-> Anthropic translation: one test (at least) per pitfall in notes/providers.md."""
+"""Fast tests of the pure OpenAI <-> Anthropic translation: one test (at least) per pitfall in docs/internals.md."""
 
 from __future__ import annotations
 

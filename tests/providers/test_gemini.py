@@ -1,7 +1,7 @@
 """Pure translation tests for Gemini requests, schemas, tool names and thought signatures.
 
 With test_gemini_response.py (responses, streams, errors) there is at least one test per Gemini pitfall in
-notes/providers.md.
+docs/internals.md.
 """
 
 from __future__ import annotations
