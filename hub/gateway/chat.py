@@ -45,6 +45,16 @@ async def chat_completions(request: Request) -> Response:
     started = time.perf_counter()
     principal = await authenticate(request)
     body = check_chat_request(await read_json_body(request, state.config.max_request_bytes))
+    return await run_chat(request, principal, body, started)
+
+
+async def run_chat(request: Request, principal: Principal, body: dict[str, Any], started: float) -> Response:
+    """Serve a checked Chat Completions `body` for `principal`: route, tool loop, stream or not, account.
+
+    The inbound APIs that are not Chat Completions (hub/api/) translate their request to a body for this and its
+    OpenAI-shaped answer back, so keys, limits, the router, the tool loop and accounting apply to them unchanged.
+    """
+    state = hub_state(request)
     target = state.router.resolve(body["model"], principal, body)  # hub/router: takes out `fallbacks` & co
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
     record = _new_record(request, target, body, principal.key_id)
