@@ -21,6 +21,7 @@ from hub.gateway.chat import chat_completions
 from hub.gateway.routing import ModelRouter
 from hub.health import liveliness, readiness
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
+from hub.ops.access import AccessLogMiddleware, instrument
 from hub.router.health import health_endpoint
 from hub.state import HubState, authenticate, hub_state
 from providers._http import HttpPool
@@ -88,6 +89,8 @@ def create_app(
             async with contextlib.AsyncExitStack() as stack:
                 for extension in extensions or ():
                     await stack.enter_async_context(extension(state))
+                if config.access_log != "off":
+                    state.auth, state.usage = instrument(state.auth, state.usage)
                 await stack.enter_async_context(router.running(state.extras))  # shared cooldowns, health checks
                 yield
         finally:
@@ -112,6 +115,7 @@ def create_app(
             *(routes or ()),
         ],
         middleware=[
+            *([] if config.access_log == "off" else [Middleware(AccessLogMiddleware, mode=config.access_log)]),
             Middleware(RequestIdMiddleware),
             Middleware(ApiCORSMiddleware),
             Middleware(CrashMiddleware),

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hub.config import Config, ConfigError, config_path, load_config
+from hub.ops.logs import use_json_logs
 from hub.router.config import describe
 
 logger = logging.getLogger("toolhub")
@@ -17,6 +18,8 @@ logger = logging.getLogger("toolhub")
 
 def _load(path: str | None, *, serving: bool = True) -> Config:
     config = load_config(config_path(path), serving=serving)
+    if config.json_logs:  # before the first warning, so that every line is JSON
+        use_json_logs()
     for key in config.ignored:
         logger.warning("config key %s is not implemented by Toolhub and is ignored", key)
     return config
@@ -25,6 +28,7 @@ def _load(path: str | None, *, serving: bool = True) -> Config:
 def serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM; in-flight requests get `shutdown_grace_seconds` to finish."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from hub.server import build_app
 
@@ -41,6 +45,7 @@ def serve(args: argparse.Namespace) -> int:
             loop="uvloop",
             http="httptools",
             log_level=args.log_level,
+            log_config=None if config.json_logs else LOGGING_CONFIG,  # None: uvicorn logs via root
             access_log=args.access_log,
             timeout_graceful_shutdown=math.ceil(config.shutdown_grace_seconds),  # 0: close at once, never unbounded
             proxy_headers=True,

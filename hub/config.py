@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -93,6 +93,10 @@ class GeneralSettings(_Section):
     mcp_tool_separator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,3}$")
     background_health_checks: bool | None = None
     health_check_interval: float | None = Field(default=None, gt=0)
+    json_logs: bool | None = None
+    """LiteLLM's key: every log record as one JSON object per line."""
+    access_log: Literal["errors", "all", "off"] | None = None
+    """Toolhub: which answers leave an access log line (default `errors`: 4xx and 5xx)."""
 
 
 class LiteLLMSettings(RouterKeys):  # LiteLLM reads the router keys (hub/router/config.py) here too
@@ -156,6 +160,8 @@ class Config:
     """Between server and tool in hub tool names: `<server>__<tool>`."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
     router: RouterPolicy = field(default_factory=RouterPolicy)
+    json_logs: bool = False
+    access_log: Literal["errors", "all", "off"] = "errors"
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
     source: str = "<memory>"
@@ -217,6 +223,8 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         mcp_tool_separator=general.mcp_tool_separator or "__",
         mcp_servers=_mcp_servers(file, missing, None if source == "<memory>" else Path(source).parent),
         router=_router(file),
+        json_logs=bool(general.json_logs),
+        access_log=general.access_log or "errors",
         ignored=tuple(_ignored(file)),
         source=source,
     )

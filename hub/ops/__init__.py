@@ -1,0 +1,1 @@
+"""Operations: structured logs, the access log, spend-log retention (hub/ops/*)."""
