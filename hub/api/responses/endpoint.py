@@ -1,0 +1,102 @@
+"""`POST /v1/responses`: a Responses request served through the chat pipeline (`run_chat`) and translated back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from hub.api.responses import objects
+from hub.api.responses.events import StreamTranslator
+from hub.api.responses.request import to_chat
+from hub.errors import NotFound, json_response
+from hub.gateway.chat import run_chat
+from hub.gateway.requests import check_chat_request, read_json_body
+from hub.state import authenticate, hub_state
+
+KEPT_HEADERS = ("content-length", "content-type")
+
+
+async def create_response(request: Request) -> Response:
+    state = hub_state(request)
+    started = time.perf_counter()
+    principal = await authenticate(request)
+    body = await read_json_body(request, state.config.max_request_bytes)
+    chat = check_chat_request(to_chat(body))
+    if (previous := body.get("previous_response_id")) is not None:
+        raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
+                       code="previous_response_not_found")  # fmt: skip
+    response = objects.shell(body)
+    answer = await run_chat(request, principal, chat, started)
+    if answer.status_code != 200:
+        return answer  # an error already in OpenAI's shape, or a client that went away
+    if chat.get("stream"):
+        return TranslatedStream(answer, StreamTranslator(response))
+    completion = orjson.loads(answer.body)
+    headers = {k: v for k, v in answer.headers.items() if k not in KEPT_HEADERS}
+    return json_response(objects.from_completion(response, completion), headers=headers)
+
+
+class TranslatedStream(Response):
+    """Runs the chat path's SSE response and rewrites its events as Responses events on their way out.
+
+    The chat response stays in charge of disconnects, keep-alives and accounting; this only changes the bytes.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, inner: Response, translator: StreamTranslator) -> None:
+        self.inner = inner
+        self.translator = translator
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = inner.raw_headers
+        self.pending = b""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        passthrough = False
+
+        async def relay(message: Message) -> None:
+            nonlocal passthrough
+            if message["type"] == "http.response.start":
+                passthrough = message["status"] != 200
+                await send(message)
+                if not passthrough:
+                    await send({"type": "http.response.body", "body": self.translator.start(), "more_body": True})
+            elif passthrough or message["type"] != "http.response.body":
+                await send(message)
+            else:
+                await self._body(message, send)
+
+        await self.inner(scope, receive, relay)
+
+    async def _body(self, message: Message, send: Send) -> None:
+        more = bool(message.get("more_body", False))
+        complete, _, self.pending = (self.pending + message.get("body", b"")).rpartition(b"\n\n")
+        out = b"".join(self._translate(raw) for raw in complete.split(b"\n\n") if raw)
+        if not more:
+            out += self.translator.done()  # an end without [DONE]: close what was opened all the same
+        if out or not more:
+            await send({"type": "http.response.body", "body": out, "more_body": more})
+
+    def _translate(self, raw: bytes) -> bytes:
+        if not raw.startswith(b"data: "):
+            return raw + b"\n\n"  # SSE comments (keep-alives) pass unchanged
+        payload = raw[6:]
+        if payload == b"[DONE]":
+            return self.translator.done()
+        data: Any = orjson.loads(payload)
+        if "error" in data and not data.get("choices"):
+            return self.translator.failed(data)
+        return self.translator.chunk(data)
+
+
+ROUTES = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/responses", create_response, methods=["POST"]),
+]

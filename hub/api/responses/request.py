@@ -1,0 +1,239 @@
+"""A Responses API request body as the Chat Completions body `run_chat` serves.
+
+Input items become chat messages: message items (text, image and file parts), `function_call` items become an
+assistant turn's `tool_calls`, `function_call_output` items become `tool` messages paired by `call_id`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.errors import BadRequest
+
+JSON = dict[str, Any]
+PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
+ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
+UNSUPPORTED = ("background", "conversation", "prompt")
+
+
+def to_chat(body: Any) -> JSON:
+    """The Chat Completions body for a Responses `body`.
+
+    Raises:
+        BadRequest: the body is not a usable Responses request; `param` names the field.
+    """
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_request")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    for name in UNSUPPORTED:
+        if body.get(name) is not None:
+            raise BadRequest(f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter")
+    chat: JSON = {"model": model, "messages": messages(body)}
+    chat.update({name: body[name] for name in PASSED if body.get(name) is not None})
+    _options(body, chat)
+    return chat
+
+
+def messages(body: JSON) -> list[JSON]:
+    """The chat messages for `instructions` and `input`."""
+    out: list[JSON] = []
+    instructions = body.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise BadRequest("'instructions' must be a string.", param="instructions", code="invalid_type")
+        out.append({"role": "system", "content": instructions})
+    out += input_messages(body.get("input"))
+    if not any(m["role"] != "system" for m in out):
+        raise BadRequest("'input' must be a non-empty string or array.", param="input", code="invalid_value")
+    return out
+
+
+def input_messages(value: Any) -> list[JSON]:
+    """Chat messages for an `input` string or list of items."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}] if value else []
+    if not isinstance(value, list):
+        raise BadRequest("'input' must be a string or an array.", param="input", code="invalid_type")
+    out: list[JSON] = []
+    for i, item in enumerate(value):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if not isinstance(item, dict):
+            raise BadRequest(f"input[{i}] must be an object.", param=f"input[{i}]", code="invalid_type")
+        _add_item(out, item, i)  # pyright: ignore[reportUnknownArgumentType]
+    return out
+
+
+def _add_item(out: list[JSON], item: JSON, i: int) -> None:
+    kind = item.get("type", "message")
+    if kind == "message":
+        out.append(_message(item, i))
+    elif kind == "function_call":
+        _function_call(out, item, i)
+    elif kind == "function_call_output":
+        out.append({"role": "tool", "tool_call_id": _text(item, "call_id", i), "content": _output(item, i)})
+    elif kind not in ("reasoning", "item_reference"):  # reasoning items are the upstream's; nothing to resend
+        raise BadRequest(
+            f"Unsupported input item type {kind!r} in input[{i}].", param=f"input[{i}].type", code="invalid_value"
+        )
+
+
+def _text(item: JSON, name: str, i: int) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"input[{i}].{name} must be a non-empty string.", param=f"input[{i}].{name}")
+    return value
+
+
+def _message(item: JSON, i: int) -> JSON:
+    role = ROLES.get(item.get("role"))  # pyright: ignore[reportArgumentType]
+    if role is None:
+        raise BadRequest(
+            f"Invalid value for input[{i}].role: {item.get('role')!r}. Supported values are: "
+            "'user', 'system', 'developer' and 'assistant'.",
+            param=f"input[{i}].role",
+            code="invalid_value",
+        )
+    content = item.get("content")
+    if isinstance(content, str):
+        return {"role": role, "content": content}
+    if not isinstance(content, list):
+        raise BadRequest(f"input[{i}].content must be a string or an array.", param=f"input[{i}].content")
+    parts = [_part(part, i, j) for j, part in enumerate(content)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if role != "user":  # only user turns take images and files; the others are plain text
+        return {"role": role, "content": "".join(p.get("text", "") for p in parts)}
+    return {"role": role, "content": parts}
+
+
+def _part(part: Any, i: int, j: int) -> JSON:
+    where = f"input[{i}].content[{j}]"
+    kind = part.get("type") if isinstance(part, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind in ("input_text", "output_text", "text", "refusal"):
+        text = part.get("text", part.get("refusal"))  # pyright: ignore[reportOptionalMemberAccess, reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(text, str):
+            raise BadRequest(f"{where}.text must be a string.", param=f"{where}.text", code="invalid_type")
+        return {"type": "text", "text": text}
+    if kind == "input_image":
+        return _image(part, where)  # pyright: ignore[reportArgumentType]
+    if kind == "input_file":
+        return _file(part, where)  # pyright: ignore[reportArgumentType]
+    raise BadRequest(f"Unsupported content part type {kind!r} in {where}.", param=f"{where}.type", code="invalid_value")
+
+
+def _image(part: JSON, where: str) -> JSON:
+    url = part.get("image_url")
+    if not isinstance(url, str) or not url:
+        raise BadRequest(
+            f"{where}: only images given by 'image_url' (a URL or data URL) are supported; file ids are not.",
+            param=f"{where}.image_url",
+            code="invalid_value",
+        )
+    return {"type": "image_url", "image_url": {"url": url, "detail": part.get("detail") or "auto"}}
+
+
+def _file(part: JSON, where: str) -> JSON:
+    data = part.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise BadRequest(
+            f"{where}: only files given inline by 'file_data' are supported; file ids and URLs are not.",
+            param=f"{where}.file_data",
+            code="invalid_value",
+        )
+    return {"type": "file", "file": {"file_data": data, "filename": part.get("filename") or "file"}}
+
+
+def _function_call(out: list[JSON], item: JSON, i: int) -> None:
+    arguments = item.get("arguments", "")
+    if not isinstance(arguments, str):
+        raise BadRequest(f"input[{i}].arguments must be a string.", param=f"input[{i}].arguments")
+    call = {"id": _text(item, "call_id", i), "type": "function", "function": {"name": _text(item, "name", i)}}
+    call["function"]["arguments"] = arguments or "{}"
+    last = out[-1] if out else None
+    if last is not None and last["role"] == "assistant":
+        last.setdefault("tool_calls", []).append(call)  # parallel calls: one assistant turn
+        return
+    out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def _output(item: JSON, i: int) -> str:
+    output = item.get("output")
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return "".join(p.get("text", "") for p in output if isinstance(p, dict))  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportUnknownArgumentType]
+    raise BadRequest(f"input[{i}].output must be a string or an array.", param=f"input[{i}].output")
+
+
+def _options(body: JSON, chat: JSON) -> None:
+    if (limit := body.get("max_output_tokens")) is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise BadRequest("'max_output_tokens' must be a positive integer.", param="max_output_tokens")
+        chat["max_completion_tokens"] = limit
+    if (tools := body.get("tools")) is not None:
+        chat["tools"] = [_tool(tool, i) for i, tool in enumerate(_list(tools, "tools"))]
+    if (choice := body.get("tool_choice")) is not None:
+        chat["tool_choice"] = _tool_choice(choice)
+    if (reasoning := body.get("reasoning")) is not None and isinstance(reasoning, dict):
+        if (effort := reasoning.get("effort")) is not None:  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            chat["reasoning_effort"] = effort
+    if (text := body.get("text")) is not None:
+        _text_format(text, chat)
+    if body.get("stream") is not None:
+        if not isinstance(body["stream"], bool):
+            raise BadRequest("'stream' must be a boolean.", param="stream", code="invalid_type")
+        if body["stream"]:
+            chat["stream"] = True
+            chat["stream_options"] = {"include_usage": True}
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise BadRequest(f"'{name}' must be an array.", param=name, code="invalid_type")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _tool(tool: Any, i: int) -> JSON:
+    kind = tool.get("type") if isinstance(tool, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind != "function":
+        raise BadRequest(
+            f"Unsupported tool type {kind!r} in tools[{i}]: this gateway takes 'function' tools.",
+            param=f"tools[{i}].type",
+            code="invalid_value",
+        )
+    function = {k: tool[k] for k in ("name", "description", "parameters", "strict") if tool.get(k) is not None}  # pyright: ignore[reportOptionalSubscript, reportUnknownVariableType, reportOptionalMemberAccess, reportUnknownMemberType]
+    if not isinstance(function.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
+        raise BadRequest(f"tools[{i}].name must be a string.", param=f"tools[{i}].name", code="invalid_type")
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise BadRequest(
+        "'tool_choice' must be 'auto', 'none', 'required' or {'type': 'function', 'name': ...}.",
+        param="tool_choice",
+        code="invalid_value",
+    )
+
+
+def _text_format(text: Any, chat: JSON) -> None:
+    fmt = text.get("format") if isinstance(text, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    kind = fmt.get("type") if isinstance(fmt, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if fmt is None or kind == "text":
+        return
+    if kind == "json_object":
+        chat["response_format"] = {"type": "json_object"}
+    elif kind == "json_schema" and isinstance(fmt.get("schema"), dict):  # pyright: ignore[reportOptionalMemberAccess, reportUnknownMemberType]
+        schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}  # pyright: ignore[reportOptionalSubscript, reportUnknownVariableType, reportOptionalMemberAccess, reportUnknownMemberType]
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "response", **schema}}
+    else:
+        raise BadRequest(
+            "'text.format' must be {'type': 'text'}, {'type': 'json_object'} or "
+            "{'type': 'json_schema', 'name': ..., 'schema': {...}}.",
+            param="text.format",
+            code="invalid_value",
+        )
