@@ -7,6 +7,8 @@ from starlette.routing import BaseRoute, Route
 
 from hub.accounts import keys_api, spend_api
 from hub.accounts.accounting import accounting_extension
+from hub.api.messages.endpoint import ROUTES as MESSAGES_ROUTES
+from hub.api.responses.endpoint import ROUTES as RESPONSES_ROUTES
 from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
@@ -23,5 +25,7 @@ def build_app(config: Config) -> Starlette:
     routes += [*keys_api.ROUTES, *spend_api.ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])]
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
     routes += mcp_routes()
+    routes += MESSAGES_ROUTES  # /v1/messages: the Anthropic Messages API over the chat pipeline (hub/api/)
+    routes += RESPONSES_ROUTES  # /v1/responses: the OpenAI Responses API over the chat pipeline (hub/api/)
     routes += UI_ROUTES  # the admin console, /ui: pages over the same API
     return create_app(config, extensions=extensions, routes=routes)

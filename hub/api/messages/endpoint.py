@@ -1,0 +1,139 @@
+"""`POST /v1/messages` and `/v1/messages/count_tokens`: Anthropic's Messages API over the chat pipeline.
+
+The request is translated to a Chat Completions body and served by `run_chat` (keys, limits, router, tool loop,
+accounting); its answer, whatever kind of response it is, is translated back on the way out by `AnthropicResponse`,
+which wraps it at the ASGI level. Every error, before or after `run_chat`, is rendered in Anthropic's shape.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from hub.api.messages.request import to_chat
+from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
+from hub.api.messages.stream import EventTranslator
+from hub.errors import HubError, json_response
+from hub.gateway.chat import run_chat
+from hub.gateway.requests import check_chat_request, read_json_body
+from hub.state import authenticate, hub_state
+from providers.base import ProviderError
+
+CHARS_PER_TOKEN = 4
+"""count_tokens estimates ~4 characters of JSON a token (the rule of thumb OpenAI and Anthropic document)."""
+
+
+async def messages(request: Request) -> Response:
+    started = time.perf_counter()
+    try:
+        principal = await authenticate(request)
+        raw = await read_json_body(request, hub_state(request).config.max_request_bytes)
+        body = check_chat_request(to_chat(raw))
+        alias = body["model"]
+        answer = await run_chat(request, principal, body, started)
+    except (HubError, ProviderError) as exc:
+        return anthropic_error(exc)
+    return AnthropicResponse(answer, alias)
+
+
+async def count_tokens(request: Request) -> Response:
+    """An estimate: the translated conversation's JSON length over CHARS_PER_TOKEN, at least 1."""
+    try:
+        await authenticate(request)
+        raw = await read_json_body(request, hub_state(request).config.max_request_bytes)
+        if isinstance(raw, dict):
+            raw = {"max_tokens": 1, **raw}  # count_tokens takes no max_tokens
+        body = to_chat(raw)
+    except (HubError, ProviderError) as exc:
+        return anthropic_error(exc)
+    size = len(orjson.dumps([body["messages"], body.get("tools")]))
+    return json_response({"input_tokens": max(1, math.ceil(size / CHARS_PER_TOKEN))})
+
+
+def anthropic_error(exc: HubError | ProviderError) -> Response:
+    """The error in Anthropic's shape; an upstream that is overloaded or unavailable is a 529 as Anthropic's own."""
+    upstream = exc.upstream_status if isinstance(exc, ProviderError) else None
+    status = error_status(exc.status_code, upstream) if isinstance(exc, ProviderError) else exc.status_code
+    return json_response(error_body(status, exc.message), status, exc.headers)
+
+
+class AnthropicResponse(Response):
+    """Serves `inner` (a chat answer of any kind: JSON, SSE, keep-alive SSE) translated to the Messages API."""
+
+    def __init__(self, inner: Response, model: str) -> None:
+        self.inner = inner
+        self.model = model
+        self.status_code = inner.status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        relay = _Relay(self.model, send)
+        await self.inner(scope, receive, relay.send)
+
+
+class _Relay:
+    def __init__(self, model: str, send: Send) -> None:
+        self.model = model
+        self._send = send
+        self._start: Message = {}
+        self._stream: EventTranslator | None = None
+        self._body: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            headers = dict(message.get("headers") or [])
+            if message["status"] == 200 and headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+                self._stream = EventTranslator(self.model)
+                await self._send({**message, "headers": _headers(message, None)})
+            return
+        if message["type"] != "http.response.body":
+            await self._send(message)
+        elif self._stream is not None:
+            out = self._stream.feed(message.get("body", b""))
+            if not message.get("more_body", False):
+                out += self._stream.end()
+            await self._send({**message, "body": out})
+        else:
+            self._body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                await self._answer()
+
+    async def _answer(self) -> None:
+        status, body = self._start["status"], _loads(b"".join(self._body))
+        if status == 200:
+            status, out = 200, to_message(body, self.model)
+        elif status < 400:
+            out = body
+        else:
+            status, out = from_openai_error(status, body)
+        data = orjson.dumps(out)
+        await self._send({**self._start, "status": status, "headers": _headers(self._start, len(data))})
+        await self._send({"type": "http.response.body", "body": data})
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        return {"error": {"message": data.decode(errors="replace")}}
+
+
+def _headers(start: Message, length: int | None) -> list[tuple[bytes, bytes]]:
+    kept = [(k, v) for k, v in start.get("headers") or [] if k.lower() not in (b"content-length", b"content-type")]
+    if length is None:
+        return [*kept, (b"content-type", b"text/event-stream; charset=utf-8")]
+    return [*kept, (b"content-type", b"application/json"), (b"content-length", str(length).encode())]
+
+
+ROUTES = [
+    Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+]

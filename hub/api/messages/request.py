@@ -1,0 +1,246 @@
+"""An Anthropic Messages request as a Chat Completions body (pure functions).
+
+Anthropic blocks map onto OpenAI parts: images become `image_url` parts (data URLs for base64), documents `file`
+parts, `tool_use` blocks assistant `tool_calls` with the same ids, `tool_result` blocks `role: tool` messages placed
+before the user's other content. Thinking blocks travel as `thinking_blocks` (LiteLLM's name), which the Anthropic
+provider replays verbatim with their signatures. `thinking`, `top_k` and `cache_control` are passed on as they are:
+the Anthropic provider uses them, the others drop what their upstream cannot take.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from hub.errors import BadRequest
+
+JSON = dict[str, Any]
+SAMPLING = ("temperature", "top_p", "top_k", "thinking")
+TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+CUSTOM_TOOL_TYPES = frozenset({None, "custom"})
+
+
+def bad(message: str, param: str | None = None) -> BadRequest:
+    return BadRequest(message, param=param, code="invalid_value")
+
+
+def to_chat(body: Any) -> JSON:
+    """The Chat Completions body for an Anthropic Messages `body`.
+
+    Raises:
+        BadRequest: a field Anthropic itself would refuse, or one the gateway cannot map (server tools).
+    """
+    if not isinstance(body, dict):
+        raise bad("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad("model: Field required", "model")
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise bad("max_tokens: Field required (a positive integer)", "max_tokens")
+    chat: JSON = {"model": model, "max_tokens": max_tokens, "messages": system(body.get("system"))}
+    chat["messages"] += conversation(body.get("messages"))
+    _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
+    return chat
+
+
+def _options(body: JSON, chat: JSON) -> None:
+    for name in SAMPLING:
+        if body.get(name) is not None:
+            chat[name] = body[name]
+    if (stop := body.get("stop_sequences")) is not None:
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):  # pyright: ignore[reportUnknownVariableType]
+            raise bad("stop_sequences: must be an array of strings", "stop_sequences")
+        if stop:
+            chat["stop"] = stop
+    if isinstance(metadata := body.get("metadata"), dict) and isinstance(user := metadata.get("user_id"), str):
+        chat["user"] = user
+    if body.get("stream") is not None:
+        if not isinstance(body["stream"], bool):
+            raise bad("stream: must be a boolean", "stream")
+        if body["stream"]:
+            chat["stream"] = True
+            chat["stream_options"] = {"include_usage": True}  # message_delta carries the usage
+    if body.get("tools"):
+        chat["tools"] = [tool(t, i) for i, t in enumerate(_array(body["tools"], "tools"))]
+    if (choice := body.get("tool_choice")) is not None:
+        _tool_choice(choice, chat)
+
+
+def _array(value: Any, param: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise bad(f"{param}: must be an array", param)
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def system(value: Any) -> list[JSON]:
+    if value is None or value == "" or value == []:
+        return []
+    if isinstance(value, str):
+        return [{"role": "system", "content": value}]
+    return [
+        {"role": "system", "content": [_text_part(b, f"system.{i}") for i, b in enumerate(_array(value, "system"))]}
+    ]
+
+
+def conversation(messages: Any) -> list[JSON]:
+    if not isinstance(messages, list) or not messages:
+        raise bad("messages: at least one message is required", "messages")
+    out: list[JSON] = []
+    for i, message in enumerate(messages):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        where = f"messages.{i}"
+        if not isinstance(message, dict):
+            raise bad(f"{where}: must be an object", where)
+        role, content = message.get("role"), message.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        content = _array(content, f"{where}.content")
+        if role == "user":
+            out += user_turn(content, where)
+        elif role == "assistant":
+            out.append(assistant_turn(content, where))
+        else:
+            raise bad(f"{where}.role: Input should be 'user' or 'assistant'", f"{where}.role")
+    return out
+
+
+def _block(block: Any, where: str) -> JSON:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise bad(f"{where}: a content block must be an object with a 'type'", where)
+    return block  # pyright: ignore[reportUnknownVariableType]
+
+
+def user_turn(content: list[Any], where: str) -> list[JSON]:
+    """`role: tool` messages for the tool results, then one user message with the rest."""
+    results: list[JSON] = []
+    parts: list[JSON] = []
+    for k, raw in enumerate(content):
+        block, at = _block(raw, f"{where}.content.{k}"), f"{where}.content.{k}"
+        if block["type"] == "tool_result":
+            results.append(tool_result(block, at))
+        else:
+            parts.append(user_part(block, at))
+    if len(parts) == 1 and parts[0].keys() == {"type", "text"}:
+        return [*results, {"role": "user", "content": parts[0]["text"]}]  # the plain form every upstream takes
+    return results + ([{"role": "user", "content": parts}] if parts else [])
+
+
+def user_part(block: JSON, where: str) -> JSON:
+    kind = block["type"]
+    if kind == "text":
+        return _text_part(block, where)
+    if kind in ("image", "document"):
+        return _media_part(block, where)
+    raise bad(f"{where}: content block type {kind!r} is not supported in a user message", f"{where}.type")
+
+
+def _text_part(block: Any, where: str) -> JSON:
+    block = _block(block, where)
+    if block["type"] != "text" or not isinstance(block.get("text"), str):
+        raise bad(f"{where}: expected a text block with a 'text' string", where)
+    part: JSON = {"type": "text", "text": block["text"]}
+    if isinstance(block.get("cache_control"), dict):
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _media_part(block: JSON, where: str) -> JSON:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise bad(f"{where}.source: Field required", f"{where}.source")
+    kind = source.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind == "base64" and isinstance(data := source.get("data"), str):  # pyright: ignore[reportUnknownMemberType]
+        url = f"data:{source.get('media_type') or 'application/octet-stream'};base64,{data}"  # pyright: ignore[reportUnknownMemberType]
+    elif kind == "url" and isinstance(url := source.get("url"), str):  # pyright: ignore[reportUnknownMemberType]
+        pass
+    elif kind == "text" and block["type"] == "document" and isinstance(source.get("data"), str):  # pyright: ignore[reportUnknownMemberType]
+        return {"type": "text", "text": source["data"]}
+    else:
+        raise bad(f"{where}.source: expected a base64 or url source", f"{where}.source")
+    if block["type"] == "image":
+        return {"type": "image_url", "image_url": {"url": url}}
+    return {"type": "file", "file": {"file_data": url, "filename": str(block.get("title") or "document")}}
+
+
+def tool_result(block: JSON, where: str) -> JSON:
+    """A `tool_result` block as a `role: tool` message; an error result says so in its text."""
+    call_id = block.get("tool_use_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad(f"{where}.tool_use_id: Field required", f"{where}.tool_use_id")
+    content = block.get("content")
+    if content is None or isinstance(content, str):
+        text = content or ""
+    else:
+        text = "".join(_result_text(b, f"{where}.content.{i}") for i, b in enumerate(_array(content, where)))
+    if block.get("is_error"):
+        text = f"Error: {text}"
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
+
+
+def _result_text(raw: Any, where: str) -> str:
+    block = _block(raw, where)
+    if block["type"] == "text":
+        return str(block.get("text") or "")
+    return f"[{block['type']} omitted]"  # Chat Completions tool messages carry text only
+
+
+def assistant_turn(content: list[Any], where: str) -> JSON:
+    texts: list[str] = []
+    calls: list[JSON] = []
+    thinking: list[JSON] = []
+    for k, raw in enumerate(content):
+        block, at = _block(raw, f"{where}.content.{k}"), f"{where}.content.{k}"
+        kind = block["type"]
+        if kind == "text":
+            texts.append(str(block.get("text") or ""))
+        elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+            calls.append(_tool_call(block, at))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
+        elif kind not in ("mcp_tool_result", "web_search_tool_result"):
+            raise bad(f"{at}: content block type {kind!r} is not supported in an assistant message", f"{at}.type")
+    message: JSON = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["thinking_blocks"] = thinking
+        message["reasoning_content"] = "".join(str(b.get("thinking") or "") for b in thinking)
+    return message
+
+
+def _tool_call(block: JSON, where: str) -> JSON:
+    if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+        raise bad(f"{where}: a tool_use block needs an 'id' and a 'name'", where)
+    arguments = orjson.dumps(block.get("input") or {}).decode()
+    return {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
+
+
+def tool(raw: Any, i: int) -> JSON:
+    """A client tool as an OpenAI function tool; Anthropic's server tools cannot run here and are refused."""
+    spec = raw
+    if not isinstance(spec, dict) or not isinstance(name := spec.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
+        raise bad(f"tools.{i}.name: Field required", f"tools.{i}.name")
+    if spec.get("type") not in CUSTOM_TOOL_TYPES:  # pyright: ignore[reportUnknownMemberType]
+        raise bad(f"tools.{i}: Anthropic server tool {spec['type']!r} is not available through this gateway; "
+                  "declare it as a client tool with an input_schema", f"tools.{i}.type")  # fmt: skip
+    schema = spec.get("input_schema")  # pyright: ignore[reportUnknownMemberType]
+    function: JSON = {"name": name, "parameters": schema if isinstance(schema, dict) else {"type": "object"}}
+    if isinstance(spec.get("description"), str):  # pyright: ignore[reportUnknownMemberType]
+        function["description"] = spec["description"]
+    out: JSON = {"type": "function", "function": function}
+    if isinstance(spec.get("cache_control"), dict):  # pyright: ignore[reportUnknownMemberType]
+        out["cache_control"] = spec["cache_control"]
+    return out
+
+
+def _tool_choice(choice: Any, chat: JSON) -> None:
+    kind = choice.get("type") if isinstance(choice, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    if kind == "tool" and isinstance(name := choice.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
+        chat["tool_choice"] = {"type": "function", "function": {"name": name}}
+    elif kind in TOOL_CHOICES:
+        chat["tool_choice"] = TOOL_CHOICES[kind]
+    else:
+        raise bad("tool_choice: expected {'type': 'auto' | 'any' | 'none' | 'tool', ...}", "tool_choice")
+    if choice.get("disable_parallel_tool_use") and chat.get("tools"):  # pyright: ignore[reportUnknownMemberType]
+        chat["parallel_tool_calls"] = False

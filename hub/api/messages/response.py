@@ -1,0 +1,116 @@
+"""A `chat.completion` as an Anthropic `message`, and gateway errors in Anthropic's shape (pure functions)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+JSON = dict[str, Any]
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}  # fmt: skip
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+               529: "overloaded_error"}  # fmt: skip
+_BAD_ID = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def stop_reason(finish: Any) -> str:
+    return STOP_REASONS.get(str(finish), "end_turn")
+
+
+def tool_use_id(call_id: Any) -> str:
+    """Anthropic ids match `^[a-zA-Z0-9_-]+$`: other characters become `_` (the same id every time)."""
+    text = str(call_id or "")
+    return _BAD_ID.sub("_", text) if text else "toolu_gateway"
+
+
+def usage(raw: Any) -> JSON:
+    """Anthropic usage: `input_tokens` excludes cache reads and writes, which OpenAI's `prompt_tokens` include."""
+    raw = raw if isinstance(raw, dict) else {}
+    details = raw.get("prompt_tokens_details") or {}  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    cache_read = int(details.get("cached_tokens") or 0)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    cache_write = int(details.get("cache_write_tokens") or 0)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    prompt = int(raw.get("prompt_tokens") or 0)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    return {
+        "input_tokens": max(prompt - cache_read - cache_write, 0),
+        "output_tokens": int(raw.get("completion_tokens") or 0),  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_write,
+    }
+
+
+def to_message(completion: JSON, model: str) -> JSON:
+    """The Anthropic `message` for a `chat.completion`; `model` is the alias the client asked for."""
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    content = thinking(message)
+    if text := message.get("content"):
+        content.append({"type": "text", "text": text if isinstance(text, str) else _joined(text)})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append({"type": "tool_use", "id": tool_use_id(call.get("id")), "name": function.get("name") or "",
+                        "input": _arguments(function.get("arguments"))})  # fmt: skip
+    return {
+        "id": message_id(completion.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_sequence": None,
+        "usage": usage(completion.get("usage")),
+    }
+
+
+def message_id(chat_id: Any) -> str:
+    text = str(chat_id or "")
+    return "msg_" + tool_use_id(text.removeprefix("chatcmpl-").removeprefix("msg_"))
+
+
+def thinking(message: JSON) -> list[JSON]:
+    """The signed blocks an Anthropic upstream gave, else the reasoning text as one (unsigned) thinking block."""
+    blocks = message.get("thinking_blocks")
+    if isinstance(blocks, list) and blocks:
+        return [dict(b) for b in blocks if isinstance(b, dict)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if reasoning := message.get("reasoning_content"):
+        return [{"type": "thinking", "thinking": str(reasoning), "signature": ""}]
+    return []
+
+
+def _joined(parts: Any) -> str:
+    if not isinstance(parts, list):
+        return str(parts)
+    return "".join(str(p.get("text") or "") for p in parts if isinstance(p, dict))  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportUnknownArgumentType]
+
+
+def _arguments(arguments: Any) -> Any:
+    if not arguments:
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {"_raw_arguments": arguments}  # a model's broken JSON, kept rather than lost
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def error_status(status: int, upstream_status: int | None = None) -> int:
+    """Anthropic's status for a gateway status: an overloaded or unavailable upstream is Anthropic's 529."""
+    return 529 if upstream_status == 529 or status == 503 else status
+
+
+def error_body(status: int, message: str) -> JSON:
+    kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def from_openai_error(status: int, body: Any) -> tuple[int, JSON]:
+    """An OpenAI `{"error": {...}}` answer (status, body) in Anthropic's shape."""
+    error = body.get("error") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if not isinstance(error, dict):
+        error = {"message": str(body)}
+    message = str(error.get("message") or "error")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    if error.get("type") == "overloaded_error":  # pyright: ignore[reportUnknownMemberType]
+        status = 529
+    return status, error_body(status, message)

@@ -1,0 +1,130 @@
+"""A stream of `chat.completion.chunk` SSE events re-emitted as Anthropic Messages stream events.
+
+Blocks open in the order the chunks give them (thinking, text, each tool call) with indexes 0, 1, 2…; a block closes
+when another opens. The usage chunk (the gateway always asks for it) fills `message_delta.usage`. The chat stream's
+keep-alive comments become `ping` events, and its final error event an Anthropic `error` event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from hub.api.messages.response import error_body, from_openai_error, message_id, stop_reason, tool_use_id, usage
+
+JSON = dict[str, Any]
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def event(kind: str, data: JSON) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class EventTranslator:
+    """Feed it the chat stream's bytes as they come (`feed`), then `end()`; both return Anthropic event bytes."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._buffer = b""
+        self._started = False
+        self._ended = False
+        self._index = -1
+        self._open: str | None = None  # "thinking", "text" or "tool:<n>"
+        self._finish: Any = None
+        self._usage: Any = None
+
+    def feed(self, data: bytes) -> bytes:
+        self._buffer += data
+        out: list[bytes] = []
+        while (cut := self._buffer.find(b"\n\n")) >= 0:
+            frame, self._buffer = self._buffer[:cut], self._buffer[cut + 2 :]
+            out.append(self._frame(frame))
+        return b"".join(out)
+
+    def _frame(self, frame: bytes) -> bytes:
+        if frame.startswith(b":"):
+            return PING
+        if not frame.startswith(b"data: "):
+            return b""
+        payload = frame[6:]
+        if payload == b"[DONE]":
+            return self.end()
+        chunk = orjson.loads(payload)
+        if "error" in chunk and "choices" not in chunk:
+            return self.fail(chunk)
+        return self.chunk(chunk)
+
+    def chunk(self, chunk: JSON) -> bytes:
+        """The events for one `chat.completion.chunk`."""
+        out = b"" if self._started else self._start(chunk)
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if reasoning := delta.get("reasoning_content"):
+                out += self._switch("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out += self._delta({"type": "thinking_delta", "thinking": reasoning})
+            if text := delta.get("content"):
+                out += self._switch("text", {"type": "text", "text": ""})
+                out += self._delta({"type": "text_delta", "text": text})
+            for call in delta.get("tool_calls") or ():
+                out += self._tool_call(call)
+            if choice.get("finish_reason"):
+                self._finish = choice["finish_reason"]
+        return out
+
+    def _start(self, chunk: JSON) -> bytes:
+        self._started = True
+        message = {"id": message_id(chunk.get("id")), "type": "message", "role": "assistant", "model": self.model,
+                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage(None)}  # fmt: skip
+        return event("message_start", {"type": "message_start", "message": message})
+
+    def _tool_call(self, call: JSON) -> bytes:
+        out = b""
+        key = f"tool:{call.get('index', 0)}"
+        function = call.get("function") or {}
+        if call.get("id") or self._open != key:
+            block = {"type": "tool_use", "id": tool_use_id(call.get("id")), "name": function.get("name") or "",
+                     "input": {}}  # fmt: skip
+            out += self._switch(key, block, force=bool(call.get("id")))
+        if arguments := function.get("arguments"):
+            out += self._delta({"type": "input_json_delta", "partial_json": arguments})
+        return out
+
+    def _switch(self, key: str, block: JSON, *, force: bool = False) -> bytes:
+        if self._open == key and not force:
+            return b""
+        out = self._close()
+        self._index += 1
+        self._open = key
+        return out + event("content_block_start", {"type": "content_block_start", "index": self._index,
+                                                   "content_block": block})  # fmt: skip
+
+    def _delta(self, delta: JSON) -> bytes:
+        return event("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta})
+
+    def _close(self) -> bytes:
+        if self._open is None:
+            return b""
+        self._open = None
+        return event("content_block_stop", {"type": "content_block_stop", "index": self._index})
+
+    def end(self) -> bytes:
+        """Close the open block, then `message_delta` and `message_stop` (once)."""
+        if self._ended:
+            return b""
+        out = (b"" if self._started else self._start({})) + self._close()
+        self._ended = True
+        delta = {"type": "message_delta", "delta": {"stop_reason": stop_reason(self._finish), "stop_sequence": None},
+                 "usage": usage(self._usage)}  # fmt: skip
+        return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
+
+    def fail(self, chunk: JSON) -> bytes:
+        """The chat stream failed after it started: an Anthropic `error` event ends it."""
+        self._ended = True
+        return event("error", from_openai_error(500, chunk)[1])
+
+    def error(self, status: int, message: str) -> bytes:
+        self._ended = True
+        return event("error", error_body(status, message))
