@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub.accounts.auth import MasterKeyAuth
+from hub.cache.service import open_cache
 from hub.config import Config
 from hub.errors import HubError, NotFound, error_response, json_response
 from hub.gateway.chat import chat_completions
@@ -87,6 +88,8 @@ def create_app(
         app.state.hub = state
         try:
             async with contextlib.AsyncExitStack() as stack:
+                if config.cache is not None:  # the response cache; the chat path checks for it once per request
+                    state.extras["cache"] = await stack.enter_async_context(open_cache(config.cache))
                 for extension in extensions or ():
                     await stack.enter_async_context(extension(state))
                 if config.access_log != "off":

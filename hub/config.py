@@ -74,6 +74,8 @@ class ModelListEntry(_Section):
     model_info: dict[str, Any] | None = None
     mcp_servers: list[str] | None = None
     """Toolhub: hub MCP servers whose tools this alias offers to the model by default (the tool loop)."""
+    cache_tool_loops: bool | None = None
+    """Toolhub: cache answers of requests in which hub tools ran (off: tools read live data)."""
 
 
 class GeneralSettings(_Section):
@@ -99,9 +101,27 @@ class GeneralSettings(_Section):
     """Toolhub: which answers leave an access log line (default `errors`: 4xx and 5xx)."""
 
 
+class CacheParams(_Section):
+    """LiteLLM's `litellm_settings.cache_params` (plus Toolhub's bounds of the local LRU)."""
+
+    type: Literal["local", "redis"] = "local"
+    ttl: float | None = Field(default=None, gt=0)
+    namespace: str | None = Field(default=None, min_length=1)
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    password: str | None = None
+    redis_url: str | None = None
+    supported_call_types: list[str] | None = None
+    max_entries: int | None = Field(default=None, ge=1)
+    max_bytes: int | None = Field(default=None, ge=1024)
+    inflight_wait_seconds: float | None = Field(default=None, ge=0)
+
+
 class LiteLLMSettings(RouterKeys):  # LiteLLM reads the router keys (hub/router/config.py) here too
     drop_params: bool | None = None
     request_timeout: float | None = Field(default=None, gt=0)
+    cache: bool | None = None
+    cache_params: CacheParams | None = None
 
 
 class RouterSettings(RouterKeys):
@@ -134,6 +154,21 @@ class ModelRoute:
     order: int | None = None
     """Lower first; a higher order serves only while every lower one is down (LiteLLM's `order`)."""
     weight: float | None = None
+    cache_tool_loops: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The response cache (hub/cache): `litellm_settings.cache: true` with its `cache_params`."""
+
+    type: str = "local"
+    ttl: float = 600.0
+    namespace: str | None = None
+    redis_url: str | None = field(default=None, repr=False)
+    max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+    inflight_wait: float = 30.0
+    """How long an identical request waits for one in flight before calling the upstream itself."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +195,8 @@ class Config:
     """Between server and tool in hub tool names: `<server>__<tool>`."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
     router: RouterPolicy = field(default_factory=RouterPolicy)
+    cache: CacheSettings | None = None
+    """The response cache; None when `litellm_settings.cache` is off."""
     json_logs: bool = False
     access_log: Literal["errors", "all", "off"] = "errors"
     ignored: tuple[str, ...] = ()
@@ -223,6 +260,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         mcp_tool_separator=general.mcp_tool_separator or "__",
         mcp_servers=_mcp_servers(file, missing, None if source == "<memory>" else Path(source).parent),
         router=_router(file),
+        cache=_cache(file.litellm_settings, general.redis_url),
         json_logs=bool(general.json_logs),
         access_log=general.access_log or "errors",
         ignored=tuple(_ignored(file)),
@@ -316,6 +354,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             tpm=params.tpm,
             order=params.order,
             weight=params.weight,
+            cache_tool_loops=bool(entry.cache_tool_loops),
         )
         for server in route.mcp_servers:
             if server not in file.mcp_servers:
@@ -346,6 +385,30 @@ def _router(file: ConfigFile) -> RouterPolicy:
     return policy
 
 
+def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | None:
+    params = settings.cache_params or CacheParams()
+    if not settings.cache or not _caches_chat(params.supported_call_types):
+        return None
+    url = params.redis_url
+    if url is None and params.host:
+        auth = f":{params.password}@" if params.password else ""
+        url = f"redis://{auth}{params.host}:{params.port or 6379}/0"
+    defaults = CacheSettings()
+    return CacheSettings(
+        type=params.type,
+        ttl=params.ttl or defaults.ttl,
+        namespace=params.namespace,
+        redis_url=url or redis_url,
+        max_entries=params.max_entries or defaults.max_entries,
+        max_bytes=params.max_bytes or defaults.max_bytes,
+        inflight_wait=_first_set(params.inflight_wait_seconds, defaults.inflight_wait),
+    )
+
+
+def _caches_chat(call_types: list[str] | None) -> bool:
+    return call_types is None or bool({"completion", "acompletion"} & set(call_types))
+
+
 def _first_set(*values: _T | None) -> _T:
     for value in values:
         if value is not None:
@@ -365,6 +428,9 @@ def _ignored(file: ConfigFile) -> list[str]:
             found.append(f"model_list[{i}].model_info")
     for name, spec in file.mcp_servers.items():
         found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]
+    cache_params = file.litellm_settings.cache_params
+    if cache_params is not None:
+        found += [f"litellm_settings.cache_params.{k}" for k in cache_params.model_extra or {}]
     for section in ("router_settings", "litellm_settings"):
         if getattr(file, section).routing_strategy not in (None, *STRATEGIES):
             found.append(f"{section}.routing_strategy")

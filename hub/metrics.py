@@ -52,7 +52,13 @@ class Metrics:
         self.queue = Gauge("toolhub_usage_queue_records", "Usage records waiting to be written.", registry=r)
         self.spilled = Gauge("toolhub_usage_spilled_records", "Usage records spilled to the local file since start.",
                              registry=r)  # fmt: skip
+        self.cache_hits = Counter("toolhub_cache_hits", "Chat requests served from the response cache.", registry=r)
+        self.cache_misses = Counter("toolhub_cache_misses", "Cacheable chat requests not found in the response cache.",
+                                    registry=r)  # fmt: skip
+        self.cache_bytes = Gauge("toolhub_cache_bytes", "Bytes of cached answers (local: held now; Redis: written by "
+                                 "this process).", registry=r)  # fmt: skip
         self._pending: list[UsageRecord | ToolCallRecord] = []
+        self._cache_seen = (0, 0)
 
     def record(self, record: UsageRecord) -> None:
         self._pending.append(record)
@@ -95,6 +101,14 @@ class Metrics:
         elif r.status_code and r.status_code != 499:
             self.upstream_up.labels(model, provider).set(1)
 
+    def observe_cache(self, hits: int, misses: int, size: int) -> None:
+        """Bring the cache series up to the response cache's own counts (taken at scrape time)."""
+        seen_hits, seen_misses = self._cache_seen
+        self.cache_hits.inc(max(0, hits - seen_hits))
+        self.cache_misses.inc(max(0, misses - seen_misses))
+        self._cache_seen = (max(hits, seen_hits), max(misses, seen_misses))
+        self.cache_bytes.set(size)
+
     def render(self) -> bytes:
         self.observe()
         return generate_latest(self.registry)
@@ -111,4 +125,7 @@ async def metrics_endpoint(request: Request) -> Response:
     if writer is not None:
         metrics.queue.set(writer.pending)
         metrics.spilled.set(writer.spilled)
+    cache = state.extras.get("cache")
+    if cache is not None:
+        metrics.observe_cache(cache.hits, cache.misses, cache.backend.bytes_used)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

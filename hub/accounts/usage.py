@@ -35,6 +35,8 @@ class UsageRecord:
     """Time spent waiting on the provider (to the first chunk for streams); latency minus this is overhead."""
     created_at: float = 0.0
     """Unix time the request finished."""
+    cache_hit: bool = False
+    """Served from the response cache (hub/cache): no upstream call, no tokens, zero cost."""
     ticket: Ticket | None = field(default=None, repr=False, compare=False)
     """Set by the guard's `admit`; `hub.gateway.chat` settles it when the request finishes (not stored)."""
 

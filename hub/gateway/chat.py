@@ -21,6 +21,9 @@ from starlette.responses import Response, StreamingResponse
 
 from hub.accounts.auth import Principal
 from hub.accounts.usage import UsageRecord
+from hub.cache.replay import StreamGatherer
+from hub.cache.serve import hit_response
+from hub.cache.service import Lookup, ResponseCache
 from hub.errors import HubError, json_response, stream_error_event
 from hub.gateway import sse
 from hub.gateway.requests import check_chat_request, read_json_body
@@ -57,12 +60,16 @@ async def run_chat(request: Request, principal: Principal, body: dict[str, Any],
     state = hub_state(request)
     target = state.router.resolve(body["model"], principal, body)  # hub/router: takes out `fallbacks` & co
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
+    cache: ResponseCache | None = state.extras.get("cache")  # the only cost of the cache when it is off
+    lookup = None if cache is None else cache.begin(body, target.route, plan is not None)
     record = _new_record(request, target, body, principal.key_id)
     target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route)
     chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
     try:
+        if lookup is not None:
+            return await _cached(request, state, target, chat, plan, principal, record, started, lookup)
         if plan is not None:
             return await _tool_loop(request, state, target, chat, plan, principal, record, started)
         if body.get("stream"):
@@ -72,8 +79,49 @@ async def run_chat(request: Request, principal: Principal, body: dict[str, Any],
         return Response(status_code=CLIENT_GONE)  # nobody reads it; uvicorn only logs it
 
 
+async def _cached(
+    request: Request,
+    state: HubState,
+    target: Target,
+    chat: ChatRequest,
+    plan: LoopPlan | None,
+    principal: Principal,
+    record: UsageRecord,
+    started: float,
+    lookup: Lookup,
+) -> Response:
+    """A cacheable request (hub/cache): a hit is served at zero cost, a miss goes on and its complete answer is kept."""
+    stream, cache = bool(chat.body.get("stream")), lookup.cache
+    try:
+        with _settled(state, record, started):
+            found = await cache.find(lookup)
+            if found is None and (leader := cache.follow(lookup, stream=stream)) is not None:
+                found = await until_disconnect(request, lambda: cache.wait(leader))
+        cache.count(lookup, found)
+        if found is not None:
+            record.cache_hit = True  # no tokens on the record: a hit costs nothing and counts only as a request
+            _finish(state, record, started, 200)
+            return hit_response(chat.body, found, {**_cost_headers(record), **lookup.headers()})
+        if plan is not None:
+            response = await _tool_loop(request, state, target, chat, plan, principal, record, started, lookup)
+        elif stream:
+            response = await _stream(request, state, target, chat, record, started, lookup)
+        else:
+            response = await _complete(request, state, target, chat, record, started, lookup)
+    finally:
+        lookup.release(None)  # waiters of a failed call go upstream themselves (no-op once saved)
+    response.headers.update(lookup.headers())
+    return response
+
+
 async def _complete(
-    request: Request, state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float
+    request: Request,
+    state: HubState,
+    target: Target,
+    chat: ChatRequest,
+    record: UsageRecord,
+    started: float,
+    lookup: Lookup | None = None,
 ) -> Response:
     with _settled(state, record, started):
         upstream_started = time.perf_counter()
@@ -83,6 +131,8 @@ async def _complete(
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     record.add_usage(completion.get("usage"))
     _finish(state, record, started, 200)
+    if lookup is not None:
+        await lookup.save(completion)
     headers = {**_cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
     return json_response(completion, headers=headers)
 
@@ -96,6 +146,7 @@ async def _tool_loop(
     principal: Principal,
     record: UsageRecord,
     started: float,
+    lookup: Lookup | None = None,
 ) -> Response:
     """The request asks for hub tools: the gateway runs them between model rounds (hub/loop)."""
     hub = state.extras["mcp"]
@@ -124,6 +175,8 @@ async def _tool_loop(
             request, lambda: complete_with_tools(provider, chat, plan, hub, principal, settings, observer)
         )
     _finish(state, record, started, 200)
+    if lookup is not None:  # only an alias with cache_tool_loops gets here; a streamed loop is not stored
+        await lookup.save(completion)
     headers = {**_cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
     return json_response(completion, headers=headers)
 
@@ -148,7 +201,13 @@ class _GatherDrops:
 
 
 async def _stream(
-    request: Request, state: HubState, target: Target, chat: ChatRequest, record: UsageRecord, started: float
+    request: Request,
+    state: HubState,
+    target: Target,
+    chat: ChatRequest,
+    record: UsageRecord,
+    started: float,
+    lookup: Lookup | None = None,
 ) -> Response:
     chunks = aiter(target.provider.stream(chat))
     upstream_started = time.perf_counter()
@@ -162,7 +221,7 @@ async def _stream(
     now = time.perf_counter()
     record.upstream_ms = (now - upstream_started) * 1000  # to the first chunk; the cost is known only at the end
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
-    relay = _Relay(chat.body, record, count_usage=True)
+    relay = _Relay(chat.body, record, count_usage=True, lookup=lookup)
     body = relay.relay(first, chunks, lambda status, error: _finish(state, record, started, status, error))
     headers = {**sse.HEADERS, **overhead, **target.provider.headers(), **_dropped_header(chat)}
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
@@ -171,7 +230,10 @@ async def _stream(
 class _Relay:
     """Turns chunks into SSE events for one stream, and keeps what accounting needs from them."""
 
-    def __init__(self, body: JSON, record: UsageRecord, *, count_usage: bool) -> None:
+    def __init__(self, body: JSON, record: UsageRecord, *, count_usage: bool, lookup: Lookup | None = None) -> None:
+        self.lookup = lookup
+        self.gathered = None if lookup is None else StreamGatherer()
+        """A cacheable stream is gathered into the whole answer, stored when it completes."""
         self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.record = record
         self.count_usage = count_usage
@@ -181,6 +243,8 @@ class _Relay:
         self.body = body
 
     def event(self, chunk: JSON) -> bytes:
+        if self.gathered is not None:
+            self.gathered.add(chunk)
         usage = chunk.get("usage") if self.include_usage else chunk.pop("usage", None)
         choices = chunk.get("choices")
         if usage:
@@ -204,6 +268,8 @@ class _Relay:
                 async for chunk in chunks:
                     if event := self.event(chunk):
                         yield event
+            if self.lookup is not None and self.gathered is not None:
+                await self.lookup.save(self.gathered.completion())  # None (not stored) for a cut stream
             yield sse.DONE
         except (ProviderError, HubError) as exc:
             status, error = exc.status_code, exc.message

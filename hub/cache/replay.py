@@ -1,0 +1,94 @@
+"""A whole answer as a stream and back: a cached completion replays as `chat.completion.chunk` events, and a
+completed stream is gathered into the completion it stands for (what the openai SDK's accumulator rebuilds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+JSON = dict[str, Any]
+_TEXT_FIELDS = ("content", "refusal", "reasoning_content")
+
+
+def completion_chunks(completion: JSON, *, include_usage: bool) -> Iterator[JSON]:
+    """The chunks of a stream whose accumulation is `completion`: per choice a role, its text, tool calls, finish."""
+    head = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint") if k in completion}
+    head["object"] = "chat.completion.chunk"
+    for choice in completion.get("choices") or ():
+        index = choice.get("index", 0)
+        for delta in _deltas(choice.get("message") or {}):
+            yield {**head, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
+        finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+        yield {**head, "choices": [finish]}
+    if include_usage and completion.get("usage"):
+        yield {**head, "choices": [], "usage": completion["usage"]}
+
+
+def _deltas(message: JSON) -> Iterator[JSON]:
+    yield {"role": message.get("role") or "assistant", "content": ""}
+    for name in _TEXT_FIELDS:
+        if message.get(name):
+            yield {name: message[name]}
+    calls = message.get("tool_calls")
+    if calls:
+        yield {"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]}
+
+
+class StreamGatherer:
+    """Feed it every chunk of a stream; `completion()` is the whole answer (None if the stream never finished)."""
+
+    def __init__(self) -> None:
+        self.head: JSON = {}
+        self.choices: dict[int, JSON] = {}
+        self.usage: JSON | None = None
+
+    def add(self, chunk: JSON) -> None:
+        if not self.head:
+            self.head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            self._choice(choice)
+
+    def _choice(self, choice: JSON) -> None:
+        index = choice.get("index", 0)
+        state = self.choices.setdefault(index, {"message": {"role": "assistant"}, "calls": {}, "finish": None})
+        delta = choice.get("delta") or {}
+        message = state["message"]
+        for name in _TEXT_FIELDS:
+            if delta.get(name):
+                message[name] = message.get(name, "") + delta[name]
+        for call in delta.get("tool_calls") or ():
+            _merge_call(state["calls"], call)
+        if choice.get("finish_reason"):
+            state["finish"] = choice["finish_reason"]
+
+    def completion(self) -> JSON | None:
+        """The gathered answer, or None when some choice has no finish_reason (a cut stream)."""
+        if not self.choices or any(state["finish"] is None for state in self.choices.values()):
+            return None
+        choices = [self._finished(index, state) for index, state in sorted(self.choices.items())]
+        answer = {**self.head, "object": "chat.completion", "choices": choices}
+        if self.usage is not None:
+            answer["usage"] = self.usage
+        return answer
+
+    @staticmethod
+    def _finished(index: int, state: JSON) -> JSON:
+        message = {"content": None, **state["message"]}
+        if state["calls"]:
+            message["tool_calls"] = [state["calls"][i] for i in sorted(state["calls"])]
+        return {"index": index, "message": message, "finish_reason": state["finish"], "logprobs": None}
+
+
+def _merge_call(calls: dict[int, JSON], delta: JSON) -> None:
+    index = delta.get("index", len(calls))
+    call = calls.setdefault(index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    if delta.get("id"):
+        call["id"] = delta["id"]
+    if delta.get("type"):
+        call["type"] = delta["type"]
+    function = delta.get("function") or {}
+    for name in ("name", "arguments"):
+        if function.get(name):
+            call["function"][name] += function[name]

@@ -1,0 +1,130 @@
+"""The response cache the gateway consults: lookup with the request's controls, store, and in-flight collapsing.
+
+`ResponseCache.begin` takes the `cache` controls out of the body (they never reach the upstream) and gives a `Lookup`
+for cacheable requests. Identical non-streamed misses that arrive while the first is in flight wait for it (at most
+`inflight_wait` seconds), then are served its answer; if it fails, each goes upstream itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from hub.cache.controls import Controls, parse_controls
+from hub.cache.keys import cache_key
+from hub.cache.store import LocalStore, RedisStore, Store
+
+if TYPE_CHECKING:
+    from hub.config import CacheSettings, ModelRoute
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Lookup:
+    """One request's view of the cache: its key and controls, and whether it leads an in-flight call."""
+
+    cache: ResponseCache
+    key: str
+    controls: Controls
+    future: asyncio.Future[JSON | None] | None = None
+    hit: bool = False
+
+    def headers(self) -> dict[str, str]:
+        return {"x-litellm-cache-key": self.key, "x-toolhub-cache-hit": "true" if self.hit else "false"}
+
+    async def save(self, completion: JSON | None) -> None:
+        """A finished request's answer (None: no complete answer): wake waiters, then store it if allowed."""
+        self.release(completion)
+        if completion is not None and not self.controls.no_store:
+            await self.cache.store(self, completion)
+
+    def release(self, completion: JSON | None) -> None:
+        future, self.future = self.future, None
+        if future is not None:
+            self.cache.inflight.pop(self.key, None)
+            future.set_result(completion)
+
+
+class ResponseCache:
+    """Answers by key in a `Store`, with hit/miss counts for /metrics."""
+
+    def __init__(self, settings: CacheSettings, store: Store) -> None:
+        self.settings = settings
+        self.backend = store
+        self.inflight: dict[str, asyncio.Future[JSON | None]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def begin(self, body: JSON, route: ModelRoute, tool_loop: bool) -> Lookup | None:
+        """Take the controls out of `body`; None when this request is not cached (a tool loop not opted in).
+
+        Raises:
+            BadRequest: the `cache` controls are malformed.
+        """
+        controls = parse_controls(body.pop("cache", None))
+        if tool_loop and not route.cache_tool_loops:
+            return None
+        return Lookup(self, cache_key(route.alias, body, controls.namespace or self.settings.namespace), controls)
+
+    async def find(self, lookup: Lookup) -> JSON | None:
+        """The stored answer for `lookup` (None: a miss, or `no-cache`, or older than its `s-maxage`)."""
+        return None if lookup.controls.no_cache else await self._get(lookup)
+
+    def follow(self, lookup: Lookup, *, stream: bool) -> asyncio.Future[JSON | None] | None:
+        """The identical non-streamed request in flight to wait for; None makes `lookup` the one others wait for."""
+        if stream or lookup.controls.no_cache:
+            return None
+        leader = self.inflight.get(lookup.key)
+        if leader is None:
+            lookup.future = self.inflight[lookup.key] = asyncio.get_running_loop().create_future()
+        return leader
+
+    async def wait(self, leader: asyncio.Future[JSON | None]) -> JSON | None:
+        """The leader's answer, or None if it failed or took longer than `inflight_wait`."""
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(leader), self.settings.inflight_wait)
+        return None
+
+    def count(self, lookup: Lookup, found: JSON | None) -> None:
+        lookup.hit = found is not None
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+
+    async def _get(self, lookup: Lookup) -> JSON | None:
+        raw = await self.backend.get(lookup.key)
+        if raw is None:
+            return None
+        entry = orjson.loads(raw)
+        max_age = lookup.controls.s_maxage
+        if max_age is not None and time.time() - entry["stored_at"] > max_age:
+            return None
+        return entry["completion"]
+
+    async def store(self, lookup: Lookup, completion: JSON) -> None:
+        ttl = lookup.controls.ttl if lookup.controls.ttl is not None else self.settings.ttl
+        entry = orjson.dumps({"stored_at": time.time(), "completion": completion})
+        await self.backend.set(lookup.key, entry, ttl)
+
+
+@contextlib.asynccontextmanager
+async def open_cache(settings: CacheSettings) -> AsyncIterator[ResponseCache]:
+    """The cache the settings describe, its Redis connection closed on exit."""
+    if settings.type == "redis":
+        from hub.accounts.ratelimit import redis_client
+
+        store: Store = RedisStore(redis_client(settings.redis_url or "redis://127.0.0.1:6379/0"))
+    else:
+        store = LocalStore(settings.max_entries, settings.max_bytes)
+    try:
+        yield ResponseCache(settings, store)
+    finally:
+        await store.aclose()

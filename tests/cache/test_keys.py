@@ -1,0 +1,59 @@
+"""The cache key: what splits entries and what does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.cache.keys import cache_key
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def key(body: dict[str, Any], alias: str = "m", namespace: str | None = None) -> str:
+    return cache_key(alias, {"model": "m", "messages": USER, **body}, namespace)
+
+
+def test_key_order_defaults_and_nulls_do_not_split_entries() -> None:
+    base = key({"seed": 1, "max_tokens": 5})
+    assert key({"max_tokens": 5, "seed": 1}) == base
+    assert key({"seed": 1, "max_tokens": 5, "temperature": 1, "n": 1, "top_p": 1, "stop": None}) == base
+    assert key({"seed": 1, "max_tokens": 5, "presence_penalty": 0, "parallel_tool_calls": True}) == base
+
+
+def test_stream_user_metadata_and_cache_controls_are_not_in_the_key() -> None:
+    base = key({})
+    extras = {"stream": True, "stream_options": {"include_usage": True}, "user": "u", "metadata": {"a": 1}}
+    assert key({**extras, "cache": {"no-store": True}}) == base
+
+
+def test_everything_that_changes_the_answer_splits_entries() -> None:
+    base = key({})
+    changed = [
+        key({"temperature": 0.5}),
+        key({"seed": 2}),
+        key({"max_tokens": 9}),
+        key({"response_format": {"type": "json_object"}}),
+        key({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+        key({"tool_choice": "required"}),
+        key({}, alias="other"),
+        cache_key("m", {"model": "m", "messages": [{"role": "user", "content": "hello"}]}),
+    ]
+    assert base not in changed
+    assert len(set(changed)) == len(changed)
+
+
+def test_one_text_part_equals_the_plain_string() -> None:
+    parts = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert cache_key("m", {"model": "m", "messages": parts}) == key({})
+
+
+def test_tool_choice_default_depends_on_tools() -> None:
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert key({"tools": tools, "tool_choice": "auto"}) == key({"tools": tools})
+    assert key({"tool_choice": "none"}) == key({})
+
+
+def test_the_namespace_prefixes_the_key() -> None:
+    assert key({}).startswith("toolhub:")
+    assert key({}, namespace="team-a").startswith("team-a:")
+    assert key({}, namespace="team-a").split(":")[1] == key({}).split(":")[1]

@@ -1,0 +1,83 @@
+"""A whole answer replayed as chunks, and chunks gathered back: the round trip is exact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.cache.replay import StreamGatherer, completion_chunks
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+TEXT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop", "logprobs": None}
+    ],
+    "usage": USAGE,
+}
+CALLS = [
+    {"id": "c1", "type": "function", "function": {"name": "a", "arguments": '{"x": 1}'}},
+    {"id": "c2", "type": "function", "function": {"name": "b", "arguments": "{}"}},
+]
+TOOLS = {
+    **TEXT,
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": None, "tool_calls": CALLS},
+            "finish_reason": "tool_calls",
+            "logprobs": None,
+        }
+    ],
+}
+
+
+def gathered(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    gatherer = StreamGatherer()
+    for chunk in chunks:
+        gatherer.add(chunk)
+    return gatherer.completion()
+
+
+def test_a_text_answer_survives_replay_and_gathering() -> None:
+    assert gathered(list(completion_chunks(TEXT, include_usage=True))) == TEXT
+
+
+def test_tool_calls_survive_replay_and_gathering() -> None:
+    assert gathered(list(completion_chunks(TOOLS, include_usage=True))) == TOOLS
+
+
+def test_the_usage_chunk_comes_only_when_asked() -> None:
+    chunks = list(completion_chunks(TEXT, include_usage=False))
+    assert all("usage" not in c for c in chunks)
+    last = list(completion_chunks(TEXT, include_usage=True))[-1]
+    assert last["choices"] == [] and last["usage"] == USAGE
+
+
+def test_every_chunk_is_a_completion_chunk_with_the_original_id() -> None:
+    for chunk in completion_chunks(TOOLS, include_usage=True):
+        assert (chunk["object"], chunk["id"], chunk["model"]) == ("chat.completion.chunk", "chatcmpl-1", "m")
+
+
+def test_a_stream_cut_before_its_finish_reason_gathers_nothing() -> None:
+    chunks = list(completion_chunks(TEXT, include_usage=False))[:-1]
+    assert gathered(chunks) is None
+    assert gathered([]) is None
+
+
+def test_tool_call_fragments_are_joined_by_index() -> None:
+    head = {"id": "x", "created": 1, "model": "m"}
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "content": None},
+        {"tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "a", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"x"'}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]},
+    ]
+    chunks = [{**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    answer = gathered(chunks)
+    assert answer is not None
+    assert answer["choices"][0]["message"]["tool_calls"] == [CALLS[0]]
+    assert "usage" not in answer
