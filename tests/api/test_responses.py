@@ -18,7 +18,7 @@ from tests.e2e.gemini_support import PNG
 fakes, gateway_url, client = support.fakes, support.gateway_url, support.client
 
 TEXT_MODELS = ["text", "claude-sonnet-4-5", "g-text"]
-TOOL_MODELS = ["tools", "claude-tools", "g-tools"]
+TOOL_MODELS = ["tools", "claude-tools", "g-tools", "g3-tools"]
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
 TIME = {"type": "function", "name": "get_time",
@@ -32,6 +32,9 @@ def comparable(response: Response) -> dict[str, Any]:
         data.pop(key)
     for item in data["output"]:
         item.pop("id", None)
+        item.pop("call_id", None)  # the fakes make a new one per call
+        if "arguments" in item:
+            item["arguments"] = json.loads(item["arguments"])
     return data
 
 
@@ -208,3 +211,30 @@ def test_an_upstream_failing_mid_stream_ends_with_response_failed(gateway_url: s
     assert names == [d["type"] for d in data]
     assert names[0] == "response.created" and names[-1] == "response.failed"
     assert data[-1]["response"]["status"] == "failed" and data[-1]["response"]["error"]["message"]
+
+
+@pytest.mark.parametrize("model", ["claude-think", "g3-thinking"])
+def test_thinking_becomes_a_reasoning_item_with_its_summary_streamed_and_not(client: openai.OpenAI, model: str) -> None:
+    options: Any = {"model": model, "input": "6 x 7?", "reasoning": {"effort": "low"}, "tools": [WEATHER, TIME]}
+    plain = client.responses.create(**options)
+    assert plain.output[0].type == "reasoning" and plain.output[0].summary[0].text
+    with client.responses.stream(**options) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert comparable(final) == comparable(plain)
+    assert kinds[2:5] == ["response.output_item.added", "response.reasoning_summary_part.added",
+                          "response.reasoning_summary_text.delta"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["claude-think", "g3-tools"])
+def test_a_tool_round_trip_keeps_the_upstreams_thinking_signatures(client: openai.OpenAI, model: str) -> None:
+    options: Any = {"model": model, "reasoning": {"effort": "low"}, "tools": [WEATHER, TIME]}
+    history: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    for _ in range(3):
+        response = client.responses.create(input=history, **options)
+        calls = [item for item in response.output if item.type == "function_call"]
+        if not calls:
+            break
+        history += [item.model_dump(exclude_none=True) for item in response.output]
+        history += [{"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in calls]
+    assert response.status == "completed" and response.output_text
