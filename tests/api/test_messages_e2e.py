@@ -37,8 +37,11 @@ def fakes() -> Iterator[tuple[Fakes, str]]:
     with serve_app(fake_openai.app) as o, serve_app(fake_anthropic.app) as a, serve_app(fake_gemini.app) as g:
         models = [_model(n, f"openai/{n}", f"{o}/v1", openai_upstream.API_KEY) for n in ("text", "tools", "error-429")]
         models += [_model(n, f"anthropic/{n}", a, anthropic_upstream.API_KEY)
-                   for n in ("claude-sonnet-4-5", "claude-think", "claude-tools", "error-529")]  # fmt: skip
-        models += [_model(n, f"gemini/{BEHAVIOURS[n]}", g, gemini_upstream.API_KEY) for n in ("g-text", "g3-tools")]
+                   for n in ("claude-sonnet-4-5", "claude-think", "claude-midstream-error", "error-529")]  # fmt: skip
+        models += [
+            _model(n, f"gemini/{BEHAVIOURS[n]}", g, gemini_upstream.API_KEY)
+            for n in ("g-text", "g3-tools", "g3-thinking")
+        ]
         config = parse_config({"model_list": models, "general_settings": {"master_key": MASTER_KEY}}, {})
         with serve_app(build_app(config)) as url:
             yield (fake_openai, fake_anthropic, fake_gemini), url
@@ -212,6 +215,44 @@ def test_a_gemini_model_answers_and_its_tool_calls_round_trip_with_their_signatu
     follow = [*ask, {"role": "assistant", "content": message.content}, {"role": "user", "content": results}]
     answer = client.messages.create(model="g3-tools", max_tokens=50, messages=follow, tools=[WEATHER, CLOCK])
     assert answer.stop_reason == "end_turn" and answer.content[0].type == "text"  # the fake refuses lost signatures
+
+
+def test_a_streamed_thinking_tool_loop_on_anthropic_replays_the_signatures_the_stream_could_not_carry(
+    client: anthropic.Anthropic,
+) -> None:
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    history: list[Any] = [{"role": "user", "content": "weather?"}]
+    for _ in range(3):
+        with client.messages.stream(model="claude-think", max_tokens=2048, thinking=thinking, messages=history,
+                                    tools=[WEATHER, CLOCK]) as stream:  # fmt: skip
+            message = stream.get_final_message()
+        if message.stop_reason != "tool_use":
+            break
+        use = message.content[-1]
+        assert use.type == "tool_use"
+        result = {"type": "tool_result", "tool_use_id": use.id, "content": "ok"}
+        history += [{"role": "assistant", "content": message.content}, {"role": "user", "content": [result]}]
+    assert [b.type for b in message.content] == ["thinking", "text"]  # the fake checks every replayed signature
+
+
+def test_gemini_thoughts_become_a_thinking_block_that_an_openai_model_never_sees(
+    client: anthropic.Anthropic, fakes: tuple[Fakes, str]
+) -> None:
+    ask: list[Any] = [{"role": "user", "content": "6*7?"}]
+    message = client.messages.create(model="g3-thinking", max_tokens=50, messages=ask)
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
+        ("thinking", "Six times seven."), ("text", "42")]  # fmt: skip
+    follow = [*ask, {"role": "assistant", "content": message.content}, {"role": "user", "content": "and 6*8?"}]
+    client.messages.create(model="text", max_tokens=50, messages=follow)
+    assert fakes[0][0].requests[-1]["messages"][1] == {"role": "assistant", "content": "42"}
+
+
+def test_an_upstream_failure_mid_stream_ends_the_stream_with_an_anthropic_error_event(fakes: tuple[Fakes, str]) -> None:
+    events = _events(fakes[1], {"model": "claude-midstream-error", "max_tokens": 50, "stream": True,
+                                "messages": [{"role": "user", "content": "hello"}]})  # fmt: skip
+    assert events[0][0] == "message_start"
+    assert events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": _str()}})
+    assert "message_stop" not in [kind for kind, _ in events]
 
 
 def test_count_tokens_gives_an_estimate(client: anthropic.Anthropic) -> None:

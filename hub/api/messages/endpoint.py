@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 from hub.api.messages.request import to_chat
 from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
 from hub.api.messages.stream import EventTranslator
+from hub.config import Config
 from hub.errors import HubError, json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
@@ -34,8 +35,9 @@ async def messages(request: Request) -> Response:
     started = time.perf_counter()
     try:
         principal = await authenticate(request)
-        raw = await read_json_body(request, hub_state(request).config.max_request_bytes)
-        body = check_chat_request(to_chat(raw))
+        state = hub_state(request)
+        raw = await read_json_body(request, state.config.max_request_bytes)
+        body = check_chat_request(to_chat(raw, replay_thinking=_anthropic_only(state.config, raw)))
         alias = body["model"]
         answer = await run_chat(request, principal, body, started)
     except (HubError, ProviderError) as exc:
@@ -55,6 +57,12 @@ async def count_tokens(request: Request) -> Response:
         return anthropic_error(exc)
     size = len(orjson.dumps([body["messages"], body.get("tools")]))
     return json_response({"input_tokens": max(1, math.ceil(size / CHARS_PER_TOKEN))})
+
+
+def _anthropic_only(config: Config, raw: Any) -> bool:
+    """Whether every deployment of the requested alias is an Anthropic one."""
+    routes = config.models.get(raw.get("model")) if isinstance(raw, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    return bool(routes) and all(route.deployment.provider == "anthropic" for route in routes or ())
 
 
 def anthropic_error(exc: HubError | ProviderError) -> Response:

@@ -25,8 +25,11 @@ def bad(message: str, param: str | None = None) -> BadRequest:
     return BadRequest(message, param=param, code="invalid_value")
 
 
-def to_chat(body: Any) -> JSON:
+def to_chat(body: Any, *, replay_thinking: bool = True) -> JSON:
     """The Chat Completions body for an Anthropic Messages `body`.
+
+    `replay_thinking`: pass the client's thinking blocks on (for Anthropic deployments, which replay them); other
+    upstreams cannot use Anthropic signatures, and Gemini's are restored by the provider from the tool-call ids.
 
     Raises:
         BadRequest: a field Anthropic itself would refuse, or one the gateway cannot map (server tools).
@@ -40,7 +43,7 @@ def to_chat(body: Any) -> JSON:
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise bad("max_tokens: Field required (a positive integer)", "max_tokens")
     chat: JSON = {"model": model, "max_tokens": max_tokens, "messages": system(body.get("system"))}
-    chat["messages"] += conversation(body.get("messages"))
+    chat["messages"] += conversation(body.get("messages"), replay_thinking)
     _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
     return chat
 
@@ -84,7 +87,7 @@ def system(value: Any) -> list[JSON]:
     ]
 
 
-def conversation(messages: Any) -> list[JSON]:
+def conversation(messages: Any, replay_thinking: bool = True) -> list[JSON]:
     if not isinstance(messages, list) or not messages:
         raise bad("messages: at least one message is required", "messages")
     out: list[JSON] = []
@@ -99,7 +102,7 @@ def conversation(messages: Any) -> list[JSON]:
         if role == "user":
             out += user_turn(content, where)
         elif role == "assistant":
-            out.append(assistant_turn(content, where))
+            out.append(assistant_turn(content, where, replay_thinking))
         else:
             raise bad(f"{where}.role: Input should be 'user' or 'assistant'", f"{where}.role")
     return out
@@ -185,7 +188,7 @@ def _result_text(raw: Any, where: str) -> str:
     return f"[{block['type']} omitted]"  # Chat Completions tool messages carry text only
 
 
-def assistant_turn(content: list[Any], where: str) -> JSON:
+def assistant_turn(content: list[Any], where: str, replay_thinking: bool = True) -> JSON:
     texts: list[str] = []
     calls: list[JSON] = []
     thinking: list[JSON] = []
@@ -203,9 +206,8 @@ def assistant_turn(content: list[Any], where: str) -> JSON:
     message: JSON = {"role": "assistant", "content": "".join(texts) or None}
     if calls:
         message["tool_calls"] = calls
-    if thinking:
+    if thinking and replay_thinking:
         message["thinking_blocks"] = thinking
-        message["reasoning_content"] = "".join(str(b.get("thinking") or "") for b in thinking)
     return message
 
 

@@ -111,6 +111,8 @@ def from_openai_error(status: int, body: Any) -> tuple[int, JSON]:
     if not isinstance(error, dict):
         error = {"message": str(body)}
     message = str(error.get("message") or "error")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-    if error.get("type") == "overloaded_error":  # pyright: ignore[reportUnknownMemberType]
+    if "overloaded_error" in (error.get("type"), error.get("code")):  # pyright: ignore[reportUnknownMemberType]
         status = 529
+    elif error.get("type") == "rate_limit_error":  # pyright: ignore[reportUnknownMemberType]
+        status = 429
     return status, error_body(status, message)
