@@ -1,0 +1,96 @@
+"""The response cache service in memory: config, tool-loop opt-in, in-flight collapsing, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hub.cache.service import ResponseCache
+from hub.cache.store import LocalStore
+from hub.config import CacheSettings, ConfigError, parse_config
+from hub.metrics import Metrics
+
+ANSWER = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def config(litellm_settings: dict[str, Any], **entry: Any) -> Any:
+    model = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_base": "http://x/v1"}, **entry}
+    return parse_config({"model_list": [model], "litellm_settings": litellm_settings}, {})
+
+
+def cache(**settings: Any) -> ResponseCache:
+    return ResponseCache(CacheSettings(**settings), LocalStore(100, 1_000_000))
+
+
+def test_litellm_cache_settings_are_read_and_no_longer_reported_ignored() -> None:
+    params = {"type": "redis", "host": "127.0.0.1", "port": 6380, "password": "pw", "ttl": 60, "namespace": "n"}
+    parsed = config({"cache": True, "cache_params": {**params, "unknown_knob": 1}})
+    assert parsed.cache == CacheSettings(type="redis", ttl=60, namespace="n", redis_url="redis://:pw@127.0.0.1:6380/0")
+    assert parsed.ignored == ("litellm_settings.cache_params.unknown_knob",)
+
+
+def test_cache_is_off_unless_enabled_for_chat_calls() -> None:
+    assert config({}).cache is None
+    assert config({"cache": False, "cache_params": {"type": "local"}}).cache is None
+    assert config({"cache": True, "cache_params": {"supported_call_types": ["embedding"]}}).cache is None
+    assert config({"cache": True, "cache_params": {"supported_call_types": ["acompletion"]}}).cache == CacheSettings()
+
+
+def test_a_bad_cache_type_fails_start_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config({"cache": True, "cache_params": {"type": "memcached"}})
+    assert caught.value.path == "litellm_settings.cache_params.type"
+
+
+def test_tool_loop_requests_are_cached_only_when_the_alias_opts_in() -> None:
+    plain, opted = config({"cache": True}), config({"cache": True}, cache_tool_loops=True)
+    route, opted_route = plain.models["m"][0], opted.models["m"][0]
+    assert cache().begin(dict(BODY), route, tool_loop=True) is None
+    assert cache().begin(dict(BODY), opted_route, tool_loop=True) is not None
+    assert cache().begin(dict(BODY), route, tool_loop=False) is not None
+
+
+@pytest.mark.anyio
+async def test_waiters_get_the_leaders_answer_or_go_on_alone_when_it_fails() -> None:
+    service, route = cache(), config({"cache": True}).models["m"][0]
+    leader, waiter = service.begin(dict(BODY), route, False), service.begin(dict(BODY), route, False)
+    assert leader is not None and waiter is not None
+    assert service.follow(leader, stream=False) is None  # the first leads
+    followed = service.follow(waiter, stream=False)
+    assert followed is not None
+    waiting = asyncio.ensure_future(service.wait(followed))
+    await leader.save(ANSWER)
+    assert await waiting == ANSWER and service.inflight == {}
+    failing, next_waiter = service.begin(dict(BODY), route, False), service.begin(dict(BODY), route, False)
+    assert failing is not None and next_waiter is not None
+    service.follow(failing, stream=False)
+    followed = service.follow(next_waiter, stream=False)
+    assert followed is not None
+    waiting = asyncio.ensure_future(service.wait(followed))
+    failing.release(None)
+    assert await waiting is None and service.inflight == {}
+
+
+@pytest.mark.anyio
+async def test_a_waiter_gives_up_after_the_bounded_wait() -> None:
+    service, route = cache(inflight_wait=0.01), config({"cache": True}).models["m"][0]
+    leader, waiter = service.begin(dict(BODY), route, False), service.begin(dict(BODY), route, False)
+    assert leader is not None and waiter is not None
+    service.follow(leader, stream=False)
+    followed = service.follow(waiter, stream=False)
+    assert followed is not None
+    assert await asyncio.wait_for(service.wait(followed), 2) is None
+    assert service.follow(waiter, stream=True) is None  # streams never wait
+
+
+def test_metrics_show_cache_hits_misses_and_bytes() -> None:
+    metrics = Metrics()
+    metrics.observe_cache(3, 2, 1_234)
+    metrics.observe_cache(5, 2, 1_000)
+    text = metrics.render().decode()
+    assert "toolhub_cache_hits_total 5.0" in text
+    assert "toolhub_cache_misses_total 2.0" in text
+    assert "toolhub_cache_bytes 1000.0" in text
