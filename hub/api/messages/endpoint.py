@@ -61,7 +61,8 @@ async def count_tokens(request: Request) -> Response:
 
 def _anthropic_only(config: Config, raw: Any) -> bool:
     """Whether every deployment of the requested alias is an Anthropic one."""
-    routes = config.models.get(raw.get("model")) if isinstance(raw, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    alias = raw.get("model") if isinstance(raw, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    routes = config.models.get(alias) if isinstance(alias, str) else None
     return bool(routes) and all(route.deployment.provider == "anthropic" for route in routes or ())
 
 
