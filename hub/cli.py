@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hub.config import Config, ConfigError, config_path, load_config
+from hub.ops.config_check import did_you_mean, key_problems
 from hub.ops.logs import use_json_logs
 from hub.router.config import describe
 
@@ -61,6 +62,12 @@ def serve(args: argparse.Namespace) -> int:
 def check_config(args: argparse.Namespace) -> int:
     """Validate a config file and print what would be served; needs no secrets, but says what `serve` would refuse."""
     config = _load(args.file, serving=False)
+    problems = [] if args.allow_unknown else key_problems(config.ignored)
+    for problem in problems:
+        sys.stderr.write(f"toolhub: config error at {problem.path}: {problem.message}\n")
+    if problems:
+        sys.stderr.write("toolhub: fix these keys, or pass --allow-unknown for a file shared with LiteLLM\n")
+        return 2
     refusal = _serve_refusal(args.file)
     out = sys.stdout
     out.write(f"config {config.source}: OK\n")
@@ -83,7 +90,8 @@ def check_config(args: argparse.Namespace) -> int:
         warn = f"  [unavailable: {', '.join(server.missing_env)} not set]" if server.missing_env else ""
         out.write(f"  {name} ({spec.transport or ('stdio' if spec.command else 'sse')}): {where}{warn}\n")
     for key in config.ignored:
-        out.write(f"ignored: {key}\n")
+        guess = did_you_mean(key)
+        out.write(f"ignored: {key}" + (f" (did you mean {guess!r}?)\n" if guess else "\n"))
     return 0
 
 
@@ -123,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file and print what would be served")
     p.add_argument("file", nargs="?", help="YAML config (default: $TOOLHUB_CONFIG or configs/config.example.yaml)")
+    lenient = "list unknown keys and likely typos as ignored instead of refusing them (a file shared with LiteLLM)"
+    p.add_argument("--allow-unknown", action="store_true", help=lenient)
     p.set_defaults(func=check_config)
 
     for register in _extra_commands():

@@ -46,6 +46,16 @@ class _Section(BaseModel):
 
 _REQUEST_DEFAULTS = KNOWN_PARAMS - {"model", "messages", "stream", "stream_options", "tools", "functions"}
 _REQUEST_DEFAULTS |= {"thinking", "top_k"}
+_NUMBER = (int, float)
+REQUEST_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("temperature", "top_p", "presence_penalty", "frequency_penalty"), _NUMBER),
+    **dict.fromkeys(("max_tokens", "max_completion_tokens", "n", "seed", "top_k", "top_logprobs"), (int,)),
+    **dict.fromkeys(("parallel_tool_calls", "logprobs", "store"), (bool,)),
+    **dict.fromkeys(("user", "reasoning_effort", "verbosity", "service_tier", "safety_identifier"), (str,)),
+    **dict.fromkeys(("response_format", "metadata", "logit_bias", "prediction"), (dict,)),
+    "stop": (str, list),
+}
+"""Request defaults in `litellm_params` whose type is checked at load (a wrong one would fail every request)."""
 
 
 class LiteLLMParams(_Section):
@@ -338,7 +348,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             stream_timeout=params.stream_timeout or router.stream_timeout or settings.stream_timeout,
             max_retries=params.max_retries or 0,  # router num_retries are the router's (hub/router)
             drop_params=_first_set(params.drop_params, settings.drop_params, True),
-            params={k: v for k, v in extras.items() if k in _REQUEST_DEFAULTS},
+            params=_request_defaults(extras, f"{where}.litellm_params"),
             headers=params.extra_headers or {},
             fetch_private_urls=bool(params.allow_private_image_urls),
         )
@@ -407,6 +417,22 @@ def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | 
 
 def _caches_chat(call_types: list[str] | None) -> bool:
     return call_types is None or bool({"completion", "acompletion"} & set(call_types))
+
+
+def _request_defaults(extras: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The request parameters among `litellm_params`' extra keys, each of the type the API takes."""
+    for key, value in extras.items():
+        types = REQUEST_DEFAULT_TYPES.get(key)
+        if types is None or value is None:
+            continue
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            names = "a number" if types == _NUMBER else " or ".join(_TYPE_NAMES[t] for t in types)
+            raise ConfigError(f"{where}.{key}", f"must be {names} (got {value!r})")
+    return {k: v for k, v in extras.items() if k in _REQUEST_DEFAULTS}
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
+               dict: "a mapping"}  # fmt: skip
 
 
 def _first_set(*values: _T | None) -> _T:
