@@ -72,6 +72,19 @@ class StoredToolCall:
     call: ToolCallRecord
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Responses API answer kept for `previous_response_id` (hub/api/responses); `key_hash` None: master key."""
+
+    id: str
+    key_hash: str | None
+    created_at: float
+    response: dict[str, Any]
+    input_items: list[Any]
+    messages: list[Any]
+    """The whole conversation up to and including this answer, as Chat Completions messages."""
+
+
 class Store(Protocol):
     """The storage interface every backend implements."""
 
@@ -124,6 +137,16 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def tool_calls(self, *, limit: int) -> list[dict[str, Any]]: ...
+
+    # --- Stored responses (hub/api/responses) ---
+
+    async def save_response(self, row: StoredResponse) -> None: ...
+
+    async def get_response(self, response_id: str) -> StoredResponse | None: ...
+
+    async def delete_response(self, response_id: str) -> None: ...
+
+    async def delete_responses_before(self, created_before: float) -> None: ...
 
 
 def is_postgres_url(url: str | None) -> bool:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from hub.storage import KeyRow, SpendQuery, StoredToolCall, StoredUsage, _sql as sql
+import orjson
+
+from hub.storage import KeyRow, SpendQuery, StoredResponse, StoredToolCall, StoredUsage, _sql as sql
 
 
 class SqlStore:
@@ -77,3 +79,32 @@ class SqlStore:
 
     async def tool_calls(self, *, limit: int) -> list[dict[str, Any]]:
         return [dict(r) for r in await self._fetch(sql.TOOL_CALLS, [limit])]
+
+    # --- Stored responses (hub/api/responses; migration 0003_responses.sql) ---
+
+    async def save_response(self, row: StoredResponse) -> None:
+        documents = [orjson.dumps(value).decode() for value in (row.response, row.input_items, row.messages)]
+        await self._execute(_INSERT_RESPONSE, [row.id, row.key_hash, row.created_at, *documents])
+
+    async def get_response(self, response_id: str) -> StoredResponse | None:
+        rows = await self._fetch(_SELECT_RESPONSE, [response_id])
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredResponse(row["id"], row["key_hash"], float(row["created_at"]), orjson.loads(row["response"]),
+                              orjson.loads(row["input_items"]), orjson.loads(row["messages"]))  # fmt: skip
+
+    async def delete_response(self, response_id: str) -> None:
+        await self._execute("DELETE FROM toolhub_responses WHERE id = $1", [response_id])
+
+    async def delete_responses_before(self, created_before: float) -> None:
+        await self._execute("DELETE FROM toolhub_responses WHERE created_at < $1", [created_before])
+
+
+_INSERT_RESPONSE = (
+    "INSERT INTO toolhub_responses (id, key_hash, created_at, response, input_items, messages) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_SELECT_RESPONSE = (
+    "SELECT id, key_hash, created_at, response, input_items, messages FROM toolhub_responses WHERE id = $1"
+)
