@@ -30,13 +30,13 @@ class Fakes:
         self.gemini = FakeGemini()
 
 
-def combined_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dict[str, Any]:
+def combined_config(openai_url: str, anthropic_url: str, gemini_url: str, database: str) -> dict[str, Any]:
     models = [
         *openai_config(openai_url)["model_list"],
         *anthropic_config(anthropic_url)["model_list"],
         *gemini_support.gateway_config(gemini_url)["model_list"],
     ]
-    return {"model_list": models, "general_settings": {"master_key": MASTER_KEY}}
+    return {"model_list": models, "general_settings": {"master_key": MASTER_KEY, "database_url": database}}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,11 @@ def fakes() -> Fakes:
 
 
 @pytest.fixture(scope="module")
-def gateway_url(fakes: Fakes) -> Iterator[str]:
+def gateway_url(fakes: Fakes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = f"sqlite:///{tmp_path_factory.mktemp('responses') / 'toolhub.db'}"
     env = {"FAKE_OPENAI_KEY": OPENAI_KEY, "FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY, "FAKE_GEMINI_KEY": GEMINI_KEY}
     with serve_app(fakes.openai.app) as o, serve_app(fakes.anthropic.app) as a, serve_app(fakes.gemini.app) as g:
-        with serve_app(build_app(parse_config(combined_config(o, a, g), env))) as url:
+        with serve_app(build_app(parse_config(combined_config(o, a, g, database), env))) as url:
             yield url
 
 

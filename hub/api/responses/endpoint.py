@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -11,10 +12,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from hub.api.responses import objects
+from hub.api.responses import objects, stored
 from hub.api.responses.events import StreamTranslator
-from hub.api.responses.request import to_chat
-from hub.errors import NotFound, json_response
+from hub.api.responses.objects import JSON
+from hub.api.responses.request import check, to_chat
+from hub.api.responses.stored import input_items
+from hub.errors import json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.state import authenticate, hub_state
@@ -26,20 +29,29 @@ async def create_response(request: Request) -> Response:
     state = hub_state(request)
     started = time.perf_counter()
     principal = await authenticate(request)
-    body = await read_json_body(request, state.config.max_request_bytes)
-    chat = check_chat_request(to_chat(body))
+    body = check(await read_json_body(request, state.config.max_request_bytes))
+    earlier, history = [], []
     if (previous := body.get("previous_response_id")) is not None:
-        raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
-                       code="previous_response_not_found")  # fmt: skip
+        row = await stored.load(request, principal, str(previous), "previous_response_id")
+        earlier, history = [*row.input_items, *row.response["output"]], row.messages
+    chat = check_chat_request(to_chat(body, history))
+    items = [*earlier, *input_items(body.get("input"))]
+    conversation = chat["messages"][1:] if body.get("instructions") is not None else chat["messages"]
     response = objects.shell(body)
+
+    async def save(final: JSON) -> None:
+        await stored.save(request, principal, final, items, [*conversation])
+
     answer = await run_chat(request, principal, chat, started)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
     if chat.get("stream"):
-        return TranslatedStream(answer, StreamTranslator(response))
+        return TranslatedStream(answer, StreamTranslator(response), save)
     completion = orjson.loads(answer.body)
+    objects.from_completion(response, completion)
+    await save(response)
     headers = {k: v for k, v in answer.headers.items() if k not in KEPT_HEADERS}
-    return json_response(objects.from_completion(response, completion), headers=headers)
+    return json_response(response, headers=headers)
 
 
 class TranslatedStream(Response):
@@ -50,9 +62,12 @@ class TranslatedStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, inner: Response, translator: StreamTranslator) -> None:
+    def __init__(
+        self, inner: Response, translator: StreamTranslator, on_done: Callable[[JSON], Awaitable[None]]
+    ) -> None:
         self.inner = inner
         self.translator = translator
+        self.on_done: Callable[[JSON], Awaitable[None]] | None = on_done
         self.status_code = 200
         self.background = None
         self.raw_headers = inner.raw_headers
@@ -81,6 +96,10 @@ class TranslatedStream(Response):
         out = b"".join(self._translate(raw) for raw in complete.split(b"\n\n") if raw)
         if not more:
             out += self.translator.done()  # an end without [DONE]: close what was opened all the same
+        if self.translator.ended and self.on_done is not None:
+            on_done, self.on_done = self.on_done, None
+            if self.translator.response["status"] != "failed":
+                await on_done(self.translator.response)  # stored before the client reads `completed`
         if out or not more:
             await send({"type": "http.response.body", "body": out, "more_body": more})
 
@@ -99,4 +118,7 @@ class TranslatedStream(Response):
 ROUTES = [
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", stored.get_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", stored.delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", stored.list_input_items, methods=["GET"]),
 ]

@@ -16,11 +16,11 @@ ROLES = {"user": "user", "system": "system", "developer": "system", "assistant":
 UNSUPPORTED = ("background", "conversation", "prompt")
 
 
-def to_chat(body: Any) -> JSON:
-    """The Chat Completions body for a Responses `body`.
+def check(body: Any) -> JSON:
+    """`body` if it is an object naming a model.
 
     Raises:
-        BadRequest: the body is not a usable Responses request; `param` names the field.
+        BadRequest: it is not.
     """
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_request")
@@ -30,20 +30,30 @@ def to_chat(body: Any) -> JSON:
     for name in UNSUPPORTED:
         if body.get(name) is not None:
             raise BadRequest(f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter")
-    chat: JSON = {"model": model, "messages": messages(body)}
+    return body  # pyright: ignore[reportUnknownVariableType]
+
+
+def to_chat(body: JSON, history: list[JSON] | None = None) -> JSON:
+    """The Chat Completions body for a checked Responses `body` continuing the chat messages `history`.
+
+    Raises:
+        BadRequest: the body is not a usable Responses request; `param` names the field.
+    """
+    chat: JSON = {"model": body["model"], "messages": messages(body, history or [])}
     chat.update({name: body[name] for name in PASSED if body.get(name) is not None})
     _options(body, chat)
     return chat
 
 
-def messages(body: JSON) -> list[JSON]:
-    """The chat messages for `instructions` and `input`."""
+def messages(body: JSON, history: list[JSON]) -> list[JSON]:
+    """The chat messages for `instructions`, the earlier conversation and `input`."""
     out: list[JSON] = []
     instructions = body.get("instructions")
     if instructions is not None:
         if not isinstance(instructions, str):
             raise BadRequest("'instructions' must be a string.", param="instructions", code="invalid_type")
         out.append({"role": "system", "content": instructions})
+    out += history
     out += input_messages(body.get("input"))
     if not any(m["role"] != "system" for m in out):
         raise BadRequest("'input' must be a non-empty string or array.", param="input", code="invalid_value")
