@@ -1,0 +1,111 @@
+"""Stored responses: `store: true` keeps an answer for `previous_response_id`, GET, DELETE and `input_items`.
+
+Rows live in the gateway's database (`state.extras["store"]`, table `toolhub_responses`) and belong to the key that
+made them: another key gets the same 404 as for an id that never existed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.accounts.auth import Principal
+from hub.api.responses import objects
+from hub.api.responses.objects import JSON
+from hub.errors import BadRequest, NotFound, ServiceUnavailable, json_response
+from hub.state import authenticate, hub_state
+from hub.storage import Store, StoredResponse
+
+
+def database(request: Request) -> Store:
+    """The gateway's store.
+
+    Raises:
+        ServiceUnavailable: the app runs without a database.
+    """
+    store = hub_state(request).extras.get("store")
+    if store is None:
+        raise ServiceUnavailable("Stored responses need a database; this gateway runs without one.")
+    return store
+
+
+async def load(request: Request, principal: Principal, response_id: str, param: str | None = None) -> StoredResponse:
+    """The stored response `response_id` of `principal`.
+
+    Raises:
+        NotFound: no such response for this key (whoever else may own it).
+    """
+    row = await database(request).get_response(response_id)
+    if row is None or row.key_hash != principal.key_id:
+        what = "Previous response" if param else "Response"
+        raise NotFound(f"{what} with id '{response_id}' not found.", param=param, code="response_not_found")
+    return row
+
+
+def with_ids(items: list[Any]) -> list[Any]:
+    """Input items as `input_items` lists them: each with an id (messages get `msg_...`)."""
+    out: list[Any] = []
+    for item in items:
+        item = dict(item)
+        item.setdefault("type", "message")
+        item.setdefault("id", objects.new_id("msg" if item["type"] == "message" else "item"))
+        out.append(item)
+    return out
+
+
+def input_items(value: Any) -> list[Any]:
+    """The request's `input` as a list of items."""
+    if isinstance(value, str):
+        return with_ids([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}])
+    return with_ids(value or [])
+
+
+def assistant_message(response: JSON) -> JSON | None:
+    """The response's output as one assistant chat message, to continue the conversation from."""
+    text = "".join(p["text"] for i in response["output"] if i["type"] == "message" for p in i["content"])
+    calls = [{"id": i["call_id"], "type": "function", "function": {"name": i["name"], "arguments": i["arguments"]}}
+             for i in response["output"] if i["type"] == "function_call"]  # fmt: skip
+    if not text and not calls:
+        return None
+    message: JSON = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+async def save(request: Request, principal: Principal, response: JSON, items: list[Any], history: list[Any]) -> None:
+    """Keep `response` with the items and the chat conversation (`history`, without its answer) that led to it."""
+    store = hub_state(request).extras.get("store")
+    if store is None or response.get("store") is False:
+        return
+    answer = assistant_message(response)
+    messages = [*history, answer] if answer else history
+    row = StoredResponse(response["id"], principal.key_id, time.time(), response, items, messages)
+    await store.save_response(row)
+
+
+async def get_response(request: Request) -> Response:
+    principal = await authenticate(request)
+    row = await load(request, principal, request.path_params["response_id"])
+    return json_response(row.response)
+
+
+async def delete_response(request: Request) -> Response:
+    principal = await authenticate(request)
+    row = await load(request, principal, request.path_params["response_id"])
+    await database(request).delete_response(row.id)
+    return json_response({"id": row.id, "object": "response", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    principal = await authenticate(request)
+    row = await load(request, principal, request.path_params["response_id"])
+    order = request.query_params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
+    items = row.input_items if order == "asc" else row.input_items[::-1]
+    first, last = (items[0]["id"], items[-1]["id"]) if items else (None, None)
+    return json_response({"object": "list", "data": items, "first_id": first, "last_id": last, "has_more": False})
