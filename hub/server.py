@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute, Route
 
 from hub.accounts import keys_api, spend_api
 from hub.accounts.accounting import accounting_extension
+from hub.api import embeddings
 from hub.api.messages.endpoint import ROUTES as MESSAGES_ROUTES
 from hub.api.responses.endpoint import ROUTES as RESPONSES_ROUTES
 from hub.app import Extension, create_app
@@ -26,6 +27,7 @@ def build_app(config: Config) -> Starlette:
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
     routes += mcp_routes()
     routes += MESSAGES_ROUTES  # /v1/messages: the Anthropic Messages API over the chat pipeline (hub/api/)
+    routes += embeddings.ROUTES  # /v1/embeddings for openai/, compatible and gemini/ deployments
     routes += RESPONSES_ROUTES  # /v1/responses: the OpenAI Responses API over the chat pipeline (hub/api/)
     routes += UI_ROUTES  # the admin console, /ui: pages over the same API
     return create_app(config, extensions=extensions, routes=routes)

@@ -151,6 +151,19 @@ def drop_param(deployment: Deployment, name: str, reason: str, dropped: list[str
         dropped.append(name)
 
 
+class Embedder(Protocol):
+    """A provider that can also embed (OpenAI-compatible and Gemini); the hub checks with `hasattr(p, "embed")`."""
+
+    async def embed(self, deployment: Deployment, body: JSON) -> JSON:
+        """Answer an OpenAI embeddings body (`input` a list of strings or of token arrays; `dimensions`, `user`)
+        with an OpenAI embeddings response: float vectors in input order, and `usage` when the upstream reports it.
+
+        Raises:
+            ProviderError: the upstream refused, failed or timed out, or cannot take this input.
+        """
+        ...
+
+
 class Provider(Protocol):
     """One upstream wire API. Instances are shared by all requests and own no per-request state."""
 

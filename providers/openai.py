@@ -146,9 +146,9 @@ class OpenAIProvider:
         self._pool = pool
 
     def _post(
-        self, deployment: Deployment, body: JSON, *, stream: bool
+        self, deployment: Deployment, body: JSON, *, stream: bool, path: str = "/chat/completions"
     ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        url = deployment.api_base.rstrip("/") + "/chat/completions"
+        url = deployment.api_base.rstrip("/") + path
         headers = {"Content-Type": "application/json", **deployment.headers}
         if deployment.api_key:
             headers["Authorization"] = f"Bearer {deployment.api_key}"
@@ -172,6 +172,16 @@ class OpenAIProvider:
         for choice in data["choices"]:
             fix_message(choice.get("message") or {})
         return data
+
+    async def embed(self, deployment: Deployment, body: JSON) -> JSON:
+        """`POST /embeddings` (see `providers.base.Embedder`); vectors are asked for as floats."""
+        payload = {**body, "model": deployment.model, "encoding_format": "float"}
+        async with self._post(deployment, payload, stream=False, path="/embeddings") as response:
+            data = await _http.read_json(self.name, response, deployment.timeout)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise ProviderError(f"openai-compatible upstream sent an unexpected embeddings body: {str(data)[:200]}",
+                                status_code=502, provider=self.name, code="upstream_bad_response")  # fmt: skip
+        return data  # pyright: ignore[reportUnknownVariableType]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         deployment = request.deployment

@@ -182,6 +182,8 @@ class FakeGemini:
                               "call this API.")  # fmt: skip
         if key != API_KEY:
             return error_body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        if method == "batchEmbedContents":
+            return batch_embed(model, body)
         if method not in ("generateContent", "streamGenerateContent"):
             return error_body(404, "NOT_FOUND", f"Method {method} is not found.")
         stream = method == "streamGenerateContent"
@@ -530,3 +532,20 @@ def _merge(chunks: list[JSON]) -> JSON:
         return last
     candidate = {**last["candidates"][0], "content": {"role": "model", **({"parts": parts} if parts else {})}}
     return {**last, "candidates": [candidate]}
+
+
+def batch_embed(model: str, body: JSON) -> Response:
+    """`:batchEmbedContents`: each request must name `models/<model>`; vector i is [len(text), i, 0.5, ...] cut to
+    `outputDimensionality` (default 4). Errors as Gemini's for a missing text or a wrong model."""
+    vectors: list[JSON] = []
+    for i, one in enumerate(body.get("requests") or []):
+        if one.get("model") != f"models/{model}":
+            return error_body(400, "INVALID_ARGUMENT", f"requests[{i}].model: model must be models/{model}")
+        texts = [p.get("text") for p in (one.get("content") or {}).get("parts") or []]
+        if not texts or not all(isinstance(t, str) and t for t in texts):
+            return error_body(400, "INVALID_ARGUMENT", f"requests[{i}].content: text must be non-empty")
+        size = int(one.get("outputDimensionality") or 4)
+        vectors.append({"values": [float(len("".join(texts))), float(i), *([0.5] * (size - 2))][:size]})
+    if not vectors:
+        return error_body(400, "INVALID_ARGUMENT", "* BatchEmbedContentsRequest.requests: requests is required")
+    return JSONResponse({"embeddings": vectors})

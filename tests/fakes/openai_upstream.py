@@ -301,7 +301,25 @@ class FakeOpenAI:
         self.disconnects = 0
         self.stream_closed = threading.Event()
         self.last_stream_seconds = 0.0
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                                     Route("/v1/embeddings", self.embeddings, methods=["POST"])])  # fmt: skip
+
+    async def embeddings(self, request: Request) -> Response:
+        """Vector i is [len(input i), i, 0.5, ...] with `dimensions` entries (default 4); 2 tokens an input."""
+        body = await request.json()
+        self.requests.append(body)
+        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+            return error(401, ERRORS[401][2], "invalid_request_error", "invalid_api_key")
+        if str(body.get("model", "")).startswith("error-"):
+            status = int(body["model"].split("-")[1])
+            return error(status, ERRORS[status][2], ERRORS[status][0], ERRORS[status][1])
+        inputs, size = body.get("input") or [], int(body.get("dimensions") or 4)
+        if body.get("encoding_format") not in (None, "float") or not inputs:
+            return error(400, "fake: float encoding and a non-empty input only", "invalid_request_error")
+        vectors = [[float(len(x)), float(i), *([0.5] * (size - 2))][:size] for i, x in enumerate(inputs)]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        usage = {"prompt_tokens": 2 * len(inputs), "total_tokens": 2 * len(inputs)}
+        return JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()

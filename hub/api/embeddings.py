@@ -1,0 +1,138 @@
+"""`POST /v1/embeddings`: OpenAI's embeddings API for `openai/`, OpenAI-compatible and `gemini/` deployments.
+
+Keys, model permissions, budgets and rate limits apply as on chat, and each request leaves one usage record (spend
+log, cost). Upstreams are always asked for floats; `encoding_format: base64` (the openai SDK's default) is encoded
+here, little-endian float32 as OpenAI does, so it works for Gemini too. Gemini reports no token usage: it is
+estimated at ~4 characters a token. The request goes to the alias's first deployment (as the router picks it); the
+router's retries and fallbacks are not applied to embeddings yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub.accounts.auth import Principal
+from hub.accounts.usage import UsageRecord
+from hub.errors import BadRequest, HubError, json_response
+from hub.gateway.requests import read_json_body
+from hub.gateway.routing import Target
+from hub.state import HubState, authenticate, hub_state, request_id
+from providers.base import JSON, Embedder, ProviderError
+
+FORWARDED = ("input", "dimensions", "user")
+CHARS_PER_TOKEN = 4
+
+
+async def embeddings(request: Request) -> Response:
+    state = hub_state(request)
+    started = time.perf_counter()
+    principal = await authenticate(request)
+    body = check_embeddings_request(await read_json_body(request, state.config.max_request_bytes))
+    target = state.router.resolve(body["model"], principal, body)
+    record = await _admit(request, state, target, principal)
+    upstream = {name: body[name] for name in FORWARDED if body.get(name) is not None}
+    upstream_started = time.perf_counter()
+    try:
+        answer = await _embedder(target).embed(target.route.deployment, upstream)
+    except (ProviderError, HubError) as exc:
+        _finish(state, record, started, exc.status_code, exc.message)
+        raise
+    record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+    usage = _usage(answer.get("usage"), body["input"])
+    record.add_usage(usage)
+    _finish(state, record, started, 200)
+    data = [_encoded(item, body.get("encoding_format")) for item in answer["data"]]
+    headers = {"x-toolhub-cost": f"{record.cost:.10f}".rstrip("0").rstrip(".") or "0"}
+    return json_response({"object": "list", "data": data, "model": body["model"], "usage": usage}, headers=headers)
+
+
+def check_embeddings_request(body: Any) -> JSON:
+    """The body with `input` as a list (of strings or of token arrays); raises BadRequest naming the field."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_request")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise BadRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+    body["input"] = _inputs(body.get("input"))
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (type(dimensions) is not int or dimensions < 1):
+        raise BadRequest("'dimensions' must be a positive integer.", param="dimensions", code="invalid_value")
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        raise BadRequest("'encoding_format' must be 'float' or 'base64'.", param="encoding_format",
+                         code="invalid_value")  # fmt: skip
+    return body  # pyright: ignore[reportUnknownVariableType]
+
+
+def _inputs(value: Any) -> list[Any]:
+    if isinstance(value, str) and value:
+        return [value]
+    if _tokens(value):
+        return [value]
+    if isinstance(value, list) and value and all((isinstance(v, str) and v) or _tokens(v) for v in value):  # pyright: ignore[reportUnknownVariableType]
+        return value  # pyright: ignore[reportUnknownVariableType]
+    raise BadRequest("'input' must be a non-empty string, a non-empty array of non-empty strings, or token arrays.",
+                     param="input", code="invalid_value")  # fmt: skip
+
+
+def _tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(t) is int for t in value)  # pyright: ignore[reportUnknownVariableType]
+
+
+def _embedder(target: Target) -> Embedder:
+    call = target.provider
+    slot = call.first or call.group.usable[0]
+    if slot.provider is None or not hasattr(slot.provider, "embed"):
+        provider = target.route.deployment.provider
+        raise BadRequest(f"The model '{target.route.alias}' ({provider}) does not serve embeddings.", param="model",
+                         code="model_not_supported")  # fmt: skip
+    return slot.provider  # pyright: ignore[reportReturnType]
+
+
+async def _admit(request: Request, state: HubState, target: Target, principal: Principal) -> UsageRecord:
+    deployment = target.route.deployment
+    record = UsageRecord(request_id=request_id(request), key_id=principal.key_id, model_alias=target.route.alias,
+                         upstream_model=deployment.model, provider=deployment.provider, status_code=0, stream=False,
+                         latency_ms=0.0)  # fmt: skip
+    if state.guard is not None:
+        record.ticket = await state.guard.admit(principal, target.route)
+    return record
+
+
+def _finish(state: HubState, record: UsageRecord, started: float, status: int, error: str | None = None) -> None:
+    record.status_code = status
+    record.error = error
+    record.latency_ms = (time.perf_counter() - started) * 1000
+    record.created_at = time.time()
+    if (ticket := record.ticket) is not None:
+        record.ticket = None
+        ticket.settle(record)
+    state.usage.record(record)
+
+
+def _usage(usage: Any, inputs: list[Any]) -> JSON:
+    """The upstream's count, or (Gemini) an estimate: ~4 characters a token, a token array its length."""
+    if isinstance(usage, dict) and usage.get("prompt_tokens") is not None:
+        prompt = int(usage["prompt_tokens"])  # pyright: ignore[reportUnknownArgumentType]
+    else:
+        prompt = sum(len(x) if isinstance(x, list) else math.ceil(len(x) / CHARS_PER_TOKEN) for x in inputs)
+    return {"prompt_tokens": prompt, "total_tokens": prompt}
+
+
+def _encoded(item: JSON, encoding: Any) -> JSON:
+    vector = item.get("embedding") or []
+    if encoding == "base64":
+        vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return {"object": "embedding", "index": item.get("index", 0), "embedding": vector}
+
+
+ROUTES = [
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/embeddings", embeddings, methods=["POST"]),
+]
