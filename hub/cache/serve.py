@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+import orjson
+from starlette.responses import Response
 
 from hub.cache.replay import completion_chunks
 from hub.errors import json_response
@@ -14,16 +14,14 @@ from hub.gateway import sse
 JSON = dict[str, Any]
 
 
-def hit_response(body: JSON, completion: JSON, headers: dict[str, str]) -> Response:
-    """`completion` as a JSON answer, or (for `stream: true`) the chunks the SDK accumulates back into it."""
+def hit_response(body: JSON, completion: JSON | bytes, headers: dict[str, str]) -> Response:
+    """`completion` (stored JSON bytes, or the answer an identical in-flight request got) as a JSON answer, or for
+    `stream: true` the SSE chunks the SDK accumulates back into it, in one body: the answer is complete already."""
     if not body.get("stream"):
+        if isinstance(completion, bytes):
+            return Response(completion, media_type="application/json", headers=headers)
         return json_response(completion, headers=headers)
+    answer = orjson.loads(completion) if isinstance(completion, bytes) else completion
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    events = _events(completion, include_usage)
-    return StreamingResponse(events, media_type="text/event-stream", headers={**sse.HEADERS, **headers})
-
-
-def _events(completion: JSON, include_usage: bool) -> Iterator[bytes]:
-    for chunk in completion_chunks(completion, include_usage=include_usage):
-        yield sse.event(chunk)
-    yield sse.DONE
+    events = [sse.event(chunk) for chunk in completion_chunks(answer, include_usage=include_usage)]
+    return Response(b"".join(events) + sse.DONE, media_type="text/event-stream", headers={**sse.HEADERS, **headers})

@@ -1,8 +1,9 @@
 """The response cache the gateway consults: lookup with the request's controls, store, and in-flight collapsing.
 
-`ResponseCache.begin` takes the `cache` controls out of the body (they never reach the upstream) and gives a `Lookup`
-for cacheable requests. Identical non-streamed misses that arrive while the first is in flight wait for it (at most
-`inflight_wait` seconds), then are served its answer; if it fails, each goes upstream itself.
+An entry is `<unix time stored>\n<completion JSON>`. `ResponseCache.begin` takes the `cache` controls out of the
+body (they never reach the upstream) and gives a `Lookup` for cacheable requests. Identical non-streamed misses that
+arrive while the first is in flight wait for it (at most `inflight_wait` seconds), then are served its answer; if it
+fails, each goes upstream itself.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class ResponseCache:
             return None
         return Lookup(self, cache_key(route.alias, body, controls.namespace or self.settings.namespace), controls)
 
-    async def find(self, lookup: Lookup) -> JSON | None:
-        """The stored answer for `lookup` (None: a miss, or `no-cache`, or older than its `s-maxage`)."""
+    async def find(self, lookup: Lookup) -> bytes | None:
+        """The stored answer for `lookup` as JSON bytes (None: a miss, or `no-cache`, or older than its `s-maxage`)."""
         return None if lookup.controls.no_cache else await self._get(lookup)
 
     def follow(self, lookup: Lookup, *, stream: bool) -> asyncio.Future[JSON | None] | None:
@@ -92,26 +93,26 @@ class ResponseCache:
             return await asyncio.wait_for(asyncio.shield(leader), self.settings.inflight_wait)
         return None
 
-    def count(self, lookup: Lookup, found: JSON | None) -> None:
+    def count(self, lookup: Lookup, found: JSON | bytes | None) -> None:
         lookup.hit = found is not None
         if found is None:
             self.misses += 1
         else:
             self.hits += 1
 
-    async def _get(self, lookup: Lookup) -> JSON | None:
+    async def _get(self, lookup: Lookup) -> bytes | None:
         raw = await self.backend.get(lookup.key)
         if raw is None:
             return None
-        entry = orjson.loads(raw)
+        stored_at, _, completion = raw.partition(b"\n")
         max_age = lookup.controls.s_maxage
-        if max_age is not None and time.time() - entry["stored_at"] > max_age:
+        if max_age is not None and time.time() - float(stored_at) > max_age:
             return None
-        return entry["completion"]
+        return completion
 
     async def store(self, lookup: Lookup, completion: JSON) -> None:
         ttl = lookup.controls.ttl if lookup.controls.ttl is not None else self.settings.ttl
-        entry = orjson.dumps({"stored_at": time.time(), "completion": completion})
+        entry = b"%.6f\n%b" % (time.time(), orjson.dumps(completion))  # served as is on a non-streamed hit
         await self.backend.set(lookup.key, entry, ttl)
 
 

@@ -94,7 +94,7 @@ async def _cached(
     stream, cache = bool(chat.body.get("stream")), lookup.cache
     try:
         with _settled(state, record, started):
-            found = await cache.find(lookup)
+            found: JSON | bytes | None = await cache.find(lookup)
             if found is None and (leader := cache.follow(lookup, stream=stream)) is not None:
                 found = await until_disconnect(request, lambda: cache.wait(leader))
         cache.count(lookup, found)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
 from hub.config import parse_config
 from hub.server import build_app
@@ -80,11 +81,8 @@ def test_a_cached_plain_answer_replays_as_a_stream_the_sdk_accumulates_identical
     assert final.choices[0].message.content == plain.choices[0].message.content
     assert final.choices[0].finish_reason == "stop" and final.id == plain.id
     assert final.usage is None  # no include_usage: no usage chunk
-    chunks = list(
-        client.chat.completions.create(
-            model="text", messages=messages, stream=True, stream_options={"include_usage": True}
-        )  # pyright: ignore[reportArgumentType, reportCallIssue]
-    )
+    options: Any = {"stream": True, "stream_options": {"include_usage": True}}
+    chunks = list(client.chat.completions.create(model="text", messages=messages, **options))
     assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
     assert upstream_calls(fake, messages) == 1
 
@@ -167,7 +165,7 @@ def test_a_malformed_cache_control_is_a_400_in_openai_shape(client: openai.OpenA
 def test_identical_requests_in_flight_together_make_one_upstream_call(cached_url: str, fake: FakeOpenAI) -> None:
     messages = unique()
 
-    async def many() -> list[openai.types.chat.ChatCompletion]:
+    async def many() -> list[ChatCompletion]:
         async with openai.AsyncOpenAI(base_url=f"{cached_url}/v1", api_key=MASTER_KEY, max_retries=0) as c:
             calls = [c.chat.completions.create(model="slow-1", messages=messages) for _ in range(5)]  # pyright: ignore[reportArgumentType, reportUnknownVariableType]
             return await asyncio.gather(*calls)  # pyright: ignore[reportUnknownArgumentType]
