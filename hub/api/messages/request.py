@@ -67,8 +67,25 @@ def _options(body: JSON, chat: JSON) -> None:
             chat["stream_options"] = {"include_usage": True}  # message_delta carries the usage
     if body.get("tools"):
         chat["tools"] = [tool(t, i) for i, t in enumerate(_array(body["tools"], "tools"))]
+    if body.get("mcp_servers"):
+        servers = _array(body["mcp_servers"], "mcp_servers")
+        chat["tools"] = [*chat.get("tools", ()), *(mcp_server(s, i) for i, s in enumerate(servers))]
     if (choice := body.get("tool_choice")) is not None:
         _tool_choice(choice, chat)
+
+
+def mcp_server(raw: Any, i: int) -> JSON:
+    """Anthropic's MCP connector entry naming a hub server, as the tool loop's `mcp` tool (run by the gateway).
+
+    The entry's `url` is not fetched: only this gateway's own servers can be named (by `name`).
+    """
+    if not isinstance(raw, dict) or not isinstance(name := raw.get("name"), str) or not name:  # pyright: ignore[reportUnknownMemberType]
+        raise bad(f"mcp_servers.{i}.name: Field required", f"mcp_servers.{i}.name")
+    entry: JSON = {"type": "mcp", "server_label": name, "require_approval": "never"}
+    config = raw.get("tool_configuration")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if isinstance(config, dict) and isinstance(allowed := config.get("allowed_tools"), list):  # pyright: ignore[reportUnknownMemberType]
+        entry["allowed_tools"] = allowed
+    return entry
 
 
 def _array(value: Any, param: str) -> list[Any]:

@@ -45,7 +45,7 @@ def to_message(completion: JSON, model: str) -> JSON:
     """The Anthropic `message` for a `chat.completion`; `model` is the alias the client asked for."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    content = thinking(message)
+    content = thinking(message) + hub_tool_blocks(completion.get("toolhub"))
     if text := message.get("content"):
         content.append({"type": "text", "text": text if isinstance(text, str) else _joined(text)})
     for call in message.get("tool_calls") or []:
@@ -62,6 +62,26 @@ def to_message(completion: JSON, model: str) -> JSON:
         "stop_sequence": None,
         "usage": usage(completion.get("usage")),
     }
+
+
+def hub_tool_blocks(record: Any) -> list[JSON]:
+    """The hub tools the gateway ran (the tool loop's `toolhub` record) as MCP connector blocks: `mcp_tool_use`, then
+    its `mcp_tool_result`. The record carries no tool output, so the result blocks have empty content."""
+    calls: Any = record.get("tool_calls") if isinstance(record, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    blocks: list[JSON] = []
+    for call in calls if isinstance(calls, list) else ():  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(call, dict):
+            blocks += _mcp_blocks(call)  # pyright: ignore[reportUnknownArgumentType]
+    return blocks
+
+
+def _mcp_blocks(call: JSON) -> list[JSON]:
+    block_id = tool_use_id(call.get("id"))
+    use = {"type": "mcp_tool_use", "id": block_id, "name": call.get("name") or "",
+           "server_name": call.get("server") or "", "input": _arguments(call.get("arguments"))}  # fmt: skip
+    result = {"type": "mcp_tool_result", "tool_use_id": block_id, "is_error": bool(call.get("is_error")),
+              "content": []}  # fmt: skip
+    return [use, result]
 
 
 def message_id(chat_id: Any) -> str:
