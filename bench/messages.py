@@ -1,11 +1,14 @@
-"""CPU the Messages API adds on top of the chat pipeline: per non-streamed request and per translated stream event.
+"""CPU the Messages API adds on top of the chat pipeline (per non-streamed request, per translated stream event), and
+the gateway's own CPU per embeddings request (checking the body, the answer as base64).
 
     .venv/bin/python -m bench.messages [--runs 5] [--n 20000]
 
 A non-streamed request costs `to_chat` (Anthropic request -> Chat Completions body), `check_chat_request` and
 `to_message` (chat.completion -> Anthropic message) plus one JSON parse and dump of the answer, as the endpoint does.
 A stream costs `EventTranslator.feed` over the chat SSE bytes; the per-event figure divides by the chunks fed
-(20 text chunks, a finish chunk, a usage chunk, [DONE]). Target: <= 40 us per event. Prints median and min-max.
+(20 text chunks, a finish chunk, a usage chunk, [DONE]). Target: <= 40 us per event. The embeddings row checks a
+body of 8 inputs and encodes 8 vectors of 1536 floats as base64 (the openai SDK's default) plus the JSON dump.
+Prints median and min-max.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 
 import orjson
 
+from hub.api.embeddings import _encoded, check_embeddings_request  # pyright: ignore[reportPrivateUsage]
 from hub.api.messages.request import to_chat
 from hub.api.messages.response import to_message
 from hub.api.messages.stream import EventTranslator
@@ -46,6 +50,14 @@ CHUNKS += [{**BASE, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop
 STREAM = [b"data: " + orjson.dumps(c) + b"\n\n" for c in CHUNKS] + [b"data: [DONE]\n\n"]
 
 
+VECTORS = [{"object": "embedding", "index": i, "embedding": [0.001 * k for k in range(1536)]} for i in range(8)]
+
+
+def one_embedding() -> None:
+    body = check_embeddings_request({"model": "m", "input": [f"document {i}" for i in range(8)], "dimensions": 1536})
+    orjson.dumps({"object": "list", "data": [_encoded(v, "base64") for v in VECTORS], "model": body["model"]})
+
+
 def one_request() -> None:
     body = check_chat_request(to_chat(orjson.loads(orjson.dumps(REQUEST))))
     orjson.dumps(to_message(orjson.loads(ANSWER), body["model"]))
@@ -72,7 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     requests = [per_call_us(one_request, args.n) for _ in range(args.runs)]
     events = [per_call_us(one_stream, args.n // 4) / len(STREAM) for _ in range(args.runs)]
-    for label, values in (("non-streamed request", requests), ("stream event", events)):
+    embeds = [per_call_us(one_embedding, args.n // 20) for _ in range(args.runs)]
+    for label, values in (("non-streamed request", requests), ("stream event", events), ("embeddings 8x1536", embeds)):
         print(f"{label:22} {statistics.median(values):7.2f} us  (min {min(values):.2f}, max {max(values):.2f})")
 
 
