@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,9 @@ from hub.mcp.errors import McpHubError
 logger = logging.getLogger("toolhub.loop")
 
 DEFAULT_MAX_RESULT_CHARS = 20_000
+REPORT_OUTPUT: ContextVar[bool] = ContextVar("toolhub_report_tool_output", default=False)
+"""Set by an inbound API that reports what each hub tool answered (the Responses API's `mcp_call` items): the
+`toolhub` record of the answer then carries each run's `output` (as the model got it)."""
 
 
 @dataclass(slots=True)
@@ -44,6 +48,7 @@ class ToolRun:
             "is_error": self.is_error,
             "duration_ms": round(self.duration_ms, 2),
             "truncated_chars": self.truncated_chars,
+            **({"output": self.content} if REPORT_OUTPUT.get() else {}),
         }
 
 

@@ -14,12 +14,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.api.responses import objects, stored
 from hub.api.responses.events import StreamTranslator
+from hub.api.responses.mcp import McpReport, mcp_entries
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import check, to_chat
 from hub.api.responses.stored import input_items
 from hub.errors import json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
+from hub.loop.tools import REPORT_OUTPUT
 from hub.state import authenticate, hub_state
 
 KEPT_HEADERS = ("content-length", "content-type")
@@ -42,13 +44,17 @@ async def create_response(request: Request) -> Response:
     async def save(final: JSON) -> None:
         await stored.save(request, principal, final, items, [*conversation])
 
+    if mcp_entries(chat):
+        REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
     answer = await run_chat(request, principal, chat, started)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
+    report = McpReport.of(request, principal, chat)
     if chat.get("stream"):
-        return TranslatedStream(answer, StreamTranslator(response), save)
+        return TranslatedStream(answer, StreamTranslator(response, report), save)
     completion = orjson.loads(answer.body)
-    objects.from_completion(response, completion)
+    before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
+    objects.from_completion(response, completion, before)
     await save(response)
     headers = {k: v for k, v in answer.headers.items() if k not in KEPT_HEADERS}
     return json_response(response, headers=headers)

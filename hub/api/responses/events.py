@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from hub.api.responses import objects
+from hub.api.responses.mcp import McpReport
 from hub.api.responses.objects import JSON
 
 
@@ -33,8 +34,12 @@ class _Open:
 class StreamTranslator:
     """Translates one chat stream to Responses events for `response` (from `objects.shell`)."""
 
-    def __init__(self, response: JSON) -> None:
+    def __init__(self, response: JSON, mcp: McpReport | None = None) -> None:
         self.response = response
+        self.mcp = mcp
+        self.held: list[JSON] | None = [] if mcp else None
+        """With hub tools, the chunks wait for the end so that the `mcp_call` items come before the answer."""
+        self.record: Any = None
         self.sequence = 0
         self.reasoning: _Open | None = None
         self.message: _Open | None = None
@@ -53,10 +58,26 @@ class StreamTranslator:
 
     def start(self) -> bytes:
         # every event is serialised when it is made, so later changes to `response` do not leak into earlier ones
-        return self._lifecycle("response.created") + self._lifecycle("response.in_progress")
+        out = self._lifecycle("response.created") + self._lifecycle("response.in_progress")
+        return out + self._whole_items(self.mcp.list_items() if self.mcp else [])
+
+    def _whole_items(self, items: list[JSON]) -> bytes:
+        out = b""
+        for item in items:
+            opened, added = self._add(item)
+            out += added + self.event("response.output_item.done", output_index=opened.index, item=item)
+        return out
 
     def chunk(self, chunk: JSON) -> bytes:
-        """The events for one chat.completion.chunk."""
+        """The events for one chat.completion.chunk (none yet while chunks are held)."""
+        if chunk.get("toolhub") is not None:
+            self.record = chunk["toolhub"]
+        if self.held is not None:
+            self.held.append(chunk)
+            return b""
+        return self._chunk(chunk)
+
+    def _chunk(self, chunk: JSON) -> bytes:
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
@@ -171,12 +192,21 @@ class StreamTranslator:
         self.calls = {}
         return out
 
+    def _release(self) -> bytes:
+        """The `mcp_call` items of the loop's record, then the held chunks' events."""
+        held, self.held = self.held, None
+        if held is None or self.mcp is None:
+            return b""
+        out = self._whole_items(self.mcp.call_items(self.record))
+        return out + b"".join(self._chunk(chunk) for chunk in held)
+
     def done(self) -> bytes:
         """Close every open item; end with `response.completed`, or `response.incomplete` on a cut answer."""
         if self.ended:
             return b""
         self.ended = True
-        out = self._close_reasoning() + self._close_message() + self._close_calls()
+        out = self._release()
+        out += self._close_reasoning() + self._close_message() + self._close_calls()
         response = objects.finish(self.response, self.finish_reason, self.usage)
         kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
         return out + self._lifecycle(kind)

@@ -91,11 +91,13 @@ def finish(response: JSON, finish_reason: Any, chat_usage: Any) -> JSON:
     return response
 
 
-def from_completion(response: JSON, completion: JSON) -> JSON:
-    """Fill `response` (from `shell`) with the output of a non-streamed chat completion."""
+def from_completion(response: JSON, completion: JSON, before: list[JSON] | None = None) -> JSON:
+    """Fill `response` (from `shell`) with the output of a non-streamed chat completion, after the items `before`
+    (the hub's `mcp_list_tools` and `mcp_call` items)."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     output: list[JSON] = response["output"]
+    output += before or []
     if reasoning := message.get("reasoning_content"):
         output.append(reasoning_item(new_id("rs"), reasoning))
     if isinstance(content := message.get("content"), str) and content:

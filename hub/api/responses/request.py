@@ -206,9 +206,11 @@ def _list(value: Any, name: str) -> list[Any]:
 
 def _tool(tool: Any, i: int) -> JSON:
     kind = tool.get("type") if isinstance(tool, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind == "mcp":
+        return tool  # pyright: ignore[reportReturnType]  # the hub's tools: the chat path's tool loop runs them
     if kind != "function":
         raise BadRequest(
-            f"Unsupported tool type {kind!r} in tools[{i}]: this gateway takes 'function' tools.",
+            f"Unsupported tool type {kind!r} in tools[{i}]: this gateway takes 'function' and 'mcp' tools.",
             param=f"tools[{i}].type",
             code="invalid_value",
         )

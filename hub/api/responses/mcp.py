@@ -1,0 +1,86 @@
+"""Hosted MCP through the hub: `{"type": "mcp", ...}` tools run by the tool loop, reported as OpenAI reports them.
+
+The chat path's tool loop (hub/loop) runs the calls; this builds the items around its answer: one `mcp_list_tools`
+item per server offered, then one `mcp_call` item per call the loop made (from the answer's `toolhub` record, whose
+runs carry their output while `REPORT_OUTPUT` is set), then the model's own output. A hub tool never reaches an
+upstream as an `mcp` tool: the loop offers hub tools to the model as function tools.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from hub.accounts.auth import Principal
+from hub.api.responses import objects
+from hub.api.responses.objects import JSON
+from hub.errors import BadRequest
+from hub.loop.plan import HubTool, LoopPlan, plan_tool_loop
+from hub.state import hub_state
+
+
+def mcp_entries(chat: JSON) -> list[JSON]:
+    """The request's `mcp` tools.
+
+    Raises:
+        BadRequest: an entry asks for approval, which this gateway does not support yet.
+    """
+    entries = [t for t in chat.get("tools") or () if isinstance(t, dict) and t.get("type") == "mcp"]  # pyright: ignore[reportUnknownVariableType]
+    for i, entry in enumerate(entries):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if entry.get("require_approval", "never") != "never":  # pyright: ignore[reportUnknownMemberType]
+            raise BadRequest(
+                f"tools[{i}]: require_approval other than 'never' (mcp_approval_request items) is not supported by "
+                "this gateway yet; send require_approval: 'never' to let the gateway run the tools.",
+                param=f"tools[{i}].require_approval",
+                code="unsupported_value",
+            )
+    return entries  # pyright: ignore[reportUnknownVariableType]
+
+
+class McpReport:
+    """The hub tools a request was offered, and how to report the calls the loop made with them."""
+
+    def __init__(self, plan: LoopPlan) -> None:
+        self.tools = plan.hub_tools
+
+    @classmethod
+    def of(cls, request: Request, principal: Principal, chat: JSON) -> McpReport | None:
+        """The report for a request with `mcp` tools (after run_chat, which waited for the servers); else None."""
+        if not mcp_entries(chat):
+            return None
+        plan = plan_tool_loop(chat, [], hub_state(request).extras.get("mcp"), principal)
+        return cls(plan) if plan is not None else None
+
+    def list_items(self) -> list[JSON]:
+        """One `mcp_list_tools` item per server, in the order the tools are offered."""
+        servers: dict[str, list[JSON]] = {}
+        for tool in self.tools.values():
+            servers.setdefault(tool.server, []).append(_listed(tool))
+        return [{"id": objects.new_id("mcpl"), "type": "mcp_list_tools", "server_label": server, "tools": tools,
+                 "error": None} for server, tools in servers.items()]  # fmt: skip
+
+    def call_items(self, record: Any) -> list[JSON]:
+        """One `mcp_call` item per hub tool call in the answer's `toolhub` record."""
+        runs = record.get("tool_calls") if isinstance(record, dict) else None
+        return [self._call(run) for run in runs or () if isinstance(run, dict)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+
+    def _call(self, run: JSON) -> JSON:
+        tool = self.tools.get(run.get("name") or "")
+        output = run.get("output")
+        failed = bool(run.get("is_error"))
+        return {
+            "id": objects.new_id("mcp"),
+            "type": "mcp_call",
+            "server_label": run.get("server") or (tool.server if tool else ""),
+            "name": tool.original_name if tool else run.get("name") or "",
+            "arguments": run.get("arguments") or "{}",
+            "output": None if failed else output,
+            "error": output if failed else None,
+            "status": "failed" if failed else "completed",
+        }
+
+
+def _listed(tool: HubTool) -> JSON:
+    schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
+    return {"name": tool.original_name, "description": tool.description, "input_schema": schema, "annotations": None}

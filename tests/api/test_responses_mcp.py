@@ -1,0 +1,128 @@
+"""Hosted MCP on /v1/responses: hub tools run by the gateway, reported as mcp_list_tools and mcp_call items."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from openai.types.responses import Response
+
+from hub.config import parse_config
+from hub.loop.plan import JSON
+from hub.loop.tools import REPORT_OUTPUT, ToolRun
+from hub.server import build_app
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.support.hub import make_db, wait_for_tools
+from tests.support.servers import ROOT, serve_app
+
+MASTER_KEY = "sk-toolhub-responses-mcp"
+DB_TOOLS: Any = {"type": "mcp", "server_label": "postgres_db", "require_approval": "never"}
+
+
+@pytest.fixture(scope="module")
+def mcp_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FakeOpenAI]]:
+    folder = tmp_path_factory.mktemp("responses_mcp")
+    make_db(folder / "shop.db")
+    fake = FakeOpenAI()
+    with serve_app(fake.app) as upstream:
+        models = [{"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream}/v1",
+                                                          "api_key": API_KEY}}
+                  for name in ("agent", "agent-bad", "agent-mixed")]  # fmt: skip
+        server = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
+                  "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{folder / 'shop.db'}"]}  # fmt: skip
+        settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{folder / 'toolhub.db'}"}
+        config = {"model_list": models, "general_settings": settings, "mcp_servers": {"postgres_db": server}}
+        with serve_app(build_app(parse_config(config, {}))) as url:
+            wait_for_tools(url, {"postgres_db"}, MASTER_KEY)
+            yield url, fake
+
+
+@pytest.fixture
+def client(mcp_gateway: tuple[str, FakeOpenAI]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{mcp_gateway[0]}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
+        yield c
+
+
+def comparable(response: Response) -> list[dict[str, Any]]:
+    items = response.model_dump(exclude_none=True)["output"]
+    for item in items:
+        item.pop("id")
+    return items
+
+
+def test_hub_tools_run_and_are_reported_as_list_tools_and_call_items(
+    client: openai.OpenAI, mcp_gateway: tuple[str, FakeOpenAI]
+) -> None:
+    response = client.responses.create(model="agent", input="What is in the database?", tools=[DB_TOOLS])
+    kinds = [item.type for item in response.output]
+    assert kinds == ["mcp_list_tools", "mcp_call", "mcp_call", "message"]
+    listed = response.output[0]
+    assert listed.type == "mcp_list_tools" and listed.server_label == "postgres_db"
+    assert {"list_tables", "describe_table"} <= {tool.name for tool in listed.tools}
+    first, second = response.output[1], response.output[2]
+    assert first.type == "mcp_call" and second.type == "mcp_call"
+    assert (first.server_label, first.name, json.loads(first.arguments)) == ("postgres_db", "list_tables", {})
+    assert first.output is not None and "users" in first.output and first.error is None
+    assert second.name == "describe_table" and second.output is not None
+    assert second.output in response.output_text  # the fake model quotes what the tools answered
+    sent = mcp_gateway[1].requests[-1]
+    assert all(tool["type"] == "function" for tool in sent["tools"])  # never forwarded as an `mcp` tool
+
+
+def test_a_streamed_mcp_response_rebuilds_the_same_items(client: openai.OpenAI) -> None:
+    plain = client.responses.create(model="agent", input="What is in the database?", tools=[DB_TOOLS])
+    with client.responses.stream(model="agent", input="What is in the database?", tools=[DB_TOOLS]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    # the fake says "Let me look." before its tool calls only when streaming: the answers differ by that text
+    assert comparable(final)[:-1] == comparable(plain)[:-1]
+    assert final.output_text.endswith(plain.output_text)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    added = [e.item.type for e in events if e.type == "response.output_item.added"]
+    assert added == ["mcp_list_tools", "mcp_call", "mcp_call", "message"]
+
+
+def test_a_failing_tool_call_is_an_mcp_call_with_its_error(client: openai.OpenAI) -> None:
+    response = client.responses.create(model="agent-bad", input="describe it", tools=[DB_TOOLS])
+    call = next(item for item in response.output if item.type == "mcp_call")
+    assert call.error and call.output is None and call.status == "failed"
+
+
+def test_a_client_function_call_next_to_hub_tools_goes_back_to_the_client(client: openai.OpenAI) -> None:
+    chart = {"type": "function", "name": "show_chart", "parameters": {"type": "object", "properties": {}}}
+    response = client.responses.create(model="agent-mixed", input="chart it", tools=[DB_TOOLS, chart])
+    assert [i.type for i in response.output if i.type == "function_call"] == ["function_call"]
+    assert next(i for i in response.output if i.type == "function_call").name == "show_chart"
+
+
+@pytest.mark.parametrize(
+    ("tool", "param"),
+    [
+        ({**DB_TOOLS, "require_approval": "always"}, "tools[0].require_approval"),
+        ({"type": "mcp", "server_label": "no_such_server", "require_approval": "never"}, "tools"),
+    ],
+)
+def test_unusable_mcp_entries_get_a_400(mcp_gateway: tuple[str, FakeOpenAI], tool: Any, param: str) -> None:
+    body = {"model": "agent", "input": "hi", "tools": [tool]}
+    answer = httpx2.post(f"{mcp_gateway[0]}/v1/responses", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"].startswith(param)
+
+
+def test_tool_outputs_are_in_the_loop_record_only_when_an_inbound_api_asks() -> None:
+    run = ToolRun(round=1, id="call_1", name="postgres_db__list_tables", server="postgres_db", arguments="{}",
+                  content="tables: users")  # fmt: skip
+    assert "output" not in run.public()  # the chat path's `toolhub` record is unchanged
+
+    def asked() -> JSON:
+        REPORT_OUTPUT.set(True)
+        return run.public()
+
+    assert contextvars.copy_context().run(asked)["output"] == "tables: users"
+    assert "output" not in run.public()  # set in another context only
