@@ -101,3 +101,15 @@ def test_malformed_requests_are_refused_naming_the_field(body: dict[str, Any], p
     with pytest.raises(BadRequest) as caught:
         to_chat(body)
     assert caught.value.param == param
+
+
+def test_a_system_message_inside_the_conversation_stays_a_system_message_where_it_was() -> None:
+    # Claude Code sends its reminders so: {"role": "system", "content": "..."} between user and assistant turns
+    body = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": "Agents: a, b"},
+        {"role": "system", "content": [{"type": "text", "text": "more"}]}]}  # fmt: skip
+    assert to_chat(body)["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "Agents: a, b"},
+        {"role": "system", "content": [{"type": "text", "text": "more"}]},
+    ]

@@ -113,6 +113,9 @@ def conversation(messages: Any, replay_thinking: bool = True) -> list[JSON]:
         if not isinstance(message, dict):
             raise bad(f"{where}: must be an object", where)
         role, content = message.get("role"), message.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if role == "system":  # mid-conversation system text, as Claude Code sends it
+            out += system(content)
+            continue
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
         content = _array(content, f"{where}.content")
@@ -121,7 +124,7 @@ def conversation(messages: Any, replay_thinking: bool = True) -> list[JSON]:
         elif role == "assistant":
             out.append(assistant_turn(content, where, replay_thinking))
         else:
-            raise bad(f"{where}.role: Input should be 'user' or 'assistant'", f"{where}.role")
+            raise bad(f"{where}.role: Input should be 'user', 'assistant' or 'system'", f"{where}.role")
     return out
 
 
