@@ -113,3 +113,13 @@ def test_a_system_message_inside_the_conversation_stays_a_system_message_where_i
         {"role": "system", "content": "Agents: a, b"},
         {"role": "system", "content": [{"type": "text", "text": "more"}]},
     ]
+
+
+def test_a_keep_alive_before_the_first_chunk_starts_the_message_then_pings() -> None:
+    translator = EventTranslator("alias")
+    events = _parse(translator.feed(b": keep-alive\n\n" + _chunk({"content": "ok"}, "stop")) + translator.end())
+    assert [kind for kind, _ in events] == [
+        "message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
+        "message_stop",
+    ]  # fmt: skip
+    assert events[0][1]["message"]["id"].startswith("msg_") and len(events[0][1]["message"]["id"]) > 8

@@ -7,6 +7,7 @@ keep-alive comments become `ping` events, and its final error event an Anthropic
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -43,8 +44,8 @@ class EventTranslator:
         return b"".join(out)
 
     def _frame(self, frame: bytes) -> bytes:
-        if frame.startswith(b":"):
-            return PING
+        if frame.startswith(b":"):  # a keep-alive: the message starts at once (as Anthropic's own stream does)
+            return (b"" if self._started else self._start({})) + PING
         if not frame.startswith(b"data: "):
             return b""
         payload = frame[6:]
@@ -76,7 +77,8 @@ class EventTranslator:
 
     def _start(self, chunk: JSON) -> bytes:
         self._started = True
-        message = {"id": message_id(chunk.get("id")), "type": "message", "role": "assistant", "model": self.model,
+        message_id_ = message_id(chunk.get("id") or uuid.uuid4().hex)
+        message = {"id": message_id_, "type": "message", "role": "assistant", "model": self.model,
                    "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage(None)}  # fmt: skip
         return event("message_start", {"type": "message_start", "message": message})
 
