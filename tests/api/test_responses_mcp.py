@@ -33,7 +33,7 @@ def mcp_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     with serve_app(fake.app) as upstream:
         models = [{"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream}/v1",
                                                           "api_key": API_KEY}}
-                  for name in ("agent", "agent-bad", "agent-mixed")]  # fmt: skip
+                  for name in ("agent", "agent-bad", "agent-mixed", "agent-approve")]  # fmt: skip
         server = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
                   "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{folder / 'shop.db'}"]}  # fmt: skip
         settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{folder / 'toolhub.db'}"}
@@ -104,15 +104,58 @@ def test_a_client_function_call_next_to_hub_tools_goes_back_to_the_client(client
 @pytest.mark.parametrize(
     ("tool", "param"),
     [
-        ({**DB_TOOLS, "require_approval": "always"}, "tools[0].require_approval"),
         ({"type": "mcp", "server_label": "no_such_server", "require_approval": "never"}, "tools"),
+        ({**DB_TOOLS, "require_approval": "always"}, "stream"),  # approvals are not streamed yet
     ],
 )
 def test_unusable_mcp_entries_get_a_400(mcp_gateway: tuple[str, FakeOpenAI], tool: Any, param: str) -> None:
-    body = {"model": "agent", "input": "hi", "tools": [tool]}
+    body = {"model": "agent", "input": "hi", "tools": [tool], "stream": param == "stream"}
     answer = httpx2.post(f"{mcp_gateway[0]}/v1/responses", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"].startswith(param)
+
+
+APPROVED_DB: Any = {**DB_TOOLS, "require_approval": "always"}
+
+
+def test_a_call_that_needs_approval_waits_for_it_and_runs_once_approved(
+    client: openai.OpenAI, mcp_gateway: tuple[str, FakeOpenAI]
+) -> None:
+    first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
+    assert [item.type for item in first.output] == ["mcp_approval_request"]
+    asked = first.output[0]
+    assert asked.type == "mcp_approval_request"
+    assert (asked.server_label, asked.name, json.loads(asked.arguments)) == ("postgres_db", "describe_table",
+                                                                             {"table": "users"})  # fmt: skip
+    sent = mcp_gateway[1].requests[-1]
+    assert all(t["type"] == "function" for t in sent["tools"]) and len(mcp_gateway[1].requests) >= 1
+    yes: Any = [{"type": "mcp_approval_response", "approval_request_id": asked.id, "approve": True}]
+    second = client.responses.create(model="agent-approve", input=yes, previous_response_id=first.id,
+                                     tools=[APPROVED_DB])  # fmt: skip
+    assert [item.type for item in second.output] == ["mcp_call", "message"]
+    call = second.output[0]
+    assert call.type == "mcp_call" and call.approval_request_id == asked.id and call.name == "describe_table"
+    assert call.output is not None and '"table": "users"' in call.output
+    assert call.output in second.output_text  # the model got the result
+
+
+def test_a_refused_call_does_not_run_and_the_model_is_told(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
+    no: Any = [{"type": "mcp_approval_response", "approval_request_id": first.output[0].id, "approve": False}]
+    second = client.responses.create(model="agent-approve", input=no, previous_response_id=first.id,
+                                     tools=[APPROVED_DB])  # fmt: skip
+    assert [item.type for item in second.output] == ["message"]
+    assert "did not approve" in second.output_text
+
+
+def test_an_approval_for_a_request_that_was_not_made_gets_a_400(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
+    bogus: Any = [{"type": "mcp_approval_response", "approval_request_id": "mcpr_nope", "approve": True}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="agent-approve", input=bogus, previous_response_id=first.id, tools=[APPROVED_DB])
+    assert "mcpr_nope" in refused.value.message
+    with pytest.raises(openai.BadRequestError):  # without previous_response_id there is nothing to approve
+        client.responses.create(model="agent-approve", input=bogus, tools=[APPROVED_DB])
 
 
 def test_tool_outputs_are_in_the_loop_record_only_when_an_inbound_api_asks() -> None:

@@ -12,7 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from hub.api.responses import objects, stored
+from hub.api.responses import approval, objects, stored
+from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, mcp_entries
 from hub.api.responses.objects import JSON
@@ -36,26 +37,33 @@ async def create_response(request: Request) -> Response:
     if (previous := body.get("previous_response_id")) is not None:
         row = await stored.load(request, principal, str(previous), "previous_response_id")
         earlier, history = [*row.input_items, *row.response["output"]], row.messages
-    chat = check_chat_request(to_chat(body, history))
-    items = [*earlier, *input_items(body.get("input"))]
+    chat = check_chat_request(to_chat(body, history))  # checked before any approved tool runs
+    tool_messages, approved = await approval.answer(request, principal, body, history)
+    if tool_messages:
+        chat = check_chat_request(to_chat(body, [*history, *tool_messages]))
     conversation = chat["messages"][1:] if body.get("instructions") is not None else chat["messages"]
+    approvals = await Approvals.offer(request, principal, chat)
     response = objects.shell(body)
 
-    async def save(final: JSON) -> None:
-        await stored.save(request, principal, final, items, [*conversation])
+    async def save(final: JSON, turn: JSON | None = None) -> None:
+        await stored.save(request, principal, final, items, [*conversation], turn)
 
     if mcp_entries(chat):
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
     answer = await run_chat(request, principal, chat, started)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
+    items = [*earlier, *input_items(body.get("input"))]
     report = McpReport.of(request, principal, chat)
     if chat.get("stream"):
         return TranslatedStream(answer, StreamTranslator(response, report), save)
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
-    objects.from_completion(response, completion, before)
-    await save(response)
+    objects.from_completion(response, completion, [*approved, *before])
+    turn = stored.assistant_message(response)
+    if approvals is not None:
+        approvals.requests(response)
+    await save(response, turn)
     headers = {k: v for k, v in answer.headers.items() if k not in KEPT_HEADERS}
     return json_response(response, headers=headers)
 

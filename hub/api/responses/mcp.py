@@ -15,27 +15,13 @@ from starlette.requests import Request
 from hub.accounts.auth import Principal
 from hub.api.responses import objects
 from hub.api.responses.objects import JSON
-from hub.errors import BadRequest
 from hub.loop.plan import HubTool, LoopPlan, plan_tool_loop
 from hub.state import hub_state
 
 
 def mcp_entries(chat: JSON) -> list[JSON]:
-    """The request's `mcp` tools.
-
-    Raises:
-        BadRequest: an entry asks for approval, which this gateway does not support yet.
-    """
-    entries = [t for t in chat.get("tools") or () if isinstance(t, dict) and t.get("type") == "mcp"]  # pyright: ignore[reportUnknownVariableType]
-    for i, entry in enumerate(entries):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        if entry.get("require_approval", "never") != "never":  # pyright: ignore[reportUnknownMemberType]
-            raise BadRequest(
-                f"tools[{i}]: require_approval other than 'never' (mcp_approval_request items) is not supported by "
-                "this gateway yet; send require_approval: 'never' to let the gateway run the tools.",
-                param=f"tools[{i}].require_approval",
-                code="unsupported_value",
-            )
-    return entries  # pyright: ignore[reportUnknownVariableType]
+    """The request's `mcp` tools (those that need approval were already swapped out: approval.py)."""
+    return [t for t in chat.get("tools") or () if isinstance(t, dict) and t.get("type") == "mcp"]  # pyright: ignore[reportUnknownVariableType]
 
 
 class McpReport:

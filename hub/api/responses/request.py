@@ -14,6 +14,9 @@ JSON = dict[str, Any]
 PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
 ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 UNSUPPORTED = ("background", "conversation", "prompt")
+SKIPPED = ("reasoning", "item_reference", "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
+"""Input items with nothing to resend: the upstream's reasoning, and the hub's MCP items (approval responses are
+answered by the endpoint before translation, hub/api/responses/approval.py)."""
 
 
 def check(body: Any) -> JSON:
@@ -84,7 +87,7 @@ def _add_item(out: list[JSON], item: JSON, i: int) -> None:
         _function_call(out, item, i)
     elif kind == "function_call_output":
         out.append({"role": "tool", "tool_call_id": _text(item, "call_id", i), "content": _output(item, i)})
-    elif kind not in ("reasoning", "item_reference"):  # reasoning items are the upstream's; nothing to resend
+    elif kind not in SKIPPED:
         raise BadRequest(
             f"Unsupported input item type {kind!r} in input[{i}].", param=f"input[{i}].type", code="invalid_value"
         )

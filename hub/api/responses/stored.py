@@ -76,12 +76,15 @@ def assistant_message(response: JSON) -> JSON | None:
     return message
 
 
-async def save(request: Request, principal: Principal, response: JSON, items: list[Any], history: list[Any]) -> None:
-    """Keep `response` with the items and the chat conversation (`history`, without its answer) that led to it."""
+async def save(
+    request: Request, principal: Principal, response: JSON, items: list[Any], history: list[Any], turn: JSON | None
+) -> None:
+    """Keep `response` with the items and the chat conversation (`history`, without its answer) that led to it;
+    `turn` is the answer as a chat message when the output no longer shows it (approval requests)."""
     store = hub_state(request).extras.get("store")
     if store is None or response.get("store") is False:
         return
-    answer = assistant_message(response)
+    answer = turn or assistant_message(response)
     messages = [*history, answer] if answer else history
     row = StoredResponse(response["id"], principal.key_id, time.time(), response, items, messages)
     await store.save_response(row)

@@ -1,0 +1,117 @@
+"""Hub MCP tools that need approval: `mcp_approval_request` items out, `mcp_approval_response` items in.
+
+The tools of an `mcp` entry whose `require_approval` is not `"never"` are offered to the model as plain function
+tools (hub-namespaced names) instead of going to the tool loop. A call the model makes to one of them comes back to
+the client as an `mcp_approval_request` (id `mcpr_<call id>`); the conversation is stored with the model's turn. The
+continuation (`previous_response_id`) carries `mcp_approval_response` items: approved calls run on the hub and are
+reported as `mcp_call` items, refused ones tell the model so, and the model goes on from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from hub.accounts.auth import Principal
+from hub.api.responses import objects
+from hub.api.responses.objects import JSON
+from hub.errors import BadRequest
+from hub.loop.plan import HubTool, LoopPlan, function_tool, prepare_tool_loop
+from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, run_calls
+from hub.state import hub_state
+
+PREFIX = "mcpr_"
+DENIED = "The user did not approve this tool call."
+
+
+def _needs_approval(tool: Any) -> bool:
+    return isinstance(tool, dict) and tool.get("type") == "mcp" and tool.get("require_approval", "never") != "never"  # pyright: ignore[reportUnknownMemberType]
+
+
+class Approvals:
+    """The hub tools of a request that run only once the client approves a call."""
+
+    def __init__(self, plan: LoopPlan) -> None:
+        self.plan = plan
+        self.tools: dict[str, HubTool] = plan.hub_tools
+
+    @classmethod
+    async def offer(cls, request: Request, principal: Principal, chat: JSON) -> Approvals | None:
+        """Swap `chat`'s `mcp` entries that need approval for their tools as function tools; None if none does.
+
+        Raises:
+            BadRequest: such entries in a streamed request (not supported yet), or an unusable entry.
+        """
+        tools: list[Any] = chat.get("tools") or []
+        entries = [{**t, "require_approval": "never"} for t in tools if _needs_approval(t)]
+        if not entries:
+            return None
+        if chat.get("stream"):
+            raise BadRequest("MCP tools with require_approval other than 'never' are not supported with stream: true "
+                             "by this gateway yet.", param="stream", code="unsupported_value")  # fmt: skip
+        plan = await prepare_tool_loop({"tools": entries}, [], hub_state(request).extras, principal)
+        assert plan is not None  # entries exist
+        chat["tools"] = [t for t in tools if not _needs_approval(t)] + [
+            function_tool(t) for t in plan.hub_tools.values()
+        ]
+        return cls(plan)
+
+    def requests(self, response: JSON) -> None:
+        """Turn the response's function calls of these tools into `mcp_approval_request` items, in place."""
+        response["output"] = [self._request(item) if self._mine(item) else item for item in response["output"]]
+
+    def _mine(self, item: JSON) -> bool:
+        return item.get("type") == "function_call" and item.get("name") in self.tools
+
+    def _request(self, item: JSON) -> JSON:
+        tool = self.tools[item["name"]]
+        return {"id": PREFIX + item["call_id"], "type": "mcp_approval_request", "server_label": tool.server,
+                "name": tool.original_name, "arguments": item["arguments"]}  # fmt: skip
+
+
+def approval_responses(body: JSON) -> list[tuple[int, JSON]]:
+    items = body.get("input")
+    if not isinstance(items, list):
+        return []
+    return [
+        (i, item)
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and item.get("type") == "mcp_approval_response"
+    ]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+
+
+async def answer(
+    request: Request, principal: Principal, body: JSON, history: list[JSON]
+) -> tuple[list[JSON], list[JSON]]:
+    """(tool messages, `mcp_call` items) for the request's `mcp_approval_response` items.
+
+    Raises:
+        BadRequest: a response without `previous_response_id`, or for a request the previous response did not make.
+    """
+    responses = approval_responses(body)
+    if not responses:
+        return [], []
+    pending = {call["id"]: call for call in (history[-1].get("tool_calls") or [])} if history else {}
+    approved, denied = [], []
+    for i, item in responses:
+        call = pending.get(str(item.get("approval_request_id") or "").removeprefix(PREFIX))
+        if call is None:
+            raise BadRequest(f"input[{i}]: no pending mcp_approval_request {item.get('approval_request_id')!r} in the "
+                             "response named by previous_response_id.", param=f"input[{i}].approval_request_id",
+                             code="invalid_value")  # fmt: skip
+        (approved if item.get("approve") is True else denied).append(call)
+    hub = hub_state(request).extras["mcp"]
+    plan = LoopPlan(client_tools=[], hub_tools={t.name: t for t in hub.tools(principal)})
+    runs = await run_calls(approved, plan, hub, principal, 1, DEFAULT_MAX_RESULT_CHARS)
+    messages = [{"role": "tool", "tool_call_id": run.id, "content": run.content} for run in runs]
+    messages += [{"role": "tool", "tool_call_id": call["id"], "content": DENIED} for call in denied]
+    items = [_call_item(run.id, plan.hub_tools.get(run.name), run.arguments, run.content, run.is_error) for run in runs]
+    return messages, items
+
+
+def _call_item(call_id: str, tool: HubTool | None, arguments: str, content: str, failed: bool) -> JSON:
+    return {"id": objects.new_id("mcp"), "type": "mcp_call", "server_label": tool.server if tool else "",
+            "name": tool.original_name if tool else "", "arguments": arguments, "output": None if failed else content,
+            "error": content if failed else None, "status": "failed" if failed else "completed",
+            "approval_request_id": PREFIX + call_id}  # fmt: skip
