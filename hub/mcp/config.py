@@ -53,6 +53,8 @@ class McpServerSpec(BaseModel):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
     """Toolhub: a longer message from the server is discarded (the request it answers fails with an error naming
     the limit); tool arguments longer than this are refused before they are sent."""
+    cache_ttl: float | None = Field(default=None, gt=0)
+    """Toolhub: keep results of this server's read-only tools this many seconds, per key (hub/cache/tools.py)."""
 
     @model_validator(mode="after")
     def _infer_transport(self) -> McpServerSpec:

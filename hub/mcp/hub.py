@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from hub.accounts.auth import Principal
 from hub.accounts.usage import ToolCallRecord
+from hub.cache.tools import ToolResultCache, cacheable
 from hub.config import ConfigError
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.config import McpServerConfig
@@ -46,6 +47,8 @@ class McpHub:
         self.catalog = Catalog()
         self._server_catalogs: dict[str, Catalog] = {name: Catalog() for name in self.upstreams}
         self._last_server: dict[str, str] = {}
+        self._tool_cache = ToolResultCache()
+        """Results of read-only tools of servers with `cache_ttl` (hub/cache/tools.py)."""
         self._listeners: list[Listener] = []
         self._update_listeners: list[UpdateListener] = []
         self._events: tuple[MemoryObjectSendStream[tuple[str, Any]], MemoryObjectReceiveStream[tuple[str, Any]]] = (
@@ -182,6 +185,10 @@ class McpHub:
         """
         info = self.resolve(name, principal, server)
         upstream = self.upstreams[info.server]
+        cache_key = self.result_key(info, arguments, principal)
+        if (cached := await self.cached_result(cache_key)) is not None:
+            self._record(info, principal, time.perf_counter(), None, request_id)
+            return cached
         read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
         started = time.perf_counter()
         error: str | None = "cancelled"
@@ -193,12 +200,31 @@ class McpHub:
             except MCPError as exc:
                 result = error_result(f"MCP error {exc.error.code}: {exc.error.message}")
             error = _error_text(result) if result.is_error else None
+            await self.keep_result(cache_key, info, result)
             return result
         except (UpstreamUnavailable, InvalidArguments) as exc:
             error = exc.message
             raise
         finally:
             self._record(info, principal, started, error, request_id)
+
+    def result_key(self, info: ToolInfo, arguments: dict[str, Any] | None, principal: Principal) -> str | None:
+        """The result-cache key of a read-only tool of a server with `cache_ttl`, per key; None: not cached."""
+        if self.upstreams[info.server].spec.cache_ttl is None or not cacheable(info.tool):
+            return None
+        scope = principal.key_id or principal.alias or ""
+        try:
+            return self._tool_cache.key(scope, info.server, info.original_name, arguments or {})
+        except TypeError:
+            return None
+
+    async def cached_result(self, key: str | None) -> types.CallToolResult | None:
+        return None if key is None else await self._tool_cache.get(key)
+
+    async def keep_result(self, key: str | None, info: ToolInfo, result: types.CallToolResult) -> None:
+        ttl = self.upstreams[info.server].spec.cache_ttl
+        if key is not None and ttl is not None:
+            await self._tool_cache.put(key, result, ttl)
 
     def _record(self, info: ToolInfo, principal: Principal, started: float, error: str | None, request_id: str) -> None:
         if self._on_tool_call is not None:

@@ -195,7 +195,12 @@ class _Handlers:
             upstream = self.hub.upstreams[info.server]
             timeout = upstream.spec.call_timeout
             caller = DownstreamCaller(ctx, principal)
-            return await upstream.call_tool(info.original_name, params.arguments, read_timeout=timeout, caller=caller)
+            key = self.hub.result_key(info, params.arguments, principal)  # read-only tools of servers with cache_ttl
+            if (cached := await self.hub.cached_result(key)) is not None:
+                return cached
+            result = await upstream.call_tool(info.original_name, params.arguments, read_timeout=timeout, caller=caller)
+            await self.hub.keep_result(key, info, result)
+            return result
         except (UnknownTool, InvalidArguments) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
         except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why
