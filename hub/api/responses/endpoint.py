@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from hub.accounts.auth import Principal
 from hub.api.responses import approval, objects, stored
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
@@ -28,42 +29,59 @@ from hub.state import authenticate, hub_state
 KEPT_HEADERS = ("content-length", "content-type")
 
 
+class _Turn:
+    """One Responses request on its way through the chat path: what it continues and what it will store."""
+
+    def __init__(self, request: Request, principal: Principal, body: JSON) -> None:
+        self.request, self.principal, self.body = request, principal, body
+        self.earlier: list[Any] = []
+        """Input items of the responses this one continues (their inputs and outputs), for `input_items`."""
+        self.history: list[JSON] = []
+        """The conversation so far as chat messages, without instructions."""
+        self.approved: list[JSON] = []
+        self.conversation: list[JSON] = []
+
+    async def chat_body(self) -> JSON:
+        """The chat body: earlier turns, answered approvals, this input; hub tools that need approval swapped out."""
+        if (previous := self.body.get("previous_response_id")) is not None:
+            row = await stored.load(self.request, self.principal, str(previous), "previous_response_id")
+            self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
+        chat = check_chat_request(to_chat(self.body, self.history))  # checked before any approved tool runs
+        tool_messages, self.approved = await approval.answer(self.request, self.principal, self.body, self.history)
+        if tool_messages:
+            chat = check_chat_request(to_chat(self.body, [*self.history, *tool_messages]))
+        has_instructions = self.body.get("instructions") is not None
+        self.conversation = chat["messages"][1:] if has_instructions else chat["messages"]
+        return chat
+
+    async def save(self, final: JSON, turn: JSON | None = None) -> None:
+        items = [*self.earlier, *input_items(self.body.get("input"))]
+        await stored.save(self.request, self.principal, final, items, [*self.conversation], turn)
+
+
 async def create_response(request: Request) -> Response:
     state = hub_state(request)
     started = time.perf_counter()
     principal = await authenticate(request)
-    body = check(await read_json_body(request, state.config.max_request_bytes))
-    earlier, history = [], []
-    if (previous := body.get("previous_response_id")) is not None:
-        row = await stored.load(request, principal, str(previous), "previous_response_id")
-        earlier, history = [*row.input_items, *row.response["output"]], row.messages
-    chat = check_chat_request(to_chat(body, history))  # checked before any approved tool runs
-    tool_messages, approved = await approval.answer(request, principal, body, history)
-    if tool_messages:
-        chat = check_chat_request(to_chat(body, [*history, *tool_messages]))
-    conversation = chat["messages"][1:] if body.get("instructions") is not None else chat["messages"]
+    this = _Turn(request, principal, check(await read_json_body(request, state.config.max_request_bytes)))
+    chat = await this.chat_body()
     approvals = await Approvals.offer(request, principal, chat)
-    response = objects.shell(body)
-
-    async def save(final: JSON, turn: JSON | None = None) -> None:
-        await stored.save(request, principal, final, items, [*conversation], turn)
-
     if mcp_entries(chat):
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
     answer = await run_chat(request, principal, chat, started)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
-    items = [*earlier, *input_items(body.get("input"))]
+    response = objects.shell(this.body)
     report = McpReport.of(request, principal, chat)
     if chat.get("stream"):
-        return TranslatedStream(answer, StreamTranslator(response, report), save)
+        return TranslatedStream(answer, StreamTranslator(response, report), this.save)
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
-    objects.from_completion(response, completion, [*approved, *before])
+    objects.from_completion(response, completion, [*this.approved, *before])
     turn = stored.assistant_message(response)
     if approvals is not None:
         approvals.requests(response)
-    await save(response, turn)
+    await this.save(response, turn)
     headers = {k: v for k, v in answer.headers.items() if k not in KEPT_HEADERS}
     return json_response(response, headers=headers)
 
