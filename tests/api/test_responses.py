@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import httpx2
@@ -238,3 +239,24 @@ def test_a_tool_round_trip_keeps_the_upstreams_thinking_signatures(client: opena
         history += [item.model_dump(exclude_none=True) for item in response.output]
         history += [{"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in calls]
     assert response.status == "completed" and response.output_text
+
+
+def test_a_client_leaving_a_stream_cancels_the_upstream(gateway_url: str, fakes: Fakes) -> None:
+    fake = fakes.openai
+    fake.stream_closed.clear()
+    before = fake.disconnects
+    started = time.monotonic()
+    body = {"model": "slow-1", "input": "hi", "stream": True}
+    with httpx2.stream("POST", f"{gateway_url}/v1/responses", json=body,
+                       headers={"Authorization": f"Bearer {MASTER_KEY}"}) as answer:  # fmt: skip
+        assert next(answer.iter_lines()) == "event: response.created"
+    assert fake.stream_closed.wait(10)
+    assert fake.disconnects == before + 1
+    assert time.monotonic() - started < 5  # the full stream would take 7 s
+
+
+def test_spend_is_logged_for_responses_as_for_chat(gateway_url: str, client: openai.OpenAI) -> None:
+    client.responses.create(model="text-20", input="count me")
+    logs = httpx2.get(f"{gateway_url}/spend/logs", params={"model": "text-20"},
+                      headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()["data"]  # fmt: skip
+    assert logs and (logs[0]["prompt_tokens"], logs[0]["completion_tokens"]) == (12, 7)
