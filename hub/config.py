@@ -58,6 +58,15 @@ REQUEST_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
 """Request defaults in `litellm_params` whose type is checked at load (a wrong one would fail every request)."""
 
 
+class CachePoint(_Section):
+    """One of LiteLLM's `cache_control_injection_points`: a message by role or by index (negative from the end)."""
+
+    location: Literal["message"]
+    role: Literal["system", "developer", "user", "assistant", "tool"] | None = None
+    index: int | None = None
+    control: dict[str, Any] | None = None
+
+
 class LiteLLMParams(_Section):
     model: str
     api_key: str | None = None
@@ -76,6 +85,8 @@ class LiteLLMParams(_Section):
     output_cost_per_token: float | None = Field(default=None, ge=0)
     allow_private_image_urls: bool | None = None
     cache_read_input_token_cost: float | None = Field(default=None, ge=0)
+    cache_control_injection_points: list[CachePoint] | None = None
+    """Anthropic prompt-cache breakpoints the gateway adds (`providers.anthropic.cache_points`)."""
 
 
 class ModelListEntry(_Section):
@@ -348,7 +359,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             stream_timeout=params.stream_timeout or router.stream_timeout or settings.stream_timeout,
             max_retries=params.max_retries or 0,  # router num_retries are the router's (hub/router)
             drop_params=_first_set(params.drop_params, settings.drop_params, True),
-            params=_request_defaults(extras, f"{where}.litellm_params"),
+            params=_request_defaults(extras, f"{where}.litellm_params") | _cache_points(kind, params),
             headers=params.extra_headers or {},
             fetch_private_urls=bool(params.allow_private_image_urls),
         )
@@ -393,6 +404,18 @@ def _router(file: ConfigFile) -> RouterPolicy:
     for path, problem in fallback_problems(policy, [e.model_name for e in file.model_list]):
         raise ConfigError(path, problem)
     return policy
+
+
+def _cache_points(kind: str, params: LiteLLMParams) -> dict[str, Any]:
+    """Injection points go to Anthropic deployments (others have no `cache_control`: reported ignored)."""
+    points = params.cache_control_injection_points
+    if not points or kind != "anthropic":
+        return {}
+    return {"cache_control_injection_points": [p.model_dump(exclude_none=True) for p in points]}
+
+
+def _points_ignored(params: LiteLLMParams) -> bool:
+    return bool(params.cache_control_injection_points) and split_model(params.model)[0] != "anthropic"
 
 
 def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | None:
@@ -450,6 +473,8 @@ def _ignored(file: ConfigFile) -> list[str]:
         found += [f"model_list[{i}].{k}" for k in entry.model_extra or {}]
         found += [f"model_list[{i}].litellm_params.{k}" for k in entry.litellm_params.model_extra or {}
                   if k not in _REQUEST_DEFAULTS]  # fmt: skip
+        if _points_ignored(entry.litellm_params):
+            found.append(f"model_list[{i}].litellm_params.cache_control_injection_points")
         if entry.model_info:
             found.append(f"model_list[{i}].model_info")
     for name, spec in file.mcp_servers.items():

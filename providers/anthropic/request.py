@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.anthropic.cache_points import inject_cache_points
 from providers.anthropic.messages import (
     THINKING_TYPES,
     Restore,
@@ -56,6 +57,8 @@ _ONE_OF_TEMPERATURE_TOP_P = re.compile(
     r"claude-(sonnet-4[-.]([5-9]|\d\d)|opus-4[-.][1-9]\d?|haiku-4[-.]([5-9]|\d\d))(?!\d)"
 )
 """Models that refuse `temperature` and `top_p` in one request (a date suffix like `-20250514` is not a version)."""
+CACHE_POINTS = "cache_control_injection_points"
+"""A deployment's `litellm_params.cache_control_injection_points` (`providers.anthropic.cache_points`)."""
 _NATIVE = frozenset({"thinking", "top_k"})
 """Anthropic request fields a client may send beside the OpenAI ones."""
 _NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
@@ -102,7 +105,8 @@ def _build(body: JSON, deployment: Deployment, restore: Restore, stream: bool) -
     tr = Translated({"model": deployment.model}, names)
     out = tr.body
     tools = _tools(src.get("tools"), names)
-    system, out["messages"] = convert_messages(src.get("messages") or [], names, restore)
+    messages = inject_cache_points(src.get("messages") or [], deployment.params.get(CACHE_POINTS))
+    system, out["messages"] = convert_messages(messages, names, restore)
     max_tokens, explicit = _max_tokens(src, deployment)
     out["max_tokens"] = max_tokens
     if tools:
