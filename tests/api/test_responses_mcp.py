@@ -169,3 +169,14 @@ def test_tool_outputs_are_in_the_loop_record_only_when_an_inbound_api_asks() -> 
 
     assert contextvars.copy_context().run(asked)["output"] == "tables: users"
     assert "output" not in run.public()  # set in another context only
+
+
+def test_tools_named_under_never_run_at_once_and_the_others_wait_for_approval(client: openai.OpenAI) -> None:
+    tool: Any = {**DB_TOOLS, "require_approval": {"never": {"tool_names": ["list_tables"]}}}
+    response = client.responses.create(model="agent", input="What is in the database?", tools=[tool])
+    kinds = [item.type for item in response.output]
+    assert kinds == ["mcp_list_tools", "mcp_call", "mcp_approval_request"]
+    listed, ran, asked = response.output
+    assert listed.type == "mcp_list_tools" and [t.name for t in listed.tools] == ["list_tables"]
+    assert ran.type == "mcp_call" and ran.name == "list_tables" and ran.output
+    assert asked.type == "mcp_approval_request" and asked.name == "describe_table"

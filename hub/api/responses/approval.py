@@ -29,6 +29,24 @@ def _needs_approval(tool: Any) -> bool:
     return isinstance(tool, dict) and tool.get("type") == "mcp" and tool.get("require_approval", "never") != "never"  # pyright: ignore[reportUnknownMemberType]
 
 
+def _free(entry: JSON) -> set[str]:
+    """Tool names of an entry that run without approval: `require_approval: {"never": {"tool_names": [...]}}`
+    (or a plain list, as the chat path takes it)."""
+    never = entry["require_approval"].get("never") if isinstance(entry["require_approval"], dict) else None
+    names = never.get("tool_names") if isinstance(never, dict) else never
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()  # pyright: ignore[reportUnknownVariableType]
+
+
+def _split(entry: JSON) -> tuple[JSON | None, JSON]:
+    """(the entry's part for the tool loop: tools that need no approval, or None; the part that needs approval)."""
+    free = _free(entry)
+    loop = {**entry, "require_approval": "never", "allowed_tools": sorted(free)} if free else None
+    allowed = entry.get("allowed_tools")
+    if loop is not None and isinstance(allowed, list):
+        loop["allowed_tools"] = [n for n in loop["allowed_tools"] if n in allowed]
+    return loop, {**entry, "require_approval": "never", "_free": free}
+
+
 class Approvals:
     """The hub tools of a request that run only once the client approves a call."""
 
@@ -44,17 +62,18 @@ class Approvals:
             BadRequest: such entries in a streamed request (not supported yet), or an unusable entry.
         """
         tools: list[Any] = chat.get("tools") or []
-        entries = [{**t, "require_approval": "never"} for t in tools if _needs_approval(t)]
-        if not entries:
+        parts = [_split(t) for t in tools if _needs_approval(t)]
+        if not parts:
             return None
         if chat.get("stream"):
             raise BadRequest("MCP tools with require_approval other than 'never' are not supported with stream: true "
                              "by this gateway yet.", param="stream", code="unsupported_value")  # fmt: skip
-        plan = await prepare_tool_loop({"tools": entries}, [], hub_state(request).extras, principal)
-        assert plan is not None  # entries exist
-        chat["tools"] = [t for t in tools if not _needs_approval(t)] + [
-            function_tool(t) for t in plan.hub_tools.values()
-        ]
+        free = {name for _, entry in parts for name in entry.pop("_free")}
+        plan = await prepare_tool_loop({"tools": [p for _, p in parts]}, [], hub_state(request).extras, principal)
+        assert plan is not None  # parts exist
+        plan.hub_tools = {k: t for k, t in plan.hub_tools.items() if t.original_name not in free}
+        kept = [t for t in tools if not _needs_approval(t)] + [loop for loop, _ in parts if loop is not None]
+        chat["tools"] = kept + [function_tool(t) for t in plan.hub_tools.values()]
         return cls(plan)
 
     def requests(self, response: JSON) -> None:
