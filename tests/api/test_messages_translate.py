@@ -67,19 +67,23 @@ def test_a_completion_with_reasoning_and_broken_tool_arguments_keeps_both() -> N
     assert tool_use_id("") == "toolu_gateway"
 
 
-def test_thinking_blocks_are_replayed_only_when_asked_and_a_document_becomes_a_file_part() -> None:
+def test_thinking_and_cache_control_go_only_to_anthropic_aliases_and_a_document_becomes_a_file_part() -> None:
     signed = {"type": "thinking", "thinking": "t", "signature": "sig"}
     body = {"model": "m", "max_tokens": 5, "messages": [
         {"role": "user", "content": [{"type": "document", "title": "a.pdf",
                                       "source": {"type": "base64", "media_type": "application/pdf", "data": "QQ=="}},
                                      {"type": "text", "text": "sum up", "cache_control": {"type": "ephemeral"}}]},
         {"role": "assistant", "content": [signed, {"type": "text", "text": "ok"}]}]}  # fmt: skip
-    assert to_chat(body)["messages"][1] == {"role": "assistant", "content": "ok", "thinking_blocks": [signed]}
-    chat = to_chat(body, replay_thinking=False)
+    body["tools"] = [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}]
+    kept = to_chat(body)
+    assert kept["messages"][1] == {"role": "assistant", "content": "ok", "thinking_blocks": [signed]}
+    assert kept["messages"][0]["content"][1]["cache_control"] == kept["tools"][0]["cache_control"]
+    chat = to_chat(body, anthropic=False)
+    assert chat["tools"] == [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     assert chat["messages"] == [
         {"role": "user", "content": [
             {"type": "file", "file": {"file_data": "data:application/pdf;base64,QQ==", "filename": "a.pdf"}},
-            {"type": "text", "text": "sum up", "cache_control": {"type": "ephemeral"}}]},
+            {"type": "text", "text": "sum up"}]},
         {"role": "assistant", "content": "ok"},
     ]  # fmt: skip
 

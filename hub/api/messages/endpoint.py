@@ -37,7 +37,7 @@ async def messages(request: Request) -> Response:
         principal = await authenticate(request)
         state = hub_state(request)
         raw = await read_json_body(request, state.config.max_request_bytes)
-        body = check_chat_request(to_chat(raw, replay_thinking=_anthropic_only(state.config, raw)))
+        body = check_chat_request(to_chat(raw, anthropic=_anthropic_only(state.config, raw)))
         alias = body["model"]
         answer = await run_chat(request, principal, body, started)
     except (HubError, ProviderError) as exc:

@@ -25,11 +25,12 @@ def bad(message: str, param: str | None = None) -> BadRequest:
     return BadRequest(message, param=param, code="invalid_value")
 
 
-def to_chat(body: Any, *, replay_thinking: bool = True) -> JSON:
+def to_chat(body: Any, *, anthropic: bool = True) -> JSON:
     """The Chat Completions body for an Anthropic Messages `body`.
 
-    `replay_thinking`: pass the client's thinking blocks on (for Anthropic deployments, which replay them); other
-    upstreams cannot use Anthropic signatures, and Gemini's are restored by the provider from the tool-call ids.
+    `anthropic`: every deployment of the alias is Anthropic's, so the client's thinking blocks (which the provider
+    replays) and `cache_control` marks go on; other upstreams cannot use Anthropic signatures (Gemini's are restored
+    by the provider from the tool-call ids) and may refuse fields they do not know on parts and tools.
 
     Raises:
         BadRequest: a field Anthropic itself would refuse, or one the gateway cannot map (server tools).
@@ -43,9 +44,17 @@ def to_chat(body: Any, *, replay_thinking: bool = True) -> JSON:
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise bad("max_tokens: Field required (a positive integer)", "max_tokens")
     chat: JSON = {"model": model, "max_tokens": max_tokens, "messages": system(body.get("system"))}
-    chat["messages"] += conversation(body.get("messages"), replay_thinking)
+    chat["messages"] += conversation(body.get("messages"), anthropic)
     _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
+    if not anthropic:
+        _drop_cache_control(chat)
     return chat
+
+
+def _drop_cache_control(chat: JSON) -> None:
+    for item in [*chat.get("tools", ()), *(p for m in chat["messages"] if isinstance(m["content"], list)
+                                          for p in m["content"])]:  # fmt: skip
+        item.pop("cache_control", None)
 
 
 def _options(body: JSON, chat: JSON) -> None:
