@@ -59,7 +59,7 @@ def one_embedding() -> None:
 
 
 def one_request() -> None:
-    body = check_chat_request(to_chat(orjson.loads(orjson.dumps(REQUEST))))
+    body = check_chat_request(to_chat(orjson.loads(orjson.dumps(REQUEST)), anthropic=False))
     orjson.dumps(to_message(orjson.loads(ANSWER), body["model"]))
 
 
