@@ -180,6 +180,14 @@ def test_an_image_part_reaches_the_upstream_as_an_image(client: openai.OpenAI, f
         ({"model": "text", "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
         ({"model": "text", "input": "hi", "stream": "yes"}, "stream"),
         ({"model": "text", "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
+        ({"model": "text", "input": "hi", "metadata": ["a"]}, "metadata"),
+        ({"model": "text", "input": "hi", "store": "yes"}, "store"),
+        ({"model": "text", "input": "hi", "previous_response_id": 7}, "previous_response_id"),
+        ({"model": "text", "input": "hi", "background": True}, "background"),
+        (
+            {"model": "text", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+            "input[0].content[0].image_url",
+        ),
     ],
 )
 def test_bad_requests_get_a_400_naming_the_parameter(gateway_url: str, body: dict[str, Any], param: str) -> None:

@@ -33,6 +33,10 @@ def check(body: Any) -> JSON:
     for name in UNSUPPORTED:
         if body.get(name) is not None:
             raise BadRequest(f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter")
+    for name, kind, what in (("metadata", dict, "an object"), ("store", bool, "a boolean"),
+                             ("previous_response_id", str, "a string"), ("instructions", str, "a string")):  # fmt: skip
+        if body.get(name) is not None and not isinstance(body[name], kind):
+            raise BadRequest(f"'{name}' must be {what}.", param=name, code="invalid_type")
     return body  # pyright: ignore[reportUnknownVariableType]
 
 
