@@ -122,7 +122,8 @@ async def open_cache(settings: CacheSettings) -> AsyncIterator[ResponseCache]:
     if settings.type == "redis":
         from hub.accounts.ratelimit import redis_client
 
-        store: Store = RedisStore(redis_client(settings.redis_url or "redis://127.0.0.1:6379/0"))
+        near = LocalStore(settings.max_entries, settings.max_bytes)
+        store: Store = RedisStore(redis_client(settings.redis_url or "redis://127.0.0.1:6379/0"), near)
     else:
         store = LocalStore(settings.max_entries, settings.max_bytes)
     try:

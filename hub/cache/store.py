@@ -70,19 +70,30 @@ class LocalStore:
 
 
 class RedisStore:
-    """Entries in Redis with `PX` expiry, shared by every Toolhub process on that Redis; no local copy."""
+    """Entries in Redis with `PX` expiry, shared by every Toolhub process on that Redis.
 
-    def __init__(self, client: Any) -> None:
+    A process keeps a near copy of what it read or wrote in a `LocalStore` that expires when the Redis entry does
+    (its remaining `PTTL` at the read): a hit seen again costs no round trip, and nothing outlives its TTL anywhere.
+    """
+
+    def __init__(self, client: Any, near: LocalStore) -> None:
         self._redis = client
+        self.near = near
         self.bytes_used = 0
         """Bytes this process wrote (Redis itself bounds memory with its own `maxmemory` policy)."""
 
     async def get(self, key: str) -> bytes | None:
+        if (value := await self.near.get(key)) is not None:
+            return value
         try:
-            return await self._redis.get(key)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                value, pttl = await pipe.get(key).pttl(key).execute()
         except (RedisError, OSError) as exc:
             logger.warning("cache: Redis GET failed, served as a miss: %s", exc)
             return None
+        if value is not None and pttl > 0:
+            await self.near.set(key, value, pttl / 1000)
+        return value
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         if ttl <= 0:
@@ -93,6 +104,8 @@ class RedisStore:
             logger.warning("cache: Redis SET failed, answer not cached: %s", exc)
             return
         self.bytes_used += len(key) + len(value)
+        await self.near.set(key, value, ttl)
 
     async def aclose(self) -> None:
+        await self.near.aclose()
         await self._redis.aclose()
