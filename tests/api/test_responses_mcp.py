@@ -34,6 +34,8 @@ def mcp_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         models = [{"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": f"{upstream}/v1",
                                                           "api_key": API_KEY}}
                   for name in ("agent", "agent-bad", "agent-mixed", "agent-approve")]  # fmt: skip
+        params = {"model": "openai/agent", "api_base": f"{upstream}/v1", "api_key": API_KEY}
+        models.append({"model_name": "db-agent", "mcp_servers": ["postgres_db"], "litellm_params": params})
         server = {"transport": "stdio", "command": sys.executable, "cwd": str(ROOT),
                   "args": ["-m", "tools.postgres_db", "--dsn", f"sqlite:///{folder / 'shop.db'}"]}  # fmt: skip
         settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{folder / 'toolhub.db'}"}
@@ -180,3 +182,9 @@ def test_tools_named_under_never_run_at_once_and_the_others_wait_for_approval(cl
     assert listed.type == "mcp_list_tools" and [t.name for t in listed.tools] == ["list_tables"]
     assert ran.type == "mcp_call" and ran.name == "list_tables" and ran.output
     assert asked.type == "mcp_approval_request" and asked.name == "describe_table"
+
+
+def test_an_alias_with_default_hub_servers_reports_its_tool_calls_too(client: openai.OpenAI) -> None:
+    response = client.responses.create(model="db-agent", input="What is in the database?")
+    assert [item.type for item in response.output] == ["mcp_list_tools", "mcp_call", "mcp_call", "message"]
+    assert all(item.output for item in response.output if item.type == "mcp_call")

@@ -16,7 +16,7 @@ from hub.accounts.auth import Principal
 from hub.api.responses import approval, objects, stored
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
-from hub.api.responses.mcp import McpReport, mcp_entries
+from hub.api.responses.mcp import McpReport, reports_tools
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import check, to_chat
 from hub.api.responses.stored import input_items
@@ -66,7 +66,7 @@ async def create_response(request: Request) -> Response:
     this = _Turn(request, principal, check(await read_json_body(request, state.config.max_request_bytes)))
     chat = await this.chat_body()
     approvals = await Approvals.offer(request, principal, chat)
-    if mcp_entries(chat):
+    if reports_tools(request, chat):
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
     answer = await run_chat(request, principal, chat, started)
     if answer.status_code != 200:

@@ -24,6 +24,17 @@ def mcp_entries(chat: JSON) -> list[JSON]:
     return [t for t in chat.get("tools") or () if isinstance(t, dict) and t.get("type") == "mcp"]  # pyright: ignore[reportUnknownVariableType]
 
 
+def alias_servers(request: Request, chat: JSON) -> tuple[str, ...]:
+    """The hub servers the model alias offers by default (`model_list[].mcp_servers`)."""
+    routes = hub_state(request).config.models.get(chat["model"]) or ()
+    return routes[0].mcp_servers if routes else ()
+
+
+def reports_tools(request: Request, chat: JSON) -> bool:
+    """Whether hub tools may run for this request, so that their outputs are to be reported."""
+    return bool(mcp_entries(chat) or alias_servers(request, chat))
+
+
 class McpReport:
     """The hub tools a request was offered, and how to report the calls the loop made with them."""
 
@@ -32,10 +43,12 @@ class McpReport:
 
     @classmethod
     def of(cls, request: Request, principal: Principal, chat: JSON) -> McpReport | None:
-        """The report for a request with `mcp` tools (after run_chat, which waited for the servers); else None."""
-        if not mcp_entries(chat):
+        """The report for a request with hub tools, from `mcp` entries or the alias's `mcp_servers` (after run_chat,
+        which waited for the servers); else None."""
+        defaults = alias_servers(request, chat)
+        if not mcp_entries(chat) and not defaults:
             return None
-        plan = plan_tool_loop(chat, [], hub_state(request).extras.get("mcp"), principal)
+        plan = plan_tool_loop(chat, defaults, hub_state(request).extras.get("mcp"), principal)
         return cls(plan) if plan is not None else None
 
     def list_items(self) -> list[JSON]:
