@@ -98,7 +98,7 @@ class Metrics:
         if r.status_code >= 500:
             self.upstream_failures.labels(model, provider, str(r.status_code)).inc()
             self.upstream_up.labels(model, provider).set(0)
-        elif r.status_code and r.status_code != 499:
+        elif r.status_code and r.status_code != 499 and not r.cache_hit:  # a hit says nothing of the upstream
             self.upstream_up.labels(model, provider).set(1)
 
     def observe_cache(self, hits: int, misses: int, size: int) -> None:

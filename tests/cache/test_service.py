@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from hub.accounts.usage import UsageRecord
 from hub.cache.service import ResponseCache
 from hub.cache.store import LocalStore
 from hub.config import CacheSettings, ConfigError, parse_config
@@ -94,3 +95,12 @@ def test_metrics_show_cache_hits_misses_and_bytes() -> None:
     assert "toolhub_cache_hits_total 5.0" in text
     assert "toolhub_cache_misses_total 2.0" in text
     assert "toolhub_cache_bytes 1000.0" in text
+
+
+def test_a_cache_hit_does_not_mark_a_down_upstream_up() -> None:
+    metrics = Metrics()
+    failed = UsageRecord("r1", None, "m", "up", "openai", status_code=503, stream=False, latency_ms=1.0)
+    hit = UsageRecord("r2", None, "m", "up", "openai", status_code=200, stream=False, latency_ms=1.0, cache_hit=True)
+    metrics.record(failed)
+    metrics.record(hit)
+    assert 'toolhub_upstream_up{model="m",provider="openai"} 0.0' in metrics.render().decode()
