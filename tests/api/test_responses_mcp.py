@@ -107,11 +107,10 @@ def test_a_client_function_call_next_to_hub_tools_goes_back_to_the_client(client
     ("tool", "param"),
     [
         ({"type": "mcp", "server_label": "no_such_server", "require_approval": "never"}, "tools"),
-        ({**DB_TOOLS, "require_approval": "always"}, "stream"),  # approvals are not streamed yet
     ],
 )
 def test_unusable_mcp_entries_get_a_400(mcp_gateway: tuple[str, FakeOpenAI], tool: Any, param: str) -> None:
-    body = {"model": "agent", "input": "hi", "tools": [tool], "stream": param == "stream"}
+    body = {"model": "agent", "input": "hi", "tools": [tool]}
     answer = httpx2.post(f"{mcp_gateway[0]}/v1/responses", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"].startswith(param)
@@ -188,3 +187,23 @@ def test_an_alias_with_default_hub_servers_reports_its_tool_calls_too(client: op
     response = client.responses.create(model="db-agent", input="What is in the database?")
     assert [item.type for item in response.output] == ["mcp_list_tools", "mcp_call", "mcp_call", "message"]
     assert all(item.output for item in response.output if item.type == "mcp_call")
+
+
+def test_the_approval_flow_streamed_rebuilds_the_same_items(client: openai.OpenAI) -> None:
+    ask: Any = {"model": "agent-approve", "input": "Describe users", "tools": [APPROVED_DB]}
+    with client.responses.stream(**ask) as stream:
+        first = stream.get_final_response()
+    plain = client.responses.create(**ask)
+    # the fake says "Let me look." before its calls only when streaming: compare the other items
+    assert [i for i in comparable(first) if i["type"] != "message"] == comparable(plain)
+    asked = first.output[-1]
+    assert asked.type == "mcp_approval_request" and asked.name == "describe_table"
+    yes: Any = [{"type": "mcp_approval_response", "approval_request_id": asked.id, "approve": True}]
+    with client.responses.stream(model="agent-approve", input=yes, previous_response_id=first.id,
+                                 tools=[APPROVED_DB]) as stream:  # fmt: skip
+        second = stream.get_final_response()
+    assert [item.type for item in second.output] == ["mcp_call", "message"]
+    call = second.output[0]
+    assert call.type == "mcp_call" and call.approval_request_id == asked.id and call.output
+    assert call.output in second.output_text
+    assert client.responses.retrieve(second.id).output_text == second.output_text

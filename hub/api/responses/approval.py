@@ -59,15 +59,12 @@ class Approvals:
         """Swap `chat`'s `mcp` entries that need approval for their tools as function tools; None if none does.
 
         Raises:
-            BadRequest: such entries in a streamed request (not supported yet), or an unusable entry.
+            BadRequest: an unusable entry.
         """
         tools: list[Any] = chat.get("tools") or []
         parts = [_split(t) for t in tools if _needs_approval(t)]
         if not parts:
             return None
-        if chat.get("stream"):
-            raise BadRequest("MCP tools with require_approval other than 'never' are not supported with stream: true "
-                             "by this gateway yet.", param="stream", code="unsupported_value")  # fmt: skip
         free = {name for _, entry in parts for name in entry.pop("_free")}
         plan = await prepare_tool_loop({"tools": [p for _, p in parts]}, [], hub_state(request).extras, principal)
         assert plan is not None  # parts exist
@@ -78,12 +75,13 @@ class Approvals:
 
     def requests(self, response: JSON) -> None:
         """Turn the response's function calls of these tools into `mcp_approval_request` items, in place."""
-        response["output"] = [self._request(item) if self._mine(item) else item for item in response["output"]]
+        response["output"] = [self.request_item(i) if self._mine(i) else i for i in response["output"]]
 
     def _mine(self, item: JSON) -> bool:
         return item.get("type") == "function_call" and item.get("name") in self.tools
 
-    def _request(self, item: JSON) -> JSON:
+    def request_item(self, item: JSON) -> JSON:
+        """The `mcp_approval_request` item for the model's call `item` of one of these tools."""
         tool = self.tools[item["name"]]
         return {"id": PREFIX + item["call_id"], "type": "mcp_approval_request", "server_label": tool.server,
                 "name": tool.original_name, "arguments": item["arguments"]}  # fmt: skip

@@ -74,7 +74,12 @@ async def create_response(request: Request) -> Response:
     response = objects.shell(this.body)
     report = McpReport.of(request, principal, chat)
     if chat.get("stream"):
-        return TranslatedStream(answer, StreamTranslator(response, report), this.save)
+        translator = StreamTranslator(response, report, approvals, this.approved)
+
+        async def save(final: JSON) -> None:
+            await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
+
+        return TranslatedStream(answer, translator, save)
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
     objects.from_completion(response, completion, [*this.approved, *before])

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from hub.api.responses import objects
+from hub.api.responses.approval import Approvals
 from hub.api.responses.mcp import McpReport
 from hub.api.responses.objects import JSON
 
@@ -34,9 +35,16 @@ class _Open:
 class StreamTranslator:
     """Translates one chat stream to Responses events for `response` (from `objects.shell`)."""
 
-    def __init__(self, response: JSON, mcp: McpReport | None = None) -> None:
+    def __init__(
+        self, response: JSON, mcp: McpReport | None = None, approvals: Approvals | None = None, before: Any = ()
+    ) -> None:
         self.response = response
         self.mcp = mcp
+        self.approvals = approvals
+        self.before: list[JSON] = list(before)
+        """Items known before the model answers (`mcp_call` items of approved calls)."""
+        self.asked: list[JSON] = []
+        """Calls that wait for approval, as the function calls the model made (for the stored conversation)."""
         self.held: list[JSON] | None = [] if mcp else None
         """With hub tools, the chunks wait for the end so that the `mcp_call` items come before the answer."""
         self.record: Any = None
@@ -59,7 +67,7 @@ class StreamTranslator:
     def start(self) -> bytes:
         # every event is serialised when it is made, so later changes to `response` do not leak into earlier ones
         out = self._lifecycle("response.created") + self._lifecycle("response.in_progress")
-        return out + self._whole_items(self.mcp.list_items() if self.mcp else [])
+        return out + self._whole_items([*(self.mcp.list_items() if self.mcp else []), *self.before])
 
     def _whole_items(self, items: list[JSON]) -> bytes:
         out = b""
@@ -141,14 +149,19 @@ class StreamTranslator:
         out = b""
         opened = self.calls.get(index)
         if opened is None:
-            out += self._close_reasoning() + self._close_message()
             item = objects.function_call_item(objects.new_id("fc"), call.get("id") or objects.new_id("call"),
                                               function.get("name") or "", "", "in_progress")  # fmt: skip
-            opened, added = self._add(item)
-            self.calls[index] = opened
-            out += added
+            if self.approvals is not None and item["name"] in self.approvals.tools:
+                opened = self.calls[index] = _Open(-1, item)  # reported whole at the end, as an approval request
+            else:
+                out += self._close_reasoning() + self._close_message()
+                opened, added = self._add(item)
+                self.calls[index] = opened
+                out += added
         if arguments := function.get("arguments"):
             opened.parts.append(arguments)
+            if opened.index < 0:
+                return out
             out += self.event("response.function_call_arguments.delta", **self._at(opened), delta=arguments)
         return out
 
@@ -186,6 +199,10 @@ class StreamTranslator:
         for opened in self.calls.values():
             arguments = opened.text or "{}"
             opened.item.update(status="completed", arguments=arguments)
+            if opened.index < 0 and self.approvals is not None:
+                self.asked.append(opened.item)
+                out += self._whole_items([self.approvals.request_item(opened.item)])
+                continue
             out += self.event("response.function_call_arguments.done", **self._at(opened), name=opened.item["name"],
                               arguments=arguments)  # fmt: skip
             out += self.event("response.output_item.done", output_index=opened.index, item=opened.item)
