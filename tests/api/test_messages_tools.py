@@ -53,6 +53,10 @@ def test_an_alias_with_default_servers_answers_after_hub_tools_shown_as_mcp_bloc
     uses = [b for b in message.content if b.type == "mcp_tool_use"]
     assert [(u.name, u.server_name) for u in uses] == [("postgres_db__list_tables", "postgres_db"),
                                                       ("postgres_db__describe_table", "postgres_db")]  # fmt: skip
+    results = [b for b in message.content if b.type == "mcp_tool_result"]
+    assert [r.is_error for r in results] == [False, False]
+    first: Any = results[0].content
+    assert '"orders"' in first[0]["text"] and '"users"' in first[0]["text"]  # list_tables as the model got it
     last = message.content[-1]
     assert last.type == "text" and last.text.startswith("Answer: ") and message.stop_reason == "end_turn"
 

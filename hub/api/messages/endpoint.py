@@ -24,6 +24,7 @@ from hub.config import Config
 from hub.errors import HubError, json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
+from hub.loop.tools import REPORT_OUTPUT
 from hub.state import authenticate, hub_state
 from providers.base import ProviderError
 
@@ -39,6 +40,7 @@ async def messages(request: Request) -> Response:
         raw = await read_json_body(request, state.config.max_request_bytes)
         body = check_chat_request(to_chat(raw, anthropic=_anthropic_only(state.config, raw)))
         alias = body["model"]
+        REPORT_OUTPUT.set(True)  # this request's task only: hub tool outputs for the mcp_tool_result blocks
         answer = await run_chat(request, principal, body, started)
     except (HubError, ProviderError) as exc:
         return anthropic_error(exc)

@@ -66,7 +66,7 @@ def to_message(completion: JSON, model: str) -> JSON:
 
 def hub_tool_blocks(record: Any) -> list[JSON]:
     """The hub tools the gateway ran (the tool loop's `toolhub` record) as MCP connector blocks: `mcp_tool_use`, then
-    its `mcp_tool_result`. The record carries no tool output, so the result blocks have empty content."""
+    its `mcp_tool_result` with the output as the model got it (the record carries it while `REPORT_OUTPUT` is set)."""
     calls: Any = record.get("tool_calls") if isinstance(record, dict) else None  # pyright: ignore[reportUnknownMemberType]
     blocks: list[JSON] = []
     for call in calls if isinstance(calls, list) else ():  # pyright: ignore[reportUnknownVariableType]
@@ -79,8 +79,10 @@ def _mcp_blocks(call: JSON) -> list[JSON]:
     block_id = tool_use_id(call.get("id"))
     use = {"type": "mcp_tool_use", "id": block_id, "name": call.get("name") or "",
            "server_name": call.get("server") or "", "input": _arguments(call.get("arguments"))}  # fmt: skip
+    output = call.get("output")
+    content = [{"type": "text", "text": output}] if isinstance(output, str) and output else []
     result = {"type": "mcp_tool_result", "tool_use_id": block_id, "is_error": bool(call.get("is_error")),
-              "content": []}  # fmt: skip
+              "content": content}  # fmt: skip
     return [use, result]
 
 
