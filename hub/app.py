@@ -22,6 +22,7 @@ from hub.gateway.chat import chat_completions
 from hub.gateway.routing import ModelRouter
 from hub.health import liveliness, readiness
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
+from hub.ops import retention
 from hub.ops.access import AccessLogMiddleware, instrument
 from hub.router.health import health_endpoint
 from hub.state import HubState, authenticate, hub_state
@@ -74,6 +75,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(body, exc.status_code, exc.headers)
 
 
+def _retention(config: Config, state: HubState) -> contextlib.AbstractAsyncContextManager[None]:
+    """The spend-log retention task (hub/ops/retention.py), when a period is set and a store is open."""
+    store = state.extras.get("store")
+    if config.spend_logs_retention is None or store is None:
+        return contextlib.nullcontext()
+    return retention.running(store, config.spend_logs_retention, config.spend_logs_retention_interval)
+
+
 def create_app(
     config: Config, *, extensions: list[Extension] | None = None, routes: list[BaseRoute] | None = None
 ) -> Starlette:
@@ -94,6 +103,7 @@ def create_app(
                     await stack.enter_async_context(extension(state))
                 if config.access_log != "off":
                     state.auth, state.usage = instrument(state.auth, state.usage)
+                await stack.enter_async_context(_retention(config, state))
                 await stack.enter_async_context(router.running(state.extras))  # shared cooldowns, health checks
                 yield
         finally:

@@ -120,6 +120,10 @@ class GeneralSettings(_Section):
     """LiteLLM's key: every log record as one JSON object per line."""
     access_log: Literal["errors", "all", "off"] | None = None
     """Toolhub: which answers leave an access log line (default `errors`: 4xx and 5xx)."""
+    maximum_spend_logs_retention_period: str | None = None
+    """LiteLLM's key: spend logs older than this (`30d`) move into daily aggregates (hub/ops/retention.py)."""
+    maximum_spend_logs_retention_interval: str | None = None
+    """LiteLLM's key: how often retention runs (default `1h`)."""
 
 
 class CacheParams(_Section):
@@ -220,6 +224,9 @@ class Config:
     """The response cache; None when `litellm_settings.cache` is off."""
     json_logs: bool = False
     access_log: Literal["errors", "all", "off"] = "errors"
+    spend_logs_retention: float | None = None
+    """Seconds spend logs are kept before they move into daily aggregates; None: kept forever."""
+    spend_logs_retention_interval: float = 3600.0
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
     source: str = "<memory>"
@@ -284,6 +291,8 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         cache=_cache(file.litellm_settings, general.redis_url),
         json_logs=bool(general.json_logs),
         access_log=general.access_log or "errors",
+        spend_logs_retention=_duration(general, "maximum_spend_logs_retention_period"),
+        spend_logs_retention_interval=_duration(general, "maximum_spend_logs_retention_interval") or 3600.0,
         ignored=tuple(_ignored(file)),
         source=source,
     )
@@ -440,6 +449,16 @@ def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | 
 
 def _caches_chat(call_types: list[str] | None) -> bool:
     return call_types is None or bool({"completion", "acompletion"} & set(call_types))
+
+
+def _duration(general: GeneralSettings, key: str) -> float | None:
+    from hub.accounts.spend import parse_duration
+
+    text = getattr(general, key)
+    try:
+        return None if text is None else parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"general_settings.{key}", str(exc)) from exc
 
 
 def _request_defaults(extras: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -33,7 +33,12 @@ INSERT_USAGE = _insert("toolhub_spend_logs", SPEND_COLUMNS, " ON CONFLICT (id) D
 INSERT_TOOL_CALL = _insert("toolhub_tool_calls", TOOL_COLUMNS, " ON CONFLICT (id) DO NOTHING")
 SELECT_KEY = f"SELECT {', '.join(KEY_COLUMNS)} FROM toolhub_keys WHERE token_hash = $1"
 SELECT_KEY_BY_ALIAS = f"SELECT {', '.join(KEY_COLUMNS)} FROM toolhub_keys WHERE key_alias = $1"
-SPEND_SINCE = "SELECT COALESCE(SUM(cost), 0) AS total FROM toolhub_spend_logs WHERE key_hash = $1 AND created_at >= $2"
+SPEND_SINCE = (  # the logs, plus the daily aggregates of logs past retention (a whole day counts if it overlaps)
+    "SELECT COALESCE((SELECT SUM(cost) FROM toolhub_spend_logs WHERE key_hash = $1 AND created_at >= $2), 0) + "
+    "COALESCE((SELECT SUM(spend) FROM toolhub_spend_daily "
+    "WHERE key_hash = $1 AND day_start > CAST($2 AS DOUBLE PRECISION) - 86400), 0) "
+    "AS total"
+)
 RECORD_MIGRATION = "INSERT INTO toolhub_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
 
 
@@ -118,14 +123,34 @@ def spend_logs_sql(query: SpendQuery) -> tuple[str, str, list[Any], list[Any]]:
 
 def daily_spend_sql(group_by: Literal["key", "model"], start: float | None, end: float | None,
                     key_hash: str | None) -> tuple[str, list[Any]]:  # fmt: skip
+    """Per day and key or model: the spend logs, plus the daily aggregates of logs past retention (migration 4)."""
     column = "key_hash" if group_by == "key" else "model_alias"
+    rolled_column = "NULLIF(key_hash, '')" if group_by == "key" else "model_alias"
     where, args = _spend_where(key_hash, None, start, end)
-    sql = (f"SELECT day, {column} AS grp, COUNT(*) AS requests, SUM(cost) AS spend, "
+    rolled_where, rolled_args = _rolled_where(key_hash, start, end, len(args))
+    sums = ("SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
+            "SUM(cached_tokens) AS cached_tokens")  # fmt: skip
+    sql = (f"SELECT day, grp, CAST(SUM(requests) AS BIGINT) AS requests, SUM(spend) AS spend, "
            "CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, "
            "CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, "
-           f"CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens FROM toolhub_spend_logs {where} "
-           f"GROUP BY day, {column} ORDER BY day, {column}")  # fmt: skip
-    return sql, args
+           "CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens FROM ("
+           f"SELECT day, {column} AS grp, COUNT(*) AS requests, SUM(cost) AS spend, {sums} "
+           f"FROM toolhub_spend_logs {where} GROUP BY day, {column} UNION ALL "
+           f"SELECT day, {rolled_column} AS grp, requests, spend, prompt_tokens, completion_tokens, cached_tokens "
+           f"FROM toolhub_spend_daily {rolled_where}) AS logged GROUP BY day, grp ORDER BY day, grp")  # fmt: skip
+    return sql, [*args, *rolled_args]
+
+
+def _rolled_where(key_hash: str | None, start: float | None, end: float | None, n: int) -> tuple[str, list[Any]]:
+    """The daily aggregates' filter: days that overlap [start, end)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    since = None if start is None else float(start) - 86400
+    for clause, value in (("key_hash = ", key_hash), ("day_start > ", since), ("day_start < ", end)):
+        if value is not None:
+            args.append(value if clause.startswith("key") else float(value))
+            clauses.append(f"{clause}${n + len(args)}")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 TOOL_CALLS = f"SELECT {', '.join(TOOL_COLUMNS)} FROM toolhub_tool_calls ORDER BY created_at DESC, id LIMIT $1"

@@ -1,0 +1,81 @@
+"""The spend-log retention task: `general_settings.maximum_spend_logs_retention_period` (LiteLLM's key, e.g. `30d`).
+
+Every `maximum_spend_logs_retention_interval` (default 1h; the first pass shortly after start) spend logs older than
+the period move into daily aggregates and older tool-call records are deleted, in bounded batches with a pause
+between them (hub/storage/retention.py), so the usage writer and readers get the database in between. A failing
+pass is logged and retried at the next interval; requests never wait for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+
+from hub.storage import Store, StoreError
+from hub.storage.retention import delete_tool_calls, move_spend_logs
+
+logger = logging.getLogger("toolhub.retention")
+BATCH = 5_000
+PAUSE = 0.05
+"""Seconds between batches: the usage writer's transactions get in between."""
+FIRST_PASS_DELAY = 10.0
+
+Batch = Callable[[Store, float, int], Awaitable[int]]
+
+
+async def purge(store: Store, before: float, *, batch: int = BATCH, pause: float = PAUSE) -> tuple[int, int]:
+    """Move spend logs and delete tool calls older than `before`; returns (logs moved, tool calls deleted).
+
+    Raises:
+        StoreError: the database failed; batches done so far stay done.
+    """
+    return await _drain(move_spend_logs, store, before, batch, pause), await _drain(
+        delete_tool_calls, store, before, batch, pause
+    )
+
+
+async def _drain(step: Batch, store: Store, before: float, batch: int, pause: float) -> int:
+    total = 0
+    while True:
+        done = await step(store, before, batch)
+        total += done
+        if done < batch:
+            return total
+        await anyio.sleep(pause)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    store: Store, period: float, interval: float, *, first_delay: float | None = None
+) -> AsyncIterator[None]:
+    """Run retention passes in the background while the app serves; stopped (mid-batch if need be) on exit."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_loop, store, period, interval, FIRST_PASS_DELAY if first_delay is None else first_delay)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
+
+
+async def _loop(store: Store, period: float, interval: float, first_delay: float) -> None:
+    await anyio.sleep(first_delay)
+    while True:
+        await run_pass(store, period)
+        await anyio.sleep(interval)
+
+
+async def run_pass(store: Store, period: float) -> None:
+    """One retention pass; failures are logged, never raised (the next pass retries)."""
+    started = time.perf_counter()
+    try:
+        moved, deleted = await purge(store, time.time() - period)
+    except StoreError as exc:
+        logger.warning("spend-log retention failed, retrying in the next pass: %s", exc)
+        return
+    if moved or deleted:
+        logger.info("spend-log retention: %d spend logs moved into daily aggregates, %d tool calls deleted, %.1f s",
+                    moved, deleted, time.perf_counter() - started)  # fmt: skip
