@@ -24,6 +24,7 @@ from hub.health import liveliness, readiness
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
 from hub.ops import retention
 from hub.ops.access import AccessLogMiddleware, instrument
+from hub.ops.reload import reload_endpoint, reloading
 from hub.router.health import health_endpoint
 from hub.state import HubState, authenticate, hub_state
 from providers._http import HttpPool
@@ -104,7 +105,7 @@ def create_app(
                 if config.access_log != "off":
                     state.auth, state.usage = instrument(state.auth, state.usage)
                 await stack.enter_async_context(_retention(config, state))
-                await stack.enter_async_context(router.running(state.extras))  # shared cooldowns, health checks
+                await stack.enter_async_context(reloading(state))  # runs the router; SIGHUP, POST /config/reload
                 yield
         finally:
             await pool.aclose()
@@ -125,6 +126,7 @@ def create_app(
             Route("/health/liveness", liveliness, methods=["GET"]),
             Route("/health/readiness", readiness, methods=["GET"]),
             Route("/health", health_endpoint, methods=["GET"]),  # hub/router/health.py: calls every deployment
+            Route("/config/reload", reload_endpoint, methods=["POST"]),
             *(routes or ()),
         ],
         middleware=[

@@ -1,0 +1,144 @@
+"""Config reload without a restart: `SIGHUP` or `POST /config/reload` (master key) re-reads the config file.
+
+Models, router settings (retries, fallbacks, strategy), prices and the per-request limits are swapped at once: a
+request that already resolved its route finishes on the old set. A file that would not start is refused with the
+error start would give, and the running config stays. Settings read only at start (keys, database, Redis, MCP
+servers, logging, cache) keep their running values; the answer lists those that differ ("restart_needed").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.config import Config, ConfigError, load_config
+from hub.errors import BadRequest, PermissionDenied, json_response
+from hub.gateway.routing import ModelRouter
+from hub.state import HubState, authenticate, hub_state
+
+logger = logging.getLogger("toolhub.reload")
+RELOADED = frozenset(
+    "models router max_request_bytes max_tool_rounds max_tool_result_chars tool_loop_keepalive_seconds ignored".split()
+)
+_NOT_COMPARED = frozenset({"source"})
+
+
+class Reloader:
+    """Owns the running router's background work, so that a reload can start the new one and stop the old."""
+
+    def __init__(self, state: HubState) -> None:
+        self.state = state
+        self._lock = anyio.Lock()
+        self._router_work = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        await self._router_work.enter_async_context(self.state.router.running(self.state.extras))
+
+    async def aclose(self) -> None:
+        await self._router_work.aclose()
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the file and swap what can be swapped; returns what changed.
+
+        Raises:
+            ConfigError: the file would not start; nothing was changed.
+        """
+        async with self._lock:
+            old = self.state.config
+            if old.source == "<memory>":
+                raise ConfigError("", "this gateway was not started from a config file: nothing to reload")
+            new = load_config(old.source)
+            kept = {f.name: getattr(old, f.name) for f in dataclasses.fields(old) if f.name not in RELOADED}
+            restart = sorted(k for k, v in kept.items() if k not in _NOT_COMPARED and getattr(new, k) != v)
+            await self._swap(dataclasses.replace(new, **kept))
+        added, removed = sorted(new.models.keys() - old.models.keys()), sorted(old.models.keys() - new.models.keys())
+        logger.info("config reloaded from %s: models added %s, removed %s; restart needed for %s",
+                    old.source, added, removed, restart or "nothing")  # fmt: skip
+        return {"reloaded": True, "models": sorted(new.models), "added": added, "removed": removed,
+                "restart_needed": restart}  # fmt: skip
+
+    async def _swap(self, config: Config) -> None:
+        router = ModelRouter.from_config(config, self.state.pool)
+        work = contextlib.AsyncExitStack()
+        await work.enter_async_context(router.running(self.state.extras))
+        old_router, old_work = self.state.router, self._router_work
+        self.state.config, self.state.router, self._router_work = config, router, work
+        await old_work.aclose()
+        _forget_collector(self.state, old_router)
+
+
+def _forget_collector(state: HubState, router: ModelRouter) -> None:
+    """Drop the old router's `/metrics` collector (router.running registers one and leaves it)."""
+    metrics = state.extras.get("metrics")
+    if metrics is None:
+        return
+    names = getattr(metrics.registry, "_collector_to_names", {})
+    for collector in list(names):
+        if getattr(collector, "router", None) is router:
+            metrics.registry.unregister(collector)
+
+
+@contextlib.asynccontextmanager
+async def reloading(state: HubState) -> AsyncIterator[Reloader]:
+    """The reloader for the app's lifespan; SIGHUP reloads too when the app runs in the main thread."""
+    reloader = Reloader(state)
+    await reloader.start()
+    state.extras["reloader"] = reloader
+    hup = asyncio.Event()  # set by the signal handler, which runs outside any task
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_on_each, hup, reloader)
+            with _on_sighup(hup.set):
+                yield reloader
+            tasks.cancel_scope.cancel()
+    finally:
+        await reloader.aclose()
+
+
+async def _on_each(hup: asyncio.Event, reloader: Reloader) -> None:
+    while True:
+        await hup.wait()
+        hup.clear()
+        await _reload_logged(reloader)
+
+
+@contextlib.contextmanager
+def _on_sighup(callback: Callable[[], None]) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, callback)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def _reload_logged(reloader: Reloader) -> None:
+    try:
+        await reloader.reload()
+    except ConfigError as exc:
+        logger.error("config reload refused, the running config stays: config error at %s", exc)
+
+
+async def reload_endpoint(request: Request) -> Response:
+    """`POST /config/reload`: master key only; a bad file is a 400 naming the key, as at start."""
+    if not (await authenticate(request)).is_master:
+        raise PermissionDenied("Only the master key may reload the config.", code="master_key_required")
+    reloader: Reloader = hub_state(request).extras["reloader"]
+    try:
+        return json_response(await reloader.reload())
+    except ConfigError as exc:
+        message = f"config reload refused, the running config stays: {exc}"
+        raise BadRequest(message, param=exc.path or None, code="invalid_config") from exc

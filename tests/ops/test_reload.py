@@ -1,0 +1,107 @@
+"""Config reload while requests run: POST /config/reload (master key) and SIGHUP swap models, router settings and
+prices; a broken file is refused with the start-up error and the running config stays."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+
+from hub.config import load_config
+from hub.server import build_app
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.support.servers import serve_app, toolhub_process
+
+MASTER = {"Authorization": "Bearer sk-reload-master"}
+ASK = [{"role": "user", "content": "hi"}]
+
+
+def entry(alias: str, upstream: str, model: str = "text", **params: Any) -> dict[str, Any]:
+    return {"model_name": alias, "litellm_params": {"model": f"openai/{model}", "api_base": f"{upstream}/v1",
+                                                    "api_key": API_KEY, **params}}  # fmt: skip
+
+
+def write(path: Path, models: list[dict[str, Any]], **general: Any) -> None:
+    settings = {"master_key": "sk-reload-master", "database_url": f"sqlite:///{path.parent / 'hub.db'}", **general}
+    path.write_text(yaml.safe_dump({"model_list": models, "general_settings": settings}))
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with serve_app(FakeOpenAI().app) as url:
+        yield url
+
+
+def models(url: str) -> list[str]:
+    return [m["id"] for m in httpx2.get(f"{url}/v1/models", headers=MASTER).json()["data"]]
+
+
+def chat(url: str, model: str) -> httpx2.Response:
+    return httpx2.post(f"{url}/v1/chat/completions", headers=MASTER, json={"model": model, "messages": ASK},
+                       timeout=20)  # fmt: skip
+
+
+def test_a_reload_swaps_models_and_prices_while_a_request_runs_on_the_old_set(tmp_path: Path, upstream: str) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, [entry("old", upstream), entry("slow", upstream, "slow-1"), entry("priced", upstream)])
+    with serve_app(build_app(load_config(path))) as url:
+        assert chat(url, "priced").headers["x-toolhub-cost"] == "0"
+        in_flight: list[httpx2.Response] = []
+        runner = threading.Thread(target=lambda: in_flight.append(chat(url, "slow")))
+        runner.start()
+        time.sleep(0.3)  # the slow request has resolved its route and waits on the upstream (1 s)
+        write(path, [entry("slow", upstream, "slow-1"), entry("new", upstream),
+                     entry("priced", upstream, input_cost_per_token=1.0)], max_tool_rounds=3,
+              redis_url="redis://127.0.0.1:1/0")  # fmt: skip
+        reloaded = httpx2.post(f"{url}/config/reload", headers=MASTER)
+        runner.join(20)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json() == {"reloaded": True, "models": ["new", "priced", "slow"], "added": ["new"],
+                                   "removed": ["old"], "restart_needed": ["redis_url"]}  # fmt: skip
+        assert in_flight[0].status_code == 200
+        assert models(url) == ["slow", "new", "priced"]
+        assert chat(url, "new").status_code == 200
+        assert chat(url, "old").status_code == 404
+        assert float(chat(url, "priced").headers["x-toolhub-cost"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "path_in_message"),
+    [("model_list: [\n  - bad indent\n x", "is not valid YAML"),
+     ("model_list:\n  - model_name: a\n    litellm_params: {model: bedrock/x}\n",
+      "model_list[0].litellm_params.model: unknown provider 'bedrock'")],
+)  # fmt: skip
+def test_a_broken_file_is_refused_and_the_running_config_stays(
+    tmp_path: Path, upstream: str, text: str, path_in_message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, [entry("kept", upstream)])
+    with serve_app(build_app(load_config(path))) as url:
+        path.write_text(text)
+        refused = httpx2.post(f"{url}/config/reload", headers=MASTER)
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_config" and path_in_message in error["message"]
+        assert models(url) == ["kept"] and chat(url, "kept").status_code == 200
+        assert httpx2.post(f"{url}/config/reload").status_code == 401
+
+
+def test_sighup_reloads_the_file(tmp_path: Path, upstream: str) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, [entry("first", upstream)])
+    with toolhub_process(path) as (url, proc):
+        write(path, [entry("first", upstream), entry("second", upstream)])
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while models(url) != ["first", "second"]:
+            assert time.monotonic() < deadline, "SIGHUP did not reload"
+            time.sleep(0.05)
+        assert chat(url, "second").status_code == 200
+        assert proc.poll() is None
