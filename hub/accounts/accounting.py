@@ -45,11 +45,11 @@ class _Ticket:
     def check(self, record: UsageRecord) -> None:
         entry = self._entry
         if entry is not None and entry.account.max_budget is not None:
-            entry.account.check(self._accounting.pricer.cost(self._route, record))
+            entry.account.check(self._accounting.pricer.cost(record.priced_route or self._route, record))
 
     def settle(self, record: UsageRecord) -> None:
         accounting = self._accounting
-        cost = record.cost = accounting.pricer.cost(self._route, record)
+        cost = record.cost = accounting.pricer.cost(record.priced_route or self._route, record)
         if self._entry is not None:
             self._entry.account.charge(cost)
         if self._limits:

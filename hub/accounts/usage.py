@@ -37,6 +37,10 @@ class UsageRecord:
     """Unix time the request finished."""
     cache_hit: bool = False
     """Served from the response cache (hub/cache): no upstream call, no tokens, zero cost."""
+    priced_route: ModelRoute | None = field(default=None, repr=False, compare=False)
+    """The deployment that answered, when the router fell back or balanced to another one than the request was
+    admitted on: the request is priced at its prices (a tool loop whose rounds were answered by different
+    deployments is priced at the last one's; not stored)."""
     ticket: Ticket | None = field(default=None, repr=False, compare=False)
     """Set by the guard's `admit`; `hub.gateway.chat` settles it when the request finishes (not stored)."""
 

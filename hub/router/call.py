@@ -182,6 +182,7 @@ class RoutedCall:
             if (record := self.record) is not None:
                 record.upstream_model = current.route.deployment.model
                 record.provider = current.route.deployment.provider
+                record.priced_route = current.route
             return result
 
     def _failed(self, group: Group, slot: Slot, exc: ProviderError) -> ErrorKind:
