@@ -20,6 +20,8 @@ from hub.storage.retention import delete_tool_calls, move_spend_logs
 
 logger = logging.getLogger("toolhub.retention")
 BATCH = 5_000
+SQLITE_BATCH = 1_000
+"""SQLite has one writer: a smaller batch keeps each write transaction near 50 ms (5,000 rows took ~240 ms)."""
 PAUSE = 0.05
 """Seconds between batches: the usage writer's transactions get in between."""
 FIRST_PASS_DELAY = 10.0
@@ -27,12 +29,15 @@ FIRST_PASS_DELAY = 10.0
 Batch = Callable[[Store, float, int], Awaitable[int]]
 
 
-async def purge(store: Store, before: float, *, batch: int = BATCH, pause: float = PAUSE) -> tuple[int, int]:
+async def purge(store: Store, before: float, *, batch: int | None = None, pause: float = PAUSE) -> tuple[int, int]:
     """Move spend logs and delete tool calls older than `before`; returns (logs moved, tool calls deleted).
 
     Raises:
         StoreError: the database failed; batches done so far stay done.
     """
+    from hub.storage.sqlite import SqliteStore
+
+    batch = batch or (SQLITE_BATCH if isinstance(store, SqliteStore) else BATCH)
     return await _drain(move_spend_logs, store, before, batch, pause), await _drain(
         delete_tool_calls, store, before, batch, pause
     )
