@@ -83,6 +83,8 @@ def _log(row: dict[str, Any]) -> dict[str, Any]:
         "error": row["error"], "stream": bool(row["stream"]), "tool_calls": row["tool_calls"],
         "latency_ms": row["latency_ms"], "overhead_ms": max(0.0, row["latency_ms"] - row["upstream_ms"]),
         "startTime": _iso(started), "endTime": _iso(row["created_at"]),
+        "answered_by_group": row["answered_group"] or row["model_alias"], "api_base": row["api_base"],
+        "attempted_retries": row["retries"], "attempted_fallbacks": row["fallbacks"],
     }  # fmt: skip
 
 

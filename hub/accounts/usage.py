@@ -37,6 +37,14 @@ class UsageRecord:
     """Unix time the request finished."""
     cache_hit: bool = False
     """Served from the response cache (hub/cache): no upstream call, no tokens, zero cost."""
+    answered_group: str = ""
+    """The model group that answered when the router fell back to another one (empty: the requested one)."""
+    api_base: str = ""
+    """The api_base of the deployment that answered (empty: the provider's default)."""
+    retries: int = 0
+    """Attempts the router repeated, in any group."""
+    fallbacks: int = 0
+    """Fallback groups the router tried."""
     priced_route: ModelRoute | None = field(default=None, repr=False, compare=False)
     """The deployment that answered, when the router fell back or balanced to another one than the request was
     admitted on: the request is priced at its prices (a tool loop whose rounds were answered by different

@@ -183,6 +183,9 @@ class RoutedCall:
                 record.upstream_model = current.route.deployment.model
                 record.provider = current.route.deployment.provider
                 record.priced_route = current.route
+                record.api_base = current.route.deployment.api_base or ""
+                record.answered_group = group.alias if group is not self.group else ""
+                record.retries, record.fallbacks = self.retries, self.fallbacks
             return result
 
     def _failed(self, group: Group, slot: Slot, exc: ProviderError) -> ErrorKind:
@@ -223,6 +226,8 @@ class RoutedCall:
 
     def _final(self, error: ProviderError) -> ProviderError:
         error.headers = {**error.headers, **self.headers()}
+        if (record := self.record) is not None:
+            record.retries, record.fallbacks = self.retries, self.fallbacks
         return error
 
     def _all_cooling(self, cooling: list[_Cooling]) -> ProviderError:

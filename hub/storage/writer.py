@@ -169,9 +169,14 @@ class UsageWriter:
         return True
 
 
+_REQUEST_ONLY = frozenset({"ticket", "priced_route"})
+"""UsageRecord fields that live only while the request runs (a ticket; a route, which holds the provider's key)."""
+
+
 def _to_json(item: Item) -> dict[str, Any]:
     if isinstance(item, StoredUsage):
-        data = {f.name: getattr(item.record, f.name) for f in dataclasses.fields(item.record) if f.name != "ticket"}
+        record = item.record
+        data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.name not in _REQUEST_ONLY}
         return {"kind": "usage", "id": item.id, **data}
     return {"kind": "tool", "id": item.id, **dataclasses.asdict(item.call)}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -51,15 +52,20 @@ def test_a_fallback_answer_is_priced_at_the_fallbacks_prices(up: Upstreams, tmp_
                 )
             )  # fmt: skip
             assert chunks[-1].usage is not None
-        costs = _logged_costs(url, 1 + stream)
-    assert costs == [pytest.approx(expected)] * (1 + stream)
+        logs = _logs(url, 1 + stream)
+    assert [row["spend"] for row in logs] == [pytest.approx(expected)] * (1 + stream)
+
+    def routed(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["model"], row["answered_by_group"], row["api_base"], row["attempted_fallbacks"])
+
+    assert [routed(row) for row in logs] == [("g", "h", f"{up.b.url}/v1", 1)] * (1 + stream)
 
 
-def _logged_costs(url: str, count: int) -> list[float]:
-    """The costs in /spend/logs once `count` requests are there (usage is written in the background)."""
+def _logs(url: str, count: int) -> list[dict[str, Any]]:
+    """/spend/logs once `count` requests are there (usage is written in the background)."""
     deadline = time.monotonic() + 10
     while True:
         answer = httpx2.get(f"{url}/spend/logs", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
         if answer["total"] >= count or time.monotonic() > deadline:
-            return [row["spend"] for row in answer["data"]]
+            return answer["data"]
         time.sleep(0.05)

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
+from hub.config import parse_config
 from hub.storage import SpendQuery, Store, StoredToolCall, StoredUsage, StoreError
 from hub.storage.writer import UsageWriter
 
@@ -172,3 +173,27 @@ async def test_a_batch_cancelled_mid_write_at_shutdown_is_written_by_aclose(stor
             tg.cancel_scope.cancel()  # the app's lifespan ends while the batch is being written
         await writer.aclose()
     assert await stored_request_ids(store) == expected(10)
+
+
+async def test_what_the_router_did_is_stored_and_survives_a_spill_without_the_routes_secrets(
+    store: Store, tmp_path: Path
+) -> None:
+    config = parse_config(
+        {"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "sk-secret-in-route"}}]},
+        {},
+    )
+    routed = record(1)
+    routed.priced_route = config.models["m"][0]
+    routed.answered_group, routed.api_base, routed.retries, routed.fallbacks = "backup", "http://b/v1", 2, 1
+    flaky = FlakyStore(store)
+    spill = tmp_path / "spill.jsonl"
+    writer = UsageWriter(flaky, spill)  # pyright: ignore[reportArgumentType]
+    flaky.down = True
+    writer.record(routed)
+    await writer.aclose()
+    assert spill.exists() and b"sk-secret-in-route" not in spill.read_bytes()
+    assert await UsageWriter(store, spill).flush()
+    rows, _ = await store.spend_logs(SpendQuery(limit=10))
+    assert [(r["answered_group"], r["api_base"], r["retries"], r["fallbacks"]) for r in rows] == [
+        ("backup", "http://b/v1", 2, 1)
+    ]
