@@ -6,16 +6,18 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+import yaml
 
 from hub.config import parse_config
 from hub.server import build_app
 from tests.e2e.conftest import MASTER_KEY, gateway_config
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
-from tests.support.servers import refusing_port, serve_app
+from tests.support.servers import refusing_port, serve_app, toolhub_process
 
 REDIS_URL = os.environ.get("TOOLHUB_TEST_REDIS_URL")
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs TOOLHUB_TEST_REDIS_URL")
@@ -72,3 +74,22 @@ def test_an_unreachable_redis_serves_every_request_as_a_miss(fake_openai: tuple[
         for _ in range(2):
             response = ask(url, messages)
             assert response.status_code == 200 and response.headers["x-toolhub-cache-hit"] == "false"
+
+
+def test_two_toolhub_processes_share_one_redis_cache(fake_openai: tuple[FakeOpenAI, str], tmp_path: Path) -> None:
+    fake, upstream = fake_openai
+    params = {"model": "openai/text", "api_base": f"{upstream}/v1", "api_key": API_KEY}
+    cache = {"type": "redis", "redis_url": REDIS_URL, "namespace": f"test-{uuid.uuid4().hex[:8]}"}
+    raw = {
+        "model_list": [{"model_name": "text", "litellm_params": params}],
+        "general_settings": {"master_key": MASTER_KEY},
+        "litellm_settings": {"cache": True, "cache_params": cache},
+    }
+    path = tmp_path / "toolhub.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    messages = unique()
+    with toolhub_process(path) as (first, _), toolhub_process(path) as (second, _):
+        miss, hit = ask(first, messages), ask(second, messages)
+    assert (miss.headers["x-toolhub-cache-hit"], hit.headers["x-toolhub-cache-hit"]) == ("false", "true")
+    assert hit.json() == miss.json()
+    assert sum(1 for body in fake.requests if body["messages"] == messages) == 1
