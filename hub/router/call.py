@@ -157,7 +157,7 @@ class RoutedCall:
                     result = await current.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
             except ProviderError as exc:
                 kind = self._failed(group, current, exc)
-                if attempt >= self.router.policy.retries(kind, self.options.num_retries):
+                if attempt >= self.router.policy.retries(kind, self.options.num_retries, group.alias):
                     raise
                 tried.append(current)
                 wait = self._wait(exc, attempt, group, tried)

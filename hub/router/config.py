@@ -63,6 +63,8 @@ class RouterKeys(_Keys):
     num_retries: int | None = Field(default=None, ge=0, le=10)
     retry_after: float | None = Field(default=None, ge=0)
     retry_policy: RetryPolicy | None = None
+    model_group_retry_policy: dict[str, RetryPolicy] | None = None
+    """Per model group, in place of `retry_policy` for the error classes it names."""
     timeout: float | None = Field(default=None, gt=0)
     stream_timeout: float | None = Field(default=None, gt=0)
     allowed_fails: int | None = Field(default=None, ge=0)
@@ -83,6 +85,8 @@ class RouterPolicy:
 
     num_retries: int = 0
     retries_by_kind: Mapping[ErrorKind, int] = field(default_factory=dict[ErrorKind, int])
+    retries_by_group: Mapping[str, Mapping[ErrorKind, int]] = field(default_factory=dict[str, Mapping[ErrorKind, int]])
+    """`model_group_retry_policy`: a group's own retries per error kind, before `retries_by_kind`."""
     retry_after: float = 0.0
     """Seconds to wait at least before a retry on the same deployment (LiteLLM's `retry_after`)."""
     timeout: float | None = None
@@ -99,15 +103,18 @@ class RouterPolicy:
     background_health_checks: bool = False
     health_check_interval: float = 300.0
 
-    def retries(self, kind: ErrorKind, requested: int | None = None) -> int:
-        """How many retries an error of `kind` gets (`requested`: the request's own `num_retries`)."""
+    def retries(self, kind: ErrorKind, requested: int | None = None, group: str | None = None) -> int:
+        """How many retries an error of `kind` in `group` gets (`requested`: the request's own `num_retries`)."""
         if kind in ("client", "context_window"):
             return 0
+        by_kind = self.retries_by_kind
+        if group is not None and (own := self.retries_by_group.get(group)) and kind in own:
+            by_kind = own
         if kind == "content_policy":  # the same content is refused again unless the policy says otherwise
-            return self.retries_by_kind.get(kind, 0)
+            return by_kind.get(kind, 0)
         if requested is not None:
             return requested
-        return self.retries_by_kind.get(kind, self.num_retries)
+        return by_kind.get(kind, self.num_retries)
 
     def allowed(self, kind: ErrorKind) -> int:
         return self.allowed_fails_by_kind.get(kind, self.allowed_fails)
@@ -145,6 +152,7 @@ def router_policy(
     return RouterPolicy(
         num_retries=_or(pick("num_retries"), 0),
         retries_by_kind=_by_kind(retry, "Retries"),
+        retries_by_group={g: _by_kind(p, "Retries") for g, p in (pick("model_group_retry_policy") or {}).items()},
         retry_after=_or(pick("retry_after"), 0.0),
         timeout=pick("timeout"),
         allowed_fails=_or(pick("allowed_fails"), 3),

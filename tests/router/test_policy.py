@@ -55,6 +55,18 @@ def test_retries_by_error_kind_never_retry_client_errors() -> None:
     assert policy.retries("client", requested=3) == 0
 
 
+def test_model_group_retry_policy_overrides_the_retry_policy_for_its_group_only() -> None:
+    c = config(
+        {"num_retries": 1, "retry_policy": {"RateLimitErrorRetries": 4},
+         "model_group_retry_policy": {"a": {"RateLimitErrorRetries": 0, "InternalServerErrorRetries": 3}}}
+    )  # fmt: skip
+    policy = c.router
+    assert [policy.retries("rate_limit", group=g) for g in ("a", "b", None)] == [0, 4, 4]
+    assert [policy.retries("server", group=g) for g in ("a", "b")] == [3, 1]
+    assert policy.retries("client", group="a") == 0
+    assert not any("model_group_retry_policy" in line for line in c.ignored)
+
+
 def test_the_chain_depends_on_the_error_kind() -> None:
     policy = RouterPolicy(
         fallbacks={"a": ("b",)}, context_window_fallbacks={"a": ("c",)}, default_fallbacks=("d",), max_fallbacks=5
