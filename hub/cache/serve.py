@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from hub.cache.replay import completion_chunks
 from hub.errors import json_response
@@ -16,7 +17,7 @@ JSON = dict[str, Any]
 
 def hit_response(body: JSON, completion: JSON | bytes, headers: dict[str, str]) -> Response:
     """`completion` (stored JSON bytes, or the answer an identical in-flight request got) as a JSON answer, or for
-    `stream: true` the SSE chunks the SDK accumulates back into it, in one body: the answer is complete already."""
+    `stream: true` the SSE chunks the SDK accumulates back into it, sent at once: the answer is complete already."""
     if not body.get("stream"):
         if isinstance(completion, bytes):
             return Response(completion, media_type="application/json", headers=headers)
@@ -24,4 +25,11 @@ def hit_response(body: JSON, completion: JSON | bytes, headers: dict[str, str]) 
     answer = orjson.loads(completion) if isinstance(completion, bytes) else completion
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     events = [sse.event(chunk) for chunk in completion_chunks(answer, include_usage=include_usage)]
-    return Response(b"".join(events) + sse.DONE, media_type="text/event-stream", headers={**sse.HEADERS, **headers})
+    payload = b"".join(events) + sse.DONE
+    return StreamingResponse(_once(payload), media_type="text/event-stream", headers={**sse.HEADERS, **headers})
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    """The whole replay in one piece, streamed (no content-length: the inbound APIs of hub/api rewrite the bytes);
+    an async generator, as Starlette runs a sync iterator's steps in its thread pool."""
+    yield body

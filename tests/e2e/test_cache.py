@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,3 +187,31 @@ def test_without_cache_settings_nothing_is_cached_and_no_cache_headers_are_sent(
         )
         assert response.status_code == 200 and "x-toolhub-cache-hit" not in response.headers
     assert upstream_calls(fake, messages) == 2
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/responses"])
+def test_other_inbound_apis_replay_a_cached_stream_identically(cached_url: str, fake: FakeOpenAI, path: str) -> None:
+    messages = unique()
+    if path == "/v1/messages":
+        body: dict[str, Any] = {"model": "text", "max_tokens": 50, "messages": messages, "stream": True}
+    else:
+        body = {"model": "text", "input": messages[0]["content"], "stream": True}
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    texts: list[str] = []
+    for _ in range(2):
+        with httpx2.stream("POST", f"{cached_url}{path}", json=body, headers=headers, timeout=20) as response:
+            assert response.status_code == 200
+            data = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+        texts.append("".join(_delta_text(d) for d in data))
+    assert texts[0] and texts[1] == texts[0]
+    assert sum(1 for b in fake.requests if b["messages"][-1] == messages[0]) == 1
+
+
+def _delta_text(data: str) -> str:
+    if data == "[DONE]":
+        return ""
+    event = json.loads(data)
+    delta = event.get("delta")
+    if isinstance(delta, dict):
+        return delta.get("text") or ""  # Anthropic content_block_delta
+    return delta if isinstance(delta, str) and event.get("type") == "response.output_text.delta" else ""
