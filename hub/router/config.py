@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,6 +78,11 @@ class RouterKeys(_Keys):
     context_window_fallbacks: FallbackList | None = None
     content_policy_fallbacks: FallbackList | None = None
     max_fallbacks: int | None = Field(default=None, ge=0, le=20)
+    redis_host: str | None = None
+    """LiteLLM's router Redis (`redis_host`, `redis_port`, `redis_password`): shares cooldowns when
+    `general_settings.redis_url` is not set."""
+    redis_port: int | None = Field(default=None, gt=0, lt=65536)
+    redis_password: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,8 @@ class RouterPolicy:
     max_fallbacks: int = 5
     background_health_checks: bool = False
     health_check_interval: float = 300.0
+    redis_url: str | None = field(default=None, repr=False)
+    """From `redis_host`/`redis_port`/`redis_password`; the router uses `general_settings.redis_url` first."""
 
     def retries(self, kind: ErrorKind, requested: int | None = None, group: str | None = None) -> int:
         """How many retries an error of `kind` in `group` gets (`requested`: the request's own `num_retries`)."""
@@ -166,7 +174,15 @@ def router_policy(
         max_fallbacks=_or(pick("max_fallbacks"), 5),
         background_health_checks=health_checks,
         health_check_interval=interval or 300.0,
+        redis_url=_redis_url(pick("redis_host"), pick("redis_port"), pick("redis_password")),
     )
+
+
+def _redis_url(host: str | None, port: int | None, password: str | None) -> str | None:
+    if not host:
+        return None
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port or 6379}/0"
 
 
 def fallback_problems(policy: RouterPolicy, groups: Iterable[str]) -> list[tuple[str, str]]:

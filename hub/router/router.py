@@ -58,7 +58,8 @@ class Router:
     @classmethod
     def from_config(cls, config: Config, pool: HttpPool) -> Self:
         """The router a config describes; cooldowns are shared through Redis when `redis_url` is set."""
-        redis = redis_client(config.redis_url) if config.redis_url else None
+        url = config.redis_url or config.router.redis_url
+        redis = redis_client(url) if url else None
         return cls(config.models, pool, config.router, redis=redis)
 
     def target(self, group: Group, principal: Principal, body: dict[str, Any] | None = None) -> Target:

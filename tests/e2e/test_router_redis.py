@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -93,4 +94,19 @@ def test_a_cooldown_is_shared_by_two_toolhub_processes(up: Upstreams, tmp_path: 
             for _ in range(4)
         ]
     assert retries == ["0"] * 4
+    assert up.a.faults.calls == 1
+
+
+def test_litellms_router_redis_keys_share_cooldowns_too(up: Upstreams) -> None:
+    up.a.faults.always = OPENAI_500
+    g = group_name()
+    parts = urlsplit(REDIS_URL or "")
+    models = [up.a.deployment(g), up.b.deployment(g)]
+    settings = {"num_retries": 1, "allowed_fails": 0, "cooldown_time": 30, "redis_host": parts.hostname,
+                "redis_port": parts.port or 6379}  # fmt: skip
+    with gateway(models, **settings) as first, gateway(models, **settings) as second:
+        assert answered_by(first.chat(g))[2] == "1"
+        time.sleep(0.8)
+        responses = [second.chat(g) for _ in range(4)]
+    assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
     assert up.a.faults.calls == 1

@@ -108,3 +108,10 @@ def test_order_and_weight_reach_the_route() -> None:
     raw = {"model_list": [entry("a", order=2, weight=9), entry("a", order=1)]}
     first, second = parse_config(raw, {}).models["a"]
     assert (first.order, first.weight, second.order, second.weight) == (2, 9, 1, None)
+
+
+def test_litellms_router_redis_keys_share_cooldowns_when_there_is_no_redis_url() -> None:
+    c = config({"redis_host": "127.0.0.1", "redis_port": 6380, "redis_password": "p@ss"})
+    assert c.router.redis_url == "redis://:p%40ss@127.0.0.1:6380/0"
+    assert c.ignored == ()
+    assert config({}).router.redis_url is None
