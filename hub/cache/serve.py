@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from hub.cache.replay import completion_chunks
 from hub.errors import json_response
@@ -26,10 +25,8 @@ def hit_response(body: JSON, completion: JSON | bytes, headers: dict[str, str]) 
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     events = [sse.event(chunk) for chunk in completion_chunks(answer, include_usage=include_usage)]
     payload = b"".join(events) + sse.DONE
-    return StreamingResponse(_once(payload), media_type="text/event-stream", headers={**sse.HEADERS, **headers})
-
-
-async def _once(body: bytes) -> AsyncIterator[bytes]:
-    """The whole replay in one piece, streamed (no content-length: the inbound APIs of hub/api rewrite the bytes);
-    an async generator, as Starlette runs a sync iterator's steps in its thread pool."""
-    yield body
+    response = Response(payload, media_type="text/event-stream", headers={**sse.HEADERS, **headers})
+    # Sent whole but without content-length, as a stream is: the inbound APIs of hub/api rewrite the bytes. (A
+    # StreamingResponse costs ~0.2 ms more CPU per hit; a sync iterator runs in Starlette's thread pool.)
+    del response.headers["content-length"]
+    return response
