@@ -85,6 +85,7 @@ def _log(row: dict[str, Any]) -> dict[str, Any]:
         "startTime": _iso(started), "endTime": _iso(row["created_at"]),
         "answered_by_group": row["answered_group"] or row["model_alias"], "api_base": row["api_base"],
         "attempted_retries": row["retries"], "attempted_fallbacks": row["fallbacks"],
+        "cache_hit": bool(row["cache_hit"]),
     }  # fmt: skip
 
 

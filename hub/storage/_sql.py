@@ -17,7 +17,7 @@ _JSON_COLUMNS = frozenset({"models", "mcp_servers", "mcp_tools", "metadata"})
 SPEND_COLUMNS = ("id", "request_id", "key_hash", "model_alias", "upstream_model", "provider", "prompt_tokens",
                  "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "latency_ms", "upstream_ms",
                  "status_code", "stream", "error", "tool_calls", "created_at", "day", "answered_group", "api_base",
-                 "retries", "fallbacks")  # fmt: skip
+                 "retries", "fallbacks", "cache_hit")  # fmt: skip
 TOOL_COLUMNS = ("id", "request_id", "key_hash", "server", "tool", "duration_ms", "error", "created_at")
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS toolhub_migrations (
@@ -94,7 +94,7 @@ def usage_params(item: StoredUsage) -> list[Any]:
     return [item.id, r.request_id, r.key_id, r.model_alias, r.upstream_model, r.provider, r.prompt_tokens,
             r.completion_tokens, r.cached_tokens, r.reasoning_tokens, r.cost, r.latency_ms, r.upstream_ms,
             r.status_code, int(r.stream), r.error, len(r.tool_calls), r.created_at, day, r.answered_group or None,
-            r.api_base or None, r.retries, r.fallbacks]  # fmt: skip
+            r.api_base or None, r.retries, r.fallbacks, int(r.cache_hit)]  # fmt: skip
 
 
 def tool_call_params(item: StoredToolCall) -> list[Any]:

@@ -74,7 +74,7 @@ def test_a_hit_costs_nothing_and_is_logged_as_a_request_of_zero_cost(hub: tuple[
     info = httpx2.get(f"{url}/key/info", headers=MASTER, params={"key": key}).json()["info"]
     assert info["spend"] == pytest.approx(19)
     logs = httpx2.get(f"{url}/spend/logs", headers=MASTER, params={"api_key": key}).json()["data"]
-    assert sorted(row["spend"] for row in logs) == [0, 19]
+    assert sorted((row["spend"], row["cache_hit"]) for row in logs) == [(0, True), (19, False)]
 
 
 def test_a_key_over_its_budget_gets_429_even_for_a_cached_answer(hub: tuple[str, FakeOpenAI]) -> None:
