@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from hub.config import (
-    _REQUEST_DEFAULTS,  # pyright: ignore[reportPrivateUsage]
+from hub.config.schema import (
+    REQUEST_DEFAULT_PARAMS,
     ConfigFile,
     GeneralSettings,
     LiteLLMParams,
@@ -38,7 +38,7 @@ _SECTIONS: list[tuple[re.Pattern[str], type[BaseModel], frozenset[str]]] = [
     (re.compile(r"^litellm_settings\.([^.]+)$"), LiteLLMSettings, frozenset()),
     (re.compile(r"^router_settings\.([^.]+)$"), RouterSettings, frozenset()),
     (re.compile(r"^model_list\[\d+\]\.([^.]+)$"), ModelListEntry, frozenset()),
-    (re.compile(r"^model_list\[\d+\]\.litellm_params\.([^.]+)$"), LiteLLMParams, _REQUEST_DEFAULTS),
+    (re.compile(r"^model_list\[\d+\]\.litellm_params\.([^.]+)$"), LiteLLMParams, REQUEST_DEFAULT_PARAMS),
     (re.compile(r"^mcp_servers\.[^.]+\.([^.]+)$"), McpServerSpec, frozenset()),
     (re.compile(r"^([^.\[]+)$"), ConfigFile, frozenset()),
 ]

@@ -1,0 +1,139 @@
+"""The config file's schema: LiteLLM's sections as pydantic models, read by `hub.config` into explicit objects.
+
+Known keys are typed (a wrong type fails start with its path); unknown keys are kept in `model_extra` and reported
+once as ignored by `hub.config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.mcp.config import McpServerSpec
+from hub.router.config import RouterKeys
+from providers.openai import KNOWN_PARAMS
+
+
+class _Section(BaseModel):
+    """Known keys are typed; unknown keys are kept in `model_extra` and reported as ignored."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+REQUEST_DEFAULT_PARAMS = KNOWN_PARAMS - {"model", "messages", "stream", "stream_options", "tools", "functions"}
+REQUEST_DEFAULT_PARAMS |= {"thinking", "top_k"}
+NUMBER_TYPES = (int, float)
+REQUEST_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("temperature", "top_p", "presence_penalty", "frequency_penalty"), NUMBER_TYPES),
+    **dict.fromkeys(("max_tokens", "max_completion_tokens", "n", "seed", "top_k", "top_logprobs"), (int,)),
+    **dict.fromkeys(("parallel_tool_calls", "logprobs", "store"), (bool,)),
+    **dict.fromkeys(("user", "reasoning_effort", "verbosity", "service_tier", "safety_identifier"), (str,)),
+    **dict.fromkeys(("response_format", "metadata", "logit_bias", "prediction"), (dict,)),
+    "stop": (str, list),
+}
+"""Request defaults in `litellm_params` whose type is checked at load (a wrong one would fail every request)."""
+
+
+class CachePoint(_Section):
+    """One of LiteLLM's `cache_control_injection_points`: a message by role or by index (negative from the end)."""
+
+    location: Literal["message"]
+    role: Literal["system", "developer", "user", "assistant", "tool"] | None = None
+    index: int | None = None
+    control: dict[str, Any] | None = None
+
+
+class LiteLLMParams(_Section):
+    model: str
+    api_key: str | None = None
+    api_base: str | None = None
+    base_url: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    drop_params: bool | None = None
+    extra_headers: dict[str, str] | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    order: int | None = None
+    weight: float | None = Field(default=None, ge=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    allow_private_image_urls: bool | None = None
+    cache_read_input_token_cost: float | None = Field(default=None, ge=0)
+    cache_control_injection_points: list[CachePoint] | None = None
+    """Anthropic prompt-cache breakpoints the gateway adds (`providers.anthropic.cache_points`)."""
+
+
+class ModelListEntry(_Section):
+    model_name: str = Field(min_length=1)
+    litellm_params: LiteLLMParams
+    model_info: dict[str, Any] | None = None
+    mcp_servers: list[str] | None = None
+    """Toolhub: hub MCP servers whose tools this alias offers to the model by default (the tool loop)."""
+    cache_tool_loops: bool | None = None
+    """Toolhub: cache answers of requests in which hub tools ran (off: tools read live data)."""
+
+
+class GeneralSettings(_Section):
+    master_key: str | None = None
+    database_url: str | None = None
+    max_request_size_mb: float | None = Field(default=None, gt=0)
+    redis_url: str | None = None
+    usage_spill_path: str | None = None
+    """Toolhub: where usage records go while the database is down (replayed when it is back)."""
+    shutdown_grace_seconds: float | None = Field(default=None, ge=0)
+    max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
+    max_tool_result_chars: int | None = Field(default=None, ge=100)
+    tool_loop_keepalive_seconds: float | None = Field(default=None, gt=0)
+    key_cache_seconds: float | None = Field(default=None, ge=0)
+    mcp_allowed_hosts: list[str] | None = None
+    """Host values (e.g. `hub.example.com`, `hub.example.com:*`) /mcp and /sse accept behind a reverse proxy."""
+    mcp_tool_separator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,3}$")
+    background_health_checks: bool | None = None
+    health_check_interval: float | None = Field(default=None, gt=0)
+    json_logs: bool | None = None
+    """LiteLLM's key: every log record as one JSON object per line."""
+    access_log: Literal["errors", "all", "off"] | None = None
+    """Toolhub: which answers leave an access log line (default `errors`: 4xx and 5xx)."""
+    maximum_spend_logs_retention_period: str | None = None
+    """LiteLLM's key: spend logs older than this (`30d`) move into daily aggregates (hub/ops/retention.py)."""
+    maximum_spend_logs_retention_interval: str | None = None
+    """LiteLLM's key: how often retention runs (default `1h`)."""
+
+
+class CacheParams(_Section):
+    """LiteLLM's `litellm_settings.cache_params` (plus Toolhub's bounds of the local LRU)."""
+
+    type: Literal["local", "redis"] = "local"
+    ttl: float | None = Field(default=None, gt=0)
+    namespace: str | None = Field(default=None, min_length=1)
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    password: str | None = None
+    redis_url: str | None = None
+    supported_call_types: list[str] | None = None
+    max_entries: int | None = Field(default=None, ge=1)
+    max_bytes: int | None = Field(default=None, ge=1024)
+    inflight_wait_seconds: float | None = Field(default=None, ge=0)
+
+
+class LiteLLMSettings(RouterKeys):  # LiteLLM reads the router keys (hub/router/config.py) here too
+    drop_params: bool | None = None
+    request_timeout: float | None = Field(default=None, gt=0)
+    cache: bool | None = None
+    cache_params: CacheParams | None = None
+
+
+class RouterSettings(RouterKeys):
+    """Retries, cooldowns, balancing and fallbacks (`hub.router.config.RouterKeys`)."""
+
+
+class ConfigFile(_Section):
+    model_list: list[ModelListEntry] = Field(default_factory=list[ModelListEntry])
+    general_settings: GeneralSettings = GeneralSettings()
+    litellm_settings: LiteLLMSettings = LiteLLMSettings()
+    router_settings: RouterSettings = RouterSettings()
+    mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict[str, McpServerSpec])
+    environment_variables: dict[str, str] | None = None
