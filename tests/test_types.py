@@ -19,6 +19,10 @@ def test_hub_providers_and_tools_type_check() -> None:
     if not checker.exists():
         missing_peer("basedpyright is missing: scripts/setup installs it with the dev extras")
     result = subprocess.run(
-        [str(checker), "--pythonpath", sys.executable], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [str(checker), "--project", str(ROOT / "pyproject.toml"), "--pythonpath", sys.executable],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-20_000:] + result.stderr[-2_000:]
