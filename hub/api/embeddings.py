@@ -19,13 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.accounts.auth import Principal
-from hub.accounts.usage import UsageRecord
-from hub.errors import BadRequest, HubError, json_response
+from hub.errors import BadRequest, json_response
+from hub.gateway.chat import cost_headers, finish_record, new_record, settled
 from hub.gateway.requests import read_json_body
 from hub.gateway.routing import Target
-from hub.state import HubState, authenticate, hub_state, request_id
-from providers.base import JSON, Embedder, ProviderError
+from hub.state import authenticate, hub_state
+from providers.base import JSON, Embedder
 
 FORWARDED = ("input", "dimensions", "user")
 CHARS_PER_TOKEN = 4
@@ -37,20 +36,19 @@ async def embeddings(request: Request) -> Response:
     principal = await authenticate(request)
     body = check_embeddings_request(await read_json_body(request, state.config.max_request_bytes))
     target = state.router.resolve(body["model"], principal, body)
-    record = await _admit(request, state, target, principal)
+    record = new_record(request, target, {}, principal.key_id)  # `{}`: never a stream, whatever the body says
+    if state.guard is not None:
+        record.ticket = await state.guard.admit(principal, target.route)
     upstream = {name: body[name] for name in FORWARDED if body.get(name) is not None}
-    upstream_started = time.perf_counter()
-    try:
+    with settled(state, record, started):
+        upstream_started = time.perf_counter()
         answer = await _embedder(target).embed(target.route.deployment, upstream)
-    except (ProviderError, HubError) as exc:
-        _finish(state, record, started, exc.status_code, exc.message)
-        raise
-    record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     usage = _usage(answer.get("usage"), body["input"])
     record.add_usage(usage)
-    _finish(state, record, started, 200)
+    finish_record(state, record, started, 200)
     data = [_encoded(item, body.get("encoding_format")) for item in answer["data"]]
-    headers = {"x-toolhub-cost": f"{record.cost:.10f}".rstrip("0").rstrip(".") or "0"}
+    headers = {"x-toolhub-cost": cost_headers(record)["x-toolhub-cost"]}
     return json_response({"object": "list", "data": data, "model": body["model"], "usage": usage}, headers=headers)
 
 
@@ -93,27 +91,6 @@ def _embedder(target: Target) -> Embedder:
         raise BadRequest(f"The model '{target.route.alias}' ({provider}) does not serve embeddings.", param="model",
                          code="model_not_supported")  # fmt: skip
     return slot.provider  # pyright: ignore[reportReturnType]
-
-
-async def _admit(request: Request, state: HubState, target: Target, principal: Principal) -> UsageRecord:
-    deployment = target.route.deployment
-    record = UsageRecord(request_id=request_id(request), key_id=principal.key_id, model_alias=target.route.alias,
-                         upstream_model=deployment.model, provider=deployment.provider, status_code=0, stream=False,
-                         latency_ms=0.0)  # fmt: skip
-    if state.guard is not None:
-        record.ticket = await state.guard.admit(principal, target.route)
-    return record
-
-
-def _finish(state: HubState, record: UsageRecord, started: float, status: int, error: str | None = None) -> None:
-    record.status_code = status
-    record.error = error
-    record.latency_ms = (time.perf_counter() - started) * 1000
-    record.created_at = time.time()
-    if (ticket := record.ticket) is not None:
-        record.ticket = None
-        ticket.settle(record)
-    state.usage.record(record)
 
 
 def _usage(usage: Any, inputs: list[Any]) -> JSON:

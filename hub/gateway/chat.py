@@ -1,6 +1,6 @@
 """`POST /v1/chat/completions`: authenticate, check, route, call the provider, relay, account.
 
-Every request is accounted exactly once (`_finish`), whatever happens: an answer, an upstream error, a crash, or a
+Every request is accounted exactly once (`finish_record`), whatever happens: an answer, an upstream error, a crash, or a
 client that goes away. A client that disconnects cancels what the gateway is doing for it: the upstream call, and in
 the tool loop the running tools and the rounds still to come.
 """
@@ -62,7 +62,7 @@ async def run_chat(request: Request, principal: Principal, body: dict[str, Any],
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
     cache: ResponseCache | None = state.extras.get("cache")  # the only cost of the cache when it is off
     lookup = None if cache is None else cache.begin(body, target.route, plan is not None)
-    record = _new_record(request, target, body, principal.key_id)
+    record = new_record(request, target, body, principal.key_id)
     target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route)
@@ -93,15 +93,15 @@ async def _cached(
     """A cacheable request (hub/cache): a hit is served at zero cost, a miss goes on and its complete answer is kept."""
     stream, cache = bool(chat.body.get("stream")), lookup.cache
     try:
-        with _settled(state, record, started):
+        with settled(state, record, started):
             found: JSON | bytes | None = await cache.find(lookup)
             if found is None and (leader := cache.follow(lookup, stream=stream)) is not None:
                 found = await until_disconnect(request, lambda: cache.wait(leader))
         cache.count(lookup, found)
         if found is not None:
             record.cache_hit = True  # no tokens on the record: a hit costs nothing and counts only as a request
-            _finish(state, record, started, 200)
-            return hit_response(chat.body, found, {**_cost_headers(record), **lookup.headers()})
+            finish_record(state, record, started, 200)
+            return hit_response(chat.body, found, {**cost_headers(record), **lookup.headers()})
         if plan is not None:
             response = await _tool_loop(request, state, target, chat, plan, principal, record, started, lookup)
         elif stream:
@@ -123,17 +123,17 @@ async def _complete(
     started: float,
     lookup: Lookup | None = None,
 ) -> Response:
-    with _settled(state, record, started):
+    with settled(state, record, started):
         upstream_started = time.perf_counter()
         try:
             completion = await until_disconnect(request, lambda: target.provider.complete(chat))
         finally:
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
     record.add_usage(completion.get("usage"))
-    _finish(state, record, started, 200)
+    finish_record(state, record, started, 200)
     if lookup is not None:
         await lookup.save(completion)
-    headers = {**_cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
+    headers = {**cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
     return json_response(completion, headers=headers)
 
 
@@ -165,19 +165,19 @@ async def _tool_loop(
         relay = _Relay(chat.body, record, count_usage=False)
 
         def done(status: int, error: str | None) -> None:
-            _finish(state, record, started, status, error)
+            finish_record(state, record, started, status, error)
 
         items = stream_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
         return KeepAliveStreamingResponse(items, relay.event, done, settings.keepalive_seconds)
     provider = _GatherDrops(target.provider, chat.dropped)
-    with _settled(state, record, started):
+    with settled(state, record, started):
         completion = await until_disconnect(
             request, lambda: complete_with_tools(provider, chat, plan, hub, principal, settings, observer)
         )
-    _finish(state, record, started, 200)
+    finish_record(state, record, started, 200)
     if lookup is not None:  # only an alias with cache_tool_loops gets here; a streamed loop is not stored
         await lookup.save(completion)
-    headers = {**_cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
+    headers = {**cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
     return json_response(completion, headers=headers)
 
 
@@ -212,7 +212,7 @@ async def _stream(
     chunks = aiter(target.provider.stream(chat))
     upstream_started = time.perf_counter()
     try:
-        with _settled(state, record, started):
+        with settled(state, record, started):
             first = await until_disconnect(request, lambda: anext(chunks, None))
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -222,7 +222,7 @@ async def _stream(
     record.upstream_ms = (now - upstream_started) * 1000  # to the first chunk; the cost is known only at the end
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
     relay = _Relay(chat.body, record, count_usage=True, lookup=lookup)
-    body = relay.relay(first, chunks, lambda status, error: _finish(state, record, started, status, error))
+    body = relay.relay(first, chunks, lambda status, error: finish_record(state, record, started, status, error))
     headers = {**sse.HEADERS, **overhead, **target.provider.headers(), **_dropped_header(chat)}
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
@@ -333,22 +333,22 @@ async def _disconnected(request: Request) -> None:
 
 
 @contextlib.contextmanager
-def _settled(state: HubState, record: UsageRecord, started: float) -> Iterator[None]:
-    """Account the request if the block fails (the success path calls `_finish` itself, after the usage is in)."""
+def settled(state: HubState, record: UsageRecord, started: float) -> Iterator[None]:
+    """Account the request if the block fails (the success path calls `finish_record` itself, after the usage is in)."""
     try:
         yield
     except (ProviderError, HubError) as exc:
-        _finish(state, record, started, exc.status_code, exc.message)
+        finish_record(state, record, started, exc.status_code, exc.message)
         raise
     except ClientDisconnected:
-        _finish(state, record, started, CLIENT_GONE, "client disconnected")
+        finish_record(state, record, started, CLIENT_GONE, "client disconnected")
         raise
     except BaseException as exc:
-        _finish(state, record, started, 500, f"{type(exc).__name__}: {exc}")
+        finish_record(state, record, started, 500, f"{type(exc).__name__}: {exc}")
         raise
 
 
-def _new_record(request: Request, target: Target, body: dict[str, Any], key_id: str | None) -> UsageRecord:
+def new_record(request: Request, target: Target, body: dict[str, Any], key_id: str | None) -> UsageRecord:
     deployment = target.route.deployment
     return UsageRecord(
         request_id=request_id(request),
@@ -362,7 +362,7 @@ def _new_record(request: Request, target: Target, body: dict[str, Any], key_id: 
     )
 
 
-def _finish(state: HubState, record: UsageRecord, started: float, status: int, error: str | None = None) -> None:
+def finish_record(state: HubState, record: UsageRecord, started: float, status: int, error: str | None = None) -> None:
     record.status_code = status
     record.error = error
     record.latency_ms = (time.perf_counter() - started) * 1000
@@ -379,7 +379,7 @@ def _dropped_header(chat: ChatRequest) -> dict[str, str]:
     return {"x-toolhub-dropped-params": ",".join(chat.dropped)} if chat.dropped else {}
 
 
-def _cost_headers(record: UsageRecord) -> dict[str, str]:
+def cost_headers(record: UsageRecord) -> dict[str, str]:
     """`x-toolhub-cost` (USD) and the gateway's own time, as LiteLLM's x-litellm-response-cost / overhead headers."""
     overhead = record.latency_ms - record.upstream_ms
     return {
