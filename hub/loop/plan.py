@@ -68,6 +68,8 @@ class ToolHub(Protocol):
 
     def server_names(self) -> Collection[str]: ...
 
+    def prefixes(self) -> Mapping[str, str]: ...
+
     async def wait_started(self, servers: Collection[str]) -> None: ...
 
 
@@ -191,14 +193,9 @@ def plan_tool_loop(
 
 def _unavailable(plan: LoopPlan, hub: ToolHub, principal: Principal) -> dict[str, str]:
     """Every hub namespace, with the reason a tool in it that the plan does not offer cannot be called."""
-    listed = hub.tools(principal)
-    prefixes = {s: s + hub.separator for s in hub.server_names()}
-    for tool in listed:  # a server with an alias has another prefix: learn it from the names the catalog exposes
-        if tool.name.endswith(tool.original_name) and tool.name != tool.original_name:
-            prefixes[tool.server] = tool.name[: -len(tool.original_name)]
-    up = {tool.server for tool in listed}
+    up = {tool.server for tool in hub.tools(principal)}
     reasons: dict[str, str] = {}
-    for server, prefix in sorted(prefixes.items(), key=lambda item: -len(item[1])):  # longest prefix first
+    for server, prefix in sorted(hub.prefixes().items(), key=lambda item: -len(item[1])):  # longest prefix first
         if not principal.may_use_server(server):
             reasons[prefix] = "no such tool is available to this request"  # says nothing of servers the key lacks
         elif server not in up:

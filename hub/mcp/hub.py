@@ -147,6 +147,10 @@ class McpHub:
         """Every configured upstream, healthy or not."""
         return list(self.upstreams)
 
+    def prefixes(self) -> dict[str, str]:
+        """Each configured upstream's tool-name prefix (its alias or name, then the separator), healthy or not."""
+        return {name: upstream.prefix + self.separator for name, upstream in self.upstreams.items()}
+
     def server_call_timeout(self, name: str) -> float:
         """`call_timeout` of a server, by server name or by one of its exposed tool names."""
         upstream = self.upstreams.get(name) or self.upstreams.get(self._last_server.get(name, ""))

@@ -152,6 +152,10 @@ class FakeHub:
     def server_names(self) -> list[str]:
         return sorted({self._server(name) for name in self.fns} | self.down | self.starting)
 
+    def prefixes(self) -> dict[str, str]:
+        by_alias = {server: prefix for prefix, server in self.aliases.items()}
+        return {s: by_alias.get(s, s) + self.separator for s in self.server_names()}
+
     def _server(self, name: str) -> str:
         prefix = name.split("__")[0]
         return self.aliases.get(prefix, prefix)

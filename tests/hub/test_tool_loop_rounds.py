@@ -147,6 +147,15 @@ async def test_the_namespace_of_a_server_with_an_alias_is_its_alias() -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_into_the_alias_of_a_down_server_is_an_error_result_not_a_client_call(stream: bool) -> None:
+    hub = FakeHub({"pg__list_tables": get_current_time}, aliases={"pg": "shop"}, down={"shop"})
+    body = {"model": "m", "messages": ASK, "tools": [mcp("shop")]}
+    message, model = await answer([[("pg__list_tables", {})], "ok"], body, hub, stream)
+    assert message["finish_reason"] == "stop" and hub.calls == []
+    assert "'shop' is not connected" in model.requests[-1]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
 async def test_a_call_outside_every_hub_namespace_still_goes_to_the_client(stream: bool) -> None:
     body = {"model": "m", "messages": ASK, "tools": [mcp("time")]}
     message, _ = await answer([[("lookup_weather", {})]], body, time_hub(), stream)
