@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
+from hub.accounts.spend import CATCH_UP_LAG
 from hub.storage import Store, StoreError
 from hub.storage.retention import delete_tool_calls, move_spend_logs
 
@@ -25,6 +26,10 @@ SQLITE_BATCH = 1_000
 PAUSE = 0.05
 """Seconds between batches: the usage writer's transactions get in between."""
 FIRST_PASS_DELAY = 10.0
+MIN_AGE = 86400 + CATCH_UP_LAG
+"""Logs younger than this are never moved, whatever the period: a budget's catch-up (hub/accounts/spend.py) has
+summed logs older than CATCH_UP_LAG into its base, and reads daily aggregates of the last day again; a log moved
+into them sooner would count twice."""
 
 Batch = Callable[[Store, float, int], Awaitable[int]]
 
@@ -77,7 +82,7 @@ async def run_pass(store: Store, period: float) -> None:
     """One retention pass; failures are logged, never raised (the next pass retries)."""
     started = time.perf_counter()
     try:
-        moved, deleted = await purge(store, time.time() - period)
+        moved, deleted = await purge(store, time.time() - max(period, MIN_AGE))
     except StoreError as exc:
         logger.warning("spend-log retention failed, retrying in the next pass: %s", exc)
         return

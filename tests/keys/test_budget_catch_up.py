@@ -9,6 +9,7 @@ import pytest
 
 from hub.accounts.spend import CATCH_UP_LAG, BudgetLedger
 from hub.accounts.usage import UsageRecord
+from hub.ops.retention import run_pass
 from hub.storage import KeyRow, Store, StoredUsage
 from hub.storage.sqlite import SqliteStore
 
@@ -50,4 +51,19 @@ async def test_refreshes_read_only_recent_logs_and_keep_the_older_sum(tmp_path: 
     await log(store, 4, 1.0, time.time())
     assert (await ledger.account(row)).spent == 11.0
     assert store.since and min(store.since) >= now - CATCH_UP_LAG - 60
+    await store.aclose()
+
+
+async def test_a_retention_pass_never_counts_a_keys_spend_twice(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "toolhub.db"))
+    await store.connect()
+    await store.migrate()
+    now = time.time()
+    row = KeyRow(token_hash="k" * 64, key_name="sk-...kkkk", created_at=now - 86400, updated_at=now, max_budget=1e6,
+                 budget_duration="30d")  # fmt: skip
+    await log(store, 1, 1.0, now - 2000)
+    ledger = BudgetLedger(store)
+    assert (await ledger.account(row)).spent == 1.0  # the log is older than CATCH_UP_LAG: summed into the base
+    await run_pass(store, 1000)  # a retention period shorter than a day
+    assert (await ledger.account(row)).spent == 1.0
     await store.aclose()
