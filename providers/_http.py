@@ -60,7 +60,8 @@ class HttpPool:
         callers check those themselves.
         """
         if self._public is None or self._public.closed:
-            self._own_resolver = None if self._public_resolver else PublicOnlyResolver()
+            if self._public_resolver is None and self._own_resolver is None:  # one for the pool's life (aclose ends it)
+                self._own_resolver = PublicOnlyResolver()
             self._public = self._new_session(self._public_resolver or self._own_resolver)
         return self._public
 
