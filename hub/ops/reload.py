@@ -70,21 +70,9 @@ class Reloader:
         router = ModelRouter.from_config(config, self.state.pool)
         work = contextlib.AsyncExitStack()
         await work.enter_async_context(router.running(self.state.extras))
-        old_router, old_work = self.state.router, self._router_work
+        old_work = self._router_work
         self.state.config, self.state.router, self._router_work = config, router, work
-        await old_work.aclose()
-        _forget_collector(self.state, old_router)
-
-
-def _forget_collector(state: HubState, router: ModelRouter) -> None:
-    """Drop the old router's `/metrics` collector (router.running registers one and leaves it)."""
-    metrics = state.extras.get("metrics")
-    if metrics is None:
-        return
-    names = getattr(metrics.registry, "_collector_to_names", {})
-    for collector in list(names):
-        if getattr(collector, "router", None) is router:
-            metrics.registry.unregister(collector)
+        await old_work.aclose()  # ends the old router's background work and removes its /metrics series
 
 
 @contextlib.asynccontextmanager

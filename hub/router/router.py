@@ -111,9 +111,11 @@ class Router:
         from hub.router.health import RouterCollector, health_loop
 
         metrics = (extras or {}).get("metrics")
-        if metrics is not None:
-            metrics.registry.register(RouterCollector(self))
         async with contextlib.AsyncExitStack() as stack:
+            if metrics is not None:  # a reloaded config's router replaces this one's series
+                collector = RouterCollector(self)
+                metrics.registry.register(collector)
+                stack.callback(metrics.registry.unregister, collector)
             if isinstance(self.cooldowns, RedisCooldowns):
                 await stack.enter_async_context(self.cooldowns.running())
             if self.policy.background_health_checks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -110,3 +111,12 @@ async def test_usage_based_routing_sends_requests_to_the_deployment_with_fewer_t
     target = r.resolve("a", MASTER)
     await target.provider.complete(ChatRequest(body={}, deployment=target.route.deployment))
     assert provider.calls[-1] == "http://a1/v1"
+
+
+@pytest.mark.anyio
+async def test_a_running_router_shows_its_series_in_metrics_until_it_stops() -> None:
+    r, _ = router({"http://a1/v1": []})
+    registry = CollectorRegistry()
+    async with r.running({"metrics": SimpleNamespace(registry=registry)}):
+        assert "toolhub_deployment_cooling" in generate_latest(registry).decode()
+    assert "toolhub_deployment_cooling" not in generate_latest(registry).decode()
