@@ -33,7 +33,7 @@ from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
 from hub.state import HubState, authenticate, hub_state, request_id
-from providers.base import JSON, ChatRequest, Provider, ProviderError
+from providers.base import JSON, ChatRequest, ProviderError
 
 CLIENT_GONE = 499
 T = TypeVar("T")
@@ -169,35 +169,15 @@ async def _tool_loop(
 
         items = stream_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
         return KeepAliveStreamingResponse(items, relay.event, done, settings.keepalive_seconds)
-    provider = _GatherDrops(target.provider, chat.dropped)
     with settled(state, record, started):
         completion = await until_disconnect(
-            request, lambda: complete_with_tools(provider, chat, plan, hub, principal, settings, observer)
+            request, lambda: complete_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
         )
     finish_record(state, record, started, 200)
     if lookup is not None:  # only an alias with cache_tool_loops gets here; a streamed loop is not stored
         await lookup.save(completion)
     headers = {**cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
     return json_response(completion, headers=headers)
-
-
-class _GatherDrops:
-    """The provider as the tool loop sees it: what each round's request dropped is gathered into `dropped`, for the
-    `x-toolhub-dropped-params` header of the answer. (A streamed loop sends its headers before the first round.)"""
-
-    def __init__(self, provider: Provider, dropped: list[str]) -> None:
-        self.name = provider.name
-        self._provider = provider
-        self._dropped = dropped
-
-    async def complete(self, request: ChatRequest) -> JSON:
-        try:
-            return await self._provider.complete(request)
-        finally:
-            self._dropped += [name for name in request.dropped if name not in self._dropped]
-
-    def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
-        return self._provider.stream(request)
 
 
 async def _stream(

@@ -158,8 +158,11 @@ async def complete_with_tools(
     while state.rounds < settings.max_rounds:
         if state.rounds:
             state.observer.next_round()
-        request = ChatRequest(
-            body=round_body(chat.body, plan, state), deployment=chat.deployment, request_id=chat.request_id
+        request = ChatRequest(  # every round notes what it dropped in the one list the answer's header names
+            body=round_body(chat.body, plan, state),
+            deployment=chat.deployment,
+            request_id=chat.request_id,
+            dropped=chat.dropped,
         )
         completion = await provider.complete(request)
         state.rounds += 1
