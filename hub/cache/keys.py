@@ -25,9 +25,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_SET_BELOW = NOT_IN_KEY | {"model", "messages"}
+"""Body keys the comprehension skips: left out of the key, or written into it after (not cleaned twice)."""
+
+
 def cache_key(alias: str, body: dict[str, Any], namespace: str | None = None) -> str:
     """`<namespace>:<hex>` for `body` sent to the model alias `alias`."""
-    canonical = {k: _clean(v) for k, v in body.items() if k not in NOT_IN_KEY and not _is_default(k, v, body)}
+    canonical = {k: _clean(v) for k, v in body.items() if k not in _SET_BELOW and not _is_default(k, v, body)}
     canonical["model"] = alias
     canonical["messages"] = [_message(m) for m in body.get("messages") or ()]
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
