@@ -138,7 +138,10 @@ async def prepare_tool_loop(
         await hub.wait_started(_named_servers(entries, default_servers, hub, principal))
     plan = plan_tool_loop(body, default_servers, hub, principal)
     if plan is not None:
-        plan.memory = extras.get(MEMORY_KEY) or extras.setdefault(MEMORY_KEY, RoundMemory())
+        memory = extras.get(MEMORY_KEY)
+        if memory is None:  # not `or`: an empty RoundMemory is falsy, and one is made once per process
+            memory = extras[MEMORY_KEY] = RoundMemory()
+        plan.memory = memory
     return plan
 
 
