@@ -8,18 +8,21 @@ from typing import Any
 
 JSON = dict[str, Any]
 _TEXT_FIELDS = ("content", "refusal", "reasoning_content")
+LOOP_RECORD = "toolhub"
+"""The tool loop's record of the tools it ran: top level in its answer, on the finish chunk of its stream."""
 
 
 def completion_chunks(completion: JSON, *, include_usage: bool) -> Iterator[JSON]:
     """The chunks of a stream whose accumulation is `completion`: per choice a role, its text, tool calls, finish."""
     head = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint") if k in completion}
     head["object"] = "chat.completion.chunk"
+    extra = {LOOP_RECORD: completion[LOOP_RECORD]} if LOOP_RECORD in completion else {}
     for choice in completion.get("choices") or ():
         index = choice.get("index", 0)
         for delta in _deltas(choice.get("message") or {}):
             yield {**head, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
         finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
-        yield {**head, "choices": [finish]}
+        yield {**head, "choices": [finish], **extra}
     if include_usage and completion.get("usage"):
         yield {**head, "choices": [], "usage": completion["usage"]}
 
@@ -41,12 +44,15 @@ class StreamGatherer:
         self.head: JSON = {}
         self.choices: dict[int, JSON] = {}
         self.usage: JSON | None = None
+        self.extra: JSON = {}
 
     def add(self, chunk: JSON) -> None:
         if not self.head:
             self.head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage"):
             self.usage = chunk["usage"]
+        if LOOP_RECORD in chunk:
+            self.extra[LOOP_RECORD] = chunk[LOOP_RECORD]
         for choice in chunk.get("choices") or ():
             self._choice(choice)
 
@@ -68,7 +74,7 @@ class StreamGatherer:
         if not self.choices or any(state["finish"] is None for state in self.choices.values()):
             return None
         choices = [self._finished(index, state) for index, state in sorted(self.choices.items())]
-        answer = {**self.head, "object": "chat.completion", "choices": choices}
+        answer = {**self.head, "object": "chat.completion", "choices": choices, **self.extra}
         if self.usage is not None:
             answer["usage"] = self.usage
         return answer

@@ -19,6 +19,7 @@ import orjson
 
 from hub.cache.controls import Controls, parse_controls
 from hub.cache.keys import cache_key
+from hub.cache.replay import StreamGatherer
 from hub.cache.store import LocalStore, RedisStore, Store
 
 if TYPE_CHECKING:
@@ -45,6 +46,16 @@ class Lookup:
         self.release(completion)
         if completion is not None and not self.controls.no_store:
             await self.cache.store(self, completion)
+
+    async def saving(self, items: AsyncIterator[JSON | bytes]) -> AsyncIterator[JSON | bytes]:
+        """Pass a stream's items through (chunks, and bytes such as SSE comments); once it has ended normally,
+        store the answer its chunks add up to. A stream that fails, is cut or is abandoned is not stored."""
+        gatherer = StreamGatherer()
+        async for item in items:
+            if isinstance(item, dict):
+                gatherer.add(item)  # before the relay takes usage out of the chunk
+            yield item
+        await self.save(gatherer.completion())
 
     def release(self, completion: JSON | None) -> None:
         future, self.future = self.future, None

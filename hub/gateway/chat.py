@@ -168,13 +168,15 @@ async def _tool_loop(
             finish_record(state, record, started, status, error)
 
         items = stream_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
+        if lookup is not None:  # only an alias with cache_tool_loops gets here: the whole loop is stored when it ends
+            items = lookup.saving(items)
         return KeepAliveStreamingResponse(items, relay.event, done, settings.keepalive_seconds)
     with settled(state, record, started):
         completion = await until_disconnect(
             request, lambda: complete_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
         )
     finish_record(state, record, started, 200)
-    if lookup is not None:  # only an alias with cache_tool_loops gets here; a streamed loop is not stored
+    if lookup is not None:
         await lookup.save(completion)
     headers = {**cost_headers(record), **target.provider.headers(), **_dropped_header(chat)}
     return json_response(completion, headers=headers)

@@ -49,6 +49,13 @@ def test_tool_calls_survive_replay_and_gathering() -> None:
     assert gathered(list(completion_chunks(TOOLS, include_usage=True))) == TOOLS
 
 
+def test_the_tool_loop_record_rides_on_the_finish_chunk_and_is_gathered_back() -> None:
+    looped = {**TEXT, "toolhub": {"rounds": 2, "tool_calls": [{"tool": "db__list_tables"}]}}
+    chunks = list(completion_chunks(looped, include_usage=False))
+    assert [c.get("toolhub") for c in chunks] == [None] * (len(chunks) - 1) + [looped["toolhub"]]
+    assert gathered(chunks) == {k: v for k, v in looped.items() if k != "usage"}
+
+
 def test_the_usage_chunk_comes_only_when_asked() -> None:
     chunks = list(completion_chunks(TEXT, include_usage=False))
     assert all("usage" not in c for c in chunks)

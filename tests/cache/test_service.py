@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from hub.accounts.usage import UsageRecord
@@ -104,3 +106,32 @@ def test_a_cache_hit_does_not_mark_a_down_upstream_up() -> None:
     metrics.record(failed)
     metrics.record(hit)
     assert 'toolhub_upstream_up{model="m",provider="openai"} 0.0' in metrics.render().decode()
+
+
+@pytest.mark.anyio
+async def test_a_passed_through_stream_is_stored_only_when_it_ends_normally() -> None:
+    service, route = cache(), config({"cache": True}).models["m"][0]
+    head = {"id": "x", "created": 1, "model": "m", "object": "chat.completion.chunk"}
+    chunks: list[dict[str, Any] | bytes] = [
+        {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None}]},
+        b": toolhub running t\n\n",
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "toolhub": {"rounds": 2}},
+    ]
+
+    async def items(fail: bool) -> AsyncIterator[dict[str, Any] | bytes]:
+        for chunk in chunks:
+            yield chunk
+        if fail:
+            raise RuntimeError("the loop failed after its last chunk")
+
+    failing = service.begin(dict(BODY), route, False)
+    assert failing is not None
+    with pytest.raises(RuntimeError):
+        assert [item async for item in failing.saving(items(fail=True))] == chunks
+    assert await service.find(failing) is None
+    lookup = service.begin(dict(BODY), route, False)
+    assert lookup is not None
+    assert [item async for item in lookup.saving(items(fail=False))] == chunks
+    stored = await service.find(lookup)
+    assert stored is not None and orjson.loads(stored)["toolhub"] == {"rounds": 2}
+    assert orjson.loads(stored)["choices"][0]["message"]["content"] == "hi"

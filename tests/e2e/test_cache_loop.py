@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx2
+import openai
 import pytest
 
 from hub.config import parse_config
@@ -67,3 +68,38 @@ def test_a_tool_loop_answer_is_cached_only_when_the_alias_opts_in(
     assert second.json()["choices"] == first.json()["choices"]
     assert second.headers.get("x-toolhub-cache-hit") == ("true" if cached else None)
     assert rounds(fake, messages) == (per_request if cached else 2 * per_request)
+
+
+def test_a_streamed_tool_loop_is_stored_when_it_completes_and_served_in_both_modes(
+    loop_gateway: tuple[str, FakeOpenAI],
+) -> None:
+    url, fake = loop_gateway
+    messages: Any = [{"role": "user", "content": f"What is in the database? {uuid.uuid4().hex[:6]}"}]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as client:
+        miss = client.chat.completions.with_raw_response.create(model="db-agent-cached", messages=messages, stream=True)
+        assert miss.headers["x-toolhub-cache-hit"] == "false"
+        chunks = list(miss.parse())
+        per_request = rounds(fake, messages)
+        assert per_request >= 2  # the model called a hub tool, then answered
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        record = next(c.model_extra or {} for c in chunks if c.choices and c.choices[0].finish_reason)["toolhub"]
+        plain = client.chat.completions.with_raw_response.create(model="db-agent-cached", messages=messages)
+        assert plain.headers["x-toolhub-cache-hit"] == "true"
+        answer = plain.parse()
+        assert (answer.choices[0].message.content, (answer.model_extra or {})["toolhub"]) == (text, record)
+        assert record["rounds"] == per_request and record["tool_calls"]
+        with client.chat.completions.stream(model="db-agent-cached", messages=messages) as stream:
+            replayed = stream.get_final_completion()
+        assert replayed.choices[0].message.content == text and replayed.choices[0].finish_reason == "stop"
+    assert rounds(fake, messages) == per_request
+
+
+def test_a_streamed_tool_loop_of_an_alias_not_opted_in_is_not_stored(loop_gateway: tuple[str, FakeOpenAI]) -> None:
+    url, fake = loop_gateway
+    messages: Any = [{"role": "user", "content": f"What is in the database? {uuid.uuid4().hex[:6]}"}]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as client:
+        list(client.chat.completions.create(model="db-agent", messages=messages, stream=True))
+        per_request = rounds(fake, messages)
+        second = client.chat.completions.with_raw_response.create(model="db-agent", messages=messages)
+    assert "x-toolhub-cache-hit" not in second.headers
+    assert rounds(fake, messages) == 2 * per_request
