@@ -8,6 +8,7 @@ from typing import Any
 
 JSON = dict[str, Any]
 _TEXT_FIELDS = ("content", "refusal", "reasoning_content")
+_LOGPROB_FIELDS = ("content", "refusal")
 LOOP_RECORD = "toolhub"
 """The tool loop's record of the tools it ran: top level in its answer, on the finish chunk of its stream."""
 
@@ -19,22 +20,33 @@ def completion_chunks(completion: JSON, *, include_usage: bool) -> Iterator[JSON
     extra = {LOOP_RECORD: completion[LOOP_RECORD]} if LOOP_RECORD in completion else {}
     for choice in completion.get("choices") or ():
         index = choice.get("index", 0)
-        for delta in _deltas(choice.get("message") or {}):
-            yield {**head, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
+        for delta, logprobs in _deltas(choice.get("message") or {}, choice.get("logprobs")):
+            entry = {"index": index, "delta": delta, "finish_reason": None}
+            if logprobs:
+                entry["logprobs"] = logprobs
+            yield {**head, "choices": [entry]}
         finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
         yield {**head, "choices": [finish], **extra}
     if include_usage and completion.get("usage"):
         yield {**head, "choices": [], "usage": completion["usage"]}
 
 
-def _deltas(message: JSON) -> Iterator[JSON]:
-    yield {"role": message.get("role") or "assistant", "content": ""}
+def _deltas(message: JSON, logprobs: JSON | None) -> Iterator[tuple[JSON, JSON | None]]:
+    """A message's deltas, each with the logprobs that go with it: the tokens of `content` ride with its text (and
+    those of `refusal` with its), as OpenAI streams them; tokens whose text is empty ride with the role delta."""
+    tokens = {name: logprobs[name] for name in _LOGPROB_FIELDS if logprobs.get(name)} if logprobs else {}
+    early = {name: tokens.pop(name) for name in list(tokens) if not message.get(name)}
+    yield {"role": message.get("role") or "assistant", "content": ""}, _logprobs(early)
     for name in _TEXT_FIELDS:
         if message.get(name):
-            yield {name: message[name]}
+            yield {name: message[name]}, _logprobs({name: tokens[name]} if name in tokens else {})
     calls = message.get("tool_calls")
     if calls:
-        yield {"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]}
+        yield {"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]}, None
+
+
+def _logprobs(tokens: JSON) -> JSON | None:
+    return {"content": tokens.get("content"), "refusal": tokens.get("refusal")} if tokens else None
 
 
 class StreamGatherer:
@@ -58,7 +70,11 @@ class StreamGatherer:
 
     def _choice(self, choice: JSON) -> None:
         index = choice.get("index", 0)
-        state = self.choices.setdefault(index, {"message": {"role": "assistant"}, "calls": {}, "finish": None})
+        state = self.choices.setdefault(
+            index, {"message": {"role": "assistant"}, "calls": {}, "finish": None, "logprobs": None}
+        )
+        if isinstance(logprobs := choice.get("logprobs"), dict):
+            _merge_logprobs(state, logprobs)  # pyright: ignore[reportUnknownArgumentType]
         delta = choice.get("delta") or {}
         message = state["message"]
         for name in _TEXT_FIELDS:
@@ -84,7 +100,7 @@ class StreamGatherer:
         message = {"content": None, **state["message"]}
         if state["calls"]:
             message["tool_calls"] = [state["calls"][i] for i in sorted(state["calls"])]
-        return {"index": index, "message": message, "finish_reason": state["finish"], "logprobs": None}
+        return {"index": index, "message": message, "finish_reason": state["finish"], "logprobs": state["logprobs"]}
 
 
 def _merge_call(calls: dict[int, JSON], delta: JSON) -> None:
@@ -98,3 +114,14 @@ def _merge_call(calls: dict[int, JSON], delta: JSON) -> None:
     for name in ("name", "arguments"):
         if function.get(name):
             call["function"][name] += function[name]
+
+
+def _merge_logprobs(state: JSON, logprobs: JSON) -> None:
+    """A chunk's token logprobs appended to its choice's (`{"content": [...], "refusal": [...]}`, None when unsent)."""
+    merged: JSON = state["logprobs"] or {"content": None, "refusal": None}
+    state["logprobs"] = merged
+    for name in _LOGPROB_FIELDS:
+        if logprobs.get(name):
+            tokens: list[Any] = merged[name] if merged[name] is not None else []
+            tokens.extend(logprobs[name])
+            merged[name] = tokens

@@ -88,3 +88,37 @@ def test_tool_call_fragments_are_joined_by_index() -> None:
     assert answer is not None
     assert answer["choices"][0]["message"]["tool_calls"] == [CALLS[0]]
     assert "usage" not in answer
+
+
+def _token(text: str) -> dict[str, Any]:
+    return {"token": text, "logprob": -0.5, "bytes": list(text.encode()), "top_logprobs": []}
+
+
+def test_logprobs_ride_with_their_text_and_are_gathered_back() -> None:
+    choice = {**TEXT["choices"][0], "logprobs": {"content": [_token("hel"), _token("lo")], "refusal": None}}
+    with_logprobs = {**TEXT, "choices": [choice]}
+    chunks = list(completion_chunks(with_logprobs, include_usage=True))
+    carrying = [c["choices"][0] for c in chunks if c["choices"] and "logprobs" in c["choices"][0]]
+    assert [(c["delta"], c["logprobs"]) for c in carrying] == [({"content": "hello"}, choice["logprobs"])]
+    assert gathered(chunks) == with_logprobs
+
+
+def test_refusal_logprobs_and_tokens_without_text_survive_the_round_trip() -> None:
+    message = {"role": "assistant", "content": None, "refusal": "no"}
+    logprobs = {"content": [_token("")], "refusal": [_token("no")]}
+    refused = {**TEXT, "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": logprobs}]}
+    assert gathered(list(completion_chunks(refused, include_usage=True))) == refused
+
+
+def test_logprobs_streamed_token_by_token_are_joined_in_order() -> None:
+    head = {"id": "x", "created": 1, "model": "m"}
+    pieces = [("a", [_token("a")]), ("b", [_token("b")]), ("", None)]
+    chunks = [
+        {**head, "choices": [{"index": 0, "delta": {"content": t}, "logprobs": lp and {"content": lp, "refusal": None},
+                              "finish_reason": None if t else "stop"}]}
+        for t, lp in pieces
+    ]  # fmt: skip
+    answer = gathered(chunks)
+    assert answer is not None
+    assert answer["choices"][0]["logprobs"] == {"content": [_token("a"), _token("b")], "refusal": None}
+    assert gathered(list(completion_chunks(TEXT, include_usage=True))) == TEXT  # none sent: logprobs stays None
