@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,10 @@ from providers.base import Deployment, ProviderError
 
 ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
 """Turns an upstream error body into (message, type, code, param)."""
+
+TRACE_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("toolhub_trace_headers", default=None)
+"""W3C trace context (`traceparent`, `tracestate`) for the upstream calls made in this context: set by the hub's
+tracing (hub/ops/tracing) around each attempt; unset (one lookup per call) when tracing is off."""
 
 
 class HttpPool:
@@ -173,6 +178,8 @@ async def post(
     else:
         timeout = aiohttp.ClientTimeout(total=deployment.timeout, connect=deployment.connect_timeout)
     session = pool.session(url)
+    if (trace := TRACE_HEADERS.get()) is not None:
+        headers = {**headers, **trace}
     attempt = 0
     while True:
         try:

@@ -10,6 +10,7 @@ Client errors (a 4xx that is not a context-window or content-policy refusal) are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import time
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from hub.ops.tracing import spans as tracing
 from hub.router.classify import classify, retry_after
 from hub.router.config import ErrorKind
 from hub.router.groups import Group, Slot
@@ -142,6 +144,7 @@ class RoutedCall:
             raise _mock_error(group)
         tried: list[Slot] = []
         attempt = 0
+        trace = tracing.current()  # None when tracing is off: the attempts below then cost one check each
         while True:
             current = slot or group.pick(cooldowns, tried) or group.pick(cooldowns)
             slot = None
@@ -151,7 +154,10 @@ class RoutedCall:
             current.inflight += 1
             started = time.perf_counter() if group.timed else 0.0
             try:
-                if stream:
+                if trace is not None:  # the attempt in its span, with its traceparent sent upstream
+                    send = functools.partial(_send, current, request, stream)
+                    result = await trace.attempt(send, request, self._span(group, current, attempt), stream)
+                elif stream:
                     result = await _open_stream(current, request)
                 else:
                     result = await current.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
@@ -187,6 +193,11 @@ class RoutedCall:
                 record.answered_group = group.alias if group is not self.group else ""
                 record.retries, record.fallbacks = self.retries, self.fallbacks
             return result
+
+    def _span(self, group: Group, slot: Slot, attempt: int) -> dict[str, Any]:
+        """What a trace shows of an attempt besides the GenAI attributes: where the router sent it, and why."""
+        return {"toolhub.model_group": group.alias, "toolhub.deployment_id": slot.id, "toolhub.retry": attempt,
+                "toolhub.fallback": group is not self.group}  # fmt: skip
 
     def _failed(self, group: Group, slot: Slot, exc: ProviderError) -> ErrorKind:
         """Count a failure of `slot` (cooling it when due) and return its kind."""
@@ -239,6 +250,12 @@ class RoutedCall:
             status_code=503, provider="router", type="service_unavailable", code="model_group_cooling",
             headers={"retry-after": str(seconds), "x-should-retry": "true"},
         )  # fmt: skip
+
+
+async def _send(slot: Slot, request: ChatRequest, stream: bool) -> Any:
+    if stream:
+        return await _open_stream(slot, request)
+    return await slot.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
 
 
 async def _open_stream(slot: Slot, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
