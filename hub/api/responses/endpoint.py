@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
-from hub.api.responses import approval, objects, stored
+from hub.api.responses import approval, objects, passthrough, stored
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, reports_tools
@@ -64,6 +64,8 @@ async def create_response(request: Request) -> Response:
     started = time.perf_counter()
     principal = await authenticate(request)
     this = _Turn(request, principal, check(await read_json_body(request, state.config.max_request_bytes)))
+    if (forwarded := await passthrough.forward(request, principal, this.body, started)) is not None:
+        return forwarded  # a deployment that serves /responses itself
     chat = await this.chat_body()
     approvals = await Approvals.offer(request, principal, chat)
     if reports_tools(request, chat):

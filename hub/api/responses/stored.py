@@ -19,6 +19,10 @@ from hub.errors import BadRequest, NotFound, ServiceUnavailable, json_response
 from hub.state import authenticate, hub_state
 from hub.storage import Store, StoredResponse
 
+UPSTREAM = "_toolhub_upstream"
+"""Key of a stored response that an upstream made itself (hub/api/responses/passthrough.py): the API base it came
+from. It never leaves the gateway (`public`)."""
+
 
 def database(request: Request) -> Store:
     """The gateway's store.
@@ -65,7 +69,7 @@ def input_items(value: Any) -> list[Any]:
 
 def assistant_message(response: JSON) -> JSON | None:
     """The response's output as one assistant chat message, to continue the conversation from."""
-    text = "".join(p["text"] for i in response["output"] if i["type"] == "message" for p in i["content"])
+    text = "".join(p.get("text") or "" for i in response["output"] if i["type"] == "message" for p in i["content"])
     calls = [{"id": i["call_id"], "type": "function", "function": {"name": i["name"], "arguments": i["arguments"]}}
              for i in response["output"] if i["type"] == "function_call"]  # fmt: skip
     if not text and not calls:
@@ -93,7 +97,12 @@ async def save(
 async def get_response(request: Request) -> Response:
     principal = await authenticate(request)
     row = await load(request, principal, request.path_params["response_id"])
-    return json_response(row.response)
+    return json_response(public(row.response))
+
+
+def public(response: JSON) -> JSON:
+    """The stored response as clients see it (without the gateway's own marks)."""
+    return {k: v for k, v in response.items() if k != UPSTREAM} if UPSTREAM in response else response
 
 
 async def delete_response(request: Request) -> Response:

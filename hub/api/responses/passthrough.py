@@ -1,0 +1,230 @@
+"""`/v1/responses` forwarded untranslated to a deployment that serves the Responses API itself.
+
+Opt-in per deployment (`ModelRoute.responses_api`, read by hub/config from LiteLLM's `model_info.supported_endpoints`
+naming `/v1/responses`, or from `litellm_params.use_responses_api: true`), for OpenAI-compatible providers only. The
+upstream's ids, usage and stream events then reach the client unchanged; Toolhub adds what the chat path has for
+keys (scopes, budgets, limits, spend log) and keeps its own copy of the response, scoped to the key, so that GET,
+DELETE and `input_items` work and another key's id gets the same 404 as an unknown one.
+
+A request stays on the translated path when it needs the hub: `mcp` tools or an alias with `mcp_servers` (a hub tool
+is never forwarded as an `mcp` tool). A `previous_response_id` Toolhub made by translation is expanded into its items,
+since the upstream never saw it; an id Toolhub does not know is forwarded as it is (the upstream stores its own).
+The router's pick applies; its retries and fallbacks across deployments do not (the deployment's `max_retries` do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from hub.accounts.auth import Principal
+from hub.accounts.usage import UsageRecord
+from hub.api.responses import stored
+from hub.api.responses.objects import JSON
+from hub.api.responses.request import input_messages
+from hub.config import ModelRoute
+from hub.errors import BadRequest, NotFound, json_response
+from hub.gateway import sse
+from hub.gateway.chat import (
+    CLIENT_GONE,
+    ClientDisconnected,
+    cost_headers,
+    finish_record,
+    new_record,
+    settled,
+    until_disconnect,
+)
+from hub.state import HubState, hub_state
+from providers import _http
+from providers.base import Deployment, ProviderError
+from providers.openai import parse_error
+
+OPENAI_FAMILY = frozenset({"openai", "openai_compatible", "hosted_vllm", "vllm", "ollama", "ollama_chat"})
+TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+REPLAYED = frozenset({"message", "function_call", "function_call_output"})
+"""Items of a translated response resent to an upstream that never saw it (the hub's own items are not)."""
+
+
+def native(route: ModelRoute) -> bool:
+    """Whether `route` forwards `/v1/responses` to its upstream's own `/responses`."""
+    return bool(getattr(route, "responses_api", False)) and route.deployment.provider in OPENAI_FAMILY
+
+
+def _hub_tools(body: JSON) -> bool:
+    return any(isinstance(t, dict) and t.get("type") == "mcp" for t in body.get("tools") or ())  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+
+
+def _may_forward(state: HubState, body: JSON) -> bool:
+    routes = state.config.models.get(body["model"]) or ()
+    return any(native(r) for r in routes) and not _hub_tools(body)
+
+
+async def forward(request: Request, principal: Principal, body: JSON, started: float) -> Response | None:
+    """The upstream's own answer to `body`, or None when the request goes the translated way."""
+    state = hub_state(request)
+    if not _may_forward(state, body):
+        return None
+    target = state.router.resolve(body["model"], principal, body)
+    if not native(target.route) or target.route.mcp_servers:
+        return None
+    call = _Forward(request, principal, body, target.route.deployment)
+    await call.prepare()
+    record = new_record(request, target, body, principal.key_id)
+    if state.guard is not None:
+        record.ticket = await state.guard.admit(principal, target.route)
+    try:
+        if body.get("stream"):
+            return await call.stream(state, record, started)
+        return await call.complete(state, record, started)
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_GONE)
+
+
+def chat_usage(usage: Any) -> JSON | None:
+    """Responses usage as the chat usage the spend log counts."""
+    if not isinstance(usage, dict):
+        return None
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return {"prompt_tokens": usage.get("input_tokens") or 0, "completion_tokens": usage.get("output_tokens") or 0,
+            "prompt_tokens_details": {"cached_tokens": cached},
+            "completion_tokens_details": {"reasoning_tokens": reasoning}}  # fmt: skip
+
+
+def _replayable(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict) and item.get("type", "message") in REPLAYED:  # pyright: ignore[reportUnknownMemberType]
+            out.append({k: v for k, v in item.items() if k not in ("id", "status")})  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
+    return out
+
+
+def _as_items(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    return list(value) if isinstance(value, list) else []  # pyright: ignore[reportUnknownArgumentType]
+
+
+class _Forward:
+    """One forwarded request: the upstream body, and what Toolhub keeps of the exchange."""
+
+    def __init__(self, request: Request, principal: Principal, body: JSON, deployment: Deployment) -> None:
+        self.request, self.principal, self.body, self.deployment = request, principal, body, deployment
+        self.upstream: JSON = {**body, "model": deployment.model}
+        self.earlier: list[Any] = []
+        self.history: list[Any] = []
+
+    async def prepare(self) -> None:
+        """Resolve `previous_response_id`: the key's own row, expanded if the upstream never saw it.
+
+        Raises:
+            NotFound: the id is another key's.
+        """
+        previous = self.body.get("previous_response_id")
+        store = hub_state(self.request).extras.get("store")
+        if not isinstance(previous, str) or store is None:
+            return
+        row = await store.get_response(previous)
+        if row is None:
+            return  # not Toolhub's: the upstream's own (or unknown there too, which it says)
+        if row.key_hash != self.principal.key_id:
+            raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
+                           code="response_not_found")  # fmt: skip
+        self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
+        if stored.UPSTREAM not in row.response:
+            del self.upstream["previous_response_id"]
+            self.upstream["input"] = [*_replayable(self.earlier), *_as_items(self.body.get("input"))]
+
+    def _post(self, stream: bool) -> contextlib.AbstractAsyncContextManager[Any]:
+        deployment = self.deployment
+        url = deployment.api_base.rstrip("/") + "/responses"
+        headers = {"Content-Type": "application/json", **deployment.headers}
+        if deployment.api_key:
+            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        pool = hub_state(self.request).pool
+        payload = orjson.dumps(self.upstream)
+        return _http.post(pool, deployment, url, payload, headers, stream=stream, parse_error=parse_error)
+
+    async def _complete(self) -> JSON:
+        async with self._post(False) as response:
+            data = await _http.read_json(self.deployment.provider, response, self.deployment.timeout)
+        if not isinstance(data, dict) or data.get("object") != "response":  # pyright: ignore[reportUnknownMemberType]
+            provider = self.deployment.provider
+            raise ProviderError(f"{provider} sent an unexpected /responses body: {str(data)[:200]}", status_code=502,
+                                provider=provider, code="upstream_bad_response")  # fmt: skip
+        return data  # pyright: ignore[reportUnknownVariableType]
+
+    async def complete(self, state: HubState, record: UsageRecord, started: float) -> Response:
+        with settled(state, record, started):
+            upstream_started = time.perf_counter()
+            try:
+                response = await until_disconnect(self.request, self._complete)
+            finally:
+                record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        record.add_usage(chat_usage(response.get("usage")))
+        finish_record(state, record, started, 200)
+        await self.save(response)
+        return json_response(response, headers=cost_headers(record))
+
+    async def save(self, response: JSON) -> None:
+        """Keep the response (marked as the upstream's) with its items and, where translatable, the conversation."""
+        if not isinstance(response.get("id"), str):
+            return
+        items = [*self.earlier, *stored.input_items(self.body.get("input"))]
+        try:
+            history = [*self.history, *input_messages(self.body.get("input"))]
+        except BadRequest:  # items only the upstream understands: a translated continuation starts afresh
+            history = []
+        kept = {**response, stored.UPSTREAM: self.deployment.api_base}
+        await stored.save(self.request, self.principal, kept, items, history, None)
+
+    async def stream(self, state: HubState, record: UsageRecord, started: float) -> Response:
+        stack = contextlib.AsyncExitStack()
+        with settled(state, record, started):
+            upstream_started = time.perf_counter()
+            try:
+                response = await until_disconnect(self.request, lambda: stack.enter_async_context(self._post(True)))
+            finally:
+                record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+        timeout = self.deployment.read_timeout(True)
+        events = _http.iter_sse(self.deployment.provider, response, timeout)
+        relay = self._relay(events, stack, state, record, started)
+        return StreamingResponse(relay, media_type="text/event-stream", headers={**sse.HEADERS})
+
+    async def _relay(
+        self,
+        events: AsyncIterator[tuple[str, bytes]],
+        stack: contextlib.AsyncExitStack,
+        state: HubState,
+        record: UsageRecord,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        """The upstream's events as they come; the final response is stored before the client reads it."""
+        status, error, sent = 200, None, 0
+        try:
+            async for kind, data in events:
+                if kind in TERMINAL:
+                    final = orjson.loads(data).get("response") or {}
+                    record.add_usage(chat_usage(final.get("usage")))
+                    await self.save(final)
+                sent += 1
+                yield (b"event: " + kind.encode() + b"\n" if kind else b"") + b"data: " + data + b"\n\n"
+        except ProviderError as exc:
+            status, error = exc.status_code, exc.message
+            detail = {"type": "error", "sequence_number": sent, "code": exc.code or exc.type, "message": exc.message,
+                      "param": exc.param}  # fmt: skip
+            yield b"event: error\ndata: " + orjson.dumps(detail) + b"\n\n"
+        except anyio.get_cancelled_exc_class():
+            status, error = CLIENT_GONE, "client disconnected"
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            finish_record(state, record, started, status, error)

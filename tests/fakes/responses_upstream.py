@@ -1,0 +1,137 @@
+"""A fake OpenAI server that speaks the Responses API (`/v1/responses`) besides Chat Completions (FakeOpenAI's).
+
+It answers as api.openai.com does, with its own ids (`resp_fake...`), usage and stored responses:
+
+    text        "You said: <last user text>"; streams it in 3 deltas
+    tools       one function call `get_weather` {"city": "Paris"} (when `tools` are offered), else like `text`
+    reasoning   a reasoning item with an encrypted_content (only with `include: ["reasoning.encrypted_content"]`)
+    error-NNN   answers status NNN with OpenAI's error body
+    midstream   two events, then an `error` event
+
+`previous_response_id` must name a response this server stored (`store` not false), else 400 as OpenAI answers;
+every request must carry the key. `requests` keeps every body received.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.fakes.openai_upstream import API_KEY, ERRORS, FakeOpenAI, error
+
+JSON = dict[str, Any]
+USAGE = {"input_tokens": 30, "input_tokens_details": {"cached_tokens": 10}, "output_tokens": 9,
+         "output_tokens_details": {"reasoning_tokens": 4}, "total_tokens": 39}  # fmt: skip
+
+
+class FakeResponses:
+    """The fake server; `requests` are the Responses bodies received, `stored` the responses kept by id."""
+
+    def __init__(self) -> None:
+        self.chat = FakeOpenAI()
+        self.requests: list[JSON] = []
+        self.stored: dict[str, JSON] = {}
+        self._ids = itertools.count(1)
+        routes = [Route("/v1/responses", self.create, methods=["POST"]), *self.chat.app.routes]
+        self.app = Starlette(routes=routes)
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._ids):04d}"
+
+    async def create(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+            return error(401, ERRORS[401][2], "invalid_request_error", "invalid_api_key")
+        model = str(body.get("model"))
+        if model.startswith("error-"):
+            status = int(model.split("-")[1])
+            return error(status, ERRORS[status][2], ERRORS[status][0], ERRORS[status][1])
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.stored:
+            return error(400, f"Previous response with id '{previous}' not found.", "invalid_request_error",
+                         "previous_response_not_found", "previous_response_id")  # fmt: skip
+        response = self.answer(body)
+        if body.get("stream"):
+            return StreamingResponse(self.events(response), media_type="text/event-stream")
+        return JSONResponse(response)
+
+    def answer(self, body: JSON) -> JSON:
+        response = {"id": self.new_id("resp"), "object": "response", "created_at": 1765000000, "status": "completed",
+                    "error": None, "incomplete_details": None, "model": body["model"], "output": self.output(body),
+                    "previous_response_id": body.get("previous_response_id"), "store": body.get("store", True),
+                    "usage": USAGE, "parallel_tool_calls": True, "tool_choice": "auto", "tools": body.get("tools", []),
+                    "text": {"format": {"type": "text"}}, "metadata": body.get("metadata") or {}}  # fmt: skip
+        if response["store"]:
+            self.stored[response["id"]] = response
+        return response
+
+    def output(self, body: JSON) -> list[JSON]:
+        out: list[JSON] = []
+        if body["model"] == "reasoning" and "reasoning.encrypted_content" in (body.get("include") or ()):
+            out.append({"id": self.new_id("rs"), "type": "reasoning", "summary": [],
+                        "encrypted_content": "gAAAA-fake-encrypted"})  # fmt: skip
+        if body["model"] == "tools" and body.get("tools"):
+            call = {"call_id": self.new_id("call"), "name": "get_weather", "arguments": '{"city": "Paris"}'}
+            out.append({"id": self.new_id("fc"), "type": "function_call", "status": "completed", **call})
+            return out
+        text = f"You said: {last_text(body.get('input'))}"
+        out.append({"id": self.new_id("msg"), "type": "message", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})  # fmt: skip
+        return out
+
+    async def events(self, response: JSON) -> AsyncIterator[bytes]:
+        numbers = itertools.count()
+
+        def event(kind: str, **fields: Any) -> bytes:
+            data = {"type": kind, "sequence_number": next(numbers), **fields}
+            return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+        shell = {**response, "status": "in_progress", "output": [], "usage": None}
+        yield event("response.created", response=shell)
+        yield event("response.in_progress", response=shell)
+        if response["model"] == "midstream":
+            yield event("error", code="server_error", message="The server had an error.", param=None)
+            return
+        for index, item in enumerate(response["output"]):
+            for chunk in item_events(item, index):
+                yield event(chunk.pop("type"), **chunk)
+        yield event("response.completed", response=response)
+
+
+def item_events(item: JSON, index: int) -> list[JSON]:
+    """The events that stream one output item."""
+    at = {"item_id": item["id"], "output_index": index}
+    if item["type"] != "message":
+        return [{"type": "response.output_item.added", "output_index": index, "item": item},
+                {"type": "response.output_item.done", "output_index": index, "item": item}]  # fmt: skip
+    text = item["content"][0]["text"]
+    empty = {**item, "status": "in_progress", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    thirds = [text[: len(text) // 3], text[len(text) // 3 : 2 * len(text) // 3], text[2 * len(text) // 3 :]]
+    return [
+        {"type": "response.output_item.added", "output_index": index, "item": empty},
+        {"type": "response.content_part.added", **at, "content_index": 0, "part": part},
+        *({"type": "response.output_text.delta", **at, "content_index": 0, "delta": d, "logprobs": []} for d in thirds),
+        {"type": "response.output_text.done", **at, "content_index": 0, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **at, "content_index": 0, "part": item["content"][0]},
+        {"type": "response.output_item.done", "output_index": index, "item": item},
+    ]
+
+
+def last_text(value: Any) -> str:
+    """The last user text of an `input` string or item list."""
+    if isinstance(value, str):
+        return value
+    for item in reversed(value or []):
+        if item.get("role") == "user":
+            content = item.get("content")
+            return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+    return "(no user text)"
