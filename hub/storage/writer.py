@@ -1,26 +1,27 @@
-"""Usage records leave the request path here: an in-memory queue flushed in batches by one background task.
+"""Usage records leave the request path here: journaled locally, queued in memory, flushed in batches by one task.
 
-`record()` only appends to a list. The flusher writes batches; when the database fails it keeps the batch and retries
-with backoff, and past a bound (pending records or consecutive failures) appends the batch to a local JSON-lines
-spill file. After the next successful write the spill file is replayed. Every row has an id fixed before its first
-write attempt and the stores skip ids they already hold, so retries and replays never count a record twice. On
-shutdown the queue is flushed, or spilled if the database is down: records are never dropped.
+`record()` gives the record its row id, appends it to this process's journal (hub/scale/journal.py: one `write(2)`,
+which survives a `kill -9` of the process) and to a list. The flusher writes batches; when the database fails it keeps
+the batch and retries with backoff, and past a bound (pending records or consecutive failures) appends the batch to a
+local JSON-lines spill file. After the next successful write the spill file is replayed, and so are the journals of
+dead processes (this one's previous run, a killed worker). Every row's id is fixed when it is journaled and the
+stores skip ids they already hold, so retries and replays never count a record twice. On shutdown the queue is
+flushed, or spilled if the database is down: records are never dropped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
-import orjson
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
+from hub.scale.journal import Journal, append_lines, read_items
 from hub.storage import Store, StoredToolCall, StoredUsage, StoreError
 
 logger = logging.getLogger("toolhub.storage")
@@ -32,7 +33,8 @@ class UsageWriter:
     """A `UsageSink` that stores records through `store` off the request path."""
 
     def __init__(self, store: Store, spill_path: Path, *, batch_size: int = 500, interval: float = 1.0,
-                 spill_after_failures: int = 3, max_pending: int = 20_000, retry_max: float = 5.0) -> None:  # fmt: skip
+                 spill_after_failures: int = 3, max_pending: int = 20_000, retry_max: float = 5.0,
+                 journal: bool = True, orphan_scan_interval: float = 30.0) -> None:  # fmt: skip
         self.store = store
         self.spill_path = spill_path
         self.batch_size = batch_size
@@ -40,31 +42,37 @@ class UsageWriter:
         self.spill_after_failures = spill_after_failures
         self.max_pending = max_pending
         self.retry_max = retry_max
-        self._new: list[UsageRecord | ToolCallRecord] = []
+        self._new: list[Item] = []
         self._retry: list[Item] = []
         self._failures = 0
         self._wake = anyio.Event()
         self._lock = anyio.Lock()
         self._ids = itertools.count()
         self._boot = uuid.uuid4().hex[:16]
+        self.journal = Journal(journal_dir(spill_path), self._boot) if journal else None
+        self.orphan_scan_interval = orphan_scan_interval
+        self._next_scan = 0.0
         self.written = 0
         self.spilled = 0
+        self.recovered = 0
 
     # -- request path: no awaits, no tasks ------------------------------------------------------------------------
 
     def record(self, record: UsageRecord) -> None:
-        self._take(record)
+        self._take(StoredUsage(f"{self._boot}-{next(self._ids):x}", record))
 
     def record_tool_call(self, call: ToolCallRecord) -> None:
-        self._take(call)
+        self._take(StoredToolCall(f"{self._boot}-{next(self._ids):x}", call))
 
-    def _take(self, item: UsageRecord | ToolCallRecord) -> None:
+    def _take(self, item: Item) -> None:
+        if self.journal is not None:
+            self.journal.append(item)  # before the answer leaves: a kill -9 from here on loses nothing
         new = self._new
         new.append(item)
         if len(new) >= self.batch_size:
             self._wake.set()
             if len(new) >= self.max_pending:  # the flusher is stuck on a hanging database: never grow unbounded
-                self._spill_now(self._stamp(self._drain()))
+                self._spill_now(self._drain())
 
     @property
     def pending(self) -> int:
@@ -82,9 +90,12 @@ class UsageWriter:
             await self.flush()
 
     async def flush(self) -> bool:
-        """Write everything queued (then replay the spill file); False when the database failed."""
+        """Write everything queued (then replay the spill file and dead processes' journals); False when the
+        database failed."""
         async with self._lock:
-            items = self._retry + self._stamp(self._drain())
+            if self.journal is not None:
+                self.journal.rotate()  # the closed segments hold exactly what is drained now (and any retry)
+            items = self._retry + self._drain()
             self._retry = []
             for start in range(0, len(items), self.batch_size):
                 try:
@@ -98,15 +109,23 @@ class UsageWriter:
                     self._retry = items[start:]
                     raise
             self._failures = 0
-            return await self._replay()
+            self._committed()
+            return await self._replay() and await self._recover()
 
     async def aclose(self) -> None:
-        """Flush what is queued; spill it if the database is down."""
+        """Flush what is queued; spill it if the database is down. The journal goes once all is stored or spilled."""
         if not await self.flush():
             async with self._lock:
-                items, self._retry = self._retry + self._stamp(self._drain()), []
+                items, self._retry = self._retry + self._drain(), []
                 if items:
                     await anyio.to_thread.run_sync(self._append, items)
+        if self.journal is not None:
+            self.journal.close()
+
+    def _committed(self) -> None:
+        """Nothing is waiting for a retry: every closed journal segment is stored or spilled."""
+        if self.journal is not None and not self._retry:
+            self.journal.committed()
 
     async def _write(self, items: Sequence[Item]) -> None:
         usage = [i for i in items if isinstance(i, StoredUsage)]
@@ -122,18 +141,14 @@ class UsageWriter:
         if self._failures >= self.spill_after_failures or len(items) >= self.max_pending:
             logger.warning("usage store failing (%s); spilling %d records to %s", exc, len(items), self.spill_path)
             await anyio.to_thread.run_sync(self._append, items)
+            self._committed()
         else:
             logger.warning("usage store failing (%s); %d records kept for retry", exc, len(items))
             self._retry = items
 
-    def _drain(self) -> list[UsageRecord | ToolCallRecord]:
+    def _drain(self) -> list[Item]:
         new, self._new = self._new, []
         return new
-
-    def _stamp(self, records: list[UsageRecord | ToolCallRecord]) -> list[Item]:
-        boot, ids = self._boot, self._ids
-        return [StoredUsage(f"{boot}-{next(ids):x}", r) if isinstance(r, UsageRecord)
-                else StoredToolCall(f"{boot}-{next(ids):x}", r) for r in records]  # fmt: skip
 
     # -- spill file ------------------------------------------------------------------------------------------------
 
@@ -141,12 +156,8 @@ class UsageWriter:
         logger.warning("usage queue over %d records; spilling to %s", self.max_pending, self.spill_path)
         self._append(items)
 
-    def _append(self, items: Sequence[Item]) -> None:
-        lines = [orjson.dumps(_to_json(i)) + b"\n" for i in items]
-        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.spill_path.open("ab") as f:
-            f.writelines(lines)
-            f.flush()
+    def _append(self, items: list[Item]) -> None:
+        append_lines(self.spill_path, items)
         self.spilled += len(items)
 
     async def _replay(self) -> bool:
@@ -155,8 +166,11 @@ class UsageWriter:
         if not replaying.exists():
             if not self.spill_path.exists():
                 return True
-            self.spill_path.rename(replaying)
-        items = await anyio.to_thread.run_sync(_read, replaying)
+            try:
+                self.spill_path.rename(replaying)
+            except FileNotFoundError:  # another worker sharing the file took it first
+                return True
+        items = await anyio.to_thread.run_sync(read_items, replaying)
         for start in range(0, len(items), self.batch_size):
             try:
                 await self._write(items[start : start + self.batch_size])
@@ -165,32 +179,32 @@ class UsageWriter:
                 logger.warning("replaying %s failed (%s); will retry", replaying, exc)
                 return False
         logger.info("replayed %d spilled usage records from %s", len(items), replaying)
-        replaying.unlink()
+        replaying.unlink(missing_ok=True)
+        return True
+
+    async def _recover(self) -> bool:
+        """Store what dead processes journaled (at start, then every `orphan_scan_interval` s)."""
+        journal = self.journal
+        if journal is None or time.monotonic() < self._next_scan:
+            return True
+        self._next_scan = time.monotonic() + self.orphan_scan_interval
+        for boot, segments in journal.orphans():
+            for segment in segments:
+                items = await anyio.to_thread.run_sync(read_items, segment)
+                try:
+                    for start in range(0, len(items), self.batch_size):
+                        await self._write(items[start : start + self.batch_size])
+                except StoreError as exc:
+                    self._failures += 1
+                    self._next_scan = 0.0
+                    logger.warning("replaying the journal of process %s failed (%s); will retry", boot, exc)
+                    return False
+                segment.unlink(missing_ok=True)
+                self.recovered += len(items)
+                logger.info("recovered %d usage records journaled by process %s (%s)", len(items), boot, segment)
         return True
 
 
-_REQUEST_ONLY = frozenset({"ticket", "priced_route"})
-"""UsageRecord fields that live only while the request runs (a ticket; a route, which holds the provider's key)."""
-
-
-def _to_json(item: Item) -> dict[str, Any]:
-    if isinstance(item, StoredUsage):
-        record = item.record
-        data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.name not in _REQUEST_ONLY}
-        return {"kind": "usage", "id": item.id, **data}
-    return {"kind": "tool", "id": item.id, **dataclasses.asdict(item.call)}
-
-
-def _read(path: Path) -> list[Item]:
-    items: list[Item] = []
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError:  # a torn last line from a crash mid-write
-                logger.error("spill file %s: unreadable line skipped: %r", path, line[:200])
-                continue
-            kind, item_id = data.pop("kind"), data.pop("id")
-            items.append(StoredUsage(item_id, UsageRecord(**data)) if kind == "usage"
-                         else StoredToolCall(item_id, ToolCallRecord(**data)))  # fmt: skip
-    return items
+def journal_dir(spill_path: Path) -> Path:
+    """The journal directory beside the spill file: `toolhub.db.spill.jsonl` -> `toolhub.db.spill.journal/`."""
+    return spill_path.with_name(spill_path.name.removesuffix(".jsonl") + ".journal")

@@ -11,6 +11,7 @@ import pytest
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.config import parse_config
+from hub.scale.journal import read_items
 from hub.storage import SpendQuery, Store, StoredToolCall, StoredUsage, StoreError
 from hub.storage.writer import UsageWriter
 
@@ -137,15 +138,7 @@ async def test_the_background_task_flushes_when_a_batch_fills(store: Store, tmp_
 
 
 def _spilled(path: Path) -> list[tuple[str, UsageRecord]]:
-    import orjson
-
-    out: list[tuple[str, UsageRecord]] = []
-    for line in path.read_bytes().splitlines():
-        data = orjson.loads(line)
-        data.pop("kind")
-        item_id = data.pop("id")
-        out.append((item_id, UsageRecord(**data)))
-    return out
+    return [(item.id, item.record) for item in read_items(path) if isinstance(item, StoredUsage)]
 
 
 class SlowStore(FlakyStore):

@@ -1,0 +1,1 @@
+"""Scaling out: the crash journal of usage records, `toolhub serve --workers N` and its supervisor."""

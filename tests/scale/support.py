@@ -1,0 +1,137 @@
+"""What the scale tests share: a fast fake upstream process, a PostgreSQL schema of their own, configs, bursts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx2
+import yaml
+
+from tests.support.peers import missing_peer
+from tests.support.servers import ROOT, inherited_socket, stop, wait_for_port
+
+MASTER = "sk-scale-master"
+POSTGRES_URL_ENV = "TOOLHUB_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "TOOLHUB_TEST_REDIS_URL"
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        missing_peer(f"set {POSTGRES_URL_ENV}=postgresql://postgres@127.0.0.1:5432/test to run the scale tests")
+    return url
+
+
+def redis_url() -> str:
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        missing_peer(f"set {REDIS_URL_ENV}=redis://127.0.0.1:6379/0 to run the scale tests")
+    return url
+
+
+@contextlib.contextmanager
+def fake_upstream() -> Iterator[int]:
+    """bench/fake_upstream.py as a process (an OpenAI-compatible upstream that costs little CPU); yields its port."""
+    with inherited_socket() as (sock, port):
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "fake_upstream.py"), "--fd", str(sock.fileno())],
+            pass_fds=(sock.fileno(),), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        yield port
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the test database, dropped afterwards; yields a URL whose connections use it."""
+    url = postgres_url()
+    schema = f"toolhub_scale_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_sql(url, f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}?search_path={schema}"
+    finally:
+        asyncio.run(_sql(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+async def _sql(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def write_config(path: Path, upstream: int, *, database_url: str, redis: str | None = None,
+                 spill: Path | None = None, **general: Any) -> Path:  # fmt: skip
+    settings: dict[str, Any] = {"master_key": MASTER, "database_url": database_url, **general}
+    if redis:
+        settings["redis_url"] = redis
+    if spill:
+        settings["usage_spill_path"] = str(spill)
+    model = {"model_name": "bench", "litellm_params": {"model": "openai/bench", "api_key": "sk-x",
+                                                       "api_base": f"http://127.0.0.1:{upstream}/v1"}}  # fmt: skip
+    path.write_text(yaml.safe_dump({"model_list": [model], "general_settings": settings}))
+    return path
+
+
+def chat_body() -> dict[str, Any]:
+    return {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def burst(
+    url: str, count: int, concurrency: int, *, key: str = MASTER, on_answer: Callable[[int], None] | None = None
+) -> dict[str, int]:
+    """POST `count` chat requests, each with its own x-request-id; returns request id -> status (0: no answer).
+
+    `on_answer(n)` runs after the n-th answer (any status), e.g. to kill a server mid-burst."""
+    results: dict[str, int] = {}
+    queue = [uuid.uuid4().hex for _ in range(count)]
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx2.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            while queue:
+                rid = queue.pop()
+                headers = {"authorization": f"Bearer {key}", "x-request-id": rid}
+                try:
+                    response = await client.post(f"{url}/v1/chat/completions", json=chat_body(), headers=headers)
+                    results[rid] = response.status_code
+                except httpx2.HTTPError:
+                    results[rid] = 0
+                    continue
+                if on_answer is not None:
+                    on_answer(sum(1 for status in results.values() if status))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def rows_per_request(database_url: str) -> Counter[str]:
+    """How many spend-log rows each request id has."""
+
+    async def fetch() -> list[Any]:
+        conn = await asyncpg.connect(database_url.split("?")[0], server_settings=_settings(database_url))
+        try:
+            return list(await conn.fetch("SELECT request_id FROM toolhub_spend_logs"))
+        finally:
+            await conn.close()
+
+    return Counter(row["request_id"] for row in asyncio.run(fetch()))
+
+
+def _settings(database_url: str) -> dict[str, str]:
+    _, _, query = database_url.partition("?")
+    return dict(part.split("=", 1) for part in query.split("&") if part)
