@@ -8,6 +8,10 @@ invalid ones get the same kind of alias (digest of `server\0original`). Names th
 alias whose digest is taken from `server\0original`, so the result does not depend on listing order, and a warning
 is logged. The hub resolves names through its maps, never by parsing them; the original name and server are kept
 in the exposed tool's `_meta`.
+
+Resource URIs and templates keep their upstream form unless two servers offer the same one: then each server's
+copy is exposed as `toolhub://<server>/<original>` (`namespaced`), which the hub maps back before forwarding a read,
+subscription or completion, so every server's copy stays reachable and a subscription reaches the right upstream.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from hub.accounts.auth import Principal
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_NAME = 64
 DEFAULT_SEPARATOR = "__"
+NAMESPACE = "toolhub://"
 META_ORIGINAL_NAME = "io.toolhub/original_name"
 META_SERVER = "io.toolhub/server"
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]")
@@ -65,6 +70,19 @@ def unique_names(entries: Sequence[tuple[str, str, str, str]]) -> list[str]:
             logger.warning("MCP name collision on %r: tool %r of server %r is exposed as %r",
                            entries[i][0], original, server, names[i])  # fmt: skip
     return names
+
+
+def namespaced(server: str, uri: str) -> str:
+    """The exposed form of a resource URI (or template) that another server offers too."""
+    return f"{NAMESPACE}{server}/{uri}"
+
+
+def split_namespaced(uri: str) -> tuple[str, str] | None:
+    """(server, original URI) of a `namespaced` URI; None for any other URI."""
+    if not uri.startswith(NAMESPACE):
+        return None
+    server, slash, original = uri[len(NAMESPACE) :].partition("/")
+    return (server, original) if slash and server else None
 
 
 def name_allowed(name: str, allowed: Sequence[str] | None, disallowed: Sequence[str] | None) -> bool:
@@ -130,6 +148,9 @@ class Catalog:
     tools_by_name: Mapping[str, ToolInfo] = field(default_factory=dict[str, ToolInfo])
     prompts_by_name: Mapping[str, PromptInfo] = field(default_factory=dict[str, PromptInfo])
     resource_owner: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Exposed resource URI -> server, for URIs exposed as the upstream lists them."""
+    clashing: frozenset[tuple[str, str]] = frozenset()
+    """(server, original URI or template) pairs exposed `namespaced`."""
 
     @classmethod
     def build(
@@ -139,9 +160,6 @@ class Catalog:
         listings = sorted(listings, key=lambda item: item.server)
         tools: dict[str, ToolInfo] = {}
         prompts: dict[str, PromptInfo] = {}
-        resources: list[tuple[str, types.Resource]] = []
-        templates: list[tuple[str, types.ResourceTemplate]] = []
-        owner: dict[str, str] = {}
         offered = [(listing, tool) for listing in listings for tool in listing.tools
                    if name_allowed(tool.name, listing.allowed_tools, listing.disallowed_tools)]  # fmt: skip
         names = unique_names([_natural(listing, tool.name, separator, prefixed) for listing, tool in offered])
@@ -155,12 +173,7 @@ class Catalog:
         for (listing, prompt), name in zip(offered_prompts, names, strict=True):
             renamed = prompt.model_copy(update={"name": name})
             prompts.setdefault(name, PromptInfo(name, listing.server, prompt.name, renamed))
-        for listing in listings:
-            for resource in listing.resources:
-                if resource.uri not in owner:  # the first server (by name) owns a URI offered twice
-                    owner[resource.uri] = listing.server
-                    resources.append((listing.server, resource))
-            templates += [(listing.server, template) for template in listing.templates]
+        resources, templates, owner, clashing = _resources(listings, prefixed)
         ordered = dict(sorted(tools.items()))
         ordered_prompts = dict(sorted(prompts.items()))
         return cls(
@@ -171,19 +184,66 @@ class Catalog:
             tools_by_name=ordered,
             prompts_by_name=ordered_prompts,
             resource_owner=owner,
+            clashing=clashing,
         )
 
-    def owner_of_uri(self, uri: str) -> str | None:
-        """The server serving a resource URI: a listed resource, else the template with the longest literal prefix."""
+    def owner_of_uri(self, uri: str) -> tuple[str, str] | None:
+        """(server, upstream URI) of an exposed resource URI: a namespaced one, a listed resource, else the
+        template with the longest literal prefix."""
+        split = split_namespaced(uri)
+        if split is not None:
+            return split if any(server == split[0] for server, _ in self.clashing) else None
         server = self.resource_owner.get(uri)
         if server is not None:
-            return server
+            return server, uri
         best: tuple[int, str] | None = None
         for name, template in self.templates:
             literal = template.uri_template.split("{", 1)[0]
             if uri.startswith(literal) and (best is None or len(literal) > best[0]):
                 best = (len(literal), name)
-        return best[1] if best else None
+        return (best[1], uri) if best else None
+
+    def exposed_uri(self, server: str, uri: str) -> str:
+        """How clients see `server`'s resource `uri` (namespaced when another server offers it too)."""
+        if (server, uri) in self.clashing:
+            return namespaced(server, uri)
+        for other, template in self.clashing:
+            literal = template.split("{", 1)[0]
+            if other == server and "{" in template and uri.startswith(literal):
+                return namespaced(server, uri)
+        return uri
+
+
+def _resources(listings: Sequence[Listing], prefixed: bool) -> tuple[
+    list[tuple[str, types.Resource]], list[tuple[str, types.ResourceTemplate]], dict[str, str],
+    frozenset[tuple[str, str]]]:  # fmt: skip
+    """Resources and templates of every listing, each once per server; those offered by two servers namespaced."""
+    offered = {listing.server: {r.uri: r for r in listing.resources} for listing in listings}
+    shapes = {listing.server: {t.uri_template: t for t in listing.templates} for listing in listings}
+    uri_count = Counter(uri for uris in offered.values() for uri in uris)
+    template_count = Counter(t for ts in shapes.values() for t in ts)
+    clashing = frozenset(
+        [(s, u) for s, uris in offered.items() for u in uris if prefixed and uri_count[u] > 1]
+        + [(s, t) for s, ts in shapes.items() for t in ts if prefixed and template_count[t] > 1]
+    )
+    resources: list[tuple[str, types.Resource]] = []
+    templates: list[tuple[str, types.ResourceTemplate]] = []
+    owner: dict[str, str] = {}
+    for server, uris in offered.items():
+        for uri, resource in uris.items():
+            exposed = namespaced(server, uri) if (server, uri) in clashing else uri
+            resources.append((server, resource.model_copy(update={"uri": exposed}) if exposed != uri else resource))
+            if exposed == uri:
+                owner[uri] = server
+    for server, ts in shapes.items():
+        for shape, template in ts.items():
+            if (server, shape) in clashing:
+                template = template.model_copy(update={"uri_template": namespaced(server, shape)})
+            templates.append((server, template))
+    if clashing:
+        logger.warning("MCP resource URIs offered by several servers are namespaced: %s",
+                       ", ".join(sorted(namespaced(s, u) for s, u in clashing)))  # fmt: skip
+    return resources, templates, owner, clashing
 
 
 def _natural(listing: Listing, original: str, separator: str, prefixed: bool) -> tuple[str, str, str, str]:

@@ -96,7 +96,7 @@ class McpHttp:
         await self.per_server[server].downstreams.changed(kinds)
 
     async def _updated(self, server: str, uri: str) -> None:
-        await self.aggregated.downstreams.resource_updated(uri)
+        await self.aggregated.downstreams.resource_updated(self.hub.catalog.exposed_uri(server, uri))
         await self.per_server[server].downstreams.resource_updated(uri)
 
     async def serve_sse(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -20,6 +20,7 @@ from hub.config import ConfigError
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.levels import LogLevels
 from hub.mcp.routing import Caller
 from hub.mcp.upstream import Kind, Upstream, error_result
 
@@ -49,6 +50,8 @@ class McpHub:
         self._last_server: dict[str, str] = {}
         self._tool_cache = ToolResultCache()
         """Results of read-only tools of servers with `cache_ttl` (hub/cache/tools.py)."""
+        self.log_levels = LogLevels()
+        """`logging/setLevel` of each downstream session, across every served endpoint."""
         self._listeners: list[Listener] = []
         self._update_listeners: list[UpdateListener] = []
         self._events: tuple[MemoryObjectSendStream[tuple[str, Any]], MemoryObjectReceiveStream[tuple[str, Any]]] = (

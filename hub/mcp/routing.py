@@ -1,22 +1,32 @@
-"""Which downstream an upstream's server-to-client messages (logs, sampling, elicitation) belong to.
+"""Which downstream session an upstream's server-to-client messages (logs, sampling, elicitation, roots) belong to.
 
-A shared session carries no link between the upstream's sampling or elicitation
-request (or log message) and the call that caused it, so the hub never guesses. It routes such a message to a
-downstream `Caller` only when every request in flight on this upstream belongs to one owner (one key): exactly one
-call, or several calls of the same key (then the most recent). A request without a caller (tool loop, REST, the
-hub's own re-listing) has no one to ask, so while one is in flight nothing is routed. Otherwise sampling and
-elicitation are refused with an MCP error and log messages stay in the hub's own log (debug level).
+Every request the hub makes on an upstream session is a `Call`, set in a context variable for as long as it runs.
+The MCP SDK carries context variables along with each message (its context streams), so a message that arrives on
+the event stream of one upstream request (streamable HTTP answers a POST on its own stream, and sends the requests
+related to it there) is handled in that request's context: it goes to that call's downstream caller, exactly.
+
+Stdio and legacy SSE upstreams send their requests on one shared channel with no link to a call. Then a request
+goes to the call named by its `_meta.progressToken`, when that is one of the hub's; else only when every call in
+flight on the session comes from one downstream session. A call without a downstream (the tool loop, REST, the
+hub's own re-listing) has no one to ask, so while one is in flight nothing is routed. Otherwise sampling,
+elicitation and roots are refused with a JSON-RPC error and log messages stay in the hub's own log (debug level):
+never delivered to another session.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 from collections.abc import Hashable, Iterator
-from typing import Any, Protocol
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import mcp_types as types
+from mcp.client._transport import WriteStream
 from mcp.client.session import ClientRequestContext
+from mcp.shared.message import SessionMessage
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -25,8 +35,8 @@ class Caller(Protocol):
     """The downstream request a tool call is made for: where progress, logs and server requests go."""
 
     @property
-    def owner(self) -> Hashable:
-        """Who is calling (the key): server requests are routed only when every call in flight has one owner."""
+    def session(self) -> Hashable:
+        """The downstream session (connection) the request came on."""
         ...
 
     @property
@@ -37,6 +47,21 @@ class Caller(Protocol):
         self, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData: ...
     async def elicit(self, params: types.ElicitRequestParams) -> types.ElicitResult | types.ErrorData: ...
+    async def list_roots(self) -> types.ListRootsResult | types.ErrorData: ...
+
+
+@dataclass(eq=False, slots=True)
+class Call:
+    """One request in flight on an upstream session."""
+
+    router: Router
+    caller: Caller | None
+    progress_token: Any = None
+    """The `progressToken` the hub sent with the request, once the SDK assigned it."""
+
+
+CURRENT: contextvars.ContextVar[Call | None] = contextvars.ContextVar("toolhub_mcp_upstream_call", default=None)
+"""The upstream request the running code (or the message being handled) belongs to."""
 
 
 class Router:
@@ -44,24 +69,36 @@ class Router:
 
     def __init__(self, server: str) -> None:
         self.server = server
-        self.calls: list[Caller | None] = []
-        """Requests in flight on the session; None for those without a downstream caller."""
+        self.calls: list[Call] = []
 
     @contextlib.contextmanager
-    def calling(self, caller: Caller | None) -> Iterator[None]:
-        self.calls.append(caller)
+    def calling(self, caller: Caller | None) -> Iterator[Call]:
+        call = Call(self, caller)
+        self.calls.append(call)
+        token = CURRENT.set(call)
         try:
-            yield
+            yield call
         finally:
-            self.calls.remove(caller)
+            CURRENT.reset(token)
+            self.calls.remove(call)
 
-    def caller(self) -> Caller | None:
-        """The downstream a server-to-client message can only belong to, or None (see the module docstring)."""
+    def call_for(self, meta: Any = None) -> Call | None:
+        """The call a server-to-client message belongs to, or None when that cannot be known (module docstring)."""
+        current = CURRENT.get()
+        if current is not None and current.router is self:
+            return current if current in self.calls else None
+        token = _progress_token(meta)
+        if token is not None:
+            return next((call for call in self.calls if call.progress_token == token), None)
         calls = self.calls
-        if not calls or any(call is None for call in calls):
+        if not calls or any(call.caller is None for call in calls):
             return None
-        owners = {call.owner for call in calls if call is not None}
-        return calls[-1] if len(owners) == 1 else None
+        sessions = {call.caller.session for call in calls if call.caller is not None}
+        return calls[-1] if len(sessions) == 1 else None
+
+    def caller(self, meta: Any = None) -> Caller | None:
+        call = self.call_for(meta)
+        return call.caller if call is not None else None
 
     def refusal(self, what: str) -> types.ErrorData:
         if self.calls:
@@ -72,20 +109,57 @@ class Router:
         return types.ErrorData(code=types.INVALID_REQUEST, message=message)
 
     async def on_sampling(self, context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
-        caller = self.caller()
+        caller = self.caller(context.meta)
         if caller is None:
             return self.refusal("sampling")
         return await caller.sample(params)
 
     async def on_elicitation(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
-        caller = self.caller()
+        caller = self.caller(context.meta)
         if caller is None:
             return self.refusal("elicitation")
         return await caller.elicit(params)
 
+    async def on_list_roots(self, context: ClientRequestContext) -> Any:
+        caller = self.caller(context.meta)
+        if caller is None:
+            return self.refusal("roots")
+        return await caller.list_roots()
+
     async def on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        caller = self.caller()
+        caller = self.caller(params.meta)
         if caller is not None:
             await caller.log(params)
         else:
             logger.debug("MCP server %s [%s]: %s", self.server, params.level, params.data)
+
+
+class TaggingWriteStream:
+    """Wraps a transport's write stream: notes the id (which the SDK also uses as the progress token) of the request
+    each call sends, so a stdio request naming that token in its `_meta` finds its call."""
+
+    def __init__(self, inner: WriteStream[SessionMessage]) -> None:
+        self._inner = inner
+
+    async def send(self, item: SessionMessage, /) -> None:
+        call = CURRENT.get()
+        if call is not None and call.progress_token is None and isinstance(item.message, types.JSONRPCRequest):
+            call.progress_token = item.message.id
+        await self._inner.send(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _progress_token(meta: Any) -> Any:
+    if isinstance(meta, dict):
+        return meta.get("progress_token", meta.get("progressToken"))  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return getattr(meta, "progress_token", None)

@@ -24,7 +24,8 @@ from hub.accounts.auth import Principal
 from hub.mcp.catalog import Catalog, visible
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.hub import McpHub
-from hub.mcp.notify import Downstreams
+from hub.mcp.levels import LogLevels
+from hub.mcp.notify import Downstreams, connection_of
 from hub.mcp.upstream import Upstream, error_result
 
 logger = logging.getLogger("toolhub.mcp")
@@ -75,9 +76,11 @@ class HubServer(Server[Any]):
 class DownstreamCaller:
     """The downstream request behind an upstream call: receives its progress, logs and server requests."""
 
-    def __init__(self, ctx: Ctx, principal: Principal) -> None:
+    def __init__(self, ctx: Ctx, principal: Principal, levels: LogLevels | None = None) -> None:
         self._session: ServerSession = ctx.session
-        self.owner = (principal.key_id, principal.is_master)
+        self.session = connection_of(ctx)
+        self.principal = principal
+        self._levels = levels
         self._request_id = ctx.request_id
         self.wants_progress = bool(ctx.meta and ctx.meta.get("progress_token") is not None)
 
@@ -85,6 +88,8 @@ class DownstreamCaller:
         await self._session.report_progress(progress, total, message)
 
     async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        if self._levels is not None and not self._levels.allows(self.session, params.level):
+            return
         # The public method is deprecated (SEP-2577) and would warn on every forwarded line; call what it wraps.
         send = ServerSession.send_log_message.__wrapped__  # pyright: ignore[reportFunctionMemberAccess]
         await send(self._session, params.level, params.data, params.logger, related_request_id=self._request_id)
@@ -97,6 +102,10 @@ class DownstreamCaller:
     async def elicit(self, params: types.ElicitRequestParams) -> Any:
         wanted = types.ClientCapabilities(elicitation=types.ElicitationCapability())
         return await self._ask(types.ElicitRequest(params=params), types.ElicitResult, "elicitation", wanted)
+
+    async def list_roots(self) -> Any:
+        wanted = types.ClientCapabilities(roots=types.RootsCapability())
+        return await self._ask(types.ListRootsRequest(), types.ListRootsResult, "roots", wanted)
 
     async def _ask(self, request: Any, result_type: Any, field: str, wanted: types.ClientCapabilities) -> Any:
         if not self._session.can_send_request:  # stateless or 2026-era request: no way to ask the client
@@ -122,6 +131,12 @@ def with_unavailable(base: str | None, hub: McpHub, principal: Principal, view: 
         return base
     note = "These MCP servers are unavailable now; their tools are missing until they recover:\n" + "\n".join(lines)
     return f"{base}\n\n{note}" if base else note
+
+
+def _check_cursor(params: types.PaginatedRequestParams | None) -> None:
+    """The hub answers every list in one page and hands out no cursors: any cursor is invalid (-32602, per spec)."""
+    if params is not None and params.cursor is not None:
+        raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid cursor: {params.cursor!r}")
 
 
 def principal_of(ctx: Ctx, default: Principal | None) -> Principal:
@@ -184,6 +199,7 @@ class _Handlers:
         return info.input_schema if info is not None else None
 
     async def list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        _check_cursor(params)
         principal = principal_of(ctx, self.default)
         tools = [t.tool for t in self._catalog().tools if visible(principal, t.server, t.original_name)]
         return types.ListToolsResult(tools=tools)
@@ -194,7 +210,7 @@ class _Handlers:
             info = self.hub.resolve(params.name, principal, self.view)
             upstream = self.hub.upstreams[info.server]
             timeout = upstream.spec.call_timeout
-            caller = DownstreamCaller(ctx, principal)
+            caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
             key = self.hub.result_key(info, params.arguments, principal)  # read-only tools of servers with cache_ttl
             if (cached := await self.hub.cached_result(key)) is not None:
                 return cached
@@ -207,6 +223,7 @@ class _Handlers:
             return error_result(exc.message)
 
     async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        _check_cursor(params)
         principal = principal_of(ctx, self.default)
         return types.ListResourcesResult(
             resources=[r for server, r in self._catalog().resources if principal.may_use_server(server)]
@@ -215,38 +232,46 @@ class _Handlers:
     async def list_templates(
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
+        _check_cursor(params)
         principal = principal_of(ctx, self.default)
         templates = [t for server, t in self._catalog().templates if principal.may_use_server(server)]
         return types.ListResourceTemplatesResult(resource_templates=templates)
 
-    def _owner(self, ctx: Ctx, uri: str) -> Upstream:
+    def _owner(self, ctx: Ctx, uri: str) -> tuple[Upstream, str]:
+        """The upstream serving an exposed resource URI, and the URI as that upstream knows it."""
         principal = principal_of(ctx, self.default)
-        server = self._catalog().owner_of_uri(uri)
-        if server is None or not principal.may_use_server(server):
+        found = self._catalog().owner_of_uri(uri)
+        if found is None or not principal.may_use_server(found[0]) or found[0] not in self.hub.upstreams:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
-        return self.hub.upstreams[server]
+        return self.hub.upstreams[found[0]], found[1]
 
     async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=params.uri))
-        return await self._forward(self._owner(ctx, params.uri), request, types.ReadResourceResult, ctx)
+        upstream, uri = self._owner(ctx, params.uri)
+        request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
+        result: types.ReadResourceResult = await self._forward(upstream, request, types.ReadResourceResult, ctx)
+        if uri == params.uri:
+            return result
+        contents = [c.model_copy(update={"uri": params.uri}) if c.uri == uri else c for c in result.contents]
+        return result.model_copy(update={"contents": contents})
 
     async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        upstream = self._owner(ctx, params.uri)
+        upstream, uri = self._owner(ctx, params.uri)
         if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
-            request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=params.uri))
+            request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
             await self._forward(upstream, request, types.EmptyResult, ctx)
         self.downstreams.subscribe(ctx, params.uri)
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
         self.downstreams.unsubscribe(ctx, params.uri)
-        upstream = self._owner(ctx, params.uri)
+        upstream, uri = self._owner(ctx, params.uri)
         if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
-            request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=params.uri))
+            request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
             await self._forward(upstream, request, types.EmptyResult, ctx)
         return types.EmptyResult()
 
     async def list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        _check_cursor(params)
         principal = principal_of(ctx, self.default)
         return types.ListPromptsResult(
             prompts=[p.prompt for p in self._catalog().prompts if principal.may_use_server(p.server)]
@@ -270,8 +295,9 @@ class _Handlers:
             server = info.server if info is not None and principal.may_use_server(info.server) else None
             ref = ref.model_copy(update={"name": info.original_name}) if info is not None else ref
         else:
-            server = self._catalog().owner_of_uri(ref.uri)
-            server = server if server is not None and principal.may_use_server(server) else None
+            found = self._catalog().owner_of_uri(ref.uri)
+            server = found[0] if found is not None and principal.may_use_server(found[0]) else None
+            ref = ref.model_copy(update={"uri": found[1]}) if found is not None else ref
         upstream = self.hub.upstreams.get(server) if server is not None else None
         if upstream is None or not upstream.healthy or upstream.capabilities.completions is None:
             return types.CompleteResult(completion=types.Completion(values=[], total=0, has_more=False))
@@ -281,15 +307,22 @@ class _Handlers:
         return await self._forward(upstream, request, types.CompleteResult, ctx)
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
-        for upstream in self._upstreams(principal_of(ctx, self.default)):
-            if upstream.capabilities.logging is not None:
-                request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=params.level))
-                await self._forward(upstream, request, types.EmptyResult, ctx)
+        """This session's level; upstreams get the most verbose level of all sessions (`hub.mcp.levels`)."""
+        principal = principal_of(ctx, self.default)
+        levels = self.hub.log_levels
+        levels.set(connection_of(ctx), params.level)
+        level = levels.most_verbose() or params.level
+        caller = DownstreamCaller(ctx, principal, levels)
+        for upstream in self._upstreams(principal):
+            try:
+                await upstream.set_log_level(level, caller)
+            except McpHubError as exc:
+                raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
         return types.EmptyResult()
 
     async def _forward(self, upstream: Upstream, request: Any, result_type: Any, ctx: Ctx) -> Any:
         """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
-        caller = DownstreamCaller(ctx, principal_of(ctx, self.default))
+        caller = DownstreamCaller(ctx, principal_of(ctx, self.default), self.hub.log_levels)
         try:
             return await upstream.request(request, result_type, read_timeout=upstream.spec.call_timeout,
                                           caller=caller)  # fmt: skip

@@ -27,7 +27,7 @@ from hub import __version__
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable, check_arguments
-from hub.mcp.routing import Caller, Router
+from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
 from hub.mcp.transports import open_transport
@@ -121,6 +121,9 @@ class Upstream:
         self._broken = anyio.Event()
         self._ready_at = -math.inf
         self._failure = ""
+        self.log_level: types.LoggingLevel | None = None
+        """The level downstream sessions want (`hub.mcp.levels`); set again after every reconnect."""
+        self._sent_level: types.LoggingLevel | None = None
 
     @property
     def healthy(self) -> bool:
@@ -153,7 +156,7 @@ class Upstream:
             logger.warning("MCP server %s is down: %s", self.name, self.status.detail)
             self.first_attempt.set()
             if was_ready:
-                self._on_change(self.name, ALL_KINDS)
+                self._on_change(self.name, self._kinds())
             await anyio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
 
@@ -168,9 +171,10 @@ class Upstream:
                 stream = SanitizingReadStream(read, self.name)
                 async with ClientSession(
                     stream,
-                    write,
+                    TaggingWriteStream(write),
                     sampling_callback=self._router.on_sampling,
                     elicitation_callback=self._router.on_elicitation,
+                    list_roots_callback=self._router.on_list_roots,
                     logging_callback=self._router.on_log,
                     message_handler=self._on_message,
                     client_info=_CLIENT_INFO,
@@ -181,6 +185,7 @@ class Upstream:
                     self.status.protocol_version = stream.version
                     self.status.server_info = f"{init.server_info.name} {init.server_info.version}".strip()
                     await self._relist(session, ALL_KINDS)
+                    await self._apply_level(session)
                     scope.deadline = math.inf
                     await self._serve(session, stream)
         if scope.cancelled_caught:
@@ -192,7 +197,7 @@ class Upstream:
         self._set("ready", f"{len(self.listing.tools)} tools")
         logger.info("MCP server %s is ready: %s", self.name, self.status.detail)
         self.first_attempt.set()
-        self._on_change(self.name, ALL_KINDS)
+        self._on_change(self.name, self._kinds())
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._refresher, session)
             if self.spec.kind != "stdio":
@@ -217,6 +222,31 @@ class Upstream:
                 failures = 0 if exc.error.code == types.METHOD_NOT_FOUND else failures + 1
                 if failures >= 2:
                     self._broken.set()
+
+    async def _apply_level(self, session: ClientSession) -> None:
+        self._sent_level = None
+        if self.log_level is not None and self.capabilities.logging is not None:
+            request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=self.log_level))
+            with self._router.calling(None), anyio.fail_after(self.spec.call_timeout):
+                await session.send_request(request, types.EmptyResult)
+            self._sent_level = self.log_level
+
+    async def set_log_level(self, level: types.LoggingLevel, caller: Caller | None = None) -> None:
+        """Set the upstream's log level, if it logs and the level changed; kept for reconnects.
+
+        Raises:
+            UpstreamUnavailable, MCPError: as `request`.
+        """
+        self.log_level = level
+        if self.healthy and self.capabilities.logging is not None and level != self._sent_level:
+            request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=level))
+            await self.request(request, types.EmptyResult, read_timeout=self.spec.call_timeout, caller=caller)
+            self._sent_level = level
+
+    def _kinds(self) -> frozenset[Kind]:
+        """The lists this upstream offers (a tools-only server's restart changes only the tool list)."""
+        caps = self.capabilities
+        return frozenset(kind for kind in ALL_KINDS if getattr(caps, kind) is not None)
 
     # -- listing -----------------------------------------------------------------------------------------------
 
@@ -326,7 +356,8 @@ class Upstream:
         """
         check_arguments(arguments, self.spec.max_message_bytes, name)
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
-        progress = caller.progress if caller is not None and caller.wants_progress else None
+        # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
+        progress = None if caller is None else caller.progress if caller.wants_progress else _no_progress
         try:
             return await self.request(
                 request, types.CallToolResult, read_timeout=read_timeout, caller=caller, progress=progress
@@ -391,6 +422,10 @@ def _session_lost(exc: MCPError) -> bool:
     return error.code == types.CONNECTION_CLOSED or (
         error.code == types.INVALID_REQUEST and error.message == "Session terminated"
     )
+
+
+async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
+    return None
 
 
 async def _set_when(source: anyio.Event, target: anyio.Event) -> None:

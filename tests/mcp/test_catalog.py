@@ -75,15 +75,32 @@ def test_a_single_server_view_keeps_original_names() -> None:
 
 def test_resource_uris_route_to_their_server_and_templates_by_longest_prefix() -> None:
     resource = types.Resource(name="r", uri="test://static/1")
+    own = types.Resource(name="o", uri="test://own")
     short = types.ResourceTemplate(name="t", uri_template="test://{x}")
     long = types.ResourceTemplate(name="t2", uri_template="test://template/{id}/data")
-    catalog = Catalog.build([Listing("a", "a", resources=[resource], templates=[short]),
+    catalog = Catalog.build([Listing("a", "a", resources=[resource, own], templates=[short]),
                              Listing("b", "b", resources=[resource], templates=[long])])  # fmt: skip
-    assert catalog.owner_of_uri("test://static/1") == "a"  # offered twice: the first server by name owns it
-    assert catalog.owner_of_uri("test://template/7/data") == "b"
-    assert catalog.owner_of_uri("test://other") == "a"
+    assert catalog.owner_of_uri("test://own") == ("a", "test://own")
+    assert catalog.owner_of_uri("test://template/7/data") == ("b", "test://template/7/data")
+    assert catalog.owner_of_uri("test://other") == ("a", "test://other")
     assert catalog.owner_of_uri("file:///x") is None
-    assert [s for s, _ in catalog.resources] == ["a"]
+
+
+def test_a_uri_offered_by_two_servers_is_namespaced_for_both_and_maps_back() -> None:
+    resource = types.Resource(name="r", uri="test://static/1")
+    template = types.ResourceTemplate(name="t", uri_template="test://t/{id}")
+    catalog = Catalog.build([Listing("a", "a", resources=[resource], templates=[template]),
+                             Listing("b", "b", resources=[resource], templates=[template, template])])  # fmt: skip
+    assert [(s, r.uri) for s, r in catalog.resources] == [("a", "toolhub://a/test://static/1"),
+                                                          ("b", "toolhub://b/test://static/1")]  # fmt: skip
+    assert [t.uri_template for _, t in catalog.templates] == ["toolhub://a/test://t/{id}", "toolhub://b/test://t/{id}"]
+    assert catalog.owner_of_uri("toolhub://b/test://static/1") == ("b", "test://static/1")
+    assert catalog.owner_of_uri("toolhub://a/test://t/9") == ("a", "test://t/9")
+    assert catalog.owner_of_uri("toolhub://c/test://static/1") is None
+    assert catalog.owner_of_uri("test://static/1") is None
+    assert catalog.exposed_uri("b", "test://static/1") == "toolhub://b/test://static/1"
+    assert catalog.exposed_uri("a", "test://t/9") == "toolhub://a/test://t/9"
+    assert catalog.exposed_uri("a", "test://else") == "test://else"
 
 
 def test_prompts_are_prefixed_like_tools() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import anyio
@@ -97,20 +98,35 @@ async def test_a_lone_call_gets_its_logs_and_questions() -> None:
 
 
 class Owned:
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
+    def __init__(self, session: str) -> None:
+        self.session = session
 
 
-def test_the_router_picks_a_caller_only_when_all_calls_in_flight_share_an_owner() -> None:
+def test_the_router_picks_a_caller_only_when_all_calls_in_flight_share_a_session() -> None:
     router = Router("s")
     a1, a2, b = Owned("a"), Owned("a"), Owned("b")
-    assert router.caller() is None
+
+    def unrelated() -> Any:  # a message from the upstream's shared channel: no call's context
+        return contextvars.Context().run(router.caller)
+
+    assert unrelated() is None
     with router.calling(a1):  # pyright: ignore[reportArgumentType]
-        assert router.caller() is a1
+        assert unrelated() is a1
         with router.calling(a2):  # pyright: ignore[reportArgumentType]
-            assert router.caller() is a2
+            assert unrelated() is a2
+            assert router.caller() is a2  # in a call's context: that call
             with router.calling(b):  # pyright: ignore[reportArgumentType]
-                assert router.caller() is None
+                assert unrelated() is None
         with router.calling(None):
-            assert router.caller() is None
-        assert router.caller() is a1
+            assert unrelated() is None
+        assert unrelated() is a1
+
+
+def test_a_request_naming_a_calls_progress_token_goes_to_that_call() -> None:
+    router = Router("s")
+    a, b = Owned("a"), Owned("b")
+    with router.calling(a) as call_a:  # pyright: ignore[reportArgumentType]
+        call_a.progress_token = 7
+        with router.calling(b):  # pyright: ignore[reportArgumentType]
+            assert contextvars.Context().run(router.caller, {"progressToken": 7}) is a
+            assert contextvars.Context().run(router.caller, {"progressToken": 8}) is None
