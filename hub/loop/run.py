@@ -20,6 +20,7 @@ from hub.accounts.auth import Principal
 from hub.loop.memory import hub_rounds
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
+from hub.loop.trace import FIELD as TRACE_FIELD, TraceMode, calls_text, results_text, trace_mode
 from providers.base import ChatRequest, Provider
 
 
@@ -28,6 +29,8 @@ class LoopSettings:
     max_rounds: int = 10
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
     keepalive_seconds: float = 10.0
+    trace: TraceMode = "none"
+    """The alias's `tool_loop_trace` (hub.loop.trace); a request's own field overrides it."""
 
 
 def _ignore(value: Any) -> None:
@@ -62,6 +65,8 @@ class LoopState:
     """The non-empty text of each round so far."""
     start: int = 0
     """How many messages came with the request (hub rounds restored included): the loop's own come after."""
+    trace: list[str] = field(default_factory=list[str])
+    """What `tool_loop_trace: reasoning` adds to the answer's reasoning: each round's calls and results."""
 
     @classmethod
     def begin(cls, chat: ChatRequest, plan: LoopPlan, observer: LoopObserver | None) -> LoopState:
@@ -116,6 +121,7 @@ def _add_counts(total: dict[str, Any], usage: dict[str, Any]) -> None:
 def round_body(body: JSON, plan: LoopPlan, state: LoopState) -> JSON:
     """The request for the next round: all tools offered; a forced tool_choice only applies to the first round."""
     out = {**body, "messages": state.messages, "tools": plan.offered()}
+    out.pop(TRACE_FIELD, None)  # the gateway's, never the upstream's
     if state.rounds > 0 and out.get("tool_choice") not in (None, "auto", "none"):
         out["tool_choice"] = "auto"
     return out
@@ -154,6 +160,7 @@ async def complete_with_tools(
 ) -> JSON:
     """Run the loop to the end; returns one OpenAI `chat.completion` with summed usage and a `toolhub` record."""
     state = LoopState.begin(chat, plan, observer)
+    mode = trace_mode(chat.body, settings.trace)
     completion: JSON = {}
     while state.rounds < settings.max_rounds:
         if state.rounds:
@@ -182,6 +189,10 @@ async def complete_with_tools(
         runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id)
         state.add_runs(runs)
         state.messages += tool_messages(runs)
+        if mode == "content":
+            state.add_text(calls_text(mine) + results_text(runs))
+        elif mode == "reasoning":
+            state.trace.append(calls_text(mine) + results_text(runs) + TRACE_BREAK)
     state.add_text(STOPPED_TEXT.format(n=settings.max_rounds))
     choice = completion["choices"][0]
     choice["message"] = {"role": "assistant", "content": state.text()}
@@ -189,7 +200,14 @@ async def complete_with_tools(
     return _finish(completion, state, stopped="max_tool_rounds")
 
 
+TRACE_BREAK = "\n\n"
+"""After each round's trace in the reasoning: what follows starts its own paragraph."""
+
+
 def _finish(completion: JSON, state: LoopState, stopped: str | None = None) -> JSON:
+    if state.trace:
+        message = completion["choices"][0]["message"]
+        message["reasoning_content"] = "".join(state.trace) + (message.get("reasoning_content") or "")
     if state.usage:
         completion["usage"] = state.usage
     completion["toolhub"] = state.record(stopped)

@@ -4,7 +4,8 @@ The client sees one ordinary OpenAI stream: one id, one role chunk, content (and
 round's text after an earlier round's text starts with `ROUND_BREAK`, so the streamed text equals the non-streamed
 `content`), the calls meant for the client (re-indexed from 0), one finish chunk carrying the `toolhub` record, then
 usage. Hub tool
-calls never reach the client: an SSE comment says which tools run (`: toolhub running <names>`), and while they run
+calls never reach the client: an SSE comment says which tools run (`: toolhub running <names>`), `tool_loop_trace`
+shows them and their results as reasoning or text (hub.loop.trace), and while they run
 `KeepAliveStreamingResponse` sends `: keep-alive` comments so that proxies do not time the stream out. OpenAI clients
 ignore comment lines.
 """
@@ -26,6 +27,7 @@ from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.run import (
     ROUND_BREAK,
     STOPPED_TEXT,
+    TRACE_BREAK,
     LoopObserver,
     LoopSettings,
     LoopState,
@@ -33,6 +35,7 @@ from hub.loop.run import (
     round_body,
 )
 from hub.loop.tools import run_calls, tool_messages
+from hub.loop.trace import TraceMode, call_events, calls_text, result_events, results_text, trace_mode
 from providers.base import ChatRequest, Provider, ProviderError
 
 
@@ -134,6 +137,7 @@ async def stream_with_tools(
 ) -> AsyncIterator[JSON | bytes]:
     """Yield the client's OpenAI chunks (and SSE comment lines) for the whole loop; ends with a usage chunk."""
     state = LoopState.begin(chat, plan, observer)
+    mode = trace_mode(chat.body, settings.trace)  # a bad value is a 400, before anything is sent
     ident = _Ident()
     while state.rounds < settings.max_rounds:
         if state.rounds:
@@ -164,15 +168,32 @@ async def stream_with_tools(
         message = {"content": own, "reasoning_content": "".join(current.reasoning)}
         state.messages.append(assistant_turn(message, hub_calls))
         yield f": toolhub running {' '.join(call['function']['name'] for call in hub_calls)}\n\n".encode()
+        if mode != "none":
+            before = ROUND_BREAK if mode == "content" and state.texts else "\n\n" if any(current.reasoning) else ""
+            yield _traced(ident, mode, before + calls_text(hub_calls), call_events(hub_calls, state.rounds))
         runs = await run_calls(
             hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id
         )
         state.add_runs(runs)
         state.messages += tool_messages(runs)
+        if mode != "none":
+            after = TRACE_BREAK if mode == "reasoning" else ""
+            yield _traced(ident, mode, results_text(runs) + after, result_events(runs))
+            if mode == "content":  # the next round's text starts with ROUND_BREAK, as after any text
+                state.add_text(calls_text(hub_calls) + results_text(runs))
     stopped = STOPPED_TEXT.format(n=settings.max_rounds)
     yield ident.chunk({"content": ROUND_BREAK + stopped if state.texts else stopped})
     yield ident.chunk({}, "stop", toolhub=state.record("max_tool_rounds"))
     yield ident.usage_chunk(state.usage)
+
+
+def _traced(ident: _Ident, mode: TraceMode, text: str, events: list[JSON]) -> JSON:
+    """A chunk with trace lines (as reasoning or as content) and the same as data in `toolhub_trace`."""
+    delta: JSON = {"reasoning_content" if mode == "reasoning" else "content": text}
+    if not ident.role_sent:
+        delta = {"role": "assistant", **delta}
+        ident.role_sent = True
+    return ident.chunk(delta, toolhub_trace=events)
 
 
 def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
