@@ -1,4 +1,8 @@
-"""Playground: pick a model, write, press "Send"; the browser streams `/v1/chat/completions` through the session."""
+"""Playground: pick a model, write, press "Send"; the browser streams `/v1/chat/completions` through the session.
+
+With hub tools (ticked servers, or an alias's default ones) the request asks for `tool_loop_trace: reasoning`, and the
+page draws each call and its result from the chunks' `toolhub_trace` events as they come (hub/loop/trace.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from hub.state import hub_state
 from hub.ui.api import call_api, proxy
 from hub.ui.session import Session
 from hub.ui.web import page, render
@@ -16,7 +21,9 @@ async def playground_page(request: Request, session: Session) -> Response:
     models = await call_api(request, session, "GET", "/v1/models")
     tools = await call_api(request, session, "GET", "/mcp/tools/list")
     servers = sorted(tools.body["servers"]) if tools.ok else []
-    return render(request, "playground.html", session, servers=servers,
+    routes = hub_state(request).config.models
+    with_tools = {alias for alias, group in routes.items() if any(route.mcp_servers for route in group)}
+    return render(request, "playground.html", session, servers=servers, with_tools=with_tools,
                   models=[m["id"] for m in models.body["data"]] if models.ok else [])  # fmt: skip
 
 

@@ -78,19 +78,29 @@ def test_a_form_made_from_a_schema_calls_a_tool_that_answers_an_image(hub: str, 
     assert console.errors == [] and console.blocked == []
 
 
-def test_the_playground_streams_an_answer_and_shows_the_hub_tool_calls(hub: str, page: Any, console: Console) -> None:
+def test_the_playground_streams_an_answer_and_shows_each_hub_tool_call_and_its_result(
+    hub: str, page: Any, console: Console
+) -> None:
     login(page, hub)
     page.get_by_role("link", name="Playground", exact=True).click()
     page.select_option("#pg-model", "agent")
     page.get_by_label("postgres_db").check()
     page.fill("#pg-prompt", "What is in the database?")
+    seen: list[list[str]] = []  # the call list each time it changed, while the answer streamed
+    page.expose_function("seen", lambda items: seen.append(items))
+    page.evaluate("""() => new MutationObserver(() => window.seen(
+        [...document.querySelectorAll('#pg-events li')].map((li) => li.innerText))).observe(
+        document.getElementById('pg-events'), {subtree: true, childList: true, characterData: true})""")
     page.get_by_role("button", name="Send").click()
     page.wait_for_selector("#pg-status:has-text('Done')")
-    assert page.inner_text("#pg-answer").startswith("Let me look.")
-    assert "Answer:" in page.inner_text("#pg-answer")
+    answer = page.inner_text("#pg-answer")
+    assert answer.startswith("Let me look.") and "Answer:" in answer and "Calling" not in answer
     events = page.locator("#pg-events li").all_inner_texts()
-    assert events[0] == "Running postgres_db__list_tables"
-    assert any(e.startswith("postgres_db__list_tables({}) done") for e in events)
+    assert [e.splitlines()[0] for e in events] == [
+        "postgres_db__list_tables {}", 'postgres_db__describe_table {"table": "orders"}']  # fmt: skip
+    assert events[0].splitlines()[1].startswith("answered in ") and '"orders"' in events[0]
+    assert ["postgres_db__list_tables {}\nrunning…"] in seen  # the call was shown before its result came
+    assert page.locator("#pg-events li.tool-done").count() == 2
     shot(page, "playground")
     assert console.errors == [] and console.blocked == []
 

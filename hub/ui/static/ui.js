@@ -31,8 +31,11 @@ function addEvent(text, cls) {
 async function sendChat(form) {
   const data = new FormData(form);
   const servers = data.getAll("server");
+  const model = form.querySelector("#pg-model").selectedOptions[0];
   const body = {model: data.get("model"), stream: true, messages: [{role: "user", content: data.get("prompt")}]};
   if (servers.length) body.tools = servers.map((s) => ({type: "mcp", server_label: s, require_approval: "never"}));
+  // hub tool calls and their results come as `toolhub_trace` events (hub/loop/trace.py)
+  if (servers.length || (model && model.dataset.tools)) body.tool_loop_trace = "reasoning";
   const answer = document.getElementById("pg-answer");
   answer.textContent = "";
   document.getElementById("pg-events").replaceChildren();
@@ -74,19 +77,40 @@ async function readStream(response, answer) {
 }
 
 function handleLine(line, answer) {
-  if (line.startsWith(": toolhub running ")) {
-    addEvent(`Running ${line.slice(18)}`, "tool-running");
-  } else if (line.startsWith("data: ") && line !== "data: [DONE]") {
-    const chunk = JSON.parse(line.slice(6));
-    if (chunk.error) addEvent(`Error: ${chunk.error.message}`, "bad");
-    for (const choice of chunk.choices || []) {
-      if (choice.delta && choice.delta.content) answer.textContent += choice.delta.content;
-    }
-    for (const call of (chunk.toolhub && chunk.toolhub.tool_calls) || []) {
-      const args = typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
-      addEvent(`${call.name}(${args}) ${call.is_error ? "failed" : "done"} in ${Math.round(call.duration_ms)} ms`,
-        call.is_error ? "bad" : "tool-done");
-    }
+  if (!line.startsWith("data: ") || line === "data: [DONE]") return;
+  const chunk = JSON.parse(line.slice(6));
+  if (chunk.error) addEvent(`Error: ${chunk.error.message}`, "bad");
+  if (chunk.toolhub_trace) {
+    for (const event of chunk.toolhub_trace) showTrace(event);
+    return; // the same lines as reasoning_content: shown once, as events
+  }
+  for (const choice of chunk.choices || []) {
+    if (choice.delta && choice.delta.content) answer.textContent += choice.delta.content;
+  }
+}
+
+// One list item per hub tool call: its arguments as it starts, then its result when it ends.
+function showTrace(event) {
+  const events = document.getElementById("pg-events");
+  if (event.type === "tool_call") {
+    const li = document.createElement("li");
+    li.className = "tool-running";
+    li.dataset.call = event.id;
+    const head = document.createElement("div");
+    const name = document.createElement("code");
+    name.textContent = event.name;
+    head.append(name, ` ${event.arguments}`);
+    const result = document.createElement("div");
+    result.className = "result";
+    result.textContent = "running…";
+    li.append(head, result);
+    events.appendChild(li);
+  } else if (event.type === "tool_result") {
+    const li = [...events.children].find((el) => el.dataset.call === event.id);
+    if (!li) return;
+    li.className = event.is_error ? "bad" : "tool-done";
+    const verb = event.is_error ? "failed" : "answered";
+    li.querySelector(".result").textContent = `${verb} in ${Math.round(event.duration_ms)} ms: ${event.summary}`;
   }
 }
 
