@@ -8,6 +8,11 @@ It answers as api.openai.com does, with its own ids (`resp_fake...`), usage and 
     error-NNN   answers status NNN with OpenAI's error body
     midstream   two events, then an `error` event
 
+Its Chat Completions side is FakeOpenAI's, plus two models:
+
+    window-N    refuses a conversation of more than N messages as OpenAI does (400 context_length_exceeded)
+    logprobs    "You said: ..." with a token log probability per word when `logprobs` is asked for
+
 `previous_response_id` must name a response this server stored (`store` not false), else 400 as OpenAI answers;
 every request must carry the key. `requests` keeps every body received.
 """
@@ -39,8 +44,37 @@ class FakeResponses:
         self.requests: list[JSON] = []
         self.stored: dict[str, JSON] = {}
         self._ids = itertools.count(1)
-        routes = [Route("/v1/responses", self.create, methods=["POST"]), *self.chat.app.routes]
+        routes = [Route("/v1/responses", self.create, methods=["POST"]),
+                  Route("/v1/chat/completions", self.chat_extras, methods=["POST"]),
+                  *self.chat.app.routes]  # fmt: skip
         self.app = Starlette(routes=routes)
+
+    async def chat_extras(self, request: Request) -> Response:
+        body = await request.json()  # Starlette keeps it: FakeOpenAI reads it again
+        model = str(body.get("model"))
+        if not model.startswith("window-") and model != "logprobs":
+            return await self.chat.chat(request)
+        self.chat.requests.append(body)
+        if model.startswith("window-") and len(body["messages"]) > int(model.split("-")[1]):
+            message = (f"This model's maximum context length is 100 tokens. However, your messages resulted in "
+                       f"{40 * len(body['messages'])} tokens. Please reduce the length of the messages.")  # fmt: skip
+            return error(400, message, "invalid_request_error", "context_length_exceeded", "messages")
+        text = f"You said: {body['messages'][-1]['content']}"
+        logprobs = chat_logprobs(text) if body.get("logprobs") else None
+        choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs}
+        usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": text}
+            return JSONResponse({"id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": model,
+                                 "choices": [{**choice, "message": message}], "usage": usage})  # fmt: skip
+        words = [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
+        chunks = [{"index": 0, "delta": {"content": w}, "finish_reason": None,
+                   "logprobs": chat_logprobs(w) if body.get("logprobs") else None} for w in words]  # fmt: skip
+        chunks.append({"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None})
+        base = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": model}
+        lines = [{**base, "choices": [c]} for c in chunks] + [{**base, "choices": [], "usage": usage}]
+        data = "".join(f"data: {json.dumps(line)}\n\n" for line in lines) + "data: [DONE]\n\n"
+        return Response(data, media_type="text/event-stream")
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_fake{next(self._ids):04d}"
@@ -124,6 +158,14 @@ def item_events(item: JSON, index: int) -> list[JSON]:
         {"type": "response.content_part.done", **at, "content_index": 0, "part": item["content"][0]},
         {"type": "response.output_item.done", "output_index": index, "item": item},
     ]
+
+
+def chat_logprobs(text: str) -> JSON:
+    """Chat Completions `logprobs` for `text`: one token a word (-0.5 each), with one alternative."""
+    words = [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
+    tokens = [{"token": w, "bytes": list(w.encode()), "logprob": -0.5} for w in words if w]
+    tokens = [{**t, "top_logprobs": [dict(t)]} for t in tokens]
+    return {"content": tokens, "refusal": None}
 
 
 def last_text(value: Any) -> str:

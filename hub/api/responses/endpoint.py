@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
-from hub.api.responses import approval, objects, passthrough, stored
+from hub.api.responses import approval, include, objects, passthrough, stored
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, reports_tools
@@ -24,7 +24,9 @@ from hub.errors import json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.tools import REPORT_OUTPUT
+from hub.router.classify import classify
 from hub.state import authenticate, hub_state
+from providers.base import ProviderError
 
 KEPT_HEADERS = ("content-length", "content-type")
 
@@ -70,13 +72,13 @@ async def create_response(request: Request) -> Response:
     approvals = await Approvals.offer(request, principal, chat)
     if reports_tools(request, chat):
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
-    answer = await run_chat(request, principal, chat, started)
+    answer = await _answer(request, principal, chat, started, this.body.get("truncation") == "auto")
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
     response = objects.shell(this.body)
     report = McpReport.of(request, principal, chat)
     if chat.get("stream"):
-        translator = StreamTranslator(response, report, approvals, this.approved)
+        translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body))
 
         async def save(final: JSON) -> None:
             await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
@@ -84,13 +86,26 @@ async def create_response(request: Request) -> Response:
         return TranslatedStream(answer, translator, save)
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
-    objects.from_completion(response, completion, [*this.approved, *before])
+    objects.from_completion(response, completion, [*this.approved, *before], include.included(this.body))
     turn = stored.assistant_message(response)
     if approvals is not None:
         approvals.requests(response)
     await this.save(response, turn)
     headers = {k: v for k, v in answer.headers.items() if k not in KEPT_HEADERS}
     return json_response(response, headers=headers)
+
+
+async def _answer(request: Request, principal: Principal, chat: JSON, started: float, auto: bool) -> Response:
+    """`run_chat`; with `truncation: "auto"`, again without the oldest turns while the upstream finds it too long."""
+    for _ in range(include.MAX_TRUNCATIONS):
+        try:
+            return await run_chat(request, principal, {**chat}, started)
+        except ProviderError as exc:
+            shorter = include.truncated(chat["messages"]) if auto and classify(exc) == "context_window" else None
+            if shorter is None:
+                raise
+            chat = {**chat, "messages": shorter}
+    return await run_chat(request, principal, chat, started)
 
 
 class TranslatedStream(Response):

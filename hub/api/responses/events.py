@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from hub.api.responses import objects
+from hub.api.responses import include, objects
 from hub.api.responses.approval import Approvals
 from hub.api.responses.mcp import McpReport
 from hub.api.responses.objects import JSON
@@ -21,11 +21,12 @@ from hub.api.responses.objects import JSON
 class _Open:
     """An output item being streamed: its index in `output`, the item, and the text or arguments so far."""
 
-    __slots__ = ("index", "item", "parts")
+    __slots__ = ("index", "item", "parts", "logprobs")
 
     def __init__(self, index: int, item: JSON) -> None:
         self.index, self.item = index, item
         self.parts: list[str] = []
+        self.logprobs: list[JSON] = []
 
     @property
     def text(self) -> str:
@@ -36,9 +37,16 @@ class StreamTranslator:
     """Translates one chat stream to Responses events for `response` (from `objects.shell`)."""
 
     def __init__(
-        self, response: JSON, mcp: McpReport | None = None, approvals: Approvals | None = None, before: Any = ()
+        self,
+        response: JSON,
+        mcp: McpReport | None = None,
+        approvals: Approvals | None = None,
+        before: Any = (),
+        included: frozenset[str] = frozenset(),
     ) -> None:
         self.response = response
+        self.encrypted: None | bool = None if include.ENCRYPTED in included else False
+        """The `encrypted_content` of streamed reasoning items: null when asked for (chunks carry no signature)."""
         self.mcp = mcp
         self.approvals = approvals
         self.before: list[JSON] = list(before)
@@ -99,7 +107,7 @@ class StreamTranslator:
         if reasoning := delta.get("reasoning_content"):
             out += self._reasoning_delta(reasoning)
         if content := delta.get("content"):
-            out += self._text_delta(content)
+            out += self._text_delta(content, include.logprobs(choice))
         for position, call in enumerate(delta.get("tool_calls") or ()):
             out += self._call_delta(call, position)
         return out
@@ -114,7 +122,7 @@ class StreamTranslator:
         out = b""
         if self.reasoning is None:
             out += self._close_message()
-            self.reasoning, added = self._add(objects.reasoning_item(objects.new_id("rs"), None))
+            self.reasoning, added = self._add(objects.reasoning_item(objects.new_id("rs"), None, self.encrypted))
             part = {"type": "summary_text", "text": ""}
             out += added + self.event("response.reasoning_summary_part.added", **self._at(self.reasoning),
                                       summary_index=0, part=part)  # fmt: skip
@@ -122,7 +130,7 @@ class StreamTranslator:
         return out + self.event("response.reasoning_summary_text.delta", **self._at(self.reasoning), summary_index=0,
                                 delta=text)  # fmt: skip
 
-    def _text_delta(self, text: str) -> bytes:
+    def _text_delta(self, text: str, logprobs: list[JSON]) -> bytes:
         out = b""
         if self.message is None:
             out += self._close_reasoning()
@@ -131,8 +139,9 @@ class StreamTranslator:
             out += added + self.event("response.content_part.added", **self._at(self.message), content_index=0,
                                       part=part)  # fmt: skip
         self.message.parts.append(text)
+        self.message.logprobs += logprobs
         return out + self.event("response.output_text.delta", **self._at(self.message), content_index=0, delta=text,
-                                logprobs=[])  # fmt: skip
+                                logprobs=logprobs)  # fmt: skip
 
     def _call_index(self, call: JSON, position: int) -> int:
         """The call's `index`; servers that send none start a new call with each new `id`."""
@@ -185,11 +194,11 @@ class StreamTranslator:
         opened, self.message = self.message, None
         if opened is None:
             return b""
-        part = objects.output_text(opened.text)
+        part = objects.output_text(opened.text, opened.logprobs)
         opened.item.update(status="completed", content=[part])
         at = {**self._at(opened), "content_index": 0}
         return (
-            self.event("response.output_text.done", **at, text=opened.text, logprobs=[])
+            self.event("response.output_text.done", **at, text=opened.text, logprobs=opened.logprobs)
             + self.event("response.content_part.done", **at, part=part)
             + self.event("response.output_item.done", output_index=opened.index, item=opened.item)
         )

@@ -6,6 +6,8 @@ import time
 import uuid
 from typing import Any
 
+from hub.api.responses import include
+
 JSON = dict[str, Any]
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 """Chat `finish_reason`s that leave a response `incomplete`, with the reason the Responses API names."""
@@ -63,13 +65,13 @@ def usage(chat_usage: Any) -> JSON | None:
     }
 
 
-def message_item(item_id: str, text: str, status: str = "completed") -> JSON:
-    content = [output_text(text)] if status == "completed" else []
+def message_item(item_id: str, text: str, status: str = "completed", logprobs: list[JSON] | None = None) -> JSON:
+    content = [output_text(text, logprobs)] if status == "completed" else []
     return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": content}
 
 
-def output_text(text: str) -> JSON:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def output_text(text: str, logprobs: list[JSON] | None = None) -> JSON:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
 
 
 def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> JSON:
@@ -77,9 +79,13 @@ def function_call_item(item_id: str, call_id: str, name: str, arguments: str, st
             "status": status}  # fmt: skip
 
 
-def reasoning_item(item_id: str, text: str | None) -> JSON:
+def reasoning_item(item_id: str, text: str | None, encrypted: str | None | bool = False) -> JSON:
+    """A reasoning item; `encrypted`: its `encrypted_content` when the request includes it (False: it does not)."""
     summary = [{"type": "summary_text", "text": text}] if text else []
-    return {"id": item_id, "type": "reasoning", "summary": summary}
+    item: JSON = {"id": item_id, "type": "reasoning", "summary": summary}
+    if encrypted is not False:
+        item["encrypted_content"] = encrypted
+    return item
 
 
 def finish(response: JSON, finish_reason: Any, chat_usage: Any) -> JSON:
@@ -91,17 +97,20 @@ def finish(response: JSON, finish_reason: Any, chat_usage: Any) -> JSON:
     return response
 
 
-def from_completion(response: JSON, completion: JSON, before: list[JSON] | None = None) -> JSON:
+def from_completion(
+    response: JSON, completion: JSON, before: list[JSON] | None = None, included: frozenset[str] = frozenset()
+) -> JSON:
     """Fill `response` (from `shell`) with the output of a non-streamed chat completion, after the items `before`
-    (the hub's `mcp_list_tools` and `mcp_call` items)."""
+    (the hub's `mcp_list_tools` and `mcp_call` items); `included`: the request's `include` values."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     output: list[JSON] = response["output"]
     output += before or []
-    if reasoning := message.get("reasoning_content"):
-        output.append(reasoning_item(new_id("rs"), reasoning))
+    signed = include.encrypted(message.get("thinking_blocks")) if include.ENCRYPTED in included else False
+    if (reasoning := message.get("reasoning_content")) or signed:
+        output.append(reasoning_item(new_id("rs"), reasoning, signed))
     if isinstance(content := message.get("content"), str) and content:
-        output.append(message_item(new_id("msg"), content))
+        output.append(message_item(new_id("msg"), content, logprobs=include.logprobs(choice)))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(function_call_item(new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "",

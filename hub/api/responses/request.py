@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.api.responses import include
 from hub.errors import BadRequest
 
 JSON = dict[str, Any]
 PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
 ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 UNSUPPORTED = ("background", "conversation", "prompt")
-SKIPPED = ("reasoning", "item_reference", "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
-"""Input items with nothing to resend: the upstream's reasoning, and the hub's MCP items (approval responses are
+_THINKING = "_thinking"
+SKIPPED = ("item_reference", "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
+"""Input items with nothing to resend: references, and the hub's MCP items (approval responses are
 answered by the endpoint before translation, hub/api/responses/approval.py)."""
 
 
@@ -37,6 +39,7 @@ def check(body: Any) -> JSON:
                              ("previous_response_id", str, "a string"), ("instructions", str, "a string")):  # fmt: skip
         if body.get(name) is not None and not isinstance(body[name], kind):
             raise BadRequest(f"'{name}' must be {what}.", param=name, code="invalid_type")
+    include.included(body)
     return body  # pyright: ignore[reportUnknownVariableType]
 
 
@@ -48,6 +51,8 @@ def to_chat(body: JSON, history: list[JSON] | None = None) -> JSON:
     """
     chat: JSON = {"model": body["model"], "messages": messages(body, history or [])}
     chat.update({name: body[name] for name in PASSED if body.get(name) is not None})
+    if include.LOGPROBS in include.included(body):
+        chat["logprobs"] = True
     _options(body, chat)
     return chat
 
@@ -80,7 +85,20 @@ def input_messages(value: Any) -> list[JSON]:
         if not isinstance(item, dict):
             raise BadRequest(f"input[{i}] must be an object.", param=f"input[{i}]", code="invalid_type")
         _add_item(out, item, i)  # pyright: ignore[reportUnknownArgumentType]
-    return out
+    return _with_thinking(out)
+
+
+def _with_thinking(out: list[JSON]) -> list[JSON]:
+    """Thinking restored from reasoning items (`_THINKING` entries) joined to the assistant turn that follows."""
+    merged: list[JSON] = []
+    for message in out:
+        last = merged[-1] if merged else None
+        if last is not None and last["role"] == _THINKING:
+            merged.pop()
+            if message["role"] == "assistant":
+                message = {**message, "thinking_blocks": last["thinking_blocks"]}
+        merged.append(message)
+    return [m for m in merged if m["role"] != _THINKING]
 
 
 def _add_item(out: list[JSON], item: JSON, i: int) -> None:
@@ -89,6 +107,9 @@ def _add_item(out: list[JSON], item: JSON, i: int) -> None:
         out.append(_message(item, i))
     elif kind == "function_call":
         _function_call(out, item, i)
+    elif kind == "reasoning":
+        if (blocks := include.decrypted(item.get("encrypted_content"))) is not None:
+            out.append({"role": _THINKING, "thinking_blocks": blocks})  # joined to the next assistant turn
     elif kind == "function_call_output":
         out.append({"role": "tool", "tool_call_id": _text(item, "call_id", i), "content": _output(item, i)})
     elif kind not in SKIPPED:
