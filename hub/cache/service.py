@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from hub.cache import tools
 from hub.cache.controls import Controls, parse_controls
 from hub.cache.keys import cache_key
 from hub.cache.replay import StreamGatherer
@@ -129,15 +130,23 @@ class ResponseCache:
 
 @contextlib.asynccontextmanager
 async def open_cache(settings: CacheSettings) -> AsyncIterator[ResponseCache]:
-    """The cache the settings describe, its Redis connection closed on exit."""
+    """The cache the settings describe, and beside it the store of cached MCP tool results (`hub.cache.tools`): both
+    in this process, or both in the one Redis (with near copies); the Redis connection is closed on exit."""
+    client: Any = None
     if settings.type == "redis":
         from hub.accounts.ratelimit import redis_client
 
-        near = LocalStore(settings.max_entries, settings.max_bytes)
-        store: Store = RedisStore(redis_client(settings.redis_url or "redis://127.0.0.1:6379/0"), near)
+        client = redis_client(settings.redis_url or "redis://127.0.0.1:6379/0")
+        store: Store = RedisStore(client, LocalStore(settings.max_entries, settings.max_bytes))
+        tool_store: Store = RedisStore(client, LocalStore(tools.MAX_ENTRIES, tools.MAX_BYTES))
     else:
         store = LocalStore(settings.max_entries, settings.max_bytes)
+        tool_store = LocalStore(tools.MAX_ENTRIES, tools.MAX_BYTES)
     try:
-        yield ResponseCache(settings, store)
+        with tools.tool_results_in(tool_store, settings.namespace):
+            yield ResponseCache(settings, store)
     finally:
         await store.aclose()
+        await tool_store.aclose()
+        if client is not None:
+            await client.aclose()

@@ -107,5 +107,5 @@ class RedisStore:
         await self.near.set(key, value, ttl)
 
     async def aclose(self) -> None:
+        """Drop the near copies (the Redis client belongs to whoever made it, and may serve other stores)."""
         await self.near.aclose()
-        await self._redis.aclose()

@@ -13,6 +13,8 @@ import mcp_types as types
 import pytest
 
 from hub.accounts.auth import MASTER, Principal
+from hub.cache.store import LocalStore
+from hub.cache.tools import ToolResultCache, cacheable, tool_results_in
 from hub.config import parse_config
 from hub.mcp.hub import McpHub
 from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, text_of
@@ -48,7 +50,7 @@ async def test_open_world_unannotated_and_failing_tools_are_never_cached() -> No
     hub = counter_hub(cache_ttl=60)
     async with hub.running():
         assert await hub.wait_ready()
-        for tool in ("read_open", "write", "read_fail"):
+        for tool in ("read_open", "read_unsaid", "write", "read_fail"):
             assert await n(hub, tool) != await n(hub, tool)
 
 
@@ -78,3 +80,29 @@ async def test_mcp_and_rest_clients_get_the_cached_result_too() -> None:
             rest = (await http.post(f"{url}/mcp/tools/call", json=body)).json()
     assert again == first
     assert json.loads(rest["content"][0]["text"])["n"] == first
+
+
+@pytest.mark.parametrize(
+    ("read_only", "open_world", "cached"),
+    [(True, False, True), (True, None, False), (True, True, False), (None, False, False), (False, False, False)],
+)
+async def test_only_tools_that_say_read_only_and_closed_world_are_cacheable(
+    read_only: bool | None, open_world: bool | None, cached: bool
+) -> None:
+    hints = types.ToolAnnotations(read_only_hint=read_only, open_world_hint=open_world)
+    assert cacheable(types.Tool(name="t", input_schema={"type": "object"}, annotations=hints)) is cached
+    assert not cacheable(types.Tool(name="t", input_schema={"type": "object"}))
+
+
+async def test_a_tool_cache_keeps_results_in_the_store_of_the_open_response_cache() -> None:
+    shared, own = LocalStore(10, 10_000), LocalStore(10, 10_000)
+    with tool_results_in(shared, "team-a"):
+        inside = ToolResultCache()
+        given = ToolResultCache(own)  # an empty store is falsy (len 0): still the one used
+    outside = ToolResultCache()
+    assert (inside.store, given.store) == (shared, own) and outside.store not in (shared, own)
+    key = inside.key("k1", "c", "read", {"x": 1})
+    assert key.startswith("team-a:tool:") and outside.key("k1", "c", "read", {"x": 1}).startswith("toolhub:tool:")
+    result = types.CallToolResult(content=[types.TextContent(type="text", text="1")])
+    await inside.put(key, result, 60)
+    assert await ToolResultCache(shared).get(key) == result and len(shared) == 1

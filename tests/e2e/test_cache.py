@@ -130,7 +130,7 @@ def test_controls_skip_the_lookup_skip_the_store_and_separate_namespaces(
 
 def test_ttl_and_s_maxage_bound_the_age_of_a_hit(client: openai.OpenAI, fake: FakeOpenAI) -> None:
     messages = unique()
-    create(client, model="text", messages=messages, extra_body={"cache": {"ttl": 0.3}})
+    create(client, model="text", messages=messages, extra_body={"cache": {"ttl": 5}})
     young = create(client, model="text", messages=messages, extra_body={"cache": {"s-maxage": 60}})
     assert young.headers["x-toolhub-cache-hit"] == "true"
     time.sleep(0.1)

@@ -1,6 +1,8 @@
-"""A stdio MCP server whose tools answer a counter that grows on every call, so a cached answer is visible.
+"""A stdio MCP server whose tools answer a counter that grows on every call (and the server's process id), so a cached
+answer is visible, and so is the process that made it.
 
-`read` is read-only, `read_open` read-only but open-world, `write` has no annotations, `read_fail` is read-only and
+`read` is read-only and closed-world, `read_open` read-only but open-world, `read_unsaid` read-only without an
+`openWorldHint` (open, by the spec's default), `write` has no annotations, `read_fail` is read-only, closed-world and
 always fails.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import anyio
 import mcp_types as types
@@ -15,11 +18,12 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
 OBJECT = {"type": "object", "properties": {"x": {"type": "integer"}}}
-READ_ONLY = types.ToolAnnotations(read_only_hint=True)
+READ_ONLY = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
 TOOLS = [
     types.Tool(name="read", input_schema=OBJECT, annotations=READ_ONLY),
     types.Tool(name="read_open", input_schema=OBJECT,
                annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=True)),
+    types.Tool(name="read_unsaid", input_schema=OBJECT, annotations=types.ToolAnnotations(read_only_hint=True)),
     types.Tool(name="write", input_schema=OBJECT),
     types.Tool(name="read_fail", input_schema=OBJECT, annotations=READ_ONLY),
 ]  # fmt: skip
@@ -31,7 +35,7 @@ async def list_tools(ctx: ServerRequestContext, params: types.PaginatedRequestPa
 
 
 async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
-    text = json.dumps({"n": next(COUNTER), "args": params.arguments or {}})
+    text = json.dumps({"n": next(COUNTER), "pid": os.getpid(), "args": params.arguments or {}})
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)], is_error=params.name == "read_fail"
     )
