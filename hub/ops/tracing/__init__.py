@@ -19,7 +19,7 @@ from hub.ops.tracing.spans import RequestTrace, current, finish, next_round, too
 if TYPE_CHECKING:
     from hub.ops.tracing.setup import Tracing
 
-__all__ = ["OtelSpec", "RequestTrace", "TracingSettings", "current", "finish", "from_settings", "middleware",
+__all__ = ["OtelSpec", "RequestTrace", "TracingSettings", "app_middleware", "current", "finish", "from_settings",
            "next_round", "running", "tool_call", "traceparent", "tracing_settings"]  # fmt: skip
 
 
@@ -37,7 +37,7 @@ def running(tracing: Tracing | None) -> contextlib.AbstractAsyncContextManager[A
     return contextlib.nullcontext() if tracing is None else tracing.running()
 
 
-def middleware(tracing: Tracing | None) -> list[Middleware]:
+def app_middleware(tracing: Tracing | None) -> list[Middleware]:
     """The outermost middleware of the app when tracing is on; none when it is off."""
     if tracing is None:
         return []
