@@ -34,6 +34,9 @@ def serve(args: argparse.Namespace) -> int:
     from hub.server import build_app
 
     config = _load(args.config)
+    workers = args.workers or getattr(config, "num_workers", None) or 1
+    if workers > 1:
+        return _serve_workers(args, config, workers)
     if config.master_key is None:
         logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
     where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
@@ -57,6 +60,20 @@ def serve(args: argparse.Namespace) -> int:
     # An inherited socket (`--fd`, bound by whoever started us) leaves no window for another process to take the port.
     server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
     return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE
+
+
+def _serve_workers(args: argparse.Namespace, config: Config, workers: int) -> int:
+    """`--workers N` (`general_settings.num_workers`): a supervisor and N `serve` processes on one socket."""
+    from hub.scale.supervisor import listening_socket, run_workers, worker_command
+
+    sock = socket.socket(fileno=args.fd) if args.fd is not None else listening_socket(args.host, args.port)
+    argv = [*worker_command(), "serve", "--workers", "1", "--log-level", args.log_level,
+            "--forwarded-allow-ips", args.forwarded_allow_ips]  # fmt: skip
+    argv += ["--config", args.config] if args.config else []
+    argv += ["--access-log"] if args.access_log else []
+    where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
+    logger.info("starting %d workers on %s", workers, where)
+    return run_workers(sock, argv, workers, config.shutdown_grace_seconds)
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -112,6 +129,13 @@ def _master_key_line(config: Config, refusal: ConfigError | None) -> str:
     return "NONE (open gateway)"
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -124,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4000)
     p.add_argument("--fd", type=int, default=None, help="serve on this inherited, bound socket instead of host:port")
+    workers = "worker processes on the one port, kept by a supervisor (default: general_settings.num_workers or 1)"
+    p.add_argument("--workers", "--num_workers", "--num-workers", type=_positive, default=None, help=workers)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="log every request (costs CPU on the hot path)")
     p.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-* headers")

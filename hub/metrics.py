@@ -3,10 +3,21 @@
 Records are observed lazily: the request path only appends the finished `UsageRecord` to a list (as it does for the
 store), and the list is turned into counter and histogram updates when `/metrics` is scraped or the list grows past
 a bound. Each app has its own registry, so several gateways can live in one test process.
+
+Under `toolhub serve --workers N` (hub/scale/supervisor.py) `PROMETHEUS_MULTIPROC_DIR` is set: prometheus_client then
+keeps every value in a file per process in that directory, whichever worker answers a scrape reads them all
+(`MultiProcessCollector`), and each worker applies its records and refreshes its gauges every second
+(`metrics_sync`), so a scrape shows every worker's requests at most a second late. Series that collectors compute at
+scrape time (the router's per-deployment ones) are the answering worker's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+
+import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -14,18 +25,29 @@ from starlette.responses import Response
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.errors import PermissionDenied
-from hub.state import authenticate, hub_state
+from hub.state import HubState, authenticate, hub_state
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 _BATCH = 2048
+_SYNC_SECONDS = 1.0
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of multiprocess mode; prometheus_client itself reads this variable when it is imported."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Metrics:
     """The gateway's Prometheus series; `record`/`record_tool_call` are cheap enough for the request path."""
 
     def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
+        self.multiprocess = multiprocess_dir() is not None
+        self.registry = CollectorRegistry()
+        """What `/metrics` renders besides the series below: collectors added by other layers (the router's)."""
+        # In multiprocess mode the series live in the shared files, read by MultiProcessCollector: registering them
+        # here too would render this worker's values a second time.
+        r = None if self.multiprocess else self.registry
         self.requests = Counter("toolhub_requests", "Chat requests by model alias, provider and status.",
                                 ["model", "provider", "status"], registry=r)  # fmt: skip
         self.tokens = Counter("toolhub_tokens", "Tokens by model alias and kind (prompt, completion, cached, "
@@ -40,7 +62,7 @@ class Metrics:
                                   "(non-streaming requests).", buckets=_OVERHEAD, registry=r)  # fmt: skip
         self.upstream_up = Gauge("toolhub_upstream_up", "1 if the deployment's last request got an upstream answer, "
                                  "0 after a 5xx/timeout/connection failure.", ["model", "provider"],
-                                 registry=r)  # fmt: skip
+                                 registry=r, multiprocess_mode="mostrecent")  # fmt: skip
         self.upstream_failures = Counter("toolhub_upstream_failures", "Upstream failures (status >= 500).",
                                          ["model", "provider", "status"], registry=r)  # fmt: skip
         self.tool_calls = Counter("toolhub_tool_calls", "MCP tool calls by server, tool and outcome.",
@@ -49,14 +71,15 @@ class Metrics:
                                        buckets=_LATENCY, registry=r)  # fmt: skip
         self.rejected = Counter("toolhub_rejected_requests", "Requests refused before the provider by budget or "
                                 "rate limit.", ["reason"], registry=r)  # fmt: skip
-        self.queue = Gauge("toolhub_usage_queue_records", "Usage records waiting to be written.", registry=r)
+        self.queue = Gauge("toolhub_usage_queue_records", "Usage records waiting to be written.", registry=r,
+                           multiprocess_mode="livesum")  # fmt: skip
         self.spilled = Gauge("toolhub_usage_spilled_records", "Usage records spilled to the local file since start.",
-                             registry=r)  # fmt: skip
+                             registry=r, multiprocess_mode="livesum")  # fmt: skip
         self.cache_hits = Counter("toolhub_cache_hits", "Chat requests served from the response cache.", registry=r)
         self.cache_misses = Counter("toolhub_cache_misses", "Cacheable chat requests not found in the response cache.",
                                     registry=r)  # fmt: skip
         self.cache_bytes = Gauge("toolhub_cache_bytes", "Bytes of cached answers (local: held now; Redis: written by "
-                                 "this process).", registry=r)  # fmt: skip
+                                 "this process).", registry=r, multiprocess_mode="livesum")  # fmt: skip
         self._pending: list[UsageRecord | ToolCallRecord] = []
         self._cache_seen = (0, 0)
 
@@ -111,7 +134,24 @@ class Metrics:
 
     def render(self) -> bytes:
         self.observe()
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)
+        return generate_latest(every_worker) + generate_latest(self.registry)
+
+
+def refresh(state: HubState, metrics: Metrics) -> None:
+    """Bring the gauges read from other layers (usage queue, spill, response cache) up to date."""
+    writer = state.extras.get("usage_writer")
+    if writer is not None:
+        metrics.queue.set(writer.pending)
+        metrics.spilled.set(writer.spilled)
+    cache = state.extras.get("cache")
+    if cache is not None:
+        metrics.observe_cache(cache.hits, cache.misses, cache.backend.bytes_used)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -121,11 +161,35 @@ async def metrics_endpoint(request: Request) -> Response:
         raise PermissionDenied("Only the master key may read /metrics.", code="master_key_required")
     state = hub_state(request)
     metrics: Metrics = state.extras["metrics"]
-    writer = state.extras.get("usage_writer")
-    if writer is not None:
-        metrics.queue.set(writer.pending)
-        metrics.spilled.set(writer.spilled)
-    cache = state.extras.get("cache")
-    if cache is not None:
-        metrics.observe_cache(cache.hits, cache.misses, cache.backend.bytes_used)
+    refresh(state, metrics)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_sync() -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
+    """The extension that, in multiprocess mode, applies this worker's records every second (any worker may answer
+    the scrape, and only the shared files reach it); nothing otherwise. After the accounting extension."""
+
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> AsyncIterator[None]:
+        metrics: Metrics | None = state.extras.get("metrics")
+        if metrics is None or not metrics.multiprocess:
+            yield
+            return
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_sync, state, metrics)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            metrics.observe()  # the last records of a worker that stops
+
+    return extension
+
+
+async def _sync(state: HubState, metrics: Metrics) -> None:
+    while True:
+        await anyio.sleep(_SYNC_SECONDS)
+        metrics.observe()
+        refresh(state, metrics)

@@ -13,7 +13,7 @@ from hub.api.responses.endpoint import ROUTES as RESPONSES_ROUTES
 from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
-from hub.metrics import metrics_endpoint
+from hub.metrics import metrics_endpoint, metrics_sync
 from hub.ui import ROUTES as UI_ROUTES
 
 
@@ -24,6 +24,7 @@ def build_app(config: Config) -> Starlette:
     # Keys, budgets, rate limits, usage storage, metrics; first, so later layers see its auth and usage sink.
     extensions.append(accounting_extension())
     routes += [*keys_api.ROUTES, *spend_api.ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])]
+    extensions.append(metrics_sync())  # under --workers: this worker's records into the shared metrics files
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
     routes += mcp_routes()
     routes += MESSAGES_ROUTES  # /v1/messages: the Anthropic Messages API over the chat pipeline (hub/api/)

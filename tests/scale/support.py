@@ -18,7 +18,7 @@ import httpx2
 import yaml
 
 from tests.support.peers import missing_peer
-from tests.support.servers import ROOT, inherited_socket, stop, wait_for_port
+from tests.support.servers import ROOT, inherited_socket, stop, wait_for_port, wait_until_serving
 
 MASTER = "sk-scale-master"
 POSTGRES_URL_ENV = "TOOLHUB_TEST_POSTGRES_URL"
@@ -135,3 +135,27 @@ def rows_per_request(database_url: str) -> Counter[str]:
 def _settings(database_url: str) -> dict[str, str]:
     _, _, query = database_url.partition("?")
     return dict(part.split("=", 1) for part in query.split("&") if part)
+
+
+STARTUP_TIMEOUT = 180
+"""Seconds a `toolhub serve` may take to come up: imports alone took 13 s of wall time on a loaded 2-core machine."""
+
+
+@contextlib.contextmanager
+def serving(
+    config: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`python -m hub serve` on an inherited loopback socket (as tests.support.servers.toolhub_process, with a
+    startup timeout fit for several processes starting at once); yields (base URL, process)."""
+    with inherited_socket() as (sock, port):
+        fd = str(sock.fileno())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", "--config", str(config), "--fd", fd, "--log-level", "warning",
+             *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            pass_fds=(sock.fileno(),),
+        )  # fmt: skip
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/health/liveness", proc, timeout=STARTUP_TIMEOUT)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        stop(proc, timeout=60)

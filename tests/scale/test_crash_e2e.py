@@ -6,8 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from tests.scale.support import burst, fake_upstream, postgres_schema, rows_per_request, write_config
-from tests.support.servers import toolhub_process
+from tests.scale.support import burst, fake_upstream, postgres_schema, rows_per_request, serving, write_config
 
 ANSWERS_BEFORE_KILL = 150
 REQUESTS = 600
@@ -18,7 +17,7 @@ def test_kill_9_mid_burst_loses_and_doubles_no_answered_request(tmp_path: Path) 
     journal = tmp_path / "usage.spill.journal"
     with fake_upstream() as upstream, postgres_schema() as database_url:
         config = write_config(tmp_path / "config.yaml", upstream, database_url=database_url, spill=spill)
-        with toolhub_process(config) as (url, proc):
+        with serving(config) as (url, proc):
 
             def kill(answers: int) -> None:
                 if answers >= ANSWERS_BEFORE_KILL and proc.poll() is None:
@@ -30,7 +29,7 @@ def test_kill_9_mid_burst_loses_and_doubles_no_answered_request(tmp_path: Path) 
         assert ANSWERS_BEFORE_KILL <= len(answered) < REQUESTS
         assert set(results.values()) <= {0, 200}
         assert list(journal.glob("*.lock"))  # the dead process's journal is still there
-        with toolhub_process(config):  # the next start replays it before serving
+        with serving(config):  # the next start replays it before serving
             pass
         rows = rows_per_request(database_url)
     assert {rid: rows[rid] for rid in answered} == dict.fromkeys(answered, 1)

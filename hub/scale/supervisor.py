@@ -1,0 +1,190 @@
+"""`toolhub serve --workers N`: N worker processes on one listening socket, and the supervisor that keeps them.
+
+The supervisor binds the socket (or takes `--fd`) and starts each worker as `toolhub serve --fd <socket>`: a new
+interpreter, not a fork, so no event loop, thread or connection of the parent is shared. Every worker accepts from
+the same socket; the kernel hands each connection to one of them. The supervisor itself imports no part of the app.
+
+- A worker that dies (crash, OOM kill, `kill -9`) is started again, after a back-off that grows while workers keep
+  dying young; one that exits with uvicorn's startup failure (exit 3: a bad config, a database that refuses) before
+  ever serving stops the whole server, since every replacement would fail the same way.
+- SIGTERM / SIGINT go to every worker, which finish their in-flight requests within `shutdown_grace_seconds`; a
+  worker still there after that (plus a margin) is killed. SIGHUP goes to every worker (config reload).
+- Workers get `PR_SET_PDEATHSIG`: if the supervisor is killed outright they get SIGTERM, so none is left orphaned.
+- `/metrics` in every worker reads all workers' series through prometheus_client's multiprocess mode: each
+  worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (a fresh directory per run unless set), and a
+  dead worker's live gauges are dropped (`mark_process_dead`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+logger = logging.getLogger("toolhub.workers")
+
+STARTUP_FAILURE = 3
+"""uvicorn's exit code when the app's lifespan failed to start."""
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+_YOUNG = 10.0
+"""A worker that dies sooner than this after its start counts towards the back-off."""
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One worker position: its process, when it started, how many in a row died young."""
+
+    index: int
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    young_deaths: int = 0
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """Runs `count` workers of `worker_argv + ["--fd", N]` on `sock` until told to stop."""
+
+    def __init__(self, sock: socket.socket, worker_argv: Sequence[str], count: int, *, grace: float,
+                 metrics_dir: str | None = None) -> None:  # fmt: skip
+        self.sock = sock
+        self.worker_argv = list(worker_argv)
+        self.slots = [_Slot(i) for i in range(count)]
+        self.grace = grace
+        self.metrics_dir = metrics_dir
+        self.restarts = 0
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (0) or a worker that cannot start (3)."""
+        self.sock.set_inheritable(True)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            for slot in self.slots:
+                self._start(slot)
+            return self._loop()
+        finally:
+            self._stop_all()
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def _loop(self) -> int:
+        while True:
+            info = signal.sigtimedwait(_SIGNALS, 0.5)
+            if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                logger.info("stopping %d workers (%s)", len(self.slots), signal.Signals(info.si_signo).name)
+                return 0
+            if info is not None and info.si_signo == signal.SIGHUP:
+                self._signal_all(signal.SIGHUP)
+            if self._reap() == STARTUP_FAILURE:
+                return STARTUP_FAILURE
+            self._restart_due()
+
+    def _start(self, slot: _Slot) -> None:
+        env = {**os.environ}
+        if self.metrics_dir:
+            env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
+        argv = [*self.worker_argv, "--fd", str(self.sock.fileno())]
+        # preexec_fn is safe here: the supervisor runs no threads
+        slot.proc = subprocess.Popen(argv, env=env, pass_fds=(self.sock.fileno(),), preexec_fn=_worker_setup)
+        slot.started = time.monotonic()
+        logger.info("worker %d started (pid %d)", slot.index, slot.proc.pid)
+
+    def _reap(self) -> int | None:
+        """Collect exited workers; schedule their restart. STARTUP_FAILURE when one could never start."""
+        for slot in self.slots:
+            proc = slot.proc
+            if proc is None or proc.poll() is None:
+                continue
+            slot.proc = None
+            self._dead(proc.pid)
+            lived = time.monotonic() - slot.started
+            if proc.returncode == STARTUP_FAILURE and self.restarts == 0:
+                logger.error("worker %d could not start (exit %d): stopping", slot.index, proc.returncode)
+                return STARTUP_FAILURE
+            slot.young_deaths = slot.young_deaths + 1 if lived < _YOUNG else 0
+            delay = 0.0 if not slot.young_deaths else min(10.0, 0.25 * 2**slot.young_deaths)
+            slot.restart_at = time.monotonic() + delay
+            logger.warning("worker %d (pid %d) exited with %s after %.1f s; restarting in %.1f s", slot.index,
+                           proc.pid, _status(proc.returncode), lived, delay)  # fmt: skip
+        return None
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.proc is None and now >= slot.restart_at:
+                self.restarts += 1
+                self._start(slot)
+
+    def _dead(self, pid: int) -> None:
+        if self.metrics_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self.metrics_dir)
+
+    def _signal_all(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.proc is not None and slot.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    slot.proc.send_signal(signum)
+
+    def _stop_all(self) -> None:
+        """SIGTERM to every worker; SIGKILL to those still running after the grace period (and a margin)."""
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace + 5
+        for slot in self.slots:
+            if slot.proc is None:
+                continue
+            try:
+                slot.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("worker %d (pid %d) did not stop in time: killed", slot.index, slot.proc.pid)
+                slot.proc.kill()
+                slot.proc.wait()
+            self._dead(slot.proc.pid)
+            slot.proc = None
+
+
+def _worker_setup() -> None:
+    """In the worker, before exec: default signal mask, and SIGTERM when the supervisor dies."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _status(code: int) -> str:
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+
+
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """The socket every worker accepts from (IPv6 when `host` is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+def run_workers(sock: socket.socket, worker_argv: Sequence[str], count: int, grace: float) -> int:
+    """Run the supervisor with a metrics directory of its own (unless PROMETHEUS_MULTIPROC_DIR is set)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = given or tempfile.mkdtemp(prefix="toolhub-metrics-")
+    try:
+        return Supervisor(sock, worker_argv, count, grace=grace, metrics_dir=metrics_dir).run()
+    finally:
+        if not given:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def worker_command() -> list[str]:
+    """How to start this interpreter's `toolhub` (a worker is `python -m hub serve ...`)."""
+    return [sys.executable, "-m", "hub"]
