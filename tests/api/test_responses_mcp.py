@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,7 +98,7 @@ def test_a_failing_tool_call_is_an_mcp_call_with_its_error(client: openai.OpenAI
 
 
 def test_a_client_function_call_next_to_hub_tools_goes_back_to_the_client(client: openai.OpenAI) -> None:
-    chart = {"type": "function", "name": "show_chart", "parameters": {"type": "object", "properties": {}}}
+    chart: Any = {"type": "function", "name": "show_chart", "parameters": {"type": "object", "properties": {}}}
     response = client.responses.create(model="agent-mixed", input="chart it", tools=[DB_TOOLS, chart])
     assert [i.type for i in response.output if i.type == "function_call"] == ["function_call"]
     assert next(i for i in response.output if i.type == "function_call").name == "show_chart"
@@ -207,3 +208,29 @@ def test_the_approval_flow_streamed_rebuilds_the_same_items(client: openai.OpenA
     assert call.type == "mcp_call" and call.approval_request_id == asked.id and call.output
     assert call.output in second.output_text
     assert client.responses.retrieve(second.id).output_text == second.output_text
+
+
+def _spend(url: str, path: str, request_id: str) -> list[dict[str, Any]]:
+    """The rows of `path` for one request, once the usage writer stored them."""
+    rows: list[dict[str, Any]] = []
+    with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        for _ in range(100):
+            rows = [r for r in admin.get(path, params={"limit": 1000}).json()["data"] if r["request_id"] == request_id]
+            if rows:
+                break
+            time.sleep(0.05)
+    return rows
+
+
+def test_an_approved_call_is_recorded_like_a_loop_call(
+    client: openai.OpenAI, mcp_gateway: tuple[str, FakeOpenAI]
+) -> None:
+    first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
+    yes: Any = [{"type": "mcp_approval_response", "approval_request_id": first.output[0].id, "approve": True}]
+    raw = client.responses.with_raw_response.create(model="agent-approve", input=yes, previous_response_id=first.id,
+                                                    tools=[APPROVED_DB])  # fmt: skip
+    request_id = raw.headers["x-request-id"]
+    calls = _spend(mcp_gateway[0], "/spend/tool_calls", request_id)
+    assert [(c["server"], c["tool"], c["error"], c["key_hash"]) for c in calls] == [
+        ("postgres_db", "describe_table", None, "master")
+    ]

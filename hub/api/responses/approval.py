@@ -14,12 +14,12 @@ from typing import Any
 from starlette.requests import Request
 
 from hub.accounts.auth import Principal
-from hub.api.responses import objects
+from hub.api.responses.mcp import call_item
 from hub.api.responses.objects import JSON
 from hub.errors import BadRequest
 from hub.loop.plan import HubTool, LoopPlan, function_tool, prepare_tool_loop
-from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, run_calls
-from hub.state import hub_state
+from hub.loop.tools import run_calls
+from hub.state import hub_state, request_id
 
 PREFIX = "mcpr_"
 DENIED = "The user did not approve this tool call."
@@ -120,15 +120,10 @@ async def answer(
         (approved if item.get("approve") is True else denied).append(call)
     hub = hub_state(request).extras["mcp"]
     plan = LoopPlan(client_tools=[], hub_tools={t.name: t for t in hub.tools(principal)})
-    runs = await run_calls(approved, plan, hub, principal, 1, DEFAULT_MAX_RESULT_CHARS)
+    limit = hub_state(request).config.max_tool_result_chars  # as in the tool loop
+    runs = await run_calls(approved, plan, hub, principal, 1, limit, request_id(request))
     messages = [{"role": "tool", "tool_call_id": run.id, "content": run.content} for run in runs]
     messages += [{"role": "tool", "tool_call_id": call["id"], "content": DENIED} for call in denied]
-    items = [_call_item(run.id, plan.hub_tools.get(run.name), run.arguments, run.content, run.is_error) for run in runs]
+    items = [call_item(run.server, plan.hub_tools.get(run.name), run.name, run.arguments, run.content, run.is_error,
+                       PREFIX + run.id) for run in runs]  # fmt: skip
     return messages, items
-
-
-def _call_item(call_id: str, tool: HubTool | None, arguments: str, content: str, failed: bool) -> JSON:
-    return {"id": objects.new_id("mcp"), "type": "mcp_call", "server_label": tool.server if tool else "",
-            "name": tool.original_name if tool else "", "arguments": arguments, "output": None if failed else content,
-            "error": content if failed else None, "status": "failed" if failed else "completed",
-            "approval_request_id": PREFIX + call_id}  # fmt: skip

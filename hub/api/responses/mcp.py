@@ -66,18 +66,29 @@ class McpReport:
 
     def _call(self, run: JSON) -> JSON:
         tool = self.tools.get(run.get("name") or "")
-        output = run.get("output")
-        failed = bool(run.get("is_error"))
-        return {
-            "id": objects.new_id("mcp"),
-            "type": "mcp_call",
-            "server_label": run.get("server") or (tool.server if tool else ""),
-            "name": tool.original_name if tool else run.get("name") or "",
-            "arguments": run.get("arguments") or "{}",
-            "output": None if failed else output,
-            "error": output if failed else None,
-            "status": "failed" if failed else "completed",
-        }
+        server = run.get("server") or (tool.server if tool else "")
+        return call_item(server, tool, run.get("name") or "", run.get("arguments"), run.get("output"),
+                         bool(run.get("is_error")))  # fmt: skip
+
+
+def call_item(
+    server: str,
+    tool: HubTool | None,
+    name: str,
+    arguments: Any,
+    output: Any,
+    failed: bool,
+    approval_request_id: str | None = None,
+) -> JSON:
+    """The `mcp_call` item for one hub tool call (`tool`: the hub's, or None when it is no longer offered, then
+    `name` as called); `approval_request_id` for a call that ran once the client approved it."""
+    item: JSON = {"id": objects.new_id("mcp"), "type": "mcp_call", "server_label": server,
+                  "name": tool.original_name if tool else name, "arguments": arguments or "{}",
+                  "output": None if failed else output, "error": output if failed else None,
+                  "status": "failed" if failed else "completed"}  # fmt: skip
+    if approval_request_id is not None:
+        item["approval_request_id"] = approval_request_id
+    return item
 
 
 def _listed(tool: HubTool) -> JSON:
