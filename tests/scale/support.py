@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -147,15 +148,75 @@ def serving(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`python -m hub serve` on an inherited loopback socket (as tests.support.servers.toolhub_process, with a
     startup timeout fit for several processes starting at once); yields (base URL, process)."""
+    with replicas([config], args=args, env=env) as [(url, proc)]:
+        yield url, proc
+
+
+@contextlib.contextmanager
+def replicas(
+    configs: list[Path], *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """One `toolhub serve` per config, all started before waiting for any; yields (base URL, process) of each."""
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for config in configs:
+            with inherited_socket() as (sock, port):
+                fd = str(sock.fileno())
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "hub", "serve", "--config", str(config), "--fd", fd, "--log-level",
+                     "warning", *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE, pass_fds=(sock.fileno(),),
+                )  # fmt: skip
+            started.append((f"http://127.0.0.1:{port}", proc))
+        for url, proc in started:
+            wait_until_serving(f"{url}/health/liveness", proc, timeout=STARTUP_TIMEOUT)
+        yield started
+    finally:
+        for _, proc in started:
+            stop(proc, timeout=60)
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
+    if found is None:
+        missing_peer("haproxy missing: run scripts/setup (it runs apt-get install -y haproxy)")
+    return found
+
+
+@contextlib.contextmanager
+def haproxy(backends: list[str], tmp_path: Path) -> Iterator[str]:
+    """Debian's haproxy in front of `backends` (base URLs): round robin, no stickiness, health checks on
+    /health/liveliness; a connection refused by a dead backend is retried on another one (the request never left).
+    Yields the load balancer's base URL."""
+    binary = haproxy_binary()
+    check = "check inter 300ms fall 1 rise 2"
+    servers = "\n".join(f"    server r{i} {url.removeprefix('http://')} {check}" for i, url in enumerate(backends))
     with inherited_socket() as (sock, port):
-        fd = str(sock.fileno())
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--config", str(config), "--fd", fd, "--log-level", "warning",
-             *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            pass_fds=(sock.fileno(),),
-        )  # fmt: skip
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(_HAPROXY.format(fd=sock.fileno(), servers=servers))
+        proc = subprocess.Popen([binary, "-db", "-f", str(config)], pass_fds=(sock.fileno(),),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/health/liveness", proc, timeout=STARTUP_TIMEOUT)
-        yield f"http://127.0.0.1:{port}", proc
+        yield f"http://127.0.0.1:{port}"
     finally:
-        stop(proc, timeout=60)
+        stop(proc)
+
+
+_HAPROXY = """global
+    maxconn 2000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    retries 2
+    option redispatch
+frontend toolhub
+    bind fd@{fd}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+    option httpchk GET /health/liveliness
+{servers}
+"""
