@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import anyio
 
@@ -25,6 +26,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="between server prefix and tool name (default: general_settings.mcp_tool_separator, else __)",
     )
+    p.add_argument(
+        "--http-log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="level of the HTTP client's log (one INFO line per upstream request; default: warning)",
+    )
     p.set_defaults(func=_stdio)
 
 
@@ -38,6 +45,6 @@ def _tools(args: argparse.Namespace) -> int:
 def _stdio(args: argparse.Namespace) -> int:
     from hub.mcp.stdio import serve_stdio
 
+    logging.getLogger("httpx2").setLevel(args.http_log_level.upper())
     config = load_config(config_path(args.config), serving=False)
-    anyio.run(lambda: serve_stdio(config, separator=args.separator))
-    return 0
+    return anyio.run(lambda: serve_stdio(config, separator=args.separator))

@@ -1,34 +1,57 @@
 """`toolhub stdio` and `toolhub tools`: the hub for desktop clients that launch a command, and a catalog printout.
 
-Stdio mode is local: the client that launched the process is trusted as the master key. Upstreams get up to
-`STDIO_START_WAIT` seconds to come up before the first request is read, so a desktop client's first `tools/list` is
-complete; slower ones join later with a `list_changed` notification. Logs go to stderr; stdout is the MCP wire.
+Stdio mode is local: the client that launched the process is trusted as the master key. `initialize` is answered at
+once, whatever state the upstreams are in (clients time out `initialize` after 5 s, and one hung upstream must not
+fail them); upstreams that come up later are announced with `list_changed`. Requests that read the catalog (lists,
+calls) wait, up to `LIST_WAIT` seconds after start, for upstreams still on their first connection attempt, so that a
+client that never re-lists still sees the servers that start fast.
+
+Every exit path stops every upstream process group within `hub.mcp.process.STOP_BUDGET` seconds: stdin closed,
+SIGTERM, SIGINT or SIGHUP (also while the client keeps stdin open: the wire is read without a thread). Logs go to
+stderr; stdout is the MCP wire.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TextIO
 
-from mcp.server.stdio import stdio_server
+import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from hub.accounts.auth import MASTER
 from hub.config import Config
+from hub.mcp import process as processes
 from hub.mcp.catalog import ToolInfo
 from hub.mcp.hub import McpHub
 from hub.mcp.notify import Downstreams
 from hub.mcp.server import build_server
+from hub.mcp.stdio_wire import stdio_wire
 
-STDIO_START_WAIT = 5.0
-"""Seconds `toolhub stdio` gives upstreams before reading the client's first request."""
+logger = logging.getLogger("toolhub.mcp")
+
+LIST_WAIT = 3.0
+"""Seconds after start during which a request that reads the catalog waits for upstreams still on their first
+connection attempt."""
+CATALOG_REQUESTS = frozenset(("tools/list", "resources/list", "resources/templates/list", "prompts/list",
+                              "tools/call", "resources/read", "prompts/get"))  # fmt: skip
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-async def serve_stdio(config: Config, *, separator: str | None = None) -> None:
-    """Serve the aggregated catalog on stdin/stdout until the client closes stdin."""
+async def serve_stdio(config: Config, *, separator: str | None = None) -> int:
+    """Serve the aggregated catalog on stdin/stdout until the client closes stdin or a signal arrives.
+
+    Returns:
+        The exit status: 0 once stdin closed, 128 + the signal's number after a signal.
+    """
     hub = McpHub(config.mcp_servers, separator=separator or config.mcp_tool_separator)
     downstreams = Downstreams()
     server = build_server(hub, downstreams, default_principal=MASTER)
+    server.middleware.append(first_lists_wait(hub, anyio.current_time() + LIST_WAIT))
 
     async def changed(server_name: str, kinds: frozenset[str]) -> None:
         await downstreams.changed(kinds)
@@ -38,13 +61,59 @@ async def serve_stdio(config: Config, *, separator: str | None = None) -> None:
 
     hub.on_change(changed)
     hub.on_resource_updated(updated)
-    async with hub.running():
-        await hub.wait_ready(STDIO_START_WAIT)
-        try:
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-        finally:
-            downstreams.close()
+    async with until_signal() as stopped:
+        async with hub.running():
+            try:
+                async with stdio_wire() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+            finally:
+                downstreams.close()
+    return stopped.status
+
+
+class Stopped:
+    """The signal that ended serving, if one did."""
+
+    signum: int | None = None
+
+    @property
+    def status(self) -> int:
+        return 0 if self.signum is None else 128 + self.signum
+
+
+@contextlib.asynccontextmanager
+async def until_signal() -> AsyncIterator[Stopped]:
+    """Cancel the body at the first of `SIGNALS`. They stay handled until the body has stopped every upstream (a
+    second signal must not kill the process half way); then any process group left is killed."""
+    stopped = Stopped()
+    with anyio.open_signal_receiver(*SIGNALS) as signals:
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as body:
+                tg.start_soon(_watch, signals, stopped, body)
+                yield stopped
+            tg.cancel_scope.cancel()
+    if left := processes.kill_all():
+        logger.warning("killed %d MCP server process group(s) that outlived the hub", left)
+
+
+async def _watch(signals: AsyncIterator[int], stopped: Stopped, body: anyio.CancelScope) -> None:
+    async for signum in signals:
+        if stopped.signum is None:
+            stopped.signum = signum
+            logger.info("%s: stopping the MCP servers", signal.Signals(signum).name)
+            body.cancel()
+
+
+def first_lists_wait(hub: McpHub, deadline: float) -> Any:
+    """Server middleware: until `deadline`, a request that reads the catalog first waits for upstreams still on their
+    first connection attempt."""
+
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method in CATALOG_REQUESTS and (left := deadline - anyio.current_time()) > 0:
+            await hub.wait_ready(left)
+        return await call_next(ctx)
+
+    return middleware
 
 
 async def print_catalog(config: Config, out: TextIO = sys.stdout, *, limit: float | None = None) -> int:

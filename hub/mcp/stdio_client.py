@@ -2,7 +2,8 @@
 
 The SDK's `stdio_client` joins each chunk to the pending text (`buffer + chunk`), which is quadratic in the length of
 a line (a 50 MB tool result cost 15 CPU-seconds, a 78 MB one 525) and has no limit. This transport is the SDK's, with
-its process handling reused (own process group, the spec's shutdown sequence), and two changes:
+its process handling replaced by `hub.mcp.process` (own process group, the spec's shutdown sequence applied to the
+whole group within `STOP_BUDGET`), and two changes:
 
 - Lines are split as bytes, each byte looked at once. A message over `max_message_bytes` is discarded as it streams
   in, up to its newline; the request it answers fails at once with `MESSAGE_TOO_LARGE`. Its id is read from the first
@@ -28,16 +29,16 @@ import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import StdioServerParameters
 from mcp.client._transport import TransportStreams
-from mcp.client.stdio import (  # the SDK's process handling, reused as is
+from mcp.client.stdio import (
     _aclose_all,  # pyright: ignore[reportPrivateUsage]
-    _create_platform_compatible_process,  # pyright: ignore[reportPrivateUsage]
     _drain_stdout,  # pyright: ignore[reportPrivateUsage]
-    _stop_server_process,  # pyright: ignore[reportPrivateUsage]
     get_default_environment,
 )
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
+
+from hub.mcp import process as processes
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -56,7 +57,8 @@ _ID = rb'(-?\d+|"(?:[^"\\]|\\.){0,200}")'
 _JSONRPC = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
 _HEAD = re.compile(rb"^\s*\{\s*" + _JSONRPC + rb'(?:"id"\s*:\s*' + _ID + rb'\s*,\s*)?"(?:result|error)"\s*:')
 _TAIL = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
-_WRITER_FLUSH_TIMEOUT = 0.5
+_WRITER_FLUSH_TIMEOUT = 0.1
+"""Seconds the writer gets to flush before the process is stopped (part of `processes.STOP_BUDGET`)."""
 
 Incoming = SessionMessage | Exception
 
@@ -101,6 +103,10 @@ class LineSplitter:
             start = end + 1
         self._keep(chunk[start:])
         return out
+
+    def rest(self) -> bytes | Oversized:
+        """What is left after the last newline (a last message without one), once the stream has ended."""
+        return self._finish(b"")
 
     def _keep(self, piece: bytes) -> None:
         if self._skipping is not None:
@@ -216,13 +222,13 @@ class _Pipes:
         await self.process.stdin.send(data)
 
     async def shutdown(self) -> None:
-        """The SDK's sequence: stop traffic, let the writer flush briefly, stop the process, close the streams."""
+        """The SDK's sequence: stop traffic, let the writer flush briefly, stop the process group, close the streams."""
         self.shutting_down = True
         self.read_stream.close()
         self.write_stream.close()
         with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT):
             await self.writer_done.wait()
-        await _stop_server_process(self.process)
+        await processes.stop(self.process)
         streams: tuple[MemoryObjectReceiveStream[Any] | MemoryObjectSendStream[Any], ...] = (
             self.read_stream, self.write_stream, self.read_writer, self.write_reader)  # fmt: skip
         await _aclose_all(*streams)
@@ -239,7 +245,7 @@ async def bounded_stdio_client(
         OSError: the process cannot be spawned.
     """
     env = get_default_environment() | (params.env or {})
-    process = await _create_platform_compatible_process(params.command, params.args, env, errlog, params.cwd)
+    process = await processes.spawn(params.command, params.args, env, errlog, params.cwd)
     pipes = _Pipes(process, server, max_message_bytes)
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipes.read)

@@ -1,0 +1,156 @@
+"""Upstream server processes: each in a process group of its own, stopped as a whole group within `STOP_BUDGET`.
+
+The spec's shutdown sequence (close stdin, wait, SIGTERM, wait, SIGKILL) is applied to the process group, and the
+group is signalled even when its leader exits by itself: `sh -c "sleep 3602 & exec server"` leaves the sleep behind
+in the group when the server exits. The waits are short enough for the whole stop to end within `STOP_BUDGET`
+seconds, inside the 2 s an MCP client gives `toolhub stdio` before it kills it (mcp.md "Clients and eras").
+
+Every group not yet stopped is listed, so that an exit path that cannot wait (the last step of `toolhub stdio`) can
+still kill them all at once (`kill_all`).
+
+A group counts as gone when only zombies are left in it: an orphaned descendant is reaped by PID 1, and a PID 1 that
+does not reap (a container without `--init`) would otherwise hold every stop for its whole budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+from anyio.abc import Process
+
+logger = logging.getLogger("toolhub.mcp")
+
+EXIT_GRACE = 0.5
+"""Seconds a server gets to exit after its stdin is closed, before its group is sent SIGTERM."""
+TERM_GRACE = 0.6
+"""Seconds the group gets after SIGTERM, before SIGKILL."""
+REAP_WAIT = 0.2
+"""Seconds for the event loop to see a killed leader die."""
+STOP_BUDGET = 1.5
+"""The longest a stop can take: `EXIT_GRACE + TERM_GRACE + REAP_WAIT`, plus the pipe writer's flush (at most 0.1 s)."""
+_POLL = 0.01
+_PROC = Path("/proc")
+
+_live: dict[int, Process] = {}
+"""Process groups started and not yet stopped, by group id (the leader's pid)."""
+
+
+async def spawn(command: str, args: list[str], env: dict[str, str], errlog: TextIO, cwd: str | Path | None) -> Process:
+    """Start a server as the leader of a new session and process group, with piped stdin and stdout.
+
+    Raises:
+        OSError: the command cannot be started.
+    """
+    # Shielded: a cancel between the fork and the return would lose track of the group.
+    process = await _shielded(anyio.open_process([command, *args], env=env, stderr=errlog, cwd=cwd,
+                                                 start_new_session=True))  # fmt: skip
+    _live[process.pid] = process
+    return process
+
+
+async def _shielded(opening: Awaitable[Process]) -> Process:
+    with anyio.CancelScope(shield=True):
+        return await opening
+    raise AssertionError("unreachable: a shielded scope is never cancelled")
+
+
+async def stop(process: Process) -> None:
+    """Close stdin, give the leader `EXIT_GRACE`, then SIGTERM and after `TERM_GRACE` SIGKILL what is left of its
+    group; returns once the group is gone or the budget is spent."""
+    pgid = process.pid
+    try:
+        await _close(process.stdin)
+        await _poll(lambda: process.returncode is not None, EXIT_GRACE)
+        if group_alive(pgid):
+            _signal(pgid, signal.SIGTERM)
+            if not await _poll(lambda: not group_alive(pgid), TERM_GRACE):
+                _signal(pgid, signal.SIGKILL)
+                if not await _poll(lambda: process.returncode is not None, REAP_WAIT):
+                    logger.warning("MCP server process %d survived SIGKILL; abandoning it", pgid)
+    finally:
+        _live.pop(pgid, None)
+        await _close(process.stdout)
+        _close_transport(process)
+
+
+def kill_all() -> int:
+    """SIGKILL every process group not yet stopped, without waiting; the number of groups signalled."""
+    groups = list(_live)
+    for pgid in groups:
+        _signal(pgid, signal.SIGKILL)
+    _live.clear()
+    return len(groups)
+
+
+def live_groups() -> list[int]:
+    return list(_live)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is alive (zombies do not count where /proc tells them apart)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # EPERM never proves the group is gone
+    return sys.platform != "linux" or _has_living_member(pgid)
+
+
+def _has_living_member(pgid: int) -> bool:
+    try:
+        entries = list(_PROC.iterdir())
+    except OSError:
+        return True
+    for entry in entries:
+        if entry.name.isdigit() and _member_state(entry, pgid) not in (None, "Z", "X"):
+            return True
+    return False
+
+
+def _member_state(entry: Path, pgid: int) -> str | None:
+    """The state letter of the process at `entry` if it belongs to the group (`/proc/<pid>/stat`), else None."""
+    try:
+        fields = (entry / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[0] if len(fields) > 2 and fields[2] == str(pgid) else None
+
+
+def _signal(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _poll(done: Callable[[], bool], timeout: float) -> bool:
+    """Whether `done()` became true within `timeout` seconds. Polled: there is no event for a process group's end,
+    and a leader's `wait()` also waits for the pipes a descendant may still hold."""
+    with anyio.move_on_after(timeout):
+        while not done():  # noqa: ASYNC110
+            await anyio.sleep(_POLL)
+        return True
+    return False
+
+
+async def _close(stream: object) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await close()
+
+
+def _close_transport(process: Process) -> None:
+    """Close the asyncio subprocess transport: a descendant holding a pipe keeps it open (and warning) otherwise."""
+    transport = getattr(getattr(process, "_process", None), "_transport", None)
+    close = getattr(transport, "close", None)
+    if callable(close):
+        with contextlib.suppress(PermissionError):
+            close()
