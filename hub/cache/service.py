@@ -113,8 +113,8 @@ class ResponseCache:
             self.hits += 1
 
     async def _get(self, lookup: Lookup) -> bytes | None:
-        raw = await self.backend.get(lookup.key)
-        if raw is None:
+        raw = self.backend.local.get(lookup.key)  # a hit in this process awaits nothing
+        if raw is None and (raw := await self.backend.fetch(lookup.key)) is None:
             return None
         stored_at, _, completion = raw.partition(b"\n")
         max_age = lookup.controls.s_maxage
@@ -137,8 +137,8 @@ async def open_cache(settings: CacheSettings) -> AsyncIterator[ResponseCache]:
         from hub.accounts.ratelimit import redis_client
 
         client = redis_client(settings.redis_url or "redis://127.0.0.1:6379/0")
-        store: Store = RedisStore(client, LocalStore(settings.max_entries, settings.max_bytes))
-        tool_store: Store = RedisStore(client, LocalStore(tools.MAX_ENTRIES, tools.MAX_BYTES))
+        store: Store = RedisStore(client, settings.max_entries, settings.max_bytes)
+        tool_store: Store = RedisStore(client, tools.MAX_ENTRIES, tools.MAX_BYTES)
     else:
         store = LocalStore(settings.max_entries, settings.max_bytes)
         tool_store = LocalStore(tools.MAX_ENTRIES, tools.MAX_BYTES)

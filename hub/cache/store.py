@@ -8,83 +8,85 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
+
+from providers._cache import TTLCache
 
 logger = logging.getLogger("toolhub.cache")
 
 
 class Store(Protocol):
-    bytes_used: int
+    local: TTLCache[bytes]
+    """What this process holds, read without awaiting: every entry (`LocalStore`), or near copies (`RedisStore`)."""
 
-    async def get(self, key: str) -> bytes | None: ...
+    @property
+    def bytes_used(self) -> int:
+        """For /metrics: the bytes the store holds, or (a shared one) this process wrote."""
+        ...
+
+    async def fetch(self, key: str) -> bytes | None:
+        """An entry `local` does not hold: from the shared store (None for a store that is only local)."""
+        ...
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
     async def aclose(self) -> None: ...
 
 
-class LocalStore:
-    """In-process LRU: at most `max_entries` entries and `max_bytes` bytes of keys and values."""
+async def read(store: Store, key: str) -> bytes | None:
+    """The entry under `key`: this process's copy, else the shared store's."""
+    value = store.local.get(key)
+    return value if value is not None else await store.fetch(key)
 
-    def __init__(self, max_entries: int, max_bytes: int, clock: Any = time.monotonic) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.bytes_used = 0
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+class LocalStore:
+    """In-process LRU: at most `max_entries` entries and `max_bytes` bytes of keys and values (`providers._cache`)."""
+
+    def __init__(self, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.local: TTLCache[bytes] = TTLCache(max_entries, clock=clock, max_bytes=max_bytes)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.local)
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes of the keys and values held now."""
+        return self.local.bytes_used
 
     async def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            self._drop(key)
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
+        return self.local.get(key)
+
+    async def fetch(self, key: str) -> bytes | None:
+        return None
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
-        size = len(key) + len(value)
-        if size > self.max_bytes or ttl <= 0:
-            return
-        if key in self._entries:
-            self._drop(key)
-        self._entries[key] = (self._clock() + ttl, value)
-        self.bytes_used += size
-        while len(self._entries) > self.max_entries or self.bytes_used > self.max_bytes:
-            self._drop(next(iter(self._entries)))
-
-    def _drop(self, key: str) -> None:
-        _, value = self._entries.pop(key)
-        self.bytes_used -= len(key) + len(value)
+        self.local.put(key, value, ttl, len(key) + len(value))
 
     async def aclose(self) -> None:
-        self._entries.clear()
-        self.bytes_used = 0
+        self.local.clear()
 
 
 class RedisStore:
     """Entries in Redis with `PX` expiry, shared by every Toolhub process on that Redis.
 
-    A process keeps a near copy of what it read or wrote in a `LocalStore` that expires when the Redis entry does
-    (its remaining `PTTL` at the read): a hit seen again costs no round trip, and nothing outlives its TTL anywhere.
+    A process keeps a near copy of what it read or wrote (`local`, an LRU bounded like a `LocalStore`) that expires
+    when the Redis entry does (its remaining `PTTL` at the read): a hit seen again costs no round trip, and nothing
+    outlives its TTL anywhere.
     """
 
-    def __init__(self, client: Any, near: LocalStore) -> None:
+    def __init__(self, client: Any, max_entries: int, max_bytes: int) -> None:
         self._redis = client
-        self.near = near
+        self.local: TTLCache[bytes] = TTLCache(max_entries, max_bytes=max_bytes)
         self.bytes_used = 0
         """Bytes this process wrote (Redis itself bounds memory with its own `maxmemory` policy)."""
 
     async def get(self, key: str) -> bytes | None:
-        if (value := await self.near.get(key)) is not None:
-            return value
+        return await read(self, key)
+
+    async def fetch(self, key: str) -> bytes | None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 value, pttl = await pipe.get(key).pttl(key).execute()
@@ -92,7 +94,7 @@ class RedisStore:
             logger.warning("cache: Redis GET failed, served as a miss: %s", exc)
             return None
         if value is not None and pttl > 0:
-            await self.near.set(key, value, pttl / 1000)
+            self.local.put(key, value, pttl / 1000, len(key) + len(value))
         return value
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
@@ -104,8 +106,8 @@ class RedisStore:
             logger.warning("cache: Redis SET failed, answer not cached: %s", exc)
             return
         self.bytes_used += len(key) + len(value)
-        await self.near.set(key, value, ttl)
+        self.local.put(key, value, ttl, len(key) + len(value))
 
     async def aclose(self) -> None:
         """Drop the near copies (the Redis client belongs to whoever made it, and may serve other stores)."""
-        await self.near.aclose()
+        self.local.clear()

@@ -21,7 +21,7 @@ from typing import Any
 import mcp_types as types
 import orjson
 
-from hub.cache.store import LocalStore, Store
+from hub.cache.store import LocalStore, Store, read
 
 MAX_ENTRIES = 10_000
 MAX_BYTES = 32 * 1024 * 1024
@@ -65,7 +65,7 @@ class ToolResultCache:
         return self.prefix + hashlib.sha256(payload).hexdigest()
 
     async def get(self, key: str) -> types.CallToolResult | None:
-        raw = await self.store.get(key)
+        raw = await read(self.store, key)
         return None if raw is None else types.CallToolResult.model_validate_json(raw)
 
     async def put(self, key: str, result: types.CallToolResult, ttl: float) -> None:
