@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
+from typing import NoReturn
 
 import anyio
 
@@ -47,4 +50,14 @@ def _stdio(args: argparse.Namespace) -> int:
 
     logging.getLogger("httpx2").setLevel(args.http_log_level.upper())
     config = load_config(config_path(args.config), serving=False)
-    return anyio.run(lambda: serve_stdio(config, separator=args.separator))
+    status = anyio.run(lambda: serve_stdio(config, separator=args.separator))
+    _exit_now(status)
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Exit without finalizing the interpreter: every upstream is stopped and the wire restored by now, and tearing
+    down the imported modules took 0.3-1 s on a loaded 2-core machine, out of the 2 s an MCP client waits for us."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
