@@ -174,7 +174,7 @@ def test_an_image_part_reaches_the_upstream_as_an_image(client: openai.OpenAI, f
         ({"input": "hi"}, "model"),
         ({"model": "text", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
         ({"model": "text", "input": [{"type": "bogus"}]}, "input[0].type"),
-        ({"model": "text", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"model": "text", "input": "hi", "tools": [{"type": "custom", "name": "apply_patch"}]}, "tools[0].type"),
         ({"model": "text", "input": "hi", "tool_choice": "sometimes"}, "tool_choice"),
         ({"model": "text", "input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format"),
         ({"model": "text", "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),

@@ -12,6 +12,7 @@ Its Chat Completions side is FakeOpenAI's, plus two models:
 
     window-N    refuses a conversation of more than N messages as OpenAI does (400 context_length_exceeded)
     logprobs    "You said: ..." with a token log probability per word when `logprobs` is asked for
+    caller      calls `exec_command` (else the first tool) with {"cmd": "echo toolhub-ok"}, then "Answer: <result>"
 
 `previous_response_id` must name a response this server stored (`store` not false), else 400 as OpenAI answers;
 every request must carry the key. `requests` keeps every body received.
@@ -52,26 +53,24 @@ class FakeResponses:
     async def chat_extras(self, request: Request) -> Response:
         body = await request.json()  # Starlette keeps it: FakeOpenAI reads it again
         model = str(body.get("model"))
-        if not model.startswith("window-") and model != "logprobs":
+        if not model.startswith("window-") and model not in ("logprobs", "caller"):
             return await self.chat.chat(request)
         self.chat.requests.append(body)
         if model.startswith("window-") and len(body["messages"]) > int(model.split("-")[1]):
             message = (f"This model's maximum context length is 100 tokens. However, your messages resulted in "
                        f"{40 * len(body['messages'])} tokens. Please reduce the length of the messages.")  # fmt: skip
             return error(400, message, "invalid_request_error", "context_length_exceeded", "messages")
-        text = f"You said: {body['messages'][-1]['content']}"
-        logprobs = chat_logprobs(text) if body.get("logprobs") else None
-        choice = {"index": 0, "finish_reason": "stop", "logprobs": logprobs}
+        message = caller_turn(body) if model == "caller" else {"role": "assistant", "content": said(body)}
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
         usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        base = {"id": "chatcmpl-x", "created": 1, "model": model}
         if not body.get("stream"):
-            message = {"role": "assistant", "content": text}
-            return JSONResponse({"id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": model,
-                                 "choices": [{**choice, "message": message}], "usage": usage})  # fmt: skip
-        words = [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
-        chunks = [{"index": 0, "delta": {"content": w}, "finish_reason": None,
-                   "logprobs": chat_logprobs(w) if body.get("logprobs") else None} for w in words]  # fmt: skip
-        chunks.append({"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None})
-        base = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": model}
+            logprobs = chat_logprobs(message["content"]) if body.get("logprobs") else None
+            choice = {"index": 0, "finish_reason": finish, "logprobs": logprobs, "message": message}
+            return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+        chunks = [*stream_deltas(message, bool(body.get("logprobs"))),
+                  {"index": 0, "delta": {}, "finish_reason": finish, "logprobs": None}]  # fmt: skip
+        base["object"] = "chat.completion.chunk"
         lines = [{**base, "choices": [c]} for c in chunks] + [{**base, "choices": [], "usage": usage}]
         data = "".join(f"data: {json.dumps(line)}\n\n" for line in lines) + "data: [DONE]\n\n"
         return Response(data, media_type="text/event-stream")
@@ -158,6 +157,39 @@ def item_events(item: JSON, index: int) -> list[JSON]:
         {"type": "response.content_part.done", **at, "content_index": 0, "part": item["content"][0]},
         {"type": "response.output_item.done", "output_index": index, "item": item},
     ]
+
+
+def said(body: JSON) -> str:
+    content = body["messages"][-1]["content"]
+    return f"You said: {content if isinstance(content, str) else ''.join(p.get('text', '') for p in content)}"
+
+
+def caller_turn(body: JSON) -> JSON:
+    """The `caller` model: calls `exec_command` (or the first tool offered) once, then quotes what it answered."""
+    results = [m for m in body["messages"] if m.get("role") == "tool"]
+    if results:
+        return {"role": "assistant", "content": f"Answer: {results[-1]['content']}"}
+    names = [t["function"]["name"] for t in body.get("tools") or ()]
+    name = "exec_command" if "exec_command" in names else names[0]
+    call = {"id": f"call_caller_{len(body['messages'])}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"cmd": "echo toolhub-ok"})}}  # fmt: skip
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+def stream_deltas(message: JSON, logprobs: bool) -> list[JSON]:
+    """A message as stream choices: a word a chunk (with its logprobs if asked), or its tool call in two pieces."""
+    if message.get("tool_calls"):
+        call = message["tool_calls"][0]
+        arguments = call["function"]["arguments"]
+        first = {"index": 0, "id": call["id"], "type": "function",
+                 "function": {"name": call["function"]["name"], "arguments": arguments[:4]}}  # fmt: skip
+        rest = {"index": 0, "function": {"arguments": arguments[4:]}}
+        return [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}, "finish_reason": None},
+                {"index": 0, "delta": {"tool_calls": [rest]}, "finish_reason": None}]  # fmt: skip
+    text = message["content"]
+    words = [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
+    return [{"index": 0, "delta": {"content": w}, "finish_reason": None,
+             "logprobs": chat_logprobs(w) if logprobs else None} for w in words]  # fmt: skip
 
 
 def chat_logprobs(text: str) -> JSON:

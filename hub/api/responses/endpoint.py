@@ -18,7 +18,7 @@ from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, reports_tools
 from hub.api.responses.objects import JSON
-from hub.api.responses.request import check, to_chat
+from hub.api.responses.request import check, hosted_tools, to_chat
 from hub.api.responses.stored import input_items
 from hub.errors import json_response
 from hub.gateway.chat import run_chat
@@ -45,6 +45,7 @@ class _Turn:
 
     async def chat_body(self) -> JSON:
         """The chat body: earlier turns, answered approvals, this input; hub tools that need approval swapped out."""
+        self.body = await stored.with_references(self.request, self.principal, self.body)
         if (previous := self.body.get("previous_response_id")) is not None:
             row = await stored.load(self.request, self.principal, str(previous), "previous_response_id")
             self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
@@ -77,6 +78,9 @@ async def create_response(request: Request) -> Response:
         return answer  # an error already in OpenAI's shape, or a client that went away
     response = objects.shell(this.body)
     report = McpReport.of(request, principal, chat)
+    dropped = hosted_tools(this.body)
+    if dropped:  # OpenAI's hosted tools, which only OpenAI runs
+        answer.headers["x-toolhub-dropped-tools"] = ",".join(dropped)
     if chat.get("stream"):
         translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body))
 

@@ -112,6 +112,9 @@ class StreamTranslator:
             out += self._call_delta(call, position)
         return out
 
+    def _id(self, prefix: str) -> str:
+        return objects.item_id(self.response, prefix)
+
     def _add(self, item: JSON) -> tuple[_Open, bytes]:
         output: list[JSON] = self.response["output"]
         opened = _Open(len(output), item)
@@ -122,7 +125,7 @@ class StreamTranslator:
         out = b""
         if self.reasoning is None:
             out += self._close_message()
-            self.reasoning, added = self._add(objects.reasoning_item(objects.new_id("rs"), None, self.encrypted))
+            self.reasoning, added = self._add(objects.reasoning_item(self._id("rs"), None, self.encrypted))
             part = {"type": "summary_text", "text": ""}
             out += added + self.event("response.reasoning_summary_part.added", **self._at(self.reasoning),
                                       summary_index=0, part=part)  # fmt: skip
@@ -134,7 +137,7 @@ class StreamTranslator:
         out = b""
         if self.message is None:
             out += self._close_reasoning()
-            self.message, added = self._add(objects.message_item(objects.new_id("msg"), "", "in_progress"))
+            self.message, added = self._add(objects.message_item(self._id("msg"), "", "in_progress"))
             part = objects.output_text("")
             out += added + self.event("response.content_part.added", **self._at(self.message), content_index=0,
                                       part=part)  # fmt: skip
@@ -158,7 +161,7 @@ class StreamTranslator:
         out = b""
         opened = self.calls.get(index)
         if opened is None:
-            item = objects.function_call_item(objects.new_id("fc"), call.get("id") or objects.new_id("call"),
+            item = objects.function_call_item(self._id("fc"), call.get("id") or objects.new_id("call"),
                                               function.get("name") or "", "", "in_progress")  # fmt: skip
             if self.approvals is not None and item["name"] in self.approvals.tools:
                 opened = self.calls[index] = _Open(-1, item)  # reported whole at the end, as an approval request

@@ -17,6 +17,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def item_id(response: JSON, prefix: str) -> str:
+    """An output item's id: `<prefix>_<the response's 32 hex digits><8 of its own>`, so that an `item_reference`
+    finds the stored response holding it (`response_of`)."""
+    return f"{prefix}_{str(response['id']).removeprefix('resp_')}{uuid.uuid4().hex[:8]}"
+
+
+def response_of(item: str) -> str | None:
+    """The id of the response whose output holds the item `item` (made by `item_id`), else None."""
+    _, _, digits = item.partition("_")
+    return f"resp_{digits[:32]}" if len(digits) == 40 else None
+
+
 def shell(body: JSON) -> JSON:
     """The response object for `body` before any output: what `response.created` carries."""
     text = body.get("text") if isinstance(body.get("text"), dict) else None
@@ -108,11 +120,11 @@ def from_completion(
     output += before or []
     signed = include.encrypted(message.get("thinking_blocks")) if include.ENCRYPTED in included else False
     if (reasoning := message.get("reasoning_content")) or signed:
-        output.append(reasoning_item(new_id("rs"), reasoning, signed))
+        output.append(reasoning_item(item_id(response, "rs"), reasoning, signed))
     if isinstance(content := message.get("content"), str) and content:
-        output.append(message_item(new_id("msg"), content, logprobs=include.logprobs(choice)))
+        output.append(message_item(item_id(response, "msg"), content, logprobs=include.logprobs(choice)))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        output.append(function_call_item(new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "",
-                                         function.get("arguments") or "{}"))  # fmt: skip
+        call_id, name = call.get("id") or new_id("call"), function.get("name") or ""
+        output.append(function_call_item(item_id(response, "fc"), call_id, name, function.get("arguments") or "{}"))
     return finish(response, choice.get("finish_reason"), completion.get("usage"))

@@ -16,6 +16,11 @@ PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
 ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 UNSUPPORTED = ("background", "conversation", "prompt")
 _THINKING = "_thinking"
+HOSTED = frozenset({"web_search", "web_search_preview", "web_search_preview_2025_03_11", "file_search",
+                    "code_interpreter", "image_generation", "computer_use_preview", "local_shell",
+                    "tool_search"})  # fmt: skip
+"""OpenAI's hosted tools: only OpenAI runs them, so a translated request goes without them (clients such as Codex CLI
+offer web_search by default) and the response says so in `x-toolhub-dropped-tools`."""
 SKIPPED = ("item_reference", "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
 """Input items with nothing to resend: references, and the hub's MCP items (approval responses are
 answered by the endpoint before translation, hub/api/responses/approval.py)."""
@@ -210,7 +215,8 @@ def _options(body: JSON, chat: JSON) -> None:
             raise BadRequest("'max_output_tokens' must be a positive integer.", param="max_output_tokens")
         chat["max_completion_tokens"] = limit
     if (tools := body.get("tools")) is not None:
-        chat["tools"] = [_tool(tool, i) for i, tool in enumerate(_list(tools, "tools"))]
+        if converted := [t for i, tool in enumerate(_list(tools, "tools")) for t in _tools(tool, i)]:
+            chat["tools"] = converted
     if (choice := body.get("tool_choice")) is not None:
         chat["tool_choice"] = _tool_choice(choice)
     if (reasoning := body.get("reasoning")) is not None and isinstance(reasoning, dict):
@@ -232,13 +238,34 @@ def _list(value: Any, name: str) -> list[Any]:
     return value  # pyright: ignore[reportUnknownVariableType]
 
 
-def _tool(tool: Any, i: int) -> JSON:
+def hosted_tools(body: JSON) -> list[str]:
+    """The types of the request's OpenAI-hosted tools, which the translated path leaves out (`HOSTED`)."""
+    tools = body.get("tools")
+    kinds = [t.get("type") for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return [str(k) for k in kinds if k in HOSTED]  # pyright: ignore[reportUnknownVariableType]
+
+
+def _tools(tool: Any, i: int) -> list[JSON]:
+    """The chat tools for `tools[i]`: itself, a namespace's functions, or none for a hosted tool."""
+    kind = tool.get("type") if isinstance(tool, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind in HOSTED:
+        return []
+    if kind == "namespace":
+        inner = tool.get("tools")  # pyright: ignore[reportOptionalMemberAccess, reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(inner, list):
+            raise BadRequest(f"tools[{i}].tools must be an array.", param=f"tools[{i}].tools", code="invalid_type")
+        return [_tool(t, f"{i}].tools[{j}") for j, t in enumerate(inner)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    return [_tool(tool, str(i))]
+
+
+def _tool(tool: Any, i: str) -> JSON:
     kind = tool.get("type") if isinstance(tool, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if kind == "mcp":
         return tool  # pyright: ignore[reportReturnType]  # the hub's tools: the chat path's tool loop runs them
     if kind != "function":
         raise BadRequest(
-            f"Unsupported tool type {kind!r} in tools[{i}]: this gateway takes 'function' and 'mcp' tools.",
+            f"Unsupported tool type {kind!r} in tools[{i}]: this gateway takes 'function', 'namespace' and 'mcp' "
+            f"tools (OpenAI's hosted tools, {', '.join(sorted(HOSTED))}, are left out).",
             param=f"tools[{i}].type",
             code="invalid_value",
         )

@@ -49,6 +49,36 @@ async def load(request: Request, principal: Principal, response_id: str, param: 
     return row
 
 
+async def with_references(request: Request, principal: Principal, body: JSON) -> JSON:
+    """`body` with each `item_reference` input item replaced by the stored output item it names (the key's own).
+
+    Raises:
+        NotFound: no such item in this key's stored responses.
+    """
+    items = body.get("input")
+    if not isinstance(items, list) or not any(_is_reference(i) for i in items):  # pyright: ignore[reportUnknownVariableType]
+        return body
+    resolved: list[Any] = []
+    for i, item in enumerate(items):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        resolved.append(await _referenced(request, principal, item["id"], i) if _is_reference(item) else item)
+    return {**body, "input": resolved}
+
+
+def _is_reference(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "item_reference" and isinstance(item.get("id"), str)  # pyright: ignore[reportUnknownMemberType]
+
+
+async def _referenced(request: Request, principal: Principal, item: str, i: int) -> JSON:
+    store = hub_state(request).extras.get("store")
+    owner = objects.response_of(item)
+    row = await store.get_response(owner) if store is not None and owner is not None else None
+    output: list[JSON] = row.response["output"] if row is not None and row.key_hash == principal.key_id else []
+    found = next((x for x in output if x.get("id") == item), None)
+    if found is None:
+        raise NotFound(f"Item with id '{item}' not found.", param=f"input[{i}].id", code="item_not_found")
+    return found
+
+
 def with_ids(items: list[Any]) -> list[Any]:
     """Input items as `input_items` lists them: each with an id (messages get `msg_...`)."""
     out: list[Any] = []

@@ -1,0 +1,67 @@
+"""/v1/responses input the AI SDK and Codex CLI send: item references, namespaces of tools, OpenAI's hosted tools."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from tests.api import test_responses_support as support
+from tests.api.test_responses_support import MASTER_KEY, Fakes
+
+fakes, gateway_url, client = support.fakes, support.gateway_url, support.client
+WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+
+
+@pytest.fixture
+def other_client(gateway_url: str) -> Iterator[openai.OpenAI]:
+    made = httpx2.post(f"{gateway_url}/key/generate", json={}, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=made.json()["key"], max_retries=0, timeout=20) as c:
+        yield c
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_item_reference_brings_back_the_stored_item(client: openai.OpenAI, fakes: Fakes, stream: bool) -> None:
+    if stream:
+        with client.responses.stream(model="text", input="first") as events:
+            first = events.get_final_response()
+    else:
+        first = client.responses.create(model="text", input="first")
+    reference = {"type": "item_reference", "id": first.output[0].model_dump()["id"]}
+    items: Any = [{"role": "user", "content": "first"}, reference, {"role": "user", "content": "second"}]
+    client.responses.create(model="text", input=items)
+    assert fakes.openai.requests[-1]["messages"] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "You said: first"},
+        {"role": "user", "content": "second"},
+    ]
+
+
+def test_an_unknown_or_foreign_item_reference_gets_a_404_naming_it(
+    client: openai.OpenAI, other_client: openai.OpenAI
+) -> None:
+    first = client.responses.create(model="text", input="mine")
+    for who, item in ((client, "msg_nope"), (other_client, str(first.output[0].model_dump()["id"]))):
+        with pytest.raises(openai.NotFoundError) as caught:
+            who.responses.create(model="text", input=[{"type": "item_reference", "id": item}])  # pyright: ignore[reportArgumentType]
+        assert item in str(caught.value.message) and caught.value.param == "input[0].id"
+
+
+def test_a_namespace_offers_its_functions(client: openai.OpenAI, fakes: Fakes) -> None:
+    namespace: Any = {"type": "namespace", "name": "weather", "description": "Weather tools", "tools": [WEATHER]}
+    response = client.responses.create(model="tools", input="weather?", tools=[namespace])
+    assert [t["function"]["name"] for t in fakes.openai.requests[-1]["tools"]] == ["get_weather"]
+    assert response.output[0].type == "function_call"
+
+
+def test_hosted_tools_are_left_out_and_named_in_a_header(client: openai.OpenAI, fakes: Fakes) -> None:
+    tools: Any = [{"type": "web_search"}, WEATHER]
+    raw = client.responses.with_raw_response.create(model="text", input="hi", tools=tools)
+    assert raw.headers["x-toolhub-dropped-tools"] == "web_search"
+    assert [t["function"]["name"] for t in fakes.openai.requests[-1]["tools"]] == ["get_weather"]
+    with client.responses.with_streaming_response.create(model="text", input="hi", tools=tools, stream=True) as s:
+        assert s.headers["x-toolhub-dropped-tools"] == "web_search"
+        assert any(line.startswith("event: response.completed") for line in s.iter_lines())
