@@ -28,6 +28,7 @@ from typing import Any
 import mcp_types as types
 
 from hub.accounts.auth import Principal
+from hub.mcp.tasks import without_task_requirement
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_NAME = 64
@@ -258,5 +259,5 @@ def _natural(listing: Listing, original: str, separator: str, prefixed: bool) ->
 def _tool_info(listing: Listing, tool: types.Tool, name: str, separator: str) -> ToolInfo:
     qualified = exposed_name(listing.prefix, tool.name, separator)
     meta = {**(tool.meta or {}), META_ORIGINAL_NAME: tool.name, META_SERVER: listing.server}
-    exposed = tool.model_copy(update={"name": name, "meta": meta})
+    exposed = without_task_requirement(tool).model_copy(update={"name": name, "meta": meta})
     return ToolInfo(name, listing.server, tool.name, qualified, tool.description, tool.input_schema, exposed)

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import anyio
 import mcp_types as types
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.exceptions import MCPError
 
@@ -50,6 +51,8 @@ class McpHub:
         self._last_server: dict[str, str] = {}
         self._tool_cache = ToolResultCache()
         """Results of read-only tools of servers with `cache_ttl` (hub/cache/tools.py)."""
+        self.task_group: TaskGroup | None = None
+        """Where work that outlives one client request runs (`hub.mcp.modern`), while the hub runs."""
         self.log_levels = LogLevels()
         """`logging/setLevel` of each downstream session, across every served endpoint."""
         self._listeners: list[Listener] = []
@@ -65,12 +68,14 @@ class McpHub:
         """Connect every upstream in the background; on exit, close them all (stdio children included)."""
         send, receive = self._events
         async with anyio.create_task_group() as tg:
+            self.task_group = tg
             tg.start_soon(self._pump, receive)
             for upstream in self.upstreams.values():
                 tg.start_soon(upstream.run, name=f"mcp-upstream-{upstream.name}")
             try:
                 yield self
             finally:
+                self.task_group = None
                 tg.cancel_scope.cancel()
         send.close()
         receive.close()
@@ -191,29 +196,46 @@ class McpHub:
             UpstreamUnavailable: its server is down, or the connection closed during the call.
         """
         info = self.resolve(name, principal, server)
-        upstream = self.upstreams[info.server]
-        cache_key = self.result_key(info, arguments, principal)
-        if (cached := await self.cached_result(cache_key)) is not None:
-            self._record(info, principal, time.perf_counter(), None, request_id)
-            return cached
-        read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
         started = time.perf_counter()
         error: str | None = "cancelled"
         try:
             try:
-                result = await upstream.call_tool(
-                    info.original_name, arguments, read_timeout=read_timeout, caller=caller
-                )
+                result = await self.call_upstream(info, arguments, principal, timeout=timeout, caller=caller)
             except MCPError as exc:
                 result = error_result(f"MCP error {exc.error.code}: {exc.error.message}")
             error = _error_text(result) if result.is_error else None
-            await self.keep_result(cache_key, info, result)
             return result
         except (UpstreamUnavailable, InvalidArguments) as exc:
             error = exc.message
             raise
         finally:
             self._record(info, principal, started, error, request_id)
+
+    async def call_upstream(
+        self,
+        info: ToolInfo,
+        arguments: dict[str, Any] | None,
+        principal: Principal,
+        *,
+        timeout: float | None = None,
+        caller: Caller | None = None,
+    ) -> types.CallToolResult:
+        """Call a resolved tool on its upstream, through the tool-result cache (read-only tools of servers with
+        `cache_ttl`, per key): the one place both the MCP server and the Python API call upstream tools.
+
+        Raises:
+            InvalidArguments, UpstreamUnavailable, MCPError: as `Upstream.call_tool`.
+        """
+        upstream = self.upstreams[info.server]
+        key = self.result_key(info, arguments, principal)
+        if key is not None and (cached := await self._tool_cache.get(key)) is not None:
+            return cached
+        read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
+        result = await upstream.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
+        ttl = upstream.spec.cache_ttl
+        if key is not None and ttl is not None:
+            await self._tool_cache.put(key, result, ttl)
+        return result
 
     def result_key(self, info: ToolInfo, arguments: dict[str, Any] | None, principal: Principal) -> str | None:
         """The result-cache key of a read-only tool of a server with `cache_ttl`, per key; None: not cached."""
@@ -224,14 +246,6 @@ class McpHub:
             return self._tool_cache.key(scope, info.server, info.original_name, arguments or {})
         except TypeError:
             return None
-
-    async def cached_result(self, key: str | None) -> types.CallToolResult | None:
-        return None if key is None else await self._tool_cache.get(key)
-
-    async def keep_result(self, key: str | None, info: ToolInfo, result: types.CallToolResult) -> None:
-        ttl = self.upstreams[info.server].spec.cache_ttl
-        if key is not None and ttl is not None:
-            await self._tool_cache.put(key, result, ttl)
 
     def _record(self, info: ToolInfo, principal: Principal, started: float, error: str | None, request_id: str) -> None:
         if self._on_tool_call is not None:

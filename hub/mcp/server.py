@@ -25,7 +25,9 @@ from hub.mcp.catalog import Catalog, visible
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
+from hub.mcp.modern import Bridges, is_modern
 from hub.mcp.notify import Downstreams, connection_of
+from hub.mcp.routing import Caller
 from hub.mcp.upstream import Upstream, error_result
 
 logger = logging.getLogger("toolhub.mcp")
@@ -107,6 +109,12 @@ class DownstreamCaller:
         wanted = types.ClientCapabilities(roots=types.RootsCapability())
         return await self._ask(types.ListRootsRequest(), types.ListRootsResult, "roots", wanted)
 
+    def supports(self, field: str) -> bool:
+        """Whether the client declared `sampling`, `elicitation` or `roots`."""
+        capability = {"sampling": types.SamplingCapability, "elicitation": types.ElicitationCapability,
+                      "roots": types.RootsCapability}[field]()  # fmt: skip
+        return self._session.check_client_capability(types.ClientCapabilities(**{field: capability}))
+
     async def _ask(self, request: Any, result_type: Any, field: str, wanted: types.ClientCapabilities) -> Any:
         if not self._session.can_send_request:  # stateless or 2026-era request: no way to ask the client
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client cannot be asked for {field} now.")
@@ -131,6 +139,10 @@ def with_unavailable(base: str | None, hub: McpHub, principal: Principal, view: 
         return base
     note = "These MCP servers are unavailable now; their tools are missing until they recover:\n" + "\n".join(lines)
     return f"{base}\n\n{note}" if base else note
+
+
+def _owner_of(principal: Principal) -> tuple[str | None, bool]:
+    return principal.key_id, principal.is_master
 
 
 def _check_cursor(params: types.PaginatedRequestParams | None) -> None:
@@ -183,6 +195,7 @@ def build_server(hub: McpHub, downstreams: Downstreams, *, view: str | None = No
 class _Handlers:
     def __init__(self, hub: McpHub, downstreams: Downstreams, view: str | None, default: Principal | None) -> None:
         self.hub = hub
+        self.bridges = Bridges(lambda: hub.task_group)
         self.downstreams = downstreams
         self.view = view
         self.default = default
@@ -204,19 +217,25 @@ class _Handlers:
         tools = [t.tool for t in self._catalog().tools if visible(principal, t.server, t.original_name)]
         return types.ListToolsResult(tools=tools)
 
-    async def call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> Any:
         principal = principal_of(ctx, self.default)
+        caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
         try:
+            if params.request_state is not None:  # a 2026-era retry with answers (hub.mcp.modern)
+                bridge = self.bridges.resume(params.request_state, _owner_of(principal), params.input_responses)
+                return await self.bridges.wait(bridge, caller)
             info = self.hub.resolve(params.name, principal, self.view)
-            upstream = self.hub.upstreams[info.server]
-            timeout = upstream.spec.call_timeout
-            caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
-            key = self.hub.result_key(info, params.arguments, principal)  # read-only tools of servers with cache_ttl
-            if (cached := await self.hub.cached_result(key)) is not None:
-                return cached
-            result = await upstream.call_tool(info.original_name, params.arguments, read_timeout=timeout, caller=caller)
-            await self.hub.keep_result(key, info, result)
-            return result
+            timeout = self.hub.upstreams[info.server].spec.call_timeout
+            if is_modern(ctx.protocol_version) and self.bridges.available():
+
+                async def work(bridge: Caller) -> types.CallToolResult:
+                    return await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout,
+                                                        caller=bridge)  # fmt: skip
+
+                bridge = self.bridges.start(_owner_of(principal), timeout, work, supports=caller.supports,
+                                            wants_progress=caller.wants_progress)  # fmt: skip
+                return await self.bridges.wait(bridge, caller)
+            return await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout, caller=caller)
         except (UnknownTool, InvalidArguments) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
         except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why

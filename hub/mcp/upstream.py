@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO, TypeVar
 
@@ -30,11 +30,13 @@ from hub.mcp.errors import UpstreamUnavailable, check_arguments
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
+from hub.mcp.tasks import call_as_task, requires_task
 from hub.mcp.transports import open_transport
 
 logger = logging.getLogger("toolhub.mcp")
 
 _R = TypeVar("_R", bound=BaseModel)
+_T = TypeVar("_T")
 Kind = Literal["tools", "resources", "prompts"]
 ALL_KINDS: frozenset[Kind] = frozenset(("tools", "resources", "prompts"))
 DEBOUNCE_SECONDS = 0.1
@@ -124,6 +126,8 @@ class Upstream:
         self.log_level: types.LoggingLevel | None = None
         """The level downstream sessions want (`hub.mcp.levels`); set again after every reconnect."""
         self._sent_level: types.LoggingLevel | None = None
+        self._task_tools: frozenset[str] = frozenset()
+        """Tools that require task augmentation (`hub.mcp.tasks`): the hub runs them as tasks."""
 
     @property
     def healthy(self) -> bool:
@@ -264,6 +268,7 @@ class Upstream:
             templates = await self._optional(lambda p: session.list_resource_templates(params=p), "resource_templates")
         if "prompts" in kinds and caps.prompts is not None:
             prompts = await self._optional(lambda p: session.list_prompts(params=p), "prompts")
+        self._task_tools = frozenset(tool.name for tool in tools if requires_task(tool))
         self.listing = Listing(
             self.name,
             self.prefix,
@@ -355,6 +360,8 @@ class Upstream:
             MCPError: the upstream answered with a JSON-RPC error (e.g. unknown tool, invalid arguments).
         """
         check_arguments(arguments, self.spec.max_message_bytes, name)
+        if name in self._task_tools:
+            return await self._send(lambda s: call_as_task(s, name, arguments, read_timeout), read_timeout, caller)
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
         progress = None if caller is None else caller.progress if caller.wants_progress else _no_progress
@@ -387,15 +394,24 @@ class Upstream:
             UpstreamUnavailable: the server is down or its connection closed during the request.
             MCPError: the upstream answered with an error (or the request timed out: `REQUEST_TIMEOUT`).
         """
+        return await self._send(
+            lambda s: s.send_request(
+                request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
+            ),
+            read_timeout,
+            caller,
+        )
+
+    async def _send(
+        self, send: Callable[[ClientSession], Awaitable[_T]], read_timeout: float | None, caller: Caller | None
+    ) -> _T:
         session = self.session()
         # The SDK's read timeout starts once the request is written; the outer one also bounds the write.
         limit = None if read_timeout is None else read_timeout + SEND_GRACE
         with self._router.calling(caller):
             try:
                 with anyio.fail_after(limit):
-                    return await session.send_request(
-                        request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
-                    )
+                    return await send(session)
             except TimeoutError:
                 self._broken.set()
                 logger.warning("MCP server %s took no request within %g s: restarting it", self.name, limit)

@@ -1,0 +1,68 @@
+"""Tools an upstream marks `execution.taskSupport: "required"` (2025-11-25 tasks, SEP-1686), run to completion by
+the hub: `tools/call` with a `task`, then `tasks/result`, which waits until the task ends (delivering any requests the
+task makes meanwhile, such as an elicitation, which the hub routes like any other) and returns the tool's result.
+
+So such a tool works for every caller: MCP clients of either era, REST and the tool loop. The hub exposes it without
+the task requirement, since it answers the call itself. A call that times out or is cancelled cancels the task.
+
+The SDK validates a `tools/call` answer as a `CallToolResult` and has no `tasks/*` methods for 2025-11-25, so these
+requests go through its dispatcher as raw JSON-RPC.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp import ClientSession
+
+logger = logging.getLogger("toolhub.mcp")
+
+CANCEL_TIMEOUT = 2.0
+
+
+def requires_task(tool: types.Tool | None) -> bool:
+    return tool is not None and tool.execution is not None and tool.execution.task_support == "required"
+
+
+def without_task_requirement(tool: types.Tool) -> types.Tool:
+    """The tool as the hub exposes it: callable directly, the hub runs the task."""
+    if not requires_task(tool):
+        return tool
+    assert tool.execution is not None
+    return tool.model_copy(update={"execution": tool.execution.model_copy(update={"task_support": None})})
+
+
+async def _raw(session: ClientSession, method: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    dispatcher = session._dispatcher  # pyright: ignore[reportPrivateUsage]
+    return await dispatcher.send_raw_request(method, params, {"timeout": timeout})
+
+
+async def call_as_task(session: ClientSession, name: str, arguments: dict[str, Any] | None,
+                       timeout: float) -> types.CallToolResult:  # fmt: skip
+    """Create the task, wait for its result, and cancel it if the wait ends early.
+
+    Raises:
+        MCPError: the upstream refused the call or a `tasks/*` request; `REQUEST_TIMEOUT` after `timeout`.
+    """
+    params = {"name": name, "arguments": arguments or {}, "task": {"ttl": int(timeout * 1000) + 60_000}}
+    created = types.CreateTaskResult.model_validate(await _raw(session, "tools/call", params, timeout))
+    task_id = created.task.task_id
+    finished = False
+    try:
+        payload = await _raw(session, "tasks/result", {"taskId": task_id}, timeout)
+        finished = True
+    finally:
+        if not finished:
+            await _cancel(session, task_id)
+    return types.CallToolResult.model_validate(payload)
+
+
+async def _cancel(session: ClientSession, task_id: str) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_TIMEOUT):
+        try:
+            await _raw(session, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT)
+        except Exception as exc:  # best effort: the task expires with its ttl anyway
+            logger.info("MCP: cancelling task %s failed: %s", task_id, exc)
