@@ -7,7 +7,6 @@ which wraps it at the ASGI level. Every error, before or after `run_chat`, is re
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from hub.api.messages import count_tokens as counting
 from hub.api.messages.request import to_chat
 from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
 from hub.api.messages.stream import EventTranslator
@@ -27,9 +27,6 @@ from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.tools import REPORT_OUTPUT
 from hub.state import authenticate, hub_state
 from providers.base import ProviderError
-
-CHARS_PER_TOKEN = 4
-"""count_tokens estimates ~4 characters of JSON a token (the rule of thumb OpenAI and Anthropic document)."""
 
 
 async def messages(request: Request) -> Response:
@@ -48,17 +45,11 @@ async def messages(request: Request) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
-    """An estimate: the translated conversation's JSON length over CHARS_PER_TOKEN, at least 1."""
+    """Exact from an Anthropic upstream, an estimate elsewhere (hub/api/messages/count_tokens.py)."""
     try:
-        await authenticate(request)
-        raw = await read_json_body(request, hub_state(request).config.max_request_bytes)
-        if isinstance(raw, dict):
-            raw = {"max_tokens": 1, **raw}  # count_tokens takes no max_tokens
-        body = to_chat(raw)
+        return await counting.count_tokens(request)
     except (HubError, ProviderError) as exc:
         return anthropic_error(exc)
-    size = len(orjson.dumps([body["messages"], body.get("tools")]))
-    return json_response({"input_tokens": max(1, math.ceil(size / CHARS_PER_TOKEN))})
 
 
 def _anthropic_only(config: Config, raw: Any) -> bool:
