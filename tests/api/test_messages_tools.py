@@ -69,3 +69,24 @@ def test_the_mcp_connector_shape_names_a_hub_server_and_a_streamed_loop_ends_wit
     text = "".join(b.text for b in message.content if b.type == "text")
     assert text.startswith("Let me look. ") and "Answer: " in text
     assert message.stop_reason == "end_turn"
+
+
+def test_a_streamed_loop_shows_hub_calls_as_mcp_blocks_between_the_rounds_texts(client: anthropic.Anthropic) -> None:
+    with client.beta.messages.stream(model="db-agent", max_tokens=100, messages=ASK,
+                                     betas=["mcp-client-2025-04-04"]) as stream:  # fmt: skip
+        kinds = [e.content_block.type for e in stream if e.type == "content_block_start"]
+        message = stream.get_final_message()
+    assert kinds == ["text", "mcp_tool_use", "mcp_tool_result", "text", "mcp_tool_use", "mcp_tool_result", "text"]
+    assert [b.type for b in message.content] == kinds
+    uses = [b for b in message.content if b.type == "mcp_tool_use"]
+    assert [(u.name, u.server_name, u.input) for u in uses] == [
+        ("postgres_db__list_tables", "postgres_db", {}),
+        ("postgres_db__describe_table", "postgres_db", {"table": "orders"}),
+    ]
+    results = [b for b in message.content if b.type == "mcp_tool_result"]
+    first: Any = results[0].content
+    assert '"orders"' in first[0].text and results[0].tool_use_id == uses[0].id and not results[0].is_error
+    texts = [b.text for b in message.content if b.type == "text"]
+    assert texts[0] == "Let me look. " and texts[-1].startswith("\n\nAnswer: ") and message.stop_reason == "end_turn"
+    assert "Calling" not in "".join(texts)  # the loop's trace lines are not shown as text or thinking
+    assert not [b for b in message.content if b.type == "thinking"]

@@ -26,7 +26,7 @@ from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.tools import REPORT_OUTPUT
 from hub.state import authenticate, hub_state
-from providers.base import ProviderError
+from providers.base import JSON, ProviderError
 
 
 async def messages(request: Request) -> Response:
@@ -37,6 +37,8 @@ async def messages(request: Request) -> Response:
         raw = await read_json_body(request, state.config.max_request_bytes)
         body = check_chat_request(to_chat(raw, anthropic=_anthropic_only(state.config, raw)))
         alias = body["model"]
+        if body.get("stream") and _hub_tools(state.config, body):
+            body["tool_loop_trace"] = "reasoning"  # the stream then says where each hub call happened (stream.py)
         REPORT_OUTPUT.set(True)  # this request's task only: hub tool outputs for the mcp_tool_result blocks
         answer = await run_chat(request, principal, body, started)
     except (HubError, ProviderError) as exc:
@@ -50,6 +52,12 @@ async def count_tokens(request: Request) -> Response:
         return await counting.count_tokens(request)
     except (HubError, ProviderError) as exc:
         return anthropic_error(exc)
+
+
+def _hub_tools(config: Config, body: JSON) -> bool:
+    """Whether the request may run hub tools: `mcp_servers` entries, or an alias with default servers."""
+    routes = config.models.get(body["model"]) or ()
+    return any(t.get("type") == "mcp" for t in body.get("tools") or ()) or bool(routes and routes[0].mcp_servers)
 
 
 def _anthropic_only(config: Config, raw: Any) -> bool:

@@ -3,6 +3,11 @@
 Blocks open in the order the chunks give them (thinking, text, each tool call) with indexes 0, 1, 2…; a block closes
 when another opens. The usage chunk (the gateway always asks for it) fills `message_delta.usage`. The chat stream's
 keep-alive comments become `ping` events, and its final error event an Anthropic `error` event.
+
+Hub tools (a streamed tool loop, run with `tool_loop_trace` so that its chunks say where each call happened) appear
+as the MCP connector's `mcp_tool_use` and `mcp_tool_result` blocks, where the calls happened between the rounds'
+texts. A result's full output is known only from the loop's final record, so from the first hub call on the events
+are held and sent once the loop ends (pings go on meanwhile); the text before it streams as it comes.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ from typing import Any
 
 import orjson
 
-from hub.api.messages.response import error_body, from_openai_error, message_id, stop_reason, tool_use_id, usage
+from hub.api.messages.response import (
+    error_body,
+    from_openai_error,
+    hub_tool_blocks,
+    message_id,
+    stop_reason,
+    tool_use_id,
+    usage,
+)
 
 JSON = dict[str, Any]
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -34,6 +47,8 @@ class EventTranslator:
         self._open: str | None = None  # "thinking", "text" or "tool:<n>"
         self._finish: Any = None
         self._usage: Any = None
+        self._held: list[JSON] | None = None
+        """Chunks from the first hub call on, until the loop's record gives the calls' outputs."""
 
     def feed(self, data: bytes) -> bytes:
         self._buffer += data
@@ -57,7 +72,36 @@ class EventTranslator:
         return self.chunk(chunk)
 
     def chunk(self, chunk: JSON) -> bytes:
-        """The events for one `chat.completion.chunk`."""
+        """The events for one `chat.completion.chunk` (none while they are held for the hub calls' outputs)."""
+        if chunk.get("toolhub_trace") is not None and self._held is None:
+            self._held = []
+        if self._held is None:
+            return self._chunk(chunk)
+        self._held.append(chunk)
+        return self._release(chunk["toolhub"]) if chunk.get("toolhub") is not None else b""
+
+    def _release(self, record: Any) -> bytes:
+        """The held chunks, with each traced hub call's `mcp_tool_use` and `mcp_tool_result` blocks in its place."""
+        held, self._held = self._held or [], None
+        pairs = hub_tool_blocks(record)  # mcp_tool_use, mcp_tool_result, for each call
+        blocks = {use["id"]: (use, result) for use, result in zip(pairs[::2], pairs[1::2], strict=True)}
+        out = b""
+        for chunk in held:
+            events = chunk.get("toolhub_trace")
+            if events is None:
+                out += self._chunk(chunk)
+                continue
+            for traced in events if isinstance(events, list) else ():  # pyright: ignore[reportUnknownVariableType]
+                block_id = tool_use_id(traced.get("id"))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+                if traced.get("type") == "tool_result" and block_id in blocks:  # pyright: ignore[reportUnknownMemberType]
+                    out += b"".join(self._whole(block) for block in blocks[block_id])
+        return out
+
+    def _whole(self, block: JSON) -> bytes:
+        """A block sent whole: its start (with all its fields) and its stop."""
+        return self._switch(f"hub:{block['type']}:{block.get('id') or block.get('tool_use_id')}", block) + self._close()
+
+    def _chunk(self, chunk: JSON) -> bytes:
         out = b"" if self._started else self._start(chunk)
         if chunk.get("usage"):
             self._usage = chunk["usage"]
@@ -116,16 +160,18 @@ class EventTranslator:
         """Close the open block, then `message_delta` and `message_stop` (once)."""
         if self._ended:
             return b""
-        out = (b"" if self._started else self._start({})) + self._close()
+        out = self._release(None) if self._held is not None else b""  # a loop that ended without its record
+        out += (b"" if self._started else self._start({})) + self._close()
         self._ended = True
         delta = {"type": "message_delta", "delta": {"stop_reason": stop_reason(self._finish), "stop_sequence": None},
                  "usage": usage(self._usage)}  # fmt: skip
         return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
 
     def fail(self, chunk: JSON) -> bytes:
-        """The chat stream failed after it started: an Anthropic `error` event ends it."""
+        """The chat stream failed after it started: an Anthropic `error` event ends it (after what was held)."""
+        out = self._release(None) if self._held is not None else b""
         self._ended = True
-        return event("error", from_openai_error(500, chunk)[1])
+        return out + event("error", from_openai_error(500, chunk)[1])
 
     def error(self, status: int, message: str) -> bytes:
         self._ended = True
