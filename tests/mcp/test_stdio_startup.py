@@ -3,13 +3,18 @@ stderr has no HTTP client line per upstream request (item 7)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.subscriptions import ToolsListChanged
 
 from tests.mcp.conftest import MASTER_KEY, hub_app, running, tool_server
 from tests.mcp.stdio_peer import gated_server, hung_server, new_marker, stdio_peer, survivors, wait_for, write_config
+from tests.support.servers import ROOT
 
 INITIALIZE_GUARD = 2.5
 """A hang guard, not a speed target: before the fix `initialize` waited 5 s for a hung upstream. The latency itself
@@ -47,6 +52,26 @@ def test_an_upstream_that_comes_up_later_is_announced_with_list_changed(tmp_path
         after = tool_names(peer.answer(peer.request("tools/list")))
     assert before == set()
     assert announced[-1] == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+    assert "late__echo" in after
+
+
+@pytest.mark.anyio
+async def test_a_2026_era_client_hears_of_a_late_upstream_on_its_listen_stream(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    config = write_config(tmp_path, {"late": gated_server(new_marker(), gate)})
+    params = StdioServerParameters(command=sys.executable, args=["-m", "hub", "stdio", "--config", str(config)],
+                                   cwd=str(ROOT))  # fmt: skip
+    async with Client(params) as client:  # the SDK's default: the 2026-07-28 era when the server offers it
+        version = client.session.protocol_version
+        before = [t.name for t in (await client.list_tools()).tools]
+        async with client.listen(tools_list_changed=True) as events:
+            gate.touch()
+            with anyio.fail_after(30):
+                event = await anext(aiter(events))
+        after = {t.name for t in (await client.list_tools()).tools}
+    assert version == "2026-07-28"
+    assert before == []
+    assert isinstance(event, ToolsListChanged)
     assert "late__echo" in after
 
 
