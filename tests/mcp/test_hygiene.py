@@ -7,15 +7,19 @@ their argv once the hub has exited.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
+from hub.mcp import process as processes
 from tests.mcp.conftest import Notifications, text_of
 from tests.mcp.stdio_peer import (
+    HUNG,
     forking_server,
     hung_server,
     new_marker,
@@ -88,3 +92,29 @@ def test_sigterm_to_toolhub_serve_stops_forked_and_hung_upstreams(tmp_path: Path
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(EXIT_WAIT + 10) == -signal.SIGTERM  # uvicorn shuts down, then re-raises the signal
     assert survivors(marker) == []
+
+
+async def test_stop_ends_a_group_whose_leader_left_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
+    marker = new_marker()
+    script = f"{sys.executable} -c '{HUNG}' hung-{marker} & exec cat"  # cat exits as soon as its stdin closes
+    process = await processes.spawn("sh", ["-c", script], dict(os.environ), sys.stderr, tmp_path)
+    wait_for(lambda: len(survivors(marker)) == 1, what="the hung child")
+    assert process.pid in processes.live_groups()
+    await processes.stop(process)
+    assert process.returncode == 0
+    assert survivors(marker) == []
+    assert process.pid not in processes.live_groups()
+
+
+async def test_kill_all_kills_every_group_not_yet_stopped(tmp_path: Path) -> None:
+    marker = new_marker()
+    started = [await processes.spawn(sys.executable, ["-c", HUNG, f"hung-{marker}"], dict(os.environ), sys.stderr,
+                                     tmp_path) for _ in range(2)]  # fmt: skip
+    wait_for(lambda: len(survivors(marker)) == 2, what="two hung servers")
+    assert processes.kill_all() >= 2
+    with anyio.fail_after(30):
+        while not all(p.returncode == -signal.SIGKILL for p in started):  # noqa: ASYNC110 - set by the event loop
+            await anyio.sleep(0.02)
+    assert survivors(marker) == []
+    for process in started:
+        await processes.stop(process)  # closes the pipes; the group is gone already
