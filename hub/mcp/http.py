@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -20,10 +23,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from hub.app import Extension
-from hub.config import Config
+from hub.config import Config, ConfigError
 from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
 from hub.mcp import rest
 from hub.mcp.catalog import DEFAULT_SEPARATOR
+from hub.mcp.config import McpServerConfig
 from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
 from hub.mcp.notify import Downstreams
@@ -65,6 +69,17 @@ class _Served:
         self.downstreams = Downstreams()
         self.server: HubServer = build_server(hub, self.downstreams, view=view)
         self.manager = StreamableHTTPSessionManager(app=self.server, security_settings=security)
+        self.scope = anyio.CancelScope()
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the manager until `scope` is cancelled (the hub stops, or config reload removed the server)."""
+        with self.scope:
+            try:
+                async with self.manager.run():
+                    task_status.started()
+                    await anyio.sleep_forever()
+            finally:
+                self.downstreams.close()
 
 
 class McpHttp:
@@ -79,25 +94,65 @@ class McpHttp:
         self.aggregated = _Served(hub, security, None)
         self.per_server = {name: _Served(hub, security, name) for name in hub.upstreams}
         self.sse = SseServerTransport(SSE_MESSAGES, security_settings=security)
+        self._group: TaskGroup | None = None
         redact_session_ids()
         hub.on_change(self._changed)
         hub.on_resource_updated(self._updated)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
+        async with anyio.create_task_group() as tg:
             for served in (self.aggregated, *self.per_server.values()):
-                await stack.enter_async_context(served.manager.run())
-                stack.callback(served.downstreams.close)
-            yield
+                await tg.start(served.serve)
+            self._group = tg
+            try:
+                yield
+            finally:
+                self._group = None
+                tg.cancel_scope.cancel()
+
+    async def sync(self, servers: Mapping[str, McpServerConfig]) -> dict[str, list[str]]:
+        """Serve exactly `servers` (config reload): start new ones, stop removed ones, restart changed ones.
+
+        Raises:
+            ConfigError: two servers would share a prefix (nothing is changed then).
+        """
+        prefixes = Counter(config.spec.alias or name for name, config in servers.items())
+        if taken := sorted(prefix for prefix, count in prefixes.items() if count > 1):
+            raise ConfigError("mcp_servers", f"prefix {taken[0]!r} is used by two servers")
+        current = self.hub.upstreams
+        removed = sorted(name for name in current if name not in servers)
+        added = sorted(name for name in servers if name not in current)
+        changed = sorted(name for name in servers if name in current and current[name].config != servers[name])
+        for name in (*removed, *changed):
+            self.remove(name)
+        for name in (*added, *changed):
+            await self.add(servers[name])
+        return {"added": added, "removed": removed, "restarted": changed}
+
+    async def add(self, config: McpServerConfig) -> None:
+        """Serve one more upstream, at `/mcp/<name>` too."""
+        assert self._group is not None, "the MCP transports are not running"
+        self.hub.add(config)
+        served = self.per_server[config.name] = _Served(self.hub, self.security, config.name)
+        await self._group.start(served.serve)
+
+    def remove(self, name: str) -> None:
+        """Stop serving an upstream; `/mcp/<name>` answers 404 from now on and its sessions end."""
+        served = self.per_server.pop(name, None)
+        if served is not None:
+            served.scope.cancel()
+        self.hub.remove(name)
 
     async def _changed(self, server: str, kinds: frozenset[str]) -> None:
         await self.aggregated.downstreams.changed(kinds)
-        await self.per_server[server].downstreams.changed(kinds)
+        if (served := self.per_server.get(server)) is not None:
+            await served.downstreams.changed(kinds)
 
     async def _updated(self, server: str, uri: str) -> None:
         await self.aggregated.downstreams.resource_updated(self.hub.catalog.exposed_uri(server, uri))
-        await self.per_server[server].downstreams.resource_updated(uri)
+        if (served := self.per_server.get(server)) is not None:
+            await served.downstreams.resource_updated(uri)
 
     async def serve_sse(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = self.aggregated.server

@@ -23,7 +23,7 @@ from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.levels import LogLevels
 from hub.mcp.routing import Caller
-from hub.mcp.upstream import Kind, Upstream, error_result
+from hub.mcp.upstream import ALL_KINDS, Kind, Upstream, error_result
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -41,10 +41,9 @@ class McpHub:
                  on_tool_call: Callable[[ToolCallRecord], None] | None = None) -> None:  # fmt: skip
         self.separator = separator
         self._on_tool_call = on_tool_call
-        self.upstreams = {
-            name: Upstream(config, self._changed, self._resource_updated, errlog=errlog)
-            for name, config in sorted(servers.items())
-        }
+        self._errlog = errlog
+        self.upstreams = {name: self._upstream(config) for name, config in sorted(servers.items())}
+        self._scopes: dict[str, anyio.CancelScope] = {}
         _check_prefixes(self.upstreams.values())
         self.catalog = Catalog()
         self._server_catalogs: dict[str, Catalog] = {name: Catalog() for name in self.upstreams}
@@ -71,7 +70,7 @@ class McpHub:
             self.task_group = tg
             tg.start_soon(self._pump, receive)
             for upstream in self.upstreams.values():
-                tg.start_soon(upstream.run, name=f"mcp-upstream-{upstream.name}")
+                self._start(upstream)
             try:
                 yield self
             finally:
@@ -98,6 +97,45 @@ class McpHub:
                 with anyio.move_on_after(upstream.spec.connect_timeout + 1.0):
                     await upstream.first_attempt.wait()
 
+    def _upstream(self, config: McpServerConfig) -> Upstream:
+        return Upstream(config, self._changed, self._resource_updated, errlog=self._errlog)
+
+    def _start(self, upstream: Upstream) -> None:
+        assert self.task_group is not None, "the hub is not running"
+        scope = self._scopes[upstream.name] = anyio.CancelScope()
+
+        async def supervise() -> None:
+            with scope:
+                await upstream.run()
+
+        self.task_group.start_soon(supervise, name=f"mcp-upstream-{upstream.name}")
+
+    def add(self, config: McpServerConfig) -> Upstream:
+        """Start serving one more upstream (config reload); its tools join the catalog once it is ready.
+
+        Raises:
+            ConfigError: a server by that name exists, or its prefix is taken.
+        """
+        if config.name in self.upstreams:
+            raise ConfigError(f"mcp_servers.{config.name}", "a server by this name is already running")
+        upstream = self._upstream(config)
+        _check_prefixes([*self.upstreams.values(), upstream])
+        self.upstreams[config.name] = upstream
+        self._server_catalogs[config.name] = Catalog()
+        self._start(upstream)
+        return upstream
+
+    def remove(self, name: str) -> None:
+        """Stop serving an upstream (config reload): its session closes (a stdio child is stopped), its tools leave
+        the catalog, and clients are told. Calls in flight on it fail as if the server went down."""
+        upstream = self.upstreams.pop(name, None)
+        if upstream is None:
+            return
+        self._scopes.pop(name).cancel()
+        self._server_catalogs.pop(name, None)
+        self.catalog = Catalog.build([u.listing for u in self.upstreams.values() if u.healthy], self.separator)
+        self._send(("changed", (name, ALL_KINDS)))
+
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
@@ -105,7 +143,9 @@ class McpHub:
         self._update_listeners.append(listener)
 
     def _changed(self, server: str, kinds: frozenset[Kind]) -> None:
-        upstream = self.upstreams[server]
+        upstream = self.upstreams.get(server)
+        if upstream is None:  # removed meanwhile
+            return
         healthy = [u.listing for u in self.upstreams.values() if u.healthy]
         self.catalog = Catalog.build(healthy, self.separator)
         self._server_catalogs[server] = Catalog.build([upstream.listing], self.separator, prefixed=False)
@@ -136,7 +176,8 @@ class McpHub:
         """The aggregated catalog (None) or one server's catalog with its original names."""
         if server is None:
             return self.catalog
-        return self._server_catalogs[server] if self.upstreams[server].healthy else Catalog()
+        upstream = self.upstreams.get(server)
+        return self._server_catalogs[server] if upstream is not None and upstream.healthy else Catalog()
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: {"transport": u.spec.kind, **u.status.as_dict()} for name, u in self.upstreams.items()}

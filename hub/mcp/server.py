@@ -133,7 +133,7 @@ def with_unavailable(base: str | None, hub: McpHub, principal: Principal, view: 
     lines = [
         f"- {name}: {u.status.state}" + (f" ({u.status.detail})" if u.status.detail else "")
         for name in names
-        if not (u := hub.upstreams[name]).healthy and principal.may_use_server(name)
+        if (u := hub.upstreams.get(name)) is not None and not u.healthy and principal.may_use_server(name)
     ]
     if not lines:
         return base
@@ -205,7 +205,8 @@ class _Handlers:
 
     def _upstreams(self, principal: Principal) -> list[Upstream]:
         names = [self.view] if self.view is not None else list(self.hub.upstreams)
-        return [self.hub.upstreams[n] for n in names if self.hub.upstreams[n].healthy and principal.may_use_server(n)]
+        found = [self.hub.upstreams.get(n) for n in names if principal.may_use_server(n)]
+        return [u for u in found if u is not None and u.healthy]
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         info = self._catalog().tools_by_name.get(name)
