@@ -3,8 +3,12 @@
 Keys, model permissions, budgets and rate limits apply as on chat, and each request leaves one usage record (spend
 log, cost). Upstreams are always asked for floats; `encoding_format: base64` (the openai SDK's default) is encoded
 here, little-endian float32 as OpenAI does, so it works for Gemini too. Gemini reports no token usage: it is
-estimated at ~4 characters a token. The request goes to the alias's first deployment (as the router picks it); the
-router's retries and fallbacks are not applied to embeddings yet.
+estimated at ~4 characters a token.
+
+The router serves embeddings as it serves chat (`RoutedCall.embed`: its pick, retries, cooldowns and fallbacks).
+With the response cache on (and `supported_call_types` naming `embedding`, as LiteLLM's default does), answers are
+cached like chat answers: the key is the alias, the input and `dimensions` (not `encoding_format`, applied after),
+a hit costs nothing and says so in `x-toolhub-cache-hit`, and identical requests in flight wait for the first.
 """
 
 from __future__ import annotations
@@ -15,16 +19,27 @@ import struct
 import time
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.accounts.usage import UsageRecord
+from hub.cache.service import Lookup, ResponseCache
 from hub.errors import BadRequest, json_response
-from hub.gateway.chat import cost_headers, finish_record, new_record, settled
+from hub.gateway.chat import (
+    CLIENT_GONE,
+    ClientDisconnected,
+    cost_headers,
+    finish_record,
+    new_record,
+    settled,
+    until_disconnect,
+)
 from hub.gateway.requests import read_json_body
 from hub.gateway.routing import Target
-from hub.state import authenticate, hub_state
-from providers.base import JSON, Embedder
+from hub.state import HubState, authenticate, hub_state
+from providers.base import JSON, ChatRequest, Embedder
 
 FORWARDED = ("input", "dimensions", "user")
 CHARS_PER_TOKEN = 4
@@ -36,20 +51,67 @@ async def embeddings(request: Request) -> Response:
     principal = await authenticate(request)
     body = check_embeddings_request(await read_json_body(request, state.config.max_request_bytes))
     target = state.router.resolve(body["model"], principal, body)
+    lookup = _lookup(state.extras.get("cache"), body, target)
     record = new_record(request, target, {}, principal.key_id)  # `{}`: never a stream, whatever the body says
+    target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:
         record.ticket = await state.guard.admit(principal, target.route)
+    try:
+        answer, headers = await _answer(request, state, target, body, record, started, lookup)
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_GONE)
+    finally:
+        if lookup is not None:
+            lookup.release(None)  # waiters of a failed call go upstream themselves (no-op once saved)
+    data = [_encoded(item, body.get("encoding_format")) for item in answer["data"]]
+    out = {"object": "list", "data": data, "model": body["model"], "usage": answer["usage"]}
+    return json_response(out, headers={"x-toolhub-cost": cost_headers(record)["x-toolhub-cost"], **headers})
+
+
+def _lookup(cache: ResponseCache | None, body: JSON, target: Target) -> Lookup | None:
+    """The request's cache lookup; None without a cache, or one that does not cache embeddings."""
+    if cache is None or not getattr(cache.settings, "embeddings", True):
+        return None
+    keyed = {"endpoint": "embeddings", **{k: v for k, v in body.items() if k != "encoding_format"}}
+    return cache.begin(keyed, target.route, False)  # takes the `cache` controls out of `keyed`
+
+
+async def _answer(
+    request: Request, state: HubState, target: Target, body: JSON, record: UsageRecord, started: float,
+    lookup: Lookup | None,
+) -> tuple[JSON, dict[str, str]]:  # fmt: skip
+    """(The upstream's answer with usage, or the cached one; the cache's headers)."""
+    if lookup is not None:
+        with settled(state, record, started):
+            found: Any = await lookup.cache.find(lookup)
+            if found is None and (leader := lookup.cache.follow(lookup, stream=False)) is not None:
+                found = await until_disconnect(request, lambda: lookup.cache.wait(leader))
+        lookup.cache.count(lookup, found)
+        if found is not None:
+            record.cache_hit = True  # no tokens on the record: a hit costs nothing
+            finish_record(state, record, started, 200)
+            return (orjson.loads(found) if isinstance(found, bytes) else found), lookup.headers()
     upstream = {name: body[name] for name in FORWARDED if body.get(name) is not None}
     with settled(state, record, started):
         upstream_started = time.perf_counter()
-        answer = await _embedder(target).embed(target.route.deployment, upstream)
-        record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-    usage = _usage(answer.get("usage"), body["input"])
-    record.add_usage(usage)
+        try:
+            answer = await until_disconnect(request, lambda: _embed(target, upstream, record.request_id))
+        finally:
+            record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+    answer = {"data": answer["data"], "usage": _usage(answer.get("usage"), body["input"])}
+    record.add_usage(answer["usage"])
     finish_record(state, record, started, 200)
-    data = [_encoded(item, body.get("encoding_format")) for item in answer["data"]]
-    headers = {"x-toolhub-cost": cost_headers(record)["x-toolhub-cost"]}
-    return json_response({"object": "list", "data": data, "model": body["model"], "usage": usage}, headers=headers)
+    if lookup is not None:
+        await lookup.save(answer)
+    return answer, lookup.headers() if lookup is not None else {}
+
+
+async def _embed(target: Target, body: JSON, request_id: str) -> JSON:
+    """The embeddings call, through the router when it routes embeddings (`RoutedCall.embed`)."""
+    call: Any = target.provider
+    if hasattr(call, "embed"):
+        return await call.embed(ChatRequest(body=body, deployment=target.route.deployment, request_id=request_id))
+    return await _embedder(target).embed(target.route.deployment, body)
 
 
 def check_embeddings_request(body: Any) -> JSON:
