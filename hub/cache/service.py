@@ -21,6 +21,7 @@ from hub.cache import tools
 from hub.cache.controls import Controls, parse_controls
 from hub.cache.keys import cache_key
 from hub.cache.replay import StreamGatherer
+from hub.cache.serve import Replays
 from hub.cache.store import LocalStore, RedisStore, Store
 
 if TYPE_CHECKING:
@@ -68,9 +69,11 @@ class Lookup:
 class ResponseCache:
     """Answers by key in a `Store`, with hit/miss counts for /metrics."""
 
-    def __init__(self, settings: CacheSettings, store: Store) -> None:
+    def __init__(self, settings: CacheSettings, store: Store, replays: Replays | None = None) -> None:
         self.settings = settings
         self.backend = store
+        self.replays = replays or Replays(*replay_bounds(settings))
+        """Rendered streams of recent streamed hits (`hub.cache.serve`)."""
         self.inflight: dict[str, asyncio.Future[JSON | None]] = {}
         self.hits = 0
         self.misses = 0
@@ -128,6 +131,11 @@ class ResponseCache:
         await self.backend.set(lookup.key, entry, ttl)
 
 
+def replay_bounds(settings: CacheSettings) -> tuple[int, int]:
+    """(entries, bytes) of rendered replays: an eighth of the configured bounds, which the store gets the rest of."""
+    return max(1, settings.max_entries // 8), settings.max_bytes // 8
+
+
 @contextlib.asynccontextmanager
 async def open_cache(settings: CacheSettings) -> AsyncIterator[ResponseCache]:
     """The cache the settings describe, and beside it the store of cached MCP tool results (`hub.cache.tools`): both
@@ -137,14 +145,14 @@ async def open_cache(settings: CacheSettings) -> AsyncIterator[ResponseCache]:
         from hub.accounts.ratelimit import redis_client
 
         client = redis_client(settings.redis_url or "redis://127.0.0.1:6379/0")
-        store: Store = RedisStore(client, settings.max_entries, settings.max_bytes)
+        store: Store = RedisStore(client, settings.max_entries, settings.max_bytes - replay_bounds(settings)[1])
         tool_store: Store = RedisStore(client, tools.MAX_ENTRIES, tools.MAX_BYTES)
     else:
-        store = LocalStore(settings.max_entries, settings.max_bytes)
+        store = LocalStore(settings.max_entries, settings.max_bytes - replay_bounds(settings)[1])
         tool_store = LocalStore(tools.MAX_ENTRIES, tools.MAX_BYTES)
     try:
         with tools.tool_results_in(tool_store, settings.namespace):
-            yield ResponseCache(settings, store)
+            yield ResponseCache(settings, store, Replays(*replay_bounds(settings)))
     finally:
         await store.aclose()
         await tool_store.aclose()

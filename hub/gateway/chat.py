@@ -93,15 +93,19 @@ async def _cached(
     """A cacheable request (hub/cache): a hit is served at zero cost, a miss goes on and its complete answer is kept."""
     stream, cache = bool(chat.body.get("stream")), lookup.cache
     try:
-        with settled(state, record, started):
+        try:  # as `settled`, without a generator context manager's cost on the path of every hit
             found: JSON | bytes | None = await cache.find(lookup)
             if found is None and (leader := cache.follow(lookup, stream=stream)) is not None:
                 found = await until_disconnect(request, lambda: cache.wait(leader))
+        except BaseException as exc:
+            _settle_failure(state, record, started, exc)
+            raise
         cache.count(lookup, found)
         if found is not None:
             record.cache_hit = True  # no tokens on the record: a hit costs nothing and counts only as a request
             finish_record(state, record, started, 200)
-            return hit_response(chat.body, found, {**cost_headers(record), **lookup.headers()})
+            headers = {**cost_headers(record), **lookup.headers()}
+            return hit_response(chat.body, found, headers, cache.replays, lookup.key)
         if plan is not None:
             response = await _tool_loop(request, state, target, chat, plan, principal, record, started, lookup)
         elif stream:
@@ -319,15 +323,18 @@ def settled(state: HubState, record: UsageRecord, started: float) -> Iterator[No
     """Account the request if the block fails (the success path calls `finish_record` itself, after the usage is in)."""
     try:
         yield
-    except (ProviderError, HubError) as exc:
-        finish_record(state, record, started, exc.status_code, exc.message)
-        raise
-    except ClientDisconnected:
-        finish_record(state, record, started, CLIENT_GONE, "client disconnected")
-        raise
     except BaseException as exc:
-        finish_record(state, record, started, 500, f"{type(exc).__name__}: {exc}")
+        _settle_failure(state, record, started, exc)
         raise
+
+
+def _settle_failure(state: HubState, record: UsageRecord, started: float, exc: BaseException) -> None:
+    if isinstance(exc, ProviderError | HubError):
+        finish_record(state, record, started, exc.status_code, exc.message)
+    elif isinstance(exc, ClientDisconnected):
+        finish_record(state, record, started, CLIENT_GONE, "client disconnected")
+    else:
+        finish_record(state, record, started, 500, f"{type(exc).__name__}: {exc}")
 
 
 def new_record(request: Request, target: Target, body: dict[str, Any], key_id: str | None) -> UsageRecord:

@@ -57,3 +57,25 @@ def test_the_namespace_prefixes_the_key() -> None:
     assert key({}).startswith("toolhub:")
     assert key({}, namespace="team-a").startswith("team-a:")
     assert key({}, namespace="team-a").split(":")[1] == key({}).split(":")[1]
+
+
+def test_nulls_at_any_depth_of_a_message_do_not_split_entries() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    lean = [*USER, {"role": "assistant", "tool_calls": [call]}, {"role": "tool", "tool_call_id": "c1", "content": "1"}]
+    sdk_style = [
+        *USER,
+        {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{**call, "extra": None}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "1", "name": None},
+    ]
+    assert cache_key("m", {"model": "m", "messages": sdk_style}) == cache_key("m", {"model": "m", "messages": lean})
+    deep_params = {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": None}}}
+    assert key(deep_params) == key({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}})
+
+
+def test_a_text_part_with_null_fields_equals_the_plain_string_and_the_word_null_is_kept() -> None:
+    parts = [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": None}]}]
+    assert cache_key("m", {"model": "m", "messages": parts}) == key({})
+    says_null = [{"role": "user", "content": 'null "type":"text"'}]
+    assert cache_key("m", {"model": "m", "messages": says_null}) != key({})
+    two_parts = [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "hi"}]}]
+    assert cache_key("m", {"model": "m", "messages": two_parts}) != key({})
