@@ -114,11 +114,12 @@ def test_an_unknown_or_mistyped_key_in_the_section_is_refused() -> None:
         OtelSpec.model_validate({"sample_ratio": 2})
 
 
-def test_a_missing_sdk_is_named_with_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpc_without_grpcio_is_refused_with_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "opentelemetry.sdk" else real(name))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "grpc" else real(name))
     with pytest.raises(ValueError) as caught:
-        tracing_settings(OtelSpec(), {})
+        tracing_settings(OtelSpec(protocol="grpc"), {})
     assert "pip install 'toolhub[otel]'" in str(caught.value)
+    assert tracing_settings(OtelSpec(), {}) is not None  # OTLP/HTTP needs no extra package

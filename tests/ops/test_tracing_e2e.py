@@ -19,7 +19,7 @@ from tests.e2e.conftest import MASTER_KEY
 from tests.fakes.faults import OPENAI_500, Faults
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.ops.otlp_receiver import OtlpReceiver
-from tests.ops.tracing_support import PARENT_ID, TRACE_ID, Headers, Traced, flush, receiver, tracing_to
+from tests.ops.tracing_support import PARENT_ID, TRACE_ID, Headers, Traced, receiver, tracing_to
 from tests.support.servers import serve_app
 
 
@@ -37,14 +37,11 @@ class Setup:
             model="m", messages=[{"role": "user", "content": "Say hi"}], extra_headers=headers, **params
         )
 
-    def spans(self) -> OtlpReceiver:
-        assert self.tracing is not None
-        flush(self.tracing)
-        return self.found
-
 
 @contextlib.contextmanager
 def setup(traced: bool = True, **spec: Any) -> Iterator[Setup]:
+    """The gateway with one deployment (router retries: 1) on a fake OpenAI upstream; once the block ends, every span
+    has been exported to `Setup.found`."""
     fake = FakeOpenAI()
     faults = Faults(fake.app)
     upstream = Headers(faults)
@@ -66,7 +63,7 @@ def test_a_request_with_a_retry_is_one_server_span_with_an_attempt_span_each_con
     with setup() as s:
         s.faults.queue = [OPENAI_500]
         completion = s.chat({"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
-        found = s.spans()
+    found = s.found
     assert completion.choices[0].message.content
     [server] = found.named("POST")
     assert (server.name, server.kind, server.trace_id, server.parent_id) == (
@@ -99,7 +96,7 @@ def test_a_request_with_a_retry_is_one_server_span_with_an_attempt_span_each_con
 def test_a_streamed_attempt_span_lasts_to_the_end_of_the_stream_and_has_its_usage() -> None:
     with setup() as s:
         chunks = list(s.chat(stream=True, stream_options={"include_usage": True}))
-        found = s.spans()
+    found = s.found
     assert chunks
     [server] = found.named("POST")
     [attempt] = found.children(server)
@@ -114,7 +111,7 @@ def test_a_streamed_attempt_span_lasts_to_the_end_of_the_stream_and_has_its_usag
 def test_capture_content_puts_the_prompt_and_the_answer_on_the_attempt_span() -> None:
     with setup(capture_content=True) as s:
         completion = s.chat()
-        found = s.spans()
+    found = s.found
     [attempt] = found.named("chat ")
     assert "Say hi" in attempt.attributes["gen_ai.input.messages"]
     assert completion.choices[0].message.content in attempt.attributes["gen_ai.output.messages"]
@@ -123,7 +120,7 @@ def test_capture_content_puts_the_prompt_and_the_answer_on_the_attempt_span() ->
 def test_an_unsampled_caller_gets_no_spans_but_its_trace_goes_on_upstream_unsampled() -> None:
     with setup() as s:
         s.chat({"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"})
-        found = s.spans()
+    found = s.found
     assert found.spans == []
     [seen] = s.upstream.seen
     assert seen["traceparent"].startswith(f"00-{TRACE_ID}-") and seen["traceparent"].endswith("-00")
@@ -132,7 +129,7 @@ def test_an_unsampled_caller_gets_no_spans_but_its_trace_goes_on_upstream_unsamp
 def test_a_sample_ratio_of_zero_exports_nothing() -> None:
     with setup(sample_ratio=0.0) as s:
         s.chat()
-        found = s.spans()
+    found = s.found
     assert found.spans == []
 
 
@@ -147,7 +144,7 @@ def test_an_upstream_error_answered_to_the_client_leaves_error_spans() -> None:
         s.faults.always = OPENAI_500
         with pytest.raises(openai.InternalServerError):
             s.chat()
-        found = s.spans()
+    found = s.found
     [server] = found.named("POST")
     assert server.attributes["http.response.status_code"] == 502
     assert server.status == "ERROR"

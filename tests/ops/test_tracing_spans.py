@@ -13,10 +13,7 @@ import pytest
 from mcp import Client
 from mcp.server import Server, ServerRequestContext
 from opentelemetry import trace as otel_trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from hub.accounts.auth import MASTER
 from hub.accounts.usage import UsageRecord
@@ -24,36 +21,32 @@ from hub.config import parse_config
 from hub.gateway.routing import ModelRouter
 from hub.ops import tracing
 from hub.ops.tracing.spans import _TRACE, RequestTrace  # pyright: ignore[reportPrivateUsage]
+from hub.ops.tracing.tracer import RecordedSpan, Sampling, SpanRecorder
 from providers._http import TRACE_HEADERS, HttpPool
 from providers.base import JSON, ChatRequest, ProviderError
 
 
 class Spans:
+    """The spans a recorder ended, in memory (what the exporter would have sent)."""
+
     def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        provider = TracerProvider(shutdown_on_exit=False)
-        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.tracer = provider.get_tracer("test")
+        self.ended: list[RecordedSpan] = []
+        self.tracer = SpanRecorder(Sampling("parentbased_always_on", 1.0), self.ended.append)
 
-    def all(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
+    def all(self) -> list[RecordedSpan]:
+        return list(self.ended)
 
-    def named(self, name: str) -> ReadableSpan:
-        [found] = [s for s in self.all() if s.name == name]
+    def named(self, name: str) -> RecordedSpan:
+        [found] = [s for s in self.ended if s.name == name]
         return found
 
-    def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
-        found = [s for s in self.all() if s.parent is not None and s.parent.span_id == context(parent).span_id]
-        return sorted(found, key=lambda s: s.start_time or 0)
+    def children(self, parent: RecordedSpan) -> list[RecordedSpan]:
+        found = [s for s in self.ended if s.parent_id == parent.context.span_id]
+        return sorted(found, key=lambda s: s.start_ns)
 
 
-def context(span: ReadableSpan) -> SpanContext:
-    assert span.context is not None
-    return span.context
-
-
-def traceparent(span: ReadableSpan) -> str:
-    ctx = context(span)
+def traceparent(span: RecordedSpan) -> str:
+    ctx = span.context
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
@@ -139,22 +132,21 @@ async def test_each_attempt_is_a_client_span_of_the_request_and_sends_its_own_tr
     failed, answered = spans.children(root)
     assert (failed.name, failed.kind, answered.kind) == ("chat m", SpanKind.CLIENT, SpanKind.CLIENT)
     assert failed.status.status_code == StatusCode.ERROR
-    assert dict(failed.attributes or {}) | {"toolhub.deployment_id": "-"} == {
+    assert dict(failed.attributes) | {"toolhub.deployment_id": "-"} == {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
-        "gen_ai.request.max_tokens": 20, "server.address": failed.attributes["server.address"],  # pyright: ignore[reportOptionalSubscript]
+        "gen_ai.request.max_tokens": 20, "server.address": failed.attributes["server.address"],
         "server.port": 80, "toolhub.model_group": "g", "toolhub.deployment_id": "-", "toolhub.retry": 0,
         "toolhub.fallback": False, "error.type": "server_error", "http.response.status_code": 500,
     }  # fmt: skip
-    assert answered.attributes is not None
     assert answered.attributes["toolhub.retry"] == 1
     assert answered.attributes["gen_ai.response.model"] == "m-2026"
     assert answered.attributes["gen_ai.response.id"] == "chatcmpl-1"
-    assert answered.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert answered.attributes["gen_ai.response.finish_reasons"] == ["stop"]
     assert (answered.attributes["gen_ai.usage.input_tokens"], answered.attributes["gen_ai.usage.output_tokens"]) == (
         7, 3,
     )  # fmt: skip
     assert "gen_ai.input.messages" not in answered.attributes
-    assert context(failed).trace_id == context(root).trace_id
+    assert failed.context.trace_id == root.context.trace_id
     assert [h["traceparent"] for h in provider.headers] == [traceparent(failed), traceparent(answered)]
     assert TRACE_HEADERS.get() is None  # reset after each attempt
 
@@ -173,9 +165,9 @@ async def test_a_fallback_attempt_says_so() -> None:
         target = router.resolve("g", MASTER, {"model": "g"})
         await target.provider.complete(ChatRequest(body={"messages": []}, deployment=target.route.deployment))
     first, second = spans.children(spans.named("POST /v1/chat/completions"))
-    assert (first.attributes or {})["toolhub.fallback"] is False
-    assert (second.attributes or {})["toolhub.fallback"] is True
-    assert (second.attributes or {})["toolhub.model_group"] == "h"
+    assert (first.attributes)["toolhub.fallback"] is False
+    assert (second.attributes)["toolhub.fallback"] is True
+    assert (second.attributes)["toolhub.model_group"] == "h"
 
 
 @pytest.mark.anyio
@@ -185,9 +177,9 @@ async def test_a_streamed_attempt_ends_with_the_stream_and_has_its_usage_and_fin
         chunks = [chunk async for chunk in call.stream(request)]
         assert len(chunks) == 3
     [attempt] = spans.children(spans.named("POST /v1/chat/completions"))
-    attrs = dict(attempt.attributes or {})
+    attrs = dict(attempt.attributes)
     assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (5, 1)
-    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
     assert attrs["gen_ai.output.messages"] == '[{"role":"assistant","content":"Hi"}]'
     assert "secret prompt" in str(attrs["gen_ai.input.messages"])
 
@@ -200,7 +192,7 @@ async def test_a_stream_the_client_abandons_ends_its_span_marked_closed_early() 
         await anext(aiter(stream))
         await stream.aclose()
     [attempt] = spans.children(spans.named("POST /v1/chat/completions"))
-    assert (attempt.attributes or {})["toolhub.stream.closed_early"] is True
+    assert (attempt.attributes)["toolhub.stream.closed_early"] is True
 
 
 @pytest.mark.anyio
@@ -220,10 +212,10 @@ async def test_rounds_parent_their_attempts_and_tool_calls_and_end_when_the_next
         assert trace.round is not None
     root = spans.named("POST /v1/chat/completions")
     first, second = spans.children(root)
-    assert (first.name, (first.attributes or {})["toolhub.round"]) == ("toolhub.tool_loop.round", 1)
+    assert (first.name, (first.attributes)["toolhub.round"]) == ("toolhub.tool_loop.round", 1)
     assert [s.name for s in spans.children(first)] == ["chat m", "tools/call get_time"]
     assert [s.name for s in spans.children(second)] == ["chat m"]
-    assert second.end_time is not None  # closed with the request
+    assert second.end_ns  # closed with the request
 
 
 @pytest.mark.anyio
@@ -239,7 +231,7 @@ async def test_a_tool_call_span_records_server_tool_and_errors_but_no_content_un
         with pytest.raises(RuntimeError):
             await tracing.tool_call("weather", "forecast", {}, crashing())
     failed = [s for s in spans.all() if s.name == "tools/call forecast"]
-    assert [dict(s.attributes or {}) for s in failed] == [
+    assert [dict(s.attributes) for s in failed] == [
         {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "forecast", "mcp.method.name": "tools/call",
          "toolhub.mcp.server": "weather", "error.type": error}
         for error in ("tool_error", "RuntimeError")
@@ -255,7 +247,7 @@ async def test_capture_content_puts_tool_arguments_and_results_on_the_span() -> 
 
     with request_trace(capture=True) as (spans, _):
         await tracing.tool_call("time", "now", {"tz": "UTC"}, answer())
-    attrs = dict(spans.named("tools/call now").attributes or {})
+    attrs = dict(spans.named("tools/call now").attributes)
     assert (attrs["gen_ai.tool.call.arguments"], attrs["gen_ai.tool.call.result"]) == ('{"tz":"UTC"}', "12:00")
 
 
@@ -286,7 +278,7 @@ async def test_finish_puts_the_requests_totals_on_the_server_span() -> None:
                          completion_tokens=4, cost=0.002, upstream_ms=10.0, retries=1, error="boom")  # fmt: skip
     with request_trace() as (spans, _):
         tracing.finish(record)
-    attrs = dict(spans.named("POST /v1/chat/completions").attributes or {})
+    attrs = dict(spans.named("POST /v1/chat/completions").attributes)
     assert attrs == {
         "gen_ai.operation.name": "chat", "gen_ai.request.model": "g", "gen_ai.response.model": "m-2026",
         "gen_ai.provider.name": "anthropic", "gen_ai.usage.input_tokens": 9, "gen_ai.usage.output_tokens": 4,
@@ -318,4 +310,4 @@ async def test_a_cancelled_attempt_ends_its_span_as_cancelled() -> None:
         with anyio.move_on_after(0.01):
             await call.complete(request)
     [attempt] = spans.children(spans.named("POST /v1/chat/completions"))
-    assert (attempt.attributes or {})["error.type"] == "cancelled"
+    assert (attempt.attributes)["error.type"] == "cancelled"

@@ -70,12 +70,8 @@ def receiver() -> Iterator[tuple[OtlpReceiver, str]]:
 
 
 def tracing_to(url: str, **spec: Any) -> Tracing:
-    """Tracing that exports to the receiver at `url` over OTLP/HTTP, batched as in production."""
+    """Tracing that exports to the receiver at `url` over OTLP/HTTP, batched as in production: what it recorded is
+    all exported once the app's lifespan ended."""
     settings = tracing_settings(OtelSpec(endpoint=url, **spec), {})
     assert settings is not None
     return Tracing(settings)
-
-
-def flush(tracing: Tracing) -> None:
-    assert tracing.provider is not None
-    assert tracing.provider.force_flush(10_000)

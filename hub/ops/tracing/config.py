@@ -20,10 +20,6 @@ Protocol = Literal["http/protobuf", "grpc"]
 SAMPLERS = frozenset({"always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
                       "parentbased_traceidratio"})  # fmt: skip
 _DEFAULT_ENDPOINTS: dict[Protocol, str] = {"http/protobuf": "http://localhost:4318", "grpc": "http://localhost:4317"}
-_PACKAGES: dict[Protocol, str] = {
-    "http/protobuf": "opentelemetry.exporter.otlp.proto.http",
-    "grpc": "opentelemetry.exporter.otlp.proto.grpc",
-}
 _TRUE = ("true", "1", "yes", "on")
 
 
@@ -166,11 +162,6 @@ def _pairs(text: str, name: str) -> dict[str, str]:
 
 
 def _check_installed(protocol: Protocol) -> None:
-    for module in ("opentelemetry.sdk", _PACKAGES[protocol]):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            extra = "otel-grpc" if protocol == "grpc" else "otel"
-            raise ValueError(f"tracing needs the package {module!r}: pip install 'toolhub[{extra}]'")
+    """OTLP/HTTP needs nothing beyond the gateway's own dependencies; gRPC needs grpcio."""
+    if protocol == "grpc" and importlib.util.find_spec("grpc") is None:
+        raise ValueError("OTLP over gRPC needs the package 'grpcio': pip install 'toolhub[otel]'")

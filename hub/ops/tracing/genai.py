@@ -4,6 +4,7 @@ only with `capture_content`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,10 +44,7 @@ def request_attributes(deployment: Deployment, body: JSON, capture: bool) -> Att
         if isinstance(value, int | float) and not isinstance(value, bool):
             attrs[name] = value
     if deployment.api_base:
-        parts = urlsplit(deployment.api_base)
-        if parts.hostname:
-            attrs["server.address"] = parts.hostname
-            attrs["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+        attrs.update(_server(deployment.api_base))
     if capture:
         attrs["gen_ai.input.messages"] = _json(body.get("messages"))
         if body.get("tools"):
@@ -131,6 +129,14 @@ def _response(head: JSON, usage: JSON | None) -> Attributes:
         attrs["gen_ai.usage.input_tokens"] = int(usage.get("prompt_tokens") or 0)
         attrs["gen_ai.usage.output_tokens"] = int(usage.get("completion_tokens") or 0)
     return attrs
+
+
+@functools.lru_cache(maxsize=256)
+def _server(api_base: str) -> dict[str, Any]:
+    parts = urlsplit(api_base)
+    if not parts.hostname:
+        return {}
+    return {"server.address": parts.hostname, "server.port": parts.port or (443 if parts.scheme == "https" else 80)}
 
 
 def _json(value: Any) -> str:
