@@ -12,7 +12,7 @@ Its Chat Completions side is FakeOpenAI's, plus two models:
 
     window-N    refuses a conversation of more than N messages as OpenAI does (400 context_length_exceeded)
     logprobs    "You said: ..." with a token log probability per word when `logprobs` is asked for
-    caller      calls `exec_command` (else the first tool) with {"cmd": "echo toolhub-ok"}, then "Answer: <result>"
+    caller      calls `exec_command` (Codex), `Read` (Claude Code) or the first tool once, then "Answer: <result>"
 
 `previous_response_id` must name a response this server stored (`store` not false), else 400 as OpenAI answers;
 every request must carry the key. `requests` keeps every body received.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -165,15 +166,30 @@ def said(body: JSON) -> str:
 
 
 def caller_turn(body: JSON) -> JSON:
-    """The `caller` model: calls `exec_command` (or the first tool offered) once, then quotes what it answered."""
+    """The `caller` model: calls one tool once, then quotes what it answered: Codex's `exec_command` with
+    {"cmd": "echo toolhub-ok"}, Claude Code's `Read` with the first absolute path in the user's text, else the
+    first tool offered with {"cmd": ...}."""
     results = [m for m in body["messages"] if m.get("role") == "tool"]
     if results:
         return {"role": "assistant", "content": f"Answer: {results[-1]['content']}"}
     names = [t["function"]["name"] for t in body.get("tools") or ()]
-    name = "exec_command" if "exec_command" in names else names[0]
+    if "Read" in names and "exec_command" not in names:
+        name, arguments = "Read", {"file_path": first_path(body)}
+    else:
+        name, arguments = ("exec_command" if "exec_command" in names else names[0]), {"cmd": "echo toolhub-ok"}
     call = {"id": f"call_caller_{len(body['messages'])}", "type": "function",
-            "function": {"name": name, "arguments": json.dumps({"cmd": "echo toolhub-ok"})}}  # fmt: skip
+            "function": {"name": name, "arguments": json.dumps(arguments)}}  # fmt: skip
     return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+def first_path(body: JSON) -> str:
+    """The first absolute path in the user messages' text."""
+    for message in body["messages"]:
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content)
+        if message.get("role") == "user" and (found := re.search(r"(/[\w./-]+\.txt)", text)):
+            return found.group(1)
+    return "/nonexistent.txt"
 
 
 def stream_deltas(message: JSON, logprobs: bool) -> list[JSON]:
