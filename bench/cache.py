@@ -4,9 +4,14 @@ Starts the fast fake upstream and `toolhub serve` with `litellm_settings.cache` 
 with bench/loadgen.py at 64 connections. A miss is the same request with `cache: {no-cache, no-store}` (it still
 computes the key, so the row is the miss path of a cache-enabled gateway); every other request is a hit.
 
-    python bench/cache.py                      # local + Redis at redis://127.0.0.1:6379/0
-    python bench/cache.py --redis-url ''       # local only
-    python bench/cache.py --duration 8
+With `--before REV` the same rows are measured on that git revision too (exported with `git archive` to a temporary
+folder; or give a folder holding a tree), runs alternating between the two trees so that a busy machine weighs on
+both alike; each cell is the median of `--runs` runs. A last row fills a local cache with distinct answers and
+reports the bytes held against the bound.
+
+    python -m bench.cache                          # local + Redis at redis://127.0.0.1:6379/0
+    python -m bench.cache --redis-url ''           # local only
+    python -m bench.cache --before ba3c6d5 --runs 3
 
 All traffic goes to 127.0.0.1; every load loop is bounded by time and request count.
 """
@@ -14,17 +19,24 @@ All traffic goes to 127.0.0.1; every load loop is bounded by time and request co
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from bench.gateway import BENCH, KEY, bound_socket, cpu_seconds, process, tree
+from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, process, tree
 
 MISS: dict[str, object] = {"cache": {"no-cache": True, "no-store": True}}
+MODES = (("miss (non-stream)", False, MISS), ("hit (non-stream)", False, {}), ("hit (stream replay)", True, {}))
+Cell = tuple[float, float]
+"""(requests per second, server CPU ms per request)"""
 
 
 def config(upstream: str, path: Path, cache_params: str) -> None:
@@ -36,7 +48,7 @@ def config(upstream: str, path: Path, cache_params: str) -> None:
     )
 
 
-def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[str, object]) -> tuple[float, float]:
+def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[str, object]) -> Cell:
     """(requests per second, server CPU ms per request) at 64 connections."""
     args = [sys.executable, str(BENCH / "loadgen.py"), url, "--conns", "64", "--duration", str(duration),
             "--key", KEY, "--extra", json.dumps(extra), *(["--stream"] if stream else [])]  # fmt: skip
@@ -49,44 +61,109 @@ def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[st
     return count / float(out["seconds"]), cpu * 1000 / max(count, 1)
 
 
-def measure(name: str, upstream: str, tmp: Path, cache_params: str, duration: float) -> list[str]:
-    path = tmp / f"{name}.yaml"
-    config(upstream, path, cache_params)
-    rows: list[str] = []
+def measure(root: Path, config_path: Path, duration: float) -> list[Cell]:
+    """One cell per mode, from `toolhub serve` of the tree at `root`."""
     with bound_socket() as (sock, port):
-        cmd = [sys.executable, "-m", "hub", "serve", "--config", str(path), "--fd", str(sock.fileno()),
+        start = f"import runpy, sys; sys.path.insert(0, {str(root)!r}); runpy.run_module('hub', run_name='__main__')"
+        cmd = [sys.executable, "-c", start, "serve", "--config", str(config_path), "--fd", str(sock.fileno()),
                "--log-level", "warning"]  # fmt: skip
         with process(cmd, port, sock=sock) as proc:
             url, pids = f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid)
-            miss_rps, miss_cpu = run(url, pids, duration, False, MISS)
-            rows.append(f"| {name} | miss (non-stream) | {miss_rps:,.0f} | {miss_cpu:.3f} | — |")
-            for stream in (False, True):
-                rps, cpu = run(url, pids, duration, stream, {})
-                mode = "hit (stream replay)" if stream else "hit (non-stream)"
-                rows.append(f"| {name} | {mode} | {rps:,.0f} | {cpu:.3f} | {rps / miss_rps:.1f}x |")
-    return rows
+            return [run(url, pids, duration, stream, extra) for _, stream, extra in MODES]
+
+
+@contextlib.contextmanager
+def exported(rev: str | None) -> Iterator[Path | None]:
+    """The tree of `rev` in a temporary folder, or `rev` itself when it is a folder (None: no comparison)."""
+    if rev is None or Path(rev).is_dir():
+        yield None if rev is None else Path(rev)
+        return
+    with tempfile.TemporaryDirectory(prefix="toolhub-before-") as tmp:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        yield Path(tmp)
+
+
+def rows(name: str, before: list[list[Cell]], after: list[list[Cell]]) -> list[str]:
+    """Markdown rows: per mode the median req/s and CPU (before -> after when there is a before)."""
+    out: list[str] = []
+    for i, (mode, _, _) in enumerate(MODES):
+        rps, cpu = _median([cells[i] for cells in after])
+        miss_cpu = _median([cells[0] for cells in after])[1]
+        ratio = "—" if i == 0 else f"{miss_cpu / cpu:.1f}x"
+        if before:
+            old_rps, old_cpu = _median([cells[i] for cells in before])
+            old_miss = _median([cells[0] for cells in before])[1]
+            old_ratio = "—" if i == 0 else f"{old_miss / old_cpu:.1f}x"
+            out.append(f"| {name} | {mode} | {old_rps:,.0f} → {rps:,.0f} | {old_cpu:.3f} → {cpu:.3f} | "
+                       f"{old_ratio} → {ratio} |")  # fmt: skip
+        else:
+            out.append(f"| {name} | {mode} | {rps:,.0f} | {cpu:.3f} | {ratio} |")
+    return out
+
+
+def _median(cells: list[Cell]) -> Cell:
+    return statistics.median(c[0] for c in cells), statistics.median(c[1] for c in cells)
+
+
+def bound_row(entries: int = 20_000, max_bytes: int = 4 * 1024 * 1024) -> str:
+    """Fill a local cache with `entries` distinct ~1 KB answers (streamed replays rendered too) and report the bytes
+    it holds against its bound."""
+    from hub.cache.service import open_cache
+    from hub.config import CacheSettings
+
+    async def fill() -> tuple[int, int]:
+        settings = CacheSettings(max_bytes=max_bytes)
+        peak = 0
+        async with open_cache(settings) as cache:
+            for i in range(entries):
+                key = f"toolhub:{i:064x}"
+                answer = {"id": f"chatcmpl-{i}", "choices": [{"index": 0, "message": {"content": "x" * 900}}]}
+                await cache.backend.set(key, json.dumps(answer).encode(), 600)
+                cache.replays.events(key, json.dumps(answer).encode(), include_usage=False)
+                peak = max(peak, cache.backend.bytes_used + cache.replays.bytes_used)
+            return peak, len(cache.backend.local)
+
+    peak, held = asyncio.run(fill())
+    return f"| local | {entries:,} distinct answers, bound {max_bytes:,} B | peak {peak:,} B held | {held:,} entries |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (bounded)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per tree (cells are medians)")
+    parser.add_argument("--before", default=None, help="a git revision (or a folder with a tree) to measure too")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="'' to skip the Redis rows")
     args = parser.parse_args()
-    rows = ["| cache | request | req/s @64 | server CPU ms/req | req/s vs miss |", "|---|---|---|---|---|"]
+    table = ["| cache | request | req/s @64 | server CPU ms/req | CPU: miss / this |", "|---|---|---|---|---|"]
     with (
         tempfile.TemporaryDirectory() as tmp,
+        exported(args.before) as before_root,
         bound_socket() as (up_sock, up_port),
         process(
             [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
         ),
     ):
         upstream = f"http://127.0.0.1:{up_port}"
-        rows += measure("local", upstream, Path(tmp), "{type: local}", args.duration)
+        caches = [("local", "{type: local}")]
         if args.redis_url:
-            params = f"{{type: redis, redis_url: '{args.redis_url}', namespace: bench-{uuid.uuid4().hex[:8]}}}"
-            rows += measure("redis", upstream, Path(tmp), params, args.duration)
-    print("\n".join(rows))
-    print(f"\nmachine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; one run per row")
+            namespace = f"bench-{uuid.uuid4().hex[:8]}"
+            caches.append(("redis", f"{{type: redis, redis_url: '{args.redis_url}', namespace: {namespace}}}"))
+        for name, params in caches:
+            path = Path(tmp) / f"{name}.yaml"
+            config(upstream, path, params)
+            before: list[list[Cell]] = []
+            after: list[list[Cell]] = []
+            for _ in range(args.runs):
+                if before_root is not None:
+                    before.append(measure(before_root, path, args.duration))
+                after.append(measure(ROOT, path, args.duration))
+            table += rows(name, before, after)
+    table.append(bound_row())
+    print("\n".join(table))
+    compared = f"; before = {args.before}, after = this tree" if args.before else ""
+    print(f"\nmachine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; Python {sys.version.split()[0]}; "
+          f"median of {args.runs} run(s) per cell{compared}")  # fmt: skip
 
 
 if __name__ == "__main__":
