@@ -194,11 +194,17 @@ def _span(span: RecordedSpan) -> bytes:
 
 def _attribute(key: str, value: Any) -> bytes:
     """`Span.attributes` (field 9): pairs of the few attributes with few values (method, model...) are encoded once."""
-    if key in _STEADY and (encoded := _PAIRS.get((key, value))) is not None:
-        return encoded
-    encoded = _field(b"\x4a", _kv(key, value))
-    if key in _STEADY and len(_PAIRS) < 4096 and isinstance(value, str | int | float):
-        _PAIRS[(key, value)] = encoded
+    if key not in _STEADY:
+        return _field(b"\x4a", _kv(key, value))
+    pair = (key, tuple(value) if isinstance(value, list) else value)  # pyright: ignore[reportUnknownArgumentType]
+    try:
+        encoded = _PAIRS.get(pair)
+    except TypeError:  # an unhashable value
+        return _field(b"\x4a", _kv(key, value))
+    if encoded is None:
+        encoded = _field(b"\x4a", _kv(key, value))
+        if len(_PAIRS) < 4096:
+            _PAIRS[pair] = encoded
     return encoded
 
 
@@ -215,7 +221,7 @@ _STEADY = frozenset(
     """gen_ai.operation.name gen_ai.provider.name gen_ai.request.model gen_ai.response.model gen_ai.tool.name
     server.address server.port http.request.method http.route url.scheme url.path client.address
     http.response.status_code toolhub.model_group toolhub.deployment_id toolhub.retry toolhub.fallback toolhub.round
-    toolhub.mcp.server mcp.method.name error.type toolhub.stream""".split()
+    toolhub.mcp.server mcp.method.name error.type toolhub.stream gen_ai.response.finish_reasons""".split()
 )
 _PAIRS: dict[tuple[str, Any], bytes] = {}
 

@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from hub.ops.tracing.genai import StreamWatch, completion_attributes, record_attributes, request_attributes
+from hub.ops.tracing.tracer import SpanRecorder
 from providers._http import TRACE_HEADERS
 from providers.base import JSON, ChatRequest, ProviderError
 
@@ -79,14 +80,16 @@ class RequestTrace:
         self.closed = False
 
     def start(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Span:
-        parent = set_span_in_context(self.round or self.span)
-        return self.tracer.start_span(name, parent, kind, attributes)
+        parent = self.round or self.span
+        if isinstance(self.tracer, SpanRecorder):
+            return self.tracer.start_child(name, parent, kind, attributes)
+        return self.tracer.start_span(name, set_span_in_context(parent), kind, attributes)
 
     def next_round(self, number: int) -> None:
         if self.round is not None:
             self.round.end()
-        attrs = {"toolhub.round": number}
-        self.round = self.tracer.start_span("toolhub.tool_loop.round", set_span_in_context(self.span), attributes=attrs)
+        self.round = None  # the new round hangs from the request's span
+        self.round = self.start("toolhub.tool_loop.round", SpanKind.INTERNAL, {"toolhub.round": number})
 
     def close(self) -> None:
         self.closed = True

@@ -34,6 +34,8 @@ from opentelemetry.util import types
 from opentelemetry.util._decorator import _agnosticcontextmanager  # pyright: ignore[reportPrivateUsage]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
+_NO_EVENTS: list[Any] = []
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 Event = tuple[str, int, Mapping[str, Any]]
 
@@ -65,9 +67,10 @@ class RecordedSpan(Span):
         self.context = context
         self.parent_id = parent_id
         self.kind = kind
-        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
-        self.events: list[Event] = []
-        self.status = Status(StatusCode.UNSET)
+        # A dict is taken as it is: the gateway's callers build a fresh one per span (a copy per span costs).
+        self.attributes: dict[str, Any] = attributes if type(attributes) is dict else dict(attributes or {})
+        self.events: list[Event] = _NO_EVENTS
+        self.status = _UNSET
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self._finish = finish
@@ -91,6 +94,8 @@ class RecordedSpan(Span):
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         if not self.end_ns:
+            if self.events is _NO_EVENTS:
+                self.events = []
             self.events.append((name, timestamp or time.time_ns(), dict(attributes or {})))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
@@ -145,6 +150,15 @@ class SpanRecorder(Tracer):
         if start_time:
             span.start_ns = start_time
         return span
+
+    def start_child(self, name: str, parent: Span, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+        """`start_span` under `parent` without building an OpenTelemetry context for it (the hot path)."""
+        ctx = parent.get_span_context()
+        span_id = self._bits(64) or 1
+        if not ctx.trace_flags.sampled:
+            return NonRecordingSpan(SpanContext(ctx.trace_id, span_id, False, _UNSAMPLED, ctx.trace_state))
+        child = SpanContext(ctx.trace_id, span_id, False, _SAMPLED, ctx.trace_state)
+        return RecordedSpan(name, child, ctx.span_id, kind, attributes, self.finish)
 
     @_agnosticcontextmanager
     def start_as_current_span(
