@@ -15,8 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
-
+from hub.api import sse
 from hub.api.messages.response import (
     error_body,
     from_openai_error,
@@ -31,8 +30,7 @@ JSON = dict[str, Any]
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
-def event(kind: str, data: JSON) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+event = sse.named
 
 
 class EventTranslator:
@@ -40,7 +38,7 @@ class EventTranslator:
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self._buffer = b""
+        self._frames = sse.Frames()
         self._started = False
         self._ended = False
         self._index = -1
@@ -51,32 +49,24 @@ class EventTranslator:
         """Chunks from the first hub call on, until the loop's record gives the calls' outputs."""
 
     def feed(self, data: bytes) -> bytes:
-        self._buffer += data
-        out: list[bytes] = []
-        while (cut := self._buffer.find(b"\n\n")) >= 0:
-            frame, self._buffer = self._buffer[:cut], self._buffer[cut + 2 :]
-            out.append(self._frame(frame))
-        return b"".join(out)
+        return b"".join(self._frame(frame) for frame in self._frames.feed(data))
 
     def _frame(self, frame: bytes) -> bytes:
-        if frame.startswith(b":"):  # a keep-alive: the message starts at once (as Anthropic's own stream does)
+        kind, chunk = sse.read(frame)
+        if kind == "comment":  # a keep-alive: the message starts at once (as Anthropic's own stream does)
             return (b"" if self._started else self._start({})) + PING
-        if not frame.startswith(b"data: "):
-            return b""
-        payload = frame[6:]
-        if payload == b"[DONE]":
+        if kind == "done":
             return self.end()
-        chunk = orjson.loads(payload)
-        if "error" in chunk and "choices" not in chunk:
-            return self.fail(chunk)
-        return self.chunk(chunk)
+        if kind != "data":
+            return b""
+        return self.fail(chunk) if sse.is_error(chunk) else self.chunk(chunk)
 
     def chunk(self, chunk: JSON) -> bytes:
         """The events for one `chat.completion.chunk` (none while they are held for the hub calls' outputs)."""
-        if chunk.get("toolhub_trace") is not None and self._held is None:
-            self._held = []
         if self._held is None:
-            return self._chunk(chunk)
+            if "toolhub_trace" not in chunk:
+                return self._chunk(chunk)
+            self._held = []
         self._held.append(chunk)
         return self._release(chunk["toolhub"]) if chunk.get("toolhub") is not None else b""
 

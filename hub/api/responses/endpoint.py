@@ -13,6 +13,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
+from hub.api import sse
 from hub.api.responses import approval, include, objects, passthrough, stored
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
@@ -129,7 +130,7 @@ class TranslatedStream(Response):
         self.status_code = 200
         self.background = None
         self.raw_headers = inner.raw_headers
-        self.pending = b""
+        self.frames = sse.Frames()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         passthrough = False
@@ -150,8 +151,7 @@ class TranslatedStream(Response):
 
     async def _body(self, message: Message, send: Send) -> None:
         more = bool(message.get("more_body", False))
-        complete, _, self.pending = (self.pending + message.get("body", b"")).rpartition(b"\n\n")
-        out = b"".join(self._translate(raw) for raw in complete.split(b"\n\n") if raw)
+        out = b"".join(self._translate(frame) for frame in self.frames.feed(message.get("body", b"")))
         if not more:
             out += self.translator.done()  # an end without [DONE]: close what was opened all the same
         if self.translator.ended and self.on_done is not None:
@@ -161,16 +161,13 @@ class TranslatedStream(Response):
         if out or not more:
             await send({"type": "http.response.body", "body": out, "more_body": more})
 
-    def _translate(self, raw: bytes) -> bytes:
-        if not raw.startswith(b"data: "):
-            return raw + b"\n\n"  # SSE comments (keep-alives) pass unchanged
-        payload = raw[6:]
-        if payload == b"[DONE]":
+    def _translate(self, frame: bytes) -> bytes:
+        kind, data = sse.read(frame)
+        if kind == "done":
             return self.translator.done()
-        data: Any = orjson.loads(payload)
-        if "error" in data and not data.get("choices"):
-            return self.translator.failed(data)
-        return self.translator.chunk(data)
+        if kind != "data":
+            return frame + b"\n\n"  # SSE comments (keep-alives) pass unchanged
+        return self.translator.failed(data) if sse.is_error(data) else self.translator.chunk(data)
 
 
 ROUTES = [

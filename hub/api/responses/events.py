@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from hub.api import sse
 from hub.api.responses import include, objects
 from hub.api.responses.approval import Approvals
 from hub.api.responses.mcp import McpReport
@@ -67,7 +66,7 @@ class StreamTranslator:
     def event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        return sse.named(kind, data)
 
     def _lifecycle(self, kind: str) -> bytes:
         return self.event(kind, response=self.response)

@@ -29,6 +29,7 @@ from hub.accounts.usage import UsageRecord
 from hub.api.responses import stored
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import input_messages
+from hub.api.sse import named, named_raw
 from hub.config import ModelRoute
 from hub.errors import BadRequest, NotFound, json_response
 from hub.gateway import sse
@@ -215,12 +216,12 @@ class _Forward:
                     record.add_usage(chat_usage(final.get("usage")))
                     await self.save(final)
                 sent += 1
-                yield (b"event: " + kind.encode() + b"\n" if kind else b"") + b"data: " + data + b"\n\n"
+                yield named_raw(kind, data)
         except ProviderError as exc:
             status, error = exc.status_code, exc.message
             detail = {"type": "error", "sequence_number": sent, "code": exc.code or exc.type, "message": exc.message,
                       "param": exc.param}  # fmt: skip
-            yield b"event: error\ndata: " + orjson.dumps(detail) + b"\n\n"
+            yield named("error", detail)
         except anyio.get_cancelled_exc_class():
             status, error = CLIENT_GONE, "client disconnected"
             raise
