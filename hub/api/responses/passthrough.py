@@ -7,9 +7,10 @@ keys (scopes, budgets, limits, spend log) and keeps its own copy of the response
 DELETE and `input_items` work and another key's id gets the same 404 as an unknown one.
 
 A request stays on the translated path when it needs the hub: `mcp` tools or an alias with `mcp_servers` (a hub tool
-is never forwarded as an `mcp` tool). A `previous_response_id` Toolhub made by translation is expanded into its items,
-since the upstream never saw it; an id Toolhub does not know is forwarded as it is (the upstream stores its own).
-The router's pick applies; its retries and fallbacks across deployments do not (the deployment's `max_retries` do).
+is never forwarded as an `mcp` tool). A `previous_response_id` Toolhub made by translation (or another upstream made)
+is expanded into its items, since this upstream never saw it; an id Toolhub does not know is forwarded as it is (the
+upstream stores its own). The router's pick applies; its retries and fallbacks across deployments do not (the
+deployment's `max_retries` do).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class _Forward:
             raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
                            code="response_not_found")  # fmt: skip
         self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
-        if stored.UPSTREAM not in row.response:
+        if row.response.get(stored.UPSTREAM) != self.deployment.api_base:  # translated, or another upstream's
             del self.upstream["previous_response_id"]
             self.upstream["input"] = [*_replayable(self.earlier), *_as_items(self.body.get("input"))]
 
