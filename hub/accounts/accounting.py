@@ -1,7 +1,9 @@
 """Keys, budgets, rate limits, pricing, usage storage and metrics, wired into the app as one lifespan extension.
 
-On the request path: `admit` (before the provider call) checks the key's budget and the key's and deployment's rate
-limits; the returned ticket's `settle` (when the request finishes) prices it, charges the key and counts its tokens;
+On the request path: `admit` (before the provider call) holds the request's worst case against the key's budget
+(`hub.accounts.budget`; in Redis when `redis_url` is set) and checks the key's and deployment's rate limits; the
+returned ticket's `settle` (when the request finishes) prices it, releases the hold, charges the key and counts its
+tokens;
 `record` hands the finished record to the store's queue and the metrics. None of these touch the database.
 """
 
@@ -9,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from hub.accounts.auth import MasterKeyAuth, Principal
+from hub.accounts.budget import Budgets, Hold, MemoryBudgets, worst_case
+from hub.accounts.key_events import KeyEvents, listener_client
 from hub.accounts.keys import KeyAuthenticator, KeyEntry
 from hub.accounts.pricing import Pricer
 from hub.accounts.ratelimit import Limit, MemoryLimiter, RedisLimiter, redis_client as make_redis_client
+from hub.accounts.shared_budget import RedisBudgets
 from hub.accounts.spend import BudgetLedger
 from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.config import Config, ModelRoute
@@ -32,15 +37,15 @@ logger = logging.getLogger("toolhub.accounting")
 
 
 class _Ticket:
-    __slots__ = ("_accounting", "_entry", "_route", "_limits")
+    __slots__ = ("_accounting", "_entry", "_route", "_limits", "_hold")
 
-    def __init__(
-        self, accounting: Accounting, entry: KeyEntry | None, route: ModelRoute, limits: Sequence[Limit]
-    ) -> None:
+    def __init__(self, accounting: Accounting, entry: KeyEntry | None, route: ModelRoute, limits: Sequence[Limit],
+                 hold: Hold | None) -> None:  # fmt: skip
         self._accounting = accounting
         self._entry = entry
         self._route = route
         self._limits = limits
+        self._hold = hold
 
     def check(self, record: UsageRecord) -> None:
         entry = self._entry
@@ -50,38 +55,53 @@ class _Ticket:
     def settle(self, record: UsageRecord) -> None:
         accounting = self._accounting
         cost = record.cost = accounting.pricer.cost(record.priced_route or self._route, record)
-        if self._entry is not None:
+        if self._hold is not None:
+            accounting.budgets.settle(self._hold, cost)
+        elif self._entry is not None:
             self._entry.account.charge(cost)
         if self._limits:
             accounting.limiter.add_tokens(self._limits, record.prompt_tokens + record.completion_tokens)
+
+    def __del__(self) -> None:
+        hold = self._hold
+        if hold is not None and not hold.done:  # a request that ended without being accounted frees its hold
+            self._accounting.budgets.settle(hold, 0.0)
 
 
 class Accounting:
     """The `Guard` and `UsageSink` of an app with a store."""
 
     def __init__(self, keys: KeyAuthenticator, writer: UsageWriter, metrics: Metrics,
-                 limiter: MemoryLimiter | RedisLimiter) -> None:  # fmt: skip
+                 limiter: MemoryLimiter | RedisLimiter, budgets: Budgets | None = None) -> None:  # fmt: skip
         self.keys = keys
         self.writer = writer
         self.metrics = metrics
         self.limiter = limiter
+        self.budgets: Budgets = budgets or MemoryBudgets()
         self.pricer = Pricer()
         self._route_limits: dict[int, Limit | None] = {}
 
-    async def admit(self, principal: Principal, route: ModelRoute) -> _Ticket:
+    async def admit(self, principal: Principal, route: ModelRoute, body: Mapping[str, Any] | None = None) -> _Ticket:
+        """Hold the request's worst case against its key's budget (`body`: what it asks for; without it, the model's
+        output limit), then count it against the key's and the deployment's rate limits."""
         entry = self.keys.entry(principal.key_id) if principal.key_id is not None else None
         limits = self._limits(entry, route)
+        hold: Hold | None = None
         try:
-            if entry is not None:
-                entry.account.check()
+            if entry is not None and entry.account.max_budget is not None:
+                amount = worst_case(self.pricer.price(route), route.deployment.model, body)
+                hold = await self.budgets.reserve(entry.row.token_hash, entry.account, amount)
             if limits:
                 checked = self.limiter.check(limits)
                 if checked is not None:  # RedisLimiter: a coroutine
                     await checked
-        except RateLimited as exc:
-            self.metrics.rejected.labels(exc.code or "rate_limited").inc()
+        except BaseException as exc:  # refused or cancelled: nothing stays held
+            if hold is not None:
+                self.budgets.settle(hold, 0.0)
+            if isinstance(exc, RateLimited):
+                self.metrics.rejected.labels(exc.code or "rate_limited").inc()
             raise
-        return _Ticket(self, entry, route, limits)
+        return _Ticket(self, entry, route, limits, hold)
 
     def record(self, record: UsageRecord) -> None:
         self.writer.record(record)
@@ -150,22 +170,31 @@ async def _running(state: HubState, store: Store, key_ttl: float) -> AsyncIterat
     await writer.flush()  # replay what a previous run spilled before reading spend
     redis_client: Any = None
     limiter: MemoryLimiter | RedisLimiter = MemoryLimiter()
+    budgets: MemoryBudgets | RedisBudgets = MemoryBudgets()
+    keys = KeyAuthenticator(store, BudgetLedger(store), ttl=key_ttl)
+    events: KeyEvents | None = None
     if config.redis_url:
         redis_client = make_redis_client(config.redis_url)
         limiter = RedisLimiter(redis_client)
-    keys = KeyAuthenticator(store, BudgetLedger(store), ttl=key_ttl)
+        budgets = RedisBudgets(redis_client)
+        events = KeyEvents(redis_client, listener_client(config.redis_url), keys)
     metrics = Metrics()
-    accounting = Accounting(keys, writer, metrics, limiter)
+    accounting = Accounting(keys, writer, metrics, limiter, budgets)
     state.auth = MasterKeyAuth(config.master_key, keys)
     state.usage = accounting
     state.guard = accounting
-    state.extras.update(store=store, keys=keys, metrics=metrics, accounting=accounting, usage_writer=writer)
+    state.extras.update(store=store, keys=keys, metrics=metrics, accounting=accounting, usage_writer=writer,
+                        key_events=events)  # fmt: skip
     state.extras.setdefault("readiness", {})["database"] = _readiness(store)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
             if isinstance(limiter, RedisLimiter):
                 tg.start_soon(limiter.run)
+            if isinstance(budgets, RedisBudgets):
+                tg.start_soon(budgets.run)
+            if events is not None:
+                tg.start_soon(events.run)
             try:
                 yield
             finally:
@@ -175,8 +204,12 @@ async def _running(state: HubState, store: Store, key_ttl: float) -> AsyncIterat
             await writer.aclose()
             if isinstance(limiter, RedisLimiter):
                 await limiter.flush()
+            if isinstance(budgets, RedisBudgets):
+                await budgets.flush()
             if redis_client is not None:
                 await redis_client.aclose()
+            if events is not None:
+                await events.aclose()
 
 
 def _readiness(store: Store) -> Callable[[], Any]:

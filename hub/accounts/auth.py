@@ -29,6 +29,12 @@ class Principal:
     server."""
     metadata: Mapping[str, Any] = field(default_factory=dict[str, Any])
 
+    @property
+    def owner(self) -> str:
+        """Whose state this is (cached tool results, kept hub rounds): the virtual key's id, else the alias
+        ("master", "open")."""
+        return self.key_id or self.alias or ""
+
     def may_use_model(self, alias: str) -> bool:
         return self.models is None or alias in self.models
 

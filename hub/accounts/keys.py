@@ -3,7 +3,8 @@
 Only `sha256(key)` is stored. A request's key is hashed, looked up in the cache (then the store on a miss, one
 query per key however many requests wait for it), and compared with `hmac.compare_digest`. Cached entries are
 re-read after `ttl` seconds so a key blocked or deleted by another process stops working within that time; keys
-changed through this process's API are dropped from its cache at once. While the store is down, known keys keep
+changed through this process's API are dropped from its cache at once, and with Redis from every other process's
+within a second (`hub.accounts.key_events`). While the store is down, known keys keep
 working from the cache.
 """
 
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -82,6 +85,8 @@ class KeyAuthenticator:
         self._cache: dict[str, KeyEntry] = {}
         self._misses: dict[str, float] = {}
         self._loading: dict[str, anyio.Event] = {}
+        self.publish: Callable[[str, bool], Awaitable[None]] | None = None
+        """Tells the other processes (`hub.accounts.key_events`, with Redis); None: they wait for their `ttl`."""
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
@@ -109,6 +114,20 @@ class KeyAuthenticator:
     def invalidate(self, digest: str) -> None:
         self._cache.pop(digest, None)
         self._misses.pop(digest, None)
+
+    async def changed(self, digest: str, *, deleted: bool = False) -> None:
+        """A key was changed (or deleted) here: drop it from this cache and every other process's."""
+        self.invalidate(digest)
+        if deleted:
+            self.ledger.forget(digest)
+        if self.publish is not None:
+            await self.publish(digest, deleted)
+
+    def expire_all(self) -> None:
+        """Re-read every cached key at its next use (a stale entry still serves while the store is down)."""
+        for entry in self._cache.values():
+            entry.fetched_at = -math.inf
+        self._misses.clear()
 
     async def _fresh(self, digest: str, stale: KeyEntry | None) -> KeyEntry | None:
         missed = self._misses.get(digest)

@@ -245,7 +245,7 @@ async def update(request: Request) -> Response:
         raise BadRequest("Another key has this key_alias.", param="key_alias", code="key_exists") from exc
     if updated is None:
         raise NotFound("No such key.", code="key_not_found", param="key")
-    keys.invalidate(row.token_hash)
+    await keys.changed(row.token_hash)
     return json_response({"key": req.key, **await key_info(keys, updated)})
 
 
@@ -263,8 +263,7 @@ async def delete(request: Request) -> Response:
     if not deleted:
         raise NotFound("None of these keys exist.", code="key_not_found", param="keys")
     for digest in deleted:
-        keys.invalidate(digest)
-        keys.ledger.forget(digest)
+        await keys.changed(digest, deleted=True)
     return json_response({"deleted_keys": deleted})
 
 
@@ -273,7 +272,7 @@ async def _set_blocked(request: Request, blocked: bool) -> Response:
     req: KeyRef = _parse(KeyRef, await read_json_body(request, _MAX_BODY))
     row = await _find(keys.store, req.key)
     updated = await keys.store.update_key(row.token_hash, {"blocked": blocked})
-    keys.invalidate(row.token_hash)
+    await keys.changed(row.token_hash)
     return json_response(await key_info(keys, updated or row))
 
 

@@ -1,6 +1,7 @@
 """`toolhub keys create|list|info|block|unblock|revoke`: manage virtual keys directly in the configured database.
 
-A running gateway sees a new key at once and a revoked or blocked key within its key cache time (5 s).
+A running gateway sees a new key at once, and a revoked or blocked key within its key cache time (5 s), or at once
+when the config has a `redis_url` (the command tells the gateways through Redis pub/sub).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from typing import Any
 import anyio
 import orjson
 
+from hub.accounts.key_events import publish
 from hub.accounts.keys import display_name, hash_key, new_key, token_hash
+from hub.accounts.ratelimit import redis_client
 from hub.accounts.spend import budget_period, parse_duration, period_start
 from hub.config import config_path, load_config
 from hub.storage import KeyRow, Store, StoreConflict, StoreError, open_store
+
+CHANGES = frozenset({"revoke", "block", "unblock"})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +61,10 @@ def main(args: argparse.Namespace) -> int:
         try:
             await store.connect()
             await store.migrate()
-            return await commands[args.keys_command](store, args)
+            status = await commands[args.keys_command](store, args)
+            if status == 0 and args.keys_command in CHANGES and config.redis_url:
+                await _tell_gateways(config.redis_url)
+            return status
         except StoreError as exc:
             sys.stderr.write(f"toolhub keys: database error: {exc}\n")
             return 1
@@ -64,6 +72,15 @@ def main(args: argparse.Namespace) -> int:
             await store.aclose()
 
     return anyio.run(run)
+
+
+async def _tell_gateways(redis_url: str) -> None:
+    """Running gateways sharing this Redis re-read their keys at once (`hub.accounts.key_events`)."""
+    client = redis_client(redis_url)
+    try:
+        await publish(client, "*")
+    finally:
+        await client.aclose()
 
 
 def _csv(value: str | None) -> list[str] | None:

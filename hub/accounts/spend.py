@@ -58,6 +58,10 @@ class Account:
     watermark: float = 0.0
     base_from: float | None = None
     """The `period_start` that `stored_base` counts from; another one (a new period) starts over."""
+    reserved: float = 0.0
+    """Worst-case cost held by this process's requests in flight (`hub.accounts.budget`)."""
+    holds: int = 0
+    """How many requests hold `reserved`."""
 
     def roll(self, now: float) -> None:
         if self.period is not None and now >= self.period_start + self.period:
@@ -85,10 +89,36 @@ class Account:
                 headers=headers,
             )
 
+    def reserve(self, amount: float) -> None:
+        """Hold `amount` (a request's worst case) while it fits: spent + reserved + amount <= max_budget, or nothing
+        else is in flight (a request that cannot fit even alone runs alone, so the budget is passed by one request
+        at most). Raises RateLimited: `budget_exceeded`, or `budget_reserved` while others hold what is left."""
+        self.check()
+        if self.max_budget is not None and self.holds and self.spent + self.reserved + amount > self.max_budget:
+            raise held_refusal(self, self.spent, self.reserved, self.holds, amount)
+        self.reserved += amount
+        self.holds += 1
+
+    def release(self, amount: float) -> None:
+        self.holds = max(0, self.holds - 1)
+        self.reserved = self.reserved - amount if self.holds else 0.0  # no float residue once nothing is held
+
     def charge(self, cost: float) -> None:
         if cost:
             self.roll(time.time())
             self.spent += cost
+
+
+def held_refusal(account: Account, spent: float, reserved: float, holds: int, amount: float) -> RateLimited:
+    """429 `budget_reserved`: what is left of the budget is held by requests in flight (retry when they finish)."""
+    budget = account.max_budget or 0.0
+    return RateLimited(
+        f"Budget of {account.key_label} is held by {holds} request(s) in flight: spent ${spent:.6f}, reserved "
+        f"${reserved:.6f}, and this request may cost up to ${amount:.6f}, over max_budget ${budget:.6f}. Retry when "
+        "they finish, or send a lower max_tokens.",
+        code="budget_reserved",
+        headers={"retry-after": "1"},
+    )
 
 
 def period_start(created_at: float, period: float | None, now: float) -> float:

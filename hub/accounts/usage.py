@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -109,6 +110,7 @@ class Ticket(Protocol):
 class Guard(Protocol):
     """Budgets and rate limits around one chat request (see `hub.accounts.accounting`)."""
 
-    async def admit(self, principal: Principal, route: ModelRoute) -> Ticket:
-        """Raise RateLimited (429) when a key's budget or a key/deployment rate limit refuses the request."""
+    async def admit(self, principal: Principal, route: ModelRoute, body: Mapping[str, Any] | None = None) -> Ticket:
+        """Raise RateLimited (429) when a key's budget or a key/deployment rate limit refuses the request; `body`
+        (the request's) sizes what the request may cost."""
         ...
