@@ -1,0 +1,77 @@
+"""The three kinds of per-conversation state shared between replicas, each with its codec, and the lifespan piece
+that opens the shared store (Redis when `redis_url` is set)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+
+from hub.accounts.ratelimit import redis_client
+from hub.loop.memory import HubRounds, RoundMemory
+from hub.shared.mirror import Mirror, SharedState, SharedTTLCache
+from hub.shared.store import LocalOnly, RedisShared, SharedStore
+from providers.gemini.signatures import Step
+
+AnthropicTurn = tuple[str, list[dict[str, Any]]]
+
+
+def _load_turn(data: bytes) -> AnthropicTurn:
+    model, blocks = orjson.loads(data)
+    if not isinstance(model, str) or not isinstance(blocks, list):
+        raise ValueError("not an (upstream model, thinking blocks) pair")
+    return model, blocks  # pyright: ignore[reportUnknownVariableType]
+
+
+def anthropic_thinking(
+    store: SharedStore, *, max_items: int = 4096, ttl: float = 3600.0
+) -> SharedTTLCache[AnthropicTurn]:
+    """For `AnthropicProvider.thinking`: tool-call id -> (upstream model, thinking blocks with their signatures)."""
+    return SharedTTLCache("anthropic-thinking", store, dump=orjson.dumps, load=_load_turn, max_items=max_items,
+                          ttl=ttl)  # fmt: skip
+
+
+def _load_step(data: bytes) -> Step:
+    fields = orjson.loads(data)
+    return Step(fields["model"], fields["calls"], fields["upstream_ids"], fields["text"])
+
+
+def gemini_signatures(store: SharedStore, *, max_items: int = 20_000, ttl: float = 6 * 3600.0) -> SharedTTLCache[Step]:
+    """For `SignatureStore`'s map: tool-call id -> the Gemini `Step` with its thought signatures."""
+    return SharedTTLCache("gemini-signatures", store, dump=orjson.dumps, load=_load_step, max_items=max_items,
+                          ttl=ttl)  # fmt: skip
+
+
+def _load_rounds(data: bytes) -> HubRounds:
+    fields = orjson.loads(data)
+    return HubRounds(fields["owner"], tuple(fields["messages"]), fields["shown"], fields["own"], int(fields["size"]))
+
+
+def round_memory(memory: RoundMemory, store: SharedStore) -> Mirror[HubRounds]:
+    """The tool loop's hub rounds: tool-call id -> `HubRounds` (restored only for the same owner, as locally)."""
+    return Mirror("hub-rounds", store, ttl=memory.ttl, dump=orjson.dumps, load=_load_rounds,
+                  keep=lambda key, rounds: memory.remember([key], rounds))  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def shared_state(redis_url: str | None) -> AsyncIterator[SharedState]:
+    """A `SharedState` over Redis (its writer running) or, without `redis_url`, over nothing."""
+    if not redis_url:
+        yield SharedState(LocalOnly())
+        return
+    client = redis_client(redis_url)
+    store = RedisShared(client)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.run)
+            try:
+                yield SharedState(store)
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.flush()
+            await client.aclose()
