@@ -3,7 +3,8 @@
 A request gets a server span (`middleware`), with children for each tool-loop round, each upstream attempt (retries
 and fallbacks, `hub.router.call`) and each MCP tool call, carrying GenAI semantic-convention attributes (`genai`).
 The hooks other modules call are below and in `spans`; each is one context-variable lookup when tracing is off.
-The SDK and exporters (`setup`) are imported only when tracing is on.
+Spans are recorded by `tracer` and exported by `otlp` (OTLP/HTTP protobuf, or gRPC with grpcio installed), not by
+the OpenTelemetry SDK: its costs alone were over the budget (see `tracer`). Only the OpenTelemetry API is used.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["OtelSpec", "RequestTrace", "TracingSettings", "app_middleware", "cur
 
 
 def from_settings(settings: TracingSettings | None) -> Tracing | None:
-    """The app's tracing for `Config.otel` (None: off, and nothing of the SDK is imported)."""
+    """The app's tracing for `Config.otel` (None: off; the exporter is not even imported)."""
     if settings is None:
         return None
     from hub.ops.tracing.setup import Tracing

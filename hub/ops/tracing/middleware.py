@@ -15,7 +15,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.ops.tracing.setup import Tracing
-from hub.ops.tracing.spans import _TRACE, RequestTrace, end_failed, traceparent  # pyright: ignore[reportPrivateUsage]
+from hub.ops.tracing.spans import _TRACE, LazyTraceparent, RequestTrace, end_failed  # pyright: ignore[reportPrivateUsage]
 from providers._http import TRACE_HEADERS
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -47,7 +47,7 @@ class TracingMiddleware:
 
         trace = RequestTrace(tracer, span, self.tracing.settings.capture_content)
         token = _TRACE.set(trace) if span.is_recording() else None
-        headers = TRACE_HEADERS.set(traceparent(span))  # unsampled too: upstreams learn the trace and its flag
+        headers = TRACE_HEADERS.set(LazyTraceparent(span))  # unsampled too: upstreams learn the trace and its flag
         try:
             await self.app(scope, receive, traced_send)
         except BaseException as exc:

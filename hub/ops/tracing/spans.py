@@ -9,7 +9,7 @@ closed when its request ends: work that outlives it (an MCP session task spawned
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -65,6 +65,30 @@ def traceparent(span: Span) -> dict[str, str]:
     if ctx.trace_state:
         headers["tracestate"] = ctx.trace_state.to_header()
     return headers
+
+
+class LazyTraceparent(Mapping[str, str]):
+    """`traceparent(span)`, formatted only if an upstream call outside the router's attempts asks for it."""
+
+    __slots__ = ("span", "_headers")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._headers: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = traceparent(self.span)
+        return self._headers
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 class RequestTrace:
