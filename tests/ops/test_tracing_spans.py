@@ -237,7 +237,7 @@ async def test_a_tool_call_span_records_server_tool_and_errors_but_no_content_un
         for error in ("tool_error", "RuntimeError")
     ]  # fmt: skip
     assert [s.status.status_code for s in failed] == [StatusCode.ERROR, StatusCode.ERROR]
-    assert failed[0].status.description == "no such city"
+    assert failed[0].status.description == "the tool answered with an error"  # its text is content: not captured
 
 
 @pytest.mark.anyio
@@ -245,10 +245,15 @@ async def test_capture_content_puts_tool_arguments_and_results_on_the_span() -> 
     async def answer() -> types.CallToolResult:
         return types.CallToolResult(content=[types.TextContent(type="text", text="12:00")])
 
+    async def failing() -> types.CallToolResult:
+        return types.CallToolResult(content=[types.TextContent(type="text", text="no such zone")], is_error=True)
+
     with request_trace(capture=True) as (spans, _):
         await tracing.tool_call("time", "now", {"tz": "UTC"}, answer())
+        await tracing.tool_call("time", "zone", {"tz": "Mars"}, failing())
     attrs = dict(spans.named("tools/call now").attributes)
     assert (attrs["gen_ai.tool.call.arguments"], attrs["gen_ai.tool.call.result"]) == ('{"tz":"UTC"}', "12:00")
+    assert spans.named("tools/call zone").status.description == "no such zone"
 
 
 @pytest.mark.anyio

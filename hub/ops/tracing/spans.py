@@ -170,7 +170,9 @@ class RequestTrace:
             otel_context.detach(token)
         if getattr(result, "is_error", False):
             span.set_attribute("error.type", "tool_error")
-            span.set_status(Status(StatusCode.ERROR, _result_text(result)[:500]))
+            # The tool's text is content: on the span only with capture_content.
+            text = _result_text(result)[:500] if self.capture else "the tool answered with an error"
+            span.set_status(Status(StatusCode.ERROR, text))
         if self.capture:
             span.set_attribute("gen_ai.tool.call.result", _result_text(result))
         span.end()
