@@ -1,8 +1,9 @@
 """Budget holds in Redis, shared by every Toolhub process that points at it.
 
 Per key and budget period, three Redis keys: a hash with `spent` and `reserved`, a sorted set of the holds in flight
-(scored by when each expires) and a hash of their amounts. One Lua script checks and holds atomically; a second
-settles a batch of finished requests (release the hold, add the real cost), sent off the request path. Each process
+(scored by when each expires) and a hash of their amounts. One Lua script checks and holds atomically, for all the
+requests that arrived while the previous call was in flight (`hub.accounts._batch`); a second settles a batch of
+finished requests (release the hold, add the real cost), sent off the request path. Each process
 renews its live holds every `hold_ttl / 4` seconds, so the holds of a process that died expire within `hold_ttl`.
 
 `spent` in Redis is raised to what the asking process knows (its own charges and the store's spend logs, which the
@@ -20,6 +21,7 @@ from typing import Any
 import anyio
 from redis.exceptions import RedisError
 
+from hub.accounts._batch import ScriptBatch
 from hub.accounts.budget import Hold
 from hub.accounts.spend import Account, held_refusal
 
@@ -28,36 +30,46 @@ RETRY_SECONDS = 5.0
 STATE_TTL = 86_400.0
 """Seconds a key's budget state stays in Redis after its last use (it is rebuilt from the store after that)."""
 
-# KEYS: state hash, holds zset, amounts hash. ARGV: now ms, hold expiry ms, hold id, amount, budget, known spent,
-# state ttl ms. Returns {verdict (0 held, 1 budget spent, 2 held by others), spent, reserved, holds}.
+# A batch of holds, in order. ARGV: now ms, hold expiry ms, then per request: hold id, amount, budget, known spent,
+# state ttl ms; KEYS per request: state hash, holds zset, amounts hash. Returns per request {verdict (0 held,
+# 1 budget spent, 2 held by others), spent, reserved, holds}.
 _RESERVE = """
-local st, hz, ha = KEYS[1], KEYS[2], KEYS[3]
-local now = tonumber(ARGV[1])
-local dead = redis.call('ZRANGEBYSCORE', hz, '-inf', now)
-for _, id in ipairs(dead) do
-  redis.call('HINCRBYFLOAT', st, 'reserved', -tonumber(redis.call('HGET', ha, id) or '0'))
-  redis.call('HDEL', ha, id)
+local now, expires = tonumber(ARGV[1]), ARGV[2]
+local out = {}
+for r = 1, #KEYS / 3 do
+  local st, hz, ha = KEYS[3 * r - 2], KEYS[3 * r - 1], KEYS[3 * r]
+  local a = 2 + 5 * (r - 1)
+  local id, amount, budget = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local dead = redis.call('ZRANGEBYSCORE', hz, '-inf', now)
+  for _, d in ipairs(dead) do
+    redis.call('HINCRBYFLOAT', st, 'reserved', -tonumber(redis.call('HGET', ha, d) or '0'))
+    redis.call('HDEL', ha, d)
+  end
+  if #dead > 0 then redis.call('ZREMRANGEBYSCORE', hz, '-inf', now) end
+  local spent = math.max(tonumber(redis.call('HGET', st, 'spent') or '0'), tonumber(ARGV[a + 4]))
+  local holds = redis.call('ZCARD', hz)
+  local reserved = 0
+  if holds > 0 then reserved = tonumber(redis.call('HGET', st, 'reserved') or '0') end
+  local verdict = 0
+  if spent >= budget then
+    verdict = 1
+  elseif holds > 0 and spent + reserved + amount > budget then
+    verdict = 2
+  else
+    redis.call('ZADD', hz, expires, id)
+    redis.call('HSET', ha, id, ARGV[a + 2])
+    reserved = reserved + amount
+    holds = holds + 1
+  end
+  local s, v = string.format('%.17g', spent), string.format('%.17g', reserved)
+  redis.call('HSET', st, 'spent', s, 'reserved', v)
+  for i = 3 * r - 2, 3 * r do redis.call('PEXPIRE', KEYS[i], ARGV[a + 5]) end
+  out[#out + 1] = verdict
+  out[#out + 1] = s
+  out[#out + 1] = v
+  out[#out + 1] = holds
 end
-if #dead > 0 then redis.call('ZREMRANGEBYSCORE', hz, '-inf', now) end
-local spent = math.max(tonumber(redis.call('HGET', st, 'spent') or '0'), tonumber(ARGV[6]))
-local holds = redis.call('ZCARD', hz)
-local reserved = 0
-if holds > 0 then reserved = tonumber(redis.call('HGET', st, 'reserved') or '0') end
-local amount, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
-local verdict = 0
-if spent >= budget then
-  verdict = 1
-elseif holds > 0 and spent + reserved + amount > budget then
-  verdict = 2
-else
-  redis.call('ZADD', hz, ARGV[2], ARGV[3])
-  redis.call('HSET', ha, ARGV[3], ARGV[4])
-  reserved = reserved + amount
-  holds = holds + 1
-end
-redis.call('HSET', st, 'spent', string.format('%.17g', spent), 'reserved', string.format('%.17g', reserved))
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
-return {verdict, string.format('%.17g', spent), string.format('%.17g', reserved), holds}
+return out
 """
 
 # Per settlement: KEYS its three keys, ARGV its hold id and cost. The cost is added even if the hold had expired.
@@ -88,7 +100,7 @@ class RedisBudgets:
         self._client = client
         self._prefix = prefix
         self.hold_ttl = hold_ttl
-        self._reserve = client.register_script(_RESERVE)
+        self._reserve = ScriptBatch(client.register_script(_RESERVE), 4, self._head, (RedisError, OSError))
         self._settle = client.register_script(_SETTLE)
         self._live: dict[str, Hold] = {}
         self._settled: list[tuple[Hold, float]] = []
@@ -104,13 +116,12 @@ class RedisBudgets:
             account.reserve(amount)
             return Hold(account, amount)
         hold = Hold(account, amount, self._member(), self._keys(token_hash, account))
-        now = time.time()
-        args = [int(now * 1000), int((now + self.hold_ttl) * 1000), hold.id, repr(amount), repr(account.max_budget),
-                repr(account.spent), int(self._state_ttl(account, now) * 1000)]  # fmt: skip
+        args = [hold.id, repr(amount), repr(account.max_budget), repr(account.spent),
+                int(self._state_ttl(account, time.time()) * 1000)]  # fmt: skip
         reply: list[Any] = [1, 0, 0, 0]
         try:
             with anyio.CancelScope(shield=True):  # a hold made in Redis must be known here, to be settled
-                reply = await self._reserve(keys=list(hold.keys), args=args)
+                reply = await self._reserve.call(list(hold.keys), args)
         except (RedisError, OSError) as exc:
             self._warn(exc)
             account.reserve(amount)
@@ -124,6 +135,10 @@ class RedisBudgets:
             raise held_refusal(account, float(spent), float(reserved), int(holds), amount)
         self._live[hold.id] = hold
         return hold
+
+    def _head(self) -> list[Any]:
+        now = time.time()
+        return [int(now * 1000), int((now + self.hold_ttl) * 1000)]
 
     def settle(self, hold: Hold, cost: float) -> None:
         if hold.done:
