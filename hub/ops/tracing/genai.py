@@ -97,7 +97,8 @@ class StreamWatch:
 
 
 def record_attributes(record: Any) -> Attributes:
-    """A request's totals from its `UsageRecord` (hub/accounts/usage.py), for the request's server span."""
+    """A request's totals from its `UsageRecord` (hub/accounts/usage.py), for the request's server span; counts that
+    are zero and flags that are off are left out (every attribute costs at export)."""
     attrs: Attributes = {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": record.model_alias,
@@ -106,16 +107,19 @@ def record_attributes(record: Any) -> Attributes:
         "gen_ai.usage.input_tokens": record.prompt_tokens,
         "gen_ai.usage.output_tokens": record.completion_tokens,
         "toolhub.cost_usd": record.cost,
-        "toolhub.stream": record.stream,
         "toolhub.upstream_ms": record.upstream_ms,
-        "toolhub.retries": record.retries,
-        "toolhub.fallbacks": record.fallbacks,
-        "toolhub.tool_calls": len(record.tool_calls),
     }
-    if record.cache_hit:
-        attrs["toolhub.cache_hit"] = True
-    if record.answered_group:
-        attrs["toolhub.answered_group"] = record.answered_group
+    sparse = (
+        ("toolhub.stream", record.stream),
+        ("toolhub.retries", record.retries),
+        ("toolhub.fallbacks", record.fallbacks),
+        ("toolhub.tool_calls", len(record.tool_calls)),
+        ("toolhub.cache_hit", record.cache_hit),
+        ("toolhub.answered_group", record.answered_group),
+    )
+    for name, value in sparse:
+        if value:
+            attrs[name] = value
     return attrs
 
 
