@@ -4,17 +4,22 @@ that opens the shared store (Redis when `redis_url` is set)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
 
 from hub.accounts.ratelimit import redis_client
 from hub.loop.memory import HubRounds, RoundMemory
+from hub.loop.plan import MEMORY_KEY
 from hub.shared.mirror import Mirror, SharedState, SharedTTLCache
 from hub.shared.store import LocalOnly, RedisShared, SharedStore
-from providers.gemini.signatures import Step
+from providers._cache import TTLCache
+from providers.gemini.signatures import SignatureStore, Step
+
+if TYPE_CHECKING:
+    from hub.state import HubState
 
 AnthropicTurn = tuple[str, list[dict[str, Any]]]
 
@@ -54,6 +59,61 @@ def round_memory(memory: RoundMemory, store: SharedStore) -> Mirror[HubRounds]:
     """The tool loop's hub rounds: tool-call id -> `HubRounds` (restored only for the same owner, as locally)."""
     return Mirror("hub-rounds", store, ttl=memory.ttl, dump=orjson.dumps, load=_load_rounds,
                   keep=lambda key, rounds: memory.remember([key], rounds))  # fmt: skip
+
+
+class SharedSignatures(SignatureStore):
+    """A Gemini provider's `SignatureStore` whose steps are shared (`GeminiProvider.signatures` takes it)."""
+
+    def __init__(self, steps: SharedTTLCache[Step]) -> None:
+        super().__init__(max_items=1)
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def remember(self, step: Step, call_ids: list[str]) -> None:
+        if step.calls or step.upstream_ids or step.text:
+            for call_id in call_ids:
+                self.steps.put(call_id, step)
+
+    def lookup(self, call_id: str) -> Step | None:
+        return self.steps.get(call_id)
+
+
+def share_providers(providers: Iterable[object], shared: SharedState) -> int:
+    """Swap the thinking and signature memories of these provider instances for shared ones; how many were."""
+    count = 0
+    for provider in providers:
+        if isinstance(getattr(provider, "thinking", None), TTLCache):
+            thinking = anthropic_thinking(shared.store)
+            setattr(provider, "thinking", thinking)  # noqa: B010 (any provider with such a memory, not one class)
+            shared.add(thinking.mirror)
+            count += 1
+        elif isinstance(getattr(provider, "signatures", None), SignatureStore):
+            steps = gemini_signatures(shared.store)
+            setattr(provider, "signatures", SharedSignatures(steps))  # noqa: B010
+            shared.add(steps.mirror)
+            count += 1
+    return count
+
+
+def shared_extension() -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
+    """The lifespan piece for `create_app`: with `redis_url`, the router's providers and the tool loop's memory
+    share their conversation state; `extras["shared"]` is the `SharedState` whose `warm` a request awaits."""
+
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> AsyncIterator[None]:
+        async with shared_state(state.config.redis_url) as shared:
+            if state.config.redis_url:
+                share_providers({id(s.provider): s.provider for _, s in state.router.slots()}.values(), shared)
+                memory = state.extras.get(MEMORY_KEY)
+                if memory is None:
+                    memory = state.extras[MEMORY_KEY] = RoundMemory()
+                shared.add(round_memory(memory, shared.store))
+            state.extras["shared"] = shared
+            yield
+
+    return extension
 
 
 @contextlib.asynccontextmanager

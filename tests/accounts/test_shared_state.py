@@ -12,7 +12,7 @@ import pytest
 
 from hub.accounts.ratelimit import redis_client
 from hub.loop.memory import RoundMemory, hub_rounds
-from hub.shared.kinds import anthropic_thinking, gemini_signatures, round_memory
+from hub.shared.kinds import anthropic_thinking, gemini_signatures, round_memory, share_providers
 from hub.shared.mirror import SharedState, call_ids
 from hub.shared.store import RedisShared
 from providers.gemini.signatures import Step
@@ -99,3 +99,45 @@ def test_call_ids_are_the_newest_first_and_bounded() -> None:
     assert call_ids(messages) == ["c", "a", "b"]
     assert call_ids(messages, limit=2) == ["c", "a"]
     assert call_ids("not a list") == [] and call_ids([{"role": "assistant", "tool_calls": "x"}, 3]) == []
+
+
+async def test_providers_share_their_memories_with_another_replica(stores: tuple[RedisShared, RedisShared]) -> None:
+    from providers.anthropic import AnthropicProvider
+    from providers.gemini.provider import GeminiProvider
+
+    one, two = stores
+    pool: Any = None  # the providers only keep it: nothing is sent here
+    here, there = SharedState(one), SharedState(two)
+    anthropic_here, gemini_here = AnthropicProvider(pool), GeminiProvider(pool)
+    anthropic_there, gemini_there = AnthropicProvider(pool), GeminiProvider(pool)
+    assert share_providers([anthropic_here, gemini_here, object()], here) == 2
+    assert share_providers([anthropic_there, gemini_there], there) == 2
+    anthropic_here.thinking.put("toolu_1", ("claude-sonnet-4-5", THINKING))
+    step = Step("gemini-3-flash-preview", {"call_g": "sig-g"})
+    gemini_here.signatures.remember(step, ["call_g"])
+    await one.flush()
+    assert await there.warm(conversation("toolu_1") + conversation("call_g")) == 2
+    assert anthropic_there.thinking.get("toolu_1") == ("claude-sonnet-4-5", THINKING)
+    assert gemini_there.signatures.lookup("call_g") == step and len(gemini_there.signatures) == 1
+
+
+def test_the_extension_shares_the_router_providers_and_the_tool_loop_memory() -> None:
+    from hub.app import create_app
+    from hub.config import parse_config
+    from hub.loop.plan import MEMORY_KEY
+    from hub.shared.kinds import shared_extension
+    from tests.support.servers import serve_app
+
+    url = os.environ.get("TOOLHUB_TEST_REDIS_URL")
+    if not url:
+        missing_peer("set TOOLHUB_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run the Redis tests")
+    models = [{"model_name": name, "litellm_params": {"model": model, "api_key": "sk-x"}}
+              for name, model in (("a", "anthropic/claude-sonnet-4-5"), ("b", "anthropic/claude-haiku-4-5"),
+                                  ("g", "gemini/gemini-3-flash-preview"), ("o", "openai/gpt-5-mini"))]  # fmt: skip
+    config = parse_config({"model_list": models, "general_settings": {"redis_url": url}}, {})
+    app = create_app(config, extensions=[shared_extension()])
+    with serve_app(app):
+        extras = app.state.hub.extras
+        shared: SharedState = extras["shared"]
+        assert sorted(m.namespace for m in shared.mirrors) == ["anthropic-thinking", "gemini-signatures", "hub-rounds"]
+        assert isinstance(extras[MEMORY_KEY], RoundMemory)
