@@ -1,7 +1,8 @@
 """How fast each /ui page answers with a million spend-log rows, on SQLite and PostgreSQL.
 
 Fills a fresh store with `--rows` spend logs spread over the last 30 days (200 keys, 20 models, 3% failures, some
-tool calls), starts the full server (build_app) on 127.0.0.1 in a thread, logs in as the master key and fetches every
+tool calls), folds them into the spend rollup (hub/storage/rollup.py) and prints how long that took, starts the full
+server (build_app) on 127.0.0.1 in a thread, logs in as the master key and fetches every
 page `--repeat` times. Prints median, p95 and max milliseconds per page. The console is not on the /v1 path, so the
 gateway benches (bench/gateway.py) are the check that it costs /v1 nothing.
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub.config import parse_config
 from hub.server import build_app
-from hub.storage import KeyRow, open_store
+from hub.storage import KeyRow, open_store, rollup
 from hub.storage._sql import SPEND_COLUMNS
 from tests.support.servers import serve_app
 
@@ -45,7 +46,8 @@ KEYS = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(200)]
 PAGES = ["/health/liveness", "/ui", "/ui?range=month", "/ui/overview/top?range=day", "/ui/overview/top?range=month",
          "/ui/overview/series?range=hour", "/ui/overview/series?range=day", "/ui/overview/series?range=month",
          "/ui/logs", "/ui/logs?before={middle}", "/ui/logs?status=failure", "/ui/logs?model=model-3",
-         "/ui/logs?key={key}", "/ui/logs?model=model-3&status=failure", "/ui/keys", "/ui/models", "/ui/mcp",
+         "/ui/logs?key={key}", "/ui/logs?model=model-3&status=failure",
+         "/ui/logs?key={key}&status=failure", "/ui/keys", "/ui/models", "/ui/mcp",
          "/ui/playground"]  # fmt: skip
 
 
@@ -58,7 +60,8 @@ def spend_rows(count: int) -> Iterator[tuple[Any, ...]]:
         status = 200 if rng.random() > 0.03 else rng.choice((429, 500, 502))
         yield (f"r{i}", f"req-{i}", rng.choice(KEYS), rng.choice(MODELS), "up", "openai", 100, 20, 0, 0, 0.0001,
                rng.uniform(50, 900), 40.0, status, 0, None if status == 200 else "upstream error",
-               1 if i % 50 == 0 else 0, created, time.strftime("%Y-%m-%d", time.gmtime(created)))  # fmt: skip
+               1 if i % 50 == 0 else 0, created, time.strftime("%Y-%m-%d", time.gmtime(created)), None, None, 0, 0,
+               0)  # fmt: skip
 
 
 async def prepare(url: str, rows: int) -> None:
@@ -74,13 +77,31 @@ async def prepare(url: str, rows: int) -> None:
     if url.startswith("sqlite"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
             marks = ", ".join("?" for _ in SPEND_COLUMNS)
-            db.executemany(f"INSERT INTO toolhub_spend_logs VALUES ({marks})", spend_rows(rows))
+            db.executemany(
+                f"INSERT INTO toolhub_spend_logs ({', '.join(SPEND_COLUMNS)}) VALUES ({marks})", spend_rows(rows)
+            )
     else:
         conn = await asyncpg.connect(url)
         await conn.copy_records_to_table("toolhub_spend_logs", records=spend_rows(rows), columns=SPEND_COLUMNS)
-        await conn.execute("ANALYZE toolhub_spend_logs")
         await conn.close()
     print(f"  loaded {rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+    await fold_loaded(url)
+
+
+async def fold_loaded(url: str) -> None:
+    """Fold the loaded rows into the spend rollup, as the running app's fold task does every few seconds as logs
+    arrive; then VACUUM ANALYZE on PostgreSQL, as autovacuum does after so many inserts (it sets the visibility map
+    that index-only scans need)."""
+    store = open_store(url)
+    await store.connect()
+    started = time.perf_counter()
+    folded = await rollup.fold_all(store, pause=0)
+    print(f"  folded {folded:,} rows into the rollup in {time.perf_counter() - started:.1f} s", flush=True)
+    await store.aclose()
+    if not url.startswith("sqlite"):
+        conn = await asyncpg.connect(url)
+        await conn.execute("VACUUM ANALYZE")
+        await conn.close()
 
 
 def measure(url: str, repeat: int) -> dict[str, list[float]]:

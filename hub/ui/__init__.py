@@ -6,9 +6,14 @@ turns links and forms into partial page loads and uPlot (1.6.32, MIT) draws the 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hub.state import HubState
+from hub.storage import rollup
 from hub.ui import keys, login, logs, mcp, models, overview, playground
 from hub.ui.web import STATIC
 
@@ -34,3 +39,21 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/api/v1/chat/completions", playground.chat, methods=["POST"]),
     Mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static"),
 ]
+
+
+def ui_extension(
+    interval: float = rollup.INTERVAL,
+) -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
+    """The extension for `create_app` (after the accounting one, which opens the store): folds new spend logs into
+    the console's rollup every `interval` seconds (hub/storage/rollup.py)."""
+
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> AsyncIterator[None]:
+        store = state.extras.get("store")
+        if store is None:
+            yield
+            return
+        async with rollup.running(store, interval):
+            yield
+
+    return extension

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from hub.accounts.keys_api import key_info
+from hub.errors import HubError, NotFound
+from hub.state import hub_state
+from hub.storage import StoreError
+from hub.ui import queries
 from hub.ui.api import ApiResult, call_api
 from hub.ui.session import Session
 from hub.ui.web import page, read_form, render, split_list
@@ -28,17 +34,33 @@ async def _render(request: Request, session: Session, status: int = 200, **conte
                       error=context.get("error") or (None if own.ok else own.error))  # fmt: skip
     page_no = _page(request.query_params.get("page"))
     alias = request.query_params.get("alias") or None
-    listing = await call_api(request, session, "GET", "/key/list",
-                             query={"return_full_object": "true", "page": page_no, "size": PAGE_SIZE,
-                                    "key_alias": alias})  # fmt: skip
-    if not listing.ok:
-        context.setdefault("error", listing.error)
-    body = listing.body if listing.ok else {"keys": [], "total_count": 0, "total_pages": 0}
+    try:
+        body = await _listing(request, page_no, alias)
+    except (HubError, StoreError) as exc:
+        context.setdefault("error", exc.message if isinstance(exc, HubError) else f"The database failed: {exc}")
+        body = {"keys": [], "total_count": 0, "total_pages": 0}
     response = render(request, "keys.html", session, status, listing=body, page_no=page_no, alias=alias or "",
                       **context)  # fmt: skip
     if request.method == "POST":
         response.headers["hx-replace-url"] = "/ui/keys"  # reloading shows the list, never the secret again
     return response
+
+
+async def _listing(request: Request, page_no: int, alias: str | None) -> dict[str, Any]:
+    """`/key/list?return_full_object=true`'s answer, with the page's spend read in one query (`/key/list` reads it
+    key by key: a page of 50 keys over a million logs took over a second).
+
+    Raises:
+        NotFound: no database, so no keys.
+        StoreError: the database failed.
+    """
+    keys = hub_state(request).extras.get("keys")
+    if keys is None:
+        raise NotFound("Key management needs a database (general_settings.database_url).")
+    rows, total = await keys.store.list_keys(alias=alias, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+    spent = await queries.key_spends(keys, rows, time.time())
+    listed = [await key_info(keys, row, spend=spent[row.token_hash]) for row in rows]
+    return {"keys": listed, "total_count": total, "current_page": page_no, "total_pages": -(-total // PAGE_SIZE)}
 
 
 def _page(raw: str | None) -> int:

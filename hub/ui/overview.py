@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,13 +17,9 @@ from hub.ui.models import deployments
 from hub.ui.session import Session
 from hub.ui.web import SECURITY_HEADERS, page, render
 
-RANGES = {"hour": (3600, 60), "day": (86400, 1800), "month": (30 * 86400, 86400)}
-"""Range name -> (seconds shown, seconds per bucket)."""
-MONTH_CACHE_SECONDS = 60
+RANGES = {"hour": (3600, 60), "day": (86400, 3600), "month": (30 * 86400, 86400)}
+"""Range name -> (seconds shown, seconds per bucket). Hours and days are read from the spend rollup."""
 LABELS = {"hour": "Last hour", "day": "Last day", "month": "Last 30 days"}
-
-
-T = TypeVar("T")
 
 
 def _range(request: Request) -> str:
@@ -32,20 +27,9 @@ def _range(request: Request) -> str:
     return wanted if wanted in RANGES else "day"
 
 
-async def _recent(request: Request, what: tuple[Any, ...], compute: Callable[[], Awaitable[T]]) -> T:
-    """A 30-day aggregate reads every row (seconds with a million rows): its answer is kept for a minute."""
-    if _range(request) != "month":
-        return await compute()
-    cache: dict[tuple[Any, ...], tuple[float, Any]] = hub_state(request).extras.setdefault("ui_recent", {})
-    now = time.monotonic()
-    hit = cache.get(what)
-    if hit is not None and now - hit[0] < MONTH_CACHE_SECONDS:
-        return hit[1]
-    value = await compute()
-    if len(cache) > 1000:
-        cache.clear()
-    cache[what] = (now, value)
-    return value
+def window(span: int, step: int, now: float) -> int:
+    """The first bucket's start: whole buckets, the last one holding `now` (the charts and top lists agree)."""
+    return int(now - span) // step * step + step
 
 
 @page
@@ -61,18 +45,17 @@ async def overview_page(request: Request, session: Session) -> Response:
 
 @page
 async def top_panel(request: Request, session: Session) -> Response:
-    """Top models and keys of the range: loaded after the page, as over 30 days it reads every row."""
+    """Top models and keys of the range, over the same buckets as the charts (loaded after the page)."""
     store = hub_state(request).extras.get("store")
     top_models: list[dict[str, Any]] = []
     top_keys: list[dict[str, Any]] = []
     if store is not None:
-        start = time.time() - RANGES[_range(request)][0]
+        span, step = RANGES[_range(request)]
+        start = window(span, step, time.time())
         key_hash = None if session.principal.is_master else session.principal.key_id
-        top_models = await _recent(
-            request, ("models", key_hash), lambda: queries.top(store, "model_alias", key_hash, start)
-        )
+        top_models = await queries.top(store, "model_alias", key_hash, start, step)
         names = await key_aliases(store, session)
-        by_key = await _recent(request, ("keys", key_hash), lambda: queries.top(store, "key_hash", key_hash, start))
+        by_key = await queries.top(store, "key_hash", key_hash, start, step)
         top_keys = [{**row, "name": names.get(row["name"] or "", "master" if row["name"] is None else "")}
                     for row in by_key]  # fmt: skip
     return render(request, "_top.html", session, top_models=top_models, top_keys=top_keys)
@@ -84,10 +67,9 @@ async def series(request: Request, session: Session) -> Response:
     store = hub_state(request).extras.get("store")
     span, step = RANGES[_range(request)]
     now = time.time()
-    start = int(now - span) // step * step + step
+    start = window(span, step, now)
     key_hash = None if session.principal.is_master else session.principal.key_id
-    rows = [] if store is None else await _recent(request, ("series", key_hash, start),
-                                                  lambda: queries.series(store, key_hash, start, step))  # fmt: skip
+    rows = [] if store is None else await queries.series(store, key_hash, start, step)
     by_bucket = {int(r["bucket"]): r for r in rows}
     buckets = range((int(now) - start) // step + 1)
     body = {"t": [start + b * step for b in buckets],

@@ -1,4 +1,5 @@
-"""Read-only queries the admin API lacks: spend logs filtered by status, and time buckets for the Overview charts.
+"""Read-only queries the admin API lacks: spend logs filtered by status, time buckets for the Overview charts, and a
+page of keys' spend in one query.
 
 They run on the store's own query primitive (`SqlStore._fetch`, shared by SQLite and PostgreSQL), over the columns
 and indexes of `hub/storage/migrations`, and never write. Every query is limited to one key when the session is a
@@ -7,12 +8,18 @@ virtual key's.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hub.storage import Store
+from hub.accounts.keys import KeyAuthenticator
+from hub.accounts.spend import budget_period, period_start
+from hub.storage import KeyRow, Store
 from hub.storage._sql import SPEND_COLUMNS
+from hub.storage.key_spend import spend_since_many
+from hub.storage.rollup import ALL, DAY, HOUR, bucket_sql
+
+ROLLUP_SPANS = (HOUR, DAY)
 
 Status = Literal["success", "failure"]
 
@@ -26,13 +33,10 @@ class LogFilter:
     end: float | None = None
 
 
-def _where(f: LogFilter, *, scan: bool = False) -> tuple[str, list[Any]]:
-    """The WHERE clause; `scan` keeps SQLite off the time index (unary `+`), as reading most of the table through
-    it costs a lookup per row (a no-op on PostgreSQL, whose planner weighs this itself)."""
+def _where(f: LogFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
-    since = "+created_at >= " if scan else "created_at >= "
-    for clause, value in (("key_hash = ", f.key_hash), ("model_alias = ", f.model), (since, f.start),
+    for clause, value in (("key_hash = ", f.key_hash), ("model_alias = ", f.model), ("created_at >= ", f.start),
                           ("created_at < ", f.end)):  # fmt: skip
         if value is not None:
             args.append(value)
@@ -110,26 +114,101 @@ async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, 
     return await _fetch(store, text, request_ids)
 
 
-async def series(store: Store, key_hash: str | None, start: float, step: int) -> list[dict[str, Any]]:
-    """Requests, errors, spend and mean latency per `step` seconds since `start`."""
-    where, args = _where(LogFilter(key_hash=key_hash, start=start), scan=_wide(start))
+def _postgres(store: Store) -> bool:
+    from hub.storage.postgres import PostgresStore
+
+    return isinstance(store, PostgresStore)
+
+
+def _unrolled(store: Store, key_hash: str | None, n: int, *, step: int | None = None) -> tuple[str, list[Any]]:
+    """The logs since `$1` not folded into the rollup yet (a few seconds' worth, through a partial index)."""
+    where = "rolled = 0 AND created_at >= CAST($1 AS DOUBLE PRECISION)"
+    args: list[Any] = []
+    if key_hash is not None:
+        args.append(key_hash)
+        where += f" AND key_hash = ${n + 1}"
+    bucket = "" if step is None else f"{bucket_sql('created_at', str(step), postgres=_postgres(store))} AS b, "
+    return (f"SELECT {bucket}COALESCE(key_hash, '') AS k, model_alias AS m, 1 AS requests, "
+            "CASE WHEN status_code <> 200 THEN 1 ELSE 0 END AS errors, cost AS spend, latency_ms "
+            f"FROM toolhub_spend_logs WHERE {where}"), args  # fmt: skip
+
+
+async def series(store: Store, key_hash: str | None, start: int, step: int) -> list[dict[str, Any]]:
+    """Requests, errors, spend and mean latency per `step` seconds since `start` (a multiple of `step`).
+
+    Hours and days come from the rollup (hub/storage/rollup.py) plus the logs not folded yet; shorter steps (the
+    last hour) from the logs.
+    """
+    if step not in ROLLUP_SPANS:
+        return await _raw_series(store, key_hash, start, step)
+    unrolled, args = _unrolled(store, key_hash, 3, step=step)
+    text = ("SELECT (b - $1) / $2 AS bucket, SUM(requests) AS requests, SUM(errors) AS errors, SUM(spend) AS spend, "
+            "SUM(latency_ms) / SUM(requests) AS latency_ms FROM ("
+            "SELECT bucket_start AS b, requests, errors, spend, latency_ms FROM toolhub_spend_rollup "
+            "WHERE span = $2 AND key_hash = $3 AND model_alias = '*' AND bucket_start >= $1 "
+            f"UNION ALL SELECT b, requests, errors, spend, latency_ms FROM ({unrolled}) AS u"
+            ") AS t GROUP BY bucket ORDER BY bucket")  # fmt: skip
+    return await _fetch(store, text, [start, step, key_hash or ALL, *args])
+
+
+async def _raw_series(store: Store, key_hash: str | None, start: int, step: int) -> list[dict[str, Any]]:
+    where, args = _where(LogFilter(key_hash=key_hash, start=start))
     n = len(args)
-    text = (f"SELECT (CAST(created_at AS BIGINT) - ${n + 1}) / ${n + 2} AS bucket, COUNT(*) AS requests, "
+    bucket = bucket_sql("created_at", f"${n + 2}", postgres=_postgres(store))
+    text = (f"SELECT ({bucket} - ${n + 1}) / ${n + 2} AS bucket, COUNT(*) AS requests, "
             "SUM(CASE WHEN status_code <> 200 THEN 1 ELSE 0 END) AS errors, SUM(cost) AS spend, "
             f"AVG(latency_ms) AS latency_ms FROM toolhub_spend_logs {where} "
             "GROUP BY bucket ORDER BY bucket")  # fmt: skip
-    return await _fetch(store, text, [*args, int(start), step])
+    return await _fetch(store, text, [*args, start, step])
 
 
-async def top(store: Store, column: Literal["model_alias", "key_hash"], key_hash: str | None, start: float,
-              limit: int = 5) -> list[dict[str, Any]]:  # fmt: skip
-    """The `limit` models or keys with the most requests since `start`."""
-    where, args = _where(LogFilter(key_hash=key_hash, start=start), scan=_wide(start))
+async def top(store: Store, column: Literal["model_alias", "key_hash"], key_hash: str | None, start: int,
+              step: int, limit: int = 5) -> list[dict[str, Any]]:  # fmt: skip
+    """The `limit` models or keys with the most requests since `start` (a multiple of `step`, as in `series`).
+
+    From the rollup where it has the rows: every step of an hour or a day, except one key's models by the hour.
+    """
+    by_model = column == "model_alias"
+    if step not in ROLLUP_SPANS or (by_model and key_hash is not None and step != DAY):
+        return await _raw_top(store, column, key_hash, start, limit)
+    unrolled, args = _unrolled(store, key_hash, 3)
+    if by_model:
+        rolled = (
+            "SELECT model_alias AS name, requests, spend FROM toolhub_spend_rollup "
+            "WHERE span = $2 AND key_hash = $3 AND model_alias <> '*' AND bucket_start >= $1"
+        )
+    else:  # every key's row ('*' excluded), or one key's own
+        rolled = (
+            "SELECT key_hash AS name, requests, spend FROM toolhub_spend_rollup WHERE span = $2 "
+            f"AND model_alias = '*' AND key_hash {'<>' if key_hash is None else '='} $3 AND bucket_start >= $1"
+        )
+    pick = "m" if by_model else "k"
+    text = (f"SELECT name, SUM(requests) AS requests, SUM(spend) AS spend FROM ({rolled} UNION ALL "
+            f"SELECT {pick} AS name, requests, spend FROM ({unrolled}) AS u) AS t "
+            f"GROUP BY name ORDER BY requests DESC, name LIMIT {int(limit)}")  # fmt: skip
+    rows = await _fetch(store, text, [start, step, key_hash or ALL, *args])
+    if not by_model:  # '' is the master key in the rollup, NULL in the logs
+        rows = [{**row, "name": row["name"] or None} for row in rows]
+    return rows
+
+
+async def _raw_top(store: Store, column: Literal["model_alias", "key_hash"], key_hash: str | None, start: int,
+                   limit: int) -> list[dict[str, Any]]:  # fmt: skip
+    where, args = _where(LogFilter(key_hash=key_hash, start=start))
     text = (f"SELECT {column} AS name, COUNT(*) AS requests, SUM(cost) AS spend FROM toolhub_spend_logs {where} "
-            f"GROUP BY {column} ORDER BY requests DESC LIMIT {int(limit)}")  # fmt: skip
+            f"GROUP BY {column} ORDER BY requests DESC, name LIMIT {int(limit)}")  # fmt: skip
     return await _fetch(store, text, args)
 
 
-def _wide(start: float) -> bool:
-    """Whether a range reaches back far enough that a table scan beats the time index (more than two days)."""
-    return time.time() - start > 2 * 86400
+async def key_spends(keys: KeyAuthenticator, rows: Sequence[KeyRow], now: float) -> dict[str, float]:
+    """Each key's spend in its current budget period, as `/key/info` shows it: the live budget account's when the
+    process holds one, otherwise read for all the other keys in one query."""
+    spent: dict[str, float] = {}
+    since: dict[str, float] = {}
+    for row in rows:
+        account = keys.ledger.get(row.token_hash)
+        if account is not None:
+            spent[row.token_hash] = account.spent
+        else:
+            since[row.token_hash] = period_start(row.created_at, budget_period(row.budget_duration), now)
+    return spent | await spend_since_many(keys.store, since)

@@ -111,7 +111,7 @@ def test_bad_page_inputs_get_a_clear_error_or_a_sane_default(hub: str) -> None:
     assert bad_date.status_code == 400 and "Invalid &#39;start&#39;" in bad_date.text
     assert bad_status.status_code == 400 and "must be success or failure" in bad_status.text
     assert bad_cursor.status_code == 200 and bad_range.status_code == 200
-    assert len(bad_range.json()["t"]) in (48, 49)  # the default range: a day of half-hour buckets, the current one last
+    assert len(bad_range.json()["t"]) in (24, 25)  # the default range: a day of hourly buckets, the current one last
     assert bad_action.status_code == 404 and "No such action: explode." in bad_action.text
 
 
