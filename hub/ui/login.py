@@ -1,19 +1,28 @@
-"""Logging in with the master key or a virtual key, and out."""
+"""Logging in with the master key or a virtual key, and out; failed logins are limited per client address."""
 
 from __future__ import annotations
+
+import math
+import time
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hub.errors import HubError
 from hub.state import hub_state
+from hub.storage import StoreError
 from hub.ui.session import COOKIE, TTL_SECONDS, Session, same_origin
-from hub.ui.web import page, read_form, render, sessions
+from hub.ui.web import page, read_form, render, sessions, throttle
+
+NO_DATABASE = "The database is not answering, so no session can start or end: try again shortly."
 
 
 async def login_form(request: Request) -> Response:
-    if sessions(request).get(request.cookies.get(COOKIE)) is not None:
-        return RedirectResponse("/ui", status_code=303)
+    try:
+        if await sessions(request).get(request.cookies.get(COOKIE)) is not None:
+            return RedirectResponse("/ui", status_code=303)
+    except StoreError:
+        return render(request, "login.html", status=503, error=NO_DATABASE, open=hub_state(request).auth.open)
     return render(request, "login.html", open=hub_state(request).auth.open)
 
 
@@ -21,12 +30,26 @@ async def login(request: Request) -> Response:
     """Check the key exactly as the API does (`Authorization: Bearer`), then start a session."""
     if not same_origin(request):
         return render(request, "login.html", status=403, error="Cross-site login refused.")
+    address = request.client.host if request.client else ""
+    now = time.time()
+    wait = throttle(request).wait(address, now)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        error = f"Too many failed logins from your address: wait {seconds} s, then try again."
+        response = render(request, "login.html", status=429, error=error)
+        response.headers["retry-after"] = str(seconds)
+        return response
     key = (await read_form(request)).get("key", "").strip()
     try:
         principal = await hub_state(request).auth.authenticate(key or None)
     except HubError as exc:
+        throttle(request).failed(address, now)
         return render(request, "login.html", status=exc.status_code, error=_why(exc))
-    _, cookie = sessions(request).create(key, principal)
+    throttle(request).succeeded(address)
+    try:
+        _, cookie = await sessions(request).create(key, principal)
+    except StoreError:
+        return render(request, "login.html", status=503, error=NO_DATABASE)
     response = RedirectResponse("/ui", status_code=303)
     secure = request.url.scheme == "https"
     response.set_cookie(COOKIE, cookie, max_age=TTL_SECONDS, path="/ui", httponly=True, samesite="strict",
@@ -42,7 +65,11 @@ def _why(exc: HubError) -> str:
 
 @page
 async def logout(request: Request, session: Session) -> Response:
-    sessions(request).end(session)
+    """End the session everywhere (its row is deleted), then back to the login page."""
+    try:
+        await sessions(request).end(session)
+    except StoreError:
+        return render(request, "error.html", session, status=503, message=NO_DATABASE)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
     return response

@@ -1,24 +1,38 @@
-"""Console sessions: a signed, expiring, HttpOnly SameSite=Strict cookie naming a session kept in this process.
+"""Console sessions: a signed, expiring, HttpOnly SameSite=Strict cookie naming a session kept in the database.
 
-The cookie is `<id>.<expiry>.<HMAC-SHA256>`; the key the operator typed stays on the server, so the browser never
-holds it and logout really ends the session. State-changing requests must come from our own origin (`Origin`) and
-carry the session's CSRF token (form field `csrf` or header `X-CSRF-Token`).
+The cookie is `<id>.<expiry>.<HMAC-SHA256>`, signed with a secret derived from the master key, so every process and
+replica of the gateway reads the same cookies. The session itself is a row of `toolhub_ui_sessions` (migration
+0007_console.sql) under the SHA-256 of its id: logout deletes it, which ends it everywhere at once. The key the
+operator typed is kept in that row sealed (encrypted and authenticated with keys derived from the same secret), so the
+browser never holds it and a copy of the database alone does not reveal it. Without a database, sessions live in the
+process, as before.
+
+State-changing requests must come from our own origin (`Origin`) and carry the session's CSRF token (form field `csrf`
+or header `X-CSRF-Token`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from starlette.requests import HTTPConnection
 
 from hub.accounts.auth import Principal
+from hub.storage import Store
 
 COOKIE = "toolhub_ui"
 TTL_SECONDS = 8 * 3600
+LOGIN_FAILURES = 10
+"""Failed logins one client address may make per `LOGIN_WINDOW` seconds; more get a 429 page."""
+LOGIN_WINDOW = 60.0
+_ADDRESSES = 10_000
+_NONCE = 16
+_TAG = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,44 +46,157 @@ class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
 
-class Sessions:
-    """The sessions of this process, and the secret that signs their cookies."""
+def derive_secret(master_key: str | None) -> bytes:
+    """The cookie and sealing secret: the same in every process that has the same master key.
 
-    def __init__(self, secret: bytes | None = None, ttl: float = TTL_SECONDS) -> None:
+    Without a master key the gateway is open (anyone may use it) and the secret is a constant: a cookie is then only
+    as good as the session row it names, which cannot be guessed.
+    """
+    return hmac.new((master_key or "").encode(), b"toolhub-ui-session-v1", hashlib.sha256).digest()
+
+
+class Sealer:
+    """Encrypt-then-MAC with HMAC-SHA256 only: a keystream of HMAC(nonce || counter) blocks, and a tag over the
+    nonce and the ciphertext (the standard library has no cipher; this is a PRF in counter mode)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._enc = hmac.new(secret, b"seal-encrypt", hashlib.sha256).digest()
+        self._mac = hmac.new(secret, b"seal-authenticate", hashlib.sha256).digest()
+
+    def _stream(self, nonce: bytes, size: int) -> bytes:
+        blocks = (
+            hmac.new(self._enc, nonce + n.to_bytes(4, "big"), hashlib.sha256).digest() for n in range(size // 32 + 1)
+        )
+        return b"".join(blocks)[:size]
+
+    def seal(self, text: str) -> str:
+        nonce = secrets.token_bytes(_NONCE)
+        plain = text.encode()
+        cipher = bytes(a ^ b for a, b in zip(plain, self._stream(nonce, len(plain)), strict=True))
+        tag = hmac.new(self._mac, nonce + cipher, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(nonce + cipher + tag).decode()
+
+    def open(self, sealed: str) -> str | None:
+        """The text, or None when the seal was not made with this secret (or was altered)."""
+        try:
+            raw = base64.urlsafe_b64decode(sealed.encode())
+        except ValueError:
+            return None
+        nonce, cipher, tag = raw[:_NONCE], raw[_NONCE:-_TAG], raw[-_TAG:]
+        if len(raw) < _NONCE + _TAG or not hmac.compare_digest(
+            tag, hmac.new(self._mac, nonce + cipher, hashlib.sha256).digest()
+        ):
+            return None
+        return bytes(a ^ b for a, b in zip(cipher, self._stream(nonce, len(cipher)), strict=True)).decode(
+            errors="replace"
+        )
+
+
+_INSERT = "INSERT INTO toolhub_ui_sessions (id_hash, sealed, csrf, created_at, expires) VALUES ($1, $2, $3, $4, $5)"
+_SELECT = "SELECT sealed, csrf, expires FROM toolhub_ui_sessions WHERE id_hash = $1"
+_DELETE = "DELETE FROM toolhub_ui_sessions WHERE id_hash = $1"
+_EXPIRED = "DELETE FROM toolhub_ui_sessions WHERE expires < $1"
+
+
+class Sessions:
+    """Console sessions: in `store` when there is one (shared by every process), otherwise in this process.
+
+    Raises (every async method):
+        StoreError: the database failed.
+    """
+
+    def __init__(self, secret: bytes | None = None, ttl: float = TTL_SECONDS, store: Store | None = None) -> None:
         self._secret = secret or secrets.token_bytes(32)
+        self._sealer = Sealer(self._secret)
         self._ttl = ttl
+        self._store = store
         self._live: dict[str, Session] = {}
 
-    def create(self, key: str, principal: Principal) -> tuple[Session, str]:
+    async def create(self, key: str, principal: Principal) -> tuple[Session, str]:
         """A new session and its cookie value."""
-        self._drop_expired()
-        session = Session(secrets.token_urlsafe(24), key, principal, time.time() + self._ttl)
-        self._live[session.id] = session
+        now = time.time()
+        session = Session(secrets.token_urlsafe(24), key, principal, now + self._ttl)
+        if self._store is None:
+            self._drop_expired(now)
+            self._live[session.id] = session
+        else:
+            await self._execute(_EXPIRED, [now])
+            await self._execute(
+                _INSERT, [_hash(session.id), self._sealer.seal(key), session.csrf, now, session.expires]
+            )
         payload = f"{session.id}.{int(session.expires)}"
         return session, f"{payload}.{self._sign(payload)}"
 
-    def get(self, cookie: str | None) -> Session | None:
-        """The live session a cookie names, if its signature is ours and neither it nor the session expired."""
+    async def get(self, cookie: str | None) -> Session | None:
+        """The live session a cookie names, if its signature is ours and neither it nor the session expired. Its
+        `principal` is a placeholder until the caller authenticates `key` again (`hub.ui.web`)."""
+        sid = self._verified(cookie)
+        if sid is None:
+            return None
+        if self._store is None:
+            session = self._live.get(sid)
+        else:
+            session = await self._load(sid)
+        return session if session is not None and session.expires >= time.time() else None
+
+    async def end(self, session: Session) -> None:
+        self._live.pop(session.id, None)
+        if self._store is not None:
+            await self._execute(_DELETE, [_hash(session.id)])
+
+    def _verified(self, cookie: str | None) -> str | None:
         if not cookie or cookie.count(".") != 2:
             return None
         sid, expiry, signature = cookie.split(".")
         if not hmac.compare_digest(signature, self._sign(f"{sid}.{expiry}")):
             return None
-        session = self._live.get(sid)
-        if session is None or not expiry.isdigit() or int(expiry) < time.time() or session.expires < time.time():
-            return None
-        return session
+        return sid if expiry.isdigit() and int(expiry) >= time.time() else None
 
-    def end(self, session: Session) -> None:
-        self._live.pop(session.id, None)
+    async def _load(self, sid: str) -> Session | None:
+        rows = await self._store._fetch(_SELECT, [_hash(sid)])  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
+        if not rows:
+            return None
+        key = self._sealer.open(rows[0]["sealed"])
+        if key is None:  # sealed under another master key: the master key changed since
+            return None
+        placeholder = Principal(key_id=None, alias="", models=frozenset(), mcp_servers=frozenset())  # may nothing
+        return replace(Session(sid, key, placeholder, float(rows[0]["expires"])), csrf=rows[0]["csrf"])
+
+    async def _execute(self, text: str, args: list[object]) -> None:
+        await self._store._execute(text, args)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
 
     def _sign(self, payload: str) -> str:
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
 
-    def _drop_expired(self) -> None:
-        now = time.time()
+    def _drop_expired(self, now: float) -> None:
         for sid in [s.id for s in self._live.values() if s.expires < now]:
             del self._live[sid]
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window (per process: each replica counts its own)."""
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+
+    def wait(self, address: str, now: float) -> float:
+        """Seconds until `address` may try again (0: now)."""
+        recent = [t for t in self._failures.get(address, []) if t > now - self.window]
+        self._failures[address] = recent
+        return 0.0 if len(recent) < self.limit else recent[0] + self.window - now
+
+    def failed(self, address: str, now: float) -> None:
+        if address not in self._failures and len(self._failures) >= _ADDRESSES:
+            self._failures.pop(next(iter(self._failures)))  # the oldest address first: memory stays bounded
+        self._failures.setdefault(address, []).append(now)
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
+
+
+def _hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def same_origin(conn: HTTPConnection) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +17,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.errors import AuthenticationError, PermissionDenied
 from hub.state import hub_state
-from hub.ui.session import COOKIE, Session, Sessions, csrf_ok, same_origin
+from hub.storage import StoreError
+from hub.ui.session import COOKIE, LoginThrottle, Session, Sessions, csrf_ok, derive_secret, same_origin
 
 STATIC = Path(__file__).parent / "static"
 NAV = [("Overview", "/ui"), ("Models", "/ui/models"), ("Keys", "/ui/keys"), ("Logs", "/ui/logs"),
@@ -39,8 +42,19 @@ Page = Callable[[Request, Session], Awaitable[Response]]
 
 
 def sessions(request: Request) -> Sessions:
-    """This process's console sessions (made on first use)."""
-    return hub_state(request).extras.setdefault("ui_sessions", Sessions())
+    """The console's sessions (made on first use): in the database when there is one, signed with a secret derived
+    from the master key."""
+    state = hub_state(request)
+    found = state.extras.get("ui_sessions")
+    if found is None:
+        store = state.extras.get("store")
+        secret = derive_secret(state.config.master_key) if store is not None else None
+        found = state.extras["ui_sessions"] = Sessions(secret, store=store)
+    return found
+
+
+def throttle(request: Request) -> LoginThrottle:
+    return hub_state(request).extras.setdefault("ui_login_throttle", LoginThrottle())
 
 
 def render(request: Request, name: str, session: Session | None = None, status: int = 200, **context: Any) -> Response:
@@ -83,18 +97,23 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _live_session(request: Request) -> Session | None:
-    """The request's session while its key still authenticates: a key blocked, deleted or expired since the login
-    ends the session at its next request (the key check is the API's own, cached like on /v1)."""
+    """The request's session while its key still authenticates, with what that key may do now: a key blocked,
+    deleted or expired since the login ends the session at its next request (the key check is the API's own, cached
+    like on /v1). A database failure reads as no session (the login page says why)."""
     store = sessions(request)
-    session = store.get(request.cookies.get(COOKIE))
+    try:
+        session = await store.get(request.cookies.get(COOKIE))
+    except StoreError:
+        return None
     if session is None:
         return None
     try:
-        await hub_state(request).auth.authenticate(session.key or None)
+        principal = await hub_state(request).auth.authenticate(session.key or None)
     except (AuthenticationError, PermissionDenied):
-        store.end(session)
+        with contextlib.suppress(StoreError):
+            await store.end(session)
         return None
-    return session
+    return dataclasses.replace(session, principal=principal)
 
 
 def _is_form(request: Request) -> bool:

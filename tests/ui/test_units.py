@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from hub.accounts.auth import MASTER
 from hub.ui.keys import key_fields
 from hub.ui.mcp import arguments_from_form
-from hub.ui.session import Sessions
+from hub.ui.session import LoginThrottle, Sealer, Sessions, derive_secret
 
 SCHEMA = {
     "type": "object",
@@ -22,26 +24,52 @@ SCHEMA = {
 }
 
 
-def test_a_session_cookie_names_its_session_until_logout() -> None:
+@pytest.mark.anyio
+async def test_a_session_cookie_names_its_session_until_logout() -> None:
     sessions = Sessions(secret=b"s" * 32)
-    session, cookie = sessions.create("sk-master", MASTER)
-    assert sessions.get(cookie) is session
+    session, cookie = await sessions.create("sk-master", MASTER)
+    assert await sessions.get(cookie) is session
     assert "sk-master" not in cookie
-    sessions.end(session)
-    assert sessions.get(cookie) is None
+    await sessions.end(session)
+    assert await sessions.get(cookie) is None
 
 
-def test_a_tampered_foreign_or_expired_cookie_is_no_session() -> None:
+@pytest.mark.anyio
+async def test_a_tampered_foreign_or_expired_cookie_is_no_session() -> None:
     sessions = Sessions(secret=b"s" * 32)
-    session, cookie = sessions.create("sk-master", MASTER)
+    session, cookie = await sessions.create("sk-master", MASTER)
     sid, expiry, signature = cookie.split(".")
-    assert sessions.get(f"{sid}.{int(expiry) + 3600}.{signature}") is None  # a longer life needs a new signature
-    assert sessions.get(f"{sid}.{expiry}.{'0' * 64}") is None
-    assert Sessions(secret=b"t" * 32).get(cookie) is None  # another process's secret
-    assert sessions.get("garbage") is None and sessions.get(None) is None
+    assert await sessions.get(f"{sid}.{int(expiry) + 3600}.{signature}") is None  # a longer life needs a new signature
+    assert await sessions.get(f"{sid}.{expiry}.{'0' * 64}") is None
+    assert await Sessions(secret=b"t" * 32).get(cookie) is None  # another secret
+    assert await sessions.get("garbage") is None and await sessions.get(None) is None
     expired = Sessions(secret=b"s" * 32, ttl=-1)
-    _, old = expired.create("sk-master", MASTER)
-    assert expired.get(old) is None
+    _, old = await expired.create("sk-master", MASTER)
+    assert await expired.get(old) is None
+
+
+def test_a_sealed_key_opens_only_with_the_same_secret_and_unaltered() -> None:
+    sealer = Sealer(derive_secret("sk-master"))
+    sealed = sealer.seal("sk-virtual-key-é" * 5)
+    assert "sk-virtual" not in sealed and sealer.seal("same") != sealer.seal("same")  # a fresh nonce each time
+    assert sealer.open(sealed) == "sk-virtual-key-é" * 5
+    assert Sealer(derive_secret("sk-other-master")).open(sealed) is None
+    flipped = bytearray(base64.urlsafe_b64decode(sealed))
+    flipped[20] ^= 1
+    assert sealer.open(base64.urlsafe_b64encode(bytes(flipped)).decode()) is None
+    assert sealer.open("!!not base64") is None and sealer.open("") is None
+    assert derive_secret("sk-master") == derive_secret("sk-master") != derive_secret("sk-other-master")
+
+
+def test_failed_logins_are_limited_per_address_in_a_sliding_window() -> None:
+    throttle = LoginThrottle(limit=3, window=60)
+    for t in (0, 1, 2):
+        assert throttle.wait("10.0.0.1", t) == 0
+        throttle.failed("10.0.0.1", t)
+    assert throttle.wait("10.0.0.1", 3) == 57 and throttle.wait("10.0.0.2", 3) == 0
+    assert throttle.wait("10.0.0.1", 60.5) == 0  # the first failure left the window
+    throttle.succeeded("10.0.0.1")
+    assert throttle.wait("10.0.0.1", 3) == 0
 
 
 def test_tool_arguments_are_typed_by_the_input_schema() -> None:
