@@ -83,7 +83,7 @@ def test_a_cached_plain_answer_replays_as_a_stream_the_sdk_accumulates_identical
     assert final.choices[0].finish_reason == "stop" and final.id == plain.id
     assert final.usage is None  # no include_usage: no usage chunk
     options: Any = {"stream": True, "stream_options": {"include_usage": True}}
-    chunks = list(client.chat.completions.create(model="text", messages=messages, **options))
+    chunks = list(client.chat.completions.create(model="text", messages=messages, **options))  # pyright: ignore[reportCallIssue, reportArgumentType]
     assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
     assert upstream_calls(fake, messages) == 1
 
