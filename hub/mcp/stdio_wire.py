@@ -30,6 +30,9 @@ from hub.mcp.stdio_client import LineSplitter, Oversized
 MAX_LINE_BYTES = 256 * 1024 * 1024
 """A client message longer than this is discarded (and reported to the session as an error) instead of buffered."""
 _CHUNK = 65536
+EOF_GRACE = 0.3
+"""Seconds the requests still unanswered when stdin ends get to be answered (`toolhub stdio < requests.jsonl` ends
+its input at once; a client that closes stdin to stop us waits 2 s, of which stopping the upstreams takes up to 1.5)."""
 FLUSH_WAIT = 0.5
 """Seconds the answers already accepted get to reach stdout once serving ends (a client that stopped reading
 would otherwise hold the exit)."""
@@ -83,18 +86,49 @@ async def write_all(wire: _Wire, data: bytes) -> None:
             await anyio.wait_writable(wire.private)
 
 
-async def _read(wire: _Wire, send: ContextSendStream[Incoming]) -> None:
+class Unanswered:
+    """Ids of the client's requests that have no answer yet."""
+
+    def __init__(self) -> None:
+        self.ids: set[types.RequestId | None] = set()
+        self._none = anyio.Event()
+        self._none.set()
+
+    def read(self, message: types.JSONRPCMessage) -> None:
+        if isinstance(message, types.JSONRPCRequest):
+            if not self.ids:
+                self._none = anyio.Event()
+            self.ids.add(message.id)
+        elif isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
+            self._answered((message.params or {}).get("requestId", ""))  # a cancelled request gets no answer
+
+    def written(self, message: types.JSONRPCMessage) -> None:
+        if isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
+            self._answered(message.id)
+
+    def _answered(self, request_id: types.RequestId | None) -> None:
+        self.ids.discard(request_id)
+        if not self.ids:
+            self._none.set()
+
+    async def wait(self, limit: float) -> None:
+        with anyio.move_on_after(limit):
+            await self._none.wait()
+
+
+async def _read(wire: _Wire, send: ContextSendStream[Incoming], unanswered: Unanswered) -> None:
     splitter = LineSplitter(MAX_LINE_BYTES)
     async with send:
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             while chunk := await read_chunk(wire):
                 for line in splitter.feed(chunk):
-                    await _deliver(send, line)
+                    await _deliver(send, line, unanswered)
                 await anyio.lowlevel.checkpoint()  # a regular file never waits: let the others run
-            await _deliver(send, splitter.rest())
+            await _deliver(send, splitter.rest(), unanswered)
+            await unanswered.wait(EOF_GRACE)  # closing `send` ends serving, and with it the requests in flight
 
 
-async def _deliver(send: ContextSendStream[Incoming], line: bytes | Oversized) -> None:
+async def _deliver(send: ContextSendStream[Incoming], line: bytes | Oversized, unanswered: Unanswered) -> None:
     if isinstance(line, Oversized):
         await send.send(ValueError(f"A message of {line.size} bytes is over {MAX_LINE_BYTES} and was discarded."))
     elif line.strip():
@@ -103,15 +137,17 @@ async def _deliver(send: ContextSendStream[Incoming], line: bytes | Oversized) -
         except ValueError as exc:
             await send.send(exc)
             return
+        unanswered.read(message)
         await send.send(SessionMessage(message))
 
 
-async def _write(wire: _Wire, receive: ContextReceiveStream[SessionMessage]) -> None:
+async def _write(wire: _Wire, receive: ContextReceiveStream[SessionMessage], unanswered: Unanswered) -> None:
     async with receive:
         with contextlib.suppress(BrokenPipeError, ConnectionError):
             async for session_message in receive:
-                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                await write_all(wire, data.encode() + b"\n")
+                message = session_message.message
+                await write_all(wire, message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+                unanswered.written(message)
 
 
 @contextlib.asynccontextmanager
@@ -132,8 +168,9 @@ async def stdio_wire() -> AsyncIterator[tuple[ContextReceiveStream[Incoming], Co
     try:
         async with anyio.create_task_group() as tg:
             reading = anyio.CancelScope()
-            tg.start_soon(_cancellable, reading, _read(wire_in, read_send))
-            tg.start_soon(_write, wire_out, write_receive)
+            unanswered = Unanswered()
+            tg.start_soon(_cancellable, reading, _read(wire_in, read_send, unanswered))
+            tg.start_soon(_write, wire_out, write_receive, unanswered)
             try:
                 yield read_receive, write_send
             finally:

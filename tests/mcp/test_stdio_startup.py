@@ -3,6 +3,8 @@ stderr has no HTTP client line per upstream request (item 7)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -88,3 +90,20 @@ def test_http_client_lines_stay_out_of_stderr_unless_asked_for(tmp_path: Path, a
             stderr = peer.stderr()
     assert called["result"]["content"] == [{"type": "text", "text": "echo: x"}]
     assert ("INFO httpx2: HTTP Request: POST" in stderr) is logged
+
+
+def test_requests_piped_from_a_file_are_all_answered_before_the_hub_exits(tmp_path: Path) -> None:
+    hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+             {"jsonrpc": "2.0", "method": "notifications/initialized"},
+             {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+             {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}]  # fmt: skip
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with requests.open("rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "hub", "stdio", "--config", str(write_config(tmp_path, {}))],
+                              stdin=stdin, capture_output=True, cwd=ROOT, timeout=60)  # fmt: skip
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [answer["id"] for answer in answers] == [1, 2, 3]  # the last one was lost at end of file
+    assert answers[2]["result"] == {"tools": []}
+    assert done.returncode == 0
