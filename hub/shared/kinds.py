@@ -103,13 +103,15 @@ def shared_extension() -> Callable[[HubState], contextlib.AbstractAsyncContextMa
 
     @contextlib.asynccontextmanager
     async def extension(state: HubState) -> AsyncIterator[None]:
+        if not state.config.redis_url:  # nothing to share: no `extras["shared"]`, no cost per request
+            yield
+            return
         async with shared_state(state.config.redis_url) as shared:
-            if state.config.redis_url:
-                share_providers({id(s.provider): s.provider for _, s in state.router.slots()}.values(), shared)
-                memory = state.extras.get(MEMORY_KEY)
-                if memory is None:
-                    memory = state.extras[MEMORY_KEY] = RoundMemory()
-                shared.add(round_memory(memory, shared.store))
+            share_providers({id(s.provider): s.provider for _, s in state.router.slots()}.values(), shared)
+            memory = state.extras.get(MEMORY_KEY)
+            if memory is None:
+                memory = state.extras[MEMORY_KEY] = RoundMemory()
+            shared.add(round_memory(memory, shared.store))
             state.extras["shared"] = shared
             yield
 

@@ -84,8 +84,8 @@ class SharedState:
 
     async def warm(self, messages: Any) -> int:
         """Load what the shared store has for the tool-call ids of `messages` and this process lacks; how many."""
-        ids = call_ids(messages)
-        if not ids or not self.mirrors:
+        ids = call_ids(messages) if self.mirrors else []
+        if not ids:
             return 0
         wanted = [(mirror, key) for mirror in self.mirrors for key in ids if not mirror.has(key)]
         found = await self.store.get_many([f"{mirror.namespace}:{key}" for mirror, key in wanted])
