@@ -111,7 +111,9 @@ def shared_extension() -> Callable[[HubState], contextlib.AbstractAsyncContextMa
             memory = state.extras.get(MEMORY_KEY)
             if memory is None:
                 memory = state.extras[MEMORY_KEY] = RoundMemory()
-            shared.add(round_memory(memory, shared.store))
+            mirror = round_memory(memory, shared.store)
+            setattr(memory, "on_remember", mirror.publish)  # noqa: B010 (RoundMemory.remember calls it: see the hook)
+            shared.add(mirror)
             state.extras["shared"] = shared
             yield
 
