@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ class Lookup:
         if completion is not None and not self.controls.no_store:
             await self.cache.store(self, completion)
 
-    async def saving(self, items: AsyncIterator[JSON | bytes]) -> AsyncIterator[JSON | bytes]:
+    async def saving(self, items: AsyncIterator[JSON | bytes]) -> AsyncGenerator[JSON | bytes]:
         """Pass a stream's items through (chunks, and bytes such as SSE comments); once it has ended normally,
         store the answer its chunks add up to. A stream that fails, is cut or is abandoned is not stored."""
         gatherer = StreamGatherer()

@@ -135,3 +135,21 @@ async def test_a_passed_through_stream_is_stored_only_when_it_ends_normally() ->
     stored = await service.find(lookup)
     assert stored is not None and orjson.loads(stored)["toolhub"] == {"rounds": 2}
     assert orjson.loads(stored)["choices"][0]["message"]["content"] == "hi"
+
+
+@pytest.mark.anyio
+async def test_a_passed_through_stream_abandoned_part_way_is_not_stored() -> None:
+    service, route = cache(), config({"cache": True}).models["m"][0]
+    head = {"id": "x", "created": 1, "model": "m", "object": "chat.completion.chunk"}
+    finished = {**head, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+
+    async def items() -> AsyncIterator[dict[str, Any] | bytes]:
+        yield finished
+        yield b": toolhub running t\n\n"  # the client leaves while tools run: the rest never comes
+
+    lookup = service.begin(dict(BODY), route, False)
+    assert lookup is not None
+    saving = lookup.saving(items())
+    assert await anext(saving) == finished
+    await saving.aclose()  # what a cancelled producer does to it
+    assert await service.find(lookup) is None
