@@ -13,7 +13,7 @@ from tests.keys.conftest import MASTER_KEY, gateway_processes, upstream
 from tests.storage.conftest import create_schema, drop_schema, postgres_url_or_skip
 from tests.support.peers import missing_peer
 
-__all__ = ["redis_url", "replicas", "upstream"]
+__all__ = ["redis_url", "replicas", "shared_database", "upstream"]
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +25,22 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def replicas(upstream: str, redis_url: str) -> Iterator[list[str]]:
-    """Three gateway processes sharing a fresh PostgreSQL schema and Redis, trusting cached keys for a minute (so
-    only Redis pub/sub can explain a change seen sooner)."""
+def shared_database() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this module's replicas (its URL)."""
     url = postgres_url_or_skip()
     schema = anyio.run(create_schema, url)
     try:
-        with gateway_processes(upstream, f"{url}?search_path={schema}", 3, redis_url=redis_url,
-                               key_cache_seconds=60) as urls:  # fmt: skip
-            yield urls
+        yield f"{url}?search_path={schema}"
     finally:
         anyio.run(drop_schema, url, schema)
+
+
+@pytest.fixture(scope="module")
+def replicas(upstream: str, shared_database: str, redis_url: str) -> Iterator[list[str]]:
+    """Three gateway processes sharing that schema and Redis, trusting cached keys for a minute (so only Redis
+    pub/sub can explain a change seen sooner)."""
+    with gateway_processes(upstream, shared_database, 3, redis_url=redis_url, key_cache_seconds=60) as urls:
+        yield urls
 
 
 def admin(url: str) -> httpx2.Client:

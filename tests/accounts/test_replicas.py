@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import httpx2
 import openai
+import yaml
 
 from tests.accounts.conftest import admin
-from tests.keys.conftest import COST
+from tests.keys.conftest import COST, config_dict
+from tests.keys.test_keys_cli import toolhub_keys
 
 MESSAGES = [{"role": "user", "content": "How far is the moon from the earth, in kilometres? " * 2}]
 BUDGET = 30.0
@@ -115,3 +118,16 @@ def test_budget_and_model_changes_reach_every_replica_within_a_second(replicas: 
     with admin(replicas[0]) as client:
         assert client.post("/key/update", json={"key": key, "models": [], "max_budget": 30.0}).status_code == 200
     seen_everywhere(replicas, 429, lambda url: status(url, key))
+
+
+def test_toolhub_keys_on_the_command_line_reaches_every_replica_within_a_second(
+    replicas: list[str], upstream: str, shared_database: str, redis_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(config_dict(upstream, shared_database, redis_url=redis_url)))
+    key = generate(replicas[0], key_alias="cli-replicas")
+    assert [status(url, key) for url in replicas] == [200, 200, 200]
+    assert toolhub_keys(config, "block", "cli-replicas").returncode == 0
+    seen_everywhere(replicas, 403, lambda url: status(url, key))
+    assert toolhub_keys(config, "revoke", "cli-replicas").returncode == 0
+    seen_everywhere(replicas, 401, lambda url: status(url, key))
