@@ -28,7 +28,7 @@ from anyio.abc import Process
 
 logger = logging.getLogger("toolhub.mcp")
 
-EXIT_GRACE = 0.5
+EXIT_GRACE = 0.4
 """Seconds a server gets to exit after its stdin is closed, before its group is sent SIGTERM."""
 TERM_GRACE = 0.6
 """Seconds the group gets after SIGTERM, before SIGKILL."""
