@@ -31,6 +31,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    from hub.scale.tuned import TunedServer
     from hub.server import build_app
 
     config = _load(args.config)
@@ -41,7 +42,7 @@ def serve(args: argparse.Namespace) -> int:
         logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
     where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
     logger.info("serving %d model aliases from %s on %s", len(config.models), config.source, where)
-    server = uvicorn.Server(
+    server = TunedServer(  # uvicorn.Server, with the garbage collector tuned once started (hub/scale/tuned.py)
         uvicorn.Config(
             build_app(config),
             host=args.host,
