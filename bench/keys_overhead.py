@@ -5,6 +5,7 @@ bench/loadgen.py, and reads the gateway's CPU time from /proc. Rows:
 
     bare            the gateway without the accounting layer (create_app without extensions), master key
     sqlite/master   the full server (build_app) on SQLite, master key: usage logged, no key checks
+    ... no journal  the same without the usage journal (hub/scale/journal.py): what journaling costs
     sqlite/key      the same with a virtual key that has a budget and rpm/tpm limits (never reached)
     postgres/key    the same on PostgreSQL (needs TOOLHUB_TEST_POSTGRES_URL; a fresh schema is used)
     postgres+redis  the same with rate limits in Redis (needs TOOLHUB_TEST_REDIS_URL too)
@@ -42,12 +43,27 @@ def serve(args: argparse.Namespace) -> None:
 
     from hub.app import create_app
     from hub.config import load_config
+    from hub.scale.tuned import TunedServer
     from hub.server import build_app
 
+    if args.serve == "nojournal":
+        _without_journal()
     config = load_config(args.config)
     app = create_app(config) if args.serve == "bare" else build_app(config)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools", log_level="warning",
-                access_log=False)  # fmt: skip
+    TunedServer(uvicorn.Config(app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools",
+                               log_level="warning", access_log=False)).run()  # fmt: skip
+
+
+def _without_journal() -> None:
+    """Every UsageWriter made from now on keeps no journal (the accounting layer makes one at startup)."""
+    from hub.storage import writer
+
+    original = writer.UsageWriter.__init__
+
+    def init(self: writer.UsageWriter, *args: object, **kwargs: object) -> None:
+        original(self, *args, **{**kwargs, "journal": False})  # type: ignore[arg-type]
+
+    writer.UsageWriter.__init__ = init  # type: ignore[method-assign]
 
 
 def write_config(path: Path, upstream: int, database_url: str | None, redis_url: str | None) -> None:
@@ -94,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--serve", choices=["bare", "full"])
+    parser.add_argument("--serve", choices=["bare", "full", "nojournal"])
     parser.add_argument("--config")
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
@@ -120,6 +136,7 @@ def _run(tmp: Path, upstream: int, pg: str | None, redis: str | None, duration: 
     plans: list[tuple[str, str, str | None, str | None, bool]] = [
         ("bare (no accounting)", "bare", sqlite, None, False),
         ("sqlite, master key", "full", sqlite, None, False),
+        ("sqlite, master key, no journal", "nojournal", sqlite, None, False),
         ("sqlite, virtual key + limits", "full", sqlite, None, True),
     ]
     schema = f"bench_{uuid.uuid4().hex[:10]}"
