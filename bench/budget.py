@@ -11,6 +11,10 @@ one gateway process driven at 64 connections by bench/loadgen.py, with the fast 
     postgres + redis, priced  a budgeted key on a priced model: holds in Redis
 
     TOOLHUB_TEST_POSTGRES_URL=... TOOLHUB_TEST_REDIS_URL=... python bench/budget.py [--duration 8] [--runs 3]
+    TOOLHUB_TEST_REDIS_URL=... python bench/budget.py --micro [--requests 20000]
+
+`--micro` times `Accounting.admit` + `settle` alone in this process (64 concurrent tasks, no HTTP): the CPU the
+accounting layer spends per request, without the noise of a whole gateway on a shared machine.
 
 Budgets are never reached (max_budget 1e9). Rows rotate across runs as in bench/keys_overhead.py, whose gateway
 runner this reuses. All traffic is on 127.0.0.1; every load loop is bounded by time.
@@ -111,7 +115,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--micro", action="store_true", help="time admit + settle in process")
+    parser.add_argument("--requests", type=int, default=20_000)
     args = parser.parse_args()
+    if args.micro:
+        from bench._budget_micro import micro
+
+        print(micro(args.requests, os.environ.get("TOOLHUB_TEST_REDIS_URL")))
+        return
     pg, redis = os.environ.get("TOOLHUB_TEST_POSTGRES_URL"), os.environ.get("TOOLHUB_TEST_REDIS_URL")
     upstream = free_port()
     runs: list[list[Row]] = []
