@@ -107,7 +107,7 @@ Row = tuple[str, float, float, int]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", choices=["bare", "full", "nojournal"])
