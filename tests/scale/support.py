@@ -75,16 +75,18 @@ async def _sql(url: str, statement: str) -> None:
         await conn.close()
 
 
-def write_config(path: Path, upstream: int, *, database_url: str, redis: str | None = None,
-                 spill: Path | None = None, **general: Any) -> Path:  # fmt: skip
+def write_config(path: Path, upstream: int | str, *, database_url: str, redis: str | None = None,
+                 spill: Path | None = None, model: str = "openai/bench", api_key: str = "sk-x",
+                 **general: Any) -> Path:  # fmt: skip
+    """A config with one alias, `bench`, on `upstream` (a port of bench/fake_upstream.py, or a base URL)."""
     settings: dict[str, Any] = {"master_key": MASTER, "database_url": database_url, **general}
     if redis:
         settings["redis_url"] = redis
     if spill:
         settings["usage_spill_path"] = str(spill)
-    model = {"model_name": "bench", "litellm_params": {"model": "openai/bench", "api_key": "sk-x",
-                                                       "api_base": f"http://127.0.0.1:{upstream}/v1"}}  # fmt: skip
-    path.write_text(yaml.safe_dump({"model_list": [model], "general_settings": settings}))
+    base = upstream if isinstance(upstream, str) else f"http://127.0.0.1:{upstream}"
+    entry = {"model_name": "bench", "litellm_params": {"model": model, "api_key": api_key, "api_base": f"{base}/v1"}}
+    path.write_text(yaml.safe_dump({"model_list": [entry], "general_settings": settings}))
     return path
 
 

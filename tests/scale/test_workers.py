@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.scale.support import MASTER, STARTUP_TIMEOUT, burst, fake_upstream, serving, write_config
-from tests.support.servers import inherited_socket, refusing_port, stop, wait_until_serving
+from tests.support.servers import inherited_socket, refusing_port, serve_app, stop, wait_until_serving
 
 _REQUESTS = re.compile(rb'^toolhub_requests_total\{model="bench",provider="openai",status="200"\} (\S+)$', re.M)
 
@@ -148,3 +150,19 @@ def test_num_workers_of_litellm_is_accepted_on_the_command_line(upstream: int, t
     with serving(config, args=("--num_workers", "2")) as (url, proc):
         wait_until_serving(f"{url}/health/liveliness", proc)
         assert len(children(proc.pid)) == 2
+
+
+def test_sigterm_lets_the_requests_in_flight_finish(tmp_path: Path) -> None:
+    fake = FakeOpenAI()
+    with serve_app(fake.app) as upstream:
+        config = write_config(tmp_path / "c.yaml", upstream, database_url=f"sqlite:///{tmp_path}/t.db",
+                              model="openai/slow-3", api_key=API_KEY)  # fmt: skip
+        with serving(config, args=("--workers", "2")) as (url, proc):
+            results: dict[str, int] = {}
+            client = threading.Thread(target=lambda: results.update(asyncio.run(burst(url, 6, 6))))
+            client.start()
+            wait_for(lambda: len(fake.requests) == 6, "six requests reach the upstream")
+            proc.send_signal(signal.SIGTERM)
+            client.join(60)
+            assert proc.wait(60) == 0
+    assert list(results.values()) == [200] * 6
