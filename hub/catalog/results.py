@@ -1,0 +1,236 @@
+"""Result handles: a tool result too large for the model is stored whole and read back in parts, instead of cut.
+
+`ResultStore.put` keeps the text in `toolhub_tool_results` (migration 0010) until its TTL runs out; the model gets the
+head, the size and a handle (`notice`), and reads on with `hub__read_result(handle, offset, limit, grep)`; an MCP
+client gets the head and a `resource_link` to `toolhub://results/<handle>`, readable with `resources/read`
+(`read_resource`). Handles are random (128 bits) and scoped to the owner that made the call (a key id, or the
+alias of the master key): another key's handle reads as unknown. Queries run on the store's own primitives
+(`SqlStore._fetch` / `_execute`, as `hub/ui/queries.py` does), the same SQL on SQLite and PostgreSQL; offsets count
+characters (`substr` does on both). PostgreSQL refuses NUL in text, so NUL characters are kept as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+
+from hub.storage import Store
+
+RESULTS_URI = "toolhub://results/"
+HANDLE_PREFIX = "res_"
+DEFAULT_TTL = 3600.0
+DEFAULT_READ_LIMIT = 20_000
+MAX_LINE_SHOWN = 400
+"""A matching line longer than this is shown as the part around its first match (minified JSON is one line)."""
+
+
+class ResultError(Exception):
+    """A handle that is unknown to this key (`not_found`), expired (`expired`), or a bad read (`invalid`)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    handle: str
+    size: int
+    lines: int
+    expires_at: float
+
+    @property
+    def uri(self) -> str:
+        return RESULTS_URI + self.handle
+
+
+class ResultStore:
+    """Stored tool results on a connected, migrated `Store`."""
+
+    def __init__(self, store: Store, *, ttl: float = DEFAULT_TTL, read_limit: int = DEFAULT_READ_LIMIT,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.store = store
+        self.ttl = ttl
+        self.read_limit = read_limit
+        """The default (and largest) `limit` of one read: keep it under the model's result limit."""
+        self._clock = clock
+
+    async def _fetch(self, text: str, args: Sequence[Any]) -> Sequence[Any]:
+        fetch = self.store._fetch  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
+        return await fetch(text, args)
+
+    async def _execute(self, text: str, args: Sequence[Any]) -> None:
+        execute = self.store._execute  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
+        await execute(text, args)
+
+    async def put(self, owner: str, text: str, *, server: str = "", tool: str = "") -> StoredResult:
+        """Store `text` for `owner`; expired results of every owner go at the same time."""
+        now = self._clock()
+        text = text.replace("\x00", "\ufffd")
+        stored = StoredResult(HANDLE_PREFIX + secrets.token_hex(16), len(text), text.count("\n") + 1, now + self.ttl)
+        await self._execute(_INSERT, [stored.handle, owner, server, tool, now, stored.expires_at, stored.size,
+                                      stored.lines, text])  # fmt: skip
+        await self.purge_expired()
+        return stored
+
+    async def purge_expired(self) -> None:
+        await self._execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", [self._clock()])
+
+    async def _row(self, owner: str, handle: str, columns: str, args: Sequence[Any] = ()) -> Any:
+        """The row of `handle` if `owner` made it and it has not expired.
+
+        Raises:
+            ResultError: `not_found` or `expired`.
+        """
+        rows = await self._fetch(
+            f"SELECT expires_at, size, lines, {columns} FROM toolhub_tool_results WHERE handle = $1 AND owner = $2",
+            [handle, owner, *args],
+        )
+        if not rows:
+            raise ResultError(f"No stored result {handle!r} for this key (handles look like 'res_...').", "not_found")
+        row = rows[0]
+        if float(row["expires_at"]) < self._clock():
+            raise ResultError(f"The stored result {handle!r} expired (results are kept {self.ttl:g} s); call the "
+                              "tool again.", "expired")  # fmt: skip
+        return row
+
+    async def read(self, owner: str, handle: str, offset: int = 0, limit: int | None = None,
+                   grep: str | None = None) -> str:  # fmt: skip
+        """A part of a stored result (`offset`, `limit` characters) with a header line saying where it is, or with
+        `grep` its lines containing that text (case-insensitive), numbered, from line `offset` + 1.
+
+        Raises:
+            ResultError: unknown or expired handle, negative offset, offset past the end.
+        """
+        limit = self.read_limit if limit is None else min(limit, self.read_limit)
+        if offset < 0 or limit < 1:
+            raise ResultError("'offset' must be 0 or more and 'limit' 1 or more.", "invalid")
+        if grep:
+            row = await self._row(owner, handle, "content")
+            return grep_lines(str(row["content"]), grep, offset, limit, handle)
+        row = await self._row(owner, handle, "substr(content, $3, $4) AS part", [offset + 1, limit])
+        size = int(row["size"])
+        if offset >= size and size > 0:
+            raise ResultError(f"'offset' {offset} is past the end: the result has {size} characters.", "invalid")
+        part = str(row["part"])
+        end = offset + len(part)
+        more = f"; continue with offset={end}" if end < size else "; this is the end"
+        return f"[{handle}: characters {offset}-{end} of {size}{more}]\n{part}"
+
+    async def read_all(self, owner: str, handle: str) -> str:
+        """The whole stored text.
+
+        Raises:
+            ResultError: unknown or expired handle.
+        """
+        return str((await self._row(owner, handle, "content"))["content"])
+
+
+def grep_lines(text: str, needle: str, offset: int, limit: int, handle: str) -> str:
+    """Lines of `text` after line `offset` that contain `needle` (case-insensitive), as `<line number>: <line>`,
+    at most `limit` characters of them, with a header saying how to continue."""
+    wanted = needle.lower()
+    shown: list[str] = []
+    used = 0
+    last = offset
+    for number, line in enumerate(text.split("\n")[offset:], start=offset + 1):
+        at = line.lower().find(wanted)
+        if at < 0:
+            continue
+        entry = f"{number}: {_around(line, at, len(wanted))}"
+        if shown and used + len(entry) + 1 > limit:
+            return _grep_header(handle, needle, len(shown), f"more matches after line {last}; continue with "
+                                f"offset={last}") + "\n".join(shown)  # fmt: skip
+        shown.append(entry[:limit])
+        used += len(entry) + 1
+        last = number
+    return _grep_header(handle, needle, len(shown), "no more matches") + "\n".join(shown)
+
+
+def _grep_header(handle: str, needle: str, count: int, tail: str) -> str:
+    return f"[{handle}: {count} lines containing {needle!r}; {tail}]\n"
+
+
+def _around(line: str, at: int, width: int) -> str:
+    if len(line) <= MAX_LINE_SHOWN:
+        return line
+    start = max(0, at - (MAX_LINE_SHOWN - width) // 2)
+    part = line[start : start + MAX_LINE_SHOWN]
+    return ("…" if start else "") + part + ("…" if start + MAX_LINE_SHOWN < len(line) else "")
+
+
+def notice(stored: StoredResult, shown: int) -> str:
+    """What the model reads after the head of a stored result: its size, and how to read the rest."""
+    return (f"\n[Toolhub stored this tool result: {stored.size} characters, {stored.lines} lines; the first {shown} "
+            f"are above. Read more with hub__read_result(handle=\"{stored.handle}\", offset={shown}), or find lines "
+            f"with hub__read_result(handle=\"{stored.handle}\", grep=\"...\"). Kept until "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(stored.expires_at))}.]")  # fmt: skip
+
+
+async def shrink_text(text: str, max_chars: int, results: ResultStore, owner: str, *, server: str = "",
+                      tool: str = "") -> tuple[str, StoredResult | None]:  # fmt: skip
+    """`text` unchanged when it fits `max_chars`; else stored, and its head with a `notice` (the tool loop's form)."""
+    if len(text) <= max_chars:
+        return text, None
+    stored = await results.put(owner, text, server=server, tool=tool)
+    head = text[: max(0, max_chars - 400)]  # room for the notice, so the whole stays under max_chars
+    return head + notice(stored, len(head)), stored
+
+
+def resource_link(stored: StoredResult, tool: str = "") -> types.ResourceLink:
+    return types.ResourceLink(
+        type="resource_link",
+        uri=stored.uri,
+        name=stored.handle,
+        description=f"The whole result of {tool or 'the tool'}: {stored.size} characters, {stored.lines} lines",
+        mime_type="text/plain",
+        size=stored.size,
+    )
+
+
+async def shrink_result(result: types.CallToolResult, max_chars: int, results: ResultStore, owner: str, *,
+                        server: str = "", tool: str = "") -> types.CallToolResult:  # fmt: skip
+    """An MCP result whose text is over `max_chars`: its text items become one head (with the `notice`) and a
+    `resource_link` to the whole text; other items (images, resources) stay as they are."""
+    texts = [item.text for item in result.content if isinstance(item, types.TextContent)]
+    whole = "\n".join(texts)
+    if len(whole) <= max_chars:
+        return result
+    head, stored = await shrink_text(whole, max_chars, results, owner, server=server, tool=tool)
+    assert stored is not None
+    others = [item for item in result.content if not isinstance(item, types.TextContent)]
+    content = [types.TextContent(type="text", text=head), *others, resource_link(stored, tool)]
+    return result.model_copy(update={"content": content})
+
+
+def handle_of(uri: str) -> str | None:
+    """The handle in a `toolhub://results/<handle>` URI; None for any other URI."""
+    if not uri.startswith(RESULTS_URI):
+        return None
+    handle = uri[len(RESULTS_URI) :]
+    return handle if handle.startswith(HANDLE_PREFIX) and "/" not in handle else None
+
+
+async def read_resource(uri: str, owner: str, results: ResultStore) -> types.ReadResourceResult:
+    """`resources/read` of a result URI: the whole text.
+
+    Raises:
+        ResultError: not a result URI, unknown to this owner, or expired (the server answers -32002).
+    """
+    handle = handle_of(uri)
+    if handle is None:
+        raise ResultError(f"Not a stored result URI: {uri}", "not_found")
+    text = await results.read_all(owner, handle)
+    return types.ReadResourceResult(contents=[types.TextResourceContents(uri=uri, mime_type="text/plain", text=text)])
+
+
+_INSERT = (
+    "INSERT INTO toolhub_tool_results (handle, owner, server, tool, created_at, expires_at, size, lines, content) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
