@@ -164,3 +164,9 @@ def test_encrypted_reasoning_lets_a_stateless_client_continue_on_another_gateway
 def test_without_include_reasoning_items_carry_no_encrypted_content(client: openai.OpenAI) -> None:
     turn = client.responses.create(model="claude-think", input="weather?", tools=[WEATHER], reasoning={"effort": "low"})  # pyright: ignore[reportArgumentType]
     assert turn.output[0].type == "reasoning" and turn.output[0].encrypted_content is None
+
+
+def test_an_item_reference_without_a_database_says_what_to_do(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="logprobs", input=[{"type": "item_reference", "id": "msg_x"}])  # pyright: ignore[reportArgumentType]
+    assert "without a database" in caught.value.message and caught.value.param == "input[0].id"

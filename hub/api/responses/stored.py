@@ -70,8 +70,12 @@ def _is_reference(item: Any) -> bool:
 
 async def _referenced(request: Request, principal: Principal, item: str, i: int) -> JSON:
     store = hub_state(request).extras.get("store")
+    if store is None:
+        raise NotFound(f"Item with id '{item}' not found: this gateway runs without a database and keeps no responses; "
+                       "send the items themselves (clients do with store: false).", param=f"input[{i}].id",
+                       code="item_not_found")  # fmt: skip
     owner = objects.response_of(item)
-    row = await store.get_response(owner) if store is not None and owner is not None else None
+    row = await store.get_response(owner) if owner is not None else None
     output: list[JSON] = row.response["output"] if row is not None and row.key_hash == principal.key_id else []
     found = next((x for x in output if x.get("id") == item), None)
     if found is None:
