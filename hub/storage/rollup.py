@@ -74,7 +74,10 @@ _PG_BATCH = (
     f"folded AS (INSERT INTO toolhub_spend_rollup ({_COLUMNS}) {_fold_select('marked', postgres=True)} {_MERGE}) "
     "SELECT COUNT(*) AS n FROM marked"
 )
-_SQLITE_BATCH = "SELECT id FROM toolhub_spend_logs WHERE rolled = 0 ORDER BY key_hash, created_at LIMIT ?1"
+_SQLITE_BATCH = (
+    "SELECT id FROM toolhub_spend_logs INDEXED BY toolhub_spend_unrolled WHERE rolled = 0 "
+    "ORDER BY key_hash, created_at LIMIT ?1"
+)
 """Read twice in one write transaction (to fold, then to mark): the same rows both times, in the index's order."""
 _SQLITE_FOLD = (
     f"INSERT INTO toolhub_spend_rollup ({_COLUMNS}) "

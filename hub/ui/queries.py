@@ -127,10 +127,13 @@ def _unrolled(store: Store, key_hash: str | None, n: int, *, step: int | None = 
     if key_hash is not None:
         args.append(key_hash)
         where += f" AND key_hash = ${n + 1}"
-    bucket = "" if step is None else f"{bucket_sql('created_at', str(step), postgres=_postgres(store))} AS b, "
+    postgres = _postgres(store)
+    bucket = "" if step is None else f"{bucket_sql('created_at', str(step), postgres=postgres)} AS b, "
+    # SQLite has no statistics to see that the partial index is small: without this it reads 30 days of logs
+    source = "toolhub_spend_logs" if postgres else "toolhub_spend_logs INDEXED BY toolhub_spend_unrolled"
     return (f"SELECT {bucket}COALESCE(key_hash, '') AS k, model_alias AS m, 1 AS requests, "
             "CASE WHEN status_code <> 200 THEN 1 ELSE 0 END AS errors, cost AS spend, latency_ms "
-            f"FROM toolhub_spend_logs WHERE {where}"), args  # fmt: skip
+            f"FROM {source} WHERE {where}"), args  # fmt: skip
 
 
 async def series(store: Store, key_hash: str | None, start: int, step: int) -> list[dict[str, Any]]:

@@ -192,3 +192,28 @@ async def test_the_console_extension_folds_new_logs_in_the_background(store: Sto
     assert await _series(store, None, start, DAY) == _expected_series(logs, None, start, DAY)
     async with ui_extension()(cast(HubState, SimpleNamespace(extras={}))):  # no database: nothing to fold
         pass
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_console_queries_use_their_indexes(store: Store) -> None:
+    """SQLite keeps no statistics here: without them it took the time index for the logs not folded yet and read
+    30 days of logs (3 s a page with a million)."""
+    unrolled, args = queries._unrolled(store, None, 1, step=DAY)  # pyright: ignore[reportPrivateUsage]
+    own, own_args = queries._unrolled(store, "ka", 1, step=DAY)  # pyright: ignore[reportPrivateUsage]
+    by_model, model_args = queries._where(queries.LogFilter(model="m1", status="failure"))  # pyright: ignore[reportPrivateUsage]
+    by_key, key_args = queries._where(queries.LogFilter(key_hash="ka", status="failure"))  # pyright: ignore[reportPrivateUsage]
+    plans = {  # query -> the index each of its scans must use
+        (unrolled, (0, *args)): ["toolhub_spend_unrolled"],
+        (own, (0, *own_args)): ["toolhub_spend_unrolled"],
+        (spend_since_many_sql(1), ("ka", NOW, int(NOW))): ["toolhub_spend_key_time_cost", "toolhub_spend_daily_key",
+                                                           "toolhub_spend_rollup", "toolhub_spend_unrolled"],
+        (f"SELECT id FROM toolhub_spend_logs {by_model} ORDER BY created_at DESC", tuple(model_args)): [
+            "toolhub_spend_failures_model"],
+        (f"SELECT id FROM toolhub_spend_logs {by_key} ORDER BY created_at DESC", tuple(key_args)): [
+            "toolhub_spend_failures_key"],
+    }  # fmt: skip
+    for (text, params), indexes in plans.items():
+        rows = await store._fetch(f"EXPLAIN QUERY PLAN {text}", list(params))  # pyright: ignore[reportAttributeAccessIssue]
+        details = [row["detail"] for row in rows if row["detail"] not in ("SCAN w", "SCAN CONSTANT ROW")]
+        scans = [detail for detail in details if detail.startswith(("SCAN", "SEARCH"))]
+        assert len(scans) == len(indexes) and all(i in s for i, s in zip(indexes, scans, strict=True)), scans
