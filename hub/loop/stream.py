@@ -3,9 +3,8 @@
 The client sees one ordinary OpenAI stream: one id, one role chunk, content (and reasoning) from every round (a
 round's text after an earlier round's text starts with `ROUND_BREAK`, so the streamed text equals the non-streamed
 `content`), the calls meant for the client (re-indexed from 0), one finish chunk carrying the `toolhub` record, then
-usage. Hub tool
-calls never reach the client: an SSE comment says which tools run (`: toolhub running <names>`), `tool_loop_trace`
-shows them and their results as reasoning or text (hub.loop.trace), and while they run
+usage. Hub tool calls never reach the client: an SSE comment says which tools run (`: toolhub running <names>`),
+`tool_loop_trace` shows each call before it runs and its result after (hub.loop.trace), and while they run
 `KeepAliveStreamingResponse` sends `: keep-alive` comments so that proxies do not time the stream out. OpenAI clients
 ignore comment lines.
 """
