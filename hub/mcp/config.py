@@ -55,6 +55,14 @@ class McpServerSpec(BaseModel):
     the limit); tool arguments longer than this are refused before they are sent."""
     cache_ttl: float | None = Field(default=None, gt=0)
     """Toolhub: keep results of this server's read-only tools this many seconds, per key (hub/cache/tools.py)."""
+    session: Literal["shared", "per_client", "auto"] = "shared"
+    """Toolhub: `shared`, one upstream session for every client (stateless servers); `per_client`, one upstream
+    session (a process, for stdio) per downstream MCP session, opened on first use; `auto`, shared until the server
+    sends a request to a client (sampling, elicitation, roots) or a client subscribes to a resource, then per client."""
+    idle_timeout: float = Field(default=600.0, gt=0)
+    """Toolhub: seconds a per-client upstream session may stay unused before it is closed."""
+    max_sessions: int = Field(default=32, ge=1)
+    """Toolhub: most per-client upstream sessions of this server at once; more clients get an error result."""
 
     @model_validator(mode="after")
     def _infer_transport(self) -> McpServerSpec:

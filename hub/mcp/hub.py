@@ -21,9 +21,11 @@ from hub.config import ConfigError
 from hub.mcp.catalog import DEFAULT_SEPARATOR, Catalog, ToolInfo, visible
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.health import error_result
 from hub.mcp.levels import LogLevels
 from hub.mcp.routing import Caller
-from hub.mcp.upstream import ALL_KINDS, Kind, Upstream, error_result
+from hub.mcp.sessions import ClientSessions
+from hub.mcp.upstream import ALL_KINDS, Kind, Upstream
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -52,6 +54,8 @@ class McpHub:
         """Results of read-only tools of servers with `cache_ttl` (hub/cache/tools.py)."""
         self.task_group: TaskGroup | None = None
         """Where work that outlives one client request runs (`hub.mcp.modern`), while the hub runs."""
+        self.sessions = ClientSessions(lambda: self.task_group, self._resource_updated, errlog)
+        """Per-client upstream sessions of servers with `session: per_client` (or `auto`)."""
         self.log_levels = LogLevels()
         """`logging/setLevel` of each downstream session, across every served endpoint."""
         self._listeners: list[Listener] = []
@@ -272,7 +276,8 @@ class McpHub:
         if key is not None and (cached := await self._tool_cache.get(key)) is not None:
             return cached
         read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
-        result = await upstream.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
+        async with self.sessions.using(upstream, caller) as target:
+            result = await target.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
         ttl = upstream.spec.cache_ttl
         if key is not None and ttl is not None:
             await self._tool_cache.put(key, result, ttl)

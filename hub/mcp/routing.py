@@ -70,6 +70,8 @@ class Router:
     def __init__(self, server: str) -> None:
         self.server = server
         self.calls: list[Call] = []
+        self.asked = False
+        """Whether the server ever sent a request to a client (`session: auto` then opens per-client sessions)."""
 
     @contextlib.contextmanager
     def calling(self, caller: Caller | None) -> Iterator[Call]:
@@ -109,18 +111,21 @@ class Router:
         return types.ErrorData(code=types.INVALID_REQUEST, message=message)
 
     async def on_sampling(self, context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+        self.asked = True
         caller = self.caller(context.meta)
         if caller is None:
             return self.refusal("sampling")
         return await caller.sample(params)
 
     async def on_elicitation(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+        self.asked = True
         caller = self.caller(context.meta)
         if caller is None:
             return self.refusal("elicitation")
         return await caller.elicit(params)
 
     async def on_list_roots(self, context: ClientRequestContext) -> Any:
+        self.asked = True
         caller = self.caller(context.meta)
         if caller is None:
             return self.refusal("roots")

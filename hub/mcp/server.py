@@ -23,12 +23,13 @@ from hub import __version__
 from hub.accounts.auth import Principal
 from hub.mcp.catalog import Catalog, visible
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
+from hub.mcp.health import error_result
 from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
 from hub.mcp.modern import Bridges, is_modern
 from hub.mcp.notify import Downstreams, connection_of
 from hub.mcp.routing import Caller
-from hub.mcp.upstream import Upstream, error_result
+from hub.mcp.upstream import Upstream
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -276,6 +277,7 @@ class _Handlers:
 
     async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
         upstream, uri = self._owner(ctx, params.uri)
+        upstream.subscribed = True
         if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
             request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
             await self._forward(upstream, request, types.EmptyResult, ctx)
@@ -335,7 +337,8 @@ class _Handlers:
         caller = DownstreamCaller(ctx, principal, levels)
         for upstream in self._upstreams(principal):
             try:
-                await upstream.set_log_level(level, caller)
+                async with self.hub.sessions.using(upstream, caller) as target:  # a client's own: its own level
+                    await target.set_log_level(level if target is upstream else params.level, caller)
             except McpHubError as exc:
                 raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
         return types.EmptyResult()
@@ -344,7 +347,8 @@ class _Handlers:
         """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
         caller = DownstreamCaller(ctx, principal_of(ctx, self.default), self.hub.log_levels)
         try:
-            return await upstream.request(request, result_type, read_timeout=upstream.spec.call_timeout,
-                                          caller=caller)  # fmt: skip
+            async with self.hub.sessions.using(upstream, caller) as target:
+                return await target.request(request, result_type, read_timeout=upstream.spec.call_timeout,
+                                            caller=caller)  # fmt: skip
         except McpHubError as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None

@@ -14,7 +14,6 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO, TypeVar
 
 import anyio
@@ -27,6 +26,7 @@ from hub import __version__
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable, check_arguments
+from hub.mcp.health import Status, describe, error_result, no_progress, session_lost, set_when
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
@@ -53,44 +53,8 @@ reading its input), so the request fails and the upstream is restarted."""
 _CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
 
 
-@dataclass
-class Status:
-    """An upstream's health as operators see it: "connecting" only on the first attempt; after a failure it stays
-    "down", with the last error, through every retry until it is ready again."""
-
-    state: Literal["starting", "connecting", "ready", "down", "disabled"] = "starting"
-    detail: str = ""
-    attempts: int = 0
-    protocol_version: str | None = None
-    server_info: str | None = None
-    since: float = field(default_factory=time.time)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "detail": self.detail,
-            "attempts": self.attempts,
-            "protocol_version": self.protocol_version,
-            "server_info": self.server_info,
-        }
-
-
 OnChange = Callable[[str, frozenset[Kind]], None]
 OnResourceUpdated = Callable[[str, str], None]
-
-
-def error_result(text: str) -> types.CallToolResult:
-    """A tool result reporting a failure the model can read."""
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
-
-
-def describe(exc: BaseException) -> str:
-    """The innermost causes of a (nested) exception group, for status lines."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(dict.fromkeys(describe(e) for e in exc.exceptions))  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-    if isinstance(exc, MCPError):
-        return f"MCP error {exc.error.code}: {exc.error.message}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class Upstream:
@@ -126,8 +90,16 @@ class Upstream:
         self.log_level: types.LoggingLevel | None = None
         """The level downstream sessions want (`hub.mcp.levels`); set again after every reconnect."""
         self._sent_level: types.LoggingLevel | None = None
+        self.subscribed = False
+        """Whether a client subscribed to one of its resources (`session: auto` then opens per-client sessions)."""
         self._task_tools: frozenset[str] = frozenset()
         """Tools that require task augmentation (`hub.mcp.tasks`): the hub runs them as tasks."""
+
+    @property
+    def per_client(self) -> bool:
+        """Whether clients with an MCP session get sessions of their own (`hub.mcp.sessions`)."""
+        mode = self.spec.session
+        return mode == "per_client" or (mode == "auto" and (self._router.asked or self.subscribed))
 
     @property
     def healthy(self) -> bool:
@@ -206,7 +178,7 @@ class Upstream:
             tg.start_soon(self._refresher, session)
             if self.spec.kind != "stdio":
                 tg.start_soon(self._health, session)
-            tg.start_soon(_set_when, stream.closed, self._broken)
+            tg.start_soon(set_when, stream.closed, self._broken)
             await self._broken.wait()
             tg.cancel_scope.cancel()
 
@@ -364,7 +336,7 @@ class Upstream:
             return await self._send(lambda s: call_as_task(s, name, arguments, read_timeout), read_timeout, caller)
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
-        progress = None if caller is None else caller.progress if caller.wants_progress else _no_progress
+        progress = None if caller is None else caller.progress if caller.wants_progress else no_progress
         try:
             return await self.request(
                 request, types.CallToolResult, read_timeout=read_timeout, caller=caller, progress=progress
@@ -419,7 +391,7 @@ class Upstream:
             except MCPError as exc:
                 if TOO_LARGE_MARK in exc.error.message:  # an HTTP transport reports it as a lost stream or parse error
                     raise MCPError(code=MESSAGE_TOO_LARGE, message=exc.error.message) from None
-                if _session_lost(exc):
+                if session_lost(exc):
                     self._broken.set()  # reconnect now rather than at the next health check
                     message = f"MCP server {self.name!r} closed the connection: {exc.error.message}"
                     raise UpstreamUnavailable(message, server=self.name) from exc
@@ -429,21 +401,3 @@ class Upstream:
         self.status.state = state
         self.status.detail = detail
         self.status.since = time.time()
-
-
-def _session_lost(exc: MCPError) -> bool:
-    # CONNECTION_CLOSED: the stream ended or an HTTP request could not be sent; "Session terminated": a streamable
-    # HTTP server that restarted no longer knows our session id.
-    error = exc.error
-    return error.code == types.CONNECTION_CLOSED or (
-        error.code == types.INVALID_REQUEST and error.message == "Session terminated"
-    )
-
-
-async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
-    return None
-
-
-async def _set_when(source: anyio.Event, target: anyio.Event) -> None:
-    await source.wait()
-    target.set()

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp_types as types
 import pytest
 import yaml
@@ -33,6 +34,10 @@ async def test_toolhub_stdio_serves_the_catalog_to_a_desktop_client(tmp_path: Pa
     notes = Notifications()
     async with Client(params, mode="legacy", message_handler=notes) as client:
         names = [t.name for t in (await client.list_tools()).tools]
+        with anyio.fail_after(30):  # on a loaded machine an upstream may join after the first listing
+            while "time__get_current_time" not in names:
+                await anyio.sleep(0.05)
+                names = [t.name for t in (await client.list_tools()).tools]
         echoed = await client.call_tool("tool__echo", {"text": "stdio"})
         await client.call_tool("tool__add_tool", {"text": "later"})
         await notes.next(types.ToolListChangedNotification)

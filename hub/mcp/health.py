@@ -1,0 +1,65 @@
+"""An upstream's health as operators see it, and the small helpers its supervisor shares with the hub."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+
+@dataclass
+class Status:
+    """An upstream's health as operators see it: "connecting" only on the first attempt; after a failure it stays
+    "down", with the last error, through every retry until it is ready again."""
+
+    state: Literal["starting", "connecting", "ready", "down", "disabled"] = "starting"
+    detail: str = ""
+    attempts: int = 0
+    protocol_version: str | None = None
+    server_info: str | None = None
+    since: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "detail": self.detail,
+            "attempts": self.attempts,
+            "protocol_version": self.protocol_version,
+            "server_info": self.server_info,
+        }
+
+
+def error_result(text: str) -> types.CallToolResult:
+    """A tool result reporting a failure the model can read."""
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost causes of a (nested) exception group, for status lines."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(dict.fromkeys(describe(e) for e in exc.exceptions))  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(exc, MCPError):
+        return f"MCP error {exc.error.code}: {exc.error.message}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def session_lost(exc: MCPError) -> bool:
+    # CONNECTION_CLOSED: the stream ended or an HTTP request could not be sent; "Session terminated": a streamable
+    # HTTP server that restarted no longer knows our session id.
+    error = exc.error
+    return error.code == types.CONNECTION_CLOSED or (
+        error.code == types.INVALID_REQUEST and error.message == "Session terminated"
+    )
+
+
+async def no_progress(progress: float, total: float | None, message: str | None) -> None:
+    return None
+
+
+async def set_when(source: anyio.Event, target: anyio.Event) -> None:
+    await source.wait()
+    target.set()

@@ -1,0 +1,110 @@
+"""Per-client upstream sessions (`session: per_client`, or `auto` once a server turned out to need them).
+
+A stateful server (one that asks clients for sampling, elicitation or roots, or keeps subscriptions) cannot be shared
+safely: every client would see the others' state. Such an upstream gets one session of its own (a process of its
+own, for stdio) per downstream MCP session, opened on the client's first request to it, and closed when the client's
+session ends, after `idle_timeout` seconds without a request, or when the hub stops. At most `max_sessions` are open
+per server; a client beyond that gets an error result. The hub's shared session keeps serving the catalog and the
+callers without an MCP session (REST, the tool loop, 2026-era requests, which carry no session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TextIO
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp.server.connection import Connection
+
+from hub.mcp.errors import UpstreamUnavailable
+from hub.mcp.upstream import Kind, OnResourceUpdated, Upstream
+
+logger = logging.getLogger("toolhub.mcp")
+
+
+class _Private:
+    """One client's session to one upstream, with its idle deadline."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.scope = anyio.CancelScope()
+        """Cancelled when the client's session ends; its deadline is `idle_timeout` after the last request."""
+        self.in_flight = 0
+
+    def close(self) -> None:
+        self.scope.cancel()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self.scope.deadline = math.inf
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.scope.deadline = anyio.current_time() + self.upstream.spec.idle_timeout
+
+
+class ClientSessions:
+    """The per-client sessions of every upstream of one hub."""
+
+    def __init__(self, group: Callable[[], TaskGroup | None], on_resource_updated: OnResourceUpdated,
+                 errlog: TextIO | None = None) -> None:  # fmt: skip
+        self._group = group
+        self._on_resource_updated = on_resource_updated
+        self._errlog = errlog
+        self._open: dict[tuple[str, int], _Private] = {}
+
+    def count(self, server: str) -> int:
+        return sum(1 for name, _ in self._open if name == server)
+
+    @contextlib.asynccontextmanager
+    async def using(self, upstream: Upstream, caller: Any) -> AsyncIterator[Upstream]:
+        """The upstream session to send a request on: `caller`'s own, when the server has per-client sessions and
+        the caller has an MCP session; otherwise the shared one.
+
+        Raises:
+            UpstreamUnavailable: `max_sessions` are open already, or the client's session did not come up.
+        """
+        connection = getattr(caller, "session", None)
+        if not upstream.per_client or not isinstance(connection, Connection):
+            yield upstream
+            return
+        private = self._private(upstream, connection)
+        private.enter()
+        try:
+            with anyio.move_on_after(upstream.spec.connect_timeout + 1.0):
+                await private.upstream.first_attempt.wait()
+            yield private.upstream
+        finally:
+            private.leave()
+
+    def _private(self, upstream: Upstream, connection: Connection) -> _Private:
+        key = (upstream.name, id(connection))
+        private = self._open.get(key)
+        if private is None:
+            group = self._group()
+            if group is None or self.count(upstream.name) >= upstream.spec.max_sessions:
+                limit = upstream.spec.max_sessions
+                message = f"MCP server {upstream.name!r} has {limit} client sessions open (max_sessions); try later."
+                raise UpstreamUnavailable(message, server=upstream.name)
+            own = Upstream(upstream.config, _unchanged, self._on_resource_updated, errlog=self._errlog)
+            private = self._open[key] = _Private(own)
+            connection.exit_stack.callback(private.close)
+            group.start_soon(self._run, key, private, name=f"mcp-client-session-{upstream.name}")
+        return private
+
+    async def _run(self, key: tuple[str, int], private: _Private) -> None:
+        try:
+            with private.scope:
+                await private.upstream.run()
+        finally:
+            self._open.pop(key, None)
+            logger.info("MCP server %s: a client's own session closed", key[0])
+
+
+def _unchanged(server: str, kinds: frozenset[Kind]) -> None:
+    """A client's own session does not change the hub's catalog (the shared session lists for everyone)."""
