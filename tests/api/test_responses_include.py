@@ -8,6 +8,8 @@ from typing import Any
 import openai
 import pytest
 
+from hub.api.responses.endpoint import ROUTES
+from hub.app import create_app
 from hub.config import parse_config
 from hub.server import build_app
 from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY, FakeAnthropic
@@ -166,7 +168,13 @@ def test_without_include_reasoning_items_carry_no_encrypted_content(client: open
     assert turn.output[0].type == "reasoning" and turn.output[0].encrypted_content is None
 
 
-def test_an_item_reference_without_a_database_says_what_to_do(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.NotFoundError) as caught:
-        client.responses.create(model="logprobs", input=[{"type": "item_reference", "id": "msg_x"}])  # pyright: ignore[reportArgumentType]
+def test_an_item_reference_without_a_database_says_what_to_do() -> None:
+    params = {"model": "openai/text", "api_base": "http://127.0.0.1:9/v1", "api_key": "k"}
+    config = parse_config({"model_list": [{"model_name": "text", "litellm_params": params}]}, {})
+    with (
+        serve_app(create_app(config, routes=[*ROUTES])) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key="x") as bare,
+    ):
+        with pytest.raises(openai.NotFoundError) as caught:
+            bare.responses.create(model="text", input=[{"type": "item_reference", "id": "msg_x"}])  # pyright: ignore[reportArgumentType]
     assert "without a database" in caught.value.message and caught.value.param == "input[0].id"
