@@ -136,6 +136,7 @@ class McpHub:
         if upstream is None:
             return
         self._scopes.pop(name).cancel()
+        self.sessions.close_server(name)
         self._server_catalogs.pop(name, None)
         self.catalog = Catalog.build([u.listing for u in self.upstreams.values() if u.healthy], self.separator)
         self._send(("changed", (name, ALL_KINDS)))

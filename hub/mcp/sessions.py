@@ -58,6 +58,12 @@ class ClientSessions:
         self._errlog = errlog
         self._open: dict[tuple[str, int], _Private] = {}
 
+    def close_server(self, server: str) -> None:
+        """Close every client's own session of `server` (it was removed from the config)."""
+        for (name, _), private in list(self._open.items()):
+            if name == server:
+                private.close()
+
     def count(self, server: str) -> int:
         return sum(1 for name, _ in self._open if name == server)
 
