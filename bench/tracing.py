@@ -10,7 +10,8 @@ row; drives non-streaming requests at 64 connections with bench/loadgen.py and r
 
 The app is wrapped the way hub/app.py wraps it when `general_settings.otel` is set (outermost middleware, the
 provider opened around the lifespan), so the bench runs with or without the lead's hooks applied.
-It also times each hook with tracing off, in this process.
+It also times, in this process, each hook with tracing off and what tracing one request costs without the network
+(server span, one attempt span, the finish hook, encoding): a number this shared machine's noise does not move.
 
     python bench/tracing.py [--duration 8] [--runs 3]
 
@@ -24,6 +25,7 @@ import asyncio
 import statistics
 import sys
 import tempfile
+import time
 import timeit
 import urllib.request
 from pathlib import Path
@@ -169,8 +171,72 @@ def hook_costs() -> list[tuple[str, float]]:
     return [(name, min(timeit.repeat(fn, number=200_000, repeat=5)) / 200_000 * 1e6) for name, fn in cases]
 
 
+def in_process() -> tuple[float, float]:
+    """CPU µs per request of a bare ASGI app that makes one traced attempt, without and with `TracingMiddleware`
+    (spans encoded and handed to a sender that drops them): best of 5 rounds of 3,000."""
+    from hub.accounts.usage import UsageRecord
+    from hub.ops import tracing
+    from hub.ops.tracing import OtelSpec, tracing_settings
+    from hub.ops.tracing.middleware import TracingMiddleware
+    from hub.ops.tracing.setup import Tracing
+    from providers.base import ChatRequest, Deployment
+
+    deployment = Deployment(provider="openai", model="bench", api_base="http://127.0.0.1:9/v1")
+    body = {"model": "bench", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+    message = {"role": "assistant", "content": "hi"}
+    completion = {"id": "chatcmpl-1", "model": "bench", "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+                  "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
+    record = UsageRecord("0123456789abcdef", None, "bench", "bench", "openai", 200, False, 1.0, prompt_tokens=3,
+                         completion_tokens=2, cost=0.0001, upstream_ms=0.5)  # fmt: skip
+    attempt = {"toolhub.model_group": "bench", "toolhub.deployment_id": "abcdef0123456789", "toolhub.retry": 0,
+               "toolhub.fallback": False}  # fmt: skip
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+
+    async def answer() -> dict[str, Any]:
+        return completion
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        trace = tracing.current()
+        if trace is None:
+            await answer()
+        else:
+            await trace.attempt(answer, ChatRequest(body=body, deployment=deployment), dict(attempt), False)
+        tracing.finish(record)
+        await send(start)
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def measure() -> tuple[float, float]:
+        settings = tracing_settings(OtelSpec(endpoint="http://127.0.0.1:9"), {})
+        assert settings is not None
+        traced = Tracing(settings, sender=lambda body: None)
+        async with traced.running():
+            assert traced.exporter is not None
+            exporter, middleware = traced.exporter, TracingMiddleware(app, traced)
+            scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "scheme": "http",
+                     "headers": [(b"host", b"hub"), (b"content-type", b"application/json")], "client": ("127.0.0.1", 1),
+                     "state": {"request_id": "0123456789abcdef"}}  # fmt: skip
+
+            async def nothing(*_: Any) -> Any:
+                return {}
+
+            best: list[float] = []
+            for target in (app, middleware):
+                rounds = []
+                for _ in range(5):
+                    before = time.process_time()
+                    for _ in range(3000):
+                        await target(scope, nothing, nothing)
+                    batch, exporter.buffer = exporter.buffer, []
+                    exporter._export(batch)  # pyright: ignore[reportPrivateUsage]
+                    rounds.append((time.process_time() - before) / 3000 * 1e6)
+                best.append(min(rounds))
+            return best[0], best[1]
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", choices=list(MODES))
@@ -201,6 +267,12 @@ def main() -> None:
             print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{r[0]} {r[2]:.3f} ms" for r in runs[-1]),
                   file=sys.stderr, flush=True)  # fmt: skip
     print(table(runs))
+    off, on = in_process()
+    print()
+    print(
+        f"In process, without the network: {on - off:.1f} µs of CPU to trace one request (server span, one attempt,"
+        f" the finish hook, encoding; best of 5 rounds)."
+    )
     print()
     print("| hook, tracing off | µs per call |\n|---|---|")
     for name, micro in hook_costs():
