@@ -117,12 +117,17 @@ def first_lists_wait(hub: McpHub, deadline: float) -> Any:
 
 
 async def print_catalog(config: Config, out: TextIO = sys.stdout, *, limit: float | None = None) -> int:
-    """Connect every upstream, print the catalog and each server's health; 1 if a server is not ready."""
+    """Connect every upstream, print the catalog and each server's health; 1 if a server is not ready, 128 + its
+    number after a signal (every upstream stopped, nothing printed)."""
     hub = McpHub(config.mcp_servers, separator=config.mcp_tool_separator)
-    async with hub.running():
+    tools: list[ToolInfo] = []
+    status: dict[str, dict[str, Any]] = {}
+    async with until_signal() as stopped, hub.running():
         await hub.wait_ready(limit)
         tools = hub.tools(MASTER)
         status = hub.status()
+    if stopped.signum is not None:
+        return stopped.status
     out.write(format_table(tools))
     out.write("\nservers:\n")
     for name, state in status.items():

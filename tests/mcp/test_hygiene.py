@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from tests.mcp.stdio_peer import (
     wait_for,
     write_config,
 )
-from tests.support.servers import ROOT, toolhub_process, wait_until_serving
+from tests.support.servers import ROOT, stop, toolhub_process, wait_until_serving
 
 pytestmark = pytest.mark.anyio
 EXIT_WAIT = 10.0
@@ -118,3 +119,19 @@ async def test_kill_all_kills_every_group_not_yet_stopped(tmp_path: Path) -> Non
     assert survivors(marker) == []
     for process in started:
         await processes.stop(process)  # closes the pipes; the group is gone already
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_toolhub_tools_stops_every_upstream(tmp_path: Path, signum: int) -> None:
+    marker = new_marker()
+    path = write_config(tmp_path, upstreams(marker))
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "tools", "--config", str(path), "--timeout", "120"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: all_started(marker), what="the upstream processes")
+        proc.send_signal(signum)  # while it waits for the hung server
+        code = proc.wait(EXIT_WAIT)
+    finally:
+        stop(proc)
+    assert survivors(marker) == []
+    assert code == 128 + signum
