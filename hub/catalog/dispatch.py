@@ -147,12 +147,14 @@ async def handle_meta_call(
 ) -> types.CallToolResult:
     """Run meta-tool `name` for a caller who may see `tools`; `call` runs a found tool (`hub__call_tool`).
 
-    `index` is the hub's shared index (kept in sync here, in place; without one a throwaway index of `tools` is
-    built), `results` the result store and the caller's owner id for `hub__read_result`.
+    `index` is the view's shared index, which its owner keeps in sync with the view's whole catalog
+    (`index.sync(catalog.tools)` when the catalog changes; free when it did not), so a call costs one pass over
+    `tools` to scope it; without one, a throwaway index of `tools` is built. `results` is the result store and the
+    caller's owner id, for `hub__read_result`.
     """
     if index is None:
         index = ToolIndex()
-    index.sync(tools, prune=False)
+        index.sync(tools)
     visible = {tool.name: tool for tool in tools}
     arguments = arguments or {}
     try:

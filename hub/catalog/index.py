@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,19 +105,21 @@ class ToolIndex:
     def __contains__(self, name: object) -> bool:
         return name in self._docs
 
-    def sync(self, tools: Iterable[Searchable], *, prune: bool = True) -> None:
+    def sync(self, tools: Sequence[Searchable], *, prune: bool = True) -> None:
         """Make the index hold `tools`: new and changed ones are (re)indexed, and with `prune` missing ones dropped.
 
         Passing the same object again (the hub's catalog tuple, rebuilt only when an upstream changes) is free.
         """
         if prune and tools is self._source:
             return
-        seen: set[str] = set()
+        docs = self._docs
         for tool in tools:
-            seen.add(tool.name)
-            self._put(tool)
+            doc = docs.get(tool.name)
+            if doc is None or doc.source is not tool:  # inline: this loop runs over every visible tool per call
+                self._put(tool)
         if prune:
-            for name in [n for n in self._docs if n not in seen]:
+            seen = {tool.name for tool in tools}
+            for name in [n for n in docs if n not in seen]:
                 self._remove(name)
             self._source = tools
 

@@ -28,6 +28,7 @@ BIG = "\n".join(f"log line {i} status={'ERROR' if i % 1000 == 7 else 'ok'}" for 
 def build(results: ResultStore) -> Server[Any]:
     tools = {t.name: t for t in catalog()}
     index = ToolIndex()
+    index.sync(tuple(tools.values()))  # the owner keeps the view's index in sync with its catalog
 
     def mode(ctx: Ctx) -> str:
         params = ctx.session.client_params
