@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import mcp_types as types
 
@@ -108,7 +108,10 @@ def meta_functions(*, results: bool = True) -> list[dict[str, Any]]:
     ]
 
 
-def pinned(tools: Iterable[Searchable], always_expose: Sequence[str]) -> list[Searchable]:
+T = TypeVar("T", bound=Searchable)
+
+
+def pinned(tools: Iterable[T], always_expose: Sequence[str]) -> list[T]:
     """Tools listed next to the meta-tools in search mode: `always_expose` entries are exposed names,
     `server/tool` (upstream name) or shell patterns of either (`github__get_*`, `github/*`); sorted by name."""
     if not always_expose:

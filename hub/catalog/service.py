@@ -1,0 +1,186 @@
+"""`CatalogService`: what the MCP server, REST and the tool loop call, so that each of their hooks stays a few lines.
+
+One service per process (`state.extras["catalog"]`, and `McpHub.catalog` for the MCP server), opened by
+`catalog_extension` after the MCP hub and the store: one search index per view (`None`: the aggregated catalog,
+else `/mcp/<server>`), synced when that view's catalog object changes (free when it did not), the result store when
+a database is configured, and a task that deletes expired results every `PURGE_INTERVAL` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import mcp_types as types
+
+from hub.catalog.dispatch import Call, handle_meta_call
+from hub.catalog.index import Searchable, ToolIndex
+from hub.catalog.meta import (
+    DEFAULT_THRESHOLD,
+    READ_RESULT,
+    Exposure,
+    Mode,
+    exposure,
+    meta_functions,
+    meta_tools,
+    pinned,
+)
+from hub.catalog.results import (
+    DEFAULT_TTL,
+    ResultError,
+    ResultStore,
+    handle_of,
+    read_resource,
+    shrink_result,
+    shrink_text,
+)
+from hub.config import Config
+from hub.state import HubState
+
+logger = logging.getLogger("toolhub.catalog")
+PURGE_INTERVAL = 300.0
+
+
+class Listed(Searchable, Protocol):
+    """A tool of a view as `hub.mcp.catalog.ToolInfo` has it: with its exposed MCP `Tool`."""
+
+    @property
+    def tool(self) -> types.Tool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSettings:
+    """`general_settings.tool_exposure`, `tool_exposure_threshold`, `always_expose`, `max_tool_result_chars` and
+    `tool_result_ttl_seconds`, resolved."""
+
+    mode: Mode | None = None
+    threshold: int = DEFAULT_THRESHOLD
+    always_expose: tuple[str, ...] = ()
+    max_result_chars: int = 20_000
+    result_ttl: float = DEFAULT_TTL
+
+    @classmethod
+    def defaults_for(cls, config: Config) -> CatalogSettings:
+        """Defaults, with the result limit the tool loop already uses."""
+        return cls(max_result_chars=config.max_tool_result_chars)
+
+
+class CatalogService:
+    """Tool search and result handles for every caller of the hub."""
+
+    def __init__(self, settings: CatalogSettings, results: ResultStore | None = None) -> None:
+        self.settings = settings
+        self.results = results
+        self._indexes: dict[str | None, ToolIndex] = {}
+
+    def index(self, view: str | None, catalog_tools: Sequence[Searchable]) -> ToolIndex:
+        """The search index of a view, synced with its whole catalog (`Catalog.tools`, replaced on every change)."""
+        index = self._indexes.setdefault(view, ToolIndex())
+        index.sync(catalog_tools)
+        return index
+
+    def exposure(self, client_name: str | None, visible_count: int) -> Exposure:
+        return exposure(self.settings.mode, self.settings.threshold, client_name, visible_count)
+
+    def mcp_tools(self, visible: Sequence[Listed], client_name: str | None) -> list[types.Tool]:
+        """`tools/list` for a client: every visible tool, or the meta-tools and the pinned ones (search mode)."""
+        if self.exposure(client_name, len(visible)) == "all":
+            return [t.tool for t in visible]
+        found = pinned(visible, self.settings.always_expose)
+        return meta_tools(results=self.results is not None) + [t.tool for t in found]
+
+    def loop_tools(self, visible: Sequence[Searchable], client_name: str | None = None) -> list[dict[str, Any]] | None:
+        """The tool loop's hub tool definitions in search mode (the same bytes every turn); None: offer them all."""
+        if self.exposure(client_name, len(visible)) == "all":
+            return None
+        found = pinned(visible, self.settings.always_expose)
+        return meta_functions(results=self.results is not None) + [_function(t) for t in found]
+
+    async def call_meta(self, name: str, arguments: Mapping[str, Any] | None, visible: Sequence[Searchable],
+                        catalog_tools: Sequence[Searchable], call: Call, owner: str,
+                        view: str | None = None) -> types.CallToolResult:  # fmt: skip
+        """A meta-tool call of a caller who may see `visible` (out of the view's `catalog_tools`)."""
+        results = (self.results, owner) if self.results is not None else None
+        return await handle_meta_call(name, arguments, visible, call, index=self.index(view, catalog_tools),
+                                      results=results)  # fmt: skip
+
+    async def fit_result(self, result: types.CallToolResult, owner: str, *, server: str = "",
+                         tool: str = "") -> types.CallToolResult:  # fmt: skip
+        """An MCP result over the limit: its head and a `resource_link` (unchanged without a store, or when it is
+        what `hub__read_result` read)."""
+        if self.results is None or tool == READ_RESULT:
+            return result
+        return await shrink_result(result, self.settings.max_result_chars, self.results, owner, server=server,
+                                   tool=tool)  # fmt: skip
+
+    async def fit_text(self, text: str, max_chars: int, owner: str, *, server: str = "",
+                       tool: str = "") -> tuple[str, int]:  # fmt: skip
+        """The tool loop's text over `max_chars`: stored, its head and a handle (0 characters lost); without a store,
+        or for `hub__read_result` itself, cut as before (the number of characters removed)."""
+        if self.results is not None and tool != READ_RESULT:
+            return (await shrink_text(text, max_chars, self.results, owner, server=server, tool=tool))[0], 0
+        if len(text) <= max_chars:
+            return text, 0
+        removed = len(text) - max_chars
+        return (
+            f"{text[:max_chars]}\n[Toolhub cut this tool result: {removed} of {len(text)} characters removed]",
+            removed,
+        )
+
+    async def read_resource(self, uri: str, owner: str) -> types.ReadResourceResult | None:
+        """`resources/read` of a stored result; None for any other URI (the hub forwards it).
+
+        Raises:
+            ResultError: unknown to this owner, or expired (answer -32002).
+        """
+        if handle_of(uri) is None:
+            return None
+        if self.results is None:
+            raise ResultError(f"Resource not found: {uri}", "not_found")
+        return await read_resource(uri, owner, self.results)
+
+
+def _function(tool: Searchable) -> dict[str, Any]:
+    schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
+    return {"type": "function",
+            "function": {"name": tool.name, "description": tool.description or "", "parameters": schema}}  # fmt: skip
+
+
+async def _purge(results: ResultStore) -> None:
+    while True:
+        await anyio.sleep(PURGE_INTERVAL)
+        try:
+            await results.purge_expired()
+        except Exception:  # a database outage must not end the task: the next round retries
+            logger.exception("catalog: deleting expired tool results failed")
+
+
+def catalog_extension(
+    settings: Callable[[Config], CatalogSettings] = CatalogSettings.defaults_for,
+) -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
+    """The lifespan extension: after the MCP hub and the store, `state.extras["catalog"]` (and `McpHub.catalog`)."""
+
+    @contextlib.asynccontextmanager
+    async def extension(state: HubState) -> AsyncIterator[None]:
+        chosen = settings(state.config)
+        store = state.extras.get("store")
+        results = ResultStore(store, ttl=chosen.result_ttl, read_limit=max(100, chosen.max_result_chars - 200)) \
+            if store is not None else None  # fmt: skip
+        service = CatalogService(chosen, results)
+        state.extras["catalog"] = service
+        hub = state.extras.get("mcp")
+        if hub is not None and hasattr(hub, "catalog"):
+            hub.catalog = service
+        async with anyio.create_task_group() as tg:
+            if results is not None:
+                tg.start_soon(_purge, results)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    return extension
