@@ -21,9 +21,9 @@ from tests.support.servers import serve_app
 
 MASTER_KEY = "sk-toolhub-messages-test"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-WEATHER = {"name": "get_weather", "description": "Weather in a city",
+WEATHER: Any = {"name": "get_weather", "description": "Weather in a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
-CLOCK = {"name": "get_time", "input_schema": {"type": "object", "properties": {"timezone": {"type": "string"}}}}
+CLOCK: Any = {"name": "get_time", "input_schema": {"type": "object", "properties": {"timezone": {"type": "string"}}}}
 Fakes = tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
 
 
@@ -174,6 +174,7 @@ def test_an_anthropic_model_keeps_thinking_signatures_across_tool_turns(
     ask: list[Any] = [{"role": "user", "content": "weather?"}]
     thinking: Any = {"type": "enabled", "budget_tokens": 1024}
     history = list(ask)
+    message: Any = None
     for step in range(3):
         message = client.messages.create(model="claude-think", max_tokens=2048, thinking=thinking,
                                          messages=history, tools=[WEATHER, CLOCK])  # fmt: skip
@@ -222,6 +223,7 @@ def test_a_streamed_thinking_tool_loop_on_anthropic_replays_the_signatures_the_s
 ) -> None:
     thinking: Any = {"type": "enabled", "budget_tokens": 1024}
     history: list[Any] = [{"role": "user", "content": "weather?"}]
+    message: Any = None
     for _ in range(3):
         with client.messages.stream(model="claude-think", max_tokens=2048, thinking=thinking, messages=history,
                                     tools=[WEATHER, CLOCK]) as stream:  # fmt: skip

@@ -20,9 +20,9 @@ fakes, gateway_url, client = support.fakes, support.gateway_url, support.client
 
 TEXT_MODELS = ["text", "claude-sonnet-4-5", "g-text"]
 TOOL_MODELS = ["tools", "claude-tools", "g-tools", "g3-tools"]
-WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+WEATHER: Any = {"type": "function", "name": "get_weather", "description": "Weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
-TIME = {"type": "function", "name": "get_time",
+TIME: Any = {"type": "function", "name": "get_time",
         "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}  # fmt: skip
 
 
@@ -239,6 +239,7 @@ def test_thinking_becomes_a_reasoning_item_with_its_summary_streamed_and_not(cli
 def test_a_tool_round_trip_keeps_the_upstreams_thinking_signatures(client: openai.OpenAI, model: str) -> None:
     options: Any = {"model": model, "reasoning": {"effort": "low"}, "tools": [WEATHER, TIME]}
     history: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    response: Any = None
     for _ in range(3):
         response = client.responses.create(input=history, **options)
         calls = [item for item in response.output if item.type == "function_call"]

@@ -18,8 +18,8 @@ from tests.storage.conftest import backend, store
 
 fakes, gateway_url, client = support.fakes, support.gateway_url, support.client
 _ = (backend, store)
-WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
-TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}}
+WEATHER: Any = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+TIME: Any = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}}
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_delete_then_retrieve_and_continue_get_a_404_naming_the_id(client: opena
 
 def test_store_false_keeps_nothing(client: openai.OpenAI) -> None:
     response = client.responses.create(model="text", input="hello", store=False)
-    assert response.store is False
+    assert response.to_dict()["store"] is False
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
 
