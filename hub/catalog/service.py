@@ -101,12 +101,18 @@ class CatalogService:
         return meta_functions(results=self.results is not None) + [_function(t) for t in found]
 
     async def call_meta(self, name: str, arguments: Mapping[str, Any] | None, visible: Sequence[Searchable],
-                        catalog_tools: Sequence[Searchable], call: Call, owner: str,
+                        catalog_tools: Sequence[Searchable] | None, call: Call, owner: str,
                         view: str | None = None) -> types.CallToolResult:  # fmt: skip
-        """A meta-tool call of a caller who may see `visible` (out of the view's `catalog_tools`)."""
+        """A meta-tool call of a caller who may see `visible`, out of the view's `catalog_tools` (None where the
+        caller has no catalog at hand, as in the tool loop: the view's index then takes in `visible`, keeping the
+        tools others saw, which their scopes filter out)."""
         results = (self.results, owner) if self.results is not None else None
-        return await handle_meta_call(name, arguments, visible, call, index=self.index(view, catalog_tools),
-                                      results=results)  # fmt: skip
+        if catalog_tools is None:
+            index = self._indexes.setdefault(view, ToolIndex())
+            index.sync(visible, prune=False)
+        else:
+            index = self.index(view, catalog_tools)
+        return await handle_meta_call(name, arguments, visible, call, index=index, results=results)
 
     async def fit_result(self, result: types.CallToolResult, owner: str, *, server: str = "",
                          tool: str = "") -> types.CallToolResult:  # fmt: skip

@@ -101,3 +101,15 @@ async def test_the_extension_opens_the_service_after_the_hub_and_the_store(resul
     bare = SimpleNamespace(config=SimpleNamespace(max_tool_result_chars=5_000), extras={})
     async with catalog_extension()(cast(HubState, bare)):
         assert bare.extras["catalog"].results is None
+
+
+async def test_a_caller_without_the_catalog_at_hand_feeds_the_view_index_with_what_it_sees() -> None:
+    service = CatalogService(CatalogSettings())
+    tools = catalog()
+    jira = [t for t in tools if t.server == "jira"]
+    github = [t for t in tools if t.server == "github"]
+    await service.call_meta("hub__search_tools", {"query": "issue"}, jira, None, _never, "a", "loop")
+    found = await service.call_meta("hub__search_tools", {"query": "issue"}, github, None, _never, "b", "loop")
+    names = [t["name"] for t in orjson.loads(found.content[0].text)["tools"]]  # pyright: ignore[reportAttributeAccessIssue]
+    assert names and all(n.startswith("github__") for n in names)
+    assert len(service.index("loop", [*jira, *github])) == 20
