@@ -5,7 +5,7 @@ log, cost). Upstreams are always asked for floats; `encoding_format: base64` (th
 here, little-endian float32 as OpenAI does, so it works for Gemini too. Gemini reports no token usage: it is
 estimated at ~4 characters a token.
 
-The router serves embeddings as it serves chat (`RoutedCall.embed`: its pick, retries, cooldowns and fallbacks).
+The router serves embeddings as it serves chat (`RoutedCall.run`: its pick, retries, cooldowns and fallbacks).
 With the response cache on (and `supported_call_types` naming `embedding`, as LiteLLM's default does), answers are
 cached like chat answers: the key is the alias, the input and `dimensions` (not `encoding_format`, applied after),
 a hit costs nothing and says so in `x-toolhub-cache-hit`, and identical requests in flight wait for the first.
@@ -39,7 +39,7 @@ from hub.gateway.chat import (
 from hub.gateway.requests import read_json_body
 from hub.gateway.routing import Target
 from hub.state import HubState, authenticate, hub_state
-from providers.base import JSON, ChatRequest, Embedder
+from providers.base import JSON, ChatRequest, Embedder, ProviderError
 
 FORWARDED = ("input", "dimensions", "user")
 CHARS_PER_TOKEN = 4
@@ -107,11 +107,23 @@ async def _answer(
 
 
 async def _embed(target: Target, body: JSON, request_id: str) -> JSON:
-    """The embeddings call, through the router when it routes embeddings (`RoutedCall.embed`)."""
+    """The embeddings call, through the router when it runs such calls (`RoutedCall.run`: retries and fallbacks)."""
     call: Any = target.provider
-    if hasattr(call, "embed"):
-        return await call.embed(ChatRequest(body=body, deployment=target.route.deployment, request_id=request_id))
+    if hasattr(call, "run"):
+        return await call.run(
+            ChatRequest(body=body, deployment=target.route.deployment, request_id=request_id), _attempt
+        )
     return await _embedder(target).embed(target.route.deployment, body)
+
+
+async def _attempt(slot: Any, request: ChatRequest) -> JSON:
+    """One attempt on the deployment the router picked (`request.deployment`)."""
+    provider = slot.provider
+    if provider is None or not hasattr(provider, "embed"):  # a client error: neither retried nor fallen back
+        raise ProviderError(f"The model '{slot.route.alias}' ({request.deployment.provider}) does not serve "
+                            "embeddings.", status_code=400, provider="router", type="invalid_request_error",
+                            code="model_not_supported", param="model")  # fmt: skip
+    return await provider.embed(request.deployment, request.body)
 
 
 def check_embeddings_request(body: Any) -> JSON:
