@@ -93,12 +93,15 @@ class CatalogService:
         found = pinned(visible, self.settings.always_expose)
         return meta_tools(results=self.results is not None) + [t.tool for t in found]
 
-    def loop_tools(self, visible: Sequence[Searchable], client_name: str | None = None) -> list[dict[str, Any]] | None:
-        """The tool loop's hub tool definitions in search mode (the same bytes every turn); None: offer them all."""
+    def loop_tools(self, visible: Sequence[Searchable], client_name: str | None = None) -> list[dict[str, Any]]:
+        """The tool loop's hub tool definitions: every visible tool (and `hub__read_result` when results are
+        stored), or in search mode the meta-tools and the pinned tools; equal bytes on every turn for equal tools."""
+        results = self.results is not None
         if self.exposure(client_name, len(visible)) == "all":
-            return None
+            reader = [f for f in meta_functions() if f["function"]["name"] == READ_RESULT] if results else []
+            return [_function(t) for t in visible] + reader
         found = pinned(visible, self.settings.always_expose)
-        return meta_functions(results=self.results is not None) + [_function(t) for t in found]
+        return meta_functions(results=results) + [_function(t) for t in found]
 
     async def call_meta(self, name: str, arguments: Mapping[str, Any] | None, visible: Sequence[Searchable],
                         catalog_tools: Sequence[Searchable] | None, call: Call, owner: str,

@@ -50,7 +50,16 @@ def test_loop_definitions_are_the_same_bytes_on_every_turn_in_search_mode() -> N
     first = service.loop_tools(tools)
     assert first is not None and orjson.dumps(service.loop_tools(list(reversed(tools)))) == orjson.dumps(first)
     assert [d["function"]["name"] for d in first][-1] == "github__create_issue"
-    assert CatalogService(CatalogSettings(mode="all")).loop_tools(tools) is None
+    listed = CatalogService(CatalogSettings(mode="all")).loop_tools(tools[:3])
+    assert [d["function"]["name"] for d in listed] == [t.name for t in tools[:3]]
+    assert listed[0] == {"type": "function", "function": {"name": tools[0].name, "description": tools[0].description,
+                                                          "parameters": tools[0].input_schema}}  # fmt: skip
+
+
+async def test_loop_definitions_in_all_mode_offer_read_result_when_results_are_stored(results: ResultStore) -> None:
+    tools = catalog()[:3]
+    listed = CatalogService(CatalogSettings(mode="all"), results).loop_tools(tools)
+    assert [d["function"]["name"] for d in listed] == [*(t.name for t in tools), "hub__read_result"]
 
 
 async def test_each_view_has_its_own_index_synced_with_its_catalog() -> None:
