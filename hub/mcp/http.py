@@ -27,6 +27,7 @@ from hub.config import Config, ConfigError
 from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
 from hub.mcp import rest
 from hub.mcp.catalog import DEFAULT_SEPARATOR
+from hub.mcp.challenge import with_challenge
 from hub.mcp.config import McpServerConfig
 from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
@@ -181,7 +182,7 @@ class McpEndpoint:
             if server is not None and not principal.may_use_server(server):
                 raise PermissionDenied(f"This key may not use the MCP server {server!r}.", code="server_not_allowed")
         except HubError as exc:
-            await error_response(exc)(scope, receive, send)
+            await error_response(with_challenge(exc, conn.headers))(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         scope["user"] = session_owner(principal)  # the SDK binds each session to it: other keys get 404

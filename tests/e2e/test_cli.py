@@ -173,6 +173,10 @@ async def test_stdio_serves_the_readme_desktop_snippet_without_the_master_key(tm
                                        cwd=str(ROOT), env=bare)  # fmt: skip
         async with Client(params, mode="legacy") as client:
             names = [t.name for t in (await client.list_tools()).tools]
+            with anyio.fail_after(30):  # on a loaded machine an upstream may join after the first listing
+                while config != EXAMPLE and len(names) < 2:
+                    await anyio.sleep(0.05)
+                    names = [t.name for t in (await client.list_tools()).tools]
             info = client.server_info
         assert info is not None and info.name == "toolhub"
     assert names == ["time__convert_time", "time__get_current_time"]

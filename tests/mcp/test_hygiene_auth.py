@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx2
-import pytest
 
 from hub.errors import AuthenticationError, PermissionDenied
 from hub.mcp.challenge import challenge, with_challenge
@@ -38,7 +37,6 @@ def test_other_errors_get_no_challenge() -> None:
     assert "WWW-Authenticate" not in error.headers
 
 
-@pytest.mark.xfail(strict=True, reason="needs the one-line hook in hub/mcp/http.py (McpEndpoint) listed for the lead")
 def test_every_mcp_endpoint_challenges_a_missing_or_wrong_key() -> None:
     with running(hub_app({"tool": tool_server()})) as url:
         seen: dict[tuple[str, str], tuple[int, str | None]] = {}
