@@ -90,8 +90,7 @@ class AnthropicProvider:
                     return list(turn[1])
             return None
 
-        tr = build_request(request.body, request.deployment, restore, stream=stream)
-        request.dropped += [name for name in tr.dropped if name not in request.dropped]
+        tr = build_request(request.body, request.deployment, restore, stream=stream, dropped=request.dropped)
         for note in tr.notes:
             logger.warning("anthropic request %s (%s): %s", request.request_id or "-", model, note)
         return tr

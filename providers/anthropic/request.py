@@ -87,22 +87,27 @@ def default_max_tokens(model: str) -> int:
     return FALLBACK_MAX_TOKENS
 
 
-def build_request(body: JSON, deployment: Deployment, restore: Restore, *, stream: bool = False) -> Translated:
+def build_request(
+    body: JSON, deployment: Deployment, restore: Restore, *, stream: bool = False, dropped: list[str] | None = None
+) -> Translated:
     """Translate one request; `restore` gives back the thinking blocks kept for earlier tool-calling turns.
+
+    `dropped` is where left-out parameters are noted (`drop_param`): the `ChatRequest`'s own list, so nothing has to
+    be merged afterwards; a new list by default.
 
     Raises:
         ProviderError: a 400 for what Anthropic cannot express (or, with `drop_params: false`, refuses).
     """
     try:
-        return _build(body, deployment, restore, stream)
+        return _build(body, deployment, restore, stream, [] if dropped is None else dropped)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # client input of a shape nobody checked
         raise bad_request(f"The request could not be translated for Anthropic: {type(exc).__name__}: {exc}") from exc
 
 
-def _build(body: JSON, deployment: Deployment, restore: Restore, stream: bool) -> Translated:
+def _build(body: JSON, deployment: Deployment, restore: Restore, stream: bool, dropped: list[str]) -> Translated:
     src: JSON = {**deployment.params, **body}
     names = ToolNames()
-    tr = Translated({"model": deployment.model}, names)
+    tr = Translated({"model": deployment.model}, names, dropped=dropped)
     out = tr.body
     tools = _tools(src.get("tools"), names)
     messages = inject_cache_points(src.get("messages") or [], deployment.params.get(CACHE_POINTS))

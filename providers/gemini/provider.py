@@ -111,8 +111,9 @@ class GeminiProvider:
         )  # fmt: skip
         if "max_image_bytes" in deployment.params:
             deployment = _with_params(deployment, params)
-        prepared = build_request(request.body, deployment, lookup=self.signatures.lookup, images=images)
-        request.dropped += [name for name in prepared.dropped if name not in request.dropped]
+        prepared = build_request(
+            request.body, deployment, lookup=self.signatures.lookup, images=images, dropped=request.dropped
+        )
         return prepared
 
     def _remember(self, reader: ResponseReader) -> None:

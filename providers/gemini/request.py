@@ -45,21 +45,29 @@ def bad_request(message: str, param: str | None, code: str = "invalid_value") ->
 
 
 def build_request(
-    body: JSON, deployment: Deployment, *, lookup: StepLookup, images: Mapping[str, InlineData]
+    body: JSON,
+    deployment: Deployment,
+    *,
+    lookup: StepLookup,
+    images: Mapping[str, InlineData],
+    dropped: list[str] | None = None,
 ) -> Prepared:
-    """The Gemini request for an OpenAI body (config defaults under the client's fields).
+    """The Gemini request for an OpenAI body (config defaults under the client's fields); left-out parameters are
+    noted in `dropped` (the `ChatRequest`'s own list; a new one by default).
 
     Raises:
         ProviderError: 400 for input Gemini cannot take (naming the OpenAI `param`); input of a shape no check
         foresaw that breaks the translation is a 400 too, never a 500.
     """
     try:
-        return _build(body, deployment, lookup, images)
+        return _build(body, deployment, lookup, images, [] if dropped is None else dropped)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # MessageError and SchemaError are handled inside
         raise bad_request(f"The request could not be translated for Gemini: {type(exc).__name__}: {exc}", None) from exc
 
 
-def _build(body: JSON, deployment: Deployment, lookup: StepLookup, images: Mapping[str, InlineData]) -> Prepared:
+def _build(
+    body: JSON, deployment: Deployment, lookup: StepLookup, images: Mapping[str, InlineData], dropped: list[str]
+) -> Prepared:
     merged: JSON = {**deployment.params, **body}
     model = deployment.model
     names = ToolNames()
@@ -78,7 +86,6 @@ def _build(body: JSON, deployment: Deployment, lookup: StepLookup, images: Mappi
     out: JSON = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": [{"text": text} for text in system]}
-    dropped: list[str] = []
     _drop_unsupported(merged, deployment, dropped)
     drop_unknown_params(body, NATIVE, deployment, dropped)
     if declarations:
