@@ -1,6 +1,6 @@
 """`CatalogService`: what the MCP server, REST and the tool loop call, so that each of their hooks stays a few lines.
 
-One service per process (`state.extras["catalog"]`, and `McpHub.catalog` for the MCP server), opened by
+One service per process (`state.extras["catalog"]`, and `McpHub.catalog_service` for the MCP server), opened by
 `catalog_extension` after the MCP hub and the store: one search index per view (`None`: the aggregated catalog,
 else `/mcp/<server>`), synced when that view's catalog object changes (free when it did not), the result store when
 a database is configured, and a task that deletes expired results every `PURGE_INTERVAL` seconds.
@@ -171,7 +171,7 @@ async def _purge(results: ResultStore) -> None:
 def catalog_extension(
     settings: Callable[[Config], CatalogSettings] = CatalogSettings.defaults_for,
 ) -> Callable[[HubState], contextlib.AbstractAsyncContextManager[None]]:
-    """The lifespan extension: after the MCP hub and the store, `state.extras["catalog"]` (and `McpHub.catalog`)."""
+    """The lifespan extension, after the MCP hub and the store: `state.extras["catalog"]`, `McpHub.catalog_service`."""
 
     @contextlib.asynccontextmanager
     async def extension(state: HubState) -> AsyncIterator[None]:
@@ -182,8 +182,8 @@ def catalog_extension(
         service = CatalogService(chosen, results)
         state.extras["catalog"] = service
         hub = state.extras.get("mcp")
-        if hub is not None and hasattr(hub, "catalog"):
-            hub.catalog = service
+        if hub is not None and hasattr(hub, "catalog_service"):
+            hub.catalog_service = service
         async with anyio.create_task_group() as tg:
             if results is not None:
                 tg.start_soon(_purge, results)
