@@ -154,7 +154,6 @@ async def test_postgres_console_queries_use_their_indexes(store: Store) -> None:
     failures = f"SELECT id FROM toolhub_spend_logs {where} ORDER BY created_at DESC LIMIT 50"
     by_key, key_args = queries._where(queries.LogFilter(key_hash="ka", status="failure"))  # pyright: ignore[reportPrivateUsage]
     key_failures = f"SELECT id FROM toolhub_spend_logs {by_key} ORDER BY created_at DESC LIMIT 50"
-    unrolled = "SELECT id FROM toolhub_spend_logs WHERE rolled = 0 ORDER BY key_hash, created_at LIMIT 5"
     series = ("SELECT * FROM toolhub_spend_rollup WHERE span = 3600 AND key_hash = '*' AND model_alias = '*' "
               "AND bucket_start >= $1")  # fmt: skip
     top_keys = "SELECT * FROM toolhub_spend_rollup WHERE span = 86400 AND model_alias = '*' AND bucket_start >= $1"
@@ -164,7 +163,7 @@ async def test_postgres_console_queries_use_their_indexes(store: Store) -> None:
         (last_moved_days_sql(1), ("ka",)): ("toolhub_spend_daily_key",),
         (failures, tuple(args)): ("toolhub_spend_failures_model",),
         (key_failures, tuple(key_args)): ("toolhub_spend_failures_key",),
-        (unrolled, ()): ("toolhub_spend_unrolled",),
+        (rollup._PG_BATCH, (5000,)): ("toolhub_spend_unrolled",),  # pyright: ignore[reportPrivateUsage]
         (series, (int(NOW),)): ("toolhub_spend_rollup_pkey", "toolhub_spend_rollup_by_model"),
         (top_keys, (int(NOW),)): ("toolhub_spend_rollup_by_model",),
     }
@@ -173,6 +172,7 @@ async def test_postgres_console_queries_use_their_indexes(store: Store) -> None:
         for (text, params), indexes in plans.items():
             plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {text}", *params))
             assert any(index in plan for index in indexes) and "Seq Scan" not in plan, plan
+            assert "Sort Key: toolhub_spend_logs" not in plan, plan  # a fold batch once sorted every unfolded log
 
 
 async def test_the_console_extension_folds_new_logs_in_the_background(store: Store) -> None:
@@ -217,3 +217,14 @@ async def test_sqlite_console_queries_use_their_indexes(store: Store) -> None:
         details = [row["detail"] for row in rows if row["detail"] not in ("SCAN w", "SCAN CONSTANT ROW")]
         scans = [detail for detail in details if detail.startswith(("SCAN", "SEARCH"))]
         assert len(scans) == len(indexes) and all(i in s for i, s in zip(indexes, scans, strict=True)), scans
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_postgres_fold_batch_never_sorts_the_unfolded_logs(store: Store) -> None:
+    """Before `rolled` has statistics (just after the migration) a batch ordered by key once sorted every unfolded
+    log, each time: over 10 s a batch with a million, so the fold never got through."""
+    assert isinstance(store, PostgresStore)
+    await store.write_usage(_logs(3000, 9))
+    async with store.pool.acquire() as conn:
+        plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {rollup._PG_BATCH}", 5000))  # pyright: ignore[reportPrivateUsage]
+    assert "toolhub_spend_unrolled" in plan and "Sort Key: toolhub_spend_logs" not in plan, plan
