@@ -30,7 +30,8 @@ from hub.mcp.routing import Caller
 logger = logging.getLogger("toolhub.mcp")
 
 Result = types.CallToolResult | types.GetPromptResult | types.ReadResourceResult
-Work = Callable[["Bridge"], Awaitable[Any]]
+Work = Callable[[Caller], Awaitable[Any]]
+"""The upstream request of a client request, given where its server-to-client messages go."""
 
 
 def is_modern(protocol_version: str | None) -> bool:

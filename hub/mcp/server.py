@@ -26,7 +26,7 @@ from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.health import error_result
 from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
-from hub.mcp.modern import Bridges, is_modern
+from hub.mcp.modern import Bridges, Work, is_modern
 from hub.mcp.notify import Downstreams, connection_of
 from hub.mcp.routing import Caller
 from hub.mcp.upstream import Upstream
@@ -221,27 +221,40 @@ class _Handlers:
 
     async def call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> Any:
         principal = principal_of(ctx, self.default)
-        caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
         try:
             if params.request_state is not None:  # a 2026-era retry with answers (hub.mcp.modern)
-                bridge = self.bridges.resume(params.request_state, _owner_of(principal), params.input_responses)
-                return await self.bridges.wait(bridge, caller)
+                return await self._interactive(ctx, params, "tools/call", 0.0, None)
             info = self.hub.resolve(params.name, principal, self.view)
             timeout = self.hub.upstreams[info.server].spec.call_timeout
-            if is_modern(ctx.protocol_version) and self.bridges.available():
 
-                async def work(bridge: Caller) -> types.CallToolResult:
-                    return await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout,
-                                                        caller=bridge)  # fmt: skip
+            async def work(caller: Caller) -> types.CallToolResult:
+                return await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout, caller=caller)
 
-                bridge = self.bridges.start(_owner_of(principal), timeout, work, supports=caller.supports,
-                                            wants_progress=caller.wants_progress)  # fmt: skip
-                return await self.bridges.wait(bridge, caller)
-            return await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout, caller=caller)
+            return await self._interactive(ctx, params, "tools/call", timeout, work)
         except (UnknownTool, InvalidArguments) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
         except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why
             return error_result(exc.message)
+
+    async def _interactive(self, ctx: Ctx, params: types.InputResponseRequestParams, method: str, timeout: float,
+                           work: Work | None) -> Any:  # fmt: skip
+        """Run `work` for the downstream request; a 2026-era client's runs across input round trips (hub.mcp.modern).
+
+        Raises:
+            MCPError: INVALID_PARAMS for a `requestState` the hub did not issue to this key for this method.
+        """
+        principal = principal_of(ctx, self.default)
+        caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
+        owner = (*_owner_of(principal), method)
+        if params.request_state is not None:
+            bridge = self.bridges.resume(params.request_state, owner, params.input_responses)
+            return await self.bridges.wait(bridge, caller)
+        assert work is not None
+        if is_modern(ctx.protocol_version) and self.bridges.available():
+            bridge = self.bridges.start(owner, timeout, work, supports=caller.supports,
+                                        wants_progress=caller.wants_progress)  # fmt: skip
+            return await self.bridges.wait(bridge, caller)
+        return await work(caller)
 
     async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         _check_cursor(params)
@@ -266,11 +279,15 @@ class _Handlers:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         return self.hub.upstreams[found[0]], found[1]
 
-    async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        upstream, uri = self._owner(ctx, params.uri)
+    async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> Any:
+        if params.request_state is not None:
+            upstream, uri = None, params.uri
+        else:
+            upstream, uri = self._owner(ctx, params.uri)
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
-        result: types.ReadResourceResult = await self._forward(upstream, request, types.ReadResourceResult, ctx)
-        if uri == params.uri:
+        result = await self._interactive(ctx, params, "resources/read", self._timeout(upstream),
+                                         self._forwarding(upstream, request, types.ReadResourceResult))  # fmt: skip
+        if uri == params.uri or not isinstance(result, types.ReadResourceResult):
             return result
         contents = [c.model_copy(update={"uri": params.uri}) if c.uri == uri else c for c in result.contents]
         return result.model_copy(update={"contents": contents})
@@ -299,7 +316,9 @@ class _Handlers:
             prompts=[p.prompt for p in self._catalog().prompts if principal.may_use_server(p.server)]
         )
 
-    async def get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> Any:
+        if params.request_state is not None:
+            return await self._interactive(ctx, params, "prompts/get", 0.0, None)
         principal = principal_of(ctx, self.default)
         info = self._catalog().prompts_by_name.get(params.name)
         if info is None or not principal.may_use_server(info.server):
@@ -307,7 +326,9 @@ class _Handlers:
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=info.original_name, arguments=params.arguments)
         )
-        return await self._forward(self.hub.upstreams[info.server], request, types.GetPromptResult, ctx)
+        upstream = self.hub.upstreams[info.server]
+        return await self._interactive(ctx, params, "prompts/get", self._timeout(upstream),
+                                       self._forwarding(upstream, request, types.GetPromptResult))  # fmt: skip
 
     async def complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
         principal = principal_of(ctx, self.default)
@@ -343,9 +364,24 @@ class _Handlers:
                 raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
         return types.EmptyResult()
 
+    def _timeout(self, upstream: Upstream | None) -> float:
+        return upstream.spec.call_timeout if upstream is not None else 0.0
+
+    def _forwarding(self, upstream: Upstream | None, request: Any, result_type: Any) -> Work | None:
+        if upstream is None:
+            return None
+
+        async def work(caller: Caller) -> Any:
+            return await self._send(upstream, request, result_type, caller)
+
+        return work
+
     async def _forward(self, upstream: Upstream, request: Any, result_type: Any, ctx: Ctx) -> Any:
-        """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
         caller = DownstreamCaller(ctx, principal_of(ctx, self.default), self.hub.log_levels)
+        return await self._send(upstream, request, result_type, caller)
+
+    async def _send(self, upstream: Upstream, request: Any, result_type: Any, caller: Caller) -> Any:
+        """One request on the upstream's session; an unavailable upstream is a JSON-RPC error for the client."""
         try:
             async with self.hub.sessions.using(upstream, caller) as target:
                 return await target.request(request, result_type, read_timeout=upstream.spec.call_timeout,

@@ -57,6 +57,8 @@ async def test_a_modern_client_answers_sampling_elicitation_and_roots_of_a_legac
             elicited = await client.call_tool("shared__ask", {})
             listed = await client.call_tool("ask__roots", {})
             plain = await client.call_tool("ask__level", {})
+            prompt = await client.get_prompt("ask__asked")
+    assert [getattr(m.content, "text", None) for m in prompt.messages] == ["re: who are you?"]
     assert text_of(sampled) == "re: who are you?"
     assert text_of(elicited) == "accept: {'answer': 'modern'}"
     assert text_of(listed) == "file:///modern"

@@ -5,7 +5,7 @@ in flight), `go` (waits until `ask_after_go` is done, at most 20 s), `roots` (as
 `log_all` (one log message at each of debug, info, warning and error, as far as the level set allows),
 `level` (the last level set by `logging/setLevel`), `touch` (sends `resources/updated` for `note://shared` if a
 client subscribed to it). Resources: `note://shared` and the template `note://{id}`, read as "<id> of <NAME>";
-subscriptions are recorded.
+subscriptions are recorded. Prompt: `asked` (asks the client for sampling while it is got).
 Run: python ask_server.py [NAME] (stdio) or python ask_server.py http PORT (streamable HTTP at /mcp); `http_app()`.
 """
 
@@ -119,6 +119,13 @@ def build(state: State) -> Server[Any]:
         state.subscribed.add(params.uri)
         return types.EmptyResult()
 
+    async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=[types.Prompt(name="asked")])
+
+    async def get_prompt(ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams) -> Any:
+        message = types.PromptMessage(role="user", content=types.TextContent(type="text", text=await ask(ctx)))
+        return types.GetPromptResult(messages=[message])
+
     server = Server(
         "ask-server",
         version="1",
@@ -128,6 +135,8 @@ def build(state: State) -> Server[Any]:
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
         on_subscribe_resource=subscribe,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
     )
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     return server
