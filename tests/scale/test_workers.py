@@ -166,3 +166,22 @@ def test_sigterm_lets_the_requests_in_flight_finish(tmp_path: Path) -> None:
             client.join(60)
             assert proc.wait(60) == 0
     assert list(results.values()) == [200] * 6
+
+
+def test_sighup_to_the_supervisor_reloads_the_workers_config(upstream: int, tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path}/t.db"
+    config = write_config(tmp_path / "c.yaml", upstream, database_url=database_url)
+    with serving(config, args=("--workers", "2")) as (url, proc):
+        text = config.read_text().replace("model_name: bench", "model_name: renamed")
+        config.write_text(text)
+        proc.send_signal(signal.SIGHUP)
+
+        def every_answer_renamed() -> bool:
+            for _ in range(10):  # a new connection each: the kernel hands them to either worker
+                listing = httpx2.get(f"{url}/v1/models", headers={"authorization": f"Bearer {MASTER}"}).json()
+                if [m["id"] for m in listing["data"]] != ["renamed"]:
+                    return False
+            return True
+
+        wait_for(every_answer_renamed, "both workers serve the reloaded config")
+        assert len(children(proc.pid)) == 2  # reloaded in place, not restarted
