@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import yaml
 from pydantic import ValidationError
@@ -319,7 +320,7 @@ def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | 
         return None
     url = params.redis_url
     if url is None and params.host:
-        auth = f":{params.password}@" if params.password else ""
+        auth = f":{quote(params.password, safe='')}@" if params.password else ""
         url = f"redis://{auth}{params.host}:{params.port or 6379}/0"
     defaults = CacheSettings()
     return CacheSettings(
