@@ -22,7 +22,7 @@ from hub.gateway.chat import chat_completions
 from hub.gateway.routing import ModelRouter
 from hub.health import liveliness, readiness
 from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
-from hub.ops import retention
+from hub.ops import retention, tracing
 from hub.ops.access import AccessLogMiddleware, instrument
 from hub.ops.reload import reload_endpoint, reloading
 from hub.router.health import health_endpoint
@@ -88,6 +88,7 @@ def create_app(
     config: Config, *, extensions: list[Extension] | None = None, routes: list[BaseRoute] | None = None
 ) -> Starlette:
     """Build the ASGI app; nothing is opened until the lifespan runs."""
+    otel = tracing.from_settings(config.otel)  # None when tracing is off
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,6 +99,7 @@ def create_app(
         app.state.hub = state
         try:
             async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(tracing.running(otel))  # first opened, last closed (flushes)
                 if config.cache is not None:  # the response cache; the chat path checks for it once per request
                     state.extras["cache"] = await stack.enter_async_context(open_cache(config.cache))
                 for extension in extensions or ():
@@ -130,6 +132,7 @@ def create_app(
             *(routes or ()),
         ],
         middleware=[
+            *tracing.app_middleware(otel),  # outermost: the server span covers the whole request
             *([] if config.access_log == "off" else [Middleware(AccessLogMiddleware, mode=config.access_log)]),
             Middleware(RequestIdMiddleware),
             Middleware(ApiCORSMiddleware),

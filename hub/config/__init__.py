@@ -31,6 +31,7 @@ from hub.config.schema import (
     LiteLLMSettings,
 )
 from hub.mcp.config import McpServerConfig, server_problem
+from hub.ops.tracing.config import TracingSettings, tracing_settings
 from hub.router.config import STRATEGIES, RouterPolicy, fallback_problems, router_policy
 from providers.base import Deployment
 from providers.registry import PROVIDERS, split_model
@@ -114,6 +115,8 @@ class Config:
     spend_logs_retention: float | None = None
     """Seconds spend logs are kept before they move into daily aggregates; None: kept forever."""
     spend_logs_retention_interval: float = 3600.0
+    otel: TracingSettings | None = None
+    """OpenTelemetry traces; None: off (hub/ops/tracing)."""
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
     source: str = "<memory>"
@@ -180,6 +183,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         access_log=general.access_log or "errors",
         spend_logs_retention=_duration(general, "maximum_spend_logs_retention_period"),
         spend_logs_retention_interval=_duration(general, "maximum_spend_logs_retention_interval") or 3600.0,
+        otel=_otel(general, environ),
         ignored=tuple(_ignored(file)),
         source=source,
     )
@@ -346,6 +350,13 @@ def _duration(general: GeneralSettings, key: str) -> float | None:
         return None if text is None else parse_duration(text)
     except ValueError as exc:
         raise ConfigError(f"general_settings.{key}", str(exc)) from exc
+
+
+def _otel(general: GeneralSettings, environ: Mapping[str, str]) -> TracingSettings | None:
+    try:
+        return tracing_settings(general.otel, environ)
+    except ValueError as exc:
+        raise ConfigError("general_settings.otel", str(exc)) from exc
 
 
 def _request_defaults(extras: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.mcp.config import McpServerSpec
+from hub.ops.tracing.config import OtelSpec
 from hub.router.config import RouterKeys
 from providers.openai import KNOWN_PARAMS
 
@@ -101,6 +102,8 @@ class GeneralSettings(_Section):
     """LiteLLM's key: spend logs older than this (`30d`) move into daily aggregates (hub/ops/retention.py)."""
     maximum_spend_logs_retention_interval: str | None = None
     """LiteLLM's key: how often retention runs (default `1h`)."""
+    otel: OtelSpec | None = None
+    """Toolhub: OpenTelemetry traces (hub/ops/tracing); the `OTEL_*` variables fill what it leaves out."""
 
 
 class CacheParams(_Section):

@@ -32,6 +32,7 @@ from hub.loop.plan import LoopPlan, prepare_tool_loop
 from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
+from hub.ops import tracing
 from hub.state import HubState, authenticate, hub_state, request_id
 from providers.base import JSON, ChatRequest, ProviderError
 
@@ -361,6 +362,7 @@ def finish_record(state: HubState, record: UsageRecord, started: float, status: 
         record.ticket = None
         ticket.settle(record)
     state.usage.record(record)
+    tracing.finish(record)  # the request's totals on its server span (one lookup when tracing is off)
 
 
 def _dropped_header(chat: ChatRequest) -> dict[str, str]:

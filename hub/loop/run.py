@@ -21,6 +21,7 @@ from hub.loop.memory import hub_rounds
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
 from hub.loop.trace import FIELD as TRACE_FIELD, TraceMode, calls_text, results_text, trace_mode
+from hub.ops import tracing
 from providers.base import ChatRequest, Provider
 
 
@@ -163,6 +164,7 @@ async def complete_with_tools(
     mode = trace_mode(chat.body, settings.trace)
     completion: JSON = {}
     while state.rounds < settings.max_rounds:
+        tracing.next_round(state.rounds + 1)
         if state.rounds:
             state.observer.next_round()
         request = ChatRequest(  # every round notes what it dropped in the one list the answer's header names

@@ -35,6 +35,7 @@ from hub.loop.run import (
 )
 from hub.loop.tools import run_calls, tool_messages
 from hub.loop.trace import TraceMode, call_events, calls_text, result_events, results_text, trace_mode
+from hub.ops import tracing
 from providers.base import ChatRequest, Provider, ProviderError
 
 
@@ -139,6 +140,7 @@ async def stream_with_tools(
     mode = trace_mode(chat.body, settings.trace)  # a bad value is a 400, before anything is sent
     ident = _Ident()
     while state.rounds < settings.max_rounds:
+        tracing.next_round(state.rounds + 1)
         if state.rounds:
             state.observer.next_round()
         request = ChatRequest(

@@ -26,6 +26,7 @@ from hub.mcp.levels import LogLevels
 from hub.mcp.routing import Caller
 from hub.mcp.sessions import ClientSessions
 from hub.mcp.upstream import ALL_KINDS, Kind, Upstream
+from hub.ops import tracing
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -278,7 +279,8 @@ class McpHub:
             return cached
         read_timeout = timeout if timeout is not None else upstream.spec.call_timeout
         async with self.sessions.using(upstream, caller) as target:
-            result = await target.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
+            call = target.call_tool(info.original_name, arguments, read_timeout=read_timeout, caller=caller)
+            result = await tracing.tool_call(info.server, info.original_name, arguments, call)
         ttl = upstream.spec.cache_ttl
         if key is not None and ttl is not None:
             await self._tool_cache.put(key, result, ttl)

@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from hub.mcp.config import McpServerSpec
 from hub.mcp.stdio_client import bounded_stdio_client, too_large
+from hub.ops.tracing.propagate import copy_meta_traceparent
 
 
 class MessageTooLarge(httpx2.StreamError, httpx2.SSEError):
@@ -51,6 +52,7 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
         self._limit = limit
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        copy_meta_traceparent(request)  # the `_meta.traceparent` the SDK wrote, as the HTTP header too
         response = await self._inner.handle_async_request(request)
         if request.method == "POST":
             assert isinstance(response.stream, httpx2.AsyncByteStream)

@@ -1,9 +1,6 @@
-"""NEEDS THE HOOKS: the span tree of a tool-loop request, end to end, as configured by `general_settings.otel`.
-
-Expected to fail (strict xfail) until `general_settings.otel` exists; from then on it must pass. It passes once the
-lead applied the "Hooks for the lead" of issue 18's tracing: hub/config (schema and `Config.otel`), hub/app.py
-wiring, `tracing.finish` in hub/gateway/chat.py, `tracing.next_round` in hub/loop/run.py and stream.py,
-`tracing.tool_call` in hub/mcp/hub.py, `copy_meta_traceparent` in hub/mcp/transports.py.
+"""The span tree of a tool-loop request, end to end, as configured by `general_settings.otel`: the wiring in
+hub/config, hub/app.py, `tracing.finish` in hub/gateway/chat.py, `tracing.next_round` in hub/loop, `tracing.tool_call`
+in hub/mcp/hub.py and `copy_meta_traceparent` in hub/mcp/transports.py.
 
 The openai SDK -> the gateway -> a fake model that calls a hub tool (tests/fakes/loop_upstream.py), whose first
 answer is a 500 (one router retry), and a real MCP server over streamable HTTP; spans go over OTLP/HTTP to an
@@ -24,7 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.app import create_app
 from hub.config import parse_config
-from hub.config.schema import GeneralSettings
 from hub.mcp.http import mcp_extension, mcp_routes
 from tests.e2e.conftest import MASTER_KEY
 from tests.fakes.faults import OPENAI_500, Faults
@@ -35,10 +31,6 @@ from tests.support.hub import wait_for_tools
 from tests.support.servers import serve_app
 
 TIME = {"type": "mcp", "server_label": "time", "require_approval": "never"}
-HOOKED = "otel" in GeneralSettings.model_fields
-pytestmark = pytest.mark.xfail(
-    not HOOKED, reason="needs the tracing hooks listed for the lead (general_settings.otel not read)", strict=True
-)
 
 
 class ToolCalls:
