@@ -7,9 +7,10 @@ flush each). The usage writer rotates the segment when it takes a batch and dele
 rows are committed (or spilled), so the journal holds only what the database may not have yet.
 
 Several processes (`--workers`, replicas sharing a volume) share one directory: each holds an exclusive `flock` on
-its own `<boot>.lock` for its whole life; the kernel drops it when the process dies however it dies. A lock that can
-be taken therefore belongs to a dead process, whose segments any live one replays (rows carry ids fixed when they
-were journaled, and the stores skip ids they hold, so a replay of rows already written counts nothing twice).
+its own `<scope>-<boot>.lock` for its whole life; the kernel drops it when the process dies however it dies. A lock
+that can be taken therefore belongs to a dead process, whose segments any live one of the same scope (the same
+database: another gateway's processes may share the directory) replays. Rows carry ids fixed when they were
+journaled, and the stores skip ids they hold, so a replay of rows already written counts nothing twice.
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ def append_lines(path: Path, items: list[Item]) -> None:
 class Journal:
     """This process's segments in `directory`; opened on the first append."""
 
-    def __init__(self, directory: Path, boot: str) -> None:
+    def __init__(self, directory: Path, boot: str, scope: str = "") -> None:
         self.directory = directory
-        self.boot = boot
+        self.scope = scope
+        self.boot = f"{scope}-{boot}" if scope else boot
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._seq = 0
@@ -160,7 +162,7 @@ class Journal:
         The caller deletes the segments it replayed; the lock file goes once none is left."""
         if not self.directory.is_dir():
             return
-        for lock in sorted(self.directory.glob("*.lock")):
+        for lock in sorted(self.directory.glob(f"{self.scope}-*.lock" if self.scope else "*.lock")):
             boot = lock.name.removesuffix(".lock")
             if boot != self.boot:
                 with _taken(lock) as taken:

@@ -11,6 +11,7 @@ flushed, or spilled if the database is down: records are never dropped.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
@@ -49,7 +50,7 @@ class UsageWriter:
         self._lock = anyio.Lock()
         self._ids = itertools.count()
         self._boot = uuid.uuid4().hex[:16]
-        self.journal = Journal(journal_dir(spill_path), self._boot) if journal else None
+        self.journal = Journal(journal_dir(spill_path), self._boot, _scope(store)) if journal else None
         self.orphan_scan_interval = orphan_scan_interval
         self._next_scan = 0.0
         self.written = 0
@@ -203,6 +204,11 @@ class UsageWriter:
                 self.recovered += len(items)
                 logger.info("recovered %d usage records journaled by process %s (%s)", len(items), boot, segment)
         return True
+
+
+def _scope(store: Store) -> str:
+    """Names this database in journal file names, so a process never replays another database's journal."""
+    return hashlib.sha256(str(getattr(store, "url", "")).encode()).hexdigest()[:12]
 
 
 def journal_dir(spill_path: Path) -> Path:

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
+from hub.scale.journal import encode
 from hub.storage import SpendQuery, Store
 from hub.storage.sqlite import SqliteStore
 from hub.storage.writer import UsageWriter, journal_dir
@@ -137,20 +138,35 @@ async def test_two_requests_reusing_a_client_request_id_are_both_accounted(store
 async def test_a_torn_last_line_is_skipped_and_the_rest_replayed(store: Store, tmp_path: Path) -> None:
     spill = tmp_path / "usage.spill.jsonl"
     journal = journal_dir(spill)
-    journal.mkdir()
-    (journal / "deadbeef.lock").touch()
+    second = UsageWriter(store, spill)
+    dead = f"{second.journal.scope}-deadbeef"  # pyright: ignore[reportOptionalMemberAccess]
     first = UsageWriter(store, spill, journal=False)
     first.record(record(7))
     first.record_tool_call(ToolCallRecord(server="s", tool="t", duration_ms=1.0))
-    from hub.scale.journal import encode
-
     lines = b"".join(encode(item) for item in first._new)  # pyright: ignore[reportPrivateUsage]
-    (journal / "deadbeef.000000.jsonl").write_bytes(lines + b'{"kind": "usage", "id": "torn')
-    second = UsageWriter(store, spill)
+    journal.mkdir()
+    (journal / f"{dead}.lock").touch()
+    (journal / f"{dead}.000000.jsonl").write_bytes(lines + b'["usage", "torn')
     assert await second.flush()
     assert await request_ids(store) == ["req-7"]
     assert len(await store.tool_calls(limit=5)) == 1
     assert sorted(os.listdir(journal)) == []
+
+
+async def test_the_journal_of_another_database_in_the_same_directory_is_left_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    spill = tmp_path / "usage.spill.jsonl"
+    journal = journal_dir(spill)
+    other = UsageWriter(store, spill, journal=False)
+    other.record(record(3))
+    journal.mkdir()
+    (journal / "0123456789ab-deadbeef.lock").touch()  # another scope: a gateway on another database
+    (journal / "0123456789ab-deadbeef.000000.jsonl").write_bytes(encode(other._new[0]))  # pyright: ignore[reportPrivateUsage]
+    writer = UsageWriter(store, spill)
+    assert await writer.flush()
+    assert await request_ids(store) == []
+    assert sorted(os.listdir(journal)) == ["0123456789ab-deadbeef.000000.jsonl", "0123456789ab-deadbeef.lock"]
 
 
 def test_a_spill_file_written_before_the_array_format_is_still_read(tmp_path: Path) -> None:
