@@ -109,3 +109,10 @@ def test_the_scaled_compose_config_is_valid_with_its_variables_set(tmp_path: Pat
 def test_yaml_files_pass_yamllint(path: str) -> None:
     problems = list(linter.run((ROOT / path).read_text(), _LINT))
     assert [f"{p.line}:{p.column} {p.message}" for p in problems] == []
+
+
+def test_the_image_runs_under_an_init_that_reaps_orphans() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in dockerfile and "apt-get install" in dockerfile
+    command = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert '"toolhub", "serve"' in command
