@@ -50,11 +50,19 @@ def test_an_unknown_or_foreign_item_reference_gets_a_404_naming_it(
         assert item in str(caught.value.message) and caught.value.param == "input[0].id"
 
 
-def test_a_namespace_offers_its_functions(client: openai.OpenAI, fakes: Fakes) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_namespace_offers_its_functions_and_the_calls_name_it(
+    client: openai.OpenAI, fakes: Fakes, stream: bool
+) -> None:
     namespace: Any = {"type": "namespace", "name": "weather", "description": "Weather tools", "tools": [WEATHER]}
-    response = client.responses.create(model="tools", input="weather?", tools=[namespace])
+    if stream:
+        with client.responses.stream(model="tools", input="weather?", tools=[namespace]) as events:
+            response = events.get_final_response()
+    else:
+        response = client.responses.create(model="tools", input="weather?", tools=[namespace])
     assert [t["function"]["name"] for t in fakes.openai.requests[-1]["tools"]] == ["get_weather"]
-    assert response.output[0].type == "function_call"
+    calls = [item.model_dump() for item in response.output if item.type == "function_call"]
+    assert [(c["name"], c.get("namespace")) for c in calls] == [("get_weather", "weather"), ("get_time", None)]
 
 
 def test_hosted_tools_are_left_out_and_named_in_a_header(client: openai.OpenAI, fakes: Fakes) -> None:

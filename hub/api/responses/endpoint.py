@@ -19,7 +19,7 @@ from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, reports_tools
 from hub.api.responses.objects import JSON
-from hub.api.responses.request import check, hosted_tools, to_chat
+from hub.api.responses.request import check, hosted_tools, namespaces, to_chat
 from hub.api.responses.stored import input_items
 from hub.errors import json_response
 from hub.gateway.chat import run_chat
@@ -83,7 +83,8 @@ async def create_response(request: Request) -> Response:
     if dropped:  # OpenAI's hosted tools, which only OpenAI runs
         answer.headers["x-toolhub-dropped-tools"] = ",".join(dropped)
     if chat.get("stream"):
-        translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body))
+        translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body),
+                                      namespaces(this.body))  # fmt: skip
 
         async def save(final: JSON) -> None:
             await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
@@ -92,6 +93,10 @@ async def create_response(request: Request) -> Response:
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
     objects.from_completion(response, completion, [*this.approved, *before], include.included(this.body))
+    if spaces := namespaces(this.body):
+        for item in response["output"]:
+            if item["type"] == "function_call" and item["name"] in spaces:
+                item["namespace"] = spaces[item["name"]]
     turn = stored.assistant_message(response)
     if approvals is not None:
         approvals.requests(response)

@@ -42,8 +42,11 @@ class StreamTranslator:
         approvals: Approvals | None = None,
         before: Any = (),
         included: frozenset[str] = frozenset(),
+        namespaces: dict[str, str] | None = None,
     ) -> None:
         self.response = response
+        self.namespaces = namespaces or {}
+        """Function name -> its `namespace` tool, named on the model's calls."""
         self.encrypted: None | bool = None if include.ENCRYPTED in included else False
         """The `encrypted_content` of streamed reasoning items: null when asked for (chunks carry no signature)."""
         self.mcp = mcp
@@ -162,6 +165,8 @@ class StreamTranslator:
         if opened is None:
             item = objects.function_call_item(self._id("fc"), call.get("id") or objects.new_id("call"),
                                               function.get("name") or "", "", "in_progress")  # fmt: skip
+            if namespace := self.namespaces.get(item["name"]):
+                item["namespace"] = namespace
             if self.approvals is not None and item["name"] in self.approvals.tools:
                 opened = self.calls[index] = _Open(-1, item)  # reported whole at the end, as an approval request
             else:

@@ -245,6 +245,17 @@ def hosted_tools(body: JSON) -> list[str]:
     return [str(k) for k in kinds if k in HOSTED]  # pyright: ignore[reportUnknownVariableType]
 
 
+def namespaces(body: JSON) -> dict[str, str]:
+    """Function name -> the `namespace` tool offering it: the model's calls of it name the namespace, as OpenAI's do
+    (Codex CLI finds its handler by both)."""
+    tools = body.get("tools")
+    out: dict[str, str] = {}
+    for tool in tools if isinstance(tools, list) else ():  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(tool, dict) and tool.get("type") == "namespace" and isinstance(tool.get("tools"), list):  # pyright: ignore[reportUnknownMemberType]
+            out.update({t["name"]: str(tool["name"]) for t in tool["tools"] if isinstance(t, dict) and "name" in t})  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    return out
+
+
 def _tools(tool: Any, i: int) -> list[JSON]:
     """The chat tools for `tools[i]`: itself, a namespace's functions, or none for a hosted tool."""
     kind = tool.get("type") if isinstance(tool, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
