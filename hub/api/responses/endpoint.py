@@ -83,20 +83,32 @@ async def create_response(request: Request) -> Response:
     if dropped:  # OpenAI's hosted tools, which only OpenAI runs
         answer.headers["x-toolhub-dropped-tools"] = ",".join(dropped)
     if chat.get("stream"):
-        translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body),
-                                      namespaces(this.body))  # fmt: skip
+        return _streamed(this, answer, response, report, approvals)
+    return await _completed(this, answer, response, report, approvals)
 
-        async def save(final: JSON) -> None:
-            await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
 
-        return TranslatedStream(answer, translator, save)
+def _streamed(
+    this: _Turn, answer: Response, response: JSON, report: McpReport | None, approvals: Approvals | None
+) -> Response:
+    translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body),
+                                  namespaces(this.body))  # fmt: skip
+
+    async def save(final: JSON) -> None:
+        await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
+
+    return TranslatedStream(answer, translator, save)
+
+
+async def _completed(
+    this: _Turn, answer: Response, response: JSON, report: McpReport | None, approvals: Approvals | None
+) -> Response:
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
     objects.from_completion(response, completion, [*this.approved, *before], include.included(this.body))
-    if spaces := namespaces(this.body):
-        for item in response["output"]:
-            if item["type"] == "function_call" and item["name"] in spaces:
-                item["namespace"] = spaces[item["name"]]
+    spaces = namespaces(this.body)
+    for item in response["output"] if spaces else ():
+        if item["type"] == "function_call" and item["name"] in spaces:
+            item["namespace"] = spaces[item["name"]]
     turn = stored.assistant_message(response)
     if approvals is not None:
         approvals.requests(response)
