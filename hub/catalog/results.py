@@ -206,6 +206,10 @@ def _around(line: str, at: int, width: int) -> str:
     return ("…" if start else "") + part + ("…" if start + MAX_LINE_SHOWN < len(line) else "")
 
 
+NOTICE_MARK = 'hub__read_result(handle="' + HANDLE_PREFIX
+"""In every `notice`: how a conversation that holds a stored result is recognised (`CatalogService.holds_results`)."""
+
+
 def notice(stored: StoredResult, shown: int) -> str:
     """What the model reads after the head of a stored result: its size, and how to read the rest."""
     return (f"\n[Toolhub stored this tool result: {stored.size} characters, {stored.lines} lines; the first {shown} "

@@ -31,6 +31,7 @@ from hub.catalog.meta import (
 )
 from hub.catalog.results import (
     DEFAULT_TTL,
+    NOTICE_MARK,
     ResultError,
     ResultStore,
     handle_of,
@@ -93,15 +94,30 @@ class CatalogService:
         found = pinned(visible, self.settings.always_expose)
         return meta_tools(results=self.results is not None) + [t.tool for t in found]
 
-    def loop_tools(self, visible: Sequence[Searchable], client_name: str | None = None) -> list[dict[str, Any]]:
-        """The tool loop's hub tool definitions: every visible tool (and `hub__read_result` when results are
-        stored), or in search mode the meta-tools and the pinned tools; equal bytes on every turn for equal tools."""
+    def loop_tools(self, visible: Sequence[Searchable], reading: bool = False,
+                   client_name: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """The tool loop's hub tool definitions: every visible tool, or in search mode the meta-tools and the pinned
+        tools; equal bytes on every turn for equal tools. `hub__read_result` comes with the meta-tools, and in
+        `all` mode once the conversation holds a stored result (`reading`): from then on, on every turn."""
         results = self.results is not None
         if self.exposure(client_name, len(visible)) == "all":
-            reader = [f for f in meta_functions() if f["function"]["name"] == READ_RESULT] if results else []
+            reader = meta_functions()[-1:] if results and reading else []  # hub__read_result is the last
             return [_function(t) for t in visible] + reader
         found = pinned(visible, self.settings.always_expose)
         return meta_functions(results=results) + [_function(t) for t in found]
+
+    @staticmethod
+    def holds_results(messages: Any) -> bool:
+        """Whether a conversation (chat messages) holds a tool result the hub stored, by its notice."""
+        if not isinstance(messages, list):
+            return False
+        for message in messages:  # pyright: ignore[reportUnknownVariableType]
+            content = message.get("content") if isinstance(message, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            if isinstance(content, str) and NOTICE_MARK in content:
+                return True
+            if isinstance(content, list) and any(NOTICE_MARK in str(part) for part in content):  # pyright: ignore[reportUnknownVariableType]
+                return True
+        return False
 
     async def call_meta(self, name: str, arguments: Mapping[str, Any] | None, visible: Sequence[Searchable],
                         catalog_tools: Sequence[Searchable] | None, call: Call, owner: str,

@@ -56,10 +56,17 @@ def test_loop_definitions_are_the_same_bytes_on_every_turn_in_search_mode() -> N
                                                           "parameters": tools[0].input_schema}}  # fmt: skip
 
 
-async def test_loop_definitions_in_all_mode_offer_read_result_when_results_are_stored(results: ResultStore) -> None:
+async def test_all_mode_offers_read_result_once_the_conversation_holds_a_stored_result(results: ResultStore) -> None:
     tools = catalog()[:3]
-    listed = CatalogService(CatalogSettings(mode="all"), results).loop_tools(tools)
-    assert [d["function"]["name"] for d in listed] == [*(t.name for t in tools), "hub__read_result"]
+    service = CatalogService(CatalogSettings(mode="all"), results)
+    assert [d["function"]["name"] for d in service.loop_tools(tools)] == [t.name for t in tools]
+    reading = service.loop_tools(tools, reading=True)
+    assert [d["function"]["name"] for d in reading] == [*(t.name for t in tools), "hub__read_result"]
+    shown, _ = await service.fit_text("z" * 30_000, 20_000, "key-a")
+    assert service.holds_results([{"role": "user", "content": "hi"}, {"role": "tool", "content": shown}])
+    assert service.holds_results([{"role": "tool", "content": [{"type": "text", "text": shown}]}])
+    assert not service.holds_results([{"role": "tool", "content": "z" * 20_000}])
+    assert not service.holds_results(None)
 
 
 async def test_each_view_has_its_own_index_synced_with_its_catalog() -> None:
