@@ -86,14 +86,16 @@ async def until_signal() -> AsyncIterator[Stopped]:
     """Cancel the body at the first of `SIGNALS`. They stay handled until the body has stopped every upstream (a
     second signal must not kill the process half way); then any process group left is killed."""
     stopped = Stopped()
-    with anyio.open_signal_receiver(*SIGNALS) as signals:
-        async with anyio.create_task_group() as tg:
-            with anyio.CancelScope() as body:
-                tg.start_soon(_watch, signals, stopped, body)
-                yield stopped
-            tg.cancel_scope.cancel()
-    if left := processes.kill_all():
-        logger.warning("killed %d MCP server process group(s) that outlived the hub", left)
+    try:
+        with anyio.open_signal_receiver(*SIGNALS) as signals:
+            async with anyio.create_task_group() as tg:
+                with anyio.CancelScope() as body:
+                    tg.start_soon(_watch, signals, stopped, body)
+                    yield stopped
+                tg.cancel_scope.cancel()
+    finally:  # a body that failed may not have stopped its upstreams
+        if left := processes.kill_all():
+            logger.warning("killed %d MCP server process group(s) that outlived the hub", left)
 
 
 async def _watch(signals: AsyncIterator[int], stopped: Stopped, body: anyio.CancelScope) -> None:
