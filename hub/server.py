@@ -10,6 +10,7 @@ from hub.accounts.accounting import accounting_extension
 from hub.api import embeddings
 from hub.api.messages.endpoint import ROUTES as MESSAGES_ROUTES
 from hub.api.responses.endpoint import ROUTES as RESPONSES_ROUTES
+from hub.api.responses.retention import responses_retention
 from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
@@ -29,6 +30,7 @@ def build_app(config: Config) -> Starlette:
     routes += mcp_routes()
     routes += MESSAGES_ROUTES  # /v1/messages: the Anthropic Messages API over the chat pipeline (hub/api/)
     routes += embeddings.ROUTES  # /v1/embeddings for openai/, compatible and gemini/ deployments
+    extensions.append(responses_retention)  # deletes stored responses older than responses_retention_period
     routes += RESPONSES_ROUTES  # /v1/responses: the OpenAI Responses API over the chat pipeline (hub/api/)
     routes += UI_ROUTES  # the admin console, /ui: pages over the same API
     return create_app(config, extensions=extensions, routes=routes)

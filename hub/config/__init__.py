@@ -29,6 +29,7 @@ from hub.config.schema import (
     GeneralSettings,
     LiteLLMParams,
     LiteLLMSettings,
+    ModelListEntry,
 )
 from hub.mcp.config import McpServerConfig, server_problem
 from hub.ops.tracing.config import TracingSettings, tracing_settings
@@ -68,6 +69,8 @@ class ModelRoute:
     """Lower first; a higher order serves only while every lower one is down (LiteLLM's `order`)."""
     weight: float | None = None
     cache_tool_loops: bool = False
+    responses_api: bool = False
+    """`/v1/responses` goes to the upstream's own `/responses` (OpenAI-compatible providers; hub/api/responses)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class CacheSettings:
     max_entries: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
     inflight_wait: float = 30.0
+    embeddings: bool = True
+    """Whether /v1/embeddings answers are cached too (`supported_call_types` naming `embedding`, or unset)."""
     """How long an identical request waits for one in flight before calling the upstream itself."""
 
 
@@ -115,6 +120,8 @@ class Config:
     spend_logs_retention: float | None = None
     """Seconds spend logs are kept before they move into daily aggregates; None: kept forever."""
     spend_logs_retention_interval: float = 3600.0
+    responses_retention: float | None = None
+    """Seconds stored responses are kept (`responses_retention_period`); None: until deleted."""
     otel: TracingSettings | None = None
     """OpenTelemetry traces; None: off (hub/ops/tracing)."""
     ignored: tuple[str, ...] = ()
@@ -183,6 +190,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         access_log=general.access_log or "errors",
         spend_logs_retention=_duration(general, "maximum_spend_logs_retention_period"),
         spend_logs_retention_interval=_duration(general, "maximum_spend_logs_retention_interval") or 3600.0,
+        responses_retention=_duration(general, "responses_retention_period"),
         otel=_otel(general, environ),
         ignored=tuple(_ignored(file)),
         source=source,
@@ -276,6 +284,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             order=params.order,
             weight=params.weight,
             cache_tool_loops=bool(entry.cache_tool_loops),
+            responses_api=_responses_api(entry),
         )
         for server in route.mcp_servers:
             if server not in file.mcp_servers:
@@ -335,11 +344,16 @@ def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | 
         max_entries=params.max_entries or defaults.max_entries,
         max_bytes=params.max_bytes or defaults.max_bytes,
         inflight_wait=_first_set(params.inflight_wait_seconds, defaults.inflight_wait),
+        embeddings=_caches_embeddings(params.supported_call_types),
     )
 
 
 def _caches_chat(call_types: list[str] | None) -> bool:
     return call_types is None or bool({"completion", "acompletion"} & set(call_types))
+
+
+def _caches_embeddings(call_types: list[str] | None) -> bool:
+    return call_types is None or bool({"embedding", "aembedding"} & set(call_types))
 
 
 def _duration(general: GeneralSettings, key: str) -> float | None:
@@ -357,6 +371,12 @@ def _otel(general: GeneralSettings, environ: Mapping[str, str]) -> TracingSettin
         return tracing_settings(general.otel, environ)
     except ValueError as exc:
         raise ConfigError("general_settings.otel", str(exc)) from exc
+
+
+def _responses_api(entry: ModelListEntry) -> bool:
+    """LiteLLM's `model_info.supported_endpoints` naming `/v1/responses`, or `litellm_params.use_responses_api`."""
+    endpoints = (entry.model_info or {}).get("supported_endpoints") or ()
+    return (entry.litellm_params.model_extra or {}).get("use_responses_api") is True or "/v1/responses" in endpoints
 
 
 def _request_defaults(extras: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -389,10 +409,10 @@ def _ignored(file: ConfigFile) -> list[str]:
     for i, entry in enumerate(file.model_list):
         found += [f"model_list[{i}].{k}" for k in entry.model_extra or {}]
         found += [f"model_list[{i}].litellm_params.{k}" for k in entry.litellm_params.model_extra or {}
-                  if k not in REQUEST_DEFAULT_PARAMS]  # fmt: skip
+                  if k not in REQUEST_DEFAULT_PARAMS and k != "use_responses_api"]  # fmt: skip
         if _points_ignored(entry.litellm_params):
             found.append(f"model_list[{i}].litellm_params.cache_control_injection_points")
-        if entry.model_info:
+        if entry.model_info and set(entry.model_info) - {"supported_endpoints", "mode"}:
             found.append(f"model_list[{i}].model_info")
     for name, spec in file.mcp_servers.items():
         found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]

@@ -102,6 +102,8 @@ class GeneralSettings(_Section):
     """LiteLLM's key: spend logs older than this (`30d`) move into daily aggregates (hub/ops/retention.py)."""
     maximum_spend_logs_retention_interval: str | None = None
     """LiteLLM's key: how often retention runs (default `1h`)."""
+    responses_retention_period: str | None = None
+    """Stored responses (`/v1/responses`) older than this (`30d`) are deleted (hub/api/responses/retention.py)."""
     otel: OtelSpec | None = None
     """Toolhub: OpenTelemetry traces (hub/ops/tracing); the `OTEL_*` variables fill what it leaves out."""
 

@@ -14,7 +14,7 @@ import functools
 import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 _COUNTED: frozenset[ErrorKind] = frozenset({"rate_limit", "timeout", "server"})
 _FAST = frozenset({"upstream_unreachable", "upstream_timeout"})
 MAX_BACKOFF = 8.0
+Attempt = Callable[[Slot, ChatRequest], Awaitable[Any]]
+"""One attempt of a call that is not a chat completion (embeddings), on `request.deployment` of the slot the router
+picked: `RoutedCall.run`. It raises ProviderError as providers do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,13 @@ class RoutedCall:
     def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         return _Stream(self, request)
 
+    async def run(self, request: ChatRequest, attempt: Attempt) -> Any:
+        """Another kind of upstream call (e.g. embeddings: hub/api/embeddings.py), routed as `complete` is."""
+        try:
+            return await self._in_group(self.group, request, attempt, self._take_first())
+        except (ProviderError, _Cooling) as exc:
+            return await self._fall_back(request, attempt, exc)
+
     async def open_stream(self, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
         """The first chunk and the rest of a stream, retried and fallen back until the first chunk arrived."""
         try:
@@ -105,7 +115,7 @@ class RoutedCall:
             out["x-litellm-model-id"] = slot.id
         return out
 
-    async def _fall_back(self, request: ChatRequest, stream: bool, error: ProviderError | _Cooling) -> Any:
+    async def _fall_back(self, request: ChatRequest, stream: bool | Attempt, error: ProviderError | _Cooling) -> Any:
         """The primary group failed with `error`: try its fallback groups in turn, or raise the final error."""
         kind = classify(error) if isinstance(error, ProviderError) else "server"
         if kind == "client":
@@ -137,8 +147,9 @@ class RoutedCall:
             return self.options.fallbacks
         return self.router.policy.chain(self.group.alias, kind)
 
-    async def _in_group(self, group: Group, request: ChatRequest, stream: bool, slot: Slot | None) -> Any:
-        """Attempts on the deployments of one group, with its retries and backoff."""
+    async def _in_group(self, group: Group, request: ChatRequest, stream: bool | Attempt, slot: Slot | None) -> Any:
+        """Attempts on the deployments of one group, with its retries and backoff (`stream`: a chat stream or not, or
+        the attempt of another kind of call)."""
         cooldowns = self.router.cooldowns
         if self.options.mock_testing_fallbacks and group is self.group:
             raise _mock_error(group)
@@ -156,11 +167,13 @@ class RoutedCall:
             try:
                 if trace is not None:  # the attempt in its span, with its traceparent sent upstream
                     send = functools.partial(_send, current, request, stream)
-                    result = await trace.attempt(send, request, self._span(group, current, attempt), stream)
-                elif stream:
+                    result = await trace.attempt(send, request, self._span(group, current, attempt), stream is True)
+                elif stream is True:
                     result = await _open_stream(current, request)
-                else:
+                elif stream is False:
                     result = await current.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
+                else:
+                    result = await stream(current, request)
             except ProviderError as exc:
                 kind = self._failed(group, current, exc)
                 if attempt >= self.router.policy.retries(kind, self.options.num_retries, group.alias):
@@ -252,10 +265,12 @@ class RoutedCall:
         )  # fmt: skip
 
 
-async def _send(slot: Slot, request: ChatRequest, stream: bool) -> Any:
-    if stream:
+async def _send(slot: Slot, request: ChatRequest, stream: bool | Attempt) -> Any:
+    if stream is True:
         return await _open_stream(slot, request)
-    return await slot.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
+    if stream is False:
+        return await slot.provider.complete(request)  # pyright: ignore[reportOptionalMemberAccess]
+    return await stream(slot, request)
 
 
 async def _open_stream(slot: Slot, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
