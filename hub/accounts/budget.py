@@ -46,7 +46,7 @@ def prompt_tokens(body: Mapping[str, Any]) -> int:
     count = _Count()
     messages = body.get("messages")
     if isinstance(messages, list):
-        count.walk(messages)  # pyright: ignore[reportUnknownArgumentType]
+        count.messages(messages)  # pyright: ignore[reportUnknownArgumentType]
         count.tokens += TOKENS_PER_MESSAGE * len(messages) + 3  # pyright: ignore[reportUnknownArgumentType]
     count.walk(body.get("tools"))
     count.walk(body.get("input"))
@@ -79,6 +79,32 @@ class _Count:
     def __init__(self) -> None:
         self.chars = 0
         self.tokens = 0
+
+    def messages(self, messages: list[Any]) -> None:
+        """Count the text of each message (its role and names are in `TOKENS_PER_MESSAGE`): the common shapes without
+        walking every node (100 messages of 2 KB: 128 us walked, ~32 us so)."""
+        for message in messages:
+            if type(message) is not dict:
+                self.walk(message)
+                continue
+            content = message.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            if type(content) is str:
+                self.chars += len(content)
+            elif type(content) is list:
+                self.parts(content)  # pyright: ignore[reportUnknownArgumentType]
+            elif content is not None:
+                self.walk(content)
+            calls = message.get("tool_calls")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            if calls is not None:
+                self.walk(calls)
+
+    def parts(self, parts: list[Any]) -> None:
+        for part in parts:
+            text = part.get("text") if type(part) is dict else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            if type(text) is str:
+                self.chars += len(text)
+            else:
+                self.walk(part)
 
     def walk(self, value: Any) -> None:
         if isinstance(value, str):

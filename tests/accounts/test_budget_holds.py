@@ -52,7 +52,7 @@ def test_prompt_tokens_count_text_messages_tools_and_images_not_their_bytes() ->
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 100_000}}
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": text}, image]}],
             "tools": [{"type": "function", "function": {"name": "f"}}]}  # fmt: skip
-    chars = len("user") + len("text") + len(text) + len("image_url") + len("function") + len("f")
+    chars = len(text) + len("image_url") + len("function") + len("f")  # roles are in the per-message tokens
     assert prompt_tokens(body) == IMAGE_TOKENS + 4 + 3 + math.ceil(chars / CHARS_PER_TOKEN)
 
 
@@ -67,7 +67,7 @@ def test_output_tokens_take_max_tokens_times_n_or_the_model_limit() -> None:
 
 def test_worst_case_prices_prompt_and_output_and_is_zero_for_free_models() -> None:
     body = {"messages": [{"role": "user", "content": "abcdef"}], "max_tokens": 10}
-    assert worst_case(PRICE, "m", body) == (math.ceil(len("userabcdef") / 3) + 7) * 1.0 + 10 * 2.0
+    assert worst_case(PRICE, "m", body) == (math.ceil(len("abcdef") / 3) + 7) * 1.0 + 10 * 2.0
     assert worst_case(PRICE, "m", None) == DEFAULT_OUTPUT_LIMIT * 2.0
     assert worst_case(Price(0.0, 0.0), "m", body) == 0.0
 
@@ -141,10 +141,7 @@ async def test_admit_holds_the_request_body_worst_case_and_settles_to_the_real_c
     admitting: tuple[Accounting, Principal],
 ) -> None:
     accounting, principal = admitting
-    body = {
-        "messages": [{"role": "user", "content": "x" * 20}],
-        "max_tokens": 10,
-    }  # ("user" + 20 chars: 8, + 4 + 3) + 2 * 10 = 35
+    body = {"messages": [{"role": "user", "content": "x" * 24}], "max_tokens": 10}  # (8 + 4 + 3) + 2 * 10 = 35
     first = await accounting.admit(principal, ROUTE, body)
     second = await accounting.admit(principal, ROUTE, body)
     with pytest.raises(RateLimited) as refused:
