@@ -15,7 +15,7 @@ from hub.app import Extension, create_app
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
 from hub.metrics import metrics_endpoint, metrics_sync
-from hub.ui import ROUTES as UI_ROUTES
+from hub.ui import ROUTES as UI_ROUTES, ui_extension
 
 
 def build_app(config: Config) -> Starlette:
@@ -24,6 +24,7 @@ def build_app(config: Config) -> Starlette:
     routes: list[BaseRoute] = []
     # Keys, budgets, rate limits, usage storage, metrics; first, so later layers see its auth and usage sink.
     extensions.append(accounting_extension())
+    extensions.append(ui_extension())  # folds new spend logs into the console's rollup (hub/storage/rollup.py)
     routes += [*keys_api.ROUTES, *spend_api.ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])]
     extensions.append(metrics_sync())  # under --workers: this worker's records into the shared metrics files
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
