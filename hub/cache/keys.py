@@ -31,13 +31,15 @@ _SORTED = orjson.OPT_SORT_KEYS
 _CONTAINERS = (dict, list)
 
 
-def cache_key(alias: str, body: dict[str, Any], namespace: str | None = None) -> str:
+def cache_key(alias: str, body: dict[str, Any], namespace: str | None = None, scope: bytes = b"") -> str:
     """`<namespace>:<hex>` for `body` sent to the model alias `alias`.
 
     The hex is the SHA-256 of the canonical parameters (the alias as `model` included) as sorted JSON, a newline, and
-    the canonical messages as a sorted JSON array. Canonical JSON is made at C speed with orjson; the Python walk that
-    drops `None` values and unwraps single text parts runs only on what needs it: measured on a 75-message tool
-    conversation of 10 KB, 90 us per key with the walk everywhere, 54 us now; 40 plain turns 28.5 -> 11.7 us.
+    the canonical messages as a sorted JSON array; with a `scope` (JSON of what else the answer depends on: a tool
+    loop's owner and tools, `hub.cache.loops`), a newline and the scope too. JSON has no raw newline, so no part can
+    pass for another. Canonical JSON is made at C speed with orjson; the Python walk that drops `None` values and
+    unwraps single text parts runs only on what needs it: measured on a 75-message tool conversation of 10 KB, 90 us
+    per key with the walk everywhere, 54 us now; 40 plain turns 28.5 -> 11.7 us.
     """
     params = {k: v for k, v in body.items() if k not in _SET_BELOW and not _is_default(k, v, body)}
     params["model"] = alias
@@ -48,7 +50,7 @@ def cache_key(alias: str, body: dict[str, Any], namespace: str | None = None) ->
         raw = orjson.dumps(messages, option=_SORTED)
         if b"null" in raw:  # a None deeper than a message's own fields (rare)
             raw = orjson.dumps(_clean(messages), option=_SORTED)
-    digest = hashlib.sha256(_canonical(params) + b"\n" + raw).hexdigest()
+    digest = hashlib.sha256(_canonical(params) + b"\n" + raw + (b"\n" + scope if scope else b"")).hexdigest()
     return f"{namespace or 'toolhub'}:{digest}"
 
 

@@ -1,9 +1,11 @@
 """The response cache the gateway consults: lookup with the request's controls, store, and in-flight collapsing.
 
-An entry is `<unix time stored>\n<completion JSON>`. `ResponseCache.begin` takes the `cache` controls out of the
-body (they never reach the upstream) and gives a `Lookup` for cacheable requests. Identical non-streamed misses that
-arrive while the first is in flight wait for it (at most `inflight_wait` seconds), then are served its answer; if it
-fails, each goes upstream itself.
+An entry is `<unix time stored>\n<completion JSON>`, and for a tool loop that ended with client tool calls
+`\n<its hub rounds JSON>` after (`hub.cache.loops`). `ResponseCache.begin` takes the `cache` controls out of the
+body (they never reach the upstream) and gives a `Lookup` for cacheable requests; a tool loop's key holds its owner
+and tools. Identical non-streamed misses that arrive while the first is in flight wait for it (at most
+`inflight_wait` seconds), then are served its answer; if it fails, or its answer may not be shared (a fallback's, a
+cut loop's: `loops.shareable`), each goes upstream itself.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from hub.cache import tools
+from hub.cache import loops, tools
 from hub.cache.controls import Controls, parse_controls
 from hub.cache.keys import cache_key
 from hub.cache.replay import StreamGatherer
@@ -25,7 +27,9 @@ from hub.cache.serve import Replays
 from hub.cache.store import LocalStore, RedisStore, Store
 
 if TYPE_CHECKING:
+    from hub.accounts.usage import UsageRecord
     from hub.config import CacheSettings, ModelRoute
+    from hub.loop.plan import LoopPlan
 
 JSON = dict[str, Any]
 
@@ -39,15 +43,25 @@ class Lookup:
     controls: Controls
     future: asyncio.Future[JSON | None] | None = None
     hit: bool = False
+    plan: LoopPlan | None = None
+    """The tool loop this request runs, if any (its hub rounds are stored with the answer)."""
+    record: UsageRecord | None = None
+    """The request's usage record, which tells whether a fallback answered."""
 
     def headers(self) -> dict[str, str]:
         return {"x-litellm-cache-key": self.key, "x-toolhub-cache-hit": "true" if self.hit else "false"}
 
     async def save(self, completion: JSON | None) -> None:
-        """A finished request's answer (None: no complete answer): wake waiters, then store it if allowed."""
-        self.release(completion)
+        """A finished request's answer (None: no complete answer): store it if allowed, then wake waiters.
+
+        An answer that may not be shared (`loops.shareable`) is neither stored nor handed to waiters. Waiters are
+        woken once it is stored: until then an identical request that arrives waits too, rather than missing while
+        Redis stores it."""
+        if completion is not None and not loops.shareable(completion, self.record):
+            completion = None
         if completion is not None and not self.controls.no_store:
             await self.cache.store(self, completion)
+        self.release(completion)
 
     async def saving(self, items: AsyncIterator[JSON | bytes]) -> AsyncGenerator[JSON | bytes]:
         """Pass a stream's items through (chunks, and bytes such as SSE comments); once it has ended normally,
@@ -78,16 +92,27 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
 
-    def begin(self, body: JSON, route: ModelRoute, tool_loop: bool) -> Lookup | None:
+    def begin(
+        self,
+        body: JSON,
+        route: ModelRoute,
+        plan: LoopPlan | Literal[False] | None = None,
+        record: UsageRecord | None = None,
+    ) -> Lookup | None:
         """Take the controls out of `body`; None when this request is not cached (a tool loop not opted in).
+
+        `plan` is the request's tool loop (None or False: none); `record` its usage record, read when it is saved.
 
         Raises:
             BadRequest: the `cache` controls are malformed.
         """
         controls = parse_controls(body.pop("cache", None))
-        if tool_loop and not route.cache_tool_loops:
+        loop = plan or None
+        if loop is not None and not route.cache_tool_loops:
             return None
-        return Lookup(self, cache_key(route.alias, body, controls.namespace or self.settings.namespace), controls)
+        scope = b"" if loop is None else loops.scope(loop)
+        key = cache_key(route.alias, body, controls.namespace or self.settings.namespace, scope)
+        return Lookup(self, key, controls, plan=loop, record=record)
 
     async def find(self, lookup: Lookup) -> bytes | None:
         """The stored answer for `lookup` as JSON bytes (None: a miss, or `no-cache`, or older than its `s-maxage`)."""
@@ -123,11 +148,16 @@ class ResponseCache:
         max_age = lookup.controls.s_maxage
         if max_age is not None and time.time() - float(stored_at) > max_age:
             return None
+        completion, _, rounds = completion.partition(b"\n")
+        if rounds:
+            loops.restore_rounds(lookup.plan, rounds)
         return completion
 
     async def store(self, lookup: Lookup, completion: JSON) -> None:
         ttl = lookup.controls.ttl if lookup.controls.ttl is not None else self.settings.ttl
         entry = b"%.6f\n%b" % (time.time(), orjson.dumps(completion))  # served as is on a non-streamed hit
+        if rounds := loops.kept_rounds(lookup.plan, completion):
+            entry += b"\n" + rounds
         await self.backend.set(lookup.key, entry, ttl)
 
 

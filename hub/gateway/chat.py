@@ -62,8 +62,8 @@ async def run_chat(request: Request, principal: Principal, body: dict[str, Any],
     target = state.router.resolve(body["model"], principal, body)  # hub/router: takes out `fallbacks` & co
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
     cache: ResponseCache | None = state.extras.get("cache")  # the only cost of the cache when it is off
-    lookup = None if cache is None else cache.begin(body, target.route, plan is not None)
     record = new_record(request, target, body, principal.key_id)
+    lookup = None if cache is None else cache.begin(body, target.route, plan, record)
     target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route)

@@ -13,6 +13,7 @@ from hub.accounts.usage import UsageRecord
 from hub.cache.service import ResponseCache
 from hub.cache.store import LocalStore
 from hub.config import CacheSettings, ConfigError, parse_config
+from hub.loop.plan import LoopPlan
 from hub.metrics import Metrics
 
 ANSWER = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}
@@ -39,7 +40,8 @@ def test_cache_is_off_unless_enabled_for_chat_calls() -> None:
     assert config({}).cache is None
     assert config({"cache": False, "cache_params": {"type": "local"}}).cache is None
     assert config({"cache": True, "cache_params": {"supported_call_types": ["embedding"]}}).cache is None
-    assert config({"cache": True, "cache_params": {"supported_call_types": ["acompletion"]}}).cache == CacheSettings()
+    chat_only = {"supported_call_types": ["acompletion"]}
+    assert config({"cache": True, "cache_params": chat_only}).cache == CacheSettings(embeddings=False)
 
 
 def test_a_bad_cache_type_fails_start_naming_the_key() -> None:
@@ -51,9 +53,11 @@ def test_a_bad_cache_type_fails_start_naming_the_key() -> None:
 def test_tool_loop_requests_are_cached_only_when_the_alias_opts_in() -> None:
     plain, opted = config({"cache": True}), config({"cache": True}, cache_tool_loops=True)
     route, opted_route = plain.models["m"][0], opted.models["m"][0]
-    assert cache().begin(dict(BODY), route, tool_loop=True) is None
-    assert cache().begin(dict(BODY), opted_route, tool_loop=True) is not None
-    assert cache().begin(dict(BODY), route, tool_loop=False) is not None
+    plan = LoopPlan(client_tools=[], hub_tools={}, owner="k1")
+    assert cache().begin(dict(BODY), route, plan) is None
+    assert cache().begin(dict(BODY), opted_route, plan) is not None
+    assert cache().begin(dict(BODY), route, None) is not None
+    assert cache().begin(dict(BODY), route, False) is not None  # (/v1/embeddings says False)
 
 
 @pytest.mark.anyio
