@@ -6,7 +6,10 @@ Paths measured, each at concurrency 1 and 16 (p50 / p99 in ms, bounded loops, 12
   direct      the official ClientSession straight to the upstream (the baseline);
   hub-api     `McpHub.call_tool` in-process (what the tool loop calls): the hub's own cost on top of `direct`;
   hub-http    a client on the hub's `/mcp` (streamable HTTP) with the hub as a separate `toolhub serve` process:
-              adds a whole HTTP hop, so compare it with `direct` over HTTP rather than expect <= 1 ms.
+              adds a whole HTTP hop, so compare it with `direct` over HTTP rather than expect <= 1 ms. A plain
+              client's calls are answered with one JSON body (hub/mcp/lean.py);
+  hub-sse     the same with a client that declares sampling, so every call is answered with an event stream
+              (the SDK's path, and what every call cost before).
 The upstream is this file's own echo server (`--serve-stdio` / `--serve-http PORT`), a low-level mcp 2.x server.
 """
 
@@ -117,11 +120,15 @@ async def direct_session(kind: str, http_url: str) -> AsyncIterator[ClientSessio
         yield session
 
 
+async def _sample(context: Any, params: Any) -> Any:
+    return types.ErrorData(code=types.INVALID_REQUEST, message="no sampling here")
+
+
 @contextlib.asynccontextmanager
-async def hub_session(url: str) -> AsyncIterator[ClientSession]:
+async def hub_session(url: str, asking: bool = False) -> AsyncIterator[ClientSession]:
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
         async with streamable_http_client(f"{url}/mcp", http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, sampling_callback=_sample if asking else None) as session:
                 await session.initialize()
                 await session.list_tools()
                 yield session
@@ -173,10 +180,11 @@ async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> l
                 ("hub-api", c, await measure(lambda: hub.call_tool("up__echo", args, MASTER), calls, warmup, c))
             )
     with hub_process(kind, http_url) as url:
-        async with hub_session(url) as session:
-            for c in (1, 16):
-                call = lambda: session.call_tool("up__echo", args)  # noqa: E731  (a client as it would call)
-                rows.append(("hub-http", c, await measure(call, calls, warmup, c)))
+        for path, asking in (("hub-http", False), ("hub-sse", True)):
+            async with hub_session(url, asking) as session:
+                for c in (1, 16):
+                    call = lambda: session.call_tool("up__echo", args)  # noqa: E731  (a client as it would call)
+                    rows.append((path, c, await measure(call, calls, warmup, c)))
     return rows
 
 

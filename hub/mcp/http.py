@@ -15,7 +15,6 @@ from typing import Any, Literal
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -31,6 +30,7 @@ from hub.mcp.challenge import with_challenge
 from hub.mcp.config import McpServerConfig
 from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
+from hub.mcp.lean import LeanSessionManager
 from hub.mcp.notify import Downstreams
 from hub.mcp.server import CALLER, PRINCIPAL_KEY, HubServer, build_server
 from hub.state import HubState, authenticate, hub_state
@@ -69,7 +69,8 @@ class _Served:
     def __init__(self, hub: McpHub, security: TransportSecuritySettings, view: str | None) -> None:
         self.downstreams = Downstreams()
         self.server: HubServer = build_server(hub, self.downstreams, view=view)
-        self.manager = StreamableHTTPSessionManager(app=self.server, security_settings=security)
+        self.manager = LeanSessionManager(self.server, security_settings=security,
+                                          quiet=lambda tool: hub.quiet_tool(tool, view))  # fmt: skip
         self.scope = anyio.CancelScope()
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

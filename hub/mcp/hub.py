@@ -185,6 +185,13 @@ class McpHub:
         upstream = self.upstreams.get(server)
         return self._server_catalogs[server] if upstream is not None and upstream.healthy else Catalog()
 
+    def quiet_tool(self, name: str, server: str | None = None) -> bool:
+        """Whether a call of this exposed tool can bring the client nothing but its answer: its upstream declares
+        no logging and has no per-client sessions (`hub.mcp.lean` then answers with one JSON body)."""
+        info = self.catalog_of(server).tools_by_name.get(name)
+        upstream = self.upstreams.get(info.server) if info is not None else None
+        return upstream is not None and upstream.capabilities.logging is None and not upstream.per_client
+
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: {"transport": u.spec.kind, **u.status.as_dict()} for name, u in self.upstreams.items()}
 

@@ -38,6 +38,10 @@ class _Private:
     def close(self) -> None:
         self.scope.cancel()
 
+    @property
+    def closing(self) -> bool:
+        return self.scope.cancel_called or anyio.current_time() >= self.scope.deadline
+
     def enter(self) -> None:
         self.in_flight += 1
         self.scope.deadline = math.inf
@@ -65,7 +69,7 @@ class ClientSessions:
                 private.close()
 
     def count(self, server: str) -> int:
-        return sum(1 for name, _ in self._open if name == server)
+        return sum(1 for (name, _), private in self._open.items() if name == server and not private.closing)
 
     @contextlib.asynccontextmanager
     async def using(self, upstream: Upstream, caller: Any) -> AsyncIterator[Upstream]:
@@ -91,7 +95,7 @@ class ClientSessions:
     def _private(self, upstream: Upstream, connection: Connection) -> _Private:
         key = (upstream.name, id(connection))
         private = self._open.get(key)
-        if private is None:
+        if private is None or private.closing:  # a closing one (idle) is replaced, not reused
             group = self._group()
             if group is None or self.count(upstream.name) >= upstream.spec.max_sessions:
                 limit = upstream.spec.max_sessions
@@ -108,7 +112,8 @@ class ClientSessions:
             with private.scope:
                 await private.upstream.run()
         finally:
-            self._open.pop(key, None)
+            if self._open.get(key) is private:
+                del self._open[key]
             logger.info("MCP server %s: a client's own session closed", key[0])
 
 

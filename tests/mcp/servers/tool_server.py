@@ -67,7 +67,7 @@ async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestPara
                 await CANCELLED.wait()
             return text(_take_cancelled())
         case "log":
-            send = ServerSession.send_log_message.__wrapped__  # the public one warns (SEP-2577)
+            send = ServerSession.send_log_message.__wrapped__  # pyright: ignore[reportFunctionMemberAccess]
             data = {"said": args.get("text")}
             await send(ctx.session, "warning", data, "tool_server", related_request_id=ctx.request_id)
             return text("logged")
@@ -79,8 +79,13 @@ async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestPara
     return types.CallToolResult(content=[types.TextContent(type="text", text="unknown tool")], is_error=True)
 
 
+async def set_level(ctx: ServerRequestContext, params: types.SetLevelRequestParams) -> types.EmptyResult:
+    return types.EmptyResult()
+
+
 async def main() -> None:
     server = Server("tool-server", version="1", on_list_tools=list_tools, on_call_tool=call_tool)
+    server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)  # it logs: it says so
     options = server.create_initialization_options(NotificationOptions(tools_changed=True))
     async with stdio_server() as (read, write):
         await server.run(read, write, options)
