@@ -22,10 +22,14 @@ CONNECTOR = [{"type": "url", "name": "postgres_db", "url": "https://example.inva
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fake() -> FakeOpenAI:
+    return FakeOpenAI()
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI) -> Iterator[str]:
     db = tmp_path_factory.mktemp("messages-tools") / "shop.db"
     make_db(db)
-    fake = FakeOpenAI()
     with serve_app(fake.app) as upstream:
         params = {"model": "openai/agent", "api_base": f"{upstream}/v1", "api_key": API_KEY}
         config = {
@@ -90,3 +94,20 @@ def test_a_streamed_loop_shows_hub_calls_as_mcp_blocks_between_the_rounds_texts(
     assert texts[0] == "Let me look. " and texts[-1].startswith("\n\nAnswer: ") and message.stop_reason == "end_turn"
     assert "Calling" not in "".join(texts)  # the loop's trace lines are not shown as text or thinking
     assert not [b for b in message.content if b.type == "thinking"]
+
+
+def test_a_second_turn_sending_the_mcp_blocks_back_gives_the_upstream_each_hub_call_with_its_result(
+    client: anthropic.Anthropic, fake: FakeOpenAI
+) -> None:
+    first = client.messages.create(model="db-agent", max_tokens=100, messages=ASK)
+    echoed: Any = [block.model_dump(exclude_none=True) for block in first.content]
+    turn2: Any = [*ASK, {"role": "assistant", "content": echoed}, {"role": "user", "content": "thanks"}]
+    client.messages.create(model="agent", max_tokens=100, messages=turn2)
+    sent = fake.requests[-1]["messages"]
+    uses = [b for b in first.content if b.type == "mcp_tool_use"]
+    roles = [(m["role"], [c["id"] for c in m.get("tool_calls") or []], m.get("tool_call_id")) for m in sent]
+    assert roles == [("user", [], None), ("assistant", [uses[0].id], None), ("tool", [], uses[0].id),
+                     ("assistant", [uses[1].id], None), ("tool", [], uses[1].id),
+                     ("assistant", [], None), ("user", [], None)]  # fmt: skip
+    last: Any = first.content[-1]
+    assert '"orders"' in sent[2]["content"] and sent[5]["content"] == last.text

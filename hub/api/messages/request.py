@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from typing_extensions import TypedDict
 
 from hub.errors import BadRequest
 
@@ -131,7 +132,7 @@ def conversation(messages: Any, replay_thinking: bool = True) -> list[JSON]:
         if role == "user":
             out += user_turn(content, where)
         elif role == "assistant":
-            out.append(assistant_turn(content, where, replay_thinking))
+            out += assistant_turn(content, where, replay_thinking)
         else:
             raise bad(f"{where}.role: Input should be 'user', 'assistant' or 'system'", f"{where}.role")
     return out
@@ -217,26 +218,61 @@ def _result_text(raw: Any, where: str) -> str:
     return f"[{block['type']} omitted]"  # Chat Completions tool messages carry text only
 
 
-def assistant_turn(content: list[Any], where: str, replay_thinking: bool = True) -> JSON:
-    texts: list[str] = []
-    calls: list[JSON] = []
-    thinking: list[JSON] = []
+def assistant_turn(content: list[Any], where: str, replay_thinking: bool = True) -> list[JSON]:
+    """An assistant turn as chat messages. The MCP connector blocks a client sends back (the hub calls of the previous
+    answer) split it: the text and calls before each `mcp_tool_result`, then that result as a `role: tool` message."""
+    out: list[JSON] = []
+    turn: _Turn = {"texts": [], "calls": [], "thinking": []}
     for k, raw in enumerate(content):
         block, at = _block(raw, f"{where}.content.{k}"), f"{where}.content.{k}"
         kind = block["type"]
         if kind == "text":
-            texts.append(str(block.get("text") or ""))
+            turn["texts"].append(str(block.get("text") or ""))
         elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            calls.append(_tool_call(block, at))
+            turn["calls"].append(_tool_call(block, at))
         elif kind in ("thinking", "redacted_thinking"):
-            thinking.append(block)
-        elif kind not in ("mcp_tool_result", "web_search_tool_result"):
+            turn["thinking"].append(block)
+        elif kind in ("mcp_tool_result", "web_search_tool_result"):
+            out += _answered(turn, block, at, replay_thinking)
+        else:
             raise bad(f"{at}: content block type {kind!r} is not supported in an assistant message", f"{at}.type")
-    message: JSON = {"role": "assistant", "content": "".join(texts) or None}
-    if calls:
-        message["tool_calls"] = calls
-    if thinking and replay_thinking:
-        message["thinking_blocks"] = thinking
+    if turn["texts"] or turn["calls"] or turn["thinking"] or not out:
+        out.append(_assistant(turn, replay_thinking))
+    return out
+
+
+class _Turn(TypedDict):
+    texts: list[str]
+    calls: list[JSON]
+    thinking: list[JSON]
+
+
+def _answered(turn: _Turn, block: JSON, where: str, replay_thinking: bool) -> list[JSON]:
+    """The assistant message so far and the tool message answering one of its calls; a result whose call is not in
+    this part of the turn is dropped, as the upstream would refuse a tool message it cannot pair."""
+    if block.get("tool_use_id") not in {call["id"] for call in turn["calls"]}:
+        return []
+    message = _assistant(turn, replay_thinking)
+    turn["texts"], turn["calls"], turn["thinking"] = [], [], []
+    return [message, tool_result(_text_content(block), where)]
+
+
+def _text_content(block: JSON) -> JSON:
+    """A connector or server tool result with only its text blocks (search results carry no text to replay)."""
+    content = block.get("content")
+    if isinstance(content, list):
+        content = [b for b in content if isinstance(b, dict) and b.get("type") == "text"]  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
+    elif not isinstance(content, str):
+        content = None
+    return {**block, "content": content}
+
+
+def _assistant(turn: _Turn, replay_thinking: bool) -> JSON:
+    message: JSON = {"role": "assistant", "content": "".join(turn["texts"]) or None}
+    if turn["calls"]:
+        message["tool_calls"] = turn["calls"]
+    if turn["thinking"] and replay_thinking:
+        message["thinking_blocks"] = turn["thinking"]
     return message
 
 
