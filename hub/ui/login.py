@@ -32,7 +32,7 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", status=403, error="Cross-site login refused.")
     address = request.client.host if request.client else ""
     now = time.time()
-    wait = throttle(request).wait(address, now)
+    wait = throttle(request).attempt(address, now)  # counted before any await: concurrent guesses see each other
     if wait > 0:
         seconds = math.ceil(wait)
         error = f"Too many failed logins from your address: wait {seconds} s, then try again."
@@ -43,9 +43,8 @@ async def login(request: Request) -> Response:
     try:
         principal = await hub_state(request).auth.authenticate(key or None)
     except HubError as exc:
-        throttle(request).failed(address, now)
         return render(request, "login.html", status=exc.status_code, error=_why(exc))
-    throttle(request).succeeded(address)
+    throttle(request).succeeded(address, now)
     try:
         _, cookie = await sessions(request).create(key, principal)
     except StoreError:

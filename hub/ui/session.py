@@ -1,7 +1,8 @@
 """Console sessions: a signed, expiring, HttpOnly SameSite=Strict cookie naming a session kept in the database.
 
-The cookie is `<id>.<expiry>.<HMAC-SHA256>`, signed with a secret derived from the master key, so every process and
-replica of the gateway reads the same cookies. The session itself is a row of `toolhub_ui_sessions` (migration
+The cookie is `<id>.<expiry>.<HMAC-SHA256>`, signed with a subkey of a secret derived from the master key (the sealing
+keys are other subkeys of it, so no key serves two purposes), so every process and replica of the gateway reads the
+same cookies. The session itself is a row of `toolhub_ui_sessions` (migration
 0007_console.sql) under the SHA-256 of its id: logout deletes it, which ends it everywhere at once. The key the
 operator typed is kept in that row sealed (encrypted and authenticated with keys derived from the same secret), so the
 browser never holds it and a copy of the database alone does not reveal it. Without a database, sessions live in the
@@ -108,6 +109,7 @@ class Sessions:
     def __init__(self, secret: bytes | None = None, ttl: float = TTL_SECONDS, store: Store | None = None) -> None:
         self._secret = secret or secrets.token_bytes(32)
         self._sealer = Sealer(self._secret)
+        self._signing = hmac.new(self._secret, b"cookie-sign", hashlib.sha256).digest()  # a subkey, like the sealer's
         self._ttl = ttl
         self._store = store
         self._live: dict[str, Session] = {}
@@ -148,7 +150,7 @@ class Sessions:
         if not cookie or cookie.count(".") != 2:
             return None
         sid, expiry, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(f"{sid}.{expiry}")):
+        if not hmac.compare_digest(signature.encode(), self._sign(f"{sid}.{expiry}").encode()):
             return None
         return sid if expiry.isdigit() and int(expiry) >= time.time() else None
 
@@ -166,7 +168,7 @@ class Sessions:
         await self._store._execute(text, args)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
 
     def _sign(self, payload: str) -> str:
-        return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._signing, payload.encode(), hashlib.sha256).hexdigest()
 
     def _drop_expired(self, now: float) -> None:
         for sid in [s.id for s in self._live.values() if s.expires < now]:
@@ -174,25 +176,44 @@ class Sessions:
 
 
 class LoginThrottle:
-    """Failed logins per client address in a sliding window (per process: each replica counts its own)."""
+    """Login attempts per client address in a sliding window (per process: each replica counts its own).
+
+    An attempt counts from the moment it starts (`attempt`), before the key is even read, so concurrent guesses cannot
+    all pass the check first; a successful login takes back only its own attempt (`succeeded`).
+    """
 
     def __init__(self, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
         self.limit, self.window = limit, window
         self._failures: dict[str, list[float]] = {}
 
     def wait(self, address: str, now: float) -> float:
-        """Seconds until `address` may try again (0: now)."""
-        recent = [t for t in self._failures.get(address, []) if t > now - self.window]
-        self._failures[address] = recent
+        """Seconds until `address` may try again (0: now). Stores nothing for an address without recent attempts."""
+        recent = [t for t in self._failures.get(address, ()) if t > now - self.window]
+        if recent:
+            self._failures[address] = recent
+        else:
+            self._failures.pop(address, None)
         return 0.0 if len(recent) < self.limit else recent[0] + self.window - now
+
+    def attempt(self, address: str, now: float) -> float:
+        """Count an attempt at `now` unless `address` must wait first: returns that wait (0: counted, go ahead)."""
+        wait = self.wait(address, now)
+        if wait == 0:
+            self.failed(address, now)
+        return wait
 
     def failed(self, address: str, now: float) -> None:
         if address not in self._failures and len(self._failures) >= _ADDRESSES:
             self._failures.pop(next(iter(self._failures)))  # the oldest address first: memory stays bounded
         self._failures.setdefault(address, []).append(now)
 
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
+    def succeeded(self, address: str, when: float) -> None:
+        """Take back the attempt counted at `when`; the address's other attempts still count."""
+        attempts = self._failures.get(address, [])
+        if when in attempts:
+            attempts.remove(when)
+        if not attempts:
+            self._failures.pop(address, None)
 
 
 def _hash(sid: str) -> str:

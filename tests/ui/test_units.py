@@ -68,7 +68,7 @@ def test_failed_logins_are_limited_per_address_in_a_sliding_window() -> None:
         throttle.failed("10.0.0.1", t)
     assert throttle.wait("10.0.0.1", 3) == 57 and throttle.wait("10.0.0.2", 3) == 0
     assert throttle.wait("10.0.0.1", 60.5) == 0  # the first failure left the window
-    throttle.succeeded("10.0.0.1")
+    throttle.succeeded("10.0.0.1", 0)
     assert throttle.wait("10.0.0.1", 3) == 0
 
 
