@@ -51,9 +51,9 @@ async def embeddings(request: Request) -> Response:
     principal = await authenticate(request)
     body = check_embeddings_request(await read_json_body(request, state.config.max_request_bytes))
     target = state.router.resolve(body["model"], principal, body)
-    lookup = _lookup(state.extras.get("cache"), body, target)
     record = new_record(request, target, {}, principal.key_id)  # `{}`: never a stream, whatever the body says
-    target.provider.record = record  # the router names the deployment that answered on it
+    target.provider.record = record  # the router names the deployment (and fallback group) that answered on it
+    lookup = _lookup(state.extras.get("cache"), body, target, record)
     if state.guard is not None:
         record.ticket = await state.guard.admit(principal, target.route)
     try:
@@ -68,12 +68,13 @@ async def embeddings(request: Request) -> Response:
     return json_response(out, headers={"x-toolhub-cost": cost_headers(record)["x-toolhub-cost"], **headers})
 
 
-def _lookup(cache: ResponseCache | None, body: JSON, target: Target) -> Lookup | None:
-    """The request's cache lookup; None without a cache, or one that does not cache embeddings."""
+def _lookup(cache: ResponseCache | None, body: JSON, target: Target, record: UsageRecord) -> Lookup | None:
+    """The request's cache lookup; None without a cache, or one that does not cache embeddings. The record tells
+    the cache when a fallback answered: that answer is neither stored nor handed to waiters under this alias."""
     if cache is None or not getattr(cache.settings, "embeddings", True):
         return None
     keyed = {"endpoint": "embeddings", **{k: v for k, v in body.items() if k != "encoding_format"}}
-    return cache.begin(keyed, target.route, False)  # takes the `cache` controls out of `keyed`
+    return cache.begin(keyed, target.route, False, record)  # takes the `cache` controls out of `keyed`
 
 
 async def _answer(
