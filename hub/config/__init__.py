@@ -124,6 +124,11 @@ class Config:
     """Seconds stored responses are kept (`responses_retention_period`); None: until deleted."""
     otel: TracingSettings | None = None
     """OpenTelemetry traces; None: off (hub/ops/tracing)."""
+    tool_exposure: Literal["all", "search", "auto"] | None = None
+    """Hub tools listed in full or as search meta-tools (hub/catalog); None: by the client's known limit."""
+    tool_exposure_threshold: int = 40
+    always_expose: tuple[str, ...] = ()
+    tool_result_ttl_seconds: float = 3600.0
     ignored: tuple[str, ...] = ()
     """Paths of keys that were read but are not implemented; reported once at start."""
     source: str = "<memory>"
@@ -192,6 +197,10 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         spend_logs_retention_interval=_duration(general, "maximum_spend_logs_retention_interval") or 3600.0,
         responses_retention=_duration(general, "responses_retention_period"),
         otel=_otel(general, environ),
+        tool_exposure=general.tool_exposure,
+        tool_exposure_threshold=general.tool_exposure_threshold or 40,
+        always_expose=tuple(general.always_expose or ()),
+        tool_result_ttl_seconds=general.tool_result_ttl_seconds or 3600.0,
         ignored=tuple(_ignored(file)),
         source=source,
     )

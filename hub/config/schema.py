@@ -106,6 +106,15 @@ class GeneralSettings(_Section):
     """Stored responses (`/v1/responses`) older than this (`30d`) are deleted (hub/api/responses/retention.py)."""
     otel: OtelSpec | None = None
     """Toolhub: OpenTelemetry traces (hub/ops/tracing); the `OTEL_*` variables fill what it leaves out."""
+    tool_exposure: Literal["all", "search", "auto"] | None = None
+    """Toolhub: every hub tool listed, or the search meta-tools (hub/catalog); unset: all, except to clients
+    known to refuse that many (Cursor 40, VS Code 128)."""
+    tool_exposure_threshold: int | None = Field(default=None, ge=1)
+    """Toolhub: with `auto`, search when a caller would see more tools than this (default 40)."""
+    always_expose: list[str] | None = None
+    """Toolhub: tools listed next to the meta-tools in search mode (exposed names, `server/tool`, patterns)."""
+    tool_result_ttl_seconds: float | None = Field(default=None, gt=0)
+    """Toolhub: how long tool results over `max_tool_result_chars` are kept for `hub__read_result` (default 1 h)."""
 
 
 class CacheParams(_Section):

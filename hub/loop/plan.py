@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 import mcp_types
 
 from hub.accounts.auth import Principal
+from hub.catalog.dispatch import is_meta
 from hub.errors import BadRequest, PermissionDenied
 from hub.loop.memory import RoundMemory
 
@@ -86,17 +87,23 @@ class LoopPlan:
     owner: str = ""
     """Whose conversation this is (key id or alias): kept hub rounds are restored only for the same key."""
     client_names: set[str] = field(default_factory=set[str])
+    catalog: Any = None
+    """The process's `hub.catalog.service.CatalogService`: search mode, large results stored (hub/catalog)."""
+    reading: bool = False
+    """The conversation holds a stored result: `hub__read_result` is offered from then on."""
 
     def __post_init__(self) -> None:
         self.client_names = {name for t in self.client_tools if (name := _function_name(t))}
 
     def offered(self) -> list[JSON]:
-        """Client function tools first, then hub tools as OpenAI function tools."""
+        """Client function tools first, then hub tools as OpenAI function tools (or the search meta-tools)."""
+        if self.catalog is not None:  # every hub tool, or the search meta-tools: the same bytes every turn
+            return self.client_tools + self.catalog.loop_tools(list(self.hub_tools.values()), self.reading)
         return self.client_tools + [function_tool(t) for t in self.hub_tools.values()]
 
     def kind(self, name: str) -> CallKind:
         """Who answers a call of `name`: the gateway, the client, or the gateway with an error result."""
-        if name in self.hub_tools:
+        if name in self.hub_tools or (self.catalog is not None and is_meta(name)):
             return "hub"
         if name in self.client_names or self.why_unavailable(name) is None:
             return "client"
@@ -137,6 +144,8 @@ async def prepare_tool_loop(
     if hub is not None:
         await hub.wait_started(_named_servers(entries, default_servers, hub, principal))
     plan = plan_tool_loop(body, default_servers, hub, principal)
+    if plan is not None and (catalog := extras.get("catalog")) is not None:  # search mode, result handles
+        plan.catalog, plan.reading = catalog, catalog.holds_results(body.get("messages"))
     if plan is not None:
         memory = extras.get(MEMORY_KEY)
         if memory is None:  # not `or`: an empty RoundMemory is falsy, and one is made once per process

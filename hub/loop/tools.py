@@ -13,12 +13,15 @@ import mcp_types
 import orjson
 
 from hub.accounts.auth import Principal
+from hub.catalog.dispatch import is_meta
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.mcp.errors import McpHubError
 
 logger = logging.getLogger("toolhub.loop")
 
 DEFAULT_MAX_RESULT_CHARS = 20_000
+META_SERVER = "hub"
+"""`ToolRun.server` of a search-mode meta-tool call (`hub__search_tools`, ...): the hub itself answers it."""
 REPORT_OUTPUT: ContextVar[bool] = ContextVar("toolhub_report_tool_output", default=False)
 """Set by an inbound API that reports what each hub tool answered (the Responses API's `mcp_call` items): the
 `toolhub` record of the answer then carries each run's `output` (as the model got it)."""
@@ -71,7 +74,7 @@ async def run_calls(
             if run.is_error:
                 run.content, run.truncated_chars = cut(run.content, max_chars)
             else:
-                tg.start_soon(_run_one, run, hub, principal, max_chars, request_id)
+                tg.start_soon(_run_one, run, plan, hub, principal, max_chars, request_id)
     return runs
 
 
@@ -84,13 +87,17 @@ def _new_run(call: JSON, plan: LoopPlan, round_: int) -> ToolRun:
     tool = plan.hub_tools.get(name)
     if tool is not None:
         run.server = tool.server
+    elif plan.catalog is not None and is_meta(name):
+        run.server = META_SERVER
     else:
         run.is_error = True
         run.content = f"Error: {plan.why_unavailable(name) or f'No tool named {name!r} is available.'}"
     return run
 
 
-async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: int, request_id: str) -> None:
+async def _run_one(
+    run: ToolRun, plan: LoopPlan, hub: ToolHub, principal: Principal, max_chars: int, request_id: str
+) -> None:
     started = time.perf_counter()
     try:
         arguments = orjson.loads(run.arguments or "{}")
@@ -99,20 +106,50 @@ async def _run_one(run: ToolRun, hub: ToolHub, principal: Principal, max_chars: 
     except ValueError as exc:
         text, is_error = f"The arguments are not a valid JSON object: {exc}", True
     else:
-        timeout = hub.server_call_timeout(run.server)
-        try:
-            # The hub enforces the timeout too; this bound also covers a hub that does not answer at all.
-            with anyio.fail_after(timeout + 1):
-                result = await hub.call_tool(run.name, arguments, principal, timeout=timeout, request_id=request_id)
+        if run.server == META_SERVER:  # hub__search_tools & co. (hub/catalog); each tool it calls is bounded below
+            result = await plan.catalog.call_meta(run.name, arguments, list(plan.hub_tools.values()), None,
+                                                  _hub_call(hub, principal, request_id), principal.owner)  # fmt: skip
             text, is_error = result_text(result), bool(result.is_error)
-        except TimeoutError:
-            text, is_error = f"The tool did not answer within {timeout:g} s.", True
-        except McpHubError as exc:  # unknown tool, not permitted, upstream down: data for the model
-            logger.warning("hub tool %s failed: %s", run.name, exc)
-            text, is_error = f"The tool could not be called: {exc}", True
+        else:
+            text, is_error = await _call_hub(run.name, arguments, hub, principal, request_id)
     run.duration_ms = (time.perf_counter() - started) * 1000
     run.is_error = is_error
-    run.content, run.truncated_chars = cut(f"Error: {text}" if is_error else text, max_chars)
+    content = f"Error: {text}" if is_error else text
+    if plan.catalog is not None and not is_error:  # over the limit: stored, read on with hub__read_result
+        fitted = await plan.catalog.fit_text(content, max_chars, principal.owner, server=run.server, tool=run.name)
+        run.content, run.truncated_chars = fitted
+        plan.reading = plan.reading or fitted[0] != content
+    else:
+        run.content, run.truncated_chars = cut(content, max_chars)
+
+
+async def _call_hub(name: str, arguments: dict[str, Any], hub: ToolHub, principal: Principal,
+                    request_id: str) -> tuple[str, bool]:  # fmt: skip
+    """(text, is_error) of one hub tool call; failures and timeouts are error texts for the model."""
+    try:
+        timeout = hub.server_call_timeout(name)
+    except McpHubError as exc:
+        return f"The tool could not be called: {exc}", True
+    try:
+        # The hub enforces the timeout too; this bound also covers a hub that does not answer at all.
+        with anyio.fail_after(timeout + 1):
+            result = await hub.call_tool(name, arguments, principal, timeout=timeout, request_id=request_id)
+        return result_text(result), bool(result.is_error)
+    except TimeoutError:
+        return f"The tool did not answer within {timeout:g} s.", True
+    except McpHubError as exc:  # unknown tool, not permitted, upstream down: data for the model
+        logger.warning("hub tool %s failed: %s", name, exc)
+        return f"The tool could not be called: {exc}", True
+
+
+def _hub_call(hub: ToolHub, principal: Principal, request_id: str) -> Any:
+    """`hub__call_tool`'s way to run a tool: as the loop runs one, as an MCP result."""
+
+    async def call(name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        text, is_error = await _call_hub(name, arguments, hub, principal, request_id)
+        return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)], is_error=is_error)
+
+    return call
 
 
 def result_text(result: mcp_types.CallToolResult) -> str:

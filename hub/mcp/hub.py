@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import mcp_types as types
@@ -27,6 +27,9 @@ from hub.mcp.routing import Caller
 from hub.mcp.sessions import ClientSessions
 from hub.mcp.upstream import ALL_KINDS, Kind, Upstream
 from hub.ops import tracing
+
+if TYPE_CHECKING:
+    from hub.catalog.service import CatalogService
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -59,6 +62,8 @@ class McpHub:
         """Per-client upstream sessions of servers with `session: per_client` (or `auto`)."""
         self.log_levels = LogLevels()
         """`logging/setLevel` of each downstream session, across every served endpoint."""
+        self.catalog_service: CatalogService | None = None
+        """Tool search and result handles (`hub.catalog`), set by its lifespan extension."""
         self._listeners: list[Listener] = []
         self._update_listeners: list[UpdateListener] = []
         self._events: tuple[MemoryObjectSendStream[tuple[str, Any]], MemoryObjectReceiveStream[tuple[str, Any]]] = (

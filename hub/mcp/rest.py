@@ -16,6 +16,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.catalog.dispatch import is_meta
 from hub.errors import (
     BadRequest,
     MisdirectedRequest,
@@ -67,6 +68,10 @@ async def call_tool(request: Request) -> Response:
     hub = await _hub(request)
     principal = await authenticate(request)
     name, arguments = _parse(await read_json_body(request, hub_state(request).config.max_request_bytes))
+    if (service := hub.catalog_service) is not None and is_meta(name):  # hub__search_tools & co., in the key's tools
+        result = await service.call_meta(name, arguments, hub.tools(principal), hub.catalog.tools,
+                                         lambda n, a: hub.call_tool(n, a, principal), principal.owner)  # fmt: skip
+        return json_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
     try:
         result = await hub.call_tool(name, arguments, principal)
     except UnknownTool as exc:

@@ -21,6 +21,9 @@ from starlette.requests import HTTPConnection
 
 from hub import __version__
 from hub.accounts.auth import Principal
+from hub.catalog.dispatch import is_meta
+from hub.catalog.results import ResultError
+from hub.catalog.service import CatalogService
 from hub.mcp.catalog import Catalog, visible
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.health import error_result
@@ -146,6 +149,12 @@ def _owner_of(principal: Principal) -> tuple[str | None, bool]:
     return principal.key_id, principal.is_master
 
 
+def _client_name(ctx: Ctx) -> str | None:
+    """The client's `clientInfo.name` from `initialize` (None on a 2026-era request without a session)."""
+    params = ctx.session.client_params
+    return params.client_info.name if params is not None else None
+
+
 def _check_cursor(params: types.PaginatedRequestParams | None) -> None:
     """The hub answers every list in one page and hands out no cursors: any cursor is invalid (-32602, per spec)."""
     if params is not None and params.cursor is not None:
@@ -216,25 +225,53 @@ class _Handlers:
     async def list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         _check_cursor(params)
         principal = principal_of(ctx, self.default)
-        tools = [t.tool for t in self._catalog().tools if visible(principal, t.server, t.original_name)]
-        return types.ListToolsResult(tools=tools)
+        tools = [t for t in self._catalog().tools if visible(principal, t.server, t.original_name)]
+        if (service := self.hub.catalog_service) is not None:  # search mode by config and client (hub/catalog)
+            return types.ListToolsResult(tools=service.mcp_tools(tools, _client_name(ctx)))
+        return types.ListToolsResult(tools=[t.tool for t in tools])
 
     async def call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> Any:
         principal = principal_of(ctx, self.default)
         try:
             if params.request_state is not None:  # a 2026-era retry with answers (hub.mcp.modern)
                 return await self._interactive(ctx, params, "tools/call", 0.0, None)
+            if (service := self.hub.catalog_service) is not None and is_meta(params.name):
+                return await self._meta(params, principal, DownstreamCaller(ctx, principal, self.hub.log_levels),
+                                        service)  # fmt: skip
             info = self.hub.resolve(params.name, principal, self.view)
             timeout = self.hub.upstreams[info.server].spec.call_timeout
 
             async def work(caller: Caller) -> types.CallToolResult:
-                return await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout, caller=caller)
+                result = await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout, caller=caller)
+                return await self._fit(result, principal, info.server, params.name)
 
             return await self._interactive(ctx, params, "tools/call", timeout, work)
         except (UnknownTool, InvalidArguments) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
         except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why
             return error_result(exc.message)
+
+    async def _fit(self, result: types.CallToolResult, principal: Principal, server: str,
+                   name: str) -> types.CallToolResult:  # fmt: skip
+        """A result over the limit: its head and a `resource_link` to the whole (hub/catalog/results.py)."""
+        if (service := self.hub.catalog_service) is None:
+            return result
+        return await service.fit_result(result, principal.owner, server=server, tool=name)
+
+    async def _meta(self, params: types.CallToolRequestParams, principal: Principal, caller: Caller,
+                    service: CatalogService) -> types.CallToolResult:  # fmt: skip
+        """`hub__search_tools`, `hub__describe_tool`, `hub__call_tool`, `hub__read_result` within this caller's view."""
+        catalog = self._catalog()
+        tools = [t for t in catalog.tools if visible(principal, t.server, t.original_name)]
+
+        async def call(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+            info = self.hub.resolve(name, principal, self.view)
+            timeout = self.hub.upstreams[info.server].spec.call_timeout
+            result = await self.hub.call_upstream(info, arguments, principal, timeout=timeout, caller=caller)
+            return await self._fit(result, principal, info.server, name)
+
+        return await service.call_meta(params.name, params.arguments, tools, catalog.tools, call, principal.owner,
+                                       self.view)  # fmt: skip
 
     async def _interactive(self, ctx: Ctx, params: types.InputResponseRequestParams, method: str, timeout: float,
                            work: Work | None) -> Any:  # fmt: skip
@@ -280,6 +317,13 @@ class _Handlers:
         return self.hub.upstreams[found[0]], found[1]
 
     async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> Any:
+        if (service := self.hub.catalog_service) is not None:  # toolhub://results/<handle>: a stored tool result
+            try:
+                stored = await service.read_resource(params.uri, principal_of(ctx, self.default).owner)
+            except ResultError as exc:
+                raise MCPError(code=RESOURCE_NOT_FOUND, message=exc.message) from None
+            if stored is not None:
+                return stored
         if params.request_state is not None:
             upstream, uri = None, params.uri
         else:

@@ -4,9 +4,6 @@ official `openai` SDK as the client, and a scripted model upstream that only eve
 The model finds `postgres_db__list_tables` with `hub__search_tools`, calls it with `hub__call_tool` and answers with
 its result; another conversation gets a 100,000-character result as a head and a handle and reads its end with
 `hub__read_result`. Every request the model gets carries the same tool definitions, byte for byte.
-
-These need the lead's hooks (hub/config, hub/server.py, hub/mcp, hub/loop): until they are in, they are strict
-xfails; once they are, they must pass.
 """
 
 from __future__ import annotations
@@ -27,14 +24,11 @@ from starlette.routing import Route
 
 from hub.catalog.meta import meta_functions
 from hub.config import parse_config
-from hub.config.schema import GeneralSettings
 from hub.server import build_app
 from tests.support.hub import make_db, wait_for_tools
 from tests.support.servers import ROOT, serve_app
 
 MASTER_KEY = "sk-catalog-master"
-HOOKED = "tool_exposure" in GeneralSettings.model_fields
-pytestmark = pytest.mark.xfail(not HOOKED, reason="needs the lead's hooks for hub/catalog", strict=True)
 HANDLE = re.compile(r'hub__read_result\(handle="(res_[0-9a-f]+)"')
 
 
