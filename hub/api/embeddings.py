@@ -112,9 +112,14 @@ async def _embed(target: Target, body: JSON, request_id: str) -> JSON:
     call: Any = target.provider
     if hasattr(call, "run"):
         return await call.run(
-            ChatRequest(body=body, deployment=target.route.deployment, request_id=request_id), _attempt
+            ChatRequest(body=body, deployment=target.route.deployment, request_id=request_id), _attempt, _serves
         )
     return await _embedder(target).embed(target.route.deployment, body)
+
+
+def _serves(slot: Any) -> bool:
+    """Whether a fallback group's deployment can answer (a chat-only default fallback keeps the primary's error)."""
+    return slot.provider is not None and hasattr(slot.provider, "embed")
 
 
 async def _attempt(slot: Any, request: ChatRequest) -> JSON:

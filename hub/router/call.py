@@ -86,12 +86,13 @@ class RoutedCall:
     def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         return _Stream(self, request)
 
-    async def run(self, request: ChatRequest, attempt: Attempt) -> Any:
-        """Another kind of upstream call (e.g. embeddings: hub/api/embeddings.py), routed as `complete` is."""
+    async def run(self, request: ChatRequest, attempt: Attempt, serves: Callable[[Slot], bool] | None = None) -> Any:
+        """Another kind of upstream call (e.g. embeddings: hub/api/embeddings.py), routed as `complete` is. Fallback
+        groups with no deployment that `serves` the call are skipped, so the primary's error stands."""
         try:
             return await self._in_group(self.group, request, attempt, self._take_first())
         except (ProviderError, _Cooling) as exc:
-            return await self._fall_back(request, attempt, exc)
+            return await self._fall_back(request, attempt, exc, serves)
 
     async def open_stream(self, request: ChatRequest) -> tuple[JSON | None, AsyncIterator[JSON]]:
         """The first chunk and the rest of a stream, retried and fallen back until the first chunk arrived."""
@@ -115,7 +116,10 @@ class RoutedCall:
             out["x-litellm-model-id"] = slot.id
         return out
 
-    async def _fall_back(self, request: ChatRequest, stream: bool | Attempt, error: ProviderError | _Cooling) -> Any:
+    async def _fall_back(
+        self, request: ChatRequest, stream: bool | Attempt, error: ProviderError | _Cooling,
+        serves: Callable[[Slot], bool] | None = None,
+    ) -> Any:  # fmt: skip
         """The primary group failed with `error`: try its fallback groups in turn, or raise the final error."""
         kind = classify(error) if isinstance(error, ProviderError) else "server"
         if kind == "client":
@@ -123,7 +127,7 @@ class RoutedCall:
         cooling: list[_Cooling] = [error] if isinstance(error, _Cooling) else []
         for alias in self._chain(kind):
             group = self.router.groups.get(alias)
-            if group is None:
+            if group is None or (serves is not None and not any(serves(slot) for slot in group.usable)):
                 continue
             self.fallbacks += 1
             try:

@@ -62,3 +62,10 @@ def test_the_alias_own_answer_is_still_cached(client: openai.OpenAI, gateway: tu
     before = len(fake.requests)
     again = client.embeddings.with_raw_response.create(model="small", input="own", encoding_format="float")
     assert again.headers["x-toolhub-cache-hit"] == "true" and len(fake.requests) == before
+
+
+def test_default_fallbacks_without_embeddings_keep_the_upstream_error(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.embeddings.create(model="busy", input="hi", encoding_format="float")
+    assert caught.value.status_code == 502  # the upstream's 503 as the gateway reports it, not a 400 about 'claude'
+    assert "claude" not in caught.value.message
