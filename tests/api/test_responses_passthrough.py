@@ -174,3 +174,62 @@ def test_spend_logs_count_the_upstreams_usage(client: openai.OpenAI, gateway_url
     assert {(r["prompt_tokens"], r["cached_tokens"], r["completion_tokens"], r["status"]) for r in rows} == {
         (30, 10, 9, "success")
     }
+
+
+def other_key(gateway_url: str) -> openai.OpenAI:
+    made = httpx2.post(f"{gateway_url}/key/generate", json={}, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=made.json()["key"], max_retries=0, timeout=20)
+
+
+def test_another_keys_upstream_item_is_refused_without_asking_the_upstream(
+    client: openai.OpenAI, gateway_url: str, fake: FakeResponses
+) -> None:
+    item = client.responses.create(model="native", input="secret 42").output[-1].id
+    before = len(fake.requests)
+    reference: Any = [{"type": "item_reference", "id": item}, {"role": "user", "content": "repeat"}]
+    with other_key(gateway_url) as other, pytest.raises(openai.NotFoundError) as caught:
+        other.responses.create(model="native", input=reference)
+    assert len(fake.requests) == before and caught.value.code == "item_not_found"
+    client.responses.create(model="native", input=reference)  # the key's own: the upstream resolves it
+    assert fake.requests[-1]["input"][0] == {"type": "item_reference", "id": item}
+
+
+def test_a_deleted_upstream_response_is_gone_for_every_key_here_and_upstream(
+    client: openai.OpenAI, gateway_url: str, fake: FakeResponses
+) -> None:
+    first = client.responses.create(model="native", input="secret 42")
+    item = first.output[-1].id
+    assert client.responses.delete(first.id) is None  # pyright: ignore[reportUnknownMemberType]
+    assert fake.deleted[-1] == first.id and first.id not in fake.stored
+    before = len(fake.requests)
+    with other_key(gateway_url) as other:
+        for asking in (client, other):
+            with pytest.raises(openai.NotFoundError):
+                asking.responses.create(model="native", previous_response_id=first.id, input="tell me")
+            with pytest.raises(openai.NotFoundError):
+                asking.responses.create(model="native", input=[{"type": "item_reference", "id": item}])  # pyright: ignore[reportArgumentType]
+    assert len(fake.requests) == before
+
+
+def test_a_toolhub_item_referenced_on_a_native_deployment_is_sent_as_the_item(
+    client: openai.OpenAI, fake: FakeResponses
+) -> None:
+    made = client.responses.create(model="translated", input="my name is Ada").output[-1]
+    reference: Any = [{"type": "item_reference", "id": made.id}, {"role": "user", "content": "and?"}]
+    answer = client.responses.create(model="native", input=reference)
+    assert answer.output_text == "You said: and?"
+    assert fake.requests[-1]["input"][0] == {
+        "type": "message", "role": "assistant",
+        "content": [{"type": "output_text", "text": "You said: my name is Ada", "annotations": [], "logprobs": []}],
+    }  # fmt: skip
+
+
+def test_a_response_id_toolhub_made_and_no_longer_has_is_not_forwarded(
+    client: openai.OpenAI, fake: FakeResponses
+) -> None:
+    made = client.responses.create(model="translated", input="forget me")
+    client.responses.delete(made.id)
+    before = len(fake.requests)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="native", previous_response_id=made.id, input="hi")
+    assert len(fake.requests) == before

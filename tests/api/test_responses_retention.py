@@ -10,7 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from hub.api.responses import retention
+from hub.accounts.auth import Principal
+from hub.api.responses import owners, retention, upstream
+from hub.errors import NotFound
 from hub.storage import Store, StoredResponse
 from tests.storage.conftest import backend, store
 
@@ -29,6 +31,19 @@ async def test_a_pass_deletes_only_responses_older_than_the_period(store: Store)
     assert await retention.purge(store, 3600, now) is True
     assert await store.get_response("resp_old") is None
     assert await store.get_response("resp_new") is not None
+
+
+@pytest.mark.anyio
+async def test_a_purged_upstream_response_keeps_its_owner_and_gets_a_404_not_a_forward(store: Store) -> None:
+    now = time.time()
+    await store.save_response(row("resp_upstream1", now - 7200))
+    for _ in range(2):  # a response saved again (a stream's final event and a retry) records nothing twice
+        await owners.record(store, "key-a", "resp_upstream1", ["msg_upstream1"])
+    assert await retention.purge(store, 3600, now) is True
+    assert await owners.find(store, "msg_upstream1") == owners.Owner("key-a", "resp_upstream1")
+    with pytest.raises(NotFound):
+        await upstream.previous(store, Principal(key_id="key-a"), "resp_upstream1")
+    assert await upstream.previous(store, Principal(key_id="key-a"), "resp_never_seen") is None
 
 
 @pytest.mark.anyio

@@ -15,7 +15,8 @@ Its Chat Completions side is FakeOpenAI's, plus two models:
     caller      calls `exec_command` (Codex), `Read` (Claude Code) or the first tool once, then "Answer: <result>"
 
 `previous_response_id` must name a response this server stored (`store` not false), else 400 as OpenAI answers;
-every request must carry the key. `requests` keeps every body received.
+an `item_reference` must name an output item of one (else 404); `DELETE /v1/responses/{id}` forgets one (`deleted`
+lists the ids). Every request must carry the key. `requests` keeps every body received.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class FakeResponses:
         self.chat = FakeOpenAI()
         self.requests: list[JSON] = []
         self.stored: dict[str, JSON] = {}
+        self.deleted: list[str] = []
         self._ids = itertools.count(1)
         routes = [Route("/v1/responses", self.create, methods=["POST"]),
+                  Route("/v1/responses/{response_id}", self.delete, methods=["DELETE"]),
                   Route("/v1/chat/completions", self.chat_extras, methods=["POST"]),
                   *self.chat.app.routes]  # fmt: skip
         self.app = Starlette(routes=routes)
@@ -92,10 +95,28 @@ class FakeResponses:
         if previous is not None and previous not in self.stored:
             return error(400, f"Previous response with id '{previous}' not found.", "invalid_request_error",
                          "previous_response_not_found", "previous_response_id")  # fmt: skip
+        if (missing := self.unknown_reference(body.get("input"))) is not None:
+            return error(404, f"Item with id '{missing}' not found.", "invalid_request_error", None, "input")
         response = self.answer(body)
         if body.get("stream"):
             return StreamingResponse(self.events(response), media_type="text/event-stream")
         return JSONResponse(response)
+
+    def unknown_reference(self, items: Any) -> str | None:
+        known = {item["id"] for response in self.stored.values() for item in response["output"]}
+        for item in items if isinstance(items, list) else ():
+            if item.get("type") == "item_reference" and item.get("id") not in known:
+                return str(item.get("id"))
+        return None
+
+    async def delete(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+            return error(401, ERRORS[401][2], "invalid_request_error", "invalid_api_key")
+        response_id = request.path_params["response_id"]
+        self.deleted.append(response_id)
+        if self.stored.pop(response_id, None) is None:
+            return error(404, f"Response with id '{response_id}' not found.", "invalid_request_error", None, None)
+        return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 
     def answer(self, body: JSON) -> JSON:
         response = {"id": self.new_id("resp"), "object": "response", "created_at": 1765000000, "status": "completed",

@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
 from hub.api import sse
-from hub.api.responses import approval, include, objects, passthrough, stored
+from hub.api.responses import approval, include, objects, passthrough, stored, upstream
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, reports_tools
@@ -191,6 +191,6 @@ ROUTES = [
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/responses", create_response, methods=["POST"]),
     Route("/v1/responses/{response_id}", stored.get_response, methods=["GET"]),
-    Route("/v1/responses/{response_id}", stored.delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}", upstream.delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/input_items", stored.list_input_items, methods=["GET"]),
 ]

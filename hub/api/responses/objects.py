@@ -9,6 +9,7 @@ from typing import Any
 from hub.api.responses import include
 
 JSON = dict[str, Any]
+HEX = frozenset("0123456789abcdef")
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 """Chat `finish_reason`s that leave a response `incomplete`, with the reason the Responses API names."""
 
@@ -26,7 +27,7 @@ def item_id(response: JSON, prefix: str) -> str:
 def response_of(item: str) -> str | None:
     """The id of the response whose output holds the item `item` (made by `item_id`), else None."""
     _, _, digits = item.partition("_")
-    return f"resp_{digits[:32]}" if len(digits) == 40 else None
+    return f"resp_{digits[:32]}" if len(digits) == 40 and HEX.issuperset(digits) else None
 
 
 def shell(body: JSON) -> JSON:

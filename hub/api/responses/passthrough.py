@@ -27,12 +27,12 @@ from starlette.responses import Response, StreamingResponse
 
 from hub.accounts.auth import Principal
 from hub.accounts.usage import UsageRecord
-from hub.api.responses import stored
+from hub.api.responses import owners, stored, upstream
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import input_messages
 from hub.api.sse import named, named_raw
 from hub.config import ModelRoute
-from hub.errors import BadRequest, NotFound, json_response
+from hub.errors import BadRequest, json_response
 from hub.gateway import sse
 from hub.gateway.chat import (
     CLIENT_GONE,
@@ -124,25 +124,24 @@ class _Forward:
         self.history: list[Any] = []
 
     async def prepare(self) -> None:
-        """Resolve `previous_response_id`: the key's own row, expanded if the upstream never saw it.
+        """Check the ids the request names (hub/api/responses/upstream.py) and resolve `previous_response_id`: the
+        key's own row, expanded if this upstream never saw it.
 
         Raises:
-            NotFound: the id is another key's.
+            NotFound: an id of another key's, or one Toolhub made or saw and no longer has.
         """
-        previous = self.body.get("previous_response_id")
         store = hub_state(self.request).extras.get("store")
-        if not isinstance(previous, str) or store is None:
-            return
-        row = await store.get_response(previous)
+        if store is None:
+            return  # nothing kept, nothing to check (the module docstring of upstream.py says what that means)
+        self.upstream = await upstream.references(self.request, store, self.principal, self.deployment, self.upstream)
+        previous = self.body.get("previous_response_id")
+        row = await upstream.previous(store, self.principal, previous) if isinstance(previous, str) else None
         if row is None:
-            return  # not Toolhub's: the upstream's own (or unknown there too, which it says)
-        if row.key_hash != self.principal.key_id:
-            raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
-                           code="response_not_found")  # fmt: skip
+            return  # none, or not Toolhub's: the upstream's own (or unknown there too, which it says)
         self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
-        if row.response.get(stored.UPSTREAM) != self.deployment.api_base:  # translated, or another upstream's
+        if not upstream.made_by(row.response, self.deployment):  # translated, or another upstream's
             del self.upstream["previous_response_id"]
-            self.upstream["input"] = [*_replayable(self.earlier), *_as_items(self.body.get("input"))]
+            self.upstream["input"] = [*_replayable(self.earlier), *_as_items(self.upstream.get("input"))]
 
     def _post(self, stream: bool) -> contextlib.AbstractAsyncContextManager[Any]:
         deployment = self.deployment
@@ -176,7 +175,8 @@ class _Forward:
         return json_response(response, headers=cost_headers(record))
 
     async def save(self, response: JSON) -> None:
-        """Keep the response (marked as the upstream's) with its items and, where translatable, the conversation."""
+        """Keep the response (marked as the upstream's) with its items and, where translatable, the conversation;
+        and which key made its ids, which outlives the row."""
         if not isinstance(response.get("id"), str):
             return
         items = [*self.earlier, *stored.input_items(self.body.get("input"))]
@@ -184,8 +184,14 @@ class _Forward:
             history = [*self.history, *input_messages(self.body.get("input"))]
         except BadRequest:  # items only the upstream understands: a translated continuation starts afresh
             history = []
-        kept = {**response, stored.UPSTREAM: self.deployment.api_base}
+        kept = {**response, stored.UPSTREAM: upstream.mark(self.deployment)}
         await stored.save(self.request, self.principal, kept, items, history, None)
+        store = hub_state(self.request).extras.get("store")
+        if store is not None and response.get("store") is not False:
+            made = [
+                i["id"] for i in response.get("output") or () if isinstance(i, dict) and isinstance(i.get("id"), str)
+            ]
+            await owners.record(store, self.principal.key_id, response["id"], made)
 
     async def stream(self, state: HubState, record: UsageRecord, started: float) -> Response:
         stack = contextlib.AsyncExitStack()

@@ -56,19 +56,24 @@ async def with_references(request: Request, principal: Principal, body: JSON) ->
         NotFound: no such item in this key's stored responses.
     """
     items = body.get("input")
-    if not isinstance(items, list) or not any(_is_reference(i) for i in items):  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(items, list) or not any(is_reference(i) for i in items):  # pyright: ignore[reportUnknownVariableType]
         return body
     resolved: list[Any] = []
     for i, item in enumerate(items):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        resolved.append(await _referenced(request, principal, item["id"], i) if _is_reference(item) else item)
+        resolved.append(await referenced(request, principal, item["id"], i) if is_reference(item) else item)
     return {**body, "input": resolved}
 
 
-def _is_reference(item: Any) -> bool:
+def is_reference(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type") == "item_reference" and isinstance(item.get("id"), str)  # pyright: ignore[reportUnknownMemberType]
 
 
-async def _referenced(request: Request, principal: Principal, item: str, i: int) -> JSON:
+async def referenced(request: Request, principal: Principal, item: str, i: int) -> JSON:
+    """The key's stored output item `item` (made by Toolhub), for `input[i]`.
+
+    Raises:
+        NotFound: no such item in this key's stored responses, or no database.
+    """
     store = hub_state(request).extras.get("store")
     if store is None:
         raise NotFound(f"Item with id '{item}' not found: this gateway runs without a database and keeps no responses; "
@@ -137,13 +142,6 @@ async def get_response(request: Request) -> Response:
 def public(response: JSON) -> JSON:
     """The stored response as clients see it (without the gateway's own marks)."""
     return {k: v for k, v in response.items() if k != UPSTREAM} if UPSTREAM in response else response
-
-
-async def delete_response(request: Request) -> Response:
-    principal = await authenticate(request)
-    row = await load(request, principal, request.path_params["response_id"])
-    await database(request).delete_response(row.id)
-    return json_response({"id": row.id, "object": "response", "deleted": True})
 
 
 async def list_input_items(request: Request) -> Response:
