@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
     from hub.server import build_app
 
     config = _load(args.config)
-    workers = args.workers or getattr(config, "num_workers", None) or 1
+    workers = args.workers or config.num_workers
     if workers > 1:
         return _serve_workers(args, config, workers)
     if config.master_key is None:

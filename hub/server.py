@@ -16,6 +16,7 @@ from hub.catalog.service import CatalogSettings, catalog_extension
 from hub.config import Config
 from hub.mcp.http import mcp_extension, mcp_routes
 from hub.metrics import metrics_endpoint, metrics_sync
+from hub.shared.kinds import shared_extension
 from hub.ui import ROUTES as UI_ROUTES, ui_extension
 
 
@@ -28,6 +29,7 @@ def build_app(config: Config) -> Starlette:
     extensions.append(ui_extension())  # folds new spend logs into the console's rollup (hub/storage/rollup.py)
     routes += [*keys_api.ROUTES, *spend_api.ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])]
     extensions.append(metrics_sync())  # under --workers: this worker's records into the shared metrics files
+    extensions.append(shared_extension())  # with redis_url: conversation state other replicas can continue
     extensions.append(mcp_extension())  # MCP hub: upstream sessions, /mcp, /mcp/<server>, /sse, /mcp/tools/*
     extensions.append(catalog_extension(_catalog_settings))  # tool search and result handles (after hub and store)
     routes += mcp_routes()

@@ -20,6 +20,7 @@ from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
 from hub.gateway.requests import read_json_body
 from hub.state import authenticate, hub_state
 from hub.storage import KeyRow, Store, StoreConflict
+from hub.storage.key_spend import spend_since_many
 
 LITELLM_IGNORED = frozenset({"user_id", "team_id", "tags", "soft_budget", "max_parallel_requests", "key_type",
                              "send_invite_email", "organization_id", "aliases", "config", "permissions", "budget_id",
@@ -230,7 +231,13 @@ async def list_keys(request: Request) -> Response:
     alias = query_text(request, "key_alias")
     rows, total = await keys.store.list_keys(alias=alias, limit=size, offset=(page - 1) * size)
     full = q.get("return_full_object", "false").lower() == "true"
-    listed = [await key_info(keys, r) for r in rows] if full else [r.token_hash for r in rows]
+    listed: list[Any] = [r.token_hash for r in rows]
+    if full:  # the page's spend in one query, not one per key (hub/storage/key_spend.py)
+        now = time.time()
+        since = {r.token_hash: period_start(r.created_at, budget_period(r.budget_duration), now) for r in rows
+                 if keys.ledger.get(r.token_hash) is None}  # fmt: skip
+        spent = await spend_since_many(keys.store, since)
+        listed = [await key_info(keys, r, spend=spent.get(r.token_hash)) for r in rows]
     body = {"keys": listed, "total_count": total, "current_page": page, "total_pages": -(-total // size)}
     return json_response(body)
 

@@ -15,20 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote
 
 import yaml
 from pydantic import ValidationError
 
+from hub.config.cache import CacheSettings, cache_points, cache_settings, points_ignored
 from hub.config.schema import (
     NUMBER_TYPES,
     REQUEST_DEFAULT_PARAMS,
     REQUEST_DEFAULT_TYPES,
-    CacheParams,
     ConfigFile,
     GeneralSettings,
-    LiteLLMParams,
-    LiteLLMSettings,
     ModelListEntry,
 )
 from hub.mcp.config import McpServerConfig, server_problem
@@ -38,6 +35,9 @@ from providers.base import Deployment
 from providers.registry import PROVIDERS, split_model
 
 _T = TypeVar("_T")
+TraceMode = Literal["none", "reasoning", "content"]
+TRACE_MODES: tuple[TraceMode, ...] = ("none", "reasoning", "content")
+"""`model_info.tool_loop_trace` (hub/loop/trace.py)."""
 ENV_PREFIX = "os.environ/"
 DEFAULT_CONFIG = Path("configs/config.example.yaml")
 
@@ -71,22 +71,8 @@ class ModelRoute:
     cache_tool_loops: bool = False
     responses_api: bool = False
     """`/v1/responses` goes to the upstream's own `/responses` (OpenAI-compatible providers; hub/api/responses)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """The response cache (hub/cache): `litellm_settings.cache: true` with its `cache_params`."""
-
-    type: str = "local"
-    ttl: float = 600.0
-    namespace: str | None = None
-    redis_url: str | None = field(default=None, repr=False)
-    max_entries: int = 10_000
-    max_bytes: int = 64 * 1024 * 1024
-    inflight_wait: float = 30.0
-    embeddings: bool = True
-    """Whether /v1/embeddings answers are cached too (`supported_call_types` naming `embedding`, or unset)."""
-    """How long an identical request waits for one in flight before calling the upstream itself."""
+    tool_loop_trace: TraceMode = "none"
+    """`model_info.tool_loop_trace`: how the tool loop shows hub tool calls to chat apps (hub/loop/trace.py)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +86,8 @@ class Config:
     usage_spill_path: str | None = None
     max_request_bytes: int = 16 * 1024 * 1024
     shutdown_grace_seconds: float = 30.0
+    num_workers: int = 1
+    """Worker processes of `toolhub serve` (LiteLLM's `num_workers`; `--workers` wins; hub/scale)."""
     max_tool_rounds: int = 10
     max_tool_result_chars: int = 20_000
     """Tool results longer than this are cut, with a marker, before they go back to the model."""
@@ -182,6 +170,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         usage_spill_path=general.usage_spill_path,
         max_request_bytes=int((general.max_request_size_mb or 16) * 1024 * 1024),
         shutdown_grace_seconds=30.0 if general.shutdown_grace_seconds is None else general.shutdown_grace_seconds,
+        num_workers=general.num_workers or 1,
         max_tool_rounds=general.max_tool_rounds or 10,
         max_tool_result_chars=general.max_tool_result_chars or 20_000,
         tool_loop_keepalive_seconds=general.tool_loop_keepalive_seconds or 10.0,
@@ -190,7 +179,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         mcp_tool_separator=general.mcp_tool_separator or "__",
         mcp_servers=_mcp_servers(file, missing, None if source == "<memory>" else Path(source).parent),
         router=_router(file),
-        cache=_cache(file.litellm_settings, general.redis_url),
+        cache=cache_settings(file.litellm_settings, general.redis_url),
         json_logs=bool(general.json_logs),
         access_log=general.access_log or "errors",
         spend_logs_retention=_duration(general, "maximum_spend_logs_retention_period"),
@@ -276,7 +265,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             stream_timeout=params.stream_timeout or router.stream_timeout or settings.stream_timeout,
             max_retries=params.max_retries or 0,  # router num_retries are the router's (hub/router)
             drop_params=_first_set(params.drop_params, settings.drop_params, True),
-            params=_request_defaults(extras, f"{where}.litellm_params") | _cache_points(kind, params),
+            params=_request_defaults(extras, f"{where}.litellm_params") | cache_points(kind, params),
             headers=params.extra_headers or {},
             fetch_private_urls=bool(params.allow_private_image_urls),
         )
@@ -294,6 +283,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             weight=params.weight,
             cache_tool_loops=bool(entry.cache_tool_loops),
             responses_api=_responses_api(entry),
+            tool_loop_trace=_trace(entry.model_info, where),
         )
         for server in route.mcp_servers:
             if server not in file.mcp_servers:
@@ -324,47 +314,6 @@ def _router(file: ConfigFile) -> RouterPolicy:
     return policy
 
 
-def _cache_points(kind: str, params: LiteLLMParams) -> dict[str, Any]:
-    """Injection points go to Anthropic deployments (others have no `cache_control`: reported ignored)."""
-    points = params.cache_control_injection_points
-    if not points or kind != "anthropic":
-        return {}
-    return {"cache_control_injection_points": [p.model_dump(exclude_none=True) for p in points]}
-
-
-def _points_ignored(params: LiteLLMParams) -> bool:
-    return bool(params.cache_control_injection_points) and split_model(params.model)[0] != "anthropic"
-
-
-def _cache(settings: LiteLLMSettings, redis_url: str | None) -> CacheSettings | None:
-    params = settings.cache_params or CacheParams()
-    if not settings.cache or not _caches_chat(params.supported_call_types):
-        return None
-    url = params.redis_url
-    if url is None and params.host:
-        auth = f":{quote(params.password, safe='')}@" if params.password else ""
-        url = f"redis://{auth}{params.host}:{params.port or 6379}/0"
-    defaults = CacheSettings()
-    return CacheSettings(
-        type=params.type,
-        ttl=params.ttl or defaults.ttl,
-        namespace=params.namespace,
-        redis_url=url or redis_url,
-        max_entries=params.max_entries or defaults.max_entries,
-        max_bytes=params.max_bytes or defaults.max_bytes,
-        inflight_wait=_first_set(params.inflight_wait_seconds, defaults.inflight_wait),
-        embeddings=_caches_embeddings(params.supported_call_types),
-    )
-
-
-def _caches_chat(call_types: list[str] | None) -> bool:
-    return call_types is None or bool({"completion", "acompletion"} & set(call_types))
-
-
-def _caches_embeddings(call_types: list[str] | None) -> bool:
-    return call_types is None or bool({"embedding", "aembedding"} & set(call_types))
-
-
 def _duration(general: GeneralSettings, key: str) -> float | None:
     from hub.accounts.spend import parse_duration
 
@@ -386,6 +335,13 @@ def _responses_api(entry: ModelListEntry) -> bool:
     """LiteLLM's `model_info.supported_endpoints` naming `/v1/responses`, or `litellm_params.use_responses_api`."""
     endpoints = (entry.model_info or {}).get("supported_endpoints") or ()
     return (entry.litellm_params.model_extra or {}).get("use_responses_api") is True or "/v1/responses" in endpoints
+
+
+def _trace(model_info: Mapping[str, Any] | None, where: str) -> TraceMode:
+    value = (model_info or {}).get("tool_loop_trace", "none")
+    if value not in TRACE_MODES:
+        raise ConfigError(f"{where}.model_info.tool_loop_trace", f"must be one of {', '.join(TRACE_MODES)}")
+    return value
 
 
 def _request_defaults(extras: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -419,9 +375,9 @@ def _ignored(file: ConfigFile) -> list[str]:
         found += [f"model_list[{i}].{k}" for k in entry.model_extra or {}]
         found += [f"model_list[{i}].litellm_params.{k}" for k in entry.litellm_params.model_extra or {}
                   if k not in REQUEST_DEFAULT_PARAMS and k != "use_responses_api"]  # fmt: skip
-        if _points_ignored(entry.litellm_params):
+        if points_ignored(entry.litellm_params):
             found.append(f"model_list[{i}].litellm_params.cache_control_injection_points")
-        if entry.model_info and set(entry.model_info) - {"supported_endpoints", "mode"}:
+        if entry.model_info and set(entry.model_info) - {"supported_endpoints", "mode", "tool_loop_trace"}:
             found.append(f"model_list[{i}].model_info")
     for name, spec in file.mcp_servers.items():
         found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]

@@ -85,6 +85,8 @@ class GeneralSettings(_Section):
     usage_spill_path: str | None = None
     """Toolhub: where usage records go while the database is down (replayed when it is back)."""
     shutdown_grace_seconds: float | None = Field(default=None, ge=0)
+    num_workers: int | None = Field(default=None, ge=1)
+    """LiteLLM's key: worker processes of `toolhub serve` (`--workers` wins)."""
     max_tool_rounds: int | None = Field(default=None, ge=1, le=100)
     max_tool_result_chars: int | None = Field(default=None, ge=100)
     tool_loop_keepalive_seconds: float | None = Field(default=None, gt=0)

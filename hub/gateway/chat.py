@@ -32,6 +32,7 @@ from hub.loop.plan import LoopPlan, prepare_tool_loop
 from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
+from hub.loop.trace import FIELD as TRACE_FIELD, trace_mode
 from hub.ops import tracing
 from hub.state import HubState, authenticate, hub_state, request_id
 from providers.base import JSON, ChatRequest, ProviderError
@@ -61,12 +62,18 @@ async def run_chat(request: Request, principal: Principal, body: dict[str, Any],
     state = hub_state(request)
     target = state.router.resolve(body["model"], principal, body)  # hub/router: takes out `fallbacks` & co
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
+    if TRACE_FIELD in body and plan is None:  # the tool loop's own field (hub/loop/trace.py): checked, never sent
+        trace_mode(body, "none")
+        del body[TRACE_FIELD]
+    shared = state.extras.get("shared")  # hub/shared, only with redis_url: other replicas' thinking and hub rounds
+    if shared is not None:
+        await shared.warm(body.get("messages"))  # one round trip, and only when the conversation has tool calls
     cache: ResponseCache | None = state.extras.get("cache")  # the only cost of the cache when it is off
     record = new_record(request, target, body, principal.key_id)
     lookup = None if cache is None else cache.begin(body, target.route, plan, record)
     target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:  # budget and rate limits; no database on this path
-        record.ticket = await state.guard.admit(principal, target.route)
+        record.ticket = await state.guard.admit(principal, target.route, body)  # holds the body's worst case
     chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
     try:
         if lookup is not None:
@@ -156,7 +163,8 @@ async def _tool_loop(
     """The request asks for hub tools: the gateway runs them between model rounds (hub/loop)."""
     hub = state.extras["mcp"]
     config = state.config
-    settings = LoopSettings(config.max_tool_rounds, config.max_tool_result_chars, config.tool_loop_keepalive_seconds)
+    settings = LoopSettings(config.max_tool_rounds, config.max_tool_result_chars, config.tool_loop_keepalive_seconds,
+                            target.route.tool_loop_trace)  # fmt: skip
 
     def runs(new: list[ToolRun]) -> None:
         record.tool_calls += [run.public() for run in new]

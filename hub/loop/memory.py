@@ -51,6 +51,8 @@ class RoundMemory:
         self._bytes = 0
         self.max_items, self.max_bytes, self.ttl = max_items, max_bytes, ttl
         self._clock = clock
+        self.on_remember: Callable[[str, HubRounds], None] | None = None
+        """Also keeps each entry elsewhere (`hub.shared`: in Redis, for the other replicas)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -66,6 +68,8 @@ class RoundMemory:
         self._drop(call_ids[0])
         self._items[call_ids[0]] = (self._clock() + self.ttl, rounds)
         self._bytes += rounds.size
+        if self.on_remember is not None:
+            self.on_remember(call_ids[0], rounds)
         while len(self._items) > self.max_items or self._bytes > self.max_bytes:
             self._drop(next(iter(self._items)))
 

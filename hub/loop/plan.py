@@ -184,7 +184,7 @@ def plan_tool_loop(
             code="mcp_not_configured",
         )
     client_tools = [t for t in tools if not (isinstance(t, dict) and t.get("type") == "mcp")]
-    plan = LoopPlan(client_tools=client_tools, hub_tools={}, owner=principal.key_id or principal.alias or "")
+    plan = LoopPlan(client_tools=client_tools, hub_tools={}, owner=principal.owner)
     if entries:
         for i, entry in entries:
             _add_entry(plan, hub, principal, i, entry)

@@ -112,7 +112,7 @@ def shared_extension() -> Callable[[HubState], contextlib.AbstractAsyncContextMa
             if memory is None:
                 memory = state.extras[MEMORY_KEY] = RoundMemory()
             mirror = round_memory(memory, shared.store)
-            setattr(memory, "on_remember", mirror.publish)  # noqa: B010 (RoundMemory.remember calls it: see the hook)
+            memory.on_remember = mirror.publish
             shared.add(mirror)
             state.extras["shared"] = shared
             yield
