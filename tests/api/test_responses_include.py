@@ -178,3 +178,13 @@ def test_an_item_reference_without_a_database_says_what_to_do() -> None:
         with pytest.raises(openai.NotFoundError) as caught:
             bare.responses.create(model="text", input=[{"type": "item_reference", "id": "msg_x"}])  # pyright: ignore[reportArgumentType]
     assert "without a database" in caught.value.message and caught.value.param == "input[0].id"
+
+
+def test_auto_truncation_asks_the_upstream_at_most_three_times(client: openai.OpenAI, upstreams: Upstreams) -> None:
+    turns = [{"role": r, "content": f"{r} {i}"} for i in range(7) for r in ("user", "assistant")]
+    items: Any = [*turns, {"role": "user", "content": "last"}]
+    before = len(upstreams.openai.chat.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="window-1", input=items, instructions="Be brief.", truncation="auto")
+    assert caught.value.code == "context_length_exceeded"
+    assert [len(r["messages"]) for r in upstreams.openai.chat.requests[before:]] == [16, 8, 4]

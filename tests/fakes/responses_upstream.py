@@ -11,6 +11,7 @@ It answers as api.openai.com does, with its own ids (`resp_fake...`), usage and 
 Its Chat Completions side is FakeOpenAI's, plus two models:
 
     window-N    refuses a conversation of more than N messages as OpenAI does (400 context_length_exceeded)
+    window-N-tool  the same, and calls a tool as `caller` does when it takes the conversation
     logprobs    "You said: ..." with a token log probability per word when `logprobs` is asked for
     caller      calls `exec_command` (Codex), `Read` (Claude Code) or the first tool once, then "Answer: <result>"
 
@@ -64,7 +65,8 @@ class FakeResponses:
             message = (f"This model's maximum context length is 100 tokens. However, your messages resulted in "
                        f"{40 * len(body['messages'])} tokens. Please reduce the length of the messages.")  # fmt: skip
             return error(400, message, "invalid_request_error", "context_length_exceeded", "messages")
-        message = caller_turn(body) if model == "caller" else {"role": "assistant", "content": said(body)}
+        calls = model == "caller" or (model.endswith("-tool") and bool(body.get("tools")))
+        message = caller_turn(body) if calls else {"role": "assistant", "content": said(body)}
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
         base = {"id": "chatcmpl-x", "created": 1, "model": model}

@@ -72,9 +72,10 @@ async def create_response(request: Request) -> Response:
         return forwarded  # a deployment that serves /responses itself
     chat = await this.chat_body()
     approvals = await Approvals.offer(request, principal, chat)
-    if reports_tools(request, chat):
+    hub_tools = reports_tools(request, chat)
+    if hub_tools:
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
-    answer = await _answer(request, principal, chat, started, this.body.get("truncation") == "auto")
+    answer = await _answer(request, principal, chat, started, this.body.get("truncation") == "auto", hub_tools)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
     response = objects.shell(this.body)
@@ -117,17 +118,27 @@ async def _completed(
     return json_response(response, headers=headers)
 
 
-async def _answer(request: Request, principal: Principal, chat: JSON, started: float, auto: bool) -> Response:
-    """`run_chat`; with `truncation: "auto"`, again without the oldest turns while the upstream finds it too long."""
-    for _ in range(include.MAX_TRUNCATIONS):
+async def _answer(
+    request: Request, principal: Principal, chat: JSON, started: float, auto: bool, hub_tools: bool
+) -> Response:
+    """`run_chat`; with `truncation: "auto"`, again without the oldest turns while the upstream finds the
+    conversation too long (`MAX_TRUNCATIONS` calls in all), but never after a hub tool ran: it would run again."""
+    tries = 1
+    while True:
         try:
             return await run_chat(request, principal, {**chat}, started)
         except ProviderError as exc:
-            shorter = include.truncated(chat["messages"]) if auto and classify(exc) == "context_window" else None
+            retry = auto and tries < include.MAX_TRUNCATIONS and _before_hub_tools(exc, hub_tools)
+            shorter = include.truncated(chat["messages"]) if retry else None
             if shorter is None:
                 raise
-            chat = {**chat, "messages": shorter}
-    return await run_chat(request, principal, chat, started)
+            chat, tries = {**chat, "messages": shorter}, tries + 1
+
+
+def _before_hub_tools(exc: ProviderError, hub_tools: bool) -> bool:
+    """Whether `exc` is a context-window refusal that came before any hub tool ran. The tool loop marks its errors
+    (`hub_tools_ran`); an unmarked error of a request that may run hub tools counts as after them."""
+    return classify(exc) == "context_window" and getattr(exc, "hub_tools_ran", hub_tools) is False
 
 
 class TranslatedStream(Response):

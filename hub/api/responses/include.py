@@ -9,8 +9,9 @@
 - The other values OpenAI documents name outputs of hosted tools this gateway does not run (web search, file search,
   code interpreter, computer use) or input images it always keeps; they are accepted and change nothing.
 - `truncation: "auto"`: when the upstream refuses the conversation as too long for its context window, the oldest
-  turns are dropped (whole turns, a tool call never without its result) and the request is tried again, up to
-  `MAX_TRUNCATIONS` times; `"disabled"` (the default) returns the upstream's 400.
+  turns are dropped (whole turns, a tool call never without its result) and the request is tried again,
+  `MAX_TRUNCATIONS` upstream calls in all; never once a hub tool ran in the tool loop (the loop would start over
+  and run it again): that refusal is returned. `"disabled"` (the default) returns the upstream's 400.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PREFIX = "toolhub:v1:"
 """Marks the `encrypted_content` this gateway made (base64 JSON of the thinking blocks)."""
 TRUNCATIONS = ("auto", "disabled")
 MAX_TRUNCATIONS = 3
+"""Upstream calls at most for one request with `truncation: "auto"` (the first one included)."""
 
 
 def included(body: JSON) -> frozenset[str]:
