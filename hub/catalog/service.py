@@ -94,13 +94,16 @@ class CatalogService:
         found = pinned(visible, self.settings.always_expose)
         return meta_tools(results=self.results is not None) + [t.tool for t in found]
 
-    def loop_tools(self, visible: Sequence[Searchable], reading: bool = False,
-                   client_name: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def loop_tools(self, visible: Sequence[Searchable], reading: bool = False, client_name: str | None = None,
+                   others: int = 0) -> list[dict[str, Any]]:  # fmt: skip
         """The tool loop's hub tool definitions: every visible tool, or in search mode the meta-tools and the pinned
         tools; equal bytes on every turn for equal tools. `hub__read_result` comes with the meta-tools, and in
-        `all` mode once the conversation holds a stored result (`reading`): from then on, on every turn."""
+        `all` mode once the conversation holds a stored result (`reading`): from then on, on every turn.
+
+        `client_name` is the provider of the model (`openai`: at most 128 tools per request) and `others` the
+        client's own tools sent with the hub's: the limit is on all of them."""
         results = self.results is not None
-        if self.exposure(client_name, len(visible)) == "all":
+        if self.exposure(client_name, len(visible) + others) == "all":
             reader = meta_functions()[-1:] if results and reading else []  # hub__read_result is the last
             return [_function(t) for t in visible] + reader
         found = pinned(visible, self.settings.always_expose)

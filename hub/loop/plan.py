@@ -91,6 +91,8 @@ class LoopPlan:
     """The process's `hub.catalog.service.CatalogService`: search mode, large results stored (hub/catalog)."""
     reading: bool = False
     """The conversation holds a stored result: `hub__read_result` is offered from then on."""
+    provider: str | None = None
+    """The provider of the model the request is routed to (`openai`: 128 tools at most), for search mode."""
 
     def __post_init__(self) -> None:
         self.client_names = {name for t in self.client_tools if (name := _function_name(t))}
@@ -98,7 +100,9 @@ class LoopPlan:
     def offered(self) -> list[JSON]:
         """Client function tools first, then hub tools as OpenAI function tools (or the search meta-tools)."""
         if self.catalog is not None:  # every hub tool, or the search meta-tools: the same bytes every turn
-            return self.client_tools + self.catalog.loop_tools(list(self.hub_tools.values()), self.reading)
+            hub = self.catalog.loop_tools(list(self.hub_tools.values()), self.reading, self.provider,
+                                          len(self.client_tools))  # fmt: skip
+            return self.client_tools + hub
         return self.client_tools + [function_tool(t) for t in self.hub_tools.values()]
 
     def kind(self, name: str) -> CallKind:

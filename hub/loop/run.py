@@ -73,6 +73,8 @@ class LoopState:
     def begin(cls, chat: ChatRequest, plan: LoopPlan, observer: LoopObserver | None) -> LoopState:
         """The state before the first round, with hub rounds of earlier turns put back (`hub.loop.memory`)."""
         messages = list(chat.body["messages"])
+        if plan.provider is None:  # the routed deployment's tool limit (hub.catalog.meta.CLIENT_LIMITS)
+            plan.provider = chat.deployment.provider
         if plan.memory is not None and len(plan.memory):
             messages = plan.memory.restore(messages, plan.owner)
         return cls(messages=messages, observer=observer or LoopObserver(), start=len(messages))
