@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 import uuid
 from collections import deque
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from redis.exceptions import RedisError
 
 from hub.errors import RateLimited
 
@@ -28,6 +28,17 @@ WINDOW = 60.0
 REDIS_RETRY_SECONDS = 5.0
 MAX_BATCH = 256
 """Most requests checked in one script call (Redis runs a script alone: keep each call short)."""
+
+
+class _NoRedisError(Exception):
+    """Stands for `redis.RedisError` while redis is not imported: no Redis client exists, so none can be raised."""
+
+
+def redis_error() -> type[Exception]:
+    """`redis.exceptions.RedisError` once a Redis client was made, without importing redis (~9 MB) for processes
+    that never use it: `except (redis_error(), OSError)` (the expression is evaluated only when something raised)."""
+    module = sys.modules.get("redis.exceptions")
+    return _NoRedisError if module is None else module.RedisError
 
 
 def redis_client(url: str) -> Any:
@@ -253,7 +264,7 @@ class RedisLimiter:
         try:
             with anyio.CancelScope(shield=True):  # the batch answers other requests: a cancelled sender still ends it
                 flat = await self._script(keys=keys, args=argv)
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             for pending in batch:
                 pending.error = exc
         else:
@@ -321,7 +332,7 @@ class RedisLimiter:
                     pipe.incrby(f"{key}:sum", tokens)
                     pipe.pexpire(f"{key}:sum", int(WINDOW * 1000))
                 await pipe.execute()
-        except (RedisError, OSError) as exc:  # Redis down: count the tokens locally instead
+        except (redis_error(), OSError) as exc:  # Redis down: count the tokens locally instead
             self._warn(exc)
             for limits, tokens, _ in batch:
                 self._fallback.add_tokens(limits, tokens)

@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
+from hub.accounts.ratelimit import redis_error
 from providers._cache import TTLCache
 
 logger = logging.getLogger("toolhub.cache")
@@ -90,7 +89,7 @@ class RedisStore:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 value, pttl = await pipe.get(key).pttl(key).execute()
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             logger.warning("cache: Redis GET failed, served as a miss: %s", exc)
             return None
         if value is not None and pttl > 0:
@@ -102,7 +101,7 @@ class RedisStore:
             return
         try:
             await self._redis.set(key, value, px=max(1, int(ttl * 1000)))
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             logger.warning("cache: Redis SET failed, answer not cached: %s", exc)
             return
         self.bytes_used += len(key) + len(value)

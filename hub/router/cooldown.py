@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 import anyio
-from redis.exceptions import RedisError
 
+from hub.accounts.ratelimit import redis_error
 from hub.router.config import ErrorKind, RouterPolicy
 
 logger = logging.getLogger("hub.router")
@@ -137,7 +137,7 @@ class RedisCooldowns(Cooldowns):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(key, {uuid.uuid4().hex: now}).zremrangebyscore(key, "-inf", now - WINDOW)
                 _, _, count, _ = await pipe.zcard(key).expire(key, int(2 * WINDOW)).execute()
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             logger.warning("could not count a failure in Redis (%s); counted in this process", exc)
             return
         if count > self.policy.allowed(kind):
@@ -149,7 +149,7 @@ class RedisCooldowns(Cooldowns):
             return
         try:
             await self.redis.set(_PREFIX + deployment, repr(time.time() + seconds), px=max(1, int(seconds * 1000)))
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             logger.warning("could not share a cooldown through Redis (%s); it holds in this process", exc)
 
     async def read(self) -> None:
@@ -178,7 +178,7 @@ class RedisCooldowns(Cooldowns):
             try:
                 await self.read()
                 failing = False
-            except (RedisError, OSError, ValueError) as exc:
+            except (redis_error(), OSError, ValueError) as exc:
                 if not failing:
                     logger.warning("could not read shared cooldowns from Redis (%s); using this process's", exc)
                 failing = True
