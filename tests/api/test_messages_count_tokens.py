@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import anthropic
 import httpx2
 import pytest
 
+from hub.api.messages.count_tokens import _anthropic_tool  # pyright: ignore[reportPrivateUsage]
 from hub.config import parse_config
 from hub.server import build_app
+from providers.anthropic.names import wire_name
 from tests.fakes.anthropic_count import FakeAnthropicCounting, counted
 from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY
 from tests.fakes.openai_upstream import API_KEY as OPENAI_KEY, FakeOpenAI
@@ -92,3 +95,10 @@ def test_errors_come_back_in_anthropics_shape(client: anthropic.Anthropic, url: 
     refused = httpx2.post(f"{url}/v1/messages/count_tokens", json={"model": "claude", "messages": HELLO},
                           headers={"x-api-key": "sk-wrong"})  # fmt: skip
     assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_hub_tool_name_anthropic_refuses_is_counted_under_the_name_the_provider_sends() -> None:
+    tool = SimpleNamespace(name="docs.v2/search files", description=None, input_schema={})
+    counted_as = _anthropic_tool(tool)
+    assert counted_as["name"] == wire_name("docs.v2/search files") != "docs.v2/search files"
+    assert counted_as["input_schema"] == {"type": "object", "properties": {}}

@@ -55,10 +55,11 @@ def gateway_url(fake: FakeResponses, tmp_path_factory: pytest.TempPathFactory) -
     with serve_app(fake.app) as url:
         models = [entry("native", "text", url), entry("native-tools", "tools", url),
                   entry("native-reasoning", "reasoning", url), entry("native-broken", "midstream", url),
-                  entry("native-429", "error-429", url), entry("translated", "text", url)]  # fmt: skip
+                  entry("native-429", "error-429", url), entry("translated", "text", url),
+                  entry("native-unnamed", "unnamed", url)]  # fmt: skip
         raw = {"model_list": models, "general_settings": {"master_key": MASTER_KEY, "database_url": database}}
         config = opted_in(parse_config(raw, {}), "native", "native-tools", "native-reasoning", "native-broken",
-                          "native-429")  # fmt: skip
+                          "native-429", "native-unnamed")  # fmt: skip
         with serve_app(build_app(config)) as gateway:
             yield gateway
 
@@ -233,3 +234,19 @@ def test_a_response_id_toolhub_made_and_no_longer_has_is_not_forwarded(
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="native", previous_response_id=made.id, input="hi")
     assert len(fake.requests) == before
+
+
+def test_a_stream_without_event_lines_is_named_counted_and_stored(client: openai.OpenAI, gateway_url: str) -> None:
+    with client.responses.stream(model="native-unnamed", input="unnamed") as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert client.responses.retrieve(final.id).output_text == "You said: unnamed"
+    rows: list[dict[str, Any]] = []
+    with httpx2.Client(base_url=gateway_url, headers={"Authorization": f"Bearer {MASTER_KEY}"}) as admin:
+        for _ in range(50):  # the usage writer stores in the background
+            rows = admin.get("/spend/logs", params={"model": "native-unnamed"}).json()["data"]
+            if rows:
+                break
+            time.sleep(0.05)
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [(30, 9)]

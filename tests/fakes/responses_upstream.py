@@ -7,6 +7,7 @@ It answers as api.openai.com does, with its own ids (`resp_fake...`), usage and 
     reasoning   a reasoning item with an encrypted_content (only with `include: ["reasoning.encrypted_content"]`)
     error-NNN   answers status NNN with OpenAI's error body
     midstream   two events, then an `error` event
+    unnamed     like `text`, its stream events with no `event:` lines (as some compatible servers send them)
 
 Its Chat Completions side is FakeOpenAI's, plus two models:
 
@@ -149,7 +150,8 @@ class FakeResponses:
 
         def event(kind: str, **fields: Any) -> bytes:
             data = {"type": kind, "sequence_number": next(numbers), **fields}
-            return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+            named = "" if response["model"] == "unnamed" else f"event: {kind}\n"
+            return f"{named}data: {json.dumps(data)}\n\n".encode()
 
         shell = {**response, "status": "in_progress", "output": [], "usage": None}
         yield event("response.created", response=shell)

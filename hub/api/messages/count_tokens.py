@@ -24,6 +24,7 @@ from hub.loop.plan import prepare_tool_loop
 from hub.state import authenticate, hub_state
 from providers import _http
 from providers.anthropic import ANTHROPIC_VERSION
+from providers.anthropic.names import wire_name
 from providers.anthropic.response import parse_error
 from providers.base import JSON, Deployment, ProviderError
 
@@ -59,8 +60,9 @@ async def count_tokens(request: Request) -> Response:
 
 
 def _anthropic_tool(tool: Any) -> JSON:
+    """A hub tool as the Anthropic provider sends it on /v1/messages (a name Anthropic refuses is mapped)."""
     schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
-    return {"name": tool.name, "description": tool.description or "", "input_schema": schema}
+    return {"name": wire_name(tool.name), "description": tool.description or "", "input_schema": schema}
 
 
 async def _upstream_count(pool: _http.HttpPool, deployment: Deployment, raw: JSON, hub_tools: list[JSON]) -> JSON:

@@ -114,6 +114,15 @@ def _as_items(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else []  # pyright: ignore[reportUnknownArgumentType]
 
 
+def _event_type(data: bytes) -> str:
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return ""
+    kind = event.get("type") if isinstance(event, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return kind if isinstance(kind, str) else ""
+
+
 class _Forward:
     """One forwarded request: the upstream body, and what Toolhub keeps of the exchange."""
 
@@ -217,7 +226,8 @@ class _Forward:
         """The upstream's events as they come; the final response is stored before the client reads it."""
         status, error, sent = 200, None, 0
         try:
-            async for kind, data in events:
+            async for label, data in events:
+                kind = label or _event_type(data)  # servers that send no `event:` lines name it in the JSON
                 if kind in TERMINAL:
                     final = orjson.loads(data).get("response") or {}
                     record.add_usage(chat_usage(final.get("usage")))
