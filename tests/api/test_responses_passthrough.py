@@ -14,7 +14,7 @@ import pytest
 from hub.config import Config, ModelRoute, parse_config
 from hub.server import build_app
 from tests.fakes.openai_upstream import API_KEY
-from tests.fakes.responses_upstream import USAGE, FakeResponses
+from tests.fakes.responses_upstream import OTHER_KEY, USAGE, FakeResponses
 from tests.support.servers import serve_app
 
 MASTER_KEY = "sk-toolhub-passthrough-test"
@@ -56,10 +56,12 @@ def gateway_url(fake: FakeResponses, tmp_path_factory: pytest.TempPathFactory) -
         models = [entry("native", "text", url), entry("native-tools", "tools", url),
                   entry("native-reasoning", "reasoning", url), entry("native-broken", "midstream", url),
                   entry("native-429", "error-429", url), entry("translated", "text", url),
-                  entry("native-unnamed", "unnamed", url)]  # fmt: skip
+                  entry("native-unnamed", "unnamed", url),
+                  {**entry("native-other", "text", url), "litellm_params": {"model": "openai/text",
+                   "api_base": f"{url}/v1", "api_key": OTHER_KEY}}]  # fmt: skip
         raw = {"model_list": models, "general_settings": {"master_key": MASTER_KEY, "database_url": database}}
         config = opted_in(parse_config(raw, {}), "native", "native-tools", "native-reasoning", "native-broken",
-                          "native-429", "native-unnamed")  # fmt: skip
+                          "native-429", "native-unnamed", "native-other")  # fmt: skip
         with serve_app(build_app(config)) as gateway:
             yield gateway
 
@@ -250,3 +252,13 @@ def test_a_stream_without_event_lines_is_named_counted_and_stored(client: openai
                 break
             time.sleep(0.05)
     assert [(r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [(30, 9)]
+
+
+def test_a_response_continued_at_the_same_base_with_another_key_is_sent_as_items(
+    client: openai.OpenAI, fake: FakeResponses
+) -> None:
+    first = client.responses.create(model="native", input="my name is Ada")
+    second = client.responses.create(model="native-other", previous_response_id=first.id, input="what is my name?")
+    sent = fake.requests[-1]
+    assert "previous_response_id" not in sent and second.output_text == "You said: what is my name?"
+    assert [item.get("role") for item in sent["input"]] == ["user", "assistant", "user"]

@@ -16,7 +16,8 @@ Its Chat Completions side is FakeOpenAI's, plus two models:
     logprobs    "You said: ..." with a token log probability per word when `logprobs` is asked for
     caller      calls `exec_command` (Codex), `Read` (Claude Code) or the first tool once, then "Answer: <result>"
 
-`previous_response_id` must name a response this server stored (`store` not false), else 400 as OpenAI answers;
+`previous_response_id` must name a response this server stored (`store` not false) for the same API key (`API_KEY`
+or `OTHER_KEY`, two projects), else 400 as OpenAI answers;
 an `item_reference` must name an output item of one (else 404); `DELETE /v1/responses/{id}` forgets one (`deleted`
 lists the ids). Every request must carry the key. `requests` keeps every body received.
 """
@@ -37,6 +38,9 @@ from starlette.routing import Route
 from tests.fakes.openai_upstream import API_KEY, ERRORS, FakeOpenAI, error
 
 JSON = dict[str, Any]
+OTHER_KEY = "sk-fake-other-project"
+"""A second API key the server takes, a project of its own: it sees none of the first key's stored responses."""
+KEYS = frozenset({API_KEY, OTHER_KEY})
 USAGE = {"input_tokens": 30, "input_tokens_details": {"cached_tokens": 10}, "output_tokens": 9,
          "output_tokens_details": {"reasoning_tokens": 4}, "total_tokens": 39}  # fmt: skip
 
@@ -49,6 +53,8 @@ class FakeResponses:
         self.requests: list[JSON] = []
         self.stored: dict[str, JSON] = {}
         self.deleted: list[str] = []
+        self.owner: dict[str, str] = {}
+        """The API key (project) each stored response belongs to: another key's id is unknown to it."""
         self._ids = itertools.count(1)
         routes = [Route("/v1/responses", self.create, methods=["POST"]),
                   Route("/v1/responses/{response_id}", self.delete, methods=["DELETE"]),
@@ -88,36 +94,41 @@ class FakeResponses:
     async def create(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
-        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if key not in KEYS:
             return error(401, ERRORS[401][2], "invalid_request_error", "invalid_api_key")
         model = str(body.get("model"))
         if model.startswith("error-"):
             status = int(model.split("-")[1])
             return error(status, ERRORS[status][2], ERRORS[status][0], ERRORS[status][1])
         previous = body.get("previous_response_id")
-        if previous is not None and previous not in self.stored:
+        if previous is not None and self.owner.get(previous) != key:
             return error(400, f"Previous response with id '{previous}' not found.", "invalid_request_error",
                          "previous_response_not_found", "previous_response_id")  # fmt: skip
-        if (missing := self.unknown_reference(body.get("input"))) is not None:
+        if (missing := self.unknown_reference(body.get("input"), key)) is not None:
             return error(404, f"Item with id '{missing}' not found.", "invalid_request_error", None, "input")
         response = self.answer(body)
+        if response["store"]:
+            self.owner[response["id"]] = key
         if body.get("stream"):
             return StreamingResponse(self.events(response), media_type="text/event-stream")
         return JSONResponse(response)
 
-    def unknown_reference(self, items: Any) -> str | None:
-        known = {item["id"] for response in self.stored.values() for item in response["output"]}
+    def unknown_reference(self, items: Any, key: str) -> str | None:
+        mine = [r for i, r in self.stored.items() if self.owner.get(i) == key]
+        known = {item["id"] for response in mine for item in response["output"]}
         for item in items if isinstance(items, list) else ():
             if item.get("type") == "item_reference" and item.get("id") not in known:
                 return str(item.get("id"))
         return None
 
     async def delete(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {API_KEY}":
-            return error(401, ERRORS[401][2], "invalid_request_error", "invalid_api_key")
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
         response_id = request.path_params["response_id"]
+        if key not in KEYS:
+            return error(401, ERRORS[401][2], "invalid_request_error", "invalid_api_key")
         self.deleted.append(response_id)
-        if self.stored.pop(response_id, None) is None:
+        if self.owner.get(response_id) != key or self.stored.pop(response_id, None) is None:
             return error(404, f"Response with id '{response_id}' not found.", "invalid_request_error", None, None)
         return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 

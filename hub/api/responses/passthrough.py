@@ -7,9 +7,10 @@ keys (scopes, budgets, limits, spend log) and keeps its own copy of the response
 DELETE and `input_items` work and another key's id gets the same 404 as an unknown one.
 
 A request stays on the translated path when it needs the hub: `mcp` tools or an alias with `mcp_servers` (a hub tool
-is never forwarded as an `mcp` tool). A `previous_response_id` Toolhub made by translation (or another upstream made)
-is expanded into its items, since this upstream never saw it; an id Toolhub does not know is forwarded as it is (the
-upstream stores its own). The router's pick applies; its retries and fallbacks across deployments do not (the
+is never forwarded as an `mcp` tool). A `previous_response_id` Toolhub made by translation (or another upstream, or
+the same base under another API key, made) is expanded into its items, since this upstream never saw it; ids are
+checked against the key first (hub/api/responses/upstream.py), and only one Toolhub never saw is forwarded as it is
+(the upstream stores its own). The router's pick applies; its retries and fallbacks across deployments do not (the
 deployment's `max_retries` do).
 """
 

@@ -13,6 +13,7 @@ either way, and the id keeps its 404 here).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
@@ -35,8 +36,10 @@ OWN_ID = re.compile(r"resp_[0-9a-f]{32}")
 
 
 def mark(deployment: Deployment) -> str:
-    """What a stored response keeps (`stored.UPSTREAM`) to name the upstream that made it."""
-    return deployment.api_base
+    """What a stored response keeps (`stored.UPSTREAM`) to name the upstream that made it: its API base and a hash
+    of the key, since two keys at one base (two projects) do not see each other's responses."""
+    key = hashlib.sha256((deployment.api_key or "").encode()).hexdigest()[:16]
+    return f"{deployment.api_base} {key}"
 
 
 def made_by(response: JSON, deployment: Deployment) -> bool:
