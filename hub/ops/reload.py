@@ -2,8 +2,9 @@
 
 Models, router settings (retries, fallbacks, strategy), prices and the per-request limits are swapped at once: a
 request that already resolved its route finishes on the old set. A file that would not start is refused with the
-error start would give, and the running config stays. Settings read only at start (keys, database, Redis, MCP
-servers, logging, cache) keep their running values; the answer lists those that differ ("restart_needed").
+error start would give, and the running config stays. MCP servers are synced (`McpHttp.sync`: added ones start,
+removed ones stop, unchanged ones keep their sessions). Settings read only at start (keys, database, Redis, logging,
+cache) keep their running values; the answer lists those that differ ("restart_needed").
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from hub.state import HubState, authenticate, hub_state
 
 logger = logging.getLogger("toolhub.reload")
 RELOADED = frozenset(
-    "models router max_request_bytes max_tool_rounds max_tool_result_chars tool_loop_keepalive_seconds ignored".split()
+    (
+        "models router max_request_bytes max_tool_rounds max_tool_result_chars tool_loop_keepalive_seconds ignored"
+        " mcp_servers"
+    ).split()
 )
 _NOT_COMPARED = frozenset({"source"})
 
@@ -59,12 +63,14 @@ class Reloader:
             new = load_config(old.source)
             kept = {f.name: getattr(old, f.name) for f in dataclasses.fields(old) if f.name not in RELOADED}
             restart = sorted(k for k, v in kept.items() if k not in _NOT_COMPARED and getattr(new, k) != v)
+            mcp_http = self.state.extras.get("mcp_http")  # added servers start, removed ones stop, the rest go on
+            mcp = await mcp_http.sync(new.mcp_servers) if mcp_http is not None else {}
             await self._swap(dataclasses.replace(new, **kept))
         added, removed = sorted(new.models.keys() - old.models.keys()), sorted(old.models.keys() - new.models.keys())
         logger.info("config reloaded from %s: models added %s, removed %s; restart needed for %s",
                     old.source, added, removed, restart or "nothing")  # fmt: skip
         return {"reloaded": True, "models": sorted(new.models), "added": added, "removed": removed,
-                "restart_needed": restart}  # fmt: skip
+                "mcp_servers": mcp, "restart_needed": restart}  # fmt: skip
 
     async def _swap(self, config: Config) -> None:
         router = ModelRouter.from_config(config, self.state.pool)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 from hub.config import load_config
 from hub.server import build_app
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.mcp.conftest import children_matching, tool_server
 from tests.support.servers import serve_app, toolhub_process
 
 MASTER = {"Authorization": "Bearer sk-reload-master"}
@@ -28,9 +30,9 @@ def entry(alias: str, upstream: str, model: str = "text", **params: Any) -> dict
                                                     "api_key": API_KEY, **params}}  # fmt: skip
 
 
-def write(path: Path, models: list[dict[str, Any]], **general: Any) -> None:
+def write(path: Path, models: list[dict[str, Any]], mcp: dict[str, Any] | None = None, **general: Any) -> None:
     settings = {"master_key": "sk-reload-master", "database_url": f"sqlite:///{path.parent / 'hub.db'}", **general}
-    path.write_text(yaml.safe_dump({"model_list": models, "general_settings": settings}))
+    path.write_text(yaml.safe_dump({"model_list": models, "general_settings": settings, "mcp_servers": mcp or {}}))
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,8 @@ def test_a_reload_swaps_models_and_prices_while_a_request_runs_on_the_old_set(tm
         runner.join(20)
         assert reloaded.status_code == 200, reloaded.text
         assert reloaded.json() == {"reloaded": True, "models": ["new", "priced", "slow"], "added": ["new"],
-                                   "removed": ["old"], "restart_needed": ["redis_url"]}  # fmt: skip
+                                   "removed": ["old"], "mcp_servers": {"added": [], "removed": [], "restarted": []},
+                                   "restart_needed": ["redis_url"]}  # fmt: skip
         assert in_flight[0].status_code == 200
         assert models(url) == ["slow", "new", "priced"]
         assert chat(url, "new").status_code == 200
@@ -105,3 +108,30 @@ def test_sighup_reloads_the_file(tmp_path: Path, upstream: str) -> None:
             time.sleep(0.05)
         assert chat(url, "second").status_code == 200
         assert proc.poll() is None
+
+
+def hub_tools(url: str) -> set[str]:
+    listed = httpx2.get(f"{url}/mcp/tools/list", headers=MASTER, timeout=20).json()
+    return {tool["name"] for tool in listed["tools"]}
+
+
+def wait_for(predicate: Any) -> None:
+    deadline = time.monotonic() + 20
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_reload_starts_added_mcp_servers_and_stops_removed_ones(tmp_path: Path, upstream: str) -> None:
+    path, gone, kept, new = tmp_path / "config.yaml", *(f"reload-{uuid.uuid4().hex}" for _ in range(3))
+    write(path, [entry("chat", upstream)], {"a": tool_server(gone), "b": tool_server(kept)})
+    with serve_app(build_app(load_config(path))) as url:
+        wait_for(lambda: {"a__echo", "b__echo"} <= hub_tools(url))
+        write(path, [entry("chat", upstream)], {"b": tool_server(kept), "c": tool_server(new)})
+        reloaded = httpx2.post(f"{url}/config/reload", headers=MASTER, timeout=30)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["mcp_servers"] == {"added": ["c"], "removed": ["a"], "restarted": []}
+        wait_for(lambda: "c__echo" in hub_tools(url))
+        assert not any(name.startswith("a__") for name in hub_tools(url))
+        wait_for(lambda: not children_matching(gone))  # the removed server's process is stopped
+        assert children_matching(kept)  # the unchanged one goes on
