@@ -256,7 +256,7 @@ class _Relay:
         self, first: JSON | None, chunks: AsyncIterator[JSON], done: Callable[[int, str | None], None]
     ) -> AsyncIterator[bytes]:
         """Relay chunks as SSE the moment they arrive; an error after the start becomes a final error event."""
-        status, error = 200, None
+        status, error, finished = 200, None, False
         try:
             if first is not None:
                 yield self.event(first)
@@ -265,6 +265,8 @@ class _Relay:
                         yield event
             if self.lookup is not None and self.gathered is not None:
                 await self.lookup.save(self.gathered.completion())  # None (not stored) for a cut stream
+            finished = True  # recorded (journaled) before [DONE]: a client that got [DONE] has its usage row
+            await self.finish(chunks, done, 200, None)
             yield sse.DONE
         except (ProviderError, HubError) as exc:
             status, error = exc.status_code, exc.message
@@ -273,12 +275,18 @@ class _Relay:
             status, error = CLIENT_GONE, "client disconnected"
             raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
-            self.account(status)
-            if status == CLIENT_GONE and self.usage is None:
-                error = "client disconnected; usage estimated"
-            done(status, error)
+            if not finished:
+                await self.finish(chunks, done, status, error)
+
+    async def finish(
+        self, chunks: AsyncIterator[JSON], done: Callable[[int, str | None], None], status: int, error: str | None
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
+        self.account(status)
+        if status == CLIENT_GONE and self.usage is None:
+            error = "client disconnected; usage estimated"
+        done(status, error)
 
     def account(self, status: int) -> None:
         if not self.count_usage:
