@@ -25,8 +25,8 @@ async def item(request: Request) -> Response:
     return JSONResponse({"ok": True}, status, headers={"x-toolhub-overhead-duration-ms": "0.250"})
 
 
-def traced_app() -> tuple[TracingMiddleware, Tracing, list[RecordedSpan]]:
-    settings = tracing_settings(OtelSpec(endpoint="http://127.0.0.1:9"), {})
+def traced_app(capture: bool = False) -> tuple[TracingMiddleware, Tracing, list[RecordedSpan]]:
+    settings = tracing_settings(OtelSpec(endpoint="http://127.0.0.1:9", capture_content=capture), {})
     assert settings is not None
     tracing = Tracing(settings)
     ended: list[RecordedSpan] = []
@@ -66,11 +66,21 @@ async def test_a_5xx_answer_is_an_error_a_4xx_is_not_and_an_unknown_path_keeps_t
 
 @pytest.mark.anyio
 async def test_an_exception_through_the_middleware_ends_the_span_as_failed() -> None:
-    app, _, ended = traced_app()
+    app, _, ended = traced_app(capture=True)
     assert (await get(app, "/items/boom")).status_code == 500
     [span] = ended
     assert span.attributes["error.type"] == "RuntimeError"
     assert [event[0] for event in span.events] == ["exception"]
+    assert span.status.description == "RuntimeError: boom"
+
+
+@pytest.mark.anyio
+async def test_without_capture_content_a_crash_exports_its_type_only_not_its_message_or_stack() -> None:
+    app, _, ended = traced_app()
+    assert (await get(app, "/items/boom")).status_code == 500
+    [span] = ended
+    assert (span.attributes["error.type"], span.status.status_code.name) == ("RuntimeError", "ERROR")
+    assert (span.events, span.status.description) == ([], None)
 
 
 @pytest.mark.anyio
@@ -82,6 +92,33 @@ async def test_a_malformed_traceparent_starts_a_new_trace() -> None:
     assert fresh.parent_id == 0 and f"{fresh.context.trace_id:032x}" != TRACE_ID
     assert (f"{continued.context.trace_id:032x}", f"{continued.parent_id:016x}") == (TRACE_ID, PARENT_ID)
     assert continued.context.trace_state.to_header() == "vendor=1"
+
+
+@pytest.mark.parametrize(("members", "kept"), [
+    ([f"k{i}=v" for i in range(40)], [f"k{i}=v" for i in range(32)]),  # at most 32 members
+    ([f"k{i}={'v' * 40}" for i in range(20)], [f"k{i}={'v' * 40}" for i in range(11)]),  # at most 512 characters
+    (["a=1", f"big={'v' * 300}", "b=2"] + [f"k{i}={'v' * 60}" for i in range(10)],  # long members go first
+     ["a=1", "b=2"] + [f"k{i}={'v' * 60}" for i in range(7)]),
+    ([f"k{i}={'v' * 256}" for i in range(32)], []),
+])  # fmt: skip
+@pytest.mark.anyio
+async def test_an_incoming_tracestate_is_cut_to_the_w3c_limits(
+    members: list[str], kept: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _, ended = traced_app()
+    await get(app, "/items/a", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": ",".join(members)})
+    [span] = ended
+    state = span.context.trace_state
+    assert (state.to_header() if state else "") == ",".join(kept)
+    assert len(",".join(kept)) <= 512 and caplog.records == []  # no warning a caller could repeat per request
+
+
+@pytest.mark.anyio
+async def test_an_oversized_traceparent_starts_a_new_trace_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    app, _, ended = traced_app()
+    await get(app, "/items/a", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01" + " " * 10_000})
+    [span] = ended
+    assert span.parent_id == 0 and caplog.records == []
 
 
 @pytest.mark.anyio

@@ -91,6 +91,7 @@ def test_a_parent_based_sampler_keeps_the_callers_decision() -> None:
     ("traceidratio", 1.0, False, True),
     ("parentbased_always_off", 1.0, None, False),
     ("parentbased_always_on", 0.0, None, True),
+    ("traceidratio", 0.0, True, False),  # a hard ratio: the caller's "sampled" does not override it
 ])  # fmt: skip
 def test_the_standard_samplers(name: str, ratio: float, parent: bool | None, recorded: bool) -> None:
     tracer, _ = recorder(ratio, name)
@@ -206,3 +207,52 @@ async def test_spans_go_to_a_grpc_collector_with_the_configured_headers() -> Non
     [(body, metadata)] = received
     [span] = decode(body)
     assert (span.name, span.kind, metadata["x-tenant"]) == ("over grpc", "SERVER", "t1")
+
+
+def test_the_queue_is_bounded_in_bytes_and_spans_past_it_are_dropped_and_counted() -> None:
+    exporter = OtlpExporter(settings(), {}, ("toolhub", "0"), lambda body: None)
+    tracer = SpanRecorder(Sampling("always_on", 1.0), exporter.add)
+    big = otlp_module.MAX_QUEUE_BYTES // 500
+    for _ in range(600):
+        tracer.start_span("s", attributes={"gen_ai.input.messages": "x" * (big // 2), "more": "y" * (big // 2)}).end()
+    assert exporter.size == sum(map(len, exporter.buffer)) <= otlp_module.MAX_QUEUE_BYTES
+    assert len(exporter.buffer) < 500 and exporter.dropped == 600 - len(exporter.buffer)
+
+
+@pytest.mark.anyio
+async def test_batches_are_cut_by_size_and_every_span_still_arrives() -> None:
+    sent: list[bytes] = []
+    exporter = OtlpExporter(settings(), {"service.name": "t"}, ("toolhub", "0"), sent.append)
+    tracer = SpanRecorder(Sampling("always_on", 1.0), exporter.add)
+    for _ in range(120):
+        tracer.start_span("s", attributes={"a": "x" * 60_000}).end()
+    await exporter.flush()
+    assert len(sent) >= 2 and all(len(body) <= otlp_module.MAX_BATCH_BYTES + 100 for body in sent)
+    assert sum(len(decode(body)) for body in sent) == 120 and exporter.size == 0
+
+
+def test_long_values_are_cut_on_a_character_boundary() -> None:
+    tracer, ended = recorder()
+    span = tracer.start_span("n" * 100_000, attributes={"s": "é" * 100_000, "l": ["a" * 100_000]})
+    span.add_event("e", {"k": "z" * 100_000})
+    span.set_status(Status(StatusCode.ERROR, "boom" * 50_000))
+    span.end()
+    raw = ExportTraceServiceRequest.FromString(encode(ended, b"", b"")).resource_spans[0].scope_spans[0].spans[0]
+    limit = otlp_module.MAX_VALUE_BYTES
+    attrs = {kv.key: kv.value for kv in raw.attributes}
+    assert attrs["s"].string_value == "é" * (limit // 2)
+    assert attrs["l"].array_value.values[0].string_value == "a" * limit
+    assert (len(raw.name), len(raw.status.message), len(raw.events[0].attributes[0].value.string_value)) == (
+        limit, limit, limit,
+    )  # fmt: skip
+    assert len(encode(ended, b"", b"")) < 6 * limit  # five cut values: about 800 kB before
+
+
+def test_a_span_whose_parent_came_from_an_inbound_traceparent_is_flagged_remote() -> None:
+    tracer, ended = recorder()
+    server = tracer.start_span("server", remote(True), SpanKind.SERVER)
+    tracer.start_span("child", set_span_in_context(server)).end()
+    server.end()
+    tracer.start_span("root").end()
+    spans = ExportTraceServiceRequest.FromString(encode(ended, b"", b"")).resource_spans[0].scope_spans[0].spans
+    assert {s.name: s.flags for s in spans} == {"child": 0x101, "server": 0x301, "root": 0x101}

@@ -131,7 +131,7 @@ async def test_each_attempt_is_a_client_span_of_the_request_and_sends_its_own_tr
     root = spans.named("POST /v1/chat/completions")
     failed, answered = spans.children(root)
     assert (failed.name, failed.kind, answered.kind) == ("chat m", SpanKind.CLIENT, SpanKind.CLIENT)
-    assert failed.status.status_code == StatusCode.ERROR
+    assert (failed.status.status_code, failed.status.description) == (StatusCode.ERROR, None)  # no text: content
     assert dict(failed.attributes) | {"toolhub.deployment_id": "-"} == {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
         "gen_ai.request.max_tokens": 20, "server.address": failed.attributes["server.address"],
@@ -278,17 +278,24 @@ async def test_the_mcp_sdk_sends_the_tool_call_spans_context_in_meta() -> None:
 
 
 @pytest.mark.anyio
-async def test_finish_puts_the_requests_totals_on_the_server_span() -> None:
-    record = UsageRecord("r1", None, "g", "m-2026", "anthropic", 200, True, 12.0, prompt_tokens=9,
+@pytest.mark.parametrize(("capture", "status", "error"), [
+    (True, 200, {"toolhub.error": "boom"}),
+    (False, 200, {"error.type": "_OTHER"}),  # the error's text may quote content: only its kind
+    (False, 502, {"error.type": "502"}),
+])  # fmt: skip
+async def test_finish_puts_the_requests_totals_on_the_server_span(
+    capture: bool, status: int, error: dict[str, str]
+) -> None:
+    record = UsageRecord("r1", None, "g", "m-2026", "anthropic", status, True, 12.0, prompt_tokens=9,
                          completion_tokens=4, cost=0.002, upstream_ms=10.0, retries=1, error="boom")  # fmt: skip
-    with request_trace() as (spans, _):
+    with request_trace(capture) as (spans, _):
         tracing.finish(record)
     attrs = dict(spans.named("POST /v1/chat/completions").attributes)
     assert attrs == {
         "gen_ai.operation.name": "chat", "gen_ai.request.model": "g", "gen_ai.response.model": "m-2026",
         "gen_ai.provider.name": "anthropic", "gen_ai.usage.input_tokens": 9, "gen_ai.usage.output_tokens": 4,
         "toolhub.cost_usd": 0.002, "toolhub.stream": True, "toolhub.upstream_ms": 10.0, "toolhub.retries": 1,
-        "toolhub.error": "boom",
+        **error,
     }  # fmt: skip
 
 
@@ -316,3 +323,12 @@ async def test_a_cancelled_attempt_ends_its_span_as_cancelled() -> None:
             await call.complete(request)
     [attempt] = spans.children(spans.named("POST /v1/chat/completions"))
     assert (attempt.attributes)["error.type"] == "cancelled"
+
+
+@pytest.mark.anyio
+async def test_with_capture_content_a_failed_attempt_says_the_upstreams_message() -> None:
+    with request_trace(capture=True) as (spans, _):
+        call, request, _ = routed({"http://a/v1": [server_error()], "http://b/v1": [None]}, num_retries=1)
+        await call.complete(request)
+    failed, _ = spans.children(spans.named("POST /v1/chat/completions"))
+    assert failed.status.description == "openai error (500): boom"

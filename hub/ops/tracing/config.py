@@ -37,7 +37,9 @@ class OtelSpec(BaseModel):
     """Put prompts, completions, tool arguments and results on spans (off: they may hold personal data)."""
     headers: dict[str, str] | None = None
     sample_ratio: float | None = Field(default=None, ge=0, le=1)
-    """The share of new traces kept; an incoming `traceparent` keeps its caller's decision."""
+    """The share of new traces kept (OpenTelemetry's `parentbased_traceidratio`): a request whose `traceparent` says
+    "sampled" is recorded even at 0, as the caller decided (the W3C flag is how a trace stays whole across services).
+    To cap what callers can make the gateway record, set `OTEL_TRACES_SAMPLER=traceidratio` and no `sample_ratio`."""
     timeout: float | None = Field(default=None, gt=0)
     """Seconds an export may take (default 10)."""
 

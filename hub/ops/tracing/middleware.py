@@ -20,6 +20,9 @@ from providers._http import TRACE_HEADERS
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _OVERHEAD = b"x-toolhub-overhead-duration-ms"
+MAX_TRACEPARENT = 512
+MAX_TRACESTATE = 512
+MAX_TRACESTATE_MEMBERS = 32
 
 
 class TracingMiddleware:
@@ -52,7 +55,7 @@ class TracingMiddleware:
             await self.app(scope, receive, traced_send)
         except BaseException as exc:
             trace.close()
-            end_failed(span, exc)
+            end_failed(span, exc, self.tracing.settings.capture_content)
             raise
         finally:
             TRACE_HEADERS.reset(headers)
@@ -67,12 +70,33 @@ class TracingMiddleware:
 
 
 def incoming_context(headers: Any) -> Context | None:
-    """The caller's trace context from `traceparent` / `tracestate`, or None (a new trace)."""
+    """The caller's trace context from `traceparent` / `tracestate`, or None (a new trace). An oversized
+    `traceparent` is ignored, and `tracestate` is cut to W3C's limits (`_tracestate`), so no caller makes the gateway
+    carry, forward or export kilobytes of it (nor log a warning per request)."""
     carrier: dict[str, str] = {}
+    states: list[bytes] = []
     for name, value in headers:
-        if name == b"traceparent" or name == b"tracestate":
-            carrier[name.decode()] = value.decode("latin-1")
-    return _PROPAGATOR.extract(carrier) if carrier else None
+        if name == b"traceparent" and len(value) <= MAX_TRACEPARENT:
+            carrier["traceparent"] = value.decode("latin-1")
+        elif name == b"tracestate":
+            states.append(value)
+    if not carrier:
+        return None
+    if states:
+        carrier["tracestate"] = _tracestate(b",".join(states).decode("latin-1"))
+    return _PROPAGATOR.extract(carrier)
+
+
+def _tracestate(header: str) -> str:
+    """At most `MAX_TRACESTATE_MEMBERS` members in `MAX_TRACESTATE` characters: members over 128 characters go first,
+    then members from the end (W3C Trace Context, "tracestate Limits")."""
+    members = [m.strip() for m in header.split(",") if m.strip()][: MAX_TRACESTATE_MEMBERS * 4]
+    if len(members) <= MAX_TRACESTATE_MEMBERS and len(",".join(members)) <= MAX_TRACESTATE:
+        return ",".join(members)
+    members = [m for m in members if len(m) <= 128][:MAX_TRACESTATE_MEMBERS]
+    while len(",".join(members)) > MAX_TRACESTATE:
+        members.pop()
+    return ",".join(members)
 
 
 def _attributes(scope: Scope) -> dict[str, Any]:

@@ -25,8 +25,15 @@ from hub.ops.tracing.tracer import RecordedSpan
 logger = logging.getLogger("toolhub.tracing")
 
 MAX_BATCH = 512
+MAX_BATCH_BYTES = 3_500_000
+"""A batch is cut before this size: collectors refuse bigger requests (gRPC's default limit is 4 MiB)."""
 MAX_QUEUE = 8192
-"""Spans kept while the collector is slow or down; past this, new spans are dropped (and counted)."""
+MAX_QUEUE_BYTES = 32 << 20
+"""Spans (and their encoded bytes) kept while the collector is slow or down; past either, new spans are dropped (and
+counted), as is a span too big for any batch."""
+MAX_VALUE_BYTES = 64 << 10
+"""A string attribute, event attribute, span name or status message is cut to this many UTF-8 bytes (captured
+prompts and tool results can be megabytes)."""
 INTERVAL = 2.0
 """Seconds between two exports when fewer than `MAX_BATCH` spans are waiting."""
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -41,6 +48,8 @@ class OtlpExporter:
         self.settings = settings
         self.buffer: list[bytes] = []
         """Spans encoded as they end: bytes are not tracked by the garbage collector, span objects would be."""
+        self.size = 0
+        """Bytes in `buffer`."""
         self.dropped = 0
         self.failed = 0
         self._resource = _resource(resource)
@@ -55,8 +64,14 @@ class OtlpExporter:
         if len(buffer) >= MAX_QUEUE:
             self.dropped += 1
             return
-        buffer.append(_ld(2, _span(span)))
-        if len(buffer) == MAX_BATCH and self._wake is not None:
+        encoded = _ld(2, _span(span))
+        size = len(encoded)
+        if self.size + size > MAX_QUEUE_BYTES or size > MAX_BATCH_BYTES:
+            self.dropped += 1
+            return
+        buffer.append(encoded)
+        self.size += size
+        if (len(buffer) == MAX_BATCH or self.size >= MAX_BATCH_BYTES) and self._wake is not None:
             self._wake.set()
 
     @contextlib.asynccontextmanager
@@ -77,8 +92,7 @@ class OtlpExporter:
     async def flush(self) -> None:
         """Send what is buffered, a batch at a time; a batch a cancellation kept from being sent stays buffered."""
         while self.buffer:
-            batch = self.buffer[:MAX_BATCH]
-            del self.buffer[:MAX_BATCH]
+            batch = self._take()
             done = False
 
             def export(batch: list[bytes] = batch) -> None:
@@ -91,11 +105,24 @@ class OtlpExporter:
             finally:
                 if not done:
                     self.buffer[:0] = batch
+                    self.size += sum(map(len, batch))
+
+    def _take(self) -> list[bytes]:
+        """The next batch: up to `MAX_BATCH` spans and `MAX_BATCH_BYTES` (a span is never bigger, see `add`)."""
+        count = size = 0
+        for encoded in self.buffer[:MAX_BATCH]:
+            if size + len(encoded) > MAX_BATCH_BYTES:
+                break
+            count, size = count + 1, size + len(encoded)
+        batch = self.buffer[:count]
+        del self.buffer[:count]
+        self.size -= size
+        return batch
 
     async def _loop(self) -> None:
         while True:
-            if len(self.buffer) < MAX_BATCH:  # no await since the check: `add` sets this very event
-                self._wake = anyio.Event()
+            if len(self.buffer) < MAX_BATCH and self.size < MAX_BATCH_BYTES:  # no await since the check: `add` sets
+                self._wake = anyio.Event()  # this very event
                 with anyio.move_on_after(INTERVAL):
                     await self._wake.wait()
             await self.flush()
@@ -177,19 +204,26 @@ def _span(span: RecordedSpan) -> bytes:
         out.append(_field(b"\x1a", ctx.trace_state.to_header().encode()))
     if span.parent_id:
         out += (b"\x22\x08", span.parent_id.to_bytes(8, "big"))
-    out += (_field(b"\x2a", span.name.encode()), _KINDS[span.kind.value])
+    out += (_field(b"\x2a", _text(span.name)), _KINDS[span.kind.value])
     out += (b"\x39", _FIXED64(span.start_ns), b"\x41", _FIXED64(span.end_ns))
     out += [_attribute(k, v) for k, v in span.attributes.items()]
     for name, at, attributes in span.events:
-        event = [b"\x09", _FIXED64(at), _field(b"\x12", name.encode())]
+        event = [b"\x09", _FIXED64(at), _field(b"\x12", _text(name))]
         event += [_field(b"\x1a", _kv(k, v)) for k, v in attributes.items()]
         out.append(_field(b"\x5a", b"".join(event)))
     status = span.status
     if status.status_code.value:
-        message = _field(b"\x12", status.description.encode()) if status.description else b""
+        message = _field(b"\x12", _text(status.description)) if status.description else b""
         out.append(_field(b"\x7a", message + b"\x18" + _SMALL[status.status_code.value]))
-    out += (b"\x85\x01", _FIXED32(int(ctx.trace_flags) | 0x100))  # flags: W3C flags, and "parent is not remote" known
+    # flags: the W3C flags, "is the parent remote" known (0x100), and its answer (0x200: from an inbound traceparent)
+    out += (b"\x85\x01", _FIXED32(int(ctx.trace_flags) | (0x300 if span.remote_parent else 0x100)))
     return b"".join(out)
+
+
+def _text(value: str) -> bytes:
+    """UTF-8, cut to `MAX_VALUE_BYTES` on a character boundary."""
+    data = value.encode()
+    return data if len(data) <= MAX_VALUE_BYTES else data[:MAX_VALUE_BYTES].decode(errors="ignore").encode()
 
 
 def _attribute(key: str, value: Any) -> bytes:
@@ -228,7 +262,7 @@ _PAIRS: dict[tuple[str, Any], bytes] = {}
 
 def _any(value: Any) -> bytes:
     if isinstance(value, str):
-        return _field(b"\x0a", value.encode())
+        return _field(b"\x0a", _text(value))
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
@@ -237,7 +271,7 @@ def _any(value: Any) -> bytes:
         return b"\x21" + _DOUBLE(value)
     if isinstance(value, list | tuple):
         return _field(b"\x2a", b"".join([_field(b"\x0a", _any(item)) for item in value]))  # pyright: ignore[reportUnknownVariableType]
-    return _field(b"\x0a", str(value).encode())
+    return _field(b"\x0a", _text(str(value)))
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:

@@ -45,8 +45,10 @@ def finish(record: Any) -> None:
     trace = _TRACE.get()
     if trace is not None and not trace.closed:
         trace.span.set_attributes(record_attributes(record))
-        if record.error:
+        if record.error and trace.capture:
             trace.span.set_attribute("toolhub.error", str(record.error)[:500])
+        elif record.error:  # the text may quote the prompt or the upstream's answer: content
+            trace.span.set_attribute("error.type", str(record.status_code) if record.status_code >= 400 else "_OTHER")
 
 
 async def tool_call(server: str, tool: str, arguments: Mapping[str, Any] | None, call: Awaitable[T]) -> T:
@@ -134,7 +136,7 @@ class RequestTrace:
         try:
             result = await call()
         except BaseException as exc:
-            end_failed(span, exc)
+            end_failed(span, exc, self.capture)
             raise
         finally:
             TRACE_HEADERS.reset(token)
@@ -164,7 +166,7 @@ class RequestTrace:
         try:
             result = await call
         except BaseException as exc:
-            end_failed(span, exc)
+            end_failed(span, exc, self.capture)
             raise
         finally:
             otel_context.detach(token)
@@ -221,23 +223,26 @@ class TracedChunks:
         if exc is None:
             self.span.end()
         else:
-            end_failed(self.span, exc)
+            end_failed(self.span, exc, self.watch.capture)
 
 
-def end_failed(span: Span, exc: BaseException) -> None:
-    """End `span` as failed: a provider error with its code and upstream status, a cancellation, or a crash."""
+def end_failed(span: Span, exc: BaseException, capture: bool = False) -> None:
+    """End `span` as failed: a provider error with its code and upstream status, a cancellation, or a crash. The
+    error's text (and a crash's stack) only with `capture`: a message may quote the prompt or the upstream's answer;
+    without it the span says `error.type` and the status code only."""
     if isinstance(exc, ProviderError):
         span.set_attribute("error.type", exc.code or exc.type or "provider_error")
         if exc.upstream_status:
             span.set_attribute("http.response.status_code", exc.upstream_status)
-        span.set_status(Status(StatusCode.ERROR, exc.message[:500]))
+        span.set_status(Status(StatusCode.ERROR, exc.message[:500] if capture else None))
     elif isinstance(exc, anyio.get_cancelled_exc_class()):
         span.set_attribute("error.type", "cancelled")
         span.set_status(Status(StatusCode.ERROR, "cancelled"))
     else:
         span.set_attribute("error.type", type(exc).__qualname__)
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+        if capture:
+            span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500] if capture else None))
     span.end()
 
 

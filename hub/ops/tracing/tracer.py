@@ -42,7 +42,10 @@ Event = tuple[str, int, Mapping[str, Any]]
 
 class Sampling:
     """The SDK samplers by their `OTEL_TRACES_SAMPLER` names: always_on/off, traceidratio, and their parent-based
-    forms (a parent's decision is kept; a new trace is decided by its id, as `TraceIdRatioBased` does)."""
+    forms (a parent's decision is kept; a new trace is decided by its id, as `TraceIdRatioBased` does).
+
+    As in the SDK's `ParentBased(root)`, a remote parent's flag decides (sampled: recorded, even with ratio 0), and
+    only roots meet the ratio; the non-parent-based forms ignore the caller's flag and apply their own decision."""
 
     def __init__(self, name: str, ratio: float) -> None:
         self.parent_based = name.startswith("parentbased_")
@@ -59,7 +62,7 @@ class RecordedSpan(Span):
     """A sampled span; `end()` hands it to the exporter's buffer."""
 
     __slots__ = ("name", "context", "parent_id", "kind", "attributes", "events", "status", "start_ns", "end_ns",
-                 "_finish")  # fmt: skip
+                 "remote_parent", "_finish")  # fmt: skip
 
     def __init__(self, name: str, context: SpanContext, parent_id: int, kind: SpanKind,
                  attributes: types.Attributes, finish: Callable[[RecordedSpan], None]) -> None:  # fmt: skip
@@ -73,6 +76,8 @@ class RecordedSpan(Span):
         self.status = _UNSET
         self.start_ns = time.time_ns()
         self.end_ns = 0
+        self.remote_parent = False
+        """Whether the parent came from another process (an inbound `traceparent`)."""
         self._finish = finish
 
     def end(self, end_time: int | None = None) -> None:
@@ -147,6 +152,7 @@ class SpanRecorder(Tracer):
             return NonRecordingSpan(ctx)
         ctx = SpanContext(trace_id, span_id, False, _SAMPLED, parent.trace_state if valid else None)
         span = RecordedSpan(name, ctx, parent.span_id if valid else 0, kind, attributes, self.finish)
+        span.remote_parent = valid and parent.is_remote
         if start_time:
             span.start_ns = start_time
         return span
