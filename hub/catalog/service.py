@@ -41,6 +41,7 @@ from hub.catalog.results import (
 )
 from hub.config import Config
 from hub.state import HubState
+from hub.storage import Store, open_store
 
 logger = logging.getLogger("toolhub.catalog")
 PURGE_INTERVAL = 300.0
@@ -68,6 +69,12 @@ class CatalogSettings:
     def defaults_for(cls, config: Config) -> CatalogSettings:
         """Defaults, with the result limit the tool loop already uses."""
         return cls(max_result_chars=config.max_tool_result_chars)
+
+    @classmethod
+    def from_config(cls, config: Config) -> CatalogSettings:
+        """The `general_settings` keys as configured."""
+        return cls(config.tool_exposure, config.tool_exposure_threshold, config.always_expose,
+                   config.max_tool_result_chars, config.tool_result_ttl_seconds)  # fmt: skip
 
 
 class CatalogService:
@@ -194,21 +201,45 @@ def catalog_extension(
 
     @contextlib.asynccontextmanager
     async def extension(state: HubState) -> AsyncIterator[None]:
-        chosen = settings(state.config)
-        store = state.extras.get("store")
-        results = ResultStore(store, ttl=chosen.result_ttl, read_limit=max(100, chosen.max_result_chars - 200)) \
-            if store is not None else None  # fmt: skip
-        service = CatalogService(chosen, results)
-        state.extras["catalog"] = service
-        hub = state.extras.get("mcp")
-        if hub is not None and hasattr(hub, "catalog_service"):
-            hub.catalog_service = service
-        async with anyio.create_task_group() as tg:
-            if results is not None:
-                tg.start_soon(_purge, results)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
+        async with running_catalog(settings(state.config), state.extras.get("store")) as service:
+            state.extras["catalog"] = service
+            hub = state.extras.get("mcp")
+            if hub is not None and hasattr(hub, "catalog_service"):
+                hub.catalog_service = service
+            yield
 
     return extension
+
+
+@contextlib.asynccontextmanager
+async def running_catalog(settings: CatalogSettings, store: Store | None) -> AsyncIterator[CatalogService]:
+    """A service over an open store (None: results are not stored), deleting expired results while it runs."""
+    results = ResultStore(store, ttl=settings.result_ttl, read_limit=max(100, settings.max_result_chars - 200)) \
+        if store is not None else None  # fmt: skip
+    service = CatalogService(settings, results)
+    async with anyio.create_task_group() as tg:
+        if results is not None:
+            tg.start_soon(_purge, results)
+        try:
+            yield service
+        finally:
+            tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def standalone_catalog(config: Config) -> AsyncIterator[CatalogService]:
+    """The service for `toolhub stdio`, which has no app lifespan: results are stored only in a database the config
+    names (`general_settings.database_url`; no implicit `toolhub.db` in whatever directory a desktop client chose)."""
+    settings = CatalogSettings.from_config(config)
+    if config.database_url is None:
+        async with running_catalog(settings, None) as service:
+            yield service
+        return
+    store = open_store(config.database_url)
+    await store.connect()
+    try:
+        await store.migrate()
+        async with running_catalog(settings, store) as service:
+            yield service
+    finally:
+        await store.aclose()

@@ -24,6 +24,7 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from hub.accounts.auth import MASTER
+from hub.catalog.service import standalone_catalog
 from hub.config import Config
 from hub.mcp import process as processes
 from hub.mcp.catalog import ToolInfo
@@ -49,6 +50,13 @@ async def serve_stdio(config: Config, *, separator: str | None = None) -> int:
         The exit status: 0 once stdin closed, 128 + the signal's number after a signal.
     """
     hub = McpHub(config.mcp_servers, separator=separator or config.mcp_tool_separator)
+    async with until_signal() as stopped, standalone_catalog(config) as catalog:
+        hub.catalog_service = catalog  # search mode by config and clientInfo (Cursor: 40), stored large results
+        await _serve(hub)
+    return stopped.status
+
+
+async def _serve(hub: McpHub) -> None:
     downstreams = Downstreams()
     server = build_server(hub, downstreams, default_principal=MASTER)
     server.middleware.append(first_lists_wait(hub, anyio.current_time() + LIST_WAIT))
@@ -61,14 +69,12 @@ async def serve_stdio(config: Config, *, separator: str | None = None) -> int:
 
     hub.on_change(changed)
     hub.on_resource_updated(updated)
-    async with until_signal() as stopped:
-        async with hub.running():
-            try:
-                async with stdio_wire() as (read, write):
-                    await server.run(read, write, server.create_initialization_options())
-            finally:
-                downstreams.close()
-    return stopped.status
+    async with hub.running():
+        try:
+            async with stdio_wire() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        finally:
+            downstreams.close()
 
 
 class Stopped:
