@@ -22,7 +22,7 @@ from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
 from hub.loop.trace import FIELD as TRACE_FIELD, TraceMode, calls_text, results_text, trace_mode
 from hub.ops import tracing
-from providers.base import ChatRequest, Provider
+from providers.base import ChatRequest, Provider, ProviderError
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +175,11 @@ async def complete_with_tools(
             request_id=chat.request_id,
             dropped=chat.dropped,
         )
-        completion = await provider.complete(request)
+        try:
+            completion = await provider.complete(request)
+        except ProviderError as exc:  # hub/api/responses/endpoint.py: truncation retries only before any hub tool
+            exc.hub_tools_ran = state.rounds > 0  # pyright: ignore[reportAttributeAccessIssue]
+            raise
         state.rounds += 1
         state.add_usage(completion.get("usage"))
         message: JSON = completion["choices"][0]["message"]
