@@ -55,7 +55,7 @@ async def embeddings(request: Request) -> Response:
     target.provider.record = record  # the router names the deployment (and fallback group) that answered on it
     lookup = _lookup(state.extras.get("cache"), body, target, record)
     if state.guard is not None:
-        record.ticket = await state.guard.admit(principal, target.route)
+        record.ticket = await state.guard.admit(principal, target.route, body)  # the inputs, no output
     try:
         answer, headers = await _answer(request, state, target, body, record, started, lookup)
     except ClientDisconnected:
