@@ -58,10 +58,10 @@ class McpHub:
         """Results of read-only tools of servers with `cache_ttl` (hub/cache/tools.py)."""
         self.task_group: TaskGroup | None = None
         """Where work that outlives one client request runs (`hub.mcp.modern`), while the hub runs."""
-        self.sessions = ClientSessions(lambda: self.task_group, self._resource_updated, errlog)
-        """Per-client upstream sessions of servers with `session: per_client` (or `auto`)."""
         self.log_levels = LogLevels()
         """`logging/setLevel` of each downstream session, across every served endpoint."""
+        self.sessions = ClientSessions(lambda: self.task_group, self._resource_updated, errlog, self.log_levels)
+        """Per-client upstream sessions of servers with `session: per_client` (or `auto`)."""
         self.catalog_service: CatalogService | None = None
         """Tool search and result handles (`hub.catalog`), set by its lifespan extension."""
         self._listeners: list[Listener] = []

@@ -27,6 +27,10 @@ class LogLevels:
     def set(self, session: Hashable, level: types.LoggingLevel) -> None:
         self._levels[session] = level
 
+    def get(self, session: Hashable) -> types.LoggingLevel | None:
+        """The level `session` asked for; None if it never asked."""
+        return self._levels.get(session)
+
     def allows(self, session: Hashable, level: str) -> bool:
         """Whether a message at `level` goes to `session` (unknown levels go: the client decides)."""
         wanted = self._levels.get(session)

@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from hub import __version__
 from hub.accounts.auth import Principal
 from hub.catalog.dispatch import is_meta
+from hub.catalog.meta import CALL_TOOL
 from hub.catalog.results import ResultError
 from hub.catalog.service import CatalogService
 from hub.mcp.catalog import Catalog, visible
@@ -236,8 +237,8 @@ class _Handlers:
             if params.request_state is not None:  # a 2026-era retry with answers (hub.mcp.modern)
                 return await self._interactive(ctx, params, "tools/call", 0.0, None)
             if (service := self.hub.catalog_service) is not None and is_meta(params.name):
-                return await self._meta(params, principal, DownstreamCaller(ctx, principal, self.hub.log_levels),
-                                        service)  # fmt: skip
+                meta = lambda caller: self._meta(params, principal, caller, service)  # noqa: E731
+                return await self._interactive(ctx, params, "tools/call", self._meta_timeout(params), meta)
             info = self.hub.resolve(params.name, principal, self.view)
             timeout = self.hub.upstreams[info.server].spec.call_timeout
 
@@ -257,6 +258,14 @@ class _Handlers:
         if (service := self.hub.catalog_service) is None:
             return result
         return await service.fit_result(result, principal.owner, server=server, tool=name)
+
+    def _meta_timeout(self, params: types.CallToolRequestParams) -> float:
+        """The `call_timeout` of the tool `hub__call_tool` names (or of the view); else the largest of all servers."""
+        target = (params.arguments or {}).get("name") if params.name == CALL_TOOL else None
+        try:
+            return self.hub.server_call_timeout(self.view or str(target))
+        except UnknownTool:
+            return max((u.spec.call_timeout for u in self.hub.upstreams.values()), default=0.0)
 
     async def _meta(self, params: types.CallToolRequestParams, principal: Principal, caller: Caller,
                     service: CatalogService) -> types.CallToolResult:  # fmt: skip
@@ -394,18 +403,22 @@ class _Handlers:
         return await self._forward(upstream, request, types.CompleteResult, ctx)
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
-        """This session's level; upstreams get the most verbose level of all sessions (`hub.mcp.levels`)."""
+        """This session's level; shared upstreams get the most verbose level of all sessions (`hub.mcp.levels`), the
+        client's own sessions its level (one it opens later gets it when it connects). No process is started here."""
         principal = principal_of(ctx, self.default)
+        connection = connection_of(ctx)
         levels = self.hub.log_levels
-        levels.set(connection_of(ctx), params.level)
-        level = levels.most_verbose() or params.level
+        levels.set(connection, params.level)
+        shared = levels.most_verbose() or params.level
         caller = DownstreamCaller(ctx, principal, levels)
         for upstream in self._upstreams(principal):
+            target = self.hub.sessions.existing(upstream, connection) if upstream.per_client else upstream
+            if target is None:
+                continue
             try:
-                async with self.hub.sessions.using(upstream, caller) as target:  # a client's own: its own level
-                    await target.set_log_level(level if target is upstream else params.level, caller)
-            except McpHubError as exc:
-                raise MCPError(code=types.INTERNAL_ERROR, message=exc.message) from None
+                await target.set_log_level(shared if target is upstream else params.level, caller)
+            except (McpHubError, MCPError) as exc:  # one server's failure does not fail the others
+                logger.warning("MCP server %s: logging/setLevel failed: %s", upstream.name, exc)
         return types.EmptyResult()
 
     def _timeout(self, upstream: Upstream | None) -> float:

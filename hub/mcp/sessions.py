@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from mcp.server.connection import Connection
 
 from hub.mcp.errors import UpstreamUnavailable
+from hub.mcp.levels import LogLevels
 from hub.mcp.upstream import Kind, OnResourceUpdated, Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -56,8 +57,9 @@ class ClientSessions:
     """The per-client sessions of every upstream of one hub."""
 
     def __init__(self, group: Callable[[], TaskGroup | None], on_resource_updated: OnResourceUpdated,
-                 errlog: TextIO | None = None) -> None:  # fmt: skip
+                 errlog: TextIO | None = None, levels: LogLevels | None = None) -> None:  # fmt: skip
         self._group = group
+        self._levels = levels or LogLevels()
         self._on_resource_updated = on_resource_updated
         self._errlog = errlog
         self._open: dict[tuple[str, int], _Private] = {}
@@ -70,6 +72,11 @@ class ClientSessions:
 
     def count(self, server: str) -> int:
         return sum(1 for (name, _), private in self._open.items() if name == server and not private.closing)
+
+    def existing(self, upstream: Upstream, connection: Connection) -> Upstream | None:
+        """`connection`'s own open session of `upstream`, if it has one (none is started)."""
+        private = self._open.get((upstream.name, id(connection)))
+        return private.upstream if private is not None and not private.closing else None
 
     @contextlib.asynccontextmanager
     async def using(self, upstream: Upstream, caller: Any) -> AsyncIterator[Upstream]:
@@ -102,6 +109,7 @@ class ClientSessions:
                 message = f"MCP server {upstream.name!r} has {limit} client sessions open (max_sessions); try later."
                 raise UpstreamUnavailable(message, server=upstream.name)
             own = Upstream(upstream.config, _unchanged, self._on_resource_updated, errlog=self._errlog)
+            own.log_level = self._levels.get(connection)  # applied once it connects, as after every reconnect
             private = self._open[key] = _Private(own)
             connection.exit_stack.callback(private.close)
             group.start_soon(self._run, key, private, name=f"mcp-client-session-{upstream.name}")
