@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 
 from hub.accounts.spend import CATCH_UP_LAG
-from hub.storage import Store, StoreError
+from hub.storage import Store, StoreError, rollup
 from hub.storage.retention import delete_tool_calls, move_spend_logs
 
 logger = logging.getLogger("toolhub.retention")
@@ -35,7 +35,8 @@ Batch = Callable[[Store, float, int], Awaitable[int]]
 
 
 async def purge(store: Store, before: float, *, batch: int | None = None, pause: float = PAUSE) -> tuple[int, int]:
-    """Move spend logs and delete tool calls older than `before`; returns (logs moved, tool calls deleted).
+    """Move spend logs and delete tool calls older than `before`; returns (logs moved, tool calls deleted). Logs not
+    folded into the console's rollup yet are folded first: only folded logs move (hub/storage/retention.py).
 
     Raises:
         StoreError: the database failed; batches done so far stay done.
@@ -43,6 +44,7 @@ async def purge(store: Store, before: float, *, batch: int | None = None, pause:
     from hub.storage.sqlite import SqliteStore
 
     batch = batch or (SQLITE_BATCH if isinstance(store, SqliteStore) else BATCH)
+    await rollup.fold_all(store, pause=pause)
     return await _drain(move_spend_logs, store, before, batch, pause), await _drain(
         delete_tool_calls, store, before, batch, pause
     )

@@ -5,6 +5,10 @@ transaction, so the usage writer and the readers never wait long. On PostgreSQL 
 DELETE ... RETURNING feeding an upsert, rows locked by another runner skipped); on SQLite an upsert and a DELETE of
 the same rows in one write transaction. A row is thus either in the logs or in the aggregates, never both or
 neither, however batches and processes interleave.
+
+Only logs already folded into the console's spend rollup (`rolled = 1`, hub/storage/rollup.py) move: a log moved
+before its fold would be in neither the rollup nor the logs, and the Overview would undercount (the retention pass
+folds first, `hub.ops.retention.purge`).
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ _MERGE = (
 _GROUP = "GROUP BY day, COALESCE(key_hash, ''), model_alias"
 
 POSTGRES_BATCH = (
-    "WITH batch AS (SELECT id FROM toolhub_spend_logs WHERE created_at < $1 ORDER BY created_at LIMIT $2 "
-    "FOR UPDATE SKIP LOCKED), "
+    "WITH batch AS (SELECT id FROM toolhub_spend_logs WHERE created_at < $1 AND rolled = 1 ORDER BY created_at "
+    "LIMIT $2 FOR UPDATE SKIP LOCKED), "
     "moved AS (DELETE FROM toolhub_spend_logs AS l USING batch WHERE l.id = batch.id RETURNING l.*), "
     f"rolled AS (INSERT INTO toolhub_spend_daily ({_ROLLED_COLUMNS}) "
     f"SELECT day, MIN(floor(created_at / 86400) * 86400), COALESCE(key_hash, ''), model_alias, {_SUMS} "
     f"FROM moved {_GROUP} {_MERGE}) "
     "SELECT COUNT(*) AS n FROM moved"
 )
-_SQLITE_OLDEST = "SELECT id FROM toolhub_spend_logs WHERE created_at < ?1 ORDER BY created_at LIMIT ?2"
+_SQLITE_OLDEST = "SELECT id FROM toolhub_spend_logs WHERE created_at < ?1 AND rolled = 1 ORDER BY created_at LIMIT ?2"
 SQLITE_ROLL_UP = (
     f"INSERT INTO toolhub_spend_daily ({_ROLLED_COLUMNS}) "
     f"SELECT day, MIN(CAST(created_at / 86400 AS INTEGER) * 86400), COALESCE(key_hash, ''), model_alias, {_SUMS} "
@@ -46,7 +50,8 @@ TOOL_CALLS_BATCH = (
 
 
 async def move_spend_logs(store: Store, before: float, limit: int) -> int:
-    """Move at most `limit` of the oldest spend logs created before `before` into the daily aggregates.
+    """Move at most `limit` of the oldest spend logs created before `before`, and already folded into the console's
+    rollup, into the daily aggregates.
 
     Returns how many were moved (fewer than `limit`: nothing older is left).
 

@@ -19,7 +19,9 @@ from hub.ops.retention import purge
 from hub.server import build_app
 from hub.storage import SpendQuery, Store, StoredToolCall, StoredUsage
 from hub.storage.postgres import PostgresStore
+from hub.storage.retention import move_spend_logs
 from hub.storage.sqlite import SqliteStore
+from hub.ui import queries
 from tests.support.servers import serve_app
 
 DAY = 86400.0
@@ -76,6 +78,24 @@ async def test_a_second_pass_over_a_day_already_rolled_up_adds_to_it(store: Stor
     assert await purge(store, NOW - 30 * DAY, batch=10, pause=0) == (1, 0)
     [day] = await store.daily_spend("key", start=None, end=None, key_hash=None)
     assert (day["grp"], day["requests"], day["spend"], day["prompt_tokens"]) == ("key-a", 3, 1.5, 30)
+
+
+@pytest.mark.anyio
+async def test_logs_move_only_once_folded_so_the_overview_keeps_counting_them(store: Store) -> None:
+    await store.write_usage([usage("key-a", "gpt", 2, 0.5) for _ in range(6)])
+    start = int(NOW - 5 * DAY) // int(DAY) * int(DAY)
+
+    async def overview() -> tuple[int, float]:
+        rows = await queries.series(store, None, start, int(DAY))
+        return sum(r["requests"] for r in rows), sum(r["spend"] for r in rows)
+
+    before = await overview()
+    assert before == (6, pytest.approx(3.0))
+    assert await move_spend_logs(store, NOW - DAY, 100) == 0  # not folded into the rollup yet: stays
+    assert await purge(store, NOW - DAY, batch=4, pause=0) == (6, 0)  # folds first, then moves
+    assert await overview() == before
+    [day] = await store.daily_spend("key", start=None, end=None, key_hash=None)
+    assert (day["grp"], day["requests"]) == ("key-a", 6)
 
 
 @pytest.mark.anyio
