@@ -104,6 +104,9 @@ class RedisBudgets:
         self._settle = client.register_script(_SETTLE)
         self._live: dict[str, Hold] = {}
         self._settled: list[tuple[Hold, float]] = []
+        self._unsent: dict[str, float] = {}
+        """Per budget state key: costs charged to the account here but not yet added in Redis. The known spent a
+        reserve sends leaves them out, or the script would raise Redis to them and their settlement add them again."""
         self._wake = anyio.Event()
         self._boot = uuid.uuid4().hex[:12]
         self._seq = 0
@@ -116,7 +119,8 @@ class RedisBudgets:
             account.reserve(amount)
             return Hold(account, amount)
         hold = Hold(account, amount, self._member(), self._keys(token_hash, account))
-        args = [hold.id, repr(amount), repr(account.max_budget), repr(account.spent),
+        unsent = self._unsent.get(hold.keys[0], 0.0)
+        args = [hold.id, repr(amount), repr(account.max_budget), repr(account.spent - unsent),
                 int(self._state_ttl(account, time.time()) * 1000)]  # fmt: skip
         reply: list[Any] = [1, 0, 0, 0]
         try:
@@ -128,6 +132,7 @@ class RedisBudgets:
             return Hold(account, amount)
         self._down_until = 0.0
         verdict, spent, reserved, holds = reply
+        # not plus this process's unsent costs: the reply may already hold a settlement whose call has not returned
         account.spent = max(account.spent, float(spent))
         if int(verdict) == 1:
             account.check()
@@ -150,6 +155,7 @@ class RedisBudgets:
             return
         self._live.pop(hold.id, None)
         self._settled.append((hold, cost))
+        self._unsent[hold.keys[0]] = self._unsent.get(hold.keys[0], 0.0) + cost
         self._wake.set()
 
     async def run(self) -> None:
@@ -175,6 +181,15 @@ class RedisBudgets:
                 await self._settle(keys=keys, args=args)
             except (RedisError, OSError) as exc:  # the holds expire; `spent` catches up from the next reserve
                 self._warn(exc)
+            finally:
+                self._sent(part)
+
+    def _sent(self, part: list[tuple[Hold, float]]) -> None:
+        """The settlement of `part` went (or failed: then the next reserve's known spent carries the costs)."""
+        for hold, cost in part:
+            left = self._unsent.pop(hold.keys[0], 0.0) - cost
+            if left > 1e-12:
+                self._unsent[hold.keys[0]] = left
 
     async def renew(self) -> None:
         if not self._live:

@@ -117,3 +117,42 @@ async def test_redis_down_falls_back_to_this_process(caplog: pytest.LogCaptureFi
         assert "holding in this process's memory" in caplog.text
     finally:
         await client.aclose()
+
+
+async def test_spent_in_redis_is_the_sum_of_costs_when_requests_overlap_settlements(redis: tuple[Any, str]) -> None:
+    """A reserve sent while a settlement waits must not raise Redis to a spend the settlement then adds again."""
+    client, prefix = redis
+    processes = (RedisBudgets(client, prefix=prefix), RedisBudgets(client, prefix=prefix))
+    accounts = (account(1_000.0), account(1_000.0))
+    costs = [0.25 * (1 + i % 4) for i in range(60)]
+
+    async def client_of(first: int) -> None:  # 3 requests one after another, as a client with one connection
+        for i in range(first, len(costs), 20):
+            budgets = processes[i % 2]
+            hold = await budgets.reserve(KEY, accounts[i % 2], 2.0)
+            await anyio.lowlevel.checkpoint()
+            budgets.settle(hold, costs[i])
+            if i % 7 == 6:
+                await budgets.flush()
+
+    async with anyio.create_task_group() as tg:
+        for first in range(20):
+            tg.start_soon(client_of, first)
+    for budgets in processes:
+        await budgets.flush()
+    assert float(await client.hget(f"{prefix}{KEY}:0", "spent")) == pytest.approx(sum(costs))
+    await outcome(processes[0], accounts[0], 1.0)  # the next reserve learns the total
+    assert accounts[0].spent == pytest.approx(sum(costs))
+
+
+async def test_a_reserve_before_the_settlement_is_sent_counts_the_cost_once(redis: tuple[Any, str]) -> None:
+    client, prefix = redis
+    budgets, a = RedisBudgets(client, prefix=prefix), account(10.0)
+    budgets.settle(await budgets.reserve(KEY, a, 1.0), 1.0)  # charged here, not yet in Redis
+    second = await budgets.reserve(KEY, a, 1.0)
+    await budgets.flush()
+    budgets.settle(second, 0.0)
+    await budgets.flush()
+    assert float(await client.hget(f"{prefix}{KEY}:0", "spent")) == 1.0
+    await outcome(budgets, a, 1.0)
+    assert a.spent == 1.0
