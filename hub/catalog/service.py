@@ -85,6 +85,13 @@ class CatalogService:
         self.results = results
         self._indexes: dict[str | None, ToolIndex] = {}
 
+    def reconfigure(self, settings: CatalogSettings) -> None:
+        """A config reload: the new mode, threshold, pins, result limit and TTL from the next call on (results stored
+        before keep the expiry they were given)."""
+        self.settings = settings
+        if self.results is not None:
+            self.results.ttl, self.results.read_limit = settings.result_ttl, _read_limit(settings)
+
     def index(self, view: str | None, catalog_tools: Sequence[Searchable]) -> ToolIndex:
         """The search index of a view, synced with its whole catalog (`Catalog.tools`, replaced on every change)."""
         index = self._indexes.setdefault(view, ToolIndex())
@@ -185,6 +192,11 @@ def _function(tool: Searchable) -> dict[str, Any]:
             "function": {"name": tool.name, "description": tool.description or "", "parameters": schema}}  # fmt: skip
 
 
+def _read_limit(settings: CatalogSettings) -> int:
+    """One read's default and largest size: under the result limit, with room for the read's own header."""
+    return max(100, settings.max_result_chars - 200)
+
+
 async def _purge(results: ResultStore) -> None:
     while True:
         await anyio.sleep(PURGE_INTERVAL)
@@ -214,7 +226,7 @@ def catalog_extension(
 @contextlib.asynccontextmanager
 async def running_catalog(settings: CatalogSettings, store: Store | None) -> AsyncIterator[CatalogService]:
     """A service over an open store (None: results are not stored), deleting expired results while it runs."""
-    results = ResultStore(store, ttl=settings.result_ttl, read_limit=max(100, settings.max_result_chars - 200)) \
+    results = ResultStore(store, ttl=settings.result_ttl, read_limit=_read_limit(settings)) \
         if store is not None else None  # fmt: skip
     service = CatalogService(settings, results)
     async with anyio.create_task_group() as tg:

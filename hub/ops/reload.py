@@ -3,7 +3,9 @@
 Models, router settings (retries, fallbacks, strategy), prices and the per-request limits are swapped at once: a
 request that already resolved its route finishes on the old set. A file that would not start is refused with the
 error start would give, and the running config stays. MCP servers are synced (`McpHttp.sync`: added ones start,
-removed ones stop, unchanged ones keep their sessions). Settings read only at start (keys, database, Redis, logging,
+removed ones stop, unchanged ones keep their sessions). Tool search and result handles (`tool_exposure`,
+`tool_exposure_threshold`, `always_expose`, `tool_result_ttl_seconds`, `max_tool_result_chars`) apply from the next
+call on. Settings read only at start (keys, database, Redis, logging,
 cache) keep their running values; the answer lists those that differ ("restart_needed").
 """
 
@@ -21,6 +23,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.catalog.service import CatalogSettings
 from hub.config import Config, ConfigError, load_config
 from hub.errors import BadRequest, PermissionDenied, json_response
 from hub.gateway.routing import ModelRouter
@@ -30,7 +33,7 @@ logger = logging.getLogger("toolhub.reload")
 RELOADED = frozenset(
     (
         "models router max_request_bytes max_tool_rounds max_tool_result_chars tool_loop_keepalive_seconds ignored"
-        " mcp_servers"
+        " mcp_servers tool_exposure tool_exposure_threshold always_expose tool_result_ttl_seconds"
     ).split()
 )
 _NOT_COMPARED = frozenset({"source"})
@@ -66,6 +69,8 @@ class Reloader:
             mcp_http = self.state.extras.get("mcp_http")  # added servers start, removed ones stop, the rest go on
             mcp = await mcp_http.sync(new.mcp_servers) if mcp_http is not None else {}
             await self._swap(dataclasses.replace(new, **kept))
+            if (catalog := self.state.extras.get("catalog")) is not None:  # tool search and result handles
+                catalog.reconfigure(CatalogSettings.from_config(new))
         added, removed = sorted(new.models.keys() - old.models.keys()), sorted(old.models.keys() - new.models.keys())
         logger.info("config reloaded from %s: models added %s, removed %s; restart needed for %s",
                     old.source, added, removed, restart or "nothing")  # fmt: skip

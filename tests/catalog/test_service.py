@@ -129,3 +129,14 @@ async def test_a_caller_without_the_catalog_at_hand_feeds_the_view_index_with_wh
     names = [t["name"] for t in orjson.loads(found.content[0].text)["tools"]]  # pyright: ignore[reportAttributeAccessIssue]
     assert names and all(n.startswith("github__") for n in names)
     assert len(service.index("loop", [*jira, *github])) == 20
+
+
+async def test_reconfigure_takes_the_new_mode_limit_and_ttl_for_the_next_call(results: ResultStore) -> None:
+    tools = catalog()[:50]
+    service = CatalogService(CatalogSettings(mode="all", max_result_chars=20_000), results)
+    assert len(service.loop_tools(tools)) == 50
+    service.reconfigure(CatalogSettings(mode="auto", threshold=10, max_result_chars=5_000, result_ttl=30))
+    assert [d["function"]["name"] for d in service.loop_tools(tools)][0] == "hub__search_tools"
+    assert (results.ttl, results.read_limit) == (30, 4_800)
+    shown, _ = await service.fit_text("z" * 30_000, 5_000, "key-a")
+    assert len(shown) < 6_000 and service.holds_results([{"role": "tool", "content": shown}])

@@ -18,7 +18,7 @@ import yaml
 from hub.config import load_config
 from hub.server import build_app
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
-from tests.mcp.conftest import children_matching, tool_server
+from tests.mcp.conftest import children_matching, mcp_client, tool_server
 from tests.support.servers import serve_app, toolhub_process
 
 MASTER = {"Authorization": "Bearer sk-reload-master"}
@@ -135,3 +135,21 @@ def test_a_reload_starts_added_mcp_servers_and_stops_removed_ones(tmp_path: Path
         assert not any(name.startswith("a__") for name in hub_tools(url))
         wait_for(lambda: not children_matching(gone))  # the removed server's process is stopped
         assert children_matching(kept)  # the unchanged one goes on
+
+
+@pytest.mark.anyio
+async def test_a_reload_applies_tool_search_settings_from_the_next_listing(tmp_path: Path, upstream: str) -> None:
+    path, marker = tmp_path / "config.yaml", f"reload-{uuid.uuid4().hex}"
+    write(path, [entry("chat", upstream)], {"b": tool_server(marker)}, tool_exposure="all")
+    with serve_app(build_app(load_config(path))) as url:
+        wait_for(lambda: "b__echo" in hub_tools(url))
+        async with mcp_client(f"{url}/mcp", "sk-reload-master") as client:
+            before = [t.name for t in (await client.list_tools()).tools]
+        write(path, [entry("chat", upstream)], {"b": tool_server(marker)}, tool_exposure="search",
+              always_expose=["b/echo"], tool_result_ttl_seconds=60)  # fmt: skip
+        reloaded = httpx2.post(f"{url}/config/reload", headers=MASTER, timeout=30)
+        async with mcp_client(f"{url}/mcp", "sk-reload-master") as client:
+            after = [t.name for t in (await client.list_tools()).tools]
+    assert reloaded.status_code == 200 and reloaded.json()["restart_needed"] == []
+    assert "b__echo" in before and not any(name.startswith("hub__") for name in before)
+    assert after == ["hub__search_tools", "hub__describe_tool", "hub__call_tool", "hub__read_result", "b__echo"]
