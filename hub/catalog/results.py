@@ -77,24 +77,29 @@ class ResultStore:
         await execute(text, args)
 
     async def put(self, owner: str, text: str, *, server: str = "", tool: str = "") -> StoredResult:
-        """Store `text` for `owner`: its chunks, then the row that makes them readable; expired results of every
-        owner go at the same time."""
+        """Store `text` for `owner`: the row, then its chunks (chunks without a row, left by a failure, are purged);
+        expired results of every owner go at the same time."""
         now = self._clock()
         text = text.replace("\x00", "\ufffd")
         stored = StoredResult(HANDLE_PREFIX + secrets.token_hex(16), len(text), text.count("\n") + 1, now + self.ttl)
         size = self.chunk_chars
         chunks = [[stored.handle, i, text[start : start + size]] for i, start in enumerate(range(0, len(text), size))]
-        execute_many = self.store._execute_many  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
-        await execute_many(_INSERT_CHUNK, chunks or [[stored.handle, 0, ""]])
         await self._execute(_INSERT, [stored.handle, owner, server, tool, now, stored.expires_at, stored.size,
                                       stored.lines, size])  # fmt: skip
+        execute_many = self.store._execute_many  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
+        try:
+            await execute_many(_INSERT_CHUNK, chunks or [[stored.handle, 0, ""]])
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # no row without its text: the handle was never handed out
+                await self._execute("DELETE FROM toolhub_tool_results WHERE handle = $1", [stored.handle])
+            raise
         await self.purge_expired()
         return stored
 
     async def purge_expired(self) -> None:
-        now = self._clock()
-        await self._execute(_DELETE_EXPIRED_CHUNKS, [now])
-        await self._execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", [now])
+        """Delete expired results, and chunks whose row is gone (expired, or never written)."""
+        await self._execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", [self._clock()])
+        await self._execute(_DELETE_ORPHAN_CHUNKS, [])
 
     async def _row(self, owner: str, handle: str) -> Any:
         """The row of `handle` if `owner` made it and it has not expired.
@@ -135,6 +140,8 @@ class ResultStore:
             raise ResultError("'offset' must be 0 or more and 'limit' 1 or more.", "invalid")
         row = await self._row(owner, handle)
         if grep:
+            if offset > int(row["lines"]):
+                raise ResultError(f"'offset' {offset} is past the end: the result has {row['lines']} lines.", "invalid")
             text = await self._text(handle, row)
             # ~15 ms per 5 MB idle, in C but holding the GIL: on a thread, the event loop still gets its turns
             return await anyio.to_thread.run_sync(grep_lines, text, grep, offset, limit, handle)
@@ -184,14 +191,20 @@ def grep_lines(text: str, needle: str, offset: int, limit: int, handle: str) -> 
 
 
 def _line_start(text: str, lines: int) -> int:
-    """Where line `lines` + 1 starts (past the end when there are fewer lines)."""
-    position = 0
-    for _ in range(lines):
-        found = text.find("\n", position)
-        if found < 0:
-            return len(text) + 1
-        position = found + 1
-    return position
+    """Where line `lines` + 1 starts (past the end when there are fewer lines): the first position with `lines`
+    newlines before it, found by bisection with `str.count` (in C), never a Python loop over the lines."""
+    if lines <= 0:
+        return 0
+    if text.count("\n") < lines:
+        return len(text) + 1
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high) // 2
+        if text.count("\n", 0, middle) >= lines:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _grep_header(handle: str, needle: str, count: int, tail: str) -> str:
@@ -284,7 +297,6 @@ _SELECT = "SELECT expires_at, size, lines, chunk_chars FROM toolhub_tool_results
 _SELECT_CHUNKS = (
     "SELECT content FROM toolhub_tool_result_chunks WHERE handle = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
 )
-_DELETE_EXPIRED_CHUNKS = (
-    "DELETE FROM toolhub_tool_result_chunks WHERE handle IN "
-    "(SELECT handle FROM toolhub_tool_results WHERE expires_at < $1)"
+_DELETE_ORPHAN_CHUNKS = (
+    "DELETE FROM toolhub_tool_result_chunks WHERE handle NOT IN (SELECT handle FROM toolhub_tool_results)"
 )
