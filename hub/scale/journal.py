@@ -7,10 +7,11 @@ flush each). The usage writer rotates the segment when it takes a batch and dele
 rows are committed (or spilled), so the journal holds only what the database may not have yet.
 
 Several processes (`--workers`, replicas sharing a volume) share one directory: each holds an exclusive `flock` on
-its own `<scope>-<boot>.lock` for its whole life; the kernel drops it when the process dies however it dies. A lock
-that can be taken therefore belongs to a dead process, whose segments any live one of the same scope (the same
-database: another gateway's processes may share the directory) replays. Rows carry ids fixed when they were
-journaled, and the stores skip ids they hold, so a replay of rows already written counts nothing twice.
+its own `<scope>-<boot>.lock` for its whole life (locked before the file gets that name); the kernel drops it when
+the process dies however it dies. A lock that can be taken therefore belongs to a dead process, whose segments any
+live one of the same scope (the same database: another gateway's processes may share the directory) replays. Rows
+carry ids fixed when they were journaled, and the stores skip ids they hold, so a replay of rows already written
+counts nothing twice.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import fcntl
 import logging
 import operator
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,10 +150,28 @@ class Journal:
     def _open(self) -> int:
         if self._lock_fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.directory / f"{self.boot}.lock", _OPEN_FLAGS, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock_fd = self._lock()
         self._fd = os.open(self._segment(self._seq), _OPEN_FLAGS, 0o600)
         return self._fd
+
+    def _lock(self) -> int:
+        """This process's lock file, locked before it has its name: a scan never sees it unlocked (it would take
+        it for a dead process's, and delete it). A name already taken (a reused boot id) gets a new boot id."""
+        while True:
+            fresh = self.directory / f".{uuid.uuid4().hex}.locking"  # not a `*.lock`: no scan looks at it
+            fd = os.open(fresh, _OPEN_FLAGS | os.O_EXCL, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.link(fresh, self.directory / f"{self.boot}.lock")  # never replaces: EEXIST
+                return fd
+            except FileExistsError:
+                os.close(fd)
+                self.boot = f"{self.scope}-{uuid.uuid4().hex[:16]}" if self.scope else uuid.uuid4().hex[:16]
+            except BaseException:
+                os.close(fd)
+                raise
+            finally:
+                fresh.unlink(missing_ok=True)
 
     def _segment(self, seq: int) -> Path:
         return self.directory / f"{self.boot}.{seq:06d}.jsonl"

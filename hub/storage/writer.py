@@ -51,6 +51,7 @@ class UsageWriter:
         self._ids = itertools.count()
         self._boot = uuid.uuid4().hex[:16]
         self.journal = Journal(journal_dir(spill_path), self._boot, _scope(store)) if journal else None
+        self._journaling = journal
         self.orphan_scan_interval = orphan_scan_interval
         self._next_scan = 0.0
         self.written = 0
@@ -66,14 +67,26 @@ class UsageWriter:
         self._take(StoredToolCall(f"{self._boot}-{next(self._ids):x}", call))
 
     def _take(self, item: Item) -> None:
-        if self.journal is not None:
-            self.journal.append(item)  # before the answer leaves: a kill -9 from here on loses nothing
+        journal = self.journal
+        if journal is not None and self._journaling:
+            self._journal(journal, item)
         new = self._new
         new.append(item)
         if len(new) >= self.batch_size:
             self._wake.set()
             if len(new) >= self.max_pending:  # the flusher is stuck on a hanging database: never grow unbounded
                 self._spill_now(self._drain())
+
+    def _journal(self, journal: Journal, item: Item) -> None:
+        """Before the answer leaves: a kill -9 from here on loses nothing. A disk that fails (full, EIO) turns the
+        journal off, not the request: the record stays queued for the database like any other."""
+        try:
+            journal.append(item)
+        except OSError as exc:
+            self._journaling = False
+            logger.error("usage journal %s failed (%s); journaling is off until restart: records "
+                         "are still written to the database, but a killed process loses its unwritten ones",
+                         journal.directory, exc)  # fmt: skip
 
     @property
     def pending(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sys
@@ -13,8 +14,9 @@ import anyio
 import pytest
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
-from hub.scale.journal import encode
-from hub.storage import SpendQuery, Store
+from hub.scale import journal as journal_module
+from hub.scale.journal import Journal, encode
+from hub.storage import SpendQuery, Store, StoredUsage
 from hub.storage.sqlite import SqliteStore
 from hub.storage.writer import UsageWriter, journal_dir
 from tests.support.servers import ROOT
@@ -178,3 +180,43 @@ def test_a_spill_file_written_before_the_array_format_is_still_read(tmp_path: Pa
                     b'"latency_ms": 1.0, "cost": 0.5}\n')  # fmt: skip
     [item] = read_items(old)
     assert (item.id, item.record.request_id, item.record.cost) == ("b-1", "r", 0.5)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def _usage(n: int) -> StoredUsage:
+    return StoredUsage(f"id-{n}", record(n))
+
+
+def test_a_scan_while_a_process_opens_its_journal_never_takes_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's scan runs at the worst moment (just before this one locks): the lock survives, and once this
+    process dies its segment is found and replayed."""
+    live, scanner = Journal(tmp_path, "aaaa", "scope"), Journal(tmp_path, "bbbb", "scope")
+    real_flock, found = fcntl.flock, []
+
+    def flock_after_a_scan(fd: int, operation: int) -> None:
+        monkeypatch.setattr(journal_module.fcntl, "flock", real_flock)  # once
+        found.append([boot for boot, _ in scanner.orphans()])
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", flock_after_a_scan)
+    live.append(_usage(1))
+    assert found == [[]]
+    assert (tmp_path / f"{live.boot}.lock").exists()
+    assert list(scanner.orphans()) == []  # alive: locked
+    os.close(live._fd or -1)  # pyright: ignore[reportPrivateUsage]  # the process dies: the kernel drops its lock
+    os.close(live._lock_fd or -1)  # pyright: ignore[reportPrivateUsage]
+    orphans = [(boot, [p.name for p in segments]) for boot, segments in Journal(tmp_path, "cccc", "scope").orphans()]
+    assert orphans == [(live.boot, [f"{live.boot}.000000.jsonl"])]
+
+
+def test_a_lock_file_name_already_there_gets_a_new_boot_id(tmp_path: Path) -> None:
+    (tmp_path / "scope-aaaa.lock").touch()  # a leftover, or another process's file not locked yet
+    journal = Journal(tmp_path, "aaaa", "scope")
+    journal.append(_usage(1))
+    assert journal.boot != "scope-aaaa" and journal.boot.startswith("scope-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["scope-aaaa.lock", f"{journal.boot}.lock", f"{journal.boot}.000000.jsonl"]
+    )
+    journal.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["scope-aaaa.lock"]

@@ -13,7 +13,7 @@ from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.config import parse_config
 from hub.scale.journal import read_items
 from hub.storage import SpendQuery, Store, StoredToolCall, StoredUsage, StoreError
-from hub.storage.writer import UsageWriter
+from hub.storage.writer import UsageWriter, journal_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -190,3 +190,18 @@ async def test_what_the_router_did_is_stored_and_survives_a_spill_without_the_ro
     assert [(r["answered_group"], r["api_base"], r["retries"], r["fallbacks"]) for r in rows] == [
         ("backup", "http://b/v1", 2, 1)
     ]
+
+
+async def test_a_journal_that_cannot_be_written_is_turned_off_and_no_record_is_lost(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spill = tmp_path / "usage.spill.jsonl"
+    journal_dir(spill).write_text("a file where the journal directory should be")  # mkdir fails: an OSError
+    writer = UsageWriter(store, spill)
+    for n in range(3):
+        writer.record(record(n))  # the request path never sees the disk's error
+    assert writer.pending == 3
+    assert await writer.flush()
+    assert await stored_request_ids(store) == expected(3)
+    assert sum("journaling is off" in m for m in caplog.messages) == 1  # once, not per record
+    await writer.aclose()
