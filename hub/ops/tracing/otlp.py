@@ -262,7 +262,8 @@ _PAIRS: dict[tuple[str, Any], bytes] = {}
 
 def _any(value: Any) -> bytes:
     if isinstance(value, str):
-        return _field(b"\x0a", _text(value))
+        data = value.encode()  # `_text` inlined: most values are strings
+        return _field(b"\x0a", data if len(data) <= MAX_VALUE_BYTES else _text(value))
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
