@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from hub.errors import RateLimited
 from hub.metrics import Metrics
 from hub.state import HubState
 from hub.storage import Store, StoreError, is_postgres_url, open_store, sqlite_path
-from hub.storage.writer import UsageWriter
+from hub.storage.writer import UsageWriter, database_scope
 
 logger = logging.getLogger("toolhub.accounting")
 
@@ -132,12 +133,15 @@ def deployment_limit(route: ModelRoute) -> Limit | None:
     return Limit(name=name, label=label, rpm=route.rpm, tpm=route.tpm)
 
 
+LEGACY_SPILL = "toolhub-usage-spill.jsonl"
+
+
 def spill_path(config: Config) -> Path:
     """Where usage records go while the database is down."""
     if config.usage_spill_path:
         return Path(config.usage_spill_path)
-    if is_postgres_url(config.database_url):
-        return Path("toolhub-usage-spill.jsonl")
+    if is_postgres_url(config.database_url):  # named after the database, as journals are: never replayed into another
+        return Path(f"toolhub-usage-spill-{database_scope(config.database_url or '')}.jsonl")
     return Path(sqlite_path(config.database_url) + ".spill.jsonl")
 
 
@@ -163,10 +167,22 @@ def accounting_extension(
     return extension
 
 
+def _adopt_legacy_spill(config: Config, path: Path) -> Path:
+    """A spill file of a version before spill files were named after the database is replayed by the first
+    PostgreSQL gateway started in its directory (as that version did)."""
+    legacy = Path(LEGACY_SPILL)
+    if is_postgres_url(config.database_url) and not config.usage_spill_path and legacy.exists():
+        with contextlib.suppress(OSError):  # taken by another process meanwhile, or ours already exists
+            os.link(legacy, path)
+            legacy.unlink()
+            logger.warning("spill file %s (unnamed database) is replayed into this database as %s", legacy, path)
+    return path
+
+
 @contextlib.asynccontextmanager
 async def _running(state: HubState, store: Store, key_ttl: float) -> AsyncIterator[None]:
     config = state.config
-    writer = UsageWriter(store, spill_path(config))
+    writer = UsageWriter(store, _adopt_legacy_spill(config, spill_path(config)))
     await writer.flush()  # replay what a previous run spilled before reading spend
     redis_client: Any = None
     limiter: MemoryLimiter | RedisLimiter = MemoryLimiter()

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import time
+import urllib.parse
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ import anyio
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
 from hub.scale.journal import Journal, append_lines, read_items
-from hub.storage import Store, StoredToolCall, StoredUsage, StoreError
+from hub.storage import Store, StoredToolCall, StoredUsage, StoreError, is_postgres_url, sqlite_path
 
 logger = logging.getLogger("toolhub.storage")
 
@@ -220,8 +221,29 @@ class UsageWriter:
 
 
 def _scope(store: Store) -> str:
-    """Names this database in journal file names, so a process never replays another database's journal."""
-    return hashlib.sha256(str(getattr(store, "url", "")).encode()).hexdigest()[:12]
+    return database_scope(str(getattr(store, "url", "")), getattr(store, "schema", None))
+
+
+def database_scope(url: str, schema: str | None = None) -> str:
+    """Names a database in journal and spill file names, so a process never replays another database's records.
+
+    A hash of what picks the database (scheme, host, port, database name, schema; the absolute path of a SQLite
+    file), never of credentials: a password rotation keeps the name, and the name tells nothing of the password."""
+    if not url:
+        return _digest("")
+    if not is_postgres_url(url):
+        return _digest(f"sqlite:{Path(sqlite_path(url)).resolve()}")
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    host = parts.hostname or query.get("host", [""])[0]
+    port = parts.port or int(query.get("port", ["5432"])[0])
+    name = parts.path.lstrip("/") or query.get("dbname", [""])[0]
+    schema = schema or query.get("search_path", query.get("options", [""]))[0]
+    return _digest(f"postgresql://{host}:{port}/{name}?{schema}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def journal_dir(spill_path: Path) -> Path:
