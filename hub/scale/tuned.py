@@ -28,7 +28,16 @@ def tune_gc() -> None:
 
 
 class TunedServer(uvicorn.Server):
-    """uvicorn's server that tunes the collector once the app's lifespan has started (its objects are frozen too)."""
+    """uvicorn's server that tunes the collector once the app's lifespan has started (its objects are frozen too).
+
+    Toolhub serves no WebSocket route, so `ws="auto"` becomes `"none"`: uvicorn then loads no WebSocket library
+    (about 0.5 MB a worker; an upgrade request is answered as plain HTTP).
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        if config.ws == "auto":
+            config.ws = "none"
+        super().__init__(config)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)

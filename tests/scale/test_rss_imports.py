@@ -43,3 +43,12 @@ def test_redis_error_before_any_client_is_never_raised_by_anything_else() -> Non
              "print('redis' in sys.modules, issubclass(OSError, e), issubclass(e, OSError))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_the_tuned_server_loads_no_websocket_library() -> None:
+    probe = ("import sys, uvicorn; from starlette.applications import Starlette;"
+             "from hub.scale.tuned import TunedServer;"
+             "config = TunedServer(uvicorn.Config(Starlette(), log_level='warning')).config; config.load();"
+             "print(config.ws, config.ws_protocol_class, 'websockets' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["none", "None", "False"]
