@@ -117,6 +117,10 @@ class McpServerSpec(BaseModel):
         return self.model_copy(update=update) if update else self
 
 
+RESERVED_NAMES = frozenset({"tools", "results"})
+"""`/mcp/tools` is the REST API's and `toolhub://results/` the result store's (`hub.catalog.results`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class McpServerConfig:
     """An upstream MCP server with its secrets resolved."""
@@ -128,8 +132,8 @@ class McpServerConfig:
 
 def server_problem(name: str, spec: McpServerSpec, missing_env: tuple[str, ...]) -> str | None:
     """Why `mcp_servers.<name>` cannot be served (a bad name or incomplete settings); None if it can."""
-    if not _SERVER_NAME.match(name) or name == "tools":
-        return "server names are tool-name prefixes: use letters, digits, '_' or '-' (and not 'tools')"
+    if not _SERVER_NAME.match(name) or name in RESERVED_NAMES:
+        return "server names are tool-name prefixes: use letters, digits, '_' or '-' (and not 'tools' or 'results')"
     if missing_env:  # with a missing variable, the server is just unavailable
         return None
     return spec.problem()

@@ -62,7 +62,10 @@ class ClientSessions:
         self._levels = levels or LogLevels()
         self._on_resource_updated = on_resource_updated
         self._errlog = errlog
-        self._open: dict[tuple[str, int], _Private] = {}
+        self._open: dict[tuple[str, Connection], _Private] = {}
+        """By server name and the client's connection (the object: an id could be reused once it is gone)."""
+        self._watched: set[Connection] = set()
+        """Connections whose close already ends their own sessions (one callback per connection)."""
 
     def close_server(self, server: str) -> None:
         """Close every client's own session of `server` (it was removed from the config)."""
@@ -75,7 +78,7 @@ class ClientSessions:
 
     def existing(self, upstream: Upstream, connection: Connection) -> Upstream | None:
         """`connection`'s own open session of `upstream`, if it has one (none is started)."""
-        private = self._open.get((upstream.name, id(connection)))
+        private = self._open.get((upstream.name, connection))
         return private.upstream if private is not None and not private.closing else None
 
     @contextlib.asynccontextmanager
@@ -100,7 +103,7 @@ class ClientSessions:
             private.leave()
 
     def _private(self, upstream: Upstream, connection: Connection) -> _Private:
-        key = (upstream.name, id(connection))
+        key = (upstream.name, connection)
         private = self._open.get(key)
         if private is None or private.closing:  # a closing one (idle) is replaced, not reused
             group = self._group()
@@ -111,11 +114,23 @@ class ClientSessions:
             own = Upstream(upstream.config, _unchanged, self._on_resource_updated, errlog=self._errlog)
             own.log_level = self._levels.get(connection)  # applied once it connects, as after every reconnect
             private = self._open[key] = _Private(own)
-            connection.exit_stack.callback(private.close)
+            self._watch(connection)
             group.start_soon(self._run, key, private, name=f"mcp-client-session-{upstream.name}")
         return private
 
-    async def _run(self, key: tuple[str, int], private: _Private) -> None:
+    def _watch(self, connection: Connection) -> None:
+        if connection not in self._watched:
+            self._watched.add(connection)
+            connection.exit_stack.callback(self._closed, connection)
+
+    def _closed(self, connection: Connection) -> None:
+        """The client's MCP session ended: so do its own sessions."""
+        self._watched.discard(connection)
+        for (_, owner), private in list(self._open.items()):
+            if owner is connection:
+                private.close()
+
+    async def _run(self, key: tuple[str, Connection], private: _Private) -> None:
         try:
             with private.scope:
                 await private.upstream.run()

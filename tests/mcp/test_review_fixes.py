@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import anyio
 import pytest
+from mcp.server.connection import Connection
 
 from hub.accounts.auth import Principal
+from hub.config import ConfigError, parse_config
+from hub.mcp.sessions import ClientSessions
+from hub.mcp.upstream import Upstream
 from tests.mcp.conftest import (
     children_matching,
     hub_app,
@@ -58,3 +64,41 @@ async def test_a_modern_client_answers_sampling_asked_through_hub_call_tool() ->
             meta = await client.call_tool("hub__call_tool", {"name": "ask__ask", "arguments": {}})
     assert not meta.is_error
     assert text_of(meta) == text_of(direct)
+
+
+def test_results_is_refused_as_a_server_name_like_tools() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"mcp_servers": {"results": {"command": "x"}}}, {})
+    assert raised.value.path == "mcp_servers.results"
+
+
+class _Caller:
+    def __init__(self, session: Connection) -> None:
+        self.session = session
+
+
+def _unused(*_: Any) -> None:
+    """No upstream event is expected here."""
+
+
+async def test_a_connection_registers_one_close_callback_however_often_its_own_session_is_replaced() -> None:
+    # A command that never starts: the own session keeps retrying (a scope to cancel) and starts no process.
+    spec = {"command": "/nonexistent/toolhub-test", "session": "per_client"}
+    config = parse_config({"mcp_servers": {"s": spec}}, {}).mcp_servers["s"]
+    shared = Upstream(config, _unused, _unused)
+    connection = Connection(Any, protocol_version="2025-11-25")  # pyright: ignore[reportArgumentType]
+    async with anyio.create_task_group() as tg:
+        sessions = ClientSessions(lambda: tg, _unused)
+        owns: list[Upstream] = []
+        for _ in range(3):
+            async with sessions.using(shared, _Caller(connection)) as own:
+                owns.append(own)
+            sessions.close_server("s")  # closing: the next request gets a new own session
+        callbacks = len(connection.exit_stack._exit_callbacks)  # pyright: ignore[reportAttributeAccessIssue]
+        async with sessions.using(shared, _Caller(connection)):
+            open_before = sessions.count("s")
+        await connection.exit_stack.aclose()  # the client's MCP session ends, and with it its own sessions
+        open_after = sessions.count("s")
+        tg.cancel_scope.cancel()
+        assert len({id(own) for own in owns}) == 3
+        assert (callbacks, open_before, open_after) == (1, 1, 0)
