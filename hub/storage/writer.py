@@ -11,9 +11,11 @@ flushed, or spilled if the database is down: records are never dropped.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
 import logging
+import os
 import time
 import urllib.parse
 import uuid
@@ -176,15 +178,11 @@ class UsageWriter:
         self.spilled += len(items)
 
     async def _replay(self) -> bool:
-        """Write spilled records back; the file is renamed first so new spills cannot be lost by the unlink."""
-        replaying = self.spill_path.with_name(self.spill_path.name + ".replay")
-        if not replaying.exists():
-            if not self.spill_path.exists():
-                return True
-            try:
-                self.spill_path.rename(replaying)
-            except FileNotFoundError:  # another worker sharing the file took it first
-                return True
+        """Write spilled records back. The file is first renamed to this process's own name (one rename: one
+        process gets it), so new spills cannot be lost by the unlink and no other worker's replay is overwritten."""
+        replaying = self.spill_path.with_name(f"{self.spill_path.name}.{self._boot}.replay")
+        if not replaying.exists() and not self._claim(replaying):
+            return True
         items = await anyio.to_thread.run_sync(read_items, replaying)
         for start in range(0, len(items), self.batch_size):
             try:
@@ -196,6 +194,19 @@ class UsageWriter:
         logger.info("replayed %d spilled usage records from %s", len(items), replaying)
         replaying.unlink(missing_ok=True)
         return True
+
+    def _claim(self, replaying: Path) -> bool:
+        """Take the spill file, or a replay file left by a process that stopped midway (replaying it again while its
+        owner still runs only writes ids already stored)."""
+        name = glob.escape(self.spill_path.name)
+        strays = sorted(self.spill_path.parent.glob(f"{name}.*replay"))
+        for path in [*strays, self.spill_path]:
+            try:
+                os.rename(path, replaying)
+            except FileNotFoundError:  # another worker took it first
+                continue
+            return True
+        return False
 
     async def _recover(self) -> bool:
         """Store what dead processes journaled (at start, then every `orphan_scan_interval` s)."""
