@@ -357,6 +357,8 @@ class _Handlers:
     async def unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
         self.downstreams.unsubscribe(ctx, params.uri)
         upstream, uri = self._owner(ctx, params.uri)
+        if upstream.per_client and self.hub.sessions.existing(upstream, connection_of(ctx)) is None:
+            return types.EmptyResult()  # the client's own session closed (idle), its subscription with it
         if upstream.capabilities.resources and upstream.capabilities.resources.subscribe:
             request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
             await self._forward(upstream, request, types.EmptyResult, ctx)

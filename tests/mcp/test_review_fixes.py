@@ -15,6 +15,7 @@ from hub.mcp.sessions import ClientSessions
 from hub.mcp.upstream import Upstream
 from tests.mcp.conftest import (
     children_matching,
+    eventually,
     hub_app,
     keyed_hub_app,
     mcp_client,
@@ -102,3 +103,17 @@ async def test_a_connection_registers_one_close_callback_however_often_its_own_s
         tg.cancel_scope.cancel()
         assert len({id(own) for own in owns}) == 3
         assert (callbacks, open_before, open_after) == (1, 1, 0)
+
+
+async def test_unsubscribe_after_the_clients_own_session_idled_out_starts_no_process() -> None:
+    name = f"unsub-{uuid.uuid4().hex}"
+    servers = {"ask": script_server("ask_server.py", name, session="per_client", idle_timeout=0.5)}
+    with running(keyed_hub_app(servers, KEYS)) as url:
+        async with mcp_client(f"{url}/mcp", key="sk-a") as client:
+            uri = next(r.uri for r in (await client.list_resources()).resources if r.uri.endswith("note://shared"))
+            await client.subscribe_resource(uri)
+            assert len(children_matching(name)) == 2  # the shared session and the client's own
+            eventually(lambda: len(children_matching(name)) == 1, what="the idle own session to close")
+            await client.unsubscribe_resource(uri)
+            after = len(children_matching(name))
+    assert after == 1
