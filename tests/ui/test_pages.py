@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -143,6 +144,7 @@ def test_logs_page_older_and_newer_through_more_than_one_page(hub: str, page: An
         for i in range(55):
             body = {"model": "down", "messages": [{"role": "user", "content": "hi"}]}
             client.post("/v1/chat/completions", json=body, headers={"x-request-id": f"pg-{run}-{i:02d}"})
+        _wait_for_logs(client, {f"pg-{run}-{i:02d}" for i in range(55)})
     login(page, hub)
     page.goto(f"{hub}/ui/logs?model=down")
     first = page.locator("tbody code").all_inner_texts()
@@ -156,3 +158,15 @@ def test_logs_page_older_and_newer_through_more_than_one_page(hub: str, page: An
     page.wait_for_url("**after=*")
     assert page.locator("tbody code").all_inner_texts() == first
     assert console.errors == [] and console.blocked == []
+
+
+def _wait_for_logs(client: httpx2.Client, request_ids: set[str]) -> None:
+    """Wait (at most 30 s) until every request's spend log is stored: a failed request's record is written after
+    its answer was sent, so under load the page could be read before the last ones."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = client.get("/spend/logs", params={"model": "down", "page_size": 1000}).json()["data"]
+        if request_ids <= {row["request_id"] for row in rows}:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"spend logs of {sorted(request_ids)[0]}... not stored within 30 s")
