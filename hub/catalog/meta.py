@@ -64,6 +64,18 @@ def exposure(mode: Mode | None, threshold: int, client_name: str | None, visible
     return "search" if limit is not None and visible_count > limit else "all"
 
 
+def meta_clash(prefix: str, separator: str) -> str | None:
+    """Why an MCP server whose tools are named `<prefix><separator><tool>` cannot be served next to the meta-tools
+    (a tool of it could be named like one), or None."""
+    head = prefix + separator
+    clashing = [name for name in META_NAMES if name.startswith(head)]
+    if not clashing:
+        return None
+    return (f"its tools would be named {head}<tool>, like the hub's own meta-tools ({', '.join(clashing)}), so a tool "
+            f"such as {clashing[0].removeprefix(head)!r} could not be told apart from one: rename the server or give "
+            "it an 'alias'")  # fmt: skip
+
+
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 

@@ -25,6 +25,7 @@ from hub.catalog.meta import (
     Exposure,
     Mode,
     exposure,
+    meta_clash,
     meta_functions,
     meta_tools,
     pinned,
@@ -39,7 +40,7 @@ from hub.catalog.results import (
     shrink_result,
     shrink_text,
 )
-from hub.config import Config
+from hub.config import Config, ConfigError
 from hub.state import HubState
 from hub.storage import Store, open_store
 
@@ -192,6 +193,19 @@ def _function(tool: Searchable) -> dict[str, Any]:
             "function": {"name": tool.name, "description": tool.description or "", "parameters": schema}}  # fmt: skip
 
 
+def check_namespaces(config: Config) -> None:
+    """Refuse MCP servers whose tool names would share the meta-tools' names (`hub__search_tools`, ...).
+
+    Raises:
+        ConfigError: naming the server (or its `alias`), as a config error at start or reload.
+    """
+    for name, server in config.mcp_servers.items():
+        alias = server.spec.alias
+        problem = meta_clash(alias or name, config.mcp_tool_separator)
+        if problem is not None:
+            raise ConfigError(f"mcp_servers.{name}" + (".alias" if alias else ""), problem)
+
+
 def _read_limit(settings: CatalogSettings) -> int:
     """One read's default and largest size: under the result limit, with room for the read's own header."""
     return max(100, settings.max_result_chars - 200)
@@ -213,6 +227,7 @@ def catalog_extension(
 
     @contextlib.asynccontextmanager
     async def extension(state: HubState) -> AsyncIterator[None]:
+        check_namespaces(state.config)
         async with running_catalog(settings(state.config), state.extras.get("store")) as service:
             state.extras["catalog"] = service
             hub = state.extras.get("mcp")

@@ -24,7 +24,7 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from hub.accounts.auth import MASTER
-from hub.catalog.service import standalone_catalog
+from hub.catalog.service import check_namespaces, standalone_catalog
 from hub.config import Config
 from hub.mcp import process as processes
 from hub.mcp.catalog import ToolInfo
@@ -48,7 +48,11 @@ async def serve_stdio(config: Config, *, separator: str | None = None) -> int:
 
     Returns:
         The exit status: 0 once stdin closed, 128 + the signal's number after a signal.
+
+    Raises:
+        ConfigError: a server named like the search meta-tools (`hub`), before any upstream starts.
     """
+    check_namespaces(config)
     hub = McpHub(config.mcp_servers, separator=separator or config.mcp_tool_separator)
     async with until_signal() as stopped, standalone_catalog(config) as catalog:
         hub.catalog_service = catalog  # search mode by config and clientInfo (Cursor: 40), stored large results

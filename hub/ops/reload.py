@@ -23,7 +23,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.catalog.service import CatalogSettings
+from hub.catalog.service import CatalogSettings, check_namespaces
 from hub.config import Config, ConfigError, load_config
 from hub.errors import BadRequest, PermissionDenied, json_response
 from hub.gateway.routing import ModelRouter
@@ -64,6 +64,7 @@ class Reloader:
             if old.source == "<memory>":
                 raise ConfigError("", "this gateway was not started from a config file: nothing to reload")
             new = load_config(old.source)
+            check_namespaces(new)  # a server named like the meta-tools (`hub`): refused before anything changes
             kept = {f.name: getattr(old, f.name) for f in dataclasses.fields(old) if f.name not in RELOADED}
             restart = sorted(k for k, v in kept.items() if k not in _NOT_COMPARED and getattr(new, k) != v)
             mcp_http = self.state.extras.get("mcp_http")  # added servers start, removed ones stop, the rest go on

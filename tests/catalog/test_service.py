@@ -108,13 +108,13 @@ async def test_fit_result_links_large_mcp_results_and_resources_read_them(result
 
 async def test_the_extension_opens_the_service_after_the_hub_and_the_store(results: ResultStore) -> None:
     hub = SimpleNamespace(catalog_service=None)
-    state = SimpleNamespace(config=SimpleNamespace(max_tool_result_chars=5_000),
+    state = SimpleNamespace(config=SimpleNamespace(max_tool_result_chars=5_000, mcp_servers={}),
                             extras={"store": results.store, "mcp": hub})  # fmt: skip
     async with catalog_extension()(cast(HubState, state)):
         service = state.extras["catalog"]
         assert isinstance(service, CatalogService) and hub.catalog_service is service
         assert service.results is not None and service.results.read_limit == 4_800
-    bare = SimpleNamespace(config=SimpleNamespace(max_tool_result_chars=5_000), extras={})
+    bare = SimpleNamespace(config=SimpleNamespace(max_tool_result_chars=5_000, mcp_servers={}), extras={})
     async with catalog_extension()(cast(HubState, bare)):
         assert bare.extras["catalog"].results is None
 

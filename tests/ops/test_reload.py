@@ -153,3 +153,15 @@ async def test_a_reload_applies_tool_search_settings_from_the_next_listing(tmp_p
     assert reloaded.status_code == 200 and reloaded.json()["restart_needed"] == []
     assert "b__echo" in before and not any(name.startswith("hub__") for name in before)
     assert after == ["hub__search_tools", "hub__describe_tool", "hub__call_tool", "hub__read_result", "b__echo"]
+
+
+def test_a_reload_adding_a_server_named_like_the_meta_tools_is_refused(tmp_path: Path, upstream: str) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, [entry("chat", upstream)])
+    with serve_app(build_app(load_config(path))) as url:
+        write(path, [entry("chat", upstream), entry("new", upstream)], {"hub": tool_server()})
+        refused = httpx2.post(f"{url}/config/reload", headers=MASTER, timeout=30)
+        assert models(url) == ["chat"]
+    error = refused.json()["error"]
+    assert (refused.status_code, error["code"], error["param"]) == (400, "invalid_config", "mcp_servers.hub")
+    assert "hub__search_tools" in error["message"]
