@@ -52,7 +52,9 @@ def test_an_alias_is_checked_and_fixes_the_name() -> None:
 
 @pytest.mark.anyio
 async def test_serve_refuses_to_start_with_it() -> None:
-    state = SimpleNamespace(config=config_of({"hub": SERVER}), extras={})
+    server = SimpleNamespace(spec=SimpleNamespace(alias=None))  # as parsed before config-time checks refuse it
+    config = SimpleNamespace(mcp_servers={"hub": server}, mcp_tool_separator="__", max_tool_result_chars=20_000)
+    state = SimpleNamespace(config=config, extras={})
     with pytest.raises(ConfigError):
         async with catalog_extension()(cast(HubState, state)):
             pass
