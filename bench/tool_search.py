@@ -11,6 +11,8 @@ on 500 servers). Measured in this process, on one core:
               (the pass over the caller's tools that scopes the search included): p50 / p99
   tokens      the tool definitions sent to the model on every turn: every tool as an OpenAI function tool, against
               the four meta-tools. Tokens are APPROXIMATED as len(JSON) / 4 (no tokenizer download here).
+  loop        the tool loop's definitions per round (`LoopPlan.offered`), 200 hub tools, `tool_exposure: auto`:
+              search mode for an OpenAI model (128 tools at most), every tool for an Anthropic one: p50
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from hub.catalog.dispatch import handle_meta_call  # noqa: E402
 from hub.catalog.index import ToolIndex  # noqa: E402
 from hub.catalog.meta import meta_functions  # noqa: E402
-from hub.loop.plan import function_tool  # noqa: E402
+from hub.catalog.service import CatalogService, CatalogSettings  # noqa: E402
+from hub.loop.plan import LoopPlan, function_tool  # noqa: E402
 from tests.catalog.synthetic import QUERIES, catalog  # noqa: E402
 
 
@@ -79,6 +82,19 @@ def _tokens(tools: list[Any]) -> int:
     return len(orjson.dumps(tools)) // 4
 
 
+def _offered(tools: list[Any], provider: str, rounds: int) -> list[float]:
+    """`LoopPlan.offered()` per round (µs) with a 200-tool hub, `tool_exposure: auto`, threshold 500: an OpenAI
+    model (128 at most) gets the meta-tools, an Anthropic one every tool."""
+    plan = LoopPlan(client_tools=[], hub_tools={t.name: t for t in tools}, provider=provider)
+    plan.catalog = CatalogService(CatalogSettings(mode="auto", threshold=500))
+    samples: list[float] = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        plan.offered()
+        samples.append((time.perf_counter() - started) * 1_000_000)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=10)
@@ -102,6 +118,10 @@ def main() -> None:
     _row("tokens/turn, 500 tools listed", f"~{_tokens(first_500):,}", "len(JSON)/4")
     _row(f"tokens/turn, {len(tools)} tools listed", f"~{_tokens(every):,}", "len(JSON)/4")
     _row("tokens/turn, search mode (4 meta-tools)", f"~{_tokens(meta_functions()):,}", "len(JSON)/4, any catalog")
+    for provider in ("openai", "anthropic"):
+        p50, _ = _percentiles(_offered(list(tools[:200]), provider, args.rounds * 10))
+        mode = "search mode" if provider == "openai" else "all 200 listed"
+        _row(f"loop definitions per round, {provider}", f"{p50:.1f} µs", f"200 tools, auto: {mode}")
     _row("load average (1 min) while measuring", f"{os.getloadavg()[0]:.1f}", f"{os.cpu_count()} CPUs")
 
 
