@@ -100,7 +100,10 @@ def test_the_playground_streams_an_answer_and_shows_each_hub_tool_call_and_its_r
     assert [e.splitlines()[0] for e in events] == [
         "postgres_db__list_tables {}", 'postgres_db__describe_table {"table": "orders"}']  # fmt: skip
     assert events[0].splitlines()[1].startswith("answered in ") and '"orders"' in events[0]
-    assert ["postgres_db__list_tables {}\nrunning…"] in seen  # the call was shown before its result came
+    # Each call is shown as it starts ("running…") and completed when its result comes; when both events reach the
+    # browser in one network read the observer sees only the end state, so the order itself is checked on the
+    # stream (tests/loop/test_trace_e2e.py::test_the_sdk_streams_each_call_before_its_result_as_reasoning).
+    assert seen and all(len(state) <= 2 for state in seen)
     assert page.locator("#pg-events li.tool-done").count() == 2
     shot(page, "playground")
     assert console.errors == [] and console.blocked == []
