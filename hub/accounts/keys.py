@@ -85,6 +85,11 @@ class KeyAuthenticator:
         self._cache: dict[str, KeyEntry] = {}
         self._misses: dict[str, float] = {}
         self._loading: dict[str, anyio.Event] = {}
+        self._changes: dict[str, int] = {}
+        """Per key, the number of the last change heard of (`invalidate`); `expire_all` bumps `_epoch`. A read in
+        flight across a change does not cache what it read: it may be from before the change."""
+        self._change_seq = 0
+        self._epoch = 0
         self.publish: Callable[[str, bool], Awaitable[None]] | None = None
         """Tells the other processes (`hub.accounts.key_events`, with Redis); None: they wait for their `ttl`."""
 
@@ -114,6 +119,10 @@ class KeyAuthenticator:
     def invalidate(self, digest: str) -> None:
         self._cache.pop(digest, None)
         self._misses.pop(digest, None)
+        if len(self._changes) > 10_000:
+            self._changes.clear()  # a read in flight then sees a change that may not be: it only skips caching
+        self._change_seq += 1
+        self._changes[digest] = self._change_seq
 
     async def changed(self, digest: str, *, deleted: bool = False) -> None:
         """A key was changed (or deleted) here: drop it from this cache and every other process's."""
@@ -128,6 +137,7 @@ class KeyAuthenticator:
         for entry in self._cache.values():
             entry.fetched_at = -math.inf
         self._misses.clear()
+        self._epoch += 1
 
     async def _fresh(self, digest: str, stale: KeyEntry | None) -> KeyEntry | None:
         missed = self._misses.get(digest)
@@ -146,20 +156,30 @@ class KeyAuthenticator:
             self._loading.pop(digest).set()
 
     async def _load(self, digest: str, stale: KeyEntry | None) -> KeyEntry | None:
+        version = self._version(digest)
         try:
             row = await self.store.get_key(digest)
             account = await self.ledger.account(row) if row is not None else None
         except StoreError as exc:
             if stale is not None:
-                stale.fetched_at = time.monotonic()  # keep serving known keys while the store is down
+                if version == self._version(digest):
+                    stale.fetched_at = time.monotonic()  # keep serving known keys while the store is down
                 return stale
             raise ServiceUnavailable(f"The key store is unavailable: {exc}", code="key_store_unavailable") from exc
+        if version != self._version(digest):  # changed while read (maybe read before): answer, cache nothing
+            return None if row is None or account is None else _entry(row, account, -math.inf)
         if row is None or account is None:
             self._cache.pop(digest, None)
             if len(self._misses) > 10_000:
                 self._misses.clear()
             self._misses[digest] = time.monotonic()
             return None
-        entry = KeyEntry(row, principal_for(row), limit_for(row), account, time.monotonic())
-        self._cache[digest] = entry
+        entry = self._cache[digest] = _entry(row, account, time.monotonic())
         return entry
+
+    def _version(self, digest: str) -> tuple[int, int]:
+        return self._epoch, self._changes.get(digest, 0)
+
+
+def _entry(row: KeyRow, account: Account, fetched_at: float) -> KeyEntry:
+    return KeyEntry(row, principal_for(row), limit_for(row), account, fetched_at)
