@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.connection import Connection
 from mcp.shared.exceptions import MCPError
 
 from hub.accounts.auth import Principal
@@ -23,6 +24,7 @@ from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.health import error_result
 from hub.mcp.levels import LogLevels
+from hub.mcp.notify import ONLY_TO
 from hub.mcp.routing import Caller
 from hub.mcp.sessions import ClientSessions
 from hub.mcp.upstream import ALL_KINDS, Kind, Upstream
@@ -164,8 +166,9 @@ class McpHub:
             self._last_server[info.name] = info.server
         self._send(("changed", (server, kinds)))
 
-    def _resource_updated(self, server: str, uri: str) -> None:
-        self._send(("updated", (server, uri)))
+    def _resource_updated(self, server: str, uri: str, only: Connection | None = None) -> None:
+        """`server` sent `resources/updated`; from a client's own session (`only`), for that client alone."""
+        self._send(("updated", (server, uri, only)))
 
     def _send(self, event: tuple[str, Any]) -> None:
         try:
@@ -175,11 +178,14 @@ class McpHub:
 
     async def _pump(self, receive: MemoryObjectReceiveStream[tuple[str, Any]]) -> None:
         async for kind, payload in receive:
-            for listener in self._listeners if kind == "changed" else self._update_listeners:
+            if kind == "changed":
+                await _notify(self._listeners, payload)
+            else:
+                token = ONLY_TO.set(payload[2])  # read by `Downstreams.resource_updated`
                 try:
-                    await listener(*payload)
-                except Exception:  # a listener's failure must not stop notifications for everyone else
-                    logger.exception("MCP hub: notification listener failed")
+                    await _notify(self._update_listeners, payload[:2])
+                finally:
+                    ONLY_TO.reset(token)
 
     # -- views -------------------------------------------------------------------------------------------------
 
@@ -315,6 +321,14 @@ class McpHub:
             record = ToolCallRecord(server=info.server, tool=info.original_name, duration_ms=duration_ms, error=error,
                                     key_id=key, request_id=request_id, created_at=time.time())  # fmt: skip
             self._on_tool_call(record)
+
+
+async def _notify(listeners: Sequence[Callable[..., Awaitable[None]]], payload: tuple[Any, ...]) -> None:
+    for listener in listeners:
+        try:
+            await listener(*payload)
+        except Exception:  # a listener's failure must not stop notifications for everyone else
+            logger.exception("MCP hub: notification listener failed")
 
 
 def _check_prefixes(upstreams: Collection[Upstream]) -> None:

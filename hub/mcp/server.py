@@ -191,7 +191,7 @@ def build_server(hub: McpHub, downstreams: Downstreams, *, view: str | None = No
         on_read_resource=handlers.read_resource,
         on_subscribe_resource=handlers.subscribe,
         on_unsubscribe_resource=handlers.unsubscribe,
-        on_subscriptions_listen=downstreams.listen,
+        on_subscriptions_listen=handlers.listen,
         on_list_prompts=handlers.list_prompts,
         on_get_prompt=handlers.get_prompt,
         on_completion=handlers.complete,
@@ -301,6 +301,18 @@ class _Handlers:
                                         wants_progress=caller.wants_progress)  # fmt: skip
             return await self.bridges.wait(bridge, caller)
         return await work(caller)
+
+    async def listen(self, ctx: Ctx, params: types.SubscriptionsListenRequestParams) -> Any:
+        """`subscriptions/listen`: resource updates only of servers this key may use."""
+        principal = principal_of(ctx, self.default)
+
+        def may_read(uri: str) -> bool:
+            if self.view is not None:
+                return principal.may_use_server(self.view)
+            owner = self._catalog().owner_of_uri(uri)
+            return owner is not None and principal.may_use_server(owner[0])
+
+        return await self.downstreams.listen_as(ctx, params, may_read)
 
     async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         _check_cursor(params)

@@ -11,6 +11,7 @@ callers without an MCP session (REST, the tool loop, 2026-era requests, which ca
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -22,9 +23,12 @@ from mcp.server.connection import Connection
 
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.levels import LogLevels
-from hub.mcp.upstream import Kind, OnResourceUpdated, Upstream
+from hub.mcp.upstream import Kind, Upstream
 
 logger = logging.getLogger("toolhub.mcp")
+
+OnOwnResourceUpdated = Callable[..., None]
+"""`(server, uri, only=connection)`: an update from a client's own session, for that client only."""
 
 
 class _Private:
@@ -56,7 +60,7 @@ class _Private:
 class ClientSessions:
     """The per-client sessions of every upstream of one hub."""
 
-    def __init__(self, group: Callable[[], TaskGroup | None], on_resource_updated: OnResourceUpdated,
+    def __init__(self, group: Callable[[], TaskGroup | None], on_resource_updated: OnOwnResourceUpdated,
                  errlog: TextIO | None = None, levels: LogLevels | None = None) -> None:  # fmt: skip
         self._group = group
         self._levels = levels or LogLevels()
@@ -111,7 +115,8 @@ class ClientSessions:
                 limit = upstream.spec.max_sessions
                 message = f"MCP server {upstream.name!r} has {limit} client sessions open (max_sessions); try later."
                 raise UpstreamUnavailable(message, server=upstream.name)
-            own = Upstream(upstream.config, _unchanged, self._on_resource_updated, errlog=self._errlog)
+            own = Upstream(upstream.config, _unchanged, functools.partial(self._on_resource_updated, only=connection),
+                           errlog=self._errlog)  # fmt: skip
             own.log_level = self._levels.get(connection)  # applied once it connects, as after every reconnect
             private = self._open[key] = _Private(own)
             self._watch(connection)

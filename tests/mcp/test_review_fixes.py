@@ -6,14 +6,21 @@ import uuid
 from typing import Any
 
 import anyio
+import httpx2
+import mcp_types as types
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.connection import Connection
+from mcp.server.subscriptions import ResourceUpdated
 
 from hub.accounts.auth import Principal
 from hub.config import ConfigError, parse_config
 from hub.mcp.sessions import ClientSessions
 from hub.mcp.upstream import Upstream
 from tests.mcp.conftest import (
+    MASTER_KEY,
+    Notifications,
     children_matching,
     eventually,
     hub_app,
@@ -27,7 +34,7 @@ from tests.mcp.conftest import (
 from tests.mcp.test_modern import modern_client, sample
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")]
-KEYS = {"sk-a": Principal(key_id="a")}
+KEYS = {"sk-a": Principal(key_id="a"), "sk-one": Principal(key_id="one", mcp_servers=frozenset({"one"}))}
 
 
 async def test_set_level_starts_no_per_client_process_and_a_full_server_fails_nothing() -> None:
@@ -117,3 +124,48 @@ async def test_unsubscribe_after_the_clients_own_session_idled_out_starts_no_pro
             await client.unsubscribe_resource(uri)
             after = len(children_matching(name))
     assert after == 1
+
+
+def _updates(notes: Notifications) -> list[str]:
+    return [str(m.params.uri) for m in notes.seen if isinstance(m, types.ResourceUpdatedNotification)]
+
+
+async def _touched(client: Client, tool: str, notes: Notifications, count: int) -> None:
+    await client.call_tool(tool, {})
+    with anyio.fail_after(20):
+        while len(_updates(notes)) < count:
+            await notes.next(types.ResourceUpdatedNotification)
+
+
+async def test_an_update_from_a_clients_own_session_goes_to_that_client_only() -> None:
+    seen_a, seen_b = Notifications(), Notifications()
+    with running(keyed_hub_app({"ask": script_server("ask_server.py", session="per_client")}, KEYS)) as url:
+        async with (
+            mcp_client(f"{url}/mcp", key="sk-a", message_handler=seen_a) as a,
+            mcp_client(f"{url}/mcp", key="sk-a", message_handler=seen_b) as b,
+        ):
+            await a.subscribe_resource("note://shared")
+            await b.subscribe_resource("note://shared")
+            await _touched(a, "ask__touch", seen_a, 1)
+            await _touched(b, "ask__touch", seen_b, 1)  # an update of a's session would have reached b first
+    assert (_updates(seen_a), _updates(seen_b)) == (["note://shared"], ["note://shared"])
+
+
+async def test_a_2026_era_listen_stream_gets_no_updates_of_servers_its_key_may_not_use() -> None:
+    servers = {"one": script_server("ask_server.py", "one"), "two": script_server("ask_server.py", "two")}
+    uris = ["toolhub://one/note://shared", "toolhub://two/note://shared"]
+    seen = Notifications()
+    with running(keyed_hub_app(servers, KEYS)) as url:
+        async with (
+            mcp_client(f"{url}/mcp", key=MASTER_KEY, message_handler=seen) as legacy,
+            httpx2.AsyncClient(headers={"Authorization": "Bearer sk-one"}) as http,
+            Client(streamable_http_client(f"{url}/mcp", http_client=http)) as modern,
+        ):
+            for uri in uris:
+                await legacy.subscribe_resource(uri)
+            async with modern.listen(resource_subscriptions=uris) as subscription:
+                await _touched(legacy, "two__touch", seen, 1)
+                await _touched(legacy, "one__touch", seen, 2)
+                with anyio.fail_after(20):
+                    first = await anext(aiter(subscription))
+    assert first == ResourceUpdated("toolhub://one/note://shared")
