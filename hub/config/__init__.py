@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import ValidationError
 
+from hub.catalog.meta import meta_clash
 from hub.config.cache import CacheSettings, cache_points, cache_settings, points_ignored
 from hub.config.schema import (
     NUMBER_TYPES,
@@ -177,7 +178,9 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         key_cache_seconds=5.0 if general.key_cache_seconds is None else general.key_cache_seconds,
         mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
         mcp_tool_separator=general.mcp_tool_separator or "__",
-        mcp_servers=_mcp_servers(file, missing, None if source == "<memory>" else Path(source).parent),
+        mcp_servers=_mcp_servers(
+            file, missing, None if source == "<memory>" else Path(source).parent, general.mcp_tool_separator or "__"
+        ),
         router=_router(file),
         cache=cache_settings(file.litellm_settings, general.redis_url),
         json_logs=bool(general.json_logs),
@@ -292,14 +295,18 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
     return {alias: tuple(routes) for alias, routes in models.items()}
 
 
-def _mcp_servers(file: ConfigFile, missing: Mapping[str, str], base_dir: Path | None) -> dict[str, McpServerConfig]:
-    """Every `mcp_servers` entry, stdio ones resolved against the config file's folder (see `hub.mcp.config`)."""
+def _mcp_servers(file: ConfigFile, missing: Mapping[str, str], base_dir: Path | None,
+                 separator: str) -> dict[str, McpServerConfig]:  # fmt: skip
+    """Every `mcp_servers` entry, stdio ones resolved against the config file's folder (see `hub.mcp.config`); none
+    whose tools would be named like the search meta-tools (`hub.catalog.meta.meta_clash`)."""
     servers: dict[str, McpServerConfig] = {}
     for name, spec in file.mcp_servers.items():
         missing_env = _missing_under(missing, f"mcp_servers.{name}")
         problem = server_problem(name, spec, missing_env)
         if problem is not None:
             raise ConfigError(f"mcp_servers.{name}", problem)
+        if (clash := meta_clash(spec.alias or name, separator)) is not None:
+            raise ConfigError(f"mcp_servers.{name}" + (".alias" if spec.alias else ""), clash)
         servers[name] = McpServerConfig(name, spec.resolve_stdio(base_dir), missing_env)
     return servers
 
