@@ -8,7 +8,8 @@ the same socket; the kernel hands each connection to one of them. The supervisor
   dying young; one that exits with uvicorn's startup failure (exit 3: a bad config, a database that refuses) before
   ever serving stops the whole server, since every replacement would fail the same way.
 - SIGTERM / SIGINT go to every worker, which finish their in-flight requests within `shutdown_grace_seconds`; a
-  worker still there after that (plus a margin) is killed. SIGHUP goes to every worker (config reload).
+  worker still there after that (plus a margin) is killed. SIGHUP goes to every worker (config reload; a worker
+  ignores it until its reload handler is in place).
 - Workers get `PR_SET_PDEATHSIG`: if the supervisor is killed outright they get SIGTERM, so none is left orphaned.
 - `/metrics` in every worker reads all workers' series through prometheus_client's multiprocess mode: each
   worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (a fresh directory per run unless set), and a
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import shutil
@@ -94,7 +96,8 @@ class Supervisor:
             env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         argv = [*self.worker_argv, "--fd", str(self.sock.fileno())]
         # preexec_fn is safe here: the supervisor runs no threads
-        slot.proc = subprocess.Popen(argv, env=env, pass_fds=(self.sock.fileno(),), preexec_fn=_worker_setup)
+        setup = functools.partial(_worker_setup, os.getpid())
+        slot.proc = subprocess.Popen(argv, env=env, pass_fds=(self.sock.fileno(),), preexec_fn=setup)
         slot.started = time.monotonic()
         logger.info("worker %d started (pid %d)", slot.index, slot.proc.pid)
 
@@ -153,11 +156,16 @@ class Supervisor:
             slot.proc = None
 
 
-def _worker_setup() -> None:
-    """In the worker, before exec: default signal mask, and SIGTERM when the supervisor dies."""
+def _worker_setup(supervisor: int) -> None:
+    """In the worker, before exec: SIGHUP ignored until the worker installs its reload handler (a reload sent to a
+    worker still starting would kill it), default signal mask, and SIGTERM when the supervisor dies; a supervisor
+    already gone before that was set (the signal would never come) ends the worker here."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:
+        os._exit(1)
 
 
 def _status(code: int) -> str:
