@@ -14,9 +14,9 @@ import uuid
 from typing import Any
 
 import anyio
-from redis.exceptions import RedisError
 
 from hub.accounts.keys import KeyAuthenticator
+from hub.accounts.ratelimit import redis_error
 
 logger = logging.getLogger("toolhub.keys")
 CHANNEL = "toolhub:keys:changed"
@@ -35,7 +35,7 @@ async def publish(client: Any, message: str, channel: str = CHANNEL) -> None:
     try:
         with anyio.fail_after(1):
             await client.publish(channel, message)
-    except (RedisError, OSError, TimeoutError) as exc:
+    except (redis_error(), OSError, TimeoutError) as exc:
         logger.warning("could not publish a key change to Redis (%s); other processes see it within their key cache"
                        " time", exc)  # fmt: skip
 
@@ -63,7 +63,7 @@ class KeyEvents:
         while True:
             try:
                 await self._listen()
-            except (RedisError, OSError) as exc:
+            except (redis_error(), OSError) as exc:
                 logger.warning("key change subscription failed (%s); retrying", exc)
             await anyio.sleep(RETRY_SECONDS)
 

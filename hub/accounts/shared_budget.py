@@ -19,10 +19,10 @@ import uuid
 from typing import Any
 
 import anyio
-from redis.exceptions import RedisError
 
 from hub.accounts._batch import ScriptBatch
 from hub.accounts.budget import Hold
+from hub.accounts.ratelimit import redis_error
 from hub.accounts.spend import Account, held_refusal
 
 logger = logging.getLogger("toolhub.budget")
@@ -100,7 +100,7 @@ class RedisBudgets:
         self._client = client
         self._prefix = prefix
         self.hold_ttl = hold_ttl
-        self._reserve = ScriptBatch(client.register_script(_RESERVE), 4, self._head, (RedisError, OSError))
+        self._reserve = ScriptBatch(client.register_script(_RESERVE), 4, self._head, (redis_error(), OSError))
         self._settle = client.register_script(_SETTLE)
         self._live: dict[str, Hold] = {}
         self._settled: list[tuple[Hold, float]] = []
@@ -126,7 +126,7 @@ class RedisBudgets:
         try:
             with anyio.CancelScope(shield=True):  # a hold made in Redis must be known here, to be settled
                 reply = await self._reserve.call(list(hold.keys), args)
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             self._warn(exc)
             account.reserve(amount)
             return Hold(account, amount)
@@ -179,7 +179,7 @@ class RedisBudgets:
             args = [value for hold, cost in part for value in (hold.id, repr(cost))]
             try:
                 await self._settle(keys=keys, args=args)
-            except (RedisError, OSError) as exc:  # the holds expire; `spent` catches up from the next reserve
+            except (redis_error(), OSError) as exc:  # the holds expire; `spent` catches up from the next reserve
                 self._warn(exc)
             finally:
                 self._sent(part)
@@ -200,7 +200,7 @@ class RedisBudgets:
                 for hold in list(self._live.values()):
                     pipe.zadd(hold.keys[1], {hold.id: expires}, xx=True)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             self._warn(exc)
 
     def _keys(self, token_hash: str, account: Account) -> tuple[str, ...]:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import anyio
-from redis.exceptions import RedisError
+
+from hub.accounts.ratelimit import redis_error
 
 logger = logging.getLogger("toolhub.shared")
 MAX_VALUE_BYTES = 1024 * 1024
@@ -56,7 +57,7 @@ class RedisShared:
         try:
             with anyio.fail_after(1):
                 values = await self._client.mget([self.prefix + key for key in keys])
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (redis_error(), OSError, TimeoutError) as exc:
             self._warn(exc)
             return {}
         found = {key: value for key, value in zip(keys, values, strict=True) if value is not None}
@@ -83,7 +84,7 @@ class RedisShared:
                 for key, (value, ttl_ms) in batch.items():
                     pipe.set(self.prefix + key, value, px=ttl_ms)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (redis_error(), OSError) as exc:
             self._warn(exc)
 
     def _warn(self, exc: BaseException) -> None:

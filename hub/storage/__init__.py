@@ -7,11 +7,15 @@ in `migrations/` once each and records them in `toolhub_migrations`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard
 
 from hub.accounts.usage import ToolCallRecord, UsageRecord
+
+if TYPE_CHECKING:
+    from hub.storage.postgres import PostgresStore
 
 DEFAULT_SQLITE_PATH = "toolhub.db"
 
@@ -147,6 +151,13 @@ class Store(Protocol):
     async def delete_response(self, response_id: str) -> None: ...
 
     async def delete_responses_before(self, created_before: float) -> None: ...
+
+
+def is_postgres(store: Store) -> TypeGuard[PostgresStore]:
+    """Whether `store` is a PostgresStore, without importing asyncpg (~3 MB) into a process that runs on SQLite (one
+    exists only once hub/storage/postgres.py was loaded)."""
+    module = sys.modules.get("hub.storage.postgres")
+    return module is not None and isinstance(store, module.PostgresStore)
 
 
 def is_postgres_url(url: str | None) -> bool:

@@ -13,7 +13,7 @@ folds first, `hub.ops.retention.purge`).
 
 from __future__ import annotations
 
-from hub.storage import Store, StoreError
+from hub.storage import Store, StoreError, is_postgres
 
 _ROLLED_COLUMNS = ("day, day_start, key_hash, model_alias, requests, spend, prompt_tokens, completion_tokens, "
                    "cached_tokens")  # fmt: skip
@@ -58,10 +58,9 @@ async def move_spend_logs(store: Store, before: float, limit: int) -> int:
     Raises:
         StoreError: the database failed; nothing of the batch was moved.
     """
-    from hub.storage.postgres import PostgresStore
     from hub.storage.sqlite import SqliteStore
 
-    if isinstance(store, PostgresStore):
+    if is_postgres(store):
         rows = await store._fetch(POSTGRES_BATCH, [before, limit])  # pyright: ignore[reportPrivateUsage]
         return int(rows[0]["n"])
     if isinstance(store, SqliteStore):
@@ -74,10 +73,9 @@ async def move_spend_logs(store: Store, before: float, limit: int) -> int:
 
 async def delete_tool_calls(store: Store, before: float, limit: int) -> int:
     """Delete at most `limit` of the oldest tool-call records created before `before`; returns how many."""
-    from hub.storage.postgres import PostgresStore
     from hub.storage.sqlite import SqliteStore
 
-    if isinstance(store, PostgresStore):
+    if is_postgres(store):
         async with store._transaction() as conn:  # pyright: ignore[reportPrivateUsage]
             status = await conn.execute(TOOL_CALLS_BATCH, before, limit)
         return int(status.rsplit(" ", 1)[-1])  # "DELETE n"

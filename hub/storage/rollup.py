@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from hub.storage import Store, StoreError
+from hub.storage import Store, StoreError, is_postgres
 
 logger = logging.getLogger("toolhub.rollup")
 
@@ -98,10 +98,9 @@ async def fold(store: Store, limit: int) -> int:
     Raises:
         StoreError: the database failed; nothing of the batch was folded.
     """
-    from hub.storage.postgres import PostgresStore
     from hub.storage.sqlite import SqliteStore
 
-    if isinstance(store, PostgresStore):
+    if is_postgres(store):
         rows = await store._fetch(_PG_BATCH, [limit])  # pyright: ignore[reportPrivateUsage]
         return int(rows[0]["n"])
     if isinstance(store, SqliteStore):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from hub.accounts.keys import KeyAuthenticator
 from hub.accounts.spend import budget_period, period_start
-from hub.storage import KeyRow, Store
+from hub.storage import KeyRow, Store, is_postgres
 from hub.storage._sql import SPEND_COLUMNS
 from hub.storage.key_spend import spend_since_many
 from hub.storage.rollup import ALL, DAY, HOUR, bucket_sql
@@ -115,9 +115,7 @@ async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, 
 
 
 def _postgres(store: Store) -> bool:
-    from hub.storage.postgres import PostgresStore
-
-    return isinstance(store, PostgresStore)
+    return is_postgres(store)
 
 
 def _unrolled(store: Store, key_hash: str | None, n: int, *, step: int | None = None) -> tuple[str, list[Any]]:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import jinja2
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -33,10 +32,18 @@ SECURITY_HEADERS = {
 }
 _MAX_FORM = 256 * 1024
 
-templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("hub.ui", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
-)
-templates.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+@functools.cache
+def templates() -> Any:
+    """The console's templates, loaded on the first page served: a gateway that never serves /ui imports no jinja2."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("hub.ui", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    return env
+
 
 Page = Callable[[Request, Session], Awaitable[Response]]
 
@@ -58,7 +65,7 @@ def throttle(request: Request) -> LoginThrottle:
 
 
 def render(request: Request, name: str, session: Session | None = None, status: int = 200, **context: Any) -> Response:
-    html = templates.get_template(name).render(request=request, session=session, nav=NAV, **context)
+    html = templates().get_template(name).render(request=request, session=session, nav=NAV, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 

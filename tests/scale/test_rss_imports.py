@@ -24,7 +24,6 @@ def test_modules_that_talk_to_redis_import_it_only_for_a_client(module: str) -> 
     assert not _imports_redis(module)
 
 
-@pytest.mark.xfail(strict=True, reason="hub/shared/store.py, key_events.py, shared_budget.py still import redis")
 def test_the_server_does_not_import_redis() -> None:
     assert not _imports_redis("hub.server")
 
