@@ -7,16 +7,12 @@ elicitation requests travel back to the downstream request that caused them (`Do
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from typing import Any
 
 import mcp_types as types
-from mcp.server import NotificationOptions, Server, ServerRequestContext
-from mcp.server.models import InitializationOptions
-from mcp.server.session import ServerSession
+from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp.shared.message import ServerMessageMetadata
 from starlette.requests import HTTPConnection
 
 from hub import __version__
@@ -25,11 +21,12 @@ from hub.catalog.dispatch import is_meta
 from hub.catalog.meta import CALL_TOOL
 from hub.catalog.results import ResultError
 from hub.catalog.service import CatalogService
+from hub.mcp.caller import DownstreamCaller
 from hub.mcp.catalog import Catalog, visible
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.health import error_result
 from hub.mcp.hub import McpHub
-from hub.mcp.levels import LogLevels
+from hub.mcp.instructions import CALLER as CALLER, HubServer
 from hub.mcp.modern import Bridges, Work, is_modern
 from hub.mcp.notify import Downstreams, connection_of
 from hub.mcp.routing import Caller
@@ -37,113 +34,10 @@ from hub.mcp.upstream import Upstream
 
 logger = logging.getLogger("toolhub.mcp")
 
-CALLER: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("toolhub_mcp_caller", default=None)
-"""The caller of the HTTP request being served; the SDK handles `initialize` in the sending request's context."""
 PRINCIPAL_KEY = "toolhub.mcp.principal"
 """Where the HTTP auth guard leaves the caller's `Principal` in the ASGI scope's `state`."""
 RESOURCE_NOT_FOUND = -32002
 Ctx = ServerRequestContext[Any, Any]
-
-
-class HubServer(Server[Any]):
-    """A low-level server that advertises `listChanged` (the HTTP manager passes no notification options) and whose
-    instructions name the upstreams that are unavailable now, for the caller (`CALLER`) that initializes."""
-
-    _hub: McpHub | None = None
-    _view: str | None = None
-    _default: Principal | None = None
-    _base_instructions: str | None = None
-
-    @property
-    def instructions(self) -> str | None:  # pyright: ignore[reportIncompatibleVariableOverride]
-        principal = CALLER.get() or self._default
-        if self._hub is None or principal is None:
-            return self._base_instructions
-        return with_unavailable(self._base_instructions, self._hub, principal, self._view)
-
-    @instructions.setter
-    def instructions(self, value: str | None) -> None:
-        self._base_instructions = value
-
-    def watch(self, hub: McpHub, view: str | None, default: Principal | None) -> None:
-        """Name `hub`'s unavailable upstreams (of `view`) in the instructions."""
-        self._hub, self._view, self._default = hub, view, default
-
-    def create_initialization_options(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> InitializationOptions:
-        everything = NotificationOptions(tools_changed=True, resources_changed=True, prompts_changed=True)
-        return super().create_initialization_options(notification_options or everything, experimental_capabilities,
-                                                     extensions)  # fmt: skip
-
-
-class DownstreamCaller:
-    """The downstream request behind an upstream call: receives its progress, logs and server requests."""
-
-    def __init__(self, ctx: Ctx, principal: Principal, levels: LogLevels | None = None) -> None:
-        self._session: ServerSession = ctx.session
-        self.session = connection_of(ctx)
-        self.principal = principal
-        self._levels = levels
-        self._request_id = ctx.request_id
-        self.wants_progress = bool(ctx.meta and ctx.meta.get("progress_token") is not None)
-
-    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
-        await self._session.report_progress(progress, total, message)
-
-    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
-        if self._levels is not None and not self._levels.allows(self.session, params.level):
-            return
-        # The public method is deprecated (SEP-2577) and would warn on every forwarded line; call what it wraps.
-        send = ServerSession.send_log_message.__wrapped__  # pyright: ignore[reportFunctionMemberAccess]
-        await send(self._session, params.level, params.data, params.logger, related_request_id=self._request_id)
-
-    async def sample(self, params: types.CreateMessageRequestParams) -> Any:
-        result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
-        wanted = types.ClientCapabilities(sampling=types.SamplingCapability())
-        return await self._ask(types.CreateMessageRequest(params=params), result_type, "sampling", wanted)
-
-    async def elicit(self, params: types.ElicitRequestParams) -> Any:
-        wanted = types.ClientCapabilities(elicitation=types.ElicitationCapability())
-        return await self._ask(types.ElicitRequest(params=params), types.ElicitResult, "elicitation", wanted)
-
-    async def list_roots(self) -> Any:
-        wanted = types.ClientCapabilities(roots=types.RootsCapability())
-        return await self._ask(types.ListRootsRequest(), types.ListRootsResult, "roots", wanted)
-
-    def supports(self, field: str) -> bool:
-        """Whether the client declared `sampling`, `elicitation` or `roots`."""
-        capability = {"sampling": types.SamplingCapability, "elicitation": types.ElicitationCapability,
-                      "roots": types.RootsCapability}[field]()  # fmt: skip
-        return self._session.check_client_capability(types.ClientCapabilities(**{field: capability}))
-
-    async def _ask(self, request: Any, result_type: Any, field: str, wanted: types.ClientCapabilities) -> Any:
-        if not self._session.can_send_request:  # stateless or 2026-era request: no way to ask the client
-            return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client cannot be asked for {field} now.")
-        if not self._session.check_client_capability(wanted):
-            return types.ErrorData(code=types.INVALID_REQUEST, message=f"The client does not support {field}.")
-        metadata = ServerMessageMetadata(related_request_id=self._request_id)
-        try:
-            return await self._session.send_request(request, result_type, metadata=metadata)
-        except MCPError as exc:
-            return exc.error
-
-
-def with_unavailable(base: str | None, hub: McpHub, principal: Principal, view: str | None) -> str | None:
-    """`base`, followed by the upstreams this caller may use that are not ready now, each with its state and reason."""
-    names = [view] if view is not None else list(hub.upstreams)
-    lines = [
-        f"- {name}: {u.status.state}" + (f" ({u.status.detail})" if u.status.detail else "")
-        for name in names
-        if (u := hub.upstreams.get(name)) is not None and not u.healthy and principal.may_use_server(name)
-    ]
-    if not lines:
-        return base
-    note = "These MCP servers are unavailable now; their tools are missing until they recover:\n" + "\n".join(lines)
-    return f"{base}\n\n{note}" if base else note
 
 
 def _owner_of(principal: Principal) -> tuple[str | None, bool]:
