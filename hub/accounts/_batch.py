@@ -2,7 +2,7 @@
 
 Each request gives its own KEYS and ARGV; the script gets a shared head of ARGV, then every request's in order, and
 answers `width` values per request. One round trip per batch instead of one per request is what keeps a shared
-budget cheap under load (the same scheme as `RedisLimiter`).
+budget cheap under load (`RedisLimiter` checks rate limits the same way).
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ import anyio
 
 MAX_BATCH = 256
 """Most requests in one script call (Redis runs a script alone: keep each call short)."""
+
+
+class BatchFailed(Exception):
+    """The script call of this request's batch failed with an error other than the expected ones (raised to its
+    sender): the request has no answer."""
 
 
 class _Waiter:
@@ -53,7 +58,8 @@ class ScriptBatch:
             await self._send()
         if waiter.error is not None:
             raise waiter.error
-        assert waiter.result is not None
+        if waiter.result is None:
+            raise BatchFailed("the script call of this request's batch failed")
         return waiter.result
 
     async def _send(self) -> None:

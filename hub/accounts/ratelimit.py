@@ -21,13 +21,12 @@ from typing import Any
 
 import anyio
 
+from hub.accounts._batch import BatchFailed, ScriptBatch
 from hub.errors import RateLimited
 
 logger = logging.getLogger("toolhub.ratelimit")
 WINDOW = 60.0
 REDIS_RETRY_SECONDS = 5.0
-MAX_BATCH = 256
-"""Most requests checked in one script call (Redis runs a script alone: keep each call short)."""
 
 
 class _NoRedisError(Exception):
@@ -190,21 +189,6 @@ return out
 """
 
 
-class _Pending:
-    """One request's check waiting for (or leading) a batch."""
-
-    __slots__ = ("keys", "argv", "done", "lead", "verdict", "error")
-
-    def __init__(self, keys: list[str], argv: list[Any]) -> None:
-        self.keys = keys
-        self.argv = argv
-        self.done = anyio.Event()
-        self.lead = False
-        """Set when the previous batch's sender hands the next batch to this request."""
-        self.verdict: tuple[int, int, int] | None = None
-        self.error: BaseException | None = None
-
-
 class RedisLimiter:
     """The same windows in Redis, shared by every process pointing at it."""
 
@@ -219,8 +203,8 @@ class RedisLimiter:
         self._down_until = 0.0
         self._boot = uuid.uuid4().hex[:12]
         self._seq = 0
-        self._queue: list[_Pending] = []
-        self._busy = False
+        self._batch = ScriptBatch(self._script, 3, lambda: [int(time.time() * 1000)], (redis_error(), OSError))
+        """Requests that arrive while a script call is in flight go together in the next (hub/accounts/_batch.py)."""
 
     async def check(self, limits: Sequence[Limit]) -> None:
         """Count one request against every limit, or raise RateLimited naming the limit; Redis down: this process's
@@ -228,19 +212,16 @@ class RedisLimiter:
         if self._down_until and time.monotonic() < self._down_until:
             self._fallback.check(limits)
             return
-        pending = _Pending(*self._request(limits))
-        self._queue.append(pending)
-        if self._busy:  # a batch is in flight: this request goes in the next one
-            try:
-                await pending.done.wait()
-            except BaseException:
-                self._abandon(pending)
-                raise
-            if not pending.lead:
-                self._verdict(pending, limits)
-                return
-        await self._send()
-        self._verdict(pending, limits)
+        try:
+            verdict = await self._batch.call(*self._request(limits))
+        except (redis_error(), OSError, BatchFailed) as exc:  # Redis down: keep serving with this process's windows
+            self._warn(exc)
+            self._fallback.check(limits)
+            return
+        self._down_until = 0.0
+        index, kind, retry_ms = (int(value) for value in verdict)
+        if index:
+            raise refuse(limits[index - 1], "rpm" if kind == 1 else "tpm", retry_ms / 1000)
 
     def _request(self, limits: Sequence[Limit]) -> tuple[list[str], list[Any]]:
         keys: list[str] = []
@@ -250,56 +231,6 @@ class RedisLimiter:
             keys += [f"{prefix}{limit.name}:r", f"{prefix}{limit.name}:t"]
             argv += [-1 if limit.rpm is None else limit.rpm, -1 if limit.tpm is None else limit.tpm]
         return keys, argv
-
-    async def _send(self) -> None:
-        """Check everything queued in one script call, then hand the next batch to the first request waiting."""
-        self._busy = True
-        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-        keys: list[str] = []
-        argv: list[Any] = [int(time.time() * 1000)]
-        for pending in batch:
-            keys += pending.keys
-            argv += pending.argv
-        flat: list[Any] = []
-        try:
-            with anyio.CancelScope(shield=True):  # the batch answers other requests: a cancelled sender still ends it
-                flat = await self._script(keys=keys, args=argv)
-        except (redis_error(), OSError) as exc:
-            for pending in batch:
-                pending.error = exc
-        else:
-            for i, pending in enumerate(batch):
-                pending.verdict = (int(flat[3 * i]), int(flat[3 * i + 1]), int(flat[3 * i + 2]))
-        finally:
-            for pending in batch:
-                pending.done.set()
-            self._pass_lead()
-
-    def _pass_lead(self) -> None:
-        if self._queue:
-            first = self._queue[0]
-            first.lead = True
-            first.done.set()
-        else:
-            self._busy = False
-
-    def _abandon(self, pending: _Pending) -> None:
-        """A waiting request was cancelled: leave the queue, and hand on the next batch if it had been given it."""
-        if pending in self._queue:
-            self._queue.remove(pending)
-        if pending.lead:
-            pending.lead = False
-            self._pass_lead()
-
-    def _verdict(self, pending: _Pending, limits: Sequence[Limit]) -> None:
-        if pending.verdict is None:  # Redis down (or the batch failed): keep serving with this process's windows
-            self._warn(pending.error or RuntimeError("the rate-limit batch failed"))
-            self._fallback.check(limits)
-            return
-        self._down_until = 0.0
-        index, kind, retry_ms = pending.verdict
-        if index:
-            raise refuse(limits[index - 1], "rpm" if kind == 1 else "tpm", retry_ms / 1000)
 
     def add_tokens(self, limits: Sequence[Limit], tokens: int) -> None:
         if tokens and any(limit.tpm is not None for limit in limits):
