@@ -32,7 +32,7 @@ EXACT_NAME_BONUS = 1000.0
 
 
 class Searchable(Protocol):
-    """A tool as the hub lists it (`hub.mcp.catalog.ToolInfo`, `hub.loop.plan.HubTool`)."""
+    """A tool as the hub lists it (`hub.mcp.catalog.ToolInfo`; the tool loop calls it `HubTool`)."""
 
     @property
     def name(self) -> str: ...

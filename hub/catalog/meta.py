@@ -123,6 +123,13 @@ def meta_functions(*, results: bool = True) -> list[dict[str, Any]]:
 T = TypeVar("T", bound=Searchable)
 
 
+def function_tool(tool: Searchable) -> dict[str, Any]:
+    """A hub tool as a Chat Completions function tool (the tool loop offers these to the model)."""
+    schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
+    return {"type": "function",
+            "function": {"name": tool.name, "description": tool.description or "", "parameters": schema}}  # fmt: skip
+
+
 def pinned(tools: Iterable[T], always_expose: Sequence[str]) -> list[T]:
     """Tools listed next to the meta-tools in search mode: `always_expose` entries are exposed names,
     `server/tool` (upstream name) or shell patterns of either (`github__get_*`, `github/*`); sorted by name."""

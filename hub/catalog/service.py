@@ -25,6 +25,7 @@ from hub.catalog.meta import (
     Exposure,
     Mode,
     exposure,
+    function_tool,
     meta_clash,
     meta_functions,
     meta_tools,
@@ -120,9 +121,9 @@ class CatalogService:
         results = self.results is not None
         if self.exposure(client_name, len(visible) + others) == "all":
             reader = meta_functions()[-1:] if results and reading else []  # hub__read_result is the last
-            return [_function(t) for t in visible] + reader
+            return [function_tool(t) for t in visible] + reader
         found = pinned(visible, self.settings.always_expose)
-        return meta_functions(results=results) + [_function(t) for t in found]
+        return meta_functions(results=results) + [function_tool(t) for t in found]
 
     @staticmethod
     def holds_results(messages: Any) -> bool:
@@ -185,12 +186,6 @@ class CatalogService:
         if self.results is None:
             raise ResultError(f"Resource not found: {uri}", "not_found")
         return await read_resource(uri, owner, self.results)
-
-
-def _function(tool: Searchable) -> dict[str, Any]:
-    schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
-    return {"type": "function",
-            "function": {"name": tool.name, "description": tool.description or "", "parameters": schema}}  # fmt: skip
 
 
 def check_namespaces(config: Config) -> None:

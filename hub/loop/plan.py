@@ -26,6 +26,8 @@ import mcp_types
 
 from hub.accounts.auth import Principal
 from hub.catalog.dispatch import is_meta
+from hub.catalog.index import Searchable
+from hub.catalog.meta import function_tool
 from hub.errors import BadRequest, PermissionDenied
 from hub.loop.memory import RoundMemory
 
@@ -33,19 +35,8 @@ JSON = dict[str, Any]
 CallKind = Literal["hub", "client", "unavailable"]
 
 
-class HubTool(Protocol):
-    """A tool as the MCP hub lists it."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def server(self) -> str: ...
-    @property
-    def original_name(self) -> str: ...
-    @property
-    def description(self) -> str | None: ...
-    @property
-    def input_schema(self) -> Mapping[str, Any]: ...
+HubTool = Searchable
+"""A tool as the MCP hub lists it (`hub.mcp.catalog.ToolInfo`)."""
 
 
 class ToolHub(Protocol):
@@ -119,14 +110,6 @@ class LoopPlan:
             if name.startswith(prefix):
                 return f"The tool {name!r} is not available: {reason}."
         return None
-
-
-def function_tool(tool: HubTool) -> JSON:
-    schema = dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}}
-    return {
-        "type": "function",
-        "function": {"name": tool.name, "description": tool.description or "", "parameters": schema},
-    }
 
 
 MEMORY_KEY = "tool_loop_memory"
