@@ -113,16 +113,27 @@ async def _on_each(hup: asyncio.Event, reloader: Reloader) -> None:
 
 @contextlib.contextmanager
 def _on_sighup(callback: Callable[[], None]) -> Iterator[None]:
+    """SIGHUP calls `callback` while inside; then the disposition and signal mask from before come back.
+
+    A worker of `serve --workers N` starts with SIGHUP blocked (hub/scale/supervisor.py): a reload sent while it
+    was starting is pending, and is delivered when the handler is in place and SIGHUP unblocked here.
+    """
     loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGHUP)
     try:
         loop.add_signal_handler(signal.SIGHUP, callback)
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
         yield
         return
+    was_blocked = signal.SIGHUP in signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGHUP])
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGHUP)
+        if was_blocked:  # a SIGHUP while the worker stops stays pending instead of killing it
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])
+        loop.remove_signal_handler(signal.SIGHUP)  # leaves SIG_DFL, whatever was there before
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
 
 
 async def _reload_logged(reloader: Reloader) -> None:

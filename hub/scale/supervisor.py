@@ -8,8 +8,8 @@ the same socket; the kernel hands each connection to one of them. The supervisor
   dying young; one that exits with uvicorn's startup failure (exit 3: a bad config, a database that refuses) before
   ever serving stops the whole server, since every replacement would fail the same way.
 - SIGTERM / SIGINT go to every worker, which finish their in-flight requests within `shutdown_grace_seconds`; a
-  worker still there after that (plus a margin) is killed. SIGHUP goes to every worker (config reload; a worker
-  ignores it until its reload handler is in place).
+  worker still there after that (plus a margin) is killed. SIGHUP goes to every worker (config reload); a worker
+  still starting gets it once its reload handler is in place (it starts with SIGHUP blocked), so none is lost.
 - Workers get `PR_SET_PDEATHSIG`: if the supervisor is killed outright they get SIGTERM, so none is left orphaned.
 - `/metrics` in every worker reads all workers' series through prometheus_client's multiprocess mode: each
   worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (a fresh directory per run unless set), and a
@@ -85,7 +85,8 @@ class Supervisor:
                 logger.info("stopping %d workers (%s)", len(self.slots), signal.Signals(info.si_signo).name)
                 return 0
             if info is not None and info.si_signo == signal.SIGHUP:
-                self._signal_all(signal.SIGHUP)
+                sent = self._signal_all(signal.SIGHUP)
+                logger.info("SIGHUP: config reload sent to %d worker(s)", sent)
             if self._reap() == STARTUP_FAILURE:
                 return STARTUP_FAILURE
             self._restart_due()
@@ -133,11 +134,15 @@ class Supervisor:
 
             multiprocess.mark_process_dead(pid, self.metrics_dir)
 
-    def _signal_all(self, signum: int) -> None:
+    def _signal_all(self, signum: int) -> int:
+        """Send `signum` to every running worker; returns to how many."""
+        sent = 0
         for slot in self.slots:
             if slot.proc is not None and slot.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     slot.proc.send_signal(signum)
+                    sent += 1
+        return sent
 
     def _stop_all(self) -> None:
         """SIGTERM to every worker; SIGKILL to those still running after the grace period (and a margin)."""
@@ -157,11 +162,16 @@ class Supervisor:
 
 
 def _worker_setup(supervisor: int) -> None:
-    """In the worker, before exec: SIGHUP ignored until the worker installs its reload handler (a reload sent to a
-    worker still starting would kill it), default signal mask, and SIGTERM when the supervisor dies; a supervisor
-    already gone before that was set (the signal would never come) ends the worker here."""
+    """In the worker, before exec: SIGHUP blocked and ignored until the worker installs its reload handler, which
+    unblocks it (hub/ops/reload.py); SIGTERM when the supervisor dies, and a supervisor already gone before that was
+    set (the signal would never come) ends the worker here.
+
+    A reload relayed to a worker still starting must neither kill it (SIGHUP's default action) nor be lost: ignored
+    alone, it was dropped, and that worker served the old config until its next reload. Blocked, it stays pending
+    (Linux keeps a blocked signal even while it is ignored) across exec until the handler is in place.
+    """
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.pthread_sigmask(signal.SIG_SETMASK, [signal.SIGHUP])
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != supervisor:

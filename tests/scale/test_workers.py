@@ -24,6 +24,42 @@ from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.scale.support import MASTER, STARTUP_TIMEOUT, burst, fake_upstream, serving, write_config
 from tests.support.servers import inherited_socket, refusing_port, serve_app, stop, wait_until_serving
 
+_SUPERVISOR = """
+import logging, socket, sys
+from hub.scale.supervisor import Supervisor
+logging.basicConfig(level=logging.INFO)
+sock = socket.create_server(("127.0.0.1", 0))
+sys.exit(Supervisor(sock, [sys.executable, "-c", sys.argv[1], sys.argv[2]], 1, grace=5).run())
+"""
+_STARTING_WORKER = """
+import asyncio, os, signal, sys, time
+from pathlib import Path
+import uvloop
+from hub.ops.reload import _on_sighup
+
+here = Path(sys.argv[1])
+def report(name, text):
+    (here / "partial").write_text(text)
+    os.replace(here / "partial", here / name)
+
+report("starting", str(os.getpid()))
+for _ in range(6000):  # a worker still importing the app: no reload handler yet
+    if (here / "go").exists():
+        break
+    time.sleep(0.01)
+
+async def main():
+    hup, marker = asyncio.Event(), asyncio.Event()
+    with _on_sighup(hup.set):  # as the app's lifespan does
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, marker.set)
+        os.kill(os.getpid(), signal.SIGUSR1)  # handled after any SIGHUP delivered before it
+        await marker.wait()
+        report("reloaded", str(hup.is_set()))
+        await asyncio.Event().wait()
+
+uvloop.run(main())  # the loop `toolhub serve` runs
+"""
+
 _REQUESTS = re.compile(rb'^toolhub_requests_total\{model="bench",provider="openai",status="200"\} (\S+)$', re.M)
 
 
@@ -56,6 +92,12 @@ def alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+def sighup_handled(pid: int) -> bool:
+    """Whether `pid` has a SIGHUP handler in place (its reload handler: hub/ops/reload.py)."""
+    caught = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigCgt"))
+    return bool(int(caught.split()[1], 16) & 1 << (signal.SIGHUP - 1))
 
 
 def scraped_requests(url: str) -> float:
@@ -172,6 +214,7 @@ def test_sighup_to_the_supervisor_reloads_the_workers_config(upstream: int, tmp_
     database_url = f"sqlite:///{tmp_path}/t.db"
     config = write_config(tmp_path / "c.yaml", upstream, database_url=database_url)
     with serving(config, args=("--workers", "2")) as (url, proc):
+        workers = children(proc.pid)  # the second may still be starting: its reload must wait, not be lost
         text = config.read_text().replace("model_name: bench", "model_name: renamed")
         config.write_text(text)
         proc.send_signal(signal.SIGHUP)
@@ -183,5 +226,27 @@ def test_sighup_to_the_supervisor_reloads_the_workers_config(upstream: int, tmp_
                     return False
             return True
 
-        wait_for(every_answer_renamed, "both workers serve the reloaded config")
-        assert len(children(proc.pid)) == 2  # reloaded in place, not restarted
+        # a worker still importing on a loaded machine takes up to STARTUP_TIMEOUT to get there
+        wait_for(lambda: all(sighup_handled(pid) for pid in workers), "both reload handlers in place", STARTUP_TIMEOUT)
+        wait_for(every_answer_renamed, "both workers serve the reloaded config", STARTUP_TIMEOUT)
+        assert children(proc.pid) == workers  # reloaded in place, not killed and restarted
+
+
+def test_a_sighup_sent_while_a_worker_starts_reloads_it_once_its_handler_is_in_place(tmp_path: Path) -> None:
+    """A reload relayed to a worker that has not yet installed its reload handler is neither lost nor fatal."""
+    log = tmp_path / "supervisor.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, _STARTING_WORKER, str(tmp_path)], stderr=out)
+    try:
+        wait_for(lambda: (tmp_path / "starting").exists(), "the worker starts", STARTUP_TIMEOUT)
+        worker = int((tmp_path / "starting").read_text())
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: b"config reload sent to 1 worker" in log.read_bytes(), "the reload is relayed")
+        (tmp_path / "go").touch()
+        wait_for(lambda: (tmp_path / "reloaded").exists(), "the worker installs its handler", STARTUP_TIMEOUT)
+        assert (tmp_path / "reloaded").read_text() == "True"
+        assert children(proc.pid) == {worker}  # the same worker: not killed and restarted
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        stop(proc)
