@@ -1,4 +1,7 @@
-"""Which IP addresses the gateway may connect to for a URL a client named, and a resolver that enforces it.
+"""Which IP addresses the gateway may connect to for a URL a client named.
+
+The resolver that enforces it, `providers._resolver.PublicOnlyResolver`, lives apart: it needs aiohttp, which a worker
+loads on its first upstream call rather than at start (issue 17, RSS).
 
 An address is judged by what it reaches: IPv6 forms that embed an IPv4 address (IPv4-mapped and -compatible,
 IPv4-translated, NAT64, 6to4, Teredo) are judged by the embedded address, since a translator or tunnel on the path
@@ -7,12 +10,11 @@ delivers them there: `64:ff9b::7f00:1` is 127.0.0.1 behind NAT64.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import TYPE_CHECKING
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+if TYPE_CHECKING:
+    from providers._resolver import PublicOnlyResolver
 
 _NAT64 = ip_network("64:ff9b::/96")
 """RFC 6052 well-known prefix: the last 32 bits are the IPv4 address."""
@@ -56,29 +58,10 @@ class NonPublicAddress(OSError):
         self.address = address
 
 
-class PublicOnlyResolver(AbstractResolver):
-    """Resolves through `inner` and refuses a name if any of its addresses fails `allowed`.
+def __getattr__(name: str) -> type[PublicOnlyResolver]:
+    """`PublicOnlyResolver` stays importable from here, its home before it moved out with its aiohttp import."""
+    if name == "PublicOnlyResolver":
+        from providers._resolver import PublicOnlyResolver
 
-    The connector connects to exactly the addresses returned here: the check and the connection use one answer.
-    """
-
-    def __init__(
-        self, inner: AbstractResolver | None = None, allowed: Callable[[str], bool] = is_public_address
-    ) -> None:
-        self._inner = inner
-        self._allowed = allowed
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._inner is None:
-            self._inner = DefaultResolver()
-        results = await self._inner.resolve(host, port, family)
-        for result in results:
-            if not self._allowed(result["host"]):
-                raise NonPublicAddress(host, result["host"])
-        return results
-
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()
+        return PublicOnlyResolver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

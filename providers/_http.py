@@ -2,6 +2,9 @@
 
 aiohttp rather than httpx2 on this path because it costs about a quarter of the CPU per proxied request
 (see the benchmark in `bench/` and docs/internals.md). httpx2 stays where the `mcp` SDK uses it.
+
+aiohttp is imported by the functions that use it, not here: with its dependencies it is about 13 MB of a worker's RSS,
+which a worker need not carry until its first upstream call (issue 17; `import aiohttp` once loaded is a dict lookup).
 """
 
 from __future__ import annotations
@@ -9,17 +12,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
 import orjson
-from aiohttp.abc import AbstractResolver
-from aiohttp.http_exceptions import LineTooLong
 
-from providers._addresses import PublicOnlyResolver
 from providers.base import Deployment, ProviderError
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
+
+    from providers._resolver import PublicOnlyResolver
 
 ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
 """Turns an upstream error body into (message, type, code, param)."""
@@ -66,11 +71,15 @@ class HttpPool:
         """
         if self._public is None or self._public.closed:
             if self._public_resolver is None and self._own_resolver is None:  # one for the pool's life (aclose ends it)
+                from providers._resolver import PublicOnlyResolver
+
                 self._own_resolver = PublicOnlyResolver()
             self._public = self._new_session(self._public_resolver or self._own_resolver)
         return self._public
 
     def _new_session(self, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
+        import aiohttp
+
         connector = aiohttp.TCPConnector(
             limit=0,
             limit_per_host=self._limit_per_host,
@@ -171,6 +180,8 @@ async def post(
     Raises:
         ProviderError: the upstream answered an error, could not be reached, or timed out.
     """
+    import aiohttp
+
     if stream:
         timeout = aiohttp.ClientTimeout(
             total=None, connect=deployment.connect_timeout, sock_read=deployment.read_timeout(True)
@@ -215,6 +226,8 @@ def _retry_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 async def read_json(provider: str, response: aiohttp.ClientResponse, timeout: float) -> Any:
     """Read and parse a JSON body. Raises ProviderError on a timeout, a broken connection or bad JSON."""
+    import aiohttp
+
     try:
         raw = await response.read()
     except TimeoutError as exc:
@@ -238,6 +251,9 @@ async def iter_sse(provider: str, response: aiohttp.ClientResponse, timeout: flo
     Raises:
         ProviderError: the answer is not an event stream, the stream stalled past `timeout` or the connection broke.
     """
+    import aiohttp
+    from aiohttp.http_exceptions import LineTooLong
+
     if "text/event-stream" not in response.headers.get("content-type", ""):
         body = await response.content.read(500)
         raise ProviderError(

@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from providers import _http
 from providers.base import JSON, OPENAI_PARAMS, ChatRequest, Deployment, ProviderError, drop_param
+
+if TYPE_CHECKING:
+    import aiohttp  # loaded by providers._http on the first upstream call, not at start (issue 17, RSS)
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 OLLAMA_API_BASE = "http://localhost:11434/v1"

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
 import anyio
 
 from providers._addresses import NonPublicAddress, is_public_address
 from providers._http import HttpPool
 from providers.base import ProviderError
 from providers.gemini.contents import InlineData
+
+if TYPE_CHECKING:
+    import aiohttp  # imported where used: a worker loads it on its first upstream call, not at start (issue 17, RSS)
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 """Gemini's limit for a whole inline request; no single image can be larger."""
@@ -63,6 +66,8 @@ async def fetch_image(
     pool: HttpPool, url: str, *, max_bytes: int, seconds: float, allow_private: bool = False
 ) -> InlineData:
     """(mimeType, base64 data) of one image URL. Raises ImageFetchError."""
+    import aiohttp
+
     limit = f"the gateway's limit of {max_bytes} bytes"
     try:
         with anyio.fail_after(seconds):
@@ -95,6 +100,8 @@ async def _follow(pool: HttpPool, url: str, allow_private: bool) -> aiohttp.Clie
     Names are checked by the public session's resolver as it connects, on the very addresses it connects to (no
     second lookup for a rebinding DNS server to answer differently); IP literals are checked here.
     """
+    import aiohttp
+
     session = pool.session() if allow_private else pool.public_session()
     current = url
     for _ in range(MAX_REDIRECTS + 1):

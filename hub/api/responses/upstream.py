@@ -18,7 +18,6 @@ import logging
 import re
 from typing import Any
 
-import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -127,6 +126,8 @@ async def _delete_upstream(request: Request, row: StoredResponse) -> None:
         **deployment.headers,
         **({"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}),
     }
+    import aiohttp  # here, not at start: a worker loads it on its first upstream call (issue 17, RSS)
+
     timeout = aiohttp.ClientTimeout(total=deployment.timeout, connect=deployment.connect_timeout)
     try:
         async with state.pool.session(url).delete(url, headers=headers, timeout=timeout) as response:
