@@ -1,6 +1,7 @@
 """The hub over HTTP: streamable HTTP at `/mcp`, one upstream at `/mcp/<server>`, legacy SSE at `/sse`, and the
 lifespan extension that opens it all. Every MCP endpoint takes the same keys as `/v1` (401 in OpenAI's JSON shape);
 a session belongs to the key that opened it, and the transports' own errors are JSON-RPC (`hub.mcp.guards`).
+With Redis and `replica_url`, a request for a session another replica holds is forwarded there (`hub.mcp.forward`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hub.mcp import rest
 from hub.mcp.catalog import DEFAULT_SEPARATOR
 from hub.mcp.challenge import with_challenge
 from hub.mcp.config import McpServerConfig
+from hub.mcp.forward import Forwarder, replica_forwarding, session_prefix
 from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
 from hub.mcp.lean import LeanSessionManager
@@ -66,10 +68,10 @@ def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySett
 class _Served:
     """One served MCP server with its streamable HTTP manager and its downstream connections."""
 
-    def __init__(self, hub: McpHub, security: TransportSecuritySettings, view: str | None) -> None:
+    def __init__(self, hub: McpHub, security: TransportSecuritySettings, view: str | None, prefix: str = "") -> None:
         self.downstreams = Downstreams()
         self.server: HubServer = build_server(hub, self.downstreams, view=view)
-        self.manager = LeanSessionManager(self.server, security_settings=security,
+        self.manager = LeanSessionManager(self.server, security_settings=security, session_prefix=prefix,
                                           quiet=lambda tool: hub.quiet_tool(tool, view))  # fmt: skip
         self.scope = anyio.CancelScope()
 
@@ -87,14 +89,17 @@ class _Served:
 class McpHttp:
     """The HTTP transports of the hub; `state.extras["mcp_http"]`."""
 
-    def __init__(self, hub: McpHub, settings: McpSettings | None = None) -> None:
+    def __init__(self, hub: McpHub, settings: McpSettings | None = None, forwarder: Forwarder | None = None) -> None:
         settings = settings or McpSettings()
         security = transport_security(settings.allowed_hosts)
         self.hub = hub
         self.security = security
         """Host/Origin checks of every MCP endpoint, the REST ones included."""
-        self.aggregated = _Served(hub, security, None)
-        self.per_server = {name: _Served(hub, security, name) for name in hub.upstreams}
+        self.forwarder = forwarder
+        """Sends requests for other replicas' sessions to them; None without Redis or `replica_url`."""
+        self.prefix = session_prefix(forwarder.registry.replica_id) if forwarder is not None else ""
+        self.aggregated = _Served(hub, security, None, self.prefix)
+        self.per_server = {name: _Served(hub, security, name, self.prefix) for name in hub.upstreams}
         self.sse = SseServerTransport(SSE_MESSAGES, security_settings=security)
         self._group: TaskGroup | None = None
         redact_session_ids()
@@ -136,7 +141,7 @@ class McpHttp:
         """Serve one more upstream, at `/mcp/<name>` too."""
         assert self._group is not None, "the MCP transports are not running"
         self.hub.add(config)
-        served = self.per_server[config.name] = _Served(self.hub, self.security, config.name)
+        served = self.per_server[config.name] = _Served(self.hub, self.security, config.name, self.prefix)
         await self._group.start(served.serve)
 
     def remove(self, name: str) -> None:
@@ -189,22 +194,36 @@ class McpEndpoint:
         scope["user"] = session_owner(principal)  # the SDK binds each session to it: other keys get 404
         token = CALLER.set(principal)
         try:
-            await JsonRpcErrors(app)(scope, receive, send)
+            here = JsonRpcErrors(app)
+            if http.forwarder is not None and (owner := await self._owner(http, scope)) is not None:
+                await http.forwarder.forward(owner, scope, receive, send, otherwise=here)
+            else:
+                await here(scope, receive, send)
         finally:
             CALLER.reset(token)
 
+    async def _owner(self, http: McpHttp, scope: Scope) -> str | None:
+        """The URL of the replica holding the request's session when that is not this one (Redis is asked only
+        for a session id this replica does not hold: a sticky or single-replica deployment pays a dict lookup)."""
+        if http.forwarder is None or self.kind not in ("mcp", "server"):
+            return None
+        return await http.forwarder.target(scope, self._served(http, scope).manager.holds)
+
     def _target(self, http: McpHttp, scope: Scope) -> Callable[[Scope, Receive, Send], Any]:
-        if self.kind == "mcp":
-            return http.aggregated.manager.handle_request
         if self.kind == "sse":  # a wrong method gets its 405 here, after auth and as JSON-RPC, like the others
             return http.serve_sse if scope["method"] == "GET" else Response(status_code=405, headers={"Allow": "GET"})
         if self.kind == "messages":
             return http.sse.handle_post_message
+        return self._served(http, scope).manager.handle_request
+
+    def _served(self, http: McpHttp, scope: Scope) -> _Served:
+        if self.kind == "mcp":
+            return http.aggregated
         name = scope["path_params"]["server"]
         served = http.per_server.get(name)
         if served is None:
             raise NotFound(f"No MCP server named {name!r}.", code="server_not_found")
-        return served.manager.handle_request
+        return served
 
 
 def mcp_routes() -> list[BaseRoute]:
@@ -231,12 +250,14 @@ def mcp_extension(settings: McpSettings | None = None) -> Extension:
             separator=chosen.separator,
             on_tool_call=lambda call: state.usage.record_tool_call(call),
         )  # the sink may be replaced later
-        http = McpHttp(hub, chosen)
-        async with hub.running(), http.running():
-            state.extras["mcp"] = hub
-            state.extras["mcp_http"] = http
-            state.extras.setdefault("readiness", {})["mcp"] = _readiness(hub)
-            yield
+        config = state.config
+        async with replica_forwarding(config.redis_url, config.replica_url) as forwarder:
+            http = McpHttp(hub, chosen, forwarder)
+            async with hub.running(), http.running():
+                state.extras["mcp"] = hub
+                state.extras["mcp_http"] = http
+                state.extras.setdefault("readiness", {})["mcp"] = _readiness(hub)
+                yield
 
     return extension
 

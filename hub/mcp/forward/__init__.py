@@ -14,6 +14,7 @@ an unknown one answers 404 here.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import anyio
@@ -21,12 +22,16 @@ import anyio
 from hub.mcp.forward.proxy import FORWARDED_HEADER, Forwarder, forward_client
 from hub.mcp.forward.registry import ReplicaRegistry, new_replica_id, owner_of, registry_client, session_prefix
 
+logger = logging.getLogger("toolhub.mcp")
+
 
 @contextlib.asynccontextmanager
 async def replica_forwarding(redis_url: str | None, replica_url: str | None) -> AsyncIterator[Forwarder | None]:
     """This replica's forwarding while the hub runs: registered (and kept so) in Redis, unregistered at stop.
     Yields None when either setting is missing (each replica then needs sticky sessions, as before)."""
     if not redis_url or not replica_url:
+        if redis_url:  # replicas, probably: say what they lack
+            logger.info("MCP sessions stay on this replica (no general_settings.replica_url): /mcp needs affinity")
         yield None
         return
     client = registry_client(redis_url)
