@@ -4,6 +4,7 @@ own classes; export over gRPC goes to an in-process gRPC server."""
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from typing import Any
 
@@ -150,6 +151,37 @@ async def test_a_full_batch_is_sent_without_waiting_for_the_interval(monkeypatch
         with anyio.fail_after(30):  # the timer would wait an hour
             await arrived.wait()
     assert len(decode(sent[0])) == otlp_module.MAX_BATCH
+
+
+@pytest.mark.anyio
+async def test_spans_ended_while_a_batch_is_sent_wait_for_the_next_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load, sending them at once made a stream of small batches (a thread hand-off and a request each)."""
+    monkeypatch.setattr(otlp_module, "INTERVAL", 3600.0)
+    sent: list[bytes] = []
+    arrived, release = anyio.Event(), threading.Event()
+
+    def send(body: bytes) -> None:  # in the exporter's worker thread
+        sent.append(body)
+        anyio.from_thread.run_sync(arrived.set)
+        release.wait(30)
+
+    tracing = Tracing(settings(), sender=send)
+    async with tracing.running():
+        exporter, tracer = tracing.exporter, tracing.tracer
+        assert exporter is not None and tracer is not None
+        with anyio.fail_after(30):
+            while (first := exporter._wake) is None:  # noqa: ASYNC110  # pyright: ignore[reportPrivateUsage]
+                await anyio.sleep(0.01)  # the exporter's task has not started yet
+            for _ in range(otlp_module.MAX_BATCH):
+                tracer.start_span("s").end()
+            await arrived.wait()
+            for _ in range(5):
+                tracer.start_span("late").end()
+            release.set()
+            while exporter._wake is first:  # noqa: ASYNC110  # pyright: ignore[reportPrivateUsage]
+                await anyio.sleep(0.01)  # until the exporter waits again (a new event): no event says so
+        assert (len(sent), len(exporter.buffer)) == (1, 5)
+    assert [len(decode(body)) for body in sent] == [otlp_module.MAX_BATCH, 5]  # the rest goes out at shutdown
 
 
 @pytest.mark.anyio

@@ -90,22 +90,26 @@ class OtlpExporter:
             self._close()
 
     async def flush(self) -> None:
-        """Send what is buffered, a batch at a time; a batch a cancellation kept from being sent stays buffered."""
+        """Send what is buffered, a batch at a time."""
         while self.buffer:
-            batch = self._take()
-            done = False
+            await self._send_batch()
 
-            def export(batch: list[bytes] = batch) -> None:
-                nonlocal done
-                self._export(batch)
-                done = True
+    async def _send_batch(self) -> None:
+        """Send the next batch from the worker thread; a batch a cancellation kept from being sent stays buffered."""
+        batch = self._take()
+        done = False
 
-            try:
-                await anyio.to_thread.run_sync(export)
-            finally:
-                if not done:
-                    self.buffer[:0] = batch
-                    self.size += sum(map(len, batch))
+        def export() -> None:
+            nonlocal done
+            self._export(batch)
+            done = True
+
+        try:
+            await anyio.to_thread.run_sync(export)
+        finally:
+            if not done:
+                self.buffer[:0] = batch
+                self.size += sum(map(len, batch))
 
     def _take(self) -> list[bytes]:
         """The next batch: up to `MAX_BATCH` spans and `MAX_BATCH_BYTES` (a span is never bigger, see `add`)."""
@@ -120,12 +124,16 @@ class OtlpExporter:
         return batch
 
     async def _loop(self) -> None:
+        """A batch when one is full or `INTERVAL` has passed, then wait again: spans that arrive while a batch is
+        being sent wait for the next one (sending them at once made a stream of small batches under load, each
+        paying a thread hand-off and an HTTP request: about 30 µs of CPU per request at 2 spans each)."""
         while True:
             if len(self.buffer) < MAX_BATCH and self.size < MAX_BATCH_BYTES:  # no await since the check: `add` sets
                 self._wake = anyio.Event()  # this very event
                 with anyio.move_on_after(INTERVAL):
                     await self._wake.wait()
-            await self.flush()
+            if self.buffer:
+                await self._send_batch()
 
     def _export(self, batch: Sequence[bytes]) -> None:
         try:
