@@ -100,6 +100,8 @@ class Config:
     """Extra hosts accepted by the MCP endpoints' DNS-rebinding protection (loopback is always accepted)."""
     mcp_tool_separator: str = "__"
     """Between server and tool in hub tool names: `<server>__<tool>`."""
+    replica_url: str | None = None
+    """This replica's base URL for other replicas: with `redis_url`, MCP sessions work without stickiness."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
     router: RouterPolicy = field(default_factory=RouterPolicy)
     cache: CacheSettings | None = None
@@ -178,6 +180,7 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
         key_cache_seconds=5.0 if general.key_cache_seconds is None else general.key_cache_seconds,
         mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
         mcp_tool_separator=general.mcp_tool_separator or "__",
+        replica_url=general.replica_url,
         mcp_servers=_mcp_servers(
             file, missing, None if source == "<memory>" else Path(source).parent, general.mcp_tool_separator or "__"
         ),

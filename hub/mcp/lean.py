@@ -134,15 +134,21 @@ def _streams() -> tuple[MemoryObjectSendStream[EventMessage], MemoryObjectReceiv
 class LeanSessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager with `LeanTransport` sessions; `quiet(tool)` as in `LeanTransport.quiet`."""
 
-    def __init__(self, app: Any, *, quiet: Callable[[str], bool], **options: Any) -> None:
+    def __init__(self, app: Any, *, quiet: Callable[[str], bool], session_prefix: str = "", **options: Any) -> None:
         super().__init__(app, **options)
         self._quiet = quiet
+        self.session_prefix = session_prefix
+        """Starts every session id: the replica's id when sessions are forwarded between replicas (hub/mcp/forward)."""
+
+    def holds(self, session_id: str) -> bool:
+        """Whether this manager has the session open (an unknown id may belong to another replica)."""
+        return session_id in self._server_instances
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
             return None
         transport = LeanTransport(
-            mcp_session_id=uuid4().hex,
+            mcp_session_id=f"{self.session_prefix}{uuid4().hex}",
             is_json_response_enabled=self.json_response,
             event_store=self.event_store,
             security_settings=self.security_settings,
