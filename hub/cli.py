@@ -59,8 +59,16 @@ def serve(args: argparse.Namespace) -> int:
         )
     )
     # An inherited socket (`--fd`, bound by whoever started us) leaves no window for another process to take the port.
-    server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
+    server.run(sockets=None if args.fd is None else [_inherited(args.fd)])
     return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE
+
+
+def _inherited(fd: int) -> socket.socket:
+    """The listening socket passed as `--fd`, no longer inheritable: a stdio MCP server started later would otherwise
+    hold it, and if it outlived a killed hub the port would accept connections nobody answers."""
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(False)
+    return sock
 
 
 def _serve_workers(args: argparse.Namespace, config: Config, workers: int) -> int:
