@@ -85,7 +85,8 @@ class Accounting:
     async def admit(self, principal: Principal, route: ModelRoute, body: Mapping[str, Any] | None = None) -> _Ticket:
         """Hold the request's worst case against its key's budget (`body`: what it asks for; without it, the model's
         output limit), then count it against the key's and the deployment's rate limits."""
-        entry = self.keys.entry(principal.key_id) if principal.key_id is not None else None
+        key_id = principal.key_id
+        entry = None if key_id is None else self.keys.entry(key_id) or await self.keys.current(key_id)
         limits = self._limits(entry, route)
         hold: Hold | None = None
         try:

@@ -116,6 +116,16 @@ class KeyAuthenticator:
         """The cached entry of an authenticated key (budget account, rate limit)."""
         return self._cache.get(key_id)
 
+    async def current(self, key_id: str) -> KeyEntry | None:
+        """The entry to account a request of an authenticated key by: the cached one, else the key read again.
+
+        The cache may hold none for a key that was just authenticated: a change of the key dropped it since, or the
+        read that authenticated it spanned a change and cached nothing. Accounting such a request by no entry held,
+        charged and rate-limited nothing, and `/key/info` showed the key a request short for good. None: the key is
+        gone. Raises ServiceUnavailable when it must be read and the store is down."""
+        entry = self._cache.get(key_id)
+        return entry if entry is not None else await self._fresh(key_id, None)
+
     def invalidate(self, digest: str) -> None:
         self._cache.pop(digest, None)
         self._misses.pop(digest, None)

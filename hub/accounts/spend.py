@@ -165,7 +165,8 @@ class BudgetLedger:
         elif row.max_budget is not None:
             # Other processes spend from the same key: on each refresh of the key, catch up with what is stored.
             account.roll(time.time())
-            account.spent = max(account.spent, await self._stored(row.token_hash, account))
+            stored = await self._stored(row.token_hash, account)
+            account.spent = max(account.spent, stored)  # read after the await: a charge made during it is kept
         account.key_label, account.max_budget = _label(row), row.max_budget
         if account.period != period:
             account.period = period
