@@ -8,11 +8,16 @@ seconds, inside the 2 s an MCP client gives `toolhub stdio` before it kills it (
 Every group not yet stopped is listed, so that an exit path that cannot wait (the last step of `toolhub stdio`) can
 still kill them all at once (`kill_all`).
 
-A group counts as gone when only zombies are left in it: an orphaned descendant is reaped by PID 1, and a PID 1 that
-does not reap (a container without `--init`) would otherwise hold every stop for its whole budget. Linux has no call
-that lists a group's members, so they are found by scanning /proc (6.5 ms with 134 processes): in a worker thread,
-once, and again only when every member found has died (one may have forked another). The polls in between read only
-those members' `/proc/<pid>/stat`.
+A group counts as gone when only zombies are left in it and the event loop has seen its leader exit. An orphaned
+descendant is reaped by PID 1, and a PID 1 that does not reap (a container without `--init`) would otherwise hold every
+stop for its whole budget. Linux has no call that lists a group's members, so they are found by scanning /proc (6.5 ms
+with 134 processes): in a worker thread, once, and again only when every member found has died (one may have forked
+another). The polls in between read only those members' `/proc/<pid>/stat`.
+
+The leader is different: it is the hub's own child, reaped by the event loop's child watcher, and it reads as a zombie
+as soon as its main thread exits, while its other threads may still run (node's exit passes through that). A stop that
+returned then left a `Popen` whose returncode the loop never set once it ended; collected later, it warned "subprocess
+N is still running" (and its transport's close had polled it, racing the watcher for the exit status).
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ async def stop(process: Process) -> None:
     try:
         await _close(process.stdin)
         await _poll(lambda: process.returncode is not None, EXIT_GRACE)
-        group = Group(pgid)
+        group = Group(process)
         if await group.alive():
             _signal(pgid, signal.SIGTERM)
             if not await group.gone_within(TERM_GRACE):
@@ -99,14 +104,22 @@ def live_groups() -> list[int]:
 
 
 class Group:
-    """A process group, and the members of it last found in /proc."""
+    """A process group, its leader, and the members of it last found in /proc."""
 
-    def __init__(self, pgid: int) -> None:
-        self.pgid = pgid
+    def __init__(self, leader: Process) -> None:
+        self.leader = leader
+        self.pgid = leader.pid
         self.members: list[int] = []
 
     async def alive(self) -> bool:
-        """Whether any process of the group is alive (zombies do not count where /proc tells them apart)."""
+        """Whether a process of the group is alive, or its leader's exit is not seen by the event loop yet.
+
+        Zombies do not count where /proc tells them apart, except the leader: it reads as one as soon as its main
+        thread exits, while its other threads may still run, and until the loop sees it exit its `Popen` is unreaped.
+        """
+        return await self._members_alive() or self.leader.returncode is None
+
+    async def _members_alive(self) -> bool:
         try:
             os.killpg(self.pgid, 0)
         except ProcessLookupError:
