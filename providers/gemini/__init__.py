@@ -7,8 +7,24 @@ response.py    GenerateContentResponse -> chat.completion / chat.completion.chun
 signatures.py  Gemini 3 thought signatures kept across turns, keyed by tool-call id
 images.py      http(s) image URLs fetched and inlined
 provider.py    GeminiProvider: the HTTP calls
+
+`GeminiProvider` is loaded on first access (PEP 562), not with the package: the hub imports `signatures` at start for
+its shared state, and a gateway with no `gemini/` model need not load the translation modules (issue 17, RSS).
 """
 
-from providers.gemini.provider import GeminiProvider
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from providers.gemini.provider import GeminiProvider
 
 __all__ = ["GeminiProvider"]
+
+
+def __getattr__(name: str) -> type[GeminiProvider]:
+    if name == "GeminiProvider":
+        from providers.gemini.provider import GeminiProvider
+
+        return GeminiProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
