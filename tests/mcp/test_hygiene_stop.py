@@ -63,7 +63,7 @@ async def test_a_group_that_ignores_sigterm_is_stopped_without_scanning_proc_on_
     wait_for(lambda: len(survivors(marker)) == 1, what="the hung server")
     await processes.stop(process)
     assert process.returncode == -signal.SIGKILL
-    assert survivors(marker) == []
+    wait_for(lambda: survivors(marker) == [], what="every upstream process killed")  # dying takes moments, hung never
     assert threading.main_thread() not in scans.threads
     assert 1 <= len(scans.threads) <= 2  # once to learn the members (the old code scanned every 10 ms: ~60 times)
 
@@ -75,7 +75,7 @@ async def test_a_member_forked_during_the_grace_is_still_killed(tmp_path: Path) 
     wait_for(lambda: len(survivors(marker)) == 1, what="the server")
     await processes.stop(process)
     assert process.returncode == 0  # it exited by itself on SIGTERM, leaving its child behind in the group
-    assert survivors(marker) == []
+    wait_for(lambda: survivors(marker) == [], what="the forked child's end")  # killed: dies within moments, or never
 
 
 async def test_toolhub_stdio_kills_what_is_left_even_when_serving_fails(tmp_path: Path) -> None:
