@@ -18,8 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode, TraceState, set_span_in_context
 from opentelemetry.trace.span import SpanContext, TraceFlags
 
-from hub.ops.tracing import OtelSpec, otlp as otlp_module, tracing_settings
+from hub.ops.tracing import OtelSpec, otlp as otlp_module, proto, tracing_settings
 from hub.ops.tracing.otlp import OtlpExporter, encode
+from hub.ops.tracing.proto import encode_resource, encode_scope
 from hub.ops.tracing.setup import Tracing
 from hub.ops.tracing.tracer import RecordedSpan, Sampling, SpanRecorder
 from tests.ops.otlp_receiver import Span, _attrs, _span  # pyright: ignore[reportPrivateUsage]
@@ -53,8 +54,7 @@ def test_every_field_and_attribute_type_survives_encoding() -> None:
     child.set_status(Status(StatusCode.ERROR, "upstream said no"))
     child.end()
     parent.end()
-    resource = otlp_module._resource({"service.name": "toolhub"})  # pyright: ignore[reportPrivateUsage]
-    scope = otlp_module._scope("toolhub", "0.1.0")  # pyright: ignore[reportPrivateUsage]
+    resource, scope = encode_resource({"service.name": "toolhub"}), encode_scope("toolhub", "0.1.0")
     first, second = decode(encode(ended, resource, scope))
     assert (first.name, first.kind, first.status, first.scope, first.resource) == (
         "chat m", "CLIENT", "ERROR", "toolhub", {"service.name": "toolhub"},
@@ -263,6 +263,16 @@ async def test_batches_are_cut_by_size_and_every_span_still_arrives() -> None:
     assert sum(len(decode(body)) for body in sent) == 120 and exporter.size == 0
 
 
+def test_equal_values_of_different_types_keep_their_types() -> None:
+    """Encoded pairs of steady attributes are kept: `1`, `True` and `1.0` are equal keys of a dict."""
+    tracer, ended = recorder()
+    for value in (1, True, 1.0, "1"):
+        tracer.start_span("s", attributes={"toolhub.stream": value, "toolhub.retry": value}).end()
+    spans = decode(encode(ended, b"", b""))
+    assert [type(s.attributes["toolhub.stream"]) for s in spans] == [int, bool, float, str]
+    assert [type(s.attributes["toolhub.retry"]) for s in spans] == [int, bool, float, str]
+
+
 def test_long_values_are_cut_on_a_character_boundary() -> None:
     tracer, ended = recorder()
     span = tracer.start_span("n" * 100_000, attributes={"s": "é" * 100_000, "l": ["a" * 100_000]})
@@ -270,7 +280,7 @@ def test_long_values_are_cut_on_a_character_boundary() -> None:
     span.set_status(Status(StatusCode.ERROR, "boom" * 50_000))
     span.end()
     raw = ExportTraceServiceRequest.FromString(encode(ended, b"", b"")).resource_spans[0].scope_spans[0].spans[0]
-    limit = otlp_module.MAX_VALUE_BYTES
+    limit = proto.MAX_VALUE_BYTES
     attrs = {kv.key: kv.value for kv in raw.attributes}
     assert attrs["s"].string_value == "é" * (limit // 2)
     assert attrs["l"].array_value.values[0].string_value == "a" * limit

@@ -34,7 +34,8 @@ from opentelemetry.util import types
 from opentelemetry.util._decorator import _agnosticcontextmanager  # pyright: ignore[reportPrivateUsage]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_UNSET = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)
+"""The status of a span nobody set one on (one object: `proto` tells it by identity)."""
 _NO_EVENTS: list[Any] = []
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 Event = tuple[str, int, Mapping[str, Any]]
@@ -73,7 +74,7 @@ class RecordedSpan(Span):
         # A dict is taken as it is: the gateway's callers build a fresh one per span (a copy per span costs).
         self.attributes: dict[str, Any] = attributes if type(attributes) is dict else dict(attributes or {})
         self.events: list[Event] = _NO_EVENTS
-        self.status = _UNSET
+        self.status = UNSET_STATUS
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self.remote_parent = False
