@@ -191,7 +191,7 @@ async def post(
     session = pool.session(url)
     if (trace := TRACE_HEADERS.get()) is not None:
         headers = {**headers, **trace}
-    attempt = 0
+    attempt, stale_retry = 0, True
     while True:
         try:
             response = await session.post(url, data=body, headers=headers, timeout=timeout)
@@ -199,6 +199,9 @@ async def post(
             error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
             error.__cause__ = exc
         except aiohttp.ClientError as exc:
+            if stale_retry and _dropped_unanswered(exc):
+                stale_retry = False
+                continue
             error = connect_error(deployment.provider, url, exc)
         else:
             if response.status < 400:
@@ -218,6 +221,18 @@ async def post(
             raise error
         attempt += 1
         await anyio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
+
+
+def _dropped_unanswered(exc: BaseException) -> bool:
+    """Whether the upstream dropped the connection before answering: mostly a pooled connection whose idle keep-alive
+    the server ended as the request went out (uvicorn-based servers such as vLLM's close after 5 s; the pool keeps
+    connections longer). Retried once at once, outside `max_retries`, as HTTP clients retry a stale pooled connection
+    (RFC 9112 section 9.3.1), though for a POST; a server that drops every request still fails on the second try."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(exc, aiohttp.ClientConnectorError)
 
 
 def _retry_headers(headers: Mapping[str, str]) -> dict[str, str]:

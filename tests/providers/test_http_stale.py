@@ -1,0 +1,79 @@
+"""A pooled connection the upstream closed while idle (its keep-alive ran out first) is retried on a new one.
+
+Servers built on uvicorn (vLLM's OpenAI server among them) close an idle connection after 5 s; the gateway's pool keeps
+one longer. A request sent on such a connection meets `ServerDisconnectedError` before any answer, and must not become
+a 502 for the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+from providers._http import HttpPool, post
+from providers.base import Deployment, ProviderError
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+def _unparsed(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    return body.decode(), None, None, None
+
+
+async def _answer_once_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer a connection's first request as keep-alive; close it when the next one arrives, unanswered: the close
+    of an idle timeout crossing the gateway's next request on the wire."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(OK)
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def _two_posts(deployment: Deployment) -> list[int]:
+    server = await asyncio.start_server(_answer_once_then_drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = HttpPool()
+    statuses: list[int] = []
+    try:
+        for _ in range(2):
+            async with post(pool, deployment, f"http://127.0.0.1:{port}/v1/chat/completions", b"", {},
+                            stream=False, parse_error=_unparsed) as response:  # fmt: skip
+                statuses.append(response.status)
+                await response.read()
+    finally:
+        await pool.aclose()
+        server.close()
+    return statuses
+
+
+def test_a_stale_pooled_connection_is_retried_once_on_a_new_one() -> None:
+    deployment = Deployment(provider="openai", model="m", api_base="http://127.0.0.1", max_retries=0)
+    assert anyio.run(_two_posts, deployment) == [200, 200]
+
+
+async def _always_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def _one_post_to_a_dropping_server(deployment: Deployment) -> None:
+    server = await asyncio.start_server(_always_drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = HttpPool()
+    try:
+        async with post(pool, deployment, f"http://127.0.0.1:{port}/v1/chat/completions", b"", {},
+                        stream=False, parse_error=_unparsed):  # fmt: skip
+            pass
+    finally:
+        await pool.aclose()
+        server.close()
+
+
+def test_an_upstream_that_always_drops_still_fails_with_max_retries_zero() -> None:
+    deployment = Deployment(provider="openai", model="m", api_base="http://127.0.0.1", max_retries=0)
+    with pytest.raises(ProviderError) as raised:
+        anyio.run(_one_post_to_a_dropping_server, deployment)
+    assert raised.value.status_code == 502
