@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
@@ -93,7 +94,24 @@ class ApiCORSMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.PREFIXES):
-            await self.cors(scope, receive, send)
-        else:
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIXES):
             await self.app(scope, receive, send)
+        elif any(name == b"origin" for name, _ in scope["headers"]):
+            await self.cors(scope, receive, send)
+        else:  # no browser: what CORSMiddleware adds then (`Vary: Origin`), without its header objects (~5 us)
+            await self.app(scope, receive, functools.partial(_vary_origin, send))
+
+
+async def _vary_origin(send: Send, message: Message) -> None:
+    """`send`, with `Origin` added to the response's `Vary` as CORSMiddleware does (one `vary` header, merged)."""
+    if message["type"] == "http.response.start":
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers") or ())
+        message["headers"] = headers
+        found = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
+        if not found:
+            headers.append((b"vary", b"Origin"))
+        else:  # as MutableHeaders.__setitem__: the first one takes the joined value, the others go
+            headers[found[0]] = (b"vary", b", ".join([*(headers[i][1] for i in found), b"Origin"]))
+            for i in reversed(found[1:]):
+                del headers[i]
+    await send(message)
