@@ -1,14 +1,15 @@
-"""`ApiCORSMiddleware` answers a request without `Origin` itself: its headers must be what Starlette's
-CORSMiddleware makes of them."""
+"""hub/middleware.py's shortcuts: `ApiCORSMiddleware` answers a request without `Origin` itself (its headers must
+be what Starlette's CORSMiddleware makes of them), and request ids are made without a UUID object."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from starlette.middleware.cors import CORSMiddleware
 
-from hub.middleware import ApiCORSMiddleware
+from hub.middleware import ApiCORSMiddleware, new_request_id
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -51,3 +52,11 @@ async def test_the_headers_are_corsmiddlewares(response_headers: Headers, origin
     starlettes = CORSMiddleware(answering(response_headers), allow_origins=["*"], allow_methods=["*"],
                                 allow_headers=["*"], expose_headers=["x-request-id"])  # fmt: skip
     assert ours == await sent_headers(starlettes, request)
+
+
+def test_a_new_request_id_is_a_version_4_uuid_in_hex() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert (len(rid), parsed.hex, parsed.version, parsed.variant) == (32, rid, 4, uuid.RFC_4122)
