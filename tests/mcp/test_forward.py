@@ -4,9 +4,12 @@ to forward, and two in-process hubs taking turns at one client's requests as a r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -18,7 +21,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
 from hub.accounts.ratelimit import redis_client
-from hub.mcp.forward import FORWARDED_HEADER, Forwarder, ReplicaRegistry, owner_of, session_prefix
+from hub.mcp.forward import FORWARDED_HEADER, Forwarder, ReplicaRegistry, WorkerRegistry, owner_of, session_prefix
 from hub.mcp.forward.proxy import forward_client
 from hub.mcp.forward.registry import KEY_PREFIX, new_replica_id
 from tests.mcp.conftest import MASTER_KEY, eventually, hub_app, running, script_server, text_of, tool_server
@@ -85,6 +88,31 @@ async def test_a_registry_without_redis_answers_unknown() -> None:
         assert await registry.url_of(new_replica_id()) is None
     finally:
         await client.aclose()
+
+
+async def test_a_workers_directory_names_live_workers_only(tmp_path: Path) -> None:
+    here = WorkerRegistry(tmp_path, new_replica_id(), "http://127.0.0.1:1234")
+    here.register()
+    dead = new_replica_id()
+    (tmp_path / dead).write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": _exited_pid()}))
+    (tmp_path / "torn").write_text('{"url": "http')
+    other = WorkerRegistry(tmp_path, new_replica_id(), "http://127.0.0.1:5678")
+    found = [await other.url_of(name) for name in (here.replica_id, dead, "torn", "../torn", new_replica_id())]
+    await here.unregister()
+    assert found == ["http://127.0.0.1:1234", None, None, None, None]
+    assert await other.url_of(here.replica_id) is None
+    assert _names(tmp_path) == sorted([dead, "torn"])  # what is not its own is the supervisor's to delete
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def _exited_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def _scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:

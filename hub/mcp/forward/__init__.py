@@ -9,6 +9,11 @@ the load balancer picks sends the request there, streaming the answer back (prog
 included). A session whose replica is gone answers 404 `Session not found`, on which the spec has the client start a
 new session. Without Redis or without `general_settings.replica_url`, nothing changes: session ids are plain, and
 an unknown one answers 404 here.
+
+The workers of `toolhub serve --workers N` share one socket, and the kernel hands each connection to any of them, so
+each worker is a replica of its own: it also listens on a port of its own (at `replica_url`'s address, or 127.0.0.1)
+and advertises that port under its own id, in Redis when the server has Redis and `replica_url`, else in a
+directory its supervisor keeps (`local`). A hop then reaches exactly the worker holding the session.
 """
 
 from __future__ import annotations
@@ -19,27 +24,53 @@ from collections.abc import AsyncIterator
 
 import anyio
 
+from hub.mcp.forward.local import WorkerRegistry
 from hub.mcp.forward.proxy import FORWARDED_HEADER, Forwarder, forward_client
-from hub.mcp.forward.registry import ReplicaRegistry, new_replica_id, owner_of, registry_client, session_prefix
+from hub.mcp.forward.registry import (
+    Registry,
+    ReplicaRegistry,
+    new_replica_id,
+    owner_of,
+    registry_client,
+    session_prefix,
+)
 
 logger = logging.getLogger("toolhub.mcp")
 
 
 @contextlib.asynccontextmanager
-async def replica_forwarding(redis_url: str | None, replica_url: str | None) -> AsyncIterator[Forwarder | None]:
-    """This replica's forwarding while the hub runs: registered (and kept so) in Redis, unregistered at stop.
-    Yields None when either setting is missing (each replica then needs sticky sessions, as before)."""
+async def replica_forwarding(
+    redis_url: str | None, replica_url: str | None, worker_registry: str | None = None
+) -> AsyncIterator[Forwarder | None]:
+    """This replica's forwarding while the hub runs: registered (and kept so), unregistered at stop. Registered in
+    the workers' directory `worker_registry` when given (a worker of `toolhub serve --workers N` whose server has no
+    Redis or no `replica_url`: `replica_url` is then the worker's own loopback port), else in Redis. Yields None when
+    neither applies (each replica then needs sticky sessions, as before)."""
+    if replica_url and worker_registry:
+        async with _forwarding(WorkerRegistry(worker_registry, new_replica_id(), replica_url)) as forwarder:
+            yield forwarder
+        return
     if not redis_url or not replica_url:
         if redis_url:  # replicas, probably: say what they lack
             logger.info("MCP sessions stay on this replica (no general_settings.replica_url): /mcp needs affinity")
         yield None
         return
     client = registry_client(redis_url)
-    registry = ReplicaRegistry(client, new_replica_id(), replica_url)
+    try:
+        async with _forwarding(ReplicaRegistry(client, new_replica_id(), replica_url)) as forwarder:
+            yield forwarder
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _forwarding(registry: Registry) -> AsyncIterator[Forwarder]:
+    """A forwarder over `registry`, whose entry is kept while it runs and removed at the end."""
     forwarder = Forwarder(registry, forward_client())
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(registry.run, name="mcp-replica-heartbeat")
+            tg.start_soon(registry.run, name="mcp-replica-registration")
             try:
                 yield forwarder
             finally:
@@ -48,13 +79,14 @@ async def replica_forwarding(redis_url: str | None, replica_url: str | None) -> 
         with anyio.CancelScope(shield=True):
             await registry.unregister()
             await forwarder.client.aclose()
-            await client.aclose()
 
 
 __all__ = [
     "FORWARDED_HEADER",
     "Forwarder",
+    "Registry",
     "ReplicaRegistry",
+    "WorkerRegistry",
     "owner_of",
     "replica_forwarding",
     "session_prefix",

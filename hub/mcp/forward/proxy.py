@@ -4,8 +4,8 @@ The request goes as it came (method, path, query, headers with `Authorization` a
 message, read whole so that this replica can still answer it if the owner turns out to be unreachable),
 marked with `x-toolhub-forwarded-by` so that the owner never forwards it again (a loop answers the normal 404).
 The answer comes back as the owner sent it: JSON, an event stream (a POST's, or a GET's standalone stream, which
-lasts until the client goes away), or a DELETE's empty answer. The target URL always comes from the Redis registry,
-never from the request.
+lasts until the client goes away), or a DELETE's empty answer. The target URL always comes from the registry (Redis,
+or the workers' directory), never from the request.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx2
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.mcp.forward.registry import ReplicaRegistry, owner_of
+from hub.mcp.forward.registry import Registry, owner_of
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -45,7 +45,7 @@ def forward_client() -> httpx2.AsyncClient:
 class Forwarder:
     """Decides whether a request belongs to another replica's session, and forwards it there."""
 
-    def __init__(self, registry: ReplicaRegistry, client: httpx2.AsyncClient) -> None:
+    def __init__(self, registry: Registry, client: httpx2.AsyncClient) -> None:
         self.registry = registry
         self.client = client
 

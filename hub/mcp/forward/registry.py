@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -50,7 +50,32 @@ def session_prefix(replica_id: str) -> str:
 def owner_of(session_id: str) -> str | None:
     """The replica id a session id names, or None (an id of a replica without forwarding, or made up)."""
     prefix, dash, rest = session_id.partition("-")
-    return prefix if dash and rest and _REPLICA_ID.fullmatch(prefix) else None
+    return prefix if dash and rest and valid_replica_id(prefix) else None
+
+
+def valid_replica_id(text: str) -> bool:
+    """Whether `text` has the shape of a replica id (and so is safe as a Redis key part or a file name)."""
+    return _REPLICA_ID.fullmatch(text) is not None
+
+
+class Registry(Protocol):
+    """Where the replicas listen: `ReplicaRegistry` (Redis, across machines) or `WorkerRegistry` (the workers of one
+    `toolhub serve --workers N` without Redis, hub/mcp/forward/local.py)."""
+
+    replica_id: str
+    url: str
+
+    async def run(self) -> None:
+        """Keep this replica's entry until cancelled."""
+        ...
+
+    async def url_of(self, replica_id: str) -> str | None:
+        """The URL `replica_id` advertised, or None (unknown or gone)."""
+        ...
+
+    async def unregister(self) -> None:
+        """Remove this replica's entry (at stop)."""
+        ...
 
 
 class ReplicaRegistry:

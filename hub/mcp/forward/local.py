@@ -1,0 +1,76 @@
+"""Where the workers of one `toolhub serve --workers N` listen, without Redis: one file per worker in a directory on
+this machine that the supervisor creates, passes to its workers (`--worker-registry`) and removes at stop.
+
+Each worker listens on a port of its own on 127.0.0.1 besides the shared socket (hub/scale/supervisor.py) and writes
+`<replica id>` = `{"url": ..., "pid": ...}` there, whole (a temporary file renamed over it), so a reader never sees
+half of it. A worker deletes its file when it stops; the supervisor deletes the file of a worker that died, and a
+lookup ignores a file whose process is gone (the moment between a death and the supervisor noticing it). Reaching
+only this machine's loopback, these URLs never leave it: replicas on other machines need Redis and `replica_url`.
+
+The files are read and written with plain blocking calls: a few hundred bytes in a directory under the system's
+temporary directory, a lookup only for a request whose session another worker holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import anyio
+
+from hub.mcp.forward.registry import valid_replica_id
+
+logger = logging.getLogger("toolhub.mcp")
+
+
+class WorkerRegistry:
+    """This worker's file in the workers' directory, and the lookup of the other workers'."""
+
+    def __init__(self, directory: str | Path, replica_id: str, url: str) -> None:
+        self.directory = Path(directory)
+        self.replica_id = replica_id
+        self.url = url
+
+    def register(self) -> None:
+        """Write this worker's file (its URL and pid)."""
+        partial = self.directory / f".{self.replica_id}.{os.getpid()}.tmp"
+        partial.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        partial.replace(self.directory / self.replica_id)
+
+    async def run(self) -> None:
+        """Register, then hold until cancelled (a file needs no heartbeat: its removal is the supervisor's)."""
+        try:
+            self.register()
+        except OSError as exc:
+            logger.error("could not advertise this worker's MCP URL in %s (%s): sessions opened here answer 404 "
+                         "on the other workers", self.directory, exc)  # fmt: skip
+        await anyio.sleep_forever()
+
+    async def url_of(self, replica_id: str) -> str | None:
+        """The URL worker `replica_id` advertised, or None (unknown, not a worker of this server, or dead)."""
+        if not valid_replica_id(replica_id):
+            return None
+        try:
+            entry = json.loads((self.directory / replica_id).read_text())
+            url, pid = str(entry["url"]), int(entry["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return url if _alive(pid) else None
+
+    async def unregister(self) -> None:
+        """Delete this worker's file (at stop): its sessions end with it."""
+        with contextlib.suppress(OSError):
+            (self.directory / self.replica_id).unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, run by another user
+        return True
+    return True
