@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import socket
@@ -40,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
         return _serve_workers(args, config, workers)
     if config.master_key is None:
         logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
+    sockets, config = _sockets(args, config)
     where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
     logger.info("serving %d model aliases from %s on %s", len(config.models), config.source, where)
     server = TunedServer(  # uvicorn.Server, with the garbage collector tuned once started (hub/scale/tuned.py)
@@ -59,8 +61,46 @@ def serve(args: argparse.Namespace) -> int:
         )
     )
     # An inherited socket (`--fd`, bound by whoever started us) leaves no window for another process to take the port.
-    server.run(sockets=None if args.fd is None else [_inherited(args.fd)])
+    server.run(sockets=sockets)
     return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE
+
+
+def _sockets(args: argparse.Namespace, config: Config) -> tuple[list[socket.socket] | None, Config]:
+    """What uvicorn serves (None: it binds `--host`/`--port` itself), and the config to serve it with: a worker of
+    `--workers N` also serves a socket of its own, which its config advertises to the others (hub/scale)."""
+    from hub.scale.supervisor import listening_socket
+
+    sockets = None if args.fd is None else [_inherited(args.fd)]
+    if args.worker_registry is None:
+        return sockets, config
+    own, config = _own_listener(config, args.worker_registry)
+    return [*(sockets or [listening_socket(args.host, args.port)]), own], config
+
+
+def _own_listener(config: Config, registry: str) -> tuple[socket.socket, Config]:
+    """A worker's own socket (served with the shared one, closed with it) and the config that advertises it in place
+    of `replica_url`: in Redis at `replica_url`'s address when the server has both, so other replicas and workers
+    reach this worker itself; else on 127.0.0.1 in the workers' directory `registry`, for the other workers.
+
+    Raises:
+        ConfigError: `replica_url`'s address is not this machine's (`_serve_workers` checks it first).
+    """
+    from hub.scale.supervisor import worker_listener
+
+    redis = bool(config.redis_url and config.replica_url)
+    try:
+        own, url = worker_listener(config.replica_url if redis else None)
+    except OSError as exc:
+        raise _not_here(config, exc) from exc
+    return own, dataclasses.replace(config, worker_url=url, worker_registry=None if redis else registry)
+
+
+def _not_here(config: Config, exc: OSError) -> ConfigError:
+    return ConfigError(
+        "general_settings.replica_url",
+        f"with --workers, each worker listens on a port of its own at the address of {config.replica_url}, which is "
+        f"not this machine's ({exc}): use this machine's (pod's, container's) own IP address",
+    )
 
 
 def _inherited(fd: int) -> socket.socket:
@@ -75,6 +115,7 @@ def _serve_workers(args: argparse.Namespace, config: Config, workers: int) -> in
     """`--workers N` (`general_settings.num_workers`): a supervisor and N `serve` processes on one socket."""
     from hub.scale.supervisor import listening_socket, run_workers, worker_command
 
+    _check_replica_url(config)
     sock = socket.socket(fileno=args.fd) if args.fd is not None else listening_socket(args.host, args.port)
     argv = [*worker_command(), "serve", "--workers", "1", "--log-level", args.log_level,
             "--forwarded-allow-ips", args.forwarded_allow_ips]  # fmt: skip
@@ -83,6 +124,27 @@ def _serve_workers(args: argparse.Namespace, config: Config, workers: int) -> in
     where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
     logger.info("starting %d workers on %s", workers, where)
     return run_workers(sock, argv, workers, config.shutdown_grace_seconds)
+
+
+def _check_replica_url(config: Config) -> None:
+    """Before any worker starts: say how MCP sessions reach their worker, and refuse a `replica_url` whose address
+    the workers could not listen on (each would fail alone, restarted forever).
+
+    Raises:
+        ConfigError: `replica_url`'s address is not this machine's.
+    """
+    from hub.scale.supervisor import worker_listener
+
+    if not (config.redis_url and config.replica_url):
+        reach = "other replicas" if config.redis_url else "replicas on other machines"
+        logger.info("MCP sessions: each worker forwards to the worker holding the session (on 127.0.0.1); %s "
+                    "cannot reach them without general_settings.replica_url and redis_url", reach)  # fmt: skip
+        return
+    try:
+        probe, _ = worker_listener(config.replica_url)
+    except OSError as exc:
+        raise _not_here(config, exc) from exc
+    probe.close()
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -162,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="log every request (costs CPU on the hot path)")
     p.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-* headers")
+    p.add_argument("--worker-registry", default=None, help=argparse.SUPPRESS)  # set by the supervisor for its workers
     p.set_defaults(func=serve)
 
     p = sub.add_parser("check-config", help="validate a config file and print what would be served")

@@ -14,6 +14,10 @@ the same socket; the kernel hands each connection to one of them. The supervisor
 - `/metrics` in every worker reads all workers' series through prometheus_client's multiprocess mode: each
   worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (a fresh directory per run unless set), and a
   dead worker's live gauges are dropped (`mark_process_dead`).
+- MCP sessions live in the worker that opened them, so each worker also listens on a port of its own
+  (`worker_listener`: at the address of `replica_url`, or 127.0.0.1) that it advertises under its own replica id,
+  in Redis or, without it, in a directory the supervisor makes for the run (`--worker-registry`, one file per
+  worker: hub/mcp/forward/local.py). The supervisor deletes a dead worker's file and the directory at stop.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import logging
 import os
 import shutil
@@ -32,6 +37,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 logger = logging.getLogger("toolhub.workers")
 
@@ -58,12 +65,13 @@ class Supervisor:
     """Runs `count` workers of `worker_argv + ["--fd", N]` on `sock` until told to stop."""
 
     def __init__(self, sock: socket.socket, worker_argv: Sequence[str], count: int, *, grace: float,
-                 metrics_dir: str | None = None) -> None:  # fmt: skip
+                 metrics_dir: str | None = None, registry_dir: str | None = None) -> None:  # fmt: skip
         self.sock = sock
         self.worker_argv = list(worker_argv)
         self.slots = [_Slot(i) for i in range(count)]
         self.grace = grace
         self.metrics_dir = metrics_dir
+        self.registry_dir = registry_dir
         self.restarts = 0
 
     def run(self) -> int:
@@ -129,6 +137,8 @@ class Supervisor:
                 self._start(slot)
 
     def _dead(self, pid: int) -> None:
+        if self.registry_dir:
+            _forget_worker(Path(self.registry_dir), pid)
         if self.metrics_dir:
             from prometheus_client import multiprocess
 
@@ -178,6 +188,15 @@ def _worker_setup(supervisor: int) -> None:
         os._exit(1)
 
 
+def _forget_worker(directory: Path, pid: int) -> None:
+    """Delete the files in which the dead worker `pid` advertised its own port (hub/mcp/forward/local.py): its
+    sessions are gone, and a later worker may get the same port."""
+    for path in directory.iterdir():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(path.read_text()).get("pid") == pid:
+                path.unlink()
+
+
 def _status(code: int) -> str:
     return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
 
@@ -192,13 +211,38 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
     return sock
 
 
+def worker_listener(replica_url: str | None, backlog: int = 1024) -> tuple[socket.socket, str]:
+    """A worker's own listening socket and its URL: on an ephemeral port at the address `replica_url` names (its
+    host resolved once; the URL carries the address, so every replica reaches the interface it is bound to), or on
+    127.0.0.1 without one. Plain HTTP, like the shared socket.
+
+    Raises:
+        OSError: the address is not one of this machine's (or does not resolve).
+    """
+    host = (urlsplit(replica_url).hostname if replica_url else None) or "127.0.0.1"
+    family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.bind((address[0], 0, *address[2:]))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    ip, port = sock.getsockname()[:2]
+    return sock, f"http://[{ip}]:{port}" if family == socket.AF_INET6 else f"http://{ip}:{port}"
+
+
 def run_workers(sock: socket.socket, worker_argv: Sequence[str], count: int, grace: float) -> int:
-    """Run the supervisor with a metrics directory of its own (unless PROMETHEUS_MULTIPROC_DIR is set)."""
+    """Run the supervisor with a metrics directory of its own (unless PROMETHEUS_MULTIPROC_DIR is set) and a
+    directory where the workers advertise their own ports (`--worker-registry`), both removed at the end."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics_dir = given or tempfile.mkdtemp(prefix="toolhub-metrics-")
+    registry_dir = tempfile.mkdtemp(prefix="toolhub-workers-")
+    argv = [*worker_argv, "--worker-registry", registry_dir]
     try:
-        return Supervisor(sock, worker_argv, count, grace=grace, metrics_dir=metrics_dir).run()
+        return Supervisor(sock, argv, count, grace=grace, metrics_dir=metrics_dir, registry_dir=registry_dir).run()
     finally:
+        shutil.rmtree(registry_dir, ignore_errors=True)
         if not given:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
