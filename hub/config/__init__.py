@@ -102,6 +102,12 @@ class Config:
     """Between server and tool in hub tool names: `<server>__<tool>`."""
     replica_url: str | None = None
     """This replica's base URL for other replicas: with `redis_url`, MCP sessions work without stickiness."""
+    worker_url: str | None = None
+    """Not a config key: in a worker of `toolhub serve --workers N`, the URL of its own port, advertised in place of
+    `replica_url` so that hops for its MCP sessions reach this worker (hub/scale/supervisor.py)."""
+    worker_registry: str | None = None
+    """Not a config key: the workers' directory a worker advertises `worker_url` in when the server lacks Redis or
+    `replica_url` (hub/mcp/forward/local.py)."""
     mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict[str, McpServerConfig])
     router: RouterPolicy = field(default_factory=RouterPolicy)
     cache: CacheSettings | None = None

@@ -251,7 +251,8 @@ def mcp_extension(settings: McpSettings | None = None) -> Extension:
             on_tool_call=lambda call: state.usage.record_tool_call(call),
         )  # the sink may be replaced later
         config = state.config
-        async with replica_forwarding(config.redis_url, config.replica_url) as forwarder:
+        replica_url = config.worker_url or config.replica_url  # a worker's own port (hub/scale)
+        async with replica_forwarding(config.redis_url, replica_url, config.worker_registry) as forwarder:
             http = McpHttp(hub, chosen, forwarder)
             async with hub.running(), http.running():
                 state.extras["mcp"] = hub

@@ -36,7 +36,7 @@ RELOADED = frozenset(
         " mcp_servers tool_exposure tool_exposure_threshold always_expose tool_result_ttl_seconds"
     ).split()
 )
-_NOT_COMPARED = frozenset({"source"})
+_NOT_COMPARED = frozenset({"source", "worker_url", "worker_registry"})  # set by `serve`, never in the file
 
 
 class Reloader:
