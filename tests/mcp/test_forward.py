@@ -21,15 +21,24 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
 from hub.accounts.ratelimit import redis_client
-from hub.mcp.forward import FORWARDED_HEADER, Forwarder, ReplicaRegistry, WorkerRegistry, owner_of, session_prefix
+from hub.mcp.forward import (
+    FORWARDED_HEADER,
+    Forwarder,
+    RegistryUnavailable,
+    ReplicaRegistry,
+    WorkerRegistry,
+    owner_of,
+    session_prefix,
+)
 from hub.mcp.forward.proxy import forward_client
-from hub.mcp.forward.registry import KEY_PREFIX, new_replica_id
+from hub.mcp.forward.registry import KEY_PREFIX, entry, forward_secret, new_replica_id, verified_url
 from tests.mcp.conftest import MASTER_KEY, eventually, hub_app, running, script_server, text_of, tool_server
 from tests.support.peers import missing_peer
 from tests.support.servers import free_socket
 
 pytestmark = pytest.mark.anyio
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
+SECRET = forward_secret(MASTER_KEY)
 INITIALIZE = {
     "jsonrpc": "2.0", "id": 1, "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
@@ -68,7 +77,7 @@ def test_a_session_id_names_its_replica_and_stays_visible_ascii() -> None:
 
 async def test_the_registry_keeps_an_expiring_entry_and_removes_it_at_stop() -> None:
     client = redis_client(redis_url())
-    mine, other = ReplicaRegistry(client, new_replica_id(), "http://10.0.0.5:4000", ttl=30), new_replica_id()
+    mine, other = ReplicaRegistry(client, new_replica_id(), "http://10.0.0.5:4000", SECRET, ttl=30), new_replica_id()
     try:
         assert await mine.register()
         assert await mine.url_of(mine.replica_id) == "http://10.0.0.5:4000"
@@ -82,10 +91,11 @@ async def test_the_registry_keeps_an_expiring_entry_and_removes_it_at_stop() -> 
 
 async def test_a_registry_without_redis_answers_unknown() -> None:
     client = redis_client("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    registry = ReplicaRegistry(client, new_replica_id(), "http://10.0.0.5:4000")
+    registry = ReplicaRegistry(client, new_replica_id(), "http://10.0.0.5:4000", SECRET)
     try:
         assert not await registry.register()
-        assert await registry.url_of(new_replica_id()) is None
+        with pytest.raises(RegistryUnavailable):  # 503, not 404: the session may well be alive
+            await registry.url_of(new_replica_id())
     finally:
         await client.aclose()
 
@@ -121,7 +131,8 @@ def _scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
 
 async def test_only_a_session_of_another_live_replica_is_forwarded() -> None:
     me, alive, gone = new_replica_id(), new_replica_id(), new_replica_id()
-    registry = ReplicaRegistry(DictRedis({KEY_PREFIX + alive: "http://10.0.0.6:4000"}), me, "http://10.0.0.5:4000")
+    entries = {KEY_PREFIX + alive: entry(SECRET, alive, "http://10.0.0.6:4000")}
+    registry = ReplicaRegistry(DictRedis(entries), me, "http://10.0.0.5:4000", SECRET)
     forwarder = Forwarder(registry, forward_client())
     held = f"{me}-{'1' * 32}"
 
@@ -223,7 +234,7 @@ async def test_the_session_id_names_a_registered_replica(pair: list[str]) -> Non
         assert owner is not None
         client = redis_client(redis_url())
         try:
-            assert (await client.get(KEY_PREFIX + owner)).decode() == pair[0]
+            assert verified_url(SECRET, owner, await client.get(KEY_PREFIX + owner)) == pair[0]
         finally:
             await client.aclose()
         ended = await http.delete(f"{pair[1]}/mcp", headers={"mcp-session-id": session_id})  # forwarded: ends it
@@ -266,8 +277,9 @@ async def test_a_session_of_an_unknown_or_dead_replica_is_not_found(pair: list[s
     client = redis_client(redis_url())
     refusing, hung_up = new_replica_id(), new_replica_id()
     with free_socket() as dead, hanging_up() as port:  # bound, never listening: refuses connections
-        await client.set(KEY_PREFIX + refusing, f"http://127.0.0.1:{dead.getsockname()[1]}", px=30_000)
-        await client.set(KEY_PREFIX + hung_up, f"http://127.0.0.1:{port}", px=30_000)
+        refused_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        await client.set(KEY_PREFIX + refusing, entry(SECRET, refusing, refused_url), px=30_000)
+        await client.set(KEY_PREFIX + hung_up, entry(SECRET, hung_up, f"http://127.0.0.1:{port}"), px=30_000)
         try:
             async with httpx2.AsyncClient(headers=AUTH, timeout=10) as http:
                 answers = [

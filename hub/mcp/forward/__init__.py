@@ -28,7 +28,9 @@ from hub.mcp.forward.local import WorkerRegistry
 from hub.mcp.forward.proxy import FORWARDED_HEADER, Forwarder, forward_client
 from hub.mcp.forward.registry import (
     Registry,
+    RegistryUnavailable,
     ReplicaRegistry,
+    forward_secret,
     new_replica_id,
     owner_of,
     registry_client,
@@ -40,24 +42,27 @@ logger = logging.getLogger("toolhub.mcp")
 
 @contextlib.asynccontextmanager
 async def replica_forwarding(
-    redis_url: str | None, replica_url: str | None, worker_registry: str | None = None
+    redis_url: str | None, replica_url: str | None, worker_registry: str | None = None, master_key: str | None = None
 ) -> AsyncIterator[Forwarder | None]:
     """This replica's forwarding while the hub runs: registered (and kept so), unregistered at stop. Registered in
     the workers' directory `worker_registry` when given (a worker of `toolhub serve --workers N` whose server has no
-    Redis or no `replica_url`: `replica_url` is then the worker's own loopback port), else in Redis. Yields None when
-    neither applies (each replica then needs sticky sessions, as before)."""
+    Redis or no `replica_url`: `replica_url` is then the worker's own loopback port), else in Redis, signed with a
+    key derived from `master_key` (without one, no forwarding through Redis). Yields None when none applies (each
+    replica then needs sticky sessions, as before)."""
     if replica_url and worker_registry:
         async with _forwarding(WorkerRegistry(worker_registry, new_replica_id(), replica_url)) as forwarder:
             yield forwarder
         return
-    if not redis_url or not replica_url:
+    if not redis_url or not replica_url or not master_key:
         if redis_url:  # replicas, probably: say what they lack
-            logger.info("MCP sessions stay on this replica (no general_settings.replica_url): /mcp needs affinity")
+            lacking = "general_settings.master_key, which signs" if replica_url else "general_settings.replica_url for"
+            logger.warning("MCP sessions stay on this replica (no %s the Redis registry): /mcp needs affinity", lacking)
         yield None
         return
     client = registry_client(redis_url)
     try:
-        async with _forwarding(ReplicaRegistry(client, new_replica_id(), replica_url)) as forwarder:
+        registry = ReplicaRegistry(client, new_replica_id(), replica_url, forward_secret(master_key))
+        async with _forwarding(registry) as forwarder:
             yield forwarder
     finally:
         with anyio.CancelScope(shield=True):
@@ -85,6 +90,7 @@ __all__ = [
     "FORWARDED_HEADER",
     "Forwarder",
     "Registry",
+    "RegistryUnavailable",
     "ReplicaRegistry",
     "WorkerRegistry",
     "owner_of",

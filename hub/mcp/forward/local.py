@@ -7,6 +7,10 @@ half of it. A worker deletes its file when it stops; the supervisor deletes the 
 lookup ignores a file whose process is gone (the moment between a death and the supervisor noticing it). Reaching
 only this machine's loopback, these URLs never leave it: replicas on other machines need Redis and `replica_url`.
 
+The entries are not signed: the directory is the supervisor's `tempfile.mkdtemp` (mode 0700, this user's), so only
+this user's processes can write there; a worker refuses a directory that others can write or that is not its user's
+(a forward carries the client's `Authorization`).
+
 The files are read and written with plain blocking calls: a few hundred bytes in a directory under the system's
 temporary directory, a lookup only for a request whose session another worker holds.
 """
@@ -33,6 +37,8 @@ class WorkerRegistry:
         self.directory = Path(directory)
         self.replica_id = replica_id
         self.url = url
+        self.usable = True
+        """False once the directory turned out not to be private: nothing is registered or looked up there."""
 
     def register(self) -> None:
         """Write this worker's file (its URL and pid)."""
@@ -43,7 +49,12 @@ class WorkerRegistry:
     async def run(self) -> None:
         """Register, then hold until cancelled (a file needs no heartbeat: its removal is the supervisor's)."""
         try:
-            self.register()
+            self.usable = _private(self.directory)
+            if not self.usable:
+                logger.error("the workers' directory %s is not private (mode 0700, this user's): MCP sessions are "
+                             "not forwarded between workers", self.directory)  # fmt: skip
+            else:
+                self.register()
         except OSError as exc:
             logger.error("could not advertise this worker's MCP URL in %s (%s): sessions opened here answer 404 "
                          "on the other workers", self.directory, exc)  # fmt: skip
@@ -51,7 +62,7 @@ class WorkerRegistry:
 
     async def url_of(self, replica_id: str) -> str | None:
         """The URL worker `replica_id` advertised, or None (unknown, not a worker of this server, or dead)."""
-        if not valid_replica_id(replica_id):
+        if not self.usable or not valid_replica_id(replica_id):
             return None
         try:
             entry = json.loads((self.directory / replica_id).read_text())
@@ -60,10 +71,19 @@ class WorkerRegistry:
             return None
         return url if _alive(pid) else None
 
+    def forget(self, url: str) -> None:
+        """Nothing to drop: every lookup reads the file."""
+
     async def unregister(self) -> None:
         """Delete this worker's file (at stop): its sessions end with it."""
         with contextlib.suppress(OSError):
             (self.directory / self.replica_id).unlink()
+
+
+def _private(directory: Path) -> bool:
+    """Whether only this user can write in `directory` (its own, no group or other permissions)."""
+    info = directory.stat()
+    return info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
 
 
 def _alive(pid: int) -> bool:

@@ -3,22 +3,28 @@
 The request goes as it came (method, path, query, headers with `Authorization` and `Host`, the body: one JSON-RPC
 message, read whole so that this replica can still answer it if the owner turns out to be unreachable),
 marked with `x-toolhub-forwarded-by` so that the owner never forwards it again (a loop answers the normal 404).
-The answer comes back as the owner sent it: JSON, an event stream (a POST's, or a GET's standalone stream, which
-lasts until the client goes away), or a DELETE's empty answer. The target URL always comes from the registry (Redis,
-or the workers' directory), never from the request.
+The answer comes back as the owner sent it (less its `date`, `server` and `x-request-id`, which this replica sets):
+JSON, an event stream (a POST's, or a GET's standalone stream, which lasts until the client goes away), or a
+DELETE's empty answer; an owner that breaks off mid-answer breaks the client's connection too, so that the client
+cannot take a cut stream for a finished one. The target URL always comes from the registry (signed entries in Redis,
+or the workers' private directory), never from the request. When the registry cannot be asked (Redis down) and the
+owner's URL was never known here, the answer is a retryable 503 JSON-RPC error, not 404: a 404 would end a session
+its replica still holds.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 
 import anyio
 import httpx2
+import orjson
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.mcp.forward.registry import Registry, owner_of
+from hub.mcp.forward.registry import Registry, RegistryUnavailable, owner_of
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -29,6 +35,14 @@ _HOP_BY_HOP = frozenset(
      b"transfer-encoding", b"upgrade")
 )  # fmt: skip
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
+_FRONT_SETS = frozenset((b"date", b"server", b"x-request-id"))
+"""Response headers this replica's server and middleware add themselves: the owner's would be sent twice."""
+UNAVAILABLE = "unavailable:"
+"""What `Forwarder.target` gives for a session whose owner cannot be looked up now: `forward` answers 503."""
+_UNAVAILABLE_BODY = orjson.dumps({
+    "jsonrpc": "2.0", "id": None,
+    "error": {"code": -32000, "message": "The session registry is unavailable; retry shortly (the session is kept)"},
+})  # fmt: skip
 
 Holds = Callable[[str], bool]
 
@@ -39,7 +53,17 @@ def forward_client() -> httpx2.AsyncClient:
     timeout = httpx2.Timeout(connect=2.0, read=None, write=30.0, pool=10.0)
     # An idle connection is dropped before uvicorn's own 5 s keep-alive would close it under a request in flight.
     limits = httpx2.Limits(max_connections=None, max_keepalive_connections=50, keepalive_expiry=2.0)
-    return httpx2.AsyncClient(timeout=timeout, limits=limits, trust_env=False, follow_redirects=False)
+    # No read timeout, so TCP keep-alive finds an owner that vanished without a reset (~1 min) instead of never.
+    transport = httpx2.AsyncHTTPTransport(limits=limits, trust_env=False, socket_options=_keepalive())
+    return httpx2.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False)
+
+
+def _keepalive() -> list[tuple[int, int, int]]:
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):  # Linux names
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 class Forwarder:
@@ -51,7 +75,8 @@ class Forwarder:
 
     async def target(self, scope: Scope, holds: Holds) -> str | None:
         """The base URL of the live replica holding this request's session, or None to answer here: no session id,
-        a session held here, a request already forwarded once, an id naming this replica or no known one."""
+        a session held here, a request already forwarded once, an id naming this replica or no known one; or
+        `UNAVAILABLE` when the registry cannot say now."""
         session_id: str | None = None
         for name, value in scope["headers"]:
             if name == FORWARDED_HEADER:
@@ -63,35 +88,49 @@ class Forwarder:
         owner = owner_of(session_id)
         if owner is None or owner == self.registry.replica_id:
             return None
-        return await self.registry.url_of(owner)
+        try:
+            return await self.registry.url_of(owner)
+        except RegistryUnavailable:
+            return UNAVAILABLE
 
     async def forward(self, base_url: str, scope: Scope, receive: Receive, send: Send, *, otherwise: ASGIApp) -> None:
         """Send the request to `base_url` and stream its answer back; when the owner cannot be reached before it
-        answers, `otherwise` answers (this replica's normal 404), given the request body again."""
+        answers (or the hop fails in any way before that), `otherwise` answers (this replica's normal 404), given
+        the request body again.
+
+        Raises:
+            OwnerBrokeOff: the owner's answer broke off after it started (the server then drops the connection).
+        """
+        if base_url == UNAVAILABLE:
+            await _unavailable(send)
+            return
         body = await _read_body(receive)
         if body is None:
             return  # the client left while sending
-        request = self.client.build_request(
-            scope["method"], _url(base_url, scope), headers=self._headers(scope),
-            content=body if body or _has_body(scope) else None,
-        )  # fmt: skip
         reached = True  # stays so when the client went away first: nobody is left to answer
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_disconnect, receive, tg.cancel_scope)
-            reached = await self._relay(request, send)
+            reached = await self._relay(base_url, scope, body, send)
             tg.cancel_scope.cancel()
         if not reached:
             await otherwise(scope, _replay(body, receive), send)
 
-    async def _relay(self, request: httpx2.Request, send: Send) -> bool:
+    async def _relay(self, base_url: str, scope: Scope, body: bytes, send: Send) -> bool:
         try:
+            request = self.client.build_request(
+                scope["method"], _url(base_url, scope), headers=self._headers(scope),
+                content=body if body or _has_body(scope) else None,
+            )  # fmt: skip
             response = await self.client.send(request, stream=True)
         except httpx2.TransportError as exc:
+            self.registry.forget(base_url)
             logger.warning("could not forward an MCP request to its session's replica (%s)", exc)
             return False
+        except Exception:  # e.g. a URL httpx2 refuses: still an answer from here, never a plain 500
+            logger.exception("could not forward an MCP request to %s; answering here", base_url)
+            return False
         try:
-            headers = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            await send({"type": "http.response.start", "status": response.status_code, "headers": _kept(response)})
             await _stream(response, send)
         finally:
             with anyio.CancelScope(shield=True):  # also when the client left: the connection goes back or closes
@@ -99,8 +138,39 @@ class Forwarder:
         return True
 
     def _headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        kept = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]  # the hop frames the body anew
+        """The client's headers less hop-by-hop ones (the hop frames the body anew), with this replica's request id
+        (the owner logs the same one) and the mark that stops a second forward."""
+        request_id = scope.get("state", {}).get("request_id")
+        dropped = _hop_by_hop(scope["headers"]) | ({b"x-request-id"} if request_id else set())
+        kept = [(k, v) for k, v in scope["headers"] if k not in dropped]
+        if request_id:
+            kept.append((b"x-request-id", str(request_id).encode("latin-1")))
         return [*kept, (FORWARDED_HEADER, self.registry.replica_id.encode())]
+
+
+class OwnerBrokeOff(Exception):
+    """The owner's answer broke off mid-stream: raised so that the client's connection breaks too."""
+
+
+def _hop_by_hop(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes] | set[bytes]:
+    """The standard hop-by-hop headers and those a `Connection` header names."""
+    named = {n.strip().lower() for k, v in headers if k.lower() == b"connection" for n in v.split(b",")}
+    return _HOP_BY_HOP | named if named else _HOP_BY_HOP
+
+
+def _kept(response: httpx2.Response) -> list[tuple[bytes, bytes]]:
+    """The owner's response headers less hop-by-hop ones and those this replica adds itself."""
+    raw = [(k.lower(), v) for k, v in response.headers.raw]
+    dropped = _hop_by_hop(raw) | _FRONT_SETS
+    return [(k, v) for k, v in raw if k not in dropped]
+
+
+async def _unavailable(send: Send) -> None:
+    """503 with a JSON-RPC error: the client retries later and keeps its session (a 404 would end it)."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_UNAVAILABLE_BODY)).encode()),
+               (b"retry-after", b"2")]  # fmt: skip
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _UNAVAILABLE_BODY})
 
 
 def _url(base_url: str, scope: Scope) -> str:
@@ -144,11 +214,16 @@ async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
 
 
 async def _stream(response: httpx2.Response, send: Send) -> None:
-    """The owner's bytes as they come; an owner that fails mid-answer ends the answer (the client's stream breaks,
-    as it would have on the owner)."""
+    """The owner's bytes as they come.
+
+    Raises:
+        OwnerBrokeOff: the owner failed mid-answer; the answer must not end cleanly (a client would take a cut
+            stream for a complete one), so the server drops the connection, as the owner's did.
+    """
     try:
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except httpx2.TransportError as exc:
         logger.warning("the replica holding an MCP session broke off its answer (%s)", exc)
+        raise OwnerBrokeOff(str(exc)) from exc
     await send({"type": "http.response.body", "body": b"", "more_body": False})
