@@ -10,6 +10,7 @@ which a worker need not carry until its first upstream call (issue 17; `import a
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
     from providers._resolver import PublicOnlyResolver
+
+STALE_WINDOW = 0.25
+"""Seconds after sending within which a dropped connection counts as a stale pooled one (`_dropped_unanswered`)."""
 
 ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
 """Turns an upstream error body into (message, type, code, param)."""
@@ -193,13 +197,14 @@ async def post(
         headers = {**headers, **trace}
     attempt, stale_retry = 0, True
     while True:
+        sent = time.monotonic()
         try:
             response = await session.post(url, data=body, headers=headers, timeout=timeout)
         except TimeoutError as exc:
             error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
             error.__cause__ = exc
         except aiohttp.ClientError as exc:
-            if stale_retry and _dropped_unanswered(exc):
+            if stale_retry and time.monotonic() - sent < STALE_WINDOW and _dropped_unanswered(exc):
                 stale_retry = False
                 continue
             error = connect_error(deployment.provider, url, exc)
@@ -226,8 +231,9 @@ async def post(
 def _dropped_unanswered(exc: BaseException) -> bool:
     """Whether the upstream dropped the connection before answering: mostly a pooled connection whose idle keep-alive
     the server ended as the request went out (uvicorn-based servers such as vLLM's close after 5 s; the pool keeps
-    connections longer). Retried once at once, outside `max_retries`, as HTTP clients retry a stale pooled connection
-    (RFC 9112 section 9.3.1), though for a POST; a server that drops every request still fails on the second try."""
+    connections longer). Retried once at once, outside `max_retries`, but only when the drop came within
+    `STALE_WINDOW` of sending: a stale connection fails at once, while an upstream that worked on the request and then
+    dropped it may have billed it (a POST is not idempotent, RFC 9112 section 9.3.1) and is not asked twice."""
     import aiohttp
 
     if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -77,3 +77,42 @@ def test_an_upstream_that_always_drops_still_fails_with_max_retries_zero() -> No
     with pytest.raises(ProviderError) as raised:
         anyio.run(_one_post_to_a_dropping_server, deployment)
     assert raised.value.status_code == 502
+
+
+class _WorksThenDrops:
+    """Reads a whole request, works on it for a while, then drops the connection unanswered (a crash mid-generation):
+    the request may have been billed, so it must not be sent again."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+        self.received += 1
+        await anyio.sleep(0.5)
+        writer.transport.abort()
+
+
+async def _post_to(handler: _WorksThenDrops, deployment: Deployment) -> None:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = HttpPool()
+    try:
+        async with post(pool, deployment, f"http://127.0.0.1:{port}/v1/chat/completions", b'{"model": "m"}', {},
+                        stream=False, parse_error=_unparsed):  # fmt: skip
+            pass
+    finally:
+        await pool.aclose()
+        server.close()
+
+
+def test_a_request_the_upstream_worked_on_before_dropping_it_is_not_sent_twice() -> None:
+    handler = _WorksThenDrops()
+    deployment = Deployment(provider="openai", model="m", api_base="http://127.0.0.1", max_retries=0)
+    with pytest.raises(ProviderError) as raised:
+        anyio.run(_post_to, handler, deployment)
+    assert (raised.value.status_code, handler.received) == (502, 1)
