@@ -32,6 +32,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    from hub.gateway.transport import TurnWritesHttpTools
     from hub.scale.tuned import TunedServer
     from hub.server import build_app
 
@@ -50,7 +51,7 @@ def serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             loop="uvloop",
-            http="httptools",
+            http=TurnWritesHttpTools,  # httptools, a response's head and body in one write (hub/gateway/transport.py)
             log_level=args.log_level,
             log_config=None if config.json_logs else LOGGING_CONFIG,  # None: uvicorn logs via root
             access_log=args.access_log,
