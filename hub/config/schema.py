@@ -7,8 +7,9 @@ once as ignored by `hub.config`.
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.mcp.config import McpServerSpec
 from hub.ops.tracing.config import OtelSpec
@@ -97,6 +98,25 @@ class GeneralSettings(_Section):
     replica_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+/?$")
     """Toolhub: this replica's own base URL as other replicas reach it (`http://10.0.0.5:4000`); with `redis_url`,
     a request for an MCP session held by another replica is forwarded there (hub/mcp/forward)."""
+
+    @field_validator("replica_url")
+    @classmethod
+    def _replica_url_parses(cls, value: str | None) -> str | None:
+        """The pattern lets `http://fd00::1:4000` through, which no HTTP client can use: an IPv6 address needs
+        brackets. Refused here, at load, rather than as a failed hop for every forwarded request."""
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.netloc.count(":") > 1 and not parts.netloc.startswith("["):
+            raise ValueError("an IPv6 address goes in brackets: http://[fd00::1]:4000")
+        try:
+            parts.port  # noqa: B018 (raises on a port that is no number)
+        except ValueError as exc:
+            raise ValueError(f"not a usable URL ({exc})") from None
+        if not parts.hostname:
+            raise ValueError("needs a host")
+        return value
+
     background_health_checks: bool | None = None
     health_check_interval: float | None = Field(default=None, gt=0)
     json_logs: bool | None = None

@@ -252,7 +252,8 @@ def mcp_extension(settings: McpSettings | None = None) -> Extension:
         )  # the sink may be replaced later
         config = state.config
         replica_url = config.worker_url or config.replica_url  # a worker's own port (hub/scale)
-        async with replica_forwarding(config.redis_url, replica_url, config.worker_registry) as forwarder:
+        forwarding = replica_forwarding(config.redis_url, replica_url, config.worker_registry, config.master_key)
+        async with forwarding as forwarder:
             http = McpHttp(hub, chosen, forwarder)
             async with hub.running(), http.running():
                 state.extras["mcp"] = hub

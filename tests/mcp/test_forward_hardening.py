@@ -228,3 +228,12 @@ def test_the_supervisors_workers_directory_is_private() -> None:
 
     with tempfile.TemporaryDirectory() as directory:  # what hub/scale/supervisor.py makes (mkdtemp)
         assert _private(Path(directory))
+
+
+@pytest.mark.parametrize("url", ["http://fd00::1:4000", "http://10.0.0.5:99999", "http://:4000"])
+def test_a_replica_url_no_hop_could_use_is_a_config_error(url: str) -> None:
+    from hub.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="replica_url"):
+        parse_config({"general_settings": {"replica_url": url}}, {})
+    assert parse_config({"general_settings": {"replica_url": "http://[fd00::1]:4000"}}, {}).replica_url
