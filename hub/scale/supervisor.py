@@ -190,11 +190,34 @@ def _worker_setup(supervisor: int) -> None:
 
 def _forget_worker(directory: Path, pid: int) -> None:
     """Delete the files in which the dead worker `pid` advertised its own port (hub/mcp/forward/local.py): its
-    sessions are gone, and a later worker may get the same port."""
-    for path in directory.iterdir():
+    sessions are gone, and a later worker may get the same port.
+
+    The directory may be gone (a /tmp cleaner, an operator): an error here would stop the supervisor and every
+    worker with it, so it is made again (empty, private) for the replacement worker to register in.
+    """
+    try:
+        paths = list(directory.iterdir())
+    except OSError:
+        paths = []
+        _ensure_private_dir(directory)
+    for path in paths:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             if json.loads(path.read_text()).get("pid") == pid:
                 path.unlink()
+
+
+def _ensure_private_dir(directory: Path) -> None:
+    """Make `directory` (mode 0700) if it is missing; a failure is logged, never raised (see `_forget_worker`). An
+    existing one is left as it is: a worker refuses a directory that is not private (hub/mcp/forward/local.py)."""
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        logger.error("the workers' directory %s is gone and cannot be made again (%s): MCP sessions of the "
+                     "workers started from now on are not forwarded between workers", directory, exc)  # fmt: skip
+        return
+    logger.warning("the workers' directory %s was removed: made again", directory)
 
 
 def _status(code: int) -> str:
