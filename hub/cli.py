@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import logging
 import math
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from hub.config import Config, ConfigError, config_path, load_config
 from hub.ops.config_check import did_you_mean, key_problems
@@ -86,22 +88,34 @@ def _own_listener(config: Config, registry: str) -> tuple[socket.socket, Config]
     Raises:
         ConfigError: `replica_url`'s address is not this machine's (`_serve_workers` checks it first).
     """
-    from hub.scale.supervisor import worker_listener
-
     redis = bool(config.redis_url and config.replica_url)
-    try:
-        own, url = worker_listener(config.replica_url if redis else None)
-    except OSError as exc:
-        raise _not_here(config, exc) from exc
+    own, url = _worker_listener(config, config.replica_url if redis else None)
     return own, dataclasses.replace(config, worker_url=url, worker_registry=None if redis else registry)
 
 
-def _not_here(config: Config, exc: OSError) -> ConfigError:
-    return ConfigError(
-        "general_settings.replica_url",
-        f"with --workers, each worker listens on a port of its own at the address of {config.replica_url}, which is "
-        f"not this machine's ({exc}): use this machine's (pod's, container's) own IP address",
-    )
+def _worker_listener(config: Config, replica_url: str | None) -> tuple[socket.socket, str]:
+    """hub/scale/supervisor.py's `worker_listener`, its refusals as config errors.
+
+    Raises:
+        ConfigError: `replica_url`'s address is not this machine's, or is 0.0.0.0 / `::`.
+    """
+    from hub.scale.supervisor import UnspecifiedAddress, worker_listener
+
+    try:
+        return worker_listener(replica_url)
+    except UnspecifiedAddress as exc:
+        raise ConfigError(
+            "general_settings.replica_url",
+            f"with --workers, each worker advertises a port of its own at the address of {config.replica_url}, but "
+            f"{exc} (every interface, no machine's): the other replicas would dial themselves; use this machine's "
+            "(pod's, container's) own IP address",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            "general_settings.replica_url",
+            f"with --workers, each worker listens on a port of its own at the address of {config.replica_url}, "
+            f"which is not this machine's ({exc}): use this machine's (pod's, container's) own IP address",
+        ) from exc
 
 
 def _inherited(fd: int) -> socket.socket:
@@ -132,20 +146,20 @@ def _check_replica_url(config: Config) -> None:
     the workers could not listen on (each would fail alone, restarted forever).
 
     Raises:
-        ConfigError: `replica_url`'s address is not this machine's.
+        ConfigError: `replica_url`'s address is not this machine's, or is 0.0.0.0 / `::`.
     """
-    from hub.scale.supervisor import worker_listener
-
     if not (config.redis_url and config.replica_url):
         reach = "other replicas" if config.redis_url else "replicas on other machines"
         logger.info("MCP sessions: each worker forwards to the worker holding the session (on 127.0.0.1); %s "
                     "cannot reach them without general_settings.replica_url and redis_url", reach)  # fmt: skip
         return
-    try:
-        probe, _ = worker_listener(config.replica_url)
-    except OSError as exc:
-        raise _not_here(config, exc) from exc
+    probe, url = _worker_listener(config, config.replica_url)
     probe.close()
+    address = urlsplit(url).hostname or ""
+    if ipaddress.ip_address(address).is_loopback:
+        logger.warning("general_settings.replica_url %s is a loopback address (%s): the workers advertise it in "
+                       "Redis, where replicas on other machines would dial themselves; use this machine's own IP "
+                       "address unless every replica runs here", config.replica_url, address)  # fmt: skip
 
 
 def check_config(args: argparse.Namespace) -> int:

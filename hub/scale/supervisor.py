@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -234,6 +235,10 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
     return sock
 
 
+class UnspecifiedAddress(ValueError):
+    """`replica_url`'s address is 0.0.0.0 or `::`: a worker can neither listen on it alone nor advertise it."""
+
+
 def worker_listener(replica_url: str | None, backlog: int = 1024) -> tuple[socket.socket, str]:
     """A worker's own listening socket and its URL: on an ephemeral port at the address `replica_url` names (its
     host resolved once; the URL carries the address, so every replica reaches the interface it is bound to), or on
@@ -241,9 +246,13 @@ def worker_listener(replica_url: str | None, backlog: int = 1024) -> tuple[socke
 
     Raises:
         OSError: the address is not one of this machine's (or does not resolve).
+        UnspecifiedAddress: it is 0.0.0.0 or `::`, which names no machine: bound, it listens on every interface;
+            advertised, every replica that dials it reaches itself.
     """
     host = (urlsplit(replica_url).hostname if replica_url else None) or "127.0.0.1"
     family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    if ipaddress.ip_address(address[0]).is_unspecified:
+        raise UnspecifiedAddress(f"{host} is the unspecified address {address[0]}")
     sock = socket.socket(family, kind, proto)
     try:
         sock.bind((address[0], 0, *address[2:]))
