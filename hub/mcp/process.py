@@ -12,7 +12,9 @@ A group counts as gone when only zombies are left in it and the event loop has s
 descendant is reaped by PID 1, and a PID 1 that does not reap (a container without `--init`) would otherwise hold every
 stop for its whole budget. Linux has no call that lists a group's members, so they are found by scanning /proc (6.5 ms
 with 134 processes): in a worker thread, once, and again only when every member found has died (one may have forked
-another). The polls in between read only those members' `/proc/<pid>/stat`.
+another), never while the leader is unreaped (the group counts as there anyway). The polls in between read only those
+members' `/proc/<pid>/stat`. A scan still running when its look's time is up is abandoned, so a busy thread pool or a
+slow /proc cannot hold a stop beyond `STOP_BUDGET`.
 
 The leader is different: it is the hub's own child, reaped by the event loop's child watcher, and it reads as a zombie
 as soon as its main thread exits, while its other threads may still run (node's exit passes through that). A stop that
@@ -42,8 +44,12 @@ TERM_GRACE = 0.6
 """Seconds the group gets after SIGTERM, before SIGKILL."""
 REAP_WAIT = 0.2
 """Seconds for the event loop to see a killed leader die."""
+FIRST_LOOK = 0.1
+"""Seconds for the look at whether the group is still there once the leader had its `EXIT_GRACE`; a look that takes
+longer (a busy thread pool, a slow /proc) counts as "still there": the group is sent SIGTERM."""
 STOP_BUDGET = 1.5
-"""The longest a stop can take: `EXIT_GRACE + TERM_GRACE + REAP_WAIT`, plus the pipe writer's flush (at most 0.1 s)."""
+"""The longest a stop can take: `EXIT_GRACE + FIRST_LOOK + TERM_GRACE + REAP_WAIT`, plus the pipe writer's flush (at
+most 0.1 s). Each look at the group is bounded, and a /proc scan still running when its bound ends is abandoned."""
 _POLL = 0.01
 _PROC = Path("/proc")
 
@@ -78,7 +84,7 @@ async def stop(process: Process) -> None:
         await _close(process.stdin)
         await _poll(lambda: process.returncode is not None, EXIT_GRACE)
         group = Group(process)
-        if await group.alive():
+        if await group.alive_within(FIRST_LOOK):
             _signal(pgid, signal.SIGTERM)
             if not await group.gone_within(TERM_GRACE):
                 _signal(pgid, signal.SIGKILL)
@@ -117,7 +123,7 @@ class Group:
         Zombies do not count where /proc tells them apart, except the leader: it reads as one as soon as its main
         thread exits, while its other threads may still run, and until the loop sees it exit its `Popen` is unreaped.
         """
-        return await self._members_alive() or self.leader.returncode is None
+        return self.leader.returncode is None or await self._members_alive()
 
     async def _members_alive(self) -> bool:
         try:
@@ -128,8 +134,15 @@ class Group:
             return True  # EPERM never proves the group is gone
         if sys.platform != "linux" or any(_living(pid, self.pgid) for pid in self.members):
             return True
-        self.members = await anyio.to_thread.run_sync(_living_members, self.pgid)
+        # abandoned when cancelled: a stop must not outlast its budget waiting for a thread
+        self.members = await anyio.to_thread.run_sync(_living_members, self.pgid, abandon_on_cancel=True)
         return bool(self.members)
+
+    async def alive_within(self, timeout: float) -> bool:
+        """`alive()`, looked at once within `timeout` seconds; a look that takes longer counts as alive."""
+        with anyio.move_on_after(timeout):
+            return await self.alive()
+        return True
 
     async def gone_within(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout):
