@@ -165,8 +165,12 @@ class BudgetLedger:
         elif row.max_budget is not None:
             # Other processes spend from the same key: on each refresh of the key, catch up with what is stored.
             account.roll(time.time())
+            start = account.period_start
             stored = await self._stored(row.token_hash, account)
-            account.spent = max(account.spent, stored)  # read after the await: a charge made during it is kept
+            # Read after the await: a charge made during it is kept. A charge that began a new period meanwhile
+            # reset `spent`: `stored` is the old period's then, and the next refresh reads the new one's.
+            if account.period_start == start:
+                account.spent = max(account.spent, stored)
         account.key_label, account.max_budget = _label(row), row.max_budget
         if account.period != period:
             account.period = period

@@ -7,6 +7,7 @@ admission, once found no cached entry for its key at admission: it was held, cha
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from hub.accounts import spend
 from hub.accounts.accounting import Accounting
 from hub.accounts.auth import Principal
 from hub.accounts.keys import KeyAuthenticator, hash_key
@@ -121,4 +123,40 @@ async def test_a_charge_made_while_the_key_catches_up_with_the_store_is_kept() -
             await store.reading.wait()
             account.charge(COST)  # a request of the key finishes meanwhile
             store.gate.set()
+    assert account.spent == COST
+
+
+class Clock:
+    """Stands for the `time` module in hub/accounts/spend.py: its `time()` is `now`, set by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.strftime, self.gmtime = time.strftime, time.gmtime
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_a_period_that_rolls_over_during_a_catch_up_keeps_none_of_the_old_periods_spend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a charge during the store read began the new period, then `max(spent, stored)` wrote the old
+    period's stored total into it (the key over-counted until its next period)."""
+    store = GatedStore()
+    store.row = dataclasses.replace(store.row, budget_duration="1h")
+    clock = Clock(store.row.created_at + 3600 - 10)  # the key's first period ends in 10 s
+    monkeypatch.setattr(spend, "time", clock)
+    store.stored = 50.0  # spent in the first period
+    ledger = BudgetLedger(store)  # pyright: ignore[reportArgumentType]
+    account = await ledger.account(store.row)
+    assert account.spent == 50.0
+    store.gate = anyio.Event()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ledger.account, store.row)  # a refresh reads the first period's stored spend
+            await store.reading.wait()
+            clock.now += 20  # the second period begins
+            account.charge(COST)  # with a request of the key finishing in it
+            store.gate.set()
+    assert account.period_start == store.row.created_at + 3600
     assert account.spent == COST
