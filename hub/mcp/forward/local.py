@@ -49,6 +49,8 @@ class WorkerRegistry:
     async def run(self) -> None:
         """Register, then hold until cancelled (a file needs no heartbeat: its removal is the supervisor's)."""
         try:
+            with contextlib.suppress(FileExistsError):  # removed (a /tmp cleaner): made again, as the supervisor does
+                self.directory.mkdir(mode=0o700)
             self.usable = _private(self.directory)
             if not self.usable:
                 logger.error("the workers' directory %s is not private (mode 0700, this user's): MCP sessions are "
