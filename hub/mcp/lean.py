@@ -105,7 +105,10 @@ class LeanTransport(StreamableHTTPServerTransport):
         except ValueError:
             await super()._handle_post_request(scope, request, receive, send)
             return
-        if not isinstance(message, types.JSONRPCRequest) or not await self._validate_request_headers(request, send):
+        if not isinstance(message, types.JSONRPCRequest):  # e.g. `"id": null` validates as a notification
+            await super()._handle_post_request(scope, request, receive, send)
+            return
+        if not await self._validate_request_headers(request, send):
             return
         metadata = ServerMessageMetadata(
             request_context=request,
@@ -138,6 +141,8 @@ class LeanTransport(StreamableHTTPServerTransport):
                 if isinstance(event.message, types.JSONRPCResponse | types.JSONRPCError):
                     return event.message
             return None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+            return None  # the session ended meanwhile: "Session terminated", as the SDK's JSON mode answers
         finally:
             send_stream.close()
             await self._clean_up_memory_streams(request_id)
