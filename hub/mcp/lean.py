@@ -16,6 +16,7 @@ Everything else takes the SDK's event-stream path unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -117,7 +118,7 @@ class LeanTransport(StreamableHTTPServerTransport):
         )
         kernel = self.kernel
         if kernel is not None:
-            answer = await kernel.answer(message, metadata)
+            answer = await kernel.answer(message, metadata, receive)
         else:
             answer = await self._through_streams(message, metadata)
         if answer is None:
@@ -161,6 +162,10 @@ class Kernel:
     flight for `notifications/cancelled` (a cancelled request is answered `REQUEST_CANCELLED`, as the 2025 transport
     does), a handler's exception becomes the same JSON-RPC error, and nothing related to the request (progress,
     logs, requests to the client) has a wire, as on the JSON path before.
+
+    A client that disconnects cancels the request as `notifications/cancelled` would: uvicorn does not cancel the
+    app's task, so without a watcher on `receive` the upstream call ran on until `call_timeout`. Cancelling the
+    handler makes the SDK client send the upstream its own `notifications/cancelled` ("caller cancelled").
     """
 
     def __init__(self, dispatcher: JSONRPCDispatcher[TransportContext], runner: ServerRunner[Any]) -> None:
@@ -168,8 +173,10 @@ class Kernel:
         self.runner = runner
         self._scopes: set[anyio.CancelScope] = set()
 
-    async def answer(self, request: types.JSONRPCRequest, metadata: ServerMessageMetadata) -> Answer | None:
-        """The answer to `request`; None if the session ended first."""
+    async def answer(self, request: types.JSONRPCRequest, metadata: ServerMessageMetadata,
+                     receive: Receive | None = None) -> Answer | None:  # fmt: skip
+        """The answer to `request`; None if the session ended first. A disconnect seen on `receive` (the HTTP
+        request's, its body read) cancels it."""
         dctx = _JSONRPCDispatchContext(transport=TransportContext(kind="jsonrpc", can_send_request=False),
                                        _dispatcher=self.dispatcher, _request_id=request.id,
                                        message_metadata=metadata)  # fmt: skip
@@ -179,11 +186,16 @@ class Kernel:
         in_flight = self.dispatcher._in_flight  # pyright: ignore[reportPrivateUsage]
         in_flight[key] = entry = _InFlight(scope=scope, dctx=dctx)
         self._scopes.add(scope)
+        # One bare task, as `hub.gateway.chat.until_disconnect` watches (an anyio task group costs more CPU); the
+        # request runs on in this task under its own scope, which the watcher cancels.
+        watcher = None if receive is None else asyncio.get_running_loop().create_task(_abandon(receive, dctx, scope))
         answer: Answer | None = None
         try:
             with scope:
                 answer = await self._run(request, dctx)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self._scopes.discard(scope)
             if in_flight.get(key) is entry:
                 del in_flight[key]
@@ -207,6 +219,14 @@ class Kernel:
         """The session ended: cancel the requests still being handled (they answer "Session terminated")."""
         for scope in self._scopes:
             scope.cancel()
+
+
+async def _abandon(receive: Receive, dctx: _JSONRPCDispatchContext[TransportContext], scope: anyio.CancelScope) -> None:
+    """Cancel the request when its client disconnects, as if it had sent `notifications/cancelled`."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    dctx.cancel_requested.set()
+    scope.cancel()
 
 
 def _peek(body: bytes) -> dict[str, Any] | None:
