@@ -1,6 +1,9 @@
 """`logging/setLevel` per downstream session: the hub filters log messages for each session at the level it asked
 for, and sets each upstream to the most verbose level any live session asked for (a shared upstream session has
-one level for everyone). Sessions that never asked get what upstreams send. A session's level is forgotten with it.
+one level for everyone). Sessions that never asked get what upstreams send. A session's level is forgotten when it
+ends (`forget`), and the shared upstreams are set again to the most verbose level of the sessions left: one debug
+session that closed otherwise left every upstream logging at `debug` until the next `logging/setLevel`. When no
+session is left the upstreams keep their level (MCP has no way to unset it).
 
 In the 2026-07-28 era there is no `logging/setLevel`: each request names its level in `_meta` and the SDK filters.
 """
@@ -24,8 +27,15 @@ class LogLevels:
     def __init__(self) -> None:
         self._levels: weakref.WeakKeyDictionary[Any, types.LoggingLevel] = weakref.WeakKeyDictionary()
 
-    def set(self, session: Hashable, level: types.LoggingLevel) -> None:
+    def set(self, session: Hashable, level: types.LoggingLevel) -> bool:
+        """Keep `session`'s level; whether it is the session's first (the caller then watches for its end)."""
+        first = session not in self._levels
         self._levels[session] = level
+        return first
+
+    def forget(self, session: Hashable) -> None:
+        """`session` ended (the weak reference alone would drop it only once it is collected)."""
+        self._levels.pop(session, None)
 
     def get(self, session: Hashable) -> types.LoggingLevel | None:
         """The level `session` asked for; None if it never asked."""

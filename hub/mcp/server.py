@@ -316,7 +316,8 @@ class _Handlers:
         principal = principal_of(ctx, self.default)
         connection = connection_of(ctx)
         levels = self.hub.log_levels
-        levels.set(connection, params.level)
+        if levels.set(connection, params.level):
+            connection.exit_stack.callback(self._level_ended, connection)
         shared = levels.most_verbose() or params.level
         caller = DownstreamCaller(ctx, principal, levels)
         for upstream in self._upstreams(principal):
@@ -328,6 +329,23 @@ class _Handlers:
             except (McpHubError, MCPError) as exc:  # one server's failure does not fail the others
                 logger.warning("MCP server %s: logging/setLevel failed: %s", upstream.name, exc)
         return types.EmptyResult()
+
+    def _level_ended(self, connection: object) -> None:
+        """A session that set a level ended: shared upstreams go back to the most verbose level of those left."""
+        self.hub.log_levels.forget(connection)
+        group = self.hub.task_group
+        if group is not None and self.hub.log_levels.most_verbose() is not None:
+            group.start_soon(self._relevel, name="mcp-log-level-after-session-end")
+
+    async def _relevel(self) -> None:
+        for upstream in list(self.hub.upstreams.values()):
+            level = self.hub.log_levels.most_verbose()  # read again each time: a session may set a level meanwhile
+            if level is None or upstream.per_client or upstream.log_level is None:
+                continue  # a client's own sessions end with it; an upstream no session set keeps its level
+            try:
+                await upstream.set_log_level(level)
+            except Exception as exc:  # in the hub's task group: one server's failure must not end the hub's tasks
+                logger.warning("MCP server %s: logging/setLevel failed: %r", upstream.name, exc)
 
     def _timeout(self, upstream: Upstream | None) -> float:
         return upstream.spec.call_timeout if upstream is not None else 0.0
