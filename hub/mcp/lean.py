@@ -50,7 +50,7 @@ from mcp.shared.jsonrpc_dispatcher import (
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.shared.transport_context import TransportContext
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -74,7 +74,22 @@ class LeanTransport(StreamableHTTPServerTransport):
         if message is not None and self._plain(message):
             await self._answer_json(message, scope, request, receive, send)
             return
+        if message is not None and "method" in message and self._event_store is None:
+            receive = self._abandoning(receive, message.get("id"))
         await super()._handle_post_request(scope, request, receive, send)
+
+    def _abandoning(self, receive: Receive, request_id: Any) -> Receive:
+        """`receive`, cancelling the request when its event stream's client disconnects. The SDK keeps handling it
+        (the spec's "disconnection SHOULD NOT be interpreted as cancelling" assumes a resumable stream), but without
+        an event store its answer can reach nobody: the SDK drops it ("Request stream not found")."""
+
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and (kernel := self.kernel) is not None:
+                kernel.abandon(request_id)
+            return message
+
+        return watched
 
     def _plain(self, message: dict[str, Any]) -> bool:
         method, params = message.get("method"), message.get("params")
@@ -214,6 +229,15 @@ class Kernel:
                 error = types.ErrorData(code=0, message=str(exc))
             return types.JSONRPCError(jsonrpc="2.0", id=request.id, error=error)
         return types.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=result)
+
+    def abandon(self, request_id: Any) -> None:
+        """Cancel a request in flight as `notifications/cancelled` does (its client is gone)."""
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            return
+        entry = self.dispatcher._in_flight.get(coerce_request_id(request_id))  # pyright: ignore[reportPrivateUsage]
+        if entry is not None:
+            entry.dctx.cancel_requested.set()
+            entry.scope.cancel()
 
     def stop(self) -> None:
         """The session ended: cancel the requests still being handled (they answer "Session terminated")."""
