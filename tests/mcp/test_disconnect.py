@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import pytest
 
 from tests.mcp.conftest import eventually, hub_app, running
 from tests.mcp.test_lean import headers, open_session
@@ -55,7 +56,14 @@ def raw_post(base: str, session: str, body: dict[str, Any]) -> socket.socket:
     return sock
 
 
-def test_a_client_that_disconnects_during_a_plain_call_cancels_the_upstream_call(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "capabilities",
+    [{}, {"sampling": {}}],
+    ids=["plain call (one JSON body)", "interactive session (an event stream; the hub keeps no events to resume)"],
+)
+def test_a_client_that_disconnects_during_a_call_cancels_the_upstream_call(
+    tmp_path: Path, capabilities: dict[str, Any]
+) -> None:
     script, seen = tmp_path / "waits.py", tmp_path / "cancelled.jsonl"
     script.write_text(UPSTREAM)
     seen.touch()
@@ -63,7 +71,7 @@ def test_a_client_that_disconnects_during_a_plain_call_cancels_the_upstream_call
     server = {"command": sys.executable, "args": [str(script), str(seen)], "call_timeout": 3600}
     app = hub_app({"waits": server})
     with running(app) as base:
-        session = open_session(f"{base}/mcp", {})
+        session = open_session(f"{base}/mcp", capabilities)
         kernel = transport_of(app, session).kernel
         assert kernel is not None
         in_flight: dict[Any, Any] = kernel.dispatcher._in_flight
@@ -75,24 +83,3 @@ def test_a_client_that_disconnects_during_a_plain_call_cancels_the_upstream_call
         eventually(lambda: 7 not in in_flight, what="the call to leave the in-flight table")
     cancelled = [json.loads(line) for line in seen.read_text().splitlines()]
     assert len(cancelled) == 1 and "requestId" in cancelled[0]
-
-
-def test_a_client_that_disconnects_from_a_call_on_an_event_stream_cancels_the_upstream_call(tmp_path: Path) -> None:
-    """An interactive session's call is answered on an event stream; the hub keeps no events to resume it from."""
-    script, seen = tmp_path / "waits.py", tmp_path / "cancelled.jsonl"
-    script.write_text(UPSTREAM)
-    seen.touch()
-    server = {"command": sys.executable, "args": [str(script), str(seen)], "call_timeout": 3600}
-    app = hub_app({"waits": server})
-    with running(app) as base:
-        session = open_session(f"{base}/mcp", {"sampling": {}})
-        kernel = transport_of(app, session).kernel
-        assert kernel is not None
-        in_flight: dict[Any, Any] = kernel.dispatcher._in_flight
-        body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "waits__wait", "arguments": {}}}
-        with contextlib.closing(raw_post(base, session, body)) as sock:
-            eventually(lambda: 7 in in_flight, what="the call in flight")
-            sock.shutdown(socket.SHUT_RDWR)
-        eventually(lambda: bool(seen.read_text()), what="the upstream to get notifications/cancelled")
-        eventually(lambda: 7 not in in_flight, what="the call to leave the in-flight table")
-    assert len(seen.read_text().splitlines()) == 1

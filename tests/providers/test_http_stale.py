@@ -8,6 +8,7 @@ a 502 for the client.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from providers._http import HttpPool, post
 from providers.base import Deployment, ProviderError
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
@@ -59,23 +61,10 @@ async def _always_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     writer.close()
 
 
-async def _one_post_to_a_dropping_server(deployment: Deployment) -> None:
-    server = await asyncio.start_server(_always_drop, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    pool = HttpPool()
-    try:
-        async with post(pool, deployment, f"http://127.0.0.1:{port}/v1/chat/completions", b"", {},
-                        stream=False, parse_error=_unparsed):  # fmt: skip
-            pass
-    finally:
-        await pool.aclose()
-        server.close()
-
-
 def test_an_upstream_that_always_drops_still_fails_with_max_retries_zero() -> None:
     deployment = Deployment(provider="openai", model="m", api_base="http://127.0.0.1", max_retries=0)
     with pytest.raises(ProviderError) as raised:
-        anyio.run(_one_post_to_a_dropping_server, deployment)
+        anyio.run(_post_to, _always_drop, deployment)
     assert raised.value.status_code == 502
 
 
@@ -97,7 +86,8 @@ class _WorksThenDrops:
         writer.transport.abort()
 
 
-async def _post_to(handler: _WorksThenDrops, deployment: Deployment) -> None:
+async def _post_to(handler: Handler, deployment: Deployment) -> None:
+    """One POST to a server run by `handler` (it raises the `ProviderError` the post ends with)."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     pool = HttpPool()
