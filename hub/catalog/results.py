@@ -4,11 +4,11 @@
 head, the size and a handle (`notice`), and reads on with `hub__read_result(handle, offset, limit, grep)`; an MCP
 client gets the head and a `resource_link` to `toolhub://results/<handle>`, readable with `resources/read`
 (`read_resource`). Handles are random (128 bits) and scoped to the owner that made the call (a key id, or the
-alias of the master key): another key's handle reads as unknown. Queries run on the store's own primitives
-(`SqlStore._fetch` / `_execute` / `_execute_many`, as `hub/ui/queries.py` does), the same SQL on SQLite and
-PostgreSQL. The text is kept in chunks of 64 Ki characters, so reading a part fetches the chunks it spans, not the
-whole result (one row of 5 MB made a 20,000-character read cost 5 ms on SQLite and 23 ms on PostgreSQL, which
-decompresses the whole value). Offsets count characters. PostgreSQL refuses NUL in text: NUL is kept as U+FFFD.
+alias of the master key): another key's handle reads as unknown. Queries run on the store's own SQL
+(`Store.fetch` / `execute` / `execute_many`, as `hub/ui/queries.py` does), the same SQL on SQLite and PostgreSQL.
+The text is kept in chunks of 64 Ki characters, so reading a part fetches the chunks it spans, not the whole result
+(one row of 5 MB made a 20,000-character read cost 5 ms on SQLite and 23 ms on PostgreSQL, which decompresses the
+whole value). Offsets count characters. PostgreSQL refuses NUL in text: NUL is kept as U+FFFD.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,14 +68,6 @@ class ResultStore:
         self.chunk_chars = chunk_chars
         self._clock = clock
 
-    async def _fetch(self, text: str, args: Sequence[Any]) -> Sequence[Any]:
-        fetch = self.store._fetch  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
-        return await fetch(text, args)
-
-    async def _execute(self, text: str, args: Sequence[Any]) -> None:
-        execute = self.store._execute  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
-        await execute(text, args)
-
     async def put(self, owner: str, text: str, *, server: str = "", tool: str = "") -> StoredResult:
         """Store `text` for `owner`: the row, then its chunks (chunks without a row, left by a failure, are purged);
         expired results of every owner go at the same time."""
@@ -84,22 +76,21 @@ class ResultStore:
         stored = StoredResult(HANDLE_PREFIX + secrets.token_hex(16), len(text), text.count("\n") + 1, now + self.ttl)
         size = self.chunk_chars
         chunks = [[stored.handle, i, text[start : start + size]] for i, start in enumerate(range(0, len(text), size))]
-        await self._execute(_INSERT, [stored.handle, owner, server, tool, now, stored.expires_at, stored.size,
-                                      stored.lines, size])  # fmt: skip
-        execute_many = self.store._execute_many  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
+        await self.store.execute(_INSERT, [stored.handle, owner, server, tool, now, stored.expires_at, stored.size,
+                                           stored.lines, size])  # fmt: skip
         try:
-            await execute_many(_INSERT_CHUNK, chunks or [[stored.handle, 0, ""]])
+            await self.store.execute_many(_INSERT_CHUNK, chunks or [[stored.handle, 0, ""]])
         except BaseException:
             with anyio.CancelScope(shield=True):  # no row without its text: the handle was never handed out
-                await self._execute("DELETE FROM toolhub_tool_results WHERE handle = $1", [stored.handle])
+                await self.store.execute("DELETE FROM toolhub_tool_results WHERE handle = $1", [stored.handle])
             raise
         await self.purge_expired()
         return stored
 
     async def purge_expired(self) -> None:
         """Delete expired results, and chunks whose row is gone (expired, or never written)."""
-        await self._execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", [self._clock()])
-        await self._execute(_DELETE_ORPHAN_CHUNKS, [])
+        await self.store.execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", [self._clock()])
+        await self.store.execute(_DELETE_ORPHAN_CHUNKS, [])
 
     async def _row(self, owner: str, handle: str) -> Any:
         """The row of `handle` if `owner` made it and it has not expired.
@@ -107,7 +98,7 @@ class ResultStore:
         Raises:
             ResultError: `not_found` or `expired`.
         """
-        rows = await self._fetch(_SELECT, [handle, owner])
+        rows = await self.store.fetch(_SELECT, [handle, owner])
         if not rows:
             raise ResultError(f"No stored result {handle!r} for this key (handles look like 'res_...').", "not_found")
         row = rows[0]
@@ -123,7 +114,7 @@ class ResultStore:
         if end <= start:
             return ""
         first, last = start // per, (end - 1) // per
-        rows = await self._fetch(_SELECT_CHUNKS, [handle, first, last])
+        rows = await self.store.fetch(_SELECT_CHUNKS, [handle, first, last])
         joined = "".join(str(r["content"]) for r in rows)
         return joined[start - first * per : end - first * per]
 

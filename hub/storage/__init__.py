@@ -152,6 +152,21 @@ class Store(Protocol):
 
     async def delete_responses_before(self, created_before: float) -> None: ...
 
+    # --- SQL of modules that keep their own tables (hub/catalog/results.py, hub/ui/queries.py, ...) ---
+    # `$n` parameters, the same text on SQLite and PostgreSQL; failures raise StoreError / StoreConflict.
+
+    async def fetch(self, text: str, args: Sequence[Any]) -> Sequence[Any]:
+        """The rows of one query, outside any transaction; each row reads by column name (`row["n"]`, `dict(row)`)."""
+        ...
+
+    async def execute(self, text: str, args: Sequence[Any]) -> None:
+        """Run one statement in its own transaction."""
+        ...
+
+    async def execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per parameter row, all in one transaction."""
+        ...
+
 
 def is_postgres(store: Store) -> TypeGuard[PostgresStore]:
     """Whether `store` is a PostgresStore, without importing asyncpg (~3 MB) into a process that runs on SQLite (one

@@ -2,7 +2,8 @@
 
 A backend supplies the driver calls: `_fetch` (a query outside any transaction) and `_execute` / `_execute_many` (one
 statement, or one statement over many parameter rows, in a transaction of its own, failures mapped to StoreError /
-StoreConflict). Statements use `$n` parameters; the SQLite backend rewrites them.
+StoreConflict). Statements use `$n` parameters; the SQLite backend rewrites them. Modules outside hub/storage that
+keep their own tables run their SQL through the public `fetch` / `execute` / `execute_many` of the `Store` protocol.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ class SqlStore:
     async def _execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement once per parameter row, all in one transaction."""
         raise NotImplementedError
+
+    async def fetch(self, text: str, args: Sequence[Any]) -> Sequence[Any]:
+        return await self._fetch(text, args)
+
+    async def execute(self, text: str, args: Sequence[Any]) -> None:
+        await self._execute(text, args)
+
+    async def execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._execute_many(text, rows)
 
     async def ping(self) -> None:
         await self._fetch("SELECT 1 AS one", [])

@@ -57,7 +57,7 @@ async def spend_since_many(store: Store, since: Mapping[str, float]) -> dict[str
 
 
 async def _chunk(store: Store, pairs: list[tuple[str, float]]) -> dict[str, float]:
-    fetch = store._fetch  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it (hub/storage/_base.py)
+    fetch = store.fetch
     moved = {row["key_hash"]: float(row["last_day"]) for row in
              await fetch(last_moved_days_sql(len(pairs)), [token_hash for token_hash, _ in pairs])}  # fmt: skip
     args: list[Any] = []

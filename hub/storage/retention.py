@@ -61,7 +61,7 @@ async def move_spend_logs(store: Store, before: float, limit: int) -> int:
     from hub.storage.sqlite import SqliteStore
 
     if is_postgres(store):
-        rows = await store._fetch(POSTGRES_BATCH, [before, limit])  # pyright: ignore[reportPrivateUsage]
+        rows = await store.fetch(POSTGRES_BATCH, [before, limit])
         return int(rows[0]["n"])
     if isinstance(store, SqliteStore):
         async with store._transaction() as conn:  # pyright: ignore[reportPrivateUsage]

@@ -101,7 +101,7 @@ async def fold(store: Store, limit: int) -> int:
     from hub.storage.sqlite import SqliteStore
 
     if is_postgres(store):
-        rows = await store._fetch(_PG_BATCH, [limit])  # pyright: ignore[reportPrivateUsage]
+        rows = await store.fetch(_PG_BATCH, [limit])
         return int(rows[0]["n"])
     if isinstance(store, SqliteStore):
         async with store._transaction() as conn:  # pyright: ignore[reportPrivateUsage]
@@ -131,7 +131,7 @@ async def fold_all(store: Store, *, pause: float = 0.02) -> int:
 async def trim(store: Store, now: float) -> None:
     """Delete buckets older than the console shows (`KEEP`)."""
     for span, keep in KEEP.items():
-        await store._execute(TRIM, [span, int(now - keep)])  # pyright: ignore[reportAttributeAccessIssue]
+        await store.execute(TRIM, [span, int(now - keep)])
 
 
 @contextlib.asynccontextmanager

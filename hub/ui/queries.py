@@ -1,9 +1,8 @@
 """Read-only queries the admin API lacks: spend logs filtered by status, time buckets for the Overview charts, and a
 page of keys' spend in one query.
 
-They run on the store's own query primitive (`SqlStore._fetch`, shared by SQLite and PostgreSQL), over the columns
-and indexes of `hub/storage/migrations`, and never write. Every query is limited to one key when the session is a
-virtual key's.
+They run on the store's own SQL (`Store.fetch`, the same on SQLite and PostgreSQL), over the columns and indexes of
+`hub/storage/migrations`, and never write. Every query is limited to one key when the session is a virtual key's.
 """
 
 from __future__ import annotations
@@ -46,9 +45,8 @@ def _where(f: LogFilter) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-async def _fetch(store: Store, text: str, args: list[Any]) -> list[dict[str, Any]]:
-    fetch = store._fetch  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it (hub/storage/_base.py)
-    return [dict(row) for row in await fetch(text, args)]
+async def _rows(store: Store, text: str, args: list[Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in await store.fetch(text, args)]
 
 
 COUNT_CAP = 1000
@@ -91,7 +89,7 @@ async def spend_logs(
     order = "created_at ASC, id ASC" if after else "created_at DESC, id DESC"
     text = (f"SELECT {', '.join(SPEND_COLUMNS)} FROM toolhub_spend_logs {where} "
             f"ORDER BY {order} LIMIT ${len(args) + 1}")  # fmt: skip
-    rows = await _fetch(store, text, [*args, limit + 1])
+    rows = await _rows(store, text, [*args, limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     return (rows[::-1] if after else rows), more
@@ -101,7 +99,7 @@ async def count_logs(store: Store, f: LogFilter) -> int:
     """How many rows match, counted up to COUNT_CAP + 1."""
     where, args = _where(f)
     text = f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM toolhub_spend_logs {where} LIMIT {COUNT_CAP + 1}) AS capped"
-    return int((await _fetch(store, text, args))[0]["n"])
+    return int((await _rows(store, text, args))[0]["n"])
 
 
 async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, Any]]:
@@ -111,7 +109,7 @@ async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, 
     marks = ", ".join(f"${i}" for i in range(1, len(request_ids) + 1))
     text = ("SELECT request_id, server, tool, duration_ms, error, created_at FROM toolhub_tool_calls "
             f"WHERE request_id IN ({marks}) ORDER BY created_at")  # fmt: skip
-    return await _fetch(store, text, request_ids)
+    return await _rows(store, text, request_ids)
 
 
 def _postgres(store: Store) -> bool:
@@ -149,7 +147,7 @@ async def series(store: Store, key_hash: str | None, start: int, step: int) -> l
             "WHERE span = $2 AND key_hash = $3 AND model_alias = '*' AND bucket_start >= $1 "
             f"UNION ALL SELECT b, requests, errors, spend, latency_ms FROM ({unrolled}) AS u"
             ") AS t GROUP BY bucket ORDER BY bucket")  # fmt: skip
-    return await _fetch(store, text, [start, step, key_hash or ALL, *args])
+    return await _rows(store, text, [start, step, key_hash or ALL, *args])
 
 
 async def _raw_series(store: Store, key_hash: str | None, start: int, step: int) -> list[dict[str, Any]]:
@@ -160,7 +158,7 @@ async def _raw_series(store: Store, key_hash: str | None, start: int, step: int)
             "SUM(CASE WHEN status_code <> 200 THEN 1 ELSE 0 END) AS errors, SUM(cost) AS spend, "
             f"AVG(latency_ms) AS latency_ms FROM toolhub_spend_logs {where} "
             "GROUP BY bucket ORDER BY bucket")  # fmt: skip
-    return await _fetch(store, text, [*args, start, step])
+    return await _rows(store, text, [*args, start, step])
 
 
 async def top(store: Store, column: Literal["model_alias", "key_hash"], key_hash: str | None, start: int,
@@ -187,7 +185,7 @@ async def top(store: Store, column: Literal["model_alias", "key_hash"], key_hash
     text = (f"SELECT name, SUM(requests) AS requests, SUM(spend) AS spend FROM ({rolled} UNION ALL "
             f"SELECT {pick} AS name, requests, spend FROM ({unrolled}) AS u) AS t "
             f"GROUP BY name ORDER BY requests DESC, name LIMIT {int(limit)}")  # fmt: skip
-    rows = await _fetch(store, text, [start, step, key_hash or ALL, *args])
+    rows = await _rows(store, text, [start, step, key_hash or ALL, *args])
     if not by_model:  # '' is the master key in the rollup, NULL in the logs
         rows = [{**row, "name": row["name"] or None} for row in rows]
     return rows
@@ -198,7 +196,7 @@ async def _raw_top(store: Store, column: Literal["model_alias", "key_hash"], key
     where, args = _where(LogFilter(key_hash=key_hash, start=start))
     text = (f"SELECT {column} AS name, COUNT(*) AS requests, SUM(cost) AS spend FROM toolhub_spend_logs {where} "
             f"GROUP BY {column} ORDER BY requests DESC, name LIMIT {int(limit)}")  # fmt: skip
-    return await _fetch(store, text, args)
+    return await _rows(store, text, args)
 
 
 async def key_spends(keys: KeyAuthenticator, rows: Sequence[KeyRow], now: float) -> dict[str, float]:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def _chunk_count(results: ResultStore) -> int:
-    rows = await results._fetch("SELECT COUNT(*) AS n FROM toolhub_tool_result_chunks", [])  # pyright: ignore[reportPrivateUsage]
+    rows = await results.store.fetch("SELECT COUNT(*) AS n FROM toolhub_tool_result_chunks", [])
     return int(rows[0]["n"])
 
 
@@ -37,14 +37,14 @@ def test_line_start_is_where_the_line_after_that_many_lines_begins() -> None:
 
 
 async def test_a_put_whose_row_fails_leaves_no_chunks(results: ResultStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    execute = results._execute  # pyright: ignore[reportPrivateUsage]
+    execute = results.store.execute
 
     async def failing(text: str, args: Sequence[Any]) -> None:
         if text.startswith("INSERT INTO toolhub_tool_results "):
             raise RuntimeError("the row could not be written")
         await execute(text, args)
 
-    monkeypatch.setattr(results, "_execute", failing)
+    monkeypatch.setattr(results.store, "execute", failing)
     with pytest.raises(RuntimeError):
         await results.put("key-a", "x" * 200_000)
     assert await _chunk_count(results) == 0
@@ -54,15 +54,15 @@ async def test_a_put_whose_chunks_fail_leaves_no_row(results: ResultStore, monke
     async def failing(text: str, rows: Sequence[Sequence[Any]]) -> None:
         raise RuntimeError("the chunks could not be written")
 
-    monkeypatch.setattr(results.store, "_execute_many", failing)
+    monkeypatch.setattr(results.store, "execute_many", failing)
     with pytest.raises(RuntimeError):
         await results.put("key-a", "x" * 200_000)
-    rows = await results._fetch("SELECT COUNT(*) AS n FROM toolhub_tool_results", [])  # pyright: ignore[reportPrivateUsage]
+    rows = await results.store.fetch("SELECT COUNT(*) AS n FROM toolhub_tool_results", [])
     assert int(rows[0]["n"]) == 0
 
 
 async def test_purge_deletes_chunks_that_have_no_row(results: ResultStore) -> None:
-    await results._execute(  # pyright: ignore[reportPrivateUsage]
+    await results.store.execute(
         "INSERT INTO toolhub_tool_result_chunks (handle, seq, content) VALUES ($1, $2, $3)", ["res_orphan", 0, "lost"]
     )
     kept = await results.put("key-a", "kept")

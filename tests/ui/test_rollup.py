@@ -111,7 +111,7 @@ async def test_trim_drops_only_buckets_older_than_the_console_shows_but_each_key
     await rollup.trim(store, NOW)
     text = ("SELECT span, key_hash = '*' AS all_keys, model_alias = '*' AS all_models, MIN(bucket_start) AS oldest "
             "FROM toolhub_spend_rollup GROUP BY span, key_hash = '*', model_alias = '*'")  # fmt: skip
-    rows = await store._fetch(text, [])  # pyright: ignore[reportAttributeAccessIssue]
+    rows = await store.fetch(text, [])
     oldest = {(int(r["span"]), bool(r["all_keys"]), bool(r["all_models"])): int(r["oldest"]) for r in rows}
     assert all(when >= NOW - 3 * DAY - HOUR for (span, _, _), when in oldest.items() if span == HOUR)
     assert oldest[(DAY, False, False)] >= NOW - 40 * DAY - DAY  # each key's models: trimmed
@@ -183,7 +183,7 @@ async def test_the_console_extension_folds_new_logs_in_the_background(store: Sto
     async with ui_extension(interval=0.01)(state):
         left = -1
         for _ in range(1000):  # the fold runs every 10 ms: polled, bounded
-            left = int((await store._fetch(count, []))[0]["n"])  # pyright: ignore[reportAttributeAccessIssue]
+            left = int((await store.fetch(count, []))[0]["n"])
             if not left:
                 break
             await anyio.sleep(0.01)
@@ -213,7 +213,7 @@ async def test_sqlite_console_queries_use_their_indexes(store: Store) -> None:
             "toolhub_spend_failures_key"],
     }  # fmt: skip
     for (text, params), indexes in plans.items():
-        rows = await store._fetch(f"EXPLAIN QUERY PLAN {text}", list(params))  # pyright: ignore[reportAttributeAccessIssue]
+        rows = await store.fetch(f"EXPLAIN QUERY PLAN {text}", list(params))
         details = [row["detail"] for row in rows if row["detail"] not in ("SCAN w", "SCAN CONSTANT ROW")]
         scans = [detail for detail in details if detail.startswith(("SCAN", "SEARCH"))]
         assert len(scans) == len(indexes) and all(i in s for i, s in zip(indexes, scans, strict=True)), scans

@@ -6,7 +6,7 @@ would hand them to any key naming them. Toolhub keeps a row per upstream-made re
 the stored response (DELETE, retention): an id Toolhub has seen is answered by Toolhub (404 when it is gone or
 another key's) and only ids Toolhub never saw reach the upstream as they are.
 
-The queries run on the SQL stores' primitives (`SqlStore._fetch` / `_execute_many`), as hub/catalog/results.py does.
+The queries run on the store's own SQL (`Store.fetch` / `execute_many`), as hub/catalog/results.py does.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hub.storage import Store
 
@@ -37,12 +36,10 @@ async def record(store: Store, key_hash: str | None, response_id: str, item_ids:
     """Remember that `key_hash` made the upstream response `response_id` and its output items."""
     now = time.time()
     rows = [[ident, response_id, key_hash, now] for ident in (response_id, *item_ids)]
-    execute_many: Any = store._execute_many  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
-    await execute_many(_INSERT, rows)
+    await store.execute_many(_INSERT, rows)
 
 
 async def find(store: Store, ident: str) -> Owner | None:
     """Who made the upstream response or item `ident`; None when Toolhub never saw it."""
-    fetch: Any = store._fetch  # pyright: ignore[reportAttributeAccessIssue]: both SQL stores have it
-    rows = await fetch(_SELECT, [ident])
+    rows = await store.fetch(_SELECT, [ident])
     return Owner(rows[0]["key_hash"], rows[0]["response_id"]) if rows else None
