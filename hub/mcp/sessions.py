@@ -15,7 +15,7 @@ import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeGuard
 
 import anyio
 from anyio.abc import TaskGroup
@@ -23,6 +23,7 @@ from mcp.server.connection import Connection
 
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.levels import LogLevels
+from hub.mcp.modern import is_modern
 from hub.mcp.upstream import Kind, Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -94,7 +95,7 @@ class ClientSessions:
             UpstreamUnavailable: `max_sessions` are open already, or the client's session did not come up.
         """
         connection = getattr(caller, "session", None)
-        if not upstream.per_client or not isinstance(connection, Connection):
+        if not upstream.per_client or not _is_session(connection):
             yield upstream
             return
         private = self._private(upstream, connection)
@@ -143,6 +144,13 @@ class ClientSessions:
             if self._open.get(key) is private:
                 del self._open[key]
             logger.info("MCP server %s: a client's own session closed", key[0])
+
+
+def _is_session(connection: object) -> TypeGuard[Connection]:
+    """Whether `connection` is a downstream MCP session. A 2026-era request's `Connection` is not: the SDK builds one
+    per request and closes it with the response, so an own session keyed by it would start (and stop) a process
+    per request; such requests use the shared session (sampling reaches them through `hub.mcp.modern.Bridge`)."""
+    return isinstance(connection, Connection) and not is_modern(connection.protocol_version)
 
 
 def _unchanged(server: str, kinds: frozenset[Kind]) -> None:
