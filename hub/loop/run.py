@@ -25,6 +25,19 @@ from hub.ops import tracing
 from providers.base import ChatRequest, Provider, ProviderError
 
 
+class RoundFailed(ProviderError):
+    """A model call of the tool loop failed: the provider's error with every field as the provider set it (so the
+    same answer, accounting and handlers), plus what only the hub knows, whether hub tools ran before it. The
+    Responses API retries a shortened conversation only when none had (hub/api/responses/endpoint.py): a retry starts
+    the loop over and would run them again. The provider's error is the `__cause__`."""
+
+    def __init__(self, error: ProviderError, *, hub_tools_ran: bool) -> None:
+        super().__init__(error.message, status_code=error.status_code, provider=error.provider)
+        vars(self).update(vars(error))  # fields a provider's own subclass adds come along too
+        self.args = error.args
+        self.hub_tools_ran = hub_tools_ran
+
+
 @dataclass(frozen=True, slots=True)
 class LoopSettings:
     max_rounds: int = 10
@@ -178,8 +191,7 @@ async def complete_with_tools(
         try:
             completion = await provider.complete(request)
         except ProviderError as exc:  # hub/api/responses/endpoint.py: truncation retries only before any hub tool
-            exc.hub_tools_ran = state.rounds > 0  # pyright: ignore[reportAttributeAccessIssue]
-            raise
+            raise RoundFailed(exc, hub_tools_ran=state.rounds > 0) from exc
         state.rounds += 1
         state.add_usage(completion.get("usage"))
         message: JSON = completion["choices"][0]["message"]
