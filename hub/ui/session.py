@@ -155,7 +155,7 @@ class Sessions:
         return sid if expiry.isdigit() and int(expiry) >= time.time() else None
 
     async def _load(self, sid: str) -> Session | None:
-        rows = await self._store._fetch(_SELECT, [_hash(sid)])  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
+        rows = await self._store.fetch(_SELECT, [_hash(sid)])  # pyright: ignore[reportOptionalMemberAccess]
         if not rows:
             return None
         key = self._sealer.open(rows[0]["sealed"])
@@ -165,7 +165,7 @@ class Sessions:
         return replace(Session(sid, key, placeholder, float(rows[0]["expires"])), csrf=rows[0]["csrf"])
 
     async def _execute(self, text: str, args: list[object]) -> None:
-        await self._store._execute(text, args)  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
+        await self._store.execute(text, args)  # pyright: ignore[reportOptionalMemberAccess]
 
     def _sign(self, payload: str) -> str:
         return hmac.new(self._signing, payload.encode(), hashlib.sha256).hexdigest()

@@ -12,6 +12,7 @@ import pytest
 
 from hub.api.responses.endpoint import _before_hub_tools  # pyright: ignore[reportPrivateUsage]
 from hub.config import parse_config
+from hub.loop.run import RoundFailed
 from hub.server import build_app
 from providers.base import ProviderError
 from tests.fakes.openai_upstream import API_KEY
@@ -57,17 +58,16 @@ def test_a_refusal_after_a_hub_tool_ran_is_returned_and_the_tool_never_runs_twic
     assert len(taken) <= 1
 
 
-def refusal(**marks: bool) -> ProviderError:
+def refusal(hub_tools_ran: bool | None = None) -> ProviderError:
+    """A context-window refusal; from the tool loop (`RoundFailed`) unless `hub_tools_ran` is None."""
     exc = ProviderError("too long", status_code=400, provider="openai", code="context_length_exceeded")
-    for name, value in marks.items():
-        setattr(exc, name, value)
-    return exc
+    return exc if hub_tools_ran is None else RoundFailed(exc, hub_tools_ran=hub_tools_ran)
 
 
 def test_a_refusal_the_loop_marks_as_before_any_hub_tool_is_retried_and_an_unmarked_one_only_without_tools() -> None:
     assert _before_hub_tools(refusal(hub_tools_ran=False), hub_tools=True) is True
     assert _before_hub_tools(refusal(hub_tools_ran=True), hub_tools=True) is False
-    assert _before_hub_tools(refusal(), hub_tools=True) is False  # unmarked: counted as after a hub tool
+    assert _before_hub_tools(refusal(), hub_tools=True) is False  # not the loop's: counted as after a hub tool
     assert _before_hub_tools(refusal(), hub_tools=False) is True
     other = ProviderError("bad", status_code=400, provider="openai", code="invalid_value")
     assert _before_hub_tools(other, hub_tools=False) is False

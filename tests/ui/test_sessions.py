@@ -105,7 +105,7 @@ async def _sessions(db_url: str) -> list[dict[str, object]]:
     store = open_store(db_url)
     await store.connect()
     try:
-        rows = await store._fetch("SELECT * FROM toolhub_ui_sessions", [])  # pyright: ignore[reportAttributeAccessIssue]
+        rows = await store.fetch("SELECT * FROM toolhub_ui_sessions", [])
         return [dict(r) for r in rows]
     finally:
         await store.aclose()

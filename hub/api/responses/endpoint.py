@@ -24,6 +24,7 @@ from hub.api.responses.stored import input_items
 from hub.errors import json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
+from hub.loop.run import RoundFailed
 from hub.loop.tools import REPORT_OUTPUT
 from hub.router.classify import classify
 from hub.state import authenticate, hub_state
@@ -136,9 +137,10 @@ async def _answer(
 
 
 def _before_hub_tools(exc: ProviderError, hub_tools: bool) -> bool:
-    """Whether `exc` is a context-window refusal that came before any hub tool ran. The tool loop marks its errors
-    (`hub_tools_ran`); an unmarked error of a request that may run hub tools counts as after them."""
-    return classify(exc) == "context_window" and getattr(exc, "hub_tools_ran", hub_tools) is False
+    """Whether `exc` is a context-window refusal that came before any hub tool ran. The tool loop's errors say
+    (`RoundFailed.hub_tools_ran`); another error of a request that may run hub tools counts as after them."""
+    ran = exc.hub_tools_ran if isinstance(exc, RoundFailed) else hub_tools
+    return classify(exc) == "context_window" and not ran
 
 
 class TranslatedStream(Response):
