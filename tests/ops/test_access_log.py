@@ -4,6 +4,7 @@ line names the key alias, model and tokens, never a key or message text."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ SECRET_TEXT = "the launch code is 0000"
 
 def _access(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [r.__dict__["access"] for r in caplog.records if r.name == "toolhub.access"]
+
+
+def _lines_of(caplog: pytest.LogCaptureFixture, answers: list[str]) -> dict[str, dict[str, Any]]:
+    """The access lines of these request ids, by id. A line is written once the app has returned, which may be just
+    after the client has its answer (the server runs in a thread of this process): waited for, at most 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = {a["request_id"]: a for a in _access(caplog) if a["request_id"] in answers}
+        if len(lines) == len(set(answers)) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +68,8 @@ def test_a_chat_request_logs_its_key_alias_model_and_tokens_but_no_key_or_text(
         )
     usage = raw.parse().usage
     assert usage is not None
-    [line] = [a for a in _access(caplog) if a["request_id"] == raw.headers["x-request-id"]]
+    line = _lines_of(caplog, [raw.headers["x-request-id"]])[raw.headers["x-request-id"]]
+    assert [a["request_id"] for a in _access(caplog)].count(raw.headers["x-request-id"]) == 1
     assert line == {"method": "POST", "path": "/v1/chat/completions", "status": 200,
                     "request_id": raw.headers["x-request-id"], "key_alias": "ops-team", "model": "text",
                     "duration_ms": line["duration_ms"], "prompt_tokens": usage.prompt_tokens,
@@ -82,7 +95,7 @@ def test_every_refusal_leaves_a_line_with_its_request_id(
             client.delete("/v1/models", headers=auth),  # 405
         ]
     assert [a.status_code for a in answers] == [400, 400, 401, 404, 404, 405]
-    lines = {a["request_id"]: a for a in _access(caplog)}
+    lines = _lines_of(caplog, [a.headers["x-request-id"] for a in answers])
     for answer in answers:
         line = lines[answer.headers["x-request-id"]]
         assert (line["method"], line["path"], line["status"]) == (
