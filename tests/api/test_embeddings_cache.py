@@ -14,6 +14,7 @@ from hub.config import parse_config
 from hub.server import build_app
 from tests.fakes import openai_upstream
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.keys.conftest import sdk
 from tests.support.servers import serve_app
 
 MASTER_KEY = "sk-toolhub-embeddings-cache"
@@ -34,7 +35,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOpen
 
 @pytest.fixture
 def client(gateway: tuple[FakeOpenAI, str]) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway[1]}/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as c:
+    with sdk(gateway[1], MASTER_KEY) as c:
         yield c
 
 

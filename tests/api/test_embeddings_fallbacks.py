@@ -3,16 +3,17 @@ and `default_fallbacks` naming chat models keep the failed call's own error."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from hub.config import parse_config
 from hub.server import build_app
-from tests.fakes import openai_upstream
+from tests.api.test_embeddings_router import deployment
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.keys.conftest import sdk
 from tests.support.servers import serve_app
 
 MASTER_KEY = "sk-toolhub-embeddings-fallbacks"
@@ -22,11 +23,7 @@ MASTER_KEY = "sk-toolhub-embeddings-fallbacks"
 def gateway() -> Iterator[tuple[FakeOpenAI, str]]:
     fake = FakeOpenAI()
     with serve_app(fake.app) as upstream:
-
-        def entry(alias: str, model: str) -> dict[str, Any]:
-            params = {"model": f"openai/{model}", "api_base": f"{upstream}/v1", "api_key": openai_upstream.API_KEY}
-            return {"model_name": alias, "litellm_params": params}
-
+        entry = functools.partial(deployment, upstream)
         models = [entry("down", "error-500"), entry("small", "text-embedding-3-small"), entry("busy", "error-503"),
                   {"model_name": "claude", "litellm_params": {"model": "anthropic/claude-sonnet-4-5",
                                                               "api_base": upstream, "api_key": "k"}}]  # fmt: skip
@@ -40,7 +37,7 @@ def gateway() -> Iterator[tuple[FakeOpenAI, str]]:
 
 @pytest.fixture
 def client(gateway: tuple[FakeOpenAI, str]) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway[1]}/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as c:
+    with sdk(gateway[1], MASTER_KEY) as c:
         yield c
 
 

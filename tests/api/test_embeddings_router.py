@@ -3,6 +3,7 @@ model that serves no embeddings, with the openai SDK."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,20 +14,23 @@ from hub.config import parse_config
 from hub.server import build_app
 from tests.fakes import openai_upstream
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.keys.conftest import sdk
 from tests.support.servers import serve_app
 
 MASTER_KEY = "sk-toolhub-embeddings-router"
+
+
+def deployment(upstream: str, alias: str, model: str, **extra: Any) -> dict[str, Any]:
+    """A `model_list` entry for `alias`: `model` on the fake OpenAI upstream at `upstream`."""
+    params = {"model": f"openai/{model}", "api_base": f"{upstream}/v1", "api_key": openai_upstream.API_KEY}
+    return {"model_name": alias, "litellm_params": {**params, **extra}}
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[tuple[FakeOpenAI, str]]:
     fake = FakeOpenAI()
     with serve_app(fake.app) as upstream:
-
-        def entry(alias: str, model: str, **extra: Any) -> dict[str, Any]:
-            params = {"model": f"openai/{model}", "api_base": f"{upstream}/v1", "api_key": openai_upstream.API_KEY}
-            return {"model_name": alias, "litellm_params": {**params, **extra}}
-
+        entry = functools.partial(deployment, upstream)
         models = [entry("pair", "error-503", order=1), entry("pair", "text-embedding-3-small", order=2),
                   entry("down", "error-500"), entry("small", "text-embedding-3-small"),
                   {"model_name": "claude", "litellm_params": {"model": "anthropic/claude-sonnet-4-5",
@@ -39,7 +43,7 @@ def gateway() -> Iterator[tuple[FakeOpenAI, str]]:
 
 @pytest.fixture
 def client(gateway: tuple[FakeOpenAI, str]) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway[1]}/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as c:
+    with sdk(gateway[1], MASTER_KEY) as c:
         yield c
 
 
