@@ -77,19 +77,26 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 @contextlib.contextmanager
 def process(
-    args: list[str], port: int, env: dict[str, str] | None = None, sock: socket.socket | None = None
+    args: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    sock: socket.socket | None = None,
+    *,
+    cwd: Path = ROOT,
+    timeout: float = 60,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `args` until the block ends; with `sock` (from `bound_socket`), the child inherits it."""
+    """Run `args` in `cwd` until the block ends, once it serves (within `timeout` s); with `sock` (from
+    `bound_socket`), the child inherits it."""
     fds = () if sock is None else (sock.fileno(),)
     proc = subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         pass_fds=fds,
     )  # fmt: skip
     try:
         if sock is None:
-            wait_port(port, proc)
+            wait_port(port, proc, timeout)
         else:
-            wait_http(port, proc)
+            wait_http(port, proc, timeout)
         yield proc
     finally:
         proc.terminate()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.gateway import BENCH, KEY, ROOT, bound_socket, tree, wait_http
+from bench.gateway import BENCH, KEY, ROOT, bound_socket, process, tree
 
 DUMMY_ENV = {"ANTHROPIC_API_KEY": "x", "GEMINI_API_KEY": "x", "OPENAI_API_KEY": "x", "TOOLHUB_MASTER_KEY": KEY}
 
@@ -65,27 +64,17 @@ def source(rev: str | None) -> Iterator[Path]:
 
 def measure(tree_root: Path, config: Path, requests: int) -> tuple[float, float, float, int]:
     """(RSS after start, RSS after `requests` requests, RSS of the MCP children, errors)."""
-    env = {**os.environ, **DUMMY_ENV, "PYTHONPATH": str(tree_root)}
+    env = {**DUMMY_ENV, "PYTHONPATH": str(tree_root)}
     with bound_socket() as (sock, port):
         cmd = [sys.executable, "-m", "hub", "serve", "--config", str(config), "--fd", str(sock.fileno()),
                "--workers", "1", "--log-level", "warning"]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=tree_root, env=env, pass_fds=(sock.fileno(),),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
-            wait_http(port, proc, timeout=120)
+        with process(cmd, port, env, sock, cwd=tree_root, timeout=120) as proc:
             time.sleep(2)  # the MCP upstream connected, startup tasks done
             started = rss_mb(proc.pid)
             result = _requests(port, requests)
             time.sleep(1)  # the usage flusher has written its batch
             after = rss_mb(proc.pid)
             children = sum(rss_mb(pid) for pid in tree(proc.pid) if pid != proc.pid)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
     return started, after, children, int(result["errors"]) + max(0, requests - int(result["requests"]))  # type: ignore[arg-type]
 
 
