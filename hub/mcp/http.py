@@ -32,9 +32,10 @@ from hub.mcp.config import McpServerConfig
 from hub.mcp.forward import Forwarder, replica_forwarding, session_prefix
 from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
+from hub.mcp.instructions import CALLER, HubServer
 from hub.mcp.lean import LeanSessionManager
 from hub.mcp.notify import Downstreams
-from hub.mcp.server import CALLER, PRINCIPAL_KEY, HubServer, build_server
+from hub.mcp.server import PRINCIPAL_KEY, build_server
 from hub.state import HubState, authenticate, hub_state
 
 logger = logging.getLogger("toolhub.mcp")
@@ -183,7 +184,8 @@ class McpEndpoint:
             if http is None:
                 raise ServiceUnavailable("The MCP hub is not running.", code="mcp_unavailable")
             principal = await authenticate(conn)  # first: unauthenticated callers learn nothing, not even names
-            app = self._target(http, scope)
+            served = self._served(http, scope) if self.kind in ("mcp", "server") else None
+            app = self._target(http, scope, served)
             server = scope.get("path_params", {}).get("server")
             if server is not None and not principal.may_use_server(server):
                 raise PermissionDenied(f"This key may not use the MCP server {server!r}.", code="server_not_allowed")
@@ -195,26 +197,26 @@ class McpEndpoint:
         token = CALLER.set(principal)
         try:
             here = JsonRpcErrors(app)
-            if http.forwarder is not None and (owner := await self._owner(http, scope)) is not None:
-                await http.forwarder.forward(owner, scope, receive, send, otherwise=here)
+            # The replica holding the request's session, when that is not this one (Redis is asked only for a session
+            # id this replica does not hold: a sticky or single-replica deployment pays a dict lookup).
+            forwarder = http.forwarder
+            if (
+                forwarder is not None
+                and served is not None
+                and (owner := await forwarder.target(scope, served.manager.holds)) is not None
+            ):
+                await forwarder.forward(owner, scope, receive, send, otherwise=here)
             else:
                 await here(scope, receive, send)
         finally:
             CALLER.reset(token)
 
-    async def _owner(self, http: McpHttp, scope: Scope) -> str | None:
-        """The URL of the replica holding the request's session when that is not this one (Redis is asked only
-        for a session id this replica does not hold: a sticky or single-replica deployment pays a dict lookup)."""
-        if http.forwarder is None or self.kind not in ("mcp", "server"):
-            return None
-        return await http.forwarder.target(scope, self._served(http, scope).manager.holds)
-
-    def _target(self, http: McpHttp, scope: Scope) -> Callable[[Scope, Receive, Send], Any]:
+    def _target(self, http: McpHttp, scope: Scope, served: _Served | None) -> Callable[[Scope, Receive, Send], Any]:
+        if served is not None:
+            return served.manager.handle_request
         if self.kind == "sse":  # a wrong method gets its 405 here, after auth and as JSON-RPC, like the others
             return http.serve_sse if scope["method"] == "GET" else Response(status_code=405, headers={"Allow": "GET"})
-        if self.kind == "messages":
-            return http.sse.handle_post_message
-        return self._served(http, scope).manager.handle_request
+        return http.sse.handle_post_message  # "messages"
 
     def _served(self, http: McpHttp, scope: Scope) -> _Served:
         if self.kind == "mcp":

@@ -22,11 +22,11 @@ from hub.catalog.meta import CALL_TOOL
 from hub.catalog.results import ResultError
 from hub.catalog.service import CatalogService
 from hub.mcp.caller import DownstreamCaller
-from hub.mcp.catalog import Catalog, visible
+from hub.mcp.catalog import Catalog, ToolInfo, visible
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool
 from hub.mcp.health import error_result
 from hub.mcp.hub import McpHub
-from hub.mcp.instructions import CALLER as CALLER, HubServer
+from hub.mcp.instructions import HubServer
 from hub.mcp.modern import Bridges, Work, is_modern
 from hub.mcp.notify import Downstreams, connection_of
 from hub.mcp.routing import Caller
@@ -120,7 +120,7 @@ class _Handlers:
     async def list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         _check_cursor(params)
         principal = principal_of(ctx, self.default)
-        tools = [t for t in self._catalog().tools if visible(principal, t.server, t.original_name)]
+        tools = self._visible(self._catalog(), principal)
         if (service := self.hub.catalog_service) is not None:  # search mode by config and client (hub/catalog)
             return types.ListToolsResult(tools=service.mcp_tools(tools, _client_name(ctx)))
         return types.ListToolsResult(tools=[t.tool for t in tools])
@@ -134,17 +134,25 @@ class _Handlers:
                 meta = lambda caller: self._meta(params, principal, caller, service)  # noqa: E731
                 return await self._interactive(ctx, params, "tools/call", self._meta_timeout(params), meta)
             info = self.hub.resolve(params.name, principal, self.view)
-            timeout = self.hub.upstreams[info.server].spec.call_timeout
-
-            async def work(caller: Caller) -> types.CallToolResult:
-                result = await self.hub.call_upstream(info, params.arguments, principal, timeout=timeout, caller=caller)
-                return await self._fit(result, principal, info.server, params.name)
-
-            return await self._interactive(ctx, params, "tools/call", timeout, work)
+            work = lambda caller: self._call(info, params.name, params.arguments, principal, caller)  # noqa: E731
+            return await self._interactive(ctx, params, "tools/call", self._call_timeout(info), work)
         except (UnknownTool, InvalidArguments) as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=exc.message) from None
         except McpHubError as exc:  # not permitted, or the upstream is down: the model can read why
             return error_result(exc.message)
+
+    async def _call(self, info: ToolInfo, name: str, arguments: dict[str, Any] | None, principal: Principal,
+                    caller: Caller) -> types.CallToolResult:  # fmt: skip
+        """A resolved tool's upstream call within its server's `call_timeout`, the result fitted to the limit."""
+        timeout = self._call_timeout(info)
+        result = await self.hub.call_upstream(info, arguments, principal, timeout=timeout, caller=caller)
+        return await self._fit(result, principal, info.server, name)
+
+    def _call_timeout(self, info: ToolInfo) -> float:
+        return self.hub.upstreams[info.server].spec.call_timeout
+
+    def _visible(self, catalog: Catalog, principal: Principal) -> list[ToolInfo]:
+        return [t for t in catalog.tools if visible(principal, t.server, t.original_name)]
 
     async def _fit(self, result: types.CallToolResult, principal: Principal, server: str,
                    name: str) -> types.CallToolResult:  # fmt: skip
@@ -165,13 +173,10 @@ class _Handlers:
                     service: CatalogService) -> types.CallToolResult:  # fmt: skip
         """`hub__search_tools`, `hub__describe_tool`, `hub__call_tool`, `hub__read_result` within this caller's view."""
         catalog = self._catalog()
-        tools = [t for t in catalog.tools if visible(principal, t.server, t.original_name)]
+        tools = self._visible(catalog, principal)
 
         async def call(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-            info = self.hub.resolve(name, principal, self.view)
-            timeout = self.hub.upstreams[info.server].spec.call_timeout
-            result = await self.hub.call_upstream(info, arguments, principal, timeout=timeout, caller=caller)
-            return await self._fit(result, principal, info.server, name)
+            return await self._call(self.hub.resolve(name, principal, self.view), name, arguments, principal, caller)
 
         return await service.call_meta(params.name, params.arguments, tools, catalog.tools, call, principal.owner,
                                        self.view)  # fmt: skip
