@@ -86,7 +86,7 @@ class Accounting:
         """Hold the request's worst case against its key's budget (`body`: what it asks for; without it, the model's
         output limit), then count it against the key's and the deployment's rate limits."""
         key_id = principal.key_id
-        entry = None if key_id is None else self.keys.entry(key_id) or await self.keys.current(key_id)
+        entry = None if key_id is None else self.keys.entry(key_id) or await self.keys.reread(key_id)
         limits = self._limits(entry, route)
         hold: Hold | None = None
         try:

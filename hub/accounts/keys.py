@@ -116,15 +116,14 @@ class KeyAuthenticator:
         """The cached entry of an authenticated key (budget account, rate limit)."""
         return self._cache.get(key_id)
 
-    async def current(self, key_id: str) -> KeyEntry | None:
-        """The entry to account a request of an authenticated key by: the cached one, else the key read again.
+    async def reread(self, key_id: str) -> KeyEntry | None:
+        """An authenticated key's entry read again, for when `entry()` has none (accounting's second chance).
 
         The cache may hold none for a key that was just authenticated: a change of the key dropped it since, or the
         read that authenticated it spanned a change and cached nothing. Accounting such a request by no entry held,
         charged and rate-limited nothing, and `/key/info` showed the key a request short for good. None: the key is
-        gone. Raises ServiceUnavailable when it must be read and the store is down."""
-        entry = self._cache.get(key_id)
-        return entry if entry is not None else await self._fresh(key_id, None)
+        gone. Raises ServiceUnavailable when the store is down."""
+        return await self._fresh(key_id, None)
 
     def invalidate(self, digest: str) -> None:
         self._cache.pop(digest, None)
