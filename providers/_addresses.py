@@ -11,10 +11,6 @@ delivers them there: `64:ff9b::7f00:1` is 127.0.0.1 behind NAT64.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from providers._resolver import PublicOnlyResolver
 
 _NAT64 = ip_network("64:ff9b::/96")
 """RFC 6052 well-known prefix: the last 32 bits are the IPv4 address."""
@@ -56,12 +52,3 @@ class NonPublicAddress(OSError):
         super().__init__(f"{host} resolves to the non-public address {address}")
         self.host = host
         self.address = address
-
-
-def __getattr__(name: str) -> type[PublicOnlyResolver]:
-    """`PublicOnlyResolver` stays importable from here, its home before it moved out with its aiohttp import."""
-    if name == "PublicOnlyResolver":
-        from providers._resolver import PublicOnlyResolver
-
-        return PublicOnlyResolver
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -112,10 +112,6 @@ async def tool_calls_of(store: Store, request_ids: list[str]) -> list[dict[str, 
     return await _rows(store, text, request_ids)
 
 
-def _postgres(store: Store) -> bool:
-    return is_postgres(store)
-
-
 def _unrolled(store: Store, key_hash: str | None, n: int, *, step: int | None = None) -> tuple[str, list[Any]]:
     """The logs since `$1` not folded into the rollup yet (a few seconds' worth, through a partial index)."""
     where = "rolled = 0 AND created_at >= CAST($1 AS DOUBLE PRECISION)"
@@ -123,7 +119,7 @@ def _unrolled(store: Store, key_hash: str | None, n: int, *, step: int | None = 
     if key_hash is not None:
         args.append(key_hash)
         where += f" AND key_hash = ${n + 1}"
-    postgres = _postgres(store)
+    postgres = is_postgres(store)
     bucket = "" if step is None else f"{bucket_sql('created_at', str(step), postgres=postgres)} AS b, "
     # SQLite has no statistics to see that the partial index is small: without this it reads 30 days of logs
     source = "toolhub_spend_logs" if postgres else "toolhub_spend_logs INDEXED BY toolhub_spend_unrolled"
@@ -153,7 +149,7 @@ async def series(store: Store, key_hash: str | None, start: int, step: int) -> l
 async def _raw_series(store: Store, key_hash: str | None, start: int, step: int) -> list[dict[str, Any]]:
     where, args = _where(LogFilter(key_hash=key_hash, start=start))
     n = len(args)
-    bucket = bucket_sql("created_at", f"${n + 2}", postgres=_postgres(store))
+    bucket = bucket_sql("created_at", f"${n + 2}", postgres=is_postgres(store))
     text = (f"SELECT ({bucket} - ${n + 1}) / ${n + 2} AS bucket, COUNT(*) AS requests, "
             "SUM(CASE WHEN status_code <> 200 THEN 1 ELSE 0 END) AS errors, SUM(cost) AS spend, "
             f"AVG(latency_ms) AS latency_ms FROM toolhub_spend_logs {where} "

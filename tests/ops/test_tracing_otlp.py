@@ -1,4 +1,4 @@
-"""The span recorder, its sampling, and OTLP export: what `otlp.encode` writes is read back with opentelemetry-proto's
+"""The span recorder, its sampling, and OTLP export: what `proto.encode` writes is read back with opentelemetry-proto's
 own classes; export over gRPC goes to an in-process gRPC server."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode, 
 from opentelemetry.trace.span import SpanContext, TraceFlags
 
 from hub.ops.tracing import OtelSpec, otlp as otlp_module, proto, tracing_settings
-from hub.ops.tracing.otlp import OtlpExporter, encode
-from hub.ops.tracing.proto import encode_resource, encode_scope
+from hub.ops.tracing.otlp import OtlpExporter
+from hub.ops.tracing.proto import encode, encode_resource, encode_scope
 from hub.ops.tracing.setup import Tracing
 from hub.ops.tracing.tracer import RecordedSpan, Sampling, SpanRecorder
 from tests.ops.otlp_receiver import Span, _attrs, _span  # pyright: ignore[reportPrivateUsage]

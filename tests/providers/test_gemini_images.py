@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from providers._addresses import PublicOnlyResolver, is_public_address
+from providers._addresses import is_public_address
 from providers._http import HttpPool
+from providers._resolver import PublicOnlyResolver
 from providers.gemini.images import ImageFetchError, fetch_image, fetch_images
 from tests.support.servers import serve_app
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from hub.ops.tracing.config import TracingSettings
-from hub.ops.tracing.proto import encode, encode_resource, encode_scope, request, span_field
+from hub.ops.tracing.proto import encode_resource, encode_scope, request, span_field
 from hub.ops.tracing.tracer import RecordedSpan
 
 logger = logging.getLogger("toolhub.tracing")
@@ -34,7 +34,7 @@ ENCODE_EVERY = 32
 """Ended spans wait until there are this many (or the next export) to be encoded together."""
 INTERVAL = 2.0
 """Seconds between two exports when fewer than `MAX_BATCH` spans are waiting."""
-__all__ = ["OtlpExporter", "Sender", "encode"]
+__all__ = ["OtlpExporter", "Sender"]
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 Sender = Callable[[bytes], None]
 

@@ -2,7 +2,7 @@
 
 Why not the SDK's `TracerProvider`: measured on this project's 2-core machine (bench/tracing.py), starting and ending
 the two spans of a plain request costs about 50 µs of CPU in the SDK and encoding them with its OTLP encoder about
-80 µs more, over the whole 0.1 ms budget; these spans and `otlp.encode` cost a fraction of that. The spans implement
+80 µs more, over the whole 0.1 ms budget; these spans and `proto.encode` cost a fraction of that. The spans implement
 `opentelemetry.trace.Span`, so `set_span_in_context`, the W3C propagator and the MCP SDK's `_meta` injection work
 with them unchanged.
 """
