@@ -4,6 +4,7 @@ read its own `/key/info`)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -233,13 +234,24 @@ async def list_keys(request: Request) -> Response:
     full = q.get("return_full_object", "false").lower() == "true"
     listed: list[Any] = [r.token_hash for r in rows]
     if full:  # the page's spend in one query, not one per key (hub/storage/key_spend.py)
-        now = time.time()
-        since = {r.token_hash: period_start(r.created_at, budget_period(r.budget_duration), now) for r in rows
-                 if keys.ledger.get(r.token_hash) is None}  # fmt: skip
-        spent = await spend_since_many(keys.store, since)
-        listed = [await key_info(keys, r, spend=spent.get(r.token_hash)) for r in rows]
+        spent = await key_spends(keys, rows, time.time())
+        listed = [await key_info(keys, r, spend=spent[r.token_hash]) for r in rows]
     body = {"keys": listed, "total_count": total, "current_page": page, "total_pages": -(-total // size)}
     return json_response(body)
+
+
+async def key_spends(keys: KeyAuthenticator, rows: Sequence[KeyRow], now: float) -> dict[str, float]:
+    """Each key's spend in its current budget period, as `/key/info` shows it: the live budget account's when the
+    process holds one, otherwise read for all the other keys in one query."""
+    spent: dict[str, float] = {}
+    since: dict[str, float] = {}
+    for row in rows:
+        account = keys.ledger.get(row.token_hash)
+        if account is not None:
+            spent[row.token_hash] = account.spent
+        else:
+            since[row.token_hash] = period_start(row.created_at, budget_period(row.budget_duration), now)
+    return spent | await spend_since_many(keys.store, since)
 
 
 async def update(request: Request) -> Response:

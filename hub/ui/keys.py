@@ -8,11 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from hub.accounts.keys_api import key_info
+from hub.accounts.keys_api import key_info, key_spends
 from hub.errors import HubError, NotFound
 from hub.state import hub_state
 from hub.storage import StoreError
-from hub.ui import queries
 from hub.ui.api import ApiResult, call_api
 from hub.ui.session import Session
 from hub.ui.web import page, read_form, render, split_list
@@ -58,7 +57,7 @@ async def _listing(request: Request, page_no: int, alias: str | None) -> dict[st
     if keys is None:
         raise NotFound("Key management needs a database (general_settings.database_url).")
     rows, total = await keys.store.list_keys(alias=alias, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
-    spent = await queries.key_spends(keys, rows, time.time())
+    spent = await key_spends(keys, rows, time.time())
     listed = [await key_info(keys, row, spend=spent[row.token_hash]) for row in rows]
     return {"keys": listed, "total_count": total, "current_page": page_no, "total_pages": -(-total // PAGE_SIZE)}
 

@@ -7,15 +7,11 @@ They run on the store's own SQL (`Store.fetch`, the same on SQLite and PostgreSQ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hub.accounts.keys import KeyAuthenticator
-from hub.accounts.spend import budget_period, period_start
-from hub.storage import KeyRow, Store, is_postgres
+from hub.storage import Store, is_postgres
 from hub.storage._sql import SPEND_COLUMNS
-from hub.storage.key_spend import spend_since_many
 from hub.storage.rollup import ALL, DAY, HOUR, bucket_sql
 
 ROLLUP_SPANS = (HOUR, DAY)
@@ -193,17 +189,3 @@ async def _raw_top(store: Store, column: Literal["model_alias", "key_hash"], key
     text = (f"SELECT {column} AS name, COUNT(*) AS requests, SUM(cost) AS spend FROM toolhub_spend_logs {where} "
             f"GROUP BY {column} ORDER BY requests DESC, name LIMIT {int(limit)}")  # fmt: skip
     return await _rows(store, text, args)
-
-
-async def key_spends(keys: KeyAuthenticator, rows: Sequence[KeyRow], now: float) -> dict[str, float]:
-    """Each key's spend in its current budget period, as `/key/info` shows it: the live budget account's when the
-    process holds one, otherwise read for all the other keys in one query."""
-    spent: dict[str, float] = {}
-    since: dict[str, float] = {}
-    for row in rows:
-        account = keys.ledger.get(row.token_hash)
-        if account is not None:
-            spent[row.token_hash] = account.spent
-        else:
-            since[row.token_hash] = period_start(row.created_at, budget_period(row.budget_duration), now)
-    return spent | await spend_since_many(keys.store, since)
