@@ -69,8 +69,9 @@ class ResultStore:
         self._clock = clock
 
     async def put(self, owner: str, text: str, *, server: str = "", tool: str = "") -> StoredResult:
-        """Store `text` for `owner`: the row, then its chunks (chunks without a row, left by a failure, are purged);
-        expired results of every owner go at the same time."""
+        """Store `text` for `owner`: the row, then its chunks. Expired results of every owner go at the same time
+        (by the expiry index: a put never scans the chunk table; chunks left without a row by a failure go in the
+        catalog's periodic `purge_expired`)."""
         now = self._clock()
         text = text.replace("\x00", "\ufffd")
         stored = StoredResult(HANDLE_PREFIX + secrets.token_hex(16), len(text), text.count("\n") + 1, now + self.ttl)
@@ -84,13 +85,18 @@ class ResultStore:
             with anyio.CancelScope(shield=True):  # no row without its text: the handle was never handed out
                 await self.store.execute("DELETE FROM toolhub_tool_results WHERE handle = $1", [stored.handle])
             raise
-        await self.purge_expired()
+        await self._drop_expired()
         return stored
 
     async def purge_expired(self) -> None:
         """Delete expired results, and chunks whose row is gone (expired, or never written)."""
-        await self.store.execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", [self._clock()])
+        await self._drop_expired()
         await self.store.execute(_DELETE_ORPHAN_CHUNKS, [])
+
+    async def _drop_expired(self) -> None:
+        now = [self._clock()]
+        await self.store.execute(_DELETE_EXPIRED_CHUNKS, now)  # the chunks first: a stop in between leaves no orphan
+        await self.store.execute("DELETE FROM toolhub_tool_results WHERE expires_at < $1", now)
 
     async def _row(self, owner: str, handle: str) -> Any:
         """The row of `handle` if `owner` made it and it has not expired.
@@ -287,6 +293,10 @@ _INSERT_CHUNK = "INSERT INTO toolhub_tool_result_chunks (handle, seq, content) V
 _SELECT = "SELECT expires_at, size, lines, chunk_chars FROM toolhub_tool_results WHERE handle = $1 AND owner = $2"
 _SELECT_CHUNKS = (
     "SELECT content FROM toolhub_tool_result_chunks WHERE handle = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
+)
+_DELETE_EXPIRED_CHUNKS = (
+    "DELETE FROM toolhub_tool_result_chunks WHERE handle IN "
+    "(SELECT handle FROM toolhub_tool_results WHERE expires_at < $1)"
 )
 _DELETE_ORPHAN_CHUNKS = (
     "DELETE FROM toolhub_tool_result_chunks WHERE handle NOT IN (SELECT handle FROM toolhub_tool_results)"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hub.catalog.results import ResultError, ResultStore, _line_start  # pyright: ignore[reportPrivateUsage]
+from tests.catalog.conftest import Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -66,5 +67,15 @@ async def test_purge_deletes_chunks_that_have_no_row(results: ResultStore) -> No
         "INSERT INTO toolhub_tool_result_chunks (handle, seq, content) VALUES ($1, $2, $3)", ["res_orphan", 0, "lost"]
     )
     kept = await results.put("key-a", "kept")
+    assert await _chunk_count(results) == 2  # a put never scans the chunk table for orphans...
+    await results.purge_expired()  # ...the catalog's periodic purge does
     assert await _chunk_count(results) == 1
     assert (await results.read("key-a", kept.handle)).endswith("kept")
+
+
+async def test_a_put_deletes_the_chunks_of_what_expired_with_its_row(results: ResultStore, clock: Clock) -> None:
+    await results.put("key-a", "x" * 200_000)
+    clock.now += results.ttl + 1
+    fresh = await results.put("key-a", "fresh")
+    assert await _chunk_count(results) == 1
+    assert (await results.read("key-a", fresh.handle)).endswith("fresh")
