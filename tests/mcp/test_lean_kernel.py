@@ -29,7 +29,8 @@ def test_plain_calls_are_answered_by_the_kernel_with_the_sdk_errors(monkeypatch:
         url = f"{base}/mcp"
         session = open_session(url, {})
         assert transport_of(app, session).kernel is not None
-        monkeypatch.setattr(LeanTransport, "_through_streams", no_streams)
+        # this session's transport only: other hubs served in this process (session fixtures) keep theirs
+        monkeypatch.setattr(transport_of(app, session), "_through_streams", no_streams)
         answered = call(url, session, 2)
         params = {"name": "time__get_current_time", "arguments": "not an object"}  # the runner's ValidationError
         bad_params = httpx2.post(url, headers=headers(session), json={"jsonrpc": "2.0", "id": 4, "method": "tools/call",

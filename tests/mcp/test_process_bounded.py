@@ -30,13 +30,14 @@ async def test_a_stop_abandons_a_proc_scan_that_outlasts_its_budget(
     real_scan = processes._living_members  # pyright: ignore[reportPrivateUsage]
 
     def stuck_scan(pgid: int) -> list[int]:
-        release.wait(SCAN_HELD)
-        scans_ended.set()
+        if pgid == process.pid:  # only this test's group: hubs served by session fixtures stop processes too
+            release.wait(SCAN_HELD)
+            scans_ended.set()
         return real_scan(pgid)
 
-    monkeypatch.setattr(processes, "_living_members", stuck_scan)
     # the leader exits when its stdin closes; the sleep stays in the group, so the group needs a scan
     process = await processes.spawn("sh", ["-c", "sleep 60 & exec cat"], dict(os.environ), sys.stderr, tmp_path)
+    monkeypatch.setattr(processes, "_living_members", stuck_scan)
     try:
         await processes.stop(process)
         assert not scans_ended.is_set()  # returned while the scan still held its thread
@@ -55,7 +56,7 @@ async def test_no_proc_scan_while_the_leader_is_unreaped(tmp_path: Path, monkeyp
     real_scan = processes._living_members  # pyright: ignore[reportPrivateUsage]
 
     def counted_scan(pgid: int) -> list[int]:
-        if process.returncode is None:
+        if pgid == process.pid and process.returncode is None:  # this test's group only
             unreaped_scans.append(pgid)
         return real_scan(pgid)
 
