@@ -197,7 +197,7 @@ async def test_a_collector_that_is_down_costs_spans_and_one_warning_never_an_err
             assert tracing.tracer is not None
             tracing.tracer.start_span("s").end()
     assert tracing.exporter is not None and tracing.exporter.failed == 1
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "toolhub.tracing"] == [  # not other hubs' records
         "tracing: 1 spans not exported to http://127.0.0.1:9/v1/traces: refused (1 so far)"
     ]
 
