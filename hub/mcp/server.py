@@ -30,6 +30,7 @@ from hub.mcp.instructions import HubServer
 from hub.mcp.modern import Bridges, Work, is_modern
 from hub.mcp.notify import Downstreams, connection_of
 from hub.mcp.routing import Caller
+from hub.mcp.task_relay import TaskPassThrough
 from hub.mcp.upstream import Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -94,6 +95,7 @@ def build_server(hub: McpHub, downstreams: Downstreams, *, view: str | None = No
     # Registered here rather than as `on_set_logging_level=`, which emits a deprecation warning (SEP-2577).
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, handlers.set_level)
     server.middleware.append(downstreams.middleware)
+    server.middleware.append(TaskPassThrough(hub, view, lambda ctx: principal_of(ctx, default_principal)))
     return server
 
 

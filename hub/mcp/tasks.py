@@ -2,8 +2,9 @@
 the hub: `tools/call` with a `task`, then `tasks/result`, which waits until the task ends (delivering any requests the
 task makes meanwhile, such as an elicitation, which the hub routes like any other) and returns the tool's result.
 
-So such a tool works for every caller: MCP clients of either era, REST and the tool loop. The hub exposes it without
-the task requirement, since it answers the call itself. A call that times out or is cancelled cancels the task.
+So such a tool works for every caller: MCP clients of either era, REST and the tool loop. The hub exposes it with
+`taskSupport: "optional"`, since it answers a plain call itself; a task-capable client may still call it as a task,
+which `hub.mcp.task_relay` passes through to the upstream. A call that times out or is cancelled cancels the task.
 
 The SDK validates a `tools/call` answer as a `CallToolResult` and has no `tasks/*` methods for 2025-11-25, so these
 requests go through its dispatcher as raw JSON-RPC.
@@ -28,14 +29,19 @@ def requires_task(tool: types.Tool | None) -> bool:
 
 
 def without_task_requirement(tool: types.Tool) -> types.Tool:
-    """The tool as the hub exposes it: callable directly, the hub runs the task."""
+    """The tool as the hub exposes it: callable directly (the hub runs the task) or as a task (passed through)."""
     if not requires_task(tool):
         return tool
     assert tool.execution is not None
-    return tool.model_copy(update={"execution": tool.execution.model_copy(update={"task_support": None})})
+    return tool.model_copy(update={"execution": tool.execution.model_copy(update={"task_support": "optional"})})
 
 
-async def _raw(session: ClientSession, method: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+def supports_tasks(tool: types.Tool) -> bool:
+    """Whether a client may call the exposed tool as a task (its upstream runs tasks for it)."""
+    return tool.execution is not None and tool.execution.task_support == "optional"
+
+
+async def raw(session: ClientSession, method: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
     dispatcher = session._dispatcher  # pyright: ignore[reportPrivateUsage]
     return await dispatcher.send_raw_request(method, params, {"timeout": timeout})
 
@@ -48,11 +54,11 @@ async def call_as_task(session: ClientSession, name: str, arguments: dict[str, A
         MCPError: the upstream refused the call or a `tasks/*` request; `REQUEST_TIMEOUT` after `timeout`.
     """
     params = {"name": name, "arguments": arguments or {}, "task": {"ttl": int(timeout * 1000) + 60_000}}
-    created = types.CreateTaskResult.model_validate(await _raw(session, "tools/call", params, timeout))
+    created = types.CreateTaskResult.model_validate(await raw(session, "tools/call", params, timeout))
     task_id = created.task.task_id
     finished = False
     try:
-        payload = await _raw(session, "tasks/result", {"taskId": task_id}, timeout)
+        payload = await raw(session, "tasks/result", {"taskId": task_id}, timeout)
         finished = True
     finally:
         if not finished:
@@ -63,6 +69,6 @@ async def call_as_task(session: ClientSession, name: str, arguments: dict[str, A
 async def _cancel(session: ClientSession, task_id: str) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_TIMEOUT):
         try:
-            await _raw(session, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT)
+            await raw(session, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT)
         except Exception as exc:  # best effort: the task expires with its ttl anyway
             logger.info("MCP: cancelling task %s failed: %s", task_id, exc)

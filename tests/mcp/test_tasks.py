@@ -32,19 +32,19 @@ async def test_a_task_required_tool_is_listed_as_callable_and_answers_mcp_and_re
             clarified = await client.call_tool(TOOL, {"topic": "python", "ambiguous": True})
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60) as rest:
             answered = await rest.post(f"{url}/mcp/tools/call", json={"name": TOOL, "arguments": {"topic": "moss"}})
-    assert listed.execution is None or listed.execution.task_support is None
+    assert listed.execution is not None and listed.execution.task_support == "optional"  # plain calls work too
     assert not plain.is_error and "# Research Report: tides" in text_of(plain)
     assert "# Research Report: python (the chosen one)" in text_of(clarified)
     assert len(asked) == 1 and "python" in asked[0]
     assert answered.status_code == 200 and "# Research Report: moss" in answered.json()["content"][0]["text"]
 
 
-def test_only_required_task_support_is_removed_from_the_exposed_tool() -> None:
+def test_only_required_task_support_is_relaxed_to_optional_in_the_exposed_tool() -> None:
     def tool(support: Any) -> types.Tool:
         return types.Tool(name="t", input_schema={"type": "object"},
                           execution=types.ToolExecution(task_support=support))  # fmt: skip
 
     assert requires_task(tool("required")) and not requires_task(tool("optional")) and not requires_task(None)
     exposed = without_task_requirement(tool("required"))
-    assert exposed.execution is not None and exposed.execution.task_support is None
+    assert exposed.execution is not None and exposed.execution.task_support == "optional"
     assert without_task_requirement(tool("optional")) == tool("optional")

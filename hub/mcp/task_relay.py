@@ -1,0 +1,289 @@
+"""Task pass-through for task-capable clients (2025-11-25 tasks, SEP-1686).
+
+On a handshake-era session that negotiated 2025-11-25, the hub advertises the `tasks` capability (list, cancel,
+task-augmented `tools/call`). A `tools/call` with `task` params, of a tool whose upstream runs tasks for it
+(`taskSupport` "optional", or "required", which the hub lists as "optional"), creates the task on that upstream and
+answers its `CreateTaskResult`; `tasks/get`, `tasks/result` and `tasks/cancel` go to the upstream session that holds
+the task, `tasks/list` lists the caller's tasks, and the upstream's `notifications/tasks/status` reach the client
+session that created the task.
+
+Task ids: the hub hands out its own, random ids (`secrets.token_urlsafe`), mapped to the upstream's, and a task
+belongs to the key that created it: another key's id, an unknown one, or one whose upstream session is gone (a
+restart loses its tasks) is `-32602` "Task not found". The SDK validates a `tools/call` answer as a
+`CallToolResult` and has no `tasks/*` handlers for 2025-11-25, so `TaskPassThrough` is a server middleware: it sees
+the raw request before the SDK validates it and answers with the raw JSON-RPC result. It works on every transport
+the hub's MCP server runs on in the handshake era: `/mcp` (either path of `hub.mcp.lean`), `/mcp/<server>`, `/sse`
+and `toolhub stdio`. A 2026-07-28 request gets no tasks capability and takes the normal path (its `task` params
+ignored, the hub runs a task-required tool itself), as does a plain call of any client.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult
+from mcp.shared.exceptions import MCPError
+
+from hub.accounts.auth import Principal
+from hub.mcp.caller import DownstreamCaller
+from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool, check_arguments
+from hub.mcp.hub import McpHub
+from hub.mcp.notify import SEND_TIMEOUT, connection_of
+from hub.mcp.routing import Caller
+from hub.mcp.tasks import raw, supports_tasks
+from hub.mcp.upstream import Upstream
+
+logger = logging.getLogger("toolhub.mcp")
+
+Ctx = ServerRequestContext[Any, Any]
+TASK_VERSIONS = frozenset(("2025-11-25",))
+"""Protocol versions with 2025-11-25 tasks."""
+CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+RELATED = "io.modelcontextprotocol/related-task"
+TASK_METHODS = frozenset(("tasks/get", "tasks/result", "tasks/list", "tasks/cancel"))
+MAX_TASKS = 100
+"""Tasks kept per key: beyond this the oldest is forgotten (its upstream keeps it until its ttl)."""
+NOT_FOUND = "Failed to retrieve task: Task not found"
+
+
+@dataclass(eq=False, slots=True)
+class RelayedTask:
+    """One task a client created through the hub."""
+
+    hub_id: str
+    owner: Hashable
+    upstream: Upstream
+    """The upstream session it runs on (the shared one, or the client's own)."""
+    session: object
+    """That upstream's `ClientSession` when the task was created: after a reconnect the task is gone."""
+    upstream_id: str
+    connection: Connection | None
+    """The client session its status notifications go to."""
+    expires: float = math.inf
+    created: float = field(default_factory=anyio.current_time)
+
+
+class TaskRelay:
+    """The tasks clients created through one hub, by hub id and by upstream id."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, RelayedTask] = {}
+        self._upstream_ids: dict[tuple[Upstream, str], RelayedTask] = {}
+
+    def add(self, owner: Hashable, upstream: Upstream, session: object, task: Mapping[str, Any],
+            connection: Connection | None) -> RelayedTask:  # fmt: skip
+        ttl = task.get("ttl")
+        expires = anyio.current_time() + ttl / 1000 if isinstance(ttl, int | float) else math.inf
+        entry = RelayedTask(secrets.token_urlsafe(16), owner, upstream, session, str(task["taskId"]), connection,
+                            expires)  # fmt: skip
+        self._tasks[entry.hub_id] = entry
+        self._upstream_ids[(upstream, entry.upstream_id)] = entry
+        mine = self.of(owner)
+        for old in mine[: max(0, len(mine) - MAX_TASKS)]:
+            self.forget(old)
+        return entry
+
+    def forget(self, entry: RelayedTask) -> None:
+        self._tasks.pop(entry.hub_id, None)
+        if self._upstream_ids.get((entry.upstream, entry.upstream_id)) is entry:
+            del self._upstream_ids[(entry.upstream, entry.upstream_id)]
+
+    def of(self, owner: Hashable) -> list[RelayedTask]:
+        """`owner`'s live tasks, oldest first; expired ones are forgotten."""
+        now = anyio.current_time()
+        for entry in [e for e in self._tasks.values() if e.expires <= now]:
+            self.forget(entry)
+        return [e for e in self._tasks.values() if e.owner == owner]
+
+    def find(self, task_id: Any, owner: Hashable) -> RelayedTask:
+        """`owner`'s task `task_id`.
+
+        Raises:
+            MCPError: INVALID_PARAMS when there is no such task of `owner` (or it expired).
+        """
+        entry = self._tasks.get(task_id) if isinstance(task_id, str) else None
+        if entry is None or entry.owner != owner or entry.expires <= anyio.current_time():
+            raise MCPError(code=types.INVALID_PARAMS, message=NOT_FOUND)
+        return entry
+
+    async def status(self, upstream: Upstream, params: types.TaskStatusNotificationParams) -> None:
+        """An upstream's `notifications/tasks/status`: to the client session that created the task, with its id."""
+        entry = self._upstream_ids.get((upstream, params.task_id))
+        if entry is None or entry.connection is None:
+            return
+        payload = params.model_dump(by_alias=True, mode="json", exclude_unset=True)
+        payload.pop("_meta", None)
+        payload["taskId"] = entry.hub_id
+        with anyio.move_on_after(SEND_TIMEOUT):
+            try:
+                await entry.connection.notify("notifications/tasks/status", payload)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                entry.connection = None  # the client's session ended; polling still works from another
+
+
+def outward(entry: RelayedTask, result: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's answer about `entry`, with the hub's task id wherever the upstream's appears."""
+    result = dict(result)
+    if "taskId" in result:
+        result["taskId"] = entry.hub_id
+    task = result.get("task")
+    if isinstance(task, dict) and "taskId" in task:
+        result["task"] = {**task, "taskId": entry.hub_id}
+    meta = result.get("_meta")
+    if isinstance(meta, dict) and isinstance(meta.get(RELATED), dict):
+        result["_meta"] = {**meta, RELATED: {**meta[RELATED], "taskId": entry.hub_id}}
+    return result
+
+
+async def send(upstream: Upstream, method: str, params: dict[str, Any], timeout: float,
+               caller: Caller | None) -> dict[str, Any]:  # fmt: skip
+    """One raw request on `upstream`'s session, routing its requests to `caller` meanwhile (as `Upstream` does)."""
+    forward = upstream._send  # pyright: ignore[reportPrivateUsage]
+    return await forward(lambda s: raw(s, method, params, timeout), timeout, caller)
+
+
+def advertise(result: HandlerResult) -> HandlerResult:
+    """An `initialize` result, with the `tasks` capability when the negotiated version has tasks."""
+    if not isinstance(result, dict) or result.get("protocolVersion") not in TASK_VERSIONS:
+        return result
+    capabilities = result.get("capabilities")
+    if isinstance(capabilities, dict):
+        result = {**result, "capabilities": {**capabilities, "tasks": CAPABILITY}}
+    return result
+
+
+_RELAYS: weakref.WeakKeyDictionary[McpHub, TaskRelay] = weakref.WeakKeyDictionary()
+
+
+def relay_of(hub: McpHub) -> TaskRelay:
+    """The hub's task relay: one per hub, so every endpoint and transport it serves finds the same tasks."""
+    relay = _RELAYS.get(hub)
+    if relay is None:
+        relay = _RELAYS[hub] = TaskRelay()
+    return relay
+
+
+class TaskPassThrough:
+    """A `Server.middleware` that passes task requests through to the upstreams (module docstring)."""
+
+    def __init__(self, hub: McpHub, view: str | None, principal: Callable[[Ctx], Principal]) -> None:
+        self.hub = hub
+        self.relay = relay_of(hub)
+        self.view = view
+        self._principal = principal
+
+    async def __call__(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        if ctx.method == "initialize":
+            return advertise(await call_next(ctx))
+        params = ctx.params or {}
+        if ctx.protocol_version not in TASK_VERSIONS:
+            return await call_next(ctx)
+        if ctx.method == "tools/call" and isinstance(params.get("task"), dict):
+            return await self._create(ctx, params)
+        if ctx.method in TASK_METHODS:
+            return await self._on_task(ctx, params)
+        return await call_next(ctx)
+
+    async def _create(self, ctx: Ctx, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A task-augmented `tools/call`: the task is created on the tool's upstream, under a hub id."""
+        principal = self._principal(ctx)
+        name, arguments = params.get("name"), params.get("arguments")
+        if not isinstance(name, str) or not isinstance(arguments, dict | None):
+            raise MCPError(code=types.INVALID_PARAMS, message="Invalid tools/call params.")
+        caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
+        try:
+            info = self.hub.resolve(name, principal, self.view)
+            upstream = self.hub.upstreams[info.server]
+            check_arguments(arguments, upstream.spec.max_message_bytes, name)  # pyright: ignore[reportUnknownArgumentType]
+            if not supports_tasks(info.tool) or not _runs_tasks(upstream):
+                raise MCPError(code=types.METHOD_NOT_FOUND, message=f"Tool {name!r} cannot be called as a task.")
+            forwarded = {"name": info.original_name, "arguments": arguments or {}, "task": params["task"]}
+            async with self.hub.sessions.using(upstream, caller) as target:
+                session = target.session()
+                created = await send(target, "tools/call", forwarded, upstream.spec.call_timeout, caller)
+        except McpHubError as exc:
+            raise _error(exc) from None
+        task = created.get("task")
+        if not isinstance(task, dict) or not isinstance(task.get("taskId"), str):
+            return created  # the upstream answered the call itself, as a receiver may
+        entry = self.relay.add(_owner(principal), target, session, task, connection_of(ctx))  # pyright: ignore[reportUnknownArgumentType]
+        return outward(entry, created)
+
+    async def _on_task(self, ctx: Ctx, params: Mapping[str, Any]) -> dict[str, Any]:
+        principal = self._principal(ctx)
+        owner = _owner(principal)
+        caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
+        if ctx.method == "tasks/list":
+            if params.get("cursor") is not None:  # the hub lists all in one page and hands out no cursors
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid cursor: {params['cursor']!r}")
+            return {"tasks": await self._list(owner, caller)}
+        entry = self.relay.find(params.get("taskId"), owner)
+        return outward(entry, await self._ask(entry, ctx.method, caller))
+
+    async def _ask(self, entry: RelayedTask, method: str, caller: Caller) -> dict[str, Any]:
+        """`tasks/get`, `tasks/result` or `tasks/cancel` of `entry` on the upstream session that holds it."""
+        upstream = entry.upstream
+        try:
+            live = upstream.session()
+        except McpHubError as exc:
+            raise _error(exc) from None
+        if live is not entry.session:
+            self.relay.forget(entry)
+            raise MCPError(code=types.INVALID_PARAMS, message=f"{NOT_FOUND} (its MCP server restarted).")
+        timeout = upstream.spec.call_timeout
+        if method == "tasks/result":  # waits until the task ends, as long as it may live
+            timeout = max(timeout, entry.expires - anyio.current_time())
+        try:
+            return await send(upstream, method, {"taskId": entry.upstream_id}, timeout, caller)
+        except McpHubError as exc:
+            raise _error(exc) from None
+
+    async def _list(self, owner: Hashable, caller: Caller) -> list[dict[str, Any]]:
+        """The state of each of `owner`'s tasks (`tasks/get` on their upstreams); a task they no longer know is
+        forgotten."""
+        entries = self.relay.of(owner)
+        found: dict[str, dict[str, Any]] = {}
+
+        async def get(entry: RelayedTask) -> None:
+            try:
+                task = outward(entry, await self._ask(entry, "tasks/get", caller))
+            except MCPError as exc:
+                if exc.error.code == types.INVALID_PARAMS:
+                    self.relay.forget(entry)
+                return
+            task.pop("_meta", None)
+            found[entry.hub_id] = task
+
+        async with anyio.create_task_group() as tg:
+            for entry in entries:
+                tg.start_soon(get, entry)
+        return [found[e.hub_id] for e in entries if e.hub_id in found]
+
+
+def _owner(principal: Principal) -> Hashable:
+    return principal.key_id, principal.is_master
+
+
+def _runs_tasks(upstream: Upstream) -> bool:
+    tasks = upstream.capabilities.tasks
+    return (
+        tasks is not None
+        and tasks.requests is not None
+        and tasks.requests.tools is not None
+        and (tasks.requests.tools.call is not None)
+    )
+
+
+def _error(exc: McpHubError) -> MCPError:
+    code = types.INVALID_PARAMS if isinstance(exc, UnknownTool | InvalidArguments) else types.INTERNAL_ERROR
+    return MCPError(code=code, message=exc.message)
