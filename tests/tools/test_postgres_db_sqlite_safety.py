@@ -169,20 +169,18 @@ async def test_rows_stop_at_the_result_byte_limit(sqlite_file: Path) -> None:
 
 async def test_a_slow_query_makes_other_callers_busy_not_wait(sqlite_file: Path) -> None:
     server = make_server(sqlite_file, Limits(queue_timeout=0.3), timeout=3)
+    slow: list[Any] = []
     with anyio.fail_after(10):
         async with Client(server) as client, anyio.create_task_group() as tg:
-            slow: list[Any] = []
 
             async def slow_call() -> None:
                 slow.append(await client.call_tool("execute_query", {"sql": ENDLESS}))
 
             tg.start_soon(slow_call)
             await anyio.wait_all_tasks_blocked()
-            started = time.monotonic()
             busy = await client.call_tool("list_tables", {})
-            waited = time.monotonic() - started
-    assert error_text(busy).startswith("Busy: 1 query is already running and none finished within 0.3 s.")
-    assert waited < 2  # the slow query holds the connection for 3 s
+            assert slow == []  # answered while the slow query held the connection (for 3 s)
+            assert error_text(busy).startswith("Busy: 1 query is already running and none finished within 0.3 s.")
     assert error_text(slow[0]) == "OperationalError: interrupted (statement timeout of 3 s exceeded)"
 
 
