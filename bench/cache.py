@@ -6,8 +6,10 @@ computes the key, so the row is the miss path of a cache-enabled gateway); every
 
 With `--before REV` the same rows are measured on that git revision too (exported with `git archive` to a temporary
 folder; or give a folder holding a tree), runs alternating between the two trees so that a busy machine weighs on
-both alike; each cell is the median of `--runs` runs. A last row fills a local cache with distinct answers and
-reports the bytes held against the bound.
+both alike; each cell is the median of `--runs` runs. Every server run logs its usage to a fresh SQLite database
+in the temporary folder (as bench/keys_overhead.py does): the working directory's `toolhub.db`, which other runs
+keep growing, made a spend-log row cost more from one run to the next. A last row fills a local cache with distinct
+answers and reports the bytes held against the bound.
 
     python -m bench.cache                          # local + Redis at redis://127.0.0.1:6379/0
     python -m bench.cache --redis-url ''           # local only
@@ -35,16 +37,19 @@ from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, process, 
 
 MISS: dict[str, object] = {"cache": {"no-cache": True, "no-store": True}}
 MODES = (("miss (non-stream)", False, MISS), ("hit (non-stream)", False, {}), ("hit (stream replay)", True, {}))
+DB = "TOOLHUB_BENCH_DB"
+"""The variable naming each server run's fresh usage database (the config says `os.environ/TOOLHUB_BENCH_DB`)."""
 Cell = tuple[float, float]
 """(requests per second, server CPU ms per request)"""
 
 
 def config(upstream: str, path: Path, cache_params: str) -> None:
+    """The config of `toolhub serve` for one cache; its usage goes to a fresh SQLite database at each `measure`."""
     path.write_text(
         "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n"
         f"      api_base: {upstream}/v1\n      api_key: sk-upstream\n"
         f"litellm_settings:\n  cache: true\n  cache_params: {cache_params}\n"
-        f"general_settings:\n  master_key: {KEY}\n"
+        f"general_settings:\n  master_key: {KEY}\n  database_url: os.environ/{DB}\n"
     )
 
 
@@ -67,7 +72,7 @@ def measure(root: Path, config_path: Path, duration: float) -> list[Cell]:
         start = f"import runpy, sys; sys.path.insert(0, {str(root)!r}); runpy.run_module('hub', run_name='__main__')"
         cmd = [sys.executable, "-c", start, "serve", "--config", str(config_path), "--fd", str(sock.fileno()),
                "--log-level", "warning"]  # fmt: skip
-        with process(cmd, port, sock=sock) as proc:
+        with tempfile.TemporaryDirectory() as tmp, process(cmd, port, {DB: f"{tmp}/usage.db"}, sock) as proc:
             url, pids = f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid)
             return [run(url, pids, duration, stream, extra) for _, stream, extra in MODES]
 
@@ -85,21 +90,21 @@ def exported(rev: str | None) -> Iterator[Path | None]:
 
 
 def rows(name: str, before: list[list[Cell]], after: list[list[Cell]]) -> list[str]:
-    """Markdown rows: per mode the median req/s and CPU (before -> after when there is a before)."""
+    """Markdown rows: per mode the median req/s and CPU, and how many times a miss's they are (before -> after when
+    there is a before)."""
     out: list[str] = []
     for i, (mode, _, _) in enumerate(MODES):
-        rps, cpu = _median([cells[i] for cells in after])
-        miss_cpu = _median([cells[0] for cells in after])[1]
-        ratio = "—" if i == 0 else f"{miss_cpu / cpu:.1f}x"
-        if before:
-            old_rps, old_cpu = _median([cells[i] for cells in before])
-            old_miss = _median([cells[0] for cells in before])[1]
-            old_ratio = "—" if i == 0 else f"{old_miss / old_cpu:.1f}x"
-            out.append(f"| {name} | {mode} | {old_rps:,.0f} → {rps:,.0f} | {old_cpu:.3f} → {cpu:.3f} | "
-                       f"{old_ratio} → {ratio} |")  # fmt: skip
-        else:
-            out.append(f"| {name} | {mode} | {rps:,.0f} | {cpu:.3f} | {ratio} |")
+        cells = [_cell(runs, i) for runs in (before, after) if runs]
+        out.append(f"| {name} | {mode} | " + " | ".join(" → ".join(c[k] for c in cells) for k in range(4)) + " |")
     return out
+
+
+def _cell(runs: list[list[Cell]], i: int) -> tuple[str, str, str, str]:
+    """(req/s, CPU ms, req/s against a miss's, a miss's CPU against this) of mode `i`, medians over `runs`."""
+    (rps, cpu), (miss_rps, miss_cpu) = _median([cells[i] for cells in runs]), _median([cells[0] for cells in runs])
+    if i == 0:
+        return f"{rps:,.0f}", f"{cpu:.3f}", "—", "—"
+    return f"{rps:,.0f}", f"{cpu:.3f}", f"{rps / miss_rps:.1f}x", f"{miss_cpu / cpu:.1f}x"
 
 
 def _median(cells: list[Cell]) -> Cell:
@@ -135,7 +140,10 @@ def main() -> None:
     parser.add_argument("--before", default=None, help="a git revision (or a folder with a tree) to measure too")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="'' to skip the Redis rows")
     args = parser.parse_args()
-    table = ["| cache | request | req/s @64 | server CPU ms/req | CPU: miss / this |", "|---|---|---|---|---|"]
+    table = [
+        "| cache | request | req/s @64 | server CPU ms/req | req/s: this / miss | CPU: miss / this |",
+        "|---|---|---|---|---|---|",
+    ]
     with (
         tempfile.TemporaryDirectory() as tmp,
         exported(args.before) as before_root,
