@@ -11,6 +11,7 @@ import mcp_types as types
 import pytest
 from mcp.server import Server, ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.message import SessionMessage
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -134,15 +135,20 @@ class _Pipe:
         self.sent.append(data)
 
 
+class _Process:
+    def __init__(self) -> None:
+        self.stdin = _Pipe()
+
+
 async def test_a_cancelled_request_is_no_longer_waited_for() -> None:
-    process = type("Process", (), {"stdin": _Pipe()})()
+    process = _Process()
     pipes = _Pipes(process, "s", LIMIT)
     for rid in (1, 2):
-        await pipes._send(types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call", params={"name": "x"}))
+        await pipes.send(SessionMessage(types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call",
+                                                             params={"name": "x"})))  # fmt: skip
     cancel = {"requestId": 1, "reason": "timed out"}
-    await pipes._send(types.JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled", params=cancel))
+    await pipes.send(SessionMessage(types.JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled",
+                                                              params=cancel)))  # fmt: skip
     waiting = set(pipes.waiting)
-    for stream in (pipes.read_stream, pipes.read_writer, pipes.write_stream, pipes.write_reader):
-        stream.close()
     assert waiting == {2}  # so an oversized answer without an id is still pinned on the one request left
     assert len(process.stdin.sent) == 3
