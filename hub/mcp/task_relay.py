@@ -19,10 +19,12 @@ ignored, the hub runs a task-required tool itself), as does a plain call of any 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
 import weakref
+from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool, check_arg
 from hub.mcp.hub import McpHub
 from hub.mcp.notify import SEND_TIMEOUT, connection_of
 from hub.mcp.routing import Caller
-from hub.mcp.tasks import raw, supports_tasks
+from hub.mcp.tasks import STATUS, raw, send_status_to, supports_tasks
 from hub.mcp.upstream import Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -54,6 +56,8 @@ TASK_METHODS = frozenset(("tasks/get", "tasks/result", "tasks/list", "tasks/canc
 MAX_TASKS = 100
 """Tasks kept per key: beyond this the oldest is forgotten (its upstream keeps it until its ttl)."""
 NOT_FOUND = "Failed to retrieve task: Task not found"
+EARLY = 32
+"""Status notifications of tasks not known yet that are kept: an upstream may send the first before its answer."""
 
 
 @dataclass(eq=False, slots=True)
@@ -79,6 +83,7 @@ class TaskRelay:
     def __init__(self) -> None:
         self._tasks: dict[str, RelayedTask] = {}
         self._upstream_ids: dict[tuple[Upstream, str], RelayedTask] = {}
+        self._early: deque[tuple[Upstream, types.TaskStatusNotificationParams]] = deque(maxlen=EARLY)
 
     def add(self, owner: Hashable, upstream: Upstream, session: object, task: Mapping[str, Any],
             connection: Connection | None) -> RelayedTask:  # fmt: skip
@@ -119,14 +124,26 @@ class TaskRelay:
     async def status(self, upstream: Upstream, params: types.TaskStatusNotificationParams) -> None:
         """An upstream's `notifications/tasks/status`: to the client session that created the task, with its id."""
         entry = self._upstream_ids.get((upstream, params.task_id))
-        if entry is None or entry.connection is None:
+        if entry is None:
+            self._early.append((upstream, params))
+        else:
+            await self._notify(entry, params)
+
+    async def replay(self, entry: RelayedTask) -> None:
+        """The status notifications of `entry` that came before the hub knew the task."""
+        early = [p for u, p in self._early if u is entry.upstream and p.task_id == entry.upstream_id]
+        for params in early:
+            await self._notify(entry, params)
+
+    async def _notify(self, entry: RelayedTask, params: types.TaskStatusNotificationParams) -> None:
+        if entry.connection is None:
             return
         payload = params.model_dump(by_alias=True, mode="json", exclude_unset=True)
         payload.pop("_meta", None)
         payload["taskId"] = entry.hub_id
         with anyio.move_on_after(SEND_TIMEOUT):
             try:
-                await entry.connection.notify("notifications/tasks/status", payload)
+                await entry.connection.notify(STATUS, payload)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 entry.connection = None  # the client's session ended; polling still works from another
 
@@ -210,6 +227,7 @@ class TaskPassThrough:
             forwarded = {"name": info.original_name, "arguments": arguments or {}, "task": params["task"]}
             async with self.hub.sessions.using(upstream, caller) as target:
                 session = target.session()
+                send_status_to(target, functools.partial(self.relay.status, target))
                 created = await send(target, "tools/call", forwarded, upstream.spec.call_timeout, caller)
         except McpHubError as exc:
             raise _error(exc) from None
@@ -217,6 +235,7 @@ class TaskPassThrough:
         if not isinstance(task, dict) or not isinstance(task.get("taskId"), str):
             return created  # the upstream answered the call itself, as a receiver may
         entry = self.relay.add(_owner(principal), target, session, task, connection_of(ctx))  # pyright: ignore[reportUnknownArgumentType]
+        await self.relay.replay(entry)
         return outward(entry, created)
 
     async def _on_task(self, ctx: Ctx, params: Mapping[str, Any]) -> dict[str, Any]:

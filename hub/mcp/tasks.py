@@ -13,15 +13,21 @@ requests go through its dispatcher as raw JSON-RPC.
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp import ClientSession
+from mcp.client import NotificationBinding
 
 logger = logging.getLogger("toolhub.mcp")
 
 CANCEL_TIMEOUT = 2.0
+STATUS = "notifications/tasks/status"
+StatusSink = Callable[[types.TaskStatusNotificationParams], Awaitable[None]]
+_SINKS: weakref.WeakKeyDictionary[object, StatusSink] = weakref.WeakKeyDictionary()
 
 
 def requires_task(tool: types.Tool | None) -> bool:
@@ -72,3 +78,20 @@ async def _cancel(session: ClientSession, task_id: str) -> None:
             await raw(session, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT)
         except Exception as exc:  # best effort: the task expires with its ttl anyway
             logger.info("MCP: cancelling task %s failed: %s", task_id, exc)
+
+
+def status_binding(upstream: object) -> NotificationBinding[types.TaskStatusNotificationParams]:
+    """For an upstream's `ClientSession`: its `notifications/tasks/status` (outside the SDK's 2025-11-25 tables, so
+    dropped without a binding) go to the sink `send_status_to` set for `upstream`, if any."""
+
+    async def deliver(params: types.TaskStatusNotificationParams) -> None:
+        sink = _SINKS.get(upstream)
+        if sink is not None:
+            await sink(params)
+
+    return NotificationBinding(method=STATUS, params_type=types.TaskStatusNotificationParams, handler=deliver)
+
+
+def send_status_to(upstream: object, sink: StatusSink) -> None:
+    """Deliver `upstream`'s task status notifications to `sink` (`hub.mcp.task_relay`: to the tasks' clients)."""
+    _SINKS[upstream] = sink
