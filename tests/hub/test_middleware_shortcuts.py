@@ -1,8 +1,9 @@
 """hub/middleware.py's shortcuts: `ApiCORSMiddleware` answers a request without `Origin` itself (its headers must
-be what Starlette's CORSMiddleware makes of them), and request ids are made without a UUID object."""
+be what Starlette's CORSMiddleware makes of them), and request ids are time-ordered UUIDs made without a UUID object."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -54,9 +55,13 @@ async def test_the_headers_are_corsmiddlewares(response_headers: Headers, origin
     assert ours == await sent_headers(starlettes, request)
 
 
-def test_a_new_request_id_is_a_version_4_uuid_in_hex() -> None:
-    ids = {new_request_id() for _ in range(1000)}
-    assert len(ids) == 1000
+def test_a_new_request_id_is_a_time_ordered_version_7_uuid_in_hex() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_request_id() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 1000
     for rid in ids:
         parsed = uuid.UUID(rid)
-        assert (len(rid), parsed.hex, parsed.version, parsed.variant) == (32, rid, 4, uuid.RFC_4122)
+        assert (len(rid), parsed.hex, parsed.version, parsed.variant) == (32, rid, 7, uuid.RFC_4122)
+        assert before <= parsed.int >> 80 <= after  # Unix milliseconds first: ids made later sort after
+    assert [rid[:12] for rid in ids] == sorted(rid[:12] for rid in ids)
