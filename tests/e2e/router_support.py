@@ -72,6 +72,7 @@ def up(upstream_servers: Upstreams) -> Upstreams:
     """The upstreams, with no faults and their call counts at zero."""
     for upstream in upstream_servers.all():
         upstream.faults.calls, upstream.faults.always, upstream.faults.queue = 0, None, []
+        upstream.faults.arrivals = []
     return upstream_servers
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx2
 import openai
@@ -126,12 +127,10 @@ def test_a_client_error_is_neither_retried_nor_fallen_back(
 def test_a_429_is_retried_after_its_retry_after(up: Upstreams) -> None:
     up.a.faults.queue = [OPENAI_429]  # retry-after: 1
     with gateway([up.a.deployment("g")], num_retries=1) as gw:
-        started = time.monotonic()
         response = gw.chat()
-        elapsed = time.monotonic() - started
     assert answered_by(response) == ("g", f"{up.a.url}/v1", "1", "0")
-    assert 1.0 <= elapsed < 2.0
-    assert up.a.faults.calls == 2
+    first, retry = up.a.faults.arrivals  # timed where the upstream sees them: no cold start of the gateway in it
+    assert 1.0 <= retry - first < 2.0  # waited the retry-after (1 s, +25% jitter at most)
 
 
 def test_a_429_with_retries_exhausted_is_relayed_with_the_upstreams_message(up: Upstreams) -> None:
@@ -150,14 +149,16 @@ def test_cooldown_counts_are_exact(up: Upstreams) -> None:
 
 
 def test_a_refused_connection_fails_over_in_milliseconds_and_cools_at_once(up: Upstreams) -> None:
-    with gateway([refused("g"), up.b.deployment("g")], num_retries=1) as gw:
+    # retry_after: a wait before the retry would last 30 s at least, unmistakable on a loaded machine
+    with gateway([refused("g"), up.b.deployment("g"), up.b.deployment("warm")], num_retries=1, retry_after=30) as gw:
+        gw.chat("warm")  # the client's connection and the gateway's first request are not what is timed
         started = time.monotonic()
         first = gw.chat()
         assert time.monotonic() - started < 0.5
         later = [gw.chat() for _ in range(4)]
     assert answered_by(first)[2] == "1"
     assert [answered_by(r)[2] for r in later] == ["0"] * 4
-    assert up.b.faults.calls == 5
+    assert up.b.faults.calls == 6
 
 
 def test_a_timing_out_deployment_cools_at_once(up: Upstreams) -> None:
@@ -207,11 +208,10 @@ def test_per_request_fallbacks_and_num_retries(up: Upstreams) -> None:
 def test_a_per_request_timeout_bounds_each_attempt(up: Upstreams) -> None:
     up.a.faults.always = Fault(200, {}, delay=3.0)
     with gateway([up.a.deployment("g"), up.c.deployment("h")], fallbacks=[{"g": ["h"]}]) as gw:
-        started = time.monotonic()
         response = gw.chat(timeout=0.4)
-        elapsed = time.monotonic() - started
     assert answered_by(response)[0] == "h"
-    assert elapsed < 1.5
+    [attempt], [fallback] = up.a.faults.arrivals, up.c.faults.arrivals  # timed at the upstreams: no cold start
+    assert fallback - attempt < 1.5  # the attempt ended at its 0.4 s timeout, not with the upstream's answer (3 s)
 
 
 @pytest.mark.parametrize(
@@ -250,10 +250,22 @@ def test_health_calls_every_deployment_and_reports_litellms_shape(up: Upstreams)
     assert (report["healthy_count"], report["unhealthy_count"]) == (2, 1)
 
 
-def test_background_health_checks_cool_a_dead_deployment_before_any_request_hits_it(up: Upstreams) -> None:
+def checked(dead: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    """Wait (at most 30 s) until a background health check has found `dead` unhealthy, and so cooled it."""
+    named = f"({dead['litellm_params']['api_base']})"
+    deadline = time.monotonic() + 30
+    while not any(r.name == "hub.router" and named in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "no background health check ran"
+        time.sleep(0.02)
+
+
+def test_background_health_checks_cool_a_dead_deployment_before_any_request_hits_it(
+    up: Upstreams, caplog: pytest.LogCaptureFixture
+) -> None:
     general = {"background_health_checks": True, "health_check_interval": 0.2}
-    with gateway([refused("g"), up.b.deployment("g")], general, num_retries=1) as gw:
-        time.sleep(0.5)
+    dead = refused("g")
+    with gateway([dead, up.b.deployment("g")], general, num_retries=1) as gw:
+        checked(dead, caplog)
         responses = [gw.chat() for _ in range(4)]
     assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
 
@@ -286,9 +298,12 @@ def test_metrics_carry_each_deployments_router_state(up: Upstreams) -> None:
 
 def test_no_retry_waits_past_the_requests_timeout(up: Upstreams) -> None:
     up.a.faults.always = Fault(OPENAI_429.status, OPENAI_429.body, {"retry-after": "5"})
-    with gateway([up.a.deployment("g")], num_retries=2) as gw, pytest.raises(openai.RateLimitError) as exc_info:
+    with gateway([up.a.deployment("g"), up.b.deployment("warm")], num_retries=2) as gw:
+        gw.chat("warm")  # the client's connection and the gateway's first request are not what is timed
         started = time.monotonic()
-        gw.chat(timeout=2)
-    assert time.monotonic() - started < 1.0  # the upstream's retry-after (5 s) would end after the 2 s timeout
+        with pytest.raises(openai.RateLimitError) as exc_info:
+            gw.chat(timeout=2)
+        elapsed = time.monotonic() - started  # not the gateway's shutdown after it
+    assert elapsed < 1.0  # the upstream's retry-after (5 s) would end after the 2 s timeout
     assert exc_info.value.response.headers["retry-after"] == "5"
     assert up.a.faults.calls == 1

@@ -4,12 +4,14 @@
     faulty.always = OPENAI_500                 # every request fails like this until `always = None`
     faulty.queue = [OPENAI_429]                # the next requests fail (None: that one passes), then `always`
     faulty.calls                               # requests that reached this instance (failed or not)
+    faulty.arrivals                            # when each arrived (time.monotonic())
 
 Several instances behind several loopback servers are several deployments the tests can tell apart.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +69,7 @@ class Faults:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.calls = 0
+        self.arrivals: list[float] = []
         self.always: Fault | None = None
         self.queue: list[Fault | None] = []
 
@@ -75,6 +78,7 @@ class Faults:
             await self.app(scope, receive, send)
             return
         self.calls += 1
+        self.arrivals.append(time.monotonic())
         fault = self.queue.pop(0) if self.queue else self.always
         if fault is None:
             await self.app(scope, receive, send)
