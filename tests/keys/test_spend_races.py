@@ -8,6 +8,7 @@ admission, once found no cached entry for its key at admission: it was held, cha
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -127,14 +128,16 @@ async def test_a_charge_made_while_the_key_catches_up_with_the_store_is_kept() -
 
 
 class Clock:
-    """Stands for the `time` module in hub/accounts/spend.py: its `time()` is `now`, set by the test."""
+    """Stands for the `time` module in hub/accounts/spend.py: its `time()` is `now`, set by the test, on the test's
+    thread; hubs served by session fixtures in this process (their own threads) keep the real time."""
 
     def __init__(self, now: float) -> None:
         self.now = now
         self.strftime, self.gmtime = time.strftime, time.gmtime
+        self.thread = threading.get_ident()
 
     def time(self) -> float:
-        return self.now
+        return self.now if threading.get_ident() == self.thread else time.time()
 
 
 async def test_a_period_that_rolls_over_during_a_catch_up_keeps_none_of_the_old_periods_spend(
