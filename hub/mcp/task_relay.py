@@ -27,7 +27,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
@@ -40,6 +40,7 @@ from hub.accounts.auth import Principal
 from hub.mcp.caller import DownstreamCaller
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool, check_arguments
 from hub.mcp.hub import McpHub
+from hub.mcp.levels import LogLevels
 from hub.mcp.notify import SEND_TIMEOUT, connection_of
 from hub.mcp.routing import Caller
 from hub.mcp.tasks import STATUS, raw, send_status_to, supports_tasks
@@ -48,6 +49,7 @@ from hub.mcp.upstream import Upstream
 logger = logging.getLogger("toolhub.mcp")
 
 Ctx = ServerRequestContext[Any, Any]
+_P = TypeVar("_P", types.CreateMessageRequestParams, types.ElicitRequestParams)
 TASK_VERSIONS = frozenset(("2025-11-25",))
 """Protocol versions with 2025-11-25 tasks."""
 CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
@@ -247,6 +249,7 @@ class TaskPassThrough:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid cursor: {params['cursor']!r}")
             return {"tasks": await self._list(owner, caller)}
         entry = self.relay.find(params.get("taskId"), owner)
+        caller = TaskCaller(ctx, principal, self.hub.log_levels, entry)
         return outward(entry, await self._ask(entry, ctx.method, caller))
 
     async def _ask(self, entry: RelayedTask, method: str, caller: Caller) -> dict[str, Any]:
@@ -287,6 +290,29 @@ class TaskPassThrough:
             for entry in entries:
                 tg.start_soon(get, entry)
         return [found[e.hub_id] for e in entries if e.hub_id in found]
+
+
+class TaskCaller(DownstreamCaller):
+    """The client asking about a task: the upstream's requests for the task (e.g. an elicitation while the client
+    waits in `tasks/result`) reach it with the hub's task id in their `related-task` metadata."""
+
+    def __init__(self, ctx: Ctx, principal: Principal, levels: LogLevels, entry: RelayedTask) -> None:
+        super().__init__(ctx, principal, levels)
+        self.entry = entry
+
+    async def sample(self, params: types.CreateMessageRequestParams) -> Any:
+        return await super().sample(self._renamed(params))
+
+    async def elicit(self, params: types.ElicitRequestParams) -> Any:
+        return await super().elicit(self._renamed(params))
+
+    def _renamed(self, params: _P) -> _P:
+        meta = params.meta
+        related = meta.get(RELATED) if meta is not None else None
+        if meta is None or not isinstance(related, dict):
+            return params
+        renamed = {**meta, RELATED: {**related, "taskId": self.entry.hub_id}}
+        return params.model_copy(update={"meta": renamed})
 
 
 def _owner(principal: Principal) -> Hashable:

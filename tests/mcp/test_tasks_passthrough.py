@@ -52,6 +52,24 @@ class Session:
         assert "result" in answer, answer
         return answer["result"]
 
+    async def answering(self, method: str, params: dict[str, Any],
+                        content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+        """One request whose event stream brings a request for input: that request, answered with `content`, and
+        the answer to `method`."""
+        self.next_id += 1
+        body = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        asked: dict[str, Any] = {}
+        async with self.http.stream("POST", self.url, json=body, headers=self.headers()) as stream:
+            async for line in stream.aiter_lines():
+                message = orjson.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("method") == "elicitation/create":
+                    asked = message
+                    reply = {"jsonrpc": "2.0", "id": message["id"], "result": {"action": "accept", "content": content}}
+                    (await self.http.post(self.url, json=reply, headers=self.headers())).raise_for_status()
+                elif message.get("id") == self.next_id:
+                    return asked, message
+        raise AssertionError(f"no answer to {method}")
+
     async def open(self, capabilities: dict[str, Any]) -> dict[str, Any]:
         """`initialize` and `notifications/initialized`; the server's capabilities."""
         init = await self.result("initialize", {"protocolVersion": "2025-11-25", "capabilities": capabilities,
@@ -109,6 +127,18 @@ async def test_a_task_capable_client_creates_polls_lists_and_collects_a_task_on_
     for error in (foreign, foreign_result, unknown, not_a_string):
         assert error["error"]["code"] == -32602 and "Task not found" in error["error"]["message"]
     assert b_listed == {"tasks": []}
+
+
+async def test_an_elicitation_of_the_task_reaches_the_client_waiting_in_tasks_result_under_the_hubs_task_id() -> None:
+    async with hub() as url, client(url) as a:
+        await a.open({"tasks": TASKS, "elicitation": {}})
+        created = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "python", "ambiguous": True},
+                                                "task": {}})  # fmt: skip
+        task_id = created["task"]["taskId"]
+        asked, answer = await a.answering("tasks/result", {"taskId": task_id}, {"interpretation": "the chosen one"})
+    assert asked["method"] == "elicitation/create" and "python" in asked["params"]["message"]
+    assert asked["params"]["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": task_id}
+    assert "# Research Report: python (the chosen one)" in answer["result"]["content"][0]["text"]
 
 
 async def test_a_cancelled_task_is_cancelled_on_the_upstream() -> None:
