@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,21 @@ class Gateway:
     url: str
     client: openai.OpenAI
     usage: Records
+    app: Any
+
+    def cooling(self, api_base: str) -> bool:
+        """Whether this gateway now skips the deployment at `api_base` (read from the server thread's state)."""
+        router = self.app.state.hub.router
+        now = router.cooldowns.clock()
+        return any(slot.route.deployment.api_base == api_base and router.cooldowns.cooling(slot.id, now)
+                   for _, slot in router.slots())  # fmt: skip
+
+    def wait_cooling(self, api_base: str, timeout: float = 30) -> None:
+        """Wait (bounded) until this gateway skips the deployment at `api_base`: shared state arrives by polling."""
+        deadline = time.monotonic() + timeout
+        while not self.cooling(api_base):
+            assert time.monotonic() < deadline, f"{self.url} never saw {api_base} cooling"
+            time.sleep(0.02)
 
     def chat(self, model: str = "g", **extra: Any) -> Any:
         """A raw response (`.headers`, `.parse()`), with router options in `extra_body`."""
@@ -118,11 +134,12 @@ def gateway(models: list[dict[str, Any]], general: dict[str, Any] | None = None,
     raw = {"model_list": models, "router_settings": router,
            "general_settings": {"master_key": MASTER_KEY, **(general or {})}}  # fmt: skip
     usage = Records()
+    app = create_app(parse_config(raw, {}), extensions=[_capture(usage)])
     with (
-        serve_app(create_app(parse_config(raw, {}), extensions=[_capture(usage)])) as url,
+        serve_app(app) as url,
         openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as client,
     ):
-        yield Gateway(url, client, usage)
+        yield Gateway(url, client, usage, app)
 
 
 def answered_by(response: Any) -> tuple[str, str, str, str]:

@@ -37,7 +37,7 @@ def test_a_cooldown_is_shared_by_two_gateways_on_one_redis(up: Upstreams) -> Non
     with gateway(models, general, **settings) as first, gateway(models, general, **settings) as second:
         assert answered_by(first.chat(g))[2] == "1"  # tried the failing deployment, cooled it, retried on the other
         assert up.a.faults.calls == 1
-        time.sleep(0.8)  # the second gateway reads shared cooldowns twice a second
+        second.wait_cooling(f"{up.a.url}/v1")  # the second gateway reads shared cooldowns twice a second
         responses = [second.chat(g) for _ in range(4)]
     assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
     assert up.a.faults.calls == 1
@@ -64,10 +64,23 @@ def test_failures_seen_by_two_gateways_add_up_to_allowed_fails(up: Upstreams) ->
     with gateway(models, general, **settings) as first, gateway(models, general, **settings) as second:
         first.chat(g)  # one failure on each gateway: together they exceed allowed_fails
         second.chat(g)
-        time.sleep(0.8)
+        first.wait_cooling(f"{up.a.url}/v1")
         responses = [first.chat(g) for _ in range(4)]
     assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
     assert up.a.faults.calls == 2
+
+
+def wait_cooling(url: str, api_base: str) -> None:
+    """Wait (at most 30 s) until the toolhub process at `url` reports the deployment at `api_base` cooling."""
+    label = f'api_base="{api_base}"'
+    deadline = time.monotonic() + 30
+    while True:
+        text = httpx2.get(f"{url}/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"}).text
+        lines = [line for line in text.splitlines() if line.startswith("toolhub_deployment_cooling{") and label in line]
+        if lines and all(line.endswith(" 1.0") for line in lines):
+            return
+        assert time.monotonic() < deadline, f"{url} never saw {api_base} cooling: {lines}"
+        time.sleep(0.05)
 
 
 def test_a_cooldown_is_shared_by_two_toolhub_processes(up: Upstreams, tmp_path: Path) -> None:
@@ -86,7 +99,7 @@ def test_a_cooldown_is_shared_by_two_toolhub_processes(up: Upstreams, tmp_path: 
     with toolhub_process(paths[0]) as (first, _), toolhub_process(paths[1]) as (second, _):
         response = httpx2.post(f"{first}/v1/chat/completions", json=body, headers=auth, timeout=30)
         assert response.headers["x-litellm-attempted-retries"] == "1"
-        time.sleep(0.8)
+        wait_cooling(second, f"{up.a.url}/v1")
         retries = [
             httpx2.post(f"{second}/v1/chat/completions", json=body, headers=auth, timeout=30).headers[
                 "x-litellm-attempted-retries"
@@ -106,7 +119,7 @@ def test_litellms_router_redis_keys_share_cooldowns_too(up: Upstreams) -> None:
                 "redis_port": parts.port or 6379}  # fmt: skip
     with gateway(models, **settings) as first, gateway(models, **settings) as second:
         assert answered_by(first.chat(g))[2] == "1"
-        time.sleep(0.8)
+        second.wait_cooling(f"{up.a.url}/v1")
         responses = [second.chat(g) for _ in range(4)]
     assert [answered_by(r)[1:3] for r in responses] == [(f"{up.b.url}/v1", "0")] * 4
     assert up.a.faults.calls == 1
