@@ -11,6 +11,9 @@ request, and takes the JSON path only when the answer is all the client can get:
   `prompts/list`) and `ping`;
 - `tools/call` without a `progressToken`, of a tool whose upstream declares no `logging` capability (`quiet`).
 
+`tasks/get`, `tasks/list` and `tasks/cancel` (`hub.mcp.task_relay`) take the JSON path in every session: the client
+polls, and the tasks spec asks servers not to answer a poll with an event stream.
+
 Everything else takes the SDK's event-stream path unchanged.
 """
 
@@ -56,6 +59,7 @@ logger = logging.getLogger("toolhub.mcp")
 
 LISTS = frozenset(("tools/list", "resources/list", "resources/templates/list", "prompts/list", "ping"))
 _ASKING = ("sampling", "elicitation", "roots")
+TASK_POLLS = frozenset(("tasks/get", "tasks/list", "tasks/cancel"))
 
 
 class LeanTransport(StreamableHTTPServerTransport):
@@ -100,7 +104,11 @@ class LeanTransport(StreamableHTTPServerTransport):
             self.interactive = any(capabilities.get(name) is not None for name in _ASKING)
         elif method == "logging/setLevel":
             self.interactive = True
-        if "id" not in message or self.mcp_session_id is None or self.interactive:
+        if "id" not in message or self.mcp_session_id is None:
+            return False
+        if method in TASK_POLLS:
+            return True
+        if self.interactive:
             return False
         if method in LISTS:
             return True

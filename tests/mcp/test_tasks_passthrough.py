@@ -30,6 +30,8 @@ class Session:
         self.session_id = ""
         self.next_id = 0
         self.notifications: list[dict[str, Any]] = []
+        self.answered_as: dict[str, str] = {}
+        """The content type of the last answer to each method."""
 
     def headers(self, accept: str = "application/json, text/event-stream") -> dict[str, str]:
         found = {"Authorization": f"Bearer {self.key}", "Accept": accept, "MCP-Protocol-Version": "2025-11-25"}
@@ -42,6 +44,7 @@ class Session:
         response = await self.http.post(self.url, json=body, headers=self.headers())
         response.raise_for_status()
         self.session_id = self.session_id or response.headers.get("mcp-session-id", "")
+        self.answered_as[method] = response.headers["content-type"].split(";")[0]
         if response.headers["content-type"].startswith("application/json"):
             return response.json()
         messages = [orjson.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
@@ -139,6 +142,21 @@ async def test_an_elicitation_of_the_task_reaches_the_client_waiting_in_tasks_re
     assert asked["method"] == "elicitation/create" and "python" in asked["params"]["message"]
     assert asked["params"]["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": task_id}
     assert "# Research Report: python (the chosen one)" in answer["result"]["content"][0]["text"]
+
+
+@pytest.mark.parametrize("capabilities", [{"tasks": TASKS}, {"tasks": TASKS, "elicitation": {}}])
+async def test_task_polls_are_answered_with_json_even_in_a_session_that_may_be_asked_for_input(
+    capabilities: dict[str, Any],
+) -> None:
+    async with hub() as url, client(url) as a:
+        await a.open(capabilities)
+        created = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "moss"}, "task": {}})
+        for method in ("tasks/get", "tasks/cancel"):
+            await a.result(method, {"taskId": created["task"]["taskId"]})
+        await a.result("tasks/list")
+    assert {m: a.answered_as[m] for m in ("tasks/get", "tasks/cancel", "tasks/list")} == dict.fromkeys(
+        ("tasks/get", "tasks/cancel", "tasks/list"), "application/json"
+    )
 
 
 async def test_a_cancelled_task_is_cancelled_on_the_upstream() -> None:
