@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.accounts import accounting
 from hub.accounts.accounting import LEGACY_SPILL, _adopt_legacy_spill, spill_path  # pyright: ignore[reportPrivateUsage]
 from hub.config import Config, parse_config
 from hub.storage.writer import database_scope
@@ -30,9 +31,10 @@ def test_a_password_rotation_keeps_the_name_and_another_database_gets_its_own() 
     assert base not in others and len(others) == 5
 
 
-def test_a_sqlite_file_has_one_name_however_it_is_spelt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert database_scope("sqlite:///toolhub.db") == database_scope(f"sqlite:///{tmp_path / 'toolhub.db'}")
+def test_a_sqlite_file_has_one_name_however_it_is_spelt() -> None:
+    # the working directory is not changed: hubs served by session fixtures in this process resolve their relative
+    # spill and journal paths against it while they run
+    assert database_scope("sqlite:///toolhub.db") == database_scope(f"sqlite:///{Path.cwd() / 'toolhub.db'}")
     assert database_scope("sqlite:///toolhub.db") != database_scope("sqlite:///other.db")
 
 
@@ -48,9 +50,10 @@ def test_the_default_spill_file_of_each_postgres_database_is_its_own() -> None:
 
 
 def test_a_spill_file_of_the_unnamed_default_is_adopted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    Path(LEGACY_SPILL).write_text('["usage"]\n')
+    legacy = tmp_path / LEGACY_SPILL  # in tmp_path, not the working directory the session fixtures' hubs share
+    monkeypatch.setattr(accounting, "LEGACY_SPILL", str(legacy))
+    legacy.write_text('["usage"]\n')
     first, second = config("postgresql://u:p@127.0.0.1/one"), config("postgresql://u:p@127.0.0.1/two")
-    adopted = _adopt_legacy_spill(first, spill_path(first))
-    assert adopted.read_text() == '["usage"]\n' and not Path(LEGACY_SPILL).exists()
-    assert not _adopt_legacy_spill(second, spill_path(second)).exists()
+    adopted = _adopt_legacy_spill(first, tmp_path / spill_path(first).name)
+    assert adopted.read_text() == '["usage"]\n' and not legacy.exists()
+    assert not _adopt_legacy_spill(second, tmp_path / spill_path(second).name).exists()

@@ -59,8 +59,9 @@ async def test_a_python_upstream_in_the_config_folder_starts_from_any_working_di
     (folder / "servers").mkdir(parents=True)
     shutil.copy(SERVERS / "tool_server.py", folder / "servers" / "tool_server.py")
     path = write_config(folder, {"tool": {"command": "python", "args": ["tool_server.py"], "cwd": "servers"}})
-    monkeypatch.chdir(tmp_path)  # anywhere but the config's folder, without the venv on PATH
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert Path.cwd() != folder  # the run's scratch directory (tests/conftest.py): not the config's folder; not
+    # changed here, as hubs served by session fixtures resolve relative paths against it while they run
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # without the venv on PATH
     hub = McpHub(load_config(path).mcp_servers)
     async with hub.running():
         assert await hub.wait_ready()
