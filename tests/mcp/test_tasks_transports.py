@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import mcp_types as types
 import orjson
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
-from tests.mcp.conftest import MASTER_KEY, everything_stdio, hub_app, requires_everything, running
+from tests.mcp.conftest import MASTER_KEY, everything_stdio, hub_app, requires_everything, running, text_of
 from tests.mcp.stdio_peer import StdioPeer, stdio_peer, write_config
 
 TOOL = "ev__simulate-research-query"
@@ -87,3 +90,19 @@ async def _data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
     async for line in lines:
         if line.startswith("data:"):
             yield line[5:].strip()
+
+
+@pytest.mark.anyio
+async def test_a_2026_era_client_gets_no_tasks_and_its_task_params_are_ignored() -> None:
+    requires_everything()
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    with running(hub_app({"ev": everything_stdio()})) as base:
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(10, read=60)) as http:
+            async with Client(streamable_http_client(f"{base}/mcp", http_client=http), mode="2026-07-28") as client:
+                version, capabilities = client.protocol_version, client.server_capabilities
+                params = types.CallToolRequestParams(name=TOOL, arguments={"topic": "tides"},
+                                                     task=types.TaskMetadata(ttl=60000))  # fmt: skip
+                answer = await client.session.send_request(types.CallToolRequest(params=params), types.CallToolResult)
+    assert version == "2026-07-28"
+    assert capabilities is None or capabilities.tasks is None
+    assert "# Research Report: tides" in text_of(answer)
