@@ -11,6 +11,11 @@ Paths measured, each at concurrency 1 and 16 (p50 / p99 in ms, bounded loops, 12
   hub-sse     the same with a client that declares sampling, so every call is answered with an event stream
               (the SDK's path, and what every call cost before).
 The upstream is this file's own echo server (`--serve-stdio` / `--serve-http PORT`), a low-level mcp 2.x server.
+
+"Added by the hub" has two meanings, both printed: `hub-api - direct` is what the hub adds in-process (its own layers
+on the same upstream client), `hub-http - direct` the whole hop (the client's HTTP on top, a second process, the
+hub's HTTP server and /mcp). CPU columns split a call's CPU by process (ms per call, warm-up included): `bench` is
+this process (the client; for hub-api also the hub), `hub` the separate `toolhub serve` process (read from /proc).
 """
 
 from __future__ import annotations
@@ -86,6 +91,25 @@ def serve_http(fd: int) -> None:
 # -- measuring ------------------------------------------------------------------------------------------------------
 
 
+Row = tuple[str, int, list[float], float, float | None]
+"""path, concurrency, latency samples (ms), bench CPU ms per call, hub process CPU ms per call (hub-http, hub-sse)."""
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(path: str, call: Call, calls: int, warmup: int, concurrency: int, hub_pid: int | None) -> Row:
+    """`measure`, with the CPU this process and the hub process spent per call (warm-up included)."""
+    cpu, hub = time.process_time(), process_cpu(hub_pid) if hub_pid else 0.0
+    samples = await measure(call, calls, warmup, concurrency)
+    count = len(samples) + warmup
+    hub_ms = (process_cpu(hub_pid) - hub) * 1000 / count if hub_pid else None
+    return path, concurrency, samples, (time.process_time() - cpu) * 1000 / count, hub_ms
+
+
 async def measure(call: Call, calls: int, warmup: int, concurrency: int) -> list[float]:
     for _ in range(warmup):
         await call()
@@ -156,47 +180,49 @@ def hub_process(kind: str, http_url: str) -> Any:
             deadline = time.monotonic() + 20
             while httpx2.get(f"{url}/health/readiness").status_code != 200 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            yield url
+            yield url, proc.pid
         finally:
             proc.terminate()
             proc.wait(30)
 
 
-async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> list[tuple[str, int, list[float]]]:
-    rows: list[tuple[str, int, list[float]]] = []
+async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> list[Row]:
+    rows: list[Row] = []
     args = {"text": "hi"}
     request = types.CallToolRequest(params=types.CallToolRequestParams(name="echo", arguments=args))
     async with direct_session(kind, http_url) as session:
         await session.list_tools()
         for c in (1, 16):  # the raw round trip, as the hub makes it (no client-side result validation)
             call = lambda: session.send_request(request, types.CallToolResult)  # noqa: E731
-            rows.append(("direct", c, await measure(call, calls, warmup, c)))
+            rows.append(await measured("direct", call, calls, warmup, c, None))
     config = parse_config({"mcp_servers": {"up": upstream_config(kind, http_url)}}, {})
     hub = McpHub(config.mcp_servers)
     async with hub.running():
         await hub.wait_ready()
         for c in (1, 16):
-            rows.append(
-                ("hub-api", c, await measure(lambda: hub.call_tool("up__echo", args, MASTER), calls, warmup, c))
-            )
-    with hub_process(kind, http_url) as url:
+            call = lambda: hub.call_tool("up__echo", args, MASTER)  # noqa: E731
+            rows.append(await measured("hub-api", call, calls, warmup, c, None))
+    with hub_process(kind, http_url) as (url, pid):
         for path, asking in (("hub-http", False), ("hub-sse", True)):
             async with hub_session(url, asking) as session:
                 for c in (1, 16):
                     call = lambda: session.call_tool("up__echo", args)  # noqa: E731  (a client as it would call)
-                    rows.append((path, c, await measure(call, calls, warmup, c)))
+                    rows.append(await measured(path, call, calls, warmup, c, pid))
     return rows
 
 
 async def report(http_url: str, calls: int, warmup: int) -> None:
-    print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs")
-    print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15}")
+    load = os.getloadavg()[0]
+    print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs, load average {load:.1f}")
+    print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15} "
+          f"{'bench CPU':>10} {'hub CPU':>8}")  # fmt: skip
     for kind in ("stdio", "http"):
         rows = await bench_upstream(kind, http_url, calls, warmup)
-        base = {c: percentiles(s)[0] for path, c, s in rows if path == "direct"}
-        for path, c, samples in rows:
+        base = {c: percentiles(s)[0] for path, c, s, _, _ in rows if path == "direct"}
+        for path, c, samples, cpu, hub_cpu in rows:
             p50, p99 = percentiles(samples)
-            print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f}")
+            hub = f"{hub_cpu:>8.3f}" if hub_cpu is not None else f"{'':>8}"
+            print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f} {cpu:>10.3f} {hub}")
 
 
 def main(calls: int, warmup: int) -> None:
