@@ -9,7 +9,9 @@ import logging
 import math
 import socket
 import sys
+import types
 from collections.abc import Callable, Sequence
+from importlib.machinery import ModuleSpec
 from urllib.parse import urlsplit
 
 from hub.config import Config, ConfigError, config_path, load_config
@@ -34,6 +36,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    keep_out_mcp_server_framework()  # before hub.server imports mcp
     from hub.gateway.transport import TurnWritesHttpTools
     from hub.scale.tuned import TunedServer
     from hub.server import build_app
@@ -66,6 +69,50 @@ def serve(args: argparse.Namespace) -> int:
     # An inherited socket (`--fd`, bound by whoever started us) leaves no window for another process to take the port.
     server.run(sockets=sockets)
     return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE
+
+
+MCP_SERVER_FRAMEWORK = "mcp.server.mcpserver"
+
+
+def keep_out_mcp_server_framework() -> None:
+    """Keep the MCP SDK's high-level server framework (`MCPServer`) out of a serving process (issue 17: RSS).
+
+    The hub serves MCP with the SDK's low-level `Server`, but `import mcp` loads the framework anyway (mcp/__init__
+    -> mcp.client.client -> mcp.client._memory -> mcp.server -> .mcpserver), and with it cryptography, httpx2's
+    client and resource models: 8.4 MB of a worker's 80 (mcp 2.3, bench/rss.py). Those SDK modules take only the
+    name `MCPServer` from it, for `isinstance` checks of `Client(server)`, which the hub never calls. So before the
+    first `import mcp`, `mcp.server.mcpserver` is a placeholder module: its `MCPServer` cannot be built or
+    subclassed, and any other name raises ImportError. Should a later SDK need more of it, `serve` fails at start,
+    naming this function; tests/scale/test_rss_imports.py checks that a worker serves MCP without the framework.
+    A process that has already imported `mcp` (a test calling `main`) is left alone: the placeholder would shadow a
+    framework it may import later.
+    """
+    if "mcp" not in sys.modules and MCP_SERVER_FRAMEWORK not in sys.modules:
+        sys.modules[MCP_SERVER_FRAMEWORK] = _AbsentFramework(MCP_SERVER_FRAMEWORK)
+
+
+_KEPT_OUT = "not loaded in `toolhub serve` (hub.cli.keep_out_mcp_server_framework)"
+
+
+class _AbsentFramework(types.ModuleType):
+    """`mcp.server.mcpserver` in a serving process: the name `MCPServer`, and ImportError for anything else."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, "placeholder: toolhub serve does not load the MCP SDK's server framework")
+        self.__spec__ = ModuleSpec(name, None, origin=f"placeholder set by {__name__}.keep_out_mcp_server_framework")
+        self.MCPServer = _no_mcp_server(name)
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ImportError(f"{self.__name__}.{name}: {_KEPT_OUT}; the MCP SDK needs more of it than the name MCPServer")
+
+
+def _no_mcp_server(module: str) -> type:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{module}.MCPServer: {_KEPT_OUT}; the hub serves MCP with the SDK's low-level Server")
+
+    return type("MCPServer", (), {"__new__": refuse, "__init_subclass__": classmethod(refuse), "__module__": module})
 
 
 def _sockets(args: argparse.Namespace, config: Config) -> tuple[list[socket.socket] | None, Config]:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 import yaml
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.scale.support import MASTER, STARTUP_TIMEOUT, chat_body, fake_upstream, write_config
+from tests.support.hub import wait_for_tools
 from tests.support.servers import inherited_socket, stop, wait_until_serving
+
+ECHO_MCP = Path(__file__).resolve().parents[2] / "bench" / "echo_mcp.py"
 
 _PROBE = "import sys, importlib; importlib.import_module(sys.argv[1]); print('redis' in sys.modules)"
 
@@ -83,21 +91,94 @@ def _loaded(log: Path) -> set[str]:
     return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
 
 
-def test_a_plain_serve_loads_no_deferred_library_until_a_request_needs_it(tmp_path: Path) -> None:
-    log = tmp_path / "importtime.log"
-    with fake_upstream() as upstream, inherited_socket() as (sock, port), log.open("wb") as err:
-        argv = [sys.executable, "-m", "hub", "serve", "--config", str(_plain_config(tmp_path, upstream)),
-                "--fd", str(sock.fileno()), "--log-level", "warning"]  # fmt: skip
+@contextlib.contextmanager
+def _serving(config: Path, log: Path) -> Iterator[str]:
+    """`toolhub serve` on `config`, its `-X importtime` log in `log`; yields its URL once it answers."""
+    with inherited_socket() as (sock, port), log.open("wb") as err:
+        argv = [sys.executable, "-m", "hub", "serve", "--config", str(config), "--fd", str(sock.fileno()),
+                "--log-level", "warning"]  # fmt: skip
         proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}, stdout=subprocess.DEVNULL,
                                 stderr=err, pass_fds=(sock.fileno(),))  # fmt: skip
         try:
             wait_until_serving(f"http://127.0.0.1:{port}/health/liveliness", proc, timeout=STARTUP_TIMEOUT)
-            at_start = _loaded(log)
-            answer = httpx2.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat_body(),
-                                 headers={"authorization": f"Bearer {MASTER}"}, timeout=60)  # fmt: skip
+            yield f"http://127.0.0.1:{port}"
         finally:
             stop(proc)
+
+
+def test_a_plain_serve_loads_no_deferred_library_until_a_request_needs_it(tmp_path: Path) -> None:
+    log = tmp_path / "importtime.log"
+    with fake_upstream() as upstream, _serving(_plain_config(tmp_path, upstream), log) as url:
+        at_start = _loaded(log)
+        answer = httpx2.post(f"{url}/v1/chat/completions", json=chat_body(),
+                             headers={"authorization": f"Bearer {MASTER}"}, timeout=60)  # fmt: skip
     assert {"hub", "uvicorn"} <= at_start  # the log is read, and lists the server's imports
     assert sorted(at_start.intersection(_DEFERRED)) == []
     assert answer.status_code == 200
     assert "aiohttp" in _loaded(log)  # deferred, not dropped: the first upstream call loads it
+
+
+_FRAMEWORK = ("cryptography", "jwt", "pydantic_settings")
+"""What the MCP SDK's server framework (`mcp.server.mcpserver`, which the hub does not use) would load: hub/cli.py
+keeps it out of `serve` (about 8 MB of a worker)."""
+
+
+async def _mcp_echo(url: str) -> tuple[list[str], str]:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {MASTER}"}) as http,
+        streamable_http_client(f"{url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        tools = await session.list_tools()
+        result = await session.call_tool("echo__echo", {"text": "lean"})
+    return [tool.name for tool in tools.tools], result.content[0].text  # type: ignore[union-attr]
+
+
+def test_a_worker_serves_mcp_without_the_sdks_server_framework(tmp_path: Path) -> None:
+    log = tmp_path / "importtime.log"
+    with fake_upstream() as upstream:
+        path = _plain_config(tmp_path, upstream)
+        config = yaml.safe_load(path.read_text())
+        config["mcp_servers"] = {"echo": {"command": sys.executable, "args": [str(ECHO_MCP)]}}
+        path.write_text(yaml.safe_dump(config))
+        with _serving(path, log) as url:
+            wait_for_tools(url, {"echo"}, MASTER)
+            listed, echoed = anyio.run(_mcp_echo, url)
+    assert (listed, echoed) == (["echo__echo"], "lean")
+    assert {"hub", "mcp"} <= _loaded(log)  # the log lists the server's imports, the MCP SDK's among them
+    assert sorted(_loaded(log).intersection(_FRAMEWORK)) == []
+    assert "mcp.server.mcpserver.server" not in log.read_text()
+
+
+_PLACEHOLDER_PROBE = """
+import sys
+from hub.cli import keep_out_mcp_server_framework
+keep_out_mcp_server_framework()
+import mcp.server
+for attempt in (lambda: mcp.server.MCPServer("x"), lambda: type("Sub", (mcp.server.MCPServer,), {})):
+    try:
+        attempt()
+    except RuntimeError as exc:
+        print("refused:", "keep_out_mcp_server_framework" in str(exc))
+try:
+    from mcp.server.mcpserver import Context
+except ImportError as exc:
+    print("import refused:", "keep_out_mcp_server_framework" in str(exc))
+print("cryptography" in sys.modules)
+"""
+
+
+def test_the_framework_placeholder_refuses_loudly_what_it_does_not_provide() -> None:
+    out = subprocess.run([sys.executable, "-c", _PLACEHOLDER_PROBE], capture_output=True, text=True, check=True,
+                         timeout=120)  # fmt: skip
+    assert out.stdout.splitlines() == ["refused: True", "refused: True", "import refused: True", "False"]
+
+
+def test_a_process_that_imported_mcp_keeps_the_real_framework() -> None:
+    from hub.cli import keep_out_mcp_server_framework
+
+    keep_out_mcp_server_framework()  # this test process has imported mcp (the module's imports): a no-op
+    from mcp.server import MCPServer
+
+    assert MCPServer.__module__ == "mcp.server.mcpserver.server"
