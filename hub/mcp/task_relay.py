@@ -68,8 +68,10 @@ class RelayedTask:
 
     hub_id: str
     owner: Hashable
+    server: Upstream
+    """The configured upstream (its shared session)."""
     upstream: Upstream
-    """The upstream session it runs on (the shared one, or the client's own)."""
+    """The upstream session it runs on: `server`, or the creating client's own session of it (`per_client`)."""
     session: object
     """That upstream's `ClientSession` when the task was created: after a reconnect the task is gone."""
     upstream_id: str
@@ -87,12 +89,12 @@ class TaskRelay:
         self._upstream_ids: dict[tuple[Upstream, str], RelayedTask] = {}
         self._early: deque[tuple[Upstream, types.TaskStatusNotificationParams]] = deque(maxlen=EARLY)
 
-    def add(self, owner: Hashable, upstream: Upstream, session: object, task: Mapping[str, Any],
+    def add(self, owner: Hashable, server: Upstream, upstream: Upstream, session: object, task: Mapping[str, Any],
             connection: Connection | None) -> RelayedTask:  # fmt: skip
         ttl = task.get("ttl")
         expires = anyio.current_time() + ttl / 1000 if isinstance(ttl, int | float) else math.inf
-        entry = RelayedTask(secrets.token_urlsafe(16), owner, upstream, session, str(task["taskId"]), connection,
-                            expires)  # fmt: skip
+        entry = RelayedTask(secrets.token_urlsafe(16), owner, server, upstream, session, str(task["taskId"]),
+                            connection, expires)  # fmt: skip
         self._tasks[entry.hub_id] = entry
         self._upstream_ids[(upstream, entry.upstream_id)] = entry
         mine = self.of(owner)
@@ -236,7 +238,7 @@ class TaskPassThrough:
         task = created.get("task")
         if not isinstance(task, dict) or not isinstance(task.get("taskId"), str):
             return created  # the upstream answered the call itself, as a receiver may
-        entry = self.relay.add(_owner(principal), target, session, task, connection_of(ctx))  # pyright: ignore[reportUnknownArgumentType]
+        entry = self.relay.add(_owner(principal), upstream, target, session, task, connection_of(ctx))  # pyright: ignore[reportUnknownArgumentType]
         await self.relay.replay(entry)
         return outward(entry, created)
 
@@ -252,9 +254,27 @@ class TaskPassThrough:
         caller = TaskCaller(ctx, principal, self.hub.log_levels, entry)
         return outward(entry, await self._ask(entry, ctx.method, caller))
 
-    async def _ask(self, entry: RelayedTask, method: str, caller: Caller) -> dict[str, Any]:
-        """`tasks/get`, `tasks/result` or `tasks/cancel` of `entry` on the upstream session that holds it."""
-        upstream = entry.upstream
+    def _reachable(self, entry: RelayedTask, caller: DownstreamCaller) -> bool:
+        """Whether `caller` reaches `entry`'s upstream session: a client's own session (`per_client`) only from the
+        client session that created the task (the hub starts no session to look)."""
+        return entry.upstream is entry.server or self.hub.sessions.existing(entry.server, caller.session) is (
+            entry.upstream
+        )
+
+    async def _ask(self, entry: RelayedTask, method: str, caller: DownstreamCaller) -> dict[str, Any]:
+        """`tasks/get`, `tasks/result` or `tasks/cancel` of `entry` on the upstream session that holds it; a client's
+        own session is used as its other requests use it (which keeps it from closing as idle)."""
+        if not self._reachable(entry, caller):
+            raise MCPError(code=types.INVALID_PARAMS, message=NOT_FOUND)
+        if entry.upstream is entry.server:
+            return await self._ask_on(entry.upstream, entry, method, caller)
+        try:
+            async with self.hub.sessions.using(entry.server, caller) as target:
+                return await self._ask_on(target, entry, method, caller)
+        except McpHubError as exc:
+            raise _error(exc) from None
+
+    async def _ask_on(self, upstream: Upstream, entry: RelayedTask, method: str, caller: Caller) -> dict[str, Any]:
         try:
             live = upstream.session()
         except McpHubError as exc:
@@ -270,10 +290,10 @@ class TaskPassThrough:
         except McpHubError as exc:
             raise _error(exc) from None
 
-    async def _list(self, owner: Hashable, caller: Caller) -> list[dict[str, Any]]:
-        """The state of each of `owner`'s tasks (`tasks/get` on their upstreams); a task they no longer know is
-        forgotten."""
-        entries = self.relay.of(owner)
+    async def _list(self, owner: Hashable, caller: DownstreamCaller) -> list[dict[str, Any]]:
+        """The state of each of `owner`'s tasks that `caller` reaches (`tasks/get` on their upstreams); a task they
+        no longer know is forgotten."""
+        entries = [e for e in self.relay.of(owner) if self._reachable(e, caller)]
         found: dict[str, dict[str, Any]] = {}
 
         async def get(entry: RelayedTask) -> None:

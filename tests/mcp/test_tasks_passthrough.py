@@ -91,9 +91,9 @@ class Session:
 
 
 @asynccontextmanager
-async def hub() -> AsyncIterator[str]:
+async def hub(**options: Any) -> AsyncIterator[str]:
     requires_everything()
-    with running(keyed_hub_app({"ev": everything_stdio()}, KEYS)) as base:
+    with running(keyed_hub_app({"ev": everything_stdio() | options}, KEYS)) as base:
         yield f"{base}/mcp"
 
 
@@ -157,6 +157,21 @@ async def test_task_polls_are_answered_with_json_even_in_a_session_that_may_be_a
     assert {m: a.answered_as[m] for m in ("tasks/get", "tasks/cancel", "tasks/list")} == dict.fromkeys(
         ("tasks/get", "tasks/cancel", "tasks/list"), "application/json"
     )
+
+
+async def test_a_task_on_a_clients_own_upstream_session_is_reached_only_from_that_client_session() -> None:
+    async with hub(session="per_client") as url, client(url) as a, client(url) as same_key:
+        await a.open({"tasks": TASKS})
+        await same_key.open({"tasks": TASKS})
+        created = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "tides"}, "task": {}})
+        task_id = created["task"]["taskId"]
+        other_get = await same_key.request("tasks/get", {"taskId": task_id})
+        other_list = await same_key.result("tasks/list")
+        result = await a.result("tasks/result", {"taskId": task_id})
+        own_list = await a.result("tasks/list")
+    assert other_get["error"]["code"] == -32602 and other_list == {"tasks": []}
+    assert "# Research Report: tides" in result["content"][0]["text"]
+    assert [t["taskId"] for t in own_list["tasks"]] == [task_id]
 
 
 async def test_a_cancelled_task_is_cancelled_on_the_upstream() -> None:
