@@ -1,4 +1,8 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a memory stream per request)."""
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a memory stream per request).
+
+`EdgeMiddleware` is the request id, CORS for the OpenAI-compatible API and the last-resort 500 in one layer; the
+three classes after it are the same jobs one layer each (CrashMiddleware still guards inside CORSMiddleware for
+browser requests)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,79 @@ def new_request_id() -> str:
     )
 
 
+Header = tuple[bytes, bytes]
+logger = logging.getLogger("toolhub")
+_CRASH = orjson.dumps(
+    {"error": {"message": "The gateway failed while handling this request.", "type": "server_error", "param": None,
+               "code": "internal_error"}}
+)  # fmt: skip
+API_PREFIXES = ("/v1/", "/chat/", "/models", "/health/")
+"""Where CORS applies: the OpenAI-compatible API (browser chat apps call `/v1` directly), never the MCP endpoints or
+the admin endpoints (`/mcp`, `/sse`, `/key`, `/spend`, `/metrics`): a web page must not drive those."""
+
+
+class EdgeMiddleware:
+    """Takes a sane `x-request-id` from the client or makes one (echoed on the response, kept in scope state); CORS on
+    `API_PREFIXES`; an unexpected exception becomes a logged 500 in OpenAI's shape without closing the connection.
+
+    The order is that of three middleware (request id outermost, the crash guard innermost: a 500 carries the other
+    two's headers), with one scan of the request's headers, one `send` wrapper and one frame per request instead of
+    three of each. A request without `Origin` (every SDK and server client) gets what CORSMiddleware adds then,
+    `Vary: Origin`, without its header objects; a browser's goes through CORSMiddleware as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.cors = CORSMiddleware(
+            CrashMiddleware(app), allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )  # fmt: skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid, origin = _scan(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = rid
+        header = (b"x-request-id", rid.encode())
+        api = scope["path"].startswith(API_PREFIXES)
+        if api and origin:
+            await self.cors(scope, receive, functools.partial(_with_id, send, header))
+            return
+        started = False
+
+        async def edge_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers: list[Header] = list(message.get("headers") or ())
+                if api:
+                    _vary(headers)
+                headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, edge_send)
+        except Exception:
+            await _crashed(scope, edge_send, started)
+
+
+def _scan(headers: list[Header]) -> tuple[str, bool]:
+    """(the request id: the client's first `x-request-id` if sane, else a new one; whether there is an `Origin`)."""
+    client, origin = None, False
+    for name, value in headers:
+        if name == b"x-request-id":
+            client = value if client is None else client
+        elif name == b"origin":
+            origin = True
+    if client is not None and _CLIENT_ID.match(candidate := client.decode("latin-1")):
+        return candidate, origin
+    return new_request_id(), origin
+
+
 class RequestIdMiddleware:
     """Takes a sane `x-request-id` from the client or makes one; echoes it on the response, keeps it in scope state."""
 
@@ -49,21 +126,7 @@ class RequestIdMiddleware:
         if not rid:
             rid = new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
-        header = (b"x-request-id", rid.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-logger = logging.getLogger("toolhub")
-_CRASH = orjson.dumps(
-    {"error": {"message": "The gateway failed while handling this request.", "type": "server_error", "param": None,
-               "code": "internal_error"}}
-)  # fmt: skip
+        await self.app(scope, receive, functools.partial(_with_id, send, (b"x-request-id", rid.encode())))
 
 
 class CrashMiddleware:
@@ -87,19 +150,14 @@ class CrashMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
-                raise  # part of the answer is out: all that is left is to drop the connection
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_CRASH)).encode())]
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": _CRASH})
+            await _crashed(scope, send, started)
 
 
 class ApiCORSMiddleware:
     """CORS for the OpenAI-compatible API only (browser chat apps call `/v1` directly), never for the MCP endpoints
     or the admin endpoints (`/mcp`, `/sse`, `/key`, `/spend`, `/metrics`): a web page must not drive those."""
 
-    PREFIXES = ("/v1/", "/chat/", "/models", "/health/")
+    PREFIXES = API_PREFIXES
 
     def __init__(self, app: ASGIApp) -> None:
         from starlette.middleware.cors import CORSMiddleware
@@ -121,13 +179,36 @@ class ApiCORSMiddleware:
 async def _vary_origin(send: Send, message: Message) -> None:
     """`send`, with `Origin` added to the response's `Vary` as CORSMiddleware does (one `vary` header, merged)."""
     if message["type"] == "http.response.start":
-        headers: list[tuple[bytes, bytes]] = list(message.get("headers") or ())
+        headers: list[Header] = list(message.get("headers") or ())
+        _vary(headers)
         message["headers"] = headers
-        found = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
-        if not found:
-            headers.append((b"vary", b"Origin"))
-        else:  # as MutableHeaders.__setitem__: the first one takes the joined value, the others go
-            headers[found[0]] = (b"vary", b", ".join([*(headers[i][1] for i in found), b"Origin"]))
-            for i in reversed(found[1:]):
-                del headers[i]
     await send(message)
+
+
+def _vary(headers: list[Header]) -> None:
+    """Add `Origin` to the `Vary` of `headers` as CORSMiddleware does (one `vary` header, merged)."""
+    found = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
+    if not found:
+        headers.append((b"vary", b"Origin"))
+    else:  # as MutableHeaders.__setitem__: the first one takes the joined value, the others go
+        headers[found[0]] = (b"vary", b", ".join([*(headers[i][1] for i in found), b"Origin"]))
+        for i in reversed(found[1:]):
+            del headers[i]
+
+
+async def _with_id(send: Send, header: Header, message: Message) -> None:
+    """`send`, with the request id `header` last on the response's headers."""
+    if message["type"] == "http.response.start":
+        message["headers"] = [*message.get("headers", ()), header]
+    await send(message)
+
+
+async def _crashed(scope: Scope, send: Send, started: bool) -> None:
+    """Log the exception being handled; answer a 500, or re-raise if part of the answer is out already (all that is
+    left then is to drop the connection)."""
+    logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+    if started:
+        raise
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_CRASH)).encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": _CRASH})

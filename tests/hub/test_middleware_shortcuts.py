@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.middleware.cors import CORSMiddleware
 
-from hub.middleware import ApiCORSMiddleware, new_request_id
+from hub.middleware import ApiCORSMiddleware, EdgeMiddleware, new_request_id
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -65,3 +65,98 @@ def test_a_new_request_id_is_a_time_ordered_version_7_uuid_in_hex() -> None:
         assert (len(rid), parsed.hex, parsed.version, parsed.variant) == (32, rid, 7, uuid.RFC_4122)
         assert before <= parsed.int >> 80 <= after  # Unix milliseconds first: ids made later sort after
     assert [rid[:12] for rid in ids] == sorted(rid[:12] for rid in ids)
+
+
+def crashing(after_start: bool) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if after_start:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("a bug")
+
+    return app
+
+
+async def sent(middleware: Any, request_headers: Headers, path: str = "/v1/chat/completions") -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    await middleware({"type": "http", "method": "POST", "path": path, "headers": request_headers}, receive, send)
+    return messages
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "response_headers",
+    [
+        [(b"content-type", b"application/json")],
+        [(b"vary", b"Accept"), (b"x-a", b"1"), (b"vary", b"Cookie"), (b"x-b", b"2")],
+    ],
+)
+@pytest.mark.parametrize("origin", [None, b"https://chat.example"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/mcp"])
+async def test_the_edge_layer_sends_the_headers_of_cors_then_the_request_id(
+    response_headers: Headers, origin: bytes | None, path: str
+) -> None:
+    request = [(b"x-request-id", b"req-1")] + ([(b"origin", origin)] if origin else [])
+    ours = (await sent(EdgeMiddleware(answering(response_headers)), request, path))[0]["headers"]
+    inner = answering(response_headers)
+    if path.startswith("/v1/"):
+        inner = CORSMiddleware(inner, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+                               expose_headers=["x-request-id"])  # fmt: skip
+    assert ours == [*(await sent(inner, request, path))[0]["headers"], (b"x-request-id", b"req-1")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("request_headers", "kept"),
+    [
+        ([(b"x-request-id", b"req-1")], True),
+        ([(b"x-request-id", b"no spaces allowed")], False),
+        ([(b"x-request-id", b"bad id"), (b"x-request-id", b"req-2")], False),  # the first one counts
+        ([], False),
+    ],
+)
+async def test_the_edge_layer_keeps_a_sane_client_request_id_or_makes_one(request_headers: Headers, kept: bool) -> None:
+    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/v1/models", "headers": request_headers}
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await EdgeMiddleware(answering([]))(scope, None, send)  # pyright: ignore[reportArgumentType]
+    rid = scope["state"]["request_id"]
+    assert (b"x-request-id", rid.encode()) == messages[0]["headers"][-1]
+    assert rid == "req-1" if kept else uuid.UUID(rid).version == 7
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("origin", [None, b"https://chat.example"])
+async def test_a_crash_before_the_answer_is_a_500_with_the_edge_headers(origin: bytes | None) -> None:
+    request = [(b"x-request-id", b"req-1")] + ([(b"origin", origin)] if origin else [])
+    start, body = await sent(EdgeMiddleware(crashing(after_start=False)), request)
+    headers = dict(start["headers"])
+    assert (start["status"], headers[b"x-request-id"]) == (500, b"req-1")
+    assert headers[b"access-control-allow-origin" if origin else b"vary"] == (b"*" if origin else b"Origin")
+    assert b'"code":"internal_error"' in body["body"]
+
+
+@pytest.mark.anyio
+async def test_a_crash_after_the_answer_started_is_raised_to_drop_the_connection() -> None:
+    with pytest.raises(RuntimeError, match="a bug"):
+        await sent(EdgeMiddleware(crashing(after_start=True)), [])
+
+
+@pytest.mark.anyio
+async def test_the_edge_layer_passes_other_scopes_through() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    await EdgeMiddleware(app)({"type": "lifespan"}, None, None)  # pyright: ignore[reportArgumentType]
+    assert seen == [{"type": "lifespan"}]
