@@ -26,7 +26,7 @@ import secrets
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -78,7 +78,6 @@ class RelayedTask:
     connection: Connection | None
     """The client session its status notifications go to."""
     expires: float = math.inf
-    created: float = field(default_factory=anyio.current_time)
 
 
 class TaskRelay:
