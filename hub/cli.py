@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import logging
 import math
+import os
 import socket
 import sys
 import types
@@ -37,6 +38,7 @@ def serve(args: argparse.Namespace) -> int:
     from uvicorn.config import LOGGING_CONFIG
 
     keep_out_mcp_server_framework()  # before hub.server imports mcp
+    pure_python_frozenlist()  # before the first upstream call imports aiohttp
     from hub.gateway.transport import TurnWritesHttpTools
     from hub.scale.tuned import TunedServer
     from hub.server import build_app
@@ -91,6 +93,25 @@ def keep_out_mcp_server_framework() -> None:
         sys.modules[MCP_SERVER_FRAMEWORK] = _AbsentFramework(MCP_SERVER_FRAMEWORK)
 
 
+def pure_python_frozenlist() -> None:
+    """Import `frozenlist` (aiohttp's, through aiosignal) as its pure-Python build, with its documented switch
+    FROZENLIST_NO_EXTENSIONS set for the import only: its C++ extension loads libstdc++, 1.0 MB of a worker's RSS
+    (issue 17), for lists aiohttp freezes once per session (its signal handlers), never per request. Called before
+    any thread starts, so that setting the variable races with no `getenv`."""
+    if "frozenlist" in sys.modules:
+        return
+    previous = os.environ.get(_NO_EXTENSIONS)
+    os.environ[_NO_EXTENSIONS] = "1"
+    try:
+        import frozenlist  # noqa: F401  # pyright: ignore[reportUnusedImport]
+    finally:
+        if previous is None:
+            del os.environ[_NO_EXTENSIONS]
+        else:
+            os.environ[_NO_EXTENSIONS] = previous
+
+
+_NO_EXTENSIONS = "FROZENLIST_NO_EXTENSIONS"
 _KEPT_OUT = "not loaded in `toolhub serve` (hub.cli.keep_out_mcp_server_framework)"
 
 
