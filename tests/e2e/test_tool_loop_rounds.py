@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,13 @@ RUN_TIME = (
     "runpy.run_module('mcp_server_time', run_name='__main__')"
 )
 TIME_SERVER = {"transport": "stdio", "command": sys.executable, "args": ["-c", RUN_TIME]}
-SLOW_TIME_SERVER = {**TIME_SERVER, "args": ["-c", "import time; time.sleep(1.5); " + RUN_TIME]}  # still starting
 DOWN_TIME_SERVER = {**TIME_SERVER, "args": ["-c", "raise SystemExit(3)"]}
+
+
+def gated_time_server(gate: Path) -> dict[str, Any]:
+    """The time server, starting only once `gate` exists: still starting for as long as the test wants."""
+    wait = f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\n"
+    return {**TIME_SERVER, "args": ["-c", wait + RUN_TIME]}
 
 
 @contextlib.contextmanager
@@ -105,10 +111,17 @@ def _collect(chunks: Any) -> tuple[str | None, str | None, list[Any], dict[str, 
 def test_a_request_right_after_start_waits_for_the_server_still_starting_and_gets_its_tools(
     stream: bool, tmp_path: Path
 ) -> None:
-    with gateway(SLOW_TIME_SERVER, tmp_path / "hub.db") as (url, _):
+    gate = tmp_path / "start"
+    with gateway(gated_time_server(gate), tmp_path / "hub.db") as (url, _):
         status = httpx2.get(f"{url}/mcp/tools/list", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
         assert not [t for t in status["tools"] if t["server"] == "time"]  # the request below comes while it starts
-        content, finish, calls, record = ask(url, stream, model="timer", messages=ASK, tools=[TIME])
+        opener = threading.Timer(0.5, gate.touch)  # it starts while the request waits (or, on a slow machine, before)
+        opener.start()
+        try:
+            content, finish, calls, record = ask(url, stream, model="timer", messages=ASK, tools=[TIME])
+        finally:
+            opener.cancel()
+            gate.touch()
     assert (content, finish, calls) == ("Let me check the time.\n\nIt is noon UTC.", "stop", [])
     assert [(c["name"], c["is_error"]) for c in record["tool_calls"]] == [("time__get_current_time", False)]
 
