@@ -263,6 +263,9 @@ class TaskPassThrough:
     async def _ask(self, entry: RelayedTask, method: str, caller: DownstreamCaller) -> dict[str, Any]:
         """`tasks/get`, `tasks/result` or `tasks/cancel` of `entry` on the upstream session that holds it; a client's
         own session is used as its other requests use it (which keeps it from closing as idle)."""
+        if self.hub.upstreams.get(entry.server.name) is not entry.server:  # removed or replaced by a reload
+            self.relay.forget(entry)
+            raise MCPError(code=types.INVALID_PARAMS, message=f"{NOT_FOUND} (its MCP server was removed).")
         if not self._reachable(entry, caller):
             raise MCPError(code=types.INVALID_PARAMS, message=NOT_FOUND)
         if entry.upstream is entry.server:

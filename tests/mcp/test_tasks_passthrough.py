@@ -4,6 +4,9 @@ are scoped to its key; a client that sends no `task` keeps the hub running the t
 
 from __future__ import annotations
 
+import os
+import signal
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +17,16 @@ import orjson
 import pytest
 
 from hub.accounts.auth import Principal
-from tests.mcp.conftest import everything_stdio, keyed_hub_app, requires_everything, running
+from tests.mcp.conftest import (
+    EVERYTHING,
+    children_matching,
+    eventually,
+    everything_stdio,
+    hub_of,
+    keyed_hub_app,
+    requires_everything,
+    running,
+)
 
 pytestmark = pytest.mark.anyio
 TOOL = "ev__simulate-research-query"
@@ -172,6 +184,30 @@ async def test_a_task_on_a_clients_own_upstream_session_is_reached_only_from_tha
     assert other_get["error"]["code"] == -32602 and other_list == {"tasks": []}
     assert "# Research Report: tides" in result["content"][0]["text"]
     assert [t["taskId"] for t in own_list["tasks"]] == [task_id]
+
+
+async def test_a_task_whose_upstream_restarted_or_was_removed_is_not_found() -> None:
+    requires_everything()
+    marker = uuid.uuid4().hex
+    app = keyed_hub_app({"ev": {**everything_stdio(), "args": [str(EVERYTHING), "stdio", marker]}}, KEYS)
+    with running(app) as base:
+        url = f"{base}/mcp"
+        async with client(url) as a:
+            await a.open({"tasks": TASKS})
+            restarted = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "a"}, "task": {}})
+            upstream = hub_of(app).upstreams["ev"]
+            session = upstream.session()
+            for pid in children_matching(marker):
+                os.kill(pid, signal.SIGKILL)
+            eventually(lambda: upstream.healthy and upstream.session() is not session, what="the upstream's restart")
+            lost = await a.request("tasks/get", {"taskId": restarted["task"]["taskId"]})
+            removed = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "b"}, "task": {}})
+            hub_of(app).remove("ev")
+            gone = await a.request("tasks/result", {"taskId": removed["task"]["taskId"]})
+            listed = await a.result("tasks/list")
+    assert lost["error"]["code"] == -32602 and "restarted" in lost["error"]["message"]
+    assert gone["error"]["code"] == -32602 and "removed" in gone["error"]["message"]
+    assert listed == {"tasks": []}
 
 
 async def test_a_cancelled_task_is_cancelled_on_the_upstream() -> None:
