@@ -18,8 +18,9 @@ import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from hub.accounts.auth import Principal
+from hub.accounts.auth import Principal, bearer_token
 from hub.accounts.usage import UsageRecord
 from hub.cache.replay import StreamGatherer
 from hub.cache.serve import hit_response
@@ -34,7 +35,7 @@ from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
 from hub.loop.trace import FIELD as TRACE_FIELD, trace_mode
 from hub.ops import tracing
-from hub.state import HubState, authenticate, hub_state, request_id
+from hub.state import HubState, hub_state, request_id
 from providers.base import JSON, ChatRequest, ProviderError
 
 CLIENT_GONE = 499
@@ -45,21 +46,35 @@ class ClientDisconnected(Exception):
     """The client went away before its answer was ready."""
 
 
+class ChatEndpoint:
+    """`chat_completions` as a plain ASGI app, for `Route(path, ChatEndpoint(), methods=["POST"])`.
+
+    Starlette wraps a function endpoint in a second exception-handling layer (a `Request`, a frame and a `send`
+    wrapper per request) under the one the app already has (its `ExceptionMiddleware`, with the same handlers), so
+    errors are answered the same without it: ~3 us less CPU per request, measured in process on a cache hit."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await chat_completions(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 async def chat_completions(request: Request) -> Response:
-    state = hub_state(request)
+    state = hub_state(request)  # looked up once: `authenticate(request)` and `run_chat` would each look again
     started = time.perf_counter()
-    principal = await authenticate(request)
+    principal = await state.auth.authenticate(bearer_token(request.headers))
     body = check_chat_request(await read_json_body(request, state.config.max_request_bytes))
-    return await run_chat(request, principal, body, started)
+    return await run_chat(request, principal, body, started, state)
 
 
-async def run_chat(request: Request, principal: Principal, body: dict[str, Any], started: float) -> Response:
+async def run_chat(
+    request: Request, principal: Principal, body: dict[str, Any], started: float, state: HubState | None = None
+) -> Response:
     """Serve a checked Chat Completions `body` for `principal`: route, tool loop, stream or not, account.
 
     The inbound APIs that are not Chat Completions (hub/api/) translate their request to a body for this and its
     OpenAI-shaped answer back, so keys, limits, the router, the tool loop and accounting apply to them unchanged.
     """
-    state = hub_state(request)
+    state = hub_state(request) if state is None else state
     target = state.router.resolve(body["model"], principal, body)  # hub/router: takes out `fallbacks` & co
     plan = await prepare_tool_loop(body, target.route.mcp_servers, state.extras, principal)
     if TRACE_FIELD in body and plan is None:  # the tool loop's own field (hub/loop/trace.py): checked, never sent
