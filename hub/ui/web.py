@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,7 +18,6 @@ from hub.state import hub_state
 from hub.storage import StoreError
 from hub.ui.session import COOKIE, LoginThrottle, Session, Sessions, csrf_ok, derive_secret, same_origin
 
-STATIC = Path(__file__).parent / "static"
 NAV = [("Overview", "/ui"), ("Models", "/ui/models"), ("Keys", "/ui/keys"), ("Logs", "/ui/logs"),
        ("MCP", "/ui/mcp"), ("Playground", "/ui/playground")]  # fmt: skip
 SECURITY_HEADERS = {

@@ -85,10 +85,15 @@ def _plain_config(tmp_path: Path, upstream: int) -> Path:
     return path
 
 
-def _loaded(log: Path) -> set[str]:
-    """Top-level packages a `-X importtime` log (PYTHONPROFILEIMPORTTIME) lists as imported so far."""
+def _imported(log: Path) -> set[str]:
+    """The modules a `-X importtime` log (PYTHONPROFILEIMPORTTIME) lists as imported so far."""
     lines = log.read_text().splitlines()
-    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
+    return {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+
+
+def _loaded(log: Path) -> set[str]:
+    """The top-level packages of `_imported`."""
+    return {name.split(".")[0] for name in _imported(log)}
 
 
 @contextlib.contextmanager
@@ -109,13 +114,17 @@ def _serving(config: Path, log: Path) -> Iterator[str]:
 def test_a_plain_serve_loads_no_deferred_library_until_a_request_needs_it(tmp_path: Path) -> None:
     log = tmp_path / "importtime.log"
     with fake_upstream() as upstream, _serving(_plain_config(tmp_path, upstream), log) as url:
-        at_start = _loaded(log)
+        at_start = _imported(log)
         answer = httpx2.post(f"{url}/v1/chat/completions", json=chat_body(),
                              headers={"authorization": f"Bearer {MASTER}"}, timeout=60)  # fmt: skip
+        login_page = httpx2.get(f"{url}/ui/login", timeout=60)
     assert {"hub", "uvicorn"} <= at_start  # the log is read, and lists the server's imports
-    assert sorted(at_start.intersection(_DEFERRED)) == []
-    assert answer.status_code == 200
+    assert sorted({name.split(".")[0] for name in at_start}.intersection(_DEFERRED)) == []
+    assert sorted(name for name in at_start if name.startswith("hub.ui.")) == []  # the console's pages
+    assert (answer.status_code, login_page.status_code) == (200, 200)
     assert "aiohttp" in _loaded(log)  # deferred, not dropped: the first upstream call loads it
+    assert "hub.ui.web" in _imported(log)  # and the first page the console's modules (the log leaves out
+    # those imported by `importlib.import_module`, the page's own among them)
     assert "frozenlist._frozenlist" not in log.read_text()  # its C++ build loads libstdc++ (hub/cli.py)
 
 
