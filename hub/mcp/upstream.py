@@ -30,7 +30,7 @@ from hub.mcp.health import Status, describe, error_result, no_progress, session_
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
-from hub.mcp.tasks import call_as_task, requires_task
+from hub.mcp.tasks import call_as_task, requires_task, status_binding
 from hub.mcp.transports import open_transport
 
 logger = logging.getLogger("toolhub.mcp")
@@ -154,6 +154,7 @@ class Upstream:
                     logging_callback=self._router.on_log,
                     message_handler=self._on_message,
                     client_info=_CLIENT_INFO,
+                    notification_bindings=[status_binding(self)],
                 ) as session:
                     init = await session.initialize()
                     stream.version = session.protocol_version or init.protocol_version

@@ -210,6 +210,28 @@ async def test_a_task_whose_upstream_restarted_or_was_removed_is_not_found() -> 
     assert listed == {"tasks": []}
 
 
+async def test_the_upstreams_status_notifications_reach_the_session_that_created_the_task() -> None:
+    async with hub() as url, client(url) as a, client(url) as other, anyio.create_task_group() as tg:
+        await a.open({"tasks": TASKS})
+        await other.open({"tasks": TASKS})
+        await tg.start(a.listen)
+        await tg.start(other.listen)
+        created = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "kelp"}, "task": {}})
+        task_id = created["task"]["taskId"]
+        await a.result("tasks/result", {"taskId": task_id})
+        with anyio.fail_after(30):
+            while not any(n["params"]["status"] == "completed" for n in statuses(a)):  # noqa: ASYNC110 - a list the reader task appends to
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    assert {n["params"]["taskId"] for n in statuses(a)} == {task_id}
+    assert "Gathering sources..." in [n["params"].get("statusMessage") for n in statuses(a)]
+    assert statuses(other) == []
+
+
+def statuses(session: Session) -> list[dict[str, Any]]:
+    return [n for n in session.notifications if n.get("method") == "notifications/tasks/status"]
+
+
 async def test_a_cancelled_task_is_cancelled_on_the_upstream() -> None:
     async with hub() as url, client(url) as a:
         await a.open({"tasks": TASKS})
