@@ -211,6 +211,7 @@ async def test_a_task_whose_upstream_restarted_or_was_removed_is_not_found() -> 
 
 
 async def test_the_upstreams_status_notifications_reach_the_session_that_created_the_task() -> None:
+    task_id = ""
     async with hub() as url, client(url) as a, client(url) as other, anyio.create_task_group() as tg:
         await a.open({"tasks": TASKS})
         await other.open({"tasks": TASKS})
@@ -219,8 +220,8 @@ async def test_the_upstreams_status_notifications_reach_the_session_that_created
         created = await a.result("tools/call", {"name": TOOL, "arguments": {"topic": "kelp"}, "task": {}})
         task_id = created["task"]["taskId"]
         await a.result("tasks/result", {"taskId": task_id})
-        with anyio.fail_after(30):
-            while not any(n["params"]["status"] == "completed" for n in statuses(a)):  # noqa: ASYNC110 - a list the reader task appends to
+        with anyio.fail_after(30):  # the listener appends to a list: nothing to wait on but the list
+            while not any(n["params"]["status"] == "completed" for n in statuses(a)):  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
     assert {n["params"]["taskId"] for n in statuses(a)} == {task_id}
