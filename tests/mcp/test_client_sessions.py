@@ -71,7 +71,8 @@ async def test_with_own_sessions_concurrent_requests_of_a_stdio_server_each_reac
 
 async def test_max_sessions_bounds_the_open_sessions_and_idle_ones_close() -> None:
     marker = f"idle-{uuid.uuid4().hex}"
-    config = tool_server(marker, session="per_client", max_sessions=1, idle_timeout=0.5)
+    # idle_timeout: a's session must still be open when b calls (a stall of 0.5 s on a loaded machine closed it)
+    config = tool_server(marker, session="per_client", max_sessions=1, idle_timeout=2)
     with running(keyed_hub_app({"tool": config}, KEYS)) as url:
         async with mcp_client(f"{url}/mcp", key="sk-a") as a, mcp_client(f"{url}/mcp", key="sk-a") as b:
             first = await a.call_tool("tool__echo", {"text": "a"})

@@ -114,7 +114,8 @@ async def test_a_connection_registers_one_close_callback_however_often_its_own_s
 
 async def test_unsubscribe_after_the_clients_own_session_idled_out_starts_no_process() -> None:
     name = f"unsub-{uuid.uuid4().hex}"
-    servers = {"ask": script_server("ask_server.py", name, session="per_client", idle_timeout=0.5)}
+    # idle_timeout: the own session must still be open when counted just after the subscribe (0.5 s was a stall)
+    servers = {"ask": script_server("ask_server.py", name, session="per_client", idle_timeout=2)}
     with running(keyed_hub_app(servers, KEYS)) as url:
         async with mcp_client(f"{url}/mcp", key="sk-a") as client:
             uri = next(r.uri for r in (await client.list_resources()).resources if r.uri.endswith("note://shared"))
