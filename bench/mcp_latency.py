@@ -1,6 +1,6 @@
 """`tools/call` latency: direct to an upstream vs through the hub, for a stdio and a streamable-HTTP upstream.
 
-    python bench/mcp_latency.py [--calls 400] [--warmup 40]
+    python bench/mcp_latency.py [--calls 400] [--warmup 40] [--upstream stdio|http]
 
 Paths measured, each at concurrency 1 and 16 (p50 / p99 in ms, bounded loops, 127.0.0.1 only):
   direct      the official ClientSession straight to the upstream (the baseline);
@@ -211,12 +211,12 @@ async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> l
     return rows
 
 
-async def report(http_url: str, calls: int, warmup: int) -> None:
+async def report(http_url: str, calls: int, warmup: int, kinds: tuple[str, ...]) -> None:
     load = os.getloadavg()[0]
     print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs, load average {load:.1f}")
     print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15} "
           f"{'bench CPU':>10} {'hub CPU':>8}")  # fmt: skip
-    for kind in ("stdio", "http"):
+    for kind in kinds:
         rows = await bench_upstream(kind, http_url, calls, warmup)
         base = {c: percentiles(s)[0] for path, c, s, _, _ in rows if path == "direct"}
         for path, c, samples, cpu, hub_cpu in rows:
@@ -225,13 +225,13 @@ async def report(http_url: str, calls: int, warmup: int) -> None:
             print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f} {cpu:>10.3f} {hub}")
 
 
-def main(calls: int, warmup: int) -> None:
+def main(calls: int, warmup: int, kinds: tuple[str, ...]) -> None:
     with inherited_socket() as (sock, port):
         upstream = subprocess.Popen([sys.executable, __file__, "--serve-http", str(sock.fileno())],
                                     stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(),))  # fmt: skip
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/mcp", upstream)
-        anyio.run(report, f"http://127.0.0.1:{port}/mcp", calls, warmup)
+        anyio.run(report, f"http://127.0.0.1:{port}/mcp", calls, warmup, kinds)
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -241,6 +241,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--upstream", choices=("stdio", "http"), help="measure one kind of upstream (default: both)")
     parser.add_argument("--serve-stdio", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-http", type=int, metavar="FD", help=argparse.SUPPRESS)
     ns = parser.parse_args()
@@ -249,4 +250,4 @@ if __name__ == "__main__":
     elif ns.serve_http:
         serve_http(ns.serve_http)
     else:
-        main(ns.calls, ns.warmup)
+        main(ns.calls, ns.warmup, (ns.upstream,) if ns.upstream else ("stdio", "http"))
