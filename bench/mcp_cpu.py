@@ -4,7 +4,9 @@ HTTP client, no uvicorn), so the process time of a call is what the hub spends (
     python bench/mcp_cpu.py [--calls 2000] [--profile 30]
 
 Rows (CPU ms per call; median of 5 rounds, each round `--calls / 5` calls in a bounded loop):
-  hub-api     `McpHub.call_tool` in-process (the upstream round trip and the hub's own work);
+  direct      the official SDK client (`stdio_client`, `ClientSession.send_request`) on the same upstream;
+  hub-api     `McpHub.call_tool` in-process (the upstream round trip and the hub's own work): minus `direct`, what
+              the hub adds in-process;
   /mcp json   a plain client's `tools/call` on `/mcp`: answered with one JSON body (hub/mcp/lean.py);
   /mcp sse    the same call in a session that declared sampling: the SDK's event-stream path.
 The upstream is bench/echo_mcp.py over stdio (its CPU is another process's). `--profile N` prints the N most
@@ -25,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 import orjson
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -139,8 +144,18 @@ def config() -> dict[str, Any]:
     return {"general_settings": {"master_key": KEY}, "mcp_servers": {"up": upstream}}
 
 
+async def direct_cpu(calls: int) -> float:
+    """CPU per call of the official SDK client alone on the same upstream."""
+    upstream = config()["mcp_servers"]["up"]
+    params = StdioServerParameters(command=upstream["command"], args=upstream["args"])
+    request = types.CallToolRequest(params=types.CallToolRequestParams(name="echo", arguments={"text": "hi"}))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        return await cpu_per_call(lambda n: session.send_request(request, types.CallToolResult), calls)
+
+
 async def report(calls: int, profile: int, sort: str = "cumulative") -> None:
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, float]] = [("direct", await direct_cpu(calls))]
     hub = McpHub(parse_config(config(), {}).mcp_servers)
     async with hub.running():
         await hub.wait_ready()
@@ -164,9 +179,9 @@ async def report(calls: int, profile: int, sort: str = "cumulative") -> None:
                 await plain(n)
             profiler.disable()
     print(f"hub CPU per tools/call, in-process ASGI, {calls} calls per row")
-    print(f"{'path':<19} {'CPU ms':>8} {'vs hub-api':>11}")
+    print(f"{'path':<19} {'CPU ms':>8} {'vs direct':>10} {'vs hub-api':>11}")
     for name, ms in rows:
-        print(f"{name:<19} {ms:>8.3f} {ms - rows[0][1]:>+11.3f}")
+        print(f"{name:<19} {ms:>8.3f} {ms - rows[0][1]:>+10.3f} {ms - rows[1][1]:>+11.3f}")
     if profile:
         pstats.Stats(profiler).sort_stats(sort).print_stats(profile)
 
