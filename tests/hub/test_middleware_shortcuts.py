@@ -94,6 +94,7 @@ async def sent(middleware: Any, request_headers: Headers, path: str = "/v1/chat/
     "response_headers",
     [
         [(b"content-type", b"application/json")],
+        [(b"vary", b"Accept"), (b"x-a", b"1")],
         [(b"vary", b"Accept"), (b"x-a", b"1"), (b"vary", b"Cookie"), (b"x-b", b"2")],
     ],
 )
