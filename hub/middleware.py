@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import re
+import threading
 import time
 
 import orjson
@@ -26,11 +27,33 @@ def new_request_id() -> str:
     Time-ordered rather than uuid4's all-random, because the spend logs and tool calls index `request_id`: a random
     key lands on a random page of that index, so each insert reads and dirties another page, and the cost grows with
     the table. Inserting spend-log rows in batches of 500 into SQLite, CPU a row: a 330k-row table 29.5 us with
-    uuid4 request ids, 7.7 us with these; a fresh table 11.7 and 7.3 us. Built as one integer, without a UUID object
-    (1.0 us, as uuid4 was)."""
-    return "%032x" % (
-        (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big") & _RANDOM_CLEAR | _V7_SET
-    )
+    uuid4 request ids, 7.7 us with these; a fresh table 11.7 and 7.3 us. Built as one integer, without a UUID object,
+    from random bits drawn 409 ids at a time (`_random_bits`): 1.1 -> 0.7 us an id."""
+    return "%032x" % ((time.time_ns() // 1_000_000) << 80 | _random_bits() & _RANDOM_CLEAR | _V7_SET)
+
+
+_BATCH = 409
+"""80-bit numbers drawn with one `os.urandom` call (4,090 bytes): the system call was most of an id's cost."""
+_drawn = threading.local()
+"""Each thread's numbers not used yet (apps served in threads of one process never share one)."""
+
+
+def _random_bits() -> int:
+    """80 bits from the operating system's CSPRNG, as `int.from_bytes(os.urandom(10))`."""
+    pool: list[int] | None = getattr(_drawn, "pool", None)
+    if not pool:
+        raw = os.urandom(10 * _BATCH)
+        pool = _drawn.pool = [int.from_bytes(raw[i : i + 10], "big") for i in range(0, len(raw), 10)]
+    return pool.pop()
+
+
+def _forget_drawn() -> None:
+    """In a forked child: draw anew, or parent and child would make ids from the same numbers."""
+    global _drawn
+    _drawn = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_drawn)
 
 
 Header = tuple[bytes, bytes]

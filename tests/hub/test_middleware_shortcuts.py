@@ -3,6 +3,7 @@ be what Starlette's CORSMiddleware makes of them), and request ids are time-orde
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -161,3 +162,19 @@ async def test_the_edge_layer_passes_other_scopes_through() -> None:
 
     await EdgeMiddleware(app)({"type": "lifespan"}, None, None)  # pyright: ignore[reportArgumentType]
     assert seen == [{"type": "lifespan"}]
+
+
+def test_a_forked_child_makes_ids_from_random_bits_of_its_own() -> None:
+    new_request_id()  # this process has numbers drawn and not used yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id's random part, to the parent
+        os.write(write, new_request_id()[13:].encode())
+        os._exit(0)
+    os.close(write)
+    try:
+        child = os.read(read, 64).decode()
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert len(child) == 19 and child != new_request_id()[13:]
