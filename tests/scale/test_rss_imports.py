@@ -73,6 +73,10 @@ _DEFERRED = ("aiohttp", "redis", "asyncpg", "jinja2", "websockets")
 first upstream call, redis with `redis_url`, asyncpg with a PostgreSQL `database_url`, jinja2 on the first /ui page."""
 
 
+_TRACING_ON = ("hub.ops.tracing.setup", "hub.ops.tracing.otlp", "hub.ops.tracing.proto", "hub.ops.tracing.middleware",
+               "grpc")  # fmt: skip
+
+
 def _plain_config(tmp_path: Path, upstream: int) -> Path:
     """A model of each provider (`bench` on the fake upstream), SQLite usage, a master key; no MCP, no Redis."""
     path = write_config(tmp_path / "config.yaml", upstream, database_url=f"sqlite:///{tmp_path}/usage.db")
@@ -121,6 +125,7 @@ def test_a_plain_serve_loads_no_deferred_library_until_a_request_needs_it(tmp_pa
     assert {"hub", "uvicorn"} <= at_start  # the log is read, and lists the server's imports
     assert sorted({name.split(".")[0] for name in at_start}.intersection(_DEFERRED)) == []
     assert sorted(name for name in at_start if name.startswith("hub.ui.")) == []  # the console's pages
+    assert sorted(at_start.intersection(_TRACING_ON)) == []  # tracing is off: no recorder, exporter or middleware
     assert (answer.status_code, login_page.status_code) == (200, 200)
     assert "aiohttp" in _loaded(log)  # deferred, not dropped: the first upstream call loads it
     assert "hub.ui.web" in _imported(log)  # and the first page the console's modules (the log leaves out
