@@ -24,6 +24,7 @@ from mcp.server.connection import Connection
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.levels import LogLevels
 from hub.mcp.modern import is_modern
+from hub.mcp.task_store import TaskRelay
 from hub.mcp.upstream import Kind, Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -71,6 +72,8 @@ class ClientSessions:
         """By server name and the client's connection (the object: an id could be reused once it is gone)."""
         self._watched: set[Connection] = set()
         """Connections whose close already ends their own sessions (one callback per connection)."""
+        self.tasks = TaskRelay()
+        """The tasks clients created through the hub (`hub.mcp.task_relay`), kept with their own sessions."""
 
     def close_server(self, server: str) -> None:
         """Close every client's own session of `server` (it was removed from the config)."""

@@ -19,20 +19,13 @@ ignored, the hub runs a task-required tool itself), as does a plain call of any 
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
-import secrets
-import weakref
-from collections import deque
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
 from mcp.server import ServerRequestContext
-from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult
 from mcp.shared.exceptions import MCPError
 
@@ -41,9 +34,10 @@ from hub.mcp.caller import DownstreamCaller
 from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool, check_arguments
 from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
-from hub.mcp.notify import SEND_TIMEOUT, connection_of
+from hub.mcp.notify import connection_of
 from hub.mcp.routing import Caller
-from hub.mcp.tasks import STATUS, raw, send_status_to, supports_tasks
+from hub.mcp.task_store import NOT_FOUND, RelayedTask, requested_ttl
+from hub.mcp.tasks import CANCEL_TIMEOUT, raw, send_status_to, supports_tasks
 from hub.mcp.upstream import Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -55,100 +49,6 @@ TASK_VERSIONS = frozenset(("2025-11-25",))
 CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
 RELATED = "io.modelcontextprotocol/related-task"
 TASK_METHODS = frozenset(("tasks/get", "tasks/result", "tasks/list", "tasks/cancel"))
-MAX_TASKS = 100
-"""Tasks kept per key: beyond this the oldest is forgotten (its upstream keeps it until its ttl)."""
-NOT_FOUND = "Failed to retrieve task: Task not found"
-EARLY = 32
-"""Status notifications of tasks not known yet that are kept: an upstream may send the first before its answer."""
-
-
-@dataclass(eq=False, slots=True)
-class RelayedTask:
-    """One task a client created through the hub."""
-
-    hub_id: str
-    owner: Hashable
-    server: Upstream
-    """The configured upstream (its shared session)."""
-    upstream: Upstream
-    """The upstream session it runs on: `server`, or the creating client's own session of it (`per_client`)."""
-    session: object
-    """That upstream's `ClientSession` when the task was created: after a reconnect the task is gone."""
-    upstream_id: str
-    connection: Connection | None
-    """The client session its status notifications go to."""
-    expires: float = math.inf
-
-
-class TaskRelay:
-    """The tasks clients created through one hub, by hub id and by upstream id."""
-
-    def __init__(self) -> None:
-        self._tasks: dict[str, RelayedTask] = {}
-        self._upstream_ids: dict[tuple[Upstream, str], RelayedTask] = {}
-        self._early: deque[tuple[Upstream, types.TaskStatusNotificationParams]] = deque(maxlen=EARLY)
-
-    def add(self, owner: Hashable, server: Upstream, upstream: Upstream, session: object, task: Mapping[str, Any],
-            connection: Connection | None) -> RelayedTask:  # fmt: skip
-        ttl = task.get("ttl")
-        expires = anyio.current_time() + ttl / 1000 if isinstance(ttl, int | float) else math.inf
-        entry = RelayedTask(secrets.token_urlsafe(16), owner, server, upstream, session, str(task["taskId"]),
-                            connection, expires)  # fmt: skip
-        self._tasks[entry.hub_id] = entry
-        self._upstream_ids[(upstream, entry.upstream_id)] = entry
-        mine = self.of(owner)
-        for old in mine[: max(0, len(mine) - MAX_TASKS)]:
-            self.forget(old)
-        return entry
-
-    def forget(self, entry: RelayedTask) -> None:
-        self._tasks.pop(entry.hub_id, None)
-        if self._upstream_ids.get((entry.upstream, entry.upstream_id)) is entry:
-            del self._upstream_ids[(entry.upstream, entry.upstream_id)]
-
-    def of(self, owner: Hashable) -> list[RelayedTask]:
-        """`owner`'s live tasks, oldest first; expired ones are forgotten."""
-        now = anyio.current_time()
-        for entry in [e for e in self._tasks.values() if e.expires <= now]:
-            self.forget(entry)
-        return [e for e in self._tasks.values() if e.owner == owner]
-
-    def find(self, task_id: Any, owner: Hashable) -> RelayedTask:
-        """`owner`'s task `task_id`.
-
-        Raises:
-            MCPError: INVALID_PARAMS when there is no such task of `owner` (or it expired).
-        """
-        entry = self._tasks.get(task_id) if isinstance(task_id, str) else None
-        if entry is None or entry.owner != owner or entry.expires <= anyio.current_time():
-            raise MCPError(code=types.INVALID_PARAMS, message=NOT_FOUND)
-        return entry
-
-    async def status(self, upstream: Upstream, params: types.TaskStatusNotificationParams) -> None:
-        """An upstream's `notifications/tasks/status`: to the client session that created the task, with its id."""
-        entry = self._upstream_ids.get((upstream, params.task_id))
-        if entry is None:
-            self._early.append((upstream, params))
-        else:
-            await self._notify(entry, params)
-
-    async def replay(self, entry: RelayedTask) -> None:
-        """The status notifications of `entry` that came before the hub knew the task."""
-        early = [p for u, p in self._early if u is entry.upstream and p.task_id == entry.upstream_id]
-        for params in early:
-            await self._notify(entry, params)
-
-    async def _notify(self, entry: RelayedTask, params: types.TaskStatusNotificationParams) -> None:
-        if entry.connection is None:
-            return
-        payload = params.model_dump(by_alias=True, mode="json", exclude_unset=True)
-        payload.pop("_meta", None)
-        payload["taskId"] = entry.hub_id
-        with anyio.move_on_after(SEND_TIMEOUT):
-            try:
-                await entry.connection.notify(STATUS, payload)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                entry.connection = None  # the client's session ended; polling still works from another
 
 
 def outward(entry: RelayedTask, result: dict[str, Any]) -> dict[str, Any]:
@@ -165,11 +65,31 @@ def outward(entry: RelayedTask, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def noted(entry: RelayedTask, method: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's answer about `entry`, its status noted; a result names its task (the spec's MUST) even if the
+    upstream's does not."""
+    if method != "tasks/result":
+        entry.status = answer.get("status", entry.status)
+        return answer
+    entry.status = "completed"  # or failed: ended either way
+    meta = answer.get("_meta")
+    return {**answer, "_meta": {**(meta if isinstance(meta, dict) else {}), RELATED: {"taskId": entry.hub_id}}}
+
+
 async def send(upstream: Upstream, method: str, params: dict[str, Any], timeout: float,
                caller: Caller | None) -> dict[str, Any]:  # fmt: skip
     """One raw request on `upstream`'s session, routing its requests to `caller` meanwhile (as `Upstream` does)."""
     forward = upstream._send  # pyright: ignore[reportPrivateUsage]
     return await forward(lambda s: raw(s, method, params, timeout), timeout, caller)
+
+
+async def cancel_task(upstream: Upstream, task_id: str) -> None:
+    """Best effort: a task the hub cannot keep is cancelled on the upstream, not left running there unseen."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_TIMEOUT):
+        try:
+            await send(upstream, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT, None)
+        except Exception as exc:  # the task expires with its ttl anyway
+            logger.info("MCP server %s: cancelling task %s failed: %s", upstream.name, task_id, exc)
 
 
 def advertise(result: HandlerResult) -> HandlerResult:
@@ -182,23 +102,12 @@ def advertise(result: HandlerResult) -> HandlerResult:
     return result
 
 
-_RELAYS: weakref.WeakKeyDictionary[McpHub, TaskRelay] = weakref.WeakKeyDictionary()
-
-
-def relay_of(hub: McpHub) -> TaskRelay:
-    """The hub's task relay: one per hub, so every endpoint and transport it serves finds the same tasks."""
-    relay = _RELAYS.get(hub)
-    if relay is None:
-        relay = _RELAYS[hub] = TaskRelay()
-    return relay
-
-
 class TaskPassThrough:
     """A `Server.middleware` that passes task requests through to the upstreams (module docstring)."""
 
     def __init__(self, hub: McpHub, view: str | None, principal: Callable[[Ctx], Principal]) -> None:
         self.hub = hub
-        self.relay = relay_of(hub)
+        self.relay = hub.sessions.tasks
         self.view = view
         self._principal = principal
 
@@ -206,9 +115,9 @@ class TaskPassThrough:
         if ctx.method == "initialize":
             return advertise(await call_next(ctx))
         params = ctx.params or {}
-        if ctx.protocol_version not in TASK_VERSIONS:
-            return await call_next(ctx)
-        if ctx.method == "tools/call" and isinstance(params.get("task"), dict):
+        if ctx.protocol_version not in TASK_VERSIONS or not connection_of(ctx).initialize_accepted:
+            return await call_next(ctx)  # the SDK refuses a request before `initialize`
+        if ctx.method == "tools/call" and params.get("task") is not None:
             return await self._create(ctx, params)
         if ctx.method in TASK_METHODS:
             return await self._on_task(ctx, params)
@@ -220,6 +129,8 @@ class TaskPassThrough:
         name, arguments = params.get("name"), params.get("arguments")
         if not isinstance(name, str) or not isinstance(arguments, dict | None):
             raise MCPError(code=types.INVALID_PARAMS, message="Invalid tools/call params.")
+        ttl = requested_ttl(params["task"])
+        self.relay.room(_owner(principal))
         caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
         try:
             info = self.hub.resolve(name, principal, self.view)
@@ -227,17 +138,26 @@ class TaskPassThrough:
             check_arguments(arguments, upstream.spec.max_message_bytes, name)  # pyright: ignore[reportUnknownArgumentType]
             if not supports_tasks(info.tool) or not _runs_tasks(upstream):
                 raise MCPError(code=types.METHOD_NOT_FOUND, message=f"Tool {name!r} cannot be called as a task.")
-            forwarded = {"name": info.original_name, "arguments": arguments or {}, "task": params["task"]}
+            forwarded = {"name": info.original_name, "arguments": arguments or {}, "task": {"ttl": ttl}}
             async with self.hub.sessions.using(upstream, caller) as target:
                 session = target.session()
-                send_status_to(target, functools.partial(self.relay.status, target))
+                send_status_to(target, self.relay.status)
                 created = await send(target, "tools/call", forwarded, upstream.spec.call_timeout, caller)
+                return await self._keep(ctx, principal, upstream, target, session, created)
         except McpHubError as exc:
             raise _error(exc) from None
+
+    async def _keep(self, ctx: Ctx, principal: Principal, upstream: Upstream, target: Upstream, session: object,
+                    created: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """The upstream's answer to a task call, its task kept under a hub id (or cancelled if it cannot be)."""
         task = created.get("task")
         if not isinstance(task, dict) or not isinstance(task.get("taskId"), str):
             return created  # the upstream answered the call itself, as a receiver may
-        entry = self.relay.add(_owner(principal), upstream, target, session, task, connection_of(ctx))  # pyright: ignore[reportUnknownArgumentType]
+        try:
+            entry = self.relay.add(_owner(principal), upstream, target, session, task, connection_of(ctx))  # pyright: ignore[reportUnknownArgumentType]
+        except BaseException:
+            await cancel_task(target, str(task["taskId"]))  # pyright: ignore[reportUnknownArgumentType]
+            raise
         await self.relay.replay(entry)
         return outward(entry, created)
 
@@ -250,8 +170,8 @@ class TaskPassThrough:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid cursor: {params['cursor']!r}")
             return {"tasks": await self._list(owner, caller)}
         entry = self.relay.find(params.get("taskId"), owner)
-        caller = TaskCaller(ctx, principal, self.hub.log_levels, entry)
-        return outward(entry, await self._ask(entry, ctx.method, caller))
+        caller = TaskCaller(ctx, principal, self.hub.log_levels, entry, ctx.method == "tasks/result")
+        return outward(entry, noted(entry, ctx.method, await self._ask(entry, ctx.method, caller)))
 
     def _reachable(self, entry: RelayedTask, caller: DownstreamCaller) -> bool:
         """Whether `caller` reaches `entry`'s upstream session: a client's own session (`per_client`) only from the
@@ -300,7 +220,7 @@ class TaskPassThrough:
 
         async def get(entry: RelayedTask) -> None:
             try:
-                task = outward(entry, await self._ask(entry, "tasks/get", caller))
+                task = outward(entry, noted(entry, "tasks/get", await self._ask(entry, "tasks/get", caller)))
             except MCPError as exc:
                 if exc.error.code == types.INVALID_PARAMS:
                     self.relay.forget(entry)
@@ -318,9 +238,12 @@ class TaskCaller(DownstreamCaller):
     """The client asking about a task: the upstream's requests for the task (e.g. an elicitation while the client
     waits in `tasks/result`) reach it with the hub's task id in their `related-task` metadata."""
 
-    def __init__(self, ctx: Ctx, principal: Principal, levels: LogLevels, entry: RelayedTask) -> None:
+    def __init__(self, ctx: Ctx, principal: Principal, levels: LogLevels, entry: RelayedTask, waits: bool) -> None:
         super().__init__(ctx, principal, levels)
         self.entry = entry
+        self.upstream_task = entry.upstream_id if waits else None
+        """The upstream's id of the task when this caller waits on it (`tasks/result`): requests and logs the
+        upstream tags with that task go to this caller only (`hub.mcp.routing`)."""
 
     async def sample(self, params: types.CreateMessageRequestParams) -> Any:
         return await super().sample(self._renamed(params))

@@ -26,8 +26,10 @@ logger = logging.getLogger("toolhub.mcp")
 
 CANCEL_TIMEOUT = 2.0
 STATUS = "notifications/tasks/status"
-StatusSink = Callable[[types.TaskStatusNotificationParams], Awaitable[None]]
-_SINKS: weakref.WeakKeyDictionary[object, StatusSink] = weakref.WeakKeyDictionary()
+StatusSink = Callable[[Any, types.TaskStatusNotificationParams], Awaitable[None]]
+"""Takes the upstream the notification came from, and its params."""
+_SINKS: weakref.WeakKeyDictionary[object, weakref.WeakMethod[StatusSink]] = weakref.WeakKeyDictionary()
+"""Weak both ways: a sink (a hub's task relay) is kept by its hub, and keeps no upstream or hub alive from here."""
 
 
 def requires_task(tool: types.Tool | None) -> bool:
@@ -85,13 +87,15 @@ def status_binding(upstream: object) -> NotificationBinding[types.TaskStatusNoti
     dropped without a binding) go to the sink `send_status_to` set for `upstream`, if any."""
 
     async def deliver(params: types.TaskStatusNotificationParams) -> None:
-        sink = _SINKS.get(upstream)
+        ref = _SINKS.get(upstream)
+        sink = ref() if ref is not None else None
         if sink is not None:
-            await sink(params)
+            await sink(upstream, params)
 
     return NotificationBinding(method=STATUS, params_type=types.TaskStatusNotificationParams, handler=deliver)
 
 
 def send_status_to(upstream: object, sink: StatusSink) -> None:
-    """Deliver `upstream`'s task status notifications to `sink` (`hub.mcp.task_relay`: to the tasks' clients)."""
-    _SINKS[upstream] = sink
+    """Deliver `upstream`'s task status notifications to `sink`, a bound method (`hub.mcp.task_store`: to the tasks'
+    clients), held weakly."""
+    _SINKS[upstream] = weakref.WeakMethod(sink)
