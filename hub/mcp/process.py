@@ -48,8 +48,8 @@ FIRST_LOOK = 0.1
 """Seconds for the look at whether the group is still there once the leader had its `EXIT_GRACE`; a look that takes
 longer (a busy thread pool, a slow /proc) counts as "still there": the group is sent SIGTERM."""
 STOP_BUDGET = 1.5
-"""The longest a stop can take: `EXIT_GRACE + FIRST_LOOK + TERM_GRACE + REAP_WAIT`, plus the pipe writer's flush (at
-most 0.1 s). Each look at the group is bounded, and a /proc scan still running when its bound ends is abandoned."""
+"""The longest a stop can take: `EXIT_GRACE + FIRST_LOOK + TERM_GRACE + REAP_WAIT`. Each look at the group is
+bounded, and a /proc scan still running when its bound ends is abandoned."""
 _POLL = 0.01
 _PROC = Path("/proc")
 

@@ -1,0 +1,66 @@
+"""Calls to a streamable HTTP upstream reuse their connections, also when it answers with event streams."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp.server import Server, ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from hub.accounts.auth import MASTER
+from hub.config import parse_config
+from hub.mcp.hub import McpHub
+from tests.mcp.conftest import text_of
+from tests.support.servers import serve_app
+
+pytestmark = pytest.mark.anyio
+CALLS = 10
+
+
+def echo_upstream(json_response: bool, ports: list[int]) -> Starlette:
+    """A streamable HTTP MCP server with an `echo` tool; the client port of every POST is appended to `ports`."""
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="echo", input_schema={"type": "object"})])
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        return types.CallToolResult(content=[types.TextContent(type="text", text=str(params.arguments))])
+
+    server = Server("echo-http", on_list_tools=list_tools, on_call_tool=call_tool)
+    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
+
+    class Endpoint:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["method"] == "POST" and scope.get("client"):
+                ports.append(scope["client"][1])
+            await manager.handle_request(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    return Starlette(routes=[Route("/mcp", Endpoint())], lifespan=lifespan)
+
+
+@pytest.mark.parametrize("json_response", [False, True], ids=["event-stream", "json"])
+async def test_sequential_calls_to_an_http_upstream_reuse_connections(json_response: bool) -> None:
+    ports: list[int] = []
+    with serve_app(echo_upstream(json_response, ports)) as upstream:
+        config = parse_config({"mcp_servers": {"web": {"url": f"{upstream}/mcp", "transport": "http"}}}, {})
+        hub = McpHub(config.mcp_servers)
+        async with hub.running():
+            assert await hub.wait_ready()
+            del ports[:]
+            results = [await hub.call_tool("web__echo", {"n": n}, MASTER) for n in range(CALLS)]
+    assert [text_of(r) for r in results] == [str({"n": n}) for n in range(CALLS)]
+    assert len(ports) == CALLS
+    # Each answered event stream closed its connection before: one new connection per call.
+    assert len(set(ports)) <= CALLS // 2, ports
