@@ -30,7 +30,9 @@ from hub.state import HubState, authenticate, hub_state
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
-_BATCH = 2048
+_BATCH = 256
+"""Records held until they are applied (or `/metrics` is scraped). Each keeps its request's strings alive: at 2,048
+they were about 1 MB of a worker's RSS, growing with every request until a scrape (bench/rss.py, issue 17)."""
 _SYNC_SECONDS = 1.0
 
 
