@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -192,9 +193,12 @@ def test_a_scan_while_a_process_opens_its_journal_never_takes_its_lock(
     """Another process's scan runs at the worst moment (just before this one locks): the lock survives, and once this
     process dies its segment is found and replayed."""
     live, scanner = Journal(tmp_path, "aaaa", "scope"), Journal(tmp_path, "bbbb", "scope")
-    real_flock, found = fcntl.flock, []
+    real_flock, found, test_thread = fcntl.flock, [], threading.get_ident()
 
     def flock_after_a_scan(fd: int, operation: int) -> None:
+        if threading.get_ident() != test_thread:  # fcntl.flock is the process's: session fixtures' hubs lock too
+            real_flock(fd, operation)
+            return
         monkeypatch.setattr(journal_module.fcntl, "flock", real_flock)  # once
         found.append([boot for boot, _ in scanner.orphans()])
         real_flock(fd, operation)
