@@ -36,7 +36,7 @@ from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
 from hub.mcp.notify import connection_of
 from hub.mcp.routing import Caller
-from hub.mcp.task_store import NOT_FOUND, RelayedTask, requested_ttl
+from hub.mcp.task_store import NOT_FOUND, RelayedTask, kept_ttl, requested_ttl
 from hub.mcp.tasks import CANCEL_TIMEOUT, raw, send_status_to, supports_tasks
 from hub.mcp.upstream import Upstream
 
@@ -159,7 +159,7 @@ class TaskPassThrough:
             await cancel_task(target, str(task["taskId"]))  # pyright: ignore[reportUnknownArgumentType]
             raise
         await self.relay.replay(entry)
-        return outward(entry, created)
+        return outward(entry, {**created, "task": {**task, "ttl": kept_ttl(task.get("ttl"))}})  # pyright: ignore[reportUnknownMemberType]
 
     async def _on_task(self, ctx: Ctx, params: Mapping[str, Any]) -> dict[str, Any]:
         principal = self._principal(ctx)

@@ -2,7 +2,7 @@
 
 Limits: `MAX_TASKS` per key and `MAX_TOTAL` in all; at a limit, the oldest task known to have ended makes room,
 else a new task is refused. No task lives longer than `MAX_TTL_MS` here: the hub asks the upstream for at most that,
-and reads the ttl the upstream answers defensively (finite, at least 0, at most that). A task is detached from its
+and reads the ttl the upstream answers defensively (`kept_ttl`). A task is detached from its
 client session when that ends, and forgotten when it ran on that session's own upstream session (`per_client`).
 """
 
@@ -75,11 +75,12 @@ def requested_ttl(task: Any) -> int:
     return MAX_TTL_MS if ttl is None else min(ttl, MAX_TTL_MS)
 
 
-def lifetime(ttl: Any) -> float:
-    """Seconds to keep a task whose upstream answered `ttl` (ms): finite, at least 0, at most `MAX_TTL_MS`."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or math.isnan(ttl):
-        return MAX_TTL_MS / 1000
-    return min(max(float(ttl), 0.0), MAX_TTL_MS) / 1000
+def kept_ttl(ttl: Any) -> int:
+    """The ttl (ms) the hub keeps a task for whose upstream answered `ttl`: at most `MAX_TTL_MS`, which is also what
+    a ttl that is no number of at least 0 (null, negative, NaN) counts as, since the hub asked for no more."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 0:
+        return MAX_TTL_MS
+    return math.ceil(min(ttl, MAX_TTL_MS))
 
 
 class TaskRelay:
@@ -110,7 +111,7 @@ class TaskRelay:
             connection: Connection | None) -> RelayedTask:  # fmt: skip
         """Keep a task the upstream created (`room` first)."""
         self.room(owner)
-        expires = anyio.current_time() + lifetime(task.get("ttl"))
+        expires = anyio.current_time() + kept_ttl(task.get("ttl")) / 1000
         entry = RelayedTask(secrets.token_urlsafe(16), owner, server, upstream, session, str(task["taskId"]),
                             connection, expires, str(task.get("status", "working")))  # fmt: skip
         self._tasks[entry.hub_id] = entry

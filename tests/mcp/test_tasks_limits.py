@@ -1,0 +1,154 @@
+"""Task pass-through limits and lifetimes (hub.mcp.task_store), against tests/mcp/servers/task_server.py: status
+routing after an upstream restart, the per-key cap, the client's and the upstream's ttl, requests before
+`initialize`, the related-task of a result, and what a task keeps alive once its client session or hub ended."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from hub.mcp.task_store import MAX_TASKS, MAX_TTL_MS
+from tests.mcp.conftest import children_matching, eventually, hub_of, keyed_hub_app, running, script_server
+from tests.mcp.stdio_peer import stdio_peer, write_config
+from tests.mcp.test_tasks_passthrough import KEYS, TASKS, client, statuses
+
+pytestmark = pytest.mark.anyio
+RELATED = "io.modelcontextprotocol/related-task"
+
+
+def task_server(*args: str, **options: Any) -> dict[str, Any]:
+    return script_server("task_server.py", *args, **options)
+
+
+async def test_a_status_of_a_new_task_after_an_upstream_restart_does_not_reach_a_stale_entry() -> None:
+    marker = uuid.uuid4().hex
+    app = keyed_hub_app({"raw": task_server(marker)}, KEYS)
+    with running(app) as base:
+        url = f"{base}/mcp"
+        async with client(url) as a, client(url, "sk-b") as b, anyio.create_task_group() as tg:
+            await a.open({"tasks": TASKS})
+            await b.open({"tasks": TASKS})
+            await tg.start(a.listen)
+            await a.result("tools/call", {"name": "raw__job", "arguments": {"who": "A"}, "task": {}})
+            upstream = hub_of(app).upstreams["raw"]
+            session = upstream.session()
+            for pid in children_matching(marker):
+                os.kill(pid, signal.SIGKILL)
+            eventually(lambda: upstream.healthy and upstream.session() is not session, what="restart")
+            await b.result("tools/call", {"name": "raw__needs", "arguments": {"who": "B"}})  # the hub runs B's task
+            await a.result("tools/call", {"name": "raw__job", "arguments": {"who": "A2"}, "task": {}})
+            with anyio.fail_after(20):  # A2's status comes after B's on the upstream's pipe
+                while "STATUS OF A2's TASK" not in messages(a):  # noqa: ASYNC110 - the GET stream's collector appends
+                    await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    assert messages(a) == ["STATUS OF A's TASK", "STATUS OF A2's TASK"]
+
+
+def messages(session: Any) -> list[str]:
+    return [n["params"].get("statusMessage") for n in statuses(session)]
+
+
+async def test_a_key_at_its_task_cap_is_refused_until_one_of_its_tasks_ended() -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a, client(f"{base}/mcp", "sk-b") as b:
+            await a.open({"tasks": TASKS})
+            await b.open({"tasks": TASKS})
+            call = {"name": "raw__job", "arguments": {}, "task": {}}
+            ids = [(await a.result("tools/call", call))["task"]["taskId"] for _ in range(MAX_TASKS)]
+            refused = await a.request("tools/call", call)
+            other_key = await b.result("tools/call", call)
+            await a.result("tasks/result", {"taskId": ids[3]})
+            again = await a.result("tools/call", call)
+            listed = [t["taskId"] for t in (await a.result("tasks/list"))["tasks"]]
+    assert refused["error"]["code"] == -32600, refused
+    assert "task" in other_key
+    assert "task" in again
+    assert ids[3] not in listed  # the ended one made room
+    assert len(listed) == MAX_TASKS
+
+
+@pytest.mark.parametrize("task", [{"ttl": "x"}, {"ttl": -5}, {"ttl": 1.5}, "x", [1]])
+async def test_invalid_task_params_are_invalid_params_from_the_hub(task: Any) -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            answer = await a.request("tools/call", {"name": "raw__job", "arguments": {}, "task": task})
+            listed = await a.result("tasks/list")
+    assert answer["error"]["code"] == -32602, answer
+    assert listed["tasks"] == []
+
+
+@pytest.mark.parametrize("ttl", [10**400, None])
+async def test_a_huge_or_null_ttl_is_asked_of_the_upstream_as_the_hubs_maximum(ttl: int | None) -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            created = await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {"ttl": ttl}})
+    assert created["task"]["ttl"] == MAX_TTL_MS  # the server echoes the ttl it was asked for
+
+
+@pytest.mark.parametrize("echoed", [str(10**400), "-1000", "null"])
+async def test_a_task_whose_upstream_answers_a_huge_negative_or_null_ttl_is_kept(echoed: str) -> None:
+    with running(keyed_hub_app({"raw": task_server(f"--ttl={echoed}")}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            created = await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {"ttl": 1000}})
+            got = await a.result("tasks/get", {"taskId": created["task"]["taskId"]})
+    assert got["taskId"] == created["task"]["taskId"]
+    assert created["task"]["ttl"] == MAX_TTL_MS  # what the hub keeps it for
+
+
+async def test_a_result_names_its_task_even_when_the_upstreams_does_not() -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            created = await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+            result = await a.result("tasks/result", {"taskId": created["task"]["taskId"]})
+    assert result["content"][0]["text"] == "done"
+    assert result["_meta"][RELATED] == {"taskId": created["task"]["taskId"]}
+
+
+def test_task_requests_before_initialize_are_refused_on_toolhub_stdio(tmp_path: Path) -> None:
+    with stdio_peer(write_config(tmp_path, {"raw": task_server()})) as peer:
+        listed = peer.answer(peer.request("tasks/list"))
+        call = {"name": "raw__job", "arguments": {}, "task": {}}
+        created = peer.answer(peer.request("tools/call", call))
+    assert "error" in listed, listed
+    assert "error" in created, created
+
+
+async def test_tasks_keep_neither_an_ended_clients_own_upstream_session_nor_a_stopped_hub_alive() -> None:
+    kept, own, stopped = await tasks_of_an_ended_session()
+    for _ in range(5):  # bounded: the closed session's tasks end in the background
+        gc.collect()
+        await anyio.sleep(0.1)
+    assert kept == []
+    assert own() is None
+    assert stopped() is None
+
+
+async def tasks_of_an_ended_session() -> tuple[list[Any], weakref.ref[Any], weakref.ref[Any]]:
+    """A per_client task's key's tasks once its client session ended, that session's own upstream and the hub (a
+    task of another session is left in it), the hub stopped."""
+    app = keyed_hub_app({"raw": task_server(session="per_client")}, KEYS)
+    with running(app) as base:
+        hub = hub_of(app)
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+            own = weakref.ref(next(iter(hub.sessions._open.values())).upstream)  # pyright: ignore[reportPrivateUsage]
+            await a.http.delete(a.url, headers=a.headers())  # ends the client's MCP session
+        eventually(lambda: not hub.sessions._open, what="the client's own session closed")  # pyright: ignore[reportPrivateUsage]
+        kept = hub.sessions.tasks.of(("a", False))
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+        return kept, own, weakref.ref(hub)
