@@ -2,8 +2,9 @@
 
 Tools: `job` (taskSupport optional) and `needs` (required) create a task (ids "t1", "t2"... in each process, so a
 restarted server reuses them), after sending a status notification "STATUS OF <who>'s TASK" (`who` is an
-argument); the task's ttl is the client's (or `--ttl=N`, any JSON number). `wait` answers after 3 s; `cancels` answers how many `tasks/cancel` it received. `tasks/result` answers a
-result without `_meta`. Flags (any order, other words are ignored, e.g. a marker to find the process by):
+argument); the task's ttl is the client's (or `--ttl=N`, any JSON number). `wait` answers after 3 s; `cancels`
+answers how many `tasks/cancel` it received. `tasks/result` answers a result without `_meta`. Flags (any order,
+other words are ignored, e.g. a marker to find the process by):
 - `--ask`: 1 s after creating a task, a log message and an elicitation tagged with its related-task metadata.
 - `--notasks`: no tasks capability (the tools still say taskSupport optional).
 """
