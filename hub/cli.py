@@ -150,13 +150,14 @@ def _sockets(args: argparse.Namespace, config: Config) -> tuple[list[socket.sock
 
 def _own_listener(config: Config, registry: str) -> tuple[socket.socket, Config]:
     """A worker's own socket (served with the shared one, closed with it) and the config that advertises it in place
-    of `replica_url`: in Redis at `replica_url`'s address when the server has both, so other replicas and workers
-    reach this worker itself; else on 127.0.0.1 in the workers' directory `registry`, for the other workers.
+    of `replica_url`: in Redis at `replica_url`'s address when the server has both (and a master key, which signs
+    the registry), so other replicas and workers reach this worker itself; else on 127.0.0.1 in the workers'
+    directory `registry`, for the other workers.
 
     Raises:
         ConfigError: `replica_url`'s address is not this machine's (`_serve_workers` checks it first).
     """
-    redis = bool(config.redis_url and config.replica_url)
+    redis = bool(config.redis_url and config.replica_url and config.master_key)  # the Redis registry is signed
     own, url = _worker_listener(config, config.replica_url if redis else None)
     return own, dataclasses.replace(config, worker_url=url, worker_registry=None if redis else registry)
 

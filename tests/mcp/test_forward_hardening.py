@@ -5,6 +5,7 @@ if it were complete. The fake owner is a raw socket server, so the test sees exa
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import tempfile
 import threading
@@ -115,6 +116,17 @@ async def test_entries_verify_for_their_own_id_and_secret_only() -> None:
 async def test_without_a_master_key_nothing_is_forwarded_through_redis() -> None:
     async with replica_forwarding(redis_url(), "http://127.0.0.1:4000", None, master_key=None) as forwarder:
         assert forwarder is None
+
+
+async def test_workers_without_a_master_key_forward_between_themselves_and_say_replicas_need_affinity(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "toolhub.mcp")
+    url = "http://127.0.0.1:4001"
+    async with replica_forwarding(redis_url(), url, str(tmp_path), master_key=None) as forwarder:
+        assert isinstance(forwarder, Forwarder) and isinstance(forwarder.registry, WorkerRegistry)
+    mine = [r.getMessage() for r in caplog.records if r.thread == threading.get_ident()]
+    assert any("between this server's workers only" in m and "master_key" in m for m in mine), mine
 
 
 class FlakyRedis(DictRedis):

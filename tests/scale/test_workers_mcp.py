@@ -38,14 +38,15 @@ LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 @contextlib.contextmanager
 def toolhub(
-    tmp_path: Path, name: str, *, workers: int, redis: bool, advertise: bool
+    tmp_path: Path, name: str, *, workers: int, redis: bool, advertise: bool, master: bool = True
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`toolhub serve` on an inherited loopback socket, with `workers` processes and the everything server over
     stdio; `advertise` sets `replica_url` to that socket's URL. Yields (base URL, process) once every worker is
     ready."""
     with inherited_socket() as (sock, port):
         url = f"http://127.0.0.1:{port}"
-        general: dict[str, Any] = {"master_key": MASTER, "database_url": f"sqlite:///{tmp_path}/{name}.db"}
+        general: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path}/{name}.db"}
+        general |= {"master_key": MASTER} if master else {}
         general |= {"redis_url": redis_url()} if redis else {}
         general |= {"replica_url": url} if advertise else {}
         config = tmp_path / f"{name}.yaml"
@@ -112,6 +113,12 @@ def _everything() -> None:
 
 def test_sessions_work_whichever_worker_each_request_reaches_with_redis(tmp_path: Path) -> None:
     with toolhub(tmp_path, "a", workers=2, redis=True, advertise=True) as (url, _):
+        results = sessions_through(url)
+    assert_every_session_worked_on_both_workers(results)
+
+
+def test_without_a_master_key_to_sign_the_redis_registry_workers_forward_between_themselves(tmp_path: Path) -> None:
+    with toolhub(tmp_path, "a", workers=2, redis=True, advertise=True, master=False) as (url, _):
         results = sessions_through(url)
     assert_every_session_worked_on_both_workers(results)
 

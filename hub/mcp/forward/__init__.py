@@ -50,6 +50,11 @@ async def replica_forwarding(
     key derived from `master_key` (without one, no forwarding through Redis). Yields None when none applies (each
     replica then needs sticky sessions, as before)."""
     if replica_url and worker_registry:
+        if redis_url and not master_key:  # replicas, probably: the workers forward between themselves only
+            logger.warning(
+                "MCP sessions are forwarded between this server's workers only (no general_settings.master_key, "
+                "which signs the Redis registry): /mcp needs affinity across replicas"
+            )
         async with _forwarding(WorkerRegistry(worker_registry, new_replica_id(), replica_url)) as forwarder:
             yield forwarder
         return
