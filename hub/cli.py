@@ -121,12 +121,13 @@ class _AbsentFramework(types.ModuleType):
     def __init__(self, name: str) -> None:
         super().__init__(name, "placeholder: toolhub serve does not load the MCP SDK's server framework")
         self.__spec__ = ModuleSpec(name, None, origin=f"placeholder set by {__name__}.keep_out_mcp_server_framework")
+        self.__file__ = f"<placeholder set by {__name__}.keep_out_mcp_server_framework>"
         self.MCPServer = _no_mcp_server(name)
 
     def __getattr__(self, name: str) -> object:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise ImportError(f"{self.__name__}.{name}: {_KEPT_OUT}; the MCP SDK needs more of it than the name MCPServer")
+        """AttributeError, so `hasattr`, `getattr(..., default)` and pickle's module scan work as for any module;
+        `from mcp.server.mcpserver import X` turns it into an ImportError naming `__file__`, hence this function."""
+        raise AttributeError(f"{self.__name__}.{name}: {_KEPT_OUT}")
 
 
 def _no_mcp_server(module: str) -> type:
