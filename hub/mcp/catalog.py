@@ -28,7 +28,7 @@ from typing import Any
 import mcp_types as types
 
 from hub.accounts.auth import Principal
-from hub.mcp.tasks import without_task_requirement
+from hub.mcp.tasks import without_task_requirement, without_task_support
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_NAME = 64
@@ -105,6 +105,9 @@ class Listing:
     prompts: Sequence[types.Prompt] = ()
     allowed_tools: Sequence[str] | None = None
     disallowed_tools: Sequence[str] | None = None
+    tasks: bool = True
+    """Whether the server runs task-augmented `tools/call` (`hub.mcp.tasks.runs_tasks`): if not, no tool is listed
+    with `taskSupport`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,5 +262,6 @@ def _natural(listing: Listing, original: str, separator: str, prefixed: bool) ->
 def _tool_info(listing: Listing, tool: types.Tool, name: str, separator: str) -> ToolInfo:
     qualified = exposed_name(listing.prefix, tool.name, separator)
     meta = {**(tool.meta or {}), META_ORIGINAL_NAME: tool.name, META_SERVER: listing.server}
-    exposed = without_task_requirement(tool).model_copy(update={"name": name, "meta": meta})
+    shown = without_task_requirement(tool) if listing.tasks else without_task_support(tool)
+    exposed = shown.model_copy(update={"name": name, "meta": meta})
     return ToolInfo(name, listing.server, tool.name, qualified, tool.description, tool.input_schema, exposed)

@@ -37,7 +37,7 @@ from hub.mcp.levels import LogLevels
 from hub.mcp.notify import connection_of
 from hub.mcp.routing import Caller
 from hub.mcp.task_store import NOT_FOUND, RelayedTask, kept_ttl, requested_ttl
-from hub.mcp.tasks import CANCEL_TIMEOUT, raw, send_status_to, supports_tasks
+from hub.mcp.tasks import CANCEL_TIMEOUT, raw, runs_tasks, send_status_to, supports_tasks
 from hub.mcp.upstream import Upstream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -136,7 +136,7 @@ class TaskPassThrough:
             info = self.hub.resolve(name, principal, self.view)
             upstream = self.hub.upstreams[info.server]
             check_arguments(arguments, upstream.spec.max_message_bytes, name)  # pyright: ignore[reportUnknownArgumentType]
-            if not supports_tasks(info.tool) or not _runs_tasks(upstream):
+            if not supports_tasks(info.tool) or not runs_tasks(upstream.capabilities):
                 raise MCPError(code=types.METHOD_NOT_FOUND, message=f"Tool {name!r} cannot be called as a task.")
             forwarded = {"name": info.original_name, "arguments": arguments or {}, "task": {"ttl": ttl}}
             async with self.hub.sessions.using(upstream, caller) as target:
@@ -262,16 +262,6 @@ class TaskCaller(DownstreamCaller):
 
 def _owner(principal: Principal) -> Hashable:
     return principal.key_id, principal.is_master
-
-
-def _runs_tasks(upstream: Upstream) -> bool:
-    tasks = upstream.capabilities.tasks
-    return (
-        tasks is not None
-        and tasks.requests is not None
-        and tasks.requests.tools is not None
-        and (tasks.requests.tools.call is not None)
-    )
 
 
 def _error(exc: McpHubError) -> MCPError:

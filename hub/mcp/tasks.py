@@ -44,6 +44,19 @@ def without_task_requirement(tool: types.Tool) -> types.Tool:
     return tool.model_copy(update={"execution": tool.execution.model_copy(update={"task_support": "optional"})})
 
 
+def without_task_support(tool: types.Tool) -> types.Tool:
+    """The tool of an upstream that cannot run tasks for `tools/call`: whatever it says, it is not called as a task."""
+    if tool.execution is None or tool.execution.task_support is None:
+        return tool
+    return tool.model_copy(update={"execution": tool.execution.model_copy(update={"task_support": None})})
+
+
+def runs_tasks(capabilities: types.ServerCapabilities) -> bool:
+    """Whether a server with `capabilities` runs task-augmented `tools/call` (`tasks.requests.tools.call`)."""
+    requests = capabilities.tasks.requests if capabilities.tasks is not None else None
+    return requests is not None and requests.tools is not None and requests.tools.call is not None
+
+
 def supports_tasks(tool: types.Tool) -> bool:
     """Whether a client may call the exposed tool as a task (its upstream runs tasks for it)."""
     return tool.execution is not None and tool.execution.task_support == "optional"

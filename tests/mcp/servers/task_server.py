@@ -2,22 +2,28 @@
 
 Tools: `job` (taskSupport optional) and `needs` (required) create a task (ids "t1", "t2"... in each process, so a
 restarted server reuses them), after sending a status notification "STATUS OF <who>'s TASK" (`who` is an
-argument); the task's ttl is the client's (or `--ttl=N`, any JSON number). `wait` answers after 3 s; `cancels`
-answers how many `tasks/cancel` it received. `tasks/result` answers a result without `_meta`. Flags (any order,
-other words are ignored, e.g. a marker to find the process by):
-- `--ask`: 1 s after creating a task, a log message and an elicitation tagged with its related-task metadata.
-- `--notasks`: no tasks capability (the tools still say taskSupport optional).
+argument); the task's ttl is the client's (or `--ttl=N`, any JSON number). `wait` answers once an elicitation was
+answered (30 s at most); `cancels`
+answers how many `tasks/cancel` it received; `poke` asks for the latest task at once (below) and answers what it was
+told. `tasks/result` answers a result without `_meta`; with `--ask`, it first asks for its task and answers what it
+was told. To ask for a task is to send a log message "LOG OF THE TASK" and an elicitation "SECRET OF THE TASK",
+both tagged with the task's related-task metadata, and wait (30 s at most) for the elicitation's answer.
+`--notasks`: no tasks capability (the tools still say taskSupport optional). Other words in argv are ignored (e.g. a
+marker to find the process by).
 """
 
 import json
 import sys
 import threading
-import time
+from collections.abc import Callable
 
 lock = threading.Lock()
 NOW = "2026-01-01T00:00:00Z"
 cancels = 0
 created = 0
+asked: dict[str, tuple[threading.Event, list]] = {}
+"""Elicitations sent, by id: set with the answer once it arrives."""
+answered = threading.Event()
 
 
 def write(message: dict) -> None:
@@ -30,30 +36,32 @@ def answer(request_id: object, result: dict) -> None:
     write({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
+def text(request_id: object, said: str) -> None:
+    answer(request_id, {"content": [{"type": "text", "text": said}]})
+
+
 def task(task_id: str, status: str = "working") -> dict:
-    return {
-        "taskId": task_id,
-        "status": status,
-        "createdAt": NOW,
-        "lastUpdatedAt": NOW,
-        "ttl": 60000,
-        "pollInterval": 500,
-    }
+    times = {"createdAt": NOW, "lastUpdatedAt": NOW}
+    return {"taskId": task_id, "status": status, "ttl": 60000, "pollInterval": 500} | times
 
 
-def ask_later(task_id: str) -> None:
-    time.sleep(1.0)
+def ask(task_id: str) -> str:
+    """The answer to an elicitation for `task_id` (JSON), after its log message."""
     related = {"io.modelcontextprotocol/related-task": {"taskId": task_id}}
     log = {"level": "error", "data": "LOG OF THE TASK", "_meta": related}
     write({"jsonrpc": "2.0", "method": "notifications/message", "params": log})
+    done, found = threading.Event(), []
+    elicitation_id = f"e{len(asked) + 1}"
+    asked[elicitation_id] = (done, found)
     schema = {"type": "object", "properties": {"reply": {"type": "string"}}}
     params = {"message": "SECRET OF THE TASK", "requestedSchema": schema, "_meta": related}
-    write({"jsonrpc": "2.0", "id": "e1", "method": "elicitation/create", "params": params})
+    write({"jsonrpc": "2.0", "id": elicitation_id, "method": "elicitation/create", "params": params})
+    done.wait(30)
+    return json.dumps(found[0] if found else None)
 
 
-def later(request_id: object) -> None:
-    time.sleep(3)
-    answer(request_id, {"content": [{"type": "text", "text": "waited"}]})
+def later(request_id: object, work: Callable[[], object]) -> None:
+    threading.Thread(target=lambda: text(request_id, str(work())), daemon=True).start()
 
 
 def capabilities() -> dict:
@@ -62,12 +70,11 @@ def capabilities() -> dict:
 
 
 def tools() -> list:
-    execution = {"execution": {"taskSupport": "optional"}}
+    plain = [{"name": name, "inputSchema": {"type": "object"}} for name in ("wait", "cancels", "poke")]
     return [
-        {"name": "job", "inputSchema": {"type": "object"}} | execution,
+        {"name": "job", "inputSchema": {"type": "object"}, "execution": {"taskSupport": "optional"}},
         {"name": "needs", "inputSchema": {"type": "object"}, "execution": {"taskSupport": "required"}},
-        {"name": "wait", "inputSchema": {"type": "object"}},
-        {"name": "cancels", "inputSchema": {"type": "object"}},
+        *plain,
     ]
 
 
@@ -80,13 +87,28 @@ def create(request_id: object, params: dict) -> None:
            "params": task(task_id) | {"statusMessage": f"STATUS OF {who}'s TASK"}})  # fmt: skip
     ttl = next((json.loads(a[6:]) for a in sys.argv if a.startswith("--ttl=")), (params.get("task") or {}).get("ttl"))
     answer(request_id, {"task": task(task_id) | {"ttl": ttl}})
-    if "--ask" in sys.argv:
-        threading.Thread(target=ask_later, args=(task_id,), daemon=True).start()
+
+
+def call(request_id: object, params: dict) -> None:
+    name = params.get("name")
+    if name in ("job", "needs"):
+        create(request_id, params)
+    elif name == "wait":
+        later(request_id, lambda: answered.wait(30) and "waited")
+    elif name == "poke":
+        later(request_id, lambda: ask(f"t{created}"))
+    else:
+        text(request_id, str(cancels))
 
 
 def handle(message: dict) -> None:
     global cancels
     method, request_id, params = message.get("method"), message.get("id"), message.get("params") or {}
+    if method is None and request_id in asked:  # an answer to an elicitation
+        done, found = asked[request_id]
+        found.append(message.get("result") or message.get("error"))
+        done.set()
+        answered.set()
     if method is None or request_id is None:
         return
     if method == "initialize":
@@ -94,19 +116,17 @@ def handle(message: dict) -> None:
                             "capabilities": capabilities()})  # fmt: skip
     elif method == "tools/list":
         answer(request_id, {"tools": tools()})
-    elif method == "tools/call" and params.get("name") in ("job", "needs"):
-        create(request_id, params)
-    elif method == "tools/call" and params.get("name") == "wait":
-        threading.Thread(target=later, args=(request_id,), daemon=True).start()
     elif method == "tools/call":
-        answer(request_id, {"content": [{"type": "text", "text": str(cancels)}]})
+        call(request_id, params)
     elif method == "tasks/get":
         answer(request_id, task(params.get("taskId", "?"), "input_required"))
     elif method == "tasks/cancel":
         cancels += 1
         answer(request_id, task(params.get("taskId", "?"), "cancelled"))
+    elif method == "tasks/result" and "--ask" in sys.argv:
+        later(request_id, lambda: ask(params.get("taskId", "?")))
     elif method == "tasks/result":
-        answer(request_id, {"content": [{"type": "text", "text": "done"}]})
+        text(request_id, "done")
     else:
         answer(request_id, {})
 
