@@ -113,7 +113,8 @@ class TaskPassThrough:
 
     async def __call__(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
         if ctx.method == "initialize":
-            return advertise(await call_next(ctx))
+            result = await call_next(ctx)
+            return advertise(result) if self._offers_tasks() else result
         params = ctx.params or {}
         if ctx.protocol_version not in TASK_VERSIONS or not connection_of(ctx).initialize_accepted:
             return await call_next(ctx)  # the SDK refuses a request before `initialize`
@@ -122,6 +123,12 @@ class TaskPassThrough:
         if ctx.method in TASK_METHODS:
             return await self._on_task(ctx, params)
         return await call_next(ctx)
+
+    def _offers_tasks(self) -> bool:
+        """Whether the endpoint's servers may run tasks: any on `/mcp`; on `/mcp/<server>`, whether that one does
+        (as connected now)."""
+        upstream = self.hub.upstreams.get(self.view) if self.view is not None else None
+        return self.view is None or (upstream is not None and runs_tasks(upstream.capabilities))
 
     async def _create(self, ctx: Ctx, params: Mapping[str, Any]) -> dict[str, Any]:
         """A task-augmented `tools/call`: the task is created on the tool's upstream, under a hub id."""

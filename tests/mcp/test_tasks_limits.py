@@ -116,6 +116,14 @@ async def test_a_result_names_its_task_even_when_the_upstreams_does_not() -> Non
     assert result["_meta"][RELATED] == {"taskId": created["task"]["taskId"]}
 
 
+@pytest.mark.parametrize(("flag", "offered"), [("--notasks", False), ("--tasks", True)])
+async def test_a_servers_own_endpoint_offers_tasks_only_when_that_server_runs_them(flag: str, offered: bool) -> None:
+    with running(keyed_hub_app({"raw": task_server(flag)}, KEYS)) as base:
+        async with client(f"{base}/mcp/raw") as a:
+            capabilities = await a.open({"tasks": TASKS})
+    assert ("tasks" in capabilities) is offered
+
+
 def test_task_requests_before_initialize_are_refused_on_toolhub_stdio(tmp_path: Path) -> None:
     with stdio_peer(write_config(tmp_path, {"raw": task_server()})) as peer:
         listed = peer.answer(peer.request("tasks/list"))
