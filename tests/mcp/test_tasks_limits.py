@@ -9,6 +9,7 @@ import os
 import signal
 import uuid
 import weakref
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,28 @@ async def test_a_key_at_its_task_cap_is_refused_until_one_of_its_tasks_ended() -
     assert "task" in again
     assert ids[3] not in listed  # the ended one made room
     assert len(listed) == MAX_TASKS
+
+
+async def test_a_task_the_hub_cannot_keep_is_cancelled_on_the_upstream() -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a, client(f"{base}/mcp") as a2:
+            await a.open({"tasks": TASKS})
+            await a2.open({"tasks": TASKS})
+            for _ in range(MAX_TASKS - 1):
+                await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+            held = {"name": "raw__job", "arguments": {"hold": 2}, "task": {}}
+            answers: list[dict[str, Any]] = []
+            async with anyio.create_task_group() as tg:  # both pass the cap's check; the upstream answers both
+                for session in (a, a2):
+                    tg.start_soon(lambda s=session: collect(answers, s.request("tools/call", held)))
+            cancels = await a.result("tools/call", {"name": "raw__cancels", "arguments": {}})
+    assert sorted("result" in answer for answer in answers) == [False, True]
+    assert next(answer for answer in answers if "error" in answer)["error"]["code"] == -32600
+    assert cancels["content"][0]["text"] == "1"
+
+
+async def collect(answers: list[dict[str, Any]], request: Awaitable[dict[str, Any]]) -> None:
+    answers.append(await request)
 
 
 @pytest.mark.parametrize("task", [{"ttl": "x"}, {"ttl": -5}, {"ttl": 1.5}, "x", [1]])

@@ -2,8 +2,8 @@
 
 Tools: `job` (taskSupport optional) and `needs` (required) create a task (ids "t1", "t2"... in each process, so a
 restarted server reuses them), after sending a status notification "STATUS OF <who>'s TASK" (`who` is an
-argument); the task's ttl is the client's (or `--ttl=N`, any JSON number). `wait` answers once an elicitation was
-answered (30 s at most); `cancels`
+argument; with `hold: N` the answer waits until N such calls arrived, 30 s at most); the task's ttl is the
+client's (or `--ttl=N`, any JSON number). `wait` answers once an elicitation was answered (30 s at most); `cancels`
 answers how many `tasks/cancel` it received; `poke` asks for the latest task at once (below) and answers what it was
 told. `tasks/result` answers a result without `_meta`; with `--ask`, it first asks for its task and answers what it
 was told. To ask for a task is to send a log message "LOG OF THE TASK" and an elicitation "SECRET OF THE TASK",
@@ -24,6 +24,8 @@ created = 0
 asked: dict[str, tuple[threading.Event, list]] = {}
 """Elicitations sent, by id: set with the answer once it arrives."""
 answered = threading.Event()
+holding = threading.Condition()
+held = 0
 
 
 def write(message: dict) -> None:
@@ -89,9 +91,21 @@ def create(request_id: object, params: dict) -> None:
     answer(request_id, {"task": task(task_id) | {"ttl": ttl}})
 
 
+def create_held(request_id: object, params: dict, hold: int) -> None:
+    """`create`, once `hold` such calls arrived (30 s at most)."""
+    global held
+    with holding:
+        held += 1
+        holding.notify_all()
+        holding.wait_for(lambda: held >= hold, 30)
+    create(request_id, params)
+
+
 def call(request_id: object, params: dict) -> None:
-    name = params.get("name")
-    if name in ("job", "needs"):
+    name, hold = params.get("name"), (params.get("arguments") or {}).get("hold")
+    if name in ("job", "needs") and hold:
+        threading.Thread(target=create_held, args=(request_id, params, hold), daemon=True).start()
+    elif name in ("job", "needs"):
         create(request_id, params)
     elif name == "wait":
         later(request_id, lambda: answered.wait(30) and "waited")
