@@ -6,11 +6,13 @@ the event stream of one upstream request (streamable HTTP answers a POST on its 
 related to it there) is handled in that request's context: it goes to that call's downstream caller, exactly.
 
 Stdio and legacy SSE upstreams send their requests on one shared channel with no link to a call. Then a request
-goes to the call named by its `_meta.progressToken`, when that is one of the hub's; else only when every call in
-flight on the session comes from one downstream session. A call without a downstream (the tool loop, REST, the
-hub's own re-listing) has no one to ask, so while one is in flight nothing is routed. Otherwise sampling,
-elicitation and roots are refused with a JSON-RPC error and log messages stay in the hub's own log (debug level):
-never delivered to another session.
+or log tagged with a task (`_meta` "io.modelcontextprotocol/related-task") goes only to the call waiting on that
+task (`tasks/result`, whose caller names it as `upstream_task`), and is refused when there is none: a task's input
+is never guessed. Otherwise a request goes to the call named by its `_meta.progressToken`, when that is one of the
+hub's; else only when every call in flight on the session comes from one downstream session. A call without a
+downstream (the tool loop, REST, the hub's own re-listing) has no one to ask, so while one is in flight nothing is
+routed. Otherwise sampling, elicitation and roots are refused with a JSON-RPC error and log messages stay in the
+hub's own log (debug level): never delivered to another session.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ class Call:
     caller: Caller | None
     progress_token: Any = None
     """The `progressToken` the hub sent with the request, once the SDK assigned it."""
+    task: Any = None
+    """The upstream task this call waits on, when the hub runs a task-required tool itself (hub/mcp/tasks.py)."""
 
+
+RELATED = "io.modelcontextprotocol/related-task"
 
 CURRENT: contextvars.ContextVar[Call | None] = contextvars.ContextVar("toolhub_mcp_upstream_call", default=None)
 """The upstream request the running code (or the message being handled) belongs to."""
@@ -89,6 +95,9 @@ class Router:
         current = CURRENT.get()
         if current is not None and current.router is self:
             return current if current in self.calls else None
+        task = _related_task(meta)
+        if task is not None:
+            return next((call for call in self.calls if task in (call.task, _waited_task(call.caller))), None)
         token = _progress_token(meta)
         if token is not None:
             return next((call for call in self.calls if call.progress_token == token), None)
@@ -162,6 +171,17 @@ class TaggingWriteStream:
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _waited_task(caller: Caller | None) -> Any:
+    """The upstream task a downstream `tasks/result` waits on (hub/mcp/task_relay.py's TaskCaller), if any."""
+    return getattr(caller, "upstream_task", None)
+
+
+def _related_task(meta: Any) -> Any:
+    """The upstream task id a message's `_meta` ties it to, if any."""
+    related = meta.get(RELATED) if isinstance(meta, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return related.get("taskId") if isinstance(related, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 
 def _progress_token(meta: Any) -> Any:

@@ -22,6 +22,8 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.client import NotificationBinding
 
+from hub.mcp.routing import CURRENT
+
 logger = logging.getLogger("toolhub.mcp")
 
 CANCEL_TIMEOUT = 2.0
@@ -77,6 +79,9 @@ async def call_as_task(session: ClientSession, name: str, arguments: dict[str, A
     params = {"name": name, "arguments": arguments or {}, "task": {"ttl": int(timeout * 1000) + 60_000}}
     created = types.CreateTaskResult.model_validate(await raw(session, "tools/call", params, timeout))
     task_id = created.task.task_id
+    call = CURRENT.get()
+    if call is not None:  # the task's requests (an elicitation...) go to this call's client: hub/mcp/routing.py
+        call.task = task_id
     finished = False
     try:
         payload = await raw(session, "tasks/result", {"taskId": task_id}, timeout)

@@ -30,7 +30,7 @@ from hub.mcp.health import Status, describe, error_result, no_progress, session_
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
-from hub.mcp.tasks import call_as_task, requires_task, status_binding
+from hub.mcp.tasks import call_as_task, requires_task, runs_tasks, status_binding
 from hub.mcp.transports import open_transport
 
 logger = logging.getLogger("toolhub.mcp")
@@ -251,6 +251,7 @@ class Upstream:
             prompts,
             self.spec.allowed_tools,
             self.spec.disallowed_tools,
+            runs_tasks(caps),
         )
 
     async def _optional(self, fetch: Callable[[types.PaginatedRequestParams], Any], attr: str) -> list[Any]:
