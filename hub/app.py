@@ -18,10 +18,10 @@ from hub.accounts.auth import MasterKeyAuth
 from hub.cache.service import open_cache
 from hub.config import Config
 from hub.errors import HubError, NotFound, error_response, json_response
-from hub.gateway.chat import chat_completions
+from hub.gateway.chat import ChatEndpoint
 from hub.gateway.routing import ModelRouter
 from hub.health import liveliness, readiness
-from hub.middleware import ApiCORSMiddleware, CrashMiddleware, RequestIdMiddleware
+from hub.middleware import EdgeMiddleware
 from hub.ops import retention, tracing
 from hub.ops.access import AccessLogMiddleware, instrument
 from hub.ops.reload import reload_endpoint, reloading
@@ -119,8 +119,8 @@ def create_app(
     }
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/chat/completions", ChatEndpoint(), methods=["POST"]),  # ASGI: no second error layer
+            Route("/chat/completions", ChatEndpoint(), methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
@@ -134,9 +134,7 @@ def create_app(
         middleware=[
             *tracing.app_middleware(otel),  # outermost: the server span covers the whole request
             *([] if config.access_log == "off" else [Middleware(AccessLogMiddleware, mode=config.access_log)]),
-            Middleware(RequestIdMiddleware),
-            Middleware(ApiCORSMiddleware),
-            Middleware(CrashMiddleware),
+            Middleware(EdgeMiddleware),  # request id, CORS on the API paths, the last-resort 500 (one layer)
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

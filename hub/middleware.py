@@ -1,8 +1,7 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a memory stream per request).
 
-`EdgeMiddleware` is the request id, CORS for the OpenAI-compatible API and the last-resort 500 in one layer; the
-three classes after it are the same jobs one layer each (CrashMiddleware still guards inside CORSMiddleware for
-browser requests)."""
+`EdgeMiddleware` is the request id, CORS for the OpenAI-compatible API and the last-resort 500 in one layer;
+`CrashMiddleware` is the last of these alone, which it puts inside Starlette's CORSMiddleware for browser requests."""
 
 from __future__ import annotations
 
@@ -129,29 +128,6 @@ def _scan(headers: list[Header]) -> tuple[str, bool]:
     return new_request_id(), origin
 
 
-class RequestIdMiddleware:
-    """Takes a sane `x-request-id` from the client or makes one; echoes it on the response, keeps it in scope state."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _CLIENT_ID.match(candidate):
-                    rid = candidate
-                break
-        if not rid:
-            rid = new_request_id()
-        scope.setdefault("state", {})["request_id"] = rid
-        await self.app(scope, receive, functools.partial(_with_id, send, (b"x-request-id", rid.encode())))
-
-
 class CrashMiddleware:
     """The last resort: an unexpected exception becomes a logged 500 in OpenAI's shape, inside the request-id and
     CORS middleware (so the answer carries their headers) and without closing the client's connection."""
@@ -174,38 +150,6 @@ class CrashMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception:
             await _crashed(scope, send, started)
-
-
-class ApiCORSMiddleware:
-    """CORS for the OpenAI-compatible API only (browser chat apps call `/v1` directly), never for the MCP endpoints
-    or the admin endpoints (`/mcp`, `/sse`, `/key`, `/spend`, `/metrics`): a web page must not drive those."""
-
-    PREFIXES = API_PREFIXES
-
-    def __init__(self, app: ASGIApp) -> None:
-        from starlette.middleware.cors import CORSMiddleware
-
-        self.app = app
-        self.cors = CORSMiddleware(
-            app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"], expose_headers=["x-request-id"]
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIXES):
-            await self.app(scope, receive, send)
-        elif any(name == b"origin" for name, _ in scope["headers"]):
-            await self.cors(scope, receive, send)
-        else:  # no browser: what CORSMiddleware adds then (`Vary: Origin`), without its header objects (~5 us)
-            await self.app(scope, receive, functools.partial(_vary_origin, send))
-
-
-async def _vary_origin(send: Send, message: Message) -> None:
-    """`send`, with `Origin` added to the response's `Vary` as CORSMiddleware does (one `vary` header, merged)."""
-    if message["type"] == "http.response.start":
-        headers: list[Header] = list(message.get("headers") or ())
-        _vary(headers)
-        message["headers"] = headers
-    await send(message)
 
 
 def _vary(headers: list[Header]) -> None:
