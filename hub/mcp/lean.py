@@ -104,8 +104,8 @@ class LeanTransport(StreamableHTTPServerTransport):
             self.interactive = any(capabilities.get(name) is not None for name in _ASKING)
         elif method == "logging/setLevel":
             self.interactive = True
-        if "id" not in message or self.mcp_session_id is None:
-            return False
+        if "id" not in message or self.mcp_session_id is None or not isinstance(method, str):
+            return False  # a method that is no string (a list is unhashable) is the SDK's to refuse
         if method in TASK_POLLS:
             return True
         if self.interactive:
