@@ -15,7 +15,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # fullmatch: "$" would let a final newline in
 _RANDOM_CLEAR = ~((0xF << 76) | (0x3 << 62))
 _V7_SET = (7 << 76) | (2 << 62)
 
@@ -123,7 +123,7 @@ def _scan(headers: list[Header]) -> tuple[str, bool]:
             client = value if client is None else client
         elif name == b"origin":
             origin = True
-    if client is not None and _CLIENT_ID.match(candidate := client.decode("latin-1")):
+    if client is not None and _CLIENT_ID.fullmatch(candidate := client.decode("latin-1")):
         return candidate, origin
     return new_request_id(), origin
 
