@@ -22,13 +22,14 @@ import contextvars
 import logging
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import mcp_types as types
 from mcp.client._transport import WriteStream
 from mcp.client.session import ClientRequestContext
 from mcp.shared.message import SessionMessage
+
+from hub.mcp.streams import ClosingStream
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -148,7 +149,7 @@ class Router:
             logger.debug("MCP server %s [%s]: %s", self.server, params.level, params.data)
 
 
-class TaggingWriteStream:
+class TaggingWriteStream(ClosingStream):
     """Wraps a transport's write stream: notes the id (which the SDK also uses as the progress token) of the request
     each call sends, so a stdio request naming that token in its `_meta` finds its call."""
 
@@ -163,14 +164,6 @@ class TaggingWriteStream:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _waited_task(caller: Caller | None) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from types import TracebackType
 from typing import Any, Self
 
 import anyio
@@ -20,6 +19,8 @@ from mcp.shared.message import SessionMessage
 from mcp_types import methods
 from pydantic import ValidationError
 
+from hub.mcp.streams import ClosingStream
+
 logger = logging.getLogger("toolhub.mcp")
 
 _LISTS = {"tools": "tools/list", "prompts": "prompts/list", "resources": "resources/list",
@@ -28,7 +29,7 @@ _OPTIONAL = ("title", "description", "outputSchema", "annotations", "icons", "ex
              "mimeType", "size")  # fmt: skip
 
 
-class SanitizingReadStream:
+class SanitizingReadStream(ClosingStream):
     """Wraps a transport's read stream; `closed` is set once the upstream's stream ends."""
 
     def __init__(self, inner: ReadStream[SessionMessage | Exception], server: str) -> None:
@@ -63,14 +64,6 @@ class SanitizingReadStream:
     async def aclose(self) -> None:
         self.closed.set()
         await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def sanitize_listing(result: dict[str, Any], version: str, server: str) -> None:

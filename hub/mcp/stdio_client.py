@@ -25,7 +25,6 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self, TextIO
 
 import anyio
@@ -44,6 +43,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from hub.mcp import process as processes
+from hub.mcp.streams import ClosingStream
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -138,7 +138,7 @@ class LineSplitter:
         return skipped
 
 
-class _Pipes:
+class _Pipes(ClosingStream):
     """One upstream process's pipes, as the session's two streams, and the requests waiting for an answer.
 
     No task or memory stream stands between the session and the pipes (each hop cost an event-loop iteration or two
@@ -277,14 +277,6 @@ class _Pipes:
 
     async def aclose(self) -> None:
         """The session closes one of its streams: the read stream ends, or the write stream takes nothing more."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def shutdown(self, tg: TaskGroup) -> None:
         """The SDK's sequence: stop traffic, stop the process group, meanwhile reading what it still writes."""
