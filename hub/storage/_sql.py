@@ -24,14 +24,14 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS toolhub_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"""
 
 
-def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
+def insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
     params = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({params}){conflict}"
 
 
-INSERT_KEY = _insert("toolhub_keys", KEY_COLUMNS)
-INSERT_USAGE = _insert("toolhub_spend_logs", SPEND_COLUMNS, " ON CONFLICT (id) DO NOTHING")
-INSERT_TOOL_CALL = _insert("toolhub_tool_calls", TOOL_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+INSERT_KEY = insert("toolhub_keys", KEY_COLUMNS)
+INSERT_USAGE = insert("toolhub_spend_logs", SPEND_COLUMNS, " ON CONFLICT (id) DO NOTHING")
+INSERT_TOOL_CALL = insert("toolhub_tool_calls", TOOL_COLUMNS, " ON CONFLICT (id) DO NOTHING")
 SELECT_KEY = f"SELECT {', '.join(KEY_COLUMNS)} FROM toolhub_keys WHERE token_hash = $1"
 SELECT_KEY_BY_ALIAS = f"SELECT {', '.join(KEY_COLUMNS)} FROM toolhub_keys WHERE key_alias = $1"
 SPEND_SINCE = (  # the logs, plus the daily aggregates of logs past retention (a whole day counts if it overlaps)

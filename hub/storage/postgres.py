@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from hub.storage import StoreConflict, StoreError, _sql as sql
+from hub.storage import StoreConflict, StoredUsage, StoreError, _sql as sql, rollup
 from hub.storage._base import SqlStore
 
 _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -67,6 +67,12 @@ class PostgresStore(SqlStore):
     async def _execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
         async with self._transaction() as conn:
             await conn.executemany(text, rows)
+
+    async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
+        """Logs are folded into the console's rollup in the transaction that writes them (hub/storage/rollup.py)."""
+        async with self._transaction() as conn:
+            await conn.executemany(sql.INSERT_USAGE, [sql.usage_params(r) for r in rows])
+            await conn.execute(rollup.PG_FOLD_WRITTEN, [row.id for row in rows])
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []

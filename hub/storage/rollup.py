@@ -1,5 +1,10 @@
 """The spend rollup (migration 0007_console.sql): spend logs folded into hourly and daily buckets for the console.
 
+Logs are written folded: `write_usage` adds the rows it inserts to their buckets (`buckets`, summed in Python from
+the records in memory) in the insert's own transaction and stores them `rolled = 1`; on SQLite the INSERT's
+RETURNING names the rows inserted (an id stored before is skipped), on PostgreSQL `PG_FOLD_WRITTEN` marks and folds
+the batch's ids still unfolded. That cost ~10 us of a SQLite server's CPU per log less than a fold (bench/storage.py).
+The background fold remains for logs written unfolded (by an older Toolhub, or a replayed id already stored unfolded):
 A fold takes a bounded batch of logs not folded yet (`rolled = 0`, found through a partial index), adds them to
 their buckets and marks them, in one transaction: a log is counted in the rollup exactly once, whatever order
 processes and late writes (a spill file replayed after an outage) come in. Readers add the logs not folded yet to
@@ -16,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import anyio
 
+from hub.accounts.usage import UsageRecord
 from hub.storage import Store, StoreError, is_postgres
 
 logger = logging.getLogger("toolhub.rollup")
@@ -86,10 +93,41 @@ _SQLITE_FOLD = (
     + f" {_MERGE}"
 )
 _SQLITE_MARK = f"UPDATE toolhub_spend_logs SET rolled = 1 WHERE id IN ({_SQLITE_BATCH})"
+UPSERT = f"INSERT INTO toolhub_spend_rollup ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {_MERGE}"
+PG_FOLD_WRITTEN = (
+    "WITH marked AS (UPDATE toolhub_spend_logs SET rolled = 1 WHERE id = ANY($1::text[]) AND rolled = 0 "
+    "RETURNING created_at, key_hash, model_alias, status_code, cost, latency_ms), "
+    f"folded AS (INSERT INTO toolhub_spend_rollup ({_COLUMNS}) {_fold_select('marked', postgres=True)} {_MERGE}) "
+    "SELECT COUNT(*) AS n FROM marked"
+)
+"""The same on PostgreSQL, in one statement: the rows a concurrent fold locked are waited for, then skipped as
+folded (`rolled = 0` is checked again); the ORDER BY sorts every marked row before the first bucket is locked."""
 TRIM = (  # a day's rows per key stay: the Keys page reads whole days of spend from them (hub/storage/key_spend.py)
     "DELETE FROM toolhub_spend_rollup WHERE span = $1 AND bucket_start < $2 "
     "AND (span = 3600 OR (key_hash <> '*' AND model_alias <> '*'))"
 )
+
+
+def buckets(records: Iterable[UsageRecord]) -> list[list[Any]]:
+    """The rollup rows (`UPSERT`'s parameters) that folding these logs adds, as the fold's SQL sums them; in the
+    fold's order (one lock order)."""
+    groups: dict[tuple[str, str, int, int], list[float]] = {}
+    for r in records:
+        sums = groups.setdefault((r.key_id or "", r.model_alias, int(r.created_at // HOUR), int(r.created_at // DAY)),
+                                 [0, 0, 0.0, 0.0])  # fmt: skip
+        sums[0] += 1
+        sums[1] += r.status_code != 200
+        sums[2] += r.cost
+        sums[3] += r.latency_ms
+    rows: dict[tuple[int, str, str, int], list[float]] = {}
+    for (key, model, hour, day), sums in groups.items():
+        for span, k, m, start in ((HOUR, ALL, model, hour), (HOUR, key, ALL, hour), (HOUR, ALL, ALL, hour),
+                                  (DAY, key, model, day), (DAY, ALL, model, day), (DAY, key, ALL, day),
+                                  (DAY, ALL, ALL, day)):  # fmt: skip
+            total = rows.setdefault((span, k, m, start * span), [0, 0, 0.0, 0.0])
+            for i, value in enumerate(sums):
+                total[i] += value
+    return [[*bucket, *rows[bucket]] for bucket in sorted(rows)]
 
 
 async def fold(store: Store, limit: int) -> int:

@@ -19,17 +19,34 @@ from typing import Any
 import aiosqlite
 import anyio
 
-from hub.storage import StoreConflict, StoreError, _sql as sql
+from hub.storage import StoreConflict, StoredUsage, StoreError, _sql as sql, rollup
 from hub.storage._base import SqlStore
 
 _PARAM = re.compile(r"\$(\d+)")
 _VALUES = re.compile(r"VALUES \((\$\d+(?:, \$\d+)*)\)")
-_MAX_PARAMS = 999
-"""Parameters per statement: SQLite's historic limit (builds before 3.32), so a multi-row INSERT stays under it."""
+
+
+def _max_params() -> int:
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+_MAX_PARAMS = _max_params()
+"""Parameters per statement, this SQLite's limit (32,766 since 3.32; 999 before): a batch of 500 spend logs is one
+INSERT, one step of aiosqlite's thread (each costs both threads a wake-up)."""
 CACHE_KIB = 256
 """Page cache per connection. SQLite's default, 2,000 KiB, filled as the spend logs grew: a worker's RSS rose by
 about 3 MB (two connections) over its first few thousand requests (bench/rss.py). The writer appends and the reader
 looks up keys, so their hot pages are few; the rest is in the OS page cache, one `pread` away."""
+
+
+_INSERT_ROLLED = sql.insert("toolhub_spend_logs", (*sql.SPEND_COLUMNS, "rolled"),
+                            " ON CONFLICT (id) DO NOTHING RETURNING id")  # fmt: skip
+_ROWS = _MAX_PARAMS // (len(sql.SPEND_COLUMNS) + 1)
+
+
+def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    return [value for row in rows for value in row]
 
 
 def _q(text: str) -> str:
@@ -130,19 +147,37 @@ class SqliteStore(SqlStore):
             await conn.execute(_q(text), list(args))
 
     async def _execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Inserts go as multi-row statements, one SQLite step per up to 999 parameters (41 spend-log rows): under
+        """Inserts go as multi-row statements, one SQLite step per up to `_MAX_PARAMS` parameters: under
         load, storing usage row by row (`executemany`) cost the gateway about 0.07 ms of CPU per request, 50 rows at
         a time about 0.04 ms (measured with and without usage writes; the extra switching between aiosqlite's thread
         and the event loop per step is the likely cause, as the same inserts cost 8 us a row in a quiet process)."""
-        per = max(1, _MAX_PARAMS // len(rows[0])) if rows else 1
         async with self._transaction() as conn:
-            for start in range(0, len(rows), per):
-                chunk = rows[start : start + per]
-                statement = _multi_row(text, len(chunk))
-                if statement is None:
-                    await conn.executemany(_q(text), chunk)
-                else:
-                    await conn.execute(statement, [value for row in chunk for value in row])
+            await self._insert(conn, text, rows)
+
+    @staticmethod
+    async def _insert(conn: aiosqlite.Connection, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        per = max(1, _MAX_PARAMS // len(rows[0])) if rows else 1
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            statement = _multi_row(text, len(chunk))
+            if statement is None:
+                await conn.executemany(_q(text), chunk)
+            else:
+                await conn.execute(statement, _flat(chunk))
+
+    async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
+        """Logs are written folded into the console's rollup (hub/storage/rollup.py), in one transaction: the rows
+        inserted (RETURNING names them; an id stored before is skipped, so a replay counts nothing twice) are
+        summed here and added to their buckets, and never wait in the fold's queue."""
+        unique = list({row.id: row for row in rows}.values())
+        written: set[str] = set()
+        params = [[*sql.usage_params(r), 1] for r in unique]
+        async with self._transaction() as conn:
+            for start in range(0, len(params), _ROWS):
+                chunk = params[start : start + _ROWS]
+                statement = _multi_row(_INSERT_ROLLED, len(chunk)) or ""
+                written.update(row[0] for row in await conn.execute_fetchall(statement, _flat(chunk)))
+            await self._insert(conn, rollup.UPSERT, rollup.buckets(r.record for r in unique if r.id in written))
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []

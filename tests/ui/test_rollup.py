@@ -14,7 +14,7 @@ import pytest
 
 from hub.accounts.usage import UsageRecord
 from hub.state import HubState
-from hub.storage import Store, StoredUsage, rollup
+from hub.storage import Store, StoredUsage, _sql as sql, rollup
 from hub.storage.key_spend import last_moved_days_sql, spend_since_many, spend_since_many_sql
 from hub.storage.postgres import PostgresStore
 from hub.storage.retention import move_spend_logs
@@ -38,6 +38,11 @@ def _logs(count: int, seed: int, *, span: float = 29 * DAY) -> list[StoredUsage]
         provider="openai", status_code=rng.choice((200, 200, 200, 500)), stream=False,
         latency_ms=float(rng.randint(1, 900)), cost=rng.randint(1, 100) / 1000, created_at=NOW - rng.uniform(0, span)))
         for i in range(count)]  # fmt: skip
+
+
+async def _write_unfolded(store: Store, logs: list[StoredUsage]) -> None:
+    """Logs as an older Toolhub wrote them, left for the background fold (`write_usage` folds them as it writes)."""
+    await store.execute_many(sql.INSERT_USAGE, [sql.usage_params(log) for log in logs])
 
 
 def _expected_series(logs: list[StoredUsage], key: str | None, start: int, step: int) -> dict[int, tuple[int, int]]:
@@ -77,14 +82,14 @@ async def _check_everything(store: Store, logs: list[StoredUsage]) -> None:
 
 async def test_hours_and_days_agree_with_the_logs_before_between_and_after_folds(store: Store) -> None:
     logs = _logs(900, 1)
-    await store.write_usage(logs)
+    await _write_unfolded(store, logs)
     await _check_everything(store, logs)  # nothing folded: every answer comes from the logs
     assert await rollup.fold(store, 300) == 300
     await _check_everything(store, logs)  # a third folded
     assert await rollup.fold_all(store, pause=0) == 600
     await _check_everything(store, logs)
     late = _logs(50, 2)  # written late (a spill file replayed after an outage): old times, folded all the same
-    await store.write_usage(late)
+    await _write_unfolded(store, late)
     await _check_everything(store, logs + late)
     assert await rollup.fold_all(store, pause=0) == 50
     assert await rollup.fold_all(store, pause=0) == 0  # a log is folded once
@@ -93,7 +98,7 @@ async def test_hours_and_days_agree_with_the_logs_before_between_and_after_folds
 
 async def test_a_fold_sums_spend_and_latency_per_bucket(store: Store) -> None:
     logs = _logs(200, 3, span=2 * DAY)
-    await store.write_usage(logs)
+    await _write_unfolded(store, logs)
     await rollup.fold_all(store, pause=0)
     start = int(NOW - 2 * DAY) // DAY * DAY
     rows = await queries.series(store, None, start, DAY)
@@ -106,7 +111,7 @@ async def test_trim_drops_only_buckets_older_than_the_console_shows_but_each_key
     old = _logs(30, 4, span=1)
     for log in old:
         log.record.created_at -= 45 * DAY
-    await store.write_usage(old + _logs(30, 5, span=DAY))
+    await _write_unfolded(store, old + _logs(30, 5, span=DAY))
     await rollup.fold_all(store, pause=0)
     await rollup.trim(store, NOW)
     text = ("SELECT span, key_hash = '*' AS all_keys, model_alias = '*' AS all_models, MIN(bucket_start) AS oldest "
@@ -120,7 +125,7 @@ async def test_trim_drops_only_buckets_older_than_the_console_shows_but_each_key
 
 async def test_a_page_of_key_spends_equals_spend_since_key_by_key(store: Store) -> None:
     logs = _logs(400, 6)
-    await store.write_usage(logs)
+    await _write_unfolded(store, logs)
     since = {"ka": NOW - 40 * DAY, "kb": NOW - 5 * DAY - 7, "kc": NOW - 1, "nobody": 0.0, "ka2": 0.0}
     expected = {key: await store.spend_since(key, when) for key, when in since.items()}
     assert await spend_since_many(store, since) == pytest.approx(expected)  # nothing folded
@@ -135,10 +140,10 @@ async def test_key_spends_stay_equal_to_spend_since_when_retention_moves_logs(st
     """Retention moves logs into daily aggregates that the rollup may hold too: before B (the day after the last day
     moved) the aggregates count, from B the rollup, so no log counts twice or never."""
     logs = _logs(600, 7)
-    await store.write_usage(logs[:300])
+    await _write_unfolded(store, logs[:300])
     await move_spend_logs(store, NOW - 20 * DAY - 3600, 10_000)  # moved before any fold: in the aggregates only
     await rollup.fold_all(store, pause=0)
-    await store.write_usage(logs[300:])
+    await _write_unfolded(store, logs[300:])
     await rollup.fold(store, 100)
     await move_spend_logs(store, NOW - 10 * DAY - 7200, 10_000)  # folded ones too: in the rollup and the aggregates
     for when in (0.0, NOW - 25 * DAY, NOW - 20 * DAY, NOW - 15 * DAY + 5, NOW - 10 * DAY, NOW - 3 * DAY, NOW - 60):
@@ -177,7 +182,7 @@ async def test_postgres_console_queries_use_their_indexes(store: Store) -> None:
 
 async def test_the_console_extension_folds_new_logs_in_the_background(store: Store) -> None:
     logs = _logs(120, 8)
-    await store.write_usage(logs)
+    await _write_unfolded(store, logs)
     state = cast(HubState, SimpleNamespace(extras={"store": store}))
     count = "SELECT COUNT(*) AS n FROM toolhub_spend_logs WHERE rolled = 0"
     async with ui_extension(interval=0.01)(state):
@@ -224,7 +229,33 @@ async def test_a_postgres_fold_batch_never_sorts_the_unfolded_logs(store: Store)
     """Before `rolled` has statistics (just after the migration) a batch ordered by key once sorted every unfolded
     log, each time: over 10 s a batch with a million, so the fold never got through."""
     assert isinstance(store, PostgresStore)
-    await store.write_usage(_logs(3000, 9))
+    await _write_unfolded(store, _logs(3000, 9))
     async with store.pool.acquire() as conn:
         plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {rollup._PG_BATCH}", 5000))  # pyright: ignore[reportPrivateUsage]
     assert "toolhub_spend_unrolled" in plan and "Sort Key: toolhub_spend_logs" not in plan, plan
+
+
+async def test_logs_are_written_folded_and_a_replay_counts_nothing_twice(store: Store) -> None:
+    logs, old = _logs(700, 9), _logs(40, 10)
+    await _write_unfolded(store, old[:20])  # stored unfolded by an older writer, then replayed with the rest
+    await store.write_usage(logs + old + logs[:5])  # duplicates in one batch too
+    unfolded = "SELECT COUNT(*) AS n FROM toolhub_spend_logs WHERE rolled = 0"
+    assert int((await store.fetch(unfolded, []))[0]["n"]) <= 20  # only older logs wait for the background fold
+    await _check_everything(store, logs + old)
+    await store.write_usage(logs[100:300])  # a spill file replayed after the batch landed
+    await _check_everything(store, logs + old)
+    await rollup.fold_all(store, pause=0)
+    await _check_everything(store, logs + old)
+    rows = await queries.series(store, None, int(NOW - 30 * DAY) // DAY * DAY, DAY)
+    assert sum(float(r["spend"]) for r in rows) == pytest.approx(sum(log.record.cost for log in logs + old))
+
+
+async def test_buckets_match_what_the_fold_adds(store: Store) -> None:
+    logs = _logs(300, 11)
+    await _write_unfolded(store, logs)
+    await rollup.fold_all(store, pause=0)
+    text = f"SELECT {rollup._COLUMNS} FROM toolhub_spend_rollup ORDER BY span, key_hash, model_alias, bucket_start"  # pyright: ignore[reportPrivateUsage]
+    folded = [list(row) for row in await store.fetch(text, [])]
+    expected = rollup.buckets(log.record for log in logs)
+    assert [row[:6] for row in folded] == [row[:6] for row in expected]
+    assert [row[6:] for row in folded] == [pytest.approx(row[6:]) for row in expected]
