@@ -12,7 +12,7 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,12 @@ def _max_params() -> int:
 
 
 _MAX_PARAMS = _max_params()
-"""Parameters per statement, this SQLite's limit (32,766 since 3.32; 999 before): a batch of 500 spend logs is one
-INSERT, one step of aiosqlite's thread (each costs both threads a wake-up)."""
+"""Parameters per statement: this SQLite's limit (32,766 by default since 3.32, 250,000 in Debian's builds; 999
+before)."""
+_MOST_ROWS = 256
+"""Rows per multi-row statement. A statement is split into runs of 256, 128, ..., 1 rows (`_runs`): few steps of
+aiosqlite's thread (each wakes both threads), and few distinct statements in SQLite's cache of 128, each holding
+memory for its parameters: one statement per size from 1 to 500 rows grew a process by 136 MiB, the 9 sizes 1.7."""
 CACHE_KIB = 256
 """Page cache per connection. SQLite's default, 2,000 KiB, filled as the spend logs grew: a worker's RSS rose by
 about 3 MB (two connections) over its first few thousand requests (bench/rss.py). The writer appends and the reader
@@ -42,7 +46,16 @@ looks up keys, so their hot pages are few; the rest is in the OS page cache, one
 
 _INSERT_ROLLED = sql.insert("toolhub_spend_logs", (*sql.SPEND_COLUMNS, "rolled"),
                             " ON CONFLICT (id) DO NOTHING RETURNING id")  # fmt: skip
-_ROWS = _MAX_PARAMS // (len(sql.SPEND_COLUMNS) + 1)
+
+
+def _runs(rows: Sequence[Sequence[Any]]) -> Iterator[Sequence[Sequence[Any]]]:
+    """`rows` in runs whose lengths are powers of two, each within `_MAX_PARAMS` and `_MOST_ROWS`."""
+    most = min(_MOST_ROWS, max(1, _MAX_PARAMS // len(rows[0]))) if rows else 1
+    start = 0
+    while start < len(rows):
+        size = 1 << (min(most, len(rows) - start).bit_length() - 1)
+        yield rows[start : start + size]
+        start += size
 
 
 def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -156,9 +169,7 @@ class SqliteStore(SqlStore):
 
     @staticmethod
     async def _insert(conn: aiosqlite.Connection, text: str, rows: Sequence[Sequence[Any]]) -> None:
-        per = max(1, _MAX_PARAMS // len(rows[0])) if rows else 1
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
+        for chunk in _runs(rows):
             statement = _multi_row(text, len(chunk))
             if statement is None:
                 await conn.executemany(_q(text), chunk)
@@ -173,8 +184,7 @@ class SqliteStore(SqlStore):
         written: set[str] = set()
         params = [[*sql.usage_params(r), 1] for r in unique]
         async with self._transaction() as conn:
-            for start in range(0, len(params), _ROWS):
-                chunk = params[start : start + _ROWS]
+            for chunk in _runs(params):
                 statement = _multi_row(_INSERT_ROLLED, len(chunk)) or ""
                 written.update(row[0] for row in await conn.execute_fetchall(statement, _flat(chunk)))
             await self._insert(conn, rollup.UPSERT, rollup.buckets(r.record for r in unique if r.id in written))
