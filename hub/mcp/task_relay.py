@@ -22,11 +22,11 @@ ignored, the hub runs a task-required tool itself), as does a plain call of any 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import mcp_types as types
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
@@ -39,11 +39,9 @@ from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
 from hub.mcp.notify import connection_of
 from hub.mcp.routing import Caller
-from hub.mcp.task_store import NOT_FOUND, RelayedTask, kept_ttl, requested_ttl
-from hub.mcp.tasks import CANCEL_TIMEOUT, raw, runs_tasks, send_status_to, supports_tasks
-from hub.mcp.upstream import Upstream
-
-logger = logging.getLogger("toolhub.mcp")
+from hub.mcp.task_store import NOT_FOUND, RelayedTask, cancel_task, kept_ttl, requested_ttl, send
+from hub.mcp.tasks import CANCEL_TIMEOUT, runs_tasks, send_status_to, supports_tasks
+from hub.mcp.upstream import SEND_GRACE, Upstream
 
 Ctx = ServerRequestContext[Any, Any]
 _P = TypeVar("_P", types.CreateMessageRequestParams, types.ElicitRequestParams)
@@ -79,20 +77,27 @@ def noted(entry: RelayedTask, method: str, answer: dict[str, Any]) -> dict[str, 
     return {**answer, "_meta": {**(meta if isinstance(meta, dict) else {}), RELATED: {"taskId": entry.hub_id}}}
 
 
-async def send(upstream: Upstream, method: str, params: dict[str, Any], timeout: float,
-               caller: Caller | None) -> dict[str, Any]:  # fmt: skip
-    """One raw request on `upstream`'s session, routing its requests to `caller` meanwhile (as `Upstream` does)."""
-    forward = upstream._send  # pyright: ignore[reportPrivateUsage]
-    return await forward(lambda s: raw(s, method, params, timeout), timeout, caller)
+async def created_task(upstream: Upstream, params: dict[str, Any], timeout: float, caller: Caller) -> dict[str, Any]:
+    """The upstream's answer to a task-augmented `tools/call`, waited for (bounded) even when the client's request
+    is cancelled meanwhile: a task created then is cancelled on the upstream, not left running there uncounted.
 
-
-async def cancel_task(upstream: Upstream, task_id: str) -> None:
-    """Best effort: a task the hub cannot keep is cancelled on the upstream, not left running there unseen."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_TIMEOUT):
-        try:
-            await send(upstream, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT, None)
-        except Exception as exc:  # the task expires with its ttl anyway
-            logger.info("MCP server %s: cancelling task %s failed: %s", upstream.name, task_id, exc)
+    Raises:
+        MCPError: REQUEST_TIMEOUT when no answer came within the bound.
+    """
+    created: dict[str, Any] | None = None
+    with anyio.CancelScope(shield=True) as shield:
+        shield.deadline = anyio.current_time() + timeout + SEND_GRACE + CANCEL_TIMEOUT
+        created = await send(upstream, "tools/call", params, timeout, caller)
+    if created is None:
+        raise MCPError(code=types.REQUEST_TIMEOUT, message=f"No answer within {timeout:g} s.")
+    try:
+        await anyio.lowlevel.checkpoint()
+    except anyio.get_cancelled_exc_class():
+        task = created.get("task")
+        if isinstance(task, dict) and isinstance(task.get("taskId"), str):
+            await cancel_task(upstream, task["taskId"])  # pyright: ignore[reportUnknownArgumentType]
+        raise
+    return created
 
 
 def advertise(result: HandlerResult) -> HandlerResult:
@@ -140,7 +145,10 @@ class TaskPassThrough:
         if not isinstance(name, str) or not isinstance(arguments, dict | None):
             raise MCPError(code=types.INVALID_PARAMS, message="Invalid tools/call params.")
         ttl = requested_ttl(params["task"])
-        self.relay.room(_owner(principal))
+        try:
+            self.relay.room(_owner(principal), self.hub.upstreams)
+        finally:
+            await self.relay.cancel_expired()
         caller = DownstreamCaller(ctx, principal, self.hub.log_levels)
         try:
             info = self.hub.resolve(name, principal, self.view)
@@ -152,7 +160,7 @@ class TaskPassThrough:
             async with self.hub.sessions.using(upstream, caller) as target:
                 session = target.session()
                 send_status_to(target, self.relay.status)
-                created = await send(target, "tools/call", forwarded, upstream.spec.call_timeout, caller)
+                created = await created_task(target, forwarded, upstream.spec.call_timeout, caller)
                 return await self._keep(ctx, principal, upstream, target, session, created)
         except McpHubError as exc:
             raise _error(exc) from None
@@ -168,6 +176,8 @@ class TaskPassThrough:
         except BaseException:
             await cancel_task(target, str(task["taskId"]))  # pyright: ignore[reportUnknownArgumentType]
             raise
+        finally:
+            await self.relay.cancel_expired()
         await self.relay.replay(entry)
         return outward(entry, {**created, "task": {**task, "ttl": kept_ttl(task.get("ttl"))}})  # pyright: ignore[reportUnknownMemberType]
 
@@ -225,7 +235,8 @@ class TaskPassThrough:
     async def _list(self, owner: Hashable, caller: DownstreamCaller) -> list[dict[str, Any]]:
         """The state of each of `owner`'s tasks that `caller` reaches (`tasks/get` on their upstreams); a task they
         no longer know is forgotten."""
-        entries = [e for e in self.relay.of(owner) if self._reachable(e, caller)]
+        entries = [e for e in self.relay.of(owner, self.hub.upstreams) if self._reachable(e, caller)]
+        await self.relay.cancel_expired()
         found: dict[str, dict[str, Any]] = {}
 
         async def get(entry: RelayedTask) -> None:

@@ -1,15 +1,19 @@
 """The tasks clients created through one hub (`hub.mcp.task_relay`), kept on the hub's `ClientSessions`.
 
 Limits: `MAX_TASKS` per key and `MAX_TOTAL` in all; at a limit, the oldest task known to have ended makes room,
-else a new task is refused. No task lives longer than `MAX_TTL_MS` here: the hub asks the upstream for at most that,
-and reads the ttl the upstream answers defensively (`kept_ttl`). A task is detached from its
-client session when that ends, and forgotten when it ran on that session's own upstream session (`per_client`).
+else a new task is refused. A task the hub knows is lost (its upstream restarted or was removed) is forgotten and
+counts no more. A task is kept between `MIN_TTL_MS` and `MAX_TTL_MS` (the receiver chooses its ttl): the hub asks the
+upstream for that, and reads the ttl the upstream answers defensively (`kept_ttl`); one that expires before it ended
+is cancelled on its upstream (best effort). A task is detached from its client session when that ends, and forgotten
+when it ran on that session's own upstream session (`per_client`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
+import weakref
 from collections import deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -20,9 +24,13 @@ import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.shared.exceptions import MCPError
 
+from hub.mcp.errors import McpHubError
 from hub.mcp.notify import SEND_TIMEOUT
-from hub.mcp.tasks import STATUS
+from hub.mcp.routing import Caller
+from hub.mcp.tasks import CANCEL_TIMEOUT, STATUS, raw
 from hub.mcp.upstream import Upstream
+
+logger = logging.getLogger("toolhub.mcp")
 
 MAX_TASKS = 100
 """Tasks kept per key."""
@@ -30,6 +38,8 @@ MAX_TOTAL = 1000
 """Tasks kept in all."""
 MAX_TTL_MS = 86_400_000
 """The longest a task is kept (a day): a client's larger or null ttl is lowered to it."""
+MIN_TTL_MS = 60_000
+"""The shortest a task is kept (a minute): a smaller ttl would make a task unknown before its creator could ask."""
 ENDED = frozenset(("completed", "failed", "cancelled"))
 NOT_FOUND = "Failed to retrieve task: Task not found"
 EARLY = 32
@@ -72,15 +82,43 @@ def requested_ttl(task: Any) -> int:
         raise MCPError(code=types.INVALID_PARAMS, message="Invalid task params: expected {ttl?: integer}.") from None
     if ttl is not None and ttl < 0:
         raise MCPError(code=types.INVALID_PARAMS, message="Invalid task params: ttl must be at least 0.")
-    return MAX_TTL_MS if ttl is None else min(ttl, MAX_TTL_MS)
+    return MAX_TTL_MS if ttl is None else max(MIN_TTL_MS, min(ttl, MAX_TTL_MS))
 
 
 def kept_ttl(ttl: Any) -> int:
-    """The ttl (ms) the hub keeps a task for whose upstream answered `ttl`: at most `MAX_TTL_MS`, which is also what
-    a ttl that is no number of at least 0 (null, negative, NaN) counts as, since the hub asked for no more."""
+    """The ttl (ms) the hub keeps a task for whose upstream answered `ttl`: between `MIN_TTL_MS` and `MAX_TTL_MS`;
+    a ttl that is no number of at least 0 (null, negative, NaN) counts as the maximum, since the hub asked for no
+    more."""
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 0:
         return MAX_TTL_MS
-    return math.ceil(min(ttl, MAX_TTL_MS))
+    return max(MIN_TTL_MS, math.ceil(min(ttl, MAX_TTL_MS)))
+
+
+async def send(upstream: Upstream, method: str, params: dict[str, Any], timeout: float,
+               caller: Caller | None) -> dict[str, Any]:  # fmt: skip
+    """One raw request on `upstream`'s session, routing its requests to `caller` meanwhile (as `Upstream` does)."""
+    forward = upstream._send  # pyright: ignore[reportPrivateUsage]
+    return await forward(lambda s: raw(s, method, params, timeout), timeout, caller)
+
+
+async def cancel_task(upstream: Upstream, task_id: str) -> None:
+    """Best effort: a task the hub cannot keep is cancelled on the upstream, not left running there unseen."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_TIMEOUT):
+        try:
+            await send(upstream, "tasks/cancel", {"taskId": task_id}, CANCEL_TIMEOUT, None)
+        except Exception as exc:  # the task expires with its ttl anyway
+            logger.info("MCP server %s: cancelling task %s failed: %s", upstream.name, task_id, exc)
+
+
+def lost(entry: RelayedTask, servers: Mapping[str, Upstream] | None = None) -> bool:
+    """Whether `entry`'s task is known to be gone: its upstream session is another now (a restart), or its server was
+    removed or replaced (`servers`, the hub's). A server that is down now may come back: not known."""
+    if servers is not None and servers.get(entry.server.name) is not entry.server:
+        return True
+    try:
+        return entry.upstream.session() is not entry.session
+    except McpHubError:
+        return False
 
 
 class TaskRelay:
@@ -89,17 +127,21 @@ class TaskRelay:
     def __init__(self) -> None:
         self._tasks: dict[str, RelayedTask] = {}
         self._upstream_ids: dict[tuple[object, str], RelayedTask] = {}
-        self._early: deque[tuple[object, types.TaskStatusNotificationParams]] = deque(maxlen=EARLY)
+        self._early: deque[tuple[weakref.ref[object], types.TaskStatusNotificationParams]] = deque(maxlen=EARLY)
+        """By upstream session, held weakly: a closed session's are dropped."""
+        self._expired: list[RelayedTask] = []
+        """Tasks that expired before they ended, to be cancelled on their upstreams (`cancel_expired`)."""
         self._watched: set[Connection] = set()
 
-    def room(self, owner: Hashable) -> None:
+    def room(self, owner: Hashable, servers: Mapping[str, Upstream] | None = None) -> None:
         """Make room for one more task of `owner` (forgetting the oldest ended one at a limit).
 
         Raises:
             MCPError: INVALID_REQUEST when a limit is reached and none of the tasks it counts has ended.
         """
-        self.expire()
-        for counted, limit in ((self.of(owner), MAX_TASKS), (list(self._tasks.values()), MAX_TOTAL)):
+        self.expire(servers)
+        for per_key, limit in ((True, MAX_TASKS), (False, MAX_TOTAL)):
+            counted = [e for e in self._tasks.values() if not per_key or e.owner == owner]
             if len(counted) >= limit:
                 ended = next((e for e in counted if e.ended), None)
                 if ended is None:
@@ -125,14 +167,26 @@ class TaskRelay:
         if self._upstream_ids.get((entry.session, entry.upstream_id)) is entry:
             del self._upstream_ids[(entry.session, entry.upstream_id)]
 
-    def expire(self) -> None:
+    def expire(self, servers: Mapping[str, Upstream] | None = None) -> None:
+        """Forget the tasks that expired (those not ended are cancelled by `cancel_expired`) or are `lost`."""
         now = anyio.current_time()
-        for entry in [e for e in self._tasks.values() if e.expires <= now]:
-            self.forget(entry)
+        for entry in list(self._tasks.values()):
+            gone = lost(entry, servers)
+            if gone or entry.expires <= now:
+                self.forget(entry)
+            if not gone and entry.expires <= now and not entry.ended:
+                self._expired.append(entry)
 
-    def of(self, owner: Hashable) -> list[RelayedTask]:
-        """`owner`'s live tasks, oldest first; expired ones are forgotten."""
-        self.expire()
+    async def cancel_expired(self) -> None:
+        """Cancel the tasks that expired before they ended on their upstreams (best effort, at once)."""
+        expired, self._expired = self._expired, []
+        async with anyio.create_task_group() as tg:
+            for entry in expired:
+                tg.start_soon(cancel_task, entry.upstream, entry.upstream_id)
+
+    def of(self, owner: Hashable, servers: Mapping[str, Upstream] | None = None) -> list[RelayedTask]:
+        """`owner`'s live tasks, oldest first; expired and lost ones are forgotten."""
+        self.expire(servers)
         return [e for e in self._tasks.values() if e.owner == owner]
 
     def find(self, task_id: Any, owner: Hashable) -> RelayedTask:
@@ -153,14 +207,25 @@ class TaskRelay:
         session = upstream.session()
         entry = self._upstream_ids.get((session, params.task_id))
         if entry is None:
-            self._early.append((session, params))
+            self._keep_early(weakref.ref(session), params)
         else:
             entry.status = params.status
             await self._notify(entry, params)
 
+    def _keep_early(self, session: weakref.ref[object], params: types.TaskStatusNotificationParams) -> None:
+        self._early = deque(((s, p) for s, p in self._early if s() is not None), maxlen=EARLY)
+        self._early.append((session, params))
+
     async def replay(self, entry: RelayedTask) -> None:
-        """The status notifications of `entry` that came before the hub knew the task."""
-        early = [p for s, p in self._early if s is entry.session and p.task_id == entry.upstream_id]
+        """The status notifications of `entry` that came before the hub knew the task (no longer kept)."""
+        kept: deque[tuple[weakref.ref[object], types.TaskStatusNotificationParams]] = deque(maxlen=EARLY)
+        early: list[types.TaskStatusNotificationParams] = []
+        for session, params in self._early:
+            if session() is entry.session and params.task_id == entry.upstream_id:
+                early.append(params)
+            else:
+                kept.append((session, params))
+        self._early = kept
         for params in early:
             entry.status = params.status
             await self._notify(entry, params)

@@ -1,22 +1,27 @@
 """Task pass-through limits and lifetimes (hub.mcp.task_store), against tests/mcp/servers/task_server.py: status
-routing after an upstream restart, the per-key cap, the client's and the upstream's ttl, requests before
-`initialize`, the related-task of a result, and what a task keeps alive once its client session or hub ended."""
+routing after an upstream restart, the per-key cap and the tasks it no longer counts, the client's and the upstream's
+ttl, expiry, a cancelled create, requests before `initialize`, the related-task of a result, and what a task keeps
+alive once its client session or hub ended."""
 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import uuid
 import weakref
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import anyio
+import mcp_types as types
 import pytest
 
-from hub.mcp.task_store import MAX_TASKS, MAX_TTL_MS
+from hub.mcp.task_store import MAX_TASKS, MAX_TTL_MS, MIN_TTL_MS, TaskRelay
+from hub.mcp.upstream import Upstream
 from tests.mcp.conftest import children_matching, eventually, hub_of, keyed_hub_app, running, script_server
 from tests.mcp.stdio_peer import stdio_peer, write_config
 from tests.mcp.test_tasks_passthrough import KEYS, TASKS, client, statuses
@@ -183,3 +188,122 @@ async def tasks_of_an_ended_session() -> tuple[list[Any], weakref.ref[Any], weak
             await a.open({"tasks": TASKS})
             await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
         return kept, own, weakref.ref(hub)
+
+
+async def test_an_ended_clients_own_upstream_session_is_collectable_while_the_hub_runs() -> None:
+    app = keyed_hub_app({"raw": task_server(session="per_client")}, KEYS)
+    with running(app) as base:
+        hub = hub_of(app)
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+            await a.result("tools/call", {"name": "raw__needs", "arguments": {}})  # the hub's task: an unknown status
+            own = weakref.ref(next(iter(hub.sessions._open.values())).upstream)  # pyright: ignore[reportPrivateUsage]
+            await a.http.delete(a.url, headers=a.headers())
+        eventually(lambda: not hub.sessions._open, what="the client's own session closed")  # pyright: ignore[reportPrivateUsage]
+        assert await collected(own)
+
+
+async def collected(ref: weakref.ref[Any]) -> bool:
+    for _ in range(50):  # bounded: a closed session's child process and tasks end in the background
+        gc.collect()
+        if ref() is None:
+            return True
+        await anyio.sleep(0.2)
+    return False
+
+
+class _Session:
+    """An upstream session (weakly referable)."""
+
+
+async def test_a_status_that_came_before_its_task_is_replayed_once() -> None:
+    relay, session = TaskRelay(), _Session()
+    upstream = cast(Upstream, SimpleNamespace(healthy=True, session=lambda: session))
+    times = {"createdAt": "2026-01-01T00:00:00Z", "lastUpdatedAt": "2026-01-01T00:00:00Z", "ttl": 60_000}
+    params = types.TaskStatusNotificationParams.model_validate({"taskId": "t1", "status": "input_required"} | times)
+    await relay.status(upstream, params)
+    first = relay.add("a", upstream, upstream, session, {"taskId": "t1", "status": "working"}, None)
+    await relay.replay(first)
+    relay.forget(first)
+    again = relay.add("a", upstream, upstream, session, {"taskId": "t1", "status": "working"}, None)
+    await relay.replay(again)
+    assert (first.status, again.status) == ("input_required", "working")
+
+
+@pytest.mark.parametrize(("args", "ttl"), [((), 0), (("--ttl=0",), 1000)])
+async def test_a_task_with_a_ttl_of_0_from_the_client_or_the_upstream_is_kept_a_minute(
+    args: tuple[str, ...], ttl: int
+) -> None:
+    with running(keyed_hub_app({"raw": task_server(*args)}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            created = await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {"ttl": ttl}})
+            got = await a.request("tasks/get", {"taskId": created["task"]["taskId"]})
+    assert created["task"]["ttl"] == MIN_TTL_MS
+    assert got["result"]["taskId"] == created["task"]["taskId"], got
+
+
+async def test_a_task_that_expired_before_it_ended_is_cancelled_on_the_upstream() -> None:
+    app = keyed_hub_app({"raw": task_server()}, KEYS)
+    with running(app) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            for _ in range(2):
+                await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+            done, unfinished = hub_of(app).sessions.tasks.of(("a", False))
+            await a.result("tasks/result", {"taskId": done.hub_id})
+            done.expires = unfinished.expires = -math.inf
+            listed = await a.result("tasks/list")
+            cancels = await a.result("tools/call", {"name": "raw__cancels", "arguments": {}})
+    assert listed == {"tasks": []}
+    assert cancels["content"][0]["text"] == "1"  # the one that had not ended
+
+
+async def test_a_task_created_for_a_call_its_client_cancelled_is_cancelled_on_the_upstream() -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a, client(f"{base}/mcp") as a2:
+            await a.open({"tasks": TASKS})
+            await a2.open({"tasks": TASKS})
+            held = {"name": "raw__job", "arguments": {"hold": 2}, "task": {}}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(a.request, "tools/call", held)
+                await until_held(a2, 1)  # a's call waits on the upstream
+                cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": a.next_id}}
+                (await a.http.post(a.url, json=cancel, headers=a.headers())).raise_for_status()
+                await a2.result("tools/call", held)  # the upstream creates both tasks now
+            cancels = await a2.result("tools/call", {"name": "raw__cancels", "arguments": {}})
+            listed = await a2.result("tasks/list")
+    assert int(cancels["content"][0]["text"]) + len(listed["tasks"]) == 2  # each either kept or cancelled
+
+
+async def until_held(session: Any, count: int) -> None:
+    """Until `count` held calls reached the task server (bounded): a poll, the server's count is its own."""
+    with anyio.fail_after(20):
+        for _ in range(1000):
+            answer = await session.result("tools/call", {"name": "raw__held", "arguments": {}})
+            if answer["content"][0]["text"] == str(count):
+                return
+            await anyio.sleep(0.02)
+    raise AssertionError(f"{count} held calls never arrived")
+
+
+@pytest.mark.parametrize("lost", ["restarted", "removed"])
+async def test_tasks_lost_with_their_upstream_no_longer_count_against_the_cap(lost: str) -> None:
+    marker = uuid.uuid4().hex
+    app = keyed_hub_app({"raw": task_server(marker), "other": task_server()}, KEYS)
+    with running(app) as base:
+        async with client(f"{base}/mcp") as a:
+            await a.open({"tasks": TASKS})
+            for _ in range(MAX_TASKS):
+                await a.result("tools/call", {"name": "raw__job", "arguments": {}, "task": {}})
+            upstream = hub_of(app).upstreams["raw"]
+            session = upstream.session()
+            if lost == "removed":
+                hub_of(app).remove("raw")
+            else:
+                for pid in children_matching(marker):
+                    os.kill(pid, signal.SIGKILL)
+                eventually(lambda: upstream.healthy and upstream.session() is not session, what="restart")
+            after = await a.request("tools/call", {"name": "other__job", "arguments": {}, "task": {}})
+    assert "result" in after, after

@@ -4,10 +4,11 @@ Tools: `job` (taskSupport optional) and `needs` (required) create a task (ids "t
 restarted server reuses them), after sending a status notification "STATUS OF <who>'s TASK" (`who` is an
 argument; with `hold: N` the answer waits until N such calls arrived, 30 s at most); the task's ttl is the
 client's (or `--ttl=N`, any JSON number). `wait` answers once an elicitation was answered (30 s at most); `cancels`
-answers how many `tasks/cancel` it received; `poke` asks for the latest task at once (below) and answers what it was
-told. `tasks/result` answers a result without `_meta`; with `--ask`, it first asks for its task and answers what it
-was told. To ask for a task is to send a log message "LOG OF THE TASK" and an elicitation "SECRET OF THE TASK",
-both tagged with the task's related-task metadata, and wait (30 s at most) for the elicitation's answer.
+answers how many `tasks/cancel` it received, `held` how many `hold` calls arrived; `poke` asks for the latest task at
+once (below) and answers what it was told. `tasks/result` answers a result without `_meta`; with `--ask`, it first
+asks for its task and answers what it was told. To ask for a task is to send a log message "LOG OF THE TASK" and an
+elicitation "SECRET OF THE TASK", both tagged with the task's related-task metadata, and wait (30 s at most) for the
+elicitation's answer.
 `--notasks`: no tasks capability (the tools still say taskSupport optional). Other words in argv are ignored (e.g. a
 marker to find the process by).
 """
@@ -72,7 +73,7 @@ def capabilities() -> dict:
 
 
 def tools() -> list:
-    plain = [{"name": name, "inputSchema": {"type": "object"}} for name in ("wait", "cancels", "poke")]
+    plain = [{"name": name, "inputSchema": {"type": "object"}} for name in ("wait", "cancels", "held", "poke")]
     return [
         {"name": "job", "inputSchema": {"type": "object"}, "execution": {"taskSupport": "optional"}},
         {"name": "needs", "inputSchema": {"type": "object"}, "execution": {"taskSupport": "required"}},
@@ -111,6 +112,8 @@ def call(request_id: object, params: dict) -> None:
         later(request_id, lambda: answered.wait(30) and "waited")
     elif name == "poke":
         later(request_id, lambda: ask(f"t{created}"))
+    elif name == "held":
+        text(request_id, str(held))
     else:
         text(request_id, str(cancels))
 
