@@ -218,10 +218,11 @@ def _check_replica_url(config: Config) -> None:
     Raises:
         ConfigError: `replica_url`'s address is not this machine's, or is 0.0.0.0 / `::`.
     """
-    if not (config.redis_url and config.replica_url):
+    if not (config.redis_url and config.replica_url and config.master_key):
         reach = "other replicas" if config.redis_url else "replicas on other machines"
         logger.info("MCP sessions: each worker forwards to the worker holding the session (on 127.0.0.1); %s "
-                    "cannot reach them without general_settings.replica_url and redis_url", reach)  # fmt: skip
+                    "cannot reach them without general_settings.replica_url, redis_url and master_key (which signs "
+                    "the registry)", reach)  # fmt: skip
         return
     probe, url = _worker_listener(config, config.replica_url)
     probe.close()

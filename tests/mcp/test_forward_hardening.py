@@ -249,3 +249,19 @@ def test_a_replica_url_no_hop_could_use_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError, match="replica_url"):
         parse_config({"general_settings": {"replica_url": url}}, {})
     assert parse_config({"general_settings": {"replica_url": "http://[fd00::1]:4000"}}, {}).replica_url
+
+
+@pytest.mark.parametrize("master", [True, False])
+def test_workers_warn_of_a_loopback_replica_url_only_when_they_advertise_it_in_redis(
+    master: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hub.cli import _check_replica_url  # pyright: ignore[reportPrivateUsage]
+    from hub.config import parse_config
+
+    general = {"redis_url": redis_url(), "replica_url": "http://127.0.0.1:4000"}
+    config = parse_config({"general_settings": general | ({"master_key": "sk-m"} if master else {})}, {})
+    caplog.set_level(logging.INFO, "toolhub")
+    _check_replica_url(config)
+    mine = [r.getMessage() for r in caplog.records if r.thread == threading.get_ident()]
+    assert any("is a loopback address" in m for m in mine) is master, mine
+    assert any("master_key (which signs the registry)" in m for m in mine) is not master, mine
