@@ -157,6 +157,7 @@ class TaskPassThrough:
             if not supports_tasks(info.tool) or not runs_tasks(upstream.capabilities):
                 raise MCPError(code=types.METHOD_NOT_FOUND, message=f"Tool {name!r} cannot be called as a task.")
             forwarded = {"name": info.original_name, "arguments": arguments or {}, "task": {"ttl": ttl}}
+            self.relay.watch(connection_of(ctx))
             async with self.hub.sessions.using(upstream, caller) as target:
                 session = target.session()
                 send_status_to(target, self.relay.status)

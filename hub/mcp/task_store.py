@@ -132,6 +132,8 @@ class TaskRelay:
         self._expired: list[RelayedTask] = []
         """Tasks that expired before they ended, to be cancelled on their upstreams (`cancel_expired`)."""
         self._watched: set[Connection] = set()
+        self._ended: weakref.WeakSet[Connection] = weakref.WeakSet()
+        """Client sessions that ended after they were watched: a task created for one is refused (`add`)."""
 
     def room(self, owner: Hashable, servers: Mapping[str, Upstream] | None = None) -> None:
         """Make room for one more task of `owner` (forgetting the oldest ended one at a limit).
@@ -151,7 +153,13 @@ class TaskRelay:
 
     def add(self, owner: Hashable, server: Upstream, upstream: Upstream, session: object, task: Mapping[str, Any],
             connection: Connection | None) -> RelayedTask:  # fmt: skip
-        """Keep a task the upstream created (`room` first)."""
+        """Keep a task the upstream created (`room` first).
+
+        Raises:
+            MCPError: INVALID_REQUEST when `connection` (`watch`ed) ended meanwhile, or `room`'s.
+        """
+        if connection is not None and connection in self._ended:
+            raise MCPError(code=types.INVALID_REQUEST, message="The client session ended.")
         self.room(owner)
         expires = anyio.current_time() + kept_ttl(task.get("ttl")) / 1000
         entry = RelayedTask(secrets.token_urlsafe(16), owner, server, upstream, session, str(task["taskId"]),
@@ -159,7 +167,7 @@ class TaskRelay:
         self._tasks[entry.hub_id] = entry
         self._upstream_ids[(session, entry.upstream_id)] = entry
         if connection is not None:
-            self._watch(connection)
+            self.watch(connection)
         return entry
 
     def forget(self, entry: RelayedTask) -> None:
@@ -239,8 +247,10 @@ class TaskRelay:
         with anyio.move_on_after(SEND_TIMEOUT):
             await entry.connection.notify(STATUS, payload)
 
-    def _watch(self, connection: Connection) -> None:
-        if connection not in self._watched:
+    def watch(self, connection: Connection) -> None:
+        """Detach (or forget) the tasks of `connection` when it ends; before a task is created for it, so that one
+        created after it ended is refused rather than kept for a session that is gone."""
+        if connection not in self._watched and connection not in self._ended:
             self._watched.add(connection)
             connection.exit_stack.callback(self._closed, connection)
 
@@ -248,6 +258,7 @@ class TaskRelay:
         """A client session ended: its tasks are detached from it, or forgotten when they ran on its own upstream
         session (which ends with it)."""
         self._watched.discard(connection)
+        self._ended.add(connection)
         for entry in [e for e in self._tasks.values() if e.connection is connection]:
             entry.connection = None
             if entry.upstream is not entry.server:

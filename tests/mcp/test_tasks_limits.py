@@ -5,6 +5,7 @@ alive once its client session or hub ended."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -19,6 +20,8 @@ from typing import Any, cast
 import anyio
 import mcp_types as types
 import pytest
+from mcp.server.connection import Connection
+from mcp.shared.exceptions import MCPError
 
 from hub.mcp.task_store import MAX_TASKS, MAX_TTL_MS, MIN_TTL_MS, TaskRelay
 from hub.mcp.upstream import Upstream
@@ -231,6 +234,24 @@ async def test_a_status_that_came_before_its_task_is_replayed_once() -> None:
     assert (first.status, again.status) == ("input_required", "working")
 
 
+class _Connection:
+    """A client session: its `exit_stack` unwinds when it ends."""
+
+    def __init__(self) -> None:
+        self.exit_stack = contextlib.AsyncExitStack()
+
+
+async def test_a_task_created_for_a_client_session_that_ended_is_refused() -> None:
+    relay, session, connection = TaskRelay(), _Session(), cast(Connection, _Connection())
+    upstream = cast(Upstream, SimpleNamespace(healthy=True, session=lambda: session))
+    relay.watch(connection)  # before the create is sent
+    await connection.exit_stack.aclose()
+    with pytest.raises(MCPError) as refused:
+        relay.add("a", upstream, upstream, session, {"taskId": "t1"}, connection)
+    assert refused.value.error.code == types.INVALID_REQUEST
+    assert relay.of("a") == []
+
+
 @pytest.mark.parametrize(("args", "ttl"), [((), 0), (("--ttl=0",), 1000)])
 async def test_a_task_with_a_ttl_of_0_from_the_client_or_the_upstream_is_kept_a_minute(
     args: tuple[str, ...], ttl: int
@@ -275,6 +296,28 @@ async def test_a_task_created_for_a_call_its_client_cancelled_is_cancelled_on_th
             cancels = await a2.result("tools/call", {"name": "raw__cancels", "arguments": {}})
             listed = await a2.result("tasks/list")
     assert int(cancels["content"][0]["text"]) + len(listed["tasks"]) == 2  # each either kept or cancelled
+
+
+async def test_a_task_created_for_a_client_session_that_ended_meanwhile_is_cancelled_or_kept() -> None:
+    with running(keyed_hub_app({"raw": task_server()}, KEYS)) as base:
+        async with client(f"{base}/mcp") as a, client(f"{base}/mcp") as a2:
+            await a.open({"tasks": TASKS})
+            await a2.open({"tasks": TASKS})
+            held = {"name": "raw__job", "arguments": {"hold": 2}, "task": {}}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(unanswered, a.request("tools/call", held))
+                await until_held(a2, 1)  # a's call waits on the upstream
+                await a.http.delete(a.url, headers=a.headers())  # ends a's MCP session
+                await a2.result("tools/call", held)  # the upstream creates both tasks now
+            cancels = await a2.result("tools/call", {"name": "raw__cancels", "arguments": {}})
+            listed = await a2.result("tasks/list")
+    assert int(cancels["content"][0]["text"]) + len(listed["tasks"]) == 2  # each either kept or cancelled
+
+
+async def unanswered(request: Awaitable[Any]) -> None:
+    """A request whose session ends before it is answered (its event stream ends without the answer)."""
+    with contextlib.suppress(StopIteration, RuntimeError):
+        await request
 
 
 async def until_held(session: Any, count: int) -> None:
