@@ -69,7 +69,10 @@ class PostgresStore(SqlStore):
             await conn.executemany(text, rows)
 
     async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
-        """Logs are folded into the console's rollup in the transaction that writes them (hub/storage/rollup.py)."""
+        """Logs are folded into the console's rollup in the transaction that writes them (hub/storage/rollup.py).
+        Rows go in id order: two processes writing overlapping batches (a spill file replayed by both) then take
+        their row locks in one order instead of deadlocking."""
+        rows = sorted(rows, key=lambda row: row.id)
         async with self._transaction() as conn:
             await conn.executemany(sql.INSERT_USAGE, [sql.usage_params(r) for r in rows])
             await conn.execute(rollup.PG_FOLD_WRITTEN, [row.id for row in rows])

@@ -14,6 +14,9 @@ hour, all keys and all models, each key, each model; per day, the same plus each
 Retention (hub/storage/retention.py) moves logs older than at least a day; the fold runs every few seconds
 (`running`), so what retention moves was folded long before, and the rollup keeps the Overview's 30 days whole even
 under a shorter retention. Buckets older than the console shows are trimmed (`KEEP`), but for each key's days.
+One gap in "exactly once": a spill file replayed after retention moved the days it holds writes those logs again
+(their ids are no longer there to conflict with), so they count twice in the rollup; spill files are replayed within
+seconds of the database coming back, long before retention's day.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ def _max_params() -> int:
 
 
 _MAX_PARAMS = _max_params()
+SQLITE_VERSION = sqlite3.sqlite_version_info
 """Parameters per statement: this SQLite's limit (32,766 by default since 3.32, 250,000 in Debian's builds; 999
 before)."""
 _MOST_ROWS = 256
@@ -88,6 +89,14 @@ class SqliteStore(SqlStore):
         self._write_lock = anyio.Lock()
 
     async def connect(self) -> None:
+        """Open the writer and reader connections.
+
+        Raises:
+            StoreError: this Python's SQLite is older than 3.35, which usage writes need (`RETURNING`).
+        """
+        if SQLITE_VERSION < (3, 35):
+            raise StoreError(f"SQLite {'.'.join(map(str, SQLITE_VERSION))} is too old: Toolhub needs 3.35 or later "
+                             "(RETURNING); use a Python built with a newer SQLite, or PostgreSQL")  # fmt: skip
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._open()

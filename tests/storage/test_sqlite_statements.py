@@ -3,7 +3,12 @@ holds memory for its parameters (one per size from 1 to 500 rows grew a process 
 
 from __future__ import annotations
 
-from hub.storage import sqlite
+from pathlib import Path
+
+import pytest
+
+from hub.storage import StoreError, sqlite
+from hub.storage.sqlite import SqliteStore
 
 
 def test_rows_go_in_runs_of_a_few_sizes_within_the_parameter_limit() -> None:
@@ -15,3 +20,12 @@ def test_rows_go_in_runs_of_a_few_sizes_within_the_parameter_limit() -> None:
         assert len(runs) <= count // sqlite._MOST_ROWS + 9  # pyright: ignore[reportPrivateUsage]
         sizes.update(runs)
     assert sizes == {1, 2, 4, 8, 16, 32, 64, 128, 256}
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_older_than_3_35_is_refused_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "SQLITE_VERSION", (3, 31, 1))  # Ubuntu 20.04's: no RETURNING
+    with pytest.raises(StoreError, match=r"SQLite 3\.31\.1 is too old: Toolhub needs 3\.35"):
+        await SqliteStore(str(tmp_path / "old.db")).connect()
