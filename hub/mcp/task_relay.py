@@ -10,14 +10,16 @@ session that created the task.
 Task ids: the hub hands out its own, random ids (`secrets.token_urlsafe`), mapped to the upstream's, and a task
 belongs to the key that created it: another key's id, an unknown one, or one whose upstream session is gone (a
 restart loses its tasks) is `-32602` "Task not found". The tasks are kept by `hub.mcp.task_store` (limits, ttl),
-and the upstream's requests and logs tagged with a task reach only the client waiting on it in `tasks/result`
-(`TaskCaller.upstream_task`, `hub.mcp.routing`). Nothing passes through before a session's `initialize` was
-accepted, and `/mcp/<server>` offers tasks only when that server runs them. The SDK validates a `tools/call` answer as a
-`CallToolResult` and has no `tasks/*` handlers for 2025-11-25, so `TaskPassThrough` is a server middleware: it sees
-the raw request before the SDK validates it and answers with the raw JSON-RPC result. It works on every transport
-the hub's MCP server runs on in the handshake era: `/mcp` (either path of `hub.mcp.lean`), `/mcp/<server>`, `/sse`
-and `toolhub stdio`. A 2026-07-28 request gets no tasks capability and takes the normal path (its `task` params
-ignored, the hub runs a task-required tool itself), as does a plain call of any client.
+and a task created for a call its client cancelled, or whose session ended, while the upstream created it is
+cancelled there (`created_task`), not left running uncounted. The upstream's requests and logs tagged with a task
+reach only the client waiting on it in `tasks/result` (`TaskCaller.upstream_task`, `hub.mcp.routing`). Nothing
+passes through before a session's `initialize` was accepted, and `/mcp/<server>` offers tasks only when that server
+runs them. The SDK validates a `tools/call` answer as a `CallToolResult` and has no `tasks/*` handlers for
+2025-11-25, so `TaskPassThrough` is a server middleware: it sees the raw request before the SDK validates it and
+answers with the raw JSON-RPC result. It works on every transport the hub's MCP server runs on in the handshake
+era: `/mcp` (either path of `hub.mcp.lean`), `/mcp/<server>`, `/sse` and `toolhub stdio`. A 2026-07-28 request gets
+no tasks capability and takes the normal path (its `task` params ignored, the hub runs a task-required tool itself),
+as does a plain call of any client.
 """
 
 from __future__ import annotations
