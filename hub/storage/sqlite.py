@@ -35,10 +35,12 @@ _MAX_PARAMS = _max_params()
 SQLITE_VERSION = sqlite3.sqlite_version_info
 """Parameters per statement: this SQLite's limit (32,766 by default since 3.32, 250,000 in Debian's builds; 999
 before)."""
-_MOST_ROWS = 256
-"""Rows per multi-row statement. A statement is split into runs of 256, 128, ..., 1 rows (`_runs`): few steps of
+_MOST_ROWS = 64
+"""Rows per multi-row statement. A statement is split into runs of 64, 32, ..., 1 rows (`_runs`): few steps of
 aiosqlite's thread (each wakes both threads), and few distinct statements in SQLite's cache of 128, each holding
-memory for its parameters: one statement per size from 1 to 500 rows grew a process by 136 MiB, the 9 sizes 1.7."""
+memory for its parameters: one statement per size from 1 to 500 rows grew a process by 136 MiB, the 9 sizes up to
+256 rows 1.7; up to 64 rows, a worker's RSS after 1,000 requests is 0.9 MB lower again (bench/rss.py: 82.8 -> 81.9),
+for a few more steps a second (a batch of 500 rows: 10 instead of 6)."""
 CACHE_KIB = 256
 """Page cache per connection. SQLite's default, 2,000 KiB, filled as the spend logs grew: a worker's RSS rose by
 about 3 MB (two connections) over its first few thousand requests (bench/rss.py). The writer appends and the reader
