@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, process, tree
+from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, fake_upstream, process, tree
 
 MISS: dict[str, object] = {"cache": {"no-cache": True, "no-store": True}}
 MODES = (("miss (non-stream)", False, MISS), ("hit (non-stream)", False, {}), ("hit (stream replay)", True, {}))
@@ -147,12 +147,8 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         exported(args.before) as before_root,
-        bound_socket() as (up_sock, up_port),
-        process(
-            [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
-        ),
+        fake_upstream() as upstream,
     ):
-        upstream = f"http://127.0.0.1:{up_port}"
         caches = [("local", "{type: local}")]
         if args.redis_url:
             namespace = f"bench-{uuid.uuid4().hex[:8]}"

@@ -107,6 +107,16 @@ def process(
             proc.wait()
 
 
+@contextlib.contextmanager
+def fake_upstream() -> Iterator[str]:
+    """The fast fake upstream (fake_upstream.py) on a loopback socket of its own, while it runs: its base URL."""
+    with (
+        bound_socket() as (sock, port),
+        process([sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(sock.fileno())], port, sock=sock),
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -234,12 +244,8 @@ def main() -> None:
     rows: list[Row] = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        bound_socket() as (up_sock, up_port),
-        process(
-            [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
-        ),
+        fake_upstream() as upstream,
     ):
-        upstream = f"http://127.0.0.1:{up_port}"
         if not args.skip_direct:
             rows += measure("upstream direct", f"{upstream}/v1/chat/completions", [], args.duration, KEY)
         config = Path(tmp) / "toolhub.yaml"

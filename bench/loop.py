@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, process, tree
+from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, fake_upstream, process, tree
 
 ROUNDS = 5  # bench/fake_upstream.py ROUNDS
 
@@ -52,14 +52,11 @@ def main() -> None:
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        bound_socket() as (up_sock, up_port),
         bound_socket() as (sock, port),
-        process(
-            [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
-        ),
+        fake_upstream() as upstream,
     ):
         path = Path(tmp) / "loop.yaml"
-        config(f"http://127.0.0.1:{up_port}", path)
+        config(upstream, path)
         cmd = [
             sys.executable,
             "-m",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cache import DB, config, exported
-from bench.gateway import BENCH, KEY, ROOT, bound_socket, process
+from bench.gateway import BENCH, KEY, ROOT, bound_socket, fake_upstream, process
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +113,10 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         exported(args.before) as before_root,
-        bound_socket() as (up_sock, up_port),
-        process(
-            [sys.executable, str(BENCH / "fake_upstream.py"), "--fd", str(up_sock.fileno())], up_port, sock=up_sock
-        ),
+        fake_upstream() as upstream,
     ):
         path = Path(tmp) / "local.yaml"
-        config(f"http://127.0.0.1:{up_port}", path, "{type: local}")
+        config(upstream, path, "{type: local}")
         trees = [("before", before_root)] if before_root is not None else []
         trees.append(("after" if trees else "this", ROOT))
         results: dict[str, list[list[Slice]]] = {name: [] for name, _ in trees}
