@@ -28,8 +28,9 @@ from hub.mcp.config import McpServerSpec
 from hub.mcp.stdio_client import bounded_stdio_client, too_large
 from hub.ops.tracing.propagate import copy_meta_traceparent
 
-DRAIN_SECONDS = 1.0
-"""How long a closed answer's stream is read on for the rest of its body (its connection is then reused)."""
+DRAIN_SECONDS = 0.2
+"""How long a closed answer's stream is read on for the rest of its body (its connection is then reused). The SDK's
+servers end it right after the answer; one that keeps it open would hold a pooled connection this long per call."""
 
 
 class MessageTooLarge(httpx2.StreamError, httpx2.SSEError):
@@ -61,7 +62,9 @@ class _BoundedStream(httpx2.AsyncByteStream):
         """Read the rest of a body its reader stopped short of, so that its connection can be reused."""
         if self._chunks is None or self._seen > self._limit:
             return
-        with anyio.move_on_after(DRAIN_SECONDS):
+        # best effort: an upstream that drops the connection after its answer must not turn the closing of an
+        # answered stream into an error (the SDK would take it for a stream that ended unanswered, and reconnect)
+        with anyio.move_on_after(DRAIN_SECONDS), contextlib.suppress(httpx2.HTTPError):
             async for chunk in self._chunks:
                 self._seen += len(chunk)
                 if self._seen > self._limit:

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import mcp_types as types
 import pytest
 from mcp.server import Server, ServerRequestContext
@@ -17,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from hub.accounts.auth import MASTER
 from hub.config import parse_config
 from hub.mcp.hub import McpHub
+from hub.mcp.transports import _BoundedStream  # pyright: ignore[reportPrivateUsage]
 from tests.mcp.conftest import text_of
 from tests.support.servers import serve_app
 
@@ -64,3 +66,26 @@ async def test_sequential_calls_to_an_http_upstream_reuse_connections(json_respo
     assert len(ports) == CALLS
     # Each answered event stream closed its connection before: one new connection per call.
     assert len(set(ports)) <= CALLS // 2, ports
+
+
+class _DroppedAfterAnswer(httpx2.AsyncByteStream):
+    """An event stream whose server drops the connection after its answer, before the body's end."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n'
+        raise httpx2.RemoteProtocolError("peer closed connection without sending complete message body")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_closing_an_answered_stream_whose_connection_dropped_is_no_error() -> None:
+    inner = _DroppedAfterAnswer()
+    stream = _BoundedStream(inner, 10_000)
+    async for _ in stream:
+        break  # the SDK stops reading at the answer, then closes the response
+    await stream.aclose()  # the drain meets the drop: raised before, so the SDK reconnected for an answered call
+    assert inner.closed
