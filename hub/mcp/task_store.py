@@ -97,8 +97,7 @@ def kept_ttl(ttl: Any) -> int:
 async def send(upstream: Upstream, method: str, params: dict[str, Any], timeout: float,
                caller: Caller | None) -> dict[str, Any]:  # fmt: skip
     """One raw request on `upstream`'s session, routing its requests to `caller` meanwhile (as `Upstream` does)."""
-    forward = upstream._send  # pyright: ignore[reportPrivateUsage]
-    return await forward(lambda s: raw(s, method, params, timeout), timeout, caller)
+    return await upstream.send(lambda s: raw(s, method, params, timeout), timeout, caller)
 
 
 async def cancel_task(upstream: Upstream, task_id: str) -> None:

@@ -335,7 +335,7 @@ class Upstream:
         """
         check_arguments(arguments, self.spec.max_message_bytes, name)
         if name in self._task_tools:
-            return await self._send(lambda s: call_as_task(s, name, arguments, read_timeout), read_timeout, caller)
+            return await self.send(lambda s: call_as_task(s, name, arguments, read_timeout), read_timeout, caller)
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
         progress = None if caller is None else caller.progress if caller.wants_progress else no_progress
@@ -368,7 +368,7 @@ class Upstream:
             UpstreamUnavailable: the server is down or its connection closed during the request.
             MCPError: the upstream answered with an error (or the request timed out: `REQUEST_TIMEOUT`).
         """
-        return await self._send(
+        return await self.send(
             lambda s: s.send_request(
                 request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
             ),
@@ -376,9 +376,11 @@ class Upstream:
             caller,
         )
 
-    async def _send(
+    async def send(
         self, send: Callable[[ClientSession], Awaitable[_T]], read_timeout: float | None, caller: Caller | None
     ) -> _T:
+        """`send(session)` on the live session within `read_timeout` (past it the server is restarted), routing its
+        requests to the client `caller` meanwhile (`request` and task-augmented calls go through here)."""
         session = self.session()
         # The SDK's read timeout starts once the request is written; the outer one also bounds the write.
         limit = None if read_timeout is None else read_timeout + SEND_GRACE
