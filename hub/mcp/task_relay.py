@@ -40,7 +40,7 @@ from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool, check_arg
 from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
 from hub.mcp.notify import connection_of
-from hub.mcp.routing import Caller
+from hub.mcp.routing import RELATED, Caller
 from hub.mcp.task_store import NOT_FOUND, RelayedTask, cancel_task, kept_ttl, requested_ttl, send
 from hub.mcp.tasks import CANCEL_TIMEOUT, runs_tasks, send_status_to, supports_tasks
 from hub.mcp.upstream import SEND_GRACE, Upstream
@@ -50,7 +50,6 @@ _P = TypeVar("_P", types.CreateMessageRequestParams, types.ElicitRequestParams)
 TASK_VERSIONS = frozenset(("2025-11-25",))
 """Protocol versions with 2025-11-25 tasks."""
 CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
-RELATED = "io.modelcontextprotocol/related-task"
 TASK_METHODS = frozenset(("tasks/get", "tasks/result", "tasks/list", "tasks/cancel"))
 
 
@@ -62,10 +61,17 @@ def outward(entry: RelayedTask, result: dict[str, Any]) -> dict[str, Any]:
     task = result.get("task")
     if isinstance(task, dict) and "taskId" in task:
         result["task"] = {**task, "taskId": entry.hub_id}
-    meta = result.get("_meta")
-    if isinstance(meta, dict) and isinstance(meta.get(RELATED), dict):
-        result["_meta"] = {**meta, RELATED: {**meta[RELATED], "taskId": entry.hub_id}}
+    meta = _renamed_meta(result.get("_meta"), entry.hub_id)
+    if meta is not None:
+        result["_meta"] = meta
     return result
+
+
+def _renamed_meta(meta: Any, hub_id: str) -> dict[str, Any] | None:
+    """A copy of `_meta` whose related task is `hub_id`; None when it names no related task."""
+    if not isinstance(meta, dict) or not isinstance(meta.get(RELATED), dict):
+        return None
+    return {**meta, RELATED: {**meta[RELATED], "taskId": hub_id}}
 
 
 def noted(entry: RelayedTask, method: str, answer: dict[str, Any]) -> dict[str, Any]:
@@ -276,12 +282,8 @@ class TaskCaller(DownstreamCaller):
         return await super().elicit(self._renamed(params))
 
     def _renamed(self, params: _P) -> _P:
-        meta = params.meta
-        related = meta.get(RELATED) if meta is not None else None
-        if meta is None or not isinstance(related, dict):
-            return params
-        renamed = {**meta, RELATED: {**related, "taskId": self.entry.hub_id}}
-        return params.model_copy(update={"meta": renamed})
+        meta = _renamed_meta(params.meta, self.entry.hub_id)
+        return params if meta is None else params.model_copy(update={"meta": meta})
 
 
 def _owner(principal: Principal) -> Hashable:
