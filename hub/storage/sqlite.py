@@ -32,9 +32,9 @@ def _max_params() -> int:
 
 
 _MAX_PARAMS = _max_params()
-SQLITE_VERSION = sqlite3.sqlite_version_info
 """Parameters per statement: this SQLite's limit (32,766 by default since 3.32, 250,000 in Debian's builds; 999
 before)."""
+SQLITE_VERSION = sqlite3.sqlite_version_info
 _MOST_ROWS = 64
 """Rows per multi-row statement. A statement is split into runs of 64, 32, ..., 1 rows (`_runs`): few steps of
 aiosqlite's thread (each wakes both threads), and few distinct statements in SQLite's cache of 128, each holding
@@ -196,7 +196,8 @@ class SqliteStore(SqlStore):
         params = [[*sql.usage_params(r), 1] for r in unique]
         async with self._transaction() as conn:
             for chunk in _runs(params):
-                statement = _multi_row(_INSERT_ROLLED, len(chunk)) or ""
+                statement = _multi_row(_INSERT_ROLLED, len(chunk))
+                assert statement is not None  # an INSERT ... VALUES: never the `executemany` fallback
                 written.update(row[0] for row in await conn.execute_fetchall(statement, _flat(chunk)))
             await self._insert(conn, rollup.UPSERT, rollup.buckets(r.record for r in unique if r.id in written))
 
