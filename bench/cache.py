@@ -1,8 +1,10 @@
 """Response-cache benchmark: server CPU per request and throughput for a cache hit (local and Redis) vs a miss.
 
 Starts the fast fake upstream and `toolhub serve` with `litellm_settings.cache` (local, then Redis), and drives each
-with bench/loadgen.py at 64 connections. A miss is the same request with `cache: {no-cache, no-store}` (it still
-computes the key, so the row is the miss path of a cache-enabled gateway); every other request is a hit.
+with bench/loadgen.py at 64 connections, by default with its raw client: aiohttp's costs the load generator about as
+much CPU per request as a hit costs the server, and on a 2-core machine the two share the cores (`--client aiohttp`
+measures with it). A miss is the same request with `cache: {no-cache, no-store}` (it still computes the key, so the
+row is the miss path of a cache-enabled gateway); every other request is a hit.
 
 With `--before REV` the same rows are measured on that git revision too (exported with `git archive` to a temporary
 folder; or give a folder holding a tree), runs alternating between the two trees so that a busy machine weighs on
@@ -53,10 +55,11 @@ def config(upstream: str, path: Path, cache_params: str) -> None:
     )
 
 
-def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[str, object]) -> Cell:
+def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[str, object], client: str) -> Cell:
     """(requests per second, server CPU ms per request) at 64 connections."""
     args = [sys.executable, str(BENCH / "loadgen.py"), url, "--conns", "64", "--duration", str(duration),
-            "--key", KEY, "--extra", json.dumps(extra), *(["--stream"] if stream else [])]  # fmt: skip
+            "--key", KEY, "--extra", json.dumps(extra), "--client", client,
+            *(["--stream"] if stream else [])]  # fmt: skip
     before = cpu_seconds(pids)
     out = json.loads(subprocess.run(args, capture_output=True, check=True, timeout=duration + 120).stdout)
     cpu = cpu_seconds(pids) - before
@@ -66,7 +69,7 @@ def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[st
     return count / float(out["seconds"]), cpu * 1000 / max(count, 1)
 
 
-def measure(root: Path, config_path: Path, duration: float) -> list[Cell]:
+def measure(root: Path, config_path: Path, duration: float, client: str) -> list[Cell]:
     """One cell per mode, from `toolhub serve` of the tree at `root`."""
     with bound_socket() as (sock, port):
         start = f"import runpy, sys; sys.path.insert(0, {str(root)!r}); runpy.run_module('hub', run_name='__main__')"
@@ -74,7 +77,7 @@ def measure(root: Path, config_path: Path, duration: float) -> list[Cell]:
                "--log-level", "warning"]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp, process(cmd, port, {DB: f"{tmp}/usage.db"}, sock) as proc:
             url, pids = f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid)
-            return [run(url, pids, duration, stream, extra) for _, stream, extra in MODES]
+            return [run(url, pids, duration, stream, extra, client) for _, stream, extra in MODES]
 
 
 @contextlib.contextmanager
@@ -139,6 +142,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="runs per tree (cells are medians)")
     parser.add_argument("--before", default=None, help="a git revision (or a folder with a tree) to measure too")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="'' to skip the Redis rows")
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw", help="bench/loadgen.py's client")
     args = parser.parse_args()
     table = [
         "| cache | request | req/s @64 | server CPU ms/req | req/s: this / miss | CPU: miss / this |",
@@ -160,14 +164,14 @@ def main() -> None:
             after: list[list[Cell]] = []
             for _ in range(args.runs):
                 if before_root is not None:
-                    before.append(measure(before_root, path, args.duration))
-                after.append(measure(ROOT, path, args.duration))
+                    before.append(measure(before_root, path, args.duration, args.client))
+                after.append(measure(ROOT, path, args.duration, args.client))
             table += rows(name, before, after)
     table.append(bound_row())
     print("\n".join(table))
     compared = f"; before = {args.before}, after = this tree" if args.before else ""
     print(f"\nmachine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; Python {sys.version.split()[0]}; "
-          f"median of {args.runs} run(s) per cell{compared}")  # fmt: skip
+          f"median of {args.runs} run(s) per cell; {args.client} client{compared}")  # fmt: skip
 
 
 if __name__ == "__main__":
