@@ -1,10 +1,9 @@
-"""Upstream HTTP for providers: one pooled aiohttp session per upstream origin, SSE reading, error mapping.
+"""Upstream HTTP for providers: pooled keep-alive connections per upstream origin, SSE reading, error mapping.
 
-aiohttp rather than httpx2 on this path because it costs about a quarter of the CPU per proxied request
-(see the benchmark in `bench/` and docs/internals.md). httpx2 stays where the `mcp` SDK uses it.
-
-aiohttp is imported by the functions that use it, not here: with its dependencies it is about 13 MB of a worker's RSS,
-which a worker need not carry until its first upstream call (issue 17; `import aiohttp` once loaded is a dict lookup).
+The calls to upstreams go through `providers._wire`, a small HTTP/1.1 client over httptools: aiohttp (which this
+path used, for costing about a quarter of httpx2's CPU per proxied request, docs/internals.md) added about 7 MB to
+a worker's RSS on its first call and more CPU per request than the client it needs (issue 17). aiohttp is kept for
+URLs a client names (images a provider fetches), imported there and only there, when a request first needs it.
 """
 
 from __future__ import annotations
@@ -19,9 +18,12 @@ from urllib.parse import urlsplit
 import anyio
 import orjson
 
+from providers._wire import MalformedResponse, Pool, Response, ServerDisconnected, UpstreamIOError
 from providers.base import Deployment, ProviderError
 
 if TYPE_CHECKING:
+    import ssl
+
     import aiohttp
     from aiohttp.abc import AbstractResolver
 
@@ -39,11 +41,12 @@ tracing (hub/ops/tracing) around each attempt; unset (one lookup per call) when 
 
 
 class HttpPool:
-    """The gateway's `aiohttp.ClientSession`s, created on first use and closed by `aclose()`.
+    """The gateway's upstream connections: `upstream` (a `providers._wire.Pool`) for the calls providers make, and
+    aiohttp sessions, made on first use, for URLs a client names (`session()`, `public_session()`). `aclose()` closes
+    them all.
 
-    One session serves every upstream: its connector keeps a pool per host (bounded by `limit_per_host`) and drops
-    idle connections after `keepalive_timeout`. URLs a client names (images a provider fetches) go through a second
-    session, `public_session()`, that connects only to public addresses.
+    `upstream` keeps a pool per origin (bounded by `limit_per_host`) and drops connections idle for
+    `keepalive_timeout`. `ssl_context` replaces the default certificate checks of `upstream`, for tests.
     """
 
     def __init__(
@@ -52,7 +55,10 @@ class HttpPool:
         limit_per_host: int = 256,
         keepalive_timeout: float = 30.0,
         public_resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.upstream = Pool(limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout,
+                             ssl_context=ssl_context)  # fmt: skip
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
         self._public_resolver = public_resolver
@@ -60,8 +66,8 @@ class HttpPool:
         self._public: aiohttp.ClientSession | None = None
         self._own_resolver: PublicOnlyResolver | None = None
 
-    def session(self, url: str = "") -> aiohttp.ClientSession:
-        """The shared session (`url` is accepted for callers that name where they go)."""
+    def session(self) -> aiohttp.ClientSession:
+        """An aiohttp session for URLs a client names where private addresses are allowed (imports aiohttp)."""
         if self._session is None or self._session.closed:
             self._session = self._new_session(None)
         return self._session
@@ -91,14 +97,10 @@ class HttpPool:
             keepalive_timeout=self._keepalive_timeout,
             resolver=resolver,
         )
-        return aiohttp.ClientSession(
-            connector=connector,
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-        )
+        return aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",))
 
     async def aclose(self) -> None:
+        await self.upstream.aclose()
         sessions = (self._session, self._public)
         self._session = self._public = None
         for session in sessions:
@@ -176,7 +178,7 @@ async def post(
     *,
     stream: bool,
     parse_error: ErrorParser,
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[Response]:
     """POST to an upstream with retries on connection failures and retryable statuses; yield a 2xx response.
 
     For a stream, `deployment.read_timeout(True)` bounds the wait between two reads; otherwise
@@ -184,26 +186,21 @@ async def post(
     Raises:
         ProviderError: the upstream answered an error, could not be reached, or timed out.
     """
-    import aiohttp
-
     if stream:
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=deployment.connect_timeout, sock_read=deployment.read_timeout(True)
-        )
+        timeouts = {"connect": deployment.connect_timeout, "read": deployment.read_timeout(True)}
     else:
-        timeout = aiohttp.ClientTimeout(total=deployment.timeout, connect=deployment.connect_timeout)
-    session = pool.session(url)
+        timeouts = {"connect": deployment.connect_timeout, "total": deployment.timeout}
     if (trace := TRACE_HEADERS.get()) is not None:
         headers = {**headers, **trace}
     attempt, stale_retry = 0, True
     while True:
         sent = time.monotonic()
         try:
-            response = await session.post(url, data=body, headers=headers, timeout=timeout)
+            response = await pool.upstream.request("POST", url, headers, body, **timeouts)
         except TimeoutError as exc:
             error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
             error.__cause__ = exc
-        except aiohttp.ClientError as exc:
+        except UpstreamIOError as exc:
             if stale_retry and time.monotonic() - sent < STALE_WINDOW and _dropped_unanswered(exc):
                 stale_retry = False
                 continue
@@ -218,7 +215,7 @@ async def post(
             try:
                 error = error_from_response(deployment.provider, response.status, await response.read(), parse_error)
                 error.headers = _retry_headers(response.headers)
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except UpstreamIOError as exc:
                 error = connect_error(deployment.provider, url, exc)
             finally:
                 response.close()
@@ -228,33 +225,27 @@ async def post(
         await anyio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
 
 
-def _dropped_unanswered(exc: BaseException) -> bool:
+def _dropped_unanswered(exc: UpstreamIOError) -> bool:
     """Whether the upstream dropped the connection before answering: mostly a pooled connection whose idle keep-alive
     the server ended as the request went out (uvicorn-based servers such as vLLM's close after 5 s; the pool keeps
     connections longer). Retried once at once, outside `max_retries`, but only when the drop came within
     `STALE_WINDOW` of sending: a stale connection fails at once, while an upstream that worked on the request and then
     dropped it may have billed it (a POST is not idempotent, RFC 9112 section 9.3.1) and is not asked twice."""
-    import aiohttp
-
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return True
-    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(exc, aiohttp.ClientConnectorError)
+    return isinstance(exc, ServerDisconnected)
 
 
 def _retry_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
 
 
-async def read_json(provider: str, response: aiohttp.ClientResponse, timeout: float) -> Any:
+async def read_json(provider: str, response: Response, timeout: float) -> Any:
     """Read and parse a JSON body. Raises ProviderError on a timeout, a broken connection or bad JSON."""
-    import aiohttp
-
     try:
         raw = await response.read()
     except TimeoutError as exc:
         raise timeout_error(provider, timeout) from exc
-    except aiohttp.ClientError as exc:
-        raise connect_error(provider, str(response.url), exc) from exc
+    except UpstreamIOError as exc:
+        raise connect_error(provider, response.url, exc) from exc
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -266,17 +257,14 @@ async def read_json(provider: str, response: aiohttp.ClientResponse, timeout: fl
         ) from exc
 
 
-async def iter_sse(provider: str, response: aiohttp.ClientResponse, timeout: float) -> AsyncIterator[tuple[str, bytes]]:
+async def iter_sse(provider: str, response: Response, timeout: float) -> AsyncIterator[tuple[str, bytes]]:
     """Yield `(event, data)` for each server-sent event; `event` is "" when the upstream names none.
 
     Raises:
         ProviderError: the answer is not an event stream, the stream stalled past `timeout` or the connection broke.
     """
-    import aiohttp
-    from aiohttp.http_exceptions import LineTooLong
-
     if "text/event-stream" not in response.headers.get("content-type", ""):
-        body = await response.content.read(500)
+        body = await _start_of(provider, response, timeout)
         raise ProviderError(
             f"{provider} answered a stream request with {response.headers.get('content-type') or 'no content type'}"
             f" instead of an event stream: {body.decode('utf-8', 'replace')}",
@@ -287,7 +275,7 @@ async def iter_sse(provider: str, response: aiohttp.ClientResponse, timeout: flo
     event = ""
     data: list[bytes] = []
     try:
-        async with contextlib.aclosing(_lines(provider, response.content)) as lines:
+        async with contextlib.aclosing(_lines(provider, response)) as lines:
             async for raw_line in lines:
                 line = raw_line.rstrip(b"\r\n")
                 if not line:
@@ -302,22 +290,32 @@ async def iter_sse(provider: str, response: aiohttp.ClientResponse, timeout: flo
             yield event, b"\n".join(data)
     except TimeoutError as exc:
         raise timeout_error(provider, timeout) from exc
-    except aiohttp.ClientError as exc:
-        raise connect_error(provider, str(response.url), exc) from exc
-    except (LineTooLong, ValueError) as exc:  # aiohttp's own line limit, or a broken transfer it reports so
+    except MalformedResponse as exc:  # a broken chunked framing, or a body that does not inflate
         raise _bad_stream(provider, str(exc)) from exc
+    except UpstreamIOError as exc:
+        raise connect_error(provider, response.url, exc) from exc
+
+
+async def _start_of(provider: str, response: Response, timeout: float) -> bytes:
+    """Up to 500 bytes of a body, for an error message (what came first; the rest is not waited for)."""
+    try:
+        return (await response.read_chunk())[:500]
+    except TimeoutError as exc:
+        raise timeout_error(provider, timeout) from exc
+    except UpstreamIOError as exc:
+        raise connect_error(provider, response.url, exc) from exc
 
 
 MAX_SSE_LINE = 32 * 1024 * 1024
 """The longest SSE line read: Gemini sends a whole answer chunk (a tool call with all its arguments) as one line."""
 
 
-async def _lines(provider: str, content: aiohttp.StreamReader) -> AsyncGenerator[bytes]:
-    """The lines of a body, each with its newline, up to `MAX_SSE_LINE` bytes (aiohttp's readline stops at about
-    512 KiB and copies the line once per network read)."""
+async def _lines(provider: str, response: Response) -> AsyncGenerator[bytes]:
+    """The lines of a body, each with its newline, up to `MAX_SSE_LINE` bytes (Gemini's lines can be long; each
+    network read is scanned once, from where the last scan stopped)."""
     buffer = bytearray()
     scanned = 0
-    async for block in content.iter_any():
+    while block := await response.read_chunk():
         buffer += block
         start = 0
         while (end := buffer.find(b"\n", max(scanned, start))) != -1:

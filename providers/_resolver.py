@@ -1,7 +1,8 @@
 """The resolver behind `HttpPool.public_session()`: connects only to addresses `is_public_address` accepts.
 
 A module of its own because it subclasses aiohttp's resolver: `providers._addresses` (the address rules) is imported
-at start, aiohttp only when a worker first calls an upstream (issue 17, RSS).
+at start, aiohttp only when a worker first fetches a URL a client named (issue 17, RSS; upstream calls go through
+`providers._wire`).
 """
 
 from __future__ import annotations

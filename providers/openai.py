@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from providers import _http
+from providers._wire import Response
 from providers.base import JSON, OPENAI_PARAMS, ChatRequest, Deployment, ProviderError, drop_param
-
-if TYPE_CHECKING:
-    import aiohttp  # loaded by providers._http on the first upstream call, not at start (issue 17, RSS)
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 OLLAMA_API_BASE = "http://localhost:11434/v1"
@@ -149,7 +147,7 @@ class OpenAIProvider:
 
     def _post(
         self, deployment: Deployment, body: JSON, *, stream: bool, path: str = "/chat/completions"
-    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> contextlib.AbstractAsyncContextManager[Response]:
         url = deployment.api_base.rstrip("/") + path
         headers = {"Content-Type": "application/json", **deployment.headers}
         if deployment.api_key:

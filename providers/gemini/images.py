@@ -15,7 +15,7 @@ from providers.base import ProviderError
 from providers.gemini.contents import InlineData
 
 if TYPE_CHECKING:
-    import aiohttp  # imported where used: a worker loads it on its first upstream call, not at start (issue 17, RSS)
+    import aiohttp  # imported where used: a worker loads it for the first image URL it fetches (issue 17, RSS)
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 """Gemini's limit for a whole inline request; no single image can be larger."""

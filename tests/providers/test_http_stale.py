@@ -1,7 +1,7 @@
 """A pooled connection the upstream closed while idle (its keep-alive ran out first) is retried on a new one.
 
 Servers built on uvicorn (vLLM's OpenAI server among them) close an idle connection after 5 s; the gateway's pool keeps
-one longer. A request sent on such a connection meets `ServerDisconnectedError` before any answer, and must not become
+one longer. A request sent on such a connection meets `ServerDisconnected` before any answer, and must not become
 a 502 for the client.
 """
 

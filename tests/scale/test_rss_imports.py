@@ -69,8 +69,24 @@ def test_the_tuned_server_loads_no_websocket_library() -> None:
 
 
 _DEFERRED = ("aiohttp", "redis", "asyncpg", "jinja2", "websockets")
-"""Libraries a worker loads only for the feature that needs them: aiohttp (about 13 MB with its dependencies) on the
-first upstream call, redis with `redis_url`, asyncpg with a PostgreSQL `database_url`, jinja2 on the first /ui page."""
+"""Libraries a worker loads only for the feature that needs them: aiohttp (about 7 MB with its dependencies) on the
+first image URL a provider fetches (upstream calls go through providers._wire), redis with `redis_url`, asyncpg with a
+PostgreSQL `database_url`, jinja2 on the first /ui page."""
+
+_IMAGE_BODY = {
+    "model": "gemini",
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is it?"},
+                {"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/a.png"}},
+            ],
+        }
+    ],
+}
+"""A request whose image Gemini needs inline: the gateway fetches it with aiohttp, here refused as a private
+address before anything is sent."""
 
 
 _TRACING_ON = ("hub.ops.tracing.setup", "hub.ops.tracing.otlp", "hub.ops.tracing.proto", "hub.ops.tracing.middleware",
@@ -121,13 +137,17 @@ def test_a_plain_serve_loads_no_deferred_library_until_a_request_needs_it(tmp_pa
         at_start = _imported(log)
         answer = httpx2.post(f"{url}/v1/chat/completions", json=chat_body(),
                              headers={"authorization": f"Bearer {MASTER}"}, timeout=60)  # fmt: skip
+        after_chat = _loaded(log)
+        image = httpx2.post(f"{url}/v1/chat/completions", json=_IMAGE_BODY,
+                            headers={"authorization": f"Bearer {MASTER}"}, timeout=60)  # fmt: skip
         login_page = httpx2.get(f"{url}/ui/login", timeout=60)
     assert {"hub", "uvicorn"} <= at_start  # the log is read, and lists the server's imports
     assert sorted({name.split(".")[0] for name in at_start}.intersection(_DEFERRED)) == []
     assert sorted(name for name in at_start if name.startswith("hub.ui.")) == []  # the console's pages
     assert sorted(at_start.intersection(_TRACING_ON)) == []  # tracing is off: no recorder, exporter or middleware
-    assert (answer.status_code, login_page.status_code) == (200, 200)
-    assert "aiohttp" in _loaded(log)  # deferred, not dropped: the first upstream call loads it
+    assert (answer.status_code, image.status_code, login_page.status_code) == (200, 400, 200)
+    assert "aiohttp" not in after_chat  # an upstream call goes through providers._wire
+    assert "aiohttp" in _loaded(log)  # deferred, not dropped: the first image URL to fetch loads it
     assert "hub.ui.web" in _imported(log)  # and the first page the console's modules (the log leaves out
     # those imported by `importlib.import_module`, the page's own among them)
     assert "frozenlist._frozenlist" not in log.read_text()  # its C++ build loads libstdc++ (hub/cli.py)

@@ -27,6 +27,7 @@ from hub.api.responses.objects import JSON
 from hub.errors import NotFound, json_response
 from hub.state import authenticate, hub_state
 from hub.storage import Store, StoredResponse
+from providers._wire import UpstreamIOError
 from providers.base import Deployment
 
 logger = logging.getLogger("toolhub.responses")
@@ -126,12 +127,15 @@ async def _delete_upstream(request: Request, row: StoredResponse) -> None:
         **deployment.headers,
         **({"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}),
     }
-    import aiohttp  # here, not at start: a worker loads it on its first upstream call (issue 17, RSS)
-
-    timeout = aiohttp.ClientTimeout(total=deployment.timeout, connect=deployment.connect_timeout)
     try:
-        async with state.pool.session(url).delete(url, headers=headers, timeout=timeout) as response:
-            if response.status >= 400 and response.status != 404:
-                logger.warning("upstream DELETE of %s answered %s", row.id, response.status)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        response = await state.pool.upstream.request("DELETE", url, headers, connect=deployment.connect_timeout,
+                                                     total=deployment.timeout)  # fmt: skip
+        try:
+            await response.read()  # read whole, the connection serves the next call
+        finally:
+            response.close()
+    except UpstreamIOError as exc:
         logger.warning("upstream DELETE of %s failed: %s", row.id, exc)
+        return
+    if response.status >= 400 and response.status != 404:
+        logger.warning("upstream DELETE of %s answered %s", row.id, response.status)

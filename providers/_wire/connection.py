@@ -1,0 +1,346 @@
+"""One HTTP/1.1 connection to an upstream (an asyncio protocol parsed by httptools) and the answer read over it.
+
+The connection parses what arrives as it arrives (`httptools.HttpResponseParser`, the C parser uvicorn serves
+with) and hands header fields and body bytes to the `Response` in flight; the response wakes whoever waits on it.
+A connection goes back to its pool the moment the parser has seen the whole body, keep-alive allowing; one whose
+answer was cut short, timed out or was abandoned is aborted instead, so no later request reads its leftovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import Literal, Protocol, TypeVar, overload
+
+import httptools
+
+from providers._wire.errors import (
+    IncompleteResponse,
+    MalformedResponse,
+    ServerDisconnected,
+    UpstreamIOError,
+    UpstreamTimeout,
+)
+
+HIGH_WATER = 1 << 20
+"""Body bytes held unread before the connection stops reading (a stream whose client reads slowly); it reads on
+once they are taken."""
+
+_T = TypeVar("_T")
+
+
+class Owner(Protocol):
+    """Where a connection goes when its answer is over (`pool._Host`)."""
+
+    def release(self, connection: Connection, reusable: bool) -> None: ...
+
+
+class Headers(Mapping[str, str]):
+    """An answer's header fields by lower-case name; lookups take any case. Repeated fields are joined with ", "."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key.lower()]
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str, /) -> str: ...
+    @overload
+    def get(self, key: str, default: _T, /) -> str | _T: ...
+    def get(self, key: str, default: object = None, /) -> object:
+        return self.fields.get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self.fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def add(self, name: bytes, value: bytes) -> None:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        fields = self.fields
+        fields[key] = f"{fields[key]}, {text}" if key in fields else text
+
+
+class Response:
+    """An upstream's answer: `status` and `headers` once it has started, its body through `read()` (whole) or
+    `read_chunk()` (as it comes). `close()` gives up on what is left of the body (the connection is then closed).
+
+    Raises (from the reads): `UpstreamIOError` (an `UpstreamTimeout` when a timeout runs out).
+    """
+
+    __slots__ = ("status", "headers", "url", "conn", "_loop", "_chunks", "_size", "_done", "_error", "_waiter",
+                 "_deadline", "_read_timeout", "_encoding", "_decoder", "until_close")  # fmt: skip
+
+    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deadline: float | None, read: float | None) -> None:
+        self.status = 0
+        self.headers = Headers()
+        self.url = url
+        self.conn: Connection | None = None
+        self._loop = loop
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._done = False
+        self._error: UpstreamIOError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline = deadline
+        self._read_timeout = read
+        self._encoding: str | None = None
+        self._decoder: zlib._Decompress | None = None
+        self.until_close = False
+
+    async def read(self) -> bytes:
+        """The whole body (what is left of it)."""
+        while not self._done:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        chunks, self._chunks, self._size = self._chunks, [], 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def read_chunk(self) -> bytes:
+        """The body bytes that have arrived since the last read, waiting for some if none have; b"" at its end.
+        Bytes that arrived before a failure are returned before the failure is raised."""
+        while not self._chunks:
+            if self._done:
+                return b""
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        chunks, self._chunks, self._size = self._chunks, [], 0
+        if (conn := self.conn) is not None and conn.paused:
+            conn.resume()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def close(self) -> None:
+        """Stop reading: a body not read whole takes its connection with it."""
+        if (conn := self.conn) is not None:
+            conn.finish(False)
+            self._fail(IncompleteResponse("the answer was closed before its end"))
+        self._chunks, self._size = [], 0
+
+    async def answered(self) -> None:
+        """Wait until the status line and headers have arrived."""
+        while not self.status:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def _wait(self) -> None:
+        loop = self._loop
+        waiter = self._waiter = loop.create_future()
+        if self._read_timeout is not None:
+            timer = loop.call_later(self._read_timeout, self._expire, "read")
+        elif self._deadline is not None:
+            timer = loop.call_at(self._deadline, self._expire, "total")
+        else:
+            timer = None
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if (waiter := self._waiter) is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _expire(self, phase: Literal["total", "read"]) -> None:
+        seconds = self._read_timeout if phase == "read" else None
+        what = f"no bytes within {seconds:g} s" if seconds is not None else "the call's total time ran out"
+        error = UpstreamTimeout(f"the upstream sent {what}", phase=phase)
+        if (conn := self.conn) is not None:
+            conn.fail(error)
+        else:
+            self._fail(error)
+
+    def _fail(self, error: UpstreamIOError) -> None:
+        if not self._done and self._error is None:
+            self._error = error
+            self._wake()
+
+    # called by the connection as the parser goes
+    def on_headers(self, status: int) -> None:
+        self.status = status
+        fields = self.headers.fields
+        self._encoding = fields.get("content-encoding")
+        if self._encoding in ("identity", ""):
+            self._encoding = None
+        self.until_close = "content-length" not in fields and "transfer-encoding" not in fields and status not in (
+            204, 304)  # fmt: skip
+        self._wake()
+
+    def on_body(self, data: bytes) -> None:
+        if self._encoding is not None:
+            data = self._decode(data)
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+            if self._size > HIGH_WATER and (conn := self.conn) is not None and not conn.paused:
+                conn.pause()
+            self._wake()
+
+    def on_end(self) -> None:
+        if self._decoder is not None and (rest := self._decoder.flush()):
+            self._chunks.append(rest)
+        self._done = True
+        self._wake()
+
+    def _decode(self, data: bytes) -> bytes:
+        if self._decoder is None:
+            self._decoder = _decoder(self._encoding, data)
+            if self._decoder is None:  # an encoding we did not ask for: passed on as it came
+                self._encoding = None
+                return data
+        try:
+            return self._decoder.decompress(data)
+        except zlib.error as exc:
+            raise MalformedResponse(f"the body does not decode as {self._encoding}: {exc}") from exc
+
+
+def _decoder(encoding: str | None, first: bytes) -> zlib._Decompress | None:
+    """A decompressor for `gzip` or `deflate`: RFC 9110's deflate is zlib-wrapped, but some servers send it raw."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+    return None
+
+
+class Connection(asyncio.Protocol):
+    """A connection to one origin; `response` is the answer in flight, if any (one at a time: no pipelining)."""
+
+    def __init__(self, owner: Owner) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.response: Response | None = None
+        self.closed = False
+        self.paused = False
+        self.keep_alive = False
+        self.answering = False
+        self.uses = 0
+        self.idle_since = 0.0
+
+    def send(self, response: Response, data: bytes) -> None:
+        """Write a request (head and body in `data`); its answer goes to `response`."""
+        self.response, response.conn = response, self
+        self.uses += 1
+        self.answering = False
+        if self.closed or self.transport is None:
+            self.fail(ServerDisconnected("the upstream closed the connection before the request", reused=True))
+        else:
+            self.transport.write(data)
+
+    def finish(self, reusable: bool) -> None:
+        """The answer in flight is over: back to the pool if `reusable`, else closed."""
+        response = self.response
+        if response is None:
+            return
+        self.response = response.conn = None
+        if self.paused:
+            self.resume()
+        if not reusable:
+            self.abort()
+        self.owner.release(self, reusable and not self.closed)
+
+    def fail(self, error: UpstreamIOError) -> None:
+        response = self.response
+        self.finish(False)
+        if response is not None:
+            response._fail(error)  # pyright: ignore[reportPrivateUsage]
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close an idle connection."""
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.response is None:  # bytes nobody asked for: nothing read on this connection can be trusted
+            self.abort()
+            return
+        self.answering = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            self.fail(cause if isinstance(cause, UpstreamIOError) else MalformedResponse(str(cause or exc)))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self.fail(MalformedResponse(f"the upstream's answer is not HTTP/1.1: {exc or type(exc).__name__}"))
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost ends the answer in flight
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        response = self.response
+        if response is None:
+            return
+        if response.status and response.until_close and exc is None:  # a body that ends where the connection does
+            self.finish(False)
+            response.on_end()
+        elif not self.answering:
+            detail = f"the upstream closed the connection without answering{f' ({exc})' if exc else ''}"
+            self.fail(ServerDisconnected(detail, reused=self.uses > 1))
+        else:
+            detail = f"the connection ended in the middle of the answer{f' ({exc})' if exc else ''}"
+            self.fail(IncompleteResponse(detail))
+
+    # httptools.HttpResponseParser callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._response().headers.add(name, value)
+
+    def on_headers_complete(self) -> None:
+        response = self._response()
+        status = self.parser.get_status_code()
+        if status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+            response.headers.fields.clear()
+            return
+        self.keep_alive = self.parser.should_keep_alive()
+        response.on_headers(status)
+
+    def on_body(self, body: bytes) -> None:
+        self._response().on_body(body)
+
+    def on_message_complete(self) -> None:
+        response = self._response()
+        if not response.status:
+            return  # the end of an interim answer
+        self.finish(self.keep_alive)
+        response.on_end()
+
+    def _response(self) -> Response:
+        if (response := self.response) is None:
+            raise MalformedResponse("the upstream sent a second answer to one request")
+        return response

@@ -1,0 +1,257 @@
+"""The provider path's HTTP/1.1 client (`providers._wire`) against scripted upstreams on loopback sockets: body
+framings, keep-alive reuse, connections the upstream ends, and bodies that break."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+
+import anyio
+import pytest
+
+from providers._wire import IncompleteResponse, MalformedResponse, Pool, ServerDisconnected
+from tests.providers.wire_support import Upstream, answer, chunked, keep_answering, read_request, upstream
+
+pytestmark = pytest.mark.anyio
+
+
+async def _get(pool: Pool, url: str, body: bytes | None = None) -> tuple[int, bytes]:
+    response = await pool.request("POST" if body is not None else "GET", url, {}, body, total=5)
+    try:
+        return response.status, await response.read()
+    finally:
+        response.close()
+
+
+async def test_a_content_length_body_is_read_whole_and_the_connection_kept_for_the_next_request() -> None:
+    record = Upstream("")
+    async with upstream(keep_answering(answer(b'{"a": 1}'), record=record)) as served:
+        pool = Pool()
+        try:
+            first = await _get(pool, f"{served.url}/v1/x", b"{}")
+            second = await _get(pool, f"{served.url}/v1/y", b"{}")
+        finally:
+            await pool.aclose()
+    assert (first, second, served.connections) == ((200, b'{"a": 1}'), (200, b'{"a": 1}'), 1)
+    assert [r.head.split(b"\r\n")[0] for r in record.requests] == [b"POST /v1/x HTTP/1.1", b"POST /v1/y HTTP/1.1"]
+
+
+async def test_the_request_names_its_host_and_length_and_adds_no_user_agent() -> None:
+    record = Upstream("")
+    async with upstream(keep_answering(answer(b"ok"), record=record)) as served:
+        pool = Pool()
+        try:
+            await _get(pool, f"{served.url}/p?q=1", b'{"x": 2}')
+        finally:
+            await pool.aclose()
+    [request] = record.requests
+    port = served.url.rsplit(":", 1)[1]
+    assert request.head.startswith(b"POST /p?q=1 HTTP/1.1\r\n")
+    assert (request.field("host"), request.field("content-length"), request.body) == (f"127.0.0.1:{port}", "8",
+                                                                                      b'{"x": 2}')  # fmt: skip
+    assert (request.field("user-agent"), request.field("accept-encoding")) == (None, "gzip, deflate")
+
+
+async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    pool = Pool()
+    with pytest.raises(ValueError):
+        await pool.request("POST", "http://127.0.0.1:9/x", {"x-key": "a\r\nInjected: 1"}, b"")
+
+
+async def test_a_chunked_body_is_read_whole_and_streamed_chunk_by_chunk() -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n")
+        writer.write(b"5\r\nhello\r\n")
+        await release.wait()
+        writer.write(chunked(b" ", b"world"))
+        await read_request(reader)
+        writer.write(answer(b"again"))
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", read=5)
+            first = await response.read_chunk()
+            release.set()
+            rest = [await response.read_chunk(), await response.read_chunk()]
+            response.close()
+            again = await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+    assert (response.headers.get("Content-Type"), first, b"".join(rest)) == ("text/event-stream", b"hello", b" world")
+    assert rest[-1] == b""  # the end
+    assert (again, served.connections) == ((200, b"again"), 1)
+
+
+async def test_a_body_delimited_by_the_connections_end_is_read_whole_on_a_connection_not_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"until": ')
+        await writer.drain()
+        writer.write(b'"close"}')
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+        finally:
+            await pool.aclose()
+    assert (answers, served.connections) == ([(200, b'{"until": "close"}')] * 2, 2)
+
+
+async def test_connection_close_from_the_upstream_is_honoured() -> None:
+    async with upstream(keep_answering(answer(b"bye", "Connection: close"))) as served:
+        pool = Pool()
+        try:
+            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+        finally:
+            await pool.aclose()
+    assert (answers, served.connections) == ([(200, b"bye")] * 2, 2)
+
+
+def _idle_closed(pool: Pool) -> bool:
+    return all(c.closed for h in pool._hosts.values() for c in h.idle)  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_connection_the_upstream_closed_while_idle_is_not_used_again() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"once"))  # keep-alive as far as the client knows; then the upstream's idle timeout
+        await writer.drain()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            first = await _get(pool, served.url, b"")
+            with anyio.fail_after(5):
+                while not _idle_closed(pool):  # noqa: ASYNC110 - the pool has no event for a close it notices
+                    await anyio.sleep(0.01)
+            second = await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+    assert (first, second, served.connections) == ((200, b"once"), (200, b"once"), 2)
+
+
+async def test_a_pooled_connection_dropped_as_the_request_arrives_is_told_apart_as_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if served.connections == 1:
+            await read_request(reader)
+            writer.write(answer(b"{}"))
+        await reader.readuntil(b"\r\n\r\n")  # dropped unanswered: the next request on the first connection (a
+        # stale keep-alive), the first on any other
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            await _get(pool, served.url, b"")
+            with pytest.raises(ServerDisconnected) as dropped:
+                await _get(pool, served.url, b"")
+            with pytest.raises(ServerDisconnected) as fresh:  # a new connection, dropped on its first request
+                await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+    assert (dropped.value.reused, fresh.value.reused) == (True, False)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        answer(b"0123456789")[:-4],  # a content-length body four bytes short
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(b"abcdef")[:-5],  # no last chunk
+    ],
+)
+async def test_a_body_cut_midway_is_an_error_and_its_connection_is_not_reused(sent: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if served.connections == 1:
+            writer.write(sent)
+        else:
+            writer.write(answer(b"fine"))
+            await read_request(reader)
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            with pytest.raises(IncompleteResponse):
+                await _get(pool, served.url, b"")
+            after = await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+    assert (after, served.connections) == ((200, b"fine"), 2)
+
+
+async def test_what_arrived_before_a_stream_broke_is_read_before_the_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndata\r\n")
+        await writer.drain()
+        writer.transport.abort()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", read=5)
+            first = await response.read_chunk()
+            with pytest.raises(IncompleteResponse):
+                await response.read_chunk()
+        finally:
+            await pool.aclose()
+    assert first == b"data"
+
+
+async def test_bytes_that_are_not_http_are_a_malformed_response() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await reader.read()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            with pytest.raises(MalformedResponse):
+                await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encoded"),
+    [
+        ("gzip", gzip.compress(b'{"big": "' + b"x" * 5000 + b'"}')),
+        ("deflate", zlib.compress(b'{"big": "' + b"x" * 5000 + b'"}')),
+        ("deflate", zlib.compress(b'{"big": "' + b"x" * 5000 + b'"}')[2:-4]),  # raw deflate, as some servers send
+    ],
+)
+async def test_a_compressed_body_is_inflated(encoding: str, encoded: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % encoding.encode()
+        )
+        writer.write(chunked(encoded[:100], encoded[100:]))
+        await reader.read()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            status, body = await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+    assert (status, body) == (200, b'{"big": "' + b"x" * 5000 + b'"}')
+
+
+async def test_an_interim_answer_is_skipped_and_repeated_fields_are_joined() -> None:
+    sent = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + answer(b"ok", "Vary: a", "vary: b")
+    async with upstream(keep_answering(sent)) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", total=5)
+            body = await response.read()
+        finally:
+            await pool.aclose()
+    assert (response.status, body) == (200, b"ok")
+    assert (response.headers.get("VARY"), "link" in response.headers) == ("a, b", False)
