@@ -256,10 +256,14 @@ class Connection(asyncio.Protocol):
         self.owner.release(self, reusable and not self.closed)
 
     def fail(self, error: UpstreamIOError) -> None:
+        """End the answer in flight with `error`, and the connection with it (even an idle one: what it read after
+        an answer's end cannot be trusted)."""
         response = self.response
+        if response is None:
+            self.abort()
+            return
         self.finish(False)
-        if response is not None:
-            response._fail(error)  # pyright: ignore[reportPrivateUsage]
+        response._fail(error)  # pyright: ignore[reportPrivateUsage]
 
     def abort(self) -> None:
         self.closed = True

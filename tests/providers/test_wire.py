@@ -10,7 +10,7 @@ import zlib
 import anyio
 import pytest
 
-from providers._wire import IncompleteResponse, MalformedResponse, Pool, ServerDisconnected
+from providers._wire import IncompleteResponse, MalformedResponse, Pool, Response, ServerDisconnected
 from tests.providers.wire_support import Upstream, answer, chunked, keep_answering, read_request, upstream
 
 pytestmark = pytest.mark.anyio
@@ -255,3 +255,46 @@ async def test_an_interim_answer_is_skipped_and_repeated_fields_are_joined() -> 
             await pool.aclose()
     assert (response.status, body) == (200, b"ok")
     assert (response.headers.get("VARY"), "link" in response.headers) == ("a, b", False)
+
+
+async def test_a_connection_that_sent_more_than_its_answer_is_not_used_again() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"one") + (answer(b"unasked") if served.connections == 1 else b""))
+        await read_request(reader)
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+        finally:
+            await pool.aclose()
+    assert (answers, served.connections) == ([(200, b"one")] * 2, 2)
+
+
+async def test_a_body_larger_than_what_is_held_unread_arrives_whole() -> None:
+    piece = b"x" * (1 << 16)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(*[piece] * 64))
+        await writer.drain()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", read=5)
+            with anyio.fail_after(5):
+                while not _paused(response):  # noqa: ASYNC110 - no event for it: past 1 MiB unread, it stops reading
+                    await anyio.sleep(0.01)
+            size = 0
+            with anyio.fail_after(10):
+                while block := await response.read_chunk():
+                    size += len(block)
+        finally:
+            await pool.aclose()
+    assert size == 64 * len(piece)
+
+
+def _paused(response: Response) -> bool:
+    return response.conn is not None and response.conn.paused
