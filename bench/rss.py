@@ -4,8 +4,8 @@
 Runs the real server (`python -m hub serve --workers 1`) on configs/config.example.yaml (its models, its MCP stdio
 server, embedded SQLite for usage) plus one model, `bench`, pointed at the fast fake upstream; provider keys are
 dummies (nothing is sent to them). RSS is VmRSS of the serving process alone (the MCP server it starts is a separate
-process, listed apart). The first request is counted apart: it loads aiohttp (deferred until the first upstream
-call; about 7 MB with its dependencies and the two CA stores it builds at import). `--before REV` measures a git
+process, listed apart). The first request is counted apart: what it loads or builds on first use (before
+providers/_wire, aiohttp and its dependencies, about 7 MB; a chat call no longer imports aiohttp). `--before REV` measures a git
 revision too (extracted with `git archive` into a temporary directory, run from there), so one table shows before
 and after; `--tree DIR` measures a copy of the sources too (say, with a patch applied):
 
