@@ -79,7 +79,7 @@ class Response:
     """
 
     __slots__ = ("status", "headers", "url", "conn", "_loop", "_chunks", "_size", "_done", "_error", "_waiter",
-                 "_deadline", "_read_timeout", "_encoding", "_decoder", "until_close")  # fmt: skip
+                 "_deadline", "_read_timeout", "_encoding", "_decoder", "until_close", "_whole")  # fmt: skip
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deadline: float | None, read: float | None) -> None:
         self.status = 0
@@ -97,9 +97,13 @@ class Response:
         self._encoding: str | None = None
         self._decoder: zlib._Decompress | None = None
         self.until_close = False
+        self._whole = False
 
     async def read(self) -> bytes:
         """The whole body (what is left of it)."""
+        self._whole = True  # held until the end: no reading stops at HIGH_WATER
+        if (conn := self.conn) is not None and conn.paused:
+            conn.resume()
         while not self._done:
             if self._error is not None:
                 raise self._error
@@ -186,7 +190,7 @@ class Response:
         if data:
             self._chunks.append(data)
             self._size += len(data)
-            if self._size > HIGH_WATER and (conn := self.conn) is not None and not conn.paused:
+            if self._size > HIGH_WATER and not self._whole and (conn := self.conn) is not None and not conn.paused:
                 conn.pause()
             self._wake()
 

@@ -296,5 +296,17 @@ async def test_a_body_larger_than_what_is_held_unread_arrives_whole() -> None:
     assert size == 64 * len(piece)
 
 
+async def test_a_large_body_read_whole_is_not_held_up_by_the_unread_limit() -> None:
+    body = b"y" * (3 << 20)
+    async with upstream(keep_answering(answer(body))) as served:
+        pool = Pool()
+        try:
+            with anyio.fail_after(10):
+                status, read = await _get(pool, served.url, b"")
+        finally:
+            await pool.aclose()
+    assert (status, len(read)) == (200, len(body))
+
+
 def _paused(response: Response) -> bool:
     return response.conn is not None and response.conn.paused
