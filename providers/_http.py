@@ -209,8 +209,10 @@ async def post(
             if response.status < 400:
                 try:
                     yield response
-                finally:
+                except BaseException:  # the caller failed or was cancelled (its client went away): no waiting
                     response.close()
+                    raise
+                response.release()  # the rest of a stream after its last event, read to keep the connection
                 return
             try:
                 error = error_from_response(deployment.provider, response.status, await response.read(), parse_error)

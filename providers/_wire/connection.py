@@ -23,6 +23,10 @@ from providers._wire.errors import (
     UpstreamTimeout,
 )
 
+DRAIN_SECONDS = 0.2
+"""How long `Response.release()` waits for the rest of a body it drops, to keep the connection (OpenAI-style
+streams end with `[DONE]`, and the chunked framing's last bytes often come in a later packet)."""
+
 HIGH_WATER = 1 << 20
 """Body bytes held unread before the connection stops reading (a stream whose client reads slowly); it reads on
 once they are taken."""
@@ -79,7 +83,8 @@ class Response:
     """
 
     __slots__ = ("status", "headers", "url", "conn", "_loop", "_chunks", "_size", "_done", "_error", "_waiter",
-                 "_deadline", "_read_timeout", "_encoding", "_decoder", "until_close", "_whole")  # fmt: skip
+                 "_deadline", "_read_timeout", "_encoding", "_decoder", "until_close", "_whole",
+                 "_draining")  # fmt: skip
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deadline: float | None, read: float | None) -> None:
         self.status = 0
@@ -98,6 +103,7 @@ class Response:
         self._decoder: zlib._Decompress | None = None
         self.until_close = False
         self._whole = False
+        self._draining: asyncio.TimerHandle | None = None
 
     async def read(self) -> bytes:
         """The whole body (what is left of it)."""
@@ -127,10 +133,24 @@ class Response:
 
     def close(self) -> None:
         """Stop reading: a body not read whole takes its connection with it."""
+        if self._draining is not None:
+            self._draining.cancel()
         if (conn := self.conn) is not None:
             conn.finish(False)
             self._fail(IncompleteResponse("the answer was closed before its end"))
         self._chunks, self._size = [], 0
+
+    def release(self) -> None:
+        """Done reading, the answer used: what is left of the body is read and dropped for `DRAIN_SECONDS` at most,
+        so that the connection serves again; if it has not ended by then, it is closed."""
+        conn = self.conn
+        if conn is None or not self.status:
+            self.close()
+            return
+        self._chunks, self._size = [], 0
+        self._draining = self._loop.call_later(DRAIN_SECONDS, self.close)
+        if conn.paused:
+            conn.resume()
 
     async def answered(self) -> None:
         """Wait until the status line and headers have arrived."""
@@ -185,6 +205,8 @@ class Response:
         self._wake()
 
     def on_body(self, data: bytes) -> None:
+        if self._draining is not None:
+            return  # released: read to keep the connection, not to use
         if self._encoding is not None:
             data = self._decode(data)
         if data:
@@ -195,6 +217,9 @@ class Response:
             self._wake()
 
     def on_end(self) -> None:
+        if self._draining is not None:
+            self._draining.cancel()
+            return
         if self._decoder is not None and (rest := self._decoder.flush()):
             self._chunks.append(rest)
         self._done = True
