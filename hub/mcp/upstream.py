@@ -23,13 +23,14 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 from hub import __version__
+from hub.mcp import direct_call
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable, check_arguments
 from hub.mcp.health import Status, describe, error_result, no_progress, session_lost, set_when
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
-from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK
+from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK, Pipes
 from hub.mcp.tasks import call_as_task, requires_task, runs_tasks, status_binding
 from hub.mcp.transports import open_transport
 
@@ -81,6 +82,8 @@ class Upstream:
         self._on_resource_updated = on_resource_updated
         self._errlog = errlog or sys.stderr
         self._session: ClientSession | None = None
+        self._pipes: Pipes | None = None
+        """A stdio upstream's pipes, for calls that go straight (hub/mcp/direct_call.py)."""
         self._router = Router(self.name)
         self._dirty: set[Kind] = set()
         self._dirty_event = anyio.Event()
@@ -144,6 +147,7 @@ class Upstream:
         self._broken = anyio.Event()
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
             async with open_transport(self.spec, self._errlog, self.name) as (read, write):
+                self._pipes = write if isinstance(write, Pipes) else None
                 stream = SanitizingReadStream(read, self.name)
                 async with ClientSession(
                     stream,
@@ -336,13 +340,9 @@ class Upstream:
         check_arguments(arguments, self.spec.max_message_bytes, name)
         if name in self._task_tools:
             return await self.send(lambda s: call_as_task(s, name, arguments, read_timeout), read_timeout, caller)
-        request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
-        # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
-        progress = None if caller is None else caller.progress if caller.wants_progress else no_progress
+        call = self._tool_call(name, arguments, read_timeout, caller)
         try:
-            return await self.request(
-                request, types.CallToolResult, read_timeout=read_timeout, caller=caller, progress=progress
-            )
+            return await self.send(call, read_timeout, caller)
         except MCPError as exc:
             if exc.error.code == types.REQUEST_TIMEOUT:
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} timed out after {read_timeout:g} s.")
@@ -353,28 +353,28 @@ class Upstream:
             logger.warning("MCP server %s: tool %s returned an invalid result: %s", self.name, name, exc)
             return error_result(f"Tool {name!r} of MCP server {self.name!r} returned an invalid result.")
 
-    async def request(
-        self,
-        request: Any,
-        result_type: type[_R],
-        *,
-        read_timeout: float | None = None,
-        caller: Caller | None = None,
-        progress: Any = None,
-    ) -> _R:
+    def _tool_call(self, name: str, arguments: dict[str, Any] | None, read_timeout: float,
+                   caller: Caller | None) -> Callable[[ClientSession], Awaitable[types.CallToolResult]]:  # fmt: skip
+        """`tools/call` on the session, or straight on a stdio upstream's pipes when it can (hub/mcp/direct_call.py)."""
+        pipes, version = self._pipes, self.status.protocol_version
+        if pipes is not None and direct_call.applies(version, arguments, caller is not None and caller.wants_progress):
+            return lambda _: direct_call.call_tool(pipes, name, arguments, read_timeout, version or "", self.name)
+        request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
+        # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
+        progress = None if caller is None else caller.progress if caller.wants_progress else no_progress
+        return lambda s: s.send_request(request, types.CallToolResult, request_read_timeout_seconds=read_timeout,
+                                        progress_callback=progress)  # fmt: skip
+
+    async def request(self, request: Any, result_type: type[_R], *, read_timeout: float | None = None,
+                      caller: Caller | None = None) -> _R:  # fmt: skip
         """Forward one request on the shared session, routing server requests back to `caller` meanwhile.
 
         Raises:
             UpstreamUnavailable: the server is down or its connection closed during the request.
             MCPError: the upstream answered with an error (or the request timed out: `REQUEST_TIMEOUT`).
         """
-        return await self.send(
-            lambda s: s.send_request(
-                request, result_type, request_read_timeout_seconds=read_timeout, progress_callback=progress
-            ),
-            read_timeout,
-            caller,
-        )
+        send = lambda s: s.send_request(request, result_type, request_read_timeout_seconds=read_timeout)  # noqa: E731
+        return await self.send(send, read_timeout, caller)
 
     async def send(
         self, send: Callable[[ClientSession], Awaitable[_T]], read_timeout: float | None, caller: Caller | None

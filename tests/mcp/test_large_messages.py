@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hub.mcp.stdio_client import LineSplitter, Oversized, _Pipes  # pyright: ignore[reportPrivateUsage]
+from hub.mcp.stdio_client import LineSplitter, Oversized, Pipes
 from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, text_of
 from tests.support.servers import serve_app
 
@@ -142,7 +142,7 @@ class _Process:
 
 async def test_a_cancelled_request_is_no_longer_waited_for() -> None:
     process = _Process()
-    pipes = _Pipes(process, "s", LIMIT)
+    pipes = Pipes(process, "s", LIMIT)
     for rid in (1, 2):
         await pipes.send(SessionMessage(types.JSONRPCRequest(jsonrpc="2.0", id=rid, method="tools/call",
                                                              params={"name": "x"})))  # fmt: skip
