@@ -1,6 +1,6 @@
 """`tools/call` latency: direct to an upstream vs through the hub, for a stdio and a streamable-HTTP upstream.
 
-    python bench/mcp_latency.py [--calls 400] [--warmup 40] [--upstream stdio|http]
+    python bench/mcp_latency.py [--calls 400] [--warmup 40] [--upstream stdio|http] [--tree DIR]
 
 Paths measured, each at concurrency 1 and 16 (p50 / p99 in ms, bounded loops, 127.0.0.1 only):
   direct      the official ClientSession straight to the upstream (the baseline);
@@ -11,6 +11,8 @@ Paths measured, each at concurrency 1 and 16 (p50 / p99 in ms, bounded loops, 12
   hub-sse     the same with a client that declares sampling, so every call is answered with an event stream
               (the SDK's path, and what every call cost before).
 The upstream is this file's own echo server (`--serve-stdio` / `--serve-http PORT`), a low-level mcp 2.x server.
+`--tree DIR` runs the hub process (hub-http, hub-sse) from another checkout, e.g. `git archive REV | tar -x -C DIR`,
+for a before/after comparison on one machine (alternate the runs); `hub-api` always runs this checkout's hub.
 
 "Added by the hub" has two meanings, both printed: `hub-api - direct` is what the hub adds in-process (its own layers
 on the same upstream client), `hub-http - direct` the whole hop (the client's HTTP on top, a second process, the
@@ -165,14 +167,14 @@ def upstream_config(kind: str, http_url: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def hub_process(kind: str, http_url: str) -> Any:
+def hub_process(kind: str, http_url: str, tree: Path = ROOT) -> Any:
     config = {"general_settings": {"master_key": KEY}, "mcp_servers": {"up": upstream_config(kind, http_url)}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(config))
         with inherited_socket() as (sock, port):  # bound here and handed over: no other process can take the port
             proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--config", str(path), "--fd",
-                                     str(sock.fileno()), "--log-level", "warning"], cwd=ROOT, stderr=subprocess.DEVNULL,
+                                     str(sock.fileno()), "--log-level", "warning"], cwd=tree, stderr=subprocess.DEVNULL,
                                     pass_fds=(sock.fileno(),))  # fmt: skip
         try:
             wait_for_port(port, proc)
@@ -186,7 +188,7 @@ def hub_process(kind: str, http_url: str) -> Any:
             proc.wait(30)
 
 
-async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> list[Row]:
+async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int, tree: Path) -> list[Row]:
     rows: list[Row] = []
     args = {"text": "hi"}
     request = types.CallToolRequest(params=types.CallToolRequestParams(name="echo", arguments=args))
@@ -202,7 +204,7 @@ async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> l
         for c in (1, 16):
             call = lambda: hub.call_tool("up__echo", args, MASTER)  # noqa: E731
             rows.append(await measured("hub-api", call, calls, warmup, c, None))
-    with hub_process(kind, http_url) as (url, pid):
+    with hub_process(kind, http_url, tree) as (url, pid):
         for path, asking in (("hub-http", False), ("hub-sse", True)):
             async with hub_session(url, asking) as session:
                 for c in (1, 16):
@@ -211,13 +213,14 @@ async def bench_upstream(kind: str, http_url: str, calls: int, warmup: int) -> l
     return rows
 
 
-async def report(http_url: str, calls: int, warmup: int, kinds: tuple[str, ...]) -> None:
+async def report(http_url: str, calls: int, warmup: int, kinds: tuple[str, ...], tree: Path) -> None:
     load = os.getloadavg()[0]
-    print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs, load average {load:.1f}")
+    print(f"tools/call latency, {calls} calls after {warmup} warm-up, {os.cpu_count()} CPUs, load average {load:.1f}"
+          f"{'' if tree == ROOT else f', hub process from {tree}'}")  # fmt: skip
     print(f"{'upstream':<9} {'path':<9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 vs direct':>15} "
           f"{'bench CPU':>10} {'hub CPU':>8}")  # fmt: skip
     for kind in kinds:
-        rows = await bench_upstream(kind, http_url, calls, warmup)
+        rows = await bench_upstream(kind, http_url, calls, warmup, tree)
         base = {c: percentiles(s)[0] for path, c, s, _, _ in rows if path == "direct"}
         for path, c, samples, cpu, hub_cpu in rows:
             p50, p99 = percentiles(samples)
@@ -225,13 +228,13 @@ async def report(http_url: str, calls: int, warmup: int, kinds: tuple[str, ...])
             print(f"{kind:<9} {path:<9} {c:>4} {p50:>8.2f} {p99:>8.2f} {p50 - base[c]:>+15.2f} {cpu:>10.3f} {hub}")
 
 
-def main(calls: int, warmup: int, kinds: tuple[str, ...]) -> None:
+def main(calls: int, warmup: int, kinds: tuple[str, ...], tree: Path = ROOT) -> None:
     with inherited_socket() as (sock, port):
         upstream = subprocess.Popen([sys.executable, __file__, "--serve-http", str(sock.fileno())],
                                     stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(),))  # fmt: skip
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/mcp", upstream)
-        anyio.run(report, f"http://127.0.0.1:{port}/mcp", calls, warmup, kinds)
+        anyio.run(report, f"http://127.0.0.1:{port}/mcp", calls, warmup, kinds, tree)
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -242,6 +245,7 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--upstream", choices=("stdio", "http"), help="measure one kind of upstream (default: both)")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="run the hub process from this checkout")
     parser.add_argument("--serve-stdio", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-http", type=int, metavar="FD", help=argparse.SUPPRESS)
     ns = parser.parse_args()
@@ -250,4 +254,4 @@ if __name__ == "__main__":
     elif ns.serve_http:
         serve_http(ns.serve_http)
     else:
-        main(ns.calls, ns.warmup, (ns.upstream,) if ns.upstream else ("stdio", "http"))
+        main(ns.calls, ns.warmup, (ns.upstream,) if ns.upstream else ("stdio", "http"), ns.tree.resolve())
