@@ -5,12 +5,15 @@ HTTP client, no uvicorn), so the process time of a call is what the hub spends (
 
 Rows (CPU ms per call; median of 5 rounds, each round `--calls / 5` calls in a bounded loop):
   direct      the official SDK client (`stdio_client`, `ClientSession.send_request`) on the same upstream;
-  hub-api     `McpHub.call_tool` in-process (the upstream round trip and the hub's own work): minus `direct`, what
-              the hub adds in-process;
-  /mcp json   a plain client's `tools/call` on `/mcp`: answered with one JSON body (hub/mcp/lean.py);
-  /mcp sse    the same call in a session that declared sampling: the SDK's event-stream path.
+  hub-api     `McpHub.call_tool` in-process (the upstream round trip and the hub's own work). It can cost less than
+              `direct`: a plain call goes straight on the pipes, not through the SDK session (hub/mcp/direct_call.py);
+  /mcp json   a plain client's `tools/call` on `/mcp`: answered with one JSON body (hub/mcp/lean.py); minus
+              `hub-api`, the hub's server side of the call;
+  /mcp sse    the same call in a session that declared sampling: the SDK's event-stream path;
+  /mcp json, streams   the JSON answer through the session's streams and dispatcher task instead of the kernel.
 The upstream is bench/echo_mcp.py over stdio (its CPU is another process's). `--profile N` prints the N most
-costly functions (cProfile, cumulative) of the `/mcp json` row.
+costly functions (cProfile, cumulative) of the `/mcp json` row. cProfile's overhead per function call inflates
+code made of many small calls several times over: check a change by measuring it, not by its share of a profile.
 """
 
 from __future__ import annotations
