@@ -192,17 +192,17 @@ async def post(
         timeouts = {"connect": deployment.connect_timeout, "total": deployment.timeout}
     if (trace := TRACE_HEADERS.get()) is not None:
         headers = {**headers, **trace}
-    attempt, stale_retry = 0, True
+    attempt, stale_retry, fresh = 0, True, False
     while True:
         sent = time.monotonic()
         try:
-            response = await pool.upstream.request("POST", url, headers, body, **timeouts)
+            response = await pool.upstream.request("POST", url, headers, body, fresh=fresh, **timeouts)
         except TimeoutError as exc:
             error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
             error.__cause__ = exc
         except UpstreamIOError as exc:
             if stale_retry and time.monotonic() - sent < STALE_WINDOW and _dropped_unanswered(exc):
-                stale_retry = False
+                stale_retry, fresh = False, True  # not another pooled one: the upstream may have closed them all
                 continue
             error = connect_error(deployment.provider, url, exc)
         else:

@@ -69,12 +69,13 @@ class Pool:
         connect: float | None = None,
         total: float | None = None,
         read: float | None = None,
+        fresh: bool = False,
     ) -> Response:
         """Send a request; return the answer once its status line and headers have arrived.
 
         `connect` bounds getting a connection (a free slot, connecting, the TLS handshake), `total` the whole call
-        up to the body's last byte, `read` each wait for bytes of the answer. The caller reads the body and
-        `close()`s the response.
+        up to the body's last byte, `read` each wait for bytes of the answer. `fresh` passes over idle connections
+        (a retry after a stale one). The caller reads the body and `release()`s or `close()`s the response.
 
         Raises:
             UpstreamIOError: the exchange failed (`UpstreamTimeout` for a timeout).
@@ -87,7 +88,7 @@ class Pool:
         data = _head(method, target, headers, body)
         host = self._hosts.get(target.origin) or self._host(target.origin, loop)
         deadline = None if total is None else loop.time() + total
-        conn = host.idle_connection() or await host.connect(connect, deadline)
+        conn = (None if fresh else host.idle_connection()) or await host.connect(connect, deadline)
         response = Response(url, loop, deadline, read)
         conn.send(response, data)
         try:

@@ -106,3 +106,51 @@ def test_a_request_the_upstream_worked_on_before_dropping_it_is_not_sent_twice()
     with pytest.raises(ProviderError) as raised:
         anyio.run(_post_to, handler, deployment)
     assert (raised.value.status_code, handler.received) == (502, 1)
+
+
+class _AllIdleClosed:
+    """Two connections, each answering one request and dropping the next unanswered: the upstream closed all its
+    idle connections at once (a keep-alive timeout), so the retry must not pick another pooled one."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.both = asyncio.Event()
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.connections == 2:
+            self.both.set()
+        await reader.readuntil(b"\r\n\r\n")
+        await self.both.wait()  # both requests in flight, on two connections
+        writer.write(OK)
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+
+async def _pool_of_two_then_one(handler: _AllIdleClosed, deployment: Deployment) -> list[int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions"
+    pool = HttpPool()
+    statuses: list[int] = []
+
+    async def one() -> None:
+        async with post(pool, deployment, url, b"", {}, stream=False, parse_error=_unparsed) as response:
+            statuses.append(response.status)
+            await response.read()
+
+    try:
+        with anyio.fail_after(10):
+            await asyncio.gather(one(), one())
+            await one()
+    finally:
+        await pool.aclose()
+        server.close()
+    return statuses
+
+
+def test_the_retry_after_a_stale_connection_takes_a_new_one_not_another_pooled_one() -> None:
+    deployment = Deployment(provider="openai", model="m", api_base="http://127.0.0.1", max_retries=0)
+    handler = _AllIdleClosed()
+    statuses = anyio.run(_pool_of_two_then_one, handler, deployment)
+    assert (statuses, handler.connections) == ([200, 200, 200], 3)
