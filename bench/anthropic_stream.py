@@ -4,7 +4,7 @@ Two measurements, both in this process with `time.process_time()`:
 
 * translate: parse each Anthropic SSE event (orjson), `StreamTranslator.feed`, serialise each OpenAI chunk (orjson,
   as the hub does) — the pure translation cost;
-* provider: `AnthropicProvider.stream()` over loopback against a canned upstream in a child process (aiohttp client,
+* provider: `AnthropicProvider.stream()` over loopback against a canned upstream in a child process (_wire client,
   SSE parsing, translation), 16 streams at a time; `OpenAIProvider.stream()` on an equivalent 20-chunk OpenAI stream
   is shown for comparison. The hub's own server-side relay is not included (bench/gateway.py measures that).
 

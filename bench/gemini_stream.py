@@ -5,7 +5,7 @@ Two measurements, both in this process with `time.process_time()`:
 * translate: each Gemini SSE payload through `StreamTranslator.feed` (orjson parse, translation), each OpenAI chunk
   serialised with orjson as the hub does — the pure translation cost;
 * provider: `GeminiProvider.stream()` over loopback against a canned `streamGenerateContent?alt=sse` upstream in a
-  child process (aiohttp client, request building, SSE parsing, translation), 16 streams at a time;
+  child process (providers/_wire client, request building, SSE parsing, translation), 16 streams at a time;
   `OpenAIProvider.stream()` on an equivalent 20-chunk OpenAI stream is shown for comparison. The hub's own relay
   is not included (bench/gateway.py measures that).
 

@@ -38,7 +38,7 @@ def serve(args: argparse.Namespace) -> int:
     from uvicorn.config import LOGGING_CONFIG
 
     keep_out_mcp_server_framework()  # before hub.server imports mcp
-    pure_python_frozenlist()  # before the first upstream call imports aiohttp
+    pure_python_frozenlist()  # before the first image fetch imports aiohttp (upstream calls use providers/_wire)
     from hub.gateway.transport import TurnWritesHttpTools
     from hub.scale.tuned import TunedServer
     from hub.server import build_app

@@ -459,8 +459,8 @@ def test_mid_stream_failure_becomes_a_final_error_event(
         events = [line for line in response.iter_lines() if line]
     last = json.loads(events[-1].removeprefix("data: "))
     assert detail in last["error"]["message"]
-    # the stream had started; whether the text delta before the drop arrives depends on aiohttp seeing the data
-    # before the broken transfer (it raises the error before reading what it buffered)
+    # the stream had started; whether the text delta before the drop arrives depends on it leaving the fake's
+    # buffers before the drop (what arrived is read before the error is raised)
     assert json.loads(events[0].removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
     assert not any("[DONE]" in e for e in events)
     with pytest.raises(openai.APIError):
