@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ssl
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -221,7 +222,8 @@ class _Host:
             if waiter.done() and not waiter.cancelled():
                 self._wake()  # woken and cancelled at once: the slot goes to the next in line
             else:
-                self.waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # a slot freed since passed it over (`_wake`) and dropped it
+                    self.waiters.remove(waiter)
             raise
 
     async def _open(self) -> Connection:

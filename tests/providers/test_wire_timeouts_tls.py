@@ -142,6 +142,25 @@ async def test_a_slot_freed_by_an_ended_answer_goes_to_the_request_waiting_for_i
 
 
 @pytest.mark.anyio
+async def test_a_request_cancelled_while_waiting_for_a_slot_freed_at_that_moment_is_cancelled() -> None:
+    async with upstream(keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")) as served:
+        pool = Pool(limit_per_host=1)
+        try:
+            holding = await pool.request("POST", served.url, {}, b"", read=10)  # a body that never ends
+            waiting = asyncio.ensure_future(pool.request("POST", served.url, {}, b"", connect=10, read=10))
+            await _waiting(pool, 1)
+            waiting.cancel()  # (its connect timeout, or its client gone) and, in the same loop turn, a slot frees
+            holding.close()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            again = await pool.request("POST", served.url, {}, b"", connect=5, read=10)  # the slot is free
+            again.close()
+        finally:
+            await pool.aclose()
+    assert (_waiters(pool), served.connections) == (0, 2)
+
+
+@pytest.mark.anyio
 async def test_the_connect_timeout_bounds_a_connection_nobody_accepts() -> None:
     async with unaccepting() as port:
         pool = Pool()
