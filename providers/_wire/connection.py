@@ -351,6 +351,10 @@ class Connection(asyncio.Protocol):
             self.fail(IncompleteResponse(detail))
 
     # httptools.HttpResponseParser callbacks
+    def on_message_begin(self) -> None:
+        if self.response is None:  # bytes after the answer's end in the same read: the connection is already pooled
+            raise MalformedResponse("the upstream sent bytes after its answer's end")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._response().headers.add(name, value)
 

@@ -272,6 +272,25 @@ async def test_a_connection_that_sent_more_than_its_answer_is_not_used_again() -
     assert (answers, served.connections) == ([(200, b"one")] * 2, 2)
 
 
+@pytest.mark.parametrize("extra", [b"H", b"HTTP/1.1 200 OK\r\nX-A: "])
+async def test_a_connection_that_sent_the_start_of_another_answer_is_not_used_again(extra: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if served.connections > 1:
+            await keep_answering(answer(b"second"))(reader, writer)
+        await read_request(reader)
+        writer.write(answer(b"first") + extra)  # in one write with the answer: no callback names a header
+        await read_request(reader)
+        writer.write(answer(b"not this", status="429 Too Many Requests"))
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+        finally:
+            await pool.aclose()
+    assert (answers, served.connections) == ([(200, b"first"), (200, b"second")], 2)
+
+
 async def test_a_body_larger_than_what_is_held_unread_arrives_whole() -> None:
     piece = b"x" * (1 << 16)
 
