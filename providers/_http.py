@@ -152,6 +152,13 @@ def connect_error(provider: str, url: str, exc: BaseException) -> ProviderError:
     )
 
 
+def unusable_url_error(provider: str, exc: ValueError) -> ProviderError:
+    """The deployment's `api_base` (or a header of it) cannot make a request: asking again will not help, so it is not
+    retryable, but another deployment may serve (the router fails over on a 502)."""
+    return ProviderError(f"{provider} cannot be called: {exc}", status_code=502, provider=provider,
+                         type="upstream_error", code="upstream_unreachable")  # fmt: skip
+
+
 def timeout_error(provider: str, seconds: float) -> ProviderError:
     return ProviderError(
         f"{provider} did not answer within {seconds:g} s",
@@ -165,7 +172,7 @@ def timeout_error(provider: str, seconds: float) -> ProviderError:
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # credentials in the URL are not for clients to read
 
 
 @contextlib.asynccontextmanager
@@ -197,6 +204,8 @@ async def post(
         sent = time.monotonic()
         try:
             response = await pool.upstream.request("POST", url, headers, body, fresh=fresh, **timeouts)
+        except ValueError as exc:
+            raise unusable_url_error(deployment.provider, exc) from exc
         except TimeoutError as exc:
             error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
             error.__cause__ = exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
 import ssl
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -130,16 +131,25 @@ class Pool:
         return host
 
     def _target(self, url: str) -> Target:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:  # a port out of range or not a number, an IPv6 address without its "]"
+            raise ValueError(f"not a valid URL: {_shown(url)} ({exc})") from None
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url}")
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+            raise ValueError(f"not an http(s) URL: {_shown(url)}")
+        port = port or _DEFAULT_PORTS[parts.scheme]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         target = Target(Origin(parts.scheme, parts.hostname, port), parts.netloc.rpartition("@")[2], path)
         if len(self._targets) >= 1024:  # URLs come from the configuration: a handful, unless something is odd
             self._targets.clear()
         self._targets[url] = target
         return target
+
+
+def _shown(url: str) -> str:
+    """`url` for an error message a client may read: without a query (Gemini's key can be one) or credentials."""
+    return re.sub(r"^([^/?#]*//)?[^/?#@]*@", r"\1", url.partition("?")[0])
 
 
 def _head(method: str, target: Target, headers: Mapping[str, str], body: bytes | None) -> bytes:

@@ -134,7 +134,7 @@ async def _delete_upstream(request: Request, row: StoredResponse) -> None:
             await response.read()  # read whole, the connection serves the next call
         finally:
             response.close()
-    except UpstreamIOError as exc:
+    except (UpstreamIOError, ValueError) as exc:  # ValueError: an api_base that is no http(s) URL
         logger.warning("upstream DELETE of %s failed: %s", row.id, exc)
         return
     if response.status >= 400 and response.status != 404:
