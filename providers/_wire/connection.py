@@ -9,7 +9,6 @@ answer was cut short, timed out or was abandoned is aborted instead, so no later
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Iterator, Mapping
 from typing import Literal, Protocol, TypeVar, overload
 
@@ -22,6 +21,7 @@ from providers._wire.errors import (
     UpstreamIOError,
     UpstreamTimeout,
 )
+from providers._wire.inflate import Inflater
 
 DRAIN_SECONDS = 0.2
 """How long `Response.release()` waits for the rest of a body it drops, to keep the connection (OpenAI-style
@@ -29,7 +29,7 @@ streams end with `[DONE]`, and the chunked framing's last bytes often come in a 
 
 HIGH_WATER = 1 << 20
 """Body bytes held unread before the connection stops reading (a stream whose client reads slowly); it reads on
-once they are taken."""
+once they are taken. A compressed body is inflated no further than that either (`inflate.Inflater`)."""
 
 _T = TypeVar("_T")
 
@@ -83,8 +83,8 @@ class Response:
     """
 
     __slots__ = ("status", "headers", "url", "conn", "_loop", "_chunks", "_size", "_done", "_error", "_waiter",
-                 "_deadline", "_read_timeout", "_encoding", "_decoder", "until_close", "_whole",
-                 "_draining")  # fmt: skip
+                 "_deadline", "_read_timeout", "_encoding", "_inflater", "until_close", "_whole",
+                 "_draining", "_ended")  # fmt: skip
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deadline: float | None, read: float | None) -> None:
         self.status = 0
@@ -100,10 +100,11 @@ class Response:
         self._deadline = deadline
         self._read_timeout = read
         self._encoding: str | None = None
-        self._decoder: zlib._Decompress | None = None
+        self._inflater: Inflater | None = None
         self.until_close = False
         self._whole = False
         self._draining: asyncio.TimerHandle | None = None
+        self._ended = False  # the body's last bytes have come, some still to inflate
 
     async def read(self) -> bytes:
         """The whole body (what is left of it)."""
@@ -111,9 +112,12 @@ class Response:
         if (conn := self.conn) is not None and conn.paused:
             conn.resume()
         while not self._done:
-            if self._error is not None:
+            if self._inflater is not None and self._inflater.pending:
+                self._inflate_pending()
+            elif self._error is not None:
                 raise self._error
-            await self._wait()
+            else:
+                await self._wait()
         chunks, self._chunks, self._size = self._chunks, [], 0
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -123,11 +127,14 @@ class Response:
         while not self._chunks:
             if self._done:
                 return b""
-            if self._error is not None:
+            if self._inflater is not None and self._inflater.pending:
+                self._inflate_pending()
+            elif self._error is not None:
                 raise self._error
-            await self._wait()
+            else:
+                await self._wait()
         chunks, self._chunks, self._size = self._chunks, [], 0
-        if (conn := self.conn) is not None and conn.paused:
+        if (conn := self.conn) is not None and conn.paused and not (self._inflater and self._inflater.pending):
             conn.resume()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -139,6 +146,8 @@ class Response:
             conn.finish(False)
             self._fail(IncompleteResponse("the answer was closed before its end"))
         self._chunks, self._size = [], 0
+        if self._inflater is not None:
+            self._inflater.pending.clear()
 
     def release(self) -> None:
         """Done reading, the answer used: what is left of the body is read and dropped for `DRAIN_SECONDS` at most,
@@ -148,6 +157,8 @@ class Response:
             self.close()
             return
         self._chunks, self._size = [], 0
+        if self._inflater is not None:
+            self._inflater.pending.clear()
         self._draining = self._loop.call_later(DRAIN_SECONDS, self.close)
         if conn.paused:
             conn.resume()
@@ -220,31 +231,51 @@ class Response:
         if self._draining is not None:
             self._draining.cancel()
             return
-        if self._decoder is not None and (rest := self._decoder.flush()):
+        if self._inflater is not None and self._inflater.pending:
+            self._ended = True  # done once the reader has inflated the rest (`_inflate_pending`)
+            self._wake()
+            return
+        self._end()
+
+    def _end(self) -> None:
+        if self._inflater is not None and (rest := self._inflater.flush()):
             self._chunks.append(rest)
         self._done = True
         self._wake()
 
     def _decode(self, data: bytes) -> bytes:
-        if self._decoder is None:
-            self._decoder = _decoder(self._encoding, data)
-            if self._decoder is None:  # an encoding we did not ask for: passed on as it came
+        inflater = self._inflater
+        if inflater is None:
+            inflater = self._inflater = Inflater.of(self._encoding or "", data)
+            if inflater is None:  # an encoding we did not ask for: passed on as it came
                 self._encoding = None
                 return data
+        data = inflater.inflate(data, None if self._whole else HIGH_WATER - self._size)
+        if inflater.pending and not self._whole and (conn := self.conn) is not None and not conn.paused:
+            conn.pause()  # more inflates than the reader has room for: no more reading until it takes some
+        return data
+
+    def _inflate_pending(self) -> None:
+        """Inflate held compressed bytes, the reader having taken what was inflated (or reading whole)."""
+        inflater = self._inflater
+        assert inflater is not None
         try:
-            return self._decoder.decompress(data)
-        except zlib.error as exc:
-            raise MalformedResponse(f"the body does not decode as {self._encoding}: {exc}") from exc
-
-
-def _decoder(encoding: str | None, first: bytes) -> zlib._Decompress | None:
-    """A decompressor for `gzip` or `deflate`: RFC 9110's deflate is zlib-wrapped, but some servers send it raw."""
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
-        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-    return None
+            data = inflater.inflate(b"", None if self._whole else HIGH_WATER)
+        except MalformedResponse as exc:
+            inflater.pending.clear()
+            if (conn := self.conn) is not None:
+                conn.fail(exc)
+            else:
+                self._fail(exc)
+            return
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+        if not inflater.pending:
+            if self._ended:
+                self._end()
+            elif (conn := self.conn) is not None and conn.paused and self._size <= HIGH_WATER:
+                conn.resume()
 
 
 class Connection(asyncio.Protocol):
