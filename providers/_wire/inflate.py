@@ -12,8 +12,12 @@ import zlib
 
 from providers._wire.errors import MalformedResponse
 
+MAX_MEMBERS = 1024
+"""Members inflated in one step: gzip allows a body of several (`cat a.gz b.gz`); aiohttp stops at as many."""
+
 WINDOW = 16 * 1024
-"""Compressed bytes handed to zlib at a time."""
+"""Compressed bytes handed to zlib at a time: a member's decoder copies all the input after the member's end into
+its `unused_data`, so a body of many small members given whole would be copied once per member."""
 
 
 class Inflater:
@@ -43,7 +47,7 @@ class Inflater:
         stays pending.
 
         Raises:
-            MalformedResponse: the bytes do not inflate.
+            MalformedResponse: the bytes do not inflate, or the body has more than `MAX_MEMBERS` members here.
         """
         pending = self.pending
         if data:
@@ -53,12 +57,14 @@ class Inflater:
         source = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         out: list[bytes] = []
-        made = pos = 0
+        made = pos = members = 0
         decoder = self.decoder
         while pos < len(source) and (room is None or made < room):
-            if decoder.eof:
-                pos = len(source)  # what follows the end of the compressed data is dropped
-                break
+            if decoder.eof:  # the member ended and more follows: the next member, with a decoder of its own
+                members += 1
+                if members > MAX_MEMBERS:
+                    raise MalformedResponse(f"the {self.encoding} body has more than {MAX_MEMBERS} members")
+                decoder = self.decoder = zlib.decompressobj(self.wbits)
             end = min(pos + WINDOW, len(source))
             try:
                 piece = decoder.decompress(source[pos:end], 0 if room is None else room - made)

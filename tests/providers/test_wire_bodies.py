@@ -93,3 +93,25 @@ async def test_deflate_bodies_inflate_in_bounded_pieces_too() -> None:
         finally:
             await pool.aclose()
     assert (sum(sizes), max(sizes) <= HIGH_WATER) == (BOMB_SIZE, True)
+
+
+async def _read(handler: Handler) -> bytes:
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", read=5)
+            return await response.read()
+        finally:
+            await pool.aclose()
+
+
+@pytest.mark.parametrize("past_border", [None, 0, 6])  # in one chunk; cut where a member starts, in its header
+async def test_a_gzip_body_of_several_members_inflates_whole(past_border: int | None) -> None:
+    members = gzip.compress(b"hello ") + gzip.compress(b"world") + gzip.compress(b"!")
+    at = len(members) if past_border is None else len(gzip.compress(b"hello ")) + past_border
+    assert await _read(_serving(b"gzip", members[:at], members[at:])) == b"hello world!"
+
+
+async def test_a_gzip_body_of_too_many_members_at_once_is_a_malformed_response() -> None:
+    with pytest.raises(MalformedResponse):
+        await _read(_serving(b"gzip", gzip.compress(b"x") * 1026))
