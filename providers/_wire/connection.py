@@ -208,9 +208,9 @@ class Response:
     def on_headers(self, status: int) -> None:
         self.status = status
         fields = self.headers.fields
-        self._encoding = fields.get("content-encoding")
-        if self._encoding in ("identity", ""):
-            self._encoding = None
+        if (encoding := fields.get("content-encoding")) is not None:  # a token: any case (RFC 9110 section 8.4.1)
+            encoding = encoding.strip().lower()
+            self._encoding = None if encoding in ("identity", "") else encoding
         self.until_close = "content-length" not in fields and "transfer-encoding" not in fields and status not in (
             204, 304)  # fmt: skip
         self._wake()

@@ -34,11 +34,11 @@ class Inflater:
     @classmethod
     def of(cls, encoding: str, first: bytes) -> Inflater | None:
         """An inflater for `encoding` (lower case), None for one the client did not ask for; `first` is the body's
-        first bytes: RFC 9110's deflate is zlib-wrapped, but some servers send it raw."""
+        first bytes: RFC 9110's deflate is zlib-wrapped, but some servers send it raw (sniffed as aiohttp does)."""
         if encoding in ("gzip", "x-gzip"):
             return cls(encoding, 16 + zlib.MAX_WBITS)
         if encoding == "deflate":
-            wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+            wrapped = not first or first[0] & 0x0F == 8  # a zlib header's method: one byte tells, two may not have come
             return cls(encoding, zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
         return None
 

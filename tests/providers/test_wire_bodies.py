@@ -115,3 +115,13 @@ async def test_a_gzip_body_of_several_members_inflates_whole(past_border: int | 
 async def test_a_gzip_body_of_too_many_members_at_once_is_a_malformed_response() -> None:
     with pytest.raises(MalformedResponse):
         await _read(_serving(b"gzip", gzip.compress(b"x") * 1026))
+
+
+@pytest.mark.parametrize("encoding", [b"GZIP", b" Gzip "])
+async def test_the_content_encoding_is_read_in_any_case(encoding: bytes) -> None:
+    assert await _read(_serving(encoding, gzip.compress(b'{"a": 1}'))) == b'{"a": 1}'
+
+
+async def test_a_zlib_wrapped_deflate_body_whose_first_chunk_is_one_byte_inflates() -> None:
+    body = zlib.compress(b'{"a": 1}')
+    assert await _read(_serving(b"deflate", body[:1], body[1:])) == b'{"a": 1}'
