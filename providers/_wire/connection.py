@@ -82,16 +82,16 @@ class Response:
     Raises (from the reads): `UpstreamIOError` (an `UpstreamTimeout` when a timeout runs out).
     """
 
-    __slots__ = ("status", "headers", "url", "conn", "_loop", "_chunks", "_size", "_done", "_error", "_waiter",
+    __slots__ = ("status", "headers", "url", "conn", "loop", "_chunks", "_size", "_done", "_error", "_waiter",
                  "_deadline", "_read_timeout", "_encoding", "_inflater", "until_close", "_whole",
-                 "_draining", "_ended")  # fmt: skip
+                 "_draining", "_ended", "_timer", "heard_at")  # fmt: skip
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deadline: float | None, read: float | None) -> None:
         self.status = 0
         self.headers = Headers()
         self.url = url
         self.conn: Connection | None = None
-        self._loop = loop
+        self.loop = loop
         self._chunks: list[bytes] = []
         self._size = 0
         self._done = False
@@ -105,6 +105,9 @@ class Response:
         self._whole = False
         self._draining: asyncio.TimerHandle | None = None
         self._ended = False  # the body's last bytes have come, some still to inflate
+        self._timer: asyncio.TimerHandle | None = None
+        self.heard_at = 0.0
+        """When bytes last came on the connection (`loop.time()`), whether or not they woke the reader."""
 
     async def read(self) -> bytes:
         """The whole body (what is left of it)."""
@@ -159,7 +162,7 @@ class Response:
         self._chunks, self._size = [], 0
         if self._inflater is not None:
             self._inflater.pending.clear()
-        self._draining = self._loop.call_later(DRAIN_SECONDS, self.close)
+        self._draining = self.loop.call_later(DRAIN_SECONDS, self.close)
         if conn.paused:
             conn.resume()
 
@@ -171,19 +174,18 @@ class Response:
             await self._wait()
 
     async def _wait(self) -> None:
-        loop = self._loop
+        loop = self.loop
         waiter = self._waiter = loop.create_future()
         if self._read_timeout is not None:
-            timer = loop.call_later(self._read_timeout, self._expire, "read")
+            self._timer = loop.call_later(self._read_timeout, self._expire, "read")
         elif self._deadline is not None:
-            timer = loop.call_at(self._deadline, self._expire, "total")
-        else:
-            timer = None
+            self._timer = loop.call_at(self._deadline, self._expire, "total")
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
+            if (timer := self._timer) is not None:
+                self._timer = None
                 timer.cancel()
 
     def _wake(self) -> None:
@@ -191,9 +193,17 @@ class Response:
             waiter.set_result(None)
 
     def _expire(self, phase: Literal["total", "read"]) -> None:
-        seconds = self._read_timeout if phase == "read" else None
-        what = f"no bytes within {seconds:g} s" if seconds is not None else "the call's total time ran out"
-        error = UpstreamTimeout(f"the upstream sent {what}", phase=phase)
+        self._timer = None
+        if phase == "read":
+            seconds = self._read_timeout or 0.0
+            if (at := self.heard_at + seconds) > self.loop.time():
+                # bytes came that woke nobody (a head in pieces, an interim answer, gzip that inflated to nothing
+                # yet): the wait counts from them, as aiohttp's sock_read did; a timer per wait, not per read
+                self._timer = self.loop.call_at(at, self._expire, "read")
+                return
+            error = UpstreamTimeout(f"the upstream sent no bytes within {seconds:g} s", phase=phase)
+        else:
+            error = UpstreamTimeout("the call's total time ran out", phase=phase)
         if (conn := self.conn) is not None:
             conn.fail(error)
         else:
@@ -351,10 +361,13 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.response is None:  # bytes nobody asked for: nothing read on this connection can be trusted
+        if (
+            response := self.response
+        ) is None:  # bytes nobody asked for: nothing read on this connection can be trusted
             self.abort()
             return
         self.answering = True
+        response.heard_at = response.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:

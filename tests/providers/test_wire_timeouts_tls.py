@@ -82,6 +82,50 @@ async def test_the_read_timeout_bounds_the_wait_for_the_answer_to_start() -> Non
     assert raised.value.phase == "read"
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"HTTP/1.1 200 OK\r\n", *[b"X-A%d: b\r\n" % n for n in range(15)], answer(b"done")[17:]],  # a slow head
+        [*[b"HTTP/1.1 103 Early Hints\r\n\r\n"] * 15, answer(b"done")],  # interim answers, none of them read
+    ],
+)
+async def test_the_read_timeout_counts_from_the_last_bytes_even_those_that_woke_no_reader(pieces: list[bytes]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        for piece in pieces:  # each well within the read timeout, all together well past it
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        await reader.read()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", read=0.5)
+            body = await response.read()
+        finally:
+            await pool.aclose()
+    assert (response.status, body) == (200, b"done")
+
+
+@pytest.mark.anyio
+async def test_a_read_timeout_says_what_the_upstream_did_not_send() -> None:
+    async with upstream(_never_answer) as served:
+        pool = Pool()
+        try:
+            with pytest.raises(UpstreamTimeout) as read:
+                await pool.request("POST", served.url, {}, b"", read=0.1)
+            with pytest.raises(UpstreamTimeout) as total:
+                await pool.request("POST", served.url, {}, b"", total=0.1)
+        finally:
+            await pool.aclose()
+    assert [str(read.value), str(total.value)] == [
+        "the upstream sent no bytes within 0.1 s",
+        "the call's total time ran out",
+    ]
+
+
 async def _waiting(pool: Pool, count: int) -> None:
     """Until `count` requests wait for a connection slot (bounded)."""
     with anyio.fail_after(5):
