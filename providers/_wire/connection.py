@@ -361,9 +361,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if (
-            response := self.response
-        ) is None:  # bytes nobody asked for: nothing read on this connection can be trusted
+        if (response := self.response) is None:  # bytes nobody asked for: nothing read here can be trusted
             self.abort()
             return
         self.answering = True

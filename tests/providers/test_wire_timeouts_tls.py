@@ -96,7 +96,7 @@ async def test_the_read_timeout_counts_from_the_last_bytes_even_those_that_woke_
         for piece in pieces:  # each well within the read timeout, all together well past it
             writer.write(piece)
             await writer.drain()
-            await asyncio.sleep(0.05)
+            await anyio.sleep(0.05)
         await reader.read()
 
     async with upstream(handler) as served:
