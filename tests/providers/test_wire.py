@@ -257,6 +257,17 @@ async def test_an_interim_answer_is_skipped_and_repeated_fields_are_joined() -> 
     assert (response.headers.get("VARY"), "link" in response.headers) == ("a, b", False)
 
 
+@pytest.mark.parametrize("status", [b"000", b"099"])
+async def test_a_status_below_100_is_a_malformed_response(status: bytes) -> None:
+    async with upstream(keep_answering(answer(b"ok", status=f"{status.decode()} Odd"))) as served:
+        pool = Pool()
+        try:
+            with pytest.raises(MalformedResponse):
+                await pool.request("POST", served.url, {}, b"", total=2)
+        finally:
+            await pool.aclose()
+
+
 async def test_a_connection_that_sent_more_than_its_answer_is_not_used_again() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
