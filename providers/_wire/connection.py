@@ -156,8 +156,8 @@ class Response:
         """Done reading, the answer used: what is left of the body is read and dropped for `DRAIN_SECONDS` at most,
         so that the connection serves again; if it has not ended by then, it is closed."""
         conn = self.conn
-        if conn is None or not self.status:
-            self.close()
+        if conn is None or not self.status or self.until_close or not conn.keep_alive:
+            self.close()  # not to be reused whatever comes (Connection: close, a body ending with the connection)
             return
         self._chunks, self._size = [], 0
         if self._inflater is not None:

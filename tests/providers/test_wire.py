@@ -395,5 +395,31 @@ async def test_a_released_answer_that_does_not_end_soon_takes_its_connection_wit
     assert (after, served.connections) == ((200, b"fresh"), 2)
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\n\r\n",  # a body that ends with the connection
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+)
+async def test_a_released_answer_whose_connection_cannot_serve_again_closes_it_at_once(head: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(head + (b"4\r\ndata\r\n" if b"chunked" in head else b"data"))
+        await reader.read()
+
+    async with upstream(handler) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", read=5)
+            conn = response.conn
+            await response.read_chunk()
+            response.release()
+            released = (response.conn, conn is not None and conn.closed)
+        finally:
+            await pool.aclose()
+    assert released == (None, True)
+
+
 def _idle(pool: Pool) -> int:
     return sum(len(h.idle) for h in pool._hosts.values())  # pyright: ignore[reportPrivateUsage]
