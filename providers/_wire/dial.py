@@ -24,20 +24,38 @@ class Address(NamedTuple):
 
 
 class Resolver:
-    """Addresses per (host, port), kept `DNS_TTL` seconds (failed lookups are not kept)."""
+    """Addresses per (host, port), kept `DNS_TTL` seconds (failed lookups are not kept). Requests that need a name
+    looked up while a lookup of it is under way wait for that one (a burst of new connections makes one lookup)."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int], tuple[float, list[Address]]] = {}
+        self._lookups: dict[tuple[str, int], asyncio.Task[list[Address]]] = {}
 
     async def resolve(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Address]:
         """Raises: OSError (socket.gaierror) when the name does not resolve."""
-        now = loop.time()
-        if (hit := self._cache.get((host, port))) is not None and hit[0] > now:
+        key = (host, port)
+        if (hit := self._cache.get(key)) is not None and hit[0] > loop.time():
             return hit[1]
+        lookup = self._lookups.get(key)
+        if lookup is None or lookup.get_loop() is not loop:
+            lookup = self._lookups[key] = loop.create_task(self._lookup(loop, key))
+            lookup.add_done_callback(lambda task: self._looked_up(key, task))
+        return await asyncio.shield(lookup)  # one waiter cancelled (its timeout) does not cancel the others' lookup
+
+    async def getaddrinfo(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Address]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = _interleaved([Address(family, proto, addr) for family, _, proto, _, addr in infos])
-        self._cache[(host, port)] = (now + DNS_TTL, addresses)
+        return [Address(family, proto, addr) for family, _, proto, _, addr in infos]
+
+    async def _lookup(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int]) -> list[Address]:
+        addresses = _interleaved(await self.getaddrinfo(loop, *key))
+        self._cache[key] = (loop.time() + DNS_TTL, addresses)
         return addresses
+
+    def _looked_up(self, key: tuple[str, int], task: asyncio.Task[list[Address]]) -> None:
+        if self._lookups.get(key) is task:
+            del self._lookups[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure whose waiters all left is not logged as never retrieved
 
 
 def _interleaved(addresses: list[Address]) -> list[Address]:

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from providers._wire import ConnectFailed, Pool, UpstreamTimeout
-from providers._wire.dial import Address, _interleaved, dial  # pyright: ignore[reportPrivateUsage]
+from providers._wire.dial import Address, Resolver, _interleaved, dial  # pyright: ignore[reportPrivateUsage]
 from tests.providers.wire_support import answer, certificates, keep_answering, read_request, unaccepting, upstream
 
 
@@ -224,6 +224,34 @@ async def test_an_address_that_does_not_answer_does_not_hold_up_the_next_one() -
         peer = sock.getpeername()
         sock.close()
     assert peer == ("127.0.0.1", port)
+
+
+class _HeldResolver(Resolver):
+    """Lookups that wait for the test to answer them, counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+        self.answer = asyncio.Event()
+
+    async def getaddrinfo(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Address]:
+        self.lookups += 1
+        await self.answer.wait()
+        return [Address(socket.AF_INET, socket.IPPROTO_TCP, ("192.0.2.1", port))]
+
+
+@pytest.mark.anyio
+async def test_requests_that_need_a_name_being_looked_up_wait_for_that_one_lookup() -> None:
+    resolver, loop = _HeldResolver(), asyncio.get_running_loop()
+    waiting = [asyncio.ensure_future(resolver.resolve(loop, "upstream.example", 443)) for _ in range(20)]
+    with anyio.fail_after(5):
+        await anyio.wait_all_tasks_blocked()
+        waiting[0].cancel()  # one that leaves (its connect timeout) ends the lookup for nobody else
+        resolver.answer.set()
+        answers = await asyncio.gather(*waiting[1:])
+        again = await resolver.resolve(loop, "upstream.example", 443)
+    assert (resolver.lookups, waiting[0].cancelled()) == (1, True)
+    assert answers == [again] * 19 == [[Address(socket.AF_INET, socket.IPPROTO_TCP, ("192.0.2.1", 443))]] * 19
 
 
 def test_addresses_are_tried_with_their_families_interleaved() -> None:
