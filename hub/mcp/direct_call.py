@@ -53,10 +53,13 @@ def applies(version: str | None, arguments: Any, wants_progress: bool) -> bool:
 
 
 async def call_tool(pipes: Pipes, name: str, arguments: dict[str, Any] | None, read_timeout: float | None,
-                    version: str, server: str) -> types.CallToolResult:  # fmt: skip
+                    version: str, server: str, *,
+                    wedged_after: float | None = None) -> types.CallToolResult:  # fmt: skip
     """The upstream's `CallToolResult` for tool `name`.
 
     Raises:
+        TimeoutError: the request could not be written within `wedged_after` seconds (the upstream stopped reading;
+            `Upstream.send` restarts it).
         MCPError: a JSON-RPC error answer, `REQUEST_TIMEOUT` after `read_timeout`, `CONNECTION_CLOSED` when the
             stream ends, `MESSAGE_TOO_LARGE` for an answer over the limit, `INVALID_PARAMS` for arguments that cannot
             be encoded.
@@ -74,7 +77,7 @@ async def call_tool(pipes: Pipes, name: str, arguments: dict[str, Any] | None, r
     if meta:
         params["_meta"] = meta
     data = _encoded({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
-    raw = await _exchange(pipes, request_id, data, read_timeout)
+    raw = await _exchange(pipes, request_id, data, read_timeout, wedged_after)
     return _result(raw, version, server)
 
 
@@ -86,21 +89,23 @@ def _encoded(message: dict[str, Any]) -> bytes:
         raise MCPError(code=types.INVALID_PARAMS, message=f"The request could not be encoded: {exc}") from None
 
 
-async def _exchange(pipes: Pipes, request_id: int, data: bytes, read_timeout: float | None) -> dict[str, Any]:
+async def _exchange(pipes: Pipes, request_id: int, data: bytes, read_timeout: float | None,
+                    wedged_after: float | None) -> dict[str, Any]:  # fmt: skip
     """Write the request and wait for its answer; on a timeout or a cancelled caller, tell the upstream."""
     answer = pipes.expect(request_id)
     timer = None
     try:
         try:
-            await pipes.write(data)
+            await pipes.write(data, wedged_after)  # a TimeoutError here means a wedged upstream: it propagates
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise MCPError(code=types.CONNECTION_CLOSED, message="Connection closed") from None
         if read_timeout is not None:  # the clock starts once the request is written, as the SDK's does
             timer = asyncio.get_running_loop().call_later(read_timeout, _expire, answer)
-        return await answer
-    except TimeoutError:
-        await _cancel(pipes, request_id, f"timed out after {read_timeout}s")
-        raise MCPError(code=types.REQUEST_TIMEOUT, message="Request 'tools/call' timed out") from None
+        try:
+            return await answer
+        except TimeoutError:
+            await _cancel(pipes, request_id, f"timed out after {read_timeout}s")
+            raise MCPError(code=types.REQUEST_TIMEOUT, message="Request 'tools/call' timed out") from None
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await _cancel(pipes, request_id, "caller cancelled")

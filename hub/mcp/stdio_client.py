@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from hub.mcp import process as processes
+from hub.mcp.lines import LineSplitter, Oversized
 from hub.mcp.streams import ClosingStream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -60,12 +59,6 @@ def too_large(limit: int) -> str:
     """The error text of an answer over the limit (also how an HTTP transport's report of it is recognised)."""
     return f"The MCP server's answer {TOO_LARGE_MARK} ({limit} bytes) and was discarded."
 
-
-_EDGE = 1024
-_ID = rb'(-?\d+|"(?:[^"\\]|\\.){0,200}")'
-_JSONRPC = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
-_HEAD = re.compile(rb"^\s*\{\s*" + _JSONRPC + rb'(?:"id"\s*:\s*' + _ID + rb'\s*,\s*)?"(?:result|error)"\s*:')
-_TAIL = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
 
 Incoming = SessionMessage | Exception
 
@@ -91,78 +84,6 @@ class _Settle:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
-
-
-@dataclass
-class Oversized:
-    """A line longer than the limit: its first and last bytes and its length."""
-
-    head: bytes
-    tail: bytes
-    size: int
-
-    def response_id(self) -> types.RequestId | None:
-        """The id of the request this message answers, if it is a response and the id is at its start or end."""
-        head = _HEAD.match(self.head)
-        if head is None:
-            return None
-        raw = head.group(1)
-        if raw is None:
-            tail = _TAIL.search(self.tail)
-            raw = tail.group(1) if tail is not None else None
-        return json.loads(raw) if raw is not None else None
-
-    @property
-    def may_be_response(self) -> bool:
-        return b'"method"' not in self.head
-
-
-class LineSplitter:
-    """Splits a byte stream into lines in linear time; a line over `limit` bytes comes out as `Oversized`."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._pending = bytearray()
-        self._skipping: Oversized | None = None
-
-    def feed(self, chunk: bytes) -> list[bytes | Oversized]:
-        out: list[bytes | Oversized] = []
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            out.append(self._finish(chunk[start:end]))
-            start = end + 1
-        self._keep(chunk[start:])
-        return out
-
-    def rest(self) -> bytes | Oversized:
-        """What is left after the last newline (a last message without one), once the stream has ended."""
-        return self._finish(b"")
-
-    def _keep(self, piece: bytes) -> None:
-        if self._skipping is not None:
-            self._skip(piece)
-            return
-        self._pending += piece
-        if len(self._pending) > self.limit:
-            pending = bytes(self._pending)
-            self._pending.clear()
-            self._skipping = Oversized(pending[:_EDGE], b"", 0)
-            self._skip(pending)
-
-    def _skip(self, piece: bytes) -> None:
-        assert self._skipping is not None
-        self._skipping.size += len(piece)
-        self._skipping.tail = (self._skipping.tail + piece[-_EDGE:])[-_EDGE:]
-
-    def _finish(self, piece: bytes) -> bytes | Oversized:
-        if self._skipping is None and len(self._pending) + len(piece) <= self.limit:
-            line = bytes(self._pending) + piece if self._pending else piece
-            self._pending.clear()
-            return line
-        self._keep(piece)
-        skipped, self._skipping = self._skipping, None
-        assert skipped is not None
-        return skipped
 
 
 class Pipes(ClosingStream):
@@ -342,30 +263,38 @@ class Pipes(ClosingStream):
         self.answers.pop(request_id, None)
         self.waiting.discard(request_id)
 
-    async def write(self, data: bytes) -> None:
-        """Write one encoded message (a whole line) to stdin.
+    async def write(self, data: bytes, within: float | None = None) -> None:
+        """Write one encoded message (a whole line) to stdin, within `within` seconds if given.
 
         Raises:
+            TimeoutError: the upstream took none of it for `within` seconds (it stopped reading its input).
             anyio.ClosedResourceError: the session closed its write stream.
             anyio.BrokenResourceError: stdin is gone; the session then sees its connection end.
         """
         if self._write_closed:
             raise anyio.ClosedResourceError
         try:
-            await self._write(data)
+            await self._write(data, within)
+        except TimeoutError:
+            raise
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, RuntimeError, OSError):
             await self._broken()
             raise anyio.BrokenResourceError from None
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, within: float | None = None) -> None:
         writer = self._stdin
         if writer is None:
-            await self.process.stdin.send(data)
+            with contextlib.nullcontext() if within is None else anyio.fail_after(within):
+                await self.process.stdin.send(data)
             return
         if writer.is_closing():
             raise BrokenPipeError
         writer.write(data)
-        await writer.drain()  # returns at once unless the pipe is full
+        if within is None or not writer.transport.get_write_buffer_size():
+            await writer.drain()  # returns at once: nothing waits in the pipe's buffer
+            return
+        with anyio.fail_after(within):  # a cancel scope (~10 us) only when the pipe did not take it all at once
+            await writer.drain()
 
     async def _broken(self) -> None:
         """Stdin failed; the server may be alive: let the session see the connection end."""

@@ -25,7 +25,7 @@ from mcp.shared._context_streams import (  # the streams `Server.run` expects (t
 )
 from mcp.shared.message import SessionMessage
 
-from hub.mcp.stdio_client import LineSplitter, Oversized
+from hub.mcp.lines import LineSplitter, Oversized
 
 MAX_LINE_BYTES = 256 * 1024 * 1024
 """A client message longer than this is discarded (and reported to the session as an error) instead of buffered."""

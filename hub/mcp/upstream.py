@@ -9,6 +9,7 @@ Logs, sampling and elicitation from the upstream reach a downstream only as `hub
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -54,6 +55,7 @@ reading its input), so the request fails and the upstream is restarted."""
 _CLIENT_INFO = types.Implementation(name="toolhub", version=__version__)
 
 
+ToolCall = Callable[[ClientSession], Awaitable[types.CallToolResult]]
 OnChange = Callable[[str, frozenset[Kind]], None]
 OnResourceUpdated = Callable[[str, str], None]
 
@@ -340,9 +342,9 @@ class Upstream:
         check_arguments(arguments, self.spec.max_message_bytes, name)
         if name in self._task_tools:
             return await self.send(lambda s: call_as_task(s, name, arguments, read_timeout), read_timeout, caller)
-        call = self._tool_call(name, arguments, read_timeout, caller)
+        call, bounded = self._tool_call(name, arguments, read_timeout, caller)
         try:
-            return await self.send(call, read_timeout, caller)
+            return await self.send(call, read_timeout, caller, bounded=bounded)
         except MCPError as exc:
             if exc.error.code == types.REQUEST_TIMEOUT:
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} timed out after {read_timeout:g} s.")
@@ -354,16 +356,19 @@ class Upstream:
             return error_result(f"Tool {name!r} of MCP server {self.name!r} returned an invalid result.")
 
     def _tool_call(self, name: str, arguments: dict[str, Any] | None, read_timeout: float,
-                   caller: Caller | None) -> Callable[[ClientSession], Awaitable[types.CallToolResult]]:  # fmt: skip
-        """`tools/call` on the session, or straight on a stdio upstream's pipes when it can (hub/mcp/direct_call.py)."""
+                   caller: Caller | None) -> tuple[ToolCall, bool]:  # fmt: skip
+        """`tools/call` on the session, or straight on a stdio upstream's pipes when it can (hub/mcp/direct_call.py),
+        and whether `send` must bound it (a straight call bounds its own write and read)."""
         pipes, version = self._pipes, self.status.protocol_version
         if pipes is not None and direct_call.applies(version, arguments, caller is not None and caller.wants_progress):
-            return lambda _: direct_call.call_tool(pipes, name, arguments, read_timeout, version or "", self.name)
+            wedged = read_timeout + SEND_GRACE
+            return lambda _: direct_call.call_tool(pipes, name, arguments, read_timeout, version or "", self.name,
+                                                   wedged_after=wedged), False  # fmt: skip
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         # A progress token is sent whenever a client waits: a stdio server can name it in its requests to the client.
         progress = None if caller is None else caller.progress if caller.wants_progress else no_progress
         return lambda s: s.send_request(request, types.CallToolResult, request_read_timeout_seconds=read_timeout,
-                                        progress_callback=progress)  # fmt: skip
+                                        progress_callback=progress), True  # fmt: skip
 
     async def request(self, request: Any, result_type: type[_R], *, read_timeout: float | None = None,
                       caller: Caller | None = None) -> _R:  # fmt: skip
@@ -376,17 +381,17 @@ class Upstream:
         send = lambda s: s.send_request(request, result_type, request_read_timeout_seconds=read_timeout)  # noqa: E731
         return await self.send(send, read_timeout, caller)
 
-    async def send(
-        self, send: Callable[[ClientSession], Awaitable[_T]], read_timeout: float | None, caller: Caller | None
-    ) -> _T:
+    async def send(self, send: Callable[[ClientSession], Awaitable[_T]], read_timeout: float | None,
+                   caller: Caller | None, *, bounded: bool = True) -> _T:  # fmt: skip
         """`send(session)` on the live session within `read_timeout` (past it the server is restarted), routing its
-        requests to the client `caller` meanwhile (`request` and task-augmented calls go through here)."""
+        requests to the client `caller` meanwhile (`request` and task-augmented calls go through here). Unless
+        `bounded` is False (a call that bounds itself, raising `TimeoutError` for a wedged upstream)."""
         session = self.session()
         # The SDK's read timeout starts once the request is written; the outer one also bounds the write.
         limit = None if read_timeout is None else read_timeout + SEND_GRACE
         with self._router.calling(caller):
             try:
-                with anyio.fail_after(limit):
+                with anyio.fail_after(limit) if bounded else contextlib.nullcontext():
                     return await send(session)
             except TimeoutError:
                 self._broken.set()

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hub.mcp.stdio_client import LineSplitter, Oversized, Pipes
+from hub.mcp.lines import LineSplitter, Oversized
+from hub.mcp.stdio_client import Pipes
 from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, text_of
 from tests.support.servers import serve_app
 

@@ -1,0 +1,89 @@
+"""Newline-delimited JSON-RPC framing for stdio, linear in the message length (`hub.mcp.stdio_client`,
+`hub.mcp.stdio_wire`): lines are split as bytes, each byte looked at once, and a line over the limit comes out as
+`Oversized` (its first and last bytes, to find the id of the request it answers) instead of being kept."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import mcp_types as types
+
+_EDGE = 1024
+_ID = rb'(-?\d+|"(?:[^"\\]|\\.){0,200}")'
+_JSONRPC = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
+_HEAD = re.compile(rb"^\s*\{\s*" + _JSONRPC + rb'(?:"id"\s*:\s*' + _ID + rb'\s*,\s*)?"(?:result|error)"\s*:')
+_TAIL = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
+
+
+@dataclass
+class Oversized:
+    """A line longer than the limit: its first and last bytes and its length."""
+
+    head: bytes
+    tail: bytes
+    size: int
+
+    def response_id(self) -> types.RequestId | None:
+        """The id of the request this message answers, if it is a response and the id is at its start or end."""
+        head = _HEAD.match(self.head)
+        if head is None:
+            return None
+        raw = head.group(1)
+        if raw is None:
+            tail = _TAIL.search(self.tail)
+            raw = tail.group(1) if tail is not None else None
+        return json.loads(raw) if raw is not None else None
+
+    @property
+    def may_be_response(self) -> bool:
+        return b'"method"' not in self.head
+
+
+class LineSplitter:
+    """Splits a byte stream into lines in linear time; a line over `limit` bytes comes out as `Oversized`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._pending = bytearray()
+        self._skipping: Oversized | None = None
+
+    def feed(self, chunk: bytes) -> list[bytes | Oversized]:
+        out: list[bytes | Oversized] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            out.append(self._finish(chunk[start:end]))
+            start = end + 1
+        self._keep(chunk[start:])
+        return out
+
+    def rest(self) -> bytes | Oversized:
+        """What is left after the last newline (a last message without one), once the stream has ended."""
+        return self._finish(b"")
+
+    def _keep(self, piece: bytes) -> None:
+        if self._skipping is not None:
+            self._skip(piece)
+            return
+        self._pending += piece
+        if len(self._pending) > self.limit:
+            pending = bytes(self._pending)
+            self._pending.clear()
+            self._skipping = Oversized(pending[:_EDGE], b"", 0)
+            self._skip(pending)
+
+    def _skip(self, piece: bytes) -> None:
+        assert self._skipping is not None
+        self._skipping.size += len(piece)
+        self._skipping.tail = (self._skipping.tail + piece[-_EDGE:])[-_EDGE:]
+
+    def _finish(self, piece: bytes) -> bytes | Oversized:
+        if self._skipping is None and len(self._pending) + len(piece) <= self.limit:
+            line = bytes(self._pending) + piece if self._pending else piece
+            self._pending.clear()
+            return line
+        self._keep(piece)
+        skipped, self._skipping = self._skipping, None
+        assert skipped is not None
+        return skipped
