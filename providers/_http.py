@@ -140,6 +140,22 @@ def error_from_response(provider: str, status: int, body: bytes, parse: ErrorPar
     )
 
 
+def redirect_error(provider: str, status: int, location: str | None) -> ProviderError:
+    """A 3xx answer: not followed, since a POST re-sent elsewhere may be billed twice or reach what the operator did
+    not configure (aiohttp followed 307/308 with the POST and turned 301/302/303 into a GET); the fix is the
+    deployment's `api_base`, so it is not retried there."""
+    where = f" to {location[:300]}" if location else " without a Location"
+    return ProviderError(
+        f"{provider} answered {status}, a redirect{where}; the gateway does not follow redirects: set the "
+        "deployment's api_base to where the upstream now answers",
+        status_code=502,
+        provider=provider,
+        type="upstream_error",
+        code="upstream_redirect",
+        upstream_status=status,
+    )
+
+
 def connect_error(provider: str, url: str, exc: BaseException) -> ProviderError:
     detail = str(exc) or type(exc).__name__
     return ProviderError(
@@ -186,7 +202,8 @@ async def post(
     stream: bool,
     parse_error: ErrorParser,
 ) -> AsyncIterator[Response]:
-    """POST to an upstream with retries on connection failures and retryable statuses; yield a 2xx response.
+    """POST to an upstream with retries on connection failures and retryable statuses; yield a 2xx response
+    (redirects are errors, `redirect_error`).
 
     For a stream, `deployment.read_timeout(True)` bounds the wait between two reads; otherwise
     `deployment.timeout` bounds the whole call.
@@ -215,7 +232,7 @@ async def post(
                 continue
             error = connect_error(deployment.provider, url, exc)
         else:
-            if response.status < 400:
+            if response.status < 300:
                 try:
                     yield response
                 except BaseException:  # the caller failed or was cancelled (its client went away): no waiting
@@ -224,8 +241,12 @@ async def post(
                 response.release()  # the rest of a stream after its last event, read to keep the connection
                 return
             try:
-                error = error_from_response(deployment.provider, response.status, await response.read(), parse_error)
-                error.headers = _retry_headers(response.headers)
+                if response.status < 400:
+                    error = redirect_error(deployment.provider, response.status, response.headers.get("location"))
+                else:
+                    error = error_from_response(deployment.provider, response.status, await response.read(),
+                                                parse_error)  # fmt: skip
+                    error.headers = _retry_headers(response.headers)
             except UpstreamIOError as exc:
                 error = connect_error(deployment.provider, url, exc)
             finally:

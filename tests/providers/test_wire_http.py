@@ -14,6 +14,7 @@ from hub.api.responses.upstream import _delete_upstream, mark  # pyright: ignore
 from hub.storage import StoredResponse
 from providers._http import HttpPool, post
 from providers.base import Deployment, ProviderError
+from tests.providers.wire_support import Upstream, answer, keep_answering, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -50,17 +51,46 @@ async def test_credentials_and_the_query_of_a_bad_api_base_are_not_in_the_error(
     assert "127.0.0.1:99999/v1" in raised.value.message
 
 
-async def test_the_upstream_delete_of_a_response_with_a_bad_api_base_is_logged_not_raised(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    deployment = Deployment(provider="openai", model="m", api_base="localhost:11434/v1", api_key="k")
+async def _delete_upstream_logs(api_base: str, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the passthrough DELETE of a response `api_base` made logs."""
+    deployment = Deployment(provider="openai", model="m", api_base=api_base, api_key="k")
     state = SimpleNamespace(config=SimpleNamespace(models={"a": [SimpleNamespace(deployment=deployment)]}),
                             pool=HttpPool())  # fmt: skip
     request: Any = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(hub=state)))
     row = StoredResponse("resp_up", None, 0.0, {stored.UPSTREAM: mark(deployment)}, [], [])
-    with caplog.at_level(logging.WARNING, logger="toolhub.responses"):
-        await _delete_upstream(request, row)
-    await state.pool.aclose()
-    assert [r.getMessage() for r in caplog.records] == [
+    try:
+        with caplog.at_level(logging.WARNING, logger="toolhub.responses"):
+            await _delete_upstream(request, row)
+    finally:
+        await state.pool.aclose()
+    return [r.getMessage() for r in caplog.records]
+
+
+async def test_the_upstream_delete_of_a_response_with_a_bad_api_base_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert await _delete_upstream_logs("localhost:11434/v1", caplog) == [
         "upstream DELETE of resp_up failed: not an http(s) URL: localhost:11434/v1/responses/resp_up"
     ]
+
+
+async def test_an_upstream_delete_answered_with_a_redirect_is_logged_with_where_it_points(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    moved = answer(b"", "Location: https://api.example/v2/responses/resp_up", status="308 Permanent Redirect")
+    async with upstream(keep_answering(moved)) as served:
+        logs = await _delete_upstream_logs(f"{served.url}/v1", caplog)
+    assert logs == ["upstream DELETE of resp_up answered 308 (Location: https://api.example/v2/responses/resp_up)"]
+
+
+@pytest.mark.parametrize("status", ["301 Moved Permanently", "307 Temporary Redirect", "308 Permanent Redirect"])
+async def test_a_redirect_is_a_502_naming_where_it_points_and_is_not_followed(status: str) -> None:
+    record = Upstream("")
+    moved = answer(b"", "Location: https://api.example/v2/chat/completions", status=status)
+    async with upstream(keep_answering(moved, record=record)) as served:
+        with pytest.raises(ProviderError) as raised:
+            await _post(f"{served.url}/v1", max_retries=2)
+    error = raised.value
+    assert (error.status_code, error.code, error.upstream_status, len(record.requests)) == (
+        502, "upstream_redirect", int(status[:3]), 1)  # fmt: skip
+    assert "https://api.example/v2/chat/completions" in error.message

@@ -137,5 +137,7 @@ async def _delete_upstream(request: Request, row: StoredResponse) -> None:
     except (UpstreamIOError, ValueError) as exc:  # ValueError: an api_base that is no http(s) URL
         logger.warning("upstream DELETE of %s failed: %s", row.id, exc)
         return
-    if response.status >= 400 and response.status != 404:
-        logger.warning("upstream DELETE of %s answered %s", row.id, response.status)
+    if response.status >= 300 and response.status != 404:  # a redirect is not followed (providers._http.post)
+        location = response.headers.get("location")
+        logger.warning("upstream DELETE of %s answered %s%s", row.id, response.status,
+                       f" (Location: {location})" if location else "")  # fmt: skip
