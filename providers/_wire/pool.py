@@ -9,13 +9,14 @@ environment are not used, as aiohttp without `trust_env` did not use them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import re
 import ssl
 from collections.abc import Mapping
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from providers._wire.connection import Connection, Response
 from providers._wire.dial import Resolver, dial
@@ -35,11 +36,13 @@ class Origin(NamedTuple):
 
 
 class Target(NamedTuple):
-    """What a URL comes to on the wire: its origin, the `Host` field and the request target."""
+    """What a URL comes to on the wire: its origin, the `Host` field, the request target and the `Authorization`
+    field its credentials make (`user:password@`), if any."""
 
     origin: Origin
     host_field: str
     path: str
+    authorization: str | None
 
 
 class Pool:
@@ -138,13 +141,28 @@ class Pool:
             raise ValueError(f"not a valid URL: {_shown(url)} ({exc})") from None
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {_shown(url)}")
+        userinfo, _, host_field = parts.netloc.rpartition("@")
+        if port == _DEFAULT_PORTS[parts.scheme]:  # left out of Host, as yarl (aiohttp) and browsers do
+            host_field = host_field.rpartition(":")[0]
         port = port or _DEFAULT_PORTS[parts.scheme]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        target = Target(Origin(parts.scheme, parts.hostname, port), parts.netloc.rpartition("@")[2], path)
+        authorization = _basic(parts.username or "", parts.password or "") if userinfo else None
+        target = Target(Origin(parts.scheme, parts.hostname, port), host_field, path, authorization)
         if len(self._targets) >= 1024:  # URLs come from the configuration: a handful, unless something is odd
             self._targets.clear()
         self._targets[url] = target
         return target
+
+
+def _basic(user: str, password: str) -> str:
+    """HTTP Basic credentials from a URL's (percent-encoded) userinfo, as aiohttp sent them: latin-1 where it can
+    encode them (aiohttp's default), else UTF-8 (RFC 7617's only charset) where aiohttp failed."""
+    pair = f"{unquote(user)}:{unquote(password)}"
+    try:
+        raw = pair.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = pair.encode()
+    return f"Basic {base64.b64encode(raw).decode()}"
 
 
 def _shown(url: str) -> str:
@@ -161,6 +179,10 @@ def _head(method: str, target: Target, headers: Mapping[str, str], body: bytes |
         names.add(name.lower())
     if "host" not in names:
         lines.append(f"Host: {target.host_field}\r\n")
+    if target.authorization is not None:
+        if "authorization" in names:  # aiohttp refused the two together too
+            raise ValueError("the URL holds credentials (user:password@) and the request an Authorization header")
+        lines.append(f"Authorization: {target.authorization}\r\n")
     if "accept" not in names:
         lines.append("Accept: */*\r\n")
     if "accept-encoding" not in names:

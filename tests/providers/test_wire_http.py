@@ -23,11 +23,12 @@ def _unparsed(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     return body.decode(), None, None, None
 
 
-async def _post(api_base: str, **deployment: Any) -> None:
+async def _post(api_base: str, headers: dict[str, str] | None = None, **deployment: Any) -> None:
     pool = HttpPool()
     target = Deployment(provider="openai", model="m", api_base=api_base, connect_timeout=2, timeout=2, **deployment)
+    url = f"{api_base}/chat/completions"
     try:
-        async with post(pool, target, f"{api_base}/chat/completions", b"{}", {}, stream=False, parse_error=_unparsed):
+        async with post(pool, target, url, b"{}", headers or {}, stream=False, parse_error=_unparsed):
             pass
     finally:
         await pool.aclose()
@@ -42,6 +43,13 @@ async def test_an_api_base_that_is_no_http_url_is_a_502_not_asked_again(api_base
         await _post(api_base, max_retries=3)
     error = raised.value
     assert (error.status_code, error.code, error.retryable) == (502, "upstream_unreachable", False)
+
+
+async def test_credentials_in_the_api_base_and_an_authorization_header_together_are_a_502() -> None:
+    with pytest.raises(ProviderError) as raised:
+        await _post("http://user:hunter2@127.0.0.1:9/v1", {"Authorization": "Bearer sk-k"}, max_retries=3)
+    error = raised.value
+    assert (error.status_code, error.retryable, "hunter2" in error.message) == (502, False, False)
 
 
 async def test_credentials_and_the_query_of_a_bad_api_base_are_not_in_the_error() -> None:
