@@ -8,7 +8,7 @@ timeouts. httptools (the C parser uvicorn already serves with) parses the answer
 still fetched with aiohttp (`providers.gemini.images`), whose resolver hook guards private addresses.
 """
 
-from providers._wire.connection import Headers, Response
+from providers._wire.connection import Response
 from providers._wire.errors import (
     ConnectFailed,
     IncompleteResponse,
@@ -17,6 +17,7 @@ from providers._wire.errors import (
     UpstreamIOError,
     UpstreamTimeout,
 )
+from providers._wire.headers import Headers
 from providers._wire.pool import Pool
 
 __all__ = [

@@ -9,8 +9,7 @@ answer was cut short, timed out or was abandoned is aborted instead, so no later
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
-from typing import Literal, Protocol, TypeVar, overload
+from typing import Literal, Protocol
 
 import httptools
 
@@ -21,6 +20,7 @@ from providers._wire.errors import (
     UpstreamIOError,
     UpstreamTimeout,
 )
+from providers._wire.headers import Headers
 from providers._wire.inflate import Inflater
 
 DRAIN_SECONDS = 0.2
@@ -31,48 +31,11 @@ HIGH_WATER = 1 << 20
 """Body bytes held unread before the connection stops reading (a stream whose client reads slowly); it reads on
 once they are taken. A compressed body is inflated no further than that either (`inflate.Inflater`)."""
 
-_T = TypeVar("_T")
-
 
 class Owner(Protocol):
     """Where a connection goes when its answer is over (`pool._Host`)."""
 
     def release(self, connection: Connection, reusable: bool) -> None: ...
-
-
-class Headers(Mapping[str, str]):
-    """An answer's header fields by lower-case name; lookups take any case. Repeated fields are joined with ", "."""
-
-    __slots__ = ("fields",)
-
-    def __init__(self) -> None:
-        self.fields: dict[str, str] = {}
-
-    def __getitem__(self, key: str) -> str:
-        return self.fields[key.lower()]
-
-    @overload
-    def get(self, key: str, /) -> str | None: ...
-    @overload
-    def get(self, key: str, default: str, /) -> str: ...
-    @overload
-    def get(self, key: str, default: _T, /) -> str | _T: ...
-    def get(self, key: str, default: object = None, /) -> object:
-        return self.fields.get(key.lower(), default)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self.fields
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.fields)
-
-    def __len__(self) -> int:
-        return len(self.fields)
-
-    def add(self, name: bytes, value: bytes) -> None:
-        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-        fields = self.fields
-        fields[key] = f"{fields[key]}, {text}" if key in fields else text
 
 
 class Response:
