@@ -117,7 +117,8 @@ class Response:
 
     def release(self) -> None:
         """Done reading, the answer used: what is left of the body is read and dropped for `DRAIN_SECONDS` at most,
-        so that the connection serves again; if it has not ended by then, it is closed."""
+        so that the connection serves again; if it has not ended by then, it is closed (at once if the connection
+        could not serve again anyway)."""
         conn = self.conn
         if conn is None or not self.status or self.until_close or not conn.keep_alive:
             self.close()  # not to be reused whatever comes (Connection: close, a body ending with the connection)

@@ -84,7 +84,8 @@ class Pool:
 
         Raises:
             UpstreamIOError: the exchange failed (`UpstreamTimeout` for a timeout).
-            ValueError: a header name or value holds a line break, or the URL is not http(s).
+            ValueError: a header name or value holds a line break, the URL is not http(s), or it holds credentials
+                and `headers` an Authorization field.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
