@@ -161,3 +161,27 @@ def test_mcp_settings_come_from_general_settings() -> None:
     with pytest.raises(ConfigError) as exc_info:
         parse_config({"general_settings": {"mcp_tool_separator": "::"}}, {})
     assert exc_info.value.path == "general_settings.mcp_tool_separator"
+
+
+@pytest.mark.parametrize(
+    ("api_base", "says"),
+    [
+        ("ollama:8000/v1", "must be an http:// or https:// URL"),
+        ("ftp://files.example/v1", "must be an http:// or https:// URL"),
+        ("http://127.0.0.1:99999/v1", "not a valid URL"),
+        ("https://sk-secret@/v1", "must be an http:// or https:// URL"),
+    ],
+)
+def test_an_api_base_the_client_cannot_call_fails_at_load_without_echoing_it(api_base: str, says: str) -> None:
+    model = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k", "api_base": api_base}}
+    with pytest.raises(ConfigError) as exc_info:
+        parse_config({"model_list": [model]}, {})
+    assert exc_info.value.path == "model_list[0].litellm_params.api_base"
+    assert says in exc_info.value.message
+    assert api_base not in exc_info.value.message
+
+
+def test_a_usual_api_base_loads() -> None:
+    model = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k",
+                                                   "api_base": "http://[::1]:8000/v1"}}  # fmt: skip
+    assert parse_config({"model_list": [model]}, {}).models["m"][0].deployment.api_base == "http://[::1]:8000/v1"
