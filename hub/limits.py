@@ -54,7 +54,9 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH, raw: bytes | None = N
         wrapped = [wrapped]
     try:
         orjson.dumps(wrapped)
-    except orjson.JSONEncodeError:
+    except orjson.JSONEncodeError as exc:
+        if not str(exc).startswith("Recursion limit"):  # a value orjson cannot write (an integer over 64 bits)
+            return json_depth(value) > limit
         return True
     return False
 

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import orjson
+import pydantic_core
 from mcp.client.session import (
     _clamp_inbound_ttl,  # pyright: ignore[reportPrivateUsage]
     _later_revision_fields,  # pyright: ignore[reportPrivateUsage]
@@ -82,10 +83,17 @@ async def call_tool(pipes: Pipes, name: str, arguments: dict[str, Any] | None, r
 
 
 def _encoded(message: dict[str, Any]) -> bytes:
-    """Raises: MCPError INVALID_PARAMS, as `Pipes.send` fails a request it cannot encode."""
+    """The request's line: by orjson, or by pydantic as the SDK writes it where orjson refuses (an integer over 64
+    bits, which pydantic writes exactly).
+
+    Raises: MCPError INVALID_PARAMS, as `Pipes.send` fails a request it cannot encode."""
     try:
         return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
-    except orjson.JSONEncodeError as exc:
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return pydantic_core.to_json(message) + b"\n"
+    except (ValueError, pydantic_core.PydanticSerializationError) as exc:
         raise MCPError(code=types.INVALID_PARAMS, message=f"The request could not be encoded: {exc}") from None
 
 

@@ -9,10 +9,10 @@ McpHubError
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import orjson
+import pydantic_core
 
 from hub.limits import JsonTooComplex, check_json, json_too_deep
 
@@ -49,11 +49,26 @@ def check_arguments(arguments: dict[str, Any] | None, max_bytes: int, tool: str)
     Raises:
         InvalidArguments
     """
-    with contextlib.suppress(orjson.JSONEncodeError):  # deeper than orjson writes: check_json says so below
-        raw = orjson.dumps(arguments)
-        if len(raw) <= max_bytes and not json_too_deep(arguments, raw=raw):  # ~1 us for the usual small arguments
-            return
+    raw = _encoded(arguments)
+    if raw is not None and len(raw) <= max_bytes and not json_too_deep(arguments, raw=raw):  # ~1 us when small
+        return
+    what = f"The arguments of {tool!r}"
     try:
-        check_json(arguments, what=f"The arguments of {tool!r}", max_bytes=max_bytes)
+        check_json(arguments, what=what)
     except JsonTooComplex as exc:
         raise InvalidArguments(exc.message, tool=tool) from None
+    if raw is not None and len(raw) > max_bytes:
+        raise InvalidArguments(f"{what} take {len(raw)} bytes as JSON, over the limit of {max_bytes}.", tool=tool)
+
+
+def _encoded(arguments: dict[str, Any] | None) -> bytes | None:
+    """The arguments as JSON, by orjson or, for what it refuses (an integer over 64 bits), by pydantic as the SDK
+    writes them; None when neither can (nested too deep: `check_json` says so)."""
+    try:
+        return orjson.dumps(arguments)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return pydantic_core.to_json(arguments)
+    except (ValueError, pydantic_core.PydanticSerializationError):
+        return None

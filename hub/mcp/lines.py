@@ -15,6 +15,16 @@ _ID = rb'(-?\d+|"(?:[^"\\]|\\.){0,200}")'
 _JSONRPC = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
 _HEAD = re.compile(rb"^\s*\{\s*" + _JSONRPC + rb'(?:"id"\s*:\s*' + _ID + rb'\s*,\s*)?"(?:result|error)"\s*:')
 _TAIL = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def inexact(data: bytes) -> bool:
+    """Whether `data` may hold a number orjson reads inexactly: an integer beyond 64 bits (19 digits or more) becomes
+    a float, where the SDK's parser (pydantic_core) keeps it. Digits in a string or a float count too: such a message
+    is read the SDK's way, exact and a little slower (`hub.mcp.lean`, `hub.mcp.stdio_client`). About 0.4 us for a
+    400-byte line, where a regular expression took 2-6."""
+    return _LONG_RUN in data.translate(_DIGITS)
 
 
 @dataclass

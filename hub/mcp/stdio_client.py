@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from hub.mcp import process as processes
-from hub.mcp.lines import LineSplitter, Oversized
+from hub.mcp.lines import LineSplitter, Oversized, inexact
 from hub.mcp.streams import ClosingStream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -163,6 +163,8 @@ class Pipes(ClosingStream):
 
     def _answered_plainly(self, line: bytes) -> bool:
         """A direct request's answer in the usual shape, taken without pydantic; anything else is left to it."""
+        if inexact(line):
+            return False  # a number orjson would not keep exact: pydantic reads it
         try:
             message = orjson.loads(line)
         except orjson.JSONDecodeError:

@@ -3,6 +3,8 @@
 - `stuck`: the first `tools/call` stops the process from reading stdin (it sleeps for an hour).
 - `hang_resources`: advertises resources but never answers `resources/list`.
 - `flap`: exits 0.2 s after answering `tools/list`, every time it is started.
+- `mirror`: `echo` answers with its arguments as they came (Python's json keeps integers of any size exact), as text
+  and as `structuredContent`.
 Run: python raw_server.py MODE
 """
 
@@ -45,6 +47,11 @@ def main(mode: str) -> None:
         elif method == "tools/call":
             if mode == "stuck":
                 time.sleep(3600)
+            if mode == "mirror":
+                arguments = message["params"].get("arguments")
+                content = [{"type": "text", "text": json.dumps(arguments)}]
+                out({"jsonrpc": "2.0", "id": rid, "result": {"content": content, "structuredContent": arguments}})
+                continue
             out({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "ok"}]}})
         else:
             out({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"no method {method}"}})
