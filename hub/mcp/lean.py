@@ -69,6 +69,7 @@ PLAIN = "toolhub.mcp.plain"
 """Where `LeanSessionManager` leaves a plain request's parsed body for its transport, in the ASGI scope."""
 MCP_SESSION_ID = MCP_SESSION_ID_HEADER.encode()
 MCP_PROTOCOL_VERSION = MCP_PROTOCOL_VERSION_HEADER.lower().encode()
+CONTENT_LENGTH = b"content-length"
 
 
 class LeanTransport(StreamableHTTPServerTransport):
@@ -149,9 +150,10 @@ class LeanTransport(StreamableHTTPServerTransport):
 
     async def _answer_json(self, body: dict[str, Any], scope: Scope, request: Request, receive: Receive,
                            send: Send) -> None:  # fmt: skip
-        has_json, _ = check_accept_headers(request)
+        has_json, has_sse = check_accept_headers(request)
+        accepted = has_json and (has_sse or self.is_json_response_enabled)  # else the SDK's 406, as it answers
         message = _request_of(body)
-        if self._read_stream_writer is None or not has_json or not self._check_content_type(request) or message is None:
+        if self._read_stream_writer is None or not accepted or not self._check_content_type(request) or message is None:
             await super()._handle_post_request(scope, request, receive, send)  # its own errors and answers
             return
         if not await self._validate_request_headers(request, send):
@@ -211,7 +213,8 @@ def _request_of(body: dict[str, Any]) -> types.JSONRPCRequest | None:
     message type first); anything else, a float id or a non-object `params` for one, is left to the adapter."""
     request_id, method, params = body.get("id"), body.get("method"), body.get("params")
     plain_id = type(request_id) is int or type(request_id) is str  # not a bool, a float or null
-    if body.get("jsonrpc") == "2.0" and plain_id and type(method) is str and (params is None or type(params) is dict):
+    plain = type(method) is str and (params is None or type(params) is dict) and "error" not in body
+    if body.get("jsonrpc") == "2.0" and plain_id and plain:  # with an "error", the adapter makes it a JSONRPCError
         return types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params)  # pyright: ignore[reportArgumentType]
     try:
         message = types.jsonrpc_message_adapter.validate_python(body, by_name=False)
@@ -251,6 +254,14 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receiv
         return read.pop(0) if read else await receive()
 
     return (body if not more and trailing is None and size <= limit else None), replay
+
+
+def _declared(length: bytes) -> int:
+    """A Content-Length as the SDK's body limit reads it (`int()`; what is no number declares nothing)."""
+    try:
+        return int(length)
+    except ValueError:
+        return 0
 
 
 def _streams() -> tuple[MemoryObjectSendStream[EventMessage], MemoryObjectReceiveStream[EventMessage]]:
@@ -296,13 +307,17 @@ class LeanSessionManager(StreamableHTTPSessionManager):
         the caller, in a handshake era); None for anything else."""
         if scope["type"] != "http" or scope["method"] != "POST" or self._task_group is None:
             return None
-        session_id = version = None
+        session_id = version = length = None
         for name, value in scope["headers"]:
             if name == MCP_SESSION_ID and session_id is None:
                 session_id = value.decode("latin-1")
             elif name == MCP_PROTOCOL_VERSION and version is None:
                 version = value.decode("latin-1")
+            elif name == CONTENT_LENGTH and length is None:
+                length = value
         if session_id is None or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS):
+            return None
+        if length is not None and _declared(length) > self._body_limit.max_body_size:  # the SDK's 413, body unread
             return None
         transport = self._server_instances.get(session_id)
         user = scope.get("user")

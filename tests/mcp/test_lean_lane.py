@@ -3,6 +3,7 @@ the SDK's own answers, bytes and refusals, without the SDK's outer layers."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx2
@@ -57,7 +58,13 @@ def test_the_short_way_keeps_the_sdks_refusals_and_its_answers_to_what_is_no_pla
         bad_params = httpx2.post(url, headers=headers(session), json={"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                                                                        "params": ["x"]})  # fmt: skip
         modern = call_with(url, session, {"MCP-Protocol-Version": "2026-07-28"})
+        no_stream = call_with(url, session, {"Accept": "application/json"})  # the stateful SDK asks for both
+        answer = {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "error": {"code": -1, "message": "x"},
+                  "params": {"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}}  # fmt: skip
+        error_too = httpx2.post(url, headers=headers(session), json=answer)
     assert (foreign_origin.status_code, foreign_host.status_code, no_json.status_code) == (403, 421, 406)
+    assert no_stream.status_code == 406
+    assert error_too.status_code == 202  # the SDK's adapter takes it as the client's error answer, run nothing
     assert too_large.status_code == 413
     assert float_id.status_code == 202  # the SDK validates it as a notification
     assert bad_params.status_code == 400 and bad_params.json()["error"]["code"] == types.INVALID_PARAMS
@@ -68,3 +75,17 @@ def call_with(url: str, session: str, extra: dict[str, str]) -> httpx2.Response:
     body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
             "params": {"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}}  # fmt: skip
     return httpx2.post(url, headers={**headers(session), **extra}, json=body, timeout=30)
+
+
+def test_a_body_declared_over_the_limit_is_refused_before_it_is_read() -> None:
+    app = hub_app({"time": time_server()})
+    with running(app) as base:
+        session = open_session(f"{base}/mcp", {})
+        manager_of(app).asgi_app.max_body_size = 10_000  # this app's manager only
+        sent = {**headers(session), "Host": "127.0.0.1", "Content-Length": "20000"}
+        head = "POST /mcp HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in sent.items()) + "\r\n"
+        address = httpx2.URL(base)
+        with socket.create_connection((address.host, address.port or 80), timeout=10) as client:
+            client.sendall(head.encode() + b'{"pad": "')  # the rest never comes: the SDK answers from the header
+            status = client.recv(100).split(b"\r\n")[0]
+    assert status == b"HTTP/1.1 413 Request Entity Too Large"
