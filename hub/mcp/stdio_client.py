@@ -38,7 +38,7 @@ from mcp.client.stdio import (
     _drain_stdout,  # pyright: ignore[reportPrivateUsage]
     get_default_environment,
 )
-from mcp.shared.dispatcher import coerce_request_id
+from mcp.shared.dispatcher import as_request_id, coerce_request_id
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -205,12 +205,13 @@ class Pipes(ClosingStream):
             request_id = next(iter(self.waiting))
         logger.warning("MCP server %s sent a message of %d bytes, over max_message_bytes (%d): discarded (id %s)",
                        self.server, line.size, self.limit, request_id)  # fmt: skip
-        if request_id is None or request_id not in self.waiting:
+        key = None if (plain_id := as_request_id(request_id)) is None else coerce_request_id(plain_id)  # "7" is 7
+        if key is None or key not in self.waiting:
             return
-        self.waiting.discard(request_id)
+        self.waiting.discard(key)
         error = types.ErrorData(code=MESSAGE_TOO_LARGE, message=too_large(self.limit))
-        answer = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-        if not self._answer(request_id, answer):
+        answer = types.JSONRPCError(jsonrpc="2.0", id=key, error=error)
+        if not self._answer(key, answer):
             self._ready.append(SessionMessage(answer))
 
     def __aiter__(self) -> Self:

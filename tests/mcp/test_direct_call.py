@@ -84,6 +84,23 @@ async def test_direct_answers_reach_their_futures_and_everything_else_the_sessio
     assert not pipes.answers and not pipes.waiting
 
 
+async def test_an_oversized_answer_naming_its_request_by_a_quoted_id_fails_that_request() -> None:
+    huge, other = FIRST_ID + 10, FIRST_ID + 11
+    process = _Process(
+        b'{"jsonrpc":"2.0","id":"' + str(huge).encode() + b'","result":{"pad":"' + b"x" * LIMIT + b'"}}\n',
+        line({"jsonrpc": "2.0", "id": other, "result": {"content": []}}),
+    )
+    pipes = Pipes(process, "s", LIMIT)
+    futures = {rid: pipes.expect(rid) for rid in (huge, other)}
+    with anyio.fail_after(5):
+        with pytest.raises(anyio.EndOfStream):
+            while True:
+                await pipes.receive()
+    error = futures[huge].exception()
+    assert isinstance(error, MCPError) and error.error.code == MESSAGE_TOO_LARGE  # not the stream's end
+    assert futures[other].result() == {"content": []}
+
+
 async def test_a_plain_call_goes_straight_and_one_whose_client_wants_progress_through_the_session() -> None:
     hub = McpHub(parse_config({"mcp_servers": {"tool": tool_server()}}, {}).mcp_servers)
     async with hub.running():
