@@ -146,6 +146,9 @@ async def test_only_a_session_of_another_live_replica_is_forwarded() -> None:
     assert await target((session, f"{me}-{'3' * 32}".encode())) is None  # ours, but ended: 404 here
     assert await target((session, f"{gone}-{'4' * 32}".encode())) is None  # its replica is gone: 404 here
     assert await target((session, b"2" * 32)) is None  # a plain id names no replica
+    elsewhere = (session, f"{alive}-{'2' * 32}".encode())
+    assert await target((session, held.encode()), elsewhere) is None  # the first header counts, as for the SDK
+    assert await target(elsewhere, (session, held.encode())) == "http://10.0.0.6:4000"
     hop = (FORWARDED_HEADER, alive.encode())
     assert await target(hop, (session, f"{alive}-{'2' * 32}".encode())) is None  # never forwarded twice
     await forwarder.client.aclose()

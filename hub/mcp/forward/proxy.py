@@ -81,7 +81,7 @@ class Forwarder:
         for name, value in scope["headers"]:
             if name == FORWARDED_HEADER:
                 return None
-            if name == _SESSION_HEADER:
+            if name == _SESSION_HEADER and session_id is None:  # the first, as the SDK's manager reads it
                 session_id = value.decode("latin-1")
         if session_id is None or holds(session_id):
             return None
