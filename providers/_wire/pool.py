@@ -112,7 +112,7 @@ class Pool:
         if hosts:
             loop = asyncio.get_running_loop()
             turn = loop.create_future()
-            loop.call_soon(turn.set_result, None)
+            loop.call_soon(_resolve, turn)
             await turn  # one loop turn: the transports finish closing their sockets
 
     def tls(self) -> ssl.SSLContext:
@@ -153,6 +153,11 @@ class Pool:
             self._targets.clear()
         self._targets[url] = target
         return target
+
+
+def _resolve(turn: asyncio.Future[None]) -> None:
+    if not turn.done():  # cancelled with the task that waited (an httpx2 client closed in a cancel scope)
+        turn.set_result(None)
 
 
 def _basic(user: str, password: str) -> str:

@@ -4,8 +4,10 @@ when it can serve again, against scripted upstreams on loopback sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from providers._wire import Pool
@@ -103,3 +105,24 @@ async def test_a_released_answer_whose_connection_cannot_serve_again_closes_it_a
 
 def _idle(pool: Pool) -> int:
     return sum(len(h.idle) for h in pool._hosts.values())  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_closing_a_pool_in_a_cancelled_task_leaves_no_error_in_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        async with upstream(keep_answering(answer(b"ok"))) as served:
+            pool = Pool()
+            assert await _get(pool, served.url) == (200, b"ok")
+            closing = asyncio.create_task(pool.aclose())
+            await anyio.lowlevel.checkpoint()  # the pool has shut its connections and waits for a turn of the loop
+            closing.cancel()  # as a cancel scope does to a client closed on the way out
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+    finally:
+        loop.set_exception_handler(previous)
+    assert errors == []  # the loop ran a callback that set the result of the cancelled wait: InvalidStateError
