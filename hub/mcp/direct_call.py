@@ -8,7 +8,8 @@ memory stream before it validates the result twice: about 0.2 ms of CPU per call
 checked as `send_request` checks it (`validate_server_result` for the negotiated version, later revisions' fields
 dropped, `CallToolResult`).
 
-Everything a call may bring besides its answer keeps working as on the SDK's path: the request carries a
+Everything a call may bring besides its answer keeps working as on the SDK's path: the call has the SDK's
+OpenTelemetry client span ("MCP send tools/call <tool>", its context in the request's `_meta`), the request carries a
 `progressToken` when a client waits, so the upstream's requests and logs naming it are routed to that client
 (`hub.mcp.routing`); a timeout, a cancelled caller and a closed stream end the call as they end an SDK request
 (`notifications/cancelled` is sent to the upstream). Only progress has no wire here, so `applies` leaves calls whose
@@ -18,6 +19,7 @@ client wants progress, task-augmented calls and the 2026 era (whose requests car
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
@@ -29,10 +31,19 @@ from mcp.client.session import (
     _clamp_inbound_ttl,  # pyright: ignore[reportPrivateUsage]
     _later_revision_fields,  # pyright: ignore[reportPrivateUsage]
 )
-from mcp.shared._otel import inject_trace_context
+from mcp.shared._otel import inject_trace_context, otel_span
 from mcp.shared.exceptions import MCPError
 from mcp_types import methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    StatusCode,
+    get_tracer_provider,
+)
 
 from hub.mcp.routing import CURRENT
 from hub.mcp.sanitize import sanitize_listing
@@ -43,6 +54,16 @@ FIRST_ID = 1 << 40
 ABANDON_WRITE_TIMEOUT = 5.0
 """Seconds for writing `notifications/cancelled` of an abandoned call, as the SDK bounds its own."""
 _ids = itertools.count(FIRST_ID)
+_UNSPANNED = contextlib.nullcontext(INVALID_SPAN)
+
+
+def _span(name: str, request_id: int) -> contextlib.AbstractContextManager[Span]:
+    """The SDK's client span of a call, when OpenTelemetry has a tracer provider. Without one the SDK's span records
+    nothing and carries its parent's context: a call goes without it (~7 us of CPU) and sends the same `_meta`."""
+    if isinstance(get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider)):
+        return _UNSPANNED
+    attributes = {"mcp.method.name": "tools/call", "jsonrpc.request.id": str(request_id)}
+    return otel_span(f"MCP send tools/call {name}", kind=SpanKind.CLIENT, attributes=attributes)
 
 
 def applies(version: str | None, arguments: Any, wants_progress: bool) -> bool:
@@ -67,6 +88,20 @@ async def call_tool(pipes: Pipes, name: str, arguments: dict[str, Any] | None, r
         pydantic.ValidationError: the result is not a valid `CallToolResult` for `version`.
     """
     request_id = next(_ids)
+    outcome: dict[str, Any] | MCPError
+    with _span(name, request_id) as span:
+        data = _encoded(_request(request_id, name, arguments))
+        try:
+            outcome = await _exchange(pipes, request_id, data, read_timeout, wedged_after)
+        except MCPError as exc:
+            outcome = _noted(span, exc)
+    if isinstance(outcome, MCPError):
+        raise outcome  # after the span closed, as the SDK raises an error answer
+    return _result(outcome, version, server)
+
+
+def _request(request_id: int, name: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
+    """The `tools/call` request, its `_meta` as the SDK's session would send it (within the call's client span)."""
     call = CURRENT.get()
     params: dict[str, Any] = {"name": name} if arguments is None else {"name": name, "arguments": arguments}
     meta: dict[str, Any] = {}
@@ -74,12 +109,22 @@ async def call_tool(pipes: Pipes, name: str, arguments: dict[str, Any] | None, r
         call.progress_token = request_id
         if call.caller is not None:  # sent whenever a client waits, as `Upstream.call_tool` sends it
             meta["progressToken"] = request_id
-    inject_trace_context(meta)  # the current span's W3C context, as the SDK puts it in every request
+    inject_trace_context(meta)  # the client span's W3C context, as the SDK puts it in every request
     if meta:
         params["_meta"] = meta
-    data = _encoded({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
-    raw = await _exchange(pipes, request_id, data, read_timeout, wedged_after)
-    return _result(raw, version, server)
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def _noted(span: Span, error: MCPError) -> MCPError:
+    """`error` noted on the call's span as the SDK's `send_request` notes it: an error answer's code and status, a
+    timeout's status; the stream's end not at all. The SDK raises these after its span closed, as `call_tool` does."""
+    code = error.error.code
+    if code == types.REQUEST_TIMEOUT:
+        span.set_status(StatusCode.ERROR, "TimeoutError: ")  # the SDK's span records the clock's TimeoutError
+    elif code != types.CONNECTION_CLOSED:
+        span.set_attributes({"error.type": str(code), "rpc.response.status_code": str(code)})
+        span.set_status(StatusCode.ERROR, error.error.message)
+    return error
 
 
 def _encoded(message: dict[str, Any]) -> bytes:
