@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.accounts.auth import MasterKeyAuth
 from hub.cache.service import open_cache
 from hub.config import Config
-from hub.errors import HubError, NotFound, error_response, json_response
-from hub.gateway.chat import ChatEndpoint
+from hub.errors import HubError, NotFound, error_response, http_error_response, json_response
+from hub.gateway.endpoint import ChatEndpoint
 from hub.gateway.routing import ModelRouter
 from hub.health import liveliness, readiness
 from hub.middleware import EdgeMiddleware
@@ -65,16 +65,7 @@ async def _hub_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = "not_found" if exc.status_code == 404 else None
-    body = {
-        "error": {
-            "message": f"{exc.detail}: {request.method} {request.url.path}",
-            "type": "invalid_request_error",
-            "param": None,
-            "code": code,
-        }
-    }
-    return json_response(body, exc.status_code, exc.headers)
+    return http_error_response(exc, request.method, request.url.path)
 
 
 def _retention(config: Config, state: HubState) -> contextlib.AbstractAsyncContextManager[None]:
@@ -86,12 +77,17 @@ def _retention(config: Config, state: HubState) -> contextlib.AbstractAsyncConte
 
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+CHAT_HANDLED = frozenset((HubError, ProviderError, HTTPException))
+"""The exceptions `ChatEndpoint` answers as the app's handlers do; an app with a handler for anything else (or
+Starlette's `max_body_size`) serves chat through the whole stack."""
 
 
 class HubApp(Starlette):
     """Starlette, with `POST` chat completions dispatched past three layers they do not use (`ChatFastPath`)."""
 
     def build_middleware_stack(self) -> ASGIApp:
+        if self.max_body_size is not None or not set(self.exception_handlers) <= CHAT_HANDLED:
+            return super().build_middleware_stack()  # a layer the chat endpoint does not stand in for: no shortcut
         chat: dict[str, tuple[Route, ASGIApp]] = {}
         for route in self.routes:
             if isinstance(route, Route) and route.path in CHAT_PATHS and isinstance(route.app, ChatEndpoint):

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from hub.gateway import sse
@@ -100,6 +101,13 @@ class ServiceUnavailable(HubError):
 
 def json_response(body: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, headers=headers, media_type="application/json")
+
+
+def http_error_response(exc: HTTPException, method: str, path: str) -> Response:
+    """Starlette's `HTTPException` (an unknown path, a method a route does not take) in OpenAI's error shape."""
+    code = "not_found" if exc.status_code == 404 else None
+    error = {"message": f"{exc.detail}: {method} {path}", "type": "invalid_request_error", "param": None, "code": code}
+    return json_response({"error": error}, exc.status_code, exc.headers)
 
 
 def error_response(error: HubError | ProviderError) -> Response:

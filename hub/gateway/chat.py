@@ -18,14 +18,13 @@ import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from hub.accounts.auth import Principal, bearer_token
 from hub.accounts.usage import UsageRecord
 from hub.cache.replay import StreamGatherer
 from hub.cache.serve import hit_response
 from hub.cache.service import Lookup, ResponseCache
-from hub.errors import HubError, error_response, json_response, stream_error_event
+from hub.errors import HubError, json_response, stream_error_event
 from hub.gateway import sse
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.gateway.routing import Target
@@ -44,19 +43,6 @@ T = TypeVar("T")
 
 class ClientDisconnected(Exception):
     """The client went away before its answer was ready."""
-
-
-class ChatEndpoint:
-    """`chat_completions` as a plain ASGI app, for `Route(path, ChatEndpoint(), methods=["POST"])`: not wrapped in
-    Starlette's second exception-handling layer for function endpoints (~3 us of CPU a cache hit). It answers the
-    gateway's errors itself, as the app's handlers would, so it can be served past them (`hub.app.ChatFastPath`)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            response = await chat_completions(Request(scope, receive, send))
-        except (HubError, ProviderError) as exc:
-            response = error_response(exc)
-        await response(scope, receive, send)
 
 
 async def chat_completions(request: Request) -> Response:

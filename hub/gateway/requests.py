@@ -92,7 +92,17 @@ def check_chat_request(body: Any) -> dict[str, Any]:
     _check_tools(body.get("tools"))
     _check_tool_choice(body.get("tool_choice"))
     _check_stop(body.get("stop"))
+    _check_unkeyed(body)
     return body  # pyright: ignore[reportUnknownVariableType]
+
+
+def _check_unkeyed(body: dict[str, Any]) -> None:
+    """`user` and `metadata` are left out of the cache key (hub/cache/keys.py), so the upstream never sees them on a
+    hit: their types are checked here, or a body the upstream would refuse could be answered from the cache."""
+    if (user := body.get("user")) is not None and not isinstance(user, str):
+        raise BadRequest("'user' must be a string.", param="user", code="invalid_type")
+    if (metadata := body.get("metadata")) is not None and not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be an object.", param="metadata", code="invalid_type")
 
 
 def _check_messages(messages: Any) -> None:

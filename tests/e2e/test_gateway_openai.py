@@ -302,6 +302,12 @@ def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
             "invalid_value",
         ),
         (b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stop": 5}', "stop", "invalid_value"),
+        (b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "user": 123}', "user", "invalid_type"),
+        (
+            b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "metadata": "x"}',
+            "metadata",
+            "invalid_type",
+        ),  # fmt: skip
         (
             b'{"model": "text", "messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]}',
             "stop",

@@ -12,7 +12,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.app import ChatFastPath, create_app
 from hub.config import parse_config
-from hub.gateway.chat import ChatEndpoint, chat_completions
+from hub.gateway.chat import chat_completions
+from hub.gateway.endpoint import ChatEndpoint
 from hub.middleware import EdgeMiddleware
 from tests.support.servers import serve_app
 
@@ -73,3 +74,41 @@ async def _receive() -> Message:
 
 async def _send(message: Message) -> None:
     return None
+
+
+class _Odd(Exception):
+    pass
+
+
+async def _odd_handler(request: Any, exc: Exception) -> Any:
+    raise AssertionError("not called")
+
+
+@pytest.mark.parametrize("change", ["max_body_size", "handler"])
+def test_an_app_with_a_layer_the_chat_endpoint_does_not_stand_in_for_serves_chat_through_the_whole_stack(
+    change: str,
+) -> None:
+    app = create_app(parse_config({}, {}))
+    if change == "max_body_size":
+        app.max_body_size = 10
+    else:
+        app.add_exception_handler(_Odd, _odd_handler)
+    assert not isinstance(app.build_middleware_stack(), ChatFastPath)
+    assert isinstance(create_app(parse_config({}, {})).build_middleware_stack(), ChatFastPath)
+
+
+def test_an_http_exception_on_the_fast_path_is_answered_as_the_apps_handler_answers_it() -> None:
+    from starlette.exceptions import HTTPException
+
+    async def refusing(request: Any) -> Any:
+        raise HTTPException(409, "Busy")
+
+    app = create_app(parse_config({}, {}))
+    route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/v1/chat/completions")
+    app.router.routes[app.routes.index(route)] = Route(route.path, ChatEndpoint(refusing), methods=["POST"])
+    with serve_app(app) as url, httpx2.Client(base_url=url) as client:
+        answer = client.post("/v1/chat/completions", content=b"{}")
+    assert isinstance(app.middleware_stack, ChatFastPath)
+    assert answer.status_code == 409
+    assert answer.json() == {"error": {"message": "Busy: POST /v1/chat/completions", "type": "invalid_request_error",
+                                       "param": None, "code": None}}  # fmt: skip

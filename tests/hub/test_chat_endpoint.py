@@ -9,7 +9,8 @@ from starlette.routing import BaseRoute, Route
 
 from hub.app import create_app
 from hub.config import parse_config
-from hub.gateway.chat import ChatEndpoint, chat_completions
+from hub.gateway.chat import chat_completions
+from hub.gateway.endpoint import ChatEndpoint
 from tests.support.servers import serve_app
 
 BODIES = [b"{not json", b'{"messages": []}', b'{"model": "nope", "messages": [{"role": "user", "content": "hi"}]}']
