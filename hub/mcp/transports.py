@@ -5,7 +5,8 @@ Messages from an upstream are bounded by its `max_message_bytes` on stdio, and o
 error for that request only). The legacy SSE client reads its events without a bound.
 
 Both HTTP kinds send through `WireTransport` (hub/mcp/wire_http.py: `providers._wire`'s pool under the SDK's httpx2
-client) rather than httpcore2.
+client) rather than httpcore2; the legacy SSE client keeps the SDK's own where the environment names a proxy for its
+URL (`_proxied`: `_wire` has no proxies, and httpx2 never used them for the streamable-HTTP client given its transport).
 
 An answer's connection is kept for the next request: the SDK stops reading a request's event stream at its answer
 and closes it, and a response closed before its end cannot give its connection back, so every call opened a new
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
 from typing import TextIO
 
 import anyio
@@ -27,7 +29,7 @@ from mcp import StdioServerParameters
 from mcp.client._transport import TransportStreams
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import McpHttpClientFactory
+from mcp.shared._httpx_utils import McpHttpClientFactory, create_mcp_http_client
 
 from hub.mcp.config import McpServerSpec
 from hub.mcp.stdio_client import bounded_stdio_client, too_large
@@ -115,7 +117,8 @@ async def open_transport(spec: McpServerSpec, errlog: TextIO, server: str) -> As
     elif spec.kind == "sse":
         assert spec.url is not None
         headers = spec.all_headers or None
-        factory = _wire_client_factory(_tls(spec.url))
+        proxied = _proxied(spec.url, urllib.request.getproxies())  # the SDK's own client goes through it, as before
+        factory = create_mcp_http_client if proxied else _wire_client_factory(_tls(spec.url))
         async with sse_client(spec.url, headers=headers, timeout=spec.connect_timeout, sse_read_timeout=read_timeout,
                               httpx_client_factory=factory) as streams:  # fmt: skip
             yield streams
@@ -149,3 +152,14 @@ def _wire_client_factory(tls: ssl.SSLContext | None) -> McpHttpClientFactory:
         return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=WireTransport(ssl_context=tls))
 
     return factory
+
+
+def _proxied(url: str, proxies: Mapping[str, str]) -> bool:
+    """Whether `proxies` (from the environment: HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) send `url` through a proxy, which
+    the SDK's own client honours and `WireTransport` does not."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in proxies and "all" not in proxies:
+        return False
+    host = rest.partition("/")[0].rpartition("@")[2]
+    # NO_PROXY as urllib reads it (undocumented, in the stdlib since Python 2; typeshed leaves it out)
+    return not urllib.request.proxy_bypass_environment(host, proxies)  # pyright: ignore[reportAttributeAccessIssue]

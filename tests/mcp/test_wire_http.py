@@ -23,10 +23,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hub.mcp.transports import BoundedTransport, MessageTooLarge
+from hub.mcp.transports import BoundedTransport, MessageTooLarge, _proxied  # pyright: ignore[reportPrivateUsage]
 from hub.mcp.wire_http import WireTransport
 from tests.mcp.conftest import text_of
-from tests.providers.wire_support import answer, read_request, upstream
+from tests.providers.wire_support import answer, chunked, read_request, upstream
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -276,3 +276,44 @@ async def test_a_pooled_connection_its_server_closed_as_the_request_left_is_retr
             first = await http.post(served.url, content=b"{}")
             again = await http.post(served.url, content=b"{}")
     assert (first.text, again.text, served.connections) == ("first", "again", 2)
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_an_answer_closed_before_its_end_closes_its_connection(method: str) -> None:
+    dropped = anyio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if served.connections == 1:  # an event stream that goes on: none of it may answer a later request
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(b"first")[:-5])
+            await writer.drain()
+            await reader.read()  # until the client closes the connection
+            dropped.set()
+        else:
+            writer.write(answer(b"next"))
+            await reader.read()
+
+    async with upstream(handler) as served:
+        async with httpx2.AsyncClient(transport=WireTransport()) as http:
+            async with http.stream(method, served.url) as response:
+                first = await anext(response.aiter_bytes())
+            following = await http.request(method, served.url)
+            with anyio.fail_after(5):  # a POST's answer is read on for a moment (`Response.release`), a GET's not
+                await dropped.wait()
+    assert (first, following.text, served.connections) == (b"first", "next", 2)
+
+
+@pytest.mark.parametrize(
+    ("url", "proxies", "proxied"),
+    [
+        ("http://a.example/sse", {}, False),
+        ("http://a.example/sse", {"http": "http://proxy:3128"}, True),
+        ("https://a.example/sse", {"http": "http://proxy:3128"}, False),
+        ("https://u:pw@a.example:8443/sse", {"all": "http://proxy:3128"}, True),
+        ("http://a.example:8080/sse", {"http": "http://proxy:3128", "no": "b.example,a.example"}, False),
+    ],
+)
+def test_a_legacy_sse_upstream_behind_an_environment_proxy_keeps_the_sdk_client(
+    url: str, proxies: dict[str, str], proxied: bool
+) -> None:
+    assert _proxied(url, proxies) is proxied
