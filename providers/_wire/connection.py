@@ -78,14 +78,18 @@ class Response:
         if (conn := self.conn) is not None and conn.paused:
             conn.resume()
         while not self._done:
-            if self._inflater is not None and self._inflater.pending:
-                self._inflate_pending()
-            elif self._error is not None:
-                raise self._error
-            else:
-                await self._wait()
+            await self._more()
         chunks, self._chunks, self._size = self._chunks, [], 0
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _more(self) -> None:
+        """One step towards more body: inflate what is held compressed, raise the failure, or wait for bytes."""
+        if self._inflater is not None and self._inflater.pending:
+            self._inflate_pending()
+        elif self._error is not None:
+            raise self._error
+        else:
+            await self._wait()
 
     async def read_chunk(self) -> bytes:
         """The body bytes that have arrived since the last read, waiting for some if none have; b"" at its end.
@@ -93,12 +97,7 @@ class Response:
         while not self._chunks:
             if self._done:
                 return b""
-            if self._inflater is not None and self._inflater.pending:
-                self._inflate_pending()
-            elif self._error is not None:
-                raise self._error
-            else:
-                await self._wait()
+            await self._more()
         chunks, self._chunks, self._size = self._chunks, [], 0
         if (conn := self.conn) is not None and conn.paused and not (self._inflater and self._inflater.pending):
             conn.resume()
