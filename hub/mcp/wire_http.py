@@ -46,6 +46,7 @@ as the request left): the request is sent once more on a new connection. httpcor
 
 _DROPPED = frozenset({"content-length", "transfer-encoding"})  # `_wire` frames the body it is given itself
 _INFLATED = frozenset({"gzip", "x-gzip", "deflate"})  # what `_wire` inflates as it reads
+_FRAMING = ("content-encoding", "content-length")  # of a body `_wire` inflated: no longer true
 _HTTP11 = {"http_version": b"HTTP/1.1"}
 
 
@@ -98,7 +99,11 @@ class WireTransport(httpx2.AsyncBaseTransport):
         except ValueError as exc:  # a URL `_wire` cannot call (httpx2 has checked the scheme), a line break
             raise httpx2.LocalProtocolError(str(exc)) from exc
         stream = WireStream(response, request.method)
-        return httpx2.Response(response.status, headers=_answer_fields(response), stream=stream, extensions=_HTTP11)
+        try:
+            return httpx2.Response(response.status, headers=_answer_fields(response), stream=stream, extensions=_HTTP11)
+        except BaseException:  # nobody else will close it: its connection would stay busy
+            response.close()
+            raise
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -135,12 +140,13 @@ def _fields(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return fields
 
 
-def _answer_fields(response: Response) -> list[tuple[str, str]]:
+def _answer_fields(response: Response) -> list[tuple[bytes, bytes]]:
+    """The answer's fields as the bytes they came in (httpx2 encodes a str value as ASCII, and a server may send
+    UTF-8: httpcore2 passed bytes), less the framing of a body `_wire` inflated."""
     fields = response.headers.fields
     encoding = fields.get("content-encoding")
-    if encoding is None or encoding.strip().lower() not in _INFLATED:
-        return list(fields.items())
-    return [(name, value) for name, value in fields.items() if name not in ("content-encoding", "content-length")]
+    skip = _FRAMING if encoding is not None and encoding.strip().lower() in _INFLATED else ()
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields.items() if name not in skip]
 
 
 def _mapped(exc: UpstreamIOError) -> httpx2.TransportError:

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from hub.mcp.transports import BoundedTransport, MessageTooLarge, _proxied  # pyright: ignore[reportPrivateUsage]
 from hub.mcp.wire_http import WireTransport
 from tests.mcp.conftest import text_of
-from tests.providers.wire_support import answer, chunked, read_request, upstream
+from tests.providers.wire_support import answer, chunked, keep_answering, read_request, upstream
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -317,3 +317,12 @@ def test_a_legacy_sse_upstream_behind_an_environment_proxy_keeps_the_sdk_client(
     url: str, proxies: dict[str, str], proxied: bool
 ) -> None:
     assert _proxied(url, proxies) is proxied
+
+
+async def test_a_header_value_beyond_ascii_reaches_httpx2_as_its_bytes() -> None:
+    async with upstream(keep_answering(answer(b"{}", "X-Served-By: café"))) as served:
+        async with httpx2.AsyncClient(transport=WireTransport()) as http:
+            response = await http.get(served.url)
+            again = await http.get(served.url)
+    assert (b"x-served-by", b"caf\xc3\xa9") in response.headers.raw
+    assert (again.status_code, served.connections) == (200, 1)
