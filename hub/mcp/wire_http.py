@@ -46,7 +46,8 @@ as the request left): the request is sent once more on a new connection. httpcor
 
 _DROPPED = frozenset({"content-length", "transfer-encoding"})  # `_wire` frames the body it is given itself
 _INFLATED = frozenset({"gzip", "x-gzip", "deflate"})  # what `_wire` inflates as it reads
-_FRAMING = ("content-encoding", "content-length")  # of a body `_wire` inflated: no longer true
+_COOKIE = ("set-cookie",)  # joined in `fields`, one by one in `cookies`
+_FRAMING = ("content-encoding", "content-length", *_COOKIE)  # of a body `_wire` inflated: no longer true
 _HTTP11 = {"http_version": b"HTTP/1.1"}
 
 
@@ -142,11 +143,15 @@ def _fields(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 def _answer_fields(response: Response) -> list[tuple[bytes, bytes]]:
     """The answer's fields as the bytes they came in (httpx2 encodes a str value as ASCII, and a server may send
-    UTF-8: httpcore2 passed bytes), less the framing of a body `_wire` inflated."""
-    fields = response.headers.fields
+    UTF-8: httpcore2 passed bytes), less the framing of a body `_wire` inflated. Each Set-Cookie goes on its own,
+    as it came: joined, httpx2's cookie jar would read one mangled cookie (a sticky load balancer's two lost)."""
+    headers = response.headers
+    fields = headers.fields
     encoding = fields.get("content-encoding")
-    skip = _FRAMING if encoding is not None and encoding.strip().lower() in _INFLATED else ()
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields.items() if name not in skip]
+    skip = _FRAMING if encoding is not None and encoding.strip().lower() in _INFLATED else _COOKIE
+    answer = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields.items() if name not in skip]
+    answer += [(b"set-cookie", value.encode("latin-1")) for value in headers.cookies]
+    return answer
 
 
 def _mapped(exc: UpstreamIOError) -> httpx2.TransportError:

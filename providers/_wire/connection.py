@@ -369,7 +369,7 @@ class Connection(asyncio.Protocol):
         if status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             if status < 100:
                 raise MalformedResponse(f"the upstream answered with status {status}, which HTTP does not have")
-            response.headers.fields.clear()
+            response.headers.clear()
             return
         self.keep_alive = self.parser.should_keep_alive()
         response.on_headers(status)

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from hub.mcp.transports import BoundedTransport, MessageTooLarge, _proxied  # pyright: ignore[reportPrivateUsage]
 from hub.mcp.wire_http import WireTransport
 from tests.mcp.conftest import text_of
-from tests.providers.wire_support import answer, chunked, keep_answering, read_request, upstream
+from tests.providers.wire_support import Upstream, answer, chunked, keep_answering, read_request, upstream
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -326,3 +326,15 @@ async def test_a_header_value_beyond_ascii_reaches_httpx2_as_its_bytes() -> None
             again = await http.get(served.url)
     assert (b"x-served-by", b"caf\xc3\xa9") in response.headers.raw
     assert (again.status_code, served.connections) == (200, 1)
+
+
+async def test_each_set_cookie_reaches_the_cookie_jar_and_goes_back() -> None:
+    cookies = ("Set-Cookie: AWSALB=r1; Expires=Sat, 12 Dec 2037 10:00:00 GMT; Path=/",
+               "Set-Cookie: AWSALBCORS=r1; Expires=Sat, 12 Dec 2037 10:00:00 GMT; Path=/; SameSite=None")  # fmt: skip
+    record = Upstream("")
+    async with upstream(keep_answering(answer(b"{}", *cookies), record=record)) as served:
+        async with httpx2.AsyncClient(transport=WireTransport()) as http:
+            first = await http.post(served.url, content=b"{}")
+            await http.post(served.url, content=b"{}")
+    assert len(first.headers.get_list("set-cookie")) == 2
+    assert record.requests[1].field("cookie") == "AWSALB=r1; AWSALBCORS=r1"

@@ -340,3 +340,16 @@ async def test_a_large_body_read_whole_is_not_held_up_by_the_unread_limit() -> N
 
 def _paused(response: Response) -> bool:
     return response.conn is not None and response.conn.paused
+
+
+async def test_each_set_cookie_is_kept_on_its_own_and_an_interim_answers_are_not() -> None:
+    interim = b"HTTP/1.1 103 Early Hints\r\nSet-Cookie: early=1\r\n\r\n"
+    sent = interim + answer(b"ok", "Set-Cookie: a=1; Expires=Sat, 12 Dec 2037 10:00:00 GMT", "Set-Cookie: b=2")
+    async with upstream(keep_answering(sent)) as served:
+        pool = Pool()
+        try:
+            response = await pool.request("POST", served.url, {}, b"", total=5)
+            await response.read()
+        finally:
+            await pool.aclose()
+    assert response.headers.cookies == ["a=1; Expires=Sat, 12 Dec 2037 10:00:00 GMT", "b=2"]
