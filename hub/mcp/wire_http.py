@@ -53,8 +53,9 @@ _HTTP11 = {"http_version": b"HTTP/1.1"}
 
 class WireStream(httpx2.AsyncByteStream):
     """An answer's body as `_wire` reads it. Closed before its end, a notification stream (GET) closes its
-    connection; any other answer is read on and dropped in the background for a moment (`Response.release`), so
-    that the connection is pooled again if the body ends soon, and closed if not."""
+    connection, and so does one closed as its request is cancelled (anyio's scopes, a timeout among them, leave
+    the task `cancelling()`); any other answer is read on and dropped in the background for a moment
+    (`Response.release`), so that the connection is pooled again if the body ends soon, and closed if not."""
 
     __slots__ = ("_response", "_method")
 
@@ -71,8 +72,9 @@ class WireStream(httpx2.AsyncByteStream):
             raise _mapped(exc) from exc
 
     async def aclose(self) -> None:
-        if self._method == "GET":
-            self._response.close()
+        task = asyncio.current_task()
+        if self._method == "GET" or (task is not None and task.cancelling()):
+            self._response.close()  # a cancelled request's stream closed is how its upstream learns (2026-07-28)
         else:
             self._response.release()
 

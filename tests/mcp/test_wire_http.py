@@ -338,3 +338,24 @@ async def test_each_set_cookie_reaches_the_cookie_jar_and_goes_back() -> None:
             await http.post(served.url, content=b"{}")
     assert len(first.headers.get_list("set-cookie")) == 2
     assert record.requests[1].field("cookie") == "AWSALB=r1; AWSALBCORS=r1"
+
+
+async def test_a_cancelled_posts_answer_closes_its_connection_at_once() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(b"first")[:-5])
+        while True:  # the tool runs on: a progress event now and then
+            await anyio.sleep(0.02)
+            writer.write(chunked(b": ping\n")[:-5])
+            await writer.drain()
+
+    transport = WireTransport()
+    async with upstream(handler) as served:
+        async with httpx2.AsyncClient(transport=transport) as http:
+            with anyio.CancelScope() as scope:
+                async with http.stream("POST", served.url, content=b"{}") as response:
+                    async for _ in response.aiter_bytes():
+                        scope.cancel()
+            hosts = transport._pool._hosts.values()  # pyright: ignore[reportPrivateUsage]
+            busy = [host.busy for host in hosts]
+    assert busy == [0]  # not read on for a moment (`Response.release`): the upstream learns of the cancel now
