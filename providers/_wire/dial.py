@@ -24,7 +24,8 @@ class Address(NamedTuple):
 
 
 class Resolver:
-    """Addresses per (host, port), kept `DNS_TTL` seconds (failed lookups are not kept). Requests that need a name
+    """Addresses per (host, port), kept `DNS_TTL` seconds (failed lookups are not kept, nor addresses none of which
+    took a connection: `forget`). Requests that need a name
     looked up while a lookup of it is under way wait for that one (a burst of new connections makes one lookup)."""
 
     def __init__(self) -> None:
@@ -41,6 +42,13 @@ class Resolver:
             lookup = self._lookups[key] = loop.create_task(self._lookup(loop, key))
             lookup.add_done_callback(lambda task: self._looked_up(key, task))
         return await asyncio.shield(lookup)  # one waiter cancelled (its timeout) does not cancel the others' lookup
+
+    def forget(self, host: str, port: int, addresses: list[Address]) -> None:
+        """Drop `addresses` kept for (host, port), if still those: none of them took a connection, and the name may
+        point elsewhere by now (an upstream moved, its old address refusing), so the next connect looks it up."""
+        key = (host, port)
+        if (hit := self._cache.get(key)) is not None and hit[1] is addresses:
+            del self._cache[key]
 
     async def getaddrinfo(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Address]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

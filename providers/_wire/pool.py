@@ -13,6 +13,7 @@ import base64
 import collections
 import contextlib
 import re
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -269,7 +270,7 @@ class _Host:
         tls = origin.scheme == "https"
         self.busy += 1
         try:
-            sock = await dial(self.loop, await self.pool.resolver.resolve(self.loop, origin.host, origin.port))
+            sock = await self._dial(origin)
             _, conn = await self.loop.create_connection(
                 lambda: Connection(self),
                 sock=sock,
@@ -283,6 +284,15 @@ class _Host:
             self._released()
             raise
         return conn
+
+    async def _dial(self, origin: Origin) -> socket.socket:
+        resolver = self.pool.resolver
+        addresses = await resolver.resolve(self.loop, origin.host, origin.port)
+        try:
+            return await dial(self.loop, addresses)
+        except OSError:
+            resolver.forget(origin.host, origin.port, addresses)
+            raise
 
     def release(self, connection: Connection, reusable: bool) -> None:
         if reusable and not self.shut_down:
