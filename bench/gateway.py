@@ -145,7 +145,7 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
-def load(url: str, conns: int, duration: float, stream: bool, key: str) -> dict[str, object]:
+def load(url: str, conns: int, duration: float, stream: bool, key: str, client: str = "aiohttp") -> dict[str, object]:
     args = [
         sys.executable,
         str(BENCH / "loadgen.py"),
@@ -156,6 +156,8 @@ def load(url: str, conns: int, duration: float, stream: bool, key: str) -> dict[
         str(duration),
         "--key",
         key,
+        "--client",
+        client,
     ]
     out = subprocess.run(
         [*args, "--stream"] if stream else args, capture_output=True, check=True, timeout=duration + 120

@@ -10,7 +10,11 @@ turns, and report p50.
     python bench/workers.py [--duration 8] [--runs 3]
 
 On a 2-core machine the load generator and the fake upstream take CPU too, so two workers cannot reach twice one
-worker's rate here; the table says what the machine gave. All traffic is on 127.0.0.1; every load loop is bounded.
+worker's rate here; the table says what the machine gave. The load generator's raw client (~16 us of CPU a request) is
+the default: aiohttp's (`--client aiohttp`, ~100 us) took about half a core at the rates a worker serves since the
+provider path moved to providers/_wire, and two workers then got ~1.05x one. The 64 keep-alive connections are spread
+over the workers by whichever accepts first, so one worker may hold more of them: runs vary.
+All traffic is on 127.0.0.1; every load loop is bounded.
 """
 
 from __future__ import annotations
@@ -61,14 +65,14 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def throughput(config: Path, workers: int, duration: float) -> tuple[float, float, list[float], int]:
+def throughput(config: Path, workers: int, duration: float, client: str) -> tuple[float, float, list[float], int]:
     """(req/s, worker CPU ms per request, RSS MB of each worker, errors)."""
     with gateway(config, workers) as (port, proc):
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        load(url, 64, 2, False, KEY)  # warm-up
+        load(url, 64, 2, False, KEY, client)  # warm-up
         pids = [p for p in tree(proc.pid) if p != proc.pid or workers == 1]
         before = cpu_seconds(pids)
-        result = load(url, 64, duration, False, KEY)
+        result = load(url, 64, duration, False, KEY, client)
         cpu = cpu_seconds(pids) - before
         rss = [rss_mb(p) for p in pids]
     count = int(result["requests"])  # type: ignore[arg-type]
@@ -116,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw", help="bench/loadgen.py's client")
     args = parser.parse_args()
     rows: dict[int, list[tuple[float, float, list[float], int]]] = {1: [], 2: []}
     latencies: list[tuple[float, float]] = []
@@ -127,7 +132,7 @@ def main() -> None:
             config = write_config(tmp / "config.yaml", upstream, tmp)
             for run in range(args.runs):
                 for workers in (1, 2) if run % 2 == 0 else (2, 1):  # alternate the order: drift hits both alike
-                    rows[workers].append(throughput(config, workers, args.duration))
+                    rows[workers].append(throughput(config, workers, args.duration, args.client))
                 latencies.append(added_latency(config, tmp, args.duration / 2))
                 print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{w} worker(s) {rows[w][-1][0]:,.0f} req/s"
                       for w in (1, 2)), file=sys.stderr, flush=True)  # fmt: skip
