@@ -5,9 +5,9 @@ Runs the real server (`python -m hub serve --workers 1`) on configs/config.examp
 server, embedded SQLite for usage) plus one model, `bench`, pointed at the fast fake upstream; provider keys are
 dummies (nothing is sent to them). RSS is VmRSS of the serving process alone (the MCP server it starts is a separate
 process, listed apart). The first request is counted apart: what it loads or builds on first use (before
-providers/_wire, aiohttp and its dependencies, about 7 MB; a chat call no longer imports aiohttp). `--before REV` measures a git
-revision too (extracted with `git archive` into a temporary directory, run from there), so one table shows before
-and after; `--tree DIR` measures a copy of the sources too (say, with a patch applied):
+providers/_wire, aiohttp and its dependencies, about 7 MB; a chat call no longer imports aiohttp). `--before REV`
+measures a git revision too (extracted with `git archive` into a temporary directory, run from there), so one
+table shows before and after; `--tree DIR` measures a copy of the sources too (say, with a patch applied):
 
     python bench/rss.py [--before HEAD~3] [--tree /tmp/patched] [--runs 3] [--requests 1000]
 

@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
 
 from hub.catalog.meta import meta_clash
 from hub.config.cache import CacheSettings, cache_points, cache_settings, points_ignored
+from hub.config.checks import url_problem
 from hub.config.schema import (
     NUMBER_TYPES,
     REQUEST_DEFAULT_PARAMS,
@@ -253,19 +253,6 @@ def _config_error(exc: ValidationError) -> ConfigError:
     return ConfigError(path, f"{first['msg']} (got {first.get('input')!r})")
 
 
-def _url_problem(url: str) -> str | None:
-    """Why the upstream client (providers/_wire) could not call `url`: caught here rather than as a 502 on the first
-    request. The URL is not echoed: it may hold credentials or a key."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises for a port out of range or not a number
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host (for example http://localhost:11434/v1)"
-    return None
-
-
 def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[ModelRoute, ...]]:
     settings, router = file.litellm_settings, file.router_settings
     models: dict[str, list[ModelRoute]] = {}
@@ -281,7 +268,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
         missing_env = _missing_under(missing, where)
         if api_base is None and not missing_env:
             raise ConfigError(f"{where}.litellm_params.api_base", f"provider {kind!r} needs an api_base")
-        if api_base and (problem := _url_problem(api_base)):
+        if api_base and (problem := url_problem(api_base)):
             raise ConfigError(f"{where}.litellm_params.api_base", problem)
         extras = params.model_extra or {}
         deployment = Deployment(
