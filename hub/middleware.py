@@ -66,6 +66,16 @@ API_PREFIXES = ("/v1/", "/chat/", "/models", "/health/")
 the admin endpoints (`/mcp`, `/sse`, `/key`, `/spend`, `/metrics`): a web page must not drive those."""
 
 
+EXPOSED = [
+    "x-request-id", "retry-after", "x-litellm-cache-key", "x-litellm-model-group", "x-litellm-model-id",
+    "x-litellm-model-api-base", "x-litellm-attempted-retries", "x-litellm-attempted-fallbacks", "x-toolhub-cache-hit",
+    "x-toolhub-cost", "x-toolhub-dropped-params", "x-toolhub-dropped-tools", "x-toolhub-overhead-duration-ms",
+    "x-toolhub-token-count",
+]  # fmt: skip
+"""The gateway's own response headers a browser app may read (`Access-Control-Expose-Headers`): without them only
+the CORS-safelisted ones are readable, and a web client could not see a cache hit, the cost or the deployment used."""
+
+
 class EdgeMiddleware:
     """Takes a sane `x-request-id` from the client or makes one (echoed on the response, kept in scope state); CORS on
     `API_PREFIXES`; an unexpected exception becomes a logged 500 in OpenAI's shape without closing the connection.
@@ -82,7 +92,7 @@ class EdgeMiddleware:
         self.app = app
         self.cors = CORSMiddleware(
             CrashMiddleware(app), allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
-            expose_headers=["x-request-id"],
+            expose_headers=EXPOSED,
         )  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

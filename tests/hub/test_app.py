@@ -39,3 +39,11 @@ def test_cors_covers_the_openai_api_but_not_mcp_or_admin_endpoints() -> None:
     assert api.status_code == 200 and api.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-origin" not in mcp.headers
     assert "access-control-allow-origin" not in admin.headers
+
+
+def test_a_browser_app_may_read_the_gateways_own_response_headers() -> None:
+    app = create_app(parse_config({}, {}), routes=[Route("/v1/boom", boom)])
+    with serve_app(app) as url, httpx2.Client(base_url=url) as client:
+        answer = client.get("/v1/models", headers={"origin": "https://chat.example"})
+    exposed = {name.strip() for name in answer.headers["access-control-expose-headers"].split(",")}
+    assert {"x-request-id", "x-litellm-cache-key", "x-toolhub-cache-hit", "x-toolhub-cost", "retry-after"} <= exposed

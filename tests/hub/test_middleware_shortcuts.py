@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.middleware.cors import CORSMiddleware
 
-from hub.middleware import EdgeMiddleware, new_request_id
+from hub.middleware import EXPOSED, EdgeMiddleware, new_request_id
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -79,7 +79,7 @@ async def test_the_edge_layer_sends_the_headers_of_cors_then_the_request_id(
     inner = answering(response_headers)
     if path.startswith("/v1/"):
         inner = CORSMiddleware(inner, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
-                               expose_headers=["x-request-id"])  # fmt: skip
+                               expose_headers=EXPOSED)  # fmt: skip
     assert ours == [*(await sent(inner, request, path))[0]["headers"], (b"x-request-id", b"req-1")]
 
 
