@@ -112,7 +112,7 @@ class RoutedCall:
             "x-litellm-attempted-fallbacks": str(self.fallbacks),
         }
         if slot is not None:
-            out["x-litellm-model-api-base"] = slot.route.deployment.api_base
+            out["x-litellm-model-api-base"] = slot.shown_base
             out["x-litellm-model-id"] = slot.id
         return out
 
@@ -206,7 +206,7 @@ class RoutedCall:
                 record.upstream_model = current.route.deployment.model
                 record.provider = current.route.deployment.provider
                 record.priced_route = current.route
-                record.api_base = current.route.deployment.api_base or ""
+                record.api_base = current.shown_base
                 record.answered_group = group.alias if group is not self.group else ""
                 record.retries, record.fallbacks = self.retries, self.fallbacks
             return result

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from hub.config import ModelRoute
 from hub.router.config import Strategy
 from hub.router.cooldown import Cooldowns
+from providers._wire.pool import shown_url
 from providers.base import Provider
 
 _EWMA = 0.3
@@ -47,9 +48,11 @@ class Slot:
     """Attempts that answered, failed, were retried, and answered as a fallback, since start (for `/metrics`)."""
     headers: dict[str, str] = field(default_factory=dict[str, str])
     """The `x-litellm-*` headers of a request this deployment answered at the first attempt (built once)."""
+    shown_base: str = ""
+    """`api_base` as clients, metrics, logs and the console may see it: without credentials or a query."""
 
     def __post_init__(self) -> None:
-        base = self.route.deployment.api_base
+        self.shown_base = base = shown_url(self.route.deployment.api_base or "")
         self.headers = {"x-litellm-model-group": self.route.alias, "x-litellm-attempted-retries": "0",
                         "x-litellm-attempted-fallbacks": "0", "x-litellm-model-api-base": base,
                         "x-litellm-model-id": self.id}  # fmt: skip

@@ -88,7 +88,7 @@ def _cool(router: Router, group: Group, slot: Slot, kind: ErrorKind) -> None:
 
 def _entry(group: Group, slot: Slot) -> dict[str, Any]:
     d = slot.route.deployment
-    return {"model": f"{d.provider}/{d.model}", "model_name": group.alias, "api_base": d.api_base, "id": slot.id}
+    return {"model": f"{d.provider}/{d.model}", "model_name": group.alias, "api_base": slot.shown_base, "id": slot.id}
 
 
 @contextlib.asynccontextmanager
@@ -133,7 +133,7 @@ class RouterCollector:
         }
         now = self.router.cooldowns.clock()
         for group, slot in self.router.slots():
-            values = [group.alias, slot.id, slot.route.deployment.api_base]
+            values = [group.alias, slot.id, slot.shown_base]
             cooling.add_metric(values, 1.0 if self.router.cooldowns.cooling(slot.id, now) else 0.0)
             for kind, family in counters.items():
                 family.add_metric(values, float(getattr(slot, kind)))

@@ -14,6 +14,7 @@ from hub.state import hub_state
 from hub.ui.api import call_api
 from hub.ui.session import Session
 from hub.ui.web import fragment, page, read_form, render
+from providers._wire.pool import shown_url
 
 PING = [{"role": "user", "content": "Reply with the single word OK."}]
 
@@ -47,7 +48,7 @@ def deployments(request: Request, aliases: list[str]) -> dict[str, list[dict[str
 
 def _deployment(route: ModelRoute) -> dict[str, Any]:
     return {"provider": route.deployment.provider, "model": route.deployment.model,
-            "api_base": route.deployment.api_base, "input": _per_million(route.input_cost_per_token),
+            "api_base": shown_url(route.deployment.api_base or ""), "input": _per_million(route.input_cost_per_token),
             "output": _per_million(route.output_cost_per_token), "rpm": route.rpm, "tpm": route.tpm,
             "missing_env": route.missing_env, "mcp_servers": route.mcp_servers}  # fmt: skip
 

@@ -140,9 +140,9 @@ class Pool:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:  # a port out of range or not a number, an IPv6 address without its "]"
-            raise ValueError(f"not a valid URL: {_shown(url)} ({exc})") from None
+            raise ValueError(f"not a valid URL: {shown_url(url)} ({exc})") from None
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {_shown(url)}")
+            raise ValueError(f"not an http(s) URL: {shown_url(url)}")
         userinfo, _, host_field = parts.netloc.rpartition("@")
         if port == _DEFAULT_PORTS[parts.scheme]:  # left out of Host, as yarl (aiohttp) and browsers do
             host_field = host_field.rpartition(":")[0]
@@ -172,9 +172,10 @@ def _basic(user: str, password: str) -> str:
     return f"Basic {base64.b64encode(raw).decode()}"
 
 
-def _shown(url: str) -> str:
-    """`url` for an error message a client may read: without a query (Gemini's key can be one) or credentials."""
-    return re.sub(r"^([^/?#]*//)?[^/?#@]*@", r"\1", url.partition("?")[0])
+def shown_url(url: str) -> str:
+    """`url` as a client may read it (an error message, a response header): without a query (Gemini's key can be one)
+    or credentials (up to the authority's last `@`, so a password holding an unescaped `@` goes whole)."""
+    return re.sub(r"^([^/?#]*//)?[^/?#]*@", r"\1", url.partition("?")[0])
 
 
 def _head(method: str, target: Target, headers: Mapping[str, str], body: bytes | None) -> bytes:

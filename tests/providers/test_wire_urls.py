@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from providers._wire import Pool
-from providers._wire.pool import _head  # pyright: ignore[reportPrivateUsage]
+from providers._wire.pool import _head, shown_url  # pyright: ignore[reportPrivateUsage]
 from tests.providers.wire_support import Upstream, answer, keep_answering, upstream
 
 
@@ -45,3 +45,16 @@ async def test_credentials_in_the_url_and_an_authorization_header_together_are_r
     pool = Pool()
     with pytest.raises(ValueError):
         await pool.request("POST", "http://user:pw@127.0.0.1:9/v1", {"Authorization": "Bearer k"}, b"")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p@host:8/v1?key=k", "http://host:8/v1"),
+        ("http://u:p@ss@host/v1", "http://host/v1"),  # a password with an unescaped @ goes whole
+        ("https://host/v1/models/m:generate", "https://host/v1/models/m:generate"),
+        ("https://host/v1/a@b", "https://host/v1/a@b"),  # an @ in the path is not userinfo
+    ],
+)
+def test_a_url_is_shown_without_credentials_or_query(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

@@ -120,3 +120,17 @@ async def test_a_running_router_shows_its_series_in_metrics_until_it_stops() -> 
     async with r.running({"metrics": SimpleNamespace(registry=registry)}):
         assert "toolhub_deployment_cooling" in generate_latest(registry).decode()
     assert "toolhub_deployment_cooling" not in generate_latest(registry).decode()
+
+
+@pytest.mark.anyio
+async def test_credentials_and_query_in_an_api_base_reach_no_header_metric_or_log() -> None:
+    base = "http://alice:s3cret@a1/v1?key=k"
+    r, _ = router({base: [server_error()], "http://a2/v1": [None]}, num_retries=1, allowed_fails=0)
+    target = r.resolve("a", MASTER)
+    first = r.groups["a"].slots[0]
+    registry = CollectorRegistry()
+    registry.register(RouterCollector(r))
+    await target.provider.complete(ChatRequest(body={}, deployment=target.route.deployment))
+    seen = " ".join([first.headers["x-litellm-model-api-base"], generate_latest(registry).decode()])
+    assert first.shown_base == "http://a1/v1"
+    assert "s3cret" not in seen and "key=k" not in seen and 'api_base="http://a1/v1"' in seen
