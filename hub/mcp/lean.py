@@ -34,8 +34,6 @@ from uuid import uuid4
 
 import anyio
 import mcp_types as types
-import orjson
-import pydantic_core
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
@@ -58,7 +56,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.mcp.kernel import Answer, Kernel, encode
-from hub.mcp.lines import inexact
+from hub.mcp.lines import exact_json
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -200,7 +198,7 @@ def _peek(body: bytes) -> dict[str, Any] | None:
     """`body`'s JSON object, None if it is none; read by orjson, or as the SDK reads it where orjson would not
     keep a number exact (`hub.mcp.lines.inexact`)."""
     try:
-        message = pydantic_core.from_json(body) if inexact(body) else orjson.loads(body)
+        message = exact_json(body)
     except ValueError:  # orjson.JSONDecodeError is one
         return None
     return message if isinstance(message, dict) else None  # pyright: ignore[reportUnknownVariableType]

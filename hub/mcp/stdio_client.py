@@ -30,7 +30,6 @@ from typing import Any, Self, TextIO
 import anyio
 import anyio.lowlevel
 import mcp_types as types
-import orjson
 from anyio.abc import TaskGroup
 from mcp import StdioServerParameters
 from mcp.client._transport import TransportStreams
@@ -45,7 +44,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from hub.mcp import process as processes
-from hub.mcp.lines import LineSplitter, Oversized, inexact
+from hub.mcp.lines import LineSplitter, Oversized, exact_json
 from hub.mcp.streams import ClosingStream
 
 logger = logging.getLogger("toolhub.mcp")
@@ -163,11 +162,9 @@ class Pipes(ClosingStream):
 
     def _answered_plainly(self, line: bytes) -> bool:
         """A direct request's answer in the usual shape, taken without pydantic; anything else is left to it."""
-        if inexact(line):
-            return False  # a number orjson would not keep exact: pydantic reads it
         try:
-            message = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            message = exact_json(line)
+        except ValueError:
             return False
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or "error" in message:
             return False
