@@ -67,10 +67,10 @@ the admin endpoints (`/mcp`, `/sse`, `/key`, `/spend`, `/metrics`): a web page m
 
 
 EXPOSED = [
-    "x-request-id", "retry-after", "x-litellm-cache-key", "x-litellm-model-group", "x-litellm-model-id",
-    "x-litellm-model-api-base", "x-litellm-attempted-retries", "x-litellm-attempted-fallbacks", "x-toolhub-cache-hit",
-    "x-toolhub-cost", "x-toolhub-dropped-params", "x-toolhub-dropped-tools", "x-toolhub-overhead-duration-ms",
-    "x-toolhub-token-count",
+    "x-request-id", "retry-after", "retry-after-ms", "x-litellm-cache-key", "x-litellm-model-group",
+    "x-litellm-model-id", "x-litellm-model-api-base", "x-litellm-attempted-retries", "x-litellm-attempted-fallbacks",
+    "x-toolhub-cache-hit", "x-toolhub-cost", "x-toolhub-dropped-params", "x-toolhub-dropped-tools",
+    "x-toolhub-overhead-duration-ms", "x-toolhub-token-count",
 ]  # fmt: skip
 """The gateway's own response headers a browser app may read (`Access-Control-Expose-Headers`): without them only
 the CORS-safelisted ones are readable, and a web client could not see a cache hit, the cost or the deployment used."""

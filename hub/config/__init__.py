@@ -264,7 +264,7 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
         if spec is None:
             known = ", ".join(sorted(PROVIDERS))
             raise ConfigError(f"{where}.litellm_params.model", f"unknown provider {kind!r} (known: {known})")
-        api_base = params.api_base or params.base_url or spec.default_api_base
+        api_base = (params.api_base or params.base_url or spec.default_api_base or "").strip() or None  # YAML quoting
         missing_env = _missing_under(missing, where)
         if api_base is None and not missing_env:
             raise ConfigError(f"{where}.litellm_params.api_base", f"provider {kind!r} needs an api_base")

@@ -46,4 +46,11 @@ def test_a_browser_app_may_read_the_gateways_own_response_headers() -> None:
     with serve_app(app) as url, httpx2.Client(base_url=url) as client:
         answer = client.get("/v1/models", headers={"origin": "https://chat.example"})
     exposed = {name.strip() for name in answer.headers["access-control-expose-headers"].split(",")}
-    assert {"x-request-id", "x-litellm-cache-key", "x-toolhub-cache-hit", "x-toolhub-cost", "retry-after"} <= exposed
+    assert {
+        "x-request-id",
+        "x-litellm-cache-key",
+        "x-toolhub-cache-hit",
+        "x-toolhub-cost",
+        "retry-after",
+        "retry-after-ms",
+    } <= exposed

@@ -185,3 +185,9 @@ def test_a_usual_api_base_loads() -> None:
     model = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k",
                                                    "api_base": "http://[::1]:8000/v1"}}  # fmt: skip
     assert parse_config({"model_list": [model]}, {}).models["m"][0].deployment.api_base == "http://[::1]:8000/v1"
+
+
+def test_an_api_base_quoted_with_spaces_around_it_loads_without_them() -> None:
+    model = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k",
+                                                   "api_base": "http://localhost:11434/v1 "}}  # fmt: skip
+    assert parse_config({"model_list": [model]}, {}).models["m"][0].deployment.api_base == "http://localhost:11434/v1"
