@@ -93,15 +93,35 @@ async def one_session(url: str) -> tuple[Seen, list[list[str]]]:
 
 
 def sessions_through(url: str) -> list[tuple[Seen, list[list[str]]]]:
+    """`SESSIONS` sessions at once, so that both workers open some: one after another, the kernel may hand every
+    `initialize` to the worker that woke first (it did, once, in CI). At most three more waves if one worker still
+    opened them all."""
+
+    async def wave() -> list[tuple[Seen, list[list[str]]]]:
+        found: list[tuple[Seen, list[list[str]]]] = []
+
+        async def one() -> None:
+            found.append(await one_session(url))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(SESSIONS):
+                group.start_soon(one)
+        return found
+
     async def all_of_them() -> list[tuple[Seen, list[list[str]]]]:
-        return [await one_session(url) for _ in range(SESSIONS)]
+        results: list[tuple[Seen, list[list[str]]]] = []
+        for _ in range(4):
+            results += await wave()
+            if len({owner_of(s) for seen, _ in results for s in seen.session_ids}) > 1:
+                break
+        return results
 
     return anyio.run(all_of_them)
 
 
 def assert_every_session_worked_on_both_workers(results: list[tuple[Seen, list[list[str]]]]) -> None:
-    assert [checks for _, checks in results] == [[["True", "True"]] * ROUNDS] * SESSIONS
-    assert [seen.progress for seen, _ in results] == [[(1.0, 2.0), (2.0, 2.0)] * ROUNDS] * SESSIONS
+    assert [checks for _, checks in results] == [[["True", "True"]] * ROUNDS] * len(results)
+    assert [seen.progress for seen, _ in results] == [[(1.0, 2.0), (2.0, 2.0)] * ROUNDS] * len(results)
     owners = {owner_of(session_id) for seen, _ in results for session_id in seen.session_ids}
     assert len(owners) == 2 and None not in owners  # both workers opened sessions, each id names its worker
 
