@@ -45,6 +45,7 @@ from opentelemetry.trace import (
     get_tracer_provider,
 )
 
+from hub.mcp.lines import exact_dumps
 from hub.mcp.routing import CURRENT
 from hub.mcp.sanitize import sanitize_listing
 from hub.mcp.stdio_client import Pipes
@@ -133,11 +134,7 @@ def _encoded(message: dict[str, Any]) -> bytes:
 
     Raises: MCPError INVALID_PARAMS, as `Pipes.send` fails a request it cannot encode."""
     try:
-        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
-    except orjson.JSONEncodeError:
-        pass
-    try:
-        return pydantic_core.to_json(message) + b"\n"
+        return exact_dumps(message, line=True)
     except (ValueError, pydantic_core.PydanticSerializationError) as exc:
         raise MCPError(code=types.INVALID_PARAMS, message=f"The request could not be encoded: {exc}") from None
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pydantic_core
 
 from hub.limits import JsonTooComplex, check_json, json_too_deep
+from hub.mcp.lines import exact_dumps
 
 
 class McpHubError(Exception):
@@ -65,10 +65,6 @@ def _encoded(arguments: dict[str, Any] | None) -> bytes | None:
     """The arguments as JSON, by orjson or, for what it refuses (an integer over 64 bits), by pydantic as the SDK
     writes them; None when neither can (nested too deep: `check_json` says so)."""
     try:
-        return orjson.dumps(arguments)
-    except orjson.JSONEncodeError:
-        pass
-    try:
-        return pydantic_core.to_json(arguments)
+        return exact_dumps(arguments)
     except (ValueError, pydantic_core.PydanticSerializationError):
         return None

@@ -35,6 +35,18 @@ EXACT_ABOVE = 16 * 1024
 0.6-1.2 ms a MB on top of orjson, and pydantic_core reads a large text result faster than orjson does."""
 
 
+def exact_dumps(value: Any, *, line: bool = False) -> bytes:
+    """`value` as JSON with every integer exact (a line: with its newline): by orjson, or by pydantic_core (as the SDK
+    writes it) for what orjson refuses, an integer over 64 bits. Raises ValueError or
+    `pydantic_core.PydanticSerializationError` when neither can (nested too deep)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE if line else None)
+    except orjson.JSONEncodeError:
+        pass
+    data = pydantic_core.to_json(value)
+    return data + b"\n" if line else data
+
+
 def exact_json(data: bytes) -> Any:
     """`data` parsed with every integer exact: by orjson when it is short and holds no long digit run, else by
     pydantic_core (the SDK's parser). Raises ValueError (orjson.JSONDecodeError is one) for what is not JSON."""
