@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import anyio
 import orjson
 
-from providers._wire import MalformedResponse, Pool, Response, ServerDisconnected, UpstreamIOError
+from providers._wire import STALE_WINDOW, MalformedResponse, Pool, Response, ServerDisconnected, UpstreamIOError
 from providers.base import Deployment, ProviderError
 
 if TYPE_CHECKING:
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
     from providers._resolver import PublicOnlyResolver
 
-STALE_WINDOW = 0.25
-"""Seconds after sending within which a dropped connection counts as a stale pooled one (`_dropped_unanswered`)."""
 
 ErrorParser = Callable[[bytes], tuple[str, str | None, str | None, str | None]]
 """Turns an upstream error body into (message, type, code, param)."""

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 import httpx2
 
 from providers._wire import (
+    STALE_WINDOW,
     ConnectFailed,
     Pool,
     Response,
@@ -40,9 +41,6 @@ KEEPALIVE_SECONDS = 5.0
 """How long an idle connection is kept: httpx2's default `keepalive_expiry`, and uvicorn's own keep-alive timeout
 (the SDK's servers run on it), so the pool seldom offers a connection its server has just closed."""
 
-STALE_WINDOW = 0.25
-"""Seconds after sending within which a pooled connection dropped unanswered counts as stale (its server closed it
-as the request left): the request is sent once more on a new connection. httpcore2 raised RemoteProtocolError."""
 
 _DROPPED = frozenset({"content-length", "transfer-encoding"})  # `_wire` frames the body it is given itself
 _INFLATED = frozenset({"gzip", "x-gzip", "deflate"})  # what `_wire` inflates as it reads

@@ -10,6 +10,7 @@ still fetched with aiohttp (`providers.gemini.images`), whose resolver hook guar
 
 from providers._wire.connection import Response
 from providers._wire.errors import (
+    STALE_WINDOW,
     ConnectFailed,
     IncompleteResponse,
     MalformedResponse,
@@ -21,6 +22,7 @@ from providers._wire.headers import Headers
 from providers._wire.pool import Pool
 
 __all__ = [
+    "STALE_WINDOW",
     "ConnectFailed",
     "Headers",
     "IncompleteResponse",

@@ -34,6 +34,12 @@ class ConnectFailed(UpstreamIOError):
     """No connection could be made (or none with a certificate that verifies)."""
 
 
+STALE_WINDOW = 0.25
+"""Seconds after sending within which a connection dropped unanswered (`ServerDisconnected`) counts as a stale pooled
+one, its server's keep-alive timeout crossing the request on the wire: the gateway (`providers._http.post`) and the
+MCP client (`hub.mcp.wire_http`) send such a request once more on a new connection."""
+
+
 class ServerDisconnected(UpstreamIOError):
     """The upstream closed the connection without sending any of its answer.
 
