@@ -17,7 +17,11 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from hub.accounts.auth import MasterKeyAuth, Principal
 from hub.app import Extension, create_app
@@ -153,3 +157,23 @@ def keyed_hub_app(servers: dict[str, Any], keys: dict[str, Principal], **general
         yield
 
     return hub_app(servers, extra=[with_keys], **general)
+
+
+def streamable_app(server: Server[Any], *, json_response: bool = False,
+                   seen: Callable[[Scope], None] | None = None) -> Starlette:  # fmt: skip
+    """`server` over streamable HTTP at `/mcp` (the SDK's session manager, JSON answers or event streams); `seen` is
+    shown each request's scope before the manager serves it."""
+    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
+
+    class Endpoint:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if seen is not None:
+                seen(scope)
+            await manager.handle_request(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    return Starlette(routes=[Route("/mcp", Endpoint())], lifespan=lifespan)

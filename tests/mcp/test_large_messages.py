@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import mcp_types as types
 import pytest
 from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.message import SessionMessage
 from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from hub.mcp.lines import LineSplitter, Oversized
 from hub.mcp.stdio_client import Pipes
-from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, text_of
+from tests.mcp.conftest import MASTER_KEY, hub_app, mcp_client, running, script_server, streamable_app, text_of
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -100,18 +95,7 @@ def big_http_upstream(json_response: bool) -> Starlette:
         return types.CallToolResult(content=[types.TextContent(type="text", text="x" * size)])
 
     server = Server("big-http", on_list_tools=list_tools, on_call_tool=call_tool)
-    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
-
-    class Endpoint:
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            await manager.handle_request(scope, receive, send)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
-            yield
-
-    return Starlette(routes=[Route("/mcp", Endpoint())], lifespan=lifespan)
+    return streamable_app(server, json_response=json_response)
 
 
 @pytest.mark.parametrize("json_response", [True, False], ids=["json", "event-stream"])

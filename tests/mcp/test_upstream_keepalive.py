@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,16 +9,14 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from hub.accounts.auth import MASTER
 from hub.config import parse_config
 from hub.mcp.hub import McpHub
 from hub.mcp.transports import _BoundedStream  # pyright: ignore[reportPrivateUsage]
-from tests.mcp.conftest import text_of
+from tests.mcp.conftest import streamable_app, text_of
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -36,20 +33,12 @@ def echo_upstream(json_response: bool, ports: list[int]) -> Starlette:
         return types.CallToolResult(content=[types.TextContent(type="text", text=str(params.arguments))])
 
     server = Server("echo-http", on_list_tools=list_tools, on_call_tool=call_tool)
-    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
 
-    class Endpoint:
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["method"] == "POST" and scope.get("client"):
-                ports.append(scope["client"][1])
-            await manager.handle_request(scope, receive, send)
+    def seen(scope: Scope) -> None:
+        if scope["method"] == "POST" and scope.get("client"):
+            ports.append(scope["client"][1])
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
-            yield
-
-    return Starlette(routes=[Route("/mcp", Endpoint())], lifespan=lifespan)
+    return streamable_app(server, json_response=json_response, seen=seen)
 
 
 @pytest.mark.parametrize("json_response", [False, True], ids=["event-stream", "json"])

@@ -17,15 +17,13 @@ from mcp import ClientSession
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hub.mcp.transports import BoundedTransport, MessageTooLarge, _proxied  # pyright: ignore[reportPrivateUsage]
 from hub.mcp.wire_http import WireTransport
-from tests.mcp.conftest import text_of
+from tests.mcp.conftest import streamable_app, text_of
 from tests.providers.wire_support import Upstream, answer, chunked, keep_answering, read_request, upstream
 from tests.support.servers import serve_app
 
@@ -55,19 +53,7 @@ def upstream_app(methods: list[str], *, json_response: bool = False) -> Starlett
         return types.CallToolResult(content=[types.TextContent(type="text", text=str(arguments))])
 
     server = Server("wire-upstream", on_list_tools=list_tools, on_call_tool=call_tool)
-    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
-
-    class Endpoint:
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            methods.append(scope["method"])
-            await manager.handle_request(scope, receive, send)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
-            yield
-
-    return Starlette(routes=[Route("/mcp", Endpoint())], lifespan=lifespan)
+    return streamable_app(server, json_response=json_response, seen=lambda scope: methods.append(scope["method"]))
 
 
 @contextlib.contextmanager
