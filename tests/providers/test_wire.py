@@ -11,17 +11,9 @@ import anyio
 import pytest
 
 from providers._wire import IncompleteResponse, MalformedResponse, Pool, Response, ServerDisconnected
-from tests.providers.wire_support import Upstream, answer, chunked, keep_answering, read_request, upstream
+from tests.providers.wire_support import Upstream, answer, chunked, fetch, keep_answering, read_request, upstream
 
 pytestmark = pytest.mark.anyio
-
-
-async def _get(pool: Pool, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    response = await pool.request("POST" if body is not None else "GET", url, {}, body, total=5)
-    try:
-        return response.status, await response.read()
-    finally:
-        response.close()
 
 
 async def test_a_content_length_body_is_read_whole_and_the_connection_kept_for_the_next_request() -> None:
@@ -29,8 +21,8 @@ async def test_a_content_length_body_is_read_whole_and_the_connection_kept_for_t
     async with upstream(keep_answering(answer(b'{"a": 1}'), record=record)) as served:
         pool = Pool()
         try:
-            first = await _get(pool, f"{served.url}/v1/x", b"{}")
-            second = await _get(pool, f"{served.url}/v1/y", b"{}")
+            first = await fetch(pool, f"{served.url}/v1/x", b"{}")
+            second = await fetch(pool, f"{served.url}/v1/y", b"{}")
         finally:
             await pool.aclose()
     assert (first, second, served.connections) == ((200, b'{"a": 1}'), (200, b'{"a": 1}'), 1)
@@ -42,7 +34,7 @@ async def test_the_request_names_its_host_and_length_and_adds_no_user_agent() ->
     async with upstream(keep_answering(answer(b"ok"), record=record)) as served:
         pool = Pool()
         try:
-            await _get(pool, f"{served.url}/p?q=1", b'{"x": 2}')
+            await fetch(pool, f"{served.url}/p?q=1", b'{"x": 2}')
         finally:
             await pool.aclose()
     [request] = record.requests
@@ -79,7 +71,7 @@ async def test_a_chunked_body_is_read_whole_and_streamed_chunk_by_chunk() -> Non
             release.set()
             rest = [await response.read_chunk(), await response.read_chunk()]
             response.close()
-            again = await _get(pool, served.url, b"")
+            again = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (response.headers.get("Content-Type"), first, b"".join(rest)) == ("text/event-stream", b"hello", b" world")
@@ -97,7 +89,7 @@ async def test_a_body_delimited_by_the_connections_end_is_read_whole_on_a_connec
     async with upstream(handler) as served:
         pool = Pool()
         try:
-            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+            answers = [await fetch(pool, served.url, b""), await fetch(pool, served.url, b"")]
         finally:
             await pool.aclose()
     assert (answers, served.connections) == ([(200, b'{"until": "close"}')] * 2, 2)
@@ -107,7 +99,7 @@ async def test_connection_close_from_the_upstream_is_honoured() -> None:
     async with upstream(keep_answering(answer(b"bye", "Connection: close"))) as served:
         pool = Pool()
         try:
-            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+            answers = [await fetch(pool, served.url, b""), await fetch(pool, served.url, b"")]
         finally:
             await pool.aclose()
     assert (answers, served.connections) == ([(200, b"bye")] * 2, 2)
@@ -126,11 +118,11 @@ async def test_a_connection_the_upstream_closed_while_idle_is_not_used_again() -
     async with upstream(handler) as served:
         pool = Pool()
         try:
-            first = await _get(pool, served.url, b"")
+            first = await fetch(pool, served.url, b"")
             with anyio.fail_after(5):
                 while not _idle_closed(pool):  # noqa: ASYNC110 - the pool has no event for a close it notices
                     await anyio.sleep(0.01)
-            second = await _get(pool, served.url, b"")
+            second = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (first, second, served.connections) == ((200, b"once"), (200, b"once"), 2)
@@ -147,11 +139,11 @@ async def test_a_pooled_connection_dropped_as_the_request_arrives_is_told_apart_
     async with upstream(handler) as served:
         pool = Pool()
         try:
-            await _get(pool, served.url, b"")
+            await fetch(pool, served.url, b"")
             with pytest.raises(ServerDisconnected) as dropped:
-                await _get(pool, served.url, b"")
+                await fetch(pool, served.url, b"")
             with pytest.raises(ServerDisconnected) as fresh:  # a new connection, dropped on its first request
-                await _get(pool, served.url, b"")
+                await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (dropped.value.reused, fresh.value.reused) == (True, False)
@@ -177,8 +169,8 @@ async def test_a_body_cut_midway_is_an_error_and_its_connection_is_not_reused(se
         pool = Pool()
         try:
             with pytest.raises(IncompleteResponse):
-                await _get(pool, served.url, b"")
-            after = await _get(pool, served.url, b"")
+                await fetch(pool, served.url, b"")
+            after = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (after, served.connections) == ((200, b"fine"), 2)
@@ -213,7 +205,7 @@ async def test_bytes_that_are_not_http_are_a_malformed_response() -> None:
         pool = Pool()
         try:
             with pytest.raises(MalformedResponse):
-                await _get(pool, served.url, b"")
+                await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
 
@@ -238,7 +230,7 @@ async def test_a_compressed_body_is_inflated(encoding: str, encoded: bytes) -> N
     async with upstream(handler) as served:
         pool = Pool()
         try:
-            status, body = await _get(pool, served.url, b"")
+            status, body = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (status, body) == (200, b'{"big": "' + b"x" * 5000 + b'"}')
@@ -277,7 +269,7 @@ async def test_a_connection_that_sent_more_than_its_answer_is_not_used_again() -
     async with upstream(handler) as served:
         pool = Pool()
         try:
-            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+            answers = [await fetch(pool, served.url, b""), await fetch(pool, served.url, b"")]
         finally:
             await pool.aclose()
     assert (answers, served.connections) == ([(200, b"one")] * 2, 2)
@@ -296,7 +288,7 @@ async def test_a_connection_that_sent_the_start_of_another_answer_is_not_used_ag
     async with upstream(handler) as served:
         pool = Pool()
         try:
-            answers = [await _get(pool, served.url, b""), await _get(pool, served.url, b"")]
+            answers = [await fetch(pool, served.url, b""), await fetch(pool, served.url, b"")]
         finally:
             await pool.aclose()
     assert (answers, served.connections) == ([(200, b"first"), (200, b"second")], 2)
@@ -332,7 +324,7 @@ async def test_a_large_body_read_whole_is_not_held_up_by_the_unread_limit() -> N
         pool = Pool()
         try:
             with anyio.fail_after(10):
-                status, read = await _get(pool, served.url, b"")
+                status, read = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (status, len(read)) == (200, len(body))

@@ -11,17 +11,9 @@ import anyio.lowlevel
 import pytest
 
 from providers._wire import Pool
-from tests.providers.wire_support import answer, chunked, keep_answering, read_request, upstream
+from tests.providers.wire_support import answer, chunked, fetch, keep_answering, read_request, upstream
 
 pytestmark = pytest.mark.anyio
-
-
-async def _get(pool: Pool, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    response = await pool.request("POST" if body is not None else "GET", url, {}, body, total=5)
-    try:
-        return response.status, await response.read()
-    finally:
-        response.close()
 
 
 async def test_a_released_answer_whose_end_comes_later_keeps_its_connection() -> None:
@@ -46,7 +38,7 @@ async def test_a_released_answer_whose_end_comes_later_keeps_its_connection() ->
             with anyio.fail_after(5):
                 while not _idle(pool):  # noqa: ASYNC110 - no event for it: the pool takes the connection back
                     await anyio.sleep(0.01)
-            after = await _get(pool, served.url, b"")
+            after = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (last, after, served.connections) == (b"data: [DONE]\n\n", (200, b"next"), 1)
@@ -71,7 +63,7 @@ async def test_a_released_answer_that_does_not_end_soon_takes_its_connection_wit
             response.release()
             with anyio.fail_after(5):
                 await closed.wait()
-            after = await _get(pool, served.url, b"")
+            after = await fetch(pool, served.url, b"")
         finally:
             await pool.aclose()
     assert (after, served.connections) == ((200, b"fresh"), 2)
@@ -115,7 +107,7 @@ async def test_closing_a_pool_in_a_cancelled_task_leaves_no_error_in_the_loop() 
     try:
         async with upstream(keep_answering(answer(b"ok"))) as served:
             pool = Pool()
-            assert await _get(pool, served.url) == (200, b"ok")
+            assert await fetch(pool, served.url) == (200, b"ok")
             closing = asyncio.create_task(pool.aclose())
             await anyio.lowlevel.checkpoint()  # the pool has shut its connections and waits for a turn of the loop
             closing.cancel()  # as a cancel scope does to a client closed on the way out

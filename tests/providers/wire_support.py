@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from providers._wire import Pool
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -188,3 +190,12 @@ def _ca_usage() -> x509.KeyUsage:
     return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
                          encipher_only=False, decipher_only=False)  # fmt: skip
+
+
+async def fetch(pool: Pool, url: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """(status, whole body) of a POST of `body` to `url` through `pool` (a GET when `body` is None)."""
+    response = await pool.request("POST" if body is not None else "GET", url, {}, body, total=5)
+    try:
+        return response.status, await response.read()
+    finally:
+        response.close()
