@@ -24,9 +24,9 @@ class Address(NamedTuple):
 
 
 class Resolver:
-    """Addresses per (host, port), kept `DNS_TTL` seconds (failed lookups are not kept, nor addresses none of which
-    took a connection: `forget`). Requests that need a name
-    looked up while a lookup of it is under way wait for that one (a burst of new connections makes one lookup)."""
+    """Addresses per (host, port), kept `DNS_TTL` seconds (failed lookups are not kept, nor addresses that gave no
+    connection: `forget`). Requests that need a name looked up while a lookup of it is under way wait for that one
+    (a burst of new connections makes one lookup)."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int], tuple[float, list[Address]]] = {}
@@ -44,8 +44,9 @@ class Resolver:
         return await asyncio.shield(lookup)  # one waiter cancelled (its timeout) does not cancel the others' lookup
 
     def forget(self, host: str, port: int, addresses: list[Address]) -> None:
-        """Drop `addresses` kept for (host, port), if still those: none of them took a connection, and the name may
-        point elsewhere by now (an upstream moved, its old address refusing), so the next connect looks it up."""
+        """Drop `addresses` kept for (host, port), if still those: connecting to them gave no connection (refused,
+        no answer within the connect timeout, a failed TLS handshake), and the name may point elsewhere by now (an
+        upstream moved, its old address refusing or dropping packets), so the next connect looks it up."""
         key = (host, port)
         if (hit := self._cache.get(key)) is not None and hit[1] is addresses:
             del self._cache[key]

@@ -13,7 +13,6 @@ import base64
 import collections
 import contextlib
 import re
-import socket
 import ssl
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -268,32 +267,41 @@ class _Host:
 
     async def _open(self) -> Connection:
         origin = self.origin
-        tls = origin.scheme == "https"
         self.busy += 1
         try:
-            sock = await self._dial(origin)
-            _, conn = await self.loop.create_connection(
-                lambda: Connection(self),
-                sock=sock,
-                ssl=self.pool.tls() if tls else None,
-                server_hostname=origin.host if tls else None,
-            )
+            return await self._connected(origin)
         except OSError as exc:
             self._released()
             raise ConnectFailed(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
         except BaseException:
             self._released()
             raise
-        return conn
 
-    async def _dial(self, origin: Origin) -> socket.socket:
+    async def _connected(self, origin: Origin) -> Connection:
+        """A new connection to one of the name's addresses, its TLS handshake done.
+
+        Whatever ends it without a connection drops the addresses (`Resolver.forget`): refused, silent until the
+        connect timeout cancels it (a black hole where the name no longer points), or a TLS handshake failed or
+        timed out. The handshake counts too: an address that takes TCP but does not speak TLS as the name's server
+        does (a recycled address, a load balancer left without backends) is as wrong as one that drops SYNs, and a
+        lookup costs little next to a failed connect. A cancellation for another reason (the client gone) costs one
+        lookup more at worst.
+        """
         resolver = self.pool.resolver
         addresses = await resolver.resolve(self.loop, origin.host, origin.port)
+        tls = origin.scheme == "https"
         try:
-            return await dial(self.loop, addresses)
-        except OSError:
+            sock = await dial(self.loop, addresses)
+            _, conn = await self.loop.create_connection(
+                lambda: Connection(self),
+                sock=sock,
+                ssl=self.pool.tls() if tls else None,
+                server_hostname=origin.host if tls else None,
+            )
+        except BaseException:
             resolver.forget(origin.host, origin.port, addresses)
             raise
+        return conn
 
     def release(self, connection: Connection, reusable: bool) -> None:
         if reusable and not self.shut_down:

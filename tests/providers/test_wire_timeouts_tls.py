@@ -303,34 +303,3 @@ async def test_tls_refuses_a_certificate_for_another_host(tmp_path: Path) -> Non
         with pytest.raises(ConnectFailed) as raised:
             await pool.request("POST", served.url, {}, b"{}", connect=5, total=5)
     assert isinstance(raised.value.__cause__, ssl.SSLCertVerificationError)
-
-
-class _MovingResolver(Resolver):
-    """A name whose address moves: each lookup answers the next of `ports` on 127.0.0.1, counted."""
-
-    def __init__(self, *ports: int) -> None:
-        super().__init__()
-        self.ports = list(ports)
-        self.lookups = 0
-
-    async def getaddrinfo(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[Address]:
-        self.lookups += 1
-        return [Address(socket.AF_INET, socket.IPPROTO_TCP, ("127.0.0.1", self.ports.pop(0)))]
-
-
-@pytest.mark.anyio
-async def test_a_name_whose_addresses_refused_the_connection_is_looked_up_again() -> None:
-    async with upstream(_never_answer) as served:
-        gone = int(served.url.rpartition(":")[2].partition("/")[0])
-    async with upstream(keep_answering(answer(b"moved"))) as served:
-        port = int(served.url.rpartition(":")[2].partition("/")[0])
-        pool = Pool()
-        pool.resolver = resolver = _MovingResolver(gone, port)
-        try:
-            with pytest.raises(ConnectFailed):
-                await pool.request("POST", "http://upstream.example/", {}, b"", connect=5, total=5)
-            response = await pool.request("POST", "http://upstream.example/", {}, b"", connect=5, total=5)
-            body = await response.read()
-        finally:
-            await pool.aclose()
-    assert (body, resolver.lookups) == (b"moved", 2)
