@@ -18,7 +18,15 @@ from urllib.parse import urlsplit
 import anyio
 import orjson
 
-from providers._wire import STALE_WINDOW, MalformedResponse, Pool, Response, ServerDisconnected, UpstreamIOError
+from providers._wire import (
+    STALE_WINDOW,
+    MalformedResponse,
+    Pool,
+    Response,
+    ServerDisconnected,
+    UpstreamIOError,
+    UpstreamTimeout,
+)
 from providers.base import Deployment, ProviderError
 
 if TYPE_CHECKING:
@@ -173,9 +181,11 @@ def unusable_url_error(provider: str, exc: ValueError) -> ProviderError:
                          type="upstream_error", code="upstream_unreachable")  # fmt: skip
 
 
-def timeout_error(provider: str, seconds: float) -> ProviderError:
+def timeout_error(provider: str, seconds: float, *, connecting: bool = False) -> ProviderError:
+    """The 504 of a timeout; `connecting`: the connect timeout ran out, before the request could be sent."""
+    what = "could not be connected to" if connecting else "did not answer"
     return ProviderError(
-        f"{provider} did not answer within {seconds:g} s",
+        f"{provider} {what} within {seconds:g} s",
         status_code=504,
         provider=provider,
         type="timeout",
@@ -222,8 +232,7 @@ async def post(
         except ValueError as exc:
             raise unusable_url_error(deployment.provider, exc) from exc
         except TimeoutError as exc:
-            error: ProviderError = timeout_error(deployment.provider, deployment.read_timeout(stream))
-            error.__cause__ = exc
+            error: ProviderError = _timed_out(deployment, stream, exc)
         except UpstreamIOError as exc:
             if stale_retry and time.monotonic() - sent < STALE_WINDOW and _dropped_unanswered(exc):
                 stale_retry, fresh = False, True  # not another pooled one: the upstream may have closed them all
@@ -253,6 +262,17 @@ async def post(
             raise error
         attempt += 1
         await anyio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
+
+
+def _timed_out(deployment: Deployment, stream: bool, exc: TimeoutError) -> ProviderError:
+    """The 504 naming the timeout that ran out: the connect timeout (no connection, or no pool slot, in time) or the
+    read or total one."""
+    if isinstance(exc, UpstreamTimeout) and exc.phase == "connect":
+        error = timeout_error(deployment.provider, deployment.connect_timeout, connecting=True)
+    else:
+        error = timeout_error(deployment.provider, deployment.read_timeout(stream))
+    error.__cause__ = exc
+    return error
 
 
 def _dropped_unanswered(exc: UpstreamIOError) -> bool:

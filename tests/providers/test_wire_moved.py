@@ -109,6 +109,7 @@ async def test_the_gateway_times_out_once_on_a_silent_old_address_then_calls_the
         finally:
             await pool.aclose()
     assert (raised.value.status_code, raised.value.code, body, resolver.lookups) == (504, "upstream_timeout", b"{}", 2)
+    assert str(raised.value) == "openai could not be connected to within 0.3 s"  # the connect timeout, not the read one
 
 
 def _unparsed(body: bytes) -> tuple[str, str | None, str | None, str | None]:
