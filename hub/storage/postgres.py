@@ -13,6 +13,14 @@ from hub.storage import StoreConflict, StoredUsage, StoreError, _sql as sql, rol
 from hub.storage._base import SqlStore
 
 _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_SPEND_TYPES = {"prompt_tokens": "bigint", "completion_tokens": "bigint", "cached_tokens": "bigint",
+                "reasoning_tokens": "bigint", "cost": "float8", "latency_ms": "float8", "upstream_ms": "float8",
+                "created_at": "float8", "status_code": "int", "stream": "int", "tool_calls": "int", "retries": "int",
+                "fallbacks": "int", "cache_hit": "int"}  # fmt: skip
+"""The spend-log columns that are not TEXT, for the column arrays `write_usage` unnests."""
+_UNNEST = ", ".join(f"${n}::{_SPEND_TYPES.get(c, 'text')}[]" for n, c in enumerate(sql.SPEND_COLUMNS, start=1))
+_WRITE_FOLDED = rollup.pg_write_folded(f"INSERT INTO toolhub_spend_logs ({', '.join(sql.SPEND_COLUMNS)}, rolled) "
+                                       f"SELECT *, 1 FROM unnest({_UNNEST}) ON CONFLICT (id) DO NOTHING")  # fmt: skip
 
 
 class PostgresStore(SqlStore):
@@ -69,13 +77,16 @@ class PostgresStore(SqlStore):
             await conn.executemany(text, rows)
 
     async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
-        """Logs are folded into the console's rollup in the transaction that writes them (hub/storage/rollup.py).
-        Rows go in id order: two processes writing overlapping batches (a spill file replayed by both) then take
-        their row locks in one order instead of deadlocking."""
-        rows = sorted(rows, key=lambda row: row.id)
-        async with self._transaction() as conn:
-            await conn.executemany(sql.INSERT_USAGE, [sql.usage_params(r) for r in rows])
-            await conn.execute(rollup.PG_FOLD_WRITTEN, [row.id for row in rows])
+        """Logs are written folded into the console's rollup (hub/storage/rollup.py), in one statement: inserted
+        `rolled = 1` (an id stored before is skipped, so a replay counts nothing twice), and the rows the INSERT's
+        RETURNING names added to their buckets. One column array a parameter: one prepared statement whatever the
+        batch's size. Rows go in id order: two processes writing overlapping batches (a spill file replayed by both)
+        then take their row locks in one order instead of deadlocking."""
+        unique = sorted({row.id: row for row in rows}.values(), key=lambda row: row.id)
+        columns = [list(column) for column in zip(*(sql.usage_params(row) for row in unique), strict=True)]
+        if columns:
+            async with self._transaction() as conn:
+                await conn.execute(_WRITE_FOLDED, *columns)
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []

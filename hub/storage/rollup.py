@@ -1,9 +1,10 @@
 """The spend rollup (migration 0007_console.sql): spend logs folded into hourly and daily buckets for the console.
 
-Logs are written folded: `write_usage` adds the rows it inserts to their buckets (`buckets`, summed in Python from
-the records in memory) in the insert's own transaction and stores them `rolled = 1`; on SQLite the INSERT's
-RETURNING names the rows inserted (an id stored before is skipped), on PostgreSQL `PG_FOLD_WRITTEN` marks and folds
-the batch's ids still unfolded. That cost ~10 us of a SQLite server's CPU per log less than a fold (bench/storage.py).
+Logs are written folded: `write_usage` stores them `rolled = 1` and adds the rows its INSERT's RETURNING names (an
+id stored before is skipped) to their buckets, in the insert's own transaction. SQLite sums them in Python from the
+records in memory (`buckets`): ~10 us of a SQLite server's CPU per log less than a fold (bench/storage.py).
+PostgreSQL does it in one statement (`pg_write_folded`); it used to insert the logs unfolded and then mark them,
+which wrote every row twice (a dead tuple and new entries in every index per log).
 The background fold remains for logs written unfolded (by an older Toolhub, or a replayed id already stored unfolded):
 A fold takes a bounded batch of logs not folded yet (`rolled = 0`, found through a partial index), adds them to
 their buckets and marks them, in one transaction: a log is counted in the rollup exactly once, whatever order
@@ -97,18 +98,18 @@ _SQLITE_FOLD = (
 )
 _SQLITE_MARK = f"UPDATE toolhub_spend_logs SET rolled = 1 WHERE id IN ({_SQLITE_BATCH})"
 UPSERT = f"INSERT INTO toolhub_spend_rollup ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {_MERGE}"
-PG_FOLD_WRITTEN = (
-    "WITH marked AS (UPDATE toolhub_spend_logs SET rolled = 1 WHERE id = ANY($1::text[]) AND rolled = 0 "
-    "RETURNING created_at, key_hash, model_alias, status_code, cost, latency_ms), "
-    f"folded AS (INSERT INTO toolhub_spend_rollup ({_COLUMNS}) {_fold_select('marked', postgres=True)} {_MERGE}) "
-    "SELECT COUNT(*) AS n FROM marked"
-)
-"""The same on PostgreSQL, in one statement: the rows a concurrent fold locked are waited for, then skipped as
-folded (`rolled = 0` is checked again); the ORDER BY sorts every marked row before the first bucket is locked."""
 TRIM = (  # a day's rows per key stay: the Keys page reads whole days of spend from them (hub/storage/key_spend.py)
     "DELETE FROM toolhub_spend_rollup WHERE span = $1 AND bucket_start < $2 "
     "AND (span = 3600 OR (key_hash <> '*' AND model_alias <> '*'))"
 )
+
+
+def pg_write_folded(insert: str) -> str:
+    """`insert` (spend logs `rolled = 1`, ON CONFLICT (id) DO NOTHING) with the rows it inserted added to their
+    buckets in the same statement; the ORDER BY sorts every row before the first bucket is locked."""
+    written = f"{insert} RETURNING created_at, key_hash, model_alias, status_code, cost, latency_ms"
+    fold = f"INSERT INTO toolhub_spend_rollup ({_COLUMNS}) {_fold_select('written', postgres=True)} {_MERGE}"
+    return f"WITH written AS ({written}) {fold}"
 
 
 def buckets(records: Iterable[UsageRecord]) -> list[list[Any]]:
