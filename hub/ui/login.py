@@ -32,9 +32,9 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", status=403, error="Cross-site login refused.")
     address = request.client.host if request.client else ""
     now = time.time()
-    wait = throttle(request).attempt(address, now)  # counted before any await: concurrent guesses see each other
-    if wait > 0:
-        seconds = math.ceil(wait)
+    attempt = await throttle(request).attempt(address, now)  # counted before the key is read: guesses see each other
+    if attempt.wait > 0:
+        seconds = math.ceil(attempt.wait)
         error = f"Too many failed logins from your address: wait {seconds} s, then try again."
         response = render(request, "login.html", status=429, error=error)
         response.headers["retry-after"] = str(seconds)
@@ -44,7 +44,7 @@ async def login(request: Request) -> Response:
         principal = await hub_state(request).auth.authenticate(key or None)
     except HubError as exc:
         return render(request, "login.html", status=exc.status_code, error=_why(exc))
-    throttle(request).succeeded(address, now)
+    await throttle(request).succeeded(attempt)
     try:
         _, cookie = await sessions(request).create(key, principal)
     except StoreError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from starlette.requests import HTTPConnection
 
 from hub.accounts.auth import Principal
-from hub.storage import Store
+from hub.storage import Store, StoreError, login_attempts
 
 COOKIE = "toolhub_ui"
 TTL_SECONDS = 8 * 3600
@@ -34,6 +35,8 @@ LOGIN_WINDOW = 60.0
 _ADDRESSES = 10_000
 _NONCE = 16
 _TAG = 32
+
+logger = logging.getLogger("toolhub.ui")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,8 @@ class Sessions:
 
 
 class LoginThrottle:
-    """Login attempts per client address in a sliding window (per process: each replica counts its own).
+    """Login attempts per client address in a sliding window, in this process (`LoginAttempts` uses it without a
+    database, and while the database fails).
 
     An attempt counts from the moment it starts (`attempt`), before the key is even read, so concurrent guesses cannot
     all pass the check first; a successful login takes back only its own attempt (`succeeded`).
@@ -214,6 +218,61 @@ class LoginThrottle:
             attempts.remove(when)
         if not attempts:
             self._failures.pop(address, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login attempt: `wait` > 0 when it was refused (not counted) and the address must wait that many seconds;
+    `id` names its row in the database, None when it was counted in this process."""
+
+    address: str
+    at: float
+    wait: float
+    id: str | None = None
+
+
+class LoginAttempts:
+    """Login attempts per client address (`LoginThrottle`'s rules): counted in `store` when there is one, so every
+    process and replica on the database counts the same attempts (hub/storage/login_attempts.py).
+
+    While the database fails, attempts count in this process (the limit holds per process, as without a database):
+    nobody is locked out. The first failure is logged, and the first again after the database answered in between.
+    """
+
+    def __init__(self, store: Store | None = None, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
+        self.local = LoginThrottle(limit, window)
+        self._store = store
+        self._failing = False
+
+    async def attempt(self, address: str, now: float) -> Attempt:
+        """Count an attempt at `now` unless `address` must wait first (`Attempt.wait`)."""
+        if self._store is not None:
+            attempt_id = secrets.token_urlsafe(12)
+            try:
+                wait = await login_attempts.count(
+                    self._store, attempt_id, address, now, self.local.limit, self.local.window
+                )
+            except StoreError as exc:
+                self._failed(exc)
+            else:
+                self._failing = False
+                return Attempt(address, now, wait, attempt_id)
+        return Attempt(address, now, self.local.attempt(address, now))
+
+    async def succeeded(self, attempt: Attempt) -> None:
+        """Take back `attempt` (counted, and its key was right); the address's other attempts still count."""
+        if attempt.id is None or self._store is None:
+            self.local.succeeded(attempt.address, attempt.at)
+            return
+        try:
+            await login_attempts.take_back(self._store, attempt.id)
+        except StoreError as exc:  # the attempt stays counted until it leaves the window
+            self._failed(exc)
+
+    def _failed(self, exc: StoreError) -> None:
+        if not self._failing:
+            logger.warning("login attempts are counted per process until the database answers again: %s", exc)
+        self._failing = True
 
 
 def _hash(sid: str) -> str:

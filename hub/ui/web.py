@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from hub.errors import AuthenticationError, PermissionDenied
 from hub.state import hub_state
 from hub.storage import StoreError
-from hub.ui.session import COOKIE, LoginThrottle, Session, Sessions, csrf_ok, derive_secret, same_origin
+from hub.ui.session import COOKIE, LoginAttempts, Session, Sessions, csrf_ok, derive_secret, same_origin
 
 NAV = [("Overview", "/ui"), ("Models", "/ui/models"), ("Keys", "/ui/keys"), ("Logs", "/ui/logs"),
        ("MCP", "/ui/mcp"), ("Playground", "/ui/playground")]  # fmt: skip
@@ -58,8 +58,13 @@ def sessions(request: Request) -> Sessions:
     return found
 
 
-def throttle(request: Request) -> LoginThrottle:
-    return hub_state(request).extras.setdefault("ui_login_throttle", LoginThrottle())
+def throttle(request: Request) -> LoginAttempts:
+    """The console's login attempts (made on first use): counted in the database when there is one."""
+    state = hub_state(request)
+    found = state.extras.get("ui_login_throttle")
+    if found is None:
+        found = state.extras["ui_login_throttle"] = LoginAttempts(state.extras.get("store"))
+    return found
 
 
 def render(request: Request, name: str, session: Session | None = None, status: int = 200, **context: Any) -> Response:
