@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ import pytest
 import yaml
 
 from hub.mcp.forward import owner_of
+from hub.mcp.forward.local import CHECK_SECONDS
 from hub.scale.supervisor import worker_listener
 from tests.mcp.conftest import everything_stdio, requires_everything, text_of
 from tests.scale.support import MASTER, STARTUP_TIMEOUT, redis_url
@@ -157,6 +160,25 @@ def test_sessions_work_whichever_worker_each_request_reaches_without_redis(tmp_p
     assert_every_session_worked_on_both_workers(results)
     assert sorted(advertised) == sorted({owner_of(s) or "" for seen, _ in results for s in seen.session_ids})
     assert not directory.exists()  # removed at stop
+
+
+def test_workers_advertise_themselves_again_after_their_directory_was_removed(tmp_path: Path) -> None:
+    """A /tmp cleaner removes the workers' directory while they run: each worker writes its file again (and the
+    directory, private) within `CHECK_SECONDS`, so a worker again forwards a request for the other's session. Before:
+    nobody wrote them again, and every such request answered 404 until a worker died."""
+    with toolhub(tmp_path, "a", workers=2, redis=False, advertise=False) as (_, proc):
+        directory = _registry_of(proc.pid)
+        wait_for(lambda: len(_advertised(directory)) == 2, "both workers' files")
+        owner, other = (json.loads((directory / name).read_text())["url"] for name in sorted(_advertised(directory)))
+        with httpx2.Client(headers=AUTH, timeout=30) as http:
+            session = http.post(f"{owner}/mcp", json=INITIALIZE, headers=ACCEPT).headers["mcp-session-id"]
+            listed = {**ACCEPT, "mcp-session-id": session}
+            assert http.post(f"{other}/mcp", json=LIST, headers=listed).status_code == 200  # forwarded to the owner
+            shutil.rmtree(directory)
+            wait_for(lambda: http.post(f"{other}/mcp", json=LIST, headers=listed).status_code == 200,
+                     "the other worker forwards the session's requests again", CHECK_SECONDS * 4)  # fmt: skip
+        assert sorted(_advertised(directory).values()) == sorted(children(proc.pid))
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
 def _registry_of(supervisor: int) -> Path:
