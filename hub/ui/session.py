@@ -237,15 +237,25 @@ class LoginAttempts:
 
     While the database fails, attempts count in this process (the limit holds per process, as without a database):
     nobody is locked out. The first failure is logged, and the first again after the database answered in between.
+
+    An address the database refused is refused here until its wait ends without asking the database again
+    (`_refused`): a flood of guesses from one address costs one write transaction per `limit` guesses a window, not
+    one per guess. Only a success on another replica, which takes back one attempt, could have let it in sooner.
     """
 
     def __init__(self, store: Store | None = None, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
         self.local = LoginThrottle(limit, window)
         self._store = store
         self._failing = False
+        self._refused: dict[str, float] = {}
+        """Address -> until when the database refused it (bounded as `LoginThrottle` bounds its addresses)."""
 
     async def attempt(self, address: str, now: float) -> Attempt:
         """Count an attempt at `now` unless `address` must wait first (`Attempt.wait`)."""
+        if (until := self._refused.get(address)) is not None:
+            if until > now:
+                return Attempt(address, now, until - now)
+            del self._refused[address]
         if self._store is not None:
             attempt_id = secrets.token_urlsafe(12)
             try:
@@ -256,11 +266,19 @@ class LoginAttempts:
                 self._failed(exc)
             else:
                 self._failing = False
+                if wait > 0:
+                    self._refuse(address, now + wait)
                 return Attempt(address, now, wait, attempt_id)
         return Attempt(address, now, self.local.attempt(address, now))
 
+    def _refuse(self, address: str, until: float) -> None:
+        if len(self._refused) >= _ADDRESSES:
+            self._refused.pop(next(iter(self._refused)))  # the oldest first: memory stays bounded
+        self._refused[address] = until
+
     async def succeeded(self, attempt: Attempt) -> None:
         """Take back `attempt` (counted, and its key was right); the address's other attempts still count."""
+        self._refused.pop(attempt.address, None)
         if attempt.id is None or self._store is None:
             self.local.succeeded(attempt.address, attempt.at)
             return

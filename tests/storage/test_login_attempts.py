@@ -68,6 +68,16 @@ async def test_concurrent_attempts_on_two_stores_count_no_more_than_the_limit(st
     assert sorted(waits) == [0.0] * 5 + [60.0] * 25
 
 
+async def test_a_refused_address_is_refused_in_process_until_its_wait_ends_without_asking_the_database(
+    store: Store,
+) -> None:
+    attempts = LoginAttempts(store, limit=2, window=60)
+    assert [(await attempts.attempt(ADDRESS, t)).wait for t in (0, 1, 2)] == [0, 0, 58]
+    await store.execute("DELETE FROM toolhub_login_attempts", [])  # were the database asked, it would let guesses in
+    assert [(await attempts.attempt(ADDRESS, t)).wait for t in (3, 59)] == [57, 1]
+    assert (await attempts.attempt(ADDRESS, 60)).wait == 0  # the wait is over: the database counts again
+
+
 async def test_each_attempt_deletes_the_attempts_of_every_address_older_than_the_window(store: Store) -> None:
     attempts = LoginAttempts(store, limit=3, window=60)
     for address, t in (("10.0.0.1", 0), ("10.0.0.2", 30), ("10.0.0.1", 59), ("10.0.0.3", 61)):
