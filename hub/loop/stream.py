@@ -265,6 +265,9 @@ class KeepAliveStreamingResponse(Response):
                 tg.start_soon(watch_disconnect)
                 status, error = await self._respond(scope, receive, send)
                 tg.cancel_scope.cancel()
+        except Exception as exc:  # the loop itself failed (a bug): accounted as the non-streaming path accounts it
+            status, error = 500, _described(exc)
+            raise
         finally:
             self.done(status, error)
 
@@ -302,3 +305,11 @@ class KeepAliveStreamingResponse(Response):
                 await sender.send(sse.DONE)
             except (HubError, ProviderError) as exc:
                 await sender.send(exc)
+
+
+def _described(exc: BaseException) -> str:
+    """`Type: message` of the failure inside the task groups' wrapping (not the stream it ended: `EndOfStream`)."""
+    while isinstance(exc, BaseExceptionGroup):
+        causes = [e for e in exc.exceptions if not isinstance(e, anyio.EndOfStream)]
+        exc = (causes or exc.exceptions)[0]
+    return f"{type(exc).__name__}: {exc}"
