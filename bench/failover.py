@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -86,12 +87,12 @@ def one_request(port: int) -> tuple[float, int, dict[str, str]]:
     return elapsed, response.status, headers
 
 
-def run(name: str, healthy: str, primary: str | None, tmp: Path, duration: float) -> list[dict[str, object]]:
+def run(name: str, healthy: str, primary: str | None, tmp: Path, duration: float) -> list[dict[str, Any]]:
     path = tmp / f"{name.replace(' ', '-')}.yaml"
     config(path, healthy, primary)
     port = free_port()
     cmd = [sys.executable, "-m", "hub", "serve", "--config", str(path), "--port", str(port), "--log-level", "error"]
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     with process(cmd, port) as proc:
         first, status, headers = one_request(port)
         for stream in (False, True):
@@ -124,9 +125,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         b = base[r["mode"]]
-        added50 = float(r["p50"]) - float(b["p50"])  # type: ignore[arg-type]
-        added99 = float(r["p99"]) - float(b["p99"])  # type: ignore[arg-type]
-        print(f"| {r['target']} | {r['mode']} | {float(r['first_ms']):.1f} | {float(r['p50']):.2f} "  # type: ignore[arg-type]
+        added50 = float(r["p50"]) - float(b["p50"])
+        added99 = float(r["p99"]) - float(b["p99"])
+        print(f"| {r['target']} | {r['mode']} | {float(r['first_ms']):.1f} | {float(r['p50']):.2f} "
               f"| {float(r['p99']):.2f} | {added50:+.2f} | {added99:+.2f} | {r['errors']} |")  # fmt: skip
     print(f"\nmachine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; one run per row")
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -145,7 +146,7 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
-def load(url: str, conns: int, duration: float, stream: bool, key: str, client: str = "aiohttp") -> dict[str, object]:
+def load(url: str, conns: int, duration: float, stream: bool, key: str, client: str = "aiohttp") -> dict[str, Any]:
     args = [
         sys.executable,
         str(BENCH / "loadgen.py"),
@@ -192,17 +193,17 @@ def measure(target: str, url: str, pids: list[int], duration: float, key: str) -
         heavy = load(url, 64, duration, stream, key)
         cpu = (cpu_seconds(pids) - before) if pids else None
         light = load(url, 8, duration / 2, stream, key)
-        count = int(heavy["requests"])  # type: ignore[arg-type]
+        count = int(heavy["requests"])
         rows.append(
             Row(
                 target=target,
                 mode="stream (20 chunks)" if stream else "non-stream",
-                rps=count / float(heavy["seconds"]),  # type: ignore[arg-type]
+                rps=count / float(heavy["seconds"]),
                 p50=pct(light["latency"], 0.5),
-                p99=pct(light["latency"], 0.99),  # type: ignore[arg-type]
-                ttfb50=pct(light["ttfb"], 0.5),  # type: ignore[arg-type]
+                p99=pct(light["latency"], 0.99),
+                ttfb50=pct(light["ttfb"], 0.5),
                 cpu_ms=(cpu * 1000 / count) if cpu is not None and count else None,
-                errors=int(heavy["errors"]) + int(light["errors"]),  # type: ignore[arg-type]
+                errors=int(heavy["errors"]) + int(light["errors"]),
                 rss=peak_rss_mb(pids) if pids else None,
             )
         )

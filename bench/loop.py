@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -92,7 +93,7 @@ def main() -> None:
         print(f"| {label} | {count} | {errors} | {cpu:.3f} | {cpu / rounds:.3f} | {extra} |")
 
 
-def load_with(url: str, args: argparse.Namespace, extra: str, stream: bool) -> dict[str, object]:
+def load_with(url: str, args: argparse.Namespace, extra: str, stream: bool) -> dict[str, Any]:
     import subprocess
 
     cmd = [

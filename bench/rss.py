@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -83,11 +84,11 @@ def measure(tree_root: Path, config: Path, requests: int) -> Row:
             time.sleep(1)  # the usage flusher has written its batch
             after = rss_mb(proc.pid)
             children = sum(rss_mb(pid) for pid in tree(proc.pid) if pid != proc.pid)
-    answered = sum(int(r["requests"]) - int(r["errors"]) for r in results)  # type: ignore[arg-type]
+    answered = sum(int(r["requests"]) - int(r["errors"]) for r in results)
     return started, first, after, children, requests - answered
 
 
-def _requests(port: int, count: int, conns: int = 16) -> dict[str, object]:
+def _requests(port: int, count: int, conns: int = 16) -> dict[str, Any]:
     args = [sys.executable, str(BENCH / "loadgen.py"), f"http://127.0.0.1:{port}/v1/chat/completions", "--conns",
             str(conns), "--duration", "120", "--max-requests", str(count), "--key", KEY]  # fmt: skip
     return json.loads(subprocess.run(args, capture_output=True, check=True, timeout=300).stdout)

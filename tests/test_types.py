@@ -1,4 +1,4 @@
-"""The type-check gate: basedpyright over hub/, providers/ and tools/ at the level set in pyproject.toml.
+"""The type-check gate: basedpyright over hub/, providers/, tools/ and bench/ at the level set in pyproject.toml.
 
 The level is pyright's `standard` mode: it holds for this code with a few narrow, commented suppressions where a
 library's types are incomplete (asyncpg's exception fields, pglast's node slots). A new error fails the suite.
@@ -14,7 +14,7 @@ from tests.support.peers import missing_peer
 from tests.support.servers import ROOT
 
 
-def test_hub_providers_and_tools_type_check() -> None:
+def test_hub_providers_tools_and_bench_type_check() -> None:
     checker = Path(sys.executable).parent / "basedpyright"
     if not checker.exists():
         missing_peer("basedpyright is missing: scripts/setup installs it with the dev extras")
