@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 from starlette.responses import JSONResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hub.config import parse_config
 from hub.server import build_app
@@ -23,7 +23,7 @@ from tests.e2e.test_tool_loop_rounds import ASK, TIME, TIME_SERVER
 from tests.fakes.faults import OPENAI_500
 from tests.fakes.loop_upstream import USAGE, LoopModel
 from tests.support.hub import wait_for_tools
-from tests.support.servers import serve_app
+from tests.support.servers import replaying, serve_app
 
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 ERRORS = {"fails-500": ("server_error", None), "fails-cut": ("upstream_error", "upstream_unreachable")}
@@ -51,25 +51,11 @@ class FailsAfterTools:
             raw, more = raw + message.get("body", b""), message.get("more_body", False)
         body: dict[str, Any] = json.loads(raw)
         if not any(m.get("role") == "tool" for m in body["messages"]):
-            await self.model.app(scope, _replay(raw, receive), send)
+            await self.model.app(scope, replaying(raw, receive), send)
         elif body["model"] == "fails-500":
             await JSONResponse(OPENAI_500.body, OPENAI_500.status)(scope, receive, send)
         else:
             await _cut(bool(body.get("stream")), send)
-
-
-def _replay(raw: bytes, receive: Receive) -> Receive:
-    """The body already read, then the connection's own messages (a stream waits on them for a disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    return replay
 
 
 async def _cut(stream: bool, send: Send) -> None:

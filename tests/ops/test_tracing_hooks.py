@@ -17,7 +17,7 @@ from typing import Any
 import openai
 import pytest
 from mcp.server import MCPServer
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.app import create_app
 from hub.config import parse_config
@@ -28,7 +28,7 @@ from tests.fakes.loop_upstream import LoopModel
 from tests.ops.otlp_receiver import OtlpReceiver, Span
 from tests.ops.tracing_support import PARENT_ID, TRACE_ID, receiver
 from tests.support.hub import wait_for_tools
-from tests.support.servers import serve_app
+from tests.support.servers import replaying, serve_app
 
 TIME = {"type": "mcp", "server_label": "time", "require_approval": "never"}
 
@@ -55,16 +55,7 @@ class ToolCalls:
         if isinstance(data, dict) and data.get("method") == "tools/call":
             header = dict(scope["headers"]).get(b"traceparent")
             self.seen.append((header.decode() if header else None, data["params"].get("_meta") or {}))
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 def time_server() -> ASGIApp:

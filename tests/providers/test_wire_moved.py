@@ -16,7 +16,14 @@ from providers._http import HttpPool, post
 from providers._wire import ConnectFailed, Pool, UpstreamTimeout
 from providers._wire.dial import Address, Resolver
 from providers.base import Deployment, ProviderError
-from tests.providers.wire_support import answer, certificates, keep_answering, read_request, unaccepting, upstream
+from tests.providers.wire_support import (
+    answer,
+    certificates,
+    keep_answering,
+    never_answer,
+    unaccepting,
+    upstream,
+)
 
 
 class _MovingResolver(Resolver):
@@ -36,14 +43,9 @@ def _port(url: str) -> int:
     return int(url.rpartition(":")[2].partition("/")[0])
 
 
-async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await read_request(reader)
-    await reader.read()  # until the client gives up
-
-
 @pytest.mark.anyio
 async def test_a_name_whose_addresses_refused_the_connection_is_looked_up_again() -> None:
-    async with upstream(_never_answer) as served:
+    async with upstream(never_answer) as served:
         gone = _port(served.url)
     async with upstream(keep_answering(answer(b"moved"))) as served:
         pool = Pool()
@@ -59,7 +61,7 @@ async def test_a_name_whose_addresses_refused_the_connection_is_looked_up_again(
 
 
 @pytest.mark.anyio
-async def test_a_name_whose_addresses_never_answered_within_the_connect_timeout_is_looked_up_again() -> None:
+async def test_a_name_whose_addressesnever_answered_within_the_connect_timeout_is_looked_up_again() -> None:
     async with unaccepting() as silent, upstream(keep_answering(answer(b"moved"))) as served:
         pool = Pool()
         pool.resolver = resolver = _MovingResolver(silent, _port(served.url))
@@ -79,7 +81,7 @@ async def test_a_name_whose_address_took_the_connection_but_not_the_tls_handshak
 ) -> None:
     certs = certificates(tmp_path, names=("upstream.example",))
     moved = upstream(keep_answering(answer(b"moved")), tls=certs.server)
-    async with upstream(_never_answer) as silent, moved as served:  # plain TCP: the ClientHello goes unanswered
+    async with upstream(never_answer) as silent, moved as served:  # plain TCP: the ClientHello goes unanswered
         pool = Pool(ssl_context=ssl.create_default_context(cadata=certs.ca_pem))
         pool.resolver = resolver = _MovingResolver(_port(silent.url), _port(served.url))
         try:

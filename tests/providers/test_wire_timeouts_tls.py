@@ -13,17 +13,20 @@ import pytest
 
 from providers._wire import ConnectFailed, Pool, UpstreamTimeout
 from providers._wire.dial import Address, Resolver, _interleaved, dial  # pyright: ignore[reportPrivateUsage]
-from tests.providers.wire_support import answer, certificates, keep_answering, read_request, unaccepting, upstream
-
-
-async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await read_request(reader)
-    await reader.read()  # until the client gives up
+from tests.providers.wire_support import (
+    answer,
+    certificates,
+    keep_answering,
+    never_answer,
+    read_request,
+    unaccepting,
+    upstream,
+)
 
 
 @pytest.mark.anyio
-async def test_the_total_timeout_bounds_a_call_the_upstream_never_answers() -> None:
-    async with upstream(_never_answer) as served:
+async def test_the_total_timeout_bounds_a_call_the_upstreamnever_answers() -> None:
+    async with upstream(never_answer) as served:
         pool = Pool()
         try:
             with pytest.raises(UpstreamTimeout) as raised:
@@ -72,7 +75,7 @@ async def test_the_read_timeout_bounds_each_wait_of_a_stream() -> None:
 
 @pytest.mark.anyio
 async def test_the_read_timeout_bounds_the_wait_for_the_answer_to_start() -> None:
-    async with upstream(_never_answer) as served:
+    async with upstream(never_answer) as served:
         pool = Pool()
         try:
             with pytest.raises(UpstreamTimeout) as raised:
@@ -111,7 +114,7 @@ async def test_the_read_timeout_counts_from_the_last_bytes_even_those_that_woke_
 
 @pytest.mark.anyio
 async def test_a_read_timeout_says_what_the_upstream_did_not_send() -> None:
-    async with upstream(_never_answer) as served:
+    async with upstream(never_answer) as served:
         pool = Pool()
         try:
             with pytest.raises(UpstreamTimeout) as read:
@@ -263,7 +266,7 @@ def test_addresses_are_tried_with_their_families_interleaved() -> None:
 
 @pytest.mark.anyio
 async def test_connecting_where_nothing_listens_fails_as_a_connect_failure() -> None:
-    async with upstream(_never_answer) as served:
+    async with upstream(never_answer) as served:
         url = served.url
     pool = Pool()
     with pytest.raises(ConnectFailed):

@@ -53,6 +53,12 @@ async def read_request(reader: asyncio.StreamReader) -> Request:
     return request
 
 
+async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A handler that reads the request and then nothing more is sent: it waits until the client gives up."""
+    await read_request(reader)
+    await reader.read()
+
+
 def answer(body: bytes, *fields: str, status: str = "200 OK") -> bytes:
     """A whole answer with a content-length, plus header `fields` ("Name: value")."""
     head = "".join(f"{f}\r\n" for f in (f"Content-Length: {len(body)}", *fields))

@@ -19,7 +19,7 @@ from typing import IO
 
 import httpx2
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN_FD = Path(__file__).with_name("listen_fd.cjs")
@@ -209,3 +209,18 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` giving `body` (already read by a wrapper) first, then the connection's own messages (a stream
+    waits on them for the client's disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
