@@ -182,10 +182,12 @@ def unusable_url_error(provider: str, exc: ValueError) -> ProviderError:
 
 
 def timeout_error(provider: str, seconds: float, *, connecting: bool = False) -> ProviderError:
-    """The 504 of a timeout; `connecting`: the connect timeout ran out, before the request could be sent."""
-    what = "could not be connected to" if connecting else "did not answer"
+    """The 504 of a timeout; `connecting`: no connection (or no free one) within `seconds`, before the request could
+    be sent."""
     return ProviderError(
-        f"{provider} {what} within {seconds:g} s",
+        f"no connection to {provider} within {seconds:g} s"
+        if connecting
+        else f"{provider} did not answer within {seconds:g} s",
         status_code=504,
         provider=provider,
         type="timeout",
@@ -265,10 +267,10 @@ async def post(
 
 
 def _timed_out(deployment: Deployment, stream: bool, exc: TimeoutError) -> ProviderError:
-    """The 504 naming the timeout that ran out: the connect timeout (no connection, or no pool slot, in time) or the
-    read or total one."""
+    """The 504 naming the timeout that ran out: the connect timeout (no connection, or no pool slot, in time; or the
+    whole call's timeout, when less was left of it) or the read or total one."""
     if isinstance(exc, UpstreamTimeout) and exc.phase == "connect":
-        error = timeout_error(deployment.provider, deployment.connect_timeout, connecting=True)
+        error = timeout_error(deployment.provider, round(exc.seconds, 3), connecting=True)
     else:
         error = timeout_error(deployment.provider, deployment.read_timeout(stream))
     error.__cause__ = exc

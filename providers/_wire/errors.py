@@ -64,6 +64,8 @@ class UpstreamTimeout(UpstreamIOError, TimeoutError):
     """A timeout ran out: `connect` (a pool slot, the connection and its TLS handshake), `total` (a whole call) or
     `read` (the wait for the next bytes of an answer)."""
 
-    def __init__(self, message: str, *, phase: Literal["connect", "total", "read"]) -> None:
+    def __init__(self, message: str, *, phase: Literal["connect", "total", "read"], seconds: float = 0.0) -> None:
         super().__init__(message)
         self.phase = phase
+        self.seconds = seconds
+        """The seconds that ran out, where the raiser knows them (a connect's: its timeout or the deadline's rest)."""

@@ -250,7 +250,7 @@ class _Host:
         except TimeoutError as exc:  # asyncio.timeout's: ConnectFailed is no TimeoutError, whatever its cause
             origin = self.origin
             raise UpstreamTimeout(f"no connection to {origin.host}:{origin.port} within {timeout or 0:g} s",
-                                  phase="connect") from exc  # fmt: skip
+                                  phase="connect", seconds=timeout or 0.0) from exc  # fmt: skip
 
     async def _slot(self) -> None:
         waiter = self.loop.create_future()

@@ -111,7 +111,24 @@ async def test_the_gateway_times_out_once_on_a_silent_old_address_then_calls_the
         finally:
             await pool.aclose()
     assert (raised.value.status_code, raised.value.code, body, resolver.lookups) == (504, "upstream_timeout", b"{}", 2)
-    assert str(raised.value) == "openai could not be connected to within 0.3 s"  # the connect timeout, not the read one
+    assert str(raised.value) == "no connection to openai within 0.3 s"  # the connect timeout, not the read one
+
+
+@pytest.mark.anyio
+async def test_a_connect_cut_short_by_the_whole_calls_timeout_names_the_seconds_that_ran_out() -> None:
+    deployment = Deployment(provider="openai", model="m", api_base="http://upstream.example", timeout=0.5,
+                            connect_timeout=10)  # fmt: skip
+    async with unaccepting() as silent:
+        pool = HttpPool()
+        pool.upstream.resolver = _MovingResolver(silent, silent)
+        try:
+            with pytest.raises(ProviderError) as raised, anyio.fail_after(5):
+                async with post(pool, deployment, "http://upstream.example/v1", b"{}", {}, stream=False,
+                                parse_error=_unparsed):  # fmt: skip
+                    pass
+        finally:
+            await pool.aclose()
+    assert (raised.value.status_code, str(raised.value)) == (504, "no connection to openai within 0.5 s")
 
 
 def _unparsed(body: bytes) -> tuple[str, str | None, str | None, str | None]:
