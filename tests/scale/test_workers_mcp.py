@@ -177,6 +177,9 @@ def test_workers_advertise_themselves_again_after_their_directory_was_removed(tm
             shutil.rmtree(directory)
             wait_for(lambda: http.post(f"{other}/mcp", json=LIST, headers=listed).status_code == 200,
                      "the other worker forwards the session's requests again", CHECK_SECONDS * 4)  # fmt: skip
+        # the owner's file is back; the other worker writes its own on its own timer, up to CHECK_SECONDS apart
+        wait_for(lambda: directory.is_dir() and len(_advertised(directory)) == 2, "both workers' files again",
+                 CHECK_SECONDS * 4)  # fmt: skip
         assert sorted(_advertised(directory).values()) == sorted(children(proc.pid))
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
