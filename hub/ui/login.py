@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 
@@ -30,7 +31,7 @@ async def login(request: Request) -> Response:
     """Check the key exactly as the API does (`Authorization: Bearer`), then start a session."""
     if not same_origin(request):
         return render(request, "login.html", status=403, error="Cross-site login refused.")
-    address = request.client.host if request.client else ""
+    address = counted_address(request.client.host if request.client else "")
     now = time.time()
     attempt = await throttle(request).attempt(address, now)  # counted before the key is read: guesses see each other
     if attempt.wait > 0:
@@ -54,6 +55,18 @@ async def login(request: Request) -> Response:
     response.set_cookie(COOKIE, cookie, max_age=TTL_SECONDS, path="/ui", httponly=True, samesite="strict",
                         secure=secure)  # fmt: skip
     return response
+
+
+def counted_address(host: str) -> str:
+    """What failed logins are counted under: an IPv4 address, or an IPv6 address's /64, which one site or machine
+    usually holds whole (RFC 6177) and can rotate through, as it cannot through IPv4 addresses."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:  # no address (a test client, a Unix socket)
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
 
 
 def _why(exc: HubError) -> str:

@@ -15,6 +15,7 @@ import pytest
 from hub.accounts.auth import MASTER
 from hub.config import parse_config
 from hub.server import build_app
+from hub.ui.login import counted_address
 from hub.ui.session import _ADDRESSES, LOGIN_FAILURES, LoginThrottle, Sealer, Sessions
 
 MASTER_KEY = "sk-limits-master"
@@ -100,3 +101,26 @@ async def test_cookies_are_signed_with_a_subkey_not_the_sealing_root_secret() ->
     assert signature != root_signed
     assert signature == hmac.new(subkey, f"{sid}.{expiry}".encode(), hashlib.sha256).hexdigest()
     assert Sealer(secret).open(Sealer(secret).seal("x")) == "x"
+
+
+def test_failed_logins_are_counted_per_ipv4_address_and_per_ipv6_slash_64() -> None:
+    assert counted_address("2001:db8:1:2:aaaa::1") == counted_address("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert counted_address("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert (counted_address("10.0.0.7"), counted_address("10.0.0.8")) == ("10.0.0.7", "10.0.0.8")
+    assert counted_address("::ffff:10.0.0.7") == "10.0.0.7"  # an IPv4 client on a dual-stack socket
+    assert counted_address("testclient") == "testclient"
+
+
+@pytest.mark.anyio
+async def test_guesses_from_one_ipv6_slash_64_share_one_limit(tmp_path: Path) -> None:
+    model = {"model": "openai/x", "api_key": "k", "api_base": "http://127.0.0.1:9/v1"}
+    settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp_path / 'hub.db'}"}
+    app = build_app(parse_config({"model_list": [{"model_name": "chat", "litellm_params": model}],
+                                  "general_settings": settings}, {}))  # fmt: skip
+    codes = []
+    async with app.router.lifespan_context(app):
+        for i in range(LOGIN_FAILURES + 1):  # each guess from another address of the same /64
+            transport = httpx2.ASGITransport(app=app, client=(f"2001:db8::{i + 1:x}", 1234))
+            async with httpx2.AsyncClient(transport=transport, base_url="http://hub") as client:
+                codes.append(await _login(client, f"sk-guess-{i}"))
+    assert codes == [401] * LOGIN_FAILURES + [429]
