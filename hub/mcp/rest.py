@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic_core
 from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,11 +24,11 @@ from hub.errors import (
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
-    json_response,
 )
 from hub.gateway.requests import read_json_body
 from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
 from hub.mcp.hub import McpHub
+from hub.mcp.lines import exact_dumps, inexact
 from hub.state import authenticate, hub_state
 
 
@@ -60,18 +61,18 @@ async def list_tools(request: Request) -> Response:
         for t in hub.tools(principal)
     ]  # fmt: skip
     servers = {name: status for name, status in hub.status().items() if principal.may_use_server(name)}
-    return json_response({"tools": tools, "servers": servers})
+    return _exact_response({"tools": tools, "servers": servers})  # a schema may hold a big integer too
 
 
 async def call_tool(request: Request) -> Response:
     """Call a tool by its prefixed name; answers the MCP `CallToolResult` (a tool failure is 200 `isError`)."""
     hub = await _hub(request)
     principal = await authenticate(request)
-    name, arguments = _parse(await read_json_body(request, hub_state(request).config.max_request_bytes))
+    name, arguments = _parse(await _exact_body(request))
     if (service := hub.catalog_service) is not None and is_meta(name):  # hub__search_tools & co., in the key's tools
         result = await service.call_meta(name, arguments, hub.tools(principal), hub.catalog.tools,
                                          lambda n, a: hub.call_tool(n, a, principal), principal.owner)  # fmt: skip
-        return json_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+        return _exact_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
     try:
         result = await hub.call_tool(name, arguments, principal)
     except UnknownTool as exc:
@@ -84,7 +85,20 @@ async def call_tool(request: Request) -> Response:
         raise ServiceUnavailable(
             exc.message, code="mcp_server_unavailable", headers={"retry-after": "5", "x-should-retry": "true"}
         ) from None
-    return json_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+    return _exact_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+async def _exact_body(request: Request) -> Any:
+    """The body as `/v1` reads it (its limits and 400s), read again the SDK's way when orjson may have made an integer
+    beyond 64 bits a float (`hub.mcp.lines.inexact`): the value then reaches the upstream exactly, as over `/mcp`."""
+    payload = await read_json_body(request, hub_state(request).config.max_request_bytes)
+    raw = await request.body()  # kept by the reader: not read off the wire twice
+    return pydantic_core.from_json(raw) if inexact(raw) else payload
+
+
+def _exact_response(body: Any) -> Response:
+    """`json_response`, but an integer beyond 64 bits (which orjson refuses) is written exactly."""
+    return Response(exact_dumps(body), media_type="application/json")
 
 
 def _parse(payload: Any) -> tuple[str, dict[str, Any]]:

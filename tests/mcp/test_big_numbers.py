@@ -11,9 +11,10 @@ import httpx2
 from hub.limits import json_too_deep
 from hub.mcp.direct_call import _encoded  # pyright: ignore[reportPrivateUsage]
 from hub.mcp.errors import InvalidArguments, check_arguments
-from tests.mcp.conftest import hub_app, running, script_server
+from tests.mcp.conftest import MASTER_KEY, hub_app, running, script_server
 from tests.mcp.test_lean import headers, kind, open_session
 
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 ARGUMENTS = {"wei": 1234567890123456789012, "low": -9223372036854775809, "top": 18446744073709551615, "n": 7}
 
 
@@ -58,3 +59,17 @@ def test_arguments_orjson_cannot_write_are_measured_and_sent_as_pydantic_writes_
         raise AssertionError("over the limit, not refused")
     line = _encoded({"jsonrpc": "2.0", "id": 1, "params": {"arguments": ARGUMENTS}})
     assert line.endswith(b"\n") and json.loads(line)["params"]["arguments"] == ARGUMENTS
+
+
+def test_big_integers_reach_the_upstream_and_come_back_exactly_over_rest() -> None:
+    app = hub_app({"raw": script_server("raw_server.py", "mirror")})
+    call = json.dumps({"name": "raw__echo", "arguments": ARGUMENTS}).encode()
+    with running(app) as base:
+        answer = httpx2.post(f"{base}/mcp/tools/call", headers=AUTH, content=call, timeout=30)
+        refused = httpx2.post(f"{base}/mcp/tools/call", headers=AUTH, content=b'{"name": 1e', timeout=30)
+    assert answer.status_code == 200, answer.text
+    result = json.loads(answer.text)
+    assert json.loads(result["content"][0]["text"]) == ARGUMENTS  # what the upstream got
+    assert result["structuredContent"] == ARGUMENTS  # what it answered, written exactly
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_json"
