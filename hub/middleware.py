@@ -15,6 +15,8 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.ops.logs import printable
+
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # fullmatch: "$" would let a final newline in
 _RANDOM_CLEAR = ~((0xF << 76) | (0x3 << 62))
 _V7_SET = (7 << 76) | (2 << 62)
@@ -183,7 +185,7 @@ async def _with_id(send: Send, header: Header, message: Message) -> None:
 async def _crashed(scope: Scope, send: Send, started: bool) -> None:
     """Log the exception being handled; answer a 500, or re-raise if part of the answer is out already (all that is
     left then is to drop the connection)."""
-    logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+    logger.exception("unhandled error on %s %s", printable(scope.get("method")), printable(scope.get("path")))
     if started:
         raise
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_CRASH)).encode())]

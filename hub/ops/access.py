@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.accounts.auth import MasterKeyAuth, Principal
 from hub.accounts.usage import ToolCallRecord, UsageRecord, UsageSink
+from hub.ops.logs import printable
 
 AccessMode = Literal["errors", "all", "off"]
 logger = logging.getLogger("toolhub.access")
@@ -81,9 +82,10 @@ def _log(scope: Scope, status: int, seen: _Seen, duration_ms: float) -> None:
         "prompt_tokens": record.prompt_tokens if record else None,
         "completion_tokens": record.completion_tokens if record else None,
     }
-    logger.info(
+    logger.info(  # the client's text (path, request id, model) escaped: one request, one line
         "%s %s %d %.1fms request_id=%s key_alias=%s model=%s tokens=%s+%s",
-        *(fields[k] for k in ("method", "path", "status", "duration_ms", "request_id", "key_alias", "model")),
+        *(printable(fields[k]) for k in ("method", "path", "status", "duration_ms", "request_id", "key_alias",
+                                         "model")),  # fmt: skip
         fields["prompt_tokens"], fields["completion_tokens"],
         extra={"access": fields},
     )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -10,6 +11,18 @@ import orjson
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and goes into the JSON object.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(value: object) -> object:
+    """`value` with control characters written as escapes (`\\n`, `\\x00`, `\\u2028`), when it is a string: what a
+    client sent (a percent-decoded path, a model name, a request id) goes into a text log line as one line, never as
+    a forged line of its own or a NUL that makes the file binary."""
+    if not isinstance(value, str) or _UNPRINTABLE.search(value) is None:
+        return value
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
 class JsonFormatter(logging.Formatter):

@@ -128,3 +128,18 @@ def test_a_crash_is_logged_as_a_500_with_its_request_id(caplog: pytest.LogCaptur
     with serve_app(app) as url, httpx2.Client(base_url=url) as client:
         assert client.get("/v1/boom", headers={"x-request-id": "req-boom"}).status_code == 500
     assert [(a["status"], a["request_id"]) for a in _access(caplog)] == [(500, "req-boom")]
+
+
+def test_a_path_with_control_characters_is_one_escaped_line_never_a_forged_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolhub.access")
+    app = create_app(parse_config({}, {}))
+    with serve_app(app) as url, httpx2.Client(base_url=url) as client:
+        answer = client.get("/v1/x%0aINFO%20toolhub.access:%20POST%20/key/generate%20200%00", headers={
+            "x-request-id": "req-forged"})  # fmt: skip
+    assert answer.status_code == 404
+    messages = [r.getMessage() for r in caplog.records if r.name == "toolhub.access"]
+    assert len(messages) == 1 and "\n" not in messages[0] and "\x00" not in messages[0]
+    assert messages[0].startswith("GET /v1/x\\nINFO toolhub.access: POST /key/generate 200\\x00 404 ")
+    assert _access(caplog)[0]["path"] == "/v1/x\nINFO toolhub.access: POST /key/generate 200\x00"  # JSON logs: as sent
