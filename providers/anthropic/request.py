@@ -62,7 +62,10 @@ CACHE_POINTS = "cache_control_injection_points"
 _NATIVE = frozenset({"thinking", "top_k"})
 """Anthropic request fields a client may send beside the OpenAI ones."""
 _NOT_ENCODED = frozenset({"n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
-                          "seed"})  # fmt: skip
+                          "seed", "prediction", "audio", "web_search_options", "functions",
+                          "function_call"})  # fmt: skip
+"""OpenAI parameters that change the answer and have no Anthropic equivalent: dropped (named in
+`x-toolhub-dropped-params`), or refused with drop_params off, as for Gemini."""
 
 
 @dataclass(slots=True)
@@ -136,6 +139,8 @@ def _build(body: JSON, deployment: Deployment, restore: Restore, stream: bool, d
     for name in sorted(_NOT_ENCODED & src.keys()):
         if src[name] not in (None, False, 0) and not (name == "n" and src[name] == 1):
             _drop_or_refuse(name, "Anthropic has no equivalent", deployment, tr)
+    if src.get("modalities") not in (None, ["text"]):  # an answer in audio: text is all Anthropic answers with
+        _drop_or_refuse("modalities", "Anthropic answers in text only", deployment, tr)
     drop_unknown_params(body, _NATIVE, deployment, tr.dropped)
     return tr
 
@@ -145,8 +150,14 @@ def _tools(tools: Any, names: ToolNames) -> list[JSON]:
         raise bad_request("'tools' must be an array of tools.", "tools")
     out: list[JSON] = []
     for i, tool in enumerate(tools or ()):
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            continue  # other kinds (MCP entries) are the hub's business
+        if not isinstance(tool, dict):
+            raise bad_request(f"tools[{i}] must be an object.", f"tools[{i}]")
+        kind = tool.get("type", "function")
+        if kind == "mcp":
+            continue  # the hub's tool-loop entries, not for the model
+        if kind != "function":
+            raise bad_request(f"tools[{i}] has type {kind!r}; Anthropic models take only function tools here.",
+                              f"tools[{i}].type")  # fmt: skip
         function = tool.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise bad_request(f"tools[{i}].function.name is required.", f"tools[{i}].function.name")

@@ -220,6 +220,31 @@ def test_openai_only_parameters_are_refused_when_drop_params_is_off() -> None:
     assert (exc_info.value.status_code, exc_info.value.param) == (400, "presence_penalty")
 
 
+@pytest.mark.parametrize(
+    ("extra", "dropped"),
+    [({"functions": [{"name": "f", "parameters": {"type": "object"}}], "function_call": "auto"},
+      ["function_call", "functions"]),
+     ({"audio": {"voice": "alloy", "format": "wav"}, "modalities": ["text", "audio"]}, ["audio", "modalities"]),
+     ({"web_search_options": {}}, ["web_search_options"]),
+     ({"prediction": {"type": "content", "content": "x"}}, ["prediction"])],
+)  # fmt: skip
+def test_openai_parameters_anthropic_has_no_equivalent_for_are_named_dropped_or_refused(
+    extra: dict[str, Any], dropped: list[str]
+) -> None:
+    assert translate({"messages": [USER], **extra}).dropped == dropped
+    with pytest.raises(ProviderError) as refused:
+        translate({"messages": [USER], **extra}, drop_params=False)
+    assert (refused.value.status_code, refused.value.param) == (400, dropped[0])
+    assert translate({"messages": [USER], "modalities": ["text"]}).dropped == []
+
+
+@pytest.mark.parametrize("tool", [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": []}, "f"])
+def test_a_tool_that_is_no_function_is_a_400_naming_it_not_silently_left_out(tool: Any) -> None:
+    with pytest.raises(ProviderError) as refused:
+        translate({"messages": [USER], "tools": [*TOOLS, tool]})
+    assert refused.value.status_code == 400 and refused.value.param in ("tools[1].type", "tools[1]")
+
+
 def test_tools_and_tool_choice_mapping() -> None:
     tools = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object",
               "properties": {"a": {"type": "string"}}}}}, {"type": "function", "function": {"name": "g"}},
