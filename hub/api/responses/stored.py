@@ -22,6 +22,8 @@ from hub.storage import Store, StoredResponse
 UPSTREAM = "_toolhub_upstream"
 """Key of a stored response that an upstream made itself (hub/api/responses/passthrough.py): the API base it came
 from. It never leaves the gateway (`public`)."""
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+"""Input items per page of `input_items`, as OpenAI pages them."""
 
 
 def database(request: Request) -> Store:
@@ -145,11 +147,39 @@ def public(response: JSON) -> JSON:
 
 
 async def list_input_items(request: Request) -> Response:
+    """GET /v1/responses/{id}/input_items, paged as OpenAI pages it: `limit` (1 to 100, default 20), `order`
+    (`desc`, the default, or `asc`) and `after` (an item id: the items after it in that order)."""
     principal = await authenticate(request)
+    limit, order = _limit(request.query_params.get("limit")), _order(request.query_params.get("order"))
     row = await load(request, principal, request.path_params["response_id"])
-    order = request.query_params.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise BadRequest("'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
     items = row.input_items if order == "asc" else row.input_items[::-1]
-    first, last = (items[0]["id"], items[-1]["id"]) if items else (None, None)
-    return json_response({"object": "list", "data": items, "first_id": first, "last_id": last, "has_more": False})
+    start = _after(items, request.query_params.get("after"))
+    page = items[start : start + limit]
+    first, last = (page[0].get("id"), page[-1].get("id")) if page else (None, None)
+    more = start + limit < len(items)
+    return json_response({"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": more})
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
+        raise BadRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}.", param="limit", code="invalid_value")
+    return int(raw)
+
+
+def _order(raw: str | None) -> str:
+    if raw not in (None, "asc", "desc"):
+        raise BadRequest("'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
+    return raw or "desc"
+
+
+def _after(items: list[Any], after: str | None) -> int:
+    """Where the page starts: after the item `after` names, or at the first item."""
+    if after is None:
+        return 0
+    found = next((i for i, item in enumerate(items) if item.get("id") == after), None)
+    if found is None:
+        raise BadRequest(f"'after' names no input item of this response: '{after}'.", param="after",
+                         code="invalid_value")  # fmt: skip
+    return found + 1
