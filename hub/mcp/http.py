@@ -52,11 +52,15 @@ class McpSettings:
     allowed_hosts: Sequence[str] = ()
     """Extra `Host` values accepted by DNS-rebinding protection (e.g. `hub.example.com`, `hub.example.com:*`),
     for deployments behind a reverse proxy; loopback names on any port are always accepted."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Longest request body `/mcp`, `/mcp/<server>` and `/sse` take (413 beyond), as REST and `/v1` do; the arguments
+    in it are then held to their server's `max_message_bytes`."""
 
     @classmethod
     def from_config(cls, config: Config) -> McpSettings:
-        """`general_settings.mcp_tool_separator` and `general_settings.mcp_allowed_hosts`."""
-        return cls(separator=config.mcp_tool_separator, allowed_hosts=config.mcp_allowed_hosts)
+        """`general_settings.mcp_tool_separator`, `mcp_allowed_hosts` and `max_request_size_mb`."""
+        return cls(separator=config.mcp_tool_separator, allowed_hosts=config.mcp_allowed_hosts,
+                   max_body_bytes=config.max_request_bytes)  # fmt: skip
 
 
 def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
@@ -69,10 +73,12 @@ def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySett
 class _Served:
     """One served MCP server with its streamable HTTP manager and its downstream connections."""
 
-    def __init__(self, hub: McpHub, security: TransportSecuritySettings, view: str | None, prefix: str = "") -> None:
+    def __init__(self, hub: McpHub, settings: McpSettings, security: TransportSecuritySettings, view: str | None,
+                 prefix: str = "") -> None:  # fmt: skip
         self.downstreams = Downstreams()
         self.server: HubServer = build_server(hub, self.downstreams, view=view)
         self.manager = LeanSessionManager(self.server, security_settings=security, session_prefix=prefix,
+                                          max_request_body_size=settings.max_body_bytes,
                                           quiet=lambda tool: hub.quiet_tool(tool, view))  # fmt: skip
         self.scope = anyio.CancelScope()
 
@@ -94,14 +100,17 @@ class McpHttp:
         settings = settings or McpSettings()
         security = transport_security(settings.allowed_hosts)
         self.hub = hub
+        self.settings = settings
         self.security = security
         """Host/Origin checks of every MCP endpoint, the REST ones included."""
         self.forwarder = forwarder
         """Sends requests for other replicas' sessions to them; None without Redis or `replica_url`."""
         self.prefix = session_prefix(forwarder.registry.replica_id) if forwarder is not None else ""
-        self.aggregated = _Served(hub, security, None, self.prefix)
-        self.per_server = {name: _Served(hub, security, name, self.prefix) for name in hub.upstreams}
-        self.sse = SseServerTransport(SSE_MESSAGES, security_settings=security)
+        self.aggregated = _Served(hub, settings, security, None, self.prefix)
+        self.per_server = {name: _Served(hub, settings, security, name, self.prefix) for name in hub.upstreams}
+        self.sse = SseServerTransport(
+            SSE_MESSAGES, security_settings=security, max_request_body_size=settings.max_body_bytes
+        )
         self._group: TaskGroup | None = None
         redact_session_ids()
         hub.on_change(self._changed)
@@ -142,7 +151,9 @@ class McpHttp:
         """Serve one more upstream, at `/mcp/<name>` too."""
         assert self._group is not None, "the MCP transports are not running"
         self.hub.add(config)
-        served = self.per_server[config.name] = _Served(self.hub, self.security, config.name, self.prefix)
+        served = self.per_server[config.name] = _Served(
+            self.hub, self.settings, self.security, config.name, self.prefix
+        )
         await self._group.start(served.serve)
 
     def remove(self, name: str) -> None:
