@@ -5,6 +5,7 @@ to it, so the tool loop's every round goes through the router too. A retry or a 
 first byte: a stream is retried or falls back only until its first chunk arrived; a failure after that ends it
 (and is not counted against the deployment: after the first chunk the router is out of the way, see `_Stream`).
 Client errors (a 4xx that is not a context-window or content-policy refusal) are never retried nor fallen back.
+A fallback group the caller's key may not use is skipped, whether the config or the request names it (`_chain`).
 """
 
 from __future__ import annotations
@@ -60,15 +61,20 @@ class _Cooling(Exception):
 class RoutedCall:
     """Implements `providers.base.Provider` for one request; `headers()` tells what the router did."""
 
-    __slots__ = ("router", "group", "first", "options", "started", "answered", "answered_group", "retries",
-                 "fallbacks", "record")  # fmt: skip
+    __slots__ = ("router", "group", "first", "options", "may_use", "started", "answered", "answered_group",
+                 "retries", "fallbacks", "record")  # fmt: skip
     name = "router"
 
-    def __init__(self, router: Router, group: Group, first: Slot | None, options: Options = NO_OPTIONS) -> None:
+    def __init__(
+        self, router: Router, group: Group, first: Slot | None, options: Options = NO_OPTIONS,
+        may_use: Callable[[str], bool] | None = None,
+    ) -> None:  # fmt: skip
         self.router = router
         self.group = group
         self.first = first
         self.options = options
+        self.may_use = may_use
+        """The caller's key's check of a model group (`Principal.may_use_model`); None: every group."""
         self.started = time.monotonic()
         self.answered: Slot | None = None
         self.answered_group: Group | None = None
@@ -147,9 +153,13 @@ class RoutedCall:
         return first
 
     def _chain(self, kind: ErrorKind) -> tuple[str, ...]:
-        if self.options.fallbacks is not None:
-            return self.options.fallbacks
-        return self.router.policy.chain(self.group.alias, kind)
+        """The groups to fall back to: the request's own, else the config's, less those the caller's key may not use
+        (a fallback answers as its group, at its price: as if the key had asked for it)."""
+        chain = self.options.fallbacks
+        if chain is None:
+            chain = self.router.policy.chain(self.group.alias, kind)
+        may_use = self.may_use
+        return chain if may_use is None else tuple(alias for alias in chain if may_use(alias))
 
     async def _in_group(self, group: Group, request: ChatRequest, stream: bool | Attempt, slot: Slot | None) -> Any:
         """Attempts on the deployments of one group, with its retries and backoff (`stream`: a chat stream or not, or

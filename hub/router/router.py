@@ -75,7 +75,8 @@ class Router:
         if not group.usable:
             raise _unusable(group)
         first = group.pick(self.cooldowns)
-        return Target((first or group.usable[0]).route, RoutedCall(self, group, first, options))
+        may_use = None if principal.models is None else principal.may_use_model
+        return Target((first or group.usable[0]).route, RoutedCall(self, group, first, options, may_use))
 
     def _options(self, body: dict[str, Any], principal: Principal) -> Options:
         fallbacks = body.pop("fallbacks", None)
