@@ -17,6 +17,7 @@ deployment's `max_retries` do).
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,10 +46,12 @@ from hub.gateway.chat import (
     until_disconnect,
 )
 from hub.state import HubState, hub_state
+from hub.storage import StoreConflict
 from providers import _http
 from providers.base import Deployment, ProviderError
 from providers.openai import parse_error
 
+logger = logging.getLogger("toolhub.responses")
 OPENAI_FAMILY = frozenset({"openai", "openai_compatible", "hosted_vllm", "vllm", "ollama", "ollama_chat"})
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 REPLAYED = frozenset({"message", "function_call", "function_call_output"})
@@ -124,6 +127,16 @@ def _event_type(data: bytes) -> str:
     return kind if isinstance(kind, str) else ""
 
 
+def _response_of(data: bytes) -> JSON:
+    """The response a terminal event carries; empty when it carries none Toolhub can read."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    final = event.get("response") if isinstance(event, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return final if isinstance(final, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+
+
 class _Forward:
     """One forwarded request: the upstream body, and what Toolhub keeps of the exchange."""
 
@@ -185,10 +198,34 @@ class _Forward:
         return json_response(response, headers=cost_headers(record))
 
     async def save(self, response: JSON) -> None:
+        """Keep the response, never at the cost of the answer: the upstream answered (and was paid), so a copy
+        Toolhub cannot keep is logged and left out, and its id then gets a 404 from this key as one not stored.
+
+        An id Toolhub already has (another upstream's with the same ids, or one restarted) stays with its first
+        owner and what it first named: the new copy is not kept, and neither are its items' owners."""
+        alias, ident = self.body.get("model"), response.get("id")
+        try:
+            await self._keep(response)
+        except StoreConflict:
+            logger.warning("%s: the upstream's response id %s is one Toolhub already has (another upstream's or an "
+                           "earlier response): answered, not stored", alias, ident)  # fmt: skip
+        except Exception:  # the database is down (or a body Toolhub cannot read): the client still gets the answer
+            logger.exception("%s: the upstream's response %s could not be stored: answered, not stored", alias, ident)
+
+    async def _keep(self, response: JSON) -> None:
         """Keep the response (marked as the upstream's) with its items and, where translatable, the conversation;
-        and which key made its ids, which outlives the row."""
-        if not isinstance(response.get("id"), str):
+        and which key made its ids, which outlives the row.
+
+        Raises:
+            StoreConflict: the id is stored already, or another key's (hub/api/responses/owners.py).
+        """
+        store = hub_state(self.request).extras.get("store")
+        ident = response.get("id")
+        if store is None or response.get("store") is False or not isinstance(ident, str):
             return
+        owner = await owners.find(store, ident)
+        if owner is not None and owner.key_hash != self.principal.key_id:
+            raise StoreConflict(f"{ident} is another key's")
         items = [*self.earlier, *stored.input_items(self.body.get("input"))]
         try:
             history = [*self.history, *input_messages(self.body.get("input"))]
@@ -196,12 +233,8 @@ class _Forward:
             history = []
         kept = {**response, stored.UPSTREAM: upstream.mark(self.deployment)}
         await stored.save(self.request, self.principal, kept, items, history, None)
-        store = hub_state(self.request).extras.get("store")
-        if store is not None and response.get("store") is not False:
-            made = [
-                i["id"] for i in response.get("output") or () if isinstance(i, dict) and isinstance(i.get("id"), str)
-            ]
-            await owners.record(store, self.principal.key_id, response["id"], made)
+        made = [i["id"] for i in response.get("output") or () if isinstance(i, dict) and isinstance(i.get("id"), str)]
+        await owners.record(store, self.principal.key_id, ident, made)
 
     async def stream(self, state: HubState, record: UsageRecord, started: float) -> Response:
         stack = contextlib.AsyncExitStack()
@@ -230,7 +263,7 @@ class _Forward:
             async for label, data in events:
                 kind = label or _event_type(data)  # servers that send no `event:` lines name it in the JSON
                 if kind in TERMINAL:
-                    final = orjson.loads(data).get("response") or {}
+                    final = _response_of(data)
                     record.add_usage(chat_usage(final.get("usage")))
                     await self.save(final)
                 sent += 1
@@ -242,6 +275,9 @@ class _Forward:
             yield named("error", detail)
         except anyio.get_cancelled_exc_class():
             status, error = CLIENT_GONE, "client disconnected"
+            raise
+        except Exception as exc:  # a bug: the stream ends cut, and the spend log says so
+            status, error = 500, f"{type(exc).__name__}: {exc}"
             raise
         finally:
             with anyio.CancelScope(shield=True):
