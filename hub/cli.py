@@ -16,9 +16,11 @@ from importlib.machinery import ModuleSpec
 from urllib.parse import urlsplit
 
 from hub.config import Config, ConfigError, config_path, load_config
+from hub.mcp.redact import UrlFilter
 from hub.ops.config_check import did_you_mean, key_problems
 from hub.ops.logs import use_json_logs
 from hub.router.config import describe
+from providers._wire.pool import shown_url
 
 logger = logging.getLogger("toolhub")
 
@@ -254,19 +256,24 @@ def check_config(args: argparse.Namespace) -> int:
         for route in routes:
             d = route.deployment
             warn = f"  [unavailable: {', '.join(route.missing_env)} not set]" if route.missing_env else ""
-            out.write(f"  {alias} -> {d.provider}/{d.model} at {d.api_base}{warn}\n")
+            out.write(f"  {alias} -> {d.provider}/{d.model} at {_shown(d.api_base)}{warn}\n")
     for line in describe(config.router, config.models):  # hub/router: strategy, retries, fallback chains
         out.write(line + "\n")
     out.write("mcp servers:\n")
     for name, server in config.mcp_servers.items():
         spec = server.spec
-        where = spec.url or " ".join([spec.command or "", *spec.args])
+        where = _shown(spec.url) or " ".join([spec.command or "", *spec.args])
         warn = f"  [unavailable: {', '.join(server.missing_env)} not set]" if server.missing_env else ""
         out.write(f"  {name} ({spec.transport or ('stdio' if spec.command else 'sse')}): {where}{warn}\n")
     for key in config.ignored:
         guess = did_you_mean(key)
         out.write(f"ignored: {key}" + (f" (did you mean {guess!r}?)\n" if guess else "\n"))
     return 0
+
+
+def _shown(url: str | None) -> str | None:
+    """A configured URL without its credentials or query, as responses and logs show it."""
+    return shown_url(url) if url else url
 
 
 def _serve_refusal(path: str | None) -> ConfigError | None:
@@ -333,6 +340,7 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.Argu
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    quiet_http_log()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -346,6 +354,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = _root_cause(exc)
         sys.stderr.write(f"toolhub: {args.command} failed: {type(cause).__name__}: {cause}\n")
         return 1
+
+
+def quiet_http_log() -> None:
+    """httpx2 logs every request to an MCP upstream at INFO, URL and all: keep those lines out (`toolhub stdio
+    --http-log-level` brings them back), and show any URL it logs without credentials or query."""
+    http = logging.getLogger("httpx2")
+    http.setLevel(logging.WARNING)
+    if not any(isinstance(f, UrlFilter) for f in http.filters):  # `main` may run more than once in a process
+        http.addFilter(UrlFilter())
 
 
 def _root_cause(exc: Exception) -> Exception:

@@ -10,6 +10,8 @@ import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from hub.mcp.redact import redact
+
 
 @dataclass
 class Status:
@@ -38,10 +40,15 @@ def error_result(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
-def describe(exc: BaseException) -> str:
-    """The innermost causes of a (nested) exception group, for status lines."""
+def describe(exc: BaseException, url: str | None = None) -> str:
+    """The innermost causes of a (nested) exception group, for status lines and logs: without the credentials and
+    query of `url` (the upstream's, which httpx2's messages quote) or the credentials of any URL."""
+    return redact(_causes(exc), url)
+
+
+def _causes(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(dict.fromkeys(describe(e) for e in exc.exceptions))  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        return "; ".join(dict.fromkeys(_causes(e) for e in exc.exceptions))  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
     if isinstance(exc, MCPError):
         return f"MCP error {exc.error.code}: {exc.error.message}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -126,7 +126,7 @@ class Upstream:
                 await self._connect_and_serve()
                 detail = "connection closed by the server"
             except Exception as exc:  # the supervisor's top-level handler: every failure means "retry later"
-                detail = describe(exc)
+                detail = describe(exc, self.spec.url)
             was_ready = self.status.state == "ready"
             if was_ready and time.monotonic() - self._ready_at >= STABLE_SECONDS:  # it worked: retry soon
                 delay = BACKOFF[0]
@@ -266,7 +266,7 @@ class Upstream:
             with anyio.fail_after(min(OPTIONAL_LIST_TIMEOUT, self.spec.connect_timeout / 4)):
                 return await self._pages(fetch, attr)
         except (MCPError, TimeoutError) as exc:
-            logger.warning("MCP server %s: listing %s failed: %s", self.name, attr, describe(exc))
+            logger.warning("MCP server %s: listing %s failed: %s", self.name, attr, describe(exc, self.spec.url))
             return []
 
     async def _pages(self, fetch: Callable[[types.PaginatedRequestParams], Any], attr: str) -> list[Any]:
@@ -292,7 +292,9 @@ class Upstream:
             try:
                 await self._relist(session, kinds)
             except (MCPError, TimeoutError, ValidationError) as exc:
-                logger.warning("MCP server %s: re-listing %s failed: %s", self.name, sorted(kinds), describe(exc))
+                logger.warning(
+                    "MCP server %s: re-listing %s failed: %s", self.name, sorted(kinds), describe(exc, self.spec.url)
+                )
                 continue
             self.status.detail = f"{len(self.listing.tools)} tools"
             self._on_change(self.name, kinds)
@@ -312,7 +314,7 @@ class Upstream:
             case types.ResourceUpdatedNotification():
                 self._on_resource_updated(self.name, message.params.uri)
             case Exception():
-                logger.warning("MCP server %s: transport error: %s", self.name, describe(message))
+                logger.warning("MCP server %s: transport error: %s", self.name, describe(message, self.spec.url))
             case _:
                 pass
 

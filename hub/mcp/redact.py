@@ -1,0 +1,82 @@
+"""Upstream URLs in error texts and log lines without their secrets: credentials (`user:password@`) and query strings.
+
+URLs themselves are shown the gateway's way (`providers._wire.pool.shown_url`). An error text may quote the
+configured URL in other forms (httpx2 normalizes it, a message may decode it), so `redact` removes the secret parts
+of that URL in each form, and the credentials of any other URL. Imports no `mcp`: `hub.cli` installs `UrlFilter`
+before `serve` keeps the SDK's server framework out (`hub.cli.keep_out_mcp_server_framework`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from providers._wire.pool import shown_url
+
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# Up to the authority's last `@`, as `shown_url` does, so a password holding an unescaped `@` goes whole.
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>]*@")
+MASK = "***"
+SHORTEST_MASKED = 4
+"""A bare password or query value shorter than this is left where it stands alone: masking it everywhere would
+garble the text. Written in the URL (after `?`, before `@`) it goes whatever its length."""
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """`text` without the credentials and query of `url` (as written, percent-decoded or as httpx2 writes it) and
+    without the credentials of any URL in it."""
+    for secret, replacement in _secrets(url) if url else []:
+        text = text.replace(secret, replacement)
+    return _USERINFO.sub(r"\1", text)
+
+
+def hide_urls(text: str) -> str:
+    """`text` with every URL in it shown without credentials or query."""
+    return _URL.sub(lambda match: shown_url(match[0]), text)
+
+
+class UrlFilter(logging.Filter):
+    """Log records with the URLs in their message shown without credentials or query (httpx2's `HTTP Request:`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "://" in message:
+            record.msg, record.args = hide_urls(message), None
+        return True
+
+
+def _secrets(url: str) -> list[tuple[str, str]]:
+    """(text, replacement) pairs, longest text first: `userinfo@` and `?query` go; alone, they are masked."""
+    gone: set[str] = set()
+    masked: set[str] = set()
+    for form in _forms(url):
+        userinfo, _, query = _parts(form)
+        gone |= {f"{userinfo}@", f"?{query}"} - {"@", "?"}
+        password = userinfo.partition(":")[2]
+        masked |= {userinfo, query, password, *(value for _, value in parse_qsl(query))}
+    masked = {secret for secret in masked if len(secret) >= SHORTEST_MASKED}
+    pairs = [(secret, "") for secret in gone] + [(secret, MASK) for secret in masked]
+    return sorted(pairs, key=lambda pair: (pair[1] != "", -len(pair[0])))
+
+
+def _forms(url: str) -> set[str]:
+    """`url` as configured, percent-decoded, and as httpx2 writes it in its messages."""
+    import httpx2  # here: `hub.cli` imports this module before anything needs httpx2
+
+    forms = {url, unquote(url)}
+    try:
+        forms.add(str(httpx2.URL(url)))
+    except httpx2.InvalidURL:
+        pass
+    return forms
+
+
+def _parts(url: str) -> tuple[str, str, str]:
+    """(userinfo, host and port, query) of `url`; empty strings for what it lacks or cannot be split."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", "", ""
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return userinfo, host, parts.query
