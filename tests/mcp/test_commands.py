@@ -35,7 +35,7 @@ async def test_toolhub_stdio_serves_the_catalog_to_a_desktop_client(tmp_path: Pa
     async with Client(params, mode="legacy", message_handler=notes) as client:
         names = [t.name for t in (await client.list_tools()).tools]
         with anyio.fail_after(30):  # on a loaded machine an upstream may join after the first listing
-            while "time__get_current_time" not in names:
+            while not {"time__get_current_time", "tool__echo"} <= set(names):  # both servers, in either order
                 await anyio.sleep(0.05)
                 names = [t.name for t in (await client.list_tools()).tools]
         echoed = await client.call_tool("tool__echo", {"text": "stdio"})
