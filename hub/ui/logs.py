@@ -21,10 +21,12 @@ ALIAS_LIMIT = 1000
 
 @page
 async def logs_page(request: Request, session: Session) -> Response:
-    extras = hub_state(request).extras
+    state = hub_state(request)
+    extras = state.extras
     store = extras.get("store")
-    context: dict[str, Any] = {"models": sorted(hub_state(request).config.models), "q": request.query_params,
-                               "rows": [], "total": 0, "cap": queries.COUNT_CAP}  # fmt: skip
+    models = sorted(alias for alias in state.config.models if session.principal.may_use_model(alias))
+    context: dict[str, Any] = {"models": models, "q": request.query_params, "rows": [], "total": 0,
+                               "cap": queries.COUNT_CAP}  # fmt: skip
     if store is None:
         return render(request, "logs.html", session, error="Spend logs need a database (database_url).", **context)
     aliases = context["aliases"] = await key_aliases(store, session)

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.accounts.auth import Principal
 from hub.config import ModelRoute
 from hub.state import hub_state
 from hub.ui.api import call_api
@@ -28,11 +29,13 @@ async def _render(request: Request, session: Session, **context: Any) -> Respons
     listing = await call_api(request, session, "GET", "/v1/models")
     aliases = [m["id"] for m in listing.body["data"]] if listing.ok else []
     context.setdefault("error", None if listing.ok else listing.error)
-    return render(request, "models.html", session, models=deployments(request, aliases), **context)
+    models = deployments(request, aliases, session.principal)
+    return render(request, "models.html", session, models=models, **context)
 
 
-def deployments(request: Request, aliases: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each alias's deployments, with the router's view of them: cooling (seconds left) and recent failures."""
+def deployments(request: Request, aliases: list[str], principal: Principal) -> dict[str, list[dict[str, Any]]]:
+    """Each alias's deployments, with the router's view of them: cooling (seconds left) and recent failures. Of an
+    alias's hub tool servers only those `principal` may use are named (its tool loop gets no others)."""
     router = hub_state(request).router
     cooldowns = router.cooldowns
     now = cooldowns.clock()
@@ -40,17 +43,19 @@ def deployments(request: Request, aliases: list[str]) -> dict[str, list[dict[str
     for group, slot in router.slots():
         if group.alias in models:
             until = cooldowns.until.get(slot.id)
-            models[group.alias].append({**_deployment(slot.route), "id": slot.id, "unavailable": slot.unavailable,
+            models[group.alias].append({**_deployment(slot.route, principal), "id": slot.id,
+                                        "unavailable": slot.unavailable,
                                         "cooling": round(until - now) if until and until > now else None,
                                         "failures": cooldowns.failures(slot.id)})  # fmt: skip
     return models
 
 
-def _deployment(route: ModelRoute) -> dict[str, Any]:
+def _deployment(route: ModelRoute, principal: Principal) -> dict[str, Any]:
+    servers = [name for name in route.mcp_servers if principal.may_use_server(name)]
     return {"provider": route.deployment.provider, "model": route.deployment.model,
             "api_base": shown_url(route.deployment.api_base or ""), "input": _per_million(route.input_cost_per_token),
             "output": _per_million(route.output_cost_per_token), "rpm": route.rpm, "tpm": route.tpm,
-            "missing_env": route.missing_env, "mcp_servers": route.mcp_servers}  # fmt: skip
+            "missing_env": route.missing_env, "mcp_servers": servers}  # fmt: skip
 
 
 def _per_million(cost: float | None) -> float | None:

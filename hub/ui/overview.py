@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.accounts.auth import Principal
 from hub.errors import json_response
 from hub.state import hub_state
 from hub.ui import queries
@@ -38,9 +39,27 @@ async def overview_page(request: Request, session: Session) -> Response:
     health = await call_api(request, session, "GET", "/health/readiness")
     tools = await call_api(request, session, "GET", "/mcp/tools/list")
     aliases = [a for a in hub_state(request).config.models if session.principal.may_use_model(a)]
-    upstreams = [(alias, d) for alias, ds in deployments(request, aliases).items() for d in ds]
-    return render(request, "overview.html", session, span=span, labels=LABELS, health=health.body, healthy=health.ok,
+    upstreams = [(alias, d) for alias, ds in deployments(request, aliases, session.principal).items() for d in ds]
+    shown = shown_health(health.body, session.principal, len(aliases))
+    return render(request, "overview.html", session, span=span, labels=LABELS, health=shown, healthy=health.ok,
                   servers=tools.body["servers"] if tools.ok else {}, upstreams=upstreams)  # fmt: skip
+
+
+def shown_health(body: Any, principal: Principal, models: int) -> Any:
+    """The readiness answer as a virtual key may see it: its own number of model aliases, and of the MCP servers
+    (their states, the degraded ones) only those it may use: it hears nothing of the others, as on `/v1/models` and
+    `/mcp/tools/list`."""
+    if principal.is_master or not isinstance(body, dict):
+        return body
+    shown: dict[str, Any] = {**body, "models": models}
+    if isinstance(states := shown.get("mcp"), dict):
+        shown["mcp"] = {name: state for name, state in states.items() if principal.may_use_server(str(name))}
+    problems = [p for p in shown.pop("degraded", []) if principal.may_use_server(str(p.get("name")))]
+    if problems:
+        shown["degraded"] = problems
+    elif shown.get("status") == "degraded":
+        shown["status"] = "healthy"
+    return shown
 
 
 @page
