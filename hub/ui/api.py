@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import anyio
-import orjson
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from hub.mcp.lines import exact_dumps, exact_json
 from hub.ui.session import Session
 
 _KEPT_HEADERS = (b"host", b"user-agent")
@@ -58,10 +58,11 @@ async def call_api(
     query: Mapping[str, Any] | None = None,
     body: Any = None,
 ) -> ApiResult:
-    """One API request as the session's key; `query` values of None are left out."""
+    """One API request as the session's key; `query` values of None are left out. Integers beyond 64 bits in `body`
+    and in the answer stay exact, as over REST (`hub.mcp.lines`)."""
     params = urlencode({k: v for k, v in (query or {}).items() if v is not None and v != ""})
     scope = _scope(request, session, method, path, params, body is not None)
-    payload = b"" if body is None else orjson.dumps(body)
+    payload = b"" if body is None else exact_dumps(body)
     done = anyio.Event()
     status = 500
     chunks: list[bytes] = []
@@ -85,12 +86,28 @@ async def call_api(
     done.set()
     raw = b"".join(chunks)
     try:
-        return ApiResult(status, orjson.loads(raw) if raw else None)
-    except orjson.JSONDecodeError:
+        return ApiResult(status, exact_json(raw) if raw else None)
+    except ValueError:
         return ApiResult(status, raw.decode(errors="replace"))
 
 
 async def proxy(request: Request, session: Session, path: str, receive: Receive, send: Send) -> None:
-    """Pass a browser request to `path` as the session's key, streaming the answer back unchanged."""
+    """Pass a browser request to `path` as the session's key, streaming the answer back unchanged. A body already
+    read off `receive` (a form's CSRF token) is handed on again: the API would wait for it for ever."""
     scope = _scope(request, session, request.method, path, request.url.query, json=True)
-    await request.scope["app"](scope, receive, send)
+    kept: bytes | None = getattr(request, "_body", None)
+    await request.scope["app"](scope, receive if kept is None else replaying(kept, receive), send)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` after `body` was read off it: `body` once more, then whatever `receive` says next (a disconnect)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

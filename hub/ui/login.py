@@ -13,7 +13,7 @@ from hub.errors import HubError
 from hub.state import hub_state
 from hub.storage import StoreError
 from hub.ui.session import COOKIE, TTL_SECONDS, Session, same_origin
-from hub.ui.web import page, read_form, render, sessions, throttle
+from hub.ui.web import TOO_LARGE, FormTooLarge, page, read_form, render, sessions, throttle
 
 NO_DATABASE = "The database is not answering, so no session can start or end: try again shortly."
 
@@ -40,7 +40,10 @@ async def login(request: Request) -> Response:
         response = render(request, "login.html", status=429, error=error)
         response.headers["retry-after"] = str(seconds)
         return response
-    key = (await read_form(request)).get("key", "").strip()
+    try:
+        key = (await read_form(request)).get("key", "").strip()
+    except FormTooLarge:
+        return render(request, "login.html", status=413, error=TOO_LARGE)
     try:
         principal = await hub_state(request).auth.authenticate(key or None)
     except HubError as exc:
@@ -70,6 +73,10 @@ def counted_address(host: str) -> str:
 
 
 def _why(exc: HubError) -> str:
+    """Why a key cannot log in, as the API says it; a key that does not exist is only "wrong" (an expired one exists,
+    and whoever holds it learns no more than the API tells them)."""
+    if exc.code == "key_expired":
+        return f"{exc.message} Ask the gateway admin for a new key."
     if exc.status_code == 401:
         return "Wrong key: use the master key or a virtual key (sk-...)."
     return f"This key cannot log in: {exc.message}"

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from hub.errors import UnsupportedMediaType, error_response
 from hub.state import hub_state
 from hub.ui.api import call_api, proxy
 from hub.ui.session import Session
@@ -40,4 +41,14 @@ class _Relayed(Response):
 
 @page
 async def chat(request: Request, session: Session) -> Response:
+    """The browser's chat request, relayed to `/v1`: JSON only (the playground sends nothing else), refused in
+    OpenAI's shape otherwise."""
+    if not is_json(request.headers.get("content-type", "")):
+        message = "The playground relays JSON only: send 'Content-Type: application/json'."
+        return error_response(UnsupportedMediaType(message, code="unsupported_media_type"))
     return _Relayed(request, session, "/v1/chat/completions")
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+import pydantic_core
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -29,6 +30,11 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 _MAX_FORM = 256 * 1024
+TOO_LARGE = f"The form is too large: the console takes at most {_MAX_FORM // 1024} KiB."
+
+
+class FormTooLarge(Exception):
+    """A console form over `_MAX_FORM` bytes (answered 413, not read further)."""
 
 
 @functools.cache
@@ -39,8 +45,16 @@ def templates() -> Any:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("hub.ui", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
-    env.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    env.filters["json"] = shown_json
     return env
+
+
+def shown_json(value: Any) -> str:
+    """`value` as indented JSON, every integer exact (orjson refuses one beyond 64 bits; pydantic_core writes it)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:
+        return pydantic_core.to_json(value, indent=2).decode()
 
 
 Page = Callable[[Request, Session], Awaitable[Response]]
@@ -78,12 +92,39 @@ def fragment(request: Request) -> bool:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form as {name: last value}; empty fields are left out."""
-    body = await request.body()
-    if len(body) > _MAX_FORM:
-        return {}
+    """An urlencoded form as {name: last value}; empty fields are left out.
+
+    Raises:
+        FormTooLarge: the body is over `_MAX_FORM` bytes.
+    """
+    body = await _bounded_body(request)
     parsed = parse_qs(body.decode(errors="replace"), keep_blank_values=False)
     return {name: values[-1] for name, values in parsed.items()}
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read no further than `_MAX_FORM` bytes and kept where Starlette keeps it (`request.body()` answers
+    it again, and `hub.ui.api.proxy` replays it).
+
+    Raises:
+        FormTooLarge: the body is larger.
+    """
+    kept: bytes | None = getattr(request, "_body", None)
+    if kept is None:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > _MAX_FORM:
+            raise FormTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > _MAX_FORM:
+                raise FormTooLarge
+            chunks.append(chunk)
+        kept = request._body = b"".join(chunks)  # pyright: ignore[reportPrivateUsage]
+    if len(kept) > _MAX_FORM:
+        raise FormTooLarge
+    return kept
 
 
 def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
@@ -96,14 +137,25 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
             if request.method == "GET":
                 return RedirectResponse("/ui/login", status_code=303)
             return render(request, "error.html", status=401, message="Your session ended: log in again.")
-        if request.method != "GET":
-            form = await read_form(request) if _is_form(request) else {}
-            tokens = (request.headers.get("x-csrf-token"), form.get("csrf"))
-            if not same_origin(request) or not any(csrf_ok(session, token) for token in tokens):
+        try:
+            if request.method != "GET" and not await _checked(request, session):
                 return render(request, "error.html", session, status=403, message="Cross-site request refused.")
-        return await handler(request, session)
+            return await handler(request, session)
+        except FormTooLarge:
+            return render(request, "error.html", session, status=413, message=TOO_LARGE)
 
     return guarded
+
+
+async def _checked(request: Request, session: Session) -> bool:
+    """Whether a state-changing request passes the Origin and CSRF checks (the token in a header or in the form).
+
+    Raises:
+        FormTooLarge: the form is too large to read its token.
+    """
+    form = await read_form(request) if _is_form(request) else {}
+    tokens = (request.headers.get("x-csrf-token"), form.get("csrf"))
+    return same_origin(request) and any(csrf_ok(session, token) for token in tokens)
 
 
 async def _live_session(request: Request) -> Session | None:
