@@ -2,7 +2,8 @@
 
 The request is translated to a Chat Completions body and served by `run_chat` (keys, limits, router, tool loop,
 accounting); its answer, whatever kind of response it is, is translated back on the way out by `AnthropicResponse`,
-which wraps it at the ASGI level. Every error, before or after `run_chat`, is rendered in Anthropic's shape.
+which wraps it at the ASGI level. Every error, before or after `run_chat`, is rendered in Anthropic's shape, and so
+are an unknown path under `/v1/messages/` (404) and another method than POST (405).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -61,10 +62,13 @@ def _hub_tools(config: Config, body: JSON) -> bool:
 
 
 def _anthropic_only(config: Config, raw: Any) -> bool:
-    """Whether every deployment of the requested alias is an Anthropic one."""
-    alias = raw.get("model") if isinstance(raw, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    routes = config.models.get(alias) if isinstance(alias, str) else None
-    return bool(routes) and all(route.deployment.provider == "anthropic" for route in routes or ())
+    """Whether every deployment of the requested alias and of the `fallbacks` the request names is an Anthropic one."""
+    if not isinstance(raw, dict):
+        return False
+    fallbacks: Any = raw.get("fallbacks")  # pyright: ignore[reportUnknownMemberType]
+    aliases: list[Any] = [raw.get("model"), *(fallbacks if isinstance(fallbacks, list) else ())]  # pyright: ignore[reportUnknownMemberType]
+    groups = [config.models.get(alias) if isinstance(alias, str) else None for alias in aliases]
+    return all(groups) and all(route.deployment.provider == "anthropic" for routes in groups for route in routes or ())
 
 
 def anthropic_error(exc: HubError | ProviderError) -> Response:
@@ -143,7 +147,31 @@ def _headers(start: Message, length: int | None) -> list[tuple[bytes, bytes]]:
     return [*kept, (b"content-type", b"application/json"), (b"content-length", str(length).encode())]
 
 
+class _Unserved:
+    """Anthropic's error for what is not served under `/v1/messages`: another method on a served path (405 with
+    `Allow: POST`), any other path, e.g. Message Batches (404). A served path with a trailing slash is redirected,
+    as the router does for the other paths."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        path = request.url.path
+        rest: str | None = request.path_params.get("rest")
+        if rest is not None and rest.rstrip("/") in ("", "count_tokens"):
+            response: Response = RedirectResponse(request.url.replace(path=path.rstrip("/")))
+        else:
+            reason = "Method Not Allowed" if self.status == 405 else "Not Found"
+            body = error_body(self.status, f"{reason}: {request.method} {path}")
+            response = json_response(body, self.status, {"Allow": "POST"} if self.status == 405 else None)
+        await response(scope, receive, send)
+
+
 ROUTES = [
     Route("/v1/messages", messages, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    Route("/v1/messages", _Unserved(405)),  # every other method (the router tries the POST routes first)
+    Route("/v1/messages/count_tokens", _Unserved(405)),
+    Route("/v1/messages/{rest:path}", _Unserved(404)),
 ]

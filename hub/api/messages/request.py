@@ -4,7 +4,8 @@ Anthropic blocks map onto OpenAI parts: images become `image_url` parts (data UR
 parts, `tool_use` blocks assistant `tool_calls` with the same ids, `tool_result` blocks `role: tool` messages placed
 before the user's other content. Thinking blocks travel as `thinking_blocks` (LiteLLM's name), which the Anthropic
 provider replays verbatim with their signatures. `thinking`, `top_k` and `cache_control` are passed on as they are:
-the Anthropic provider uses them, the others drop what their upstream cannot take.
+the Anthropic provider uses them, the others drop what their upstream cannot take. LiteLLM's per-request router
+options (`fallbacks`, `num_retries`, `timeout`, `mock_testing_fallbacks`) go to the router as on chat.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 from typing_extensions import TypedDict
 
 from hub.errors import BadRequest
+from hub.router.router import REQUEST_KEYS
 
 JSON = dict[str, Any]
 SAMPLING = ("temperature", "top_p", "top_k", "thinking")
@@ -62,6 +64,8 @@ def _options(body: JSON, chat: JSON) -> None:
     for name in SAMPLING:
         if body.get(name) is not None:
             chat[name] = body[name]
+    for name in sorted(REQUEST_KEYS.intersection(body)):  # the router checks them (and the key's models) as on chat
+        chat[name] = body[name]
     if (stop := body.get("stop_sequences")) is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):  # pyright: ignore[reportUnknownVariableType]
             raise bad("stop_sequences: must be an array of strings", "stop_sequences")
@@ -118,24 +122,31 @@ def conversation(messages: Any, replay_thinking: bool = True) -> list[JSON]:
     if not isinstance(messages, list) or not messages:
         raise bad("messages: at least one message is required", "messages")
     out: list[JSON] = []
+    last = len(messages) - 1  # pyright: ignore[reportUnknownArgumentType]
     for i, message in enumerate(messages):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        where = f"messages.{i}"
-        if not isinstance(message, dict):
-            raise bad(f"{where}: must be an object", where)
-        role, content = message.get("role"), message.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if role == "system":  # mid-conversation system text, as Claude Code sends it
-            out += system(content)
-            continue
-        if isinstance(content, str):
-            content = [{"type": "text", "text": content}]
-        content = _array(content, f"{where}.content")
-        if role == "user":
-            out += user_turn(content, where)
-        elif role == "assistant":
-            out += assistant_turn(content, where, replay_thinking)
-        else:
-            raise bad(f"{where}.role: Input should be 'user', 'assistant' or 'system'", f"{where}.role")
+        out += _turn(message, f"messages.{i}", i == last, replay_thinking)
+    if all(m["role"] == "system" for m in out):
+        raise bad("messages: at least one user or assistant message is required", "messages")
     return out
+
+
+def _turn(message: Any, where: str, last: bool, replay_thinking: bool) -> list[JSON]:
+    """One client message as chat messages. Only the final message, an assistant one (a prefill), may be empty:
+    Anthropic's rule, and its words, whichever upstream serves the alias."""
+    if not isinstance(message, dict):
+        raise bad(f"{where}: must be an object", where)
+    role, content = message.get("role"), message.get("content")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if role == "system":  # mid-conversation system text, as Claude Code sends it
+        return system(content)
+    if role not in ("user", "assistant"):
+        raise bad(f"{where}.role: Input should be 'user', 'assistant' or 'system'", f"{where}.role")
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}] if content else []
+    content = _array(content, f"{where}.content")
+    if not content and not (role == "assistant" and last):
+        raise bad(f"{where}: all messages must have non-empty content except for the optional final assistant "
+                  "message", f"{where}.content")  # fmt: skip
+    return user_turn(content, where) if role == "user" else assistant_turn(content, where, replay_thinking)
 
 
 def _block(block: Any, where: str) -> JSON:
@@ -162,10 +173,17 @@ def user_turn(content: list[Any], where: str) -> list[JSON]:
 def user_part(block: JSON, where: str) -> JSON:
     kind = block["type"]
     if kind == "text":
-        return _text_part(block, where)
+        return _nonempty(_text_part(block, where), where)
     if kind in ("image", "document"):
         return _media_part(block, where)
     raise bad(f"{where}: content block type {kind!r} is not supported in a user message", f"{where}.type")
+
+
+def _nonempty(block: JSON, where: str) -> JSON:
+    """A message's text block, which Anthropic refuses empty (so does the gateway, whichever upstream serves it)."""
+    if not block.get("text"):
+        raise bad(f"{where}: text content blocks must be non-empty", f"{where}.text")
+    return block
 
 
 def _text_part(block: Any, where: str) -> JSON:
@@ -227,7 +245,7 @@ def assistant_turn(content: list[Any], where: str, replay_thinking: bool = True)
         block, at = _block(raw, f"{where}.content.{k}"), f"{where}.content.{k}"
         kind = block["type"]
         if kind == "text":
-            turn["texts"].append(str(block.get("text") or ""))
+            turn["texts"].append(str(_nonempty(block, at)["text"]))
         elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
             turn["calls"].append(_tool_call(block, at))
         elif kind in ("thinking", "redacted_thinking"):
