@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.accounts.admin import no_nul, query_int, query_text, store_errors
-from hub.accounts.auth import Principal
+from hub.accounts.auth import Principal, constant_time_equal
 from hub.accounts.keys import KeyAuthenticator, display_name, hash_key, new_key, token_hash
 from hub.accounts.spend import budget_period, parse_duration, period_start
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
@@ -196,6 +196,9 @@ async def generate(request: Request) -> Response:
     key = req.key or new_key()
     if not key.startswith("sk-"):
         raise BadRequest("A custom 'key' must start with 'sk-'.", param="key", code="invalid_value")
+    master = hub_state(request).config.master_key
+    if master is not None and constant_time_equal(key, master):  # it would outlive a rotation as a virtual key
+        raise BadRequest("This key cannot be used: choose another 'key'.", param="key", code="invalid_value")
     now = time.time()
     row = KeyRow(token_hash=hash_key(key), key_name=display_name(key), created_at=now, updated_at=now)
     for name, value in _changes(req, now).items():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.keys.conftest import COST, MASTER_KEY, sdk
 
-USER = [{"role": "user", "content": "hi"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 def generate(admin: httpx2.Client, **body: object) -> dict[str, object]:
@@ -82,6 +83,13 @@ def test_bad_generate_requests_get_a_400_naming_the_field(
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["type"], error["param"]) == ("invalid_request_error", param)
+
+
+def test_the_master_key_cannot_be_stored_as_a_virtual_key(admin: httpx2.Client) -> None:
+    response = admin.post("/key/generate", json={"key": MASTER_KEY, "key_alias": "old-master"})
+    error = response.json()["error"]
+    assert (response.status_code, error["param"], error["code"]) == (400, "key", "invalid_value")
+    assert admin.get("/key/list").json()["total_count"] == 0  # it would keep working once the master key rotates
 
 
 def test_litellm_fields_toolhub_does_not_implement_are_accepted(admin: httpx2.Client) -> None:
