@@ -9,10 +9,12 @@ import functools
 import logging
 import os
 import re
+import sys
 import threading
 import time
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.ops.logs import printable
@@ -184,7 +186,13 @@ async def _with_id(send: Send, header: Header, message: Message) -> None:
 
 async def _crashed(scope: Scope, send: Send, started: bool) -> None:
     """Log the exception being handled; answer a 500, or re-raise if part of the answer is out already (all that is
-    left then is to drop the connection)."""
+    left then is to drop the connection). A client that left while its body was read is no failure: 499, no log."""
+    if isinstance(sys.exc_info()[1], ClientDisconnect):
+        if started:
+            raise
+        await send({"type": "http.response.start", "status": 499, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return
     logger.exception("unhandled error on %s %s", printable(scope.get("method")), printable(scope.get("path")))
     if started:
         raise

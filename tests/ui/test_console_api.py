@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,6 +140,36 @@ async def test_the_proxy_hands_a_body_already_read_to_the_api_again() -> None:
 
 async def _discard(message: Message) -> None:
     pass
+
+
+@pytest.mark.anyio
+async def test_a_client_that_leaves_while_its_playground_body_is_read_is_a_499_not_a_crash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = _hub(_config(tmp_path, {}))
+    async with hub as client:
+        csrf = await _login(client)
+        cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+        headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1"), (b"cookie", cookie.encode()),
+                   (b"x-csrf-token", csrf.encode()), (b"content-type", b"application/json")]  # fmt: skip
+        path = "/ui/api/v1/chat/completions"
+        scope: Scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+                        "query_string": b"", "headers": headers, "client": ("10.0.0.7", 1234),
+                        "server": ("127.0.0.1", 80)}  # fmt: skip
+        messages = iter([{"type": "http.request", "body": b'{"model": ', "more_body": True}])
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return next(messages, {"type": "http.disconnect"})
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        with anyio.fail_after(10):
+            await hub.app(scope, receive, send)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [499]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 @pytest.mark.anyio
