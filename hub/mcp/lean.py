@@ -14,7 +14,9 @@ request, and takes the JSON path only when the answer is all the client can get:
 `tasks/get`, `tasks/list` and `tasks/cancel` (`hub.mcp.task_relay`) take the JSON path in every session: the client
 polls, and the tasks spec asks servers not to answer a poll with an event stream.
 
-Everything else takes the SDK's event-stream path unchanged.
+Everything else takes the SDK's event-stream path unchanged, but for a body that is JSON and no message MCP takes,
+which is refused -32600 (`hub.mcp.guards.refusal`) where the SDK's adapter would answer -32602 with a pydantic dump,
+or take a request with a float or null id for a notification (202, never answered).
 
 A POST on an open session skips the SDK's outer layers (`LeanSessionManager.handle_request`): the manager's checks
 are made on the raw headers and the body is read once; a plain request then goes from the Host/Origin checks to
@@ -55,6 +57,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from hub.mcp.guards import NOT_JSON, Refusal, read_json, refusal
 from hub.mcp.kernel import Answer, Kernel, encode
 from hub.mcp.lines import exact_json
 
@@ -95,7 +98,12 @@ class LeanTransport(StreamableHTTPServerTransport):
         await self._answer_json(message, scope, request, receive, send)
 
     async def _handle_post_request(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
-        message = _peek(await request.body())  # Starlette keeps the body: the SDK's path reads it again
+        parsed = read_json(await request.body())  # Starlette keeps the body: the SDK's path reads it again
+        refused = None if parsed is NOT_JSON else refusal(parsed)
+        if refused is not None:
+            await self._refuse(refused, scope, request, receive, send)
+            return
+        message = parsed if isinstance(parsed, dict) else None
         if message is not None:
             self._learn(message)
         if message is not None and self.plain(message):
@@ -104,6 +112,16 @@ class LeanTransport(StreamableHTTPServerTransport):
         if message is not None and "method" in message and self._event_store is None:
             receive = self._abandoning(receive, message.get("id"))
         await super()._handle_post_request(scope, request, receive, send)
+
+    async def _refuse(self, refused: Refusal, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
+        """Answer `refused` where the SDK validates the message: after its Accept (406) and Content-Type checks."""
+        if not await self._validate_accept_header(request, scope, send):
+            return
+        if not self._check_content_type(request):
+            await super()._handle_post_request(scope, request, receive, send)  # its refusal
+            return
+        logger.debug("refused an invalid JSON-RPC message: %s", refused.message)
+        await _send_json(send, refused.body(), self.mcp_session_id, HTTPStatus.BAD_REQUEST)
 
     def _abandoning(self, receive: Receive, request_id: Any) -> Receive:
         """`receive`, cancelling the request when its event stream's client disconnects. The SDK keeps handling it
@@ -133,7 +151,9 @@ class LeanTransport(StreamableHTTPServerTransport):
         method, params = message.get("method"), message.get("params")
         params = params if isinstance(params, dict) else {}
         if "id" not in message or self.mcp_session_id is None or not isinstance(method, str):
-            return False  # a method that is no string (a list is unhashable) is the SDK's to refuse
+            return False  # a method that is no string (a list is unhashable) is refused
+        if refusal(message) is not None:  # a float id, for one: refused on the SDK's path (`_handle_post_request`)
+            return False
         if method in TASK_POLLS:
             return True
         if self.interactive:
@@ -221,13 +241,13 @@ def _request_of(body: dict[str, Any]) -> types.JSONRPCRequest | None:
     return message if isinstance(message, types.JSONRPCRequest) else None
 
 
-async def _send_json(send: Send, body: bytes, session_id: str | None) -> None:
+async def _send_json(send: Send, body: bytes, session_id: str | None, status: int = 200) -> None:
     """What the SDK's `_create_json_response(answer)` sends, headers in its order, without a Starlette `Response`."""
     headers = [(b"content-type", b"application/json")]
     if session_id:
         headers.append((b"mcp-session-id", session_id.encode("latin-1")))
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -340,7 +360,7 @@ class LeanSessionManager(StreamableHTTPSessionManager):
         if requestor is not None:
             self._session_owners[transport.mcp_session_id] = requestor
         self._server_instances[transport.mcp_session_id] = transport
-        logger.info("Created new transport with session ID: %s", transport.mcp_session_id)
+        logger.debug("Created new transport with session ID: %s", transport.mcp_session_id)  # an id: DEBUG only
         return transport
 
     async def _serve_opening_request(self, http_transport: StreamableHTTPServerTransport, scope: Scope,

@@ -64,11 +64,12 @@ def test_a_cancelled_plain_call_is_answered_request_cancelled_and_leaves_nothing
     assert answers[0].json() == {"jsonrpc": "2.0", "id": 7, "error": {"code": -32800, "message": "Request cancelled"}}
 
 
-def test_a_request_with_a_null_id_on_a_plain_session_gets_the_sdks_answer_not_none() -> None:
-    """`"id": null` validates as a notification: it once fell out of the plain path unanswered (uvicorn: a bare 500)."""
+def test_a_request_with_a_null_id_on_a_plain_session_gets_an_answer() -> None:
+    """`"id": null` validates as a notification: it once fell out of the plain path unanswered (uvicorn: a bare 500),
+    then got the SDK's 202 (never answered); it is an invalid request (tests/mcp/test_invalid_messages.py)."""
     app = hub_app({"time": time_server()})
     with running(app) as base:
         url = f"{base}/mcp"
         session = open_session(url, {})
         answered = httpx2.post(url, headers=headers(session), json={"jsonrpc": "2.0", "id": None, "method": "ping"})
-    assert answered.status_code == 202  # what the SDK answers a notification, here and in an interactive session
+    assert answered.status_code == 400 and answered.json()["error"]["code"] == -32600

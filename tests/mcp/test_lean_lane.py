@@ -66,7 +66,8 @@ def test_the_short_way_keeps_the_sdks_refusals_and_its_answers_to_what_is_no_pla
     assert no_stream.status_code == 406
     assert error_too.status_code == 202  # the SDK's adapter takes it as the client's error answer, run nothing
     assert too_large.status_code == 413
-    assert float_id.status_code == 202  # the SDK validates it as a notification
+    assert float_id.status_code == 400 and float_id.json()["error"]["code"] == types.INVALID_REQUEST  # not the
+    # SDK's 202: its adapter takes it for a notification, never answered (tests/mcp/test_invalid_messages.py)
     assert bad_params.status_code == 400 and bad_params.json()["error"]["code"] == types.INVALID_PARAMS
     assert modern.status_code == 400  # the 2026 era's own refusal of a request without its `_meta`, not a session
 

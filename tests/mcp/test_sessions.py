@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
+from uuid import UUID
 
 import httpx2
 import pytest
@@ -94,15 +94,38 @@ def test_the_transports_plain_text_errors_are_json_rpc_errors() -> None:
 
 
 def test_session_ids_are_not_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="mcp")
+    caplog.set_level(logging.DEBUG)  # every logger: the SDK's, uvicorn's and the hub's own
     with running(keyed_hub_app({"tool": tool_server()}, KEYS)) as base:
         session = open_session(f"{base}/mcp", "sk-a")
         httpx2.post(f"{base}/mcp", headers=headers("sk-b", session), json=LIST)
         httpx2.delete(f"{base}/mcp", headers=headers("sk-a", session))
         httpx2.post(f"{base}/mcp", headers=headers("sk-a", "f" * 32), json=LIST)
-    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("mcp")]
+        with httpx2.stream("GET", f"{base}/sse", headers={"Authorization": "Bearer sk-a"}) as stream:
+            lines = stream.iter_lines()  # kept referenced: a collected generator would close the stream
+            path = next(line for line in lines if line.startswith("data:")).removeprefix("data:").strip()
+            httpx2.post(f"{base}{path}", headers=headers("sk-b"), json=INITIALIZE)  # the SDK logs a UUID
+    sse_session = str(UUID(path.split("session_id=")[1]))
+    ids = (session, "f" * 32, sse_session, sse_session.replace("-", ""))
+    assert any(session in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)  # still seen there
+    hub = [r for r in caplog.records if not r.name.startswith("httpx2")]  # not this test's own client
+    loud = [f"{r.name}: {r.getMessage()}" for r in hub if r.levelno >= logging.INFO]
     assert any("<session id>" in line for line in loud)  # the lines are kept, without the id
-    assert not any(re.search(session, line) or "f" * 32 in line for line in loud)
+    assert [line for line in loud if any(i in line for i in ids)] == []
+
+
+def test_a_session_id_in_an_argument_of_any_kind_is_redacted() -> None:
+    session = UUID("9f2c" * 8)
+    args = (session, [session.hex], 404, 1.5, None)
+    record = logging.LogRecord("mcp.server.sse", logging.WARNING, __file__, 1, "%s %s %d %.1f %s", args, None)
+    assert RedactSessionIds().filter(record)
+    assert record.getMessage() == "<session id> ['<session id>'] 404 1.5 None"
+
+
+def test_the_hubs_own_mcp_logger_redacts_session_ids(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="toolhub.mcp")
+    with running(keyed_hub_app({"tool": tool_server()}, KEYS)):
+        logging.getLogger("toolhub.mcp").info("Session %s idle timeout", "ab" * 16)  # as hub.mcp.lean logs it
+    assert "Session <session id> idle timeout" in caplog.messages
 
 
 def test_the_access_log_shows_sse_paths_without_their_session_id() -> None:
