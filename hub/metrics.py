@@ -131,9 +131,9 @@ class Metrics:
         _add(sums, self._child(self.requests, model, provider, str(status)), 1)
         for kind, n in (("prompt", r.prompt_tokens), ("completion", r.completion_tokens),
                         ("cached", r.cached_tokens), ("reasoning", r.reasoning_tokens)):  # fmt: skip
-            if n:
+            if n > 0:  # a counter refuses a negative increment, and would drop the whole batch with it
                 _add(sums, self._child(self.tokens, model, kind), n)
-        if r.cost:
+        if r.cost > 0:
             _add(sums, self._child(self.cost, model), r.cost)
         self._child(self.latency, model).observe(r.latency_ms / 1000)
         if r.upstream_ms:
