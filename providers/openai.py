@@ -95,6 +95,35 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _checked(choice: Any, part: str) -> JSON:
+    """A choice's `message` or `delta` ({} when null), after checking the shapes the gateway reads: the choice, the
+    part and its tool calls are objects, a delta's text a string.
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response` naming what was wrong.
+    """
+    if not isinstance(choice, dict):
+        raise _bad_response("a choice that is not an object", choice)
+    body = choice.get(part) or {}  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(body, dict):
+        raise _bad_response(f"a '{part}' that is not an object", body)
+    if part == "delta" and not isinstance(body.get("content") or "", str):  # pyright: ignore[reportUnknownMemberType]
+        raise _bad_response("a 'delta.content' that is not a string", body.get("content"))  # pyright: ignore[reportUnknownMemberType]
+    calls: Any = body.get("tool_calls") or []  # pyright: ignore[reportUnknownMemberType]
+    if not isinstance(calls, list) or not all(_is_call(call) for call in calls):  # pyright: ignore[reportUnknownVariableType]
+        raise _bad_response("'tool_calls' that are not objects with a 'function' object", calls)
+    return body  # pyright: ignore[reportUnknownVariableType]
+
+
+def _is_call(call: Any) -> bool:
+    return isinstance(call, dict) and isinstance(call.get("function") or {}, dict)  # pyright: ignore[reportUnknownMemberType]
+
+
+def _bad_response(what: str, value: Any) -> ProviderError:
+    return ProviderError(f"openai-compatible upstream sent {what}: {repr(value)[:100]}", status_code=502,
+                         provider="openai", code="upstream_bad_response")  # fmt: skip
+
+
 def fix_message(message: JSON) -> None:
     """Give argument-less tool calls `"{}"` so clients can parse them."""
     for call in message.get("tool_calls") or ():
@@ -170,7 +199,7 @@ class OpenAIProvider:
                 code="upstream_bad_response",
             )
         for choice in data["choices"]:
-            fix_message(choice.get("message") or {})
+            fix_message(_checked(choice, "message"))
         return data
 
     async def embed(self, deployment: Deployment, body: JSON) -> JSON:
@@ -192,8 +221,11 @@ class OpenAIProvider:
                 if data == b"[DONE]":
                     return
                 chunk = self._parse_chunk(data)
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
+                choices = chunk.get("choices") or []
+                if not isinstance(choices, list):
+                    raise _bad_response("'choices' that is not an array", choices)
+                for choice in choices:
+                    delta = _checked(choice, "delta")
                     if delta.get("tool_calls"):
                         fixer.fix(delta["tool_calls"])
                     if choice.get("finish_reason") and (missing := fixer.missing_args()):

@@ -6,9 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from providers.base import ProviderError
+
 if TYPE_CHECKING:
     from hub.accounts.auth import Principal
     from hub.config import ModelRoute
+
+
+MAX_COUNT = 2**63
+"""Counts are stored in 64-bit integer columns: one at or beyond this is no count any upstream means."""
 
 
 @dataclass(slots=True)
@@ -54,13 +60,62 @@ class UsageRecord:
     """Set by the guard's `admit`; `hub.gateway.chat` settles it when the request finishes (not stored)."""
 
     def add_usage(self, usage: dict[str, Any] | None) -> None:
-        """Take counts from an OpenAI `usage` object (prompt includes cached, completion includes reasoning)."""
+        """Take counts from an OpenAI `usage` object (prompt includes cached, completion includes reasoning).
+
+        Raises:
+            ProviderError: 502 `upstream_bad_response` when a count is not a non-negative integer (nothing is added).
+        """
         if not usage:
             return
-        self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.completion_tokens += int(usage.get("completion_tokens") or 0)
-        self.cached_tokens += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        self.reasoning_tokens += int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+        prompt, completion, cached, reasoning = usage_counts(usage, self.provider)
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.cached_tokens += cached
+        self.reasoning_tokens += reasoning
+
+
+def usage_counts(usage: Any, provider: str) -> tuple[int, int, int, int]:
+    """(prompt, completion, cached, reasoning) from an OpenAI `usage` object; a missing or null count is 0.
+
+    An upstream's counts are charged to keys: a negative one would credit the key, a float or a string is a count
+    nobody can vouch for, so anything but a non-negative integer makes the answer a bad one rather than a guess.
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response` naming the field.
+    """
+    if not isinstance(usage, dict):
+        raise _bad_usage("usage", usage, provider)
+    prompt_details = _details(usage, "prompt_tokens_details", provider)
+    completion_details = _details(usage, "completion_tokens_details", provider)
+    return (
+        _count(usage, "prompt_tokens", provider),
+        _count(usage, "completion_tokens", provider),
+        _count(prompt_details, "cached_tokens", provider),
+        _count(completion_details, "reasoning_tokens", provider),
+    )
+
+
+def _details(usage: dict[str, Any], name: str, provider: str) -> dict[str, Any]:
+    details = usage.get(name)
+    if details is None:
+        return {}
+    if not isinstance(details, dict):
+        raise _bad_usage(name, details, provider)
+    return details  # pyright: ignore[reportUnknownVariableType]
+
+
+def _count(usage: dict[str, Any], name: str, provider: str) -> int:
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if type(value) is not int or not 0 <= value < MAX_COUNT:
+        raise _bad_usage(name, value, provider)
+    return value
+
+
+def _bad_usage(name: str, value: Any, provider: str) -> ProviderError:
+    message = f"The upstream sent an unreadable token count: {name} = {repr(value)[:100]} (not a non-negative integer)."
+    return ProviderError(message, status_code=502, provider=provider, code="upstream_bad_response")
 
 
 @dataclass(slots=True)

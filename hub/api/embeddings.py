@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.accounts.usage import UsageRecord
+from hub.accounts.usage import UsageRecord, usage_counts
 from hub.cache.service import Lookup, ResponseCache
 from hub.errors import BadRequest, json_response
 from hub.gateway.chat import (
@@ -99,8 +99,8 @@ async def _answer(
             answer = await until_disconnect(request, lambda: _embed(target, upstream, record.request_id))
         finally:
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-    answer = {"data": answer["data"], "usage": _usage(answer.get("usage"), body["input"])}
-    record.add_usage(answer["usage"])
+        answer = {"data": _checked(answer["data"]), "usage": _usage(answer.get("usage"), body["input"], record)}
+        record.add_usage(answer["usage"])
     finish_record(state, record, started, 200)
     if lookup is not None:
         await lookup.save(answer)
@@ -173,17 +173,50 @@ def _embedder(target: Target) -> Embedder:
     return slot.provider  # pyright: ignore[reportReturnType]
 
 
-def _usage(usage: Any, inputs: list[Any]) -> JSON:
-    """The upstream's count, or (Gemini) an estimate: ~4 characters a token, a token array its length."""
+def _usage(usage: Any, inputs: list[Any], record: UsageRecord) -> JSON:
+    """The upstream's count, or (Gemini) an estimate: ~4 characters a token, a token array its length.
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response`, a usage that is there but whose counts are not counts.
+    """
+    if usage is not None:
+        usage_counts(usage, record.provider)
     if isinstance(usage, dict) and usage.get("prompt_tokens") is not None:
-        prompt = int(usage["prompt_tokens"])  # pyright: ignore[reportUnknownArgumentType]
+        prompt: int = usage["prompt_tokens"]
     else:
         prompt = sum(len(x) if isinstance(x, list) else math.ceil(len(x) / CHARS_PER_TOKEN) for x in inputs)
     return {"prompt_tokens": prompt, "total_tokens": prompt}
 
 
+def _checked(data: list[Any]) -> list[JSON]:
+    """The upstream's `data`, each item an object whose `embedding` is a non-empty array of float32 numbers (what
+    `_encoded` packs), and `index` an integer when given.
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response` naming what was wrong.
+    """
+    for item in data:
+        if not isinstance(item, dict):
+            raise _bad_answer("an item of 'data' that is not an object", item)
+        vector: Any = item.get("embedding")  # pyright: ignore[reportUnknownMemberType]
+        if not isinstance(vector, list) or not vector:
+            raise _bad_answer("an 'embedding' that is not a non-empty array", vector)
+        if "index" in item and type(item["index"]) is not int:
+            raise _bad_answer("an 'index' that is not an integer", item["index"])
+        try:
+            struct.pack(f"<{len(vector)}f", *vector)  # pyright: ignore[reportUnknownArgumentType]
+        except (struct.error, OverflowError, TypeError) as exc:  # a string, an array, a null, beyond float32
+            raise _bad_answer(f"an 'embedding' that is not float32 numbers ({exc})", vector[:4]) from exc
+    return data
+
+
+def _bad_answer(what: str, value: Any) -> ProviderError:
+    return ProviderError(f"The upstream sent {what}: {repr(value)[:100]}", status_code=502, provider="embeddings",
+                         code="upstream_bad_response")  # fmt: skip
+
+
 def _encoded(item: JSON, encoding: Any) -> JSON:
-    vector = item.get("embedding") or []
+    vector = item["embedding"]
     if encoding == "base64":
         vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
     return {"object": "embedding", "index": item.get("index", 0), "embedding": vector}

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from hub.accounts.auth import Principal, bearer_token
 from hub.accounts.usage import UsageRecord
-from hub.cache.replay import StreamGatherer
 from hub.cache.serve import hit_response
 from hub.cache.service import Lookup, ResponseCache
-from hub.errors import HubError, json_response, stream_error_event
+from hub.errors import HubError, json_response
 from hub.gateway import sse
+from hub.gateway.relay import CLIENT_GONE, Relay, RelayResponse
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.gateway.routing import Target
 from hub.loop.plan import LoopPlan, prepare_tool_loop
@@ -37,7 +35,6 @@ from hub.ops import tracing
 from hub.state import HubState, hub_state, request_id
 from providers.base import JSON, ChatRequest, ProviderError
 
-CLIENT_GONE = 499
 T = TypeVar("T")
 
 
@@ -144,7 +141,7 @@ async def _complete(
             completion = await until_disconnect(request, lambda: target.provider.complete(chat))
         finally:
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-    record.add_usage(completion.get("usage"))
+        record.add_usage(completion.get("usage"))  # unreadable counts: a 502 (upstream_bad_response), accounted
     finish_record(state, record, started, 200)
     if lookup is not None:
         await lookup.save(completion)
@@ -178,7 +175,7 @@ async def _tool_loop(
 
     observer = LoopObserver(usage=record.add_usage, runs=runs, next_round=next_round)  # accounted as it happens
     if chat.body.get("stream"):
-        relay = _Relay(chat.body, record, count_usage=False)
+        relay = Relay(chat.body, record, count_usage=False)
 
         def done(status: int, error: str | None) -> None:
             finish_record(state, record, started, status, error)
@@ -219,89 +216,13 @@ async def _stream(
     now = time.perf_counter()
     record.upstream_ms = (now - upstream_started) * 1000  # to the first chunk; the cost is known only at the end
     overhead = {"x-toolhub-overhead-duration-ms": f"{(now - started) * 1000 - record.upstream_ms:.3f}"}
-    relay = _Relay(chat.body, record, count_usage=True, lookup=lookup)
-    body = relay.relay(first, chunks, lambda status, error: finish_record(state, record, started, status, error))
+    relay = Relay(chat.body, record, count_usage=True, lookup=lookup)
     headers = {**sse.HEADERS, **overhead, **target.provider.headers(), **_dropped_header(chat)}
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
+    def done(status: int, error: str | None) -> None:
+        finish_record(state, record, started, status, error)
 
-class _Relay:
-    """Turns chunks into SSE events for one stream, and keeps what accounting needs from them."""
-
-    def __init__(self, body: JSON, record: UsageRecord, *, count_usage: bool, lookup: Lookup | None = None) -> None:
-        self.lookup = lookup
-        self.gathered = None if lookup is None else StreamGatherer()
-        """A cacheable stream is gathered into the whole answer, stored when it completes."""
-        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        self.record = record
-        self.count_usage = count_usage
-        self.usage: JSON | None = None
-        """The last usage the upstream reported: some servers repeat a growing total on every chunk."""
-        self.text_chars = 0
-        self.body = body
-
-    def event(self, chunk: JSON) -> bytes:
-        if self.gathered is not None:
-            self.gathered.add(chunk)
-        usage = chunk.get("usage") if self.include_usage else chunk.pop("usage", None)
-        choices = chunk.get("choices")
-        if usage:
-            self.usage = usage
-            if not self.include_usage and not choices:
-                return b""
-        elif choices:
-            content = (choices[0].get("delta") or {}).get("content")
-            if content:
-                self.text_chars += len(content)
-        return sse.event(chunk)
-
-    async def relay(
-        self, first: JSON | None, chunks: AsyncIterator[JSON], done: Callable[[int, str | None], None]
-    ) -> AsyncIterator[bytes]:
-        """Relay chunks as SSE the moment they arrive; an error after the start becomes a final error event."""
-        status, error, finished = 200, None, False
-        try:
-            if first is not None:
-                yield self.event(first)
-                async for chunk in chunks:
-                    if event := self.event(chunk):
-                        yield event
-            if self.lookup is not None and self.gathered is not None:
-                await self.lookup.save(self.gathered.completion())  # None (not stored) for a cut stream
-            finished = True  # recorded (journaled) before [DONE]: a client that got [DONE] has its usage row
-            await self.finish(chunks, done, 200, None)
-            yield sse.DONE
-        except (ProviderError, HubError) as exc:
-            status, error = exc.status_code, exc.message
-            yield stream_error_event(exc)
-        except anyio.get_cancelled_exc_class():
-            status, error = CLIENT_GONE, "client disconnected"
-            raise
-        finally:
-            if not finished:
-                await self.finish(chunks, done, status, error)
-
-    async def finish(
-        self, chunks: AsyncIterator[JSON], done: Callable[[int, str | None], None], status: int, error: str | None
-    ) -> None:
-        with anyio.CancelScope(shield=True):
-            await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
-        self.account(status)
-        if status == CLIENT_GONE and self.usage is None:
-            error = "client disconnected; usage estimated"
-        done(status, error)
-
-    def account(self, status: int) -> None:
-        if not self.count_usage:
-            return
-        if self.usage is not None:
-            self.record.add_usage(self.usage)
-        elif status == CLIENT_GONE:
-            # The upstream bills what it generated before the client left: estimate it (~4 characters a token).
-            prompt = len(orjson.dumps(self.body.get("messages") or []))
-            self.record.add_usage(
-                {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(self.text_chars / 4)}
-            )
+    return RelayResponse(relay, first, chunks, done, headers)
 
 
 async def until_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:

@@ -109,8 +109,8 @@ class LoopState:
     def add_usage(self, usage: JSON | None) -> None:
         """Add one model call's usage (once per round: the last usage an upstream reported for it)."""
         if usage:
+            self.observer.usage(usage)  # first: it refuses unreadable counts (a 502) before they are summed
             _add_counts(self.usage, usage)
-            self.observer.usage(usage)
 
     def add_runs(self, runs: list[ToolRun]) -> None:
         self.runs += runs

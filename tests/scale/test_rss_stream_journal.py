@@ -11,7 +11,7 @@ import pytest
 from hub.accounts.usage import UsageRecord
 from hub.errors import ServiceUnavailable
 from hub.gateway import sse
-from hub.gateway.chat import CLIENT_GONE, _Relay  # pyright: ignore[reportPrivateUsage]
+from hub.gateway.relay import CLIENT_GONE, Relay
 
 pytestmark = pytest.mark.anyio
 
@@ -29,10 +29,10 @@ async def _chunks(fail: bool = False) -> AsyncIterator[dict[str, Any]]:
     yield {"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": dict(_USAGE)}
 
 
-def _relay() -> tuple[_Relay, UsageRecord, list[tuple[int, str | None, int]]]:
+def _relay() -> tuple[Relay, UsageRecord, list[tuple[int, str | None, int]]]:
     record = UsageRecord("r1", None, "m", "m", "openai", 0, True, 0.0)
     calls: list[tuple[int, str | None, int]] = []
-    return _Relay({"messages": [{"role": "user", "content": "hi"}]}, record, count_usage=True), record, calls
+    return Relay({"messages": [{"role": "user", "content": "hi"}]}, record, count_usage=True), record, calls
 
 
 async def test_the_record_is_finished_before_done_is_yielded() -> None:
