@@ -10,7 +10,10 @@ each descriptor's blocking mode (a terminal's is shared with the shell).
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import re
 import stat
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import mcp_types as types
+import orjson
 from mcp.shared._context_streams import (  # the streams `Server.run` expects (they carry each sender's context)
     ContextReceiveStream,
     ContextSendStream,
@@ -25,10 +29,13 @@ from mcp.shared._context_streams import (  # the streams `Server.run` expects (t
 )
 from mcp.shared.message import SessionMessage
 
+from hub.limits import MAX_JSON_DEPTH, json_too_deep
 from hub.mcp.lines import LineSplitter, Oversized
 
+logger = logging.getLogger("toolhub.mcp")
+
 MAX_LINE_BYTES = 256 * 1024 * 1024
-"""A client message longer than this is discarded (and reported to the session as an error) instead of buffered."""
+"""A client message longer than this is discarded (and answered with an error, `refusal`) instead of buffered."""
 _CHUNK = 65536
 EOF_GRACE = 0.3
 """Seconds the requests still unanswered when stdin ends get to be answered (`toolhub stdio < requests.jsonl` ends
@@ -38,6 +45,10 @@ FLUSH_WAIT = 0.5
 would otherwise hold the exit)."""
 
 Incoming = SessionMessage | Exception
+_REQUEST_ID = re.compile(
+    rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")\s*,'
+)
+"""The id at the start of an oversized request line, as clients write it."""
 
 
 class _Wire:
@@ -116,29 +127,85 @@ class Unanswered:
             await self._none.wait()
 
 
-async def _read(wire: _Wire, send: ContextSendStream[Incoming], unanswered: Unanswered) -> None:
+class _Inbox:
+    """Where the lines read go: the session's read stream, and a writer for the answers to lines it cannot take."""
+
+    def __init__(self, send: ContextSendStream[Incoming], replies: ContextSendStream[SessionMessage]) -> None:
+        self.send = send
+        self.replies = replies
+
+    async def deliver(self, line: bytes | Oversized, unanswered: Unanswered) -> None:
+        message = _parsed(line)
+        if message is not None:
+            unanswered.read(message)
+            await self.send.send(SessionMessage(message))
+        elif isinstance(line, Oversized) or line.strip():  # the SDK's session only logs it: the client would wait
+            await self._refuse(line)
+
+    async def _refuse(self, line: bytes | Oversized) -> None:
+        error = refusal(line)
+        said = error.error.message if error else "not answered (it looks like a notification or a response)"
+        logger.warning("a line from the client is no JSON-RPC message: %s", said)
+        if error is not None:
+            await self.replies.send(SessionMessage(error))
+
+
+def _parsed(line: bytes | Oversized) -> types.JSONRPCMessage | None:
+    """The message on `line`; None for none, or for a request whose id is no string or number (the SDK's models take
+    it as a notification, dropping the id, and the client would wait for an answer)."""
+    if isinstance(line, Oversized) or not line.strip():
+        return None
+    with contextlib.suppress(ValueError):
+        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        if isinstance(message, types.JSONRPCNotification) and b'"id"' in line and "id" in orjson.loads(line):
+            return None
+        return message
+    return None
+
+
+def refusal(line: bytes | Oversized) -> types.JSONRPCError | None:
+    """The answer to a line that is no JSON-RPC message (JSON-RPC 2.0, section 5.1): -32700 with a null id for what is
+    no JSON; for the rest -32600, or -32602 for a request nested deeper than the SDK's parser reads, with the request's
+    id when it has one. None for what looks like a notification or a response: those are never answered."""
+    if isinstance(line, Oversized):
+        if line.may_be_response:  # no "method" in its first KiB
+            return None
+        found = _REQUEST_ID.match(line.head)
+        too_long = f"A message of {line.size} bytes is over {MAX_LINE_BYTES} and was discarded."
+        return _error(json.loads(found.group(1)) if found else None, types.INVALID_REQUEST, too_long)
+    try:
+        value = orjson.loads(line)  # reads 1024 levels, where the SDK's parser stops at 200
+    except orjson.JSONDecodeError:
+        return _error(None, types.PARSE_ERROR, "Parse error: the line is not JSON.")
+    if not isinstance(value, dict):
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: a message is one JSON object (no batches).")
+    request_id = value.get("id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if "method" not in value and ("result" in value or "error" in value):
+        return None
+    if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+        if "id" not in value and value.get("jsonrpc") == "2.0" and isinstance(value.get("method"), str):  # pyright: ignore[reportUnknownMemberType]
+            return None
+        request_id = None
+    if json_too_deep(value):
+        deep = f"Invalid params: the message nests objects and arrays more than {MAX_JSON_DEPTH} levels deep."
+        return _error(request_id, types.INVALID_PARAMS, deep)
+    return _error(request_id, types.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 request or notification.")
+
+
+def _error(request_id: types.RequestId | None, code: int, message: str) -> types.JSONRPCError:
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
+
+
+async def _read(wire: _Wire, inbox: _Inbox, unanswered: Unanswered) -> None:
     splitter = LineSplitter(MAX_LINE_BYTES)
-    async with send:
+    async with inbox.send, inbox.replies:
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             while chunk := await read_chunk(wire):
                 for line in splitter.feed(chunk):
-                    await _deliver(send, line, unanswered)
+                    await inbox.deliver(line, unanswered)
                 await anyio.lowlevel.checkpoint()  # a regular file never waits: let the others run
-            await _deliver(send, splitter.rest(), unanswered)
+            await inbox.deliver(splitter.rest(), unanswered)
             await unanswered.wait(EOF_GRACE)  # closing `send` ends serving, and with it the requests in flight
-
-
-async def _deliver(send: ContextSendStream[Incoming], line: bytes | Oversized, unanswered: Unanswered) -> None:
-    if isinstance(line, Oversized):
-        await send.send(ValueError(f"A message of {line.size} bytes is over {MAX_LINE_BYTES} and was discarded."))
-    elif line.strip():
-        try:
-            message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-        except ValueError as exc:
-            await send.send(exc)
-            return
-        unanswered.read(message)
-        await send.send(SessionMessage(message))
 
 
 async def _write(wire: _Wire, receive: ContextReceiveStream[SessionMessage], unanswered: Unanswered) -> None:
@@ -169,7 +236,8 @@ async def stdio_wire() -> AsyncIterator[tuple[ContextReceiveStream[Incoming], Co
         async with anyio.create_task_group() as tg:
             reading = anyio.CancelScope()
             unanswered = Unanswered()
-            tg.start_soon(_cancellable, reading, _read(wire_in, read_send, unanswered))
+            inbox = _Inbox(read_send, write_send.clone())
+            tg.start_soon(_cancellable, reading, _read(wire_in, inbox, unanswered))
             tg.start_soon(_write, wire_out, write_receive, unanswered)
             try:
                 yield read_receive, write_send
