@@ -107,10 +107,11 @@ def _checked(choice: Any, part: str) -> JSON:
     body = choice.get(part) or {}  # pyright: ignore[reportUnknownVariableType]
     if not isinstance(body, dict):
         raise _bad_response(f"a '{part}' that is not an object", body)
-    if part == "delta" and not isinstance(body.get("content") or "", str):  # pyright: ignore[reportUnknownMemberType]
-        raise _bad_response("a 'delta.content' that is not a string", body.get("content"))  # pyright: ignore[reportUnknownMemberType]
-    calls: Any = body.get("tool_calls") or []  # pyright: ignore[reportUnknownMemberType]
-    if not isinstance(calls, list) or not all(_is_call(call) for call in calls):  # pyright: ignore[reportUnknownVariableType]
+    content: Any = body.get("content")  # pyright: ignore[reportUnknownMemberType]
+    if content is not None and part == "delta" and not isinstance(content, str):
+        raise _bad_response("a 'delta.content' that is not a string", content)
+    calls: Any = body.get("tool_calls")  # pyright: ignore[reportUnknownMemberType]
+    if calls and (not isinstance(calls, list) or not all(_is_call(call) for call in calls)):  # pyright: ignore[reportUnknownVariableType]
         raise _bad_response("'tool_calls' that are not objects with a 'function' object", calls)
     return body  # pyright: ignore[reportUnknownVariableType]
 
