@@ -142,3 +142,21 @@ def test_router_fields_are_checked_with_the_keys_models_as_on_chat(
         with pytest.raises(anthropic.BadRequestError) as caught:
             limited.messages.create(model="text", max_tokens=5, messages=HI, extra_body=extra)
     assert caught.value.body == {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+@pytest.mark.parametrize(
+    ("router", "only"),
+    [({}, True), ({"fallbacks": [{"claude": ["text"]}]}, False), ({"default_fallbacks": ["text"]}, False),
+     ({"context_window_fallbacks": [{"claude": ["text"]}]}, False),
+     ({"content_policy_fallbacks": [{"claude": ["text"]}]}, False), ({"fallbacks": [{"text": ["claude"]}]}, True)],
+)  # fmt: skip
+def test_a_config_fallback_to_another_family_counts_as_one_the_request_names(
+    router: dict[str, Any], only: bool
+) -> None:
+    from hub.api.messages.endpoint import _anthropic_only  # pyright: ignore[reportPrivateUsage]
+
+    models = [{"model_name": "text", "litellm_params": {"model": "openai/text", "api_base": "http://127.0.0.1:9/v1"}},
+              {"model_name": "claude", "litellm_params": {"model": "anthropic/claude-sonnet-4-5",
+                                                          "api_base": "http://127.0.0.1:9"}}]  # fmt: skip
+    config = parse_config({"model_list": models, "router_settings": router}, {})
+    assert _anthropic_only(config, {"model": "claude", "messages": HI}) is only

@@ -62,11 +62,15 @@ def _hub_tools(config: Config, body: JSON) -> bool:
 
 
 def _anthropic_only(config: Config, raw: Any) -> bool:
-    """Whether every deployment of the requested alias and of the `fallbacks` the request names is an Anthropic one."""
+    """Whether every deployment of the requested alias and of every group it may fall back to (the `fallbacks` the
+    request names, and the config's chains for the alias, of every error kind) is an Anthropic one."""
     if not isinstance(raw, dict):
         return False
     fallbacks: Any = raw.get("fallbacks")  # pyright: ignore[reportUnknownMemberType]
-    aliases: list[Any] = [raw.get("model"), *(fallbacks if isinstance(fallbacks, list) else ())]  # pyright: ignore[reportUnknownMemberType]
+    model: Any = raw.get("model")  # pyright: ignore[reportUnknownMemberType]
+    chains = [config.router.chain(model, kind) for kind in ("server", "context_window", "content_policy")] if (
+        isinstance(model, str)) else []  # fmt: skip
+    aliases: list[Any] = [model, *(fallbacks if isinstance(fallbacks, list) else ()), *(a for c in chains for a in c)]
     groups = [config.models.get(alias) if isinstance(alias, str) else None for alias in aliases]
     return all(groups) and all(route.deployment.provider == "anthropic" for routes in groups for route in routes or ())
 
