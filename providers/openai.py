@@ -108,8 +108,8 @@ def _checked(choice: Any, part: str) -> JSON:
     if not isinstance(body, dict):
         raise _bad_response(f"a '{part}' that is not an object", body)
     content: Any = body.get("content")  # pyright: ignore[reportUnknownMemberType]
-    if content is not None and part == "delta" and not isinstance(content, str):
-        raise _bad_response("a 'delta.content' that is not a string", content)
+    if content is not None and part == "delta" and not isinstance(content, str | list):  # a list: Mistral's parts
+        raise _bad_response("a 'delta.content' that is neither a string nor a list of parts", content)
     calls: Any = body.get("tool_calls")  # pyright: ignore[reportUnknownMemberType]
     if calls and (not isinstance(calls, list) or not all(_is_call(call) for call in calls)):  # pyright: ignore[reportUnknownVariableType]
         raise _bad_response("'tool_calls' that are not objects with a 'function' object", calls)

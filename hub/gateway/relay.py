@@ -50,7 +50,7 @@ class Relay:
                 return b""
         elif choices:
             content = (choices[0].get("delta") or {}).get("content")
-            if content:
+            if content and isinstance(content, str):  # a list of parts (Mistral's thinking) is not counted
                 self.text_chars += len(content)
         return sse.event(chunk)
 

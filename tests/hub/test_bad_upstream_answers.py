@@ -227,3 +227,16 @@ def test_bad_vectors_are_a_502_with_one_failure_row_and_no_charge(
     assert_bad_response(response, named)
     assert [(row["status_code"], row["spend"]) for row in logs(admin, key)] == [(502, 0.0)]
     assert_released_and_not_credited(admin, upstream, key)
+
+
+def test_a_stream_whose_delta_content_is_a_list_of_parts_is_relayed_as_sent(
+    admin: httpx2.Client, upstream: Upstream, key: str
+) -> None:
+    """Mistral's Magistral models stream their thinking as a list of parts in `delta.content`: valid, passed on."""
+    thinking = [{"type": "thinking", "thinking": [{"type": "text", "text": "Let me see."}]}]
+    upstream.chunks = [chunk({"content": thinking}), chunk({"content": "Hello"}), GOOD_CHUNKS[-1]]
+    with admin.stream("POST", "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": "chat", "messages": MESSAGES, "stream": True}) as response:  # fmt: skip
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert response.status_code == 200 and events[-1] == "[DONE]"
+    assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == [thinking, "Hello"]
