@@ -153,13 +153,16 @@ class RoutedCall:
         return first
 
     def _chain(self, kind: ErrorKind) -> tuple[str, ...]:
-        """The groups to fall back to: the request's own, else the config's, less those the caller's key may not use
-        (a fallback answers as its group, at its price: as if the key had asked for it)."""
-        chain = self.options.fallbacks
-        if chain is None:
-            chain = self.router.policy.chain(self.group.alias, kind)
+        """The groups to fall back to: `_named_chain` less those the caller's key may not use (a fallback answers as
+        its group, at its price: as if the key had asked for it)."""
+        chain = self._named_chain(kind)
         may_use = self.may_use
         return chain if may_use is None else tuple(alias for alias in chain if may_use(alias))
+
+    def _named_chain(self, kind: ErrorKind) -> tuple[str, ...]:
+        """The fallback groups the request names, else the config's, whoever calls."""
+        chain = self.options.fallbacks
+        return self.router.policy.chain(self.group.alias, kind) if chain is None else chain
 
     async def _in_group(self, group: Group, request: ChatRequest, stream: bool | Attempt, slot: Slot | None) -> Any:
         """Attempts on the deployments of one group, with its retries and backoff (`stream`: a chat stream or not, or
@@ -232,7 +235,8 @@ class RoutedCall:
         if kind not in _COUNTED:
             return kind
         slot.failures += 1
-        if len(group.usable) > 1 or self._chain(kind):  # with nothing to fail over to, cooling only refuses
+        # with nothing to fail over to, cooling only refuses; whether there is depends on the group, not the caller
+        if len(group.usable) > 1 or self._named_chain(kind):
             immediate = exc.code in _FAST
             self.router.cooldowns.failed(slot.id, kind, retry_after=retry_after(exc), immediate=immediate)
         return kind

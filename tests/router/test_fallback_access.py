@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hub.accounts.auth import Principal
+from hub.accounts.auth import MASTER, Principal
 from hub.gateway.routing import ModelRouter
 from providers.base import ChatRequest, ProviderError
 from tests.router.test_call import Scripted, router, server_error
@@ -83,3 +83,16 @@ async def test_mock_testing_fallbacks_skips_a_configured_fallback_the_key_may_no
 async def test_a_key_that_may_use_every_model_still_falls_back_along_the_config() -> None:
     r, _ = chained("fallbacks", server_error(), ["b", "c"])
     assert await call(r, Principal(key_id="k" * 64), "complete") == ("http://b1/v1", "b")
+
+
+@pytest.mark.anyio
+async def test_whether_a_deployment_cools_does_not_depend_on_who_failed_on_it() -> None:
+    """A single-deployment group with a fallback cools on failures whoever called: a key that may not use the
+    fallback fails on a1 until it cools, and the master key then goes straight to b (it paid for a1 too)."""
+    r, provider = chained("fallbacks", server_error(), ["b"])
+    for _ in range(5):
+        with pytest.raises(ProviderError):
+            await call(r, KEY, "complete")
+    provider.calls.clear()
+    assert await call(r, MASTER, "complete") == ("http://b1/v1", "b")
+    assert provider.calls == ["http://b1/v1"]
