@@ -7,6 +7,7 @@ With Redis and `replica_url`, a request for a session another replica holds is f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -128,8 +129,11 @@ class McpHttp:
                 self._group = None
                 tg.cancel_scope.cancel()
 
-    async def sync(self, servers: Mapping[str, McpServerConfig]) -> dict[str, list[str]]:
-        """Serve exactly `servers` (config reload): start new ones, stop removed ones, restart changed ones.
+    async def sync(
+        self, servers: Mapping[str, McpServerConfig], max_body_bytes: int | None = None
+    ) -> dict[str, list[str]]:
+        """Serve exactly `servers` (config reload): start new ones, stop removed ones, restart changed ones; with
+        `max_body_bytes`, every endpoint takes bodies up to it from now on (`limit_bodies`).
 
         Raises:
             ConfigError: two servers would share a prefix (nothing is changed then).
@@ -137,6 +141,8 @@ class McpHttp:
         prefixes = Counter(config.spec.alias or name for name, config in servers.items())
         if taken := sorted(prefix for prefix, count in prefixes.items() if count > 1):
             raise ConfigError("mcp_servers", f"prefix {taken[0]!r} is used by two servers")
+        if max_body_bytes is not None:  # before adding: servers added now take it too
+            self.limit_bodies(max_body_bytes)
         current = self.hub.upstreams
         removed = sorted(name for name in current if name not in servers)
         added = sorted(name for name in servers if name not in current)
@@ -155,6 +161,14 @@ class McpHttp:
             self.hub, self.settings, self.security, config.name, self.prefix
         )
         await self._group.start(served.serve)
+
+    def limit_bodies(self, size: int) -> None:
+        """Take bodies up to `size` from the next request on, on every endpoint and in servers added later (config
+        reload of `max_request_size_mb`); the SDK's body-limit layers are built with a fixed limit, set here."""
+        self.settings = dataclasses.replace(self.settings, max_body_bytes=size)
+        for served in (self.aggregated, *self.per_server.values()):
+            served.manager.max_request_body_size = served.manager._body_limit.max_body_size = size
+        self.sse._post_message_app.max_body_size = size
 
     def remove(self, name: str) -> None:
         """Stop serving an upstream; `/mcp/<name>` answers 404 from now on and its sessions end."""

@@ -3,10 +3,10 @@
 Models, router settings (retries, fallbacks, strategy), prices and the per-request limits are swapped at once: a
 request that already resolved its route finishes on the old set. A file that would not start is refused with the
 error start would give, and the running config stays. MCP servers are synced (`McpHttp.sync`: added ones start,
-removed ones stop, unchanged ones keep their sessions). Tool search and result handles (`tool_exposure`,
-`tool_exposure_threshold`, `always_expose`, `tool_result_ttl_seconds`, `max_tool_result_chars`) apply from the next
-call on. Settings read only at start (keys, database, Redis, logging,
-cache) keep their running values; the answer lists those that differ ("restart_needed").
+removed ones stop, unchanged ones keep their sessions; `/mcp`, `/mcp/<server>` and `/sse` take the new body limit).
+Tool search and result handles (`tool_exposure`, `tool_exposure_threshold`, `always_expose`,
+`tool_result_ttl_seconds`, `max_tool_result_chars`) apply from the next call on. Settings read only at start (keys,
+database, Redis, logging, cache) keep their running values; the answer lists those that differ ("restart_needed").
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Reloader:
             kept = {f.name: getattr(old, f.name) for f in dataclasses.fields(old) if f.name not in RELOADED}
             restart = sorted(k for k, v in kept.items() if k not in _NOT_COMPARED and getattr(new, k) != v)
             mcp_http = self.state.extras.get("mcp_http")  # added servers start, removed ones stop, the rest go on
-            mcp = await mcp_http.sync(new.mcp_servers) if mcp_http is not None else {}
+            mcp = await mcp_http.sync(new.mcp_servers, new.max_request_bytes) if mcp_http is not None else {}
             await self._swap(dataclasses.replace(new, **kept))
             if (catalog := self.state.extras.get("catalog")) is not None:  # tool search and result handles
                 catalog.reconfigure(CatalogSettings.from_config(new))

@@ -18,7 +18,9 @@ import yaml
 from hub.config import load_config
 from hub.server import build_app
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
-from tests.mcp.conftest import children_matching, mcp_client, tool_server
+from tests.mcp.conftest import MASTER_KEY, children_matching, mcp_client, tool_server
+from tests.mcp.test_body_limits import AUTH, MIB, padded_call, posts
+from tests.mcp.test_lean import headers, open_session
 from tests.support.servers import serve_app, toolhub_process
 
 MASTER = {"Authorization": "Bearer sk-reload-master"}
@@ -110,8 +112,8 @@ def test_sighup_reloads_the_file(tmp_path: Path, upstream: str) -> None:
         assert proc.poll() is None
 
 
-def hub_tools(url: str) -> set[str]:
-    listed = httpx2.get(f"{url}/mcp/tools/list", headers=MASTER, timeout=20).json()
+def hub_tools(url: str, key: str = "sk-reload-master") -> set[str]:
+    listed = httpx2.get(f"{url}/mcp/tools/list", headers={"Authorization": f"Bearer {key}"}, timeout=20).json()
     return {tool["name"] for tool in listed["tools"]}
 
 
@@ -165,3 +167,27 @@ def test_a_reload_adding_a_server_named_like_the_meta_tools_is_refused(tmp_path:
     error = refused.json()["error"]
     assert (refused.status_code, error["code"], error["param"]) == (400, "invalid_config", "mcp_servers.hub")
     assert "hub__search_tools" in error["message"]
+
+
+def test_a_reload_applies_the_body_limit_to_mcp_endpoints_and_servers_added(tmp_path: Path, upstream: str) -> None:
+    path, size = tmp_path / "config.yaml", MIB + MIB // 2
+    write(path, [entry("chat", upstream)], {"tool": tool_server()}, master_key=MASTER_KEY, max_request_size_mb=1)
+    sse = f"/sse/messages/?session_id={uuid.uuid4().hex}"  # the size is checked before the (unknown) session
+    with serve_app(build_app(load_config(path))) as url:
+        wait_for(lambda: "tool__pid" in hub_tools(url, MASTER_KEY))
+        before = [a.status_code for a in posts(url, size)] + [
+            httpx2.post(url + sse, headers=AUTH, content=b"x" * size).status_code
+        ]
+        write(path, [entry("chat", upstream)], {"tool": tool_server(), "late": tool_server()}, master_key=MASTER_KEY,
+              max_request_size_mb=2)  # fmt: skip
+        reloaded = httpx2.post(f"{url}/config/reload", headers=AUTH, timeout=30)
+        after = [a.status_code for a in posts(url, size)]
+        after.append(httpx2.post(url + sse, headers=AUTH, content=b"x" * size).status_code)
+        late = httpx2.post(
+            f"{url}/mcp/late",
+            headers=headers(open_session(f"{url}/mcp/late", {})),
+            content=padded_call("pid", size),
+            timeout=60,
+        )
+    assert reloaded.json()["restart_needed"] == [] and before == [413] * 4
+    assert after[:3] == [200] * 3 and after[3] != 413 and late.status_code == 200, (after, late.text[:200])
