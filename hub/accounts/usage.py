@@ -74,24 +74,31 @@ class UsageRecord:
         self.reasoning_tokens += reasoning
 
 
-def usage_counts(usage: Any, provider: str) -> tuple[int, int, int, int]:
-    """(prompt, completion, cached, reasoning) from an OpenAI `usage` object; a missing or null count is 0.
+CHAT_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+RESPONSES_FIELDS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+"""The Responses API's names for `CHAT_FIELDS` (its details have the same `cached_tokens`, `reasoning_tokens`)."""
+
+
+def usage_counts(
+    usage: Any, provider: str, fields: tuple[str, str, str, str] = CHAT_FIELDS
+) -> tuple[int, int, int, int]:
+    """(prompt, completion, cached, reasoning) from an OpenAI `usage` object (`fields`: its names for the prompt and
+    completion counts and their details); a missing or null count is 0.
 
     An upstream's counts are charged to keys: a negative one would credit the key, a float or a string is a count
     nobody can vouch for, so anything but a non-negative integer makes the answer a bad one rather than a guess.
 
     Raises:
-        ProviderError: 502 `upstream_bad_response` naming the field.
+        ProviderError: 502 `upstream_bad_response` naming the field as the upstream named it.
     """
     if not isinstance(usage, dict):
         raise _bad_usage("usage", usage, provider)
-    prompt_details = _details(usage, "prompt_tokens_details", provider)
-    completion_details = _details(usage, "completion_tokens_details", provider)
+    prompt, completion, prompt_details, completion_details = fields
     return (
-        _count(usage, "prompt_tokens", provider),
-        _count(usage, "completion_tokens", provider),
-        _count(prompt_details, "cached_tokens", provider),
-        _count(completion_details, "reasoning_tokens", provider),
+        _count(usage, prompt, provider),
+        _count(usage, completion, provider),
+        _count(_details(usage, prompt_details, provider), "cached_tokens", provider),
+        _count(_details(usage, completion_details, provider), "reasoning_tokens", provider),
     )
 
 

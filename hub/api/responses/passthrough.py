@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from hub.accounts.auth import Principal
-from hub.accounts.usage import UsageRecord
+from hub.accounts.usage import RESPONSES_FIELDS, UsageRecord, usage_counts
 from hub.api.responses import owners, stored, upstream
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import input_messages
@@ -93,13 +93,17 @@ async def forward(request: Request, principal: Principal, body: JSON, started: f
         return Response(status_code=CLIENT_GONE)
 
 
-def chat_usage(usage: Any) -> JSON | None:
-    """Responses usage as the chat usage the spend log counts."""
-    if not isinstance(usage, dict):
+def chat_usage(usage: Any, provider: str) -> JSON | None:
+    """Responses usage as the chat usage the spend log counts (None: the upstream sent none).
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response` naming the upstream's field when a count or its details are not
+            readable (`hub.accounts.usage.usage_counts`).
+    """
+    if usage is None:
         return None
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    return {"prompt_tokens": usage.get("input_tokens") or 0, "completion_tokens": usage.get("output_tokens") or 0,
+    prompt, completion, cached, reasoning = usage_counts(usage, provider, RESPONSES_FIELDS)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
             "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens_details": {"reasoning_tokens": reasoning}}  # fmt: skip
 
@@ -192,7 +196,7 @@ class _Forward:
                 response = await until_disconnect(self.request, self._complete)
             finally:
                 record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
-        record.add_usage(chat_usage(response.get("usage")))
+            record.add_usage(chat_usage(response.get("usage"), record.provider))  # unreadable: a 502 row
         finish_record(state, record, started, 200)
         await self.save(response)
         return json_response(response, headers=cost_headers(record))
@@ -264,7 +268,7 @@ class _Forward:
                 kind = label or _event_type(data)  # servers that send no `event:` lines name it in the JSON
                 if kind in TERMINAL:
                     final = _response_of(data)
-                    record.add_usage(chat_usage(final.get("usage")))
+                    record.add_usage(chat_usage(final.get("usage"), record.provider))
                     await self.save(final)
                 sent += 1
                 yield named_raw(kind, data)
