@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +54,16 @@ def exact_json(data: bytes) -> Any:
     return orjson.loads(data)
 
 
+def read_id(raw: bytes | None) -> types.RequestId | None:
+    """The request id written as `raw` (a JSON string or integer found by a regular expression); None for none, or for
+    one that is no valid JSON (`"\\x"`) or no UTF-8 (a lone surrogate `"\\ud800"`, which could not be written back)."""
+    try:
+        value = orjson.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, str | int) else None  # an integer orjson reads as a float is no id of ours
+
+
 @dataclass
 class Oversized:
     """A line longer than the limit: its first and last bytes and its length."""
@@ -72,7 +81,7 @@ class Oversized:
         if raw is None:
             tail = _TAIL.search(self.tail)
             raw = tail.group(1) if tail is not None else None
-        return json.loads(raw) if raw is not None else None
+        return read_id(raw)
 
     @property
     def may_be_response(self) -> bool:

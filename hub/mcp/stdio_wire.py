@@ -10,7 +10,6 @@ each descriptor's blocking mode (a terminal's is shared with the shell).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ from mcp.shared._context_streams import (  # the streams `Server.run` expects (t
 from mcp.shared.message import SessionMessage
 
 from hub.limits import MAX_JSON_DEPTH, json_too_deep
-from hub.mcp.lines import LineSplitter, Oversized
+from hub.mcp.lines import LineSplitter, Oversized, read_id
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -172,7 +171,7 @@ def refusal(line: bytes | Oversized) -> types.JSONRPCError | None:
             return None
         found = _REQUEST_ID.match(line.head)
         too_long = f"A message of {line.size} bytes is over {MAX_LINE_BYTES} and was discarded."
-        return _error(json.loads(found.group(1)) if found else None, types.INVALID_REQUEST, too_long)
+        return _error(read_id(found.group(1) if found else None), types.INVALID_REQUEST, too_long)
     try:
         value = orjson.loads(line)  # reads 1024 levels, where the SDK's parser stops at 200
     except orjson.JSONDecodeError:

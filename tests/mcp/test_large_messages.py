@@ -43,7 +43,8 @@ def test_a_line_over_the_limit_is_discarded_as_it_streams_and_the_next_line_is_i
     ("message", "expected"),
     [(b'{"jsonrpc":"2.0","id":7,"result":{"t":"', 7), (b'{"jsonrpc": "2.0", "id": "a-1", "error": {"m":"', "a-1"),
      (b'{"result":{"t":"', 9), (b'{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"', None),
-     (b'{"jsonrpc":"2.0","method":"notifications/message","params":{"', None)],
+     (b'{"jsonrpc":"2.0","method":"notifications/message","params":{"', None),
+     (b'{"jsonrpc":"2.0","id":"\\x","result":{"t":"', None), (b'{"jsonrpc":"2.0","id":"\\udc00","error":{"m":"', None)],
 )  # fmt: skip
 def test_the_answered_request_is_found_at_the_start_or_the_end_of_an_oversized_message(
     message: bytes, expected: object

@@ -71,12 +71,15 @@ def test_lines_that_are_no_request_are_answered_and_the_session_goes_on(tmp_path
         (b'{"id":"a-1","jsonrpc":"2.0","method":"tools/call"', "a-1"),
         (b'{"jsonrpc":"2.0","method":"tools/call","id":5,"params":{', None),  # the id not first: not looked for
         (b'{"jsonrpc":"2.0","id":"a-\\"1","method":"tools/call"', 'a-"1'),
+        (b'{"jsonrpc":"2.0","id":"\\x","method":"tools/call"', None),  # no JSON string: raised in `_read`
+        (b'{"jsonrpc":"2.0","id":"\\ud800","method":"tools/call"', None),  # a lone surrogate: raised in `_write`
     ],
 )
 def test_an_oversized_request_is_answered_with_its_id_when_it_starts_with_it(head: bytes, expected: object) -> None:
     error = refusal(Oversized(head, b"}}}", 300 * 1024 * 1024))
     assert error is not None and error.id == expected and error.error.code == -32600
     assert "314572800 bytes is over" in error.error.message
+    assert error.model_dump_json(by_alias=True, exclude_unset=True)  # as `_write` sends it
 
 
 def test_an_oversized_response_is_not_answered() -> None:
