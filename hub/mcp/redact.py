@@ -19,15 +19,17 @@ _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>]*@")
 MASK = "***"
 SHORTEST_MASKED = 4
-"""A bare password or query value shorter than this is left where it stands alone: masking it everywhere would
-garble the text. Written in the URL (after `?`, before `@`) it goes whatever its length."""
+"""A bare password shorter than this is left where it stands alone: masking it everywhere would garble the text.
+Written in the URL (after `?`, before `@`) it goes whatever its length."""
+SHORTEST_MASKED_VALUE = 8
+"""The same for a bare query value: most are no secret (`transport=http`, `format=json`, `v=2025`)."""
 
 
 def redact(text: str, url: str | None = None) -> str:
     """`text` without the credentials and query of `url` (as written, percent-decoded or as httpx2 writes it) and
     without the credentials of any URL in it."""
     for secret, replacement in _secrets(url) if url else []:
-        text = text.replace(secret, replacement)
+        text = secret.sub(replacement, text)
     return _USERINFO.sub(r"\1", text)
 
 
@@ -46,18 +48,25 @@ class UrlFilter(logging.Filter):
         return True
 
 
-def _secrets(url: str) -> list[tuple[str, str]]:
-    """(text, replacement) pairs, longest text first: `userinfo@` and `?query` go; alone, they are masked."""
+def _secrets(url: str) -> list[tuple[re.Pattern[str], str]]:
+    """(pattern, replacement) pairs, longest text first: `userinfo@` and `?query` go; alone, they are masked, as whole
+    tokens only (`***-06-18` for a value `2025` would garble the text, not hide a secret)."""
     gone: set[str] = set()
     masked: set[str] = set()
     for form in _forms(url):
         userinfo, _, query = _parts(form)
         gone |= {f"{userinfo}@", f"?{query}"} - {"@", "?"}
         password = userinfo.partition(":")[2]
-        masked |= {userinfo, query, password, *(value for _, value in parse_qsl(query))}
-    masked = {secret for secret in masked if len(secret) >= SHORTEST_MASKED}
+        masked |= {secret for secret in (userinfo, query, password) if len(secret) >= SHORTEST_MASKED}
+        masked |= {value for _, value in parse_qsl(query) if len(value) >= SHORTEST_MASKED_VALUE}
     pairs = [(secret, "") for secret in gone] + [(secret, MASK) for secret in masked]
-    return sorted(pairs, key=lambda pair: (pair[1] != "", -len(pair[0])))
+    pairs.sort(key=lambda pair: (pair[1] != "", -len(pair[0])))
+    return [(re.compile(_token(secret) if shown else re.escape(secret)), shown) for secret, shown in pairs]
+
+
+def _token(secret: str) -> str:
+    """`secret` standing alone: not inside a longer word, a hyphenated token or a URL scheme."""
+    return rf"(?<![\w-]){re.escape(secret)}(?![\w-]|://)"
 
 
 def _forms(url: str) -> set[str]:

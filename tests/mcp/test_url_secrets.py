@@ -121,3 +121,21 @@ def test_an_error_text_loses_the_upstream_urls_secrets_in_any_form(text: str, sh
 def test_a_log_line_shows_every_url_without_credentials_or_query() -> None:
     line = 'HTTP Request: POST http://user:LIVE_PW@127.0.0.1:18431/mcp/echo?token=LIVE_Q "HTTP/1.1 404 Not Found"'
     assert hide_urls(line) == 'HTTP Request: POST http://127.0.0.1:18431/mcp/echo "HTTP/1.1 404 Not Found"'
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "shown"),
+    [
+        ("http://127.0.0.1:9/mcp?transport=http", "for url 'http://127.0.0.1:9/mcp' (http)", None),
+        ("http://h:1/mcp?format=json", "content-type: application/json; json", None),
+        ("http://h:1/mcp?v=2025", "protocol 2025-06-18", None),
+        ("http://h:1/mcp?v=2025&key=SECRETVALUE", "at http://h:1/mcp?v=2025&key=SECRETVALUE: 2025-06-18",
+         "at http://h:1/mcp: 2025-06-18"),
+        ("http://h:1/mcp?key=SECRETVALUE", "key SECRETVALUE. NOTSECRETVALUE SECRETVALUE-2 SECRETVALUE://x",
+         f"key {MASK}. NOTSECRETVALUE SECRETVALUE-2 SECRETVALUE://x"),
+    ],
+)  # fmt: skip
+def test_a_short_query_value_or_one_inside_a_longer_token_is_left_where_it_stands_alone(
+    url: str, text: str, shown: str | None
+) -> None:
+    assert redact(text, url) == (text if shown is None else shown)
