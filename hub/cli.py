@@ -13,9 +13,11 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from importlib.machinery import ModuleSpec
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from hub.config import Config, ConfigError, config_path, load_config
+from hub.config import ENV_PREFIX, Config, ConfigError, config_path, load_config
 from hub.mcp.redact import UrlFilter
 from hub.ops.config_check import did_you_mean, key_problems
 from hub.ops.logs import use_json_logs
@@ -260,9 +262,10 @@ def check_config(args: argparse.Namespace) -> int:
     for line in describe(config.router, config.models):  # hub/router: strategy, retries, fallback chains
         out.write(line + "\n")
     out.write("mcp servers:\n")
+    written = _written_servers(config.source)
     for name, server in config.mcp_servers.items():
         spec = server.spec
-        where = _shown(spec.url) or " ".join([spec.command or "", *spec.args])
+        where = _shown(spec.url) or " ".join(_as_written([spec.command or "", *spec.args], written.get(name)))
         warn = f"  [unavailable: {', '.join(server.missing_env)} not set]" if server.missing_env else ""
         out.write(f"  {name} ({spec.transport or ('stdio' if spec.command else 'sse')}): {where}{warn}\n")
     for key in config.ignored:
@@ -274,6 +277,29 @@ def check_config(args: argparse.Namespace) -> int:
 def _shown(url: str | None) -> str | None:
     """A configured URL without its credentials or query, as responses and logs show it."""
     return shown_url(url) if url else url
+
+
+def _written_servers(source: str) -> dict[str, Any]:
+    """`mcp_servers` as the file writes it: an `os.environ/NAME` there, not its value."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    servers = raw.get("mcp_servers") if isinstance(raw, dict) else None
+    return servers if isinstance(servers, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+
+
+def _as_written(parts: list[str], written: Any) -> list[str]:
+    """A stdio server's command and args, each taken from `os.environ/NAME` shown so (a secret in `args` stays
+    unprinted); every arg masked when the file no longer matches the loaded config."""
+    entry: dict[str, Any] = written if isinstance(written, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+    args = entry.get("args") or []
+    raw: list[Any] = [entry.get("command"), *args] if isinstance(args, list) else []  # pyright: ignore[reportUnknownArgumentType]
+    if len(raw) != len(parts):
+        return [parts[0], *("***" for _ in parts[1:])]
+    return [w if isinstance(w, str) and w.startswith(ENV_PREFIX) else p for w, p in zip(raw, parts, strict=True)]
 
 
 def _serve_refusal(path: str | None) -> ConfigError | None:

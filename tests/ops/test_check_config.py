@@ -102,3 +102,15 @@ def test_request_defaults_of_the_right_type_are_sent() -> None:
     params = {"model": "openai/y", "temperature": 1, "top_p": 0.5, "stop": ["x"], "max_tokens": 9}
     config = parse_config({"model_list": [{"model_name": "b", "litellm_params": params}]}, {})
     assert config.models["b"][0].deployment.params == {"temperature": 1, "top_p": 0.5, "stop": ["x"], "max_tokens": 9}
+
+
+def test_stdio_args_from_the_environment_are_printed_as_written_not_resolved(tmp_path: Path) -> None:
+    server = {"command": "node", "args": ["server.js", "--api-key", "os.environ/CHECK_CONFIG_SECRET_TOKEN"]}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"mcp_servers": {"tool": server}}))
+    environ = {**os.environ, "CHECK_CONFIG_SECRET_TOKEN": "tok-4f9a2c"}
+    result = subprocess.run([sys.executable, "-m", "hub", "check-config", str(path)], cwd=ROOT, env=environ,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "tok-4f9a2c" not in result.stdout + result.stderr
+    assert "  tool (stdio): node server.js --api-key os.environ/CHECK_CONFIG_SECRET_TOKEN\n" in result.stdout
