@@ -85,3 +85,18 @@ def test_every_inbound_api_falls_back_only_to_models_the_key_may_use(
                          headers={"authorization": f"Bearer {key}"}, timeout=20)  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert [r.get("model") for r in fake[0].requests] == ["error-500", "text"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
+def test_a_requests_own_fallbacks_are_honoured_on_every_inbound_api(
+    fake: tuple[FakeOpenAI, str], gateway_url: str, path: str
+) -> None:
+    body = {"messages": USER, "max_tokens": 50} if path != "/v1/responses" else {"input": "hi"}
+    extra = {"fallbacks": ["premium"], "mock_testing_fallbacks": True, "num_retries": 0}
+    answer = httpx2.post(f"{gateway_url}{path}", json={"model": "cheap", **body, **extra},
+                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-litellm-model-group"] == "premium"
+    bad = httpx2.post(f"{gateway_url}{path}", json={"model": "cheap", **body, "fallbacks": "premium"},
+                      headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)  # fmt: skip
+    assert bad.status_code == 400, bad.text

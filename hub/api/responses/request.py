@@ -10,6 +10,7 @@ from typing import Any
 
 from hub.api.responses import include
 from hub.errors import BadRequest
+from hub.router.router import REQUEST_KEYS
 
 JSON = dict[str, Any]
 PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
@@ -56,6 +57,7 @@ def to_chat(body: JSON, history: list[JSON] | None = None) -> JSON:
     """
     chat: JSON = {"model": body["model"], "messages": messages(body, history or [])}
     chat.update({name: body[name] for name in PASSED if body.get(name) is not None})
+    chat.update({name: body[name] for name in REQUEST_KEYS.intersection(body)})  # the router's, checked as on chat
     if include.LOGPROBS in include.included(body):
         chat["logprobs"] = True
     _options(body, chat)
