@@ -129,6 +129,12 @@ def drop_unknown_params(body: JSON, native: frozenset[str], deployment: Deployme
         drop_param(deployment, name, f"not an OpenAI parameter, and {deployment.provider} does not take it", dropped)
 
 
+def unreadable_usage(provider: str, raw: object) -> ProviderError:
+    """The 502 for a usage object whose counts cannot be read (not numbers, details that are no objects)."""
+    return ProviderError(f"{provider} sent usage the gateway cannot read: {repr(raw)[:200]}", status_code=502,
+                         provider=provider, code="upstream_bad_response")  # fmt: skip
+
+
 def drop_param(deployment: Deployment, name: str, reason: str, dropped: list[str]) -> None:
     """The one way a provider leaves a client parameter out: note `name` in `dropped` (and a DEBUG log line), or,
     with `drop_params: false`, refuse the request.

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from providers.anthropic.names import ToolNames
-from providers.base import JSON, ProviderError
+from providers.base import JSON, ProviderError, unreadable_usage
 
 PROVIDER = "anthropic"
 FINISH_REASONS = {
@@ -66,7 +66,18 @@ def finish_reason(stop_reason: Any) -> str:
 
 
 def usage(raw: JSON) -> JSON:
-    """OpenAI usage: prompt tokens include cache reads and writes (Anthropic's `input_tokens` excludes both)."""
+    """OpenAI usage: prompt tokens include cache reads and writes (Anthropic's `input_tokens` excludes both).
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response`, counts that are no numbers (the hub refuses negative ones).
+    """
+    try:
+        return _usage(raw)
+    except (TypeError, ValueError, AttributeError):
+        raise unreadable_usage("anthropic", raw) from None
+
+
+def _usage(raw: JSON) -> JSON:
     cache_read = int(raw.get("cache_read_input_tokens") or 0)
     cache_write = int(raw.get("cache_creation_input_tokens") or 0)
     prompt = int(raw.get("input_tokens") or 0) + cache_read + cache_write

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from providers._http import gateway_status
-from providers.base import ProviderError
+from providers.base import ProviderError, unreadable_usage
 from providers.gemini.schema import ToolNames
 from providers.gemini.signatures import Step
 
@@ -80,7 +80,18 @@ def stream_error(error: Any) -> ProviderError:
 
 
 def usage(metadata: JSON) -> JSON:
-    """OpenAI usage: prompt includes cached and tool-use prompt tokens, completion includes thoughts."""
+    """OpenAI usage: prompt includes cached and tool-use prompt tokens, completion includes thoughts.
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response`, counts that are no numbers (the hub refuses negative ones).
+    """
+    try:
+        return _usage(metadata)
+    except (TypeError, ValueError, AttributeError):
+        raise unreadable_usage("gemini", metadata) from None
+
+
+def _usage(metadata: JSON) -> JSON:
     prompt = int(metadata.get("promptTokenCount") or 0) + int(metadata.get("toolUsePromptTokenCount") or 0)
     thoughts = int(metadata.get("thoughtsTokenCount") or 0)
     completion = int(metadata.get("candidatesTokenCount") or 0) + thoughts

@@ -554,3 +554,11 @@ def test_stream_ignores_ping_and_unknown_events() -> None:
     assert translator.feed("ping", {"type": "ping"}) == []
     assert translator.feed("future_event", {"type": "future_event"}) == []
     assert translator.feed("content_block_delta", delta(0, type="citations_delta", citation={})) == []
+
+
+@pytest.mark.parametrize("raw", [{"input_tokens": "many"}, {"output_tokens": [3]},
+                                 {"output_tokens": 1, "output_tokens_details": [1]}])  # fmt: skip
+def test_usage_counts_that_are_no_numbers_are_a_502_not_a_crash(raw: dict[str, Any]) -> None:
+    with pytest.raises(ProviderError) as refused:
+        usage(raw)
+    assert (refused.value.status_code, refused.value.code) == (502, "upstream_bad_response")

@@ -172,3 +172,11 @@ def test_a_signature_on_a_thought_part_is_not_moved_onto_visible_text() -> None:
     r.read({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": True, "thoughtSignature": "dGg="},
                                                   {"functionCall": {"name": "a", "args": {}}}]}}]})  # fmt: skip
     assert r.step().text is None
+
+
+@pytest.mark.parametrize("metadata", [{"promptTokenCount": "many"}, {"candidatesTokenCount": [3]},
+                                      {"thoughtsTokenCount": {"n": 1}}])  # fmt: skip
+def test_usage_counts_that_are_no_numbers_are_a_502_not_a_crash(metadata: dict[str, object]) -> None:
+    with pytest.raises(ProviderError) as refused:
+        usage(metadata)
+    assert (refused.value.status_code, refused.value.code) == (502, "upstream_bad_response")
