@@ -1,8 +1,9 @@
 """pytest plugin (`-p tests.support.shard`): with `TOOLHUB_TEST_SHARD=i/n`, run only shard i of n.
 
 Test files are dealt to the shard with the least work so far, the largest first. A file's work is its tests plus
-`FILE_WEIGHT`: the files that run slowest start servers or processes for few tests each, and weighed so the two
-shards of the suite took 543 and 577 s of a sequential run's 1,119 (by test count alone: 487 and 634). A file
+`FILE_WEIGHT`: the files that run slowest start servers or processes for few tests each. Estimated from a
+sequential run's durations (1,119 s), that weighing splits the suite about 540 and 580 s (test count alone: 490
+and 630); run at once on 2 cores, the shards took 8 min 46 s and 11 min 28 s. A file
 stays whole: its module fixtures start once. Without
 the variable every test runs. `scripts/test` runs the shards at once with `TOOLHUB_TEST_SHARDS=n` (`.ci/run`: 2);
 they share nothing a test may not share with a concurrent run: PostgreSQL tests make a schema each, files live
