@@ -24,7 +24,7 @@ Stream contract (what every provider's `stream()` must yield; the hub relies on 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -129,10 +129,18 @@ def drop_unknown_params(body: JSON, native: frozenset[str], deployment: Deployme
         drop_param(deployment, name, f"not an OpenAI parameter, and {deployment.provider} does not take it", dropped)
 
 
-def unreadable_usage(provider: str, raw: object) -> ProviderError:
-    """The 502 for a usage object whose counts cannot be read (not numbers, details that are no objects)."""
-    return ProviderError(f"{provider} sent usage the gateway cannot read: {repr(raw)[:200]}", status_code=502,
-                         provider=provider, code="upstream_bad_response")  # fmt: skip
+def read_usage(provider: str, convert: Callable[[JSON], JSON], raw: JSON) -> JSON:
+    """`convert(raw)`: a provider's usage as OpenAI's.
+
+    Raises:
+        ProviderError: 502 `upstream_bad_response`, counts that are no numbers or details that are no objects (the
+            hub refuses negative ones).
+    """
+    try:
+        return convert(raw)
+    except (TypeError, ValueError, AttributeError):
+        raise ProviderError(f"{provider} sent usage the gateway cannot read: {repr(raw)[:200]}", status_code=502,
+                            provider=provider, code="upstream_bad_response") from None  # fmt: skip
 
 
 def drop_param(deployment: Deployment, name: str, reason: str, dropped: list[str]) -> None:

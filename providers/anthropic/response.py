@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from providers.anthropic.names import ToolNames
-from providers.base import JSON, ProviderError, unreadable_usage
+from providers.base import JSON, ProviderError, read_usage
 
 PROVIDER = "anthropic"
 FINISH_REASONS = {
@@ -69,12 +69,9 @@ def usage(raw: JSON) -> JSON:
     """OpenAI usage: prompt tokens include cache reads and writes (Anthropic's `input_tokens` excludes both).
 
     Raises:
-        ProviderError: 502 `upstream_bad_response`, counts that are no numbers (the hub refuses negative ones).
+        ProviderError: 502 `upstream_bad_response`, counts that cannot be read (`read_usage`).
     """
-    try:
-        return _usage(raw)
-    except (TypeError, ValueError, AttributeError):
-        raise unreadable_usage("anthropic", raw) from None
+    return read_usage("anthropic", _usage, raw)
 
 
 def _usage(raw: JSON) -> JSON:

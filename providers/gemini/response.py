@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from providers._http import gateway_status
-from providers.base import ProviderError, unreadable_usage
+from providers.base import ProviderError, read_usage
 from providers.gemini.schema import ToolNames
 from providers.gemini.signatures import Step
 
@@ -83,12 +83,9 @@ def usage(metadata: JSON) -> JSON:
     """OpenAI usage: prompt includes cached and tool-use prompt tokens, completion includes thoughts.
 
     Raises:
-        ProviderError: 502 `upstream_bad_response`, counts that are no numbers (the hub refuses negative ones).
+        ProviderError: 502 `upstream_bad_response`, counts that cannot be read (`read_usage`).
     """
-    try:
-        return _usage(metadata)
-    except (TypeError, ValueError, AttributeError):
-        raise unreadable_usage("gemini", metadata) from None
+    return read_usage("gemini", _usage, metadata)
 
 
 def _usage(metadata: JSON) -> JSON:
