@@ -20,10 +20,10 @@ from starlette.routing import Route
 from hub.config import parse_config
 from hub.server import build_app
 from tests.api.test_responses_passthrough import entry, opted_in
-from tests.hub.test_bad_upstream_answers import assert_bad_response, logs
+from tests.hub import test_bad_upstream_answers as bad_answers
+from tests.hub.test_bad_upstream_answers import MASTER_KEY, assert_bad_response, logs
 from tests.support.servers import serve_app
 
-MASTER_KEY = "sk-toolhub-bad-responses-upstream"
 USAGE = {"input_tokens": 12, "output_tokens": 7, "total_tokens": 19}
 BAD = [
     pytest.param({"input_tokens": -3000, "output_tokens": 5}, "input_tokens", id="negative"),
@@ -80,16 +80,8 @@ def upstream(served: tuple[Upstream, str]) -> Iterator[Upstream]:
     served[0].usage = USAGE
 
 
-@pytest.fixture
-def admin(served: tuple[Upstream, str]) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=served[1], headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20) as c:
-        yield c
-
-
-@pytest.fixture
-def key(admin: httpx2.Client) -> str:
-    """A key whose budget holds one request at a time: a hold never released refuses the next (budget_reserved)."""
-    return admin.post("/key/generate", json={"max_budget": 0.05}).json()["key"]
+admin = bad_answers.admin  # the same fixtures: a master-key client of `served`, a key whose budget holds one request
+key = bad_answers.key
 
 
 def create(admin: httpx2.Client, key: str, stream: bool) -> httpx2.Response:
