@@ -1,6 +1,6 @@
 """The console's login limit with two gateways on one database (SQLite file, PostgreSQL schema), as `serve --workers`
 or replicas behind a load balancer run: failed logins on one count on the other. Driven through both whole apps in
-process."""
+process, and once over real sockets."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hub.config import parse_config
 from hub.server import build_app
 from hub.ui.session import LOGIN_FAILURES
 from tests.storage.conftest import create_schema, drop_schema, postgres_url_or_skip
+from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
 MASTER_KEY = "sk-shared-limit-master"
@@ -74,3 +75,18 @@ async def test_a_success_on_one_gateway_takes_back_only_its_own_attempt(hubs: Hu
     codes += [(await _login(second, key)).status_code for key in (MASTER_KEY, "sk-guess-again")]
     codes += [(await _login(side, MASTER_KEY)).status_code for side in (second, first)]
     assert codes == [401] * (LOGIN_FAILURES - 1) + [303, 401, 429, 429]
+
+
+def test_two_gateways_on_one_database_over_loopback_share_the_limit(tmp_path: Path) -> None:
+    """The same over real sockets: two servers on one SQLite file, a client at 127.0.0.1."""
+    model = {"model": "openai/x", "api_key": "k", "api_base": "http://127.0.0.1:9/v1"}
+    settings = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp_path / 'hub.db'}"}
+    config = {"model_list": [{"model_name": "chat", "litellm_params": model}], "general_settings": settings}
+    with serve_app(build_app(parse_config(config, {}))) as one, serve_app(build_app(parse_config(config, {}))) as two:
+
+        def login(url: str, key: str) -> int:
+            with httpx2.Client(base_url=url, timeout=20) as client:
+                return client.post("/ui/login", data={"key": key}, headers={"origin": url}).status_code
+
+        codes = [login(one, f"sk-guess-{i}") for i in range(LOGIN_FAILURES)]
+        assert codes + [login(two, MASTER_KEY)] == [401] * LOGIN_FAILURES + [429]
