@@ -15,7 +15,6 @@ from hub.state import hub_state
 from hub.ui.api import call_api
 from hub.ui.session import Session
 from hub.ui.web import fragment, page, read_form, render
-from providers._wire.pool import shown_url
 
 PING = [{"role": "user", "content": "Reply with the single word OK."}]
 
@@ -43,19 +42,18 @@ def deployments(request: Request, aliases: list[str], principal: Principal) -> d
     for group, slot in router.slots():
         if group.alias in models:
             until = cooldowns.until.get(slot.id)
-            models[group.alias].append({**_deployment(slot.route, principal), "id": slot.id,
+            models[group.alias].append({**_deployment(slot.route, slot.shown_base, principal), "id": slot.id,
                                         "unavailable": slot.unavailable,
                                         "cooling": round(until - now) if until and until > now else None,
                                         "failures": cooldowns.failures(slot.id)})  # fmt: skip
     return models
 
 
-def _deployment(route: ModelRoute, principal: Principal) -> dict[str, Any]:
+def _deployment(route: ModelRoute, api_base: str, principal: Principal) -> dict[str, Any]:
     servers = [name for name in route.mcp_servers if principal.may_use_server(name)]
-    return {"provider": route.deployment.provider, "model": route.deployment.model,
-            "api_base": shown_url(route.deployment.api_base or ""), "input": _per_million(route.input_cost_per_token),
-            "output": _per_million(route.output_cost_per_token), "rpm": route.rpm, "tpm": route.tpm,
-            "missing_env": route.missing_env, "mcp_servers": servers}  # fmt: skip
+    return {"provider": route.deployment.provider, "model": route.deployment.model, "api_base": api_base,
+            "input": _per_million(route.input_cost_per_token), "output": _per_million(route.output_cost_per_token),
+            "rpm": route.rpm, "tpm": route.tpm, "missing_env": route.missing_env, "mcp_servers": servers}  # fmt: skip
 
 
 def _per_million(cost: float | None) -> float | None:
