@@ -21,10 +21,7 @@ TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 async def read_json_body(request: Request, limit: int) -> Any:
     """The parsed body; raises PayloadTooLarge past `limit` bytes and BadRequest for invalid JSON."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    raw = await _read_body(request, limit)
+    raw = await read_body(request, limit)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -34,6 +31,18 @@ async def read_json_body(request: Request, limit: int) -> Any:
     if json_too_deep(body, raw=raw):
         raise _too_deep(too_deep_path(body))
     return body
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused past `limit` bytes before any is read when Content-Length says so (`_read_body`).
+
+    Raises:
+        PayloadTooLarge: the body is over `limit` bytes.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    return await _read_body(request, limit)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

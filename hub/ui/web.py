@@ -14,7 +14,8 @@ import pydantic_core
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from hub.errors import AuthenticationError, PermissionDenied
+from hub.errors import AuthenticationError, PayloadTooLarge, PermissionDenied
+from hub.gateway.requests import read_body
 from hub.state import hub_state
 from hub.storage import StoreError
 from hub.ui.session import COOKIE, LoginAttempts, Session, Sessions, csrf_ok, derive_secret, same_origin
@@ -109,22 +110,13 @@ async def _bounded_body(request: Request) -> bytes:
     Raises:
         FormTooLarge: the body is larger.
     """
-    kept: bytes | None = getattr(request, "_body", None)
-    if kept is None:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > _MAX_FORM:
-            raise FormTooLarge
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > _MAX_FORM:
-                raise FormTooLarge
-            chunks.append(chunk)
-        kept = request._body = b"".join(chunks)  # pyright: ignore[reportPrivateUsage]
-    if len(kept) > _MAX_FORM:
+    try:
+        body = await read_body(request, _MAX_FORM)
+    except PayloadTooLarge:
+        raise FormTooLarge from None
+    if len(body) > _MAX_FORM:  # kept by an earlier reader with another limit
         raise FormTooLarge
-    return kept
+    return body
 
 
 def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
