@@ -9,13 +9,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
-import pydantic_core
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.errors import AuthenticationError, PayloadTooLarge, PermissionDenied
 from hub.gateway.requests import read_body
+from hub.mcp.lines import exact_dumps
 from hub.state import hub_state
 from hub.storage import StoreError
 from hub.ui.session import COOKIE, LoginAttempts, Session, Sessions, csrf_ok, derive_secret, same_origin
@@ -51,11 +50,8 @@ def templates() -> Any:
 
 
 def shown_json(value: Any) -> str:
-    """`value` as indented JSON, every integer exact (orjson refuses one beyond 64 bits; pydantic_core writes it)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
-    except orjson.JSONEncodeError:
-        return pydantic_core.to_json(value, indent=2).decode()
+    """`value` as indented JSON, every integer exact (`exact_dumps`)."""
+    return exact_dumps(value, indent=True).decode()
 
 
 Page = Callable[[Request, Session], Awaitable[Response]]
