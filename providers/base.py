@@ -129,6 +129,11 @@ def drop_unknown_params(body: JSON, native: frozenset[str], deployment: Deployme
         drop_param(deployment, name, f"not an OpenAI parameter, and {deployment.provider} does not take it", dropped)
 
 
+def bad_response(provider: str, message: str) -> ProviderError:
+    """The 502 `upstream_bad_response`: the upstream answered, but with something the gateway cannot take."""
+    return ProviderError(message, status_code=502, provider=provider, code="upstream_bad_response")
+
+
 def read_usage(provider: str, convert: Callable[[JSON], JSON], raw: JSON) -> JSON:
     """`convert(raw)`: a provider's usage as OpenAI's.
 
@@ -139,8 +144,7 @@ def read_usage(provider: str, convert: Callable[[JSON], JSON], raw: JSON) -> JSO
     try:
         return convert(raw)
     except (TypeError, ValueError, AttributeError):
-        raise ProviderError(f"{provider} sent usage the gateway cannot read: {repr(raw)[:200]}", status_code=502,
-                            provider=provider, code="upstream_bad_response") from None  # fmt: skip
+        raise bad_response(provider, f"{provider} sent usage the gateway cannot read: {repr(raw)[:200]}") from None
 
 
 def drop_param(deployment: Deployment, name: str, reason: str, dropped: list[str]) -> None:

@@ -19,7 +19,7 @@ import orjson
 
 from providers import _http
 from providers._wire import Response
-from providers.base import JSON, OPENAI_PARAMS, ChatRequest, Deployment, ProviderError, drop_param
+from providers.base import JSON, OPENAI_PARAMS, ChatRequest, Deployment, ProviderError, bad_response, drop_param
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 OLLAMA_API_BASE = "http://localhost:11434/v1"
@@ -121,8 +121,7 @@ def _is_call(call: Any) -> bool:
 
 
 def _bad_response(what: str, value: Any) -> ProviderError:
-    return ProviderError(f"openai-compatible upstream sent {what}: {repr(value)[:100]}", status_code=502,
-                         provider="openai", code="upstream_bad_response")  # fmt: skip
+    return bad_response("openai", f"openai-compatible upstream sent {what}: {repr(value)[:100]}")
 
 
 def fix_message(message: JSON) -> None:
@@ -193,12 +192,7 @@ class OpenAIProvider:
         async with self._post(deployment, body, stream=False) as response:
             data = await _http.read_json(self.name, response, deployment.timeout)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise ProviderError(
-                f"openai-compatible upstream sent an unexpected body: {str(data)[:200]}",
-                status_code=502,
-                provider=self.name,
-                code="upstream_bad_response",
-            )
+            raise bad_response(self.name, f"openai-compatible upstream sent an unexpected body: {str(data)[:200]}")
         for choice in data["choices"]:
             fix_message(_checked(choice, "message"))
         return data
@@ -209,8 +203,8 @@ class OpenAIProvider:
         async with self._post(deployment, payload, stream=False, path="/embeddings") as response:
             data = await _http.read_json(self.name, response, deployment.timeout)
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise ProviderError(f"openai-compatible upstream sent an unexpected embeddings body: {str(data)[:200]}",
-                                status_code=502, provider=self.name, code="upstream_bad_response")  # fmt: skip
+            raise bad_response(self.name, f"openai-compatible upstream sent an unexpected embeddings body: "
+                                          f"{str(data)[:200]}")  # fmt: skip
         return data  # pyright: ignore[reportUnknownVariableType]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
@@ -246,19 +240,10 @@ class OpenAIProvider:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise ProviderError(
-                f"openai-compatible upstream sent a stream event that is not JSON: {data[:200]!r}",
-                status_code=502,
-                provider=self.name,
-                code="upstream_bad_response",
-            ) from exc
+            raise bad_response(self.name, f"openai-compatible upstream sent a stream event that is not JSON: "
+                                          f"{data[:200]!r}") from exc  # fmt: skip
         if not isinstance(chunk, dict):
-            raise ProviderError(
-                "openai-compatible upstream sent a stream event that is not an object",
-                status_code=502,
-                provider=self.name,
-                code="upstream_bad_response",
-            )
+            raise bad_response(self.name, "openai-compatible upstream sent a stream event that is not an object")
         if "error" in chunk:
             error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise ProviderError(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from providers.base import ProviderError
+from providers.base import ProviderError, bad_response
 
 if TYPE_CHECKING:
     from hub.accounts.auth import Principal
@@ -122,7 +122,7 @@ def _count(usage: dict[str, Any], name: str, provider: str) -> int:
 
 def _bad_usage(name: str, value: Any, provider: str) -> ProviderError:
     message = f"The upstream sent an unreadable token count: {name} = {repr(value)[:100]} (not a non-negative integer)."
-    return ProviderError(message, status_code=502, provider=provider, code="upstream_bad_response")
+    return bad_response(provider, message)
 
 
 @dataclass(slots=True)

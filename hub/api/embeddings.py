@@ -39,7 +39,7 @@ from hub.gateway.chat import (
 from hub.gateway.requests import read_json_body
 from hub.gateway.routing import Target
 from hub.state import HubState, authenticate, hub_state
-from providers.base import JSON, ChatRequest, Embedder, ProviderError
+from providers.base import JSON, ChatRequest, Embedder, ProviderError, bad_response
 
 FORWARDED = ("input", "dimensions", "user")
 CHARS_PER_TOKEN = 4
@@ -211,8 +211,7 @@ def _checked(data: list[Any]) -> list[JSON]:
 
 
 def _bad_answer(what: str, value: Any) -> ProviderError:
-    return ProviderError(f"The upstream sent {what}: {repr(value)[:100]}", status_code=502, provider="embeddings",
-                         code="upstream_bad_response")  # fmt: skip
+    return bad_response("embeddings", f"The upstream sent {what}: {repr(value)[:100]}")
 
 
 def _encoded(item: JSON, encoding: Any) -> JSON:
