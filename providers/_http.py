@@ -20,6 +20,7 @@ import orjson
 
 from providers._wire import (
     STALE_WINDOW,
+    BodyTooLarge,
     MalformedResponse,
     Pool,
     Response,
@@ -27,7 +28,7 @@ from providers._wire import (
     UpstreamIOError,
     UpstreamTimeout,
 )
-from providers.base import Deployment, ProviderError
+from providers.base import Deployment, ProviderError, bad_response
 
 if TYPE_CHECKING:
     import ssl
@@ -296,6 +297,8 @@ async def read_json(provider: str, response: Response, timeout: float) -> Any:
         raw = await response.read()
     except TimeoutError as exc:
         raise timeout_error(provider, timeout) from exc
+    except BodyTooLarge as exc:  # not `upstream_unreachable`: asking again would bring the same answer
+        raise bad_response(provider, f"{provider} sent an answer the gateway will not hold: {exc}") from exc
     except UpstreamIOError as exc:
         raise connect_error(provider, response.url, exc) from exc
     try:

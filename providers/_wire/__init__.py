@@ -11,6 +11,7 @@ still fetched with aiohttp (`providers.gemini.images`), whose resolver hook guar
 from providers._wire.connection import Response
 from providers._wire.errors import (
     STALE_WINDOW,
+    BodyTooLarge,
     ConnectFailed,
     IncompleteResponse,
     MalformedResponse,
@@ -23,6 +24,7 @@ from providers._wire.pool import Pool
 
 __all__ = [
     "STALE_WINDOW",
+    "BodyTooLarge",
     "ConnectFailed",
     "Headers",
     "IncompleteResponse",

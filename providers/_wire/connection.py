@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import httptools
 
 from providers._wire.errors import (
+    BodyTooLarge,
     IncompleteResponse,
     MalformedResponse,
     ServerDisconnected,
@@ -30,6 +31,10 @@ streams end with `[DONE]`, and the chunked framing's last bytes often come in a 
 HIGH_WATER = 1 << 20
 """Body bytes held unread before the connection stops reading (a stream whose client reads slowly); it reads on
 once they are taken. A compressed body is inflated no further than that either (`inflate.Inflater`)."""
+
+MAX_WHOLE = 256 << 20
+"""The most body bytes `read()` holds (all in memory, and gzip can inflate a thousandfold): past it, `BodyTooLarge`.
+Far above what an answer holds: embeddings of 2,048 inputs of 3,072 dimensions are ~80 MB of JSON."""
 
 
 class Owner(Protocol):
@@ -75,6 +80,8 @@ class Response:
     async def read(self) -> bytes:
         """The whole body (what is left of it)."""
         self._whole = True  # held until the end: no reading stops at HIGH_WATER
+        if self._size > MAX_WHOLE:  # held before this read (only when MAX_WHOLE is below HIGH_WATER)
+            raise self._too_large()
         if (conn := self.conn) is not None and conn.paused:
             conn.resume()
         while not self._done:
@@ -167,6 +174,10 @@ class Response:
             error = UpstreamTimeout(f"the upstream sent no bytes within {seconds:g} s", phase=phase)
         else:
             error = UpstreamTimeout("the call's total time ran out", phase=phase)
+        self._fail_all(error)
+
+    def _fail_all(self, error: UpstreamIOError) -> None:
+        """End the answer with `error`, and its connection with it if it has one still."""
         if (conn := self.conn) is not None:
             conn.fail(error)
         else:
@@ -198,7 +209,20 @@ class Response:
             self._size += len(data)
             if self._size > HIGH_WATER and not self._whole and (conn := self.conn) is not None and not conn.paused:
                 conn.pause()
+            elif self._whole and self._size > MAX_WHOLE:
+                raise self._too_large()  # from the parser's callback: `Connection.data_received` fails the answer
             self._wake()
+
+    def _room(self) -> int:
+        """How much more may be inflated now: up to `HIGH_WATER` held, or read whole, one byte past `MAX_WHOLE`."""
+        return (MAX_WHOLE + 1 if self._whole else HIGH_WATER) - self._size
+
+    def _too_large(self) -> BodyTooLarge:
+        """The failure of a read past `MAX_WHOLE`, what it held let go."""
+        self._chunks, self._size = [], 0
+        if self._inflater is not None:
+            self._inflater.pending.clear()
+        return BodyTooLarge(f"the answer's body is larger than {MAX_WHOLE / (1 << 20):g} MiB")
 
     def on_end(self) -> None:
         if self._draining is not None:
@@ -223,7 +247,7 @@ class Response:
             if inflater is None:  # an encoding we did not ask for: passed on as it came
                 self._encoding = None
                 return data
-        data = inflater.inflate(data, None if self._whole else HIGH_WATER - self._size)
+        data = inflater.inflate(data, self._room())
         if inflater.pending and not self._whole and (conn := self.conn) is not None and not conn.paused:
             conn.pause()  # more inflates than the reader has room for: no more reading until it takes some
         return data
@@ -233,17 +257,17 @@ class Response:
         inflater = self._inflater
         assert inflater is not None
         try:
-            data = inflater.inflate(b"", None if self._whole else HIGH_WATER)
+            data = inflater.inflate(b"", self._room())
         except MalformedResponse as exc:
             inflater.pending.clear()
-            if (conn := self.conn) is not None:
-                conn.fail(exc)
-            else:
-                self._fail(exc)
+            self._fail_all(exc)
             return
         if data:
             self._chunks.append(data)
             self._size += len(data)
+            if self._whole and self._size > MAX_WHOLE:
+                self._fail_all(self._too_large())
+                return
         if not inflater.pending:
             if self._ended:
                 self._end()

@@ -6,6 +6,7 @@
      │                              pooled one; the stale keep-alive case `providers._http` retries once)
      ├─ IncompleteResponse          the connection closed or broke part way through the answer
      ├─ MalformedResponse           bytes that are not an HTTP/1.1 answer (httptools refused them)
+     ├─ BodyTooLarge                a body read whole (`Response.read`) past `connection.MAX_WHOLE` bytes
      └─ UpstreamTimeout             also a `TimeoutError`: the connect, total or read timeout ran out (`phase`)
 
 A subclass of `OSError` because that is what it is (a socket that failed us), so code that already handles
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "BodyTooLarge",
     "ConnectFailed",
     "IncompleteResponse",
     "MalformedResponse",
@@ -58,6 +60,10 @@ class IncompleteResponse(UpstreamIOError):
 
 class MalformedResponse(UpstreamIOError):
     """The upstream sent bytes that are not an HTTP/1.1 answer."""
+
+
+class BodyTooLarge(UpstreamIOError):
+    """A body read whole grew past the bound on what one answer may hold in memory."""
 
 
 class UpstreamTimeout(UpstreamIOError, TimeoutError):

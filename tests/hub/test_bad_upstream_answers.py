@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from hub.config import parse_config
 from hub.server import build_app
+from providers._wire import connection
 from tests.support.servers import serve_app
 
 MASTER_KEY = "sk-toolhub-bad-upstream"
@@ -240,3 +241,13 @@ def test_a_stream_whose_delta_content_is_a_list_of_parts_is_relayed_as_sent(
         events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
     assert response.status_code == 200 and events[-1] == "[DONE]"
     assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == [thinking, "Hello"]
+
+
+def test_an_answer_larger_than_the_gateway_holds_is_a_502_and_its_hold_is_released(
+    admin: httpx2.Client, upstream: Upstream, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "MAX_WHOLE", 4096)  # 256 MiB in earnest: the test's server runs in this process
+    upstream.answer = {**GOOD, "padding": "x" * 10_000}
+    assert_bad_response(chat(admin, key), "will not hold", "larger than")
+    monkeypatch.undo()
+    assert_released_and_not_credited(admin, upstream, key)

@@ -10,7 +10,7 @@ import zlib
 import anyio
 import pytest
 
-from providers._wire import MalformedResponse, Pool
+from providers._wire import BodyTooLarge, MalformedResponse, Pool, connection
 from providers._wire.connection import HIGH_WATER
 from providers._wire.inflate import Inflater
 from tests.providers.wire_support import Handler, chunked, read_request, upstream
@@ -125,3 +125,24 @@ async def test_the_content_encoding_is_read_in_any_case(encoding: bytes) -> None
 async def test_a_zlib_wrapped_deflate_body_whose_first_chunk_is_one_byte_inflates() -> None:
     body = zlib.compress(b'{"a": 1}')
     assert await _read(_serving(b"deflate", body[:1], body[1:])) == b'{"a": 1}'
+
+
+async def test_a_body_read_whole_that_inflates_past_the_bound_fails_instead_of_filling_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connection, "MAX_WHOLE", 1 << 20)
+    with pytest.raises(BodyTooLarge, match="larger than 1 MiB"), anyio.fail_after(20):
+        await _read(_serving(b"gzip", BOMB))
+
+
+async def test_a_plain_body_read_whole_past_the_bound_fails_and_takes_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connection, "MAX_WHOLE", 100_000)
+    with pytest.raises(BodyTooLarge), anyio.fail_after(20):
+        await _read(_serving(b"identity", b"x" * 60_000, b"x" * 60_000))
+
+
+async def test_a_body_read_whole_at_the_bound_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection, "MAX_WHOLE", 100_000)
+    assert len(await _read(_serving(b"gzip", gzip.compress(b"y" * 100_000)))) == 100_000
