@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ from hub.errors import BadRequest
 
 _FLAGS = ("no-cache", "no-store")
 _SECONDS = ("ttl", "s-maxage")
+_NAMESPACE = re.compile(r"[!-~]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,9 @@ def _check(name: str, item: Any) -> None:
     elif name in _SECONDS:
         if isinstance(item, bool) or not isinstance(item, int | float) or not 0 <= item < 10**9:
             raise _bad(f"'cache.{name}' must be a number of seconds (0 or more)")
-    elif name == "namespace":
-        if not isinstance(item, str) or not 0 < len(item) <= 200:
-            raise _bad("'cache.namespace' must be a non-empty string (at most 200 characters)")
+    elif name == "namespace":  # it prefixes the key sent back in `x-litellm-cache-key`: a header value
+        if not isinstance(item, str) or not 0 < len(item) <= 200 or not _NAMESPACE.fullmatch(item):
+            raise _bad("'cache.namespace' must be 1 to 200 printable ASCII characters (no spaces)")
     else:
         known = ", ".join((*_FLAGS, *_SECONDS, "namespace"))
         raise _bad(f"unknown cache control 'cache.{name}' (known: {known})")

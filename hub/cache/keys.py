@@ -79,8 +79,9 @@ def _message(message: Any) -> Any:
 
 
 def _is_text(part: Any) -> bool:
-    """A content part that is only text (`None` fields aside)."""
-    if not isinstance(part, dict) or part.get("type") != "text":  # pyright: ignore[reportUnknownMemberType]
+    """A content part that is only text (`None` fields aside); one without a string `text` is left for the request's
+    checks to refuse."""
+    if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):  # pyright: ignore[reportUnknownMemberType]
         return False
     return all(k in ("type", "text") or v is None for k, v in part.items())  # pyright: ignore[reportUnknownVariableType]
 

@@ -79,3 +79,11 @@ def test_a_text_part_with_null_fields_equals_the_plain_string_and_the_word_null_
     assert cache_key("m", {"model": "m", "messages": says_null}) != key({})
     two_parts = [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "hi"}]}]
     assert cache_key("m", {"model": "m", "messages": two_parts}) != key({})
+
+
+def test_a_text_part_without_string_text_is_kept_as_it_is_for_the_request_checks_to_refuse() -> None:
+    keys = {key({"messages": [{"role": "user", "content": [part]}]}) for part in PARTS_WITHOUT_TEXT}
+    assert len(keys) == len(PARTS_WITHOUT_TEXT) and key({}) not in keys
+
+
+PARTS_WITHOUT_TEXT = ({"type": "text"}, {"type": "text", "text": 5})  # (a null `text` is the first: nulls go)

@@ -64,8 +64,11 @@ def test_controls_are_read_from_the_cache_object() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["yes", {"no-cache": "yes"}, {"ttl": -1}, {"ttl": True}, {"s-maxage": "5"}, {"namespace": ""}, {"nocache": True}],
-)
+    [
+        "yes", {"no-cache": "yes"}, {"ttl": -1}, {"ttl": True}, {"s-maxage": "5"}, {"namespace": ""}, {"nocache": True},
+        {"namespace": "qa\U0001f389"}, {"namespace": "qa\nX-Evil: 1"}, {"namespace": "two words"}, {"namespace": 5},
+    ],
+)  # fmt: skip
 def test_bad_controls_are_a_400_naming_the_cache_parameter(value: object) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_controls(value)

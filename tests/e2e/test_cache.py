@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -215,3 +216,19 @@ def _delta_text(data: str) -> str:
     if isinstance(delta, dict):
         return delta.get("text") or ""  # Anthropic content_block_delta
     return delta if isinstance(delta, str) and event.get("type") == "response.output_text.delta" else ""
+
+
+@pytest.mark.parametrize("namespace", ["qa\U0001f389", "qa\nX-Evil: 1"])
+def test_a_namespace_that_cannot_be_a_header_value_is_a_400_before_the_upstream_is_called(
+    client: openai.OpenAI, fake: FakeOpenAI, namespace: str
+) -> None:
+    messages = unique()
+    with pytest.raises(openai.BadRequestError) as caught:
+        create(client, model="text", messages=messages, extra_body={"cache": {"namespace": namespace}})
+    assert (caught.value.code, upstream_calls(fake, messages)) == ("invalid_cache_control", 0)
+
+
+def test_a_text_part_without_text_is_left_to_the_request_checks_not_a_crash_of_the_key(client: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": [{"type": "text"}]}]
+    with contextlib.suppress(openai.BadRequestError):  # the gateway's checks or the upstream may refuse it: no 500
+        create(client, model="text", messages=messages)
