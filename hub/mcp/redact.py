@@ -1,4 +1,5 @@
-"""Upstream URLs in error texts and log lines without their secrets: credentials (`user:password@`) and query strings.
+"""Upstream URLs in error texts and log lines without their secrets: credentials (`user:password@`), query strings,
+and path segments that look like tokens (hosted MCP servers put the key in the path: `/s/<base64>/mcp`, `/<uuid>/`).
 
 URLs themselves are shown the gateway's way (`providers._wire.pool.shown_url`). An error text may quote the
 configured URL in other forms (httpx2 normalizes it, a message may decode it), so `redact` removes the secret parts
@@ -23,6 +24,10 @@ SHORTEST_MASKED = 4
 Written in the URL (after `?`, before `@`) it goes whatever its length."""
 SHORTEST_MASKED_VALUE = 8
 """The same for a bare query value: most are no secret (`transport=http`, `format=json`, `v=2025`)."""
+_TOKENISH = re.compile(r"(?=[^/]*[0-9])(?=[^/]*[A-Za-z])[A-Za-z0-9_.~=+%-]{16,}")
+"""A path segment taken for a secret: 16 or more URL-safe characters, digits and letters among them (base64 and hex
+keys, UUIDs). Names rarely are (`mcp`, `sse`, `server-everything`, `@modelcontextprotocol`); one that is, say a long
+versioned name, is masked in logs too, which costs a reader little."""
 
 
 def redact(text: str, url: str | None = None) -> str:
@@ -34,8 +39,17 @@ def redact(text: str, url: str | None = None) -> str:
 
 
 def hide_urls(text: str) -> str:
-    """`text` with every URL in it shown without credentials or query."""
-    return _URL.sub(lambda match: shown_url(match[0]), text)
+    """`text` with every URL in it shown without credentials, query or token-like path segments."""
+    return _URL.sub(lambda match: _masked_path(shown_url(match[0])), text)
+
+
+def _masked_path(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if not (sep and slash):
+        return url
+    segments = (MASK if _TOKENISH.fullmatch(segment) else segment for segment in path.split("/"))
+    return f"{scheme}://{host}/{'/'.join(segments)}"
 
 
 class UrlFilter(logging.Filter):
@@ -59,6 +73,7 @@ def _secrets(url: str) -> list[tuple[re.Pattern[str], str]]:
         password = userinfo.partition(":")[2]
         masked |= {secret for secret in (userinfo, query, password) if len(secret) >= SHORTEST_MASKED}
         masked |= {value for _, value in parse_qsl(query) if len(value) >= SHORTEST_MASKED_VALUE}
+        masked |= {segment for segment in _path(form).split("/") if _TOKENISH.fullmatch(segment)}
     pairs = [(secret, "") for secret in gone] + [(secret, MASK) for secret in masked]
     pairs.sort(key=lambda pair: (pair[1] != "", -len(pair[0])))
     return [(re.compile(_token(secret) if shown else re.escape(secret)), shown) for secret, shown in pairs]
@@ -79,6 +94,13 @@ def _forms(url: str) -> set[str]:
     except httpx2.InvalidURL:
         pass
     return forms
+
+
+def _path(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
 
 
 def _parts(url: str) -> tuple[str, str, str]:

@@ -139,3 +139,28 @@ def test_a_short_query_value_or_one_inside_a_longer_token_is_left_where_it_stand
     url: str, text: str, shown: str | None
 ) -> None:
     assert redact(text, url) == (text if shown is None else shown)
+
+
+TOKEN = "ODU5YjI2ZTEtNDg4ZC00YzQ1LWE0NDg="
+UUID = "3f1c2a9e-8b7d-4c6e-9f1a-2b3c4d5e6f70"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"https://mcp.zapier.com/api/mcp/s/{TOKEN}/mcp", f"https://mcp.zapier.com/api/mcp/s/{MASK}/mcp"),
+        (f"https://mcp.pipedream.net/{UUID}/github", f"https://mcp.pipedream.net/{MASK}/github"),
+        ("https://x.io/@modelcontextprotocol/server-everything/sse", None),
+        ("http://127.0.0.1:8080/mcp/v2025-06-18", None),
+    ],
+)
+def test_a_path_segment_that_looks_like_a_key_is_masked_in_log_lines_and_names_are_kept(
+    url: str, shown: str | None
+) -> None:
+    assert hide_urls(f"HTTP Request: POST {url} 200") == f"HTTP Request: POST {shown or url} 200"
+
+
+def test_an_error_text_loses_a_key_in_the_upstreams_path_as_written_or_decoded() -> None:
+    url = f"https://mcp.example/s/{TOKEN.replace('=', '%3D')}/mcp"
+    text = f"for url '{url}': 401; key {TOKEN} refused"
+    assert redact(text, url) == f"for url 'https://mcp.example/s/{MASK}/mcp': 401; key {MASK} refused"
