@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from hub.ops.tracing import spans as tracing
-from hub.router.classify import classify, retry_after
+from hub.router.classify import MAX_RETRY_AFTER, classify, retry_after
 from hub.router.config import ErrorKind
 from hub.router.groups import Group, Slot
 from providers.base import JSON, ChatRequest, Deployment, ProviderError
@@ -197,7 +197,7 @@ class RoutedCall:
                     raise
                 tried.append(current)
                 wait = self._wait(exc, attempt, group, tried)
-                if (deadline := self._deadline()) is not None and time.monotonic() + wait >= deadline:
+                if wait is None or ((deadline := self._deadline()) is not None and time.monotonic() + wait >= deadline):
                     raise
                 attempt += 1
                 self.retries += 1
@@ -241,14 +241,20 @@ class RoutedCall:
             self.router.cooldowns.failed(slot.id, kind, retry_after=retry_after(exc), immediate=immediate)
         return kind
 
-    def _wait(self, exc: ProviderError, attempt: int, group: Group, tried: list[Slot]) -> float:
-        """No wait when another deployment can take the retry; else retry-after or jittered exponential backoff."""
+    def _wait(self, exc: ProviderError, attempt: int, group: Group, tried: list[Slot]) -> float | None:
+        """No wait when another deployment can take the retry; else retry-after or jittered exponential backoff.
+
+        None: no retry in this group now, because the upstream asked for longer than `MAX_RETRY_AFTER` (or for no
+        sane delay): sleeping that long inside the request would hang it, so the fallbacks answer at once instead.
+        """
         if group.pick(self.router.cooldowns, tried) is not None:
             return 0.0
         policy = self.router.policy
         asked = retry_after(exc)
         if asked is not None:
-            return max(asked * (1 + 0.25 * random.random()), policy.retry_after)
+            if asked > MAX_RETRY_AFTER:
+                return None
+            return max(min(asked * (1 + 0.25 * random.random()), MAX_RETRY_AFTER), policy.retry_after)
         backoff = min(MAX_BACKOFF, 0.5 * 2**attempt)
         return max(random.uniform(backoff / 2, backoff), policy.retry_after)
 

@@ -16,6 +16,7 @@ and "content filtering policy", Gemini's "input token count ... exceeds the maxi
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 
 from hub.router.config import ErrorKind
@@ -34,6 +35,10 @@ _CONTEXT_TEXTS = (
 )
 _POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "invalid_prompt", "prohibited_content"})
 _POLICY_TEXTS = ("content filtering policy", "usage policy", "content management policy", "content policy")
+MAX_RETRY_AFTER = 60.0
+"""The longest upstream `retry-after` the router honours, in seconds: it waits that long at most before a retry, and
+a longer one means no retry on that deployment now (the fallbacks answer at once). The Anthropic SDK's bound (the
+openai SDK's was 60 s too; from openai 3.x it is 120 s): a gateway holds its client's connection while it waits."""
 
 
 def classify(error: ProviderError) -> ErrorKind:
@@ -61,22 +66,31 @@ def _bad_request(error: ProviderError) -> ErrorKind:
 
 
 def retry_after(error: ProviderError, now: float | None = None) -> float | None:
-    """Seconds the upstream asked us to wait (`retry-after-ms`, `retry-after` in seconds or as an HTTP date)."""
+    """Seconds the upstream asked us to wait (`retry-after-ms`, `retry-after` in seconds or as an HTTP date).
+
+    None: no such header, or one that is neither a number nor a date (then the router backs off as without one).
+    `math.inf`: a number that is no delay (negative, `nan`, `inf`, or past a float): the router must not wait for it,
+    as for one longer than `MAX_RETRY_AFTER`. A date already past is 0.
+    """
     headers = {k.lower(): v for k, v in error.headers.items()}
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+    if (ms := headers.get("retry-after-ms")) is not None and (seconds := _seconds(ms, 1000.0)) is not None:
+        return seconds
     raw = headers.get("retry-after")
     if raw is None:
         return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
+    if (seconds := _seconds(raw, 1.0)) is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
+
+
+def _seconds(raw: str, per_second: float) -> float | None:
+    """A delay header's number in seconds; None if it is not a number, `math.inf` if it is no delay."""
+    try:
+        value = float(raw) / per_second
+    except ValueError:
+        return None
+    return value if 0.0 <= value < math.inf else math.inf  # nan fails the comparison too

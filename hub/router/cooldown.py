@@ -3,7 +3,8 @@
 A deployment cools for `cooldown_time` once its failures within a minute exceed `allowed_fails` (per error kind
 with `allowed_fails_policy`). Unlike LiteLLM every failed attempt counts at once, and a deployment that refused the
 connection or timed out cools at the first failure (unless `allowed_fails_policy` sets a number for timeouts): a
-dead deployment must not cost the next request its timeout. A 429 or a `retry-after` cools it that long.
+dead deployment must not cost the next request its timeout. A 429 or a `retry-after` cools it that long, at most
+`MAX_RETRY_AFTER` (or `cooldown_time` if longer): one header must not take a deployment out until restart.
 
 `Cooldowns` is this process's state and is read on the hot path without awaiting. `RedisCooldowns` adds sharing:
 a cooldown is written to Redis, and every process reads the group's cooldowns back twice a second.
@@ -23,6 +24,7 @@ from typing import Any
 import anyio
 
 from hub.accounts.ratelimit import redis_error
+from hub.router.classify import MAX_RETRY_AFTER
 from hub.router.config import ErrorKind, RouterPolicy
 
 logger = logging.getLogger("hub.router")
@@ -67,7 +69,7 @@ class Cooldowns:
     def _cool_for(self, fails: deque[tuple[float, ErrorKind]], kind: ErrorKind, retry_after: float | None,
                   immediate: bool) -> float:  # fmt: skip
         if retry_after is not None and kind in ("rate_limit", "server", "timeout"):
-            return max(retry_after, 0.001)
+            return min(max(retry_after, 0.001), max(MAX_RETRY_AFTER, self.policy.cooldown_time))
         if kind == "rate_limit":
             return self.policy.cooldown_time
         if immediate and kind not in self.policy.allowed_fails_by_kind:

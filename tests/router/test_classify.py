@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -84,3 +85,17 @@ def test_retry_after_in_seconds_milliseconds_or_as_a_date() -> None:
     assert retry_after(with_headers(**{"Retry-After": "Thu, 01 Jan 1970 00:00:10 GMT"}), now=4.0) == 6.0
     assert retry_after(with_headers(**{"retry-after": "soon"})) is None
     assert retry_after(with_headers()) is None
+
+
+def test_a_retry_after_that_is_no_delay_is_infinite_and_a_huge_one_is_kept() -> None:
+    def asked(**headers: str) -> float | None:
+        return retry_after(ProviderError("x", status_code=429, provider="openai", headers=headers), now=0.0)
+
+    assert asked(**{"retry-after": "99999999999"}) == 99999999999.0
+    assert asked(**{"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}) == 253402300799.0
+    assert asked(**{"retry-after": "Mon, 01 Jan 99999 00:00:00 GMT"}) is None  # no date a datetime can hold
+    assert asked(**{"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 1445412480.0
+    for number in ("inf", "-inf", "Infinity", "nan", "-5", "1e400", "9" * 400):
+        assert asked(**{"retry-after": number}) == math.inf, number
+        assert asked(**{"retry-after-ms": number, "retry-after": "1"}) == math.inf, number
+    assert asked(**{"retry-after-ms": "soon", "retry-after": "1"}) == 1.0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from typing import Any
 
 from hub.config import parse_config
+from hub.router.classify import MAX_RETRY_AFTER
 from hub.router.config import RouterPolicy, Strategy
 from hub.router.cooldown import Cooldowns
 from hub.router.groups import Group, Slot
@@ -119,6 +121,15 @@ def test_a_refused_connection_or_timeout_cools_at_once_and_a_429_for_its_retry_a
     assert cooldowns.failed("refused", "server", immediate=True) == 5
     assert cooldowns.failed("limited", "rate_limit", retry_after=2.0) == 2.0
     assert cooldowns.failed("limited-no-header", "rate_limit") == 5
+
+
+def test_a_cooldown_from_retry_after_is_capped_at_max_retry_after_or_cooldown_time() -> None:
+    clock = Clock()
+    cooldowns = Cooldowns(RouterPolicy(cooldown_time=5), clock)
+    assert cooldowns.failed("huge", "rate_limit", retry_after=99999999999.0) == MAX_RETRY_AFTER
+    assert cooldowns.failed("inf", "rate_limit", retry_after=math.inf) == MAX_RETRY_AFTER
+    assert cooldowns.remaining(["huge", "inf"]) == MAX_RETRY_AFTER
+    assert Cooldowns(RouterPolicy(cooldown_time=300), clock).failed("d", "server", retry_after=math.inf) == 300
 
 
 def test_allowed_fails_policy_counts_per_error_kind() -> None:
