@@ -9,7 +9,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -18,33 +17,17 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.accounts.auth import MASTER
-from hub.config import parse_config
-from hub.server import build_app
 from hub.ui.api import proxy
 from hub.ui.session import Session
 from hub.ui.web import read_form
+from tests.ui.inprocess import ORIGIN, SERVERS, InProcessHub, console_login, hub_config, make_key
 
-MASTER_KEY = "sk-console-master"
-ORIGIN = {"origin": "http://127.0.0.1"}
-SERVERS = Path(__file__).parent / "servers"
 BIG = "99999999999999999999"  # over 64 bits: orjson reads it as 1e20 and refuses to write it
-
-
-def _config(tmp_path: Path, servers: dict[str, Any]) -> dict[str, Any]:
-    model = {"model": "openai/x", "api_key": "k", "api_base": "http://127.0.0.1:9/v1"}
-    return {
-        "model_list": [
-            {"model_name": "chat", "litellm_params": model, "mcp_servers": list(servers)},
-            {"model_name": "hidden-model", "litellm_params": model},
-        ],
-        "general_settings": {"master_key": MASTER_KEY, "database_url": f"sqlite:///{tmp_path / 'hub.db'}"},
-        "mcp_servers": servers,
-    }
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx2.AsyncClient]:
-    async with _hub(_config(tmp_path, {})) as client:
+    async with InProcessHub(hub_config(tmp_path, {})) as client:
         yield client
 
 
@@ -55,51 +38,15 @@ async def tooled(tmp_path: Path) -> AsyncIterator[httpx2.AsyncClient]:
         "mirror": {"transport": "stdio", "command": sys.executable, "args": [str(SERVERS / "mirror.py")]},
         "broken": {"transport": "stdio", "command": sys.executable, "args": ["-c", "raise SystemExit(3)"]},
     }
-    async with _hub(_config(tmp_path, servers)) as client:
+    async with InProcessHub(hub_config(tmp_path, servers)) as client:
         yield client
-
-
-class _hub:
-    """The app with its lifespan running, and a client of it; every MCP upstream made its first attempt."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.app = build_app(parse_config(config, {}))
-        self.lifespan = self.app.router.lifespan_context(self.app)
-
-    async def __aenter__(self) -> httpx2.AsyncClient:
-        await self.lifespan.__aenter__()
-        hub = self.app.state.hub.extras.get("mcp")
-        if hub is not None:
-            await hub.wait_started(list(hub.upstreams))
-        transport = httpx2.ASGITransport(app=self.app, client=("10.0.0.7", 1234), raise_app_exceptions=False)
-        self.client = httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1")
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.aclose()
-        await self.lifespan.__aexit__(None, None, None)
-
-
-async def _login(client: httpx2.AsyncClient, key: str = MASTER_KEY) -> str:
-    """Log in; the session's CSRF token."""
-    response = await client.post("/ui/login", data={"key": key}, headers=ORIGIN)
-    assert response.status_code == 303, response.text
-    page = await client.get("/ui/playground")
-    return page.text.split('data-csrf="')[1].split('"')[0]
-
-
-async def _key(client: httpx2.AsyncClient, **fields: Any) -> str:
-    auth = {"authorization": f"Bearer {MASTER_KEY}"}
-    created = await client.post("/key/generate", json=fields, headers=auth)
-    assert created.status_code == 200, created.text
-    return created.json()["key"]
 
 
 @pytest.mark.anyio
 async def test_a_form_encoded_playground_request_is_refused_in_openais_shape_at_once(
     client: httpx2.AsyncClient,
 ) -> None:
-    csrf = await _login(client)
+    csrf = await console_login(client)
     body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
     headers = {**ORIGIN, "x-csrf-token": csrf, "content-type": "application/x-www-form-urlencoded"}
     with anyio.fail_after(10):  # it waited for a body already read, until the client gave up
@@ -146,9 +93,9 @@ async def _discard(message: Message) -> None:
 async def test_a_client_that_leaves_while_its_playground_body_is_read_is_a_499_not_a_crash(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub = _hub(_config(tmp_path, {}))
+    hub = InProcessHub(hub_config(tmp_path, {}))
     async with hub as client:
-        csrf = await _login(client)
+        csrf = await console_login(client)
         cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
         headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1"), (b"cookie", cookie.encode()),
                    (b"x-csrf-token", csrf.encode()), (b"content-type", b"application/json")]  # fmt: skip
@@ -174,7 +121,7 @@ async def test_a_client_that_leaves_while_its_playground_body_is_read_is_a_499_n
 
 @pytest.mark.anyio
 async def test_an_integer_beyond_64_bits_reaches_the_tool_and_comes_back_exactly(tooled: httpx2.AsyncClient) -> None:
-    csrf = await _login(tooled)
+    csrf = await console_login(tooled)
     form = {"csrf": csrf, "name": "mirror__rows", "arg:max_rows": BIG}
     response = await tooled.post("/ui/mcp/call", data=form, headers={**ORIGIN, "hx-request": "true"})
     assert response.status_code == 200, response.text
@@ -185,8 +132,8 @@ async def test_an_integer_beyond_64_bits_reaches_the_tool_and_comes_back_exactly
 
 @pytest.mark.anyio
 async def test_a_key_scoped_to_some_models_and_servers_sees_no_others_on_any_page(tooled: httpx2.AsyncClient) -> None:
-    key = await _key(tooled, models=["chat"], mcp_servers=["mirror"])
-    await _login(tooled, key)
+    key = (await make_key(tooled, models=["chat"], mcp_servers=["mirror"]))["key"]
+    await console_login(tooled, key)
     pages = {
         path: (await tooled.get(path)).text for path in ("/ui", "/ui/logs", "/ui/models", "/ui/mcp", "/ui/playground")
     }
@@ -194,14 +141,14 @@ async def test_a_key_scoped_to_some_models_and_servers_sees_no_others_on_any_pag
     assert seen == dict.fromkeys(pages, []), [line for line in pages["/ui"].splitlines() if "broken" in line]
     assert "mirror" in pages["/ui/mcp"] and "chat" in pages["/ui/logs"]
     tooled.cookies.clear()
-    await _login(tooled)  # the master key sees everything
+    await console_login(tooled)  # the master key sees everything
     master = {path: (await tooled.get(path)).text for path in ("/ui", "/ui/logs")}
     assert "broken" in master["/ui"] and "hidden-model" in master["/ui/logs"]
 
 
 @pytest.mark.anyio
 async def test_an_oversized_form_is_refused_as_too_large(client: httpx2.AsyncClient) -> None:
-    csrf = await _login(client)
+    csrf = await console_login(client)
     form = {"csrf": csrf, "key_alias": "x" * (300 * 1024)}
     created = await client.post("/ui/keys/create", data=form, headers=ORIGIN)
     client.cookies.clear()
@@ -214,7 +161,7 @@ async def test_an_oversized_form_is_refused_as_too_large(client: httpx2.AsyncCli
 async def test_logging_in_with_an_expired_key_says_it_expired_and_an_unknown_key_is_only_wrong(
     client: httpx2.AsyncClient,
 ) -> None:
-    key = await _key(client, duration="0s")
+    key = (await make_key(client, duration="0s"))["key"]
     expired = await client.post("/ui/login", data={"key": key}, headers=ORIGIN)
     unknown = await client.post("/ui/login", data={"key": "sk-no-such-key"}, headers=ORIGIN)
     assert (expired.status_code, unknown.status_code) == (401, 401)
