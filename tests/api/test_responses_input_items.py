@@ -29,8 +29,8 @@ def admin(gateway_url: str) -> Iterator[httpx2.Client]:
 
 
 def texts(items: list[Any]) -> list[str]:
-    """Each item's text (input items keep the content as the client sent it: here a string)."""
-    return [item["content"] if isinstance(item["content"], str) else item["content"][0]["text"] for item in items]
+    """Each item's first text part."""
+    return [item["content"][0]["text"] for item in items]
 
 
 def test_limit_gives_one_page_and_says_more_remain(admin: httpx2.Client, response_id: str) -> None:
@@ -87,3 +87,20 @@ def test_the_limit_defaults_to_20_and_goes_up_to_100(client: openai.OpenAI, admi
     assert len(default["data"]) == 20 and default["has_more"] is True
     widest = admin.get(url, params={"limit": 100, "order": "asc"}).json()
     assert len(widest["data"]) == 100 and widest["has_more"] is True and texts(widest["data"])[0] == "m0"
+
+
+def test_messages_sent_with_string_content_are_listed_as_openai_lists_them(client: openai.OpenAI) -> None:
+    sent: Any = [{"role": "user", "content": "hello"}, {"type": "message", "role": "developer", "content": "be brief"},
+                 {"role": "assistant", "content": "hi"}, {"role": "user", "content": [{"type": "input_text",
+                                                                                       "text": "x"}]}]  # fmt: skip
+    response = client.responses.create(model="text", input=sent)
+    messages = [i for i in client.responses.input_items.list(response.id, order="asc") if i.type == "message"]
+    # a part is an SDK object (a plain string has no model_dump): the SDK parsed a list of parts
+    shapes = [(i.role, [(p.type, p.model_dump()["text"]) for p in i.content], i.status) for i in messages]
+    assert shapes == [
+        ("user", [("input_text", "hello")], "completed"),
+        ("developer", [("input_text", "be brief")], "completed"),
+        ("assistant", [("output_text", "hi")], "completed"),
+        ("user", [("input_text", "x")], "completed"),
+    ]
+    assert all(i.id.startswith("msg_") for i in messages)

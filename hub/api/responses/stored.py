@@ -154,10 +154,23 @@ async def list_input_items(request: Request) -> Response:
     row = await load(request, principal, request.path_params["response_id"])
     items = row.input_items if order == "asc" else row.input_items[::-1]
     start = _after(items, request.query_params.get("after"))
-    page = items[start : start + limit]
+    page = [listed(item) for item in items[start : start + limit]]
     first, last = (page[0].get("id"), page[-1].get("id")) if page else (None, None)
     more = start + limit < len(items)
     return json_response({"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": more})
+
+
+def listed(item: Any) -> Any:
+    """An input item as OpenAI lists it. Rows keep messages as the client sent them (rows of every version), and a
+    message's string `content` makes the openai SDK build an object whose `content` is no list of parts: it gets
+    one `input_text` part (`output_text` for the assistant) and a `status`."""
+    if not isinstance(item, dict) or item.get("type") != "message":  # pyright: ignore[reportUnknownMemberType]
+        return item
+    content: Any = item.get("content")  # pyright: ignore[reportUnknownMemberType]
+    if isinstance(content, str):
+        assistant = item.get("role") == "assistant"  # pyright: ignore[reportUnknownMemberType]
+        content = [objects.output_text(content) if assistant else {"type": "input_text", "text": content}]
+    return {**item, "content": content, "status": item.get("status") or "completed"}  # pyright: ignore[reportUnknownMemberType]
 
 
 def _limit(raw: str | None) -> int:
