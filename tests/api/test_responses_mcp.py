@@ -13,7 +13,10 @@ import httpx2
 import openai
 import pytest
 from openai.types.responses import Response
+from openai.types.responses.mcp_tool_call_error import McpToolExecutionError
+from openai.types.responses.response_output_item import McpCall
 
+from hub.api.responses import stored
 from hub.config import parse_config
 from hub.loop.plan import JSON
 from hub.loop.tools import REPORT_OUTPUT, ToolRun
@@ -95,6 +98,40 @@ def test_a_failing_tool_call_is_an_mcp_call_with_its_error(client: openai.OpenAI
     response = client.responses.create(model="agent-bad", input="describe it", tools=[DB_TOOLS])
     call = next(item for item in response.output if item.type == "mcp_call")
     assert call.error and call.output is None and call.status == "failed"
+
+
+def _failed_call(response: Response) -> McpCall:
+    return next(item for item in response.output if item.type == "mcp_call")
+
+
+def test_a_failed_call_s_error_is_the_error_object_the_sdk_types(client: openai.OpenAI) -> None:
+    ask: Any = {"model": "agent-bad", "input": "describe it", "tools": [DB_TOOLS]}
+    plain = client.responses.create(**ask)
+    with client.responses.stream(**ask) as stream:
+        streamed = stream.get_final_response()
+    done = [e.item for e in stream_events(client, ask) if e.type == "response.output_item.done"]
+    for call in [_failed_call(plain), _failed_call(streamed), _failed_call(client.responses.retrieve(plain.id)),
+                 next(i for i in done if i.type == "mcp_call")]:  # fmt: skip
+        assert isinstance(call.error, McpToolExecutionError), call.error
+        assert call.error.type == "mcp_tool_execution_error" and call.output is None and call.status == "failed"
+        content: Any = call.error.content
+        assert [part["type"] for part in content] == ["text"] and "'no_such_table'" in content[0]["text"]
+        assert not content[0]["text"].startswith("Error:")  # the model's prefix; the type says it
+    plain.model_dump()  # no serialisation warning (warnings are errors here)
+
+
+def test_an_mcp_call_an_older_version_stored_with_a_string_error_is_answered_with_the_error_object() -> None:
+    old = {"id": "mcp_1", "type": "mcp_call", "server_label": "postgres_db", "name": "describe_table",
+           "arguments": "{}", "output": None, "error": "Error: no such table", "status": "failed"}  # fmt: skip
+    call = McpCall.model_validate(stored.listed(old))
+    assert isinstance(call.error, McpToolExecutionError)
+    assert call.error.content == [{"type": "text", "text": "no such table"}]
+    assert stored.listed({**old, "error": None, "output": "ok"}) == {**old, "error": None, "output": "ok"}
+
+
+def stream_events(client: openai.OpenAI, ask: Any) -> list[Any]:
+    with client.responses.stream(**ask) as stream:
+        return list(stream)
 
 
 def test_a_client_function_call_next_to_hub_tools_goes_back_to_the_client(client: openai.OpenAI) -> None:

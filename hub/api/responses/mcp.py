@@ -84,11 +84,18 @@ def call_item(
     `name` as called); `approval_request_id` for a call that ran once the client approved it."""
     item: JSON = {"id": objects.new_id("mcp"), "type": "mcp_call", "server_label": server,
                   "name": tool.original_name if tool else name, "arguments": arguments or "{}",
-                  "output": None if failed else output, "error": output if failed else None,
+                  "output": None if failed else output, "error": execution_error(output) if failed else None,
                   "status": "failed" if failed else "completed"}  # fmt: skip
     if approval_request_id is not None:
         item["approval_request_id"] = approval_request_id
     return item
+
+
+def execution_error(output: Any) -> JSON:
+    """`mcp_call.error` as the openai SDK types it (`McpToolExecutionError`): the tool's failure text as the MCP
+    content it came in, without the `Error: ` the model reads it with."""
+    text = str(output or "The tool call failed.").removeprefix("Error: ")
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text}]}
 
 
 def _listed(tool: HubTool) -> JSON:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from hub.accounts.auth import Principal
 from hub.api.responses import objects
+from hub.api.responses.mcp import execution_error
 from hub.api.responses.objects import JSON
 from hub.errors import BadRequest, NotFound, ServiceUnavailable, json_response
 from hub.state import authenticate, hub_state
@@ -138,7 +139,8 @@ async def save(
 async def get_response(request: Request) -> Response:
     principal = await authenticate(request)
     row = await load(request, principal, request.path_params["response_id"])
-    return json_response(public(row.response))
+    response = public(row.response)
+    return json_response({**response, "output": [listed(item) for item in response.get("output") or ()]})
 
 
 def public(response: JSON) -> JSON:
@@ -161,10 +163,14 @@ async def list_input_items(request: Request) -> Response:
 
 
 def listed(item: Any) -> Any:
-    """An input item as OpenAI lists it. Rows keep messages as the client sent them (rows of every version), and a
+    """An item as OpenAI lists it, whichever version stored it. Rows keep messages as the client sent them, and a
     message's string `content` makes the openai SDK build an object whose `content` is no list of parts: it gets
-    one `input_text` part (`output_text` for the assistant) and a `status`."""
-    if not isinstance(item, dict) or item.get("type") != "message":  # pyright: ignore[reportUnknownMemberType]
+    one `input_text` part (`output_text` for the assistant) and a `status`. An `mcp_call` stored with a string
+    `error` (older versions) gets the error object."""
+    kind = item.get("type") if isinstance(item, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind == "mcp_call" and isinstance(error := item.get("error"), str):  # pyright: ignore[reportUnknownMemberType, reportOptionalMemberAccess]
+        return {**item, "error": execution_error(error)}
+    if kind != "message":
         return item
     content: Any = item.get("content")  # pyright: ignore[reportUnknownMemberType]
     if isinstance(content, str):
