@@ -113,7 +113,7 @@ def text_blocks(content: Any, where: str) -> list[JSON]:
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("text", "refusal"):
-            blocks += _text(part.get(kind), part.get("cache_control"))
+            blocks += _text(_part_text(part, kind, f"{where}.content.[{j}]"), part.get("cache_control"))
         else:
             raise bad_request(f"{where}.content[{j}]: only text parts are allowed here, got {kind!r}.",
                               f"{where}.content.[{j}].type")  # fmt: skip
@@ -131,7 +131,7 @@ def user_blocks(content: Any, where: str) -> list[JSON]:
         kind = part.get("type") if isinstance(part, dict) else None
         at = f"{where}.content.[{j}]"
         if kind == "text":
-            blocks += _text(part.get("text"), part.get("cache_control"))
+            blocks += _text(_part_text(part, "text", at), part.get("cache_control"))
         elif kind == "image_url":
             blocks.append(image_block(part.get("image_url"), at))
         elif kind == "file":
@@ -243,8 +243,16 @@ def tool_result(message: JSON, where: str) -> JSON:
     return result
 
 
-def _text(text: Any, cache_control: Any = None) -> list[JSON]:
-    if not isinstance(text, str) or not text.strip():
+def _part_text(part: JSON, key: str, where: str) -> str:
+    """A text (or refusal) part's string: anything else is a 400 naming it, never dropped as an empty part."""
+    text = part.get(key)
+    if not isinstance(text, str):
+        raise bad_request(f"{where}.{key} must be a string.", f"{where}.{key}", "invalid_type")
+    return text
+
+
+def _text(text: str, cache_control: Any = None) -> list[JSON]:
+    if not text.strip():
         return []
     block: JSON = {"type": "text", "text": text}
     if isinstance(cache_control, dict):

@@ -238,7 +238,8 @@ def _number(src: JSON, name: str, kind: type | tuple[type, ...] = (int, float)) 
     """`src[name]` if it is a number of `kind` (or absent: None); anything else is a 400 naming it."""
     value = src.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise bad_request(f"Invalid type for '{name}': expected a number, got {value!r}.", name, "invalid_type")
+        raise bad_request(f"Invalid type for '{name}': expected {'an integer' if kind is int else 'a number'}, got "
+                          f"{value!r}.", name, "invalid_type")  # fmt: skip
     return value
 
 

@@ -29,9 +29,10 @@ RESPONSE_MEDIA = frozenset({"image/png", "image/jpeg", "image/webp", "applicatio
 class MessageError(ValueError):
     """A message Gemini cannot be given; `param` names it the OpenAI way (`messages.[3].content.[1]`)."""
 
-    def __init__(self, message: str, param: str) -> None:
+    def __init__(self, message: str, param: str, code: str = "invalid_value") -> None:
         super().__init__(message)
         self.param = param
+        self.code = code
 
 
 def http_image_urls(messages: list[JSON]) -> list[str]:
@@ -144,8 +145,8 @@ class _Builder:
     def _user_part(self, part: Any, param: str) -> JSON | None:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            text = part.get("text")  # pyright: ignore[reportOptionalMemberAccess]
-            return {"text": text} if isinstance(text, str) and text else None
+            text = _part_text(part, "text", param)  # pyright: ignore[reportArgumentType]
+            return {"text": text} if text else None
         if kind == "image_url":
             return self._image(part, param)  # pyright: ignore[reportArgumentType]
         if kind == "input_audio":
@@ -253,8 +254,8 @@ class _Builder:
         media: list[JSON] = []
         for k, part in enumerate(content):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
             kind = part.get("type") if isinstance(part, dict) else None  # pyright: ignore[reportUnknownMemberType]
-            if kind == "text" and isinstance(part.get("text"), str):  # pyright: ignore[reportUnknownMemberType, reportOptionalMemberAccess]
-                texts.append(part["text"])  # pyright: ignore[reportUnknownArgumentType, reportOptionalSubscript]
+            if kind == "text":
+                texts.append(_part_text(part, "text", f"{param}.[{k}]"))  # pyright: ignore[reportArgumentType]
             elif kind == "image_url":
                 media.append(self._image(part, f"{param}.[{k}]"))  # pyright: ignore[reportUnknownArgumentType]
             else:
@@ -281,12 +282,23 @@ def _texts(content: Any, param: str, *, refusals: bool = False) -> list[str]:
     if not isinstance(content, list):
         raise MessageError(f"{param} must be a string or an array of text parts.", param)
     texts: list[str] = []
-    for part in content:  # pyright: ignore[reportUnknownVariableType]
-        if isinstance(part, dict) and isinstance(part.get("text"), str):  # pyright: ignore[reportUnknownMemberType]
-            texts.append(part["text"])  # pyright: ignore[reportUnknownArgumentType]
+    for k, part in enumerate(content):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        kind = part.get("type") if isinstance(part, dict) else None  # pyright: ignore[reportUnknownMemberType]
+        if kind == "text" or (refusals and kind == "refusal"):
+            texts.append(_part_text(part, kind, f"{param}.[{k}]"))  # pyright: ignore[reportArgumentType]
+        elif isinstance(part, dict) and isinstance(part.get("text"), str):  # pyright: ignore[reportUnknownMemberType]
+            texts.append(part["text"])  # pyright: ignore[reportUnknownArgumentType]  (untyped parts: read as before)
         elif refusals and isinstance(part, dict) and isinstance(part.get("refusal"), str):  # pyright: ignore[reportUnknownMemberType]
             texts.append(part["refusal"])  # pyright: ignore[reportUnknownArgumentType]
     return texts
+
+
+def _part_text(part: JSON, key: str, param: str) -> str:
+    """A text (or refusal) part's string: anything else is refused naming it, never dropped as an empty part."""
+    text = part.get(key)
+    if not isinstance(text, str):
+        raise MessageError(f"{param}.{key} must be a string.", f"{param}.{key}", "invalid_type")
+    return text
 
 
 def _arguments(arguments: Any, param: str) -> JSON:

@@ -78,7 +78,7 @@ def _build(
             dummy_signatures=needs_signatures(model),
         )  # fmt: skip
     except MessageError as exc:
-        raise bad_request(str(exc), exc.param) from exc
+        raise bad_request(str(exc), exc.param, exc.code) from exc
     except ValueError as exc:
         raise bad_request(str(exc), "tools") from exc
     if not contents:
@@ -188,7 +188,8 @@ def _number(body: JSON, name: str, kind: type | tuple[type, ...]) -> Any:
     """`body[name]` if it is a number of `kind` (or absent: None); anything else is a 400 naming it."""
     value = body.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise bad_request(f"Invalid type for '{name}': expected a number, got {value!r}.", name, "invalid_type")
+        raise bad_request(f"Invalid type for '{name}': expected {'an integer' if kind is int else 'a number'}, got "
+                          f"{value!r}.", name, "invalid_type")  # fmt: skip
     return value
 
 
