@@ -197,6 +197,27 @@ def test_an_approval_for_a_request_that_was_not_made_gets_a_400(client: openai.O
         client.responses.create(model="agent-approve", input=bogus, tools=[APPROVED_DB])
 
 
+@pytest.mark.parametrize("approve", [True, False])
+def test_only_a_call_that_became_an_approval_request_can_be_approved_or_refused(
+    client: openai.OpenAI, mcp_gateway: tuple[str, FakeOpenAI], approve: bool
+) -> None:
+    chart: Any = {"type": "function", "name": "show_chart", "parameters": {"type": "object", "properties": {}}}
+    tools: Any = [APPROVED_DB, chart]
+    first = client.responses.create(model="agent-mixed", input="chart it", tools=tools)
+    assert [item.type for item in first.output] == ["mcp_approval_request", "function_call"]
+    client_call = first.output[1]
+    assert client_call.type == "function_call"
+    sent = len(mcp_gateway[1].requests)
+    guessed: Any = [{"type": "mcp_approval_response", "approval_request_id": f"mcpr_{client_call.call_id}",
+                     "approve": approve}]  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="agent-mixed", input=guessed, previous_response_id=first.id, tools=tools)
+    error: Any = refused.value.body
+    assert (error["param"], error["code"]) == ("input[0].approval_request_id", "invalid_value")
+    assert f"mcpr_{client_call.call_id}" in error["message"]
+    assert len(mcp_gateway[1].requests) == sent  # nothing ran, the model was not asked
+
+
 def test_tool_outputs_are_in_the_loop_record_only_when_an_inbound_api_asks() -> None:
     run = ToolRun(round=1, id="call_1", name="postgres_db__list_tables", server="postgres_db", arguments="{}",
                   content="tables: users")  # fmt: skip

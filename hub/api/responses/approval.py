@@ -98,10 +98,17 @@ def approval_responses(body: JSON) -> list[tuple[int, JSON]]:
     ]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
 
 
+def requested(output: list[JSON]) -> set[str]:
+    """The ids of the `mcp_approval_request` items in a response's output: the calls a client may approve."""
+    return {str(item.get("id")) for item in output if item.get("type") == "mcp_approval_request"}
+
+
 async def answer(
-    request: Request, principal: Principal, body: JSON, history: list[JSON]
+    request: Request, principal: Principal, body: JSON, history: list[JSON], asked: set[str]
 ) -> tuple[list[JSON], list[JSON]]:
-    """(tool messages, `mcp_call` items) for the request's `mcp_approval_response` items.
+    """(tool messages, `mcp_call` items) for the request's `mcp_approval_response` items; `asked`: the ids of the
+    previous response's `mcp_approval_request` items (`requested`). Its other calls (the client's own function
+    calls) are no approval requests: approving one would run or answer it in the client's place.
 
     Raises:
         BadRequest: a response without `previous_response_id`, or for a request the previous response did not make.
@@ -109,7 +116,8 @@ async def answer(
     responses = approval_responses(body)
     if not responses:
         return [], []
-    pending = {call["id"]: call for call in (history[-1].get("tool_calls") or [])} if history else {}
+    calls = (history[-1].get("tool_calls") or []) if history else []
+    pending = {call["id"]: call for call in calls if PREFIX + call["id"] in asked}
     approved, denied = [], []
     for i, item in responses:
         call = pending.get(str(item.get("approval_request_id") or "").removeprefix(PREFIX))

@@ -42,6 +42,8 @@ class _Turn:
         """Input items of the responses this one continues (their inputs and outputs), for `input_items`."""
         self.history: list[JSON] = []
         """The conversation so far as chat messages, without instructions."""
+        self.asked: set[str] = set()
+        """Ids of the `mcp_approval_request` items of the response this one continues."""
         self.approved: list[JSON] = []
         self.conversation: list[JSON] = []
 
@@ -51,8 +53,10 @@ class _Turn:
         if (previous := self.body.get("previous_response_id")) is not None:
             row = await stored.load(self.request, self.principal, str(previous), "previous_response_id")
             self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
+            self.asked = approval.requested(row.response["output"])
         chat = check_chat_request(to_chat(self.body, self.history))  # checked before any approved tool runs
-        tool_messages, self.approved = await approval.answer(self.request, self.principal, self.body, self.history)
+        tool_messages, self.approved = await approval.answer(self.request, self.principal, self.body, self.history,
+                                                             self.asked)  # fmt: skip
         if tool_messages:
             chat = check_chat_request(to_chat(self.body, [*self.history, *tool_messages]))
         has_instructions = self.body.get("instructions") is not None
