@@ -164,6 +164,17 @@ async def _exchange(pipes: Pipes, request_id: int, data: bytes, read_timeout: fl
         if timer is not None:
             timer.cancel()
         pipes.forget(request_id)
+        _settled(answer)
+
+
+def _settled(answer: asyncio.Future[dict[str, Any]]) -> None:
+    """Leave no failed future unread: a call that ends otherwise (its write failed, it was cancelled) may find its
+    future failed too (the pipes fail every waiting request when they close), which asyncio would log at its end."""
+    if answer.done():
+        if not answer.cancelled():
+            answer.exception()
+    else:
+        answer.cancel()
 
 
 def _expire(answer: asyncio.Future[dict[str, Any]]) -> None:

@@ -3,6 +3,8 @@ else the session, and what a call may bring besides its answer still reaches the
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections import deque
 from typing import Any
 
@@ -15,7 +17,7 @@ from mcp.shared.message import SessionMessage
 
 from hub.accounts.auth import MASTER
 from hub.config import parse_config
-from hub.mcp.direct_call import FIRST_ID
+from hub.mcp.direct_call import FIRST_ID, call_tool
 from hub.mcp.hub import McpHub
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, Pipes
 from tests.mcp.conftest import text_of, tool_server
@@ -121,6 +123,30 @@ async def test_a_plain_call_goes_straight_and_one_whose_client_wants_progress_th
         with_progress = await hub.call_tool("tool__echo", {"text": "shown"}, MASTER, caller=progress)
     assert text_of(plain) == "echo: plain" and text_of(with_progress) == "echo: shown"
     assert through_session == ["tools/call"]
+
+
+class _GoneStdin:
+    async def send(self, data: bytes) -> None:
+        raise anyio.BrokenResourceError
+
+
+async def test_a_call_whose_write_fails_leaves_no_unretrieved_future_behind() -> None:
+    process = _Process()
+    process.stdin = _GoneStdin()  # pyright: ignore[reportAttributeAccessIssue]
+    pipes = Pipes(process, "s", LIMIT)
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        for _ in range(2):  # the stdin fails under the first; the second finds the pipes closed
+            with pytest.raises(MCPError) as raised:
+                await call_tool(pipes, "echo", {}, 5, "2025-11-25", "s")
+            assert raised.value.error.code == types.CONNECTION_CLOSED
+            del raised
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert [context.get("message") for context in reported] == []
 
 
 class Progress:
