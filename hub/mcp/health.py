@@ -54,15 +54,6 @@ def _causes(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def session_lost(exc: MCPError) -> bool:
-    # CONNECTION_CLOSED: the stream ended or an HTTP request could not be sent; "Session terminated": a streamable
-    # HTTP server that restarted no longer knows our session id.
-    error = exc.error
-    return error.code == types.CONNECTION_CLOSED or (
-        error.code == types.INVALID_REQUEST and error.message == "Session terminated"
-    )
-
-
 async def no_progress(progress: float, total: float | None, message: str | None) -> None:
     return None
 

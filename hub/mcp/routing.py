@@ -20,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 import mcp_types as types
 from mcp.client._transport import WriteStream
 from mcp.client.session import ClientRequestContext
@@ -151,16 +152,22 @@ class Router:
 
 class TaggingWriteStream(ClosingStream):
     """Wraps a transport's write stream: notes the id (which the SDK also uses as the progress token) of the request
-    each call sends, so a stdio request naming that token in its `_meta` finds its call."""
+    each call sends, so a stdio request naming that token in its `_meta` finds its call; and tells `on_failure` when
+    the transport took no more (the SDK then reports "Connection closed", `hub.mcp.link`)."""
 
-    def __init__(self, inner: WriteStream[SessionMessage]) -> None:
+    def __init__(self, inner: WriteStream[SessionMessage], on_failure: Callable[[], None] = lambda: None) -> None:
         self._inner = inner
+        self._on_failure = on_failure
 
     async def send(self, item: SessionMessage, /) -> None:
         call = CURRENT.get()
         if call is not None and call.progress_token is None and isinstance(item.message, types.JSONRPCRequest):
             call.progress_token = item.message.id
-        await self._inner.send(item)
+        try:
+            await self._inner.send(item)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._on_failure()
+            raise
 
     async def aclose(self) -> None:
         await self._inner.aclose()

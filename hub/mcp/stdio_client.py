@@ -109,6 +109,11 @@ class Pipes(ClosingStream):
         self.answers: dict[types.RequestId, asyncio.Future[dict[str, Any]]] = {}
         """Requests written with `write` (hub/mcp/direct_call.py): each answer goes to its future, not the session."""
 
+    @property
+    def ended(self) -> bool:
+        """Stdout ended, failed or was closed, or stdin failed: the connection is gone."""
+        return self._ended
+
     # -- the read stream -------------------------------------------------------------------------------------------
 
     async def receive(self) -> Incoming:

@@ -32,6 +32,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import McpHttpClientFactory, create_mcp_http_client
 
 from hub.mcp.config import McpServerSpec
+from hub.mcp.link import Link
 from hub.mcp.stdio_client import bounded_stdio_client, too_large
 from hub.mcp.wire_http import WireStream, WireTransport
 from hub.ops.tracing.propagate import copy_meta_traceparent
@@ -46,19 +47,25 @@ class MessageTooLarge(httpx2.StreamError, httpx2.SSEError):
 
 
 class _BoundedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, limit: int) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, limit: int, link: Link | None = None) -> None:
         self._inner = inner
         self._limit = limit
+        self._link = link
         self._chunks: AsyncIterator[bytes] | None = None
         self._seen = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self._chunks = chunks = aiter(self._inner)
-        async for chunk in chunks:
-            self._seen += len(chunk)
-            if self._seen > self._limit:
-                raise MessageTooLarge(too_large(self._limit))
-            yield chunk
+        try:
+            async for chunk in chunks:
+                self._seen += len(chunk)
+                if self._seen > self._limit:
+                    raise MessageTooLarge(too_large(self._limit))
+                yield chunk
+        except httpx2.TransportError:
+            if self._link is not None:  # the connection broke off: the SDK reports -32000 for its request
+                self._link.failed()
+            raise
 
     async def aclose(self) -> None:
         try:
@@ -87,16 +94,25 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
     """An HTTP transport whose answers to POSTs (one request's JSON or event stream) stop at `limit` bytes with
     `MessageTooLarge`; the long-lived GET stream of notifications is bounded per event by the SDK instead."""
 
-    def __init__(self, limit: int, inner: httpx2.AsyncBaseTransport) -> None:
+    def __init__(self, limit: int, inner: httpx2.AsyncBaseTransport, link: Link | None = None) -> None:
         self._inner = inner
         self._limit = limit
+        self._link = link
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         copy_meta_traceparent(request)  # the `_meta.traceparent` the SDK wrote, as the HTTP header too
-        response = await self._inner.handle_async_request(request)
-        if request.method == "POST":
+        link, post = self._link, request.method == "POST"
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx2.TransportError:
+            if link is not None and post:
+                link.failed()
+            raise
+        if link is not None and response.status_code == 404 and request.headers.get("mcp-session-id"):
+            link.forgotten()  # the server no longer knows the session (it restarted, or ended it)
+        if post:
             assert isinstance(response.stream, httpx2.AsyncByteStream)
-            response.stream = _BoundedStream(response.stream, self._limit)
+            response.stream = _BoundedStream(response.stream, self._limit, link)
         return response
 
     async def aclose(self) -> None:
@@ -104,8 +120,10 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
 
 
 @contextlib.asynccontextmanager
-async def open_transport(spec: McpServerSpec, errlog: TextIO, server: str) -> AsyncIterator[TransportStreams]:
-    """The read/write streams to one upstream; on exit a stdio child and its process group are stopped."""
+async def open_transport(spec: McpServerSpec, errlog: TextIO, server: str,
+                         link: Link | None = None) -> AsyncIterator[TransportStreams]:  # fmt: skip
+    """The read/write streams to one upstream; on exit a stdio child and its process group are stopped. A streamable
+    HTTP transport tells `link` of failed exchanges and of a session the server forgot."""
     read_timeout = max(300.0, spec.call_timeout)  # idle notification streams stay open between calls
     if spec.kind == "stdio":
         assert spec.command is not None
@@ -130,7 +148,7 @@ async def open_transport(spec: McpServerSpec, errlog: TextIO, server: str) -> As
                 headers=spec.all_headers,
                 timeout=timeout,
                 follow_redirects=True,
-                transport=BoundedTransport(spec.max_message_bytes, WireTransport(ssl_context=_tls(spec.url))),
+                transport=BoundedTransport(spec.max_message_bytes, WireTransport(ssl_context=_tls(spec.url)), link),
             ) as http,  # fmt: skip
             streamable_http_client(spec.url, http_client=http, max_sse_event_size=spec.max_message_bytes) as streams,
         ):

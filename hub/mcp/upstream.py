@@ -28,7 +28,8 @@ from hub.mcp import direct_call
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable, check_arguments
-from hub.mcp.health import Status, describe, error_result, no_progress, session_lost, set_when
+from hub.mcp.health import Status, describe, error_result, no_progress, set_when
+from hub.mcp.link import Link
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
 from hub.mcp.stdio_client import MESSAGE_TOO_LARGE, TOO_LARGE_MARK, Pipes
@@ -84,12 +85,11 @@ class Upstream:
         self._on_resource_updated = on_resource_updated
         self._errlog = errlog or sys.stderr
         self._session: ClientSession | None = None
-        self._pipes: Pipes | None = None
-        """A stdio upstream's pipes, for calls that go straight (hub/mcp/direct_call.py)."""
         self._router = Router(self.name)
         self._dirty: set[Kind] = set()
         self._dirty_event = anyio.Event()
-        self._broken = anyio.Event()
+        self._link = Link()
+        """The current connection (a stdio upstream's pipes, for calls that go straight: hub/mcp/direct_call.py)."""
         self._ready_at = -math.inf
         self._failure = ""
         self.log_level: types.LoggingLevel | None = None
@@ -146,14 +146,14 @@ class Upstream:
             self.status.detail = f"{self._failure} (retrying now)"
         else:
             self._set("connecting")
-        self._broken = anyio.Event()
+        self._link = link = Link()
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
-            async with open_transport(self.spec, self._errlog, self.name) as (read, write):
-                self._pipes = write if isinstance(write, Pipes) else None
-                stream = SanitizingReadStream(read, self.name)
+            async with open_transport(self.spec, self._errlog, self.name, link) as (read, write):
+                link.pipes = write if isinstance(write, Pipes) else None
+                link.read = stream = SanitizingReadStream(read, self.name)
                 async with ClientSession(
                     stream,
-                    TaggingWriteStream(write),
+                    TaggingWriteStream(write, link.failed),
                     sampling_callback=self._router.on_sampling,
                     elicitation_callback=self._router.on_elicitation,
                     list_roots_callback=self._router.on_list_roots,
@@ -170,11 +170,11 @@ class Upstream:
                     await self._relist(session, ALL_KINDS)
                     await self._apply_level(session)
                     scope.deadline = math.inf
-                    await self._serve(session, stream)
+                    await self._serve(session, stream, link)
         if scope.cancelled_caught:
             raise TimeoutError(f"no answer within connect_timeout ({self.spec.connect_timeout:g} s)")
 
-    async def _serve(self, session: ClientSession, stream: SanitizingReadStream) -> None:
+    async def _serve(self, session: ClientSession, stream: SanitizingReadStream, link: Link) -> None:
         self._session = session
         self._ready_at = time.monotonic()
         self._set("ready", f"{len(self.listing.tools)} tools")
@@ -184,12 +184,12 @@ class Upstream:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._refresher, session)
             if self.spec.kind != "stdio":
-                tg.start_soon(self._health, session)
-            tg.start_soon(set_when, stream.closed, self._broken)
-            await self._broken.wait()
+                tg.start_soon(self._health, session, link)
+            tg.start_soon(set_when, stream.closed, link.broken)
+            await link.broken.wait()
             tg.cancel_scope.cancel()
 
-    async def _health(self, session: ClientSession) -> None:
+    async def _health(self, session: ClientSession, link: Link) -> None:
         """Network upstreams can vanish without closing a stream: ping them, reconnect after two failures."""
         failures = 0
         while True:
@@ -204,7 +204,7 @@ class Upstream:
             except MCPError as exc:
                 failures = 0 if exc.error.code == types.METHOD_NOT_FOUND else failures + 1
                 if failures >= 2:
-                    self._broken.set()
+                    link.broken.set()
 
     async def _apply_level(self, session: ClientSession) -> None:
         self._sent_level = None
@@ -361,7 +361,7 @@ class Upstream:
                    caller: Caller | None) -> tuple[ToolCall, bool]:  # fmt: skip
         """`tools/call` on the session, or straight on a stdio upstream's pipes when it can (hub/mcp/direct_call.py),
         and whether `send` must bound it (a straight call bounds its own write and read)."""
-        pipes, version = self._pipes, self.status.protocol_version
+        pipes, version = self._link.pipes, self.status.protocol_version
         if pipes is not None and direct_call.applies(version, arguments, caller is not None and caller.wants_progress):
             wedged = read_timeout + SEND_GRACE
             return lambda _: direct_call.call_tool(pipes, name, arguments, read_timeout, version or "", self.name,
@@ -388,7 +388,7 @@ class Upstream:
         """`send(session)` on the live session within `read_timeout` (past it the server is restarted), routing its
         requests to the client `caller` meanwhile (`request` and task-augmented calls go through here). Unless
         `bounded` is False (a call that bounds itself, raising `TimeoutError` for a wedged upstream)."""
-        session = self.session()
+        session, link = self.session(), self._link  # this connection's: a later one is not restarted for its errors
         # The SDK's read timeout starts once the request is written; the outer one also bounds the write.
         limit = None if read_timeout is None else read_timeout + SEND_GRACE
         with self._router.calling(caller):
@@ -396,14 +396,14 @@ class Upstream:
                 with anyio.fail_after(limit) if bounded else contextlib.nullcontext():
                     return await send(session)
             except TimeoutError:
-                self._broken.set()
+                link.broken.set()
                 logger.warning("MCP server %s took no request within %g s: restarting it", self.name, limit)
                 raise MCPError(code=types.REQUEST_TIMEOUT, message=f"No answer within {read_timeout:g} s.") from None
             except MCPError as exc:
                 if TOO_LARGE_MARK in exc.error.message:  # an HTTP transport reports it as a lost stream or parse error
                     raise MCPError(code=MESSAGE_TOO_LARGE, message=exc.error.message) from None
-                if session_lost(exc):
-                    self._broken.set()  # reconnect now rather than at the next health check
+                if link.lost(exc):  # not an error answer of the server, whatever its code
+                    link.broken.set()  # reconnect now rather than at the next health check
                     message = f"MCP server {self.name!r} closed the connection: {exc.error.message}"
                     raise UpstreamUnavailable(message, server=self.name) from exc
                 raise
