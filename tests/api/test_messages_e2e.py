@@ -40,7 +40,7 @@ def fakes() -> Iterator[tuple[Fakes, str]]:
                    for n in ("claude-sonnet-4-5", "claude-think", "claude-midstream-error", "error-529")]  # fmt: skip
         models += [
             _model(n, f"gemini/{BEHAVIOURS[n]}", g, gemini_upstream.API_KEY)
-            for n in ("g-text", "g3-tools", "g3-thinking")
+            for n in ("g-text", "g3-tools", "g3-thinking", "g-midstream")
         ]
         config = parse_config({"model_list": models, "general_settings": {"master_key": MASTER_KEY}}, {})
         with serve_app(build_app(config)) as url:
@@ -249,8 +249,11 @@ def test_gemini_thoughts_become_a_thinking_block_that_an_openai_model_never_sees
     assert fakes[0][0].requests[-1]["messages"][1] == {"role": "assistant", "content": "42"}
 
 
-def test_an_upstream_failure_mid_stream_ends_the_stream_with_an_anthropic_error_event(fakes: tuple[Fakes, str]) -> None:
-    events = _events(fakes[1], {"model": "claude-midstream-error", "max_tokens": 50, "stream": True,
+@pytest.mark.parametrize("model", ["claude-midstream-error", "g-midstream"])  # Anthropic overloaded, Gemini UNAVAILABLE
+def test_an_upstream_failure_mid_stream_ends_the_stream_with_an_anthropic_error_event(
+    fakes: tuple[Fakes, str], model: str
+) -> None:
+    events = _events(fakes[1], {"model": model, "max_tokens": 50, "stream": True,
                                 "messages": [{"role": "user", "content": "hello"}]})  # fmt: skip
     assert events[0][0] == "message_start"
     assert events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": _str()}})

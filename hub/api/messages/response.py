@@ -13,6 +13,10 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                529: "overloaded_error"}  # fmt: skip
+OVERLOADED = frozenset({"overloaded_error", "unavailable"})
+"""Error types or codes of an overloaded or unavailable upstream (Anthropic's `overloaded_error`, Gemini's
+`UNAVAILABLE`), which Anthropic's clients get as a 529 `overloaded_error`, as `error_status` gives a raised one: a
+stream's final error event carries no status, only these."""
 _BAD_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -128,12 +132,12 @@ def error_body(status: int, message: str) -> JSON:
 
 
 def from_openai_error(status: int, body: Any) -> tuple[int, JSON]:
-    """An OpenAI `{"error": {...}}` answer (status, body) in Anthropic's shape."""
+    """An OpenAI `{"error": {...}}` answer (status, body), or a chat stream's error event, in Anthropic's shape."""
     error = body.get("error") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if not isinstance(error, dict):
         error = {"message": str(body)}
     message = str(error.get("message") or "error")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-    if "overloaded_error" in (error.get("type"), error.get("code")):  # pyright: ignore[reportUnknownMemberType]
+    if OVERLOADED.intersection((error.get("type"), error.get("code"))):  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
         status = 529
     elif error.get("type") == "rate_limit_error":  # pyright: ignore[reportUnknownMemberType]
         status = 429
