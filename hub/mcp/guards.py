@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import anyio
 import mcp_types as types
 import orjson
 import pydantic_core
@@ -44,6 +45,7 @@ the hub's own MCP logger (a filter sees only the records of the logger it is on,
 SDK_SSE_LOGGER = "mcp.server.sse"
 SDK_SSE_REFUSAL = "Failed to parse message"
 """What the SDK's SSE endpoint logs, with a traceback at ERROR, for a body it cannot validate."""
+logger = logging.getLogger("toolhub.mcp")
 _SESSION_ID = re.compile(r"\b[0-9a-fA-F]{32}\b|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
 
 
@@ -168,8 +170,11 @@ class JsonRpcErrors:
         start: Message | None = None
         body = bytearray()
 
+        started = False
+
         async def rewrite(message: Message) -> None:
-            nonlocal start
+            nonlocal start, started
+            started = True
             if message["type"] == "http.response.start" and message["status"] >= 400 and not _is_json(message):
                 start = message
             elif start is not None and message["type"] == "http.response.body":
@@ -179,7 +184,16 @@ class JsonRpcErrors:
             else:
                 await send(message)
 
-        await self.app(scope, receive if judge is None else judge.receive, rewrite)
+        try:
+            await self.app(scope, receive if judge is None else judge.receive, rewrite)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            if not self.judges:
+                raise
+            # The SSE session's stream closed under the POST (its GET stream is ending): the SDK answers 202 (or 400)
+            # before it hands the message over, so it is dropped with the session, as a message after the close is.
+            logger.debug("MCP SSE: a message for a closing session was dropped")
+            if not started:
+                await _send_error(send, {"status": 404}, b"Could not find session", None)
 
 
 def _is_json(start: Message) -> bool:
