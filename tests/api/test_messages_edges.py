@@ -160,3 +160,31 @@ def test_a_config_fallback_to_another_family_counts_as_one_the_request_names(
                                                           "api_base": "http://127.0.0.1:9"}}]  # fmt: skip
     config = parse_config({"model_list": models, "router_settings": router}, {})
     assert _anthropic_only(config, {"model": "claude", "messages": HI}) is only
+
+
+IMAGE: Any = {"type": "image", "source": "x"}
+SOURCE = "messages.0.content.0.source"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_tokens": "5"}, "max_tokens: Input should be a valid integer"),
+        ({"max_tokens": 2.5}, "max_tokens: Input should be a valid integer"),
+        ({"max_tokens": -5}, "max_tokens: Input should be greater than or equal to 1"),
+        ({"model": 5}, "model: Input should be a valid string"),
+        ({"messages": [{"role": "user", "content": 5}]},
+         "messages.0.content: Input should be a string or an array of content blocks"),
+        ({"messages": [{"role": "user", "content": [IMAGE]}]},
+         f"{SOURCE}: Input should be an object (a base64, url or text source)"),
+        ({"messages": [{"role": "user", "content": [{"type": "image"}]}]}, f"{SOURCE}: Field required"),
+        ({"tools": [{"name": 5, "input_schema": {}}]}, "tools.0.name: Input should be a valid string"),
+    ],
+)  # fmt: skip
+def test_a_field_of_the_wrong_type_is_refused_saying_what_is_wrong(
+    client: anthropic.Anthropic, fields: dict[str, Any], message: str
+) -> None:
+    body: Any = {"model": "text", "max_tokens": 5, "messages": HI, **fields}
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(**body)
+    assert caught.value.body == {"type": "error", "error": {"type": "invalid_request_error", "message": message}}

@@ -28,6 +28,11 @@ def bad(message: str, param: str | None = None) -> BadRequest:
     return BadRequest(message, param=param, code="invalid_value")
 
 
+def wrong(value: Any, where: str, expected: str) -> BadRequest:
+    """Anthropic's words for a field that is not what it should be: missing, or of the wrong kind."""
+    return bad(f"{where}: Field required" if value is None else f"{where}: Input should be {expected}", where)
+
+
 def to_chat(body: Any, *, anthropic: bool = True) -> JSON:
     """The Chat Completions body for an Anthropic Messages `body`.
 
@@ -42,10 +47,12 @@ def to_chat(body: Any, *, anthropic: bool = True) -> JSON:
         raise bad("The request body must be a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise bad("model: Field required", "model")
+        raise wrong(model, "model", "a valid string" if model != "" else "at least 1 character long")
     max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise bad("max_tokens: Field required (a positive integer)", "max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise wrong(max_tokens, "max_tokens", "a valid integer")
+    if max_tokens < 1:
+        raise bad("max_tokens: Input should be greater than or equal to 1", "max_tokens")
     chat: JSON = {"model": model, "max_tokens": max_tokens, "messages": system(body.get("system"))}
     chat["messages"] += conversation(body.get("messages"), anthropic)
     _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
@@ -93,8 +100,10 @@ def mcp_server(raw: Any, i: int) -> JSON:
 
     The entry's `url` is not fetched: only this gateway's own servers can be named (by `name`).
     """
-    if not isinstance(raw, dict) or not isinstance(name := raw.get("name"), str) or not name:  # pyright: ignore[reportUnknownMemberType]
-        raise bad(f"mcp_servers.{i}.name: Field required", f"mcp_servers.{i}.name")
+    if not isinstance(raw, dict):
+        raise wrong(raw, f"mcp_servers.{i}", "an object")
+    if not isinstance(name := raw.get("name"), str) or not name:  # pyright: ignore[reportUnknownMemberType]
+        raise wrong(name, f"mcp_servers.{i}.name", "a non-empty string")
     entry: JSON = {"type": "mcp", "server_label": name, "require_approval": "never"}
     config = raw.get("tool_configuration")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if isinstance(config, dict) and isinstance(allowed := config.get("allowed_tools"), list):  # pyright: ignore[reportUnknownMemberType]
@@ -142,7 +151,8 @@ def _turn(message: Any, where: str, last: bool, replay_thinking: bool) -> list[J
         raise bad(f"{where}.role: Input should be 'user', 'assistant' or 'system'", f"{where}.role")
     if isinstance(content, str):
         content = [{"type": "text", "text": content}] if content else []
-    content = _array(content, f"{where}.content")
+    if not isinstance(content, list):
+        raise wrong(content, f"{where}.content", "a string or an array of content blocks")
     if not content and not (role == "assistant" and last):
         raise bad(f"{where}: all messages must have non-empty content except for the optional final assistant "
                   "message", f"{where}.content")  # fmt: skip
@@ -199,7 +209,7 @@ def _text_part(block: Any, where: str) -> JSON:
 def _media_part(block: JSON, where: str) -> JSON:
     source = block.get("source")
     if not isinstance(source, dict):
-        raise bad(f"{where}.source: Field required", f"{where}.source")
+        raise wrong(source, f"{where}.source", "an object (a base64, url or text source)")
     kind = source.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if kind == "base64" and isinstance(data := source.get("data"), str):  # pyright: ignore[reportUnknownMemberType]
         url = f"data:{source.get('media_type') or 'application/octet-stream'};base64,{data}"  # pyright: ignore[reportUnknownMemberType]
@@ -218,7 +228,7 @@ def tool_result(block: JSON, where: str) -> JSON:
     """A `tool_result` block as a `role: tool` message; an error result says so in its text."""
     call_id = block.get("tool_use_id")
     if not isinstance(call_id, str) or not call_id:
-        raise bad(f"{where}.tool_use_id: Field required", f"{where}.tool_use_id")
+        raise wrong(call_id, f"{where}.tool_use_id", "a non-empty string")
     content = block.get("content")
     if content is None or isinstance(content, str):
         text = content or ""
@@ -304,8 +314,10 @@ def _tool_call(block: JSON, where: str) -> JSON:
 def tool(raw: Any, i: int) -> JSON:
     """A client tool as an OpenAI function tool; Anthropic's server tools cannot run here and are refused."""
     spec = raw
-    if not isinstance(spec, dict) or not isinstance(name := spec.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
-        raise bad(f"tools.{i}.name: Field required", f"tools.{i}.name")
+    if not isinstance(spec, dict):
+        raise wrong(spec, f"tools.{i}", "an object")
+    if not isinstance(name := spec.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
+        raise wrong(name, f"tools.{i}.name", "a valid string")
     if spec.get("type") not in CUSTOM_TOOL_TYPES:  # pyright: ignore[reportUnknownMemberType]
         raise bad(f"tools.{i}: Anthropic server tool {spec['type']!r} is not available through this gateway; "
                   "declare it as a client tool with an input_schema", f"tools.{i}.type")  # fmt: skip
