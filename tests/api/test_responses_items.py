@@ -73,3 +73,29 @@ def test_hosted_tools_are_left_out_and_named_in_a_header(client: openai.OpenAI, 
     with client.responses.with_streaming_response.create(model="text", input="hi", tools=tools, stream=True) as s:
         assert s.headers["x-toolhub-dropped-tools"] == "web_search"
         assert any(line.startswith("event: response.completed") for line in s.iter_lines())
+
+
+APPROVAL: Any = {"type": "mcp_approval_response", "approval_request_id": "mcpr_call_1", "approve": True}
+HI: Any = {"role": "user", "content": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("items", "param", "words"),
+    [
+        ([{"type": "item_reference"}, HI], "input[0].id", "input[0].id must be"),
+        ([HI, {"type": "item_reference", "id": 5}], "input[1].id", "input[1].id must be"),
+        ([{"type": "item_reference", "id": ""}], "input[0].id", "input[0].id must be"),
+        ([APPROVAL], "previous_response_id", "previous_response_id"),
+        ([{"role": "system", "content": "be brief"}, {"type": "message", "role": "developer", "content": "terse"}],
+         "input", "only system or developer messages"),
+    ],
+)  # fmt: skip
+def test_input_the_model_cannot_answer_gets_a_400_that_says_why(
+    client: openai.OpenAI, fakes: Fakes, items: Any, param: str, words: str
+) -> None:
+    sent = len(fakes.openai.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="text", input=items)
+    assert caught.value.param == param and words in caught.value.message, caught.value.message
+    assert "must be a non-empty string or array" not in caught.value.message
+    assert len(fakes.openai.requests) == sent

@@ -103,6 +103,19 @@ def requested(output: list[JSON]) -> set[str]:
     return {str(item.get("id")) for item in output if item.get("type") == "mcp_approval_request"}
 
 
+def check(body: JSON) -> None:
+    """Refuse `mcp_approval_response` items without `previous_response_id`: they answer a request of that response.
+
+    Raises:
+        BadRequest: an approval response in a request that continues no response.
+    """
+    responses = approval_responses(body)
+    if responses and body.get("previous_response_id") is None:
+        raise BadRequest(f"input[{responses[0][0]}]: an mcp_approval_response answers an mcp_approval_request of an "
+                         "earlier response: send it with that response's id as previous_response_id.",
+                         param="previous_response_id", code="missing_required_parameter")  # fmt: skip
+
+
 async def answer(
     request: Request, principal: Principal, body: JSON, history: list[JSON], asked: set[str]
 ) -> tuple[list[JSON], list[JSON]]:

@@ -50,6 +50,7 @@ class _Turn:
     async def chat_body(self) -> JSON:
         """The chat body: earlier turns, answered approvals, this input; hub tools that need approval swapped out."""
         self.body = await stored.with_references(self.request, self.principal, self.body)
+        approval.check(self.body)
         if (previous := self.body.get("previous_response_id")) is not None:
             row = await stored.load(self.request, self.principal, str(previous), "previous_response_id")
             self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages

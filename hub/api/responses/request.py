@@ -75,8 +75,19 @@ def messages(body: JSON, history: list[JSON]) -> list[JSON]:
     out += history
     out += input_messages(body.get("input"))
     if not any(m["role"] != "system" for m in out):
-        raise BadRequest("'input' must be a non-empty string or array.", param="input", code="invalid_value")
+        raise BadRequest(_unanswerable(body.get("input")), param="input", code="invalid_value")
     return out
+
+
+def _unanswerable(value: Any) -> str:
+    """Why an `input` (with no earlier conversation) leaves the model nothing to answer."""
+    if not isinstance(value, list) or not value:
+        return "'input' must be a non-empty string or array."
+    if all(isinstance(i, dict) and i.get("type", "message") == "message" for i in value):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        return ("'input' holds only system or developer messages (instructions): add a user message for the model "
+                "to answer.")  # fmt: skip
+    return ("'input' holds nothing the model can answer (item references, MCP items and reasoning items are not turns "
+            "of their own): add a user message.")  # fmt: skip
 
 
 def input_messages(value: Any) -> list[JSON]:

@@ -56,10 +56,17 @@ async def with_references(request: Request, principal: Principal, body: JSON) ->
     """`body` with each `item_reference` input item replaced by the stored output item it names (the key's own).
 
     Raises:
+        BadRequest: a reference without a string id (the chat translation would skip it without a word).
         NotFound: no such item in this key's stored responses.
     """
     items = body.get("input")
-    if not isinstance(items, list) or not any(is_reference(i) for i in items):  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(items, list):
+        return body
+    for i, item in enumerate(items):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if isinstance(item, dict) and item.get("type") == "item_reference" and not is_reference(item):  # pyright: ignore[reportUnknownMemberType]
+            raise BadRequest(f"input[{i}].id must be a string: the id of a stored output item.", param=f"input[{i}].id",
+                             code="invalid_type")  # fmt: skip
+    if not any(is_reference(i) for i in items):  # pyright: ignore[reportUnknownVariableType]
         return body
     resolved: list[Any] = []
     for i, item in enumerate(items):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
@@ -68,7 +75,12 @@ async def with_references(request: Request, principal: Principal, body: JSON) ->
 
 
 def is_reference(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("type") == "item_reference" and isinstance(item.get("id"), str)  # pyright: ignore[reportUnknownMemberType]
+    """Whether `item` is an `item_reference` with a usable id (a non-empty string)."""
+    return isinstance(item, dict) and item.get("type") == "item_reference" and bool(_string(item.get("id")))  # pyright: ignore[reportUnknownMemberType]
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 async def referenced(request: Request, principal: Principal, item: str, i: int) -> JSON:
