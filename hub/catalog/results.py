@@ -22,7 +22,9 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pydantic_core
 
+from hub.mcp.lines import exact_dumps, exact_json
 from hub.storage import Store
 
 RESULTS_URI = "toolhub://results/"
@@ -251,17 +253,51 @@ def resource_link(stored: StoredResult, tool: str = "") -> types.ResourceLink:
 
 async def shrink_result(result: types.CallToolResult, max_chars: int, results: ResultStore, owner: str, *,
                         server: str = "", tool: str = "") -> types.CallToolResult:  # fmt: skip
-    """An MCP result whose text is over `max_chars`: its text items become one head (with the `notice`) and a
-    `resource_link` to the whole text; other items (images, resources) stay as they are."""
-    texts = [item.text for item in result.content if isinstance(item, types.TextContent)]
-    whole = "\n".join(texts)
-    if len(whole) <= max_chars:
+    """An MCP result whose text, or whose `structuredContent` as JSON, is over `max_chars`: stored whole, its text
+    items become one head (with the `notice`) and a `resource_link` to the whole; other items (images, resources)
+    stay as they are. A `structuredContent` over the limit that repeats the text as `{"result": text}` (what an
+    MCPServer tool returning a string sends) is cut to the same head, which still fits such a tool's output schema;
+    any other goes (the stored whole holds it: in the text that repeats it, else as JSON after the text)."""
+    whole = "\n".join(item.text for item in result.content if isinstance(item, types.TextContent))
+    structured = result.structured_content
+    data = None if structured is None else _json_text(structured)
+    too_big = data is not None and len(data) > max_chars
+    if len(whole) <= max_chars and not too_big:
         return result
+    mirror = too_big and structured == {"result": whole}
+    if too_big and data is not None and not mirror and not (len(whole) > max_chars and _repeats(whole, structured)):
+        whole = f"{whole}\n{data}" if whole else data
     head, stored = await shrink_text(whole, max_chars, results, owner, server=server, tool=tool)
     assert stored is not None
     others = [item for item in result.content if not isinstance(item, types.TextContent)]
-    content = [types.TextContent(type="text", text=head), *others, resource_link(stored, tool)]
-    return result.model_copy(update={"content": content})
+    update: dict[str, Any] = {
+        "content": [types.TextContent(type="text", text=head), *others, resource_link(stored, tool)]
+    }
+    if mirror:
+        update["structured_content"] = {"result": head}
+    shrunk = result.model_copy(update=update)
+    if too_big and not mirror:
+        shrunk.structured_content = None
+        shrunk.model_fields_set.discard("structured_content")  # gone from the wire, not `null`
+    return shrunk
+
+
+def _json_text(value: Any) -> str:
+    """`value` as compact JSON text, as it goes on the wire (its length counts against the limit)."""
+    try:
+        return exact_dumps(value).decode()
+    except (ValueError, pydantic_core.PydanticSerializationError):  # nested too deep to write: it cannot pass whole
+        return str(value)
+
+
+def _repeats(text: str, value: Any) -> bool:
+    """Whether `text` is `value` written as JSON (what an MCPServer tool returning an object sends as its text)."""
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        return exact_json(text.encode()) == value
+    except ValueError:
+        return False
 
 
 def handle_of(uri: str) -> str | None:
