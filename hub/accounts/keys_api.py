@@ -45,7 +45,7 @@ class KeyFields(BaseModel):
     """What a key may do; LiteLLM's field names."""
 
     model_config = ConfigDict(extra="forbid")
-    key_alias: Text | None = Field(default=None, min_length=1, max_length=200)
+    key_alias: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)] | None = None
     models: list[Text] | None = None
     mcp_servers: list[Text] | None = None
     mcp_tools: list[Text] | None = None
