@@ -62,7 +62,11 @@ async def login(request: Request) -> Response:
 
 def counted_address(host: str) -> str:
     """What failed logins are counted under: an IPv4 address, or an IPv6 address's /64, which one site or machine
-    usually holds whole (RFC 6177) and can rotate through, as it cannot through IPv4 addresses."""
+    usually holds whole (RFC 6177) and can rotate through, as it cannot through IPv4 addresses.
+
+    `host` is the client uvicorn saw: behind a proxy trusted with `--forwarded-allow-ips`, the address that proxy
+    put in X-Forwarded-For. The limit then holds only if the proxy appends the peer's address to the header rather
+    than passing on the one its client sent; the direct peer is not counted too, as every user shares the proxy."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:  # no address (a test client, a Unix socket)

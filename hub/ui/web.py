@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +18,7 @@ from hub.gateway.requests import read_body
 from hub.mcp.lines import exact_dumps
 from hub.state import hub_state
 from hub.storage import StoreError
+from hub.ui.formats import money, plain_number, visible
 from hub.ui.session import COOKIE, LoginAttempts, Session, Sessions, csrf_ok, derive_secret, same_origin
 
 NAV = [("Overview", "/ui"), ("Models", "/ui/models"), ("Keys", "/ui/keys"), ("Logs", "/ui/logs"),
@@ -29,8 +31,11 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+LOGIN = "/ui/login"
 _MAX_FORM = 256 * 1024
 TOO_LARGE = f"The form is too large: the console takes at most {_MAX_FORM // 1024} KiB."
+RENDER_FAILED = "This page could not be shown: the gateway's log says why."
+logger = logging.getLogger("toolhub.ui")
 
 
 class FormTooLarge(Exception):
@@ -45,7 +50,7 @@ def templates() -> Any:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("hub.ui", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
-    env.filters["json"] = shown_json
+    env.filters.update(json=shown_json, money=money, number=plain_number, visible=visible)
     return env
 
 
@@ -79,7 +84,15 @@ def throttle(request: Request) -> LoginAttempts:
 
 
 def render(request: Request, name: str, session: Session | None = None, status: int = 200, **context: Any) -> Response:
-    html = templates().get_template(name).render(request=request, session=session, nav=NAV, **context)
+    """The page `name`; one that fails to render (a value from an upstream no template foresaw) is logged and
+    answered with the console's error page, never the API's JSON 500."""
+    try:
+        html = templates().get_template(name).render(request=request, session=session, nav=NAV, **context)
+    except Exception:  # the console's top-level handler: anything a template raises
+        logger.exception("The console page %s failed to render", name)
+        failed = templates().get_template("error.html")
+        html = failed.render(request=request, session=session, nav=NAV, message=RENDER_FAILED)
+        status = 500
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
@@ -122,8 +135,10 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     async def guarded(request: Request) -> Response:
         session = await _live_session(request)
         if session is None:
+            if request.headers.get("hx-request") == "true":  # htmx loads the login page whole, not into a cell
+                return Response(status_code=401, headers={**SECURITY_HEADERS, "hx-redirect": LOGIN})
             if request.method == "GET":
-                return RedirectResponse("/ui/login", status_code=303)
+                return RedirectResponse(LOGIN, status_code=303)
             return render(request, "error.html", status=401, message="Your session ended: log in again.")
         try:
             if request.method != "GET" and not await _checked(request, session):

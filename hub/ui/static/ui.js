@@ -118,15 +118,26 @@ function setupCharts(root) {
   const box = root.querySelector("#charts");
   if (!box || box.dataset.ready || typeof uPlot === "undefined") return;
   box.dataset.ready = "1";
-  fetch(box.dataset.src, {credentials: "same-origin"}).then((r) => r.json()).then((data) => {
-    for (const el of box.querySelectorAll(".chart")) drawChart(el, data);
+  fetch(box.dataset.src, {credentials: "same-origin"}).then((r) => {
+    // A session that ended is sent to the login page (a redirect fetch() followed): go there, as htmx does.
+    if (r.redirected) return location.assign(r.url);
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    return r.json().then((data) => {
+      for (const el of box.querySelectorAll(".chart")) drawChart(el, data);
+    });
+  }).catch((err) => {
+    const note = document.createElement("p");
+    note.className = "bad";
+    note.textContent = `The charts could not be loaded: ${err.message}`;
+    box.prepend(note);
   });
 }
 
 const COLORS = {requests: "#2563eb", errors: "#dc2626", spend: "#059669", latency_ms: "#7c3aed"};
 
-// Small values (a request costs fractions of a cent) keep three significant digits instead of rounding to 0.
-const tick = (u, values) => values.map((v) => (v == null ? "" : String(+v.toPrecision(3))));
+// Small values (a request costs fractions of a cent) keep three significant digits instead of rounding to 0, and
+// are written out (0.0000001), not as 1e-7.
+const tick = (u, values) => values.map((v) => (v == null ? "" : v.toLocaleString("en-US", {maximumSignificantDigits: 3})));
 
 function drawChart(el, data) {
   const names = el.dataset.series.split(",");
