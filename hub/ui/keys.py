@@ -33,6 +33,7 @@ async def _render(request: Request, session: Session, status: int = 200, **conte
                       error=context.get("error") or (None if own.ok else own.error))  # fmt: skip
     page_no = _page(request.query_params.get("page"))
     alias = request.query_params.get("alias") or None
+    context.setdefault("editing", request.query_params.get("edit"))
     try:
         body = await _listing(request, page_no, alias)
     except (HubError, StoreError) as exc:
@@ -57,9 +58,16 @@ async def _listing(request: Request, page_no: int, alias: str | None) -> dict[st
     if keys is None:
         raise NotFound("Key management needs a database (general_settings.database_url).")
     rows, total = await keys.store.list_keys(alias=alias, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
-    spent = await key_spends(keys, rows, time.time())
-    listed = [await key_info(keys, row, spend=spent[row.token_hash]) for row in rows]
+    now = time.time()
+    spent = await key_spends(keys, rows, now)
+    listed = [{**await key_info(keys, row, spend=spent[row.token_hash]), "expired": _expired(row.expires, now)}
+              for row in rows]  # fmt: skip
     return {"keys": listed, "total_count": total, "current_page": page_no, "total_pages": -(-total // PAGE_SIZE)}
+
+
+def _expired(expires: float | None, now: float) -> bool:
+    """Whether the key has expired, as the API decides it (`KeyAuthenticator`: from its expiry time on)."""
+    return expires is not None and now >= expires
 
 
 def _page(raw: str | None) -> int:
@@ -72,7 +80,7 @@ def key_fields(form: dict[str, str], *, clearing: bool = False) -> dict[str, Any
     for name in _VALUES:
         if form.get(name):
             body[name] = form[name]
-        elif clearing and f"has_{name}" in form and name != "key_alias":
+        elif clearing and f"has_{name}" in form:
             body[name] = None
     for name in _LISTS:
         if form.get(name) or (clearing and f"has_{name}" in form):
@@ -92,7 +100,8 @@ async def create_key(request: Request, session: Session) -> Response:
 async def update_key(request: Request, session: Session) -> Response:
     form = await read_form(request)
     body = {"key": form.get("key", ""), **key_fields(form, clearing=True)}
-    return await _after(request, session, await call_api(request, session, "POST", "/key/update", body=body))
+    result = await call_api(request, session, "POST", "/key/update", body=body)
+    return await _after(request, session, result, editing=body["key"])
 
 
 @page
@@ -109,7 +118,9 @@ async def key_action(request: Request, session: Session) -> Response:
     return await _after(request, session, result)
 
 
-async def _after(request: Request, session: Session, result: ApiResult) -> Response:
+async def _after(request: Request, session: Session, result: ApiResult, editing: str | None = None) -> Response:
+    """Back to the list when the API agreed; otherwise the list with its error, and the form that failed still
+    open (`editing`)."""
     if not result.ok:
-        return await _render(request, session, result.status, error=result.error)
+        return await _render(request, session, result.status, error=result.error, editing=editing)
     return RedirectResponse("/ui/keys", status_code=303)
