@@ -24,12 +24,12 @@ async def models_page(request: Request, session: Session) -> Response:
     return await _render(request, session)
 
 
-async def _render(request: Request, session: Session, **context: Any) -> Response:
+async def _render(request: Request, session: Session, status: int = 200, **context: Any) -> Response:
     listing = await call_api(request, session, "GET", "/v1/models")
     aliases = [m["id"] for m in listing.body["data"]] if listing.ok else []
     context.setdefault("error", None if listing.ok else listing.error)
     models = deployments(request, aliases, session.principal)
-    return render(request, "models.html", session, models=models, **context)
+    return render(request, "models.html", session, status, models=models, **context)
 
 
 def deployments(request: Request, aliases: list[str], principal: Principal) -> dict[str, list[dict[str, Any]]]:
@@ -77,10 +77,13 @@ async def test_model(request: Request, session: Session) -> Response:
 
 @page
 async def check_all(request: Request, session: Session) -> Response:
-    """`GET /health` (master key): every deployment gets a one-token request; the page shows each one's answer."""
+    """`GET /health` (master key): every deployment gets a one-token request; the page shows each one's answer.
+    A virtual key is refused with 403 before anything is sent, as the key actions refuse it."""
+    if not session.principal.is_master:
+        return await _render(request, session, 403, error="Only the master key may check every deployment.")
     result = await call_api(request, session, "GET", "/health")
     if not result.ok:
-        return await _render(request, session, error=result.error)
+        return await _render(request, session, result.status, error=result.error)
     checked = {e["id"]: None for e in result.body["healthy_endpoints"]}
     checked |= {e["id"]: e.get("error") or "unhealthy" for e in result.body["unhealthy_endpoints"]}
     response = await _render(request, session, checked=checked)

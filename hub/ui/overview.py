@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,7 +42,8 @@ async def overview_page(request: Request, session: Session) -> Response:
     upstreams = [(alias, d) for alias, ds in deployments(request, aliases, session.principal).items() for d in ds]
     shown = shown_health(health.body, session.principal, len(aliases))
     return render(request, "overview.html", session, span=span, labels=LABELS, health=shown, healthy=health.ok,
-                  servers=tools.body["servers"] if tools.ok else {}, upstreams=upstreams)  # fmt: skip
+                  health_lines=health_lines(shown), servers=tools.body["servers"] if tools.ok else {},
+                  upstreams=upstreams)  # fmt: skip
 
 
 def shown_health(body: Any, principal: Principal, models: int) -> Any:
@@ -60,6 +61,48 @@ def shown_health(body: Any, principal: Principal, models: int) -> Any:
     elif shown.get("status") == "degraded":
         shown["status"] = "healthy"
     return shown
+
+
+def health_lines(health: Any) -> list[tuple[str, str]]:
+    """The readiness answer's checks as (label, sentence) lines: MCP as how many servers are ready (each one is
+    listed under "MCP servers"), each degraded component on its own line, anything else as plain text."""
+    if not isinstance(health, dict):
+        return []
+    lines: list[tuple[str, str]] = []
+    for name, value in cast(dict[str, Any], health).items():
+        if name in ("status", "version", "models"):
+            continue
+        if name == "mcp" and isinstance(value, dict):
+            lines.append(("MCP", _mcp_summary(cast(dict[str, Any], value))))
+        elif name == "degraded" and isinstance(value, list):
+            lines.extend(("Degraded", _problem(problem)) for problem in cast(list[Any], value))
+        else:
+            lines.append((name.capitalize(), _plain(value)))
+    return lines
+
+
+def _mcp_summary(states: dict[str, Any]) -> str:
+    if not states:
+        return "no servers"
+    down = [f"{name} ({state})" for name, state in states.items() if state != "ready"]
+    ready = f"{len(states) - len(down)} of {len(states)} server{'' if len(states) == 1 else 's'} ready"
+    return f"{ready}; not ready: {', '.join(down)}" if down else ready
+
+
+def _problem(problem: Any) -> str:
+    if isinstance(problem, dict) and "name" in problem:
+        entry = cast(dict[str, Any], problem)
+        return f"{entry['name']}: {entry.get('state', 'down')} ({_plain(entry.get('error') or 'no detail')})"
+    return _plain(problem)
+
+
+def _plain(value: Any) -> str:
+    """A JSON value as a sentence: objects as "key: value" pairs, lists joined, no braces or quotes."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in cast(dict[str, Any], value).items())
+    if isinstance(value, list):
+        return "; ".join(_plain(v) for v in cast(list[Any], value))
+    return str(value)
 
 
 @page
