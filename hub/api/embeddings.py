@@ -65,7 +65,7 @@ async def embeddings(request: Request) -> Response:
             lookup.release(None)  # waiters of a failed call go upstream themselves (no-op once saved)
     data = [_encoded(item, body.get("encoding_format")) for item in answer["data"]]
     out = {"object": "list", "data": data, "model": body["model"], "usage": answer["usage"]}
-    return json_response(out, headers={"x-toolhub-cost": cost_headers(record)["x-toolhub-cost"], **headers})
+    return json_response(out, headers={**cost_headers(record), **headers})
 
 
 def _lookup(cache: ResponseCache | None, body: JSON, target: Target, record: UsageRecord) -> Lookup | None:
@@ -81,7 +81,8 @@ async def _answer(
     request: Request, state: HubState, target: Target, body: JSON, record: UsageRecord, started: float,
     lookup: Lookup | None,
 ) -> tuple[JSON, dict[str, str]]:  # fmt: skip
-    """(The upstream's answer with usage, or the cached one; the cache's headers)."""
+    """(The upstream's answer with usage, or the cached one; the router's `x-litellm-*` headers for an upstream
+    answer, as chat gives them, and the cache's)."""
     if lookup is not None:
         with settled(state, record, started):
             found: Any = await lookup.cache.find(lookup)
@@ -104,7 +105,7 @@ async def _answer(
     finish_record(state, record, started, 200)
     if lookup is not None:
         await lookup.save(answer)
-    return answer, lookup.headers() if lookup is not None else {}
+    return answer, {**target.provider.headers(), **(lookup.headers() if lookup is not None else {})}
 
 
 async def _embed(target: Target, body: JSON, request_id: str) -> JSON:

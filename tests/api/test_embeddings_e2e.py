@@ -126,3 +126,14 @@ def test_embedding_requests_are_priced_and_logged_and_embedding_aliases_are_list
                 break
             time.sleep(0.05)
     assert any((r["spend"], r["prompt_tokens"], r["status"]) == (0.5, 2, "success") for r in rows)
+
+
+@pytest.mark.parametrize("model", ["small", "gem"])
+def test_an_answer_carries_the_gateways_overhead_and_the_routers_headers_as_chat_does(
+    client: openai.OpenAI, model: str
+) -> None:
+    raw = client.embeddings.with_raw_response.create(model=model, input="hello")
+    headers = raw.headers
+    assert float(headers["x-toolhub-overhead-duration-ms"]) >= 0 and float(headers["x-toolhub-cost"]) >= 0
+    assert (headers["x-litellm-model-group"], headers["x-litellm-attempted-retries"]) == (model, "0")
+    assert headers["x-litellm-model-id"] and headers["x-litellm-model-api-base"].startswith("http://127.0.0.1:")
