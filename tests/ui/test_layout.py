@@ -20,7 +20,7 @@ def test_the_console_fits_a_phone_width(hub: str, browser: Any, console: Console
     for path in ("/ui", "/ui/keys", "/ui/logs", "/ui/mcp", "/ui/playground", "/ui/models"):
         page.goto(f"{hub}{path}")
         page.wait_for_load_state("networkidle")
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        overflow = page.evaluate("document.documentElement.scrollWidth") - 390  # a phone's innerWidth grows with it
         assert overflow <= 0, f"{path} is {overflow}px wider than the phone"
         assert page.get_by_role("link", name="Playground").is_visible()
         shot(page, f"phone{path.replace('/', '-')}")
