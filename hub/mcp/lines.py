@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,37 @@ def read_id(raw: bytes | None) -> types.RequestId | None:
     except ValueError:
         return None
     return value if isinstance(value, str | int) else None  # an integer orjson reads as a float is no id of ours
+
+
+def mended(line: bytes) -> bytes | None:
+    """`line` rewritten so that a strict parser reads it, when it is JSON only a lenient one reads: bytes that are no
+    UTF-8, and lone UTF-16 surrogate escapes (`"\\ud83d"`, which Node writes for a string cut inside an emoji), become
+    U+FFFD. pydantic and orjson refuse both; Python's json reads the escapes. None when it is no JSON (or is nested
+    too deep to read or write)."""
+    try:
+        value = _mend(json.loads(line.decode("utf-8", "replace")))
+        return exact_dumps(value)
+    except (ValueError, RecursionError, pydantic_core.PydanticSerializationError):
+        return None
+
+
+def _mend(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: one U+FFFD for it
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return value
+    if isinstance(value, dict):
+        return {_mend(k): _mend(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(value, list):
+        return [_mend(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
+def answer_id(line: bytes) -> types.RequestId | None:
+    """The id of the request a line that cannot be read answers, when it starts (or ends) as an answer naming it."""
+    return Oversized(line[:_EDGE], line[-_EDGE:], len(line)).response_id()
 
 
 @dataclass
