@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 from starlette.requests import Request
@@ -307,7 +309,20 @@ def finish_record(state: HubState, record: UsageRecord, started: float, status: 
 
 def _dropped_header(chat: ChatRequest) -> dict[str, str]:
     """`x-toolhub-dropped-params: a,b`: the client's parameters the provider left out for this deployment."""
-    return {"x-toolhub-dropped-params": ",".join(chat.dropped)} if chat.dropped else {}
+    return {"x-toolhub-dropped-params": header_list(chat.dropped)} if chat.dropped else {}
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+HEADER_LIST_MAX = 512
+"""The longest list of names a response header carries (then `,...`)."""
+
+
+def header_list(names: Iterable[str]) -> str:
+    """Client-chosen names as a header value: a name of other characters than letters, digits and `_.-` percent-encoded
+    (a line break or a character past Latin-1 in a header made uvicorn drop the answer after it was charged), the
+    whole cut at `HEADER_LIST_MAX` characters."""
+    value = ",".join(name if _NAME.fullmatch(name) else quote(name, safe="") for name in names)
+    return value if len(value) <= HEADER_LIST_MAX else value[: HEADER_LIST_MAX - 4] + ",..."
 
 
 def cost_headers(record: UsageRecord) -> dict[str, str]:

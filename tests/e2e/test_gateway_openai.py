@@ -135,6 +135,20 @@ def test_dropped_parameters_are_named_in_a_header_streamed_or_not(client: openai
     raw.parse()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_dropped_parameter_names_that_cannot_be_a_header_value_are_percent_encoded(
+    client: openai.OpenAI, stream: bool
+) -> None:
+    names = {"a\r\nSet-Cookie: pwn=1": 1, "a\u2028b": 2, "caf\u00e9": 3, "x" * 5000: 4}
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-5-mini", messages=USER, stream=stream, extra_body=names
+    )
+    listed = raw.headers["x-toolhub-dropped-params"]
+    assert listed.startswith("a%0D%0ASet-Cookie%3A%20pwn%3D1,a%E2%80%A8b,caf%C3%A9,xxx") and listed.endswith(",...")
+    assert (len(listed), "set-cookie" in raw.headers) == (512, False)
+    raw.parse()
+
+
 def test_nothing_dropped_means_no_header(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(model="gpt-5-mini", messages=USER, temperature=1)
     assert "x-toolhub-dropped-params" not in raw.headers
