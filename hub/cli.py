@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ipaddress
 import logging
 import math
 import os
-import socket
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -22,6 +20,9 @@ from hub.mcp.redact import UrlFilter
 from hub.ops.config_check import did_you_mean, key_problems
 from hub.ops.logs import use_json_logs
 from hub.router.config import describe
+from hub.scale.sockets import ListenError, inherited_socket, listening_socket, own_worker_listener, serve_sockets
+from hub.scale.supervisor import STARTUP_FAILURE
+from hub.storage import database_url_problem
 from providers._wire.pool import shown_url
 
 logger = logging.getLogger("toolhub")
@@ -29,6 +30,9 @@ logger = logging.getLogger("toolhub")
 
 def _load(path: str | None, *, serving: bool = True) -> Config:
     config = load_config(config_path(path), serving=serving)
+    problem = database_url_problem(config.database_url)
+    if problem is not None:  # a typo of the scheme would be opened as a SQLite file named after the URL
+        raise ConfigError("general_settings.database_url", problem)
     if config.json_logs:  # before the first warning, so that every line is JSON
         use_json_logs()
     for key in config.ignored:
@@ -53,7 +57,7 @@ def serve(args: argparse.Namespace) -> int:
         return _serve_workers(args, config, workers)
     if config.master_key is None:
         logger.warning("no general_settings.master_key: the gateway is open to anyone who can reach it")
-    sockets, config = _sockets(args, config)
+    sockets, config = serve_sockets(config, fd=args.fd, host=args.host, port=args.port, registry=args.worker_registry)
     where = f"inherited socket {args.fd}" if args.fd is not None else f"http://{args.host}:{args.port}"
     logger.info("serving %d model aliases from %s on %s", len(config.models), config.source, where)
     server = TunedServer(  # uvicorn.Server, with the garbage collector tuned once started (hub/scale/tuned.py)
@@ -141,71 +145,12 @@ def _no_mcp_server(module: str) -> type:
     return type("MCPServer", (), {"__new__": refuse, "__init_subclass__": classmethod(refuse), "__module__": module})
 
 
-def _sockets(args: argparse.Namespace, config: Config) -> tuple[list[socket.socket] | None, Config]:
-    """What uvicorn serves (None: it binds `--host`/`--port` itself), and the config to serve it with: a worker of
-    `--workers N` also serves a socket of its own, which its config advertises to the others (hub/scale)."""
-    from hub.scale.supervisor import listening_socket
-
-    sockets = None if args.fd is None else [_inherited(args.fd)]
-    if args.worker_registry is None:
-        return sockets, config
-    own, config = _own_listener(config, args.worker_registry)
-    return [*(sockets or [listening_socket(args.host, args.port)]), own], config
-
-
-def _own_listener(config: Config, registry: str) -> tuple[socket.socket, Config]:
-    """A worker's own socket (served with the shared one, closed with it) and the config that advertises it in place
-    of `replica_url`: in Redis at `replica_url`'s address when the server has both (and a master key, which signs
-    the registry), so other replicas and workers reach this worker itself; else on 127.0.0.1 in the workers'
-    directory `registry`, for the other workers.
-
-    Raises:
-        ConfigError: `replica_url`'s address is not this machine's (`_serve_workers` checks it first).
-    """
-    redis = bool(config.redis_url and config.replica_url and config.master_key)  # the Redis registry is signed
-    own, url = _worker_listener(config, config.replica_url if redis else None)
-    return own, dataclasses.replace(config, worker_url=url, worker_registry=None if redis else registry)
-
-
-def _worker_listener(config: Config, replica_url: str | None) -> tuple[socket.socket, str]:
-    """hub/scale/supervisor.py's `worker_listener`, its refusals as config errors.
-
-    Raises:
-        ConfigError: `replica_url`'s address is not this machine's, or is 0.0.0.0 / `::`.
-    """
-    from hub.scale.supervisor import UnspecifiedAddress, worker_listener
-
-    try:
-        return worker_listener(replica_url)
-    except UnspecifiedAddress as exc:
-        raise ConfigError(
-            "general_settings.replica_url",
-            f"with --workers, each worker advertises a port of its own at the address of {config.replica_url}, but "
-            f"{exc} (every interface, no machine's): the other replicas would dial themselves; use this machine's "
-            "(pod's, container's) own IP address",
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(
-            "general_settings.replica_url",
-            f"with --workers, each worker listens on a port of its own at the address of {config.replica_url}, "
-            f"which is not this machine's ({exc}): use this machine's (pod's, container's) own IP address",
-        ) from exc
-
-
-def _inherited(fd: int) -> socket.socket:
-    """The listening socket passed as `--fd`, no longer inheritable: a stdio MCP server started later would otherwise
-    hold it, and if it outlived a killed hub the port would accept connections nobody answers."""
-    sock = socket.socket(fileno=fd)
-    sock.set_inheritable(False)
-    return sock
-
-
 def _serve_workers(args: argparse.Namespace, config: Config, workers: int) -> int:
     """`--workers N` (`general_settings.num_workers`): a supervisor and N `serve` processes on one socket."""
-    from hub.scale.supervisor import listening_socket, run_workers, worker_command
+    from hub.scale.supervisor import run_workers, worker_command
 
     _check_replica_url(config)
-    sock = socket.socket(fileno=args.fd) if args.fd is not None else listening_socket(args.host, args.port)
+    sock = inherited_socket(args.fd) if args.fd is not None else listening_socket(args.host, args.port)
     argv = [*worker_command(), "serve", "--workers", "1", "--log-level", args.log_level,
             "--forwarded-allow-ips", args.forwarded_allow_ips]  # fmt: skip
     argv += ["--config", args.config] if args.config else []
@@ -228,7 +173,7 @@ def _check_replica_url(config: Config) -> None:
                     "cannot reach them without general_settings.replica_url, redis_url and master_key (which signs "
                     "the registry)", reach)  # fmt: skip
         return
-    probe, url = _worker_listener(config, config.replica_url)
+    probe, url = own_worker_listener(config, config.replica_url)
     probe.close()
     address = urlsplit(url).hostname or ""
     if ipaddress.ip_address(address).is_loopback:
@@ -320,9 +265,23 @@ def _master_key_line(config: Config, refusal: ConfigError | None) -> str:
 
 
 def _positive(text: str) -> int:
+    return _bounded(text, 1, None)
+
+
+def _port(text: str) -> int:
+    """0..65535: uvicorn's loop takes a larger port modulo 65536 and listens there while logging the one given."""
+    return _bounded(text, 0, 65535)
+
+
+def _descriptor(text: str) -> int:
+    return _bounded(text, 0, None)
+
+
+def _bounded(text: str, low: int, high: int | None) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {low}..{high}, not {value}" if high is not None else
+                                         f"must be at least {low}, not {value}")  # fmt: skip
     return value
 
 
@@ -336,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the gateway and MCP hub")
     p.add_argument("--config", "-c", help="YAML config (default: $TOOLHUB_CONFIG or configs/config.example.yaml)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=4000)
-    p.add_argument("--fd", type=int, default=None, help="serve on this inherited, bound socket instead of host:port")
+    p.add_argument("--port", type=_port, default=4000, help="0..65535 (0: a free port)")
+    inherited = "serve on this inherited, bound and listening socket instead of host:port"
+    p.add_argument("--fd", type=_descriptor, default=None, help=inherited)
     workers = "worker processes on the one port, kept by a supervisor (default: general_settings.num_workers or 1)"
     p.add_argument("--workers", "--num_workers", "--num-workers", type=_positive, default=None, help=workers)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -373,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"toolhub: config error at {exc}\n" if exc.path else f"toolhub: {exc}\n")
         return 2
+    except ListenError as exc:  # as uvicorn's own bind failures: one line, its start-failure exit code
+        logger.error("%s", exc)
+        return STARTUP_FAILURE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the top-level handler: a client that launched us (stdio) only sees "connection closed"

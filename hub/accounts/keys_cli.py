@@ -14,13 +14,15 @@ from typing import Any
 
 import anyio
 import orjson
+from pydantic import ValidationError
 
 from hub.accounts.key_events import publish
 from hub.accounts.keys import display_name, hash_key, new_key, token_hash
+from hub.accounts.keys_api import KeyFields
 from hub.accounts.ratelimit import redis_client
 from hub.accounts.spend import budget_period, parse_duration, period_start
-from hub.config import config_path, load_config
-from hub.storage import KeyRow, Store, StoreConflict, StoreError, open_store
+from hub.config import ConfigError, config_path, load_config
+from hub.storage import KeyRow, Store, StoreConflict, StoreError, database_url_problem, open_store
 
 CHANGES = frozenset({"revoke", "block", "unblock"})
 
@@ -52,6 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = load_config(config_path(args.config))
+    problem = database_url_problem(config.database_url)
+    if problem is not None:  # as `serve` refuses it, before a SQLite file named after the URL is made
+        raise ConfigError("general_settings.database_url", problem)
     commands: dict[str, Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         "create": _create, "list": _list, "info": _info, "revoke": _revoke, "block": _block, "unblock": _unblock,
     }  # fmt: skip
@@ -100,20 +105,44 @@ def _print(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+_FLAGS = {"key_alias": "--alias", "models": "--models", "mcp_servers": "--mcp-servers", "mcp_tools": "--mcp-tools",
+          "max_budget": "--max-budget", "budget_duration": "--budget-duration", "rpm_limit": "--rpm",
+          "tpm_limit": "--tpm", "duration": "--duration"}  # fmt: skip
+"""`toolhub keys create`'s flag for each field of the admin API's `KeyFields`."""
+
+
+def key_fields(args: argparse.Namespace) -> KeyFields:
+    """The new key's settings, checked by the model `POST /key/generate` checks them with, so that the command line
+    cannot store what the API refuses (a negative or NaN budget, a negative rate limit, a budget period of 0s).
+
+    Raises:
+        ValueError: the first value refused, named by its flag, with the API's message.
+    """
+    given = {"key_alias": args.alias, "models": _csv(args.models), "mcp_servers": _csv(args.mcp_servers),
+             "mcp_tools": _csv(args.mcp_tools), "max_budget": args.max_budget,
+             "budget_duration": args.budget_duration, "rpm_limit": args.rpm, "tpm_limit": args.tpm,
+             "duration": args.duration}  # fmt: skip
+    try:
+        return KeyFields.model_validate({name: value for name, value in given.items() if value is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = _FLAGS.get(str(first["loc"][0]) if first["loc"] else "", "")
+        message = str(first.get("ctx", {}).get("error") or first["msg"])
+        raise ValueError(f"{flag}: {message}" if flag else message) from exc
+
+
 async def _create(store: Store, args: argparse.Namespace) -> int:
     try:
-        budget_duration = args.budget_duration
-        if budget_duration:
-            parse_duration(budget_duration)
-        expires = time.time() + parse_duration(args.duration) if args.duration else None
+        fields = key_fields(args)
     except ValueError as exc:
         sys.stderr.write(f"toolhub keys: {exc}\n")
         return 2
-    key, now = new_key(), time.time()
+    key, now, duration = new_key(), time.time(), fields.duration
+    expires = None if duration is None or duration in ("permanent", "-1") else now + parse_duration(duration)
     row = KeyRow(token_hash=hash_key(key), key_name=display_name(key), created_at=now, updated_at=now,
-                 key_alias=args.alias, models=_csv(args.models), mcp_servers=_csv(args.mcp_servers),
-                 mcp_tools=_csv(args.mcp_tools), max_budget=args.max_budget, budget_duration=budget_duration,
-                 rpm_limit=args.rpm, tpm_limit=args.tpm, expires=expires)  # fmt: skip
+                 key_alias=fields.key_alias, models=fields.models, mcp_servers=fields.mcp_servers,
+                 mcp_tools=fields.mcp_tools, max_budget=fields.max_budget, budget_duration=fields.budget_duration,
+                 rpm_limit=fields.rpm_limit, tpm_limit=fields.tpm_limit, expires=expires)  # fmt: skip
     try:
         await store.insert_key(row)
     except StoreConflict:

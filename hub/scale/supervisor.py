@@ -1,8 +1,9 @@
 """`toolhub serve --workers N`: N worker processes on one listening socket, and the supervisor that keeps them.
 
-The supervisor binds the socket (or takes `--fd`) and starts each worker as `toolhub serve --fd <socket>`: a new
-interpreter, not a fork, so no event loop, thread or connection of the parent is shared. Every worker accepts from
-the same socket; the kernel hands each connection to one of them. The supervisor itself imports no part of the app.
+The supervisor binds the socket (or takes `--fd`: hub/scale/sockets.py) and starts each worker as `toolhub serve
+--fd <socket>`: a new interpreter, not a fork, so no event loop, thread or connection of the parent is shared. Every
+worker accepts from the same socket; the kernel hands each connection to one of them. The supervisor itself imports
+no part of the app.
 
 - A worker that dies (crash, OOM kill, `kill -9`) is started again, after a back-off that grows while workers keep
   dying young; one that exits with uvicorn's startup failure (exit 3: a bad config, a database that refuses) before
@@ -223,16 +224,6 @@ def _ensure_private_dir(directory: Path) -> None:
 
 def _status(code: int) -> str:
     return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
-
-
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """The socket every worker accepts from (IPv6 when `host` is an IPv6 address)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    return sock
 
 
 class UnspecifiedAddress(ValueError):

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import gc
 import socket
+from typing import cast
 
 import uvicorn
+from starlette.types import ASGIApp
+
+from hub.scale.startup import OneLineStartupErrors
 
 GEN0_THRESHOLD = 10_000
 GEN1_THRESHOLD = 20
@@ -32,6 +36,9 @@ class TunedServer(uvicorn.Server):
 
     Toolhub serves no WebSocket route, so `ws="auto"` becomes `"none"`: uvicorn then loads no WebSocket library
     (about 0.5 MB a worker; an upgrade request is answered as plain HTTP).
+
+    The lifespan runs through `OneLineStartupErrors` (a database that refuses: one line, no tracebacks), requests
+    do not: uvicorn's lifespan task takes `config.loaded_app` as it starts, its connections when they are made.
     """
 
     def __init__(self, config: uvicorn.Config) -> None:
@@ -40,6 +47,11 @@ class TunedServer(uvicorn.Server):
         super().__init__(config)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        app = self.config.loaded_app
+        self.config.loaded_app = OneLineStartupErrors(cast(ASGIApp, app))  # uvicorn's ASGI types, not Starlette's
+        try:
+            await super().startup(sockets=sockets)  # the lifespan first (sys.exit(3) when it fails), then the sockets
+        finally:
+            self.config.loaded_app = app  # a connection made meanwhile goes through the wrapper, which passes it on
         if self.started:
             tune_gc()

@@ -1,12 +1,14 @@
 """Where keys, spend logs and tool calls live: one `Store` protocol, SQLite (embedded default) and PostgreSQL.
 
-`open_store(url)` picks the backend from the URL: `postgresql://...` / `postgres://...` -> asyncpg, `sqlite:///path`
-or a plain path -> aiosqlite, None -> `toolhub.db` in the working directory. `migrate()` applies the numbered files
+`open_store(url)` picks the backend from the URL: `postgresql://...` / `postgres://...` (or SQLAlchemy's
+`postgresql+asyncpg://...`, ...) -> asyncpg, `sqlite:///path` or a plain path -> aiosqlite, None -> `toolhub.db` in
+the working directory; any other scheme is refused (`database_url_problem`). `migrate()` applies the numbered files
 in `migrations/` once each and records them in `toolhub_migrations`.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,25 +177,71 @@ def is_postgres(store: Store) -> TypeGuard[PostgresStore]:
     return module is not None and isinstance(store, module.PostgresStore)
 
 
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+SQLITE_SCHEMES = frozenset({"sqlite"})
+_PG_DRIVERS = frozenset({"asyncpg", "psycopg", "psycopg2", "pg8000"})
+_DRIVERS = {"postgresql": _PG_DRIVERS, "postgres": _PG_DRIVERS, "sqlite": frozenset({"aiosqlite", "pysqlite"})}
+"""SQLAlchemy's driver parts (`postgresql+asyncpg://`, as LiteLLM users write it): the same database, which Toolhub
+opens with asyncpg or aiosqlite whatever driver the URL names."""
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+"""A URL's scheme; at least two characters, so that a Windows drive (`C:`) stays a path."""
+
+
+def _scheme(url: str | None) -> str | None:
+    """The scheme without a known driver part (`postgresql+asyncpg` -> `postgresql`), lower case; None: a path."""
+    match = _SCHEME.match(url or "")
+    if match is None:
+        return None
+    written = match.group(1).lower()
+    scheme, _, driver = written.partition("+")
+    return scheme if not driver or driver in _DRIVERS.get(scheme, ()) else written
+
+
+def database_url_problem(url: str | None) -> str | None:
+    """Why `url` names no database Toolhub can open (None: it names one). Without this check a typo of the scheme
+    (`postgresq://`, `mysql://`) was opened as a SQLite file of that name in the working directory, so keys and spend
+    quietly stayed on one replica. The URL itself is not repeated: it may hold a password."""
+    scheme = _scheme(url)
+    if scheme is None or scheme in POSTGRES_SCHEMES or scheme in SQLITE_SCHEMES:
+        return None
+    return (f"unsupported scheme {scheme!r}: use postgresql:// or postgres:// for PostgreSQL (also "
+            "postgresql+asyncpg://, +psycopg://, +psycopg2://), sqlite:///relative.db, sqlite:////absolute.db or a "
+            "file path for SQLite")  # fmt: skip
+
+
 def is_postgres_url(url: str | None) -> bool:
-    return bool(url) and url.split("://", 1)[0] in ("postgresql", "postgres")  # pyright: ignore[reportOptionalMemberAccess]
+    return _scheme(url) in POSTGRES_SCHEMES
+
+
+def postgres_dsn(url: str) -> str:
+    """`url` as asyncpg reads it: SQLAlchemy's `postgresql+asyncpg://...` without the driver part."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.partition('+')[0]}{sep}{rest}"
 
 
 def sqlite_path(url: str | None) -> str:
     """The file behind `sqlite:///relative.db`, `sqlite:////absolute.db` or a plain path; `toolhub.db` when unset."""
     if not url:
         return DEFAULT_SQLITE_PATH
-    if url.startswith("sqlite:"):
-        return url.removeprefix("sqlite:").removeprefix("//").removeprefix("/") or DEFAULT_SQLITE_PATH
+    if _scheme(url) in SQLITE_SCHEMES:
+        rest = url.partition(":")[2]
+        return rest.removeprefix("//").removeprefix("/") or DEFAULT_SQLITE_PATH
     return url
 
 
 def open_store(url: str | None, *, schema: str | None = None) -> Store:
-    """A store for `url`, not connected yet: `await store.connect()`, then `await store.migrate()`."""
+    """A store for `url`, not connected yet: `await store.connect()`, then `await store.migrate()`.
+
+    Raises:
+        StoreError: the URL's scheme is neither PostgreSQL's nor SQLite's (`database_url_problem`).
+    """
+    problem = database_url_problem(url)
+    if problem is not None:
+        raise StoreError(f"database_url: {problem}")
     if is_postgres_url(url):
         from hub.storage.postgres import PostgresStore
 
-        return PostgresStore(url or "", schema=schema)
+        return PostgresStore(postgres_dsn(url or ""), schema=schema)
     from hub.storage.sqlite import SqliteStore
 
     return SqliteStore(sqlite_path(url))

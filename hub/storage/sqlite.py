@@ -61,6 +61,11 @@ def _runs(rows: Sequence[Sequence[Any]]) -> Iterator[Sequence[Sequence[Any]]]:
         start += size
 
 
+def _try_open(path: str) -> None:
+    if path != ":memory:":
+        sqlite3.connect(path, timeout=10).close()
+
+
 def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
     return [value for row in rows for value in row]
 
@@ -101,19 +106,32 @@ class SqliteStore(SqlStore):
                              "(RETURNING); use a Python built with a newer SQLite, or PostgreSQL")  # fmt: skip
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await self._open()
-        async with self._conn.execute("PRAGMA journal_mode=WAL"):  # a statement left open would lock out the reader
-            pass
+        self._conn = await self._open(wal=True)
         # ":memory:" is a new database per connection: there, reads share the writer's connection
         self._reader = self._conn if self.path == ":memory:" else await self._open()
 
-    async def _open(self) -> aiosqlite.Connection:
+    async def _open(self, *, wal: bool = False) -> aiosqlite.Connection:
+        """A connection with the store's settings (`wal`: switch the file to WAL mode first).
+
+        Raises:
+            StoreError: the file cannot be opened (a directory, no permission) or is not a SQLite database.
+        """
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=10)
+            # aiosqlite stops its thread when its connect fails but does not wait for it: the thread then reports
+            # to a loop a failed start has closed, with a traceback. A file that cannot be opened fails here.
+            await anyio.to_thread.run_sync(_try_open, self.path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=10)
+        try:
             conn.row_factory = aiosqlite.Row
+            if wal:
+                async with conn.execute("PRAGMA journal_mode=WAL"):  # a statement left open would lock the reader out
+                    pass
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # e.g. "file is not a database"
+            await conn.close()
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
         return conn
 
