@@ -23,6 +23,7 @@ Stream contract (what every provider's `stream()` must yield; the hub relies on 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,30 @@ class Deployment:
     def read_timeout(self, stream: bool) -> float:
         """The timeout that applies: the whole call, or (streams) the wait between two events."""
         return (self.stream_timeout or self.timeout) if stream else self.timeout
+
+
+@functools.lru_cache(maxsize=1024)
+def split_api_base(api_base: str) -> tuple[str, str]:
+    """`api_base` cut where an endpoint's path goes: (scheme, authority and path without a trailing `/`; its query).
+
+    An api_base may carry a query (Azure's `?api-version=...`, a proxy's `?token=...`) that the upstream expects on
+    every call: the path goes before it. Split where `urllib.parse.urlsplit` (and so the upstream client) splits, at
+    the first `?`, a fragment dropped."""
+    base, _, query = api_base.partition("#")[0].partition("?")
+    return base.rstrip("/"), query
+
+
+@functools.lru_cache(maxsize=1024)
+def upstream_url(api_base: str, path: str, query: str = "") -> str:
+    """The URL of the endpoint `path` (`/chat/completions`) under `api_base`: the path joined to the api_base's path,
+    then the api_base's query with `query` (the call's own, `alt=sse`) after it.
+
+    Cached whole: a config has a handful of (api_base, endpoint) pairs and every upstream call asks. A call is a cache
+    hit, ~0.05 us more than the strip-and-concatenate it replaced (timeit, ~0.2 us in all); the join itself ~0.3 us."""
+    base, base_query = split_api_base(api_base)
+    if base_query:
+        query = f"{base_query}&{query}" if query else base_query
+    return f"{base}{path}?{query}" if query else base + path
 
 
 @dataclass(slots=True)

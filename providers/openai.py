@@ -19,7 +19,16 @@ import orjson
 
 from providers import _http
 from providers._wire import Response
-from providers.base import JSON, OPENAI_PARAMS, ChatRequest, Deployment, ProviderError, bad_response, drop_param
+from providers.base import (
+    JSON,
+    OPENAI_PARAMS,
+    ChatRequest,
+    Deployment,
+    ProviderError,
+    bad_response,
+    drop_param,
+    upstream_url,
+)
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 OLLAMA_API_BASE = "http://localhost:11434/v1"
@@ -177,7 +186,7 @@ class OpenAIProvider:
     def _post(
         self, deployment: Deployment, body: JSON, *, stream: bool, path: str = "/chat/completions"
     ) -> contextlib.AbstractAsyncContextManager[Response]:
-        url = deployment.api_base.rstrip("/") + path
+        url = upstream_url(deployment.api_base, path)
         headers = {"Content-Type": "application/json", **deployment.headers}
         if deployment.api_key:
             headers["Authorization"] = f"Bearer {deployment.api_key}"

@@ -22,9 +22,9 @@ from providers._cache import TTLCache
 from providers.anthropic.request import Translated, build_request
 from providers.anthropic.response import PROVIDER, parse_error, thinking_blocks, to_completion
 from providers.anthropic.stream import StreamTranslator
-from providers.base import JSON, ChatRequest, Deployment, ProviderError
+from providers.base import JSON, ChatRequest, Deployment, ProviderError, split_api_base, upstream_url
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 logger = logging.getLogger("toolhub.providers.anthropic")
@@ -47,7 +47,7 @@ class AnthropicProvider:
         deployment = request.deployment
         tr = self._translate(request, stream=False)
         async with _http.post(
-            self._pool, deployment, _url(deployment), orjson.dumps(tr.body), _headers(deployment),
+            self._pool, deployment, messages_url(deployment), orjson.dumps(tr.body), _headers(deployment),
             stream=False, parse_error=parse_error,
         ) as response:  # fmt: skip
             message = await _http.read_json(PROVIDER, response, deployment.timeout)
@@ -66,7 +66,7 @@ class AnthropicProvider:
             tr.names, model=deployment.model, created=int(time.time()), json_object=tr.json_object
         )
         async with _http.post(
-            self._pool, deployment, _url(deployment), orjson.dumps(tr.body), _headers(deployment),
+            self._pool, deployment, messages_url(deployment), orjson.dumps(tr.body), _headers(deployment),
             stream=True, parse_error=parse_error,
         ) as response:  # fmt: skip
             async for event, data in _http.iter_sse(PROVIDER, response, deployment.read_timeout(True)):
@@ -103,9 +103,11 @@ class AnthropicProvider:
             self.thinking.put(call_id, turn)
 
 
-def _url(deployment: Deployment) -> str:
-    base = deployment.api_base.rstrip("/")
-    return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+def messages_url(deployment: Deployment, path: str = "/messages") -> str:
+    """The URL of a Messages API endpoint (`/messages`, `/messages/count_tokens`): `/v1` is added unless the
+    api_base's path ends with it, and a query of the api_base stays the query."""
+    base, _ = split_api_base(deployment.api_base)
+    return upstream_url(deployment.api_base, path if base.endswith("/v1") else f"/v1{path}")
 
 
 def _headers(deployment: Deployment) -> dict[str, str]:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import orjson
 
 from providers import _http
-from providers.base import JSON, ChatRequest, Deployment, ProviderError
+from providers.base import JSON, ChatRequest, Deployment, ProviderError, split_api_base, upstream_url
 from providers.gemini.contents import http_image_urls
 from providers.gemini.images import MAX_IMAGE_BYTES, fetch_images
 from providers.gemini.request import Prepared, build_request
@@ -56,7 +56,7 @@ class GeminiProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[JSON]:
         deployment = request.deployment
         prepared = await self._prepare(request)
-        url = self._url(deployment, "streamGenerateContent") + "?alt=sse"
+        url = self._url(deployment, "streamGenerateContent", "alt=sse")
         reader = ResponseReader(deployment.model, prepared.names)
         translator = StreamTranslator(reader, deployment.model)
         try:
@@ -126,11 +126,12 @@ class GeminiProvider:
             headers["x-goog-api-key"] = deployment.api_key
         return headers
 
-    def _url(self, deployment: Deployment, method: str) -> str:
-        base = deployment.api_base.rstrip("/")
-        if not base.endswith(("/v1beta", "/v1", "/v1alpha")):
-            base += "/v1beta"
-        return f"{base}/models/{quote(deployment.model, safe='-._')}:{method}"
+    def _url(self, deployment: Deployment, method: str, query: str = "") -> str:
+        """`/v1beta` is added unless the api_base's path names a version; a query of the api_base stays the query."""
+        base, _ = split_api_base(deployment.api_base)
+        version = "" if base.endswith(("/v1beta", "/v1", "/v1alpha")) else "/v1beta"
+        path = f"{version}/models/{quote(deployment.model, safe='-._')}:{method}"
+        return upstream_url(deployment.api_base, path, query)
 
 
 def _with_params(deployment: Deployment, params: JSON) -> Deployment:

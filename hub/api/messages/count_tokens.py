@@ -23,7 +23,7 @@ from hub.gateway.requests import read_json_body
 from hub.loop.plan import prepare_tool_loop
 from hub.state import authenticate, hub_state
 from providers import _http
-from providers.anthropic import ANTHROPIC_VERSION
+from providers.anthropic import ANTHROPIC_VERSION, messages_url
 from providers.anthropic.names import wire_name
 from providers.anthropic.response import parse_error
 from providers.base import JSON, Deployment, ProviderError
@@ -70,8 +70,7 @@ async def _upstream_count(pool: _http.HttpPool, deployment: Deployment, raw: JSO
     body["model"] = deployment.model
     if hub_tools:
         body["tools"] = [*(body.get("tools") or ()), *hub_tools]
-    base = deployment.api_base.rstrip("/")
-    url = f"{base}/messages/count_tokens" if base.endswith("/v1") else f"{base}/v1/messages/count_tokens"
+    url = messages_url(deployment, "/messages/count_tokens")
     headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, **deployment.headers}
     if deployment.api_key:
         headers["x-api-key"] = deployment.api_key

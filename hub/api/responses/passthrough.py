@@ -48,7 +48,7 @@ from hub.gateway.chat import (
 from hub.state import HubState, hub_state
 from hub.storage import StoreConflict
 from providers import _http
-from providers.base import Deployment, ProviderError
+from providers.base import Deployment, ProviderError, upstream_url
 from providers.openai import parse_error
 
 logger = logging.getLogger("toolhub.responses")
@@ -172,7 +172,7 @@ class _Forward:
 
     def _post(self, stream: bool) -> contextlib.AbstractAsyncContextManager[Any]:
         deployment = self.deployment
-        url = deployment.api_base.rstrip("/") + "/responses"
+        url = upstream_url(deployment.api_base, "/responses")
         headers = {"Content-Type": "application/json", **deployment.headers}
         if deployment.api_key:
             headers["Authorization"] = f"Bearer {deployment.api_key}"

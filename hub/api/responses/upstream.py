@@ -28,7 +28,7 @@ from hub.errors import NotFound, json_response
 from hub.state import authenticate, hub_state
 from hub.storage import Store, StoredResponse
 from providers._wire import UpstreamIOError
-from providers.base import Deployment
+from providers.base import Deployment, upstream_url
 
 logger = logging.getLogger("toolhub.responses")
 OWN_ID = re.compile(r"resp_[0-9a-f]{32}")
@@ -122,7 +122,7 @@ async def _delete_upstream(request: Request, row: StoredResponse) -> None:
     deployment = next((r.deployment for r in routes if made_by(row.response, r.deployment)), None)
     if deployment is None:
         return  # no longer configured: nothing to ask
-    url = f"{deployment.api_base.rstrip('/')}/responses/{row.id}"
+    url = upstream_url(deployment.api_base, f"/responses/{row.id}")
     headers = {
         **deployment.headers,
         **({"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}),
