@@ -48,9 +48,48 @@ class TurnWrites:
         return getattr(self.transport, name)
 
 
+HEAD_TIMEOUT = 30.0
+"""Seconds a connection may take to send a request's head (request line and header fields), from its opening or the
+head's first byte; then it is answered 408 and closed. uvicorn bounds only the idle time between requests, so a
+client sending a head a byte at a time (slowloris) held its connection, and with enough of them the file
+descriptors, for ever. Node's `headersTimeout` is 60 s, nginx's `client_header_timeout` 60 s."""
+
+_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
 class TurnWritesHttpTools(HttpToolsProtocol):
-    """`HttpToolsProtocol` writing through `TurnWrites` (its flow control still watches the real transport)."""
+    """`HttpToolsProtocol` writing through `TurnWrites` (its flow control still watches the real transport), and
+    closing a connection whose request head does not come whole within `HEAD_TIMEOUT`.
+
+    The head's clock costs a request two attribute stores; one timer per connection checks it, re-armed for when
+    the head in progress would run out (a connection waiting between requests is uvicorn's keep-alive's)."""
+
+    head_since: float | None = None
+    """When the head in progress (or the opened connection's first) began; None once a head is whole."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = TurnWrites(transport, self.loop)  # pyright: ignore[reportAttributeAccessIssue]
+        self.head_since = self.loop.time()
+        self.loop.call_later(HEAD_TIMEOUT, self._check_head)
+
+    def on_message_begin(self) -> None:
+        self.head_since = self.loop.time()
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self.head_since = None
+        super().on_headers_complete()
+
+    def _check_head(self) -> None:
+        if self.transport.is_closing():
+            return
+        since = self.head_since
+        left = HEAD_TIMEOUT if since is None else since + HEAD_TIMEOUT - self.loop.time()
+        if left > 0:
+            self.loop.call_later(left, self._check_head)
+        elif self.cycle is None or self.cycle.response_complete:  # (not mid-answer: a pipelined head waits for it)
+            self.transport.write(_TIMED_OUT)
+            self.transport.close()
+        else:
+            self.loop.call_later(HEAD_TIMEOUT, self._check_head)
