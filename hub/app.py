@@ -23,7 +23,7 @@ from hub.gateway.endpoint import ChatEndpoint
 from hub.gateway.routing import ModelRouter
 from hub.health import liveliness, readiness
 from hub.middleware import EdgeMiddleware
-from hub.ops import retention, tracing
+from hub.ops import retention, shutdown, tracing
 from hub.ops.access import AccessLogMiddleware, instrument
 from hub.ops.reload import reload_endpoint, reloading
 from hub.router.health import health_endpoint
@@ -128,6 +128,7 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app; nothing is opened until the lifespan runs."""
     otel = tracing.from_settings(config.otel)  # None when tracing is off
+    drain = shutdown.Drain(config.shutdown_grace_seconds)  # the requests in flight, ended as the grace runs out
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,6 +139,7 @@ def create_app(
         app.state.hub = state
         try:
             async with contextlib.AsyncExitStack() as stack:
+                stack.enter_context(drain.watching())  # SIGTERM/SIGINT: the shutdown's grace period begins
                 await stack.enter_async_context(tracing.running(otel))  # first opened, last closed (flushes)
                 if config.cache is not None:  # the response cache; the chat path checks for it once per request
                     state.extras["cache"] = await stack.enter_async_context(open_cache(config.cache))
@@ -173,7 +175,8 @@ def create_app(
         middleware=[
             *tracing.app_middleware(otel),  # outermost: the server span covers the whole request
             *([] if config.access_log == "off" else [Middleware(AccessLogMiddleware, mode=config.access_log)]),
-            Middleware(EdgeMiddleware),  # request id, CORS on the API paths, the last-resort 500 (one layer)
+            # request id, CORS on the API paths, the last-resort 500, requests ended by the shutdown (one layer)
+            Middleware(EdgeMiddleware, drain=drain),
         ],
         exception_handlers=handlers,
         lifespan=lifespan,

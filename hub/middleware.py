@@ -1,10 +1,12 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a memory stream per request).
 
-`EdgeMiddleware` is the request id, CORS for the OpenAI-compatible API and the last-resort 500 in one layer;
-`CrashMiddleware` is the last of these alone, which it puts inside Starlette's CORSMiddleware for browser requests."""
+`EdgeMiddleware` is the request id, CORS for the OpenAI-compatible API, the last-resort 500 and the answer to a request
+ended by the shutdown (hub/ops/shutdown.py) in one layer; `CrashMiddleware` is the last two alone, which it puts inside
+Starlette's CORSMiddleware for browser requests."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -17,6 +19,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.ops import shutdown
 from hub.ops.logs import printable
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # fullmatch: "$" would let a final newline in
@@ -82,7 +85,8 @@ the CORS-safelisted ones are readable, and a web client could not see a cache hi
 
 class EdgeMiddleware:
     """Takes a sane `x-request-id` from the client or makes one (echoed on the response, kept in scope state); CORS on
-    `API_PREFIXES`; an unexpected exception becomes a logged 500 in OpenAI's shape without closing the connection.
+    `API_PREFIXES`; an unexpected exception becomes a logged 500 in OpenAI's shape without closing the connection;
+    a request the shutdown cancels (`drain`, which finds it by this method's code) is answered (`shutdown.answer`).
 
     The order is that of three middleware (request id outermost, the crash guard innermost: a 500 carries the other
     two's headers), with one scan of the request's headers, one `send` wrapper and one frame per request instead of
@@ -90,12 +94,14 @@ class EdgeMiddleware:
     `Vary: Origin`, without its header objects; a browser's goes through CORSMiddleware as before.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, drain: shutdown.Drain | None = None) -> None:
         from starlette.middleware.cors import CORSMiddleware
 
         self.app = app
+        self.drain = drain = drain or shutdown.Drain()
+        drain.marks.add(EdgeMiddleware.__call__.__code__)
         self.cors = CORSMiddleware(
-            CrashMiddleware(app), allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+            CrashMiddleware(app, drain), allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
             expose_headers=EXPOSED,
         )  # fmt: skip
 
@@ -110,23 +116,30 @@ class EdgeMiddleware:
         if api and origin:
             await self.cors(scope, receive, functools.partial(_with_id, send, header))
             return
-        started = False
+        head: Message | None = None  # the response's start, once sent
+        tail: Message | None = None  # the last piece of its body sent
 
         async def edge_send(message: Message) -> None:
-            nonlocal started
+            nonlocal head, tail
             if message["type"] == "http.response.start":
-                started = True
+                head = message
                 headers: list[Header] = list(message.get("headers") or ())
                 if api:
                     _vary(headers)
                 headers.append(header)
                 message["headers"] = headers
+            else:
+                tail = message
             await send(message)
 
         try:
             await self.app(scope, receive, edge_send)
         except Exception:
-            await _crashed(scope, edge_send, started)
+            await _crashed(scope, edge_send, head is not None)
+        except asyncio.CancelledError:
+            if not self.drain.stopping:
+                raise
+            await shutdown.answer(scope, edge_send, head, tail)
 
 
 def _scan(headers: list[Header]) -> tuple[str, bool]:
@@ -144,26 +157,36 @@ def _scan(headers: list[Header]) -> tuple[str, bool]:
 
 class CrashMiddleware:
     """The last resort: an unexpected exception becomes a logged 500 in OpenAI's shape, inside the request-id and
-    CORS middleware (so the answer carries their headers) and without closing the client's connection."""
+    CORS middleware (so the answer carries their headers) and without closing the client's connection; a request the
+    shutdown cancels is answered (`shutdown.answer`)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, drain: shutdown.Drain | None = None) -> None:
         self.app = app
+        self.drain = drain or shutdown.Drain()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        head: Message | None = None
+        tail: Message | None = None
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal head, tail
+            if message["type"] == "http.response.start":
+                head = message
+            else:
+                tail = message
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            await _crashed(scope, send, started)
+            await _crashed(scope, send, head is not None)
+        except asyncio.CancelledError:
+            if not self.drain.stopping:
+                raise
+            await shutdown.answer(scope, send, head, tail)
 
 
 def _vary(headers: list[Header]) -> None:
