@@ -188,3 +188,16 @@ def test_a_field_of_the_wrong_type_is_refused_saying_what_is_wrong(
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(**body)
     assert caught.value.body == {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+BMP: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": "AAAA"}}
+
+
+def test_an_upstream_translation_error_names_the_block_where_the_client_sent_it(client: anthropic.Anthropic) -> None:
+    turns: Any = [*HI, {"role": "assistant", "content": "a"},
+                  {"role": "user", "content": [{"type": "text", "text": "x"}, BMP]}]  # fmt: skip
+    with pytest.raises(anthropic.BadRequestError) as caught:  # the system prompt is the chat body's messages.[0]
+        client.messages.create(model="claude", max_tokens=5, system="be brief", messages=turns)
+    message: str = caught.value.body["error"]["message"]  # pyright: ignore[reportIndexIssue, reportUnknownVariableType, reportOptionalSubscript]
+    assert message.startswith("messages.2.content.1: image type 'image/bmp'"), message
+    assert "[" not in message.split(":")[0]

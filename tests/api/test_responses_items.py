@@ -99,3 +99,21 @@ def test_input_the_model_cannot_answer_gets_a_400_that_says_why(
     assert caught.value.param == param and words in caught.value.message, caught.value.message
     assert "must be a non-empty string or array" not in caught.value.message
     assert len(fakes.openai.requests) == sent
+
+
+RAW_PDF: Any = {"type": "input_file", "file_data": "JVBERi0xLjQ=", "filename": "a.pdf"}
+BMP: Any = {"type": "input_image", "image_url": "data:image/bmp;base64,AAAA"}
+
+
+@pytest.mark.parametrize(
+    ("part", "param", "words"),
+    [(RAW_PDF, "input[1].content[0].file_data", "input[1].content[0]: expected"),
+     (BMP, "input[1].content[0].image_url", "input[1].content[0]: image type 'image/bmp'")],
+)  # fmt: skip
+def test_an_upstream_translation_error_names_the_part_where_the_client_sent_it(
+    client: openai.OpenAI, part: Any, param: str, words: str
+) -> None:
+    items: Any = [HI, {"role": "user", "content": [part]}]
+    with pytest.raises(openai.BadRequestError) as caught:  # instructions are the chat body's messages.[0]
+        client.responses.create(model="claude-sonnet-4-5", instructions="be brief", input=items)
+    assert caught.value.param == param and f"- {words}" in caught.value.message, caught.value.message

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from hub.api.locations import Locations
 from hub.api.messages import count_tokens as counting
 from hub.api.messages.request import to_chat
 from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
@@ -32,18 +33,19 @@ from providers.base import JSON, ProviderError
 
 async def messages(request: Request) -> Response:
     started = time.perf_counter()
+    where = Locations()  # errors about the chat body name the client's blocks (the system prompt shifts them)
     try:
         principal = await authenticate(request)
         state = hub_state(request)
         raw = await read_json_body(request, state.config.max_request_bytes)
-        body = check_chat_request(to_chat(raw, anthropic=_anthropic_only(state.config, raw)))
+        body = check_chat_request(to_chat(raw, anthropic=_anthropic_only(state.config, raw), where=where))
         alias = body["model"]
         if body.get("stream") and _hub_tools(state.config, body):
             body["tool_loop_trace"] = "reasoning"  # the stream then says where each hub call happened (stream.py)
         REPORT_OUTPUT.set(True)  # this request's task only: hub tool outputs for the mcp_tool_result blocks
         answer = await run_chat(request, principal, body, started)
     except (HubError, ProviderError) as exc:
-        return anthropic_error(exc)
+        return anthropic_error(where.mapped(exc))
     return AnthropicResponse(answer, alias)
 
 

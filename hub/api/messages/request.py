@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from typing_extensions import TypedDict
 
+from hub.api.locations import Locations, Origin
 from hub.errors import BadRequest
 from hub.router.router import REQUEST_KEYS
 
@@ -22,6 +23,8 @@ JSON = dict[str, Any]
 SAMPLING = ("temperature", "top_p", "top_k", "thinking")
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 CUSTOM_TOOL_TYPES = frozenset({None, "custom"})
+PART_FIELDS = {"text": ".text", "image": ".source", "document": ".source"}
+"""Block type -> the field holding its data, which an error about the chat part's data names."""
 
 
 def bad(message: str, param: str | None = None) -> BadRequest:
@@ -33,8 +36,8 @@ def wrong(value: Any, where: str, expected: str) -> BadRequest:
     return bad(f"{where}: Field required" if value is None else f"{where}: Input should be {expected}", where)
 
 
-def to_chat(body: Any, *, anthropic: bool = True) -> JSON:
-    """The Chat Completions body for an Anthropic Messages `body`.
+def to_chat(body: Any, *, anthropic: bool = True, where: Locations | None = None) -> JSON:
+    """The Chat Completions body for an Anthropic Messages `body`; `where` gets each chat message's origin.
 
     `anthropic`: every deployment of the alias is Anthropic's, so the client's thinking blocks (which the provider
     replays) and `cache_control` marks go on; other upstreams cannot use Anthropic signatures (Gemini's are restored
@@ -54,7 +57,9 @@ def to_chat(body: Any, *, anthropic: bool = True) -> JSON:
     if max_tokens < 1:
         raise bad("max_tokens: Input should be greater than or equal to 1", "max_tokens")
     chat: JSON = {"model": model, "max_tokens": max_tokens, "messages": system(body.get("system"))}
-    chat["messages"] += conversation(body.get("messages"), anthropic)
+    if where is not None and chat["messages"]:
+        where.add(0, _origin({"content": body["system"]}, "system"))
+    chat["messages"] += conversation(body.get("messages"), anthropic, where, len(chat["messages"]))
     _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
     if not anthropic:
         _drop_cache_control(chat)
@@ -127,16 +132,46 @@ def system(value: Any) -> list[JSON]:
     ]
 
 
-def conversation(messages: Any, replay_thinking: bool = True) -> list[JSON]:
+def conversation(
+    messages: Any, replay_thinking: bool = True, where: Locations | None = None, offset: int = 0
+) -> list[JSON]:
+    """The chat messages for the client's `messages`, which start at chat index `offset` (after the system's)."""
     if not isinstance(messages, list) or not messages:
         raise bad("messages: at least one message is required", "messages")
     out: list[JSON] = []
     last = len(messages) - 1  # pyright: ignore[reportUnknownArgumentType]
     for i, message in enumerate(messages):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        out += _turn(message, f"messages.{i}", i == last, replay_thinking)
+        made = _turn(message, f"messages.{i}", i == last, replay_thinking)
+        if where is not None:
+            for n, origin in enumerate(_origins(message, f"messages.{i}", made)):  # pyright: ignore[reportUnknownArgumentType]
+                where.add(offset + len(out) + n, origin)
+        out += made
     if all(m["role"] == "system" for m in out):
         raise bad("messages: at least one user or assistant message is required", "messages")
     return out
+
+
+def _origins(message: JSON, where: str, made: list[JSON]) -> list[Origin]:
+    """Where each chat message `_turn` made of the client's `message` came from: a user turn's tool messages from its
+    `tool_result` blocks (in order), its user message's parts from the other blocks; otherwise the message itself."""
+    blocks: list[Any] = message["content"] if isinstance(message.get("content"), list) else []
+    results = [k for k, b in enumerate(blocks) if b["type"] == "tool_result"] if message["role"] == "user" else []
+    tools = [Origin(f"{where}.content.{k}", {"content": ".content", "tool_call_id": ".tool_use_id"}) for k in results]
+    others = [k for k, b in enumerate(blocks) if b["type"] != "tool_result"]
+    return tools + [_origin(message, where, others) for _ in made[len(tools) :]]
+
+
+def _origin(message: JSON, where: str, blocks: list[int] | None = None) -> Origin:
+    """A message's origin; `blocks`: the client's block index for each part of its chat content (None: all)."""
+    content = message["content"]
+    fields = {"role": ".role", "content": ".content"}
+    if not isinstance(content, list):
+        return Origin(where, fields)
+    at = where if where == "system" else f"{where}.content"
+    indexes = range(len(content)) if blocks is None else blocks  # pyright: ignore[reportUnknownArgumentType]
+    return Origin(
+        where, fields, {p: (f"{at}.{k}", PART_FIELDS.get(content[k]["type"], "")) for p, k in enumerate(indexes)}
+    )
 
 
 def _turn(message: Any, where: str, last: bool, replay_thinking: bool) -> list[JSON]:

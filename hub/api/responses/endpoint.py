@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
 from hub.api import sse
+from hub.api.locations import Locations
 from hub.api.responses import approval, include, objects, passthrough, stored, upstream
 from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
@@ -21,7 +22,7 @@ from hub.api.responses.mcp import McpReport, reports_tools
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import check, hosted_tools, namespaces, to_chat
 from hub.api.responses.stored import input_items
-from hub.errors import json_response
+from hub.errors import HubError, json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.run import RoundFailed
@@ -46,6 +47,8 @@ class _Turn:
         """Ids of the `mcp_approval_request` items of the response this one continues."""
         self.approved: list[JSON] = []
         self.conversation: list[JSON] = []
+        self.where = Locations()
+        """Where the chat body's messages came from, for errors that name them."""
 
     async def chat_body(self) -> JSON:
         """The chat body: earlier turns, answered approvals, this input; hub tools that need approval swapped out."""
@@ -55,11 +58,12 @@ class _Turn:
             row = await stored.load(self.request, self.principal, str(previous), "previous_response_id")
             self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
             self.asked = approval.requested(row.response["output"])
-        chat = check_chat_request(to_chat(self.body, self.history))  # checked before any approved tool runs
+        chat = check_chat_request(to_chat(self.body, self.history, self.where))  # before any approved tool runs
         tool_messages, self.approved = await approval.answer(self.request, self.principal, self.body, self.history,
                                                              self.asked)  # fmt: skip
         if tool_messages:
-            chat = check_chat_request(to_chat(self.body, [*self.history, *tool_messages]))
+            self.where = Locations()
+            chat = check_chat_request(to_chat(self.body, [*self.history, *tool_messages], self.where))
         has_instructions = self.body.get("instructions") is not None
         self.conversation = chat["messages"][1:] if has_instructions else chat["messages"]
         return chat
@@ -76,12 +80,22 @@ async def create_response(request: Request) -> Response:
     this = _Turn(request, principal, check(await read_json_body(request, state.config.max_request_bytes)))
     if (forwarded := await passthrough.forward(request, principal, this.body, started)) is not None:
         return forwarded  # a deployment that serves /responses itself
+    try:
+        return await _translated(this, started)
+    except (HubError, ProviderError) as exc:
+        this.where.mapped(exc)  # an error about the chat body names the client's items
+        raise
+
+
+async def _translated(this: _Turn, started: float) -> Response:
+    """Serve the request through the chat path and translate the answer back."""
+    request, principal = this.request, this.principal
     chat = await this.chat_body()
     approvals = await Approvals.offer(request, principal, chat)
     hub_tools = reports_tools(request, chat)
     if hub_tools:
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
-    answer = await _answer(request, principal, chat, started, this.body.get("truncation") == "auto", hub_tools)
+    answer = await _answer(this, chat, started, this.body.get("truncation") == "auto", hub_tools)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
     response = objects.shell(this.body)
@@ -124,20 +138,19 @@ async def _completed(
     return json_response(response, headers=headers)
 
 
-async def _answer(
-    request: Request, principal: Principal, chat: JSON, started: float, auto: bool, hub_tools: bool
-) -> Response:
+async def _answer(this: _Turn, chat: JSON, started: float, auto: bool, hub_tools: bool) -> Response:
     """`run_chat`; with `truncation: "auto"`, again without the oldest turns while the upstream finds the
     conversation too long (`MAX_TRUNCATIONS` calls in all), but never after a hub tool ran: it would run again."""
     tries = 1
     while True:
         try:
-            return await run_chat(request, principal, {**chat}, started)
+            return await run_chat(this.request, this.principal, {**chat}, started)
         except ProviderError as exc:
             retry = auto and tries < include.MAX_TRUNCATIONS and _before_hub_tools(exc, hub_tools)
             shorter = include.truncated(chat["messages"]) if retry else None
             if shorter is None:
                 raise
+            this.where.follow(chat["messages"], shorter)
             chat, tries = {**chat, "messages": shorter}, tries + 1
 
 

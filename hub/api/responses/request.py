@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.api.locations import Locations, Origin
 from hub.api.responses import include
 from hub.errors import BadRequest
 from hub.router.router import REQUEST_KEYS
@@ -17,6 +18,10 @@ PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
 ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 UNSUPPORTED = ("background", "conversation", "prompt")
 _THINKING = "_thinking"
+_ITEM = "_item"
+PART_FIELDS = {"input_text": ".text", "output_text": ".text", "text": ".text", "input_image": ".image_url",
+               "input_file": ".file_data"}  # fmt: skip
+"""Content part type -> the field holding its data, which an error about the chat part's data names."""
 HOSTED = frozenset({"web_search", "web_search_preview", "web_search_preview_2025_03_11", "file_search",
                     "code_interpreter", "image_generation", "computer_use_preview", "local_shell",
                     "tool_search"})  # fmt: skip
@@ -49,13 +54,14 @@ def check(body: Any) -> JSON:
     return body  # pyright: ignore[reportUnknownVariableType]
 
 
-def to_chat(body: JSON, history: list[JSON] | None = None) -> JSON:
-    """The Chat Completions body for a checked Responses `body` continuing the chat messages `history`.
+def to_chat(body: JSON, history: list[JSON] | None = None, where: Locations | None = None) -> JSON:
+    """The Chat Completions body for a checked Responses `body` continuing the chat messages `history`; `where`
+    gets the origin of each chat message made of the request.
 
     Raises:
         BadRequest: the body is not a usable Responses request; `param` names the field.
     """
-    chat: JSON = {"model": body["model"], "messages": messages(body, history or [])}
+    chat: JSON = {"model": body["model"], "messages": messages(body, history or [], where)}
     chat.update({name: body[name] for name in PASSED if body.get(name) is not None})
     chat.update({name: body[name] for name in REQUEST_KEYS.intersection(body)})  # the router's, checked as on chat
     if include.LOGPROBS in include.included(body):
@@ -64,7 +70,7 @@ def to_chat(body: JSON, history: list[JSON] | None = None) -> JSON:
     return chat
 
 
-def messages(body: JSON, history: list[JSON]) -> list[JSON]:
+def messages(body: JSON, history: list[JSON], where: Locations | None = None) -> list[JSON]:
     """The chat messages for `instructions`, the earlier conversation and `input`."""
     out: list[JSON] = []
     instructions = body.get("instructions")
@@ -72,8 +78,15 @@ def messages(body: JSON, history: list[JSON]) -> list[JSON]:
         if not isinstance(instructions, str):
             raise BadRequest("'instructions' must be a string.", param="instructions", code="invalid_type")
         out.append({"role": "system", "content": instructions})
+        if where is not None:
+            where.add(0, Origin("instructions"))
     out += history
-    out += input_messages(body.get("input"))
+    origins: list[Origin] = []
+    start = len(out)
+    out += input_messages(body.get("input"), origins)
+    if where is not None:
+        for n, origin in enumerate(origins):
+            where.add(start + n, origin)
     if not any(m["role"] != "system" for m in out):
         raise BadRequest(_unanswerable(body.get("input")), param="input", code="invalid_value")
     return out
@@ -90,11 +103,13 @@ def _unanswerable(value: Any) -> str:
             "of their own): add a user message.")  # fmt: skip
 
 
-def input_messages(value: Any) -> list[JSON]:
-    """Chat messages for an `input` string or list of items."""
+def input_messages(value: Any, origins: list[Origin] | None = None) -> list[JSON]:
+    """Chat messages for an `input` string or list of items; `origins` gets the item each one came from."""
     if value is None:
         return []
     if isinstance(value, str):
+        if value and origins is not None:
+            origins.append(Origin("input"))
         return [{"role": "user", "content": value}] if value else []
     if not isinstance(value, list):
         raise BadRequest("'input' must be a string or an array.", param="input", code="invalid_type")
@@ -102,8 +117,27 @@ def input_messages(value: Any) -> list[JSON]:
     for i, item in enumerate(value):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
         if not isinstance(item, dict):
             raise BadRequest(f"input[{i}] must be an object.", param=f"input[{i}]", code="invalid_type")
+        made = len(out)
         _add_item(out, item, i)  # pyright: ignore[reportUnknownArgumentType]
-    return _with_thinking(out)
+        for message in out[made:]:
+            message[_ITEM] = i  # taken out below: which item made it, through the merging of _with_thinking
+    merged = _with_thinking(out)
+    for message in merged:
+        i = message.pop(_ITEM, None)
+        if origins is not None:
+            origins.append(Origin("input") if i is None else _origin(value[i], i))  # pyright: ignore[reportUnknownArgumentType]
+    return merged
+
+
+def _origin(item: JSON, i: int) -> Origin:
+    """Where a chat message made of `input[i]` came from: the item, with a user message's parts one to one."""
+    if item.get("type", "message") == "function_call_output":
+        return Origin(f"input[{i}]", {"content": ".output", "tool_call_id": ".call_id"})
+    content = item.get("content")
+    parts: dict[int, tuple[str, str]] = {}
+    if item.get("role") == "user" and isinstance(content, list):
+        parts = {j: (f"input[{i}].content[{j}]", PART_FIELDS.get(p.get("type"), "")) for j, p in enumerate(content)}  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType, reportUnknownArgumentType]
+    return Origin(f"input[{i}]", {"role": ".role", "content": ".content"}, parts)
 
 
 def _with_thinking(out: list[JSON]) -> list[JSON]:
