@@ -1,7 +1,8 @@
 """The YAML config, in the format LiteLLM users already have, read once into explicit objects (its schema:
 `hub.config.schema`).
 
-This is the only module that reads files or the environment for settings. Secrets appear in the YAML as
+This package is the only code that reads files or the environment for settings (the file: `hub.config.document`;
+`os.environ/NAME` references: `hub.config.env`). Secrets appear in the YAML as
 `os.environ/NAME`; a reference to an unset variable does not fail start: the model (or MCP server) that needs it is
 served as unavailable and its requests get an error naming the variable. A malformed file, a wrong type or an unknown
 provider fails start with the path of the offending key. Keys we read but do not implement are reported once at start
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import ValidationError
 
 from hub.catalog.meta import meta_clash
 from hub.config.cache import CacheSettings, cache_points, cache_settings, points_ignored
-from hub.config.checks import url_problem
+from hub.config.checks import MODEL_INFO_PRICES, check_mcp_launch, model_info_prices, url_problem
+from hub.config.document import read_document
+from hub.config.env import ENV_PREFIX as ENV_PREFIX, join, missing_under, resolve_env  # ENV_PREFIX: for hub.cli
+from hub.config.errors import ConfigError
 from hub.config.schema import (
     NUMBER_TYPES,
     REQUEST_DEFAULT_PARAMS,
@@ -40,17 +43,8 @@ _T = TypeVar("_T")
 TraceMode = Literal["none", "reasoning", "content"]
 TRACE_MODES: tuple[TraceMode, ...] = ("none", "reasoning", "content")
 """`model_info.tool_loop_trace` (hub/loop/trace.py)."""
-ENV_PREFIX = "os.environ/"
+MODEL_INFO_READ = frozenset({"supported_endpoints", "mode", "tool_loop_trace", *MODEL_INFO_PRICES})
 DEFAULT_CONFIG = Path("configs/config.example.yaml")
-
-
-class ConfigError(Exception):
-    """The config cannot be served; `path` names the offending key, e.g. `model_list[2].litellm_params.model`."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +130,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *, s
     """Read and validate a YAML config file (`serving=False`: for commands that serve no HTTP, see `parse_config`).
 
     Raises:
-        ConfigError: the file is missing, not YAML, or not a valid config; the message names the key.
+        ConfigError: whatever keeps the file from loading (unreadable, not UTF-8, not YAML, nested or aliased past
+            the limits of `hub.config.document`, not a valid config); the message names the file or the key.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    raw = read_document(path)
     environ = os.environ if environ is None else environ
     return parse_config(raw if raw is not None else {}, environ, source=str(path), serving=serving)
 
@@ -155,18 +143,31 @@ def parse_config(raw: Any, environ: Mapping[str, str], *, source: str = "<memory
     """Validate an already-parsed YAML document (see `load_config`).
 
     With `serving=False` (`check-config`, `tools`, `stdio`: no HTTP, no keys, no store) an unset master_key,
-    database_url or redis_url reference is not an error: those commands never use them."""
+    database_url or redis_url reference is not an error: those commands never use them.
+
+    Raises:
+        ConfigError: the document is not a config that can be served; the message names the key when known.
+    """
+    try:
+        return _parse(raw, environ, source, serving)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a check missing here must still refuse the file, not crash start or a running reload
+        raise ConfigError("", f"{source} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(raw: Any, environ: Mapping[str, str], source: str, serving: bool) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError("", f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
     missing: dict[str, str] = {}
     extra_env = raw.get("environment_variables")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if isinstance(extra_env, dict):  # LiteLLM's section of variables; the real environment wins
         environ = {**{str(k): str(v) for k, v in extra_env.items()}, **environ}  # pyright: ignore[reportUnknownVariableType]
-    resolved = _resolve_env(raw, environ, "", missing)
+    resolved = resolve_env(raw, environ, "", missing)
     try:
         file = ConfigFile.model_validate(resolved)
     except ValidationError as exc:
-        raise _config_error(exc) from exc
+        raise _config_error(exc, missing) from exc
     general = file.general_settings
     if serving:
         _require_set(missing, "master_key", "run without authentication")
@@ -222,34 +223,14 @@ def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get("TOOLHUB_CONFIG") or DEFAULT_CONFIG)
 
 
-def _resolve_env(node: Any, environ: Mapping[str, str], path: str, missing: dict[str, str]) -> Any:
-    if isinstance(node, str) and node.startswith(ENV_PREFIX):
-        name = node[len(ENV_PREFIX) :]
-        value = environ.get(name)
-        if value is None or value == "":
-            missing[path] = name
-            return None
-        return value
-    if isinstance(node, dict):
-        return {k: _resolve_env(v, environ, _join(path, str(k)), missing) for k, v in node.items()}  # pyright: ignore[reportUnknownVariableType]
-    if isinstance(node, list):
-        return [_resolve_env(v, environ, f"{path}[{i}]", missing) for i, v in enumerate(node)]  # pyright: ignore[reportUnknownVariableType]
-    return node
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _missing_under(missing: Mapping[str, str], prefix: str) -> tuple[str, ...]:
-    return tuple(sorted({name for p, name in missing.items() if p == prefix or p.startswith(prefix + ".")}))
-
-
-def _config_error(exc: ValidationError) -> ConfigError:
+def _config_error(exc: ValidationError, missing: Mapping[str, str]) -> ConfigError:
+    """The first validation error at its key's path; a value that is None because its variable is unset says so."""
     first = exc.errors()[0]
     path = ""
     for part in first["loc"]:
-        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
+        path = f"{path}[{part}]" if isinstance(part, int) else join(path, str(part))
+    if path in missing:
+        return ConfigError(path, f"environment variable {missing[path]} is not set, and this key needs a value")
     return ConfigError(path, f"{first['msg']} (got {first.get('input')!r})")
 
 
@@ -265,12 +246,12 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             known = ", ".join(sorted(PROVIDERS))
             raise ConfigError(f"{where}.litellm_params.model", f"unknown provider {kind!r} (known: {known})")
         api_base = (params.api_base or params.base_url or spec.default_api_base or "").strip() or None  # YAML quoting
-        missing_env = _missing_under(missing, where)
+        missing_env = missing_under(missing, where)
         if api_base is None and not missing_env:
             raise ConfigError(f"{where}.litellm_params.api_base", f"provider {kind!r} needs an api_base")
         if api_base and (problem := url_problem(api_base)):
             raise ConfigError(f"{where}.litellm_params.api_base", problem)
-        extras = params.model_extra or {}
+        extras, prices = params.model_extra or {}, model_info_prices(entry.model_info, where)
         deployment = Deployment(
             provider=kind,
             model=upstream,
@@ -289,9 +270,11 @@ def _models(file: ConfigFile, missing: Mapping[str, str]) -> dict[str, tuple[Mod
             deployment=deployment,
             missing_env=missing_env,
             mcp_servers=tuple(entry.mcp_servers or ()),
-            input_cost_per_token=params.input_cost_per_token,
-            output_cost_per_token=params.output_cost_per_token,
-            cache_read_input_token_cost=params.cache_read_input_token_cost,
+            input_cost_per_token=_or(params.input_cost_per_token, prices.get("input_cost_per_token")),
+            output_cost_per_token=_or(params.output_cost_per_token, prices.get("output_cost_per_token")),
+            cache_read_input_token_cost=_or(
+                params.cache_read_input_token_cost, prices.get("cache_read_input_token_cost")
+            ),
             rpm=params.rpm,
             tpm=params.tpm,
             order=params.order,
@@ -313,12 +296,13 @@ def _mcp_servers(file: ConfigFile, missing: Mapping[str, str], base_dir: Path | 
     whose tools would be named like the search meta-tools (`hub.catalog.meta.meta_clash`)."""
     servers: dict[str, McpServerConfig] = {}
     for name, spec in file.mcp_servers.items():
-        missing_env = _missing_under(missing, f"mcp_servers.{name}")
+        missing_env = missing_under(missing, f"mcp_servers.{name}")
         problem = server_problem(name, spec, missing_env)
         if problem is not None:
             raise ConfigError(f"mcp_servers.{name}", problem)
         if (clash := meta_clash(spec.alias or name, separator)) is not None:
             raise ConfigError(f"mcp_servers.{name}" + (".alias" if spec.alias else ""), clash)
+        check_mcp_launch(spec, f"mcp_servers.{name}")
         servers[name] = McpServerConfig(name, spec.resolve_stdio(base_dir), missing_env)
     return servers
 
@@ -379,6 +363,10 @@ _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str:
                dict: "a mapping"}  # fmt: skip
 
 
+def _or(value: _T | None, otherwise: _T | None) -> _T | None:
+    return otherwise if value is None else value
+
+
 def _first_set(*values: _T | None) -> _T:
     for value in values:
         if value is not None:
@@ -396,8 +384,7 @@ def _ignored(file: ConfigFile) -> list[str]:
                   if k not in REQUEST_DEFAULT_PARAMS and k != "use_responses_api"]  # fmt: skip
         if points_ignored(entry.litellm_params):
             found.append(f"model_list[{i}].litellm_params.cache_control_injection_points")
-        if entry.model_info and set(entry.model_info) - {"supported_endpoints", "mode", "tool_loop_trace"}:
-            found.append(f"model_list[{i}].model_info")
+        found += [f"model_list[{i}].model_info.{k}" for k in entry.model_info or {} if k not in MODEL_INFO_READ]
     for name, spec in file.mcp_servers.items():
         found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]
     cache_params = file.litellm_settings.cache_params

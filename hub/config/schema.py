@@ -18,9 +18,10 @@ from providers.openai import KNOWN_PARAMS
 
 
 class _Section(BaseModel):
-    """Known keys are typed; unknown keys are kept in `model_extra` and reported as ignored."""
+    """Known keys are typed; unknown keys are kept in `model_extra` and reported as ignored. No number is infinite
+    (`.inf`): sizes and durations are turned into integers and timers, where one fails or never ends."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
 
 REQUEST_DEFAULT_PARAMS = KNOWN_PARAMS - {"model", "messages", "stream", "stream_options", "tools", "functions"}

@@ -65,7 +65,7 @@ def test_a_litellm_config_loads_with_secrets_resolved_and_unknown_keys_reported(
         "general_settings.alerting",
         "litellm_settings.success_callback",
         "model_list[0].litellm_params.custom_llm_provider",
-        "model_list[0].model_info",
+        "model_list[0].model_info.id",
     )
 
 
@@ -170,6 +170,7 @@ def test_mcp_settings_come_from_general_settings() -> None:
         ("ftp://files.example/v1", "must be an http:// or https:// URL"),
         ("http://127.0.0.1:99999/v1", "not a valid URL"),
         ("https://sk-secret@/v1", "must be an http:// or https:// URL"),
+        ("http://api.example/v1\x00", "contains a control character"),
     ],
 )
 def test_an_api_base_the_client_cannot_call_fails_at_load_without_echoing_it(api_base: str, says: str) -> None:
@@ -191,3 +192,68 @@ def test_an_api_base_quoted_with_spaces_around_it_loads_without_them() -> None:
     model = {"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k",
                                                    "api_base": "http://localhost:11434/v1 "}}  # fmt: skip
     assert parse_config({"model_list": [model]}, {}).models["m"][0].deployment.api_base == "http://localhost:11434/v1"
+
+
+def model(litellm_params: dict[str, object], **entry: object) -> dict[str, object]:
+    return {"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", **litellm_params}, **entry}]}
+
+
+def test_model_info_keys_toolhub_does_not_read_are_named_one_by_one() -> None:
+    info = {"id": "abc", "mode": "chat", "tool_loop_trace": "reasoning", "base_model": "gpt-4o", "max_tokens": 9}
+    config = parse_config(model({}, model_info=info), {})
+    assert config.ignored == ("model_list[0].model_info.id", "model_list[0].model_info.base_model",
+                              "model_list[0].model_info.max_tokens")  # fmt: skip
+    assert config.models["m"][0].tool_loop_trace == "reasoning"
+
+
+def test_prices_in_model_info_are_charged_as_litellm_does_and_litellm_params_win() -> None:
+    info = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "cache_read_input_token_cost": 1e-7}
+    route = parse_config(model({"output_cost_per_token": 3e-6}, model_info=info), {}).models["m"][0]
+    assert (route.input_cost_per_token, route.output_cost_per_token, route.cache_read_input_token_cost) == (
+        1e-6, 3e-6, 1e-7
+    )  # fmt: skip
+    assert parse_config(model({}, model_info=info), {}).ignored == ()
+
+
+@pytest.mark.parametrize("price", ["cheap", -1, float("nan"), True])
+def test_a_price_in_model_info_that_is_no_price_fails_at_its_path(price: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(model({}, model_info={"input_cost_per_token": price}), {})
+    assert caught.value.path == "model_list[0].model_info.input_cost_per_token"
+    assert "a number of dollars, 0 or more" in caught.value.message
+
+
+def test_a_required_value_from_an_unset_variable_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "os.environ/UNSET_MODEL_X"}}]}, {})
+    assert caught.value.path == "model_list[0].litellm_params.model"
+    assert caught.value.message == "environment variable UNSET_MODEL_X is not set, and this key needs a value"
+
+
+@pytest.mark.parametrize("reference", ["os.environ/", "os.environ/  "])
+def test_an_environment_reference_without_a_name_is_refused(reference: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(model({"api_key": reference}), {})
+    assert caught.value.path == "model_list[0].litellm_params.api_key"
+    assert caught.value.message == f"{reference!r} names no environment variable: write os.environ/NAME"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("notaurl", "must be an http:// or https:// URL with a host (for example http://localhost:3000/mcp)"),
+        ("ws://127.0.0.1/mcp", "must be an http:// or https:// URL"),
+        ("http://127.0.0.1:99999/mcp", "not a valid URL"),
+        ("http://[::1/mcp", "not a valid URL"),
+    ],
+)
+def test_an_mcp_url_the_client_cannot_call_fails_at_load(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"mcp_servers": {"a": {"transport": "http", "url": url}}}, {})
+    assert caught.value.path == "mcp_servers.a.url"
+    assert says in caught.value.message
+
+
+def test_an_mcp_url_from_an_unset_variable_leaves_the_server_unavailable() -> None:
+    config = parse_config({"mcp_servers": {"a": {"transport": "http", "url": "os.environ/UNSET_MCP_URL"}}}, {})
+    assert config.mcp_servers["a"].missing_env == ("UNSET_MCP_URL",)
