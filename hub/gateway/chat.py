@@ -25,7 +25,7 @@ from hub.cache.serve import hit_response
 from hub.cache.service import Lookup, ResponseCache
 from hub.errors import HubError, json_response
 from hub.gateway import sse
-from hub.gateway.relay import CLIENT_GONE, Relay, RelayResponse
+from hub.gateway.relay import CLIENT_GONE, SHUT_DOWN, Relay, RelayResponse
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.gateway.routing import Target
 from hub.loop.plan import LoopPlan, prepare_tool_loop
@@ -33,7 +33,7 @@ from hub.loop.run import LoopObserver, LoopSettings, complete_with_tools
 from hub.loop.stream import KeepAliveStreamingResponse, stream_with_tools
 from hub.loop.tools import ToolRun
 from hub.loop.trace import FIELD as TRACE_FIELD, trace_mode
-from hub.ops import tracing
+from hub.ops import shutdown, tracing
 from hub.state import HubState, hub_state, request_id
 from providers.base import JSON, ChatRequest, ProviderError
 
@@ -276,6 +276,8 @@ def _settle_failure(state: HubState, record: UsageRecord, started: float, exc: B
         finish_record(state, record, started, exc.status_code, exc.message)
     elif isinstance(exc, ClientDisconnected):
         finish_record(state, record, started, CLIENT_GONE, "client disconnected")
+    elif shutdown.is_shutdown(exc):
+        finish_record(state, record, started, SHUT_DOWN, shutdown.MESSAGE)
     else:
         finish_record(state, record, started, 500, f"{type(exc).__name__}: {exc}")
 

@@ -16,9 +16,12 @@ from hub.cache.replay import StreamGatherer
 from hub.cache.service import Lookup
 from hub.errors import HubError, stream_error_event
 from hub.gateway import sse
+from hub.ops import shutdown
 from providers.base import JSON, ProviderError
 
 CLIENT_GONE = 499
+SHUT_DOWN = 503
+"""The status of a request the shutdown ended (hub/ops/shutdown.py): it was not served, as a 503 says."""
 logger = logging.getLogger("toolhub")
 Done = Callable[[int, str | None], None]
 
@@ -73,8 +76,10 @@ class Relay:
                 await self.lookup.save(self.gathered.completion())  # None (not stored) for a cut stream
         except (ProviderError, HubError) as exc:
             status, error, failure = exc.status_code, exc.message, exc
-        except (anyio.get_cancelled_exc_class(), GeneratorExit):  # GeneratorExit: closed mid-stream (RelayResponse)
-            status, error = CLIENT_GONE, "client disconnected"
+        except (anyio.get_cancelled_exc_class(), GeneratorExit) as exc:  # GeneratorExit: closed (RelayResponse)
+            status, error = (
+                (SHUT_DOWN, shutdown.MESSAGE) if shutdown.is_shutdown(exc) else (CLIENT_GONE, "client disconnected")
+            )
             raise
         except Exception as exc:  # a bug (the gateway's or a provider's): still one record and a final error event
             logger.exception("Relaying a stream failed")
@@ -104,9 +109,9 @@ class Relay:
                 return False
             except ProviderError:
                 pass  # unreadable (the stream ended with that error): the text it sent is estimated below
-        elif status != CLIENT_GONE:
+        elif status not in (CLIENT_GONE, SHUT_DOWN):
             return False
-        # The upstream bills what it generated before the client left: estimate it (~4 characters a token).
+        # The upstream bills what it generated before the stream was cut: estimate it (~4 characters a token).
         prompt = len(orjson.dumps(self.body.get("messages") or []))
         self.record.add_usage(
             {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(self.text_chars / 4)}

@@ -28,6 +28,7 @@ import logging
 import math
 import re
 import signal
+import weakref
 from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
 from typing import Any
@@ -51,9 +52,21 @@ the middleware outside it); a request in it never gets that far from the top."""
 _SEQUENCE = re.compile(rb'"sequence_number":\s*(\d+)')
 
 
+_ENDED: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+"""The loops whose server has begun ending its requests (`Drain.end`): a cancellation there is the shutdown's even
+where it arrives without the message (anyio cancels a streaming response's own tasks with a plain one)."""
+
+
 def is_shutdown(exc: BaseException) -> bool:
-    """Whether `exc` is the cancellation that ends a request at the end of the shutdown grace period."""
-    return isinstance(exc, asyncio.CancelledError) and exc.args == (MESSAGE,)
+    """Whether `exc` is the cancellation (or a stream's close) that ends a request at the end of the grace period."""
+    if isinstance(exc, asyncio.CancelledError) and exc.args == (MESSAGE,):
+        return True
+    if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return False
+    try:
+        return asyncio.get_running_loop() in _ENDED
+    except RuntimeError:  # no loop (a generator closed by the garbage collector)
+        return False
 
 
 class Drain:
@@ -79,6 +92,7 @@ class Drain:
     def end(self) -> None:
         """Cancel every request still running; each is answered where the cancellation arrives (`answer`)."""
         self.stopping = True
+        _ENDED.add(asyncio.get_running_loop())
         running = [task for task in asyncio.all_tasks() if self._serving(task)]
         if running:
             logger.warning("shutdown_grace_seconds (%s) ran out: ending %d requests still running with a 503 or "

@@ -22,7 +22,7 @@ import yaml
 from starlette.types import Receive, Scope, Send
 
 from hub.middleware import EdgeMiddleware
-from hub.ops.shutdown import CODE, Drain
+from hub.ops.shutdown import CODE, MESSAGE, Drain
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.support.servers import serve_app, toolhub_process
 
@@ -116,9 +116,9 @@ def test_requests_running_when_the_grace_period_ends_get_their_apis_error(upstre
     assert "Traceback" not in log and "Exception in ASGI application" not in log and "Cancel " not in log, log
     assert "shutdown_grace_seconds (1.0) ran out: ending 6 requests" in log
     with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT model_alias, status_code FROM toolhub_spend_logs").fetchall()
-    assert sorted(alias for alias, _ in rows) == ["slow-2"] * 3 + ["slow-30"] * 3
-    assert all(status >= 400 for _, status in rows)
+        rows = db.execute("SELECT model_alias, status_code, error FROM toolhub_spend_logs").fetchall()
+    assert sorted(alias for alias, _, _ in rows) == ["slow-2"] * 3 + ["slow-30"] * 3
+    assert {(status, error.split(";")[0]) for _, status, error in rows} == {(503, MESSAGE)}, rows  # not served: no 499
 
 
 LOOPS: list[asyncio.AbstractEventLoop] = []
