@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub.config import ENV_PREFIX, Config, ConfigError, config_path, load_config
-from hub.mcp.redact import UrlFilter
+from hub.mcp.redact import UrlFilter, hide_urls
 from hub.ops.config_check import did_you_mean, key_problems
 from hub.ops.logs import use_json_logs
 from hub.router.config import describe
@@ -28,14 +28,14 @@ from providers._wire.pool import shown_url
 logger = logging.getLogger("toolhub")
 
 
-def _load(path: str | None, *, serving: bool = True) -> Config:
+def _load(path: str | None, *, serving: bool = True, warn_ignored: bool = True) -> Config:
     config = load_config(config_path(path), serving=serving)
     problem = database_url_problem(config.database_url)
     if problem is not None:  # a typo of the scheme would be opened as a SQLite file named after the URL
         raise ConfigError("general_settings.database_url", problem)
     if config.json_logs:  # before the first warning, so that every line is JSON
         use_json_logs()
-    for key in config.ignored:
+    for key in config.ignored if warn_ignored else ():  # check-config lists them itself, with a likely typo's fix
         logger.warning("config key %s is not implemented by Toolhub and is ignored", key)
     return config
 
@@ -184,7 +184,7 @@ def _check_replica_url(config: Config) -> None:
 
 def check_config(args: argparse.Namespace) -> int:
     """Validate a config file and print what would be served; needs no secrets, but says what `serve` would refuse."""
-    config = _load(args.file, serving=False)
+    config = _load(args.file, serving=False, warn_ignored=False)
     problems = [] if args.allow_unknown else key_problems(config.ignored)
     for problem in problems:
         sys.stderr.write(f"toolhub: config error at {problem.path}: {problem.message}\n")
@@ -210,7 +210,8 @@ def check_config(args: argparse.Namespace) -> int:
     written = _written_servers(config.source)
     for name, server in config.mcp_servers.items():
         spec = server.spec
-        where = _shown(spec.url) or " ".join(_as_written([spec.command or "", *spec.args], written.get(name)))
+        command = [spec.command or "", *spec.args]
+        where = hide_urls(spec.url) if spec.url else " ".join(_as_written(command, written.get(name)))
         warn = f"  [unavailable: {', '.join(server.missing_env)} not set]" if server.missing_env else ""
         out.write(f"  {name} ({spec.transport or ('stdio' if spec.command else 'sse')}): {where}{warn}\n")
     for key in config.ignored:

@@ -89,7 +89,9 @@ def test_serve_shows_upstream_urls_without_credentials_query_or_headers(tmp_path
 
 def test_check_config_prints_urls_without_credentials_or_query(tmp_path: Path, not_found: str) -> None:
     model = {"model": "openai/x", "api_key": "sk-x", "api_base": "http://u:APIPW@127.0.0.1:9/v1?key=API_Q"}
-    config = {"model_list": [{"model_name": "a", "litellm_params": model}], "mcp_servers": servers(not_found)}
+    zapier = {"transport": "http", "url": f"{not_found}/api/mcp/s/{TOKEN}/mcp"}  # the key in the path
+    config = {"model_list": [{"model_name": "a", "litellm_params": model}],
+              "mcp_servers": {**servers(not_found), "z": zapier}}  # fmt: skip
     result = subprocess.run([sys.executable, "-m", "hub", "check-config", str(write_config(tmp_path, config))],
                             cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -98,6 +100,7 @@ def test_check_config_prints_urls_without_credentials_or_query(tmp_path: Path, n
     assert f"  s (sse): http://{host}/sse\n" in result.stdout
     assert f"  h (http): http://{host}/mcp/echo\n" in result.stdout
     assert "  a -> openai/x at http://127.0.0.1:9/v1\n" in result.stdout
+    assert f"  z (http): http://{host}/api/mcp/s/{MASK}/mcp\n" in result.stdout and TOKEN not in result.stdout
 
 
 URL = "http://us%20er:p%40ss%20word@h:1/mcp?token=a%20b&key=LONGVALUE"
