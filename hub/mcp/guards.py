@@ -24,7 +24,7 @@ import logging
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeGuard
 
 import anyio
 import mcp_types as types
@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.accounts.auth import Principal
 from hub.mcp.lines import exact_json
+from hub.mcp.session_end import SDK_HTTP_LOGGER, QuietEndedSessions
 
 REDACTED_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http", "mcp.server.sse",
                     "uvicorn.access", "toolhub.mcp")  # fmt: skip
@@ -113,7 +114,7 @@ def read_json(body: bytes) -> Any:
         return NOT_JSON
 
 
-def valid_id(request_id: object) -> bool:
+def valid_id(request_id: object) -> TypeGuard[int | str]:
     """Whether `request_id` is an MCP request id: a string or an integer (JSON-RPC's float ids and null are not)."""
     return type(request_id) is str or type(request_id) is int  # a bool is no integer here
 
@@ -256,11 +257,12 @@ class QuietRefusals(logging.Filter):
 
 
 def redact_session_ids() -> None:
-    """Install `RedactSessionIds` on the loggers that may log session ids, `QuietRefusals` on the SDK's SSE one
-    (once)."""
+    """Install `RedactSessionIds` on the loggers that may log session ids, `QuietRefusals` on the SDK's SSE one,
+    `QuietEndedSessions` on its streamable HTTP one (once)."""
     for name in REDACTED_LOGGERS:
         _install(logging.getLogger(name), RedactSessionIds)
     _install(logging.getLogger(SDK_SSE_LOGGER), QuietRefusals)
+    _install(logging.getLogger(SDK_HTTP_LOGGER), QuietEndedSessions)
 
 
 def _install(log: logging.Logger, kind: type[logging.Filter]) -> None:

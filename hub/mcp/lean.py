@@ -45,6 +45,7 @@ from mcp.server.streamable_http import (
     MCP_SESSION_ID_HEADER,
     REQUEST_STREAM_BUFFER_SIZE,
     EventMessage,
+    SSEEvent,
     StreamableHTTPServerTransport,
     check_accept_headers,
 )
@@ -57,9 +58,10 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from hub.mcp.guards import NOT_JSON, Refusal, read_json, refusal
+from hub.mcp.guards import NOT_JSON, Refusal, read_json, refusal, valid_id
 from hub.mcp.kernel import Answer, Kernel, encode
-from hub.mcp.lines import exact_json
+from hub.mcp.lean_body import declared, peek, read_body, request_of
+from hub.mcp.session_end import Ending, send_ended, send_json
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -83,6 +85,10 @@ class LeanTransport(StreamableHTTPServerTransport):
 
     kernel: Kernel | None = None
     """The session's request kernel while its server runs (set by `LeanSessionManager`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answered: set[str] = set()  # the requests (the SDK's keys) whose answer went onto their event stream
 
     async def _handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The SDK's, but a plain request the manager read (`PLAIN`) goes from the Host/Origin checks to its answer."""
@@ -111,7 +117,25 @@ class LeanTransport(StreamableHTTPServerTransport):
             return
         if message is not None and "method" in message and self._event_store is None:
             receive = self._abandoning(receive, message.get("id"))
-        await super()._handle_post_request(scope, request, receive, send)
+        if message is None or "method" not in message:
+            await super()._handle_post_request(scope, request, receive, send)
+            return
+        request_id = message["id"] if valid_id(message.get("id")) else None  # None: a notification
+        key = str(request_id)  # the SDK's key of its streams
+        ending = Ending(send, request_id, lambda: self._terminated, lambda: key in self._answered)
+        try:
+            await super()._handle_post_request(scope, request, receive, ending)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            if not self._terminated:
+                raise  # else its session ended under it: answered below (session_end.py)
+        finally:
+            self._answered.discard(key)
+        await ending.finish(self.mcp_session_id)
+
+    def _create_event_data(self, event_message: EventMessage) -> SSEEvent:  # notes each answer sent (`Ending`)
+        if isinstance(event_message.message, types.JSONRPCResponse | types.JSONRPCError):
+            self._answered.add(str(event_message.message.id))
+        return super()._create_event_data(event_message)
 
     async def _refuse(self, refused: Refusal, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         """Answer `refused` where the SDK validates the message: after its Accept (406) and Content-Type checks."""
@@ -121,7 +145,7 @@ class LeanTransport(StreamableHTTPServerTransport):
             await super()._handle_post_request(scope, request, receive, send)  # its refusal
             return
         logger.debug("refused an invalid JSON-RPC message: %s", refused.message)
-        await _send_json(send, refused.body(), self.mcp_session_id, HTTPStatus.BAD_REQUEST)
+        await send_json(send, refused.body(), self.mcp_session_id, HTTPStatus.BAD_REQUEST)
 
     def _abandoning(self, receive: Receive, request_id: Any) -> Receive:
         """`receive`, cancelling the request when its event stream's client disconnects. The SDK keeps handling it
@@ -170,7 +194,7 @@ class LeanTransport(StreamableHTTPServerTransport):
                            send: Send) -> None:  # fmt: skip
         has_json, has_sse = check_accept_headers(request)
         accepted = has_json and (has_sse or self.is_json_response_enabled)  # else the SDK's 406, as it answers
-        message = _request_of(body)
+        message = request_of(body)
         if self._read_stream_writer is None or not accepted or not self._check_content_type(request) or message is None:
             await super()._handle_post_request(scope, request, receive, send)  # its own errors and answers
             return
@@ -186,14 +210,10 @@ class LeanTransport(StreamableHTTPServerTransport):
             answer = await kernel.answer(message, metadata, receive)
         else:
             answer = await self._through_streams(message, metadata)
-        if answer is None:
-            response = self._create_error_response(
-                "Session terminated before the request completed", HTTPStatus.INTERNAL_SERVER_ERROR,
-                types.INTERNAL_ERROR,
-            )  # fmt: skip
-            await response(scope, receive, send)
+        if answer is None:  # the session ended meanwhile (a DELETE, its idle timeout)
+            await send_ended(send, message.id, self.mcp_session_id)
             return
-        await _send_json(send, encode(answer), self.mcp_session_id)
+        await send_json(send, encode(answer), self.mcp_session_id)
 
     async def _through_streams(self, message: types.JSONRPCRequest, metadata: ServerMessageMetadata) -> Answer | None:
         """The request through the session's streams and dispatcher task (before the kernel is known)."""
@@ -212,74 +232,6 @@ class LeanTransport(StreamableHTTPServerTransport):
         finally:
             send_stream.close()
             await self._clean_up_memory_streams(request_id)
-
-
-def _peek(body: bytes) -> dict[str, Any] | None:
-    """`body`'s JSON object, None if it is none; read by orjson, or as the SDK reads it where orjson would not
-    keep a number exact (`hub.mcp.lines.inexact`)."""
-    try:
-        message = exact_json(body)
-    except ValueError:  # orjson.JSONDecodeError is one
-        return None
-    return message if isinstance(message, dict) else None  # pyright: ignore[reportUnknownVariableType]
-
-
-def _request_of(body: dict[str, Any]) -> types.JSONRPCRequest | None:
-    """`body` as the JSON-RPC request it is, None if it is none (a notification, `"id": null`, a bad shape).
-
-    A body of exactly the types the request model takes is built as that model (the union adapter tries every
-    message type first); anything else, a float id or a non-object `params` for one, is left to the adapter."""
-    request_id, method, params = body.get("id"), body.get("method"), body.get("params")
-    plain_id = type(request_id) is int or type(request_id) is str  # not a bool, a float or null
-    plain = type(method) is str and (params is None or type(params) is dict) and "error" not in body
-    if body.get("jsonrpc") == "2.0" and plain_id and plain:  # with an "error", the adapter makes it a JSONRPCError
-        return types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params)  # pyright: ignore[reportArgumentType]
-    try:
-        message = types.jsonrpc_message_adapter.validate_python(body, by_name=False)
-    except ValueError:
-        return None
-    return message if isinstance(message, types.JSONRPCRequest) else None
-
-
-async def _send_json(send: Send, body: bytes, session_id: str | None, status: int = 200) -> None:
-    """What the SDK's `_create_json_response(answer)` sends, headers in its order, without a Starlette `Response`."""
-    headers = [(b"content-type", b"application/json")]
-    if session_id:
-        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
-    headers.append((b"content-length", str(len(body)).encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
-    """The request's body if it came whole within `limit` bytes (else None), and a `receive` that gives what was
-    read again first (the SDK's path, taken after all, reads the body itself and answers an oversized one 413)."""
-    chunks: list[bytes] = []
-    size, more, trailing = 0, True, None
-    while more and size <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            trailing = message  # the client went away mid-body
-            break
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        more = message.get("more_body", False)
-    body = b"".join(chunks)
-    read: list[Message] = [{"type": "http.request", "body": body, "more_body": more}] if chunks else []
-    read += [trailing] if trailing is not None else []
-
-    async def replay() -> Message:
-        return read.pop(0) if read else await receive()
-
-    return (body if not more and trailing is None and size <= limit else None), replay
-
-
-def _declared(length: bytes) -> int:
-    """A Content-Length as the SDK's body limit reads it (`int()`; what is no number declares nothing)."""
-    try:
-        return int(length)
-    except ValueError:
-        return 0
 
 
 def _streams() -> tuple[MemoryObjectSendStream[EventMessage], MemoryObjectReceiveStream[EventMessage]]:
@@ -309,11 +261,11 @@ class LeanSessionManager(StreamableHTTPSessionManager):
         if transport is None:
             await self.asgi_app(scope, receive, send)
             return
-        body, receive = await _read_body(receive, self._body_limit.max_body_size)
+        body, receive = await read_body(receive, self._body_limit.max_body_size)
         if body is None:  # too large, or the client left: the SDK answers
             await self.asgi_app(scope, receive, send)
             return
-        message = _peek(body)
+        message = peek(body)
         if message is not None and transport.plain(message):
             scope[PLAIN] = message
         await transport.handle_request(scope, receive, send)
@@ -335,7 +287,7 @@ class LeanSessionManager(StreamableHTTPSessionManager):
                 length = value
         if session_id is None or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS):
             return None
-        if length is not None and _declared(length) > self._body_limit.max_body_size:  # the SDK's 413, body unread
+        if length is not None and declared(length) > self._body_limit.max_body_size:  # the SDK's 413, body unread
             return None
         transport = self._server_instances.get(session_id)
         user = scope.get("user")
