@@ -122,6 +122,10 @@ class LeanTransport(StreamableHTTPServerTransport):
             return
         request_id = message["id"] if valid_id(message.get("id")) else None  # None: a notification
         key = str(request_id)  # the SDK's key of its streams
+        if request_id is not None and key in self._request_streams:  # the SDK would take the first one's stream
+            used = Refusal(types.INVALID_REQUEST, f"Invalid Request: id {request_id!r} is already in use", request_id)
+            await self._refuse(used, scope, request, receive, send)
+            return
         ending = Ending(send, request_id, lambda: self._terminated, lambda: key in self._answered)
         try:
             await super()._handle_post_request(scope, request, receive, ending)

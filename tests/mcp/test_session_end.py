@@ -114,3 +114,29 @@ def test_the_sdks_traceback_for_a_message_its_ended_session_cannot_take_is_one_d
     assert not quiet.filter(closed) and closed.levelno == logging.DEBUG and closed.exc_info is None
     other = record(ValueError("a bug"))
     assert quiet.filter(other) and other.levelno == logging.ERROR
+
+
+async def test_a_request_id_in_flight_is_refused_for_a_second_request_and_the_first_is_answered() -> None:
+    app = hub_app({"ans": script_server("answers_server.py")})
+    with running(app) as url:
+        async with httpx2.AsyncClient(base_url=url, timeout=20) as client:
+            headers = await open_session(client, ASKING)
+            first: list[httpx2.Response] = []
+            second: list[httpx2.Response] = []
+
+            async def call(sec: float) -> httpx2.Response:
+                body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                        "params": {"name": "ans__slow", "arguments": {"sec": sec}}}  # fmt: skip
+                return await client.post("/mcp", headers=headers, json=body)
+
+            async def slow() -> None:
+                first.append(await call(1))
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(slow)
+                    await anyio.sleep(0.3)
+                    second.append(await call(0))
+    error = {"code": -32600, "message": "Invalid Request: id 7 is already in use"}
+    assert (second[0].status_code, second[0].json()) == (400, {"jsonrpc": "2.0", "id": 7, "error": error})
+    assert answer_of(first[0])["result"]["content"] == [{"type": "text", "text": "done"}]
