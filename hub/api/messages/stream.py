@@ -47,6 +47,8 @@ class EventTranslator:
         self._usage: Any = None
         self._held: list[JSON] | None = None
         """Chunks from the first hub call on, until the loop's record gives the calls' outputs."""
+        self._thinking = 0
+        """Thinking blocks signed so far: the next thinking text opens a new block."""
 
     def feed(self, data: bytes) -> bytes:
         return b"".join(self._frame(frame) for frame in self._frames.feed(data))
@@ -98,8 +100,10 @@ class EventTranslator:
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if reasoning := delta.get("reasoning_content"):
-                out += self._switch("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out += self._open_thinking()
                 out += self._delta({"type": "thinking_delta", "thinking": reasoning})
+            for block in delta.get("thinking_blocks") or ():
+                out += self._signed(block) if isinstance(block, dict) else b""
             if text := delta.get("content"):
                 out += self._switch("text", {"type": "text", "text": ""})
                 out += self._delta({"type": "text_delta", "text": text})
@@ -107,6 +111,21 @@ class EventTranslator:
                 out += self._tool_call(call)
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
+        return out
+
+    def _open_thinking(self) -> bytes:
+        return self._switch(f"thinking:{self._thinking}", {"type": "thinking", "thinking": "", "signature": ""})
+
+    def _signed(self, block: JSON) -> bytes:
+        """A chunk's `thinking_blocks` entry (whole, or LiteLLM's fragments): a thinking block's signature ends the
+        open thinking block with its `signature_delta`; a `redacted_thinking` block is a block of its own. Their
+        text came as `reasoning_content`."""
+        if block.get("type") == "redacted_thinking":
+            return self._whole({"type": "redacted_thinking", "data": block.get("data") or ""})
+        if block.get("type") != "thinking" or not block.get("signature"):
+            return b""
+        out = self._open_thinking() + self._delta({"type": "signature_delta", "signature": str(block["signature"])})
+        self._thinking += 1
         return out
 
     def _start(self, chunk: JSON) -> bytes:

@@ -48,7 +48,9 @@ class StreamTranslator:
         self.namespaces = namespaces or {}
         """Function name -> its `namespace` tool, named on the model's calls."""
         self.encrypted: None | bool = None if include.ENCRYPTED in included else False
-        """The `encrypted_content` of streamed reasoning items: null when asked for (chunks carry no signature)."""
+        """The `encrypted_content` of a reasoning item when it opens: null when asked for, filled when it closes."""
+        self.blocks: list[JSON] = []
+        """The open reasoning item's thinking blocks so far (`delta.thinking_blocks`), for its `encrypted_content`."""
         self.mcp = mcp
         self.approvals = approvals
         self.before: list[JSON] = list(before)
@@ -108,6 +110,9 @@ class StreamTranslator:
         out = b""
         if reasoning := delta.get("reasoning_content"):
             out += self._reasoning_delta(reasoning)
+        if (blocks := delta.get("thinking_blocks")) and self.encrypted is not False:
+            out += b"" if self.reasoning is not None else self._open_reasoning()
+            include.gather(self.blocks, blocks)
         if content := delta.get("content"):
             out += self._text_delta(content, include.logprobs(choice))
         for position, call in enumerate(delta.get("tool_calls") or ()):
@@ -123,14 +128,19 @@ class StreamTranslator:
         output.append(item)
         return opened, self.event("response.output_item.added", output_index=opened.index, item=item)
 
+    def _open_reasoning(self) -> bytes:
+        out = self._close_message()
+        self.reasoning, added = self._add(objects.reasoning_item(self._id("rs"), None, self.encrypted))
+        self.blocks = []
+        return out + added
+
     def _reasoning_delta(self, text: str) -> bytes:
-        out = b""
-        if self.reasoning is None:
-            out += self._close_message()
-            self.reasoning, added = self._add(objects.reasoning_item(self._id("rs"), None, self.encrypted))
+        out = b"" if self.reasoning is not None else self._open_reasoning()
+        assert self.reasoning is not None
+        if not self.reasoning.parts:  # a summary opens with the first text (signed blocks may come before it)
             part = {"type": "summary_text", "text": ""}
-            out += added + self.event("response.reasoning_summary_part.added", **self._at(self.reasoning),
-                                      summary_index=0, part=part)  # fmt: skip
+            out += self.event("response.reasoning_summary_part.added", **self._at(self.reasoning), summary_index=0,
+                              part=part)  # fmt: skip
         self.reasoning.parts.append(text)
         return out + self.event("response.reasoning_summary_text.delta", **self._at(self.reasoning), summary_index=0,
                                 delta=text)  # fmt: skip
@@ -186,16 +196,21 @@ class StreamTranslator:
         return {"item_id": opened.item["id"], "output_index": opened.index}
 
     def _close_reasoning(self) -> bytes:
+        """The open reasoning item's summary events, then its `output_item.done` with the signed thinking (as
+        `encrypted_content`, when asked for) that the non-streamed answer gives too."""
         opened, self.reasoning = self.reasoning, None
         if opened is None:
             return b""
-        part = {"type": "summary_text", "text": opened.text}
-        opened.item["summary"] = [part]
-        return (
-            self.event("response.reasoning_summary_text.done", **self._at(opened), summary_index=0, text=opened.text)
-            + self.event("response.reasoning_summary_part.done", **self._at(opened), summary_index=0, part=part)
-            + self.event("response.output_item.done", output_index=opened.index, item=opened.item)
-        )
+        if self.encrypted is not False:
+            opened.item["encrypted_content"] = include.encrypted(self.blocks)
+        out = b""
+        if opened.parts:
+            part = {"type": "summary_text", "text": opened.text}
+            opened.item["summary"] = [part]
+            out += self.event("response.reasoning_summary_text.done", **self._at(opened), summary_index=0,
+                              text=opened.text)  # fmt: skip
+            out += self.event("response.reasoning_summary_part.done", **self._at(opened), summary_index=0, part=part)
+        return out + self.event("response.output_item.done", output_index=opened.index, item=opened.item)
 
     def _close_message(self) -> bytes:
         opened, self.message = self.message, None

@@ -5,7 +5,8 @@
   the parameter and the list stays empty, as it is reported in `x-toolhub-dropped-params`.
 - `reasoning.encrypted_content`: reasoning items carry the upstream's signed thinking (Anthropic `thinking_blocks`),
   opaque to the client, so a stateless client (`store: false`) can send them back and the upstream sees its own
-  signatures again; an upstream that gives no signature (or a stream, whose chunks carry none) leaves it null.
+  signatures again. Streamed, the blocks come in the chunks' `delta.thinking_blocks` (`gather`) and fill the
+  reasoning item's `output_item.done` and `response.completed`; an upstream that gives none leaves it null.
 - The other values OpenAI documents name outputs of hosted tools this gateway does not run (web search, file search,
   code interpreter, computer use) or input images it always keeps; they are accepted and change nothing.
 - `truncation: "auto"`: when the upstream refuses the conversation as too long for its context window, the oldest
@@ -64,6 +65,24 @@ def encrypted(blocks: Any) -> str | None:
     if not isinstance(blocks, list) or not blocks:
         return None
     return PREFIX + base64.urlsafe_b64encode(orjson.dumps(blocks)).decode()
+
+
+def gather(blocks: list[JSON], fragments: Any) -> None:
+    """Add a stream chunk's `delta.thinking_blocks` to the turn's `blocks`. Upstreams send a block whole (text and
+    signature in one; `redacted_thinking` always whole) or, as LiteLLM does, in fragments: pieces of its text, then
+    the signature that ends it."""
+    for fragment in fragments if isinstance(fragments, list) else ():  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(fragment, dict):
+            continue
+        last = blocks[-1] if blocks else None
+        if fragment.get("type") != "thinking":  # pyright: ignore[reportUnknownMemberType]
+            blocks.append(dict(fragment))  # pyright: ignore[reportUnknownArgumentType]
+            continue
+        if last is None or last.get("type") != "thinking" or last.get("signature"):
+            last = {"type": "thinking", "thinking": "", "signature": ""}
+            blocks.append(last)
+        last["thinking"] += str(fragment.get("thinking") or "")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        last["signature"] = str(fragment.get("signature") or "")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
 
 
 def decrypted(content: Any) -> list[JSON] | None:
