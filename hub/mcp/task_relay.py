@@ -36,7 +36,15 @@ from mcp.shared.exceptions import MCPError
 
 from hub.accounts.auth import Principal
 from hub.mcp.caller import DownstreamCaller
-from hub.mcp.errors import InvalidArguments, McpHubError, UnknownTool, check_arguments
+from hub.mcp.errors import (
+    InvalidArguments,
+    McpHubError,
+    ToolNotPermitted,
+    UnknownTool,
+    UpstreamUnavailable,
+    check_arguments,
+)
+from hub.mcp.health import error_result
 from hub.mcp.hub import McpHub
 from hub.mcp.levels import LogLevels
 from hub.mcp.notify import connection_of
@@ -146,8 +154,9 @@ class TaskPassThrough:
         upstream = self.hub.upstreams.get(self.view) if self.view is not None else None
         return self.view is None or (upstream is not None and runs_tasks(upstream.capabilities))
 
-    async def _create(self, ctx: Ctx, params: Mapping[str, Any]) -> dict[str, Any]:
-        """A task-augmented `tools/call`: the task is created on the tool's upstream, under a hub id."""
+    async def _create(self, ctx: Ctx, params: Mapping[str, Any]) -> HandlerResult:
+        """A task-augmented `tools/call`: the task is created on the tool's upstream, under a hub id. A tool the key
+        may not use, or whose server is down, is the same `isError` result as without `task`."""
         principal = self._principal(ctx)
         name, arguments = params.get("name"), params.get("arguments")
         if not isinstance(name, str) or not isinstance(arguments, dict | None):
@@ -171,6 +180,8 @@ class TaskPassThrough:
                 send_status_to(target, self.relay.status)
                 created = await created_task(target, forwarded, upstream.spec.call_timeout, caller)
                 return await self._keep(ctx, principal, upstream, target, session, created)
+        except (ToolNotPermitted, UpstreamUnavailable) as exc:
+            return error_result(exc.message)
         except McpHubError as exc:
             raise _error(exc) from None
 

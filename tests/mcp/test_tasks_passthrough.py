@@ -26,6 +26,7 @@ from tests.mcp.conftest import (
     keyed_hub_app,
     requires_everything,
     running,
+    script_server,
 )
 
 pytestmark = pytest.mark.anyio
@@ -262,3 +263,17 @@ async def test_a_task_call_of_a_tool_without_task_support_is_method_not_found() 
         unknown = await a.request("tools/call", {"name": "ev__nope", "arguments": {}, "task": {}})
     assert refused["error"]["code"] == -32601
     assert unknown["error"]["code"] == -32602
+
+
+async def test_a_task_call_of_a_tool_the_key_may_not_use_is_refused_as_without_task() -> None:
+    requires_everything()
+    keys = {"sk-ev": Principal(key_id="ev", mcp_servers=frozenset({"ev"}))}
+    app = keyed_hub_app({"ev": everything_stdio(), "ans": script_server("answers_server.py")}, keys)
+    with running(app) as base:
+        async with client(f"{base}/mcp", "sk-ev") as a:
+            await a.open({"tasks": TASKS})
+            as_task = await a.request("tools/call", {"name": "ans__pid", "arguments": {}, "task": {"ttl": 60000}})
+            plain = await a.request("tools/call", {"name": "ans__pid", "arguments": {}})
+    refusal = {"content": [{"type": "text", "text": "This key may not use the tool 'ans__pid'."}], "isError": True}
+    assert plain["result"] == refusal
+    assert {k: v for k, v in as_task["result"].items() if k != "resultType"} == refusal  # the SDK's default, "complete"
