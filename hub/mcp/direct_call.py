@@ -45,6 +45,7 @@ from opentelemetry.trace import (
     get_tracer_provider,
 )
 
+from hub.mcp.health import timed_out
 from hub.mcp.lines import exact_dumps
 from hub.mcp.routing import CURRENT
 from hub.mcp.sanitize import sanitize_listing
@@ -120,7 +121,7 @@ def _noted(span: Span, error: MCPError) -> MCPError:
     """`error` noted on the call's span as the SDK's `send_request` notes it: an error answer's code and status, a
     timeout's status; the stream's end not at all. The SDK raises these after its span closed, as `call_tool` does."""
     code = error.error.code
-    if code == types.REQUEST_TIMEOUT:
+    if timed_out(error):
         span.set_status(StatusCode.ERROR, "TimeoutError: ")  # the SDK's span records the clock's TimeoutError
     elif code != types.CONNECTION_CLOSED:
         span.set_attributes({"error.type": str(code), "rpc.response.status_code": str(code)})

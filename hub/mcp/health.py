@@ -54,6 +54,12 @@ def _causes(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def timed_out(exc: MCPError) -> bool:
+    """Whether `exc` is a request that timed out here: the hub's bound or the SDK's read timeout, each raised while
+    handling its `TimeoutError`. An upstream's own -32001 error answer (which the SDK's timeout shares) is not."""
+    return exc.error.code == types.REQUEST_TIMEOUT and isinstance(exc.__context__, TimeoutError)
+
+
 async def no_progress(progress: float, total: float | None, message: str | None) -> None:
     return None
 

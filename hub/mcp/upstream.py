@@ -28,7 +28,7 @@ from hub.mcp import direct_call
 from hub.mcp.catalog import Listing
 from hub.mcp.config import McpServerConfig
 from hub.mcp.errors import UpstreamUnavailable, check_arguments
-from hub.mcp.health import Status, describe, error_result, no_progress, set_when
+from hub.mcp.health import Status, describe, error_result, no_progress, set_when, timed_out
 from hub.mcp.link import Link
 from hub.mcp.routing import Caller, Router, TaggingWriteStream
 from hub.mcp.sanitize import SanitizingReadStream
@@ -348,7 +348,7 @@ class Upstream:
         try:
             return await self.send(call, read_timeout, caller, bounded=bounded)
         except MCPError as exc:
-            if exc.error.code == types.REQUEST_TIMEOUT:
+            if timed_out(exc):  # not an upstream's -32001 answer
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} timed out after {read_timeout:g} s.")
             if exc.error.code in (MESSAGE_TOO_LARGE, types.PARSE_ERROR):  # its answer could not be read
                 return error_result(f"Tool {name!r} of MCP server {self.name!r} failed: {exc.error.message}")

@@ -22,10 +22,16 @@ from hub.config import parse_config
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.hub import McpHub
 from tests.mcp.conftest import script_server, streamable_app, text_of
+from tests.mcp.test_direct_call import Progress
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.anyio
-REFUSALS = [(-32000, "upstream refused: bad input"), (-32000, "Connection closed"), (-32600, "Session terminated")]
+REFUSALS = [
+    (-32000, "upstream refused: bad input"),
+    (-32000, "Connection closed"),
+    (-32600, "Session terminated"),
+    (-32001, "upstream refused: bad input"),
+]  # -32001 is also the SDK's timeout: no timeout happened here
 
 
 @contextlib.asynccontextmanager
@@ -136,3 +142,11 @@ async def test_an_http_upstream_that_forgot_the_session_is_reconnected_at_once()
                 await back_up.wait()
             back = await call(hub, "web__refuse", {"code": -32602, "message": "back"})
     assert text_of(back) == "MCP error -32602: back"
+
+
+async def test_a_call_that_gets_no_answer_in_time_still_reads_as_timed_out() -> None:
+    async with hub_of({"ans": script_server("answers_server.py")}) as hub:
+        direct = await hub.call_tool("ans__slow", {"sec": 3}, MASTER, timeout=0.3)
+        through_session = await hub.call_tool("ans__slow", {"sec": 3}, MASTER, timeout=0.3, caller=Progress())
+    for result in (direct, through_session):
+        assert result.is_error and text_of(result) == "Tool 'slow' of MCP server 'ans' timed out after 0.3 s."
