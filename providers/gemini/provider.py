@@ -11,6 +11,7 @@ import orjson
 from providers import _http
 from providers.base import JSON, ChatRequest, Deployment, ProviderError, split_api_base, upstream_url
 from providers.gemini.contents import http_image_urls
+from providers.gemini.embeddings import batch_bodies, embed_in_batches, embedding_texts
 from providers.gemini.images import MAX_IMAGE_BYTES, fetch_images
 from providers.gemini.request import Prepared, build_request
 from providers.gemini.response import ResponseReader, StreamTranslator, completion, overloaded, parse_error
@@ -75,26 +76,22 @@ class GeminiProvider:
             self._remember(reader)
 
     async def embed(self, deployment: Deployment, body: JSON) -> JSON:
-        """`:batchEmbedContents`, one request per input, `dimensions` as `outputDimensionality`. Gemini reports no
-        token usage, so none is returned (the hub estimates it)."""
-        inputs = body.get("input") or []
-        if not all(isinstance(text, str) for text in inputs):
-            raise ProviderError("Gemini embeds text only: send 'input' as a string or a list of strings, not tokens.",
-                                status_code=400, provider=self.name, type="invalid_request_error",
-                                code="invalid_value", param="input")  # fmt: skip
-        model = f"models/{deployment.model}"
-        one: JSON = {"model": model}
-        if body.get("dimensions") is not None:
-            one["outputDimensionality"] = body["dimensions"]
-        payload = {"requests": [{**one, "content": {"parts": [{"text": text}]}} for text in inputs]}
+        """`:batchEmbedContents`, one request per input and at most 100 per call (`embeddings.py`), `dimensions` as
+        `outputDimensionality`. Gemini reports no token usage, so none is returned (the hub estimates it)."""
+        texts = embedding_texts(body)
+        bodies = batch_bodies(deployment.model, texts, body.get("dimensions"))
         url = self._url(deployment, "batchEmbedContents")
-        try:
-            async with _http.post(self._pool, deployment, url, orjson.dumps(payload), self._headers(deployment),
-                                  stream=False, parse_error=parse_error) as response:  # fmt: skip
-                data = await _http.read_json(self.name, response, deployment.timeout)
-        except ProviderError as exc:
-            raise overloaded(exc) from exc.__cause__
-        return _embeddings(data, deployment.model, len(inputs))
+        headers = self._headers(deployment)
+
+        async def send(payload: JSON) -> object:
+            try:
+                async with _http.post(self._pool, deployment, url, orjson.dumps(payload), headers,
+                                      stream=False, parse_error=parse_error) as response:  # fmt: skip
+                    return await _http.read_json(self.name, response, deployment.timeout)
+            except ProviderError as exc:
+                raise overloaded(exc) from exc.__cause__
+
+        return await embed_in_batches(send, deployment.model, bodies)
 
     async def _prepare(self, request: ChatRequest) -> Prepared:
         deployment = request.deployment
@@ -136,13 +133,3 @@ class GeminiProvider:
 
 def _with_params(deployment: Deployment, params: JSON) -> Deployment:
     return replace(deployment, params=params)
-
-
-def _embeddings(data: object, model: str, count: int) -> JSON:
-    embeddings = data.get("embeddings") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if not isinstance(embeddings, list) or len(embeddings) != count:  # pyright: ignore[reportUnknownArgumentType]
-        raise ProviderError(f"gemini sent an unexpected embeddings body: {str(data)[:200]}", status_code=502,
-                            provider="gemini", code="upstream_bad_response")  # fmt: skip
-    vectors = [e.get("values") if isinstance(e, dict) else None for e in embeddings]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    data_out = [{"object": "embedding", "index": i, "embedding": v or []} for i, v in enumerate(vectors)]  # pyright: ignore[reportUnknownVariableType]
-    return {"object": "list", "data": data_out, "model": model}

@@ -30,8 +30,8 @@ Rules enforced (texts as the real API words them): x-goog-api-key; known top-lev
 contents non-empty with roles user|model and non-empty parts; exactly one data field per Part; valid base64;
 functionCall turns after a user or function-response turn; functionResponse `name`, count equal to the previous
 turn's calls and matching ids; tool names; the OpenAPI Schema subset in `parameters` / `responseSchema`; tool config;
-thinking config; and, for Gemini 3, the signature this fake issued (or the documented dummy) on the first
-functionCall of every step of the current turn.
+thinking config; for Gemini 3, the signature this fake issued (or the documented dummy) on the first
+functionCall of every step of the current turn; and at most 100 requests per `batchEmbedContents`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ MISSING_SIGNATURE = (
     "and missing thought_signature may lead to degraded model performance. Additional data, function call "
     "'default_api:{name}', position {position}."
 )
+MAX_EMBED_BATCH = 100
+"""Gemini's cap on one `batchEmbedContents`; the text is the real API's (langchain-ai/langchainjs#4491)."""
+TOO_MANY_EMBEDDINGS = "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n"
 ERRORS = {
     "400": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
     "400p": (400, "FAILED_PRECONDITION", "User location is not supported for the API use."),
@@ -303,7 +306,8 @@ class FakeGemini:
     def _validate_tools(self, tools: list[JSON]) -> set[str]:
         names: set[str] = set()
         for t, tool in enumerate(tools):
-            for d, declaration in enumerate(tool.get("functionDeclarations") or ()):
+            declarations: list[JSON] = tool.get("functionDeclarations") or []
+            for d, declaration in enumerate(declarations):
                 where = f"tools[{t}].function_declarations[{d}]"
                 if not NAME.match(str(declaration.get("name"))):
                     raise Invalid(f"* GenerateContentRequest.{where}.name: Invalid function name. Must start with a "
@@ -535,10 +539,14 @@ def _merge(chunks: list[JSON]) -> JSON:
 
 
 def batch_embed(model: str, body: JSON) -> Response:
-    """`:batchEmbedContents`: each request must name `models/<model>`; vector i is [len(text), i, 0.5, ...] cut to
-    `outputDimensionality` (default 4). Errors as Gemini's for a missing text or a wrong model."""
+    """`:batchEmbedContents`: at most 100 requests, each naming `models/<model>`; vector i is [len(text), i, 0.5, ...]
+    cut to `outputDimensionality` (default 4). Errors as Gemini's for too many requests, a missing text or a wrong
+    model."""
+    requests = body.get("requests") or []
+    if len(requests) > MAX_EMBED_BATCH:
+        return error_body(400, "INVALID_ARGUMENT", TOO_MANY_EMBEDDINGS)
     vectors: list[JSON] = []
-    for i, one in enumerate(body.get("requests") or []):
+    for i, one in enumerate(requests):
         if one.get("model") != f"models/{model}":
             return error_body(400, "INVALID_ARGUMENT", f"requests[{i}].model: model must be models/{model}")
         texts = [p.get("text") for p in (one.get("content") or {}).get("parts") or []]
