@@ -3,7 +3,8 @@
 Read-only mode lets through exactly one SELECT (no INTO, no FOR UPDATE/SHARE), WITH of read-only CTEs, VALUES,
 EXPLAIN without ANALYZE of one of those, or SHOW. In every mode the walk over the whole tree refuses the functions in
 `DENIED_FUNCTIONS`, whether called directly, schema-qualified, nested anywhere or in attribute notation
-(`(expr).pg_read_file`), the catalogs in `DENIED_RELATIONS`, and Toolhub's own `toolhub_*` tables unless allowed.
+(`(expr).pg_read_file`), the catalogs in `DENIED_RELATIONS` and TOAST tables, and, unless allowed, Toolhub's own
+`toolhub_*` tables and the statistics views that show sampled values of them (`STATISTICS_VIEWS`).
 The READ ONLY transaction and a read-only role stay underneath as defense in depth.
 """
 
@@ -24,6 +25,7 @@ _REMOTE = "it connects to other servers"
 _ADMIN = "it acts on other sessions or on the server itself"
 _SQL_STRING = "it runs SQL given as a string, out of this filter's sight"
 _STATE = "it changes server or session state"
+_RAW_PAGES = "it reads raw pages or WAL of any table, past this filter's table rules"
 
 DENIED_FUNCTIONS: dict[str, str] = {
     # A name ending in "*" denies every function with that prefix.
@@ -79,6 +81,9 @@ DENIED_FUNCTIONS: dict[str, str] = {
     "ts_stat": _SQL_STRING,
     "ts_rewrite": _SQL_STRING,
     "pg_background_*": "it runs SQL in a background worker, outside this read-only transaction",
+    "get_raw_page": _RAW_PAGES,  # pageinspect: its other readers take this function's output
+    "bt_page_items": _RAW_PAGES,  # pageinspect: also takes an index name
+    "pg_get_wal_block_info": _RAW_PAGES,  # pg_walinspect: full-page images and block data
 }
 """Functions no statement may call, with the reason given to the model; one table, tested entry by entry."""
 
@@ -101,7 +106,16 @@ DENIED_RELATIONS = frozenset(
 )
 """Catalogs refused by name in any schema: they hold passwords, server files or raw data of other tables."""
 
+TOAST_TABLE_PREFIX = "pg_toast_"
+"""TOAST tables (`pg_toast.pg_toast_<oid>`) hold the raw long values of other tables; refused in any schema."""
+
 TOOLHUB_TABLE_PREFIX = "toolhub_"
+
+STATISTICS_VIEWS = frozenset({"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs"})
+"""Views over pg_statistic that show sampled column values (most common values, histogram bounds) of every table
+the role can read, so of Toolhub's own tables too when the role can read those: refused, like the tables, unless
+--allow-toolhub-tables. Refused whole rather than filtered: a filter would have to rewrite the model's SQL, and
+get_table_stats already gives any other table's column statistics."""
 
 READ_STATEMENTS = "SELECT, WITH (read-only), VALUES, TABLE, EXPLAIN (without ANALYZE) and SHOW"
 
@@ -173,6 +187,26 @@ def denied_function(name: str) -> str | None:
     )
 
 
+def denied_relation(name: str, allow_toolhub_tables: bool) -> str | None:
+    """Return why reading the relation `name` (any schema) is refused, or None."""
+    name = name.lower()
+    if name in DENIED_RELATIONS or name.startswith(TOAST_TABLE_PREFIX):
+        return f"Reading {name} is not allowed: it holds passwords, server files or other tables' data."
+    if allow_toolhub_tables:
+        return None
+    if name.startswith(TOOLHUB_TABLE_PREFIX):
+        return (
+            f"Toolhub's own tables ({TOOLHUB_TABLE_PREFIX}*) are not readable through this tool "
+            "(start it with --allow-toolhub-tables to change that)."
+        )
+    if name in STATISTICS_VIEWS:
+        return (
+            f"Reading {name} is not allowed: it shows sampled column values of every table this role can read, "
+            f"Toolhub's own ({TOOLHUB_TABLE_PREFIX}*) included; use get_table_stats for a table's column statistics."
+        )
+    return None
+
+
 def _check_read_statement(stmt: ast.Node | None) -> None:
     """Refuse any top-level statement that is not a plain read."""
     if isinstance(stmt, ast.ExplainStmt):
@@ -189,15 +223,8 @@ def _check_node(node: ast.Node, *, allow_writes: bool, allow_toolhub_tables: boo
     for name in _called_names(node):
         if (why := denied_function(name)) is not None:
             raise Refused(f"Function {name}() is not allowed: {why}.")
-    if isinstance(node, ast.RangeVar):
-        relname = (node.relname or "").lower()
-        if relname in DENIED_RELATIONS:
-            raise Refused(f"Reading {relname} is not allowed: it holds passwords, server files or other tables' data.")
-        if relname.startswith(TOOLHUB_TABLE_PREFIX) and not allow_toolhub_tables:
-            raise Refused(
-                f"Toolhub's own tables ({TOOLHUB_TABLE_PREFIX}*) are not readable through this tool "
-                "(start it with --allow-toolhub-tables to change that)."
-            )
+    if isinstance(node, ast.RangeVar) and (why := denied_relation(node.relname or "", allow_toolhub_tables)):
+        raise Refused(why)
     if allow_writes:
         return
     if isinstance(node, ast.SelectStmt) and node.intoClause is not None:

@@ -1,8 +1,9 @@
 """What the SQLite backend lets a statement do: an authorizer callback and a length limit set on each connection.
 
 The authorizer sees every table, column, function and pragma a statement touches before it runs. It denies functions
-that corrupt memory or reach files (`fts3_tokenizer`, `load_extension`, ...) in every mode, Toolhub's own tables
-unless allowed, and in read-only mode every write, ATTACH/DETACH, transaction control and pragma assignments.
+that corrupt memory or reach files (`fts3_tokenizer`, `load_extension`, ...) and raw page reads (`sqlite_dbpage`) in
+every mode; Toolhub's own tables and the sampled index keys of `sqlite_stat4` (theirs too) unless allowed; and in
+read-only mode every write, ATTACH/DETACH, transaction control and pragma assignments.
 `SQLITE_LIMIT_LENGTH` bounds any string or blob a statement builds (`zeroblob(900000000)` fails at once).
 """
 
@@ -68,6 +69,10 @@ _SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master"}
 _READ_ONLY = "this server is read-only; it must be started with --allow-writes to change data"
 
 _TOOLHUB_TABLES = "Toolhub's own tables (toolhub_*) are not readable through this tool (see --allow-toolhub-tables)"
+_SAMPLED_TABLES = frozenset({"sqlite_stat3", "sqlite_stat4"})
+"""ANALYZE's samples of every index's keys (builds with STAT4), so of Toolhub's own tables' too."""
+_SAMPLED = "{} holds sampled index keys of every table, Toolhub's own included (see --allow-toolhub-tables)"
+_RAW_PAGES = "sqlite_dbpage returns raw database pages, every table's included"
 
 
 class Authorizer:
@@ -91,8 +96,8 @@ class Authorizer:
         if action == sqlite3.SQLITE_FUNCTION and name in DENIED_SQLITE_FUNCTIONS:
             return f"function {name}() is not allowed: {DENIED_SQLITE_FUNCTIONS[name]}"
         table = (arg1 or "").lower()
-        if action == sqlite3.SQLITE_READ and table.startswith("toolhub_") and not self.allow_toolhub_tables:
-            return _TOOLHUB_TABLES
+        if action == sqlite3.SQLITE_READ and (why := self._unreadable(table)):
+            return why
         if self.allow_writes:
             return None
         # SQLite itself asks for UPDATE on sqlite_master while it declares a pragma's virtual table
@@ -101,6 +106,16 @@ class Authorizer:
         if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and table not in READ_PRAGMAS:
             return _READ_ONLY
         return None
+
+    def _unreadable(self, table: str) -> str | None:
+        """Return why the table may not be read, or None."""
+        if table == "sqlite_dbpage":
+            return _RAW_PAGES
+        if self.allow_toolhub_tables:
+            return None
+        if table.startswith("toolhub_"):
+            return _TOOLHUB_TABLES
+        return _SAMPLED.format(table) if table in _SAMPLED_TABLES else None
 
 
 def configure(conn: sqlite3.Connection, authorizer: Authorizer, *, max_length: int) -> None:

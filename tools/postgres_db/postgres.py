@@ -243,7 +243,12 @@ class AsyncpgDatabase(SharedOpen):
         try:
             async with pool.acquire() as proxy:
                 conn = cast(asyncpg.Connection, proxy)
-                await check_role(conn, allow_writes=self.allow_writes, schema=self.default_schema)
+                await check_role(
+                    conn,
+                    allow_writes=self.allow_writes,
+                    schema=self.default_schema,
+                    allow_toolhub_tables=self.allow_toolhub_tables,
+                )
         except BaseException:
             await pool.close()
             raise
