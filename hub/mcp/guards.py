@@ -40,14 +40,18 @@ from hub.mcp.lines import exact_json
 from hub.mcp.session_end import SDK_HTTP_LOGGER, QuietEndedSessions
 
 REDACTED_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http", "mcp.server.sse",
-                    "uvicorn.access", "toolhub.mcp")  # fmt: skip
-"""The SDK's transports, uvicorn's access log (`toolhub serve --access-log`: `/sse/messages/?session_id=...`) and
-the hub's own MCP logger (a filter sees only the records of the logger it is on, not of its children)."""
+                    "mcp.client.streamable_http", "uvicorn.access", "toolhub.mcp")  # fmt: skip
+"""The SDK's transports (the client's too: an upstream's session id, "Received session ID: ..." at INFO), uvicorn's
+access log (`toolhub serve --access-log`: `/sse/messages/?session_id=...`) and the hub's own MCP logger (a filter
+sees only the records of the logger it is on, not of its children)."""
 SDK_SSE_LOGGER = "mcp.server.sse"
 SDK_SSE_REFUSAL = "Failed to parse message"
 """What the SDK's SSE endpoint logs, with a traceback at ERROR, for a body it cannot validate."""
 logger = logging.getLogger("toolhub.mcp")
-_SESSION_ID = re.compile(r"\b[0-9a-fA-F]{32}\b|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
+_SESSION_ID = re.compile(
+    r"\b[0-9a-fA-F]{32}\b|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"
+    r"|(?<=session ID: )\S+"
+)  # an upstream's id may have any form: the SDK's words name it
 
 
 def session_owner(principal: Principal) -> AuthenticatedUser:

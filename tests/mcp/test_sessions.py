@@ -7,12 +7,15 @@ from typing import Any
 from uuid import UUID
 
 import httpx2
+import mcp_types as types
 import pytest
+from mcp.server import Server
 from uvicorn.logging import AccessFormatter
 
 from hub.accounts.auth import Principal
 from hub.mcp.guards import RedactSessionIds
-from tests.mcp.conftest import keyed_hub_app, running, tool_server
+from tests.mcp.conftest import hub_app, keyed_hub_app, running, streamable_app, tool_server
+from tests.support.servers import serve_app
 
 KEYS = {"sk-a": Principal(key_id="a"), "sk-b": Principal(key_id="b")}
 VERSION = "2025-06-18"
@@ -136,3 +139,23 @@ def test_the_access_log_shows_sse_paths_without_their_session_id() -> None:
     assert RedactSessionIds().filter(record)
     line = AccessFormatter("%(message)s", use_colors=False).format(record)
     assert line == '127.0.0.1:5000 - "POST /sse/messages/?session_id=<session id> HTTP/1.1" 202'
+
+
+def test_an_http_upstreams_session_id_is_not_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mcp.client.streamable_http")
+    upstream = Server("web", on_list_tools=_no_tools)
+    with serve_app(streamable_app(upstream)) as web, running(hub_app({"web": {"url": f"{web}/mcp"}})):
+        pass
+    received = [r.getMessage() for r in caplog.records if r.name == "mcp.client.streamable_http"]
+    assert "Received session ID: <session id>" in received  # the SDK's line, without the id
+
+
+def test_a_session_id_of_any_form_after_the_sdks_words_is_redacted() -> None:
+    record = logging.LogRecord("mcp.client.streamable_http", logging.INFO, __file__, 1,
+                               "Received session ID: not-hex.42", None, None)  # fmt: skip
+    assert RedactSessionIds().filter(record)
+    assert record.getMessage() == "Received session ID: <session id>"
+
+
+async def _no_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+    return types.ListToolsResult(tools=[])
