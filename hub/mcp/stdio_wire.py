@@ -174,10 +174,14 @@ def refusal(line: bytes | Oversized) -> types.JSONRPCError | None:
         return _error(read_id(found.group(1) if found else None), types.INVALID_REQUEST, too_long)
     try:
         value = orjson.loads(line)  # reads 1024 levels, where the SDK's parser stops at 200
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            return _error(None, types.PARSE_ERROR, "Parse error: nesting too deep (over 1024 levels) to read.")
         return _error(None, types.PARSE_ERROR, "Parse error: the line is not JSON.")
+    if isinstance(value, list):
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: batches are not supported.")
     if not isinstance(value, dict):
-        return _error(None, types.INVALID_REQUEST, "Invalid Request: a message is one JSON object (no batches).")
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: not a JSON-RPC message (one JSON object).")
     request_id = value.get("id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if "method" not in value and ("result" in value or "error" in value):
         return None

@@ -84,3 +84,18 @@ def test_an_oversized_request_is_answered_with_its_id_when_it_starts_with_it(hea
 
 def test_an_oversized_response_is_not_answered() -> None:
     assert refusal(Oversized(b'{"jsonrpc":"2.0","id":3,"result":{"content":[', b"]}}", 300 * 1024 * 1024)) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"42", "Invalid Request: not a JSON-RPC message (one JSON object)."),
+        (b'"ping"', "Invalid Request: not a JSON-RPC message (one JSON object)."),
+        (b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', "Invalid Request: batches are not supported."),
+        (deep_call(17, 1100), "Parse error: nesting too deep (over 1024 levels) to read."),
+        (b'{"jsonrpc":"2.0","id":12,"method":"ping"', "Parse error: the line is not JSON."),
+    ],
+)
+def test_each_refusal_says_what_is_wrong_with_the_line(line: bytes, message: str) -> None:
+    error = refusal(line)
+    assert error is not None and error.error.message == message
