@@ -60,7 +60,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.mcp.guards import NOT_JSON, Refusal, read_json, refusal, valid_id
 from hub.mcp.kernel import Answer, Kernel, encode
-from hub.mcp.lean_body import declared, peek, read_body, request_of
+from hub.mcp.lean_body import declared, peek, read_body, request_of, unsupported_version
 from hub.mcp.session_end import Ending, send_ended, send_json
 
 logger = logging.getLogger("toolhub.mcp")
@@ -261,6 +261,9 @@ class LeanSessionManager(StreamableHTTPSessionManager):
         """The SDK's, with a short way for a POST on an open session: the manager's checks (era, owner) done on the
         raw headers, the body read once, a plain request handed to its transport ready parsed (`PLAIN`); the SDK's
         body limit, `Request`s and header parsing are skipped. Anything else goes the SDK's way unchanged."""
+        if scope["type"] == "http" and (unsupported := unsupported_version(scope)) is not None:
+            await send_json(send, unsupported, None, HTTPStatus.BAD_REQUEST)  # as the spec asks: 400
+            return
         transport = self._open_session(scope)
         if transport is None:
             await self.asgi_app(scope, receive, send)

@@ -1,14 +1,34 @@
-"""How the lean `/mcp` hop (`hub.mcp.lean`) reads a POST: its body once, within the SDK's limit, and the JSON-RPC
-request in it."""
+"""How the lean `/mcp` hop (`hub.mcp.lean`) reads a request: a POST's body once, within the SDK's limit, the JSON-RPC
+request in it, and a protocol version header no path serves."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import mcp_types as types
-from starlette.types import Message, Receive
+import orjson
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from starlette.types import Message, Receive, Scope
 
 from hub.mcp.lines import exact_json
+
+SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+_VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode()
+
+
+def unsupported_version(scope: Scope) -> bytes | None:
+    """The body of the 400 answer to a request whose `MCP-Protocol-Version` header names a version no path serves
+    (the SDK takes any such request down the 2026-07-28 path, which answered that `params._meta` lacked the version);
+    None when the header is absent or served. The code and `data` are the SDK's for the 2026 era's refusal."""
+    version = next((v.decode("latin-1") for k, v in scope["headers"] if k == _VERSION_HEADER), None)
+    if version is None or version in SUPPORTED_VERSIONS:
+        return None
+    shown = version[:100]
+    message = f"Unsupported protocol version {shown!r} (supported: {', '.join(SUPPORTED_VERSIONS)})."
+    data = {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": shown}
+    error = {"code": types.UNSUPPORTED_PROTOCOL_VERSION, "message": message, "data": data}
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
 
 
 def peek(body: bytes) -> dict[str, Any] | None:
