@@ -18,70 +18,131 @@ if TYPE_CHECKING:
     import aiohttp  # imported where used: a worker loads it for the first image URL it fetches (issue 17, RSS)
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-"""Gemini's limit for a whole inline request; no single image can be larger."""
+"""The most bytes one request's image URLs may fetch, all of them together (the provider's `max_image_bytes`).
+Google has documented 20 MB for all the inline data of one request (base64 makes it a third larger on the wire;
+newer models take more). It bounds the memory one request can make the gateway hold: the bytes, then their base64
+form in the upstream body."""
+
+MAX_IMAGE_URLS = 16
+"""The most distinct image URLs one request may have fetched. Gemini takes thousands of images per request, but
+within the 20 MB above that leaves over 1 MB per image; the cap bounds the connections and time one request costs."""
+
+MAX_CONCURRENT_FETCHES = 4
+"""Image URLs of one request fetched at the same time."""
+
+MAX_REDIRECTS = 3
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
           (b"GIF89a", "image/gif"), (b"%PDF-", "application/pdf"))  # fmt: skip
 
 
 class ImageFetchError(ProviderError):
-    """An image URL in the request could not be used; a 400 naming the URL."""
+    """An image URL in the request could not be used (or there were too many); a 400 naming the URL or the limit."""
 
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"Could not use the image at {url}: {reason}", status_code=400, provider="gemini",
-                         type="invalid_request_error", code="invalid_image_url", param="messages")  # fmt: skip
+    def __init__(self, url: str | None, reason: str) -> None:
+        message = f"Could not use the image at {url}: {reason}" if url else reason
+        super().__init__(message, status_code=400, provider="gemini", type="invalid_request_error",
+                         code="invalid_image_url", param="messages")  # fmt: skip
 
 
-MAX_REDIRECTS = 3
+class ByteBudget:
+    """The bytes the images of one request may still take, shared by its concurrent fetches."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def check(self, url: str, declared: int | None) -> None:
+        """Refuse a response whose declared length does not fit, before reading its body."""
+        if declared is not None and self.used + declared > self.limit:
+            over = "over" if declared > self.limit else "with the request's other images over"
+            raise ImageFetchError(url, f"it is {declared} bytes, {over} {self._limit()}")
+
+    def take(self, url: str, size: int, image_bytes: int) -> None:
+        """Count `size` more bytes read (`image_bytes` so far for this image), refusing once the total is over."""
+        self.used += size
+        if self.used > self.limit:
+            alone = image_bytes > self.limit
+            reason = "it is larger than" if alone else "with the request's other images it is over"
+            raise ImageFetchError(url, f"{reason} {self._limit()}")
+
+    def _limit(self) -> str:
+        return f"the gateway's limit of {self.limit} bytes for the images of one request"
 
 
 async def fetch_images(
-    pool: HttpPool, urls: list[str], *, max_bytes: int, seconds: float, allow_private: bool = False
+    pool: HttpPool,
+    urls: list[str],
+    *,
+    max_bytes: int,
+    seconds: float,
+    allow_private: bool = False,
+    max_urls: int = MAX_IMAGE_URLS,
 ) -> dict[str, InlineData]:
-    """`{url: (mimeType, base64 data)}` for every URL, fetched concurrently.
+    """`{url: (mimeType, base64 data)}` for every URL, at most MAX_CONCURRENT_FETCHES at a time.
+
+    `max_bytes` bounds all the URLs' bytes together; the first failure stops the fetches still running or waiting.
 
     Raises:
-        ImageFetchError: a URL failed, timed out, was not an image, or was larger than `max_bytes`.
+        ImageFetchError: more than `max_urls` URLs; a URL failed, timed out or was not an image; the images
+            together were larger than `max_bytes`.
     """
+    if len(urls) > max_urls:
+        raise ImageFetchError(
+            None,
+            f"The request has {len(urls)} image URLs; the gateway fetches at most {max_urls} per request for Gemini.",
+        )
     results: dict[str, InlineData] = {}
     errors: list[ImageFetchError] = []
+    budget = ByteBudget(max_bytes)
+    limiter = anyio.CapacityLimiter(MAX_CONCURRENT_FETCHES)
 
-    async def one(url: str) -> None:
+    async def one(url: str, group: anyio.abc.TaskGroup) -> None:
         try:
-            results[url] = await fetch_image(
-                pool, url, max_bytes=max_bytes, seconds=seconds, allow_private=allow_private
-            )
+            async with limiter:
+                results[url] = await fetch_image(
+                    pool, url, max_bytes=max_bytes, seconds=seconds, allow_private=allow_private, budget=budget
+                )
         except ImageFetchError as exc:
             errors.append(exc)
+            group.cancel_scope.cancel()  # no more bytes for a request that is refused anyway
 
     async with anyio.create_task_group() as group:
         for url in urls:
-            group.start_soon(one, url)
+            group.start_soon(one, url, group)
     if errors:
         raise errors[0]
     return results
 
 
 async def fetch_image(
-    pool: HttpPool, url: str, *, max_bytes: int, seconds: float, allow_private: bool = False
+    pool: HttpPool,
+    url: str,
+    *,
+    max_bytes: int,
+    seconds: float,
+    allow_private: bool = False,
+    budget: ByteBudget | None = None,
 ) -> InlineData:
-    """(mimeType, base64 data) of one image URL. Raises ImageFetchError."""
+    """(mimeType, base64 data) of one image URL, counted against `budget` (by default `max_bytes` for it alone).
+
+    Raises:
+        ImageFetchError: the URL failed, timed out, was not an image or did not fit.
+    """
     import aiohttp
 
-    limit = f"the gateway's limit of {max_bytes} bytes"
+    budget = budget or ByteBudget(max_bytes)
     try:
         with anyio.fail_after(seconds):
             async with await _follow(pool, url, allow_private) as response:
                 if response.status >= 400:
                     raise ImageFetchError(url, f"HTTP {response.status}")
-                if (response.content_length or 0) > max_bytes:
-                    raise ImageFetchError(url, f"it is {response.content_length} bytes, over {limit}")
+                budget.check(url, response.content_length)
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.content.iter_chunked(1 << 16):
                     size += len(chunk)
-                    if size > max_bytes:
-                        raise ImageFetchError(url, f"it is larger than {limit}")
+                    budget.take(url, len(chunk), size)
                     chunks.append(chunk)
                 data = b"".join(chunks)
                 mime = _mime(response.headers.get("content-type", ""), url, data)
