@@ -25,6 +25,7 @@ from typing import TextIO
 
 import anyio
 import httpx2
+import mcp_types as types
 from mcp import StdioServerParameters
 from mcp.client._transport import TransportStreams
 from mcp.client.sse import sse_client
@@ -110,6 +111,8 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
             raise
         if link is not None and response.status_code == 404 and request.headers.get("mcp-session-id"):
             link.forgotten()  # the server no longer knows the session (it restarted, or ended it)
+        if post and response.status_code in (401, 403) and not _is_json(response):
+            return await _refused(request, response)
         if post:
             assert isinstance(response.stream, httpx2.AsyncByteStream)
             response.stream = _BoundedStream(response.stream, self._limit, link)
@@ -117,6 +120,20 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _is_json(response: httpx2.Response) -> bool:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+
+async def _refused(request: httpx2.Request, response: httpx2.Response) -> httpx2.Response:
+    """A 401 or 403 without a JSON-RPC error as a JSON-RPC error naming the status (the SDK's own stand-in for any
+    answer over 400 says only "Server returned an error response": a bad token read as a server fault)."""
+    await response.aclose()
+    status = f"{response.status_code} {response.reason_phrase}".strip()
+    message = f"upstream answered {status} (check the server's headers/credentials)"
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": types.INTERNAL_ERROR, "message": message}}
+    return httpx2.Response(response.status_code, json=body, request=request)
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,10 @@ import mcp_types as types
 import pytest
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hub.accounts.auth import MASTER
@@ -150,3 +153,18 @@ async def test_a_call_that_gets_no_answer_in_time_still_reads_as_timed_out() -> 
         through_session = await hub.call_tool("ans__slow", {"sec": 3}, MASTER, timeout=0.3, caller=Progress())
     for result in (direct, through_session):
         assert result.is_error and text_of(result) == "Tool 'slow' of MCP server 'ans' timed out after 0.3 s."
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_an_http_upstream_refusing_the_hubs_credentials_is_reported_by_its_status(status: int) -> None:
+    async def go_away(request: Request) -> Response:
+        return Response("go away", status_code=status, media_type="text/plain")
+
+    with serve_app(Starlette(routes=[Route("/mcp", go_away, methods=["GET", "POST", "DELETE"])])) as url:
+        hub = McpHub(parse_config({"mcp_servers": {"web": {"url": f"{url}/mcp", "transport": "http"}}}, {}).mcp_servers)
+        async with hub.running():
+            with anyio.fail_after(10):
+                await hub.upstreams["web"].first_attempt.wait()
+            detail = hub.status()["web"]["detail"]
+    phrase = {401: "401 Unauthorized", 403: "403 Forbidden"}[status]
+    assert f"upstream answered {phrase} (check the server's headers/credentials)" in detail
