@@ -65,6 +65,15 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(str(stop_reason), "stop")
 
 
+def matched_stop(stop_reason: Any, stop_sequence: Any) -> JSON:
+    """The choice's `stop_reason`: the stop sequence that ended the answer, as vLLM's chat completions name it (a
+    string, beside `finish_reason: "stop"`). The chat shape has no other place for it, and /v1/messages needs it to
+    answer Anthropic's own `stop_reason: "stop_sequence"` with its `stop_sequence` rather than `end_turn`."""
+    if stop_reason == "stop_sequence" and isinstance(stop_sequence, str):
+        return {"stop_reason": stop_sequence}
+    return {}
+
+
 def usage(raw: JSON) -> JSON:
     """OpenAI usage: prompt tokens include cache reads and writes (Anthropic's `input_tokens` excludes both).
 
@@ -125,13 +134,14 @@ def to_completion(message: JSON, names: ToolNames, *, created: int, json_object:
         out["reasoning_content"] = "".join(reasoning)
     if blocks := thinking_blocks(content):
         out["thinking_blocks"] = blocks
+    stop = message.get("stop_reason")
+    choice = {"index": 0, "message": out, "logprobs": None, "finish_reason": finish_reason(stop),
+              **matched_stop(stop, message.get("stop_sequence"))}  # fmt: skip
     return {
         "id": f"chatcmpl-{message.get('id') or 'anthropic'}",
         "object": "chat.completion",
         "created": created,
         "model": message.get("model") or "",
-        "choices": [
-            {"index": 0, "message": out, "logprobs": None, "finish_reason": finish_reason(message.get("stop_reason"))}
-        ],  # fmt: skip
+        "choices": [choice],
         "usage": usage(message.get("usage") or {}),
     }

@@ -3,6 +3,7 @@
 Tool calls get their own 0-based counter (Anthropic's block `index` counts text and thinking blocks too); `id` and
 `name` go only in a call's first fragment; a call whose arguments never arrived is closed with `"{}"`. Thinking text
 becomes `delta.reasoning_content`; the thinking blocks themselves (with their signatures) are collected for replay.
+The finishing chunk's choice names a matched stop sequence as `stop_reason` (`response.matched_stop`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import orjson
 
 from providers.anthropic.names import ToolNames
-from providers.anthropic.response import finish_reason, stream_error, usage
+from providers.anthropic.response import finish_reason, matched_stop, stream_error, usage
 from providers.base import JSON
 
 _OPENER = re.compile(r"\s*```[a-zA-Z]*[ \t]*\n")
@@ -95,9 +96,7 @@ class StreamTranslator:
         if kind == "message_start":
             return self._message_start(data.get("message") or {})
         if kind == "message_delta":
-            self._usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
-            stop = (data.get("delta") or {}).get("stop_reason")
-            return [*self._flush(), self._chunk({}, finish_reason(stop))] if stop else []
+            return self._message_delta(data)
         if kind == "message_stop":
             self.done = True
             return [*self._flush(), self.usage_chunk()]
@@ -109,9 +108,10 @@ class StreamTranslator:
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
                 "choices": [], "usage": usage(self._usage)}  # fmt: skip
 
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+    def _chunk(self, delta: JSON, finish: str | None = None, stop: JSON | None = None) -> JSON:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **(stop or {})}
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}  # fmt: skip
+                "choices": [choice]}  # fmt: skip
 
     def _text(self, text: Any) -> list[JSON]:
         if self._fences is not None and isinstance(text, str):
@@ -128,6 +128,14 @@ class StreamTranslator:
         self._model = message.get("model") or self._model
         self._usage = dict(message.get("usage") or {})
         return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _message_delta(self, data: JSON) -> list[JSON]:
+        """Usage so far; with the stop reason, the rest of the text and the finishing chunk."""
+        self._usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+        delta = data.get("delta") or {}
+        if not (stop := delta.get("stop_reason")):
+            return []
+        return [*self._flush(), self._chunk({}, finish_reason(stop), matched_stop(stop, delta.get("stop_sequence")))]
 
     def _start(self, index: int, block: JSON) -> list[JSON]:
         kind = block.get("type")

@@ -11,7 +11,8 @@ answers refusals with Anthropic's error texts and shapes. The model name picks t
     claude-think        a tool loop with thinking: step 0 thinking + tool_use(tools[0]); step 1 redacted_thinking +
                         thinking + tool_use(tools[1]); step 2 thinking + text. Thinking blocks only when enabled
     claude-json         JSON text: plain with `output_config.format`, in a code fence with a JSON system instruction
-    claude-stop-REASON  text with stop_reason REASON (max_tokens, refusal, stop_sequence)
+    claude-stop-REASON  text with stop_reason REASON (max_tokens, refusal, stop_sequence: `stop_sequence` names the
+                        first of the request's `stop_sequences`, as the matched one)
     claude-slow         20 text pieces, 0.5 s apart
     claude-midstream-error  a text delta, then `event: error` (overloaded_error)
     claude-broken       a text delta, then the connection drops (no message_stop)
@@ -260,7 +261,8 @@ class FakeAnthropic:
         elif kind == "tool_result":
             if not TOOL_ID.match(block.get("tool_use_id", "")):
                 raise Refusal(f"{where}.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'")
-            for k, inner in enumerate(block.get("content") if isinstance(block.get("content"), list) else []):
+            inners: list[dict[str, Any]] = block["content"] if isinstance(block.get("content"), list) else []
+            for k, inner in enumerate(inners):
                 if inner.get("type") not in ("text", "image", "document"):
                     raise Refusal(f"{where}.content.{k}.type: Input tag '{inner.get('type')}' does not match any "
                                   "of the expected tags: 'text', 'image', 'search_result', 'document'")  # fmt: skip
@@ -311,8 +313,9 @@ class FakeAnthropic:
         content, stop = self._content(body, model)
         if model.startswith("claude-stop-"):
             stop = model.removeprefix("claude-stop-")
+        matched = (body.get("stop_sequences") or [None])[0] if stop == "stop_sequence" else None
         return {"id": f"msg_fake{next(self._ids):04d}", "type": "message", "role": "assistant", "model": model,
-                "content": content, "stop_reason": stop, "stop_sequence": None, "usage": dict(USAGE)}  # fmt: skip
+                "content": content, "stop_reason": stop, "stop_sequence": matched, "usage": dict(USAGE)}  # fmt: skip
 
     def _content(self, body: dict[str, Any], model: str) -> tuple[list[dict[str, Any]], str]:
         tools = [t["name"] for t in body.get("tools") or []]
@@ -382,7 +385,8 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 def _events(message: dict[str, Any], pieces: int) -> list[tuple[str, dict[str, Any]]]:
     """The real event sequence for a finished message."""
-    start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 1}}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {**message["usage"], "output_tokens": 1}}  # fmt: skip
     out: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(message["content"]):
         kind = block["type"]
@@ -394,8 +398,9 @@ def _events(message: dict[str, Any], pieces: int) -> list[tuple[str, dict[str, A
         for delta in _deltas(block, pieces):
             out.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
         out.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-    out.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
-                "stop_sequence": None}, "usage": {"output_tokens": message["usage"]["output_tokens"]}}))  # fmt: skip
+    stop = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+    usage = {"output_tokens": message["usage"]["output_tokens"]}
+    out.append(("message_delta", {"type": "message_delta", "delta": stop, "usage": usage}))
     out.append(("message_stop", {"type": "message_stop"}))
     return out
 
@@ -445,6 +450,7 @@ def _last_text(messages: list[dict[str, Any]]) -> str:
     content = messages[-1].get("content")
     if isinstance(content, str):
         return content
+    content = content if isinstance(content, list) else []
     texts = [b["text"] for b in content if b.get("type") == "text"]
     images = [b["source"]["type"] for b in content if b.get("type") == "image"]
     return " ".join(texts) + (f" [images: {', '.join(images)}]" if images else "")
