@@ -6,6 +6,7 @@ schema.py      JSON Schema -> Gemini's OpenAPI Schema subset; tool names Gemini 
 response.py    GenerateContentResponse -> chat.completion / chat.completion.chunk; finish reasons, usage, errors
 signatures.py  Gemini 3 thought signatures kept across turns, keyed by tool-call id
 images.py      http(s) image URLs fetched and inlined
+embeddings.py  OpenAI embeddings -> `batchEmbedContents` calls of at most 100 requests, answers joined in order
 provider.py    GeminiProvider: the HTTP calls
 
 `GeminiProvider` is loaded on first access (PEP 562), not with the package: the hub imports `signatures` at start for
