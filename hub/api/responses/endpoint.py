@@ -49,6 +49,10 @@ class _Turn:
         self.conversation: list[JSON] = []
         self.where = Locations()
         """Where the chat body's messages came from, for errors that name them."""
+        self.items: list[Any] = []
+        """The input items this response will be stored with (the earlier ones, then this request's)."""
+        self.spaces: dict[str, str] = {}
+        """Function name -> its `namespace` tool (`namespaces`)."""
 
     async def chat_body(self) -> JSON:
         """The chat body: earlier turns, answered approvals, this input; hub tools that need approval swapped out."""
@@ -59,6 +63,9 @@ class _Turn:
             self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
             self.asked = approval.requested(row.response["output"])
         chat = check_chat_request(to_chat(self.body, self.history, self.where))  # before any approved tool runs
+        # what the answer is built and stored with, taken from the checked request now: nothing read from it may
+        # fail once the upstream answered (and was paid)
+        self.items, self.spaces = [*self.earlier, *input_items(self.body.get("input"))], namespaces(self.body)
         tool_messages, self.approved = await approval.answer(self.request, self.principal, self.body, self.history,
                                                              self.asked)  # fmt: skip
         if tool_messages:
@@ -69,8 +76,7 @@ class _Turn:
         return chat
 
     async def save(self, final: JSON, turn: JSON | None = None) -> None:
-        items = [*self.earlier, *input_items(self.body.get("input"))]
-        await stored.save(self.request, self.principal, final, items, [*self.conversation], turn)
+        await stored.save(self.request, self.principal, final, self.items, [*self.conversation], turn)
 
 
 async def create_response(request: Request) -> Response:
@@ -95,12 +101,11 @@ async def _translated(this: _Turn, started: float) -> Response:
     hub_tools = reports_tools(request, chat)
     if hub_tools:
         REPORT_OUTPUT.set(True)  # this request's task only: the loop's record then carries each tool's output
+    response, dropped = objects.shell(this.body), hosted_tools(this.body)
     answer = await _answer(this, chat, started, this.body.get("truncation") == "auto", hub_tools)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
-    response = objects.shell(this.body)
-    report = McpReport.of(request, principal, chat)
-    dropped = hosted_tools(this.body)
+    report = McpReport.of(request, principal, chat)  # run_chat planned the same tools, and waited for the servers
     if dropped:  # OpenAI's hosted tools, which only OpenAI runs
         answer.headers["x-toolhub-dropped-tools"] = ",".join(dropped)
     if chat.get("stream"):
@@ -112,7 +117,7 @@ def _streamed(
     this: _Turn, answer: Response, response: JSON, report: McpReport | None, approvals: Approvals | None
 ) -> Response:
     translator = StreamTranslator(response, report, approvals, this.approved, include.included(this.body),
-                                  namespaces(this.body))  # fmt: skip
+                                  this.spaces)  # fmt: skip
 
     async def save(final: JSON) -> None:
         await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
@@ -126,10 +131,9 @@ async def _completed(
     completion = orjson.loads(answer.body)
     before = [*report.list_items(), *report.call_items(completion.get("toolhub"))] if report else []
     objects.from_completion(response, completion, [*this.approved, *before], include.included(this.body))
-    spaces = namespaces(this.body)
-    for item in response["output"] if spaces else ():
-        if item["type"] == "function_call" and item["name"] in spaces:
-            item["namespace"] = spaces[item["name"]]
+    for item in response["output"] if this.spaces else ():
+        if item["type"] == "function_call" and (namespace := this.spaces.get(str(item["name"]))):
+            item["namespace"] = namespace
     turn = stored.assistant_message(response)
     if approvals is not None:
         approvals.requests(response)

@@ -178,7 +178,8 @@ def _text(item: JSON, name: str, i: int) -> str:
 
 
 def _message(item: JSON, i: int) -> JSON:
-    role = ROLES.get(item.get("role"))  # pyright: ignore[reportArgumentType]
+    role = item.get("role")
+    role = ROLES.get(role) if isinstance(role, str) else None
     if role is None:
         raise BadRequest(
             f"Invalid value for input[{i}].role: {item.get('role')!r}. Supported values are: "
@@ -289,27 +290,35 @@ def hosted_tools(body: JSON) -> list[str]:
     """The types of the request's OpenAI-hosted tools, which the translated path leaves out (`HOSTED`)."""
     tools = body.get("tools")
     kinds = [t.get("type") for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    return [str(k) for k in kinds if k in HOSTED]  # pyright: ignore[reportUnknownVariableType]
+    return [k for k in kinds if isinstance(k, str) and k in HOSTED]  # pyright: ignore[reportUnknownVariableType]
 
 
 def namespaces(body: JSON) -> dict[str, str]:
     """Function name -> the `namespace` tool offering it: the model's calls of it name the namespace, as OpenAI's do
-    (Codex CLI finds its handler by both)."""
+    (Codex CLI finds its handler by both). Taken before the upstream call, from tools `to_chat` checked: whatever
+    else the list holds is passed over, never a failure once the upstream answered (and was paid)."""
     tools = body.get("tools")
     out: dict[str, str] = {}
     for tool in tools if isinstance(tools, list) else ():  # pyright: ignore[reportUnknownVariableType]
-        if isinstance(tool, dict) and tool.get("type") == "namespace" and isinstance(tool.get("tools"), list):  # pyright: ignore[reportUnknownMemberType]
-            out.update({t["name"]: str(tool["name"]) for t in tool["tools"] if isinstance(t, dict) and "name" in t})  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if not (isinstance(tool, dict) and tool.get("type") == "namespace" and isinstance(tool.get("name"), str)):  # pyright: ignore[reportUnknownMemberType]
+            continue
+        inner: Any = tool.get("tools")  # pyright: ignore[reportUnknownMemberType]
+        names = [t.get("name") for t in inner if isinstance(t, dict)] if isinstance(inner, list) else []  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        out.update({name: tool["name"] for name in names if isinstance(name, str)})  # pyright: ignore[reportUnknownVariableType]
     return out
 
 
 def _tools(tool: Any, i: int) -> list[JSON]:
     """The chat tools for `tools[i]`: itself, a namespace's functions, or none for a hosted tool."""
-    kind = tool.get("type") if isinstance(tool, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if kind in HOSTED:
+    if not isinstance(tool, dict):
+        raise BadRequest(f"tools[{i}] must be an object.", param=f"tools[{i}]", code="invalid_type")
+    kind = tool.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if isinstance(kind, str) and kind in HOSTED:
         return []
     if kind == "namespace":
-        inner = tool.get("tools")  # pyright: ignore[reportOptionalMemberAccess, reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(tool.get("name"), str) or not tool["name"]:  # pyright: ignore[reportUnknownMemberType]
+            raise BadRequest(f"tools[{i}].name must be a string.", param=f"tools[{i}].name", code="invalid_type")
+        inner = tool.get("tools")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         if not isinstance(inner, list):
             raise BadRequest(f"tools[{i}].tools must be an array.", param=f"tools[{i}].tools", code="invalid_type")
         return [_tool(t, f"{i}].tools[{j}") for j, t in enumerate(inner)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
