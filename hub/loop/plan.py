@@ -14,6 +14,11 @@ so an entry that needs one is refused with a 400 that says so (approval items co
 A model call is the gateway's to run when it names an offered hub tool, the client's when it names a client tool,
 and otherwise, when its name is in a hub server's namespace (`<server>__<tool>`), an error result for the model
 (server down or still starting, not allowed for the key, not offered): such a call never reaches the client.
+A client tool may therefore not be named like a hub tool nor like one of the hub's meta-tools (`hub__search_tools`
+& co., hub/catalog), which the gateway answers itself: a 400 `tool_name_conflict`.
+
+A server the key may not use is refused exactly as one that does not exist (400 `unknown_mcp_server`), so a scoped
+key learns nothing of the other servers by guessing their names.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ import mcp_types
 from hub.accounts.auth import Principal
 from hub.catalog.dispatch import is_meta
 from hub.catalog.index import Searchable
-from hub.catalog.meta import function_tool
-from hub.errors import BadRequest, PermissionDenied
+from hub.catalog.meta import META_NAMES, function_tool
+from hub.errors import BadRequest
 from hub.loop.memory import RoundMemory
 
 JSON = dict[str, Any]
@@ -156,9 +161,8 @@ def plan_tool_loop(
     """The loop plan for a request, or None when it asks for no hub tools.
 
     Raises:
-        BadRequest: a malformed MCP entry, an unknown server, an entry that needs approval, or a client tool named
-            like a hub tool.
-        PermissionDenied: the key may not use a requested server.
+        BadRequest: a malformed MCP entry, an unknown server or one the key may not use, an entry that needs
+            approval, or a client tool named like a hub tool or meta-tool.
     """
     tools: list[Any] = body.get("tools") or []
     entries = [(i, t) for i, t in enumerate(tools) if isinstance(t, dict) and t.get("type") == "mcp"]
@@ -179,7 +183,7 @@ def plan_tool_loop(
         servers = [s for s in default_servers if principal.may_use_server(s)]
         for tool in hub.tools(principal, servers):
             plan.hub_tools[tool.name] = tool
-    clash = plan.client_names & set(plan.hub_tools)
+    clash = plan.client_names & (set(plan.hub_tools) | set(META_NAMES))  # `kind` gives meta-tool calls to the hub
     if clash:
         raise BadRequest(
             f"Client tool names clash with hub tools: {', '.join(sorted(clash))}.",
@@ -215,20 +219,12 @@ def _function_name(tool: Any) -> str | None:
 def _add_entry(plan: LoopPlan, hub: ToolHub, principal: Principal, i: int, entry: JSON) -> None:
     label = _server_label(entry, i)
     servers = None if label in (None, "*") else [label]
-    if servers is not None:
-        known = {t.server for t in hub.tools(principal)} | _all_servers(hub)
-        if label not in known:
-            raise BadRequest(
-                f"No MCP server named '{label}' on this gateway.",
-                param=f"tools[{i}].server_label",
-                code="unknown_mcp_server",
-            )
-        if not principal.may_use_server(label):  # pyright: ignore[reportArgumentType]
-            raise PermissionDenied(
-                f"This key may not use the MCP server '{label}'.",
-                param=f"tools[{i}].server_label",
-                code="mcp_server_not_allowed",
-            )
+    if label is not None and servers is not None and not _available(hub, principal, label):
+        raise BadRequest(  # the same answer whether the server exists or not: names are not for every key
+            f"No MCP server named '{label}' is available to this key.",
+            param=f"tools[{i}].server_label",
+            code="unknown_mcp_server",
+        )
     allowed = _names(entry.get("allowed_tools"), f"tools[{i}].allowed_tools")
     unapproved = _check_approval(entry.get("require_approval"), i)
     for tool in hub.tools(principal, servers):
@@ -241,9 +237,9 @@ def _listed(tool: HubTool, names: set[str] | None) -> bool:
     return names is None or tool.name in names or tool.original_name in names
 
 
-def _all_servers(hub: ToolHub) -> set[str]:
-    """Every configured server, healthy or not (a label naming a server that is down is not a client error)."""
-    return set(hub.server_names())
+def _available(hub: ToolHub, principal: Principal, label: str) -> bool:
+    """Whether `label` names a configured server the key may use (one that is down is no client error)."""
+    return principal.may_use_server(label) and label in set(hub.server_names())
 
 
 def _server_label(entry: JSON, i: int) -> str | None:
