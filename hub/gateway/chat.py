@@ -168,7 +168,7 @@ async def _tool_loop(
     settings = LoopSettings(config.max_tool_rounds, config.max_tool_result_chars, config.tool_loop_keepalive_seconds,
                             target.route.tool_loop_trace)  # fmt: skip
 
-    def runs(new: list[ToolRun]) -> None:
+    def runs(new: list[ToolRun]) -> None:  # every call made, cancelled ones included: as /spend/tool_calls lists them
         record.tool_calls += [run.public() for run in new]
 
     def next_round() -> None:

@@ -113,6 +113,8 @@ class LoopState:
             _add_counts(self.usage, usage)
 
     def add_runs(self, runs: list[ToolRun]) -> None:
+        """Keep a round's runs and tell the observer; `run_calls` calls it also for a round its loop's cancellation
+        cut short, so an abandoned request still counts the calls it made."""
         self.runs += runs
         self.observer.runs(runs)
 
@@ -206,8 +208,8 @@ async def complete_with_tools(
                 state.keep_hub_rounds(plan, theirs, own)
             return _finish(completion, state)
         state.messages.append(assistant_turn(message, mine))
-        runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id)
-        state.add_runs(runs)
+        runs = await run_calls(mine, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id,
+                               state.add_runs)  # fmt: skip
         state.messages += tool_messages(runs)
         if mode == "content":
             state.add_text(calls_text(mine) + results_text(runs))

@@ -172,10 +172,8 @@ async def stream_with_tools(
         if mode != "none":
             before = ROUND_BREAK if mode == "content" and state.texts else "\n\n" if any(current.reasoning) else ""
             yield _traced(ident, mode, before + calls_text(hub_calls), call_events(hub_calls, state.rounds))
-        runs = await run_calls(
-            hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars, chat.request_id
-        )
-        state.add_runs(runs)
+        runs = await run_calls(hub_calls, plan, hub, principal, state.rounds, settings.max_result_chars,
+                               chat.request_id, state.add_runs)  # fmt: skip
         state.messages += tool_messages(runs)
         if mode != "none":
             after = TRACE_BREAK if mode == "reasoning" else ""

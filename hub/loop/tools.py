@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ META_SERVER = "hub"
 REPORT_OUTPUT: ContextVar[bool] = ContextVar("toolhub_report_tool_output", default=False)
 """Set by an inbound API that reports what each hub tool answered (the Responses API's `mcp_call` items): the
 `toolhub` record of the answer then carries each run's `output` (as the model got it)."""
+CANCELLED = "Error: cancelled: the request was abandoned before the tool answered."
+"""The content of a run cut short by its loop's cancellation (the client went away): nobody reads it, it is recorded."""
 
 
 @dataclass(slots=True)
@@ -63,18 +66,25 @@ async def run_calls(
     round_: int,
     max_chars: int,
     request_id: str = "",
+    report: Callable[[list[ToolRun]], None] | None = None,
 ) -> list[ToolRun]:
     """Run every call at once; a failure or timeout becomes an error result, never an exception.
 
     A call in a hub namespace whose tool the plan does not offer is not run: its result is the reason, as an error.
+    `report` gets the runs when they end, also when they are cancelled (then as `CANCELLED` errors): the request's
+    accounting counts every call made, as the hub's tool-call log lists it.
     """
     runs = [_new_run(call, plan, round_) for call in calls]
-    async with anyio.create_task_group() as tg:
-        for run in runs:
-            if run.is_error:
-                run.content, run.truncated_chars = cut(run.content, max_chars)
-            else:
-                tg.start_soon(_run_one, run, plan, hub, principal, max_chars, request_id)
+    try:
+        async with anyio.create_task_group() as tg:
+            for run in runs:
+                if run.is_error:
+                    run.content, run.truncated_chars = cut(run.content, max_chars)
+                else:
+                    tg.start_soon(_run_one, run, plan, hub, principal, max_chars, request_id)
+    finally:
+        if report is not None:
+            report(runs)
     return runs
 
 
@@ -100,18 +110,11 @@ async def _run_one(
 ) -> None:
     started = time.perf_counter()
     try:
-        arguments = orjson.loads(run.arguments or "{}")
-        if not isinstance(arguments, dict):
-            raise ValueError("tool arguments must be a JSON object")
-    except ValueError as exc:
-        text, is_error = f"The arguments are not a valid JSON object: {exc}", True
-    else:
-        if run.server == META_SERVER:  # hub__search_tools & co. (hub/catalog); each tool it calls is bounded below
-            result = await plan.catalog.call_meta(run.name, arguments, list(plan.hub_tools.values()), None,
-                                                  _hub_call(hub, principal, request_id), principal.owner)  # fmt: skip
-            text, is_error = result_text(result), bool(result.is_error)
-        else:
-            text, is_error = await _call_hub(run.name, arguments, hub, principal, request_id)
+        text, is_error = await _answer(run, plan, hub, principal, request_id)
+    except anyio.get_cancelled_exc_class():
+        run.duration_ms = (time.perf_counter() - started) * 1000
+        run.is_error, run.content = True, CANCELLED
+        raise
     run.duration_ms = (time.perf_counter() - started) * 1000
     run.is_error = is_error
     content = f"Error: {text}" if is_error else text
@@ -121,6 +124,22 @@ async def _run_one(
         plan.reading = plan.reading or fitted[0] != content
     else:
         run.content, run.truncated_chars = cut(content, max_chars)
+
+
+async def _answer(run: ToolRun, plan: LoopPlan, hub: ToolHub, principal: Principal,
+                  request_id: str) -> tuple[str, bool]:  # fmt: skip
+    """(text, is_error) of one call: the hub's own meta-tool, or the hub tool it names."""
+    try:
+        arguments = orjson.loads(run.arguments or "{}")
+        if not isinstance(arguments, dict):
+            raise ValueError("tool arguments must be a JSON object")
+    except ValueError as exc:
+        return f"The arguments are not a valid JSON object: {exc}", True
+    if run.server == META_SERVER:  # hub__search_tools & co. (hub/catalog); each tool it calls is bounded below
+        result = await plan.catalog.call_meta(run.name, arguments, list(plan.hub_tools.values()), None,
+                                              _hub_call(hub, principal, request_id), principal.owner)  # fmt: skip
+        return result_text(result), bool(result.is_error)
+    return await _call_hub(run.name, arguments, hub, principal, request_id)
 
 
 async def _call_hub(name: str, arguments: dict[str, Any], hub: ToolHub, principal: Principal,
