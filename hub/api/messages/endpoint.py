@@ -2,17 +2,21 @@
 
 The request is translated to a Chat Completions body and served by `run_chat` (keys, limits, router, tool loop,
 accounting); its answer, whatever kind of response it is, is translated back on the way out by `AnthropicResponse`,
-which wraps it at the ASGI level. Every error, before or after `run_chat`, is rendered in Anthropic's shape, and so
-are an unknown path under `/v1/messages/` (404) and another method than POST (405).
+which wraps it at the ASGI level. Every error, before or after `run_chat`, is rendered in Anthropic's shape (an
+unexpected one too, as a 500 `api_error`: `AnthropicRoute`), and so are an unknown path under `/v1/messages/` (404) and
+another method than POST (405).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -23,12 +27,18 @@ from hub.api.messages.request import to_chat
 from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
 from hub.api.messages.stream import EventTranslator
 from hub.config import Config
-from hub.errors import HubError, json_response
+from hub.errors import AuthenticationError, HubError, json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.tools import REPORT_OUTPUT
+from hub.ops.logs import printable
 from hub.state import authenticate, hub_state
 from providers.base import JSON, ProviderError
+
+logger = logging.getLogger("toolhub")
+MISSING_KEY = "Missing API key. Send your key in the x-api-key header (or Authorization: Bearer)."
+"""The 401 without a key: Anthropic's clients send `x-api-key` (the gateway's shared text names only Bearer)."""
+CRASHED = "The gateway failed while handling this request."
 
 
 async def messages(request: Request) -> Response:
@@ -81,7 +91,46 @@ def anthropic_error(exc: HubError | ProviderError) -> Response:
     """The error in Anthropic's shape; an upstream that is overloaded or unavailable is a 529 as Anthropic's own."""
     upstream = exc.upstream_status if isinstance(exc, ProviderError) else None
     status = error_status(exc.status_code, upstream) if isinstance(exc, ProviderError) else exc.status_code
-    return json_response(error_body(status, exc.message), status, exc.headers)
+    missing = isinstance(exc, AuthenticationError) and exc.code == "missing_api_key"
+    return json_response(error_body(status, MISSING_KEY if missing else exc.message), status, exc.headers)
+
+
+class AnthropicRoute:
+    """A Messages endpoint as the route's ASGI app, without Starlette's error layer (whose handlers answer in
+    OpenAI's shape): a HubError or ProviderError raised before the answer starts is rendered by `anthropic_error`,
+    an HTTPException in Anthropic's shape, and any other exception is a logged 500 `api_error`. Once the answer
+    started, or for a client that went away while its body was read, the app's middleware does as for every route."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            response = await self.endpoint(Request(scope, receive, send))
+            await response(scope, receive, tracking)
+        except Exception as exc:
+            if started or isinstance(exc, ClientDisconnect):
+                raise
+            if not isinstance(exc, (HubError, ProviderError, HTTPException)):
+                logger.exception(
+                    "unhandled error on %s %s", printable(scope.get("method")), printable(scope.get("path"))
+                )
+            await _failure(exc)(scope, receive, send)
+
+
+def _failure(exc: Exception) -> Response:
+    if isinstance(exc, (HubError, ProviderError)):
+        return anthropic_error(exc)
+    if isinstance(exc, HTTPException):
+        return json_response(error_body(exc.status_code, exc.detail), exc.status_code, exc.headers)
+    return json_response(error_body(500, CRASHED), 500)
 
 
 class AnthropicResponse(Response):
@@ -175,8 +224,8 @@ class _Unserved:
 
 
 ROUTES = [
-    Route("/v1/messages", messages, methods=["POST"]),
-    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    Route("/v1/messages", AnthropicRoute(messages), methods=["POST"]),
+    Route("/v1/messages/count_tokens", AnthropicRoute(count_tokens), methods=["POST"]),
     Route("/v1/messages", _Unserved(405)),  # every other method (the router tries the POST routes first)
     Route("/v1/messages/count_tokens", _Unserved(405)),
     Route("/v1/messages/{rest:path}", _Unserved(404)),

@@ -313,7 +313,10 @@ class _Turn(TypedDict):
 def _answered(turn: _Turn, block: JSON, where: str, replay_thinking: bool) -> list[JSON]:
     """The assistant message so far and the tool message answering one of its calls; a result whose call is not in
     this part of the turn is dropped, as the upstream would refuse a tool message it cannot pair."""
-    if block.get("tool_use_id") not in {call["id"] for call in turn["calls"]}:
+    call_id = block.get("tool_use_id")
+    if not isinstance(call_id, str):
+        raise wrong(call_id, f"{where}.tool_use_id", "a valid string")
+    if call_id not in {call["id"] for call in turn["calls"]}:
         return []
     message = _assistant(turn, replay_thinking)
     turn["texts"], turn["calls"], turn["thinking"] = [], [], []
@@ -353,8 +356,11 @@ def tool(raw: Any, i: int) -> JSON:
         raise wrong(spec, f"tools.{i}", "an object")
     if not isinstance(name := spec.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
         raise wrong(name, f"tools.{i}.name", "a valid string")
-    if spec.get("type") not in CUSTOM_TOOL_TYPES:  # pyright: ignore[reportUnknownMemberType]
-        raise bad(f"tools.{i}: Anthropic server tool {spec['type']!r} is not available through this gateway; "
+    kind = spec.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind is not None and not isinstance(kind, str):
+        raise wrong(kind, f"tools.{i}.type", "a valid string")
+    if kind not in CUSTOM_TOOL_TYPES:
+        raise bad(f"tools.{i}: Anthropic server tool {kind!r} is not available through this gateway; "
                   "declare it as a client tool with an input_schema", f"tools.{i}.type")  # fmt: skip
     schema = spec.get("input_schema")  # pyright: ignore[reportUnknownMemberType]
     function: JSON = {"name": name, "parameters": schema if isinstance(schema, dict) else {"type": "object"}}
@@ -370,7 +376,7 @@ def _tool_choice(choice: Any, chat: JSON) -> None:
     kind = choice.get("type") if isinstance(choice, dict) else None  # pyright: ignore[reportUnknownMemberType]
     if kind == "tool" and isinstance(name := choice.get("name"), str):  # pyright: ignore[reportUnknownMemberType]
         chat["tool_choice"] = {"type": "function", "function": {"name": name}}
-    elif kind in TOOL_CHOICES:
+    elif isinstance(kind, str) and kind in TOOL_CHOICES:
         chat["tool_choice"] = TOOL_CHOICES[kind]
     else:
         raise bad("tool_choice: expected {'type': 'auto' | 'any' | 'none' | 'tool', ...}", "tool_choice")

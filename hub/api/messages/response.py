@@ -137,7 +137,7 @@ def from_openai_error(status: int, body: Any) -> tuple[int, JSON]:
     if not isinstance(error, dict):
         error = {"message": str(body)}
     message = str(error.get("message") or "error")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-    if OVERLOADED.intersection((error.get("type"), error.get("code"))):  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    if any(isinstance(v, str) and v in OVERLOADED for v in (error.get("type"), error.get("code"))):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         status = 529
     elif error.get("type") == "rate_limit_error":  # pyright: ignore[reportUnknownMemberType]
         status = 429
