@@ -17,11 +17,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.accounts.auth import Principal
+from hub.api.locations import Locations
 from hub.api.messages.request import to_chat
-from hub.errors import BadRequest, json_response
+from hub.errors import BadRequest, HubError, json_response
 from hub.gateway.requests import read_json_body
 from hub.loop.plan import prepare_tool_loop
-from hub.state import authenticate, hub_state
+from hub.state import HubState, authenticate, hub_state
 from providers import _http
 from providers.anthropic import ANTHROPIC_VERSION, messages_url
 from providers.anthropic.names import wire_name
@@ -45,7 +47,17 @@ async def count_tokens(request: Request) -> Response:
     raw = await read_json_body(request, state.config.max_request_bytes)
     if not isinstance(raw, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_value")
-    chat = to_chat({"max_tokens": 1, **raw})  # count_tokens takes no max_tokens; checks the rest as /v1/messages
+    where = Locations()  # errors about the chat body name the client's blocks (the system prompt shifts them)
+    chat = to_chat({"max_tokens": 1, **raw}, where=where)  # takes no max_tokens; checks the rest as /v1/messages
+    try:
+        return await _counted(state, principal, raw, chat)
+    except (HubError, ProviderError) as exc:
+        where.mapped(exc)  # in place, before the endpoint renders it
+        raise
+
+
+async def _counted(state: HubState, principal: Principal, raw: JSON, chat: JSON) -> Response:
+    """The exact count from an Anthropic deployment, else the estimate, for the translated request `chat`."""
     target = state.router.resolve(chat["model"], principal, chat)
     plan = await prepare_tool_loop(chat, target.route.mcp_servers, state.extras, principal)
     hub_tools = [_anthropic_tool(t) for t in plan.hub_tools.values()] if plan is not None else []
