@@ -109,9 +109,12 @@ def chat_usage(usage: Any, provider: str) -> JSON | None:
 
 
 def _replayable(items: list[Any]) -> list[Any]:
+    """The stored items another upstream can be given again; any other is left out (what a lenient upstream
+    took before may be of no type at all)."""
     out: list[Any] = []
     for item in items:
-        if isinstance(item, dict) and item.get("type", "message") in REPLAYED:  # pyright: ignore[reportUnknownMemberType]
+        kind = item.get("type", "message") if isinstance(item, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(kind, str) and kind in REPLAYED:
             out.append({k: v for k, v in item.items() if k not in ("id", "status")})  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
     return out
 
