@@ -50,15 +50,25 @@ def _logprobs(tokens: JSON) -> JSON | None:
 
 
 class StreamGatherer:
-    """Feed it every chunk of a stream; `completion()` is the whole answer (None if the stream never finished)."""
+    """Feed it every chunk of a stream; `completion()` is the whole answer (None if the stream never finished, or
+    grew past `limit` characters of text and arguments: then nothing more is kept).
 
-    def __init__(self) -> None:
+    Text and arguments are kept as lists of their pieces, joined once at the end: adding each piece to the text so
+    far copied the whole answer once a chunk, quadratic in its length (a 6 MB stream held the event loop for
+    seconds, a 60 MB one for minutes)."""
+
+    def __init__(self, limit: int | None = None) -> None:
         self.head: JSON = {}
         self.choices: dict[int, JSON] = {}
         self.usage: JSON | None = None
         self.extra: JSON = {}
+        self.limit = limit
+        self.size = 0
+        self.over = False
 
     def add(self, chunk: JSON) -> None:
+        if self.over:
+            return
         if not self.head:
             self.head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage"):
@@ -67,27 +77,28 @@ class StreamGatherer:
             self.extra[LOOP_RECORD] = chunk[LOOP_RECORD]
         for choice in chunk.get("choices") or ():
             self._choice(choice)
+        if self.limit is not None and self.size > self.limit:
+            self.over, self.choices = True, {}  # too large to store: what was gathered goes now
 
     def _choice(self, choice: JSON) -> None:
         index = choice.get("index", 0)
-        state = self.choices.setdefault(
-            index, {"message": {"role": "assistant"}, "calls": {}, "finish": None, "logprobs": None}
-        )
+        state = self.choices.setdefault(index, {"texts": {}, "calls": {}, "finish": None, "logprobs": None})
         if isinstance(logprobs := choice.get("logprobs"), dict):
             _merge_logprobs(state, logprobs)  # pyright: ignore[reportUnknownArgumentType]
         delta = choice.get("delta") or {}
-        message = state["message"]
+        texts = state["texts"]
         for name in _TEXT_FIELDS:
-            if delta.get(name):
-                message[name] = message.get(name, "") + delta[name]
+            if piece := delta.get(name):
+                texts.setdefault(name, []).append(piece)
+                self.size += len(piece)
         for call in delta.get("tool_calls") or ():
-            _merge_call(state["calls"], call)
+            self.size += _merge_call(state["calls"], call)
         if choice.get("finish_reason"):
             state["finish"] = choice["finish_reason"]
 
     def completion(self) -> JSON | None:
-        """The gathered answer, or None when some choice has no finish_reason (a cut stream)."""
-        if not self.choices or any(state["finish"] is None for state in self.choices.values()):
+        """The gathered answer, or None when some choice has no finish_reason (a cut stream) or it grew too large."""
+        if self.over or not self.choices or any(state["finish"] is None for state in self.choices.values()):
             return None
         choices = [self._finished(index, state) for index, state in sorted(self.choices.items())]
         answer = {**self.head, "object": "chat.completion", "choices": choices, **self.extra}
@@ -97,23 +108,33 @@ class StreamGatherer:
 
     @staticmethod
     def _finished(index: int, state: JSON) -> JSON:
-        message = {"content": None, **state["message"]}
-        if state["calls"]:
-            message["tool_calls"] = [state["calls"][i] for i in sorted(state["calls"])]
+        texts = {name: "".join(pieces) for name, pieces in state["texts"].items()}
+        message: JSON = {"content": None, "role": "assistant", **texts}
+        if calls := state["calls"]:
+            message["tool_calls"] = [_joined(calls[i]) for i in sorted(calls)]
         return {"index": index, "message": message, "finish_reason": state["finish"], "logprobs": state["logprobs"]}
 
 
-def _merge_call(calls: dict[int, JSON], delta: JSON) -> None:
+def _merge_call(calls: dict[int, JSON], delta: JSON) -> int:
+    """Add a tool call's fragment (its name and arguments as pieces); the characters it added."""
     index = delta.get("index", len(calls))
-    call = calls.setdefault(index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    call = calls.setdefault(index, {"id": None, "type": "function", "name": [], "arguments": []})
     if delta.get("id"):
         call["id"] = delta["id"]
     if delta.get("type"):
         call["type"] = delta["type"]
     function = delta.get("function") or {}
+    added = 0
     for name in ("name", "arguments"):
-        if function.get(name):
-            call["function"][name] += function[name]
+        if piece := function.get(name):
+            call[name].append(piece)
+            added += len(piece)
+    return added
+
+
+def _joined(call: JSON) -> JSON:
+    function = {"name": "".join(call["name"]), "arguments": "".join(call["arguments"])}
+    return {"id": call["id"], "type": call["type"], "function": function}
 
 
 def _merge_logprobs(state: JSON, logprobs: JSON) -> None:

@@ -66,12 +66,16 @@ class Lookup:
     async def saving(self, items: AsyncIterator[JSON | bytes]) -> AsyncGenerator[JSON | bytes]:
         """Pass a stream's items through (chunks, and bytes such as SSE comments); once it has ended normally,
         store the answer its chunks add up to. A stream that fails, is cut or is abandoned is not stored."""
-        gatherer = StreamGatherer()
+        gatherer = self.gatherer()
         async for item in items:
-            if isinstance(item, dict):
+            if gatherer is not None and isinstance(item, dict):
                 gatherer.add(item)  # before the relay takes usage out of the chunk
             yield item
-        await self.save(gatherer.completion())
+        await self.save(None if gatherer is None else gatherer.completion())
+
+    def gatherer(self) -> StreamGatherer | None:
+        """What gathers this request's stream into the answer to store; None when it may not be stored."""
+        return None if self.controls.no_store else StreamGatherer(self.cache.max_entry_bytes)
 
     def release(self, completion: JSON | None) -> None:
         future, self.future = self.future, None
@@ -152,12 +156,18 @@ class ResponseCache:
             loops.restore_rounds(lookup.plan, rounds[0])
         return completion
 
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest answer kept: an eighth of the cache's bytes, so one answer never empties it."""
+        return self.settings.max_bytes // 8
+
     async def store(self, lookup: Lookup, completion: JSON) -> None:
         ttl = lookup.controls.ttl if lookup.controls.ttl is not None else self.settings.ttl
         entry = b"%.6f\n%b" % (time.time(), orjson.dumps(completion))  # served as is on a non-streamed hit
         if rounds := loops.kept_rounds(lookup.plan, completion):
             entry += b"\n" + rounds
-        await self.backend.set(lookup.key, entry, ttl)
+        if len(entry) <= self.max_entry_bytes:
+            await self.backend.set(lookup.key, entry, ttl)
 
 
 def replay_bounds(settings: CacheSettings) -> tuple[int, int]:

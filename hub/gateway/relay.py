@@ -12,7 +12,6 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from hub.accounts.usage import UsageRecord, usage_counts
-from hub.cache.replay import StreamGatherer
 from hub.cache.service import Lookup
 from hub.errors import HubError, stream_error_event
 from hub.gateway import sse
@@ -31,7 +30,7 @@ class Relay:
 
     def __init__(self, body: JSON, record: UsageRecord, *, count_usage: bool, lookup: Lookup | None = None) -> None:
         self.lookup = lookup
-        self.gathered = None if lookup is None else StreamGatherer()
+        self.gathered = None if lookup is None else lookup.gatherer()
         """A cacheable stream is gathered into the whole answer, stored when it completes."""
         self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.record = record

@@ -122,3 +122,28 @@ def test_logprobs_streamed_token_by_token_are_joined_in_order() -> None:
     assert answer is not None
     assert answer["choices"][0]["logprobs"] == {"content": [_token("a"), _token("b")], "refusal": None}
     assert gathered(list(completion_chunks(TEXT, include_usage=True))) == TEXT  # none sent: logprobs stays None
+
+
+def pieces(text: str, size: int) -> list[dict[str, Any]]:
+    """`TEXT` streamed as `text` in pieces of `size` characters."""
+    head = {"id": "chatcmpl-1", "created": 1, "model": "m"}
+    deltas = [{"content": text[i : i + size]} for i in range(0, len(text), size)]
+    chunks = [{**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    return [*chunks, {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+
+
+def test_a_long_stream_is_gathered_whole_from_its_pieces() -> None:
+    text = "".join(f"{i:08d}" for i in range(50_000))  # 400,000 characters in 40,000 chunks
+    answer = gathered(pieces(text, 10))
+    assert answer is not None and answer["choices"][0]["message"]["content"] == text
+
+
+def test_a_stream_past_the_limit_is_not_kept_and_what_it_gathered_is_let_go() -> None:
+    gatherer = StreamGatherer(limit=1_000)
+    for chunk in pieces("x" * 5_000, 100):
+        gatherer.add(chunk)
+    assert (gatherer.completion(), gatherer.choices, gatherer.over) == (None, {}, True)
+    calls = StreamGatherer(limit=1_000)
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "a", "arguments": "y" * 2_000}}
+    calls.add({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "tool_calls"}]})
+    assert calls.completion() is None  # arguments count too

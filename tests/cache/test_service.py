@@ -157,3 +157,24 @@ async def test_a_passed_through_stream_abandoned_part_way_is_not_stored() -> Non
     assert await anext(saving) == finished
     await saving.aclose()  # what a cancelled producer does to it
     assert await service.find(lookup) is None
+
+
+def test_a_no_store_stream_is_not_gathered_and_others_are_bounded_by_the_largest_entry() -> None:
+    route = config({"cache": True}).models["m"][0]
+    service = cache(max_bytes=80_000)
+    stored = service.begin({**BODY, "cache": {"no-store": True}}, route, None)
+    kept = service.begin(dict(BODY), route, None)
+    assert stored is not None and kept is not None and stored.gatherer() is None
+    gatherer = kept.gatherer()
+    assert gatherer is not None and gatherer.limit == service.max_entry_bytes == 10_000
+
+
+@pytest.mark.anyio
+async def test_an_answer_larger_than_an_eighth_of_the_cache_is_not_stored() -> None:
+    route = config({"cache": True}).models["m"][0]
+    service = cache(max_bytes=80_000)
+    big, small = service.begin(dict(BODY), route, None), service.begin({**BODY, "seed": 1}, route, None)
+    assert big is not None and small is not None
+    await big.save({**ANSWER, "padding": "x" * 10_000})
+    await small.save(ANSWER)
+    assert (await service.find(big), await service.find(small) is not None) == (None, True)
