@@ -20,8 +20,17 @@ stream's final error event carries no status, only these."""
 _BAD_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-def stop_reason(finish: Any) -> str:
+def stop_reason(finish: Any, matched: Any = None) -> str:
+    """Anthropic's stop reason for a chat `finish_reason`; `matched` is the choice's `stop_reason` (the stop sequence
+    that ended the answer, as vLLM and the Anthropic provider give it)."""
+    if stop_sequence(finish, matched) is not None:
+        return "stop_sequence"
     return STOP_REASONS.get(str(finish), "end_turn")
+
+
+def stop_sequence(finish: Any, matched: Any) -> str | None:
+    """The matched stop sequence of a `finish_reason: "stop"` choice, else None."""
+    return matched if finish == "stop" and isinstance(matched, str) else None
 
 
 def tool_use_id(call_id: Any) -> str:
@@ -62,8 +71,8 @@ def to_message(completion: JSON, model: str) -> JSON:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason")),
-        "stop_sequence": None,
+        "stop_reason": stop_reason(choice.get("finish_reason"), choice.get("stop_reason")),
+        "stop_sequence": stop_sequence(choice.get("finish_reason"), choice.get("stop_reason")),
         "usage": usage(completion.get("usage")),
     }
 

@@ -22,6 +22,7 @@ from hub.api.messages.response import (
     hub_tool_blocks,
     message_id,
     stop_reason,
+    stop_sequence,
     tool_use_id,
     usage,
 )
@@ -44,6 +45,8 @@ class EventTranslator:
         self._index = -1
         self._open: str | None = None  # "thinking", "text" or "tool:<n>"
         self._finish: Any = None
+        self._matched: Any = None
+        """The finishing choice's `stop_reason`: the stop sequence that ended the answer, if one did."""
         self._usage: Any = None
         self._held: list[JSON] | None = None
         """Chunks from the first hub call on, until the loop's record gives the calls' outputs."""
@@ -110,7 +113,7 @@ class EventTranslator:
             for call in delta.get("tool_calls") or ():
                 out += self._tool_call(call)
             if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
+                self._finish, self._matched = choice["finish_reason"], choice.get("stop_reason")
         return out
 
     def _open_thinking(self) -> bytes:
@@ -172,8 +175,9 @@ class EventTranslator:
         out = self._release(None) if self._held is not None else b""  # a loop that ended without its record
         out += (b"" if self._started else self._start({})) + self._close()
         self._ended = True
-        delta = {"type": "message_delta", "delta": {"stop_reason": stop_reason(self._finish), "stop_sequence": None},
-                 "usage": usage(self._usage)}  # fmt: skip
+        stop = {"stop_reason": stop_reason(self._finish, self._matched),
+                "stop_sequence": stop_sequence(self._finish, self._matched)}  # fmt: skip
+        delta = {"type": "message_delta", "delta": stop, "usage": usage(self._usage)}
         return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
 
     def fail(self, chunk: JSON) -> bytes:
