@@ -161,8 +161,8 @@ def test_a_call_that_needs_approval_waits_for_it_and_runs_once_approved(
     client: openai.OpenAI, mcp_gateway: tuple[str, FakeOpenAI]
 ) -> None:
     first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
-    assert [item.type for item in first.output] == ["mcp_approval_request"]
-    asked = first.output[0]
+    assert [item.type for item in first.output] == ["mcp_list_tools", "mcp_approval_request"]
+    asked = first.output[-1]
     assert asked.type == "mcp_approval_request"
     assert (asked.server_label, asked.name, json.loads(asked.arguments)) == ("postgres_db", "describe_table",
                                                                              {"table": "users"})  # fmt: skip
@@ -180,7 +180,7 @@ def test_a_call_that_needs_approval_waits_for_it_and_runs_once_approved(
 
 def test_a_refused_call_does_not_run_and_the_model_is_told(client: openai.OpenAI) -> None:
     first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
-    no: Any = [{"type": "mcp_approval_response", "approval_request_id": first.output[0].id, "approve": False}]
+    no: Any = [{"type": "mcp_approval_response", "approval_request_id": first.output[-1].id, "approve": False}]
     second = client.responses.create(model="agent-approve", input=no, previous_response_id=first.id,
                                      tools=[APPROVED_DB])  # fmt: skip
     assert [item.type for item in second.output] == ["message"]
@@ -204,8 +204,8 @@ def test_only_a_call_that_became_an_approval_request_can_be_approved_or_refused(
     chart: Any = {"type": "function", "name": "show_chart", "parameters": {"type": "object", "properties": {}}}
     tools: Any = [APPROVED_DB, chart]
     first = client.responses.create(model="agent-mixed", input="chart it", tools=tools)
-    assert [item.type for item in first.output] == ["mcp_approval_request", "function_call"]
-    client_call = first.output[1]
+    assert [item.type for item in first.output] == ["mcp_list_tools", "mcp_approval_request", "function_call"]
+    client_call = first.output[2]
     assert client_call.type == "function_call"
     sent = len(mcp_gateway[1].requests)
     guessed: Any = [{"type": "mcp_approval_response", "approval_request_id": f"mcpr_{client_call.call_id}",
@@ -237,7 +237,7 @@ def test_tools_named_under_never_run_at_once_and_the_others_wait_for_approval(cl
     kinds = [item.type for item in response.output]
     assert kinds == ["mcp_list_tools", "mcp_call", "mcp_approval_request"]
     listed, ran, asked = response.output
-    assert listed.type == "mcp_list_tools" and [t.name for t in listed.tools] == ["list_tables"]
+    assert listed.type == "mcp_list_tools" and {"list_tables", "describe_table"} <= {t.name for t in listed.tools}
     assert ran.type == "mcp_call" and ran.name == "list_tables" and ran.output
     assert asked.type == "mcp_approval_request" and asked.name == "describe_table"
 
@@ -284,7 +284,7 @@ def test_an_approved_call_is_recorded_like_a_loop_call(
     client: openai.OpenAI, mcp_gateway: tuple[str, FakeOpenAI]
 ) -> None:
     first = client.responses.create(model="agent-approve", input="Describe users", tools=[APPROVED_DB])
-    yes: Any = [{"type": "mcp_approval_response", "approval_request_id": first.output[0].id, "approve": True}]
+    yes: Any = [{"type": "mcp_approval_response", "approval_request_id": first.output[-1].id, "approve": True}]
     raw = client.responses.with_raw_response.create(model="agent-approve", input=yes, previous_response_id=first.id,
                                                     tools=[APPROVED_DB])  # fmt: skip
     request_id = raw.headers["x-request-id"]

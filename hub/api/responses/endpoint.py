@@ -105,7 +105,8 @@ async def _translated(this: _Turn, started: float) -> Response:
     answer = await _answer(this, chat, started, this.body.get("truncation") == "auto", hub_tools)
     if answer.status_code != 200:
         return answer  # an error already in OpenAI's shape, or a client that went away
-    report = McpReport.of(request, principal, chat)  # run_chat planned the same tools, and waited for the servers
+    waiting = approvals.tools.values() if approvals is not None else ()
+    report = McpReport.of(request, principal, chat, waiting, this.items)  # as run_chat planned, once servers are up
     if dropped:  # OpenAI's hosted tools, which only OpenAI runs
         answer.headers["x-toolhub-dropped-tools"] = ",".join(dropped)
     if chat.get("stream"):

@@ -57,7 +57,7 @@ class StreamTranslator:
         """Items known before the model answers (`mcp_call` items of approved calls)."""
         self.asked: list[JSON] = []
         """Calls that wait for approval, as the function calls the model made (for the stored conversation)."""
-        self.held: list[JSON] | None = [] if mcp else None
+        self.held: list[JSON] | None = [] if mcp and mcp.runs else None
         """With hub tools, the chunks wait for the end so that the `mcp_call` items come before the answer."""
         self.record: Any = None
         self.sequence = 0

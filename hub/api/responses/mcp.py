@@ -1,13 +1,18 @@
 """Hosted MCP through the hub: `{"type": "mcp", ...}` tools run by the tool loop, reported as OpenAI reports them.
 
 The chat path's tool loop (hub/loop) runs the calls; this builds the items around its answer: one `mcp_list_tools`
-item per server offered, then one `mcp_call` item per call the loop made (from the answer's `toolhub` record, whose
-runs carry their output while `REPORT_OUTPUT` is set), then the model's own output. A hub tool never reaches an
-upstream as an `mcp` tool: the loop offers hub tools to the model as function tools.
+item per server offered (also for tools that wait for approval: approval.py), then one `mcp_call` item per call the
+loop made (from the answer's `toolhub` record, whose runs carry their output while `REPORT_OUTPUT` is set), then the
+model's own output. A hub tool never reaches an upstream as an `mcp` tool: the loop offers hub tools to the model as
+function tools.
+
+As OpenAI does, a server is listed once in a conversation: not again while an `mcp_list_tools` item of it is in the
+context (the earlier responses' items, or the request's input), as on the continuation that answers approvals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -38,24 +43,36 @@ def reports_tools(request: Request, chat: JSON) -> bool:
 class McpReport:
     """The hub tools a request was offered, and how to report the calls the loop made with them."""
 
-    def __init__(self, plan: LoopPlan) -> None:
-        self.tools = plan.hub_tools
+    def __init__(self, plan: LoopPlan | None, waiting: Iterable[HubTool] = (), known: Collection[str] = ()) -> None:
+        self.runs = plan is not None
+        """Whether the tool loop may run hub tools (then a stream holds the answer until their `mcp_call` items)."""
+        self.tools = plan.hub_tools if plan is not None else {}
+        self.offered = [*self.tools.values(), *waiting]
+        """Every hub tool offered: the loop's, then those that wait for approval."""
+        self.known = known
+        """Servers the conversation has listed already."""
 
     @classmethod
-    def of(cls, request: Request, principal: Principal, chat: JSON) -> McpReport | None:
+    def of(
+        cls, request: Request, principal: Principal, chat: JSON, waiting: Iterable[HubTool] = (), context: Any = ()
+    ) -> McpReport | None:
         """The report for a request with hub tools, from `mcp` entries or the alias's `mcp_servers` (after run_chat,
-        which waited for the servers); else None."""
-        defaults = alias_servers(request, chat)
-        if not mcp_entries(chat) and not defaults:
-            return None
-        plan = plan_tool_loop(chat, defaults, hub_state(request).extras.get("mcp"), principal)
-        return cls(plan) if plan is not None else None
+        which waited for the servers), and `waiting`, the tools that need approval; else None. `context`: the
+        conversation's items (earlier responses' and this input's), whose `mcp_list_tools` servers are not listed
+        again."""
+        defaults, waiting = alias_servers(request, chat), list(waiting)
+        plan = None
+        if mcp_entries(chat) or defaults:
+            plan = plan_tool_loop(chat, defaults, hub_state(request).extras.get("mcp"), principal)
+        return cls(plan, waiting, listed_servers(context)) if plan is not None or waiting else None
 
     def list_items(self) -> list[JSON]:
-        """One `mcp_list_tools` item per server, in the order the tools are offered."""
+        """One `mcp_list_tools` item per server the conversation has not listed yet, in the order the tools are
+        offered."""
         servers: dict[str, list[JSON]] = {}
-        for tool in self.tools.values():
-            servers.setdefault(tool.server, []).append(_listed(tool))
+        for tool in self.offered:
+            if tool.server not in self.known:
+                servers.setdefault(tool.server, []).append(_listed(tool))
         return [{"id": objects.new_id("mcpl"), "type": "mcp_list_tools", "server_label": server, "tools": tools,
                  "error": None} for server, tools in servers.items()]  # fmt: skip
 
@@ -69,6 +86,16 @@ class McpReport:
         server = run.get("server") or (tool.server if tool else "")
         return call_item(server, tool, run.get("name") or "", run.get("arguments"), run.get("output"),
                          bool(run.get("is_error")))  # fmt: skip
+
+
+def listed_servers(items: Any) -> set[str]:
+    """The servers that `mcp_list_tools` items among `items` list."""
+    servers: set[str] = set()
+    for item in items if isinstance(items, list) else ():  # pyright: ignore[reportUnknownVariableType]
+        label = item.get("server_label") if isinstance(item, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(label, str) and item.get("type") == "mcp_list_tools":  # pyright: ignore[reportUnknownMemberType]
+            servers.add(label)
+    return servers
 
 
 def call_item(
