@@ -12,9 +12,13 @@ streamed loop sends.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
+import orjson
 
 from hub.accounts.auth import Principal
 from hub.loop.memory import hub_rounds
@@ -145,6 +149,17 @@ def round_body(body: JSON, plan: LoopPlan, state: LoopState) -> JSON:
     return out
 
 
+def estimated_usage(messages: list[JSON], generated_chars: int = 0) -> JSON:
+    """The usage of a round cut before the upstream reported it, as the relay estimates a plain stream cut short
+    (hub/gateway/relay.py `Relay.account`): ~4 characters a token, the prompt from the messages' JSON. Without it a
+    client could leave just before the end of a loop and have the last round's tokens free of its budget."""
+    try:
+        prompt = len(orjson.dumps(messages))
+    except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write (never from a parsed request)
+        prompt = len(repr(messages))
+    return {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(generated_chars / 4)}
+
+
 def split_calls(calls: list[JSON], plan: LoopPlan) -> tuple[list[JSON], list[JSON]]:
     """(calls the gateway answers: hub tools, and hub-namespaced tools it cannot run; calls for the client)."""
     kinds = [plan.kind((c.get("function") or {}).get("name") or "") for c in calls]
@@ -194,6 +209,9 @@ async def complete_with_tools(
             completion = await provider.complete(request)
         except ProviderError as exc:  # hub/api/responses/endpoint.py: truncation retries only before any hub tool
             raise RoundFailed(exc, hub_tools_ran=state.rounds > 0) from exc
+        except anyio.get_cancelled_exc_class():  # the client left (or the shutdown): the upstream bills the prompt
+            state.add_usage(estimated_usage(request.body["messages"]))
+            raise
         state.rounds += 1
         state.add_usage(completion.get("usage"))
         message: JSON = completion["choices"][0]["message"]

@@ -12,6 +12,8 @@ ignore comment lines.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -22,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from hub.accounts.auth import Principal
 from hub.errors import HubError, error_response, stream_error_event
 from hub.gateway import sse
+from hub.gateway.relay import CLIENT_GONE, SHUT_DOWN
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.run import (
     ROUND_BREAK,
@@ -31,11 +34,12 @@ from hub.loop.run import (
     LoopSettings,
     LoopState,
     assistant_turn,
+    estimated_usage,
     round_body,
 )
 from hub.loop.tools import run_calls, tool_messages
 from hub.loop.trace import TraceMode, call_events, calls_text, result_events, results_text, trace_mode
-from hub.ops import tracing
+from hub.ops import shutdown, tracing
 from providers.base import ChatRequest, Provider, ProviderError
 
 
@@ -92,6 +96,11 @@ class RoundStream:
     @property
     def has_client_calls(self) -> bool:
         return any(target is not None for target in self.client_index.values())
+
+    def generated_chars(self) -> int:
+        """How much text the upstream generated in this round so far: its content, reasoning and calls."""
+        calls = sum(len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in self.calls.values())
+        return sum(map(len, self.content)) + sum(map(len, self.reasoning)) + calls
 
     def text(self, piece: str | None) -> str | None:
         """Keep a piece of this round's text; what the client gets of it."""
@@ -150,9 +159,16 @@ async def stream_with_tools(
         )
         current = RoundStream(plan, after_text=bool(state.texts))
         try:
-            async for chunk in provider.stream(request):
-                if (visible := _visible(chunk, current, ident)) is not None:
-                    yield visible
+            async with aclosing(provider.stream(request)) as chunks:  # pyright: ignore[reportArgumentType]
+                async for chunk in chunks:
+                    if (visible := _visible(chunk, current, ident)) is not None:
+                        yield visible
+        except (anyio.get_cancelled_exc_class(), GeneratorExit):  # the client left, or the shutdown ended it
+            if current.usage is None:  # cut before the upstream's usage came: estimated, as the relay does
+                current.usage = estimated_usage(request.body["messages"], current.generated_chars())
+                if (flag := _ESTIMATED.get()) is not None:
+                    flag.append(True)
+            raise
         finally:
             state.add_usage(current.usage)  # a round that failed or was abandoned still counts what it reported
         state.rounds += 1
@@ -228,6 +244,11 @@ def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
     return chunk
 
 
+_ESTIMATED: ContextVar[list[bool] | None] = ContextVar("toolhub_loop_estimated", default=None)
+"""Set by `KeepAliveStreamingResponse` around its producer: the loop notes there that it estimated a round's usage,
+so the record's error says so. The gateway builds the loop's iterator (and may wrap it in the cache's saver), so the
+response holds no handle on the loop itself; the producer task inherits this context."""
+
 Encoder = Callable[[JSON], bytes]
 Done = Callable[[int, str | None], None]
 
@@ -251,7 +272,9 @@ class KeepAliveStreamingResponse(Response):
         self.init_headers(sse.HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, error = 499, "client disconnected"
+        status, error = CLIENT_GONE, "client disconnected"
+        estimated: list[bool] = []
+        token = _ESTIMATED.set(estimated)
         try:
             async with anyio.create_task_group() as tg:
 
@@ -263,11 +286,16 @@ class KeepAliveStreamingResponse(Response):
                 tg.start_soon(watch_disconnect)
                 status, error = await self._respond(scope, receive, send)
                 tg.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class() as exc:
+            if shutdown.is_shutdown(exc):
+                status, error = SHUT_DOWN, shutdown.MESSAGE
+            raise
         except Exception as exc:  # the loop itself failed (a bug): accounted as the non-streaming path accounts it
             status, error = 500, _described(exc)
             raise
         finally:
-            self.done(status, error)
+            _ESTIMATED.reset(token)
+            self.done(status, f"{error}; usage estimated" if estimated and error else error)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
         sender, receiver = anyio.create_memory_object_stream[bytes | HubError | ProviderError](8)
@@ -303,6 +331,9 @@ class KeepAliveStreamingResponse(Response):
                 await sender.send(sse.DONE)
             except (HubError, ProviderError) as exc:
                 await sender.send(exc)
+            finally:  # cut while waiting to send: the loop accounts its round now, before `done`, not when collected
+                with anyio.CancelScope(shield=True):
+                    await self.items.aclose()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _described(exc: BaseException) -> str:
