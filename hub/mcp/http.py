@@ -27,6 +27,17 @@ from hub.app import Extension
 from hub.config import Config, ConfigError
 from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
 from hub.mcp import rest
+from hub.mcp.admission import (
+    MAX_SESSIONS,
+    MAX_SESSIONS_PER_KEY,
+    NO_SERVER,
+    SESSION_IDLE_TIMEOUT,
+    SessionLedger,
+    Streaming,
+    may_use_any,
+    opens_session,
+    owner_of,
+)
 from hub.mcp.catalog import DEFAULT_SEPARATOR
 from hub.mcp.challenge import with_challenge
 from hub.mcp.config import McpServerConfig
@@ -35,8 +46,10 @@ from hub.mcp.guards import JsonRpcErrors, redact_session_ids, session_owner
 from hub.mcp.hub import McpHub
 from hub.mcp.instructions import CALLER, HubServer
 from hub.mcp.lean import LeanSessionManager
+from hub.mcp.lean_body import requestor_of
 from hub.mcp.notify import Downstreams
 from hub.mcp.server import PRINCIPAL_KEY, build_server
+from hub.mcp.session_end import send_json
 from hub.state import HubState, authenticate, hub_state
 
 logger = logging.getLogger("toolhub.mcp")
@@ -56,6 +69,10 @@ class McpSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     """Longest request body `/mcp`, `/mcp/<server>` and `/sse` take (413 beyond), as REST and `/v1` do; the arguments
     in it are then held to their server's `max_message_bytes`."""
+    max_sessions: int = MAX_SESSIONS
+    """Open MCP sessions in the process, every endpoint together (`hub.mcp.admission`)."""
+    max_sessions_per_key: int = MAX_SESSIONS_PER_KEY
+    """Open MCP sessions per virtual key, every endpoint together; the master key is exempt."""
 
     @classmethod
     def from_config(cls, config: Config) -> McpSettings:
@@ -75,11 +92,12 @@ class _Served:
     """One served MCP server with its streamable HTTP manager and its downstream connections."""
 
     def __init__(self, hub: McpHub, settings: McpSettings, security: TransportSecuritySettings, view: str | None,
-                 prefix: str = "") -> None:  # fmt: skip
+                 prefix: str, ledger: SessionLedger) -> None:  # fmt: skip
         self.downstreams = Downstreams()
         self.server: HubServer = build_server(hub, self.downstreams, view=view)
         self.manager = LeanSessionManager(self.server, security_settings=security, session_prefix=prefix,
-                                          max_request_body_size=settings.max_body_bytes,
+                                          max_request_body_size=settings.max_body_bytes, ledger=ledger,
+                                          session_idle_timeout=SESSION_IDLE_TIMEOUT,
                                           quiet=lambda tool: hub.quiet_tool(tool, view))  # fmt: skip
         self.scope = anyio.CancelScope()
 
@@ -107,8 +125,10 @@ class McpHttp:
         self.forwarder = forwarder
         """Sends requests for other replicas' sessions to them; None without Redis or `replica_url`."""
         self.prefix = session_prefix(forwarder.registry.replica_id) if forwarder is not None else ""
-        self.aggregated = _Served(hub, settings, security, None, self.prefix)
-        self.per_server = {name: _Served(hub, settings, security, name, self.prefix) for name in hub.upstreams}
+        self.ledger = SessionLedger(settings.max_sessions, settings.max_sessions_per_key)
+        """Every session of `/mcp`, `/mcp/<server>` and `/sse`, per key and in all (`hub.mcp.admission`)."""
+        self.aggregated = self._served(None)
+        self.per_server = {name: self._served(name) for name in hub.upstreams}
         self.sse = SseServerTransport(
             SSE_MESSAGES, security_settings=security, max_request_body_size=settings.max_body_bytes
         )
@@ -116,6 +136,9 @@ class McpHttp:
         redact_session_ids()
         hub.on_change(self._changed)
         hub.on_resource_updated(self._updated)
+
+    def _served(self, view: str | None) -> _Served:
+        return _Served(self.hub, self.settings, self.security, view, self.prefix, self.ledger)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -157,9 +180,7 @@ class McpHttp:
         """Serve one more upstream, at `/mcp/<name>` too."""
         assert self._group is not None, "the MCP transports are not running"
         self.hub.add(config)
-        served = self.per_server[config.name] = _Served(
-            self.hub, self.settings, self.security, config.name, self.prefix
-        )
+        served = self.per_server[config.name] = self._served(config.name)
         await self._group.start(served.serve)
 
     def limit_bodies(self, size: int) -> None:
@@ -188,12 +209,19 @@ class McpHttp:
             await served.downstreams.resource_updated(uri)
 
     async def serve_sse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        server = self.aggregated.server
+        """A legacy SSE session, counted by the ledger for as long as its stream is open."""
+        server, seat = self.aggregated.server, Streaming()
+        if (refused := self.ledger.take(owner_of(requestor_of(scope)), seat)) is not None:
+            refused.log()
+            await send_json(send, refused.body(), None, refused.status)
+            return
         try:
             async with self.sse.connect_sse(scope, receive, send) as (read, write):
                 await server.run(read, write, server.create_initialization_options())
         except ValueError:  # connect_sse already answered a request that failed its Host/Origin checks
             logger.debug("rejected an SSE connection", exc_info=True)
+        finally:
+            self.ledger.leave(seat)
 
 
 class McpEndpoint:
@@ -216,6 +244,9 @@ class McpEndpoint:
                 raise PermissionDenied(f"This key may not use the MCP server {server!r}.", code="server_not_allowed")
         except HubError as exc:
             await error_response(with_challenge(exc, conn.headers))(scope, receive, send)
+            return
+        if self.kind in ("mcp", "sse") and opens_session(scope) and not may_use_any(principal, http.hub.upstreams):
+            await send_json(send, NO_SERVER.body(), None, NO_SERVER.status)  # it could hold sessions, and use nothing
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         scope["user"] = session_owner(principal)  # the SDK binds each session to it: other keys get 404

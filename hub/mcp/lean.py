@@ -28,6 +28,7 @@ is left of the server side (~0.25-0.3 ms) is mostly Starlette, the app's middlew
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from functools import partial
 from http import HTTPStatus
@@ -38,7 +39,6 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner, aclose_shielded
 from mcp.server.streamable_http import (
@@ -58,10 +58,12 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from hub.mcp.admission import Refused, SessionLedger, opens_session, owner_of
 from hub.mcp.guards import NOT_JSON, Refusal, read_json, refusal, valid_id
 from hub.mcp.kernel import Answer, Kernel, encode
-from hub.mcp.lean_body import declared, peek, read_body, request_of, unsupported_version
+from hub.mcp.lean_body import declared, peek, read_body, request_of, requestor_of, unsupported_version
 from hub.mcp.session_end import Ending, send_ended, send_json
+from hub.mcp.streams import Forgetful
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -85,10 +87,23 @@ class LeanTransport(StreamableHTTPServerTransport):
 
     kernel: Kernel | None = None
     """The session's request kernel while its server runs (set by `LeanSessionManager`)."""
+    manager: LeanSessionManager | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._answered: set[str] = set()  # the requests (the SDK's keys) whose answer went onto their event stream
+
+    def idle_since(self) -> float | None:
+        """`hub.mcp.admission.Seat`, read off the SDK's idle deadline (infinite while a request or GET stream is on)."""
+        scope, manager = self.idle_scope, self.manager
+        if scope is None or manager is None or manager.session_idle_timeout is None or scope.deadline == math.inf:
+            return None
+        return scope.deadline - manager.session_idle_timeout
+
+    def end(self) -> None:
+        """`hub.mcp.admission.Seat`: ended by the hub to make room for another session."""
+        if self.manager is not None:
+            self.manager.end_session(self)
 
     async def _handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The SDK's, but a plain request the manager read (`PLAIN`) goes from the Host/Origin checks to its answer."""
@@ -245,9 +260,12 @@ def _streams() -> tuple[MemoryObjectSendStream[EventMessage], MemoryObjectReceiv
 class LeanSessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager with `LeanTransport` sessions; `quiet(tool)` as in `LeanTransport.quiet`."""
 
-    def __init__(self, app: Any, *, quiet: Callable[[str], bool], session_prefix: str = "", **options: Any) -> None:
-        super().__init__(app, **options)
+    def __init__(self, app: Any, *, quiet: Callable[[str], bool], session_prefix: str = "",
+                 ledger: SessionLedger | None = None, **options: Any) -> None:  # fmt: skip
+        super().__init__(app, max_sessions=None, **options)
         self._quiet = quiet
+        self.ledger = ledger if ledger is not None else SessionLedger()  # an empty one is falsy
+        """Counts the sessions per key and in all (shared by every endpoint of the process, `hub.mcp.admission`)."""
         self._body_limit = self.asgi_app
         """The SDK's body-limit layer (the outermost of `asgi_app`), whose limit the short way applies too."""
         self.session_prefix = session_prefix
@@ -297,15 +315,48 @@ class LeanSessionManager(StreamableHTTPSessionManager):
         if length is not None and declared(length) > self._body_limit.max_body_size:  # the SDK's 413, body unread
             return None
         transport = self._server_instances.get(session_id)
-        user = scope.get("user")
-        requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
-        if not isinstance(transport, LeanTransport) or requestor != self._session_owners.get(session_id):
+        if not isinstance(transport, LeanTransport) or requestor_of(scope) != self._session_owners.get(session_id):
             return None
         return transport
 
-    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
-        if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
-            return None
+    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The SDK's, but a request that would open a session is admitted by the ledger: refused in its words."""
+        if not opens_session(scope):
+            await super()._handle_stateful_request(scope, receive, send)
+            return
+        async with self._session_creation_lock:
+            admitted = self._admit(scope)
+        if isinstance(admitted, Refused):
+            admitted.log()
+            await send_json(send, admitted.body(), None, admitted.status)
+            return
+        await self._serve_opening_request(admitted, scope, receive, send)
+
+    def _admit(self, scope: Scope) -> LeanTransport | Refused:
+        requestor, transport = requestor_of(scope), self._new_transport()
+        if (refused := self.ledger.take(owner_of(requestor), transport)) is not None:
+            return refused
+        assert transport.mcp_session_id is not None
+        if requestor is not None:
+            self._session_owners[transport.mcp_session_id] = requestor
+        self._server_instances[transport.mcp_session_id] = transport
+        logger.debug("Created new transport with session ID: %s", transport.mcp_session_id)  # an id: DEBUG only
+        return transport
+
+    def end_session(self, transport: LeanTransport) -> None:
+        """Forget the session now (its id answers 404) and terminate its transport soon (`LeanTransport.end`)."""
+        session_id = transport.mcp_session_id or ""
+        self._server_instances.pop(session_id, None)
+        self._session_owners.pop(session_id, None)
+        if self._task_group is not None:
+            self._task_group.start_soon(self._discard_session, session_id, transport)
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        if isinstance(transport, LeanTransport):
+            self.ledger.leave(transport)
+        await super()._discard_session(session_id, transport)
+
+    def _new_transport(self) -> LeanTransport:
         transport = LeanTransport(
             mcp_session_id=f"{self.session_prefix}{uuid4().hex}",
             is_json_response_enabled=self.json_response,
@@ -315,11 +366,7 @@ class LeanSessionManager(StreamableHTTPSessionManager):
             idle_timeout=self.session_idle_timeout,
         )
         transport.quiet = self._quiet
-        assert transport.mcp_session_id is not None
-        if requestor is not None:
-            self._session_owners[transport.mcp_session_id] = requestor
-        self._server_instances[transport.mcp_session_id] = transport
-        logger.debug("Created new transport with session ID: %s", transport.mcp_session_id)  # an id: DEBUG only
+        transport.manager = self
         return transport
 
     async def _serve_opening_request(self, http_transport: StreamableHTTPServerTransport, scope: Scope,
@@ -354,7 +401,7 @@ class LeanSessionManager(StreamableHTTPSessionManager):
 
     async def _serve(self, transport: LeanTransport, read_stream: Any, write_stream: Any, session_id: str) -> None:
         """`mcp.server.runner.serve_loop`, keeping the session's dispatcher and runner as `transport.kernel`."""
-        dispatcher = JSONRPCDispatcher[TransportContext](read_stream, write_stream,
+        dispatcher = JSONRPCDispatcher[TransportContext](Forgetful(read_stream), write_stream,
                                                          inline_methods=frozenset({"initialize"}))  # fmt: skip
         connection = Connection.for_loop(dispatcher, session_id=session_id)
         runner = ServerRunner(self.app, connection, self._lifespan_state)

@@ -7,6 +7,7 @@ from typing import Any
 
 import mcp_types as types
 import orjson
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.types import Message, Receive, Scope
@@ -29,6 +30,12 @@ def unsupported_version(scope: Scope) -> bytes | None:
     data = {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": shown}
     error = {"code": types.UNSUPPORTED_PROTOCOL_VERSION, "message": message, "data": data}
     return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+
+
+def requestor_of(scope: Scope) -> AuthorizationContext | None:
+    """Whom the SDK binds a session to: the `AuthenticatedUser` in the scope (`hub.mcp.guards.session_owner`)."""
+    user = scope.get("user")
+    return authorization_context(user) if isinstance(user, AuthenticatedUser) else None
 
 
 def peek(body: bytes) -> dict[str, Any] | None:
