@@ -153,12 +153,12 @@ def _iso(t: float | None) -> str | None:
 
 
 async def key_info(keys: KeyAuthenticator, row: KeyRow, *, spend: float | None = None) -> dict[str, Any]:
-    """A key as the API shows it (LiteLLM's names), with its spend in the current budget period (`spend`, or read)."""
-    account = keys.ledger.get(row.token_hash)
+    """A key as the API shows it (LiteLLM's names), with its spend in the current budget period (`spend`, or read
+    as `key_spends` reads it)."""
     period = budget_period(row.budget_duration)
     start = period_start(row.created_at, period, time.time())
     if spend is None:
-        spend = account.spent if account is not None else await keys.store.spend_since(row.token_hash, start)
+        spend = shown_spend(keys, row.token_hash, start, await keys.store.spend_since(row.token_hash, start))
     return {
         "token": row.token_hash, "key_name": row.key_name, "key_alias": row.key_alias, "models": row.models or [],
         "mcp_servers": row.mcp_servers or [], "mcp_tools": row.mcp_tools or [], "spend": spend,
@@ -244,17 +244,29 @@ async def list_keys(request: Request) -> Response:
 
 
 async def key_spends(keys: KeyAuthenticator, rows: Sequence[KeyRow], now: float) -> dict[str, float]:
-    """Each key's spend in its current budget period, as `/key/info` shows it: the live budget account's when the
-    process holds one, otherwise read for all the other keys in one query."""
-    spent: dict[str, float] = {}
-    since: dict[str, float] = {}
-    for row in rows:
-        account = keys.ledger.get(row.token_hash)
-        if account is not None:
-            spent[row.token_hash] = account.spent
-        else:
-            since[row.token_hash] = period_start(row.created_at, budget_period(row.budget_duration), now)
-    return spent | await spend_since_many(keys.store, since)
+    """Each key's spend in its current budget period, as `/key/info` shows it: the stored spend of the whole page in
+    one query (`spend_since_many`), each raised to this process's in-memory account where that is higher."""
+    since = {row.token_hash: period_start(row.created_at, budget_period(row.budget_duration), now) for row in rows}
+    stored = await spend_since_many(keys.store, since)
+    return {digest: shown_spend(keys, digest, start, stored.get(digest, 0.0)) for digest, start in since.items()}
+
+
+def shown_spend(keys: KeyAuthenticator, token_hash: str, start: float, stored: float) -> float:
+    """The spend every replica reports alike: the stored spend of the period from `start`, or this process's budget
+    account when it is higher and counts the same period.
+
+    The stored spend is shared, so replicas agree once their writers have flushed (about a second). The account is
+    what this process enforces with: the stored spend when it was loaded (or caught up) plus what this process charged
+    since, including records its writer has not stored yet. The higher of the two is low only while this process has
+    unstored records and others stored spend since the account read the store: by the smaller of those, until this
+    process's writer flushes. The account alone is stale: it never sees another replica's spend for a key without a
+    budget, and a budgeted key's only when this process serves it. An account still in an earlier period (or another
+    `budget_duration`) does not count the period shown.
+    """
+    account = keys.ledger.get(token_hash)
+    if account is None or account.period_start != start:
+        return stored
+    return max(stored, account.spent)
 
 
 async def update(request: Request) -> Response:
