@@ -11,6 +11,9 @@ whole group within `STOP_BUDGET`), and these changes:
   names it and exactly one request is waiting, that one fails. The session stays usable.
 - A request that cannot be encoded (pydantic refuses values nested about 255 deep) fails alone, with an error
   result, instead of ending the transport and with it every other caller's session.
+- An error answer with a null id (a server that could not read a request, or could not tell its id) fails the one
+  request waiting, when exactly one is, at once instead of after its `call_timeout`; with several waiting it cannot
+  be matched and each waits for its own answer (one warning in the log).
 - A line pydantic refuses is read leniently when it is JSON with a lone surrogate escape or bytes that are no UTF-8
   (each becomes U+FFFD); one that cannot be read at all fails the request it names (the same first or last bytes)
   at once with PARSE_ERROR, rather than leaving it to its timeout; else it is one warning in the log.
@@ -162,11 +165,26 @@ class Pipes(ClosingStream):
             message = self._leniently(line, exc)
             if message is None:
                 return
+        if isinstance(message, types.JSONRPCError) and message.id is None:
+            message = self._addressed(message)
         if isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
             self.waiting.discard(message.id)
             if self._answer(message.id, message):
                 return
         self._ready.append(SessionMessage(message))
+
+    def _addressed(self, error: types.JSONRPCError) -> types.JSONRPCError:
+        """An error answer with a null id (the server could not tell which request it answers) as the answer to the
+        one request waiting, if exactly one is: else nobody's, and the requests wait for their own answers (failing
+        one of several could drop the answer that was on its way to it)."""
+        if len(self.waiting) != 1:
+            logger.warning("MCP server %s answered an error with a null id while %d requests were waiting: it cannot "
+                           "be matched to one (%s)", self.server, len(self.waiting), error.error.message)  # fmt: skip
+            return error
+        request_id = next(iter(self.waiting))
+        logger.info("MCP server %s answered an error with a null id; request %s, the only one waiting, fails with it",
+                    self.server, request_id)  # fmt: skip
+        return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error.error)
 
     def _leniently(self, line: bytes, exc: ValueError) -> types.JSONRPCMessage | None:
         """A line the strict parser refused, read with its lone surrogates and bytes that are no UTF-8 replaced
