@@ -94,12 +94,13 @@ class Relay:
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
         finally:
-            if self.account(status):
+            if self.account(cut=status == CLIENT_GONE or error == shutdown.MESSAGE):
                 error = f"{error}; usage estimated"
             done(status, error)
 
-    def account(self, status: int) -> bool:
-        """Add the stream's usage to the record (never raises); True when it had to be estimated."""
+    def account(self, *, cut: bool) -> bool:
+        """Add the stream's usage to the record (never raises); True when it had to be estimated. `cut`: the client
+        left or the shutdown ended the stream, whose usage is then estimated when the upstream sent none."""
         if not self.count_usage:
             return False
         if self.usage is not None:
@@ -108,7 +109,7 @@ class Relay:
                 return False
             except ProviderError:
                 pass  # unreadable (the stream ended with that error): the text it sent is estimated below
-        elif status not in (CLIENT_GONE, SHUT_DOWN):
+        elif not cut:
             return False
         # The upstream bills what it generated before the stream was cut: estimate it (~4 characters a token).
         prompt = len(orjson.dumps(self.body.get("messages") or []))
