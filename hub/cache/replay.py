@@ -26,6 +26,8 @@ def completion_chunks(completion: JSON, *, include_usage: bool) -> Iterator[JSON
                 entry["logprobs"] = logprobs
             yield {**head, "choices": [entry]}
         finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+        if isinstance(matched := choice.get("stop_reason"), str):  # the stop sequence matched (vLLM's name)
+            finish["stop_reason"] = matched
         yield {**head, "choices": [finish], **extra}
     if include_usage and completion.get("usage"):
         yield {**head, "choices": [], "usage": completion["usage"]}
@@ -95,6 +97,8 @@ class StreamGatherer:
             self.size += _merge_call(state["calls"], call)
         if choice.get("finish_reason"):
             state["finish"] = choice["finish_reason"]
+            if isinstance(matched := choice.get("stop_reason"), str):
+                state["matched"] = matched
 
     def completion(self) -> JSON | None:
         """The gathered answer, or None when some choice has no finish_reason (a cut stream) or it grew too large."""
@@ -112,7 +116,10 @@ class StreamGatherer:
         message: JSON = {"content": None, "role": "assistant", **texts}
         if calls := state["calls"]:
             message["tool_calls"] = [_joined(calls[i]) for i in sorted(calls)]
-        return {"index": index, "message": message, "finish_reason": state["finish"], "logprobs": state["logprobs"]}
+        finished = {"index": index, "message": message, "finish_reason": state["finish"], "logprobs": state["logprobs"]}
+        if "matched" in state:
+            finished["stop_reason"] = state["matched"]
+        return finished
 
 
 def _merge_call(calls: dict[int, JSON], delta: JSON) -> int:

@@ -67,10 +67,14 @@ class Lookup:
         """Pass a stream's items through (chunks, and bytes such as SSE comments); once it has ended normally,
         store the answer its chunks add up to. A stream that fails, is cut or is abandoned is not stored."""
         gatherer = self.gatherer()
-        async for item in items:
-            if gatherer is not None and isinstance(item, dict):
-                gatherer.add(item)  # before the relay takes usage out of the chunk
-            yield item
+        try:
+            async for item in items:
+                if gatherer is not None and isinstance(item, dict):
+                    gatherer.add(item)  # before the relay takes usage out of the chunk
+                yield item
+        finally:  # closed here when the stream is cut, not by the garbage collector: the tool loop accounts its
+            if (aclose := getattr(items, "aclose", None)) is not None:  # round in progress as it closes
+                await aclose()
         await self.save(None if gatherer is None else gatherer.completion())
 
     def gatherer(self) -> StreamGatherer | None:

@@ -147,3 +147,11 @@ def test_a_stream_past_the_limit_is_not_kept_and_what_it_gathered_is_let_go() ->
     call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "a", "arguments": "y" * 2_000}}
     calls.add({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "tool_calls"}]})
     assert calls.completion() is None  # arguments count too
+
+
+def test_a_matched_stop_sequence_survives_replay_and_gathering() -> None:
+    choice = {**TEXT["choices"][0], "stop_reason": "END"}  # vLLM's name, the Anthropic provider's too
+    answer = {**TEXT, "choices": [choice]}
+    chunks = list(completion_chunks(answer, include_usage=True))
+    assert chunks[-2]["choices"][0]["stop_reason"] == "END"
+    assert gathered(chunks) == answer
