@@ -55,6 +55,8 @@ class RoundStream:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.finish: str | None = None
+        self.matched: str | None = None
+        """The finishing choice's `stop_reason`: the stop string that ended the round (vLLM's field), if one did."""
         self.usage: JSON | None = None
         """The last usage the upstream reported (some servers repeat a growing total on every chunk)."""
 
@@ -125,8 +127,13 @@ class _Ident:
             self.fields = {k: chunk.get(k) for k in ("id", "object", "created", "model")}
         chunk.update(self.fields)
 
-    def chunk(self, delta: JSON, finish: str | None = None, **extra: Any) -> JSON:
-        return {**self._base(), "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    def chunk(self, delta: JSON, finish: str | None = None, matched: str | None = None, **extra: Any) -> JSON:
+        """A chunk of one choice; `matched` is the stop string the upstream's finishing choice named (`stop_reason`),
+        which /v1/messages answers as `stop_sequence`."""
+        choice: JSON = {"index": 0, "delta": delta, "finish_reason": finish}
+        if matched is not None:
+            choice["stop_reason"] = matched
+        return {**self._base(), "choices": [choice], **extra}
 
     def usage_chunk(self, usage: JSON) -> JSON:
         return {**self._base(), "choices": [], "usage": usage or None}
@@ -178,8 +185,9 @@ async def stream_with_tools(
         if current.has_client_calls or not hub_calls:
             if current.has_client_calls:
                 state.keep_hub_rounds(plan, current.client_calls, own)
-            finish = "tool_calls" if current.has_client_calls else (current.finish or "stop")
-            yield ident.chunk({}, finish, toolhub=state.record())
+                yield ident.chunk({}, "tool_calls", toolhub=state.record())
+            else:
+                yield ident.chunk({}, current.finish or "stop", current.matched, toolhub=state.record())
             yield ident.usage_chunk(state.usage)
             return
         message = {"content": own, "reasoning_content": "".join(current.reasoning)}
@@ -236,7 +244,9 @@ def _visible(chunk: JSON, current: RoundStream, ident: _Ident) -> JSON | None:
     current.reasoning.append(delta.get("reasoning_content") or "")
     if choice.get("finish_reason"):
         current.finish = choice["finish_reason"]
-        choice["finish_reason"] = None  # the loop decides when the stream finishes
+        choice["finish_reason"] = None  # the loop decides when the stream finishes, with the matched stop string
+        if isinstance(matched := choice.pop("stop_reason", None), str):
+            current.matched = matched
     if not delta or delta == {"content": ""}:
         return None
     choice["delta"] = delta
