@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -175,7 +175,10 @@ async def _tool_loop(
         if record.ticket is not None:
             record.ticket.check(record)  # a key whose budget ran out mid-loop gets no further model calls
 
-    observer = LoopObserver(usage=record.add_usage, runs=runs, next_round=next_round)  # accounted as it happens
+    estimated: list[bool] = []  # read by the non-streamed loop's `settled`; the streamed one's response notes it itself
+    observer = LoopObserver(  # accounted as it happens
+        usage=record.add_usage, runs=runs, next_round=next_round, estimated=lambda: estimated.append(True)
+    )
     if chat.body.get("stream"):
         relay = Relay(chat.body, record, count_usage=False)
 
@@ -186,7 +189,7 @@ async def _tool_loop(
         if lookup is not None:  # only an alias with cache_tool_loops gets here: the whole loop is stored when it ends
             items = lookup.saving(items)
         return KeepAliveStreamingResponse(items, relay.event, done, settings.keepalive_seconds)
-    with settled(state, record, started):
+    with settled(state, record, started, estimated):
         completion = await until_disconnect(
             request, lambda: complete_with_tools(target.provider, chat, plan, hub, principal, settings, observer)
         )
@@ -262,24 +265,32 @@ async def _disconnected(request: Request) -> None:
 
 
 @contextlib.contextmanager
-def settled(state: HubState, record: UsageRecord, started: float) -> Iterator[None]:
-    """Account the request if the block fails (the success path calls `finish_record` itself, after the usage is in)."""
+def settled(state: HubState, record: UsageRecord, started: float, estimated: Sequence[bool] = ()) -> Iterator[None]:
+    """Account the request if the block fails (the success path calls `finish_record` itself, after the usage is in).
+    `estimated` is non-empty when the block charged estimated usage (a tool loop cut mid-round): the error says so."""
     try:
         yield
     except BaseException as exc:
-        _settle_failure(state, record, started, exc)
+        _settle_failure(state, record, started, exc, estimated=bool(estimated))
         raise
 
 
-def _settle_failure(state: HubState, record: UsageRecord, started: float, exc: BaseException) -> None:
+def _settle_failure(
+    state: HubState, record: UsageRecord, started: float, exc: BaseException, *, estimated: bool = False
+) -> None:
+    status, error = _failure(exc)
+    finish_record(state, record, started, status, f"{error}; usage estimated" if estimated and error else error)
+
+
+def _failure(exc: BaseException) -> tuple[int, str | None]:
+    """The status and error text a request that failed with `exc` is recorded with."""
     if isinstance(exc, ProviderError | HubError):
-        finish_record(state, record, started, exc.status_code, exc.message)
-    elif isinstance(exc, ClientDisconnected):
-        finish_record(state, record, started, CLIENT_GONE, "client disconnected")
-    elif shutdown.is_shutdown(exc):
-        finish_record(state, record, started, SHUT_DOWN, shutdown.MESSAGE)
-    else:
-        finish_record(state, record, started, 500, f"{type(exc).__name__}: {exc}")
+        return exc.status_code, exc.message
+    if isinstance(exc, ClientDisconnected):
+        return CLIENT_GONE, "client disconnected"
+    if shutdown.is_shutdown(exc):
+        return SHUT_DOWN, shutdown.MESSAGE
+    return 500, f"{type(exc).__name__}: {exc}"
 
 
 def new_record(request: Request, target: Target, body: dict[str, Any], key_id: str | None) -> UsageRecord:

@@ -68,6 +68,9 @@ class LoopObserver:
     runs: Callable[[list[ToolRun]], None] = _ignore
     next_round: Callable[[], None] = _nothing
     """Called before every round after the first; may raise (e.g. RateLimited when the key's budget ran out)."""
+    estimated: Callable[[], None] = _nothing
+    """Called when a round cut before its upstream reported usage is charged an estimate (`estimated_usage`), so
+    the request's record can say its usage is estimated."""
 
 
 @dataclass
@@ -210,6 +213,7 @@ async def complete_with_tools(
         except ProviderError as exc:  # hub/api/responses/endpoint.py: truncation retries only before any hub tool
             raise RoundFailed(exc, hub_tools_ran=state.rounds > 0) from exc
         except anyio.get_cancelled_exc_class():  # the client left (or the shutdown): the upstream bills the prompt
+            state.observer.estimated()
             state.add_usage(estimated_usage(request.body["messages"]))
             raise
         state.rounds += 1

@@ -173,6 +173,7 @@ async def stream_with_tools(
         except (anyio.get_cancelled_exc_class(), GeneratorExit):  # the client left, or the shutdown ended it
             if current.usage is None:  # cut before the upstream's usage came: estimated, as the relay does
                 current.usage = estimated_usage(request.body["messages"], current.generated_chars())
+                state.observer.estimated()
                 if (flag := _ESTIMATED.get()) is not None:
                     flag.append(True)
             raise

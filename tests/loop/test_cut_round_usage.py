@@ -1,7 +1,7 @@
 """A tool loop cut while a model round is still running (the client left) charges that round: the upstream bills what
 it took and generated, though it never reported the usage. The round is estimated as the relay estimates a plain
 stream cut short (~4 characters a token, the prompt from the messages' JSON), added to the finished rounds' real usage,
-and the streamed loop's row says "usage estimated" (QA scale #2)."""
+and the request's row says "usage estimated", streamed or not (QA scale #2)."""
 
 from __future__ import annotations
 
@@ -145,6 +145,7 @@ def test_a_loop_cut_waiting_for_its_last_round_charges_that_rounds_prompt(gatewa
         httpx2.post(gateway + "/v1/chat/completions", json=body, headers=headers, timeout=2)
     row = _row(gateway, "cut-loop")
     assert row["status_code"] == 499
+    assert row["error"] == "client disconnected; usage estimated"
     assert row["prompt_tokens"] >= _prompt_estimate_floor()
     assert row["completion_tokens"] == ROUND_ONE["completion_tokens"]  # no answer yet: the prompt only
 
