@@ -1,8 +1,8 @@
 """Why the hub could not route a tool call (raised by `McpHub.call_tool`; tool failures are results, not errors).
 
 McpHubError
- ├── UnknownTool           no tool by that name in the catalog (REST 404)
- ├── ToolNotPermitted      the caller's key may not use this server or tool (REST 403)
+ ├── UnknownTool           no tool by that name in the catalog (REST 404, MCP invalid params)
+ │    └── ToolNotPermitted the caller's key may not use this server or tool: answered as an unknown tool
  ├── InvalidArguments      the arguments are nested too deep or too large to send (REST 400, MCP invalid params)
  └── UpstreamUnavailable   the tool's server is down, or its connection closed mid-call (REST 503)
 """
@@ -31,8 +31,9 @@ class UnknownTool(McpHubError):
     pass
 
 
-class ToolNotPermitted(McpHubError):
-    pass
+class ToolNotPermitted(UnknownTool):
+    """Raised with an unknown tool's message and answered as one everywhere, so that a key limited to some servers
+    or tools cannot find out which others exist by trying names."""
 
 
 class UpstreamUnavailable(McpHubError):

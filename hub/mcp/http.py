@@ -23,9 +23,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from hub.accounts.auth import Principal
 from hub.app import Extension
 from hub.config import Config, ConfigError
-from hub.errors import HubError, NotFound, PermissionDenied, ServiceUnavailable, error_response
+from hub.errors import HubError, NotFound, ServiceUnavailable, error_response
 from hub.mcp import rest
 from hub.mcp.admission import (
     MAX_SESSIONS,
@@ -237,11 +238,8 @@ class McpEndpoint:
             if http is None:
                 raise ServiceUnavailable("The MCP hub is not running.", code="mcp_unavailable")
             principal = await authenticate(conn)  # first: unauthenticated callers learn nothing, not even names
-            served = self._served(http, scope) if self.kind in ("mcp", "server") else None
+            served = self._served(http, scope, principal) if self.kind in ("mcp", "server") else None
             app = self._target(http, scope, served)
-            server = scope.get("path_params", {}).get("server")
-            if server is not None and not principal.may_use_server(server):
-                raise PermissionDenied(f"This key may not use the MCP server {server!r}.", code="server_not_allowed")
         except HubError as exc:
             await error_response(with_challenge(exc, conn.headers))(scope, receive, send)
             return
@@ -274,12 +272,14 @@ class McpEndpoint:
             return http.serve_sse if scope["method"] == "GET" else Response(status_code=405, headers={"Allow": "GET"})
         return http.sse.handle_post_message  # "messages"
 
-    def _served(self, http: McpHttp, scope: Scope) -> _Served:
+    def _served(self, http: McpHttp, scope: Scope, principal: Principal) -> _Served:
+        """The served view the request names; a server the key may not use is answered as one that does not exist,
+        so that a key limited to some servers cannot find out which others exist by trying names."""
         if self.kind == "mcp":
             return http.aggregated
         name = scope["path_params"]["server"]
         served = http.per_server.get(name)
-        if served is None:
+        if served is None or not principal.may_use_server(name):
             raise NotFound(f"No MCP server named {name!r}.", code="server_not_found")
         return served
 

@@ -235,18 +235,19 @@ class McpHub:
         """The tool behind an exposed name.
 
         Raises:
-            UnknownTool, ToolNotPermitted, UpstreamUnavailable
+            UnknownTool, ToolNotPermitted (an `UnknownTool` with the same message), UpstreamUnavailable
         """
+        unknown = f"Unknown tool: {name!r}."
         info = self.catalog_of(server).tools_by_name.get(name)
         if info is None:
             owner = server or self._last_server.get(name)
             if owner is not None and owner in self.upstreams and not self.upstreams[owner].healthy:
                 if not principal.may_use_server(owner):  # checked first: a down server's status is not for everyone
-                    raise ToolNotPermitted(f"This key may not use the tool {name!r}.", tool=name, server=owner)
+                    raise ToolNotPermitted(unknown, tool=name, server=owner)
                 self.upstreams[owner].session()  # raises UpstreamUnavailable with the reason
-            raise UnknownTool(f"Unknown tool: {name!r}.", tool=name)
+            raise UnknownTool(unknown, tool=name)
         if not visible(principal, info.server, info.original_name):
-            raise ToolNotPermitted(f"This key may not use the tool {name!r}.", tool=name, server=info.server)
+            raise ToolNotPermitted(unknown, tool=name, server=info.server)
         return info
 
     async def call_tool(self, name: str, arguments: dict[str, Any], principal: Principal, *,
@@ -256,7 +257,7 @@ class McpHub:
 
         Raises:
             UnknownTool: no such tool (or not in this server's view).
-            ToolNotPermitted: the principal may not use it.
+            ToolNotPermitted: the principal may not use it (an `UnknownTool`, with its message).
             InvalidArguments: the arguments are nested too deep or too large (see `hub.limits`).
             UpstreamUnavailable: its server is down, or the connection closed during the call.
         """

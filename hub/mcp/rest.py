@@ -26,7 +26,7 @@ from hub.errors import (
     ServiceUnavailable,
 )
 from hub.gateway.requests import read_json_body
-from hub.mcp.errors import InvalidArguments, ToolNotPermitted, UnknownTool, UpstreamUnavailable
+from hub.mcp.errors import InvalidArguments, UnknownTool, UpstreamUnavailable
 from hub.mcp.hub import McpHub
 from hub.mcp.lines import exact_dumps, inexact
 from hub.state import authenticate, hub_state
@@ -75,12 +75,10 @@ async def call_tool(request: Request) -> Response:
         return _exact_response(result.model_dump(by_alias=True, mode="json", exclude_none=True))
     try:
         result = await hub.call_tool(name, arguments, principal)
-    except UnknownTool as exc:
+    except UnknownTool as exc:  # ToolNotPermitted too: a scoped key cannot tell a forbidden tool from a made-up one
         raise NotFound(exc.message, code="tool_not_found", param="name") from None
     except InvalidArguments as exc:
         raise BadRequest(exc.message, code="invalid_arguments", param="arguments") from None
-    except ToolNotPermitted as exc:
-        raise PermissionDenied(exc.message, code="tool_not_allowed", param="name") from None
     except UpstreamUnavailable as exc:
         raise ServiceUnavailable(
             exc.message, code="mcp_server_unavailable", headers={"retry-after": "5", "x-should-retry": "true"}

@@ -39,7 +39,6 @@ from hub.mcp.caller import DownstreamCaller
 from hub.mcp.errors import (
     InvalidArguments,
     McpHubError,
-    ToolNotPermitted,
     UnknownTool,
     UpstreamUnavailable,
     check_arguments,
@@ -180,7 +179,7 @@ class TaskPassThrough:
                 send_status_to(target, self.relay.status)
                 created = await created_task(target, forwarded, upstream.spec.call_timeout, caller)
                 return await self._keep(ctx, principal, upstream, target, session, created)
-        except (ToolNotPermitted, UpstreamUnavailable) as exc:
+        except UpstreamUnavailable as exc:
             return error_result(exc.message)
         except McpHubError as exc:
             raise _error(exc) from None
