@@ -96,6 +96,10 @@ class GeneralSettings(_Section):
     mcp_allowed_hosts: list[str] | None = None
     """Host values (e.g. `hub.example.com`, `hub.example.com:*`) /mcp and /sse accept behind a reverse proxy."""
     mcp_tool_separator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,3}$")
+    mcp_max_sessions: int | None = Field(default=None, ge=1)
+    """Toolhub: open MCP sessions per process, every endpoint together (hub/mcp/admission.py)."""
+    mcp_max_sessions_per_key: int | None = Field(default=None, ge=1)
+    """Toolhub: open MCP sessions per virtual key (the master key is exempt)."""
     replica_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+/?$")
     """Toolhub: this replica's own base URL as other replicas reach it (`http://10.0.0.5:4000`); with `redis_url`,
     a request for an MCP session held by another replica is forwarded there (hub/mcp/forward)."""

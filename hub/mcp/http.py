@@ -77,9 +77,11 @@ class McpSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> McpSettings:
-        """`general_settings.mcp_tool_separator`, `mcp_allowed_hosts` and `max_request_size_mb`."""
+        """`general_settings.mcp_tool_separator`, `mcp_allowed_hosts`, `max_request_size_mb`, `mcp_max_sessions`
+        and `mcp_max_sessions_per_key`."""
         return cls(separator=config.mcp_tool_separator, allowed_hosts=config.mcp_allowed_hosts,
-                   max_body_bytes=config.max_request_bytes)  # fmt: skip
+                   max_body_bytes=config.max_request_bytes, max_sessions=config.mcp_max_sessions,
+                   max_sessions_per_key=config.mcp_max_sessions_per_key)  # fmt: skip
 
 
 def transport_security(extra_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
