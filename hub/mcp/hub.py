@@ -242,7 +242,9 @@ class McpHub:
         if info is None:
             owner = server or self._last_server.get(name)
             if owner is not None and owner in self.upstreams and not self.upstreams[owner].healthy:
-                if not principal.may_use_server(owner):  # checked first: a down server's status is not for everyone
+                # Checked first: a down server's status is not for everyone, nor is which tool names it had.
+                original = name if server is not None else name.removeprefix(self.prefixes()[owner])
+                if not visible(principal, owner, original):
                     raise ToolNotPermitted(unknown, tool=name, server=owner)
                 self.upstreams[owner].session()  # raises UpstreamUnavailable with the reason
             raise UnknownTool(unknown, tool=name)

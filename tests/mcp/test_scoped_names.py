@@ -77,3 +77,16 @@ def test_json_rpc_answers_a_tool_the_key_may_not_use_as_an_unknown_one(
 ) -> None:
     refusals = anyio.run(_refusals, url, key, (forbidden, made_up))
     assert refusals == [(-32602, f"Unknown tool: {forbidden!r}."), (-32602, f"Unknown tool: {made_up!r}.")]
+
+
+def test_while_a_server_is_down_a_tool_of_it_the_key_may_not_use_is_still_an_unknown_one() -> None:
+    keys = {"sk-echo": Principal(key_id="e", mcp_tools=frozenset({"tool/echo"}))}
+    with running(keyed_hub_app({"tool": tool_server()}, keys)) as base:
+        call = f"{base}/mcp/tools/call"
+        crashed = httpx2.post(call, headers=bearer(MASTER_KEY), json={"name": "tool__crash"})
+        refused = httpx2.post(call, headers=bearer("sk-echo"), json={"name": "tool__pid"})
+        unknown = httpx2.post(call, headers=bearer("sk-echo"), json={"name": "tool__pie"})
+        own = httpx2.post(call, headers=bearer("sk-echo"), json={"name": "tool__echo", "arguments": {"text": "x"}})
+    assert (crashed.status_code, own.status_code) == (503, 503)  # down: its own tool says so
+    assert refused.json() == not_found("tool_not_found", "Unknown tool: 'tool__pid'.", "name")
+    assert unknown.json() == not_found("tool_not_found", "Unknown tool: 'tool__pie'.", "name")
