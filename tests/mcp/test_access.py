@@ -41,7 +41,7 @@ def test_a_down_servers_status_is_hidden_from_keys_that_may_not_use_it() -> None
         crashed = httpx2.post(f"{url}/mcp/tools/call", headers=bearer(MASTER_KEY), json={"name": "tool__crash"})
         down = httpx2.post(f"{url}/mcp/tools/call", headers=bearer("sk-time"), json={"name": "tool__echo"})
     assert crashed.status_code == 503
-    assert up.status_code == down.status_code == 403
+    assert up.status_code == down.status_code == 404  # as an unknown tool (tests/mcp/test_scoped_names.py)
     assert down.json()["error"]["message"] == up.json()["error"]["message"]
     assert "unavailable" not in down.text and "retrying" not in down.text
 
@@ -66,7 +66,7 @@ def test_a_key_limited_to_some_tools_sees_nothing_else_of_other_servers() -> Non
                 return tools, prompts, len(resources), [*listed["servers"]]
 
         tools, prompts, resources, servers = anyio.run(inspect)
-    assert other.status_code == 403 and other.json()["error"]["code"] == "server_not_allowed"
+    assert other.status_code == 404 and other.json()["error"]["code"] == "server_not_found"
     assert own.status_code != 403
     assert (tools, prompts, resources, servers) == (["tool__echo"], [], 0, ["tool"])
 
