@@ -15,6 +15,7 @@ import openai
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from hub.config import parse_config
 from hub.server import build_app
@@ -73,8 +74,8 @@ def test_a_scoped_key_cannot_call_other_tools(scoped: tuple[str, FakeOpenAI, str
     refused = httpx2.post(f"{url}/mcp/tools/call", headers=auth,
                           json={"name": "postgres_db__execute_query", "arguments": {"sql": "SELECT 1"}})  # fmt: skip
     assert allowed.status_code == 200 and allowed.json()["isError"] is False
-    assert refused.status_code == 403
-    assert refused.json()["error"]["type"] == "permission_error"
+    assert refused.status_code == 404  # as an unknown tool: a scoped key cannot find names by guessing
+    assert refused.json()["error"]["code"] == "tool_not_found"
 
 
 @pytest.mark.anyio
@@ -88,9 +89,10 @@ async def test_mcp_clients_with_a_scoped_key_see_and_call_only_its_tools(scoped:
         ):
             await session.initialize()
             tools = await session.list_tools()
-            refused = await session.call_tool("postgres_db__describe_table", {"table": "users"})
+            with pytest.raises(MCPError) as refused:  # as an unknown tool
+                await session.call_tool("postgres_db__describe_table", {"table": "users"})
     assert [t.name for t in tools.tools] == ["postgres_db__list_tables"]
-    assert refused.is_error
+    assert refused.value.error.message == "Unknown tool: 'postgres_db__describe_table'."
 
 
 def test_the_tool_loop_offers_a_scoped_key_only_its_tools(scoped: tuple[str, FakeOpenAI, str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,10 @@ def test_an_invalid_message_opening_a_session_opens_none() -> None:
         body = {"jsonrpc": "2.0", "id": 1.0, "method": "initialize", "params": {}}
         opening = httpx2.post(f"{base}/mcp", headers=headers(), json=body)
         open_sessions = dict(manager_of(app)._server_instances)  # pyright: ignore[reportPrivateUsage]
+        deadline = time.monotonic() + 5  # discarded once the refusal is sent: the server's thread may lag the client
+        while open_sessions and time.monotonic() < deadline:
+            time.sleep(0.01)
+            open_sessions = dict(manager_of(app)._server_instances)  # pyright: ignore[reportPrivateUsage]
     assert refused(opening) == {"code": types.INVALID_REQUEST, "message": EXPECTED["a float id"]}
     assert open_sessions == {}
 
