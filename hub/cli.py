@@ -36,7 +36,9 @@ def _load(path: str | None, *, serving: bool = True, warn_ignored: bool = True) 
     if config.json_logs:  # before the first warning, so that every line is JSON
         use_json_logs()
     for key in config.ignored if warn_ignored else ():  # check-config lists them itself, with a likely typo's fix
-        logger.warning("config key %s is not implemented by Toolhub and is ignored", key)
+        guess = did_you_mean(key)
+        logger.warning("config key %s is not implemented by Toolhub and is ignored%s", key,
+                       f" (did you mean {guess!r}? `toolhub check-config` refuses it)" if guess else "")  # fmt: skip
     return config
 
 

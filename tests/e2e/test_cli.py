@@ -89,7 +89,7 @@ def test_serve_refuses_to_start_without_the_referenced_master_key() -> None:
 
 def test_example_config_serves_without_provider_keys_and_names_the_missing_one(tmp_path: Path) -> None:
     config = yaml.safe_load(EXAMPLE.read_text())
-    config["router_settings"] = {"routing_strategy": "least-busy", "enable_pre_call_checks": True}  # one ignored
+    config["router_settings"] = {"routing_strategy": "least-busy", "enable_pre_call_checks": True, "num_retires": 1}
     path = write_config(tmp_path, config)
     with toolhub_process(path, env=NO_KEYS) as (url, proc):
         auth = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -105,7 +105,8 @@ def test_example_config_serves_without_provider_keys_and_names_the_missing_one(t
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == EXIT_ON_SIGTERM
         stderr = proc.stderr.read().decode() if proc.stderr else ""
-    assert "config key router_settings.enable_pre_call_checks is not implemented by Toolhub and is ignored" in stderr
+    assert "config key router_settings.enable_pre_call_checks is not implemented by Toolhub and is ignored\n" in stderr
+    assert "num_retires is not implemented by Toolhub and is ignored (did you mean 'num_retries'?" in stderr
     assert "routing_strategy" not in stderr  # implemented by hub/router
 
 
