@@ -2,7 +2,8 @@
 
 Tool calls get their own 0-based counter (Anthropic's block `index` counts text and thinking blocks too); `id` and
 `name` go only in a call's first fragment; a call whose arguments never arrived is closed with `"{}"`. Thinking text
-becomes `delta.reasoning_content`; the thinking blocks themselves (with their signatures) are collected for replay.
+becomes `delta.reasoning_content`; the thinking blocks themselves (with their signatures) are collected for replay,
+and each goes out once whole in `delta.thinking_blocks` (`_signed`).
 The finishing chunk's choice names a matched stop sequence as `stop_reason` (`response.matched_stop`).
 """
 
@@ -156,6 +157,7 @@ class StreamTranslator:
             return [self._chunk({"reasoning_content": block["thinking"]})] if block.get("thinking") else []
         if kind == "redacted_thinking":
             self._blocks[index] = dict(block)
+            return [self._signed(index)]
         return []
 
     def _delta(self, index: int, delta: JSON) -> list[JSON]:
@@ -176,7 +178,16 @@ class StreamTranslator:
             return [self._chunk({"reasoning_content": delta["thinking"]})] if delta.get("thinking") else []
         if kind == "signature_delta" and (block := self._blocks.get(index)) is not None:
             block["signature"] = delta.get("signature") or ""
+            return [self._signed(index)]
         return []
+
+    def _signed(self, index: int) -> JSON:
+        """The chunk passing on a thinking block once it is whole (its signature came; a redacted one at its start),
+        as LiteLLM does, in `delta.thinking_blocks`: the inbound APIs (hub/api) sign `/v1/messages` streams and fill
+        `/v1/responses`' `encrypted_content` with it. Each entry has an `index` (the block's place among the answer's
+        thinking blocks), without which the openai SDK's stream accumulator refuses a list in a delta."""
+        place = sorted(self._blocks).index(index)
+        return self._chunk({"thinking_blocks": [{"index": place, **self._blocks[index]}]})
 
     def _stop(self, index: int) -> list[JSON]:
         call = self._tools.get(index)

@@ -200,6 +200,7 @@ def test_a_streamed_anthropic_thinking_turn_has_thinking_deltas_then_a_tool_use(
         message = stream.get_final_message()
     assert [b.type for b in message.content] == ["thinking", "tool_use"]
     assert message.content[0].type == "thinking" and message.content[0].thinking == "Step 0: I should call a tool."
+    assert message.content[0].signature  # the anthropic/ stream passes the signed block on (delta.thinking_blocks)
     assert message.usage.cache_read_input_tokens == 5 and message.usage.input_tokens == 10
 
 

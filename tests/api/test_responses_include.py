@@ -163,6 +163,30 @@ def test_encrypted_reasoning_lets_a_stateless_client_continue_on_another_gateway
     assert replayed[0]["type"] == "thinking" and replayed[0]["signature"]
 
 
+def test_streamed_encrypted_reasoning_from_anthropic_continues_on_another_gateway(
+    gateways: tuple[str, str], upstreams: Upstreams
+) -> None:
+    """As above, streamed (Codex CLI always streams): the anthropic/ provider's stream passes each signed thinking
+    block on, so the streamed reasoning item carries it too."""
+    reasoning = {"effort": "medium"}
+    with openai.OpenAI(base_url=f"{gateways[0]}/v1", api_key=MASTER_KEY, max_retries=0) as first:
+        with first.responses.stream(model="claude-think", input="weather and time?", tools=[WEATHER, TIME],  # pyright: ignore[reportArgumentType]
+                                    reasoning=reasoning, store=False,  # pyright: ignore[reportArgumentType]
+                                    include=["reasoning.encrypted_content"]) as stream:  # fmt: skip
+            turn = stream.get_final_response()
+    thinking, call = turn.output[0], turn.output[-1]
+    assert thinking.type == "reasoning" and (thinking.encrypted_content or "").startswith("toolhub:v1:")
+    assert call.type == "function_call"
+    items: Any = [{"role": "user", "content": "weather and time?"}, thinking.model_dump(exclude_none=True),
+                  call.model_dump(exclude_none=True),
+                  {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}]  # fmt: skip
+    with openai.OpenAI(base_url=f"{gateways[1]}/v1", api_key=MASTER_KEY, max_retries=0) as second:
+        second.responses.create(model="claude-think", input=items, tools=[WEATHER, TIME], reasoning=reasoning,  # pyright: ignore[reportArgumentType]
+                                store=False, include=["reasoning.encrypted_content"])  # pyright: ignore[reportArgumentType]  # fmt: skip
+    replayed = upstreams.anthropic.requests[-1]["messages"][1]["content"]
+    assert replayed[0]["type"] == "thinking" and replayed[0]["signature"] and "index" not in replayed[0]
+
+
 def test_without_include_reasoning_items_carry_no_encrypted_content(client: openai.OpenAI) -> None:
     turn = client.responses.create(model="claude-think", input="weather?", tools=[WEATHER], reasoning={"effort": "low"})  # pyright: ignore[reportArgumentType]
     assert turn.output[0].type == "reasoning" and turn.output[0].encrypted_content is None

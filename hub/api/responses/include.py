@@ -76,7 +76,7 @@ def gather(blocks: list[JSON], fragments: Any) -> None:
             continue
         last = blocks[-1] if blocks else None
         if fragment.get("type") != "thinking":  # pyright: ignore[reportUnknownMemberType]
-            blocks.append(dict(fragment))  # pyright: ignore[reportUnknownArgumentType]
+            blocks.append({k: v for k, v in fragment.items() if k != "index"})  # pyright: ignore[reportUnknownVariableType]
             continue
         if last is None or last.get("type") != "thinking" or last.get("signature"):
             last = {"type": "thinking", "thinking": "", "signature": ""}
