@@ -18,6 +18,7 @@ wall 6.5 -> 4.1 ms (load ~6)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
@@ -38,6 +39,8 @@ from hub.mcp.stdio_client import bounded_stdio_client, too_large
 from hub.mcp.wire_http import WireStream, WireTransport
 from hub.ops.tracing.propagate import copy_meta_traceparent
 
+REFUSAL_BYTES = 64 * 1024
+"""The largest 401/403 body read to tell a JSON-RPC error (passed on) from any other refusal (named by its status)."""
 DRAIN_SECONDS = 0.2
 """How long a closed answer's stream is read on for the rest of its body (its connection is then reused). The SDK's
 servers end it right after the answer; one that keeps it open would hold a pooled connection this long per call."""
@@ -111,7 +114,7 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
             raise
         if link is not None and response.status_code == 404 and request.headers.get("mcp-session-id"):
             link.forgotten()  # the server no longer knows the session (it restarted, or ended it)
-        if post and response.status_code in (401, 403) and not _is_json(response):
+        if post and response.status_code in (401, 403) and not await _is_jsonrpc_error(response):
             return await _refused(request, response)
         if post:
             assert isinstance(response.stream, httpx2.AsyncByteStream)
@@ -122,8 +125,20 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _is_json(response: httpx2.Response) -> bool:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+async def _is_jsonrpc_error(response: httpx2.Response) -> bool:
+    """Whether a refusal's body is a JSON-RPC error (the SDK passes its message on); read whole when it is JSON of
+    at most `REFUSAL_BYTES`: an OAuth server's `{"error": "invalid_token"}` is JSON too, and is no such error."""
+    if response.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        return False
+    length = response.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > REFUSAL_BYTES:
+        return False
+    try:
+        body = json.loads(await response.aread())
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and isinstance(error.get("message"), str)
 
 
 async def _refused(request: httpx2.Request, response: httpx2.Response) -> httpx2.Response:

@@ -16,7 +16,7 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -155,10 +155,16 @@ async def test_a_call_that_gets_no_answer_in_time_still_reads_as_timed_out() -> 
         assert result.is_error and text_of(result) == "Tool 'slow' of MCP server 'ans' timed out after 0.3 s."
 
 
-@pytest.mark.parametrize("status", [401, 403])
-async def test_an_http_upstream_refusing_the_hubs_credentials_is_reported_by_its_status(status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "body", "media_type"),
+    [(401, "go away", "text/plain"), (403, "go away", "text/plain"),
+     (401, '{"error": "invalid_token", "error_description": "expired"}', "application/json")],
+)  # fmt: skip
+async def test_an_http_upstream_refusing_the_hubs_credentials_is_reported_by_its_status(
+    status: int, body: str, media_type: str
+) -> None:
     async def go_away(request: Request) -> Response:
-        return Response("go away", status_code=status, media_type="text/plain")
+        return Response(body, status_code=status, media_type=media_type)
 
     with serve_app(Starlette(routes=[Route("/mcp", go_away, methods=["GET", "POST", "DELETE"])])) as url:
         hub = McpHub(parse_config({"mcp_servers": {"web": {"url": f"{url}/mcp", "transport": "http"}}}, {}).mcp_servers)
@@ -168,3 +174,17 @@ async def test_an_http_upstream_refusing_the_hubs_credentials_is_reported_by_its
             detail = hub.status()["web"]["detail"]
     phrase = {401: "401 Unauthorized", 403: "403 Forbidden"}[status]
     assert f"upstream answered {phrase} (check the server's headers/credentials)" in detail
+
+
+async def test_an_http_upstream_refusing_with_a_json_rpc_error_has_its_message_passed_on() -> None:
+    async def refuse(request: Request) -> Response:
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "token expired: renew it"}}
+        return JSONResponse(error, status_code=401)
+
+    with serve_app(Starlette(routes=[Route("/mcp", refuse, methods=["GET", "POST", "DELETE"])])) as url:
+        hub = McpHub(parse_config({"mcp_servers": {"web": {"url": f"{url}/mcp", "transport": "http"}}}, {}).mcp_servers)
+        async with hub.running():
+            with anyio.fail_after(10):
+                await hub.upstreams["web"].first_attempt.wait()
+            detail = hub.status()["web"]["detail"]
+    assert "token expired: renew it" in detail
