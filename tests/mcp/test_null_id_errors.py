@@ -39,7 +39,7 @@ def test_a_null_id_error_fails_the_only_request_waiting_at_once() -> None:
         assert took < 5  # call_timeout is 30 s
         assert (after.get("isError", False), text(after)) == (False, "done")
 
-    with running(hub_app({"nid": script_server("null_id_server.py", call_timeout=30)})) as url:
+    with running(hub_app({"nid": script_server("answers_server.py", call_timeout=30)})) as url:
         anyio.run(main, url)
 
 
@@ -56,7 +56,7 @@ def test_with_several_requests_waiting_a_null_id_error_is_matched_to_none() -> N
             await anyio.sleep(0.3)  # the slow call is waiting upstream first
             tg.start_soon(run, "nullid", "nid__nullid", {})
 
-    with running(hub_app({"nid": script_server("null_id_server.py", call_timeout=2)})) as url:
+    with running(hub_app({"nid": script_server("answers_server.py", call_timeout=2)})) as url:
         anyio.run(main, url)
     (slow, _), (unmatched, took) = results["slow"], results["nullid"]
     assert text(slow) == "done"  # not failed by an error that may not have been its own

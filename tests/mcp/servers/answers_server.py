@@ -9,7 +9,9 @@ Tools:
 - `badutf8`: text holding bytes that are not UTF-8;
 - `deep`: `structuredContent` nested `depth` levels deep;
 - `garbage`: a line that is no JSON, but names the request's id at its start;
-- `garbage_anonymous`: a line that is no JSON at all, then the answer.
+- `garbage_anonymous`: a line that is no JSON at all, then the answer;
+- `nullid`: an error answer whose id is null (`code` -32700 and `message` "Parse error" unless its arguments say
+  otherwise), as a server sends when it cannot read a request (QA's evil__iderror).
 Run: python answers_server.py
 """
 
@@ -19,7 +21,7 @@ import sys
 import threading
 
 LOCK = threading.Lock()
-TOOLS = ["refuse", "pid", "slow", "surrogate", "badutf8", "deep", "garbage", "garbage_anonymous"]
+TOOLS = ["refuse", "pid", "slow", "surrogate", "badutf8", "deep", "garbage", "garbage_anonymous", "nullid"]
 
 
 def out(data: bytes) -> None:
@@ -57,6 +59,9 @@ def call(rid: object, name: str, args: dict) -> None:
         out(head + b',"result":{"content":[{"type":"text","text":"cut\n')
     elif name == "garbage_anonymous":
         out(b"this is not JSON\n" + text(rid, "after garbage"))
+    elif name == "nullid":
+        error = {"code": args.get("code", -32700), "message": args.get("message", "Parse error")}
+        out(json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode() + b"\n")
 
 
 def main() -> None:
