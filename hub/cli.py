@@ -22,7 +22,7 @@ from hub.ops.logs import use_json_logs
 from hub.router.config import describe
 from hub.scale.sockets import ListenError, inherited_socket, listening_socket, own_worker_listener, serve_sockets
 from hub.scale.supervisor import STARTUP_FAILURE
-from hub.storage import database_url_problem
+from hub.storage import check_database_url
 from providers._wire.pool import shown_url
 
 logger = logging.getLogger("toolhub")
@@ -30,9 +30,7 @@ logger = logging.getLogger("toolhub")
 
 def _load(path: str | None, *, serving: bool = True, warn_ignored: bool = True) -> Config:
     config = load_config(config_path(path), serving=serving)
-    problem = database_url_problem(config.database_url)
-    if problem is not None:  # a typo of the scheme would be opened as a SQLite file named after the URL
-        raise ConfigError("general_settings.database_url", problem)
+    check_database_url(config.database_url)  # a typo of the scheme would be opened as a SQLite file named after it
     if config.json_logs:  # before the first warning, so that every line is JSON
         use_json_logs()
     for key in config.ignored if warn_ignored else ():  # check-config lists them itself, with a likely typo's fix

@@ -21,8 +21,8 @@ from hub.accounts.keys import display_name, hash_key, new_key, token_hash
 from hub.accounts.keys_api import KeyFields
 from hub.accounts.ratelimit import redis_client
 from hub.accounts.spend import budget_period, parse_duration, period_start
-from hub.config import ConfigError, config_path, load_config
-from hub.storage import KeyRow, Store, StoreConflict, StoreError, database_url_problem, open_store
+from hub.config import config_path, load_config
+from hub.storage import KeyRow, Store, StoreConflict, StoreError, check_database_url, open_store
 
 CHANGES = frozenset({"revoke", "block", "unblock"})
 
@@ -54,9 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = load_config(config_path(args.config))
-    problem = database_url_problem(config.database_url)
-    if problem is not None:  # as `serve` refuses it, before a SQLite file named after the URL is made
-        raise ConfigError("general_settings.database_url", problem)
+    check_database_url(config.database_url)  # as `serve` refuses it, before a SQLite file named after the URL is made
     commands: dict[str, Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         "create": _create, "list": _list, "info": _info, "revoke": _revoke, "block": _block, "unblock": _unblock,
     }  # fmt: skip

@@ -29,6 +29,7 @@ from hub.config import Config, ConfigError, load_config
 from hub.errors import BadRequest, HubError, PermissionDenied, json_response
 from hub.gateway.routing import ModelRouter
 from hub.mcp.redact import hide_urls
+from hub.scale.startup import root_cause
 from hub.state import HubState, authenticate, hub_state
 
 logger = logging.getLogger("toolhub.reload")
@@ -201,8 +202,7 @@ async def reload_endpoint(request: Request) -> Response:
 def _cause(exc: BaseException) -> str:
     """The failure's type and text (the one error inside task-group wrappers rather than the group), any URL in it
     without credentials or query: a Redis or upstream error may quote one."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    exc = root_cause(exc)
     return hide_urls(f"{type(exc).__name__}: {exc}")
 
 

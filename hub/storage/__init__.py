@@ -209,6 +209,19 @@ def database_url_problem(url: str | None) -> str | None:
             "file path for SQLite")  # fmt: skip
 
 
+def check_database_url(url: str | None) -> None:
+    """Refuse a `general_settings.database_url` Toolhub cannot open (`database_url_problem`), as a config error: each
+    command checks before it opens a store, so no SQLite file named after the URL is made.
+
+    Raises:
+        ConfigError: the URL's scheme names no database Toolhub opens.
+    """
+    from hub.config import ConfigError  # here: hub.config imports nothing of hub.storage, nor should it at import
+
+    if (problem := database_url_problem(url)) is not None:
+        raise ConfigError("general_settings.database_url", problem)
+
+
 def is_postgres_url(url: str | None) -> bool:
     return _scheme(url) in POSTGRES_SCHEMES
 
