@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from providers.base import ProviderError, bad_response
 
@@ -176,3 +179,14 @@ class Guard(Protocol):
         """Raise RateLimited (429) when a key's budget or a key/deployment rate limit refuses the request; `body`
         (the request's) sizes what the request may cost."""
         ...
+
+
+def estimated_usage(messages: list[Any], generated_chars: int = 0) -> dict[str, int]:
+    """The usage of an answer cut before the upstream reported it (a stream the client left or the shutdown ended, a
+    tool loop's round in progress): ~4 characters a token, the prompt from the messages' JSON. The upstream bills
+    what it generated; without this a client could leave just before the end and have those tokens free."""
+    try:
+        prompt = len(orjson.dumps(messages))
+    except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write (never from a parsed request)
+        prompt = len(repr(messages))
+    return {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(generated_chars / 4)}

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Callable
 
 import anyio
-import orjson
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from hub.accounts.usage import UsageRecord, usage_counts
+from hub.accounts.usage import UsageRecord, estimated_usage, usage_counts
 from hub.cache.service import Lookup
 from hub.errors import HubError, stream_error_event
 from hub.gateway import sse
@@ -111,11 +109,7 @@ class Relay:
                 pass  # unreadable (the stream ended with that error): the text it sent is estimated below
         elif not cut:
             return False
-        # The upstream bills what it generated before the stream was cut: estimate it (~4 characters a token).
-        prompt = len(orjson.dumps(self.body.get("messages") or []))
-        self.record.add_usage(
-            {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(self.text_chars / 4)}
-        )
+        self.record.add_usage(estimated_usage(self.body.get("messages") or [], self.text_chars))
         return True
 
 

@@ -12,15 +12,14 @@ streamed loop sends.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import orjson
 
 from hub.accounts.auth import Principal
+from hub.accounts.usage import estimated_usage
 from hub.loop.memory import hub_rounds
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
@@ -150,17 +149,6 @@ def round_body(body: JSON, plan: LoopPlan, state: LoopState) -> JSON:
     if state.rounds > 0 and out.get("tool_choice") not in (None, "auto", "none"):
         out["tool_choice"] = "auto"
     return out
-
-
-def estimated_usage(messages: list[JSON], generated_chars: int = 0) -> JSON:
-    """The usage of a round cut before the upstream reported it, as the relay estimates a plain stream cut short
-    (hub/gateway/relay.py `Relay.account`): ~4 characters a token, the prompt from the messages' JSON. Without it a
-    client could leave just before the end of a loop and have the last round's tokens free of its budget."""
-    try:
-        prompt = len(orjson.dumps(messages))
-    except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write (never from a parsed request)
-        prompt = len(repr(messages))
-    return {"prompt_tokens": math.ceil(prompt / 4), "completion_tokens": math.ceil(generated_chars / 4)}
 
 
 def split_calls(calls: list[JSON], plan: LoopPlan) -> tuple[list[JSON], list[JSON]]:

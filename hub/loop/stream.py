@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from hub.accounts.auth import Principal
+from hub.accounts.usage import estimated_usage
 from hub.errors import HubError, error_response, stream_error_event
 from hub.gateway import sse
 from hub.gateway.relay import CLIENT_GONE, SHUT_DOWN
@@ -34,7 +35,6 @@ from hub.loop.run import (
     LoopSettings,
     LoopState,
     assistant_turn,
-    estimated_usage,
     round_body,
 )
 from hub.loop.tools import run_calls, tool_messages
