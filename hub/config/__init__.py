@@ -47,6 +47,12 @@ MODEL_INFO_READ = frozenset({"supported_endpoints", "mode", "tool_loop_trace", *
 DEFAULT_CONFIG = Path("configs/config.example.yaml")
 
 
+MCP_MAX_SESSIONS = 10_000
+"""Open MCP sessions per process, every endpoint together (the SDK's own default, per manager)."""
+MCP_MAX_SESSIONS_PER_KEY = 100
+"""Open MCP sessions per virtual key, every endpoint together (1 % of `MCP_MAX_SESSIONS`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRoute:
     """One deployment behind a public model alias."""
@@ -95,10 +101,10 @@ class Config:
     """Extra hosts accepted by the MCP endpoints' DNS-rebinding protection (loopback is always accepted)."""
     mcp_tool_separator: str = "__"
     """Between server and tool in hub tool names: `<server>__<tool>`."""
-    mcp_max_sessions: int = 10_000
-    """Open MCP sessions per process (`hub.mcp.admission.MAX_SESSIONS`, the same default)."""
-    mcp_max_sessions_per_key: int = 100
-    """Open MCP sessions per virtual key (`hub.mcp.admission.MAX_SESSIONS_PER_KEY`, the same default)."""
+    mcp_max_sessions: int = MCP_MAX_SESSIONS
+    """Open MCP sessions per process (`hub.mcp.admission`)."""
+    mcp_max_sessions_per_key: int = MCP_MAX_SESSIONS_PER_KEY
+    """Open MCP sessions per virtual key (`hub.mcp.admission`)."""
     replica_url: str | None = None
     """This replica's base URL for other replicas: with `redis_url`, MCP sessions work without stickiness."""
     worker_url: str | None = None
@@ -192,8 +198,8 @@ def _parse(raw: Any, environ: Mapping[str, str], source: str, serving: bool) -> 
         key_cache_seconds=5.0 if general.key_cache_seconds is None else general.key_cache_seconds,
         mcp_allowed_hosts=tuple(general.mcp_allowed_hosts or ()),
         mcp_tool_separator=general.mcp_tool_separator or "__",
-        mcp_max_sessions=general.mcp_max_sessions or 10_000,
-        mcp_max_sessions_per_key=general.mcp_max_sessions_per_key or 100,
+        mcp_max_sessions=general.mcp_max_sessions or MCP_MAX_SESSIONS,
+        mcp_max_sessions_per_key=general.mcp_max_sessions_per_key or MCP_MAX_SESSIONS_PER_KEY,
         replica_url=general.replica_url,
         mcp_servers=_mcp_servers(
             file, missing, None if source == "<memory>" else Path(source).parent, general.mcp_tool_separator or "__"

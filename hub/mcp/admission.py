@@ -34,13 +34,14 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from starlette.types import Scope
 
 from hub.accounts.auth import Principal
+from hub.config import MCP_MAX_SESSIONS, MCP_MAX_SESSIONS_PER_KEY
 
 logger = logging.getLogger("toolhub.mcp")
 
-MAX_SESSIONS = 10_000
-"""Open MCP sessions per process, every endpoint together (the SDK's own default, per manager)."""
-MAX_SESSIONS_PER_KEY = 100
-"""Open MCP sessions per virtual key, every endpoint together (1 % of `MAX_SESSIONS`)."""
+MAX_SESSIONS = MCP_MAX_SESSIONS
+"""Open MCP sessions per process by default (`general_settings.mcp_max_sessions`)."""
+MAX_SESSIONS_PER_KEY = MCP_MAX_SESSIONS_PER_KEY
+"""Open MCP sessions per virtual key by default (`general_settings.mcp_max_sessions_per_key`)."""
 SESSION_IDLE_TIMEOUT = 30 * 60.0
 """Seconds without a request in flight after which a streamable HTTP session ends (the SDK's default)."""
 MCP_SESSION_ID = MCP_SESSION_ID_HEADER.lower().encode()
