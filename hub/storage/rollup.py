@@ -1,8 +1,9 @@
 """The spend rollup (migration 0007_console.sql): spend logs folded into hourly and daily buckets for the console.
 
-Logs are written folded: `write_usage` stores them `rolled = 1` and adds the rows its INSERT's RETURNING names (an
-id stored before is skipped) to their buckets, in the insert's own transaction. SQLite sums them in Python from the
-records in memory (`buckets`): ~10 us of a SQLite server's CPU per log less than a fold (bench/storage.py).
+Logs are written folded: `write_usage` stores them `rolled = 1` and adds the rows it inserted (an id stored before
+is skipped) to their buckets, in the insert's own transaction. SQLite looks up which ids are stored already and sums
+the others in Python from the records in memory (`buckets`): ~10 us of a SQLite server's CPU per log less than a fold
+(bench/storage.py).
 PostgreSQL does it in one statement (`pg_write_folded`); it used to insert the logs unfolded and then mark them,
 which wrote every row twice (a dead tuple and new entries in every index per log).
 The background fold remains for logs written unfolded (by an older Toolhub, or a replayed id already stored unfolded):

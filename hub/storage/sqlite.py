@@ -12,7 +12,7 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,8 @@ about 3 MB (two connections) over its first few thousand requests (bench/rss.py)
 looks up keys, so their hot pages are few; the rest is in the OS page cache, one `pread` away."""
 
 
-_INSERT_ROLLED = sql.insert("toolhub_spend_logs", (*sql.SPEND_COLUMNS, "rolled"),
-                            " ON CONFLICT (id) DO NOTHING RETURNING id")  # fmt: skip
+_INSERT_ROLLED = sql.insert("toolhub_spend_logs", (*sql.SPEND_COLUMNS, "rolled"), " ON CONFLICT (id) DO NOTHING")
+_STORED_IDS = "SELECT id FROM toolhub_spend_logs WHERE id IN ({})"
 
 
 def _runs(rows: Sequence[Sequence[Any]]) -> Iterator[Sequence[Sequence[Any]]]:
@@ -68,6 +68,45 @@ def _try_open(path: str) -> None:
 
 def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
     return [value for row in rows for value in row]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _transact(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
+    """`work(conn)` between BEGIN IMMEDIATE and COMMIT, rolled back if it fails (in the connection's thread)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _insert(conn: sqlite3.Connection, *, text: str, rows: Sequence[Sequence[Any]]) -> None:
+    for chunk in _runs(rows):
+        statement = _multi_row(text, len(chunk))
+        if statement is None:
+            conn.executemany(_q(text), chunk)
+        else:
+            conn.execute(statement, _flat(chunk))
+
+
+def _write_usage(conn: sqlite3.Connection, *, rows: list[StoredUsage]) -> None:
+    """Insert the rows whose ids are not stored yet and add them to the rollup. The stored ids are looked up first
+    (one step when there are none) rather than the inserted ones named by `RETURNING`: each row returned is a step,
+    and each step takes the GIL back from a busy event loop."""
+    ids = [row.id for row in rows]
+    stored: set[str] = set()
+    for start in range(0, len(ids), _MAX_PARAMS):
+        part = ids[start : start + _MAX_PARAMS]
+        stored.update(found[0] for found in conn.execute(_STORED_IDS.format(_marks(len(part))), part))
+    new = [row for row in rows if row.id not in stored]
+    _insert(conn, text=_INSERT_ROLLED, rows=[[*sql.usage_params(r), 1] for r in new])
+    _insert(conn, text=rollup.UPSERT, rows=rollup.buckets(r.record for r in new))
 
 
 def _q(text: str) -> str:
@@ -99,11 +138,12 @@ class SqliteStore(SqlStore):
         """Open the writer and reader connections.
 
         Raises:
-            StoreError: this Python's SQLite is older than 3.35, which usage writes need (`RETURNING`).
+            StoreError: this Python's SQLite is older than 3.35, the oldest Toolhub is tested with (its usage
+                writes once needed `RETURNING`; older releases are not known to work).
         """
         if SQLITE_VERSION < (3, 35):
             raise StoreError(f"SQLite {'.'.join(map(str, SQLITE_VERSION))} is too old: Toolhub needs 3.35 or later "
-                             "(RETURNING); use a Python built with a newer SQLite, or PostgreSQL")  # fmt: skip
+                             "; use a Python built with a newer SQLite, or PostgreSQL")  # fmt: skip
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._open(wal=True)
@@ -189,35 +229,35 @@ class SqliteStore(SqlStore):
             await conn.execute(_q(text), list(args))
 
     async def _execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Inserts go as multi-row statements, one SQLite step per up to `_MAX_PARAMS` parameters: under
-        load, storing usage row by row (`executemany`) cost the gateway about 0.07 ms of CPU per request, 50 rows at
-        a time about 0.04 ms (measured with and without usage writes; the extra switching between aiosqlite's thread
-        and the event loop per step is the likely cause, as the same inserts cost 8 us a row in a quiet process)."""
-        async with self._transaction() as conn:
-            await self._insert(conn, text, rows)
+        """Inserts go as multi-row statements, one SQLite step per up to `_MOST_ROWS` rows: under load, storing
+        usage row by row (`executemany`) cost the gateway about 0.07 ms of CPU per request, 50 rows at a time about
+        0.04 ms (the same inserts cost 8 us a row in a quiet process)."""
+        await self._in_one_call(functools.partial(_insert, text=text, rows=rows))
 
-    @staticmethod
-    async def _insert(conn: aiosqlite.Connection, text: str, rows: Sequence[Sequence[Any]]) -> None:
-        for chunk in _runs(rows):
-            statement = _multi_row(text, len(chunk))
-            if statement is None:
-                await conn.executemany(_q(text), chunk)
-            else:
-                await conn.execute(statement, _flat(chunk))
+    async def _in_one_call(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """`work` as one transaction, in one call to the writer connection's thread.
+
+        Each call to aiosqlite's thread is resumed by the event loop, which under load turns once per ~10 ms (64
+        connections' callbacks): a batch of 500 usage rows written statement by statement (BEGIN, lookup, 8
+        inserts, rollup, COMMIT) took 100-150 ms at ~7,000 requests a second, the writer fell behind, and its queue
+        outgrew its bound and spilled to disk. As one call it takes one turn. Once queued the call runs to its end
+        (commit or rollback) whatever happens to the awaiting task, so a cancellation never leaves it open."""
+        try:
+            async with self._write_lock:
+                conn = self.conn
+                # aiosqlite has no public way to run a function on its thread; `_execute` is what its own methods use
+                with anyio.CancelScope(shield=True):
+                    await conn._execute(_transact, conn._conn, work)  # pyright: ignore[reportPrivateUsage]
+        except sqlite3.IntegrityError as exc:
+            raise StoreConflict(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {exc}") from exc
 
     async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
         """Logs are written folded into the console's rollup (hub/storage/rollup.py), in one transaction: the rows
-        inserted (RETURNING names them; an id stored before is skipped, so a replay counts nothing twice) are
-        summed here and added to their buckets, and never wait in the fold's queue."""
-        unique = list({row.id: row for row in rows}.values())
-        written: set[str] = set()
-        params = [[*sql.usage_params(r), 1] for r in unique]
-        async with self._transaction() as conn:
-            for chunk in _runs(params):
-                statement = _multi_row(_INSERT_ROLLED, len(chunk))
-                assert statement is not None  # an INSERT ... VALUES: never the `executemany` fallback
-                written.update(row[0] for row in await conn.execute_fetchall(statement, _flat(chunk)))
-            await self._insert(conn, rollup.UPSERT, rollup.buckets(r.record for r in unique if r.id in written))
+        inserted (an id stored before is skipped, so a replay counts nothing twice) are summed here and added to
+        their buckets, and never wait in the fold's queue."""
+        await self._in_one_call(functools.partial(_write_usage, rows=list({row.id: row for row in rows}.values())))
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []
