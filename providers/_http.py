@@ -304,11 +304,8 @@ async def read_json(provider: str, response: Response, timeout: float) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ProviderError(
-            f"{provider} sent a body that is not JSON: {raw[:200].decode('utf-8', 'replace')}",
-            status_code=502,
-            provider=provider,
-            code="upstream_bad_response",
+        raise bad_response(
+            provider, f"{provider} sent a body that is not JSON: {raw[:200].decode('utf-8', 'replace')}"
         ) from exc
 
 
@@ -320,12 +317,10 @@ async def iter_sse(provider: str, response: Response, timeout: float) -> AsyncIt
     """
     if "text/event-stream" not in response.headers.get("content-type", ""):
         body = await _start_of(provider, response, timeout)
-        raise ProviderError(
+        raise bad_response(
+            provider,
             f"{provider} answered a stream request with {response.headers.get('content-type') or 'no content type'}"
             f" instead of an event stream: {body.decode('utf-8', 'replace')}",
-            status_code=502,
-            provider=provider,
-            code="upstream_bad_response",
         )
     event = ""
     data: list[bytes] = []
@@ -385,5 +380,4 @@ async def _lines(provider: str, response: Response) -> AsyncGenerator[bytes]:
 
 
 def _bad_stream(provider: str, detail: str) -> ProviderError:
-    return ProviderError(f"{provider} sent an event stream the gateway cannot read: {detail}", status_code=502,
-                         provider=provider, code="upstream_bad_response")  # fmt: skip
+    return bad_response(provider, f"{provider} sent an event stream the gateway cannot read: {detail}")

@@ -22,7 +22,7 @@ from providers._cache import TTLCache
 from providers.anthropic.request import Translated, build_request
 from providers.anthropic.response import PROVIDER, parse_error, thinking_blocks, to_completion
 from providers.anthropic.stream import StreamTranslator
-from providers.base import JSON, ChatRequest, Deployment, ProviderError, split_api_base, upstream_url
+from providers.base import JSON, ChatRequest, Deployment, ProviderError, bad_response, split_api_base, upstream_url
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 
@@ -52,8 +52,7 @@ class AnthropicProvider:
         ) as response:  # fmt: skip
             message = await _http.read_json(PROVIDER, response, deployment.timeout)
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-            raise ProviderError(f"{PROVIDER} sent an unexpected body: {str(message)[:200]}", status_code=502,
-                                provider=PROVIDER, code="upstream_bad_response")  # fmt: skip
+            raise bad_response(PROVIDER, f"{PROVIDER} sent an unexpected body: {str(message)[:200]}")
         completion = to_completion(message, tr.names, created=int(time.time()), json_object=tr.json_object)
         calls = completion["choices"][0]["message"].get("tool_calls") or []
         self._keep(deployment, [c["id"] for c in calls], thinking_blocks(message["content"]))
@@ -122,9 +121,7 @@ def _event_json(data: bytes) -> JSON:
     try:
         event = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ProviderError(f"{PROVIDER} sent a stream event that is not JSON: {data[:200]!r}", status_code=502,
-                            provider=PROVIDER, code="upstream_bad_response") from exc  # fmt: skip
+        raise bad_response(PROVIDER, f"{PROVIDER} sent a stream event that is not JSON: {data[:200]!r}") from exc
     if not isinstance(event, dict):
-        raise ProviderError(f"{PROVIDER} sent a stream event that is not an object", status_code=502,
-                            provider=PROVIDER, code="upstream_bad_response")  # fmt: skip
+        raise bad_response(PROVIDER, f"{PROVIDER} sent a stream event that is not an object")
     return event

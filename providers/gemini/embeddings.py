@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from providers.base import JSON, ProviderError
+from providers.base import JSON, ProviderError, bad_response
 
 MAX_BATCH_REQUESTS = 100
 """Gemini's cap on the requests of one `batchEmbedContents` call."""
@@ -78,6 +78,5 @@ def _vectors(data: object, count: int) -> list[object]:
     """The `values` of each embedding of one batch's answer. Raises ProviderError (502) unless there are `count`."""
     embeddings = data.get("embeddings") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if not isinstance(embeddings, list) or len(embeddings) != count:  # pyright: ignore[reportUnknownArgumentType]
-        raise ProviderError(f"gemini sent an unexpected embeddings body: {str(data)[:200]}", status_code=502,
-                            provider="gemini", code="upstream_bad_response")  # fmt: skip
+        raise bad_response("gemini", f"gemini sent an unexpected embeddings body: {str(data)[:200]}")
     return [(e.get("values") if isinstance(e, dict) else None) or [] for e in embeddings]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]

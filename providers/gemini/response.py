@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from providers._http import gateway_status
-from providers.base import ProviderError, read_usage
+from providers.base import ProviderError, bad_response, read_usage
 from providers.gemini.schema import ToolNames
 from providers.gemini.signatures import Step
 
@@ -125,7 +125,7 @@ class ResponseReader:
         if isinstance(response, list) and response:  # a stream error may come as `[{"error": ...}]`
             response = response[0]
         if not isinstance(response, dict):
-            raise _bad_response(f"gemini sent a response that is not an object: {str(response)[:200]}")
+            raise bad_response("gemini", f"gemini sent a response that is not an object: {str(response)[:200]}")
         if "error" in response:
             raise stream_error(response["error"])
         if response.get("usageMetadata"):
@@ -203,7 +203,7 @@ def completion(data: Any, reader: ResponseReader, model: str) -> JSON:
     """
     deltas = reader.read(data)
     if reader.finish is None and not deltas:
-        raise _bad_response(f"gemini sent a response without candidates: {orjson.dumps(data)[:200].decode()}")
+        raise bad_response("gemini", f"gemini sent a response without candidates: {orjson.dumps(data)[:200].decode()}")
     text = "".join(d["content"] for d in deltas if "content" in d)
     reasoning = "".join(d["reasoning_content"] for d in deltas if "reasoning_content" in d)
     calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
@@ -251,7 +251,7 @@ class StreamTranslator:
         try:
             response = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise _bad_response(f"gemini sent a stream event that is not JSON: {data[:200]!r}") from exc
+            raise bad_response("gemini", f"gemini sent a stream event that is not JSON: {data[:200]!r}") from exc
         chunks = [self._chunk(delta) for delta in self.reader.read(response)]
         if not self._started:
             self._started = True
@@ -282,7 +282,3 @@ def _blocked(reason: str, feedback: JSON) -> ProviderError:
         f"gemini blocked the prompt (blockReason {reason}){': ' + message if message else ''}", status_code=400,
         provider="gemini", type="invalid_request_error", code="content_policy_violation",
     )  # fmt: skip
-
-
-def _bad_response(message: str) -> ProviderError:
-    return ProviderError(message, status_code=502, provider="gemini", code="upstream_bad_response")
