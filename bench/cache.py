@@ -4,7 +4,9 @@ Starts the fast fake upstream and `toolhub serve` with `litellm_settings.cache` 
 with bench/loadgen.py at 64 connections, by default with its raw client: aiohttp's costs the load generator about as
 much CPU per request as a hit costs the server, and on a 2-core machine the two share the cores (`--client aiohttp`
 measures with it). A miss is the same request with `cache: {no-cache, no-store}` (it still computes the key, so the
-row is the miss path of a cache-enabled gateway); every other request is a hit.
+row is the miss path of a cache-enabled gateway); every other request is a hit. A last row per cache, the floor, is
+`GET /health/liveliness` (raw client): no key, body, lookup or accounting, only the HTTP server, the middleware and
+the kernel, which every request pays. Its "CPU: miss / this" bounds what any hit can reach against a miss.
 
 With `--before REV` the same rows are measured on that git revision too (exported with `git archive` to a temporary
 folder; or give a folder holding a tree), runs alternating between the two trees so that a busy machine weighs on
@@ -47,6 +49,10 @@ from bench.gateway import BENCH, KEY, ROOT, bound_socket, cpu_seconds, fake_upst
 
 MISS: dict[str, object] = {"cache": {"no-cache": True, "no-store": True}}
 MODES = (("miss (non-stream)", False, MISS), ("hit (non-stream)", False, {}), ("hit (stream replay)", True, {}))
+FLOOR = "floor: GET /health/liveliness"
+"""The cheapest answer the server gives (no key, no body, no lookup, no accounting): what every request pays for
+the HTTP server, the app's middleware and the kernel. No hit, which does all that and more, can be cheaper, so
+miss/floor bounds what a hit can reach against a miss."""
 DB = "TOOLHUB_BENCH_DB"
 """The variable naming each server run's fresh usage database (the config says `os.environ/TOOLHUB_BENCH_DB`)."""
 Cell = tuple[float, float]
@@ -63,11 +69,13 @@ def config(upstream: str, path: Path, cache_params: str) -> None:
     )
 
 
-def run(url: str, pids: list[int], duration: float, stream: bool, extra: dict[str, object], client: str) -> Cell:
-    """(requests per second, server CPU ms per request) at 64 connections."""
+def run(
+    url: str, pids: list[int], duration: float, stream: bool, extra: dict[str, object], client: str, get: bool = False
+) -> Cell:
+    """(requests per second, server CPU ms per request) at 64 connections (`get`: a bodiless GET, raw client)."""
     args = [sys.executable, str(BENCH / "loadgen.py"), url, "--conns", "64", "--duration", str(duration),
-            "--key", KEY, "--extra", json.dumps(extra), "--client", client,
-            *(["--stream"] if stream else [])]  # fmt: skip
+            "--key", KEY, "--extra", json.dumps(extra), "--client", "raw" if get else client,
+            *(["--stream"] if stream else []), *(["--get"] if get else [])]  # fmt: skip
     before = cpu_seconds(pids)
     out = json.loads(subprocess.run(args, capture_output=True, check=True, timeout=duration + 120).stdout)
     cpu = cpu_seconds(pids) - before
@@ -85,7 +93,9 @@ def measure(root: Path, config_path: Path, duration: float, client: str) -> list
                "--log-level", "warning"]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp, process(cmd, port, {DB: f"{tmp}/usage.db"}, sock) as proc:
             url, pids = f"http://127.0.0.1:{port}/v1/chat/completions", tree(proc.pid)
-            return [run(url, pids, duration, stream, extra, client) for _, stream, extra in MODES]
+            cells = [run(url, pids, duration, stream, extra, client) for _, stream, extra in MODES]
+            floor = f"http://127.0.0.1:{port}/health/liveliness"
+            return [*cells, run(floor, pids, duration, False, {}, client, get=True)]
 
 
 @contextlib.contextmanager
@@ -104,7 +114,7 @@ def rows(name: str, before: list[list[Cell]], after: list[list[Cell]]) -> list[s
     """Markdown rows: per mode the median req/s and CPU, and how many times a miss's they are (before -> after when
     there is a before)."""
     out: list[str] = []
-    for i, (mode, _, _) in enumerate(MODES):
+    for i, mode in enumerate([*(m[0] for m in MODES), FLOOR]):
         cells = [_cell(runs, i) for runs in (before, after) if runs]
         out.append(f"| {name} | {mode} | " + " | ".join(" → ".join(c[k] for c in cells) for k in range(4)) + " |")
     return out

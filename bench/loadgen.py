@@ -149,9 +149,17 @@ class _RawConnection(asyncio.Protocol):
 
 
 async def run_raw(
-    url: str, conns: int, duration: float, max_requests: int, stream: bool, key: str, extra: dict[str, object]
+    url: str,
+    conns: int,
+    duration: float,
+    max_requests: int,
+    stream: bool,
+    key: str,
+    extra: dict[str, object],
+    get: bool = False,
 ) -> dict[str, object]:
-    """`run` with `--client raw`: one connection per worker, opened once (a worker whose connection fails stops)."""
+    """`run` with `--client raw`: one connection per worker, opened once (a worker whose connection fails stops).
+    `get`: a bodiless GET of `url` instead of the chat POST."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = json.dumps(
@@ -159,6 +167,8 @@ async def run_raw(
     ).encode()
     head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    if get:
+        head, body = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n", b""
     loop = asyncio.get_running_loop()
     opened = await asyncio.gather(*(loop.create_connection(lambda: _RawConnection(head.encode() + body), host, port)
                                     for _ in range(conns)))  # fmt: skip
@@ -190,18 +200,18 @@ def main() -> None:
     parser.add_argument("--key", default="sk-bench")
     parser.add_argument("--extra", default="{}", help="JSON object merged into the request body")
     parser.add_argument("--client", choices=("aiohttp", "raw"), default="aiohttp", help="see the module docstring")
+    parser.add_argument("--get", action="store_true", help="a bodiless GET of the URL (raw client only)")
     args = parser.parse_args()
+    if args.get and args.client != "raw":
+        parser.error("--get needs --client raw")
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(
-        (run_raw if args.client == "raw" else run)(
-            args.url, args.conns, args.duration, args.max_requests, args.stream, args.key, json.loads(args.extra)
-        )
-    )
+    options = (args.url, args.conns, args.duration, args.max_requests, args.stream, args.key, json.loads(args.extra))
+    result = asyncio.run(run_raw(*options, get=args.get) if args.client == "raw" else run(*options))
     json.dump(result, sys.stdout)
 
 
