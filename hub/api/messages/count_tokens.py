@@ -21,7 +21,7 @@ from hub.accounts.auth import Principal
 from hub.api.locations import Locations
 from hub.api.messages.request import to_chat
 from hub.errors import BadRequest, HubError, json_response
-from hub.gateway.requests import read_json_body
+from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.plan import prepare_tool_loop
 from hub.state import HubState, authenticate, hub_state
 from providers import _http
@@ -48,8 +48,9 @@ async def count_tokens(request: Request) -> Response:
     if not isinstance(raw, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_value")
     where = Locations()  # errors about the chat body name the client's blocks (the system prompt shifts them)
-    chat = to_chat({"max_tokens": 1, **raw}, where=where)  # takes no max_tokens; checks the rest as /v1/messages
     try:
+        # the checks /v1/messages runs (a body it refuses is never counted); count_tokens takes no max_tokens
+        chat = check_chat_request(to_chat({"max_tokens": 1, **raw}, where=where))
         return await _counted(state, principal, raw, chat)
     except (HubError, ProviderError) as exc:
         where.mapped(exc)  # in place, before the endpoint renders it
