@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
-
+from providers._fanout import gather_limited
 from providers.base import JSON, ProviderError, bad_response
 
 MAX_BATCH_REQUESTS = 100
@@ -52,23 +51,11 @@ async def embed_in_batches(send: SendBatch, model: str, bodies: list[JSON]) -> J
     Raises:
         ProviderError: the first batch that failed, or answered with the wrong number of embeddings.
     """
-    vectors: list[list[object]] = [[] for _ in bodies]
-    errors: list[ProviderError] = []
-    limiter = anyio.CapacityLimiter(CONCURRENT_BATCHES)
 
-    async def one(position: int, body: JSON, group: anyio.abc.TaskGroup) -> None:
-        async with limiter:
-            try:
-                vectors[position] = _vectors(await send(body), len(body["requests"]))
-            except ProviderError as exc:
-                errors.append(exc)
-                group.cancel_scope.cancel()  # the answer is lost anyway: do not wait for (or pay) the others
+    async def one(body: JSON) -> list[object]:
+        return _vectors(await send(body), len(body["requests"]))
 
-    async with anyio.create_task_group() as group:
-        for position, body in enumerate(bodies):
-            group.start_soon(one, position, body, group)
-    if errors:
-        raise errors[0]
+    vectors = await gather_limited(one, bodies, limit=CONCURRENT_BATCHES, stop_on=ProviderError)
     joined = [vector for batch in vectors for vector in batch]
     data = [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(joined)]
     return {"object": "list", "data": data, "model": model}

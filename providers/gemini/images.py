@@ -10,6 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import anyio
 
 from providers._addresses import NonPublicAddress, is_public_address
+from providers._fanout import gather_limited
 from providers._http import HttpPool
 from providers.base import ProviderError
 from providers.gemini.contents import InlineData
@@ -92,27 +93,15 @@ async def fetch_images(
             None,
             f"The request has {len(urls)} image URLs; the gateway fetches at most {max_urls} per request for Gemini.",
         )
-    results: dict[str, InlineData] = {}
-    errors: list[ImageFetchError] = []
     budget = ByteBudget(max_bytes)
-    limiter = anyio.CapacityLimiter(MAX_CONCURRENT_FETCHES)
 
-    async def one(url: str, group: anyio.abc.TaskGroup) -> None:
-        try:
-            async with limiter:
-                results[url] = await fetch_image(
-                    pool, url, max_bytes=max_bytes, seconds=seconds, allow_private=allow_private, budget=budget
-                )
-        except ImageFetchError as exc:
-            errors.append(exc)
-            group.cancel_scope.cancel()  # no more bytes for a request that is refused anyway
+    async def one(url: str) -> InlineData:
+        return await fetch_image(
+            pool, url, max_bytes=max_bytes, seconds=seconds, allow_private=allow_private, budget=budget
+        )
 
-    async with anyio.create_task_group() as group:
-        for url in urls:
-            group.start_soon(one, url, group)
-    if errors:
-        raise errors[0]
-    return results
+    images = await gather_limited(one, urls, limit=MAX_CONCURRENT_FETCHES, stop_on=ImageFetchError)
+    return dict(zip(urls, images, strict=True))
 
 
 async def fetch_image(
