@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from hub.ops.tracing import spans as tracing
-from hub.router.classify import MAX_RETRY_AFTER, classify, retry_after
+from hub.router.classify import MAX_RETRY_AFTER, classify, client_retry_headers, retry_after
 from hub.router.config import ErrorKind
 from hub.router.groups import Group, Slot
 from providers.base import JSON, ChatRequest, Deployment, ProviderError
@@ -146,7 +146,7 @@ class RoutedCall:
                     break
         if isinstance(error, ProviderError):
             raise self._final(error)
-        raise self._final(self._all_cooling(cooling))
+        raise self._final(self._all_cooling(cooling), upstream=False)
 
     def _take_first(self) -> Slot | None:
         first, self.first = self.first, None
@@ -272,8 +272,11 @@ class RoutedCall:
         stream_timeout = min(deployment.read_timeout(True), seconds)
         return dataclasses.replace(deployment, timeout=min(deployment.timeout, seconds), stream_timeout=stream_timeout)
 
-    def _final(self, error: ProviderError) -> ProviderError:
-        error.headers = {**error.headers, **self.headers()}
+    def _final(self, error: ProviderError, upstream: bool = True) -> ProviderError:
+        """The error the caller gets, with the router's headers; an `upstream` one's retry-after made sane (a client
+        must not wait for hours, nor take a negative delay, on an upstream's word: `client_retry_headers`)."""
+        headers = client_retry_headers(error.headers) if upstream else error.headers
+        error.headers = {**headers, **self.headers()}
         if (record := self.record) is not None:
             record.retries, record.fallbacks = self.retries, self.fallbacks
         return error

@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from collections.abc import Mapping
 
 from hub.router.config import ErrorKind
 from providers.base import ProviderError
@@ -35,6 +36,7 @@ _CONTEXT_TEXTS = (
 )
 _POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "invalid_prompt", "prohibited_content"})
 _POLICY_TEXTS = ("content filtering policy", "usage policy", "content management policy", "content policy")
+_DELAY_UNITS = {"retry-after": 1.0, "retry-after-ms": 1000.0}
 MAX_RETRY_AFTER = 60.0
 """The longest upstream `retry-after` the router honours, in seconds: it waits that long at most before a retry, and
 a longer one means no retry on that deployment now (the fallbacks answer at once). The Anthropic SDK's bound (the
@@ -80,6 +82,36 @@ def retry_after(error: ProviderError, now: float | None = None) -> float | None:
         return None
     if (seconds := _seconds(raw, 1.0)) is not None:
         return seconds
+    return _date_delay(raw, now)
+
+
+def client_retry_headers(headers: Mapping[str, str], now: float | None = None) -> dict[str, str]:
+    """`headers` with the upstream's `retry-after` (whole seconds) and `retry-after-ms` as the gateway's client gets
+    them: from 0 to `MAX_RETRY_AFTER`, the longest the router itself waits; a negative, `nan` or unreadable one is
+    dropped (the client backs off as without one). An SDK honours a sane value, so an upstream's senseless one
+    must not reach it as the gateway's own advice."""
+    out = {k: v for k, v in headers.items() if k.lower() not in _DELAY_UNITS}
+    for key, raw in headers.items():
+        unit = _DELAY_UNITS.get(key.lower())
+        if unit is not None and (delay := _client_delay(raw, unit, now)) is not None:
+            out[key.lower()] = str(delay)
+    return out
+
+
+def _client_delay(raw: str, unit: float, now: float | None) -> int | None:
+    """A delay header's value, in its own `unit` per second, rounded up and capped; None if it is no delay."""
+    try:
+        value: float | None = float(raw)
+    except ValueError:
+        date = _date_delay(raw, now) if unit == 1.0 else None  # only retry-after may be an HTTP date
+        value = None if date is None else date * unit
+    if value is None or not value >= 0.0:  # nan fails the comparison too
+        return None
+    return math.ceil(min(value, MAX_RETRY_AFTER * unit))
+
+
+def _date_delay(raw: str, now: float | None) -> float | None:
+    """Seconds until an HTTP date (0 if past); None if `raw` is no date."""
     try:
         when = email.utils.parsedate_to_datetime(raw).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
