@@ -36,6 +36,10 @@ from typing import Any
 import orjson
 from starlette.types import Message, Scope, Send
 
+from hub.api.messages.response import error_body, error_status
+from hub.api.sse import named
+from hub.errors import ServiceUnavailable, stream_error_event
+
 logger = logging.getLogger("toolhub")
 MARGIN = 0.5
 """Seconds before uvicorn's deadline at which the gateway ends the requests still running: time for their accounting
@@ -177,34 +181,31 @@ async def answer(scope: Scope, send: Send, head: Message | None, tail: Message |
 
 def _refusal(path: str) -> tuple[int, bytes]:
     if path.startswith("/v1/messages"):
-        from hub.api.messages.response import error_body, error_status
-
         status = error_status(503)
         return status, orjson.dumps(error_body(status, TEXT))
     if _mcp(path):
         error = {"code": -32000, "message": TEXT}  # mcp.types.CONNECTION_CLOSED
         return 503, orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
-    return 503, orjson.dumps({"error": _openai_error()})
+    return 503, orjson.dumps(_unavailable().to_openai())
 
 
 def _final_event(path: str, tail: Message | None) -> bytes:
     if path.startswith("/v1/messages"):
-        from hub.api.messages.response import error_body, error_status
-
-        return b"event: error\ndata: " + orjson.dumps(error_body(error_status(503), TEXT)) + b"\n\n"
+        return named("error", error_body(error_status(503), TEXT))
     if path in ("/v1/responses", "/responses"):
         event: dict[str, Any] = {"type": "error", "code": CODE, "message": TEXT, "param": None}
         found = _SEQUENCE.findall(tail.get("body", b"") if tail is not None else b"")
         if found:
             event["sequence_number"] = int(found[-1]) + 1
-        return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+        return named("error", event)
     if _mcp(path):
         return b""
-    return b"data: " + orjson.dumps({"error": _openai_error()}) + b"\n\n"
+    return stream_error_event(_unavailable())
 
 
-def _openai_error() -> dict[str, Any]:
-    return {"message": TEXT, "type": "service_unavailable", "param": None, "code": CODE}
+def _unavailable() -> ServiceUnavailable:
+    """The shutdown's error as the gateway's own 503 (hub.errors), so its OpenAI shape is the one every error has."""
+    return ServiceUnavailable(TEXT, code=CODE)
 
 
 def _mcp(path: str) -> bool:
