@@ -31,6 +31,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.message import SessionMessage
 
 from hub.mcp.streams import ClosingStream
+from hub.mcp.waiting import Waiting
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -153,16 +154,21 @@ class Router:
 class TaggingWriteStream(ClosingStream):
     """Wraps a transport's write stream: notes the id (which the SDK also uses as the progress token) of the request
     each call sends, so a stdio request naming that token in its `_meta` finds its call; and tells `on_failure` when
-    the transport took no more (the SDK then reports "Connection closed", `hub.mcp.link`)."""
+    the transport took no more (the SDK then reports "Connection closed", `hub.mcp.link`); and `waiting` of the
+    requests that wait for an answer (`hub.mcp.waiting`)."""
 
-    def __init__(self, inner: WriteStream[SessionMessage], on_failure: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, inner: WriteStream[SessionMessage], on_failure: Callable[[], None] = lambda: None,
+                 waiting: Waiting | None = None) -> None:  # fmt: skip
         self._inner = inner
         self._on_failure = on_failure
+        self._waiting = waiting
 
     async def send(self, item: SessionMessage, /) -> None:
         call = CURRENT.get()
         if call is not None and call.progress_token is None and isinstance(item.message, types.JSONRPCRequest):
             call.progress_token = item.message.id
+        if self._waiting is not None:  # before the write: the answer may come before `send` returns
+            self._waiting.sent(item.message)
         try:
             await self._inner.send(item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):

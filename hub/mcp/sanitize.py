@@ -20,6 +20,7 @@ from mcp_types import methods
 from pydantic import ValidationError
 
 from hub.mcp.streams import ClosingStream
+from hub.mcp.waiting import Waiting
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -32,8 +33,11 @@ _OPTIONAL = ("title", "description", "outputSchema", "annotations", "icons", "ex
 class SanitizingReadStream(ClosingStream):
     """Wraps a transport's read stream; `closed` is set once the upstream's stream ends."""
 
-    def __init__(self, inner: ReadStream[SessionMessage | Exception], server: str) -> None:
+    def __init__(self, inner: ReadStream[SessionMessage | Exception], server: str, *, waits: bool = False) -> None:
         self._inner = inner
+        self.waiting = Waiting(server) if waits else None
+        """With `waits`, the session's requests waiting for an answer (its write stream tells of those it sends), and
+        an error answer with a null id goes to the one waiting (`hub.mcp.waiting`)."""
         self._server = server
         self.version = "2025-11-25"
         self.closed = anyio.Event()
@@ -46,6 +50,8 @@ class SanitizingReadStream(ClosingStream):
             self.closed.set()
             raise
         self.last_context = getattr(self._inner, "last_context", None)
+        if isinstance(item, SessionMessage) and self.waiting is not None:
+            item.message = self.waiting.received(item.message)
         if isinstance(item, SessionMessage) and isinstance(item.message, types.JSONRPCResponse):
             result = item.message.result
             if isinstance(result, dict):  # pyright: ignore[reportUnnecessaryIsInstance]

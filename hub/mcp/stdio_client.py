@@ -52,6 +52,7 @@ from pydantic_core import PydanticSerializationError
 from hub.mcp import process as processes
 from hub.mcp.lines import LineSplitter, Oversized, answer_id, exact_json, mended
 from hub.mcp.streams import ClosingStream
+from hub.mcp.waiting import addressed
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -166,25 +167,12 @@ class Pipes(ClosingStream):
             if message is None:
                 return
         if isinstance(message, types.JSONRPCError) and message.id is None:
-            message = self._addressed(message)
+            message = addressed(message, self.waiting, self.server)
         if isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
             self.waiting.discard(message.id)
             if self._answer(message.id, message):
                 return
         self._ready.append(SessionMessage(message))
-
-    def _addressed(self, error: types.JSONRPCError) -> types.JSONRPCError:
-        """An error answer with a null id (the server could not tell which request it answers) as the answer to the
-        one request waiting, if exactly one is: else nobody's, and the requests wait for their own answers (failing
-        one of several could drop the answer that was on its way to it)."""
-        if len(self.waiting) != 1:
-            logger.warning("MCP server %s answered an error with a null id while %d requests were waiting: it cannot "
-                           "be matched to one (%s)", self.server, len(self.waiting), error.error.message)  # fmt: skip
-            return error
-        request_id = next(iter(self.waiting))
-        logger.info("MCP server %s answered an error with a null id; request %s, the only one waiting, fails with it",
-                    self.server, request_id)  # fmt: skip
-        return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error.error)
 
     def _leniently(self, line: bytes, exc: ValueError) -> types.JSONRPCMessage | None:
         """A line the strict parser refused, read with its lone surrogates and bytes that are no UTF-8 replaced

@@ -150,10 +150,10 @@ class Upstream:
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.connect_timeout) as scope:
             async with open_transport(self.spec, self._errlog, self.name, link) as (read, write):
                 link.pipes = write if isinstance(write, Pipes) else None
-                link.read = stream = SanitizingReadStream(read, self.name)
+                link.read = stream = SanitizingReadStream(read, self.name, waits=link.pipes is None)  # stdio's own
                 async with ClientSession(
                     stream,
-                    TaggingWriteStream(write, link.failed),
+                    TaggingWriteStream(write, link.failed, stream.waiting),
                     sampling_callback=self._router.on_sampling,
                     elicitation_callback=self._router.on_elicitation,
                     list_roots_callback=self._router.on_list_roots,
