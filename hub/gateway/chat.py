@@ -25,7 +25,7 @@ from hub.cache.serve import hit_response
 from hub.cache.service import Lookup, ResponseCache
 from hub.errors import HubError, json_response
 from hub.gateway import sse
-from hub.gateway.relay import CLIENT_GONE, SHUT_DOWN, Relay, RelayResponse
+from hub.gateway.relay import CLIENT_GONE, Relay, RelayResponse, cut_short, noting_estimate
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.gateway.routing import Target
 from hub.loop.plan import LoopPlan, prepare_tool_loop
@@ -279,17 +279,15 @@ def _settle_failure(
     state: HubState, record: UsageRecord, started: float, exc: BaseException, *, estimated: bool = False
 ) -> None:
     status, error = _failure(exc)
-    finish_record(state, record, started, status, f"{error}; usage estimated" if estimated and error else error)
+    finish_record(state, record, started, status, noting_estimate(error, estimated))
 
 
 def _failure(exc: BaseException) -> tuple[int, str | None]:
     """The status and error text a request that failed with `exc` is recorded with."""
     if isinstance(exc, ProviderError | HubError):
         return exc.status_code, exc.message
-    if isinstance(exc, ClientDisconnected):
-        return CLIENT_GONE, "client disconnected"
-    if shutdown.is_shutdown(exc):
-        return SHUT_DOWN, shutdown.MESSAGE
+    if isinstance(exc, ClientDisconnected) or shutdown.is_shutdown(exc):
+        return cut_short(exc)
     return 500, f"{type(exc).__name__}: {exc}"
 
 

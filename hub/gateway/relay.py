@@ -17,10 +17,22 @@ from hub.ops import shutdown
 from providers.base import JSON, ProviderError
 
 CLIENT_GONE = 499
+CLIENT_GONE_MESSAGE = "client disconnected"
 SHUT_DOWN = 503
 """The status of a request the shutdown ended (hub/ops/shutdown.py): it was not served, as a 503 says."""
 logger = logging.getLogger("toolhub")
 Done = Callable[[int, str | None], None]
+
+
+def cut_short(exc: BaseException) -> tuple[int, str]:
+    """(status, error) of a request cancelled before it ended: the shutdown's 503 when the shutdown ended it
+    (hub/ops/shutdown.py), else the client's 499. Every path that accounts a cut request tells the two apart here."""
+    return (SHUT_DOWN, shutdown.MESSAGE) if shutdown.is_shutdown(exc) else (CLIENT_GONE, CLIENT_GONE_MESSAGE)
+
+
+def noting_estimate(error: str | None, estimated: bool) -> str | None:
+    """The recorded error of a request whose usage (some of it) had to be estimated: it says so."""
+    return f"{error}; usage estimated" if estimated and error else error
 
 
 class Relay:
@@ -60,7 +72,7 @@ class Relay:
         The request is accounted before the last event ([DONE] or the error), so a client that got [DONE] has its
         usage row, and in a `finally`, so the key's budget hold is released whatever happened.
         """
-        status, error, failure = 200, None, None
+        status, error, failure, cut = 200, None, None, False
         try:
             if first is not None:
                 yield self.event(first)
@@ -74,27 +86,26 @@ class Relay:
         except (ProviderError, HubError) as exc:
             status, error, failure = exc.status_code, exc.message, exc
         except (anyio.get_cancelled_exc_class(), GeneratorExit) as exc:  # GeneratorExit: closed (RelayResponse)
-            status, error = (
-                (SHUT_DOWN, shutdown.MESSAGE) if shutdown.is_shutdown(exc) else (CLIENT_GONE, "client disconnected")
-            )
+            (status, error), cut = cut_short(exc), True
             raise
         except Exception as exc:  # a bug (the gateway's or a provider's): still one record and a final error event
             logger.exception("Relaying a stream failed")
             status, error = 500, f"{type(exc).__name__}: {exc}"
             failure = HubError("The gateway failed while relaying this stream.", code="internal_error")
         finally:
-            await self.finish(chunks, done, status, error)
+            await self.finish(chunks, done, status, error, cut=cut)
         yield sse.DONE if failure is None else stream_error_event(failure)
 
-    async def finish(self, chunks: AsyncIterator[JSON], done: Done, status: int, error: str | None) -> None:
+    async def finish(
+        self, chunks: AsyncIterator[JSON], done: Done, status: int, error: str | None, *, cut: bool
+    ) -> None:
+        """Close the upstream's chunks and account the stream (`cut`: the client or the shutdown ended it)."""
         self.finished = True
         try:
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # pyright: ignore[reportAttributeAccessIssue]
         finally:
-            if self.account(cut=status == CLIENT_GONE or error == shutdown.MESSAGE):
-                error = f"{error}; usage estimated"
-            done(status, error)
+            done(status, noting_estimate(error, self.account(cut=cut)))
 
     def account(self, *, cut: bool) -> bool:
         """Add the stream's usage to the record (never raises); True when it had to be estimated. `cut`: the client
@@ -131,4 +142,4 @@ class RelayResponse(StreamingResponse):
             with anyio.CancelScope(shield=True):
                 await self.relayed.aclose()  # pyright: ignore[reportAttributeAccessIssue]
                 if not self.relay.finished:
-                    await self.relay.finish(self.chunks, self.done, CLIENT_GONE, "client disconnected")
+                    await self.relay.finish(self.chunks, self.done, CLIENT_GONE, CLIENT_GONE_MESSAGE, cut=True)

@@ -25,7 +25,7 @@ from hub.accounts.auth import Principal
 from hub.accounts.usage import estimated_usage
 from hub.errors import HubError, error_response, stream_error_event
 from hub.gateway import sse
-from hub.gateway.relay import CLIENT_GONE, SHUT_DOWN
+from hub.gateway.relay import CLIENT_GONE, CLIENT_GONE_MESSAGE, cut_short, noting_estimate
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.run import (
     ROUND_BREAK,
@@ -39,7 +39,7 @@ from hub.loop.run import (
 )
 from hub.loop.tools import run_calls, tool_messages
 from hub.loop.trace import TraceMode, call_events, calls_text, result_events, results_text, trace_mode
-from hub.ops import shutdown, tracing
+from hub.ops import tracing
 from providers.base import ChatRequest, Provider, ProviderError
 
 
@@ -283,7 +283,7 @@ class KeepAliveStreamingResponse(Response):
         self.init_headers(sse.HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, error = CLIENT_GONE, "client disconnected"
+        status, error = CLIENT_GONE, CLIENT_GONE_MESSAGE
         estimated: list[bool] = []
         token = _ESTIMATED.set(estimated)
         try:
@@ -298,15 +298,14 @@ class KeepAliveStreamingResponse(Response):
                 status, error = await self._respond(scope, receive, send)
                 tg.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class() as exc:
-            if shutdown.is_shutdown(exc):
-                status, error = SHUT_DOWN, shutdown.MESSAGE
+            status, error = cut_short(exc)
             raise
         except Exception as exc:  # the loop itself failed (a bug): accounted as the non-streaming path accounts it
             status, error = 500, _described(exc)
             raise
         finally:
             _ESTIMATED.reset(token)
-            self.done(status, f"{error}; usage estimated" if estimated and error else error)
+            self.done(status, noting_estimate(error, bool(estimated)))
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str | None]:
         sender, receiver = anyio.create_memory_object_stream[bytes | HubError | ProviderError](8)

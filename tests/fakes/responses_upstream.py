@@ -7,6 +7,7 @@ It answers as api.openai.com does, with its own ids (`resp_fake...`), usage and 
     reasoning   a reasoning item with an encrypted_content (only with `include: ["reasoning.encrypted_content"]`)
     error-NNN   answers status NNN with OpenAI's error body
     midstream   two events, then an `error` event
+    stalled     two events, then nothing for 60 s (a stream a shutdown or a client ends)
     unnamed     like `text`, its stream events with no `event:` lines (as some compatible servers send them)
 
 Its Chat Completions side is FakeOpenAI's, plus two models:
@@ -30,6 +31,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -170,6 +172,8 @@ class FakeResponses:
         if response["model"] == "midstream":
             yield event("error", code="server_error", message="The server had an error.", param=None)
             return
+        if response["model"] == "stalled":
+            await anyio.sleep(60)
         for index, item in enumerate(response["output"]):
             for chunk in item_events(item, index):
                 yield event(chunk.pop("type"), **chunk)

@@ -23,7 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from hub.middleware import EdgeMiddleware
 from hub.ops.shutdown import CODE, MESSAGE, Drain
-from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.fakes.openai_upstream import API_KEY
+from tests.fakes.responses_upstream import FakeResponses
 from tests.support.servers import serve_app, toolhub_process
 
 MASTER_KEY = "sk-toolhub-shutdown-grace"
@@ -58,7 +59,7 @@ def events(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    with serve_app(FakeOpenAI().app, graceful_timeout=1) as url:  # its slow-30 answers are not waited for
+    with serve_app(FakeResponses().app, graceful_timeout=1) as url:  # its slow-30 answers are not waited for
         yield url
 
 
@@ -68,6 +69,13 @@ def test_requests_running_when_the_grace_period_ends_get_their_apis_error(upstre
     models = [
         {"model_name": name, "litellm_params": {"model": f"openai/{name}", **params}} for name in ("slow-2", "slow-30")
     ]
+    models.append(
+        {
+            "model_name": "native",
+            "litellm_params": {"model": "openai/stalled", **params},
+            "model_info": {"supported_endpoints": ["/v1/responses"]},
+        }
+    )  # forwarded as it is (passthrough)
     general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{database}", "shutdown_grace_seconds": 1}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"model_list": models, "general_settings": general}))
@@ -78,9 +86,10 @@ def test_requests_running_when_the_grace_period_ends_get_their_apis_error(upstre
         "messages": ("/v1/messages", {"model": "slow-30", "max_tokens": 10, "messages": HI}),
         "messages-stream": ("/v1/messages", {"model": "slow-2", "max_tokens": 10, "messages": HI, "stream": True}),
         "responses-stream": ("/v1/responses", {"model": "slow-2", "input": "hi", "stream": True}),
+        "responses-native": ("/v1/responses", {"model": "native", "input": "hi", "stream": True}),
     }
     answers: dict[str, Answer] = {}
-    started = threading.Barrier(4)  # the three slow-2 streams have their first chunk (at 2 s; the next comes at 4 s)
+    started = threading.Barrier(5)  # the four streams have their first chunk (slow-2's at 2 s; the next comes at 4 s)
     with toolhub_process(config) as (url, proc):
         threads = [threading.Thread(target=ask, args=(url, *request, answers, name, started)) for name, request in
                    requests.items()]  # fmt: skip
@@ -109,15 +118,16 @@ def test_requests_running_when_the_grace_period_ends_get_their_apis_error(upstre
     last = events(answers["messages-stream"].text)[-1].split("\n")
     assert last[0] == "event: error"
     assert json.loads(last[1].removeprefix("data: "))["error"]["type"] == "overloaded_error"
-    sent = events(answers["responses-stream"].text)
-    numbers = [json.loads(e.split("\n")[1].removeprefix("data: "))["sequence_number"] for e in sent]
-    assert sent[-1].startswith("event: error\n") and numbers == list(range(len(sent)))
+    for name in ("responses-stream", "responses-native"):
+        sent = events(answers[name].text)
+        numbers = [json.loads(e.split("\n")[1].removeprefix("data: "))["sequence_number"] for e in sent]
+        assert sent[-1].startswith("event: error\n") and numbers == list(range(len(sent))), name
 
     assert "Traceback" not in log and "Exception in ASGI application" not in log and "Cancel " not in log, log
-    assert "shutdown_grace_seconds (1.0) ran out: ending 6 requests" in log
+    assert "shutdown_grace_seconds (1.0) ran out: ending 7 requests" in log
     with sqlite3.connect(database) as db:
         rows = db.execute("SELECT model_alias, status_code, error FROM toolhub_spend_logs").fetchall()
-    assert sorted(alias for alias, _, _ in rows) == ["slow-2"] * 3 + ["slow-30"] * 3
+    assert sorted(alias for alias, _, _ in rows) == ["native"] + ["slow-2"] * 3 + ["slow-30"] * 3
     assert {(status, error.split(";")[0]) for _, status, error in rows} == {(503, MESSAGE)}, rows  # not served: no 499
 
 

@@ -45,6 +45,7 @@ from hub.gateway.chat import (
     settled,
     until_disconnect,
 )
+from hub.gateway.relay import cut_short
 from hub.state import HubState, hub_state
 from hub.storage import StoreConflict
 from providers import _http
@@ -280,8 +281,8 @@ class _Forward:
             detail = {"type": "error", "sequence_number": sent, "code": exc.code or exc.type, "message": exc.message,
                       "param": exc.param}  # fmt: skip
             yield named("error", detail)
-        except anyio.get_cancelled_exc_class():
-            status, error = CLIENT_GONE, "client disconnected"
+        except anyio.get_cancelled_exc_class() as exc:  # the client left, or the shutdown ended the stream
+            status, error = cut_short(exc)
             raise
         except Exception as exc:  # a bug: the stream ends cut, and the spend log says so
             status, error = 500, f"{type(exc).__name__}: {exc}"
