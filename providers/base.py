@@ -159,6 +159,25 @@ def bad_response(provider: str, message: str) -> ProviderError:
     return ProviderError(message, status_code=502, provider=provider, code="upstream_bad_response")
 
 
+def bad_request(provider: str, message: str, param: str | None = None, code: str = "invalid_value") -> ProviderError:
+    """A 400 in OpenAI's shape: a request `provider` cannot be given, refused before anything is sent upstream."""
+    return ProviderError(
+        message, status_code=400, provider=provider, type="invalid_request_error", code=code, param=param
+    )
+
+
+def number_param(provider: str, body: JSON, name: str, kind: type | tuple[type, ...] = (int, float)) -> Any:
+    """`body[name]` if it is a number of `kind` (or absent: None); anything else, `true` included (Python's bool is
+    an int), is a 400 `invalid_type` naming it."""
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        expected = "an integer" if kind is int else "a number"
+        raise bad_request(
+            provider, f"Invalid type for '{name}': expected {expected}, got {value!r}.", name, "invalid_type"
+        )
+    return value
+
+
 def read_usage(provider: str, convert: Callable[[JSON], JSON], raw: JSON) -> JSON:
     """`convert(raw)`: a provider's usage as OpenAI's.
 

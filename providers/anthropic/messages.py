@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from providers import base
 from providers.anthropic.names import ToolNames, wire_id
 from providers.base import JSON, ProviderError
 
@@ -30,8 +31,7 @@ _DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.DOTALL)
 
 def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> ProviderError:
     """A 400 in OpenAI's shape, raised before anything is sent upstream."""
-    return ProviderError(message, status_code=400, provider="anthropic", type="invalid_request_error", code=code,
-                         param=param)  # fmt: skip
+    return base.bad_request("anthropic", message, param, code)
 
 
 def convert_messages(messages: list[Any], names: ToolNames, restore: Restore) -> tuple[list[JSON], list[JSON]]:

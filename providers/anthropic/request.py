@@ -43,7 +43,7 @@ from providers.anthropic.messages import (
     open_tool_turn_unsigned,
 )
 from providers.anthropic.names import ToolNames
-from providers.base import JSON, Deployment, drop_param, drop_unknown_params
+from providers.base import JSON, Deployment, drop_param, drop_unknown_params, number_param
 
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
 MIN_THINKING_BUDGET = 1024
@@ -234,21 +234,12 @@ def _max_tokens(src: JSON, deployment: Deployment) -> tuple[int, bool]:
     return default_max_tokens(deployment.model), False
 
 
-def _number(src: JSON, name: str, kind: type | tuple[type, ...] = (int, float)) -> Any:
-    """`src[name]` if it is a number of `kind` (or absent: None); anything else is a 400 naming it."""
-    value = src.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise bad_request(f"Invalid type for '{name}': expected {'an integer' if kind is int else 'a number'}, got "
-                          f"{value!r}.", name, "invalid_type")  # fmt: skip
-    return value
-
-
 def _sampling(src: JSON, out: JSON) -> None:
-    temperature = _number(src, "temperature")
+    temperature = number_param("anthropic", src, "temperature")
     if temperature is not None:
         out["temperature"] = min(max(float(temperature), 0.0), 1.0)
     for name, kind in (("top_p", (int, float)), ("top_k", int)):
-        if (value := _number(src, name, kind)) is not None:
+        if (value := number_param("anthropic", src, name, kind)) is not None:
             out[name] = value
     stop = src.get("stop")
     stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []

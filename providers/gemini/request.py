@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.base import Deployment, ProviderError, drop_param, drop_unknown_params
+from providers import base
+from providers.base import Deployment, ProviderError, drop_param, drop_unknown_params, number_param
 from providers.gemini.contents import InlineData, MessageError, StepLookup, build_contents
 from providers.gemini.schema import SchemaError, ToolNames, sanitize_schema
 from providers.gemini.signatures import needs_signatures
@@ -40,8 +41,7 @@ class Prepared:
 
 
 def bad_request(message: str, param: str | None, code: str = "invalid_value") -> ProviderError:
-    return ProviderError(message, status_code=400, provider="gemini", type="invalid_request_error", code=code,
-                         param=param)  # fmt: skip
+    return base.bad_request("gemini", message, param, code)
 
 
 def build_request(
@@ -165,14 +165,14 @@ def generation_config(body: JSON, model: str) -> JSON:
     """`generationConfig` from the OpenAI sampling, length, format and reasoning fields."""
     config: JSON = {}
     for name in ("max_completion_tokens", "max_tokens"):
-        if (value := _number(body, name, int)) is not None:
+        if (value := number_param("gemini", body, name, int)) is not None:
             if value < 1:
                 raise bad_request(f"'{name}' must be a positive integer, got {value!r}.", name)
             config["maxOutputTokens"] = value
             break
     for source, target, kind in (("temperature", "temperature", (int, float)), ("top_p", "topP", (int, float)),
                                  ("top_k", "topK", int), ("seed", "seed", int)):  # fmt: skip
-        if (value := _number(body, source, kind)) is not None:
+        if (value := number_param("gemini", body, source, kind)) is not None:
             config[target] = value
     stop = body.get("stop")
     if stop:
@@ -182,15 +182,6 @@ def generation_config(body: JSON, model: str) -> JSON:
     if thinking:
         config["thinkingConfig"] = thinking
     return config
-
-
-def _number(body: JSON, name: str, kind: type | tuple[type, ...]) -> Any:
-    """`body[name]` if it is a number of `kind` (or absent: None); anything else is a 400 naming it."""
-    value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise bad_request(f"Invalid type for '{name}': expected {'an integer' if kind is int else 'a number'}, got "
-                          f"{value!r}.", name, "invalid_type")  # fmt: skip
-    return value
 
 
 def _response_format(fmt: Any) -> JSON:
