@@ -31,10 +31,11 @@ import mcp_types as types
 import orjson
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from hub.accounts.auth import Principal
 from hub.config import MCP_MAX_SESSIONS, MCP_MAX_SESSIONS_PER_KEY
+from hub.mcp.lean_body import peek, read_body, request_of
 
 logger = logging.getLogger("toolhub.mcp")
 
@@ -45,6 +46,8 @@ MAX_SESSIONS_PER_KEY = MCP_MAX_SESSIONS_PER_KEY
 SESSION_IDLE_TIMEOUT = 30 * 60.0
 """Seconds without a request in flight after which a streamable HTTP session ends (the SDK's default)."""
 MCP_SESSION_ID = MCP_SESSION_ID_HEADER.lower().encode()
+REFUSAL_BODY_BYTES = 64 * 1024
+"""The most of a refused request's body read for its id (`request_id_of`)."""
 EXEMPT_OWNERS = frozenset(("master", "open"))
 """Owners (`hub.mcp.guards.session_owner`) without a per-key limit: the master key, an open gateway's callers."""
 
@@ -70,9 +73,10 @@ class Refused:
     message: str
     data: dict[str, Any] = field(default_factory=dict[str, Any])
 
-    def body(self) -> bytes:
+    def body(self, request_id: types.RequestId | None = None) -> bytes:
+        """The JSON-RPC error, as the answer to the request `request_id` (`request_id_of`)."""
         error = {"code": self.code, "message": self.message, "data": self.data}
-        return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+        return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
 
     def log(self) -> None:
         """A full hub is the operator's concern (WARNING); a key at its own limit is its client's (DEBUG: a client
@@ -96,6 +100,18 @@ def may_use_any(principal: Principal, servers: Iterable[str]) -> bool:
 def opens_session(scope: Scope) -> bool:
     """Whether the request names no session: it opens one (an `initialize`, a `GET /sse`) or needs none (2026-07-28)."""
     return not any(name == MCP_SESSION_ID for name, _ in scope["headers"])
+
+
+async def request_id_of(scope: Scope, receive: Receive) -> types.RequestId | None:
+    """The id of the JSON-RPC request a refused POST carries, for its refusal to answer (JSON-RPC 2.0, section 5: null
+    only when the id could not be read): its body is read up to `REFUSAL_BODY_BYTES`, far more than an `initialize`
+    needs; None for a longer body, one that is no JSON or no request, and for a GET."""
+    if scope["method"] != "POST":
+        return None
+    body, _ = await read_body(receive, REFUSAL_BODY_BYTES)
+    message = None if body is None else peek(body)
+    request = None if message is None else request_of(message)
+    return None if request is None else request.id
 
 
 def owner_of(requestor: AuthorizationContext | None) -> str:

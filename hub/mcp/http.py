@@ -38,6 +38,7 @@ from hub.mcp.admission import (
     may_use_any,
     opens_session,
     owner_of,
+    request_id_of,
 )
 from hub.mcp.catalog import DEFAULT_SEPARATOR
 from hub.mcp.challenge import with_challenge
@@ -246,7 +247,8 @@ class McpEndpoint:
             await error_response(with_challenge(exc, conn.headers))(scope, receive, send)
             return
         if self.kind in ("mcp", "sse") and opens_session(scope) and not may_use_any(principal, http.hub.upstreams):
-            await send_json(send, NO_SERVER.body(), None, NO_SERVER.status)  # it could hold sessions, and use nothing
+            body = NO_SERVER.body(await request_id_of(scope, receive))  # it could hold sessions, and use nothing
+            await send_json(send, body, None, NO_SERVER.status)
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         scope["user"] = session_owner(principal)  # the SDK binds each session to it: other keys get 404

@@ -58,7 +58,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from hub.mcp.admission import Refused, SessionLedger, opens_session, owner_of
+from hub.mcp.admission import Refused, SessionLedger, opens_session, owner_of, request_id_of
 from hub.mcp.guards import NOT_JSON, Refusal, read_json, refusal, valid_id
 from hub.mcp.kernel import Answer, Kernel, encode
 from hub.mcp.lean_body import declared, peek, read_body, request_of, requestor_of, unsupported_version
@@ -328,7 +328,7 @@ class LeanSessionManager(StreamableHTTPSessionManager):
             admitted = self._admit(scope)
         if isinstance(admitted, Refused):
             admitted.log()
-            await send_json(send, admitted.body(), None, admitted.status)
+            await send_json(send, admitted.body(await request_id_of(scope, receive)), None, admitted.status)
             return
         await self._serve_opening_request(admitted, scope, receive, send)
 
