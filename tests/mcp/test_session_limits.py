@@ -77,10 +77,11 @@ def ping(url: str, key: str, session: str) -> int:
     return httpx2.post(url, headers=headers(key, session), json=PING).status_code
 
 
-def jsonrpc_error(response: httpx2.Response) -> dict[str, Any]:
+def jsonrpc_error(response: httpx2.Response, request_id: int | None = None) -> dict[str, Any]:
+    """The JSON-RPC error of a refusal, which answers the refused request's id (null for a GET: it has none)."""
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert (body["jsonrpc"], body["id"]) == ("2.0", None)
+    assert (body["jsonrpc"], body["id"]) == ("2.0", request_id)
     return body["error"]
 
 
@@ -106,9 +107,9 @@ def test_a_key_that_may_use_no_server_cannot_open_a_session() -> None:
         sse = httpx2.get(f"{base}/sse", headers=headers("sk-none", accept="text/event-stream"))
         held = len(mcp_http(app).ledger)
         allowed = initialize(f"{base}/mcp", "sk-tool")
-    for response in (*refused.values(), sse):
+    for response, request_id in [*((r, INITIALIZE["id"]) for r in refused.values()), (sse, None)]:
         assert response.status_code == 403
-        error = jsonrpc_error(response)
+        error = jsonrpc_error(response, request_id)
         assert error["code"] == -32600
         assert "may use none of this hub's MCP servers" in error["message"]
         assert "mcp-session-id" not in response.headers
@@ -126,7 +127,7 @@ def test_a_key_past_its_limit_gets_429_naming_it_while_other_keys_and_the_master
         assert httpx2.delete(url, headers=headers("sk-a", first)).status_code == 200
         after_delete = initialize(url, "sk-a")
     assert third.status_code == 429
-    error = jsonrpc_error(third)
+    error = jsonrpc_error(third, INITIALIZE["id"])
     assert "max_sessions_per_key = 2" in error["message"]
     assert error["data"] == {"limit": 2, "open": 2, "scope": "key"}
     assert other.status_code == 200
@@ -190,7 +191,7 @@ def test_a_full_hub_with_no_idle_session_refuses_with_503_naming_the_limit() -> 
             refused = initialize(url, "sk-b")
         wait_until(lambda: initialize(url, "sk-b").status_code == 200, "a session to become idle")
     assert refused.status_code == 503
-    error = jsonrpc_error(refused)
+    error = jsonrpc_error(refused, INITIALIZE["id"])
     assert "max_sessions = 2" in error["message"]
     assert error["data"] == {"limit": 2, "open": 2, "scope": "hub"}
 
