@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import anyio
 
@@ -45,6 +46,12 @@ def token_hash(key_or_hash: str) -> str:
 
 def display_name(key: str) -> str:
     return f"sk-...{key[-4:]}"
+
+
+def is_expired(expires: float | None, now: float) -> TypeGuard[float]:
+    """Whether a key with this expiry time (None: never) has expired at `now`: from that time on. The gateway, the
+    console and `toolhub keys list` all ask this, so none of them calls a key active that another refuses."""
+    return expires is not None and now >= expires
 
 
 @dataclass(slots=True)
@@ -107,7 +114,7 @@ class KeyAuthenticator:
         row = entry.row
         if row.blocked:
             raise PermissionDenied("This key is blocked. Ask the gateway admin to unblock it.", code="key_blocked")
-        if row.expires is not None and time.time() >= row.expires:
+        if is_expired(row.expires, time.time()):
             expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.expires))
             raise AuthenticationError(f"This key expired at {expired}.", code="key_expired")
         return entry.principal

@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from hub.accounts.key_events import publish
-from hub.accounts.keys import display_name, hash_key, new_key, token_hash
+from hub.accounts.keys import display_name, hash_key, is_expired, new_key, token_hash
 from hub.accounts.keys_api import KeyFields
 from hub.accounts.ratelimit import redis_client
 from hub.accounts.spend import budget_period, parse_duration, period_start
@@ -95,7 +95,7 @@ def _show(row: KeyRow, spend: float | None = None) -> dict[str, Any]:
     return {"token": row.token_hash, "key_name": row.key_name, "key_alias": row.key_alias, "models": row.models,
             "mcp_servers": row.mcp_servers, "mcp_tools": row.mcp_tools, "max_budget": row.max_budget,
             "budget_duration": row.budget_duration, "rpm_limit": row.rpm_limit, "tpm_limit": row.tpm_limit,
-            "expires": time.strftime(fmt, time.gmtime(row.expires)) if row.expires else None,
+            "expires": time.strftime(fmt, time.gmtime(row.expires)) if row.expires is not None else None,
             "blocked": row.blocked, "spend": spend}  # fmt: skip
 
 
@@ -160,8 +160,9 @@ async def _list(store: Store, args: argparse.Namespace) -> int:
         _print([_show(r) for r in rows])
         return 0
     sys.stdout.write(f"{'ALIAS':<24} {'KEY':<12} {'MODELS':<30} {'BUDGET':>10} {'RPM':>6} {'STATE':<8} HASH\n")
+    now = time.time()
     for r in rows:
-        state = "blocked" if r.blocked else "expired" if r.expires and r.expires <= time.time() else "active"
+        state = "blocked" if r.blocked else "expired" if is_expired(r.expires, now) else "active"
         models = ",".join(r.models or []) or "*"
         budget = "-" if r.max_budget is None else f"{r.max_budget:g}"
         rpm = "-" if r.rpm_limit is None else str(r.rpm_limit)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from hub.accounts.keys import is_expired
 from hub.accounts.keys_api import key_info, key_spends
 from hub.errors import HubError, NotFound
 from hub.state import hub_state
@@ -60,14 +61,9 @@ async def _listing(request: Request, page_no: int, alias: str | None) -> dict[st
     rows, total = await keys.store.list_keys(alias=alias, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
     now = time.time()
     spent = await key_spends(keys, rows, now)
-    listed = [{**await key_info(keys, row, spend=spent[row.token_hash]), "expired": _expired(row.expires, now)}
+    listed = [{**await key_info(keys, row, spend=spent[row.token_hash]), "expired": is_expired(row.expires, now)}
               for row in rows]  # fmt: skip
     return {"keys": listed, "total_count": total, "current_page": page_no, "total_pages": -(-total // PAGE_SIZE)}
-
-
-def _expired(expires: float | None, now: float) -> bool:
-    """Whether the key has expired, as the API decides it (`KeyAuthenticator`: from its expiry time on)."""
-    return expires is not None and now >= expires
 
 
 def _page(raw: str | None) -> int:
