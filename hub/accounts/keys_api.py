@@ -120,8 +120,9 @@ def _parse(model: type[Any], body: Any) -> Any:
                          code="invalid_value") from exc  # fmt: skip
 
 
-def _changes(fields: KeyFields, now: float) -> dict[str, Any]:
-    """The KeyRow columns a request sets (only the fields it sent, so null clears a limit)."""
+def key_changes(fields: KeyFields, now: float) -> dict[str, Any]:
+    """The KeyRow columns a request sets (only the fields it sent, so null clears a limit); `toolhub keys create`
+    builds its row with them too, so the command and the API store the same key for the same settings."""
     sent = fields.model_fields_set
     changes: dict[str, Any] = {}
     for name in ("key_alias", "models", "mcp_servers", "mcp_tools", "max_budget", "budget_duration", "rpm_limit",
@@ -201,7 +202,7 @@ async def generate(request: Request) -> Response:
         raise BadRequest("This key cannot be used: choose another 'key'.", param="key", code="invalid_value")
     now = time.time()
     row = KeyRow(token_hash=hash_key(key), key_name=display_name(key), created_at=now, updated_at=now)
-    for name, value in _changes(req, now).items():
+    for name, value in key_changes(req, now).items():
         setattr(row, name, value)
     row.blocked = bool(row.blocked)
     body = {"key": key, **await key_info(keys, row, spend=0.0)}  # built first: a failure here stores nothing
@@ -274,7 +275,7 @@ async def update(request: Request) -> Response:
     req: UpdateRequest = _parse(UpdateRequest, await read_json_body(request, _MAX_BODY))
     row = await _find(keys.store, req.key)
     try:
-        updated = await keys.store.update_key(row.token_hash, _changes(req, time.time()))
+        updated = await keys.store.update_key(row.token_hash, key_changes(req, time.time()))
     except StoreConflict as exc:
         raise BadRequest("Another key has this key_alias.", param="key_alias", code="key_exists") from exc
     if updated is None:

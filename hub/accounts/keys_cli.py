@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from hub.accounts.key_events import publish
 from hub.accounts.keys import display_name, hash_key, is_expired, new_key, token_hash
-from hub.accounts.keys_api import KeyFields
+from hub.accounts.keys_api import KeyFields, key_changes
 from hub.accounts.ratelimit import redis_client
-from hub.accounts.spend import budget_period, parse_duration, period_start
+from hub.accounts.spend import budget_period, period_start
 from hub.config import config_path, load_config
 from hub.storage import KeyRow, Store, StoreConflict, StoreError, check_database_url, open_store
 
@@ -135,12 +135,10 @@ async def _create(store: Store, args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"toolhub keys: {exc}\n")
         return 2
-    key, now, duration = new_key(), time.time(), fields.duration
-    expires = None if duration is None or duration in ("permanent", "-1") else now + parse_duration(duration)
-    row = KeyRow(token_hash=hash_key(key), key_name=display_name(key), created_at=now, updated_at=now,
-                 key_alias=fields.key_alias, models=fields.models, mcp_servers=fields.mcp_servers,
-                 mcp_tools=fields.mcp_tools, max_budget=fields.max_budget, budget_duration=fields.budget_duration,
-                 rpm_limit=fields.rpm_limit, tpm_limit=fields.tpm_limit, expires=expires)  # fmt: skip
+    key, now = new_key(), time.time()
+    row = KeyRow(
+        token_hash=hash_key(key), key_name=display_name(key), created_at=now, updated_at=now, **key_changes(fields, now)
+    )
     try:
         await store.insert_key(row)
     except StoreConflict:
