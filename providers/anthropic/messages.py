@@ -27,6 +27,9 @@ THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 FIRST_USER_TEXT = "."
 """Anthropic wants a user message first; a history that starts with the assistant gets this minimal one."""
 _DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.DOTALL)
+IMAGE_URL = "expected an http(s) URL or a base64 data URL (data:<type>;base64,...)"
+FILE_DATA = "expected the file inline, as a base64 data URL (data:application/pdf;base64,...)"
+"""What an image's URL and a file's `file_data` must be, in the words the inbound APIs translate (hub/api)."""
 
 
 def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> ProviderError:
@@ -144,10 +147,10 @@ def user_blocks(content: Any, where: str) -> list[JSON]:
 def image_block(image: Any, where: str) -> JSON:
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str) or not url:
-        raise bad_request(f"{where}: image_url.url is required.", f"{where}.image_url.url")
+        raise bad_request(f"{where}: the image's URL is missing; {IMAGE_URL}.", f"{where}.image_url.url")
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
-    media_type, data = _data_url(url, where)
+    media_type, data = _data_url(url, where, IMAGE_URL, f"{where}.image_url.url")
     media_type = "image/jpeg" if media_type == "image/jpg" else media_type
     if media_type not in IMAGE_TYPES:
         raise bad_request(f"{where}: image type {media_type!r} is not supported by Anthropic (use JPEG, PNG, GIF or "
@@ -160,18 +163,18 @@ def _file_block(file: Any, where: str) -> JSON:
     if not isinstance(data_url, str):
         raise bad_request(f"{where}: only files sent inline as file_data are supported for Anthropic models.",
                           f"{where}.file")  # fmt: skip
-    media_type, data = _data_url(data_url, where)
+    media_type, data = _data_url(data_url, where, FILE_DATA, f"{where}.file.file_data")
     if media_type != "application/pdf":
         raise bad_request(f"{where}: file type {media_type!r} is not supported (Anthropic takes PDF documents).",
                           f"{where}.file.file_data")  # fmt: skip
     return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
-def _data_url(url: str, where: str) -> tuple[str, str]:
+def _data_url(url: str, where: str, expected: str, param: str) -> tuple[str, str]:
+    """(media type, base64 data) of a base64 data URL; `expected` says what the field should have held."""
     match = _DATA_URL.match(url)
     if match is None or ";base64" not in match.group(2):
-        raise bad_request(f"{where}: expected an http(s) URL or a base64 data URL (data:<type>;base64,...).",
-                          f"{where}.image_url.url")  # fmt: skip
+        raise bad_request(f"{where}: {expected}.", param)
     return match.group(1).lower(), match.group(3)
 
 

@@ -325,8 +325,9 @@ def _tool_output(text: str) -> Any:
     return text
 
 
-def parse_data_url(url: str, param: str) -> InlineData:
-    """(mimeType, base64 data) of a `data:` URL.
+def parse_data_url(url: str, param: str, image: bool = True) -> InlineData:
+    """(mimeType, base64 data) of a `data:` URL; `image`: an image's URL, which may also be an http(s) one (a file's
+    `file_data` may not).
 
     Raises:
         MessageError: not a data URL with a media type, or undecodable base64.
@@ -334,8 +335,9 @@ def parse_data_url(url: str, param: str) -> InlineData:
     match = _DATA_URL.match(url)
     if match is None or not match["mime"]:
         shown = url if len(url) <= 60 else url[:57] + "..."
-        raise MessageError(f"{param}: {shown!r} is neither an http(s) URL nor a data URL with a media type "
-                           "(data:image/png;base64,...).", param)  # fmt: skip
+        expected = "neither an http(s) URL nor a data URL with a media type (data:image/png;base64,...)" if image else (
+            "not a data URL with a media type (data:application/pdf;base64,...)")  # fmt: skip
+        raise MessageError(f"{param}: {shown!r} is {expected}.", param)
     data = match["data"]
     if ";base64" in match["params"]:
         try:
@@ -352,7 +354,7 @@ def _file_part(file: JSON, param: str) -> JSON:
     if not isinstance(data, str) or not data:
         raise MessageError(f"{param}: only files sent inline as 'file_data' are supported for Gemini models.", param)
     if data.startswith("data:"):
-        mime, payload = parse_data_url(data, param)
+        mime, payload = parse_data_url(data, param, image=False)
     else:
         filename = str(file.get("filename") or "")
         mime = "application/pdf" if filename.lower().endswith(".pdf") or not filename else _guess(filename)
