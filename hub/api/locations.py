@@ -4,12 +4,15 @@
 providers' translations name what they refuse the chat way (`messages.[3].content.[1].image_url.url`, in texts also
 `messages[3].content[1]`). The translation records each chat message's `Origin`, and `Locations.mapped` rewrites an
 error's `param` and message with the client's own path (`messages.2.content.1`, `input[1].content[0].file_data`).
-A chat message with no origin (an earlier conversation's, the tool loop's) keeps the chat path.
+A chat message that is no part of this request has no path in it to name: an earlier conversation's (a
+`previous_response_id`) is named by that field and the stored response, and one the gateway added (a hub tool's call
+or result, e.g. a later round of the tool loop) by what it is, with no `param`: the request as a whole.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,47 +21,109 @@ from providers.base import ProviderError
 
 CHAT_PATH = re.compile(r"messages\.?\[(\d+)\](?:\.content\.?\[(\d+)\])?((?:\.[A-Za-z_]+|\.?\[\d+\])*)")
 _FIRST = re.compile(r"\.([A-Za-z_]+)")
+ADDED = "a message the gateway added to the conversation (a hub tool's call or result)"
+"""How an error names a chat message of the gateway's own: the tool loop's rounds, approved hub tools' results."""
 
 
 @dataclass
 class Origin:
     """Where one chat message came from: the client's path for it, the client's name (with its separator) for the
-    chat message's fields, and for content parts the client's path and the field holding the part's data."""
+    chat message's fields, and for content parts the client's path and the field holding the part's data.
 
-    path: str
+    `said`: how a message names it when that is not its path (a stored conversation's); a `path` of None: no field
+    of the request holds it, so an error's `param` names none."""
+
+    path: str | None
     fields: dict[str, str] = field(default_factory=dict[str, str])
     parts: dict[int, tuple[str, str]] = field(default_factory=dict[int, tuple[str, str]])
+    said: str | None = None
+
+
+GATEWAYS = Origin(None, said=ADDED)
 
 
 class Locations:
     """Chat message index -> `Origin`, for one translated request."""
 
-    def __init__(self) -> None:
+    def __init__(self, words: Mapping[str, str] | None = None) -> None:
         self.origins: dict[int, Origin] = {}
+        self.words = words or {}
+        """A provider's words for a chat field -> the client API's (`client`)."""
+        self.size: int | None = None
+        """How many chat messages the request made: those after them are the tool loop's (`made`)."""
 
     def add(self, index: int, origin: Origin) -> None:
         self.origins[index] = origin
+
+    def made(self, messages: list[Any]) -> None:
+        """The translation made `messages`: any message after them in a request upstream is the gateway's."""
+        self.size = len(messages)
+
+    def stored(self, indexes: range, response_id: str) -> None:
+        """The chat messages at `indexes` are the conversation stored as `response_id` (`previous_response_id`)."""
+        said = f"a message in the conversation stored as {response_id}"
+        for k in indexes:
+            self.origins[k] = Origin("previous_response_id", said=said)
+
+    def added(self, indexes: range) -> None:
+        """The chat messages at `indexes` are the gateway's own (approved hub tools' calls and results)."""
+        for k in indexes:
+            self.origins[k] = GATEWAYS
 
     def follow(self, before: list[Any], after: list[Any]) -> None:
         """The upstream is given `after` (some of the messages of `before`, e.g. truncated): index by it."""
         positions = {id(message): i for i, message in enumerate(before)}
         moved = ((k, positions.get(id(message))) for k, message in enumerate(after))
         self.origins = {k: self.origins[i] for k, i in moved if i is not None and i in self.origins}
+        self.size = len(after)
 
     def client(self, text: str) -> str:
-        """`text` with each chat path the translation knows replaced by the client's."""
-        return CHAT_PATH.sub(self._replace, text) if "messages" in text else text
+        """`text` with each chat path the translation knows replaced by the client's, and a provider's words for a
+        chat field by the client API's."""
+        text = CHAT_PATH.sub(self._said, text) if "messages" in text else text
+        for chat, client in self.words.items():
+            text = text.replace(chat, client)
+        return text
+
+    def param(self, param: str) -> str | None:
+        """The client's `param` for a chat one; None for a message that no field of the request holds."""
+        match = CHAT_PATH.match(param)
+        if match is not None and (origin := self._origin(int(match[1]))) is not None and origin.path is None:
+            return None
+        return CHAT_PATH.sub(self._path, param) if "messages" in param else param
 
     def mapped(self, error: HubError | ProviderError) -> HubError | ProviderError:
         """`error` with its `param` and message in the client's terms."""
         if error.param is not None:
-            error.param = self.client(error.param)
+            error.param = self.param(error.param)
         error.message = self.client(error.message)
         return error
 
-    def _replace(self, match: re.Match[str]) -> str:
-        origin = self.origins.get(int(match[1]))
-        if origin is None:
+    def body(self, data: Any) -> Any:
+        """An error body in OpenAI's shape (a failed stream's last event) with its `param` and message in the client's
+        terms; anything else as it is."""
+        detail: Any = data.get("error") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
+        if isinstance(detail, dict):
+            if isinstance(message := detail.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
+                detail["message"] = self.client(message)
+            if isinstance(param := detail.get("param"), str):  # pyright: ignore[reportUnknownMemberType]
+                detail["param"] = self.param(param)
+        return data
+
+    def _origin(self, index: int) -> Origin | None:
+        if (origin := self.origins.get(index)) is not None:
+            return origin
+        return GATEWAYS if self.size is not None and index >= self.size else None
+
+    def _said(self, match: re.Match[str]) -> str:
+        origin = self._origin(int(match[1]))
+        if origin is not None and origin.said is not None:
+            return origin.said
+        return self._path(match)
+
+    def _path(self, match: re.Match[str]) -> str:
+        origin = self._origin(int(match[1]))
+        if origin is None or origin.path is None:
             return match[0]
         rest = match[3]
         if match[2] is not None:

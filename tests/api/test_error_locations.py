@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.api.locations import Locations
+from hub.api.locations import ADDED, Locations
 from hub.api.messages.request import to_chat as messages_to_chat
 from hub.api.responses.request import to_chat as responses_to_chat
 from hub.errors import BadRequest
@@ -36,7 +36,7 @@ def test_a_messages_path_follows_the_system_prompt_tool_results_and_blocks() -> 
     assert where.client("messages.[3].tool_call_id") == "messages.2.content.0.tool_use_id"
     assert where.client("messages.[4].content.[1].image_url.url: bad") == "messages.2.content.2.source: bad"
     assert where.client("messages[4].content[0] is empty") == "messages.2.content.1 is empty"
-    assert where.client("messages.[9].role") == "messages.[9].role"  # not the client's: as it was
+    assert where.client("messages.[9].role") == ADDED  # past the request's own: the tool loop's
 
 
 def test_a_responses_path_follows_instructions_merged_calls_reasoning_and_outputs() -> None:

@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.api.locations import Locations
 from hub.api.messages import count_tokens as counting
-from hub.api.messages.request import to_chat
+from hub.api.messages.request import WORDS, to_chat
 from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
 from hub.api.messages.stream import EventTranslator
 from hub.config import Config
@@ -43,7 +43,7 @@ CRASHED = "The gateway failed while handling this request."
 
 async def messages(request: Request) -> Response:
     started = time.perf_counter()
-    where = Locations()  # errors about the chat body name the client's blocks (the system prompt shifts them)
+    where = Locations(WORDS)  # errors about the chat body name the client's blocks (the system prompt shifts them)
     try:
         principal = await authenticate(request)
         state = hub_state(request)
@@ -56,7 +56,7 @@ async def messages(request: Request) -> Response:
         answer = await run_chat(request, principal, body, started)
     except (HubError, ProviderError) as exc:
         return anthropic_error(where.mapped(exc))
-    return AnthropicResponse(answer, alias)
+    return AnthropicResponse(answer, alias, where)
 
 
 async def count_tokens(request: Request) -> Response:
@@ -136,20 +136,23 @@ def _failure(exc: Exception) -> Response:
 class AnthropicResponse(Response):
     """Serves `inner` (a chat answer of any kind: JSON, SSE, keep-alive SSE) translated to the Messages API."""
 
-    def __init__(self, inner: Response, model: str) -> None:
+    def __init__(self, inner: Response, model: str, where: Locations | None = None) -> None:
         self.inner = inner
         self.model = model
+        self.where = where or Locations()
+        """Where the chat body's messages came from: a failure after `run_chat` (a tool loop round's) names them."""
         self.status_code = inner.status_code
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        relay = _Relay(self.model, send)
+        relay = _Relay(self.model, send, self.where)
         await self.inner(scope, receive, relay.send)
 
 
 class _Relay:
-    def __init__(self, model: str, send: Send) -> None:
+    def __init__(self, model: str, send: Send, where: Locations) -> None:
         self.model = model
+        self.where = where
         self._send = send
         self._start: Message = {}
         self._stream: EventTranslator | None = None
@@ -160,7 +163,7 @@ class _Relay:
             self._start = message
             headers = dict(message.get("headers") or [])
             if message["status"] == 200 and headers.get(b"content-type", b"").startswith(b"text/event-stream"):
-                self._stream = EventTranslator(self.model)
+                self._stream = EventTranslator(self.model, self.where)
                 await self._send({**message, "headers": _headers(message, None)})
             return
         if message["type"] != "http.response.body":
@@ -182,7 +185,7 @@ class _Relay:
         elif status < 400:
             out = body
         else:
-            status, out = from_openai_error(status, body)
+            status, out = from_openai_error(status, self.where.body(body))
         data = orjson.dumps(out)
         await self._send({**self._start, "status": status, "headers": _headers(self._start, len(data))})
         await self._send({"type": "http.response.body", "body": data})

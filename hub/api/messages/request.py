@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 from hub.api.locations import Locations, Origin
 from hub.errors import BadRequest
 from hub.router.router import REQUEST_KEYS
+from providers.anthropic.messages import FILE_DATA
 
 JSON = dict[str, Any]
 SAMPLING = ("temperature", "top_p", "top_k", "thinking")
@@ -25,6 +26,8 @@ TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 CUSTOM_TOOL_TYPES = frozenset({None, "custom"})
 PART_FIELDS = {"text": ".text", "image": ".source", "document": ".source"}
 """Block type -> the field holding its data, which an error about the chat part's data names."""
+WORDS = {FILE_DATA: "a document's url source is not supported for Anthropic models; send the PDF as a base64 source"}
+"""A provider's words for a chat part's field -> the Messages API's (only a url source makes a file's data a URL)."""
 
 
 def bad(message: str, param: str | None = None) -> BadRequest:
@@ -60,6 +63,8 @@ def to_chat(body: Any, *, anthropic: bool = True, where: Locations | None = None
     if where is not None and chat["messages"]:
         where.add(0, _origin({"content": body["system"]}, "system"))
     chat["messages"] += conversation(body.get("messages"), anthropic, where, len(chat["messages"]))
+    if where is not None:
+        where.made(chat["messages"])  # what comes after is the tool loop's
     _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
     if not anthropic:
         _drop_cache_control(chat)
@@ -249,7 +254,8 @@ def _media_part(block: JSON, where: str) -> JSON:
     if kind == "base64" and isinstance(data := source.get("data"), str):  # pyright: ignore[reportUnknownMemberType]
         url = f"data:{source.get('media_type') or 'application/octet-stream'};base64,{data}"  # pyright: ignore[reportUnknownMemberType]
     elif kind == "url" and isinstance(url := source.get("url"), str):  # pyright: ignore[reportUnknownMemberType]
-        pass
+        if not url.startswith(("http://", "https://")):
+            raise bad(f"{where}.source.url: expected an http(s) URL", f"{where}.source.url")
     elif kind == "text" and block["type"] == "document" and isinstance(source.get("data"), str):  # pyright: ignore[reportUnknownMemberType]
         return {"type": "text", "text": source["data"]}
     else:

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from hub.api import sse
+from hub.api.locations import Locations
 from hub.api.messages.response import (
     error_body,
     from_openai_error,
@@ -37,8 +38,10 @@ event = sse.named
 class EventTranslator:
     """Feed it the chat stream's bytes as they come (`feed`), then `end()`; both return Anthropic event bytes."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, where: Locations | None = None) -> None:
         self.model = model
+        self.where = where or Locations()
+        """Where the chat body's messages came from, for a failure that names them."""
         self._frames = sse.Frames()
         self._started = False
         self._ended = False
@@ -64,7 +67,7 @@ class EventTranslator:
             return self.end()
         if kind != "data":
             return b""
-        return self.fail(chunk) if sse.is_error(chunk) else self.chunk(chunk)
+        return self.fail(self.where.body(chunk)) if sse.is_error(chunk) else self.chunk(chunk)
 
     def chunk(self, chunk: JSON) -> bytes:
         """The events for one `chat.completion.chunk` (none while they are held for the hub calls' outputs)."""

@@ -62,6 +62,7 @@ class _Turn:
             row = await stored.load(self.request, self.principal, str(previous), "previous_response_id")
             self.earlier, self.history = [*row.input_items, *row.response["output"]], row.messages
             self.asked = approval.requested(row.response["output"])
+        self._locate(previous)
         chat = check_chat_request(to_chat(self.body, self.history, self.where))  # before any approved tool runs
         # what the answer is built and stored with, taken from the checked request now: nothing read from it may
         # fail once the upstream answered (and was paid)
@@ -70,10 +71,20 @@ class _Turn:
                                                              self.asked)  # fmt: skip
         if tool_messages:
             self.where = Locations()
+            self._locate(previous, len(tool_messages))
             chat = check_chat_request(to_chat(self.body, [*self.history, *tool_messages], self.where))
         has_instructions = self.body.get("instructions") is not None
         self.conversation = chat["messages"][1:] if has_instructions else chat["messages"]
         return chat
+
+    def _locate(self, previous: Any, added: int = 0) -> None:
+        """Name the chat messages no field of this request holds: the conversation stored as `previous`, then
+        `added` messages of the gateway's (approved hub tools' calls and results); `instructions` come first."""
+        start = 1 if self.body.get("instructions") is not None else 0
+        end = start + len(self.history)
+        if previous is not None:
+            self.where.stored(range(start, end), str(previous))
+        self.where.added(range(end, end + added))
 
     async def save(self, final: JSON, turn: JSON | None = None) -> None:
         await stored.save(self.request, self.principal, final, self.items, [*self.conversation], turn)
@@ -123,7 +134,7 @@ def _streamed(
     async def save(final: JSON) -> None:
         await this.save(final, stored.assistant_message({"output": [*final["output"], *translator.asked]}))
 
-    return TranslatedStream(answer, translator, save)
+    return TranslatedStream(answer, translator, save, this.where)
 
 
 async def _completed(
@@ -175,9 +186,15 @@ class TranslatedStream(Response):
     media_type = "text/event-stream"
 
     def __init__(
-        self, inner: Response, translator: StreamTranslator, on_done: Callable[[JSON], Awaitable[None]]
+        self,
+        inner: Response,
+        translator: StreamTranslator,
+        on_done: Callable[[JSON], Awaitable[None]],
+        where: Locations | None = None,
     ) -> None:
         self.inner = inner
+        self.where = where or Locations()
+        """Where the chat body's messages came from: a failure after `run_chat` (a tool loop round's) names them."""
         self.translator = translator
         self.on_done: Callable[[JSON], Awaitable[None]] | None = on_done
         self.status_code = 200
@@ -220,7 +237,7 @@ class TranslatedStream(Response):
             return self.translator.done()
         if kind != "data":
             return frame + b"\n\n"  # SSE comments (keep-alives) pass unchanged
-        return self.translator.failed(data) if sse.is_error(data) else self.translator.chunk(data)
+        return self.translator.failed(self.where.body(data)) if sse.is_error(data) else self.translator.chunk(data)
 
 
 ROUTES = [

@@ -87,6 +87,7 @@ def messages(body: JSON, history: list[JSON], where: Locations | None = None) ->
     if where is not None:
         for n, origin in enumerate(origins):
             where.add(start + n, origin)
+        where.made(out)
     if not any(m["role"] != "system" for m in out):
         raise BadRequest(_unanswerable(body.get("input")), param="input", code="invalid_value")
     return out
