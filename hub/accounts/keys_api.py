@@ -16,7 +16,7 @@ from starlette.routing import Route
 from hub.accounts.admin import no_nul, query_int, query_text, store_errors
 from hub.accounts.auth import Principal, constant_time_equal
 from hub.accounts.keys import KeyAuthenticator, display_name, hash_key, new_key, token_hash
-from hub.accounts.spend import budget_period, parse_duration, period_start
+from hub.accounts.spend import budget_period, parse_duration, period_start, usd
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
 from hub.gateway.requests import read_json_body
 from hub.state import authenticate, hub_state
@@ -162,7 +162,7 @@ async def key_info(keys: KeyAuthenticator, row: KeyRow, *, spend: float | None =
         spend = shown_spend(keys, row.token_hash, start, await keys.store.spend_since(row.token_hash, start))
     return {
         "token": row.token_hash, "key_name": row.key_name, "key_alias": row.key_alias, "models": row.models or [],
-        "mcp_servers": row.mcp_servers or [], "mcp_tools": row.mcp_tools or [], "spend": spend,
+        "mcp_servers": row.mcp_servers or [], "mcp_tools": row.mcp_tools or [], "spend": usd(spend),
         "max_budget": row.max_budget, "budget_duration": row.budget_duration,
         "budget_reset_at": _iso(start + period) if period else None, "rpm_limit": row.rpm_limit,
         "tpm_limit": row.tpm_limit, "expires": _iso(row.expires), "metadata": row.metadata, "blocked": row.blocked,

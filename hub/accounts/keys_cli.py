@@ -20,7 +20,7 @@ from hub.accounts.key_events import publish
 from hub.accounts.keys import display_name, hash_key, is_expired, new_key, token_hash
 from hub.accounts.keys_api import KeyFields, key_changes
 from hub.accounts.ratelimit import redis_client
-from hub.accounts.spend import budget_period, period_start
+from hub.accounts.spend import budget_period, period_start, usd
 from hub.config import config_path, load_config
 from hub.storage import KeyRow, Store, StoreConflict, StoreError, check_database_url, open_store
 
@@ -96,7 +96,7 @@ def _show(row: KeyRow, spend: float | None = None) -> dict[str, Any]:
             "mcp_servers": row.mcp_servers, "mcp_tools": row.mcp_tools, "max_budget": row.max_budget,
             "budget_duration": row.budget_duration, "rpm_limit": row.rpm_limit, "tpm_limit": row.tpm_limit,
             "expires": time.strftime(fmt, time.gmtime(row.expires)) if row.expires is not None else None,
-            "blocked": row.blocked, "spend": spend}  # fmt: skip
+            "blocked": row.blocked, "spend": None if spend is None else usd(spend)}  # fmt: skip
 
 
 def _print(data: Any) -> None:

@@ -23,6 +23,14 @@ CATCH_UP_LAG = 300.0
 """Seconds of spend logs a budget catch-up re-reads (logs normally land within a second or two)."""
 MAX_DURATION = 100 * _UNITS["y"]
 """The longest `duration` / `budget_duration` accepted: later dates overflow the platform's time functions."""
+USD_DIGITS = 10
+"""Decimals of the USD amounts the API shows: far below any token's price, and above binary floating point's noise
+(12 x $0.1 + 7 x $0.2 is 2.6000000000000005, three of them summed 7.800000000000002)."""
+
+
+def usd(amount: float) -> float:
+    """`amount` as the API shows it: rounded to `USD_DIGITS` decimals."""
+    return round(amount, USD_DIGITS)
 
 
 def parse_duration(text: str, *, bounded: bool = True) -> float:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from hub.accounts.admin import query_int, query_text, store_errors
 from hub.accounts.keys import token_hash
+from hub.accounts.spend import usd
 from hub.errors import BadRequest, NotFound, PermissionDenied, json_response
 from hub.state import authenticate, hub_state
 from hub.storage import SpendQuery, Store
@@ -78,7 +79,7 @@ def _log(row: dict[str, Any]) -> dict[str, Any]:
         "model_group": row["model_alias"], "upstream_model": row["upstream_model"],
         "custom_llm_provider": row["provider"], "prompt_tokens": row["prompt_tokens"],
         "completion_tokens": row["completion_tokens"], "total_tokens": row["prompt_tokens"] + row["completion_tokens"],
-        "cached_tokens": row["cached_tokens"], "reasoning_tokens": row["reasoning_tokens"], "spend": row["cost"],
+        "cached_tokens": row["cached_tokens"], "reasoning_tokens": row["reasoning_tokens"], "spend": usd(row["cost"]),
         "status": "success" if row["status_code"] == 200 else "failure", "status_code": row["status_code"],
         "error": row["error"], "stream": bool(row["stream"]), "tool_calls": row["tool_calls"],
         "latency_ms": row["latency_ms"], "overhead_ms": max(0.0, row["latency_ms"] - row["upstream_ms"]),
@@ -116,7 +117,7 @@ async def spend_daily(request: Request) -> Response:
     if start is None and end is None:
         start = time.time() - 30 * 86400  # LiteLLM's activity views default to the last 30 days
     rows = await store.daily_spend(grouping, start=start, end=end, key_hash=key_hash)
-    data = [{"date": r["day"], group_by: r["grp"], "requests": r["requests"], "spend": r["spend"],
+    data = [{"date": r["day"], group_by: r["grp"], "requests": r["requests"], "spend": usd(r["spend"]),
              "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
              "cached_tokens": r["cached_tokens"]} for r in rows]  # fmt: skip
     return json_response({"group_by": group_by, "data": data})
