@@ -63,6 +63,12 @@ class McpServerSpec(BaseModel):
     """Toolhub: seconds a per-client upstream session may stay unused before it is closed."""
     max_sessions: int = Field(default=32, ge=1)
     """Toolhub: most per-client upstream sessions of this server at once; more clients get an error result."""
+    max_sessions_per_key: int | None = Field(default=None, ge=1)
+    """Toolhub: most of this server's per-client upstream sessions one key holds at once (the master key, and an open
+    gateway's callers, count as one key each); its next new one gets an error result naming this limit, while other
+    keys still get theirs up to `max_sessions`. Default: no per-key limit (a deployment that puts all its users behind
+    one key, such as Open WebUI, would be capped by any default). Set it below `max_sessions` when several keys share
+    a per-client server, so that one key opening many MCP sessions cannot lock the others out until `idle_timeout`."""
 
     @model_validator(mode="after")
     def _infer_transport(self) -> McpServerSpec:

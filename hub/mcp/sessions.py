@@ -6,6 +6,13 @@ own, for stdio) per downstream MCP session, opened on the client's first request
 session ends, after `idle_timeout` seconds without a request, or when the hub stops. At most `max_sessions` are open
 per server; a client beyond that gets an error result. The hub's shared session keeps serving the catalog and the
 callers without an MCP session (REST, the tool loop, 2026-era requests, which carry no session).
+
+`max_sessions_per_key` (opt-in) keeps one key from taking all `max_sessions` of a server and locking every other key
+out until its sessions idle out: a key (the master key, and an open gateway's callers, count as one key each) holding
+that many of the server's sessions gets the same kind of error result for its next new one. It is refused rather than
+given room by closing one of its own idle sessions: a per-client server is stateful by definition (subscriptions, a
+process's state, a pending sampling round), and closing a session behind a live client would silently lose that state,
+where a refusal says what happened; the key's sessions free up as its MCP sessions end or after `idle_timeout`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import anyio
 from anyio.abc import TaskGroup
 from mcp.server.connection import Connection
 
+from hub.accounts.auth import Principal
 from hub.mcp.errors import UpstreamUnavailable
 from hub.mcp.levels import LogLevels
 from hub.mcp.modern import is_modern
@@ -36,8 +44,10 @@ OnOwnResourceUpdated = Callable[..., None]
 class _Private:
     """One client's session to one upstream, with its idle deadline."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, owner: str) -> None:
         self.upstream = upstream
+        self.owner = owner
+        """The key it was opened for (`owner_of`): what `max_sessions_per_key` counts."""
         self.scope = anyio.CancelScope()
         """Cancelled when the client's session ends; its deadline is `idle_timeout` after the last request."""
         self.in_flight = 0
@@ -81,8 +91,10 @@ class ClientSessions:
             if name == server:
                 private.close()
 
-    def count(self, server: str) -> int:
-        return sum(1 for (name, _), private in self._open.items() if name == server and not private.closing)
+    def count(self, server: str, owner: str | None = None) -> int:
+        """Open sessions of `server`: every client's, or those opened for `owner` (a key, `owner_of`)."""
+        return sum(1 for (name, _), private in self._open.items()
+                   if name == server and not private.closing and owner in (None, private.owner))  # fmt: skip
 
     def existing(self, upstream: Upstream, connection: Connection) -> Upstream | None:
         """`connection`'s own open session of `upstream`, if it has one (none is started)."""
@@ -95,13 +107,14 @@ class ClientSessions:
         the caller has an MCP session; otherwise the shared one.
 
         Raises:
-            UpstreamUnavailable: `max_sessions` are open already, or the client's session did not come up.
+            UpstreamUnavailable: `max_sessions` are open already, or the caller's key holds `max_sessions_per_key`
+                of them, or the client's session did not come up.
         """
         connection = getattr(caller, "session", None)
         if not upstream.per_client or not _is_session(connection):
             yield upstream
             return
-        private = self._private(upstream, connection)
+        private = self._private(upstream, connection, owner_of(caller))
         private.enter()
         try:
             with anyio.move_on_after(upstream.spec.connect_timeout + 1.0):
@@ -110,11 +123,12 @@ class ClientSessions:
         finally:
             private.leave()
 
-    def _private(self, upstream: Upstream, connection: Connection) -> _Private:
+    def _private(self, upstream: Upstream, connection: Connection, owner: str) -> _Private:
         key = (upstream.name, connection)
         private = self._open.get(key)
         if private is None or private.closing:  # a closing one (idle) is replaced, not reused
             group = self._group()
+            self._check_room(upstream, owner)
             if group is None or self.count(upstream.name) >= upstream.spec.max_sessions:
                 limit = upstream.spec.max_sessions
                 message = f"MCP server {upstream.name!r} has {limit} client sessions open (max_sessions); try later."
@@ -122,10 +136,18 @@ class ClientSessions:
             own = Upstream(upstream.config, _unchanged, functools.partial(self._on_resource_updated, only=connection),
                            errlog=self._errlog)  # fmt: skip
             own.log_level = self._levels.get(connection)  # applied once it connects, as after every reconnect
-            private = self._open[key] = _Private(own)
+            private = self._open[key] = _Private(own, owner)
             self._watch(connection)
             group.start_soon(self._run, key, private, name=f"mcp-client-session-{upstream.name}")
         return private
+
+    def _check_room(self, upstream: Upstream, owner: str) -> None:
+        """Refuse `owner` one more session of `upstream` when it holds `max_sessions_per_key` (module docstring)."""
+        limit = upstream.spec.max_sessions_per_key
+        if limit is not None and (held := self.count(upstream.name, owner)) >= limit:
+            message = (f"This key holds {held} of MCP server {upstream.name!r}'s client sessions, its limit "
+                       f"(max_sessions_per_key = {limit}); end one of its MCP sessions or try later.")  # fmt: skip
+            raise UpstreamUnavailable(message, server=upstream.name)
 
     def _watch(self, connection: Connection) -> None:
         if connection not in self._watched:
@@ -147,6 +169,15 @@ class ClientSessions:
             if self._open.get(key) is private:
                 del self._open[key]
             logger.info("MCP server %s: a client's own session closed", key[0])
+
+
+def owner_of(caller: Any) -> str:
+    """The key `caller` acts for: "key:<id>" for a virtual key, else "master" or "open" (the master key, an open
+    gateway's callers: one key each; a caller without a principal counts as an open gateway's)."""
+    principal = getattr(caller, "principal", None)
+    if not isinstance(principal, Principal):
+        return "open"
+    return f"key:{principal.key_id}" if principal.key_id is not None else principal.alias or "master"
 
 
 def _is_session(connection: object) -> TypeGuard[Connection]:
