@@ -17,6 +17,10 @@ OVERLOADED = frozenset({"overloaded_error", "unavailable"})
 """Error types or codes of an overloaded or unavailable upstream (Anthropic's `overloaded_error`, Gemini's
 `UNAVAILABLE`), which Anthropic's clients get as a 529 `overloaded_error`, as `error_status` gives a raised one: a
 stream's final error event carries no status, only these."""
+STREAM_STATUSES = {**{kind: status for status, kind in ERROR_TYPES.items()}, "service_unavailable": 529}
+"""An error type (or an Anthropic upstream's own, kept as the error's `code`) -> the status Anthropic's clients get
+for it when it is raised before the answer starts (`error_status` makes the gateway's 503 a 529): a stream's final
+error event carries no status (`stream_error_status`)."""
 _BAD_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -138,6 +142,15 @@ def error_status(status: int, upstream_status: int | None = None) -> int:
 def error_body(status: int, message: str) -> JSON:
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def stream_error_status(body: Any) -> int:
+    """The status of a chat stream's final error event, from its `code` or `type`, so that it gets the Anthropic
+    type a refusal answered before the stream started gets (a later tool-loop round's 400 is an
+    `invalid_request_error`); 500 (`api_error`) for any other."""
+    error: Any = body.get("error") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    kinds: list[Any] = [error.get("code"), error.get("type")] if isinstance(error, dict) else []  # pyright: ignore[reportUnknownMemberType]
+    return next((STREAM_STATUSES[k] for k in kinds if isinstance(k, str) and k in STREAM_STATUSES), 500)
 
 
 def from_openai_error(status: int, body: Any) -> tuple[int, JSON]:

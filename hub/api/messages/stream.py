@@ -24,6 +24,7 @@ from hub.api.messages.response import (
     message_id,
     stop_reason,
     stop_sequence,
+    stream_error_status,
     tool_use_id,
     usage,
 )
@@ -187,7 +188,7 @@ class EventTranslator:
         """The chat stream failed after it started: an Anthropic `error` event ends it (after what was held)."""
         out = self._release(None) if self._held is not None else b""
         self._ended = True
-        return out + event("error", from_openai_error(500, chunk)[1])
+        return out + event("error", from_openai_error(stream_error_status(chunk), chunk)[1])
 
     def error(self, status: int, message: str) -> bytes:
         self._ended = True
