@@ -5,7 +5,8 @@ parts, `tool_use` blocks assistant `tool_calls` with the same ids, `tool_result`
 before the user's other content. Thinking blocks travel as `thinking_blocks` (LiteLLM's name), which the Anthropic
 provider replays verbatim with their signatures. `thinking`, `top_k` and `cache_control` are passed on as they are:
 the Anthropic provider uses them, the others drop what their upstream cannot take. LiteLLM's per-request router
-options (`fallbacks`, `num_retries`, `timeout`, `mock_testing_fallbacks`) go to the router as on chat.
+options (`fallbacks`, `num_retries`, `timeout`, `mock_testing_fallbacks`) go to the router as on chat, and the
+response cache's `cache` controls (`no-cache`, `no-store`, `ttl`, `s-maxage`, `namespace`) to the cache.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def _options(body: JSON, chat: JSON) -> None:
             chat[name] = body[name]
     for name in sorted(REQUEST_KEYS.intersection(body)):  # the router checks them (and the key's models) as on chat
         chat[name] = body[name]
+    if body.get("cache") is not None:  # the response cache's controls: run_chat takes them out and checks them
+        chat["cache"] = body["cache"]
     if (stop := body.get("stop_sequences")) is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):  # pyright: ignore[reportUnknownVariableType]
             raise bad("stop_sequences: must be an array of strings", "stop_sequences")

@@ -22,6 +22,7 @@ from hub.api.responses.mcp import McpReport, reports_tools
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import check, hosted_tools, namespaces, to_chat
 from hub.api.responses.stored import input_items
+from hub.cache.controls import parse_controls
 from hub.errors import HubError, json_response
 from hub.gateway.chat import run_chat
 from hub.gateway.requests import check_chat_request, read_json_body
@@ -64,6 +65,8 @@ class _Turn:
             self.asked = approval.requested(row.response["output"])
         self._locate(previous)
         chat = check_chat_request(to_chat(self.body, self.history, self.where))  # before any approved tool runs
+        if hub_state(self.request).extras.get("cache") is not None:
+            parse_controls(chat.get("cache"))  # run_chat's cache refuses malformed ones too, but after the tools ran
         # what the answer is built and stored with, taken from the checked request now: nothing read from it may
         # fail once the upstream answered (and was paid)
         self.items, self.spaces = [*self.earlier, *input_items(self.body.get("input"))], namespaces(self.body)

@@ -64,6 +64,8 @@ def to_chat(body: JSON, history: list[JSON] | None = None, where: Locations | No
     chat: JSON = {"model": body["model"], "messages": messages(body, history or [], where)}
     chat.update({name: body[name] for name in PASSED if body.get(name) is not None})
     chat.update({name: body[name] for name in REQUEST_KEYS.intersection(body)})  # the router's, checked as on chat
+    if body.get("cache") is not None:  # the response cache's controls: run_chat takes them out and checks them
+        chat["cache"] = body["cache"]
     if include.LOGPROBS in include.included(body):
         chat["logprobs"] = True
     _options(body, chat)
