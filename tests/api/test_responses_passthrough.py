@@ -261,3 +261,17 @@ def test_a_response_continued_at_the_same_base_with_another_key_is_sent_as_items
     sent = fake.requests[-1]
     assert "previous_response_id" not in sent and second.output_text == "You said: what is my name?"
     assert [item.get("role") for item in sent["input"]] == ["user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_gateways_cache_controls_never_reach_the_upstream(
+    client: openai.OpenAI, fake: FakeResponses, stream: bool
+) -> None:
+    """`cache` is Toolhub's own field (LiteLLM's cache controls); OpenAI refuses a body with an unknown parameter. A
+    forwarded response is not cached, so the controls are dropped and reported as such."""
+    with client.responses.with_streaming_response.create(
+        model="native", input="hello", stream=stream, extra_body={"cache": {"no-cache": True}}
+    ) as raw:
+        raw.read()
+    assert raw.headers["x-toolhub-dropped-params"] == "cache"
+    assert "cache" not in fake.requests[-1] and fake.requests[-1]["input"] == "hello"

@@ -33,6 +33,7 @@ from hub.api.responses import owners, stored, upstream
 from hub.api.responses.objects import JSON
 from hub.api.responses.request import input_messages
 from hub.api.sse import named, named_raw
+from hub.cache.controls import parse_controls
 from hub.config import ModelRoute
 from hub.errors import BadRequest, json_response
 from hub.gateway import sse
@@ -151,6 +152,12 @@ class _Forward:
     def __init__(self, request: Request, principal: Principal, body: JSON, deployment: Deployment) -> None:
         self.request, self.principal, self.body, self.deployment = request, principal, body, deployment
         self.upstream: JSON = {**body, "model": deployment.model}
+        self.headers: dict[str, str] = {}
+        if "cache" in self.upstream:  # Toolhub's own controls (hub/cache): a forwarded response is not cached, and
+            controls = self.upstream.pop("cache")  # an upstream's /responses refuses a parameter it does not know
+            if hub_state(request).extras.get("cache") is not None:
+                parse_controls(controls)  # malformed ones get the 400 they get on the translated way
+            self.headers["x-toolhub-dropped-params"] = "cache"
         self.earlier: list[Any] = []
         self.history: list[Any] = []
 
@@ -203,7 +210,7 @@ class _Forward:
             record.add_usage(chat_usage(response.get("usage"), record.provider))  # unreadable: a 502 row
         finish_record(state, record, started, 200)
         await self.save(response)
-        return json_response(response, headers=cost_headers(record))
+        return json_response(response, headers={**cost_headers(record), **self.headers})
 
     async def save(self, response: JSON) -> None:
         """Keep the response, never at the cost of the answer: the upstream answered (and was paid), so a copy
@@ -255,7 +262,7 @@ class _Forward:
         timeout = self.deployment.read_timeout(True)
         events = _http.iter_sse(self.deployment.provider, response, timeout)
         relay = self._relay(events, stack, state, record, started)
-        return StreamingResponse(relay, media_type="text/event-stream", headers={**sse.HEADERS})
+        return StreamingResponse(relay, media_type="text/event-stream", headers={**sse.HEADERS, **self.headers})
 
     async def _relay(
         self,
