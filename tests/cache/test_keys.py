@@ -87,3 +87,30 @@ def test_a_text_part_without_string_text_is_kept_as_it_is_for_the_request_checks
 
 
 PARTS_WITHOUT_TEXT = ({"type": "text"}, {"type": "text", "text": 5})  # (a null `text` is the first: nulls go)
+
+
+def test_whole_floats_and_integers_share_an_entry_at_every_depth() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 10, "enum": [1, 2]}}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    as_floats = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 10.0, "enum": [1.0, 2.0]}}}
+    float_tools = [{"type": "function", "function": {"name": "f", "parameters": as_floats}}]
+    ints = {"temperature": 0, "seed": 3, "max_tokens": 100, "logit_bias": {"50256": -100}, "tools": tools}
+    floats = {
+        "temperature": 0.0,
+        "seed": 3.0,
+        "max_tokens": 100.0,
+        "logit_bias": {"50256": -100.0},
+        "tools": float_tools,
+    }
+    assert key(floats) == key(ints)
+    assert key({"seed": -0.0, "max_tokens": 1e16}) == key({"seed": 0, "max_tokens": 10**16})
+    parts: Any = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u", "detail_px": 2.0}}]}]
+    same: Any = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u", "detail_px": 2}}]}]
+    assert cache_key("m", {"model": "m", "messages": parts}) == cache_key("m", {"model": "m", "messages": same})
+
+
+def test_floats_that_are_not_whole_and_look_alike_strings_still_split_entries() -> None:
+    assert key({"temperature": 0.5}) != key({"temperature": 0})
+    assert key({"top_p": 0.05}) != key({"top_p": 0})
+    assert key({"stop": ["1.0"]}) != key({"stop": ["1"]})  # a string is never a number
+    assert key({"seed": 1e20}) != key({"seed": 1e19})
