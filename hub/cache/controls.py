@@ -11,6 +11,8 @@ from hub.errors import BadRequest
 _FLAGS = ("no-cache", "no-store")
 _SECONDS = ("ttl", "s-maxage")
 _NAMESPACE = re.compile(r"[!-~]+")
+MAX_SECONDS = 10**9
+"""The bound (excluded) of `ttl` and `s-maxage`, about 31.7 years; the refusal names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +55,8 @@ def _check(name: str, item: Any) -> None:
         if not isinstance(item, bool):
             raise _bad(f"'cache.{name}' must be true or false")
     elif name in _SECONDS:
-        if isinstance(item, bool) or not isinstance(item, int | float) or not 0 <= item < 10**9:
-            raise _bad(f"'cache.{name}' must be a number of seconds (0 or more)")
+        if isinstance(item, bool) or not isinstance(item, int | float) or not 0 <= item < MAX_SECONDS:
+            raise _bad(f"'cache.{name}' must be a number of seconds from 0 to less than {MAX_SECONDS:,}")
     elif name == "namespace":  # it prefixes the key sent back in `x-litellm-cache-key`: a header value
         if not isinstance(item, str) or not 0 < len(item) <= 200 or not _NAMESPACE.fullmatch(item):
             raise _bad("'cache.namespace' must be 1 to 200 printable ASCII characters (no spaces)")

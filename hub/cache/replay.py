@@ -35,10 +35,13 @@ def completion_chunks(completion: JSON, *, include_usage: bool) -> Iterator[JSON
 
 def _deltas(message: JSON, logprobs: JSON | None) -> Iterator[tuple[JSON, JSON | None]]:
     """A message's deltas, each with the logprobs that go with it: the tokens of `content` ride with its text (and
-    those of `refusal` with its), as OpenAI streams them; tokens whose text is empty ride with the role delta."""
+    those of `refusal` with its), as OpenAI streams them; tokens whose text is empty ride with the role delta. The
+    role delta's `content` is "" for an answer with content and null for one without (tool calls, a refusal), as
+    OpenAI sends it: the openai SDK's accumulated message keeps that first value (`content == ""` was not None)."""
     tokens = {name: logprobs[name] for name in _LOGPROB_FIELDS if logprobs.get(name)} if logprobs else {}
     early = {name: tokens.pop(name) for name in list(tokens) if not message.get(name)}
-    yield {"role": message.get("role") or "assistant", "content": ""}, _logprobs(early)
+    content = None if message.get("content") is None else ""
+    yield {"role": message.get("role") or "assistant", "content": content}, _logprobs(early)
     for name in _TEXT_FIELDS:
         if message.get(name):
             yield {name: message[name]}, _logprobs({name: tokens[name]} if name in tokens else {})

@@ -155,3 +155,15 @@ def test_a_matched_stop_sequence_survives_replay_and_gathering() -> None:
     chunks = list(completion_chunks(answer, include_usage=True))
     assert chunks[-2]["choices"][0]["stop_reason"] == "END"
     assert gathered(chunks) == answer
+
+
+def test_the_role_delta_of_an_answer_without_content_says_null_as_openai_streams_it() -> None:
+    refused = {**TEXT, "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": "no"}}]}
+    assert next(completion_chunks(refused, include_usage=False))["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": None,
+    }
+    assert next(completion_chunks(TEXT, include_usage=False))["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": "",
+    }

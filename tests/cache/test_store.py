@@ -73,3 +73,10 @@ def test_bad_controls_are_a_400_naming_the_cache_parameter(value: object) -> Non
     with pytest.raises(BadRequest) as caught:
         parse_controls(value)
     assert (caught.value.status_code, caught.value.param, caught.value.code) == (400, "cache", "invalid_cache_control")
+
+
+def test_a_ttl_past_the_limit_is_refused_naming_the_limit() -> None:
+    assert parse_controls({"ttl": 999_999_999.5}).ttl == 999_999_999.5
+    with pytest.raises(BadRequest) as caught:
+        parse_controls({"ttl": 2e9})
+    assert caught.value.message == "'cache.ttl' must be a number of seconds from 0 to less than 1,000,000,000"
