@@ -1,11 +1,13 @@
 """The response cache the gateway consults: lookup with the request's controls, store, and in-flight collapsing.
 
 An entry is `<unix time stored>\n<completion JSON>`, and for a tool loop that ended with client tool calls
-`\n<its hub rounds JSON>` after (`hub.cache.loops`). `ResponseCache.begin` takes the `cache` controls out of the
-body (they never reach the upstream) and gives a `Lookup` for cacheable requests; a tool loop's key holds its owner
-and tools. Identical non-streamed misses that arrive while the first is in flight wait for it (at most
+`\n<its hub rounds JSON>` after (`hub.cache.loops`); one read from Redis that is not such an entry is a miss
+(`hub.cache.entries`), and the answer it then gets replaces it. `ResponseCache.begin` takes the `cache` controls out
+of the body (they never reach the upstream) and gives a `Lookup` for cacheable requests; a tool loop's key holds its
+owner and tools. Identical non-streamed misses that arrive while the first is in flight wait for it (at most
 `inflight_wait` seconds), then are served its answer; if it fails, or its answer may not be shared (a fallback's, a
-cut loop's: `loops.shareable`), each goes upstream itself.
+cut loop's: `loops.shareable`), each goes upstream itself. A `no-store` request never leads (`follow`): its answer is
+not stored, so waiting for it would only delay the others.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from hub.cache import loops, tools
+from hub.cache import entries, loops, tools
 from hub.cache.controls import Controls, parse_controls
 from hub.cache.keys import cache_key
 from hub.cache.replay import StreamGatherer
@@ -47,6 +49,11 @@ class Lookup:
     """The tool loop this request runs, if any (its hub rounds are stored with the answer)."""
     record: UsageRecord | None = None
     """The request's usage record, which tells whether a fallback answered."""
+    field: str = "choices"
+    """What a stored answer must hold a list of to be served (`data` for embeddings): `entries.readable`."""
+
+    def readable(self, entry: bytes) -> bool:
+        return entries.readable(entry, self.field)
 
     def headers(self) -> dict[str, str]:
         return {"x-litellm-cache-key": self.key, "x-toolhub-cache-hit": "true" if self.hit else "false"}
@@ -120,18 +127,22 @@ class ResponseCache:
             return None
         scope = b"" if loop is None else loops.scope(loop)
         key = cache_key(route.alias, body, controls.namespace or self.settings.namespace, scope)
-        return Lookup(self, key, controls, plan=loop, record=record)
+        field = "data" if body.get("endpoint") == "embeddings" else "choices"  # (hub/api/embeddings keys it so)
+        return Lookup(self, key, controls, plan=loop, record=record, field=field)
 
     async def find(self, lookup: Lookup) -> bytes | None:
         """The stored answer for `lookup` as JSON bytes (None: a miss, or `no-cache`, or older than its `s-maxage`)."""
         return None if lookup.controls.no_cache else await self._get(lookup)
 
     def follow(self, lookup: Lookup, *, stream: bool) -> asyncio.Future[JSON | None] | None:
-        """The identical non-streamed request in flight to wait for; None makes `lookup` the one others wait for."""
+        """The identical non-streamed request in flight to wait for; None makes `lookup` the one others wait for,
+        unless it is `no-store`: its answer is not stored, so it is handed to no one (the README's rule) and others
+        go on at once rather than wait for it and then go upstream anyway. (A `no-store` request may still wait for
+        a leader that stores: it would read that answer from the cache a moment later.)"""
         if stream or lookup.controls.no_cache:
             return None
         leader = self.inflight.get(lookup.key)
-        if leader is None:
+        if leader is None and not lookup.controls.no_store:
             lookup.future = self.inflight[lookup.key] = asyncio.get_running_loop().create_future()
         return leader
 
@@ -150,7 +161,7 @@ class ResponseCache:
 
     async def _get(self, lookup: Lookup) -> bytes | None:
         raw = self.backend.local.get(lookup.key)  # a hit in this process awaits nothing
-        if raw is None and (raw := await self.backend.fetch(lookup.key)) is None:
+        if raw is None and (raw := await self.backend.fetch(lookup.key, lookup.readable)) is None:
             return None
         stored_at, completion, *rounds = raw.split(b"\n", 2)  # one pass: a completion holds no newline (orjson)
         max_age = lookup.controls.s_maxage

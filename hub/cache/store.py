@@ -15,6 +15,8 @@ from hub.accounts.ratelimit import redis_error
 from providers._cache import TTLCache
 
 logger = logging.getLogger("toolhub.cache")
+WARN_EVERY = 3600.0
+"""Seconds between two warnings about the same unreadable key."""
 
 
 class Store(Protocol):
@@ -26,8 +28,9 @@ class Store(Protocol):
         """For /metrics: the bytes the store holds, or (a shared one) this process wrote."""
         ...
 
-    async def fetch(self, key: str) -> bytes | None:
-        """An entry `local` does not hold: from the shared store (None for a store that is only local)."""
+    async def fetch(self, key: str, check: Callable[[bytes], bool] | None = None) -> bytes | None:
+        """An entry `local` does not hold: from the shared store (None for a store that is only local). With
+        `check`, a value it refuses is None too (a miss, never kept nearby), warned about once per key and hour."""
         ...
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
@@ -58,7 +61,7 @@ class LocalStore:
     async def get(self, key: str) -> bytes | None:
         return self.local.get(key)
 
-    async def fetch(self, key: str) -> bytes | None:
+    async def fetch(self, key: str, check: Callable[[bytes], bool] | None = None) -> bytes | None:
         return None
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
@@ -81,20 +84,33 @@ class RedisStore:
         self.local: TTLCache[bytes] = TTLCache(max_entries, max_bytes=max_bytes)
         self.bytes_used = 0
         """Bytes this process wrote (Redis itself bounds memory with its own `maxmemory` policy)."""
+        self._warned: TTLCache[bool] = TTLCache(1_000, WARN_EVERY)
+        """Keys whose unreadable value was warned about lately: a value nobody replaces (every request `no-store`)
+        is logged once an hour, not once a request."""
 
     async def get(self, key: str) -> bytes | None:
         return await read(self, key)
 
-    async def fetch(self, key: str) -> bytes | None:
+    async def fetch(self, key: str, check: Callable[[bytes], bool] | None = None) -> bytes | None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 value, pttl = await pipe.get(key).pttl(key).execute()
         except (redis_error(), OSError) as exc:
             logger.warning("cache: Redis GET failed, served as a miss: %s", exc)
             return None
+        if value is not None and check is not None and not check(value):
+            self._unreadable(key, value)
+            return None
         if value is not None and pttl > 0:
             self.local.put(key, value, pttl / 1000, len(key) + len(value))
         return value
+
+    def _unreadable(self, key: str, value: bytes) -> None:
+        if self._warned.get(key) is None:
+            self._warned.put(key, True)
+            logger.warning(
+                "cache: the value under %s is not a stored answer (%d bytes), served as a miss", key, len(value)
+            )
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         if ttl <= 0:
