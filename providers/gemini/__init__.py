@@ -5,7 +5,7 @@ contents.py    OpenAI messages -> systemInstruction + contents (tool calls, tool
 schema.py      JSON Schema -> Gemini's OpenAPI Schema subset; tool names Gemini accepts
 response.py    GenerateContentResponse -> chat.completion / chat.completion.chunk; finish reasons, usage, errors
 signatures.py  Gemini 3 thought signatures kept across turns, keyed by tool-call id
-images.py      http(s) image URLs fetched and inlined
+images.py      http(s) image and file URLs fetched and inlined
 embeddings.py  OpenAI embeddings -> `batchEmbedContents` calls of at most 100 requests, answers joined in order
 provider.py    GeminiProvider: the HTTP calls
 

@@ -1,4 +1,4 @@
-"""OpenAI `messages` -> Gemini `systemInstruction` + `contents` (pure; images arrive already fetched)."""
+"""OpenAI `messages` -> Gemini `systemInstruction` + `contents` (pure; image and file URLs arrive already fetched)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ StepLookup = Callable[[str], "Step | None"]
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
 _AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3"}
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n"
+"""Standard and URL-safe base64 (Gemini takes both), line breaks allowed: what raw `file_data` may hold."""
 RESPONSE_MEDIA = frozenset({"image/png", "image/jpeg", "image/webp", "application/pdf", "text/plain"})
 """What Gemini 3 takes inside `functionResponse.parts`; other media follow the responses in a user content."""
 
@@ -49,6 +51,25 @@ def http_image_urls(messages: list[JSON]) -> list[str]:
                 if url.startswith(("http://", "https://")):
                     urls[url] = None
     return list(urls)
+
+
+def http_file_urls(messages: list[JSON]) -> list[str]:
+    """The http(s) URLs that user messages give as a `file` part's `file_data` (a Messages `document` url source
+    becomes one), in order, without duplicates: the gateway fetches them like images."""
+    urls: dict[str, None] = {}
+    for message in messages if isinstance(messages, list) else ():
+        if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), list):
+            for part in message["content"]:
+                data = _file_data(part)
+                if data.startswith(("http://", "https://")):
+                    urls[data] = None
+    return list(urls)
+
+
+def _file_data(part: Any) -> str:
+    file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    data = file.get("file_data") if isinstance(file, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return data if isinstance(data, str) else ""
 
 
 def _image_url(part: JSON) -> str:
@@ -156,7 +177,7 @@ class _Builder:
                 raise MessageError(f"{param}: input_audio needs base64 'data' and a 'format' of wav or mp3.", param)
             return {"inlineData": {"mimeType": _AUDIO[fmt], "data": audio["data"]}}
         if kind == "file":
-            return _file_part(part.get("file") or {}, param)  # pyright: ignore[reportOptionalMemberAccess]
+            return _file_part(part.get("file") or {}, param, self.images)  # pyright: ignore[reportOptionalMemberAccess]
         raise MessageError(f"{param}: content parts of type {kind!r} are not supported for Gemini models.", param)
 
     def _image(self, part: JSON, param: str) -> JSON:
@@ -349,16 +370,28 @@ def parse_data_url(url: str, param: str, image: bool = True) -> InlineData:
     return match["mime"], data
 
 
-def _file_part(file: JSON, param: str) -> JSON:
+def _file_part(file: JSON, param: str, fetched: Mapping[str, InlineData]) -> JSON:
+    """A file as inlineData: from a data URL, the bytes its http(s) URL held, or raw base64 (typed by its filename).
+    A string that is none of these (another scheme's URL, not base64) is refused here, never sent as data.
+
+    Raises:
+        MessageError: no `file_data`, or one that is none of the above.
+    """
     data = file.get("file_data")
     if not isinstance(data, str) or not data:
         raise MessageError(f"{param}: only files sent inline as 'file_data' are supported for Gemini models.", param)
     if data.startswith("data:"):
         mime, payload = parse_data_url(data, param, image=False)
-    else:
+    elif data.startswith(("http://", "https://")):
+        mime, payload = fetched[data]
+    elif data.isascii() and not data.encode().translate(None, _BASE64):
         filename = str(file.get("filename") or "")
         mime = "application/pdf" if filename.lower().endswith(".pdf") or not filename else _guess(filename)
         payload = data
+    else:
+        shown = data if len(data) <= 60 else data[:57] + "..."
+        raise MessageError(f"{param}: {shown!r} is neither base64 data, a data URL with a media type "
+                           "(data:application/pdf;base64,...) nor an http(s) URL.", param)  # fmt: skip
     return {"inlineData": {"mimeType": mime, "data": payload}}
 
 

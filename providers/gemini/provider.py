@@ -10,7 +10,7 @@ import orjson
 
 from providers import _http
 from providers.base import JSON, ChatRequest, Deployment, ProviderError, split_api_base, upstream_url
-from providers.gemini.contents import http_image_urls
+from providers.gemini.contents import http_file_urls, http_image_urls
 from providers.gemini.embeddings import batch_bodies, embed_in_batches, embedding_texts
 from providers.gemini.images import MAX_IMAGE_BYTES, fetch_images
 from providers.gemini.request import Prepared, build_request
@@ -97,11 +97,13 @@ class GeminiProvider:
         deployment = request.deployment
         params = dict(deployment.params)
         max_bytes = int(params.pop("max_image_bytes", self._max_image_bytes))
-        urls = http_image_urls(request.body.get("messages") or [])
+        messages = request.body.get("messages") or []
+        files = http_file_urls(messages)  # fetched like images: see images.py for why not sent as fileData
+        urls = list(dict.fromkeys([*http_image_urls(messages), *files]))
         images = (
             await fetch_images(
                 self._pool, urls, max_bytes=max_bytes, seconds=self._image_timeout,
-                allow_private=deployment.fetch_private_urls,
+                allow_private=deployment.fetch_private_urls, files=frozenset(files),
             )
             if urls
             else {}
