@@ -7,6 +7,9 @@ error's `param` and message with the client's own path (`messages.2.content.1`, 
 A chat message that is no part of this request has no path in it to name: an earlier conversation's (a
 `previous_response_id`) is named by that field and the stored response, and one the gateway added (a hub tool's call
 or result, e.g. a later round of the tool loop) by what it is, with no `param`: the request as a whole.
+The tool loop has already renumbered an error about a round's body to the chat body made here (hub rounds of earlier
+turns, put back among its messages, shift the later ones) and named the restored rounds as the gateway's
+(`hub.loop.paths`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.errors import HubError
+from hub.loop.paths import ADDED, CHAT_PATH
 from providers.base import ProviderError
 
-CHAT_PATH = re.compile(r"messages\.?\[(\d+)\](?:\.content\.?\[(\d+)\])?((?:\.[A-Za-z_]+|\.?\[\d+\])*)")
 _FIRST = re.compile(r"\.([A-Za-z_]+)")
-ADDED = "a message the gateway added to the conversation (a hub tool's call or result)"
-"""How an error names a chat message of the gateway's own: the tool loop's rounds, approved hub tools' results."""
 
 
 @dataclass

@@ -75,15 +75,22 @@ class RoundMemory:
 
     def restore(self, messages: Sequence[JSON], owner: str) -> list[JSON]:
         """`messages` with every kept hub round put back before the assistant message whose calls it preceded."""
+        return self.restore_at(messages, owner)[0]
+
+    def restore_at(self, messages: Sequence[JSON], owner: str) -> tuple[list[JSON], list[range]]:
+        """`restore`, and where the kept rounds went in its result: an error about one of the messages after them
+        must name the client's index, not the shifted one (`hub.loop.paths`)."""
         out: list[JSON] = []
+        inserted: list[range] = []
         for message in messages:
             rounds = self._lookup(message, owner)
             if rounds is not None:
+                inserted.append(range(len(out), len(out) + len(rounds.messages)))
                 out += rounds.messages
                 if message.get("content") == rounds.shown:
                     message = {**message, "content": rounds.own}
             out.append(message)
-        return out
+        return out, inserted
 
     def _lookup(self, message: Any, owner: str) -> HubRounds | None:
         if not isinstance(message, dict) or message.get("role") != "assistant":  # pyright: ignore[reportUnknownMemberType]

@@ -21,6 +21,7 @@ import anyio
 from hub.accounts.auth import Principal
 from hub.accounts.usage import estimated_usage
 from hub.loop.memory import hub_rounds
+from hub.loop.paths import E, Shifts
 from hub.loop.plan import JSON, LoopPlan, ToolHub
 from hub.loop.tools import DEFAULT_MAX_RESULT_CHARS, ToolRun, run_calls, tool_messages
 from hub.loop.trace import FIELD as TRACE_FIELD, TraceMode, calls_text, results_text, trace_mode
@@ -87,6 +88,8 @@ class LoopState:
     """How many messages came with the request (hub rounds restored included): the loop's own come after."""
     trace: list[str] = field(default_factory=list[str])
     """What `tool_loop_trace: reasoning` adds to the answer's reasoning: each round's calls and results."""
+    restored: list[range] = field(default_factory=list[range])
+    """Where the hub rounds of earlier turns were put back among the request's messages (`hub.loop.memory`)."""
 
     @classmethod
     def begin(cls, chat: ChatRequest, plan: LoopPlan, observer: LoopObserver | None) -> LoopState:
@@ -94,9 +97,15 @@ class LoopState:
         messages = list(chat.body["messages"])
         if plan.provider is None:  # the routed deployment's tool limit (hub.catalog.meta.CLIENT_LIMITS)
             plan.provider = chat.deployment.provider
+        restored: list[range] = []
         if plan.memory is not None and len(plan.memory):
-            messages = plan.memory.restore(messages, plan.owner)
-        return cls(messages=messages, observer=observer or LoopObserver(), start=len(messages))
+            messages, restored = plan.memory.restore_at(messages, plan.owner)
+        return cls(messages=messages, observer=observer or LoopObserver(), start=len(messages), restored=restored)
+
+    def located(self, error: E) -> E:
+        """`error` naming the request's messages by their index there, and the gateway's (restored hub rounds, this
+        turn's rounds) as the gateway's: a round's body holds both (`hub.loop.paths`)."""
+        return Shifts(self.restored, self.start).located(error)
 
     def add_text(self, text: str | None) -> None:
         if text:
@@ -199,7 +208,7 @@ async def complete_with_tools(
         try:
             completion = await provider.complete(request)
         except ProviderError as exc:  # hub/api/responses/endpoint.py: truncation retries only before any hub tool
-            raise RoundFailed(exc, hub_tools_ran=state.rounds > 0) from exc
+            raise state.located(RoundFailed(exc, hub_tools_ran=state.rounds > 0)) from exc
         except anyio.get_cancelled_exc_class():  # the client left (or the shutdown): the upstream bills the prompt
             state.observer.estimated()
             state.add_usage(estimated_usage(request.body["messages"]))

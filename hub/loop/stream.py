@@ -170,6 +170,9 @@ async def stream_with_tools(
                 async for chunk in chunks:
                     if (visible := _visible(chunk, current, ident)) is not None:
                         yield visible
+        except ProviderError as exc:  # about a message of the round: the request's index, or the gateway's
+            state.located(exc)
+            raise
         except (anyio.get_cancelled_exc_class(), GeneratorExit):  # the client left, or the shutdown ended it
             if current.usage is None:  # cut before the upstream's usage came: estimated, as the relay does
                 current.usage = estimated_usage(request.body["messages"], current.generated_chars())
