@@ -74,7 +74,8 @@ class RoundMemory:
             self._drop(next(iter(self._items)))
 
     def restore(self, messages: Sequence[JSON], owner: str) -> list[JSON]:
-        """`messages` with every kept hub round put back before the assistant message whose calls it preceded."""
+        """`messages` with every kept hub round put back before the assistant message whose calls it preceded, unless
+        `messages` hold its calls already."""
         return self.restore_at(messages, owner)[0]
 
     def restore_at(self, messages: Sequence[JSON], owner: str) -> tuple[list[JSON], list[range]]:
@@ -82,13 +83,16 @@ class RoundMemory:
         must name the client's index, not the shifted one (`hub.loop.paths`)."""
         out: list[JSON] = []
         inserted: list[range] = []
+        sent: set[str] | None = None
         for message in messages:
             rounds = self._lookup(message, owner)
             if rounds is not None:
-                inserted.append(range(len(out), len(out) + len(rounds.messages)))
-                out += rounds.messages
-                if message.get("content") == rounds.shown:
-                    message = {**message, "content": rounds.own}
+                sent = _call_ids(messages) if sent is None else sent
+                if not sent & _call_ids(rounds.messages):  # else the client sent them back itself
+                    inserted.append(range(len(out), len(out) + len(rounds.messages)))
+                    out += rounds.messages
+                    if message.get("content") == rounds.shown:
+                        message = {**message, "content": rounds.own}
             out.append(message)
         return out, inserted
 
@@ -110,6 +114,18 @@ class RoundMemory:
         item = self._items.pop(key, None)
         if item is not None:
             self._bytes -= item[1].size
+
+
+def _call_ids(messages: Sequence[Any]) -> set[str]:
+    """The ids of the tool calls in `messages`: /v1/messages clients send the hub rounds back (as `mcp_tool_use` and
+    `mcp_tool_result` blocks), and the model must not see them twice."""
+    ids: set[str] = set()
+    for message in messages:
+        calls: Any = message.get("tool_calls") if isinstance(message, dict) else None  # pyright: ignore[reportUnknownMemberType]
+        for call in calls if isinstance(calls, list) else ():  # pyright: ignore[reportUnknownVariableType]
+            if isinstance(call, dict) and isinstance(call_id := call.get("id"), str):  # pyright: ignore[reportUnknownMemberType]
+                ids.add(call_id)
+    return ids
 
 
 def hub_rounds(owner: str, messages: Sequence[JSON], shown: str | None, own: str | None) -> HubRounds:

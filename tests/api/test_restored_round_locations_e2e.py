@@ -78,9 +78,14 @@ def _time_call(body: Any) -> Response:
 
 
 @pytest.fixture(scope="module")
-def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def model() -> RefusingModel:
+    return RefusingModel()
+
+
+@pytest.fixture(scope="module")
+def gateway_url(model: RefusingModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database: Path = tmp_path_factory.mktemp("restored-locations") / "hub.db"
-    with serve_app(RefusingModel().app) as upstream:
+    with serve_app(model.app) as upstream:
         params = {"model": "openai/charter", "api_base": f"{upstream}/v1", "api_key": "sk-x"}
         general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{database}"}
         config = {"model_list": [{"model_name": "charter", "litellm_params": params}], "general_settings": general,
@@ -195,7 +200,8 @@ def test_messages_names_the_clients_block_after_a_restored_round(
     assert [u.name for u in uses] == ["show_chart"]
     answer: Any = [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "chart shown"},
                    {"type": "text", "text": said}]  # fmt: skip
-    history: Any = [*ASK, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+    told = [b.model_dump() for b in first.content if b.type in ("text", "tool_use")]  # not the mcp_ blocks
+    history: Any = [*ASK, {"role": "assistant", "content": told},
                     {"role": "user", "content": answer}]  # fmt: skip
     ask: dict[str, Any] = {"model": "charter", "max_tokens": 50, "messages": history, "tools": tools,
                            "extra_body": SERVERS}  # fmt: skip
@@ -207,3 +213,20 @@ def test_messages_names_the_clients_block_after_a_restored_round(
             claude.messages.create(**ask)
     message: str = caught.value.body["error"]["message"]  # pyright: ignore[reportIndexIssue, reportUnknownVariableType, reportOptionalSubscript]
     assert message.endswith(words), message
+
+
+def test_messages_sending_the_hub_rounds_back_gives_the_upstream_each_hub_call_once(
+    claude: anthropic.Anthropic, model: RefusingModel
+) -> None:
+    tools: Any = [{"name": "show_chart", "input_schema": {"type": "object"}}]
+    first = claude.messages.create(model="charter", max_tokens=50, messages=ASK, tools=tools, extra_body=SERVERS)
+    uses = [block for block in first.content if block.type == "tool_use"]
+    echoed = [b.model_dump(exclude_none=True) for b in first.content]  # the mcp_tool_use and mcp_tool_result too
+    answer: Any = [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "chart shown"}]
+    history: Any = [*ASK, {"role": "assistant", "content": echoed}, {"role": "user", "content": answer}]
+    claude.messages.create(model="charter", max_tokens=50, messages=history, tools=tools, extra_body=SERVERS)
+    sent = model.requests[-1]["messages"]
+    assert [c["function"]["name"] for m in sent for c in m.get("tool_calls") or []] == [
+        "time__get_current_time",
+        "show_chart",
+    ]

@@ -38,6 +38,14 @@ def test_restore_at_says_where_each_kept_round_went() -> None:
     assert memory.restore_at(chat, "someone else") == (chat, [])
 
 
+def test_a_kept_round_the_conversation_already_holds_is_not_put_back_twice() -> None:
+    memory = RoundMemory()
+    memory.remember(["c1"], hub_rounds("k", _round("h1"), "shown", "own"))
+    chart = {"role": "assistant", "content": "shown", "tool_calls": [_call("c1", "show_chart")]}
+    echoed: list[Any] = [{"role": "user", "content": "q"}, *_round("h1"), chart]  # as /v1/messages sends it back
+    assert memory.restore_at(echoed, "k") == (echoed, [])
+
+
 SHIFTS = Shifts([range(1, 3), range(5, 9)], 12)
 """Request messages 0, 1, 2, 3, 4, 5 at round indexes 0, 3, 4, 9, 10, 11; the loop's own from 12."""
 
