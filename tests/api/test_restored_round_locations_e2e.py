@@ -186,6 +186,25 @@ def test_a_streamed_response_failing_after_a_hub_round_names_the_clients_item_af
     assert failed.response.error.message.endswith("Invalid 'input[1].content': refused."), failed.response.error
 
 
+@pytest.mark.parametrize(("said", "param", "words"), [
+    ("BAD", "input[1].content", "Invalid 'input[1].content': refused."),
+    (HUB, None, f"Invalid '{ADDED}': refused."),
+])  # fmt: skip
+def test_a_streamed_response_refused_before_its_first_event_names_the_clients_item(
+    client: openai.OpenAI, said: str, param: str | None, words: str
+) -> None:
+    """Refused before the stream started, the answer is a plain 400, mapped as the non-streamed one is."""
+    previous, call_id = _responses_turn(client)
+    tools: Any = [TIME, {"type": "function", "name": "show_chart", "parameters": {"type": "object"}}]
+    items: Any = [{"type": "function_call_output", "call_id": call_id, "output": "chart shown"},
+                  {"role": "user", "content": said}]  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as caught:
+        list(client.responses.create(model="charter", previous_response_id=previous, input=items, tools=tools,
+                                     stream=True))  # fmt: skip
+    assert caught.value.param == param
+    assert caught.value.message.endswith(words), caught.value.message
+
+
 @pytest.mark.parametrize(("said", "words"), [
     ("BAD", "Invalid 'messages.2.content': refused."),
     (HUB, f"Invalid '{ADDED}': refused."),

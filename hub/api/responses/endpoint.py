@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -206,21 +207,35 @@ class TranslatedStream(Response):
         self.frames = sse.Frames()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        passthrough = False
+        refused: list[Message] = []
+        """The start and body of an answer refused before its first event (an error in OpenAI's shape)."""
 
         async def relay(message: Message) -> None:
-            nonlocal passthrough
             if message["type"] == "http.response.start":
-                passthrough = message["status"] != 200
+                if message["status"] != 200:
+                    refused.append(message)
+                    return  # sent with its body, once that names the client's items
                 await send(message)
-                if not passthrough:
-                    await send({"type": "http.response.body", "body": self.translator.start(), "more_body": True})
-            elif passthrough or message["type"] != "http.response.body":
+                await send({"type": "http.response.body", "body": self.translator.start(), "more_body": True})
+            elif refused and message["type"] == "http.response.body":
+                refused.append(message)
+                if not message.get("more_body", False):
+                    await self._refusal(refused, send)
+            elif message["type"] != "http.response.body":
                 await send(message)
             else:
                 await self._body(message, send)
 
         await self.inner(scope, receive, relay)
+
+    async def _refusal(self, messages: list[Message], send: Send) -> None:
+        """The error as the non-streamed path answers it: its `param` and message name the client's items."""
+        start, body = messages[0], b"".join(m.get("body", b"") for m in messages[1:])
+        with contextlib.suppress(ValueError):
+            body = orjson.dumps(self.where.body(orjson.loads(body)))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _body(self, message: Message, send: Send) -> None:
         more = bool(message.get("more_body", False))
