@@ -24,13 +24,14 @@ CATCH_UP_LAG = 300.0
 MAX_DURATION = 100 * _UNITS["y"]
 """The longest `duration` / `budget_duration` accepted: later dates overflow the platform's time functions."""
 USD_DIGITS = 10
-"""Decimals of the USD amounts the API shows: far below any token's price, and above binary floating point's noise
-(12 x $0.1 + 7 x $0.2 is 2.6000000000000005, three of them summed 7.800000000000002)."""
+"""Significant digits of the USD amounts the API shows: a $1,000,000 total to $0.0001, a $0.0000001 request to its
+tenth digit, and above binary floating point's noise, which grows with the rows a total sums (12 x $0.1 + 7 x $0.2 is
+2.6000000000000005; 20,064 requests of $0.30 summed 6019.2000000022, 76,152 summed 23757.1199999694)."""
 
 
 def usd(amount: float) -> float:
-    """`amount` as the API shows it: rounded to `USD_DIGITS` decimals."""
-    return round(amount, USD_DIGITS)
+    """`amount` as the API shows it: rounded to `USD_DIGITS` significant digits."""
+    return float(f"{amount:.{USD_DIGITS}g}")
 
 
 def parse_duration(text: str, *, bounded: bool = True) -> float:

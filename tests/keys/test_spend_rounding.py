@@ -1,6 +1,6 @@
-"""USD amounts the API shows are rounded to 1e-10 (far below any token's price): costs like 12 x $0.1 + 7 x $0.2
-are 2.6000000000000005 in binary floating point, and their sums 7.800000000000002, which /key/info, /spend/logs and
-/spend/daily showed as they were."""
+"""USD amounts the API shows are rounded to 10 significant digits: costs like 12 x $0.1 + 7 x $0.2 are
+2.6000000000000005 in binary floating point, and their sums 7.800000000000002 (20,064 requests of $0.30 summed
+6019.2000000022), which /key/info, /spend/logs and /spend/daily showed as they were."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from hub.accounts.spend import usd
 from hub.config import parse_config
 from hub.server import build_app
 from tests.keys.conftest import MASTER_KEY, config_dict, sdk
@@ -42,3 +43,10 @@ def test_spend_is_shown_without_floating_point_noise(gateway_url: str) -> None:
         assert [log["spend"] for log in logs] == [2.6] * 3
         daily = admin.get("/spend/daily", params={"group_by": "model"}).json()["data"]
         assert [(d["model"], d["spend"]) for d in daily] == [("dime", 7.8)]
+
+
+def test_usd_keeps_ten_significant_digits_whatever_the_size() -> None:
+    sums = (6019.2000000022, 23757.1199999694, 2.6000000000000005, 0.0)  # noise past the 10th digit goes
+    assert [usd(x) for x in sums] == [6019.2, 23757.12, 2.6, 0.0]
+    small_and_large = (1.2345678912345e-7, 3.3e-05, 123456789.123456)  # 10 digits kept, at any size
+    assert [usd(x) for x in small_and_large] == [1.234567891e-7, 3.3e-05, 123456789.1]
