@@ -6,7 +6,7 @@ import base64
 import binascii
 import mimetypes
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -39,31 +39,27 @@ class MessageError(ValueError):
 
 def http_image_urls(messages: list[JSON]) -> list[str]:
     """The http(s) image URLs in user and tool messages, in order, without duplicates (the gateway fetches them)."""
-    urls: dict[str, None] = {}
-    for message in messages if isinstance(messages, list) else ():
-        if not isinstance(message, dict) or message.get("role") not in ("user", "tool"):
-            continue
-        if not isinstance(message.get("content"), list):
-            continue
-        for part in message["content"]:
-            if isinstance(part, dict) and part.get("type") == "image_url":
-                url = _image_url(part)
-                if url.startswith(("http://", "https://")):
-                    urls[url] = None
-    return list(urls)
+    return list(dict.fromkeys(url for _, url, file in http_urls(messages) if not file))
 
 
 def http_file_urls(messages: list[JSON]) -> list[str]:
     """The http(s) URLs that user messages give as a `file` part's `file_data` (a Messages `document` url source
     becomes one), in order, without duplicates: the gateway fetches them like images."""
-    urls: dict[str, None] = {}
-    for message in messages if isinstance(messages, list) else ():
-        if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), list):
-            for part in message["content"]:
-                data = _file_data(part)
-                if data.startswith(("http://", "https://")):
-                    urls[data] = None
-    return list(urls)
+    return list(dict.fromkeys(url for _, url, file in http_urls(messages) if file))
+
+
+def http_urls(messages: list[JSON]) -> Iterator[tuple[str, str, bool]]:
+    """(part path, URL, whether a file's) of each http(s) URL the gateway fetches, in order: the path
+    (`messages.[0].content.[1]`) is what an error about fetching that URL names."""
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "tool") or not isinstance(message.get("content"), list):
+            continue
+        for j, part in enumerate(message["content"]):
+            kind = part.get("type") if isinstance(part, dict) else None
+            url = _image_url(part) if kind == "image_url" else _file_data(part) if role == "user" else ""
+            if url.startswith(("http://", "https://")):
+                yield f"messages.[{i}].content.[{j}]", url, kind == "file"
 
 
 def _file_data(part: Any) -> str:

@@ -50,10 +50,13 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), 
 
 class ImageFetchError(ProviderError):
     """An image or file URL in the request could not be used (or there were too many); a 400 naming the URL or the
-    limit, with code `invalid_image_url` or `invalid_file_url`."""
+    limit, with code `invalid_image_url` or `invalid_file_url`. Its `param` is `messages` here; the provider names
+    the message part holding `url` instead unless `request_wide` (the URL cap, or the byte limit reached only with
+    the request's other URLs: no one part is at fault)."""
 
-    def __init__(self, url: str | None, reason: str, what: str = "image") -> None:
+    def __init__(self, url: str | None, reason: str, what: str = "image", *, request_wide: bool = False) -> None:
         self.url, self.reason, self.what = url, reason, what
+        self.request_wide = request_wide or url is None
         message = f"Could not use the {what} at {url}: {reason}" if url else reason
         super().__init__(message, status_code=400, provider="gemini", type="invalid_request_error",
                          code=f"invalid_{what}_url", param="messages")  # fmt: skip
@@ -72,8 +75,10 @@ class ByteBudget:
     def check(self, url: str, declared: int | None) -> None:
         """Refuse a response whose declared length does not fit, before reading its body."""
         if declared is not None and self.used + declared > self.limit:
-            over = "over" if declared > self.limit else f"with the request's other {self.what} over"
-            raise ImageFetchError(url, f"it is {declared} bytes, {over} {self._limit()}", self._kind(url))
+            alone = declared > self.limit
+            over = "over" if alone else f"with the request's other {self.what} over"
+            reason = f"it is {declared} bytes, {over} {self._limit()}"
+            raise ImageFetchError(url, reason, self._kind(url), request_wide=not alone)
 
     def take(self, url: str, size: int, image_bytes: int) -> None:
         """Count `size` more bytes read (`image_bytes` so far for this image), refusing once the total is over."""
@@ -81,7 +86,7 @@ class ByteBudget:
         if self.used > self.limit:
             alone = image_bytes > self.limit
             reason = "it is larger than" if alone else f"with the request's other {self.what} it is over"
-            raise ImageFetchError(url, f"{reason} {self._limit()}", self._kind(url))
+            raise ImageFetchError(url, f"{reason} {self._limit()}", self._kind(url), request_wide=not alone)
 
     def _limit(self) -> str:
         return f"the gateway's limit of {self.limit} bytes for the {self.what} of one request"
@@ -147,7 +152,7 @@ async def fetch_image(
     except ImageFetchError as exc:
         if not file or exc.what == "file":
             raise
-        raise ImageFetchError(exc.url, exc.reason, "file") from exc.__cause__
+        raise ImageFetchError(exc.url, exc.reason, "file", request_wide=exc.request_wide) from exc.__cause__
 
 
 async def _fetch(

@@ -10,9 +10,9 @@ import orjson
 
 from providers import _http
 from providers.base import JSON, ChatRequest, Deployment, ProviderError, split_api_base, upstream_url
-from providers.gemini.contents import http_file_urls, http_image_urls
+from providers.gemini.contents import InlineData, http_file_urls, http_image_urls, http_urls
 from providers.gemini.embeddings import batch_bodies, embed_in_batches, embedding_texts
-from providers.gemini.images import MAX_IMAGE_BYTES, fetch_images
+from providers.gemini.images import MAX_IMAGE_BYTES, ImageFetchError, fetch_images
 from providers.gemini.request import Prepared, build_request
 from providers.gemini.response import ResponseReader, StreamTranslator, completion, overloaded, parse_error
 from providers.gemini.signatures import SignatureStore
@@ -98,22 +98,34 @@ class GeminiProvider:
         params = dict(deployment.params)
         max_bytes = int(params.pop("max_image_bytes", self._max_image_bytes))
         messages = request.body.get("messages") or []
-        files = http_file_urls(messages)  # fetched like images: see images.py for why not sent as fileData
-        urls = list(dict.fromkeys([*http_image_urls(messages), *files]))
-        images = (
-            await fetch_images(
-                self._pool, urls, max_bytes=max_bytes, seconds=self._image_timeout,
-                allow_private=deployment.fetch_private_urls, files=frozenset(files),
-            )
-            if urls
-            else {}
-        )  # fmt: skip
+        images = await self._fetch(messages, max_bytes, deployment.fetch_private_urls)
         if "max_image_bytes" in deployment.params:
             deployment = _with_params(deployment, params)
         prepared = build_request(
             request.body, deployment, lookup=self.signatures.lookup, images=images, dropped=request.dropped
         )
         return prepared
+
+    async def _fetch(self, messages: list[JSON], max_bytes: int, allow_private: bool) -> dict[str, InlineData]:
+        """The messages' image and file URLs, fetched; a URL that cannot be used is a 400 naming the first part
+        holding it (`messages.[0].content.[1]`), as the translation names a part it refuses.
+
+        Raises:
+            ImageFetchError: see `fetch_images`.
+        """
+        files = http_file_urls(messages)  # fetched like images: see images.py for why not sent as fileData
+        urls = list(dict.fromkeys([*http_image_urls(messages), *files]))
+        if not urls:
+            return {}
+        try:
+            return await fetch_images(
+                self._pool, urls, max_bytes=max_bytes, seconds=self._image_timeout, allow_private=allow_private,
+                files=frozenset(files),
+            )  # fmt: skip
+        except ImageFetchError as exc:
+            if not exc.request_wide:
+                exc.param = next((path for path, url, _ in http_urls(messages) if url == exc.url), exc.param)
+            raise
 
     def _remember(self, reader: ResponseReader) -> None:
         if reader.call_ids:
