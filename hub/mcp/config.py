@@ -15,12 +15,27 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """Largest message read from an upstream (and largest tool arguments sent to it) unless `max_message_bytes` says."""
+MAX_SESSIONS_BOUND = 1_000_000
+"""The largest `max_sessions` / `max_sessions_per_key`: each session is an upstream connection (or process), so a
+larger number is a mistake in the file, not a limit."""
+
+
+def _whole_number(value: Any) -> Any:
+    """YAML's `true` and `4.0` are not counts (pydantic would read them as 1 and 4); an `os.environ/NAME` string is
+    left for pydantic to parse."""
+    if isinstance(value, bool | float):
+        raise PydanticCustomError("int_type", "Input should be an integer, not true/false or a decimal number")
+    return value
+
+
+SessionCount = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_SESSIONS_BOUND)]
 PYTHON_COMMANDS = frozenset({"python", "python3"})
 _SERVER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -61,14 +76,15 @@ class McpServerSpec(BaseModel):
     sends a request to a client (sampling, elicitation, roots) or a client subscribes to a resource, then per client."""
     idle_timeout: float = Field(default=600.0, gt=0)
     """Toolhub: seconds a per-client upstream session may stay unused before it is closed."""
-    max_sessions: int = Field(default=32, ge=1)
+    max_sessions: SessionCount = 32
     """Toolhub: most per-client upstream sessions of this server at once; more clients get an error result."""
-    max_sessions_per_key: int | None = Field(default=None, ge=1)
+    max_sessions_per_key: SessionCount | None = None
     """Toolhub: most of this server's per-client upstream sessions one key holds at once (the master key, and an open
     gateway's callers, count as one key each); its next new one gets an error result naming this limit, while other
     keys still get theirs up to `max_sessions`. Default: no per-key limit (a deployment that puts all its users behind
     one key, such as Open WebUI, would be capped by any default). Set it below `max_sessions` when several keys share
-    a per-client server, so that one key opening many MCP sessions cannot lock the others out until `idle_timeout`."""
+    a per-client server, so that one key opening many MCP sessions cannot lock the others out until `idle_timeout`.
+    With `session: shared` it has no effect (no per-client sessions) and is reported with the ignored keys."""
 
     @model_validator(mode="after")
     def _infer_transport(self) -> McpServerSpec:
@@ -81,6 +97,13 @@ class McpServerSpec(BaseModel):
             elif self.url:
                 kind = "http" if self.url.rstrip("/").endswith("/mcp") else "sse"
         object.__setattr__(self, "transport", kind)  # frozen model: normalised once, here
+        return self
+
+    @model_validator(mode="after")
+    def _per_key_unused(self) -> McpServerSpec:
+        # Also listed where unknown keys are: `hub.config` reports `model_extra` keys at start and in check-config.
+        if self.session == "shared" and self.max_sessions_per_key is not None and self.__pydantic_extra__ is not None:
+            self.__pydantic_extra__["max_sessions_per_key"] = self.max_sessions_per_key
         return self
 
     @field_validator("env", "headers", "extra_headers", mode="before")
