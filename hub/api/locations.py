@@ -10,6 +10,9 @@ or result, e.g. a later round of the tool loop) by what it is, with no `param`: 
 The tool loop has already renumbered an error about a round's body to the chat body made here (hub rounds of earlier
 turns, put back among its messages, shift the later ones) and named the restored rounds as the gateway's
 (`hub.loop.paths`).
+The chat body's other fields are named the client's way too: a tool by the client's entry the translation made it of
+(`tools[1].function.name` -> `tools[1].name`), a field the translation renamed by the client's name (`stop` ->
+`stop_sequences`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from hub.loop.paths import ADDED, CHAT_PATH
 from providers.base import ProviderError
 
 _FIRST = re.compile(r"\.([A-Za-z_]+)")
+_TOOL = re.compile(r"\btools\.?\[(\d+)\](?:\.function)?(?:\.([A-Za-z_]+))?")
+"""A chat tool's path: `tools[1].function.name` in a message, `tools.[1]` in a `param` too."""
 
 
 @dataclass
@@ -46,10 +51,25 @@ GATEWAYS = Origin(None, said=ADDED)
 class Locations:
     """Chat message index -> `Origin`, for one translated request."""
 
-    def __init__(self, words: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        words: Mapping[str, str] | None = None,
+        names: Mapping[str, str] | None = None,
+        tool_fields: Mapping[str, str] | None = None,
+    ) -> None:
         self.origins: dict[int, Origin] = {}
-        self.words = words or {}
+        self.words = dict(words or {})
         """A provider's words for a chat field -> the client API's (`client`)."""
+        self.tools: dict[int, str] = {}
+        """Chat tool index -> the client's path for the entry it was made of (hub tools and hosted ones are left out
+        or filtered, so the indexes differ)."""
+        self.tool_fields = tool_fields or {}
+        """A chat function's field -> the client's tool field, where it is named otherwise (`input_schema`)."""
+        self._names = dict(names or {})
+        longest = sorted(self._names, key=len, reverse=True)
+        alternatives = "|".join(re.escape(n) for n in longest) or "(?!)"
+        self._quoted = re.compile(rf"(?<=')({alternatives})(?=['.\[])")
+        self._param = re.compile(rf"^({alternatives})(?=$|[.\[])")
         self.size: int | None = None
         """How many chat messages the request made: those after them are the tool loop's (`made`)."""
 
@@ -82,6 +102,8 @@ class Locations:
         """`text` with each chat path the translation knows replaced by the client's, and a provider's words for a
         chat field by the client API's."""
         text = CHAT_PATH.sub(self._said, text) if "messages" in text else text
+        text = _TOOL.sub(self._tool, text) if "tools" in text else text
+        text = self._quoted.sub(self._renamed, text)
         for chat, client in self.words.items():
             text = text.replace(chat, client)
         return text
@@ -91,7 +113,9 @@ class Locations:
         match = CHAT_PATH.match(param)
         if match is not None and (origin := self._origin(int(match[1]))) is not None and origin.path is None:
             return None
-        return CHAT_PATH.sub(self._path, param) if "messages" in param else param
+        if "messages" in param:
+            return CHAT_PATH.sub(self._path, param)
+        return self._param.sub(self._renamed, _TOOL.sub(self._tool, param) if param.startswith("tools") else param)
 
     def mapped(self, error: HubError | ProviderError) -> HubError | ProviderError:
         """`error` with its `param` and message in the client's terms."""
@@ -110,6 +134,15 @@ class Locations:
             if isinstance(param := detail.get("param"), str):  # pyright: ignore[reportUnknownMemberType]
                 detail["param"] = self.param(param)
         return data
+
+    def _tool(self, match: re.Match[str]) -> str:
+        path = self.tools.get(int(match[1]))
+        if path is None:
+            return match[0]
+        return path + (f".{self.tool_fields.get(match[2], match[2])}" if match[2] else "")
+
+    def _renamed(self, match: re.Match[str]) -> str:
+        return self._names[match[1]]
 
     def _origin(self, index: int) -> Origin | None:
         if (origin := self.origins.get(index)) is not None:

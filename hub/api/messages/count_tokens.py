@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.accounts.auth import Principal
-from hub.api.locations import Locations
-from hub.api.messages.request import WORDS, to_chat
+from hub.api.messages.request import locations, to_chat
+from hub.cache.controls import parse_controls
 from hub.errors import BadRequest, HubError, json_response
 from hub.gateway.requests import check_chat_request, read_json_body
 from hub.loop.plan import prepare_tool_loop
@@ -47,10 +47,12 @@ async def count_tokens(request: Request) -> Response:
     raw = await read_json_body(request, state.config.max_request_bytes)
     if not isinstance(raw, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_value")
-    where = Locations(WORDS)  # errors about the chat body name the client's blocks (the system prompt shifts them)
+    where = locations()  # errors about the chat body name the client's blocks (the system prompt shifts them)
     try:
         # the checks /v1/messages runs (a body it refuses is never counted); count_tokens takes no max_tokens
         chat = check_chat_request(to_chat({"max_tokens": 1, **raw}, where=where))
+        if state.extras.get("cache") is not None:
+            parse_controls(chat.get("cache"))  # /v1/messages refuses malformed ones (run_chat's cache): so does this
         return await _counted(state, principal, raw, chat)
     except (HubError, ProviderError) as exc:
         where.mapped(exc)  # in place, before the endpoint renders it

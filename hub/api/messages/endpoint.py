@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.api.locations import Locations
 from hub.api.messages import count_tokens as counting
-from hub.api.messages.request import WORDS, to_chat
+from hub.api.messages.request import locations, to_chat
 from hub.api.messages.response import error_body, error_status, from_openai_error, to_message
 from hub.api.messages.stream import EventTranslator
 from hub.config import Config
@@ -43,7 +43,7 @@ CRASHED = "The gateway failed while handling this request."
 
 async def messages(request: Request) -> Response:
     started = time.perf_counter()
-    where = Locations(WORDS)  # errors about the chat body name the client's blocks (the system prompt shifts them)
+    where = locations()  # errors about the chat body name the client's blocks (the system prompt shifts them)
     try:
         principal = await authenticate(request)
         state = hub_state(request)

@@ -29,6 +29,13 @@ PART_FIELDS = {"text": ".text", "image": ".source", "document": ".source"}
 """Block type -> the field holding its data, which an error about the chat part's data names."""
 WORDS = {FILE_DATA: "a document's url source is not supported for Anthropic models; send the PDF as a base64 source"}
 """A provider's words for a chat part's field -> the Messages API's (only a url source makes a file's data a URL)."""
+NAMES = {"stop": "stop_sequences", "tool_choice.function": "tool_choice"}
+"""A chat field -> the Messages field the translation made it of, where they differ."""
+
+
+def locations() -> Locations:
+    """Where a translated request's chat fields came from, in the Messages API's names and words."""
+    return Locations(WORDS, NAMES, {"parameters": "input_schema"})
 
 
 def bad(message: str, param: str | None = None) -> BadRequest:
@@ -67,6 +74,8 @@ def to_chat(body: Any, *, anthropic: bool = True, where: Locations | None = None
     if where is not None:
         where.made(chat["messages"])  # what comes after is the tool loop's
     _options(body, chat)  # pyright: ignore[reportUnknownArgumentType]
+    if where is not None:  # the client's tools come first, one for one; `mcp_servers` entries after them
+        where.tools = {i: f"tools[{i}]" for i, t in enumerate(chat.get("tools", ())) if t["type"] == "function"}
     if not anthropic:
         _drop_cache_control(chat)
     return chat

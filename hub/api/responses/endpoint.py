@@ -21,7 +21,7 @@ from hub.api.responses.approval import Approvals
 from hub.api.responses.events import StreamTranslator
 from hub.api.responses.mcp import McpReport, reports_tools
 from hub.api.responses.objects import JSON
-from hub.api.responses.request import check, hosted_tools, namespaces, to_chat
+from hub.api.responses.request import check, hosted_tools, locations, namespaces, to_chat
 from hub.api.responses.stored import input_items
 from hub.cache.controls import parse_controls
 from hub.errors import HubError, json_response
@@ -49,7 +49,7 @@ class _Turn:
         """Ids of the `mcp_approval_request` items of the response this one continues."""
         self.approved: list[JSON] = []
         self.conversation: list[JSON] = []
-        self.where = Locations()
+        self.where = locations()
         """Where the chat body's messages came from, for errors that name them."""
         self.items: list[Any] = []
         """The input items this response will be stored with (the earlier ones, then this request's)."""
@@ -74,7 +74,7 @@ class _Turn:
         tool_messages, self.approved = await approval.answer(self.request, self.principal, self.body, self.history,
                                                              self.asked)  # fmt: skip
         if tool_messages:
-            self.where = Locations()
+            self.where = locations()
             self._locate(previous, len(tool_messages))
             chat = check_chat_request(to_chat(self.body, [*self.history, *tool_messages], self.where))
         has_instructions = self.body.get("instructions") is not None

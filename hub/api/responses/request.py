@@ -12,6 +12,7 @@ from hub.api.locations import Locations, Origin
 from hub.api.responses import include
 from hub.errors import BadRequest
 from hub.router.router import REQUEST_KEYS
+from providers.anthropic.messages import FILE_DATA
 
 JSON = dict[str, Any]
 PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
@@ -30,6 +31,17 @@ offer web_search by default) and the response says so in `x-toolhub-dropped-tool
 SKIPPED = ("item_reference", "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
 """Input items with nothing to resend: references, and the hub's MCP items (approval responses are
 answered by the endpoint before translation, hub/api/responses/approval.py)."""
+NAMES = {"max_completion_tokens": "max_output_tokens", "max_tokens": "max_output_tokens", "tool_choice.function":
+         "tool_choice", "reasoning_effort": "reasoning.effort", "response_format.json_schema": "text.format",
+         "response_format": "text.format"}  # fmt: skip
+"""A chat field -> the Responses field the translation made it of, where they differ."""
+URL_WORDS = "a 'file_url' is not supported for this model; send the file inline as a base64 data URL in 'file_data'"
+"""The Anthropic translation's words for a file's data that is no data URL, for a request that gave a `file_url`."""
+
+
+def locations() -> Locations:
+    """Where a translated request's chat fields came from, in the Responses API's names."""
+    return Locations(names=NAMES)
 
 
 def check(body: Any) -> JSON:
@@ -68,7 +80,7 @@ def to_chat(body: JSON, history: list[JSON] | None = None, where: Locations | No
         chat["cache"] = body["cache"]
     if include.LOGPROBS in include.included(body):
         chat["logprobs"] = True
-    _options(body, chat)
+    _options(body, chat, where)
     return chat
 
 
@@ -89,6 +101,8 @@ def messages(body: JSON, history: list[JSON], where: Locations | None = None) ->
     if where is not None:
         for n, origin in enumerate(origins):
             where.add(start + n, origin)
+            if any(field == ".file_url" for _, field in origin.parts.values()):
+                where.words[FILE_DATA] = URL_WORDS
         where.made(out)
     if not any(m["role"] != "system" for m in out):
         raise BadRequest(_unanswerable(body.get("input")), param="input", code="invalid_value")
@@ -139,8 +153,16 @@ def _origin(item: JSON, i: int) -> Origin:
     content = item.get("content")
     parts: dict[int, tuple[str, str]] = {}
     if item.get("role") == "user" and isinstance(content, list):
-        parts = {j: (f"input[{i}].content[{j}]", PART_FIELDS.get(p.get("type"), "")) for j, p in enumerate(content)}  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType, reportUnknownArgumentType]
+        parts = {j: (f"input[{i}].content[{j}]", _data_field(p)) for j, p in enumerate(content)}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
     return Origin(f"input[{i}]", {"role": ".role", "content": ".content"}, parts)
+
+
+def _data_field(part: Any) -> str:
+    """The field holding a content part's data: a file given by URL has it in `file_url`."""
+    kind = part.get("type") if isinstance(part, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if kind == "input_file" and not part.get("file_data") and part.get("file_url"):  # pyright: ignore[reportOptionalMemberAccess, reportUnknownMemberType]
+        return ".file_url"
+    return PART_FIELDS.get(kind, "") if isinstance(kind, str) else ""
 
 
 def _with_thinking(out: list[JSON]) -> list[JSON]:
@@ -228,11 +250,19 @@ def _image(part: JSON, where: str) -> JSON:
 
 
 def _file(part: JSON, where: str) -> JSON:
-    data = part.get("file_data")
+    """A file part: inline data, or an http(s) URL as the chat part's `file_data` (the providers fetch or refuse it)."""
+    data, url = part.get("file_data"), part.get("file_url")
+    if not (isinstance(data, str) and data) and isinstance(url, str) and url:
+        if not url.startswith(("http://", "https://")):
+            raise BadRequest(
+                f"{where}.file_url: expected an http(s) URL.", param=f"{where}.file_url", code="invalid_value"
+            )
+        data = url
     if not isinstance(data, str) or not data:
         raise BadRequest(
-            f"{where}: only files given inline by 'file_data' are supported; file ids and URLs are not.",
-            param=f"{where}.file_data",
+            f"{where}: only files given inline by 'file_data' or by an http(s) 'file_url' are supported; file ids are "
+            "not.",
+            param=f"{where}.file_id" if part.get("file_id") is not None else f"{where}.file_data",
             code="invalid_value",
         )
     return {"type": "file", "file": {"file_data": data, "filename": part.get("filename") or "file"}}
@@ -260,14 +290,17 @@ def _output(item: JSON, i: int) -> str:
     raise BadRequest(f"input[{i}].output must be a string or an array.", param=f"input[{i}].output")
 
 
-def _options(body: JSON, chat: JSON) -> None:
+def _options(body: JSON, chat: JSON, where: Locations | None) -> None:
     if (limit := body.get("max_output_tokens")) is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise BadRequest("'max_output_tokens' must be a positive integer.", param="max_output_tokens")
         chat["max_completion_tokens"] = limit
     if (tools := body.get("tools")) is not None:
-        if converted := [t for i, tool in enumerate(_list(tools, "tools")) for t in _tools(tool, i)]:
-            chat["tools"] = converted
+        made = [(at, t) for i, tool in enumerate(_list(tools, "tools")) for at, t in _tools(tool, i)]
+        if made:
+            chat["tools"] = [t for _, t in made]
+        if where is not None:  # hosted tools are left out, a namespace's functions come one by one, hub tools stay
+            where.tools = {k: f"tools[{at}]" for k, (at, t) in enumerate(made) if t["type"] == "function"}
     if (choice := body.get("tool_choice")) is not None:
         chat["tool_choice"] = _tool_choice(choice)
     if (reasoning := body.get("reasoning")) is not None and isinstance(reasoning, dict):
@@ -311,8 +344,9 @@ def namespaces(body: JSON) -> dict[str, str]:
     return out
 
 
-def _tools(tool: Any, i: int) -> list[JSON]:
-    """The chat tools for `tools[i]`: itself, a namespace's functions, or none for a hosted tool."""
+def _tools(tool: Any, i: int) -> list[tuple[str, JSON]]:
+    """The chat tools for `tools[i]`, each with its client path inside `tools[...]`: itself, a namespace's
+    functions, or none for a hosted tool."""
     if not isinstance(tool, dict):
         raise BadRequest(f"tools[{i}] must be an object.", param=f"tools[{i}]", code="invalid_type")
     kind = tool.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -324,8 +358,8 @@ def _tools(tool: Any, i: int) -> list[JSON]:
         inner = tool.get("tools")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         if not isinstance(inner, list):
             raise BadRequest(f"tools[{i}].tools must be an array.", param=f"tools[{i}].tools", code="invalid_type")
-        return [_tool(t, f"{i}].tools[{j}") for j, t in enumerate(inner)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-    return [_tool(tool, str(i))]
+        return [(f"{i}].tools[{j}", _tool(t, f"{i}].tools[{j}")) for j, t in enumerate(inner)]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    return [(str(i), _tool(tool, str(i)))]
 
 
 def _tool(tool: Any, i: str) -> JSON:
