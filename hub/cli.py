@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub.config import ENV_PREFIX, Config, ConfigError, config_path, load_config
+from hub.config.effect import no_effect
 from hub.mcp.redact import UrlFilter, hide_urls
 from hub.ops.config_check import did_you_mean, key_problems
 from hub.ops.logs import use_json_logs
@@ -34,6 +35,9 @@ def _load(path: str | None, *, serving: bool = True, warn_ignored: bool = True) 
     if config.json_logs:  # before the first warning, so that every line is JSON
         use_json_logs()
     for key in config.ignored if warn_ignored else ():  # check-config lists them itself, with a likely typo's fix
+        if (reason := no_effect(key)) is not None:  # implemented, but disabled by a setting beside it
+            logger.warning("config key %s has no effect here: %s", key, reason)
+            continue
         guess = did_you_mean(key)
         logger.warning("config key %s is not implemented by Toolhub and is ignored%s", key,
                        f" (did you mean {guess!r}? `toolhub check-config` refuses it)" if guess else "")  # fmt: skip

@@ -132,7 +132,8 @@ class Config:
     always_expose: tuple[str, ...] = ()
     tool_result_ttl_seconds: float = 3600.0
     ignored: tuple[str, ...] = ()
-    """Paths of keys that were read but are not implemented; reported once at start."""
+    """Paths of keys that were read but are not implemented, or have no effect where set (`hub.config.effect`);
+    reported once at start."""
     source: str = "<memory>"
 
 
@@ -398,7 +399,7 @@ def _ignored(file: ConfigFile) -> list[str]:
             found.append(f"model_list[{i}].litellm_params.cache_control_injection_points")
         found += [f"model_list[{i}].model_info.{k}" for k in entry.model_info or {} if k not in MODEL_INFO_READ]
     for name, spec in file.mcp_servers.items():
-        found += [f"mcp_servers.{name}.{k}" for k in spec.model_extra or {}]
+        found += [f"mcp_servers.{name}.{k}" for k in [*(spec.model_extra or {}), *spec.unused_session_keys()]]
     cache_params = file.litellm_settings.cache_params
     if cache_params is not None:
         found += [f"litellm_settings.cache_params.{k}" for k in cache_params.model_extra or {}]

@@ -36,6 +36,8 @@ def _whole_number(value: Any) -> Any:
 
 
 SessionCount = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_SESSIONS_BOUND)]
+PER_CLIENT_KEYS = ("idle_timeout", "max_sessions", "max_sessions_per_key")
+"""Keys that bound per-client upstream sessions (`hub.mcp.sessions`): no effect with `session: shared`."""
 PYTHON_COMMANDS = frozenset({"python", "python3"})
 _SERVER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -84,7 +86,7 @@ class McpServerSpec(BaseModel):
     keys still get theirs up to `max_sessions`. Default: no per-key limit (a deployment that puts all its users behind
     one key, such as Open WebUI, would be capped by any default). Set it below `max_sessions` when several keys share
     a per-client server, so that one key opening many MCP sessions cannot lock the others out until `idle_timeout`.
-    With `session: shared` it has no effect (no per-client sessions) and is reported with the ignored keys."""
+    With `session: shared` it has no effect (no per-client sessions) and is reported (`unused_session_keys`)."""
 
     @model_validator(mode="after")
     def _infer_transport(self) -> McpServerSpec:
@@ -99,13 +101,6 @@ class McpServerSpec(BaseModel):
         object.__setattr__(self, "transport", kind)  # frozen model: normalised once, here
         return self
 
-    @model_validator(mode="after")
-    def _per_key_unused(self) -> McpServerSpec:
-        # Also listed where unknown keys are: `hub.config` reports `model_extra` keys at start and in check-config.
-        if self.session == "shared" and self.max_sessions_per_key is not None and self.__pydantic_extra__ is not None:
-            self.__pydantic_extra__["max_sessions_per_key"] = self.max_sessions_per_key
-        return self
-
     @field_validator("env", "headers", "extra_headers", mode="before")
     @classmethod
     def _drop_unset(cls, value: Any) -> Any:
@@ -113,6 +108,13 @@ class McpServerSpec(BaseModel):
         if isinstance(value, dict):
             return {k: v for k, v in value.items() if v is not None}  # pyright: ignore[reportUnknownVariableType]
         return value
+
+    def unused_session_keys(self) -> list[str]:
+        """The `PER_CLIENT_KEYS` the file sets on a `shared` server, which opens no per-client sessions for them to
+        bound: `hub.config` reports them at start and in check-config rather than let them silently do nothing."""
+        if self.session != "shared":
+            return []
+        return [k for k in PER_CLIENT_KEYS if k in self.model_fields_set and getattr(self, k) is not None]
 
     def problem(self) -> str | None:
         """Why this entry cannot be served, when its settings are complete; None if it can."""
