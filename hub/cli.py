@@ -219,6 +219,9 @@ def check_config(args: argparse.Namespace) -> int:
         warn = f"  [unavailable: {', '.join(server.missing_env)} not set]" if server.missing_env else ""
         out.write(f"  {name} ({spec.transport or ('stdio' if spec.command else 'sse')}): {where}{warn}\n")
     for key in config.ignored:
+        if (reason := no_effect(key)) is not None:  # implemented, but disabled by a setting beside it
+            out.write(f"ignored: {key} (no effect here: {reason})\n")
+            continue
         guess = did_you_mean(key)
         out.write(f"ignored: {key}" + (f" (did you mean {guess!r}?)\n" if guess else "\n"))
     return 0

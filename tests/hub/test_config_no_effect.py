@@ -78,9 +78,9 @@ def test_check_config_lists_them_as_ignored(tmp_path: Path) -> None:
                             text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if line.startswith("ignored:")] == [
-        "ignored: mcp_servers.time.idle_timeout",
-        "ignored: mcp_servers.time.max_sessions",
-        "ignored: mcp_servers.time.max_sessions_per_key",
+        f"ignored: mcp_servers.time.idle_timeout (no effect here: {SHARED_REASON})",
+        f"ignored: mcp_servers.time.max_sessions (no effect here: {SHARED_REASON})",
+        f"ignored: mcp_servers.time.max_sessions_per_key (no effect here: {SHARED_REASON})",
     ]
 
 

@@ -66,7 +66,7 @@ def test_check_config_lists_it_ignored_and_refuses_a_count_of_true(tmp_path: Pat
 
     listed = check({"max_sessions_per_key": 2})
     assert listed.returncode == 0
-    assert "ignored: mcp_servers.time.max_sessions_per_key\n" in listed.stdout
+    assert "ignored: mcp_servers.time.max_sessions_per_key (no effect here: " in listed.stdout
     refused = check({"session": "per_client", "max_sessions": True})
     assert refused.returncode == 2
     assert refused.stderr.splitlines()[-1] == (
