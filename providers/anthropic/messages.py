@@ -27,6 +27,8 @@ THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 FIRST_USER_TEXT = "."
 """Anthropic wants a user message first; a history that starts with the assistant gets this minimal one."""
 _DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.DOTALL)
+_URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+"""A URL's scheme; base64 has no ':', so a file's data that matches is a URL, not inline bytes."""
 IMAGE_URL = "expected an http(s) URL or a base64 data URL (data:<type>;base64,...)"
 FILE_DATA = "expected the file inline, as a base64 data URL (data:application/pdf;base64,...)"
 """What an image's URL and a file's `file_data` must be, in the words the inbound APIs translate (hub/api)."""
@@ -124,7 +126,7 @@ def text_blocks(content: Any, where: str) -> list[JSON]:
 
 
 def user_blocks(content: Any, where: str) -> list[JSON]:
-    """User content: text, images (data URLs -> base64 source, http(s) -> url source) and PDF files."""
+    """User content: text, images and PDF files (data URLs -> base64 source, http(s) URLs -> url source)."""
     if content is None or isinstance(content, str):
         return text_blocks(content, where)
     if not isinstance(content, list):
@@ -159,10 +161,18 @@ def image_block(image: Any, where: str) -> JSON:
 
 
 def _file_block(file: Any, where: str) -> JSON:
+    """A PDF as a `document`: inline (base64 source) or by an http(s) URL, which Anthropic fetches (url source)."""
     data_url = file.get("file_data") if isinstance(file, dict) else None
     if not isinstance(data_url, str):
-        raise bad_request(f"{where}: only files sent inline as file_data are supported for Anthropic models.",
-                          f"{where}.file")  # fmt: skip
+        raise bad_request(f"{where}: only files sent as file_data (inline or by http(s) URL) are supported for "
+                          "Anthropic models.", f"{where}.file")  # fmt: skip
+    scheme = _URL_SCHEME.match(data_url)
+    if scheme and scheme.group(1).lower() in ("http", "https"):
+        return {"type": "document", "source": {"type": "url", "url": data_url}}
+    if scheme and scheme.group(1).lower() != "data":
+        raise bad_request(f"{where}: a file's URL must be http(s) for Anthropic models, got a {scheme.group(1)!r} "
+                          "URL; or send the PDF inline, as a base64 data URL (data:application/pdf;base64,...).",
+                          f"{where}.file.file_data")  # fmt: skip
     media_type, data = _data_url(data_url, where, FILE_DATA, f"{where}.file.file_data")
     if media_type != "application/pdf":
         raise bad_request(f"{where}: file type {media_type!r} is not supported (Anthropic takes PDF documents).",

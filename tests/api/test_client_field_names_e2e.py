@@ -4,8 +4,8 @@ fields (hub/api/locations.py), as the official `anthropic` and `openai` SDKs get
 - a tool, by the client's entry the chat tool was made of (`tools[1].name`, not `tools[1].function.name`), where
   /v1/responses leaves hosted tools out and keeps hub (`mcp`) tools and a namespace's functions one by one;
 - a renamed field: `stop_sequences` (chat `stop`), `max_output_tokens` (chat `max_completion_tokens`);
-- a Responses `input_file` given by `file_url`: fetched for Gemini, refused by the Anthropic translation naming
-  `file_url`, and a URL that is not http(s) refused naming it.
+- a Responses `input_file` given by `file_url`: fetched for Gemini, sent to Anthropic as a url source (which Claude
+  fetches), and a URL that is not http(s) refused naming it.
 
 Also: /v1/messages/count_tokens refuses a malformed `cache` control as /v1/messages does, when the cache is on.
 """
@@ -167,14 +167,10 @@ def test_a_file_url_reaches_gemini_as_the_file(client: openai.OpenAI, files_url:
     assert f"application/pdf {len(PDF)} bytes" in response.output_text, response.output_text
 
 
-def test_a_file_url_anthropic_cannot_take_is_refused_naming_file_url(client: openai.OpenAI, files_url: str) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model="claude", input=_file(f"{files_url}/report.pdf"))
-    assert caught.value.param == "input[0].content[1].file_url"
-    assert _said(caught.value) == (
-        "input[0].content[1]: a 'file_url' is not supported for this model; send the file inline as a base64 data "
-        "URL in 'file_data'."
-    )
+def test_a_file_url_reaches_anthropic_as_a_url_source(client: openai.OpenAI, files_url: str) -> None:
+    """The fake refuses a malformed document source; the exact body: tests/e2e/test_gateway_anthropic_urls.py."""
+    response = client.responses.create(model="claude", input=_file(f"{files_url}/report.pdf"))
+    assert response.output_text == "You said: x"
 
 
 def test_a_file_url_that_is_not_http_is_refused_naming_it(client: openai.OpenAI) -> None:

@@ -1,8 +1,9 @@
 """The Anthropic Messages API's request rules, as the fake server (tests/fakes/anthropic_upstream.py) enforces them.
 
 `AnthropicRules` checks each request the way api.anthropic.com does: headers, `max_tokens`, samplers, metadata, roles,
-alternation, non-empty text, tool_use/tool_result pairing and placement, id and name patterns, and the thinking rules
-and signatures. A broken rule raises `Refusal` with Anthropic's own error text.
+alternation, non-empty text, image and document sources (base64 of an allowed media type, or an http(s) url),
+tool_use/tool_result pairing and placement, id and name patterns, and the thinking rules and signatures. A broken rule
+raises `Refusal` with Anthropic's own error text.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ KNOWN = set("""model messages max_tokens system stream temperature top_p top_k s
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+MEDIA_TYPES = {"image": "'image/jpeg', 'image/png', 'image/gif' or 'image/webp'", "document": "'application/pdf'"}
 THINKING = ("thinking", "redacted_thinking")
 DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 FORCED_TOOL_WITH_THINKING = "Thinking may not be enabled when tool_choice forces tool use."
@@ -166,15 +168,8 @@ class AnthropicRules:
             raise Refusal(f"{where}.type: '{kind}' blocks are not allowed in '{role}' messages")
         if kind == "text":
             self._check_text(block, where)
-        elif kind == "image":
-            source = block.get("source") or {}
-            if source.get("type") == "base64" and source.get("media_type") not in IMAGE_TYPES:
-                raise Refusal(f"{where}.source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
-                              "'image/gif' or 'image/webp'")  # fmt: skip
-            if source.get("type") == "url" and not str(source.get("url", "")).startswith(("http://", "https://")):
-                raise Refusal(f"{where}.source.url.url: invalid URL")
-            if source.get("type") not in ("base64", "url"):
-                raise Refusal(f"{where}.source: Input tag does not match any of the expected tags")
+        elif kind in ("image", "document"):
+            self._check_source(block.get("source") or {}, f"{where}.source", kind)
         elif kind == "tool_use":
             if not TOOL_ID.match(block.get("id", "")):
                 raise Refusal(f"{where}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
@@ -196,6 +191,20 @@ class AnthropicRules:
             raise Refusal(f"{where}: Invalid `signature` in `thinking` block")
         elif kind == "redacted_thinking" and block.get("data") not in self.issued:
             raise Refusal(f"{where}: Invalid `data` in `redacted_thinking` block")
+
+    def _check_source(self, source: dict[str, Any], where: str, kind: str) -> None:
+        """An image takes a base64 (JPEG, PNG, GIF, WebP) or url source; a document also a text, content or file
+        source, and its base64 source is a PDF. A url source is an http(s) URL, which Anthropic fetches."""
+        tag = source.get("type")
+        tags = ("base64", "url") if kind == "image" else ("base64", "text", "content", "url", "file")
+        if tag not in tags:
+            expected = ", ".join(f"'{t}'" for t in tags)
+            raise Refusal(f"{where}: Input tag '{tag}' does not match any of the expected tags: {expected}")
+        types = IMAGE_TYPES if kind == "image" else {"application/pdf"}
+        if tag == "base64" and source.get("media_type") not in types:
+            raise Refusal(f"{where}.base64.media_type: Input should be {MEDIA_TYPES[kind]}")
+        if tag == "url" and not str(source.get("url", "")).startswith(("http://", "https://")):
+            raise Refusal(f"{where}.url.url: invalid URL")
 
     def _check_pairing(self, messages: list[dict[str, Any]], i: int) -> None:
         content = messages[i]["content"] if isinstance(messages[i]["content"], list) else []
