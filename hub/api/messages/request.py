@@ -19,7 +19,6 @@ from typing_extensions import TypedDict
 from hub.api.locations import Locations, Origin
 from hub.errors import BadRequest
 from hub.router.router import REQUEST_KEYS
-from providers.anthropic.messages import FILE_DATA
 
 JSON = dict[str, Any]
 SAMPLING = ("temperature", "top_p", "top_k", "thinking")
@@ -27,15 +26,13 @@ TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 CUSTOM_TOOL_TYPES = frozenset({None, "custom"})
 PART_FIELDS = {"text": ".text", "image": ".source", "document": ".source"}
 """Block type -> the field holding its data, which an error about the chat part's data names."""
-WORDS = {FILE_DATA: "a document's url source is not supported for Anthropic models; send the PDF as a base64 source"}
-"""A provider's words for a chat part's field -> the Messages API's (only a url source makes a file's data a URL)."""
 NAMES = {"stop": "stop_sequences", "tool_choice.function": "tool_choice"}
 """A chat field -> the Messages field the translation made it of, where they differ."""
 
 
 def locations() -> Locations:
     """Where a translated request's chat fields came from, in the Messages API's names and words."""
-    return Locations(WORDS, NAMES, {"parameters": "input_schema"})
+    return Locations(None, NAMES, {"parameters": "input_schema"})
 
 
 def bad(message: str, param: str | None = None) -> BadRequest:

@@ -12,7 +12,6 @@ from hub.api.locations import Locations, Origin
 from hub.api.responses import include
 from hub.errors import BadRequest
 from hub.router.router import REQUEST_KEYS
-from providers.anthropic.messages import FILE_DATA
 
 JSON = dict[str, Any]
 PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs")
@@ -35,8 +34,6 @@ NAMES = {"max_completion_tokens": "max_output_tokens", "max_tokens": "max_output
          "tool_choice", "reasoning_effort": "reasoning.effort", "response_format.json_schema": "text.format",
          "response_format": "text.format"}  # fmt: skip
 """A chat field -> the Responses field the translation made it of, where they differ."""
-URL_WORDS = "a 'file_url' is not supported for this model; send the file inline as a base64 data URL in 'file_data'"
-"""The Anthropic translation's words for a file's data that is no data URL, for a request that gave a `file_url`."""
 
 
 def locations() -> Locations:
@@ -101,8 +98,6 @@ def messages(body: JSON, history: list[JSON], where: Locations | None = None) ->
     if where is not None:
         for n, origin in enumerate(origins):
             where.add(start + n, origin)
-            if any(field == ".file_url" for _, field in origin.parts.values()):
-                where.words[FILE_DATA] = URL_WORDS
         where.made(out)
     if not any(m["role"] != "system" for m in out):
         raise BadRequest(_unanswerable(body.get("input")), param="input", code="invalid_value")
