@@ -31,9 +31,15 @@ def readable(entry: bytes, field: str) -> bool:
         rounds = orjson.loads(parts[2]) if len(parts) == 3 and parts[2] else None
     except ValueError:  # (orjson.JSONDecodeError is one)
         return False
-    if not math.isfinite(stored_at) or not isinstance(answer, dict):
+    if not math.isfinite(stored_at) or (rounds is not None and not _rounds(rounds)):
         return False
-    if rounds is not None and not _rounds(rounds):
+    return servable(answer, field)
+
+
+def servable(answer: Any, field: str) -> bool:
+    """Whether the answer (parsed) is one a hit can serve (`readable`): checked before it is stored too, so that an odd
+    upstream's 200 (`choices: []`) is not written only for every other process to refuse it on each read."""
+    if not isinstance(answer, dict):
         return False
     items: Any = answer.get(field)  # pyright: ignore[reportUnknownMemberType]
     if field != "choices":

@@ -177,6 +177,8 @@ class ResponseCache:
         return self.settings.max_bytes // 8
 
     async def store(self, lookup: Lookup, completion: JSON) -> None:
+        if not entries.servable(completion, lookup.field):
+            return  # what a reader would refuse (`entries.readable`) is not written
         ttl = lookup.controls.ttl if lookup.controls.ttl is not None else self.settings.ttl
         entry = b"%.6f\n%b" % (time.time(), orjson.dumps(completion))  # served as is on a non-streamed hit
         if rounds := loops.kept_rounds(lookup.plan, completion):

@@ -101,8 +101,8 @@ def _write_usage(conn: sqlite3.Connection, *, rows: list[StoredUsage]) -> None:
     and each step takes the GIL back from a busy event loop."""
     ids = [row.id for row in rows]
     stored: set[str] = set()
-    for start in range(0, len(ids), _MAX_PARAMS):
-        part = ids[start : start + _MAX_PARAMS]
+    for run in _runs([[row_id] for row_id in ids]):  # few statement sizes in SQLite's cache, as for the inserts
+        part = [row_id for (row_id,) in run]
         stored.update(found[0] for found in conn.execute(_STORED_IDS.format(_marks(len(part))), part))
     new = [row for row in rows if row.id not in stored]
     _insert(conn, text=_INSERT_ROLLED, rows=[[*sql.usage_params(r), 1] for r in new])

@@ -178,3 +178,18 @@ async def test_an_answer_larger_than_an_eighth_of_the_cache_is_not_stored() -> N
     await big.save({**ANSWER, "padding": "x" * 10_000})
     await small.save(ANSWER)
     assert (await service.find(big), await service.find(small) is not None) == (None, True)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("odd", [{"choices": []}, {"choices": ["text"]}, {"choices": [{"message": "hi"}]}, {"id": "x"}])
+async def test_an_answer_no_reader_would_serve_is_not_stored(odd: dict[str, Any]) -> None:
+    """A 200 from an odd upstream: stored, every other process would refuse it on each read (`entries.readable`)
+    and call the upstream again, until its TTL ended."""
+    route = config({"cache": True}).models["m"][0]
+    service = cache()
+    lookup = service.begin(dict(BODY), route, None)
+    assert lookup is not None
+    await lookup.save(odd)
+    assert await service.find(lookup) is None
+    await lookup.save(ANSWER)
+    assert await service.find(lookup) is not None

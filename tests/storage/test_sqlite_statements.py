@@ -111,3 +111,17 @@ async def test_a_write_cancelled_while_it_runs_ends_its_transaction(
     monkeypatch.undo()
     await store.write_usage([StoredUsage(f"v{n}", record(100 + n)) for n in range(5)])  # no transaction left open
     assert await _stored(store) == 105
+
+
+@pytest.mark.anyio
+async def test_the_stored_id_lookup_comes_in_a_few_statement_sizes(store: SqliteStore) -> None:
+    """Each size of `IN (?, ...)` is another statement in SQLite's cache (as each size of the inserts is)."""
+    seen: list[str] = []
+    await store.conn._execute(store.conn._conn.set_trace_callback, seen.append)  # pyright: ignore[reportPrivateUsage]
+    for size in range(1, 130):
+        await store.write_usage([StoredUsage(f"s{size}-{n}", record(n)) for n in range(size)])
+    await store.conn._execute(store.conn._conn.set_trace_callback, None)  # pyright: ignore[reportPrivateUsage]
+    lookup = "SELECT id FROM toolhub_spend_logs"
+    lookups = {text.count(",") + 1 for text in seen if text.startswith(lookup)}  # traced with the values in
+    assert lookups <= {1, 2, 4, 8, 16, 32, 64}
+    assert await _stored(store) == sum(range(1, 130))
