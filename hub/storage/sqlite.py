@@ -71,7 +71,19 @@ def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
 
 
 def _marks(count: int) -> str:
+    """`?, ?, ...`: `count` parameters."""
     return ", ".join("?" * count)
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """SQLite's errors as the store's: a constraint broken is a `StoreConflict`, anything else a `StoreError`."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise StoreConflict(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite: {exc}") from exc
 
 
 def _transact(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
@@ -120,7 +132,7 @@ def _multi_row(text: str, count: int) -> str | None:
     match = _VALUES.search(text)
     if match is None:
         return None
-    group = "(" + ", ".join("?" * len(match.group(1).split(", "))) + ")"
+    group = f"({_marks(len(match.group(1).split(', ')))})"
     return f"{text[: match.start()]}VALUES {', '.join([group] * count)}{text[match.end() :]}"
 
 
@@ -143,7 +155,7 @@ class SqliteStore(SqlStore):
         """
         if SQLITE_VERSION < (3, 35):
             raise StoreError(f"SQLite {'.'.join(map(str, SQLITE_VERSION))} is too old: Toolhub needs 3.35 or later "
-                             "; use a Python built with a newer SQLite, or PostgreSQL")  # fmt: skip
+                             "(use a Python built with a newer SQLite, or PostgreSQL)")  # fmt: skip
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._open(wal=True)
@@ -192,7 +204,7 @@ class SqliteStore(SqlStore):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction at a time on the writer connection; rolled back (even when cancelled) on failure."""
-        try:
+        with _store_errors():
             async with self._write_lock:
                 conn = self.conn
                 await self._begin(conn)
@@ -204,10 +216,6 @@ class SqliteStore(SqlStore):
                     raise
                 with anyio.CancelScope(shield=True):
                     await conn.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            raise StoreConflict(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {exc}") from exc
 
     @staticmethod
     async def _begin(conn: aiosqlite.Connection) -> None:
@@ -218,11 +226,9 @@ class SqliteStore(SqlStore):
     async def _fetch(self, text: str, args: Sequence[Any]) -> list[sqlite3.Row]:
         if self._reader is None:
             raise StoreError("the SQLite store is not connected")
-        try:
+        with _store_errors():
             async with self._reader.execute(_q(text), list(args)) as cursor:
                 return list(await cursor.fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {exc}") from exc
 
     async def _execute(self, text: str, args: Sequence[Any]) -> None:
         async with self._transaction() as conn:
@@ -242,16 +248,12 @@ class SqliteStore(SqlStore):
         inserts, rollup, COMMIT) took 100-150 ms at ~7,000 requests a second, the writer fell behind, and its queue
         outgrew its bound and spilled to disk. As one call it takes one turn. Once queued the call runs to its end
         (commit or rollback) whatever happens to the awaiting task, so a cancellation never leaves it open."""
-        try:
+        with _store_errors():
             async with self._write_lock:
                 conn = self.conn
                 # aiosqlite has no public way to run a function on its thread; `_execute` is what its own methods use
                 with anyio.CancelScope(shield=True):
                     await conn._execute(_transact, conn._conn, work)  # pyright: ignore[reportPrivateUsage]
-        except sqlite3.IntegrityError as exc:
-            raise StoreConflict(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {exc}") from exc
 
     async def write_usage(self, rows: Sequence[StoredUsage]) -> None:
         """Logs are written folded into the console's rollup (hub/storage/rollup.py), in one transaction: the rows
