@@ -63,14 +63,13 @@ class ImageFetchError(ProviderError):
 
 
 class ByteBudget:
-    """The bytes the images and `files` (the URLs that are files) of one request may still take, shared by its
-    concurrent fetches."""
+    """The bytes the images (and, `with_files`, files) of one request may still take, shared by its concurrent
+    fetches. Its refusals say "image"; `fetch_image` names a file's as the file's."""
 
-    def __init__(self, limit: int, files: Collection[str] = ()) -> None:
+    def __init__(self, limit: int, *, with_files: bool = False) -> None:
         self.limit = limit
         self.used = 0
-        self.files = files
-        self.what = "images and files" if files else "images"
+        self.what = "images and files" if with_files else "images"
 
     def check(self, url: str, declared: int | None) -> None:
         """Refuse a response whose declared length does not fit, before reading its body."""
@@ -78,7 +77,7 @@ class ByteBudget:
             alone = declared > self.limit
             over = "over" if alone else f"with the request's other {self.what} over"
             reason = f"it is {declared} bytes, {over} {self._limit()}"
-            raise ImageFetchError(url, reason, self._kind(url), request_wide=not alone)
+            raise ImageFetchError(url, reason, request_wide=not alone)
 
     def take(self, url: str, size: int, image_bytes: int) -> None:
         """Count `size` more bytes read (`image_bytes` so far for this image), refusing once the total is over."""
@@ -86,13 +85,10 @@ class ByteBudget:
         if self.used > self.limit:
             alone = image_bytes > self.limit
             reason = "it is larger than" if alone else f"with the request's other {self.what} it is over"
-            raise ImageFetchError(url, f"{reason} {self._limit()}", self._kind(url), request_wide=not alone)
+            raise ImageFetchError(url, f"{reason} {self._limit()}", request_wide=not alone)
 
     def _limit(self) -> str:
         return f"the gateway's limit of {self.limit} bytes for the {self.what} of one request"
-
-    def _kind(self, url: str) -> str:
-        return "file" if url in self.files else "image"
 
 
 async def fetch_images(
@@ -119,7 +115,7 @@ async def fetch_images(
         raise ImageFetchError(
             None, f"The request has {len(urls)} {what}; the gateway fetches at most {max_urls} per request for Gemini."
         )
-    budget = ByteBudget(max_bytes, files)
+    budget = ByteBudget(max_bytes, with_files=bool(files))
 
     async def one(url: str) -> InlineData:
         return await fetch_image(
