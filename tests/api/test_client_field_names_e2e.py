@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from hub.config import parse_config
 from hub.server import build_app
+from tests.api.test_error_locations_e2e import model_entry as _model
 from tests.fakes.anthropic_upstream import API_KEY as ANTHROPIC_KEY, FakeAnthropic
 from tests.fakes.gemini_upstream import API_KEY as GEMINI_KEY, FakeGemini
 from tests.support.servers import serve_app
@@ -76,22 +77,6 @@ def gateway_url() -> Iterator[str]:
                   "litellm_settings": {"cache": True}}  # fmt: skip
         with serve_app(build_app(parse_config(config, {}))) as url:
             yield url
-
-
-def _model(alias: str, model: str, api_base: str, api_key: str) -> dict[str, Any]:
-    return {"model_name": alias, "litellm_params": {"model": model, "api_base": api_base, "api_key": api_key}}
-
-
-@pytest.fixture
-def client(gateway_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture
-def claude(gateway_url: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=gateway_url, api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
-        yield c
 
 
 def _messages_error(claude: anthropic.Anthropic, endpoint: str, **extra: Any) -> str:

@@ -82,10 +82,10 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     upstream = Starlette(routes=[Route("/v1/chat/completions", _chat, methods=["POST"])])
     database: Path = tmp_path_factory.mktemp("locations-e2e") / "hub.db"
     with serve_app(upstream) as o, serve_app(FakeAnthropic().app) as a:
-        models = [_model(name, f"openai/{name}", f"{o}/v1", "sk-x") for name in ("loop", "refuse", "ok")]
-        models.append(_model("claude", "anthropic/claude-sonnet-4-5", a, ANTHROPIC_KEY))
+        models = [model_entry(name, f"openai/{name}", f"{o}/v1", "sk-x") for name in ("loop", "refuse", "ok")]
+        models.append(model_entry("claude", "anthropic/claude-sonnet-4-5", a, ANTHROPIC_KEY))
         nobody = f"http://127.0.0.1:{refusing_port()}"  # the Gemini translation refuses before any call
-        models.append(_model("gemini", "gemini/gemini-2.5-flash", nobody, "k"))
+        models.append(model_entry("gemini", "gemini/gemini-2.5-flash", nobody, "k"))
         general = {"master_key": MASTER_KEY, "database_url": f"sqlite:///{database}"}
         config = {"model_list": models, "general_settings": general, "mcp_servers": {"time": TIME_SERVER}}
         with serve_app(build_app(parse_config(config, {}))) as url:
@@ -93,20 +93,8 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
 
 
-def _model(alias: str, model: str, api_base: str, api_key: str) -> dict[str, Any]:
+def model_entry(alias: str, model: str, api_base: str, api_key: str) -> dict[str, Any]:
     return {"model_name": alias, "litellm_params": {"model": model, "api_base": api_base, "api_key": api_key}}
-
-
-@pytest.fixture
-def client(gateway_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture
-def claude(gateway_url: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=gateway_url, api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
-        yield c
 
 
 BMP: Any = {"type": "input_image", "image_url": "data:image/bmp;base64,AAAA"}

@@ -95,18 +95,6 @@ def gateway_url(model: RefusingModel, tmp_path_factory: pytest.TempPathFactory) 
             yield url
 
 
-@pytest.fixture
-def client(gateway_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture
-def claude(gateway_url: str) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=gateway_url, api_key=MASTER_KEY, max_retries=0, timeout=30) as c:
-        yield c
-
-
 def _chat_history(client: openai.OpenAI) -> list[Any]:
     """The client's side of a turn that ran the time tool on the gateway and then called `show_chart`."""
     first = client.chat.completions.create(model="charter", messages=ASK, tools=[TIME, CHART])
